@@ -1,0 +1,41 @@
+# Front door: `make run` and `make test` (see README.md).
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+OMSD_FLAGS ?=
+
+.PHONY: all deps build run test test-sanitize certs format clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+certs:
+	@bash scripts/certs.sh certs
+
+# Installs what is missing, builds, makes dev certificates, starts omsd (TLS).
+run: build certs
+	./$(BUILD)/omsd $(OMSD_FLAGS)
+
+# Builds and runs every test (unit + integration).
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j 2
+
+# The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-sanitize: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DOMS_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 2
+
+format:
+	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'tests/*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

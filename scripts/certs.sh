@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Creates a development CA and a server certificate for localhost, 127.0.0.1
+# and ::1 under DIR (default certs/), unless they are already there.
+# Keys are never committed (.gitignore).
+set -euo pipefail
+dir=${1:-certs}
+mkdir -p "$dir"
+cd "$dir"
+if [ -s ca.pem ] && [ -s server.pem ] && [ -s server.key ]; then
+  exit 0
+fi
+umask 077
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -keyout ca.key -out ca.pem -days 3650 -subj "/CN=oms dev CA" \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+  2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
+cat > server.cnf <<'CNF'
+basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1
+CNF
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+  -out server.pem -days 825 -extfile server.cnf 2>/dev/null
+rm -f server.csr server.cnf ca.srl
+chmod 644 ca.pem server.pem
+echo "created dev CA and server certificate in $dir/" >&2

@@ -1,0 +1,157 @@
+/* http2.h - byte streams over HTTP/2 (TLS with ALPN "h2", or h2c).
+ *
+ * This layer owns sockets, TLS and the nghttp2 sessions; it knows nothing of
+ * gRPC. A server accepts connections on one libuv loop; each request stream
+ * is handed to the http2_stream_handler given at creation, which answers with
+ * http2_stream_respond()/write()/end()/reset().
+ *
+ * Threading: every object here belongs to the loop it was created on and must
+ * only be touched from that loop's thread. There is no global mutable state,
+ * so several servers on several loops may run side by side.
+ *
+ * Errors: functions returning int give 0 on success and a negative errno or
+ * UV_* code on failure.
+ */
+#ifndef OMS_HTTP2_H
+#define OMS_HTTP2_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct http2_server http2_server;
+typedef struct http2_conn http2_conn;
+typedef struct http2_stream http2_stream;
+
+/* HTTP/2 error codes (RFC 9113 section 7) used across the seam. */
+enum {
+    HTTP2_NO_ERROR = 0x0,
+    HTTP2_PROTOCOL_ERROR = 0x1,
+    HTTP2_INTERNAL_ERROR = 0x2,
+    HTTP2_FLOW_CONTROL_ERROR = 0x3,
+    HTTP2_SETTINGS_TIMEOUT = 0x4,
+    HTTP2_STREAM_CLOSED = 0x5,
+    HTTP2_FRAME_SIZE_ERROR = 0x6,
+    HTTP2_REFUSED_STREAM = 0x7,
+    HTTP2_CANCEL = 0x8,
+    HTTP2_COMPRESSION_ERROR = 0x9,
+    HTTP2_CONNECT_ERROR = 0xa,
+    HTTP2_ENHANCE_YOUR_CALM = 0xb,
+    HTTP2_INADEQUATE_SECURITY = 0xc,
+    HTTP2_HTTP_1_1_REQUIRED = 0xd,
+};
+
+/* http2_stream_write() result when the stream's send buffer is full. */
+#define HTTP2_AGAIN (-11) /* == -EAGAIN */
+
+/* A header field. Strings are not NUL-terminated. Header blocks handed to a
+ * callback are borrowed for that call only. */
+typedef struct http2_header {
+    const char *name;
+    size_t namelen;
+    const char *value;
+    size_t valuelen;
+} http2_header;
+
+/* Request-stream callbacks. All fire on the connection's loop. After
+ * on_close the stream is gone: no http2_stream_* call may follow. */
+typedef struct http2_stream_handler {
+    /* A request's header block is complete (pseudo-headers included, already
+     * validated by nghttp2 per RFC 9113 section 8). */
+    void (*on_open)(http2_stream *s, const http2_header *h, size_t n);
+    /* DATA payload, borrowed. The bytes count against flow control until the
+     * handler calls http2_stream_consume(). */
+    void (*on_data)(http2_stream *s, const uint8_t *p, size_t n);
+    /* The peer half-closed (END_STREAM received). */
+    void (*on_end)(http2_stream *s);
+    /* The send buffer drained below its low-water mark after a write that
+     * returned HTTP2_AGAIN: write more (the pull model). */
+    void (*on_writable)(http2_stream *s);
+    /* The stream closed; h2_error is HTTP2_NO_ERROR after a clean end, else
+     * the RST_STREAM/GOAWAY code or HTTP2_CANCEL when the connection died. */
+    void (*on_close)(http2_stream *s, uint32_t h2_error);
+} http2_stream_handler;
+
+typedef struct http2_server_config {
+    const char *host; /* listen address, e.g. "127.0.0.1" or "::1" */
+    int port;         /* 0 picks a free port (see http2_server_port()) */
+    int tls;          /* 1: TLS with ALPN h2; 0: h2c with prior knowledge */
+    const char *cert_file;
+    const char *key_file;
+    uint32_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS */
+    uint32_t stream_window;          /* SETTINGS_INITIAL_WINDOW_SIZE */
+    uint32_t conn_window;            /* connection receive window */
+    uint32_t max_header_list;        /* SETTINGS_MAX_HEADER_LIST_SIZE */
+    size_t stream_send_buffer;       /* bytes a stream may queue before AGAIN */
+    const http2_stream_handler *handler;
+    void *handler_data; /* returned by http2_stream_server_data() */
+} http2_server_config;
+
+/* Fills *cfg with the defaults (127.0.0.1:50051, TLS, 1000 streams, windows
+ * sized for throughput). */
+void http2_server_config_init(http2_server_config *cfg);
+
+/* Creates a server on loop and binds its listening socket. cfg is copied;
+ * its strings must outlive the server. On failure returns a negative code and
+ * writes a human-readable reason into err (size errlen). */
+int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_server **out,
+                     char *err, size_t errlen);
+
+/* The port actually bound (useful with port 0). */
+int http2_server_port(const http2_server *srv);
+
+/* Starts accepting connections. */
+int http2_server_start(http2_server *srv);
+
+/* Graceful shutdown: stops accepting, sends GOAWAY to every connection and
+ * lets in-flight streams finish. After grace_ms, remaining connections are
+ * closed hard. done(srv, arg) fires once every connection is gone; the server
+ * may then be freed. */
+void http2_server_shutdown(http2_server *srv, uint64_t grace_ms, void (*done)(http2_server *, void *),
+                           void *arg);
+
+/* Frees a server whose shutdown completed (or that never started). */
+void http2_server_free(http2_server *srv);
+
+/* Number of live connections. */
+size_t http2_server_conn_count(const http2_server *srv);
+
+/* --- streams ------------------------------------------------------------ */
+
+/* Per-stream pointer for the handler's state. */
+void http2_stream_set_data(http2_stream *s, void *data);
+void *http2_stream_data(const http2_stream *s);
+/* cfg->handler_data of the server that accepted the stream. */
+void *http2_stream_server_data(const http2_stream *s);
+uv_loop_t *http2_stream_loop(const http2_stream *s);
+int32_t http2_stream_id(const http2_stream *s);
+
+/* Submits response headers (":status" first). The header strings are copied.
+ * Returns 0, or a negative code if the stream is closed or headers went out. */
+int http2_stream_respond(http2_stream *s, const http2_header *h, size_t n);
+
+/* Queues body bytes (copied) behind the response headers. Returns 0 while the
+ * stream's send buffer is below its limit, HTTP2_AGAIN once it is at or above
+ * it (the bytes were still queued: wait for on_writable before writing more),
+ * or another negative code if the stream is closed. */
+int http2_stream_write(http2_stream *s, const uint8_t *p, size_t n);
+
+/* Ends the response after queued bytes: with trailers (n > 0) or with an
+ * empty END_STREAM. If respond() was never called, h is sent as the only
+ * header block (a "Trailers-Only" response; it must then hold ":status"). */
+int http2_stream_end(http2_stream *s, const http2_header *h, size_t n);
+
+/* Sends RST_STREAM with h2_error; on_close follows. */
+int http2_stream_reset(http2_stream *s, uint32_t h2_error);
+
+/* Returns n bytes of received DATA to the flow-control windows (stream and
+ * connection), letting the peer send more. */
+void http2_stream_consume(http2_stream *s, size_t n);
+
+/* Bytes queued by write() not yet handed to nghttp2. */
+size_t http2_stream_pending(const http2_stream *s);
+
+/* Peer address of the stream's connection as "ip:port" (for logs). */
+const char *http2_stream_peer(const http2_stream *s);
+
+#endif

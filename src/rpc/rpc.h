@@ -1,0 +1,213 @@
+/* rpc.h - gRPC calls over http2 streams, in protobuf-c messages.
+ *
+ * The server side maps each HTTP/2 request stream onto a registered method
+ * (routing by :path), deframes length-prefixed messages, decodes them with
+ * protobuf-c and hands them to the method's rpc_method_ops. It knows nothing
+ * of frames or sockets: it sits on http2.h's stream seam.
+ *
+ * One API covers all four call types, and it is pull-based both ways:
+ *  - Inbound, on_message fires once per request message. For methods whose
+ *    client sends a single message (unary, server streaming) it fires after
+ *    the client half-closed, so a second message is caught as a protocol error.
+ *  - Outbound, rpc_call_send() queues a message and says whether the stream
+ *    can take more now (0) or the handler must wait for on_ready (RPC_AGAIN).
+ *    While a call's send queue is full, rpc also stops delivering inbound
+ *    messages and stops returning flow-control credit to the peer, so a slow
+ *    reader slows the writer end to end and nothing queues without bound.
+ *
+ * Lifetime: a call lives until its stream closed and every reference taken
+ * with rpc_call_ref() was dropped. A handler that finishes later (a store
+ * commit, a call to another service) takes a ref, and after on_cancel every
+ * send/finish is a harmless no-op returning RPC_ECANCELLED.
+ *
+ * Threading: a call belongs to its connection's loop. The server object is
+ * read-only once started and may be shared by several loops.
+ */
+#ifndef OMS_RPC_H
+#define OMS_RPC_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http2/http2.h"
+
+typedef struct rpc_server rpc_server;
+typedef struct rpc_call rpc_call;
+
+/* gRPC status codes (grpc/grpc doc/statuscodes.md). */
+typedef enum rpc_status {
+    RPC_OK = 0,
+    RPC_CANCELLED = 1,
+    RPC_UNKNOWN = 2,
+    RPC_INVALID_ARGUMENT = 3,
+    RPC_DEADLINE_EXCEEDED = 4,
+    RPC_NOT_FOUND = 5,
+    RPC_ALREADY_EXISTS = 6,
+    RPC_PERMISSION_DENIED = 7,
+    RPC_RESOURCE_EXHAUSTED = 8,
+    RPC_FAILED_PRECONDITION = 9,
+    RPC_ABORTED = 10,
+    RPC_OUT_OF_RANGE = 11,
+    RPC_UNIMPLEMENTED = 12,
+    RPC_INTERNAL = 13,
+    RPC_UNAVAILABLE = 14,
+    RPC_DATA_LOSS = 15,
+    RPC_UNAUTHENTICATED = 16,
+} rpc_status;
+
+/* Return codes of rpc_call_* functions. */
+enum {
+    RPC_AGAIN = 1,        /* accepted; wait for on_ready before sending more */
+    RPC_ECANCELLED = -1,  /* the call already ended (cancelled or finished) */
+    RPC_EINVAL = -2,      /* misuse: e.g. metadata after headers went out */
+    RPC_ENOMEM = -3,      /* allocation failed; the call is being failed */
+    RPC_ETOOBIG = -4,     /* message could not be encoded/sent */
+};
+
+/* Method shape, from the .proto (protobuf-c descriptors do not carry it). */
+enum {
+    RPC_CLIENT_STREAMING = 1u << 0,
+    RPC_SERVER_STREAMING = 1u << 1,
+};
+
+/* A method's handler table. Every callback is optional except on_message.
+ * All fire on the call's loop; none may block. */
+typedef struct rpc_method_ops {
+    unsigned flags; /* RPC_CLIENT_STREAMING | RPC_SERVER_STREAMING */
+    /* A request message. It is borrowed: for client-streaming methods until
+     * the callback returns; otherwise (one request) until the call is freed. */
+    void (*on_message)(rpc_call *c, const ProtobufCMessage *req);
+    /* The client sent its last message (client- and bidi-streaming only; for
+     * the others it is implied before on_message). */
+    void (*on_half_close)(rpc_call *c);
+    /* rpc_call_send() may be called again after it returned RPC_AGAIN. */
+    void (*on_ready)(rpc_call *c);
+    /* The call ended before the handler finished it: deadline
+     * (RPC_DEADLINE_EXCEEDED), client reset (RPC_CANCELLED), connection loss or
+     * shutdown (RPC_UNAVAILABLE/RPC_CANCELLED). Fires at most once; the handler
+     * must stop its work (its timers set with rpc_call_set_timer are stopped). */
+    void (*on_cancel)(rpc_call *c, rpc_status code);
+    /* The call object is about to be freed: release handler state. */
+    void (*on_free)(rpc_call *c);
+} rpc_method_ops;
+
+/* One registration per protobuf-c service. ops[i] serves desc->methods[i];
+ * a NULL entry answers UNIMPLEMENTED. */
+typedef struct rpc_service_impl {
+    const ProtobufCServiceDescriptor *desc;
+    const rpc_method_ops *const *ops;
+    void *data; /* returned by rpc_call_service_data() */
+} rpc_service_impl;
+
+typedef struct rpc_server_config {
+    size_t max_recv_msg;   /* bytes after decompression; default 4 MiB */
+    size_t max_send_msg;   /* default 0x7fffffff */
+    size_t send_buffer;    /* per-call bytes queued before RPC_AGAIN; default 256 KiB */
+} rpc_server_config;
+
+void rpc_server_config_init(rpc_server_config *cfg);
+
+/* Creates an empty server (no global state). Returns NULL on ENOMEM. */
+rpc_server *rpc_server_new(const rpc_server_config *cfg);
+void rpc_server_free(rpc_server *srv);
+
+/* Registers a service; impl is copied, its tables must outlive the server.
+ * Returns 0, RPC_EINVAL if a method path is already registered, RPC_ENOMEM. */
+int rpc_server_add_service(rpc_server *srv, const rpc_service_impl *impl);
+
+/* Number and names of registered services (full names like
+ * "grpc.health.v1.Health"), for reflection and health. */
+size_t rpc_server_service_count(const rpc_server *srv);
+const char *rpc_server_service_name(const rpc_server *srv, size_t i);
+
+/* The http2 stream handler that feeds this server: pass it with the server as
+ * handler_data in http2_server_config. */
+const http2_stream_handler *rpc_server_stream_handler(void);
+
+/* Calls that have started and not yet been freed, over every loop using the
+ * server on this thread (a drain waits for this to reach zero). */
+size_t rpc_server_active_calls(const rpc_server *srv);
+
+/* --- metadata ----------------------------------------------------------- */
+
+/* A key/value pair. Keys are lower-case. Values of "-bin" keys are raw bytes
+ * (base64 is handled by rpc); others are printable ASCII. */
+typedef struct rpc_md {
+    const char *key;
+    const uint8_t *value;
+    size_t len;
+} rpc_md;
+
+typedef struct rpc_metadata {
+    const rpc_md *items;
+    size_t count;
+} rpc_metadata;
+
+/* First value of key, or NULL; *len gets its length. */
+const uint8_t *rpc_metadata_get(const rpc_metadata *md, const char *key, size_t *len);
+
+/* --- calls -------------------------------------------------------------- */
+
+/* Custom request metadata (reserved keys such as :path, te, grpc-timeout,
+ * content-type, grpc-encoding are left out). Valid for the call's life. */
+const rpc_metadata *rpc_call_metadata(const rpc_call *c);
+
+/* "/package.Service/Method". */
+const char *rpc_call_path(const rpc_call *c);
+const char *rpc_call_peer(const rpc_call *c);
+
+/* Whether the last request message delivered arrived compressed. */
+bool rpc_call_last_compressed(const rpc_call *c);
+
+/* impl->data of the service. */
+void *rpc_call_service_data(const rpc_call *c);
+
+/* Handler state. */
+void rpc_call_set_data(rpc_call *c, void *data);
+void *rpc_call_data(const rpc_call *c);
+
+/* Zeroed memory freed with the call. NULL on ENOMEM. */
+void *rpc_call_alloc(rpc_call *c, size_t n);
+
+/* The call's protobuf-c allocator (arena): messages unpacked through it live
+ * as long as the call. */
+ProtobufCAllocator *rpc_call_allocator(rpc_call *c);
+
+/* Adds response metadata. Initial metadata must be added before the first
+ * send or finish; trailing metadata before finish. key must be lower-case;
+ * "-bin" values are base64-encoded on the wire. Both are copied.
+ * Returns 0, RPC_EINVAL (bad key or too late) or RPC_ECANCELLED. */
+int rpc_call_add_initial_md(rpc_call *c, const char *key, const uint8_t *v, size_t len);
+int rpc_call_add_trailing_md(rpc_call *c, const char *key, const uint8_t *v, size_t len);
+
+/* Whether later messages are compressed with the encoding the client accepts
+ * (gzip when offered). Default: off. */
+void rpc_call_set_compress(rpc_call *c, bool on);
+
+/* Serializes and queues m (response headers go first, implicitly). Returns 0
+ * if more may be sent now, RPC_AGAIN if queued but the handler must wait for
+ * on_ready, or a negative code (RPC_ECANCELLED: the call is over). */
+int rpc_call_send(rpc_call *c, const ProtobufCMessage *m);
+
+/* As rpc_call_send, overriding rpc_call_set_compress for this message. */
+int rpc_call_send_ex(rpc_call *c, const ProtobufCMessage *m, bool compress);
+
+/* Ends the call with status code and message (UTF-8, percent-encoded on the
+ * wire; NULL for none) after the queued messages. Without any message sent,
+ * this is a Trailers-Only response. Later calls are no-ops. */
+void rpc_call_finish(rpc_call *c, rpc_status code, const char *message);
+
+/* Whether the call has ended (finished or cancelled). */
+bool rpc_call_done(const rpc_call *c);
+
+/* Fires cb(c) once after ms milliseconds, on the call's loop. One timer per
+ * call: setting it again re-arms it. It is stopped when the call ends. */
+int rpc_call_set_timer(rpc_call *c, uint64_t ms, void (*cb)(rpc_call *c));
+
+/* References for handlers that finish asynchronously. */
+void rpc_call_ref(rpc_call *c);
+void rpc_call_unref(rpc_call *c);
+
+#endif
