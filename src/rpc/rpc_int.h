@@ -37,9 +37,10 @@ void rpc__buf_consume(rpc_buf *b, size_t n);
 
 typedef enum rpc_deframe_result {
     RPC_DEFRAME_MORE = 0,     /* need more bytes */
-    RPC_DEFRAME_MESSAGE = 1,  /* *msg/*len/*compressed describe a message */
+    RPC_DEFRAME_MESSAGE = 1,  /* *msg, *len, *compressed describe a message */
     RPC_DEFRAME_TOO_BIG = -1, /* declared length > max */
-    RPC_DEFRAME_BAD_FLAG = -2 /* flag byte other than 0 or 1 */
+    RPC_DEFRAME_BAD_FLAG = -2, /* flag byte other than 0 or 1 */
+    RPC_DEFRAME_NOMEM = -3     /* gathering a split message failed to allocate */
 } rpc_deframe_result;
 
 /* Incremental deframer: DATA payloads go in with any split or merge; whole
@@ -53,14 +54,17 @@ typedef struct rpc_deframer {
 void rpc__deframer_init(rpc_deframer *d, size_t max_len);
 void rpc__deframer_dispose(rpc_deframer *d);
 
-/* Takes bytes from *p/*n (advancing them) until one message is complete or
+/* Takes bytes from *p and *n (advancing them) until one message is complete or
  * input runs out. On RPC_DEFRAME_MESSAGE, *msg points into the input or into
  * d->buf and stays valid until the next call. On error, *len holds the
- * declared length (for TOO_BIG messages). */
+ * declared length (for TOO_BIG messages, 0 for BAD_FLAG). TOO_BIG is reported
+ * as soon as the prefix is read and BAD_FLAG as soon as the flag byte is;
+ * both are sticky (later calls return them again and consume nothing). */
 rpc_deframe_result rpc__deframer_next(rpc_deframer *d, const uint8_t **p, size_t *n,
                                       const uint8_t **msg, size_t *len, bool *compressed);
 
-/* Whether a partial message is pending (a truncated stream if the peer ends). */
+/* Whether a partial message is pending (a truncated stream if the peer ends);
+ * also true after an error. */
 bool rpc__deframer_partial(const rpc_deframer *d);
 
 /* Writes the 5-byte prefix for a message of len bytes. */
@@ -81,8 +85,9 @@ char *rpc__percent_decode(const char *s, size_t len, size_t *out_len);
  * n. Stores the timeout in milliseconds, rounded up, saturating at
  * UINT64_MAX / 2. Returns 0, or -1 if malformed. */
 int rpc__timeout_parse(const char *s, size_t len, uint64_t *ms);
-/* Formats ms as a grpc-timeout value (at most 8 digits; picks the unit).
- * out must hold 10 bytes. Returns the length. */
+/* Formats ms as a grpc-timeout value (at most 8 digits; picks the finest unit
+ * that fits, rounding up; 0 becomes "1n" since the value must be positive).
+ * out must hold 10 bytes and is NUL-terminated. Returns the length. */
 size_t rpc__timeout_format(uint64_t ms, char out[10]);
 
 /* --- status (status.c) --------------------------------------------------- */
@@ -110,8 +115,11 @@ bool rpc__md_key_valid(const char *key, size_t len);
 bool rpc__md_key_is_bin(const char *key, size_t len);
 /* Whether a non-bin value is legal (printable ASCII 0x20..0x7E). */
 bool rpc__md_value_valid(const uint8_t *v, size_t len);
-/* Whether key is reserved by gRPC/HTTP2 and never surfaced as custom metadata
- * (":..." pseudo-headers, content-type, te, user-agent is kept, grpc-*). */
+/* Whether key is reserved by gRPC/HTTP2: never surfaced as custom metadata
+ * nor accepted from handlers. Reserved: ":..." pseudo-headers, every
+ * "grpc-*" key, content-type, te, content-length and the connection-specific
+ * fields (connection, keep-alive, proxy-connection, transfer-encoding,
+ * upgrade). user-agent is not reserved. Compared case-insensitively. */
 bool rpc__md_key_reserved(const char *key, size_t len);
 
 /* Standard base64 with padding. out must hold rpc__base64_encoded_len(len)
@@ -119,7 +127,9 @@ bool rpc__md_key_reserved(const char *key, size_t len);
 size_t rpc__base64_encoded_len(size_t len);
 size_t rpc__base64_encode(const uint8_t *in, size_t len, char *out);
 /* Decodes standard base64, padded or not (gRPC peers send both). out must
- * hold len * 3 / 4 + 3 bytes. Returns the decoded length or -1 if malformed. */
+ * hold len * 3 / 4 + 3 bytes. Returns the decoded length or -1 if malformed
+ * (characters outside the alphabet, padding that does not end a 4-character
+ * group, a lone trailing character). */
 long rpc__base64_decode(const char *in, size_t len, uint8_t *out);
 
 /* --- compression (compress.c) ---------------------------------------------- */
@@ -131,20 +141,109 @@ typedef enum rpc_encoding {
     RPC_ENC_UNKNOWN = -1,
 } rpc_encoding;
 
-/* Parses a grpc-encoding value. */
+/* Parses a grpc-encoding value (case-insensitive); RPC_ENC_UNKNOWN if it is
+ * none of ours. */
 rpc_encoding rpc__encoding_parse(const char *s, size_t len);
+/* "identity", "gzip", "deflate"; "unknown" for anything else. */
 const char *rpc__encoding_name(rpc_encoding e);
-/* Whether a grpc-accept-encoding list ("gzip, identity") contains e. */
+/* Whether a grpc-accept-encoding list ("gzip, identity") contains e.
+ * Identity is always accepted. */
 bool rpc__encoding_accepted(const char *list, size_t len, rpc_encoding e);
 
 /* The value we advertise in grpc-accept-encoding. */
 #define RPC_ACCEPT_ENCODING "identity,deflate,gzip"
 
-/* Compresses in into out (appended) with gzip or deflate (zlib format).
- * Returns 0 or -1. */
+/* Compresses in into out (appended) with gzip or deflate (zlib format);
+ * identity appends a copy. Returns 0 or -1 (unknown encoding, ENOMEM); on
+ * failure out is left as it was. */
 int rpc__compress(rpc_encoding e, const uint8_t *in, size_t len, rpc_buf *out);
 /* Decompresses into out (appended), failing with -2 if the result would pass
- * max bytes (a zip bomb stops early) and -1 if the input is corrupt. */
+ * max bytes (a zip bomb stops early, having inflated at most max + 1 bytes)
+ * and -1 if the input is corrupt or truncated, has bytes after the end of the
+ * compressed stream, the encoding is unknown, or memory runs out. On failure
+ * out is left as it was. */
 int rpc__decompress(rpc_encoding e, const uint8_t *in, size_t len, size_t max, rpc_buf *out);
+
+/* --- arena (arena.c) -------------------------------------------------------- */
+
+/* Bump allocator for what lives exactly as long as one call. The first chunk
+ * is embedded in the owner so that small calls allocate nothing extra. */
+typedef struct rpc_arena_chunk {
+    struct rpc_arena_chunk *next;
+    size_t used, cap;
+    /* followed by cap bytes */
+} rpc_arena_chunk;
+
+typedef struct rpc_arena {
+    rpc_arena_chunk *chunks; /* heap chunks, newest first */
+    uint8_t *inline_buf;
+    size_t inline_used, inline_cap;
+} rpc_arena;
+
+void rpc__arena_init(rpc_arena *a, void *inline_buf, size_t cap);
+void rpc__arena_dispose(rpc_arena *a);
+/* Zeroed, 16-byte aligned; NULL on ENOMEM. */
+void *rpc__arena_alloc(rpc_arena *a, size_t n);
+char *rpc__arena_strndup(rpc_arena *a, const char *s, size_t n);
+
+/* --- server calls (server.c, call.c) ------------------------------------------ */
+
+typedef struct rpc_method {
+    const char *path; /* "/pkg.Service/Method", owned by the server */
+    size_t pathlen;
+    const ProtobufCMessageDescriptor *input;
+    const ProtobufCMessageDescriptor *output;
+    const rpc_method_ops *ops; /* NULL: UNIMPLEMENTED */
+    void *service_data;
+} rpc_method;
+
+struct rpc_call {
+    rpc_server *srv;
+    http2_stream *stream; /* NULL once the stream closed */
+    const rpc_method *method;
+    rpc_arena arena;
+    ProtobufCAllocator allocator; /* over the arena */
+    rpc_deframer deframer;
+    rpc_buf inbox;        /* received bytes held back while sending is blocked */
+    rpc_buf scratch;      /* packing/compression space for large messages */
+    rpc_metadata md;
+    ProtobufCMessage *req; /* the one request of non-client-streaming methods */
+    rpc_buf initial_md;    /* packed [u32 klen][key][u32 vlen][value] */
+    rpc_buf trailing_md;
+    rpc_encoding req_enc;  /* grpc-encoding of the request */
+    rpc_encoding resp_enc; /* encoding used when a response is compressed */
+    uv_timer_t deadline;
+    uv_timer_t timer;
+    void (*timer_cb)(rpc_call *c);
+    void *data;
+    int refs;
+    unsigned nreq;
+    bool deadline_on : 1;
+    bool timer_on : 1;
+    bool headers_sent : 1;
+    bool half_closed : 1; /* the client ended its side */
+    bool end_seen : 1;    /* on_end arrived (maybe not yet processed: inbox) */
+    bool done : 1;        /* finished or cancelled: the handler is told nothing more */
+    bool blocked : 1;     /* a send returned RPC_AGAIN: wait for on_writable */
+    bool compress : 1;
+    bool last_compressed : 1;
+    bool in_input : 1;    /* processing input: do not re-enter */
+    uint8_t inline_arena[1024];
+};
+
+/* call.c */
+rpc_call *rpc__call_new(rpc_server *srv, http2_stream *s, const rpc_method *m);
+void rpc__call_on_data(rpc_call *c, const uint8_t *p, size_t n);
+void rpc__call_on_end(rpc_call *c);
+void rpc__call_on_writable(rpc_call *c);
+void rpc__call_on_close(rpc_call *c, uint32_t h2_error);
+/* Starts the deadline timer. */
+void rpc__call_set_deadline(rpc_call *c, uint64_t ms);
+/* Trailers-Only answer on a stream that has no call (bad request). */
+void rpc__respond_error(http2_stream *s, rpc_status code, const char *message);
+/* server.c */
+void rpc__server_call_started(rpc_server *srv);
+void rpc__server_call_freed(rpc_server *srv);
+const rpc_server_config *rpc__server_config(const rpc_server *srv);
 
 #endif

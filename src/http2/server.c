@@ -1,0 +1,248 @@
+/* server.c - the listening socket, the per-loop flusher and graceful drain. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "base/log.h"
+#include "http2/http2_int.h"
+
+void http2_server_config_init(http2_server_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->host = "127.0.0.1";
+    cfg->port = 50051;
+    cfg->tls = 1;
+    cfg->cert_file = "certs/server.pem";
+    cfg->key_file = "certs/server.key";
+    cfg->max_concurrent_streams = 1000;
+    /* 1 MiB per stream and 16 MiB per connection: a single stream can keep a
+     * loopback or LAN pipe full without waiting for WINDOW_UPDATE round trips
+     * (64 KiB, the RFC default, stalls bulk streams), while the connection
+     * window still caps what one peer can make us buffer. */
+    cfg->stream_window = 1 << 20;
+    cfg->conn_window = 16 << 20;
+    cfg->max_header_list = 16 << 10;
+    cfg->stream_send_buffer = 256 << 10;
+}
+
+/* Runs once per loop turn, just before the loop blocks for I/O: every stream
+ * that wrote during this turn shares one nghttp2_session_mem_send() pass and
+ * one uv_write per connection. */
+static void on_prepare(uv_prepare_t *h)
+{
+    http2_server *srv = container_of(h, http2_server, flusher);
+    while (srv->dirty) {
+        http2_conn *c = srv->dirty;
+        srv->dirty = c->dirty_next;
+        c->dirty_next = NULL;
+        c->dirty = 0;
+        http2__conn_flush(c);
+    }
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    http2_server *srv = container_of(listener, http2_server, listener);
+    if (status < 0) {
+        OMS_WARN("accept: %s", uv_strerror(status));
+        return;
+    }
+    if (srv->draining)
+        return;
+    int rv = http2__conn_accept(srv);
+    if (rv < 0 && rv != UV_EAGAIN)
+        OMS_WARN("accept: %s", uv_strerror(rv));
+}
+
+int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_server **out,
+                     char *err, size_t errlen)
+{
+    int rv;
+    http2_server *srv = calloc(1, sizeof *srv);
+    if (!srv) {
+        snprintf(err, errlen, "out of memory");
+        return UV_ENOMEM;
+    }
+    srv->loop = loop;
+    srv->cfg = *cfg;
+
+    if (cfg->tls) {
+        srv->ssl_ctx = http2__tls_ctx_new(cfg->cert_file, cfg->key_file, err, errlen);
+        if (!srv->ssl_ctx) {
+            rv = UV_EINVAL;
+            goto fail_tls;
+        }
+    }
+    if ((rv = http2__session_callbacks_new(&srv->callbacks)) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail_callbacks;
+    }
+    if (!(srv->option = http2__session_option_new(cfg))) {
+        snprintf(err, errlen, "out of memory");
+        rv = UV_ENOMEM;
+        goto fail_option;
+    }
+
+    struct sockaddr_storage addr;
+    if (uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&addr) != 0 &&
+        uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&addr) != 0) {
+        snprintf(err, errlen, "invalid listen address '%s' (want an IPv4 or IPv6 literal)",
+                 cfg->host);
+        rv = UV_EINVAL;
+        goto fail_addr;
+    }
+    /* The socket is made by hand so that a bind failure unwinds at once (no
+     * libuv handle to close yet), and so that SO_REUSEPORT can be set for a
+     * listener per loop later. */
+    int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        rv = -errno;
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        goto fail_addr;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (addr.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    socklen_t alen = addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                : sizeof(struct sockaddr_in);
+    if (bind(fd, (const struct sockaddr *)&addr, alen) != 0 || listen(fd, 1024) != 0) {
+        rv = -errno;
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->host, cfg->port, strerror(errno));
+        close(fd);
+        goto fail_addr;
+    }
+    uv_tcp_init(loop, &srv->listener);
+    srv->open_handles++;
+    uv_prepare_init(loop, &srv->flusher);
+    srv->open_handles++;
+    uv_timer_init(loop, &srv->grace_timer);
+    srv->open_handles++;
+    uv_prepare_start(&srv->flusher, on_prepare);
+    uv_unref((uv_handle_t *)&srv->flusher);
+    uv_tcp_open(&srv->listener, fd);
+
+    struct sockaddr_storage name;
+    int namelen = sizeof name;
+    uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&name, &namelen);
+    char ip[64];
+    if (name.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&name, ip, sizeof ip);
+        srv->port = ntohs(((struct sockaddr_in6 *)&name)->sin6_port);
+        snprintf(srv->bound, sizeof srv->bound, "[%s]:%d", ip, srv->port);
+    } else {
+        uv_ip4_name((struct sockaddr_in *)&name, ip, sizeof ip);
+        srv->port = ntohs(((struct sockaddr_in *)&name)->sin_port);
+        snprintf(srv->bound, sizeof srv->bound, "%s:%d", ip, srv->port);
+    }
+    *out = srv;
+    return 0;
+
+fail_addr:
+    nghttp2_option_del(srv->option);
+fail_option:
+    nghttp2_session_callbacks_del(srv->callbacks);
+fail_callbacks:
+    if (srv->ssl_ctx)
+        SSL_CTX_free(srv->ssl_ctx);
+fail_tls:
+    free(srv);
+    *out = NULL;
+    return rv;
+}
+
+int http2_server_port(const http2_server *srv)
+{
+    return srv->port;
+}
+
+int http2_server_start(http2_server *srv)
+{
+    if (srv->listening)
+        return 0;
+    int rv = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection);
+    if (rv == 0)
+        srv->listening = 1;
+    return rv;
+}
+
+size_t http2_server_conn_count(const http2_server *srv)
+{
+    return srv->nconns;
+}
+
+static void maybe_done(http2_server *srv)
+{
+    if (srv->draining && srv->nconns == 0 && srv->open_handles == 0 && srv->done_cb) {
+        void (*cb)(http2_server *, void *) = srv->done_cb;
+        srv->done_cb = NULL;
+        cb(srv, srv->done_arg);
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    http2_server *srv = h->data;
+    srv->open_handles--;
+    maybe_done(srv);
+}
+
+/* Called by conn.c when a connection is gone. */
+void http2__server_conn_gone(http2_server *srv)
+{
+    if (srv->draining && srv->nconns == 0 && !uv_is_closing((uv_handle_t *)&srv->grace_timer)) {
+        srv->grace_timer.data = srv;
+        uv_close((uv_handle_t *)&srv->grace_timer, on_handle_closed);
+        srv->flusher.data = srv;
+        uv_close((uv_handle_t *)&srv->flusher, on_handle_closed);
+    }
+    maybe_done(srv);
+}
+
+static void on_grace_expired(uv_timer_t *t)
+{
+    http2_server *srv = container_of(t, http2_server, grace_timer);
+    if (srv->nconns)
+        OMS_WARN("grace period over: closing %zu connection(s) with calls in flight",
+                 srv->nconns);
+    for (http2_conn *c = srv->conns, *next; c; c = next) {
+        next = c->next;
+        http2__conn_close(c);
+    }
+}
+
+void http2_server_shutdown(http2_server *srv, uint64_t grace_ms,
+                           void (*done)(http2_server *, void *), void *arg)
+{
+    if (srv->draining)
+        return;
+    srv->draining = 1;
+    srv->done_cb = done;
+    srv->done_arg = arg;
+    srv->listener.data = srv;
+    uv_close((uv_handle_t *)&srv->listener, on_handle_closed);
+    for (http2_conn *c = srv->conns, *next; c; c = next) {
+        next = c->next;
+        http2__conn_drain(c);
+    }
+    if (srv->nconns) {
+        uv_timer_start(&srv->grace_timer, on_grace_expired, grace_ms, 0);
+    } else {
+        http2__server_conn_gone(srv);
+    }
+}
+
+void http2_server_free(http2_server *srv)
+{
+    if (!srv)
+        return;
+    nghttp2_option_del(srv->option);
+    nghttp2_session_callbacks_del(srv->callbacks);
+    if (srv->ssl_ctx)
+        SSL_CTX_free(srv->ssl_ctx);
+    free(srv);
+}

@@ -1,0 +1,184 @@
+/* tls.c - TLS 1.2/1.3 over memory BIOs, ALPN "h2".
+ *
+ * The socket is libuv's; OpenSSL only sees two memory BIOs: ciphertext read
+ * from the socket is written into rbio, and whatever OpenSSL wants to send is
+ * drained from wbio into the connection's output buffer, so TLS records ride
+ * the same single-write-in-flight path as plaintext frames do for h2c.
+ */
+#include <openssl/err.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "http2/http2_int.h"
+
+static const unsigned char alpn_h2[] = {2, 'h', '2'};
+
+/* Picks "h2" from the client's ALPN list. A client that does not offer it
+ * gets a fatal no_application_protocol alert: gRPC over anything else is not
+ * gRPC. */
+static int on_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                          const unsigned char *in, unsigned int inlen, void *arg)
+{
+    (void)arg;
+    unsigned char *sel;
+    if (SSL_select_next_proto(&sel, outlen, alpn_h2, sizeof alpn_h2, in, inlen) ==
+        OPENSSL_NPN_NEGOTIATED) {
+        *out = sel;
+        return SSL_TLSEXT_ERR_OK;
+    }
+    http2_conn *c = SSL_get_app_data(ssl);
+    OMS_WARN("tls: client %s did not offer ALPN h2; refusing the connection", c->peer);
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+static void tls_error(char *err, size_t errlen, const char *what, const char *file)
+{
+    unsigned long e = ERR_get_error();
+    char buf[256] = "";
+    if (e)
+        ERR_error_string_n(e, buf, sizeof buf);
+    snprintf(err, errlen, "%s %s: %s", what, file, e ? buf : "unknown error");
+    ERR_clear_error();
+}
+
+SSL_CTX *http2__tls_ctx_new(const char *cert, const char *key, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        tls_error(err, errlen, "tls", "context");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* RFC 9113 section 9.2: TLS 1.2 with HTTP/2 needs an AEAD cipher with
+     * ephemeral key exchange; OpenSSL's default TLS 1.3 suites qualify. */
+    SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20");
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        tls_error(err, errlen, "cannot load certificate", cert);
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        tls_error(err, errlen, "cannot load private key", key);
+        goto fail;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        tls_error(err, errlen, "private key does not match certificate", cert);
+        goto fail;
+    }
+    SSL_CTX_set_alpn_select_cb(ctx, on_alpn_select, NULL);
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+int http2__tls_conn_init(http2_conn *c)
+{
+    c->ssl = SSL_new(c->srv->ssl_ctx);
+    if (!c->ssl)
+        return UV_ENOMEM;
+    c->rbio = BIO_new(BIO_s_mem());
+    c->wbio = BIO_new(BIO_s_mem());
+    if (!c->rbio || !c->wbio) {
+        BIO_free(c->rbio);
+        BIO_free(c->wbio);
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        return UV_ENOMEM;
+    }
+    BIO_set_mem_eof_return(c->rbio, -1);
+    SSL_set_bio(c->ssl, c->rbio, c->wbio); /* the SSL owns both BIOs now */
+    SSL_set_app_data(c->ssl, c);
+    SSL_set_accept_state(c->ssl);
+    return 0;
+}
+
+/* Moves whatever OpenSSL produced into the connection's output buffer. */
+static int drain_wbio(http2_conn *c)
+{
+    char *p;
+    long n = BIO_get_mem_data(c->wbio, &p);
+    if (n > 0) {
+        if (http2__bytes_append(&c->out, p, (size_t)n) != 0)
+            return -1;
+        (void)BIO_reset(c->wbio);
+        http2__conn_mark_dirty(c);
+    }
+    return 0;
+}
+
+int http2__tls_feed(http2_conn *c, const uint8_t *p, size_t n)
+{
+    if (BIO_write(c->rbio, p, (int)n) != (int)n)
+        return -1;
+    if (!c->handshake_done) {
+        int rv = SSL_do_handshake(c->ssl);
+        if (drain_wbio(c) != 0)
+            return -1;
+        if (rv != 1) {
+            int e = SSL_get_error(c->ssl, rv);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+                return 0;
+            unsigned long code = ERR_peek_error();
+            OMS_INFO("tls: handshake with %s failed: %s", c->peer,
+                     code ? ERR_reason_error_string(code) : "connection reset");
+            ERR_clear_error();
+            return -1;
+        }
+        const unsigned char *proto = NULL;
+        unsigned int plen = 0;
+        SSL_get0_alpn_selected(c->ssl, &proto, &plen);
+        if (plen != 2 || memcmp(proto, "h2", 2) != 0) {
+            /* A client that sent no ALPN extension at all gets here. */
+            OMS_WARN("tls: client %s did not negotiate ALPN h2; closing", c->peer);
+            return -1;
+        }
+        c->handshake_done = 1;
+        if (http2__conn_start_session(c) != 0)
+            return -1;
+    }
+    uint8_t buf[16384];
+    for (;;) {
+        int r = SSL_read(c->ssl, buf, sizeof buf);
+        if (r > 0) {
+            if (http2__conn_recv(c, buf, (size_t)r) != 0)
+                return -1;
+            if (c->closing)
+                return -1;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, r);
+        if (drain_wbio(c) != 0)
+            return -1;
+        if (e == SSL_ERROR_WANT_READ)
+            return 0;
+        if (e == SSL_ERROR_ZERO_RETURN)
+            return -1; /* close_notify */
+        ERR_clear_error();
+        return -1;
+    }
+}
+
+int http2__tls_write(http2_conn *c, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        int r = SSL_write(c->ssl, p, (int)n);
+        if (r <= 0) {
+            ERR_clear_error();
+            return -1;
+        }
+        p += r;
+        n -= (size_t)r;
+    }
+    char *data;
+    long len = BIO_get_mem_data(c->wbio, &data);
+    if (len > 0) {
+        if (http2__bytes_append(&c->out, data, (size_t)len) != 0)
+            return -1;
+        (void)BIO_reset(c->wbio);
+    }
+    return 0;
+}

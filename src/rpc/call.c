@@ -1,0 +1,611 @@
+/* call.c - one server call: deframing and decoding requests, the pull-model
+ * send path, status and metadata, deadlines, cancellation and lifetime. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "rpc/rpc_int.h"
+
+/* Messages up to this size are packed on the stack. */
+#define STACK_PACK 4096
+
+static void *arena_alloc(void *ad, size_t n)
+{
+    return rpc__arena_alloc(ad, n);
+}
+
+static void arena_free(void *ad, void *p)
+{
+    (void)ad;
+    (void)p;
+}
+
+rpc_call *rpc__call_new(rpc_server *srv, http2_stream *s, const rpc_method *m)
+{
+    rpc_call *c = malloc(sizeof *c);
+    if (!c)
+        return NULL;
+    memset(c, 0, offsetof(rpc_call, inline_arena));
+    c->srv = srv;
+    c->stream = s;
+    c->method = m;
+    c->refs = 1; /* the stream's */
+    rpc__arena_init(&c->arena, c->inline_arena, sizeof c->inline_arena);
+    c->allocator.alloc = arena_alloc;
+    c->allocator.free = arena_free;
+    c->allocator.allocator_data = &c->arena;
+    rpc__deframer_init(&c->deframer, rpc__server_config(srv)->max_recv_msg);
+    rpc__buf_init(&c->inbox);
+    rpc__buf_init(&c->scratch);
+    rpc__buf_init(&c->initial_md);
+    rpc__buf_init(&c->trailing_md);
+    c->req_enc = RPC_ENC_IDENTITY;
+    c->resp_enc = RPC_ENC_IDENTITY;
+    http2_stream_set_data(s, c);
+    rpc__server_call_started(srv);
+    return c;
+}
+
+static void call_free(rpc_call *c)
+{
+    if (c->method->ops && c->method->ops->on_free)
+        c->method->ops->on_free(c);
+    rpc__deframer_dispose(&c->deframer);
+    rpc__buf_dispose(&c->inbox);
+    rpc__buf_dispose(&c->scratch);
+    rpc__buf_dispose(&c->initial_md);
+    rpc__buf_dispose(&c->trailing_md);
+    rpc__arena_dispose(&c->arena);
+    rpc__server_call_freed(c->srv);
+    free(c);
+}
+
+void rpc_call_ref(rpc_call *c)
+{
+    c->refs++;
+}
+
+void rpc_call_unref(rpc_call *c)
+{
+    if (--c->refs == 0)
+        call_free(c);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    rpc_call_unref(h->data);
+}
+
+/* The call is over for the handler: stop its timers. */
+static void end_call(rpc_call *c)
+{
+    c->done = true;
+    if (c->deadline_on) {
+        c->deadline_on = false;
+        uv_close((uv_handle_t *)&c->deadline, on_timer_closed);
+    }
+    if (c->timer_on) {
+        c->timer_on = false;
+        uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+    }
+}
+
+/* --- metadata ------------------------------------------------------------ */
+
+static int pack_md(rpc_buf *b, const char *key, const uint8_t *v, size_t len)
+{
+    uint32_t kl = (uint32_t)strlen(key), vl = (uint32_t)len;
+    if (rpc__buf_append(b, &kl, 4) || rpc__buf_append(b, key, kl) || rpc__buf_append(b, &vl, 4) ||
+        rpc__buf_append(b, v, len))
+        return RPC_ENOMEM;
+    return 0;
+}
+
+static int add_md(rpc_call *c, rpc_buf *b, const char *key, const uint8_t *v, size_t len)
+{
+    if (c->done)
+        return RPC_ECANCELLED;
+    size_t kl = strlen(key);
+    if (!rpc__md_key_valid(key, kl) || rpc__md_key_reserved(key, kl))
+        return RPC_EINVAL;
+    if (!rpc__md_key_is_bin(key, kl) && !rpc__md_value_valid(v, len))
+        return RPC_EINVAL;
+    return pack_md(b, key, v, len);
+}
+
+int rpc_call_add_initial_md(rpc_call *c, const char *key, const uint8_t *v, size_t len)
+{
+    if (c->headers_sent)
+        return RPC_EINVAL;
+    return add_md(c, &c->initial_md, key, v, len);
+}
+
+int rpc_call_add_trailing_md(rpc_call *c, const char *key, const uint8_t *v, size_t len)
+{
+    return add_md(c, &c->trailing_md, key, v, len);
+}
+
+/* Appends the packed metadata in b to h[] (from *n), base64-encoding -bin
+ * values into the arena. Returns false on ENOMEM. */
+static bool unpack_md(rpc_call *c, const rpc_buf *b, http2_header *h, size_t *n)
+{
+    for (size_t off = 0; off < b->len;) {
+        uint32_t kl, vl;
+        memcpy(&kl, b->data + off, 4);
+        const char *key = (const char *)b->data + off + 4;
+        memcpy(&vl, b->data + off + 4 + kl, 4);
+        const uint8_t *v = b->data + off + 8 + kl;
+        off += 8 + (size_t)kl + vl;
+        http2_header *x = &h[(*n)++];
+        x->name = key;
+        x->namelen = kl;
+        if (rpc__md_key_is_bin(key, kl)) {
+            char *enc = rpc__arena_alloc(&c->arena, rpc__base64_encoded_len(vl) + 1);
+            if (!enc)
+                return false;
+            x->value = enc;
+            x->valuelen = rpc__base64_encode(v, vl, enc);
+        } else {
+            x->value = (const char *)v;
+            x->valuelen = vl;
+        }
+    }
+    return true;
+}
+
+static size_t count_md(const rpc_buf *b)
+{
+    size_t n = 0;
+    for (size_t off = 0; off < b->len; n++) {
+        uint32_t kl, vl;
+        memcpy(&kl, b->data + off, 4);
+        memcpy(&vl, b->data + off + 4 + kl, 4);
+        off += 8 + (size_t)kl + vl;
+    }
+    return n;
+}
+
+/* --- responses ----------------------------------------------------------- */
+
+#define HDR(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
+
+static size_t base_headers(const rpc_call *c, http2_header *h)
+{
+    size_t n = 0;
+    h[n++] = (http2_header)HDR(":status", "200");
+    h[n++] = (http2_header)HDR("content-type", "application/grpc");
+    h[n++] = (http2_header)HDR("grpc-accept-encoding", RPC_ACCEPT_ENCODING);
+    if (c->resp_enc != RPC_ENC_IDENTITY) {
+        const char *e = rpc__encoding_name(c->resp_enc);
+        h[n++] = (http2_header){"grpc-encoding", 13, e, strlen(e)};
+    }
+    return n;
+}
+
+static int send_headers(rpc_call *c)
+{
+    if (c->headers_sent)
+        return 0;
+    c->headers_sent = true;
+    size_t nmd = count_md(&c->initial_md);
+    http2_header stackh[16];
+    http2_header *h = 4 + nmd <= 16 ? stackh : rpc__arena_alloc(&c->arena, (4 + nmd) * sizeof *h);
+    if (!h)
+        return RPC_ENOMEM;
+    size_t n = base_headers(c, h);
+    if (!unpack_md(c, &c->initial_md, h, &n))
+        return RPC_ENOMEM;
+    return http2_stream_respond(c->stream, h, n) == 0 ? 0 : RPC_ECANCELLED;
+}
+
+/* Writes status trailers (or a Trailers-Only response). */
+static void send_status(rpc_call *c, rpc_status code, const char *message)
+{
+    char codebuf[12];
+    size_t cl = (size_t)snprintf(codebuf, sizeof codebuf, "%d", (int)code);
+    char *enc = message && *message ? rpc__percent_encode(message, strlen(message)) : NULL;
+    size_t nmd = count_md(&c->trailing_md) + (c->headers_sent ? 0 : count_md(&c->initial_md));
+    http2_header stackh[24];
+    http2_header *h = 6 + nmd <= 24 ? stackh : rpc__arena_alloc(&c->arena, (6 + nmd) * sizeof *h);
+    if (!h) {
+        free(enc);
+        http2_stream_reset(c->stream, HTTP2_INTERNAL_ERROR);
+        return;
+    }
+    size_t n = 0;
+    bool trailers_only = !c->headers_sent;
+    if (trailers_only) {
+        n = base_headers(c, h);
+        unpack_md(c, &c->initial_md, h, &n);
+        c->headers_sent = true;
+    }
+    h[n++] = (http2_header){"grpc-status", 11, codebuf, cl};
+    if (enc)
+        h[n++] = (http2_header){"grpc-message", 12, enc, strlen(enc)};
+    if (!unpack_md(c, &c->trailing_md, h, &n)) {
+        free(enc);
+        http2_stream_reset(c->stream, HTTP2_INTERNAL_ERROR);
+        return;
+    }
+    http2_stream_end(c->stream, h, n);
+    free(enc);
+}
+
+void rpc_call_finish(rpc_call *c, rpc_status code, const char *message)
+{
+    if (c->done)
+        return;
+    end_call(c);
+    if (c->stream)
+        send_status(c, code, message);
+    if (code != RPC_OK)
+        OMS_DEBUG("call %s from %s: %s%s%s", c->method->path,
+                  c->stream ? http2_stream_peer(c->stream) : "?", rpc__status_name(code),
+                  message ? ": " : "", message ? message : "");
+}
+
+void rpc__respond_error(http2_stream *s, rpc_status code, const char *message)
+{
+    char codebuf[12];
+    size_t cl = (size_t)snprintf(codebuf, sizeof codebuf, "%d", (int)code);
+    char *enc = message ? rpc__percent_encode(message, strlen(message)) : NULL;
+    http2_header h[] = {
+        HDR(":status", "200"),
+        HDR("content-type", "application/grpc"),
+        HDR("grpc-accept-encoding", RPC_ACCEPT_ENCODING),
+        {"grpc-status", 11, codebuf, cl},
+        {"grpc-message", 12, enc ? enc : "", enc ? strlen(enc) : 0},
+    };
+    http2_stream_end(s, h, enc ? 5 : 4);
+    free(enc);
+}
+
+int rpc_call_send_ex(rpc_call *c, const ProtobufCMessage *m, bool compress)
+{
+    if (c->done || !c->stream)
+        return RPC_ECANCELLED;
+    int rv = send_headers(c);
+    if (rv != 0) {
+        rpc_call_finish(c, RPC_INTERNAL, "cannot send response headers");
+        return rv;
+    }
+    size_t size = protobuf_c_message_get_packed_size(m);
+    if (size > rpc__server_config(c->srv)->max_send_msg) {
+        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "response message larger than max send size");
+        return RPC_ETOOBIG;
+    }
+    uint8_t stackbuf[STACK_PACK];
+    uint8_t *frame = stackbuf;
+    size_t flen = RPC_FRAME_HEADER + size;
+    bool compressed = compress && c->resp_enc != RPC_ENC_IDENTITY;
+    c->scratch.len = 0;
+    if (flen > sizeof stackbuf || compressed) {
+        /* Compressed: packed bytes, then a second frame header and the
+         * compressed bytes behind them. */
+        if (rpc__buf_reserve(&c->scratch, flen + (compressed ? RPC_FRAME_HEADER : 0)) != 0) {
+            rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+            return RPC_ENOMEM;
+        }
+        frame = c->scratch.data;
+    }
+    protobuf_c_message_pack(m, frame + RPC_FRAME_HEADER);
+    if (compressed) {
+        /* Compress the packed bytes into the scratch buffer's tail. */
+        size_t at = flen + RPC_FRAME_HEADER;
+        c->scratch.len = at;
+        if (rpc__compress(c->resp_enc, frame + RPC_FRAME_HEADER, size, &c->scratch) != 0) {
+            rpc_call_finish(c, RPC_INTERNAL, "compression failed");
+            return RPC_ENOMEM;
+        }
+        frame = c->scratch.data + flen; /* the buffer may have moved */
+        size = c->scratch.len - at;
+        flen = RPC_FRAME_HEADER + size;
+    }
+    rpc__frame_header(frame, compressed, (uint32_t)size);
+    rv = http2_stream_write(c->stream, frame, flen);
+    if (c->scratch.cap > 1u << 20) /* do not keep a huge buffer per call */
+        rpc__buf_dispose(&c->scratch);
+    if (rv == HTTP2_AGAIN) {
+        c->blocked = true;
+        return RPC_AGAIN;
+    }
+    if (rv < 0) {
+        rpc_call_finish(c, RPC_INTERNAL, "cannot queue response");
+        return RPC_ECANCELLED;
+    }
+    return 0;
+}
+
+int rpc_call_send(rpc_call *c, const ProtobufCMessage *m)
+{
+    return rpc_call_send_ex(c, m, c->compress);
+}
+
+void rpc_call_set_compress(rpc_call *c, bool on)
+{
+    c->compress = on;
+}
+
+/* --- requests ------------------------------------------------------------- */
+
+/* Decodes one deframed message and hands it on. */
+static void handle_message(rpc_call *c, const uint8_t *p, size_t len, bool compressed)
+{
+    const rpc_server_config *cfg = rpc__server_config(c->srv);
+    rpc_buf plain;
+    rpc__buf_init(&plain);
+    if (compressed) {
+        if (c->req_enc == RPC_ENC_IDENTITY) {
+            rpc_call_finish(c, RPC_INTERNAL,
+                            "compressed message without grpc-encoding on the request");
+            return;
+        }
+        int rv = rpc__decompress(c->req_enc, p, len, cfg->max_recv_msg, &plain);
+        if (rv != 0) {
+            rpc__buf_dispose(&plain);
+            rpc_call_finish(c, rv == -2 ? RPC_RESOURCE_EXHAUSTED : RPC_INTERNAL,
+                            rv == -2 ? "decompressed message larger than max receive size"
+                                     : "cannot decompress message");
+            return;
+        }
+        p = plain.data;
+        len = plain.len;
+    }
+    const rpc_method *m = c->method;
+    bool streaming = m->ops->flags & RPC_CLIENT_STREAMING;
+    if (!streaming && c->nreq > 0) {
+        rpc__buf_dispose(&plain);
+        rpc_call_finish(c, RPC_INTERNAL, "more than one request message for a unary request");
+        return;
+    }
+    /* A single request lives as long as the call, so it is decoded into the
+     * call's arena; streamed requests are freed after their callback. */
+    ProtobufCAllocator *alloc = streaming ? NULL : &c->allocator;
+    ProtobufCMessage *req = protobuf_c_message_unpack(m->input, alloc, len, p);
+    rpc__buf_dispose(&plain);
+    if (!req) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "cannot decode request message");
+        return;
+    }
+    c->nreq++;
+    c->last_compressed = compressed;
+    if (streaming) {
+        m->ops->on_message(c, req);
+        protobuf_c_message_free_unpacked(req, NULL);
+    } else {
+        c->req = req; /* delivered once the client half-closes */
+    }
+}
+
+/* The client's side is over: unary requests are delivered now, streams get
+ * on_half_close. */
+static void handle_end(rpc_call *c)
+{
+    c->half_closed = true;
+    if (rpc__deframer_partial(&c->deframer)) {
+        rpc_call_finish(c, RPC_INTERNAL, "request stream ended inside a message");
+        return;
+    }
+    const rpc_method_ops *ops = c->method->ops;
+    if (ops->flags & RPC_CLIENT_STREAMING) {
+        if (ops->on_half_close)
+            ops->on_half_close(c);
+        return;
+    }
+    if (!c->req) {
+        rpc_call_finish(c, RPC_INTERNAL, "missing request message");
+        return;
+    }
+    ops->on_message(c, c->req);
+}
+
+/* Deframes and delivers as much input as the handler may take now. Bytes that
+ * must wait (sending is blocked) stay in the inbox, unconsumed, so the peer's
+ * flow-control window closes behind them. */
+static void process_input(rpc_call *c, const uint8_t *p, size_t n)
+{
+    rpc_call_ref(c);
+    c->in_input = true;
+    size_t taken = 0;
+    while (n > 0 && !c->done && !c->blocked) {
+        const uint8_t *msg;
+        size_t len;
+        bool compressed;
+        size_t before = n;
+        rpc_deframe_result r = rpc__deframer_next(&c->deframer, &p, &n, &msg, &len, &compressed);
+        taken += before - n;
+        if (r == RPC_DEFRAME_MORE)
+            continue;
+        if (r == RPC_DEFRAME_TOO_BIG) {
+            char m[96];
+            snprintf(m, sizeof m, "request message larger than max (%zu vs. %zu)", len,
+                     rpc__server_config(c->srv)->max_recv_msg);
+            rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, m);
+            break;
+        }
+        if (r < 0) {
+            rpc_call_finish(c, RPC_INTERNAL, "invalid message compression flag");
+            break;
+        }
+        handle_message(c, msg, len, compressed);
+    }
+    if (c->stream) {
+        if (c->done) {
+            taken += n; /* the call is over: drop the rest */
+            n = 0;
+        } else if (n > 0 && rpc__buf_append(&c->inbox, p, n) != 0) {
+            rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        }
+        http2_stream_consume(c->stream, taken);
+    }
+    c->in_input = false;
+    rpc_call_unref(c);
+}
+
+/* Delivers held-back input, then the end of the request if it came. */
+static void drain_inbox(rpc_call *c)
+{
+    if (c->in_input)
+        return;
+    rpc_call_ref(c);
+    if (c->inbox.len && !c->blocked && !c->done) {
+        rpc_buf held = c->inbox;
+        rpc__buf_init(&c->inbox);
+        process_input(c, held.data, held.len);
+        /* process_input consumed what it took and re-queued the rest. */
+        rpc__buf_dispose(&held);
+    }
+    if (c->end_seen && !c->half_closed && !c->inbox.len && !c->blocked && !c->done)
+        handle_end(c);
+    rpc_call_unref(c);
+}
+
+void rpc__call_on_data(rpc_call *c, const uint8_t *p, size_t n)
+{
+    if (c->done) {
+        http2_stream_consume(c->stream, n);
+        return;
+    }
+    if (c->inbox.len || c->blocked) {
+        if (rpc__buf_append(&c->inbox, p, n) != 0)
+            rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    process_input(c, p, n);
+}
+
+void rpc__call_on_end(rpc_call *c)
+{
+    c->end_seen = true;
+    drain_inbox(c);
+}
+
+void rpc__call_on_writable(rpc_call *c)
+{
+    if (!c->blocked)
+        return;
+    c->blocked = false;
+    rpc_call_ref(c);
+    const rpc_method_ops *ops = c->method->ops;
+    if (!c->done && ops->on_ready)
+        ops->on_ready(c);
+    if (!c->blocked)
+        drain_inbox(c);
+    rpc_call_unref(c);
+}
+
+void rpc__call_on_close(rpc_call *c, uint32_t h2_error)
+{
+    c->stream = NULL;
+    if (!c->done) {
+        rpc_status code = rpc__status_from_h2(h2_error);
+        if (h2_error == HTTP2_NO_ERROR)
+            code = RPC_CANCELLED;
+        end_call(c);
+        if (c->method->ops->on_cancel)
+            c->method->ops->on_cancel(c, code);
+    }
+    rpc_call_unref(c);
+}
+
+/* --- deadlines and timers ------------------------------------------------- */
+
+static void on_deadline(uv_timer_t *t)
+{
+    rpc_call *c = t->data;
+    if (c->done)
+        return;
+    rpc_call_ref(c);
+    rpc_call_finish(c, RPC_DEADLINE_EXCEEDED, "deadline exceeded");
+    if (c->method->ops->on_cancel)
+        c->method->ops->on_cancel(c, RPC_DEADLINE_EXCEEDED);
+    rpc_call_unref(c);
+}
+
+void rpc__call_set_deadline(rpc_call *c, uint64_t ms)
+{
+    if (c->done || !c->stream)
+        return;
+    uv_timer_init(http2_stream_loop(c->stream), &c->deadline);
+    c->deadline.data = c;
+    c->deadline_on = true;
+    rpc_call_ref(c); /* dropped in on_timer_closed */
+    uv_timer_start(&c->deadline, on_deadline, ms, 0);
+}
+
+static void on_handler_timer(uv_timer_t *t)
+{
+    rpc_call *c = t->data;
+    if (c->done || !c->timer_cb)
+        return;
+    rpc_call_ref(c);
+    c->timer_cb(c);
+    rpc_call_unref(c);
+}
+
+int rpc_call_set_timer(rpc_call *c, uint64_t ms, void (*cb)(rpc_call *c))
+{
+    if (c->done || !c->stream)
+        return RPC_ECANCELLED;
+    if (!c->timer_on) {
+        uv_timer_init(http2_stream_loop(c->stream), &c->timer);
+        c->timer.data = c;
+        c->timer_on = true;
+        rpc_call_ref(c);
+    }
+    c->timer_cb = cb;
+    uv_timer_start(&c->timer, on_handler_timer, ms, 0);
+    return 0;
+}
+
+/* --- accessors ------------------------------------------------------------ */
+
+const rpc_metadata *rpc_call_metadata(const rpc_call *c)
+{
+    return &c->md;
+}
+
+const char *rpc_call_path(const rpc_call *c)
+{
+    return c->method->path;
+}
+
+const char *rpc_call_peer(const rpc_call *c)
+{
+    return c->stream ? http2_stream_peer(c->stream) : "?";
+}
+
+bool rpc_call_last_compressed(const rpc_call *c)
+{
+    return c->last_compressed;
+}
+
+void *rpc_call_service_data(const rpc_call *c)
+{
+    return c->method->service_data;
+}
+
+void rpc_call_set_data(rpc_call *c, void *data)
+{
+    c->data = data;
+}
+
+void *rpc_call_data(const rpc_call *c)
+{
+    return c->data;
+}
+
+void *rpc_call_alloc(rpc_call *c, size_t n)
+{
+    return rpc__arena_alloc(&c->arena, n);
+}
+
+ProtobufCAllocator *rpc_call_allocator(rpc_call *c)
+{
+    return &c->allocator;
+}
+
+bool rpc_call_done(const rpc_call *c)
+{
+    return c->done;
+}

@@ -1,0 +1,381 @@
+/* server.c - the method registry and the http2 stream handler that turns a
+ * request stream into a call: routing by :path, request validation, header
+ * parsing (deadline, encodings, custom metadata). */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "rpc/rpc_int.h"
+
+struct rpc_server {
+    rpc_server_config cfg;
+    rpc_method *methods; /* open-addressing table keyed by path */
+    size_t nmethods;
+    size_t cap; /* power of two */
+    char **services;
+    size_t nservices;
+    atomic_size_t active_calls;
+};
+
+void rpc_server_config_init(rpc_server_config *cfg)
+{
+    cfg->max_recv_msg = 4u << 20;
+    cfg->max_send_msg = 0x7fffffff;
+    cfg->send_buffer = 256u << 10;
+}
+
+rpc_server *rpc_server_new(const rpc_server_config *cfg)
+{
+    rpc_server *srv = calloc(1, sizeof *srv);
+    if (!srv)
+        return NULL;
+    srv->cfg = *cfg;
+    srv->cap = 64;
+    srv->methods = calloc(srv->cap, sizeof *srv->methods);
+    if (!srv->methods) {
+        free(srv);
+        return NULL;
+    }
+    atomic_init(&srv->active_calls, 0);
+    return srv;
+}
+
+void rpc_server_free(rpc_server *srv)
+{
+    if (!srv)
+        return;
+    for (size_t i = 0; i < srv->cap; i++)
+        free((char *)srv->methods[i].path);
+    free(srv->methods);
+    for (size_t i = 0; i < srv->nservices; i++)
+        free(srv->services[i]);
+    free(srv->services);
+    free(srv);
+}
+
+const rpc_server_config *rpc__server_config(const rpc_server *srv)
+{
+    return &srv->cfg;
+}
+
+/* FNV-1a: paths are short and few; this only has to spread them. */
+static size_t hash_path(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (uint8_t)p[i];
+        h *= 1099511628211ull;
+    }
+    return (size_t)h;
+}
+
+static rpc_method *find_slot(rpc_method *table, size_t cap, const char *path, size_t n)
+{
+    for (size_t i = hash_path(path, n) & (cap - 1);; i = (i + 1) & (cap - 1)) {
+        rpc_method *m = &table[i];
+        if (!m->path || (m->pathlen == n && memcmp(m->path, path, n) == 0))
+            return m;
+    }
+}
+
+static int grow(rpc_server *srv)
+{
+    size_t cap = srv->cap * 2;
+    rpc_method *t = calloc(cap, sizeof *t);
+    if (!t)
+        return RPC_ENOMEM;
+    for (size_t i = 0; i < srv->cap; i++)
+        if (srv->methods[i].path)
+            *find_slot(t, cap, srv->methods[i].path, srv->methods[i].pathlen) = srv->methods[i];
+    free(srv->methods);
+    srv->methods = t;
+    srv->cap = cap;
+    return 0;
+}
+
+int rpc_server_add_service(rpc_server *srv, const rpc_service_impl *impl)
+{
+    const ProtobufCServiceDescriptor *d = impl->desc;
+    char **names = realloc(srv->services, (srv->nservices + 1) * sizeof *names);
+    if (!names)
+        return RPC_ENOMEM;
+    srv->services = names;
+    for (size_t i = 0; i < srv->nservices; i++)
+        if (strcmp(srv->services[i], d->name) == 0)
+            return RPC_EINVAL;
+    if (!(names[srv->nservices] = strdup(d->name)))
+        return RPC_ENOMEM;
+    srv->nservices++;
+    for (unsigned i = 0; i < d->n_methods; i++) {
+        if ((srv->nmethods + 1) * 2 > srv->cap && grow(srv) != 0)
+            return RPC_ENOMEM;
+        char *path;
+        if (asprintf(&path, "/%s/%s", d->name, d->methods[i].name) < 0)
+            return RPC_ENOMEM;
+        size_t n = strlen(path);
+        rpc_method *m = find_slot(srv->methods, srv->cap, path, n);
+        if (m->path) {
+            free(path);
+            return RPC_EINVAL;
+        }
+        m->path = path;
+        m->pathlen = n;
+        m->input = d->methods[i].input;
+        m->output = d->methods[i].output;
+        m->ops = impl->ops ? impl->ops[i] : NULL;
+        m->service_data = impl->data;
+        srv->nmethods++;
+    }
+    return 0;
+}
+
+size_t rpc_server_service_count(const rpc_server *srv)
+{
+    return srv->nservices;
+}
+
+const char *rpc_server_service_name(const rpc_server *srv, size_t i)
+{
+    return i < srv->nservices ? srv->services[i] : NULL;
+}
+
+size_t rpc_server_active_calls(const rpc_server *srv)
+{
+    return atomic_load(&srv->active_calls);
+}
+
+void rpc__server_call_started(rpc_server *srv)
+{
+    atomic_fetch_add(&srv->active_calls, 1);
+}
+
+void rpc__server_call_freed(rpc_server *srv)
+{
+    atomic_fetch_sub(&srv->active_calls, 1);
+}
+
+/* --- request admission ------------------------------------------------------ */
+
+static bool hdr_is(const http2_header *h, const char *name)
+{
+    size_t n = strlen(name);
+    return h->namelen == n && memcmp(h->name, name, n) == 0;
+}
+
+/* "application/grpc" or "application/grpc+proto", optionally followed by
+ * parameters (";charset=..."). */
+static bool grpc_content_type(const char *v, size_t n)
+{
+    static const char base[] = "application/grpc";
+    size_t bl = sizeof base - 1;
+    if (n < bl || strncasecmp(v, base, bl) != 0)
+        return false;
+    v += bl;
+    n -= bl;
+    if (n >= 6 && strncasecmp(v, "+proto", 6) == 0) {
+        v += 6;
+        n -= 6;
+    }
+    return n == 0 || v[0] == ';';
+}
+
+/* A well-formed HTTP answer for requests that are not gRPC at all. */
+static void respond_http(http2_stream *s, const char *status, const char *body)
+{
+    char len[16];
+    snprintf(len, sizeof len, "%zu", strlen(body));
+    http2_header h[] = {
+        {":status", 7, status, strlen(status)},
+        {"content-type", 12, "text/plain; charset=utf-8", 25},
+        {"content-length", 14, len, strlen(len)},
+    };
+    if (http2_stream_respond(s, h, 3) == 0) {
+        http2_stream_write(s, (const uint8_t *)body, strlen(body));
+        http2_stream_end(s, NULL, 0);
+    }
+}
+
+/* Records a custom metadata entry, decoding -bin values. Returns false if a
+ * -bin value is not base64. */
+static bool add_md(rpc_call *c, rpc_md *items, size_t *count, const http2_header *h)
+{
+    rpc_md *md = &items[(*count)++];
+    md->key = rpc__arena_strndup(&c->arena, h->name, h->namelen);
+    if (!md->key)
+        return false;
+    if (rpc__md_key_is_bin(h->name, h->namelen)) {
+        uint8_t *v = rpc__arena_alloc(&c->arena, h->valuelen * 3 / 4 + 3);
+        long n = v ? rpc__base64_decode(h->value, h->valuelen, v) : -1;
+        if (n < 0)
+            return false;
+        md->value = v;
+        md->len = (size_t)n;
+    } else {
+        md->value = (const uint8_t *)rpc__arena_strndup(&c->arena, h->value, h->valuelen);
+        md->len = h->valuelen;
+        if (!md->value)
+            return false;
+    }
+    return true;
+}
+
+static void on_open(http2_stream *s, const http2_header *h, size_t n)
+{
+    rpc_server *srv = http2_stream_server_data(s);
+    const http2_header *method = NULL, *path = NULL, *ctype = NULL, *timeout = NULL,
+                       *encoding = NULL, *accept = NULL;
+    size_t ncustom = 0;
+    for (size_t i = 0; i < n; i++) {
+        const http2_header *x = &h[i];
+        if (x->namelen && x->name[0] == ':') {
+            if (hdr_is(x, ":method"))
+                method = x;
+            else if (hdr_is(x, ":path"))
+                path = x;
+        } else if (hdr_is(x, "content-type")) {
+            ctype = x;
+        } else if (hdr_is(x, "grpc-timeout")) {
+            timeout = x;
+        } else if (hdr_is(x, "grpc-encoding")) {
+            encoding = x;
+        } else if (hdr_is(x, "grpc-accept-encoding")) {
+            accept = x;
+        } else if (!rpc__md_key_reserved(x->name, x->namelen)) {
+            ncustom++;
+        }
+    }
+    if (!method || method->valuelen != 4 || memcmp(method->value, "POST", 4) != 0) {
+        respond_http(s, "405", "oms: this is a gRPC server; send gRPC requests (POST, "
+                               "content-type application/grpc)\n");
+        return;
+    }
+    if (!ctype || !grpc_content_type(ctype->value, ctype->valuelen)) {
+        respond_http(s, "415", "oms: content-type must be application/grpc or "
+                               "application/grpc+proto\n");
+        return;
+    }
+
+    const rpc_method *m = NULL;
+    if (path) {
+        for (size_t i = srv->cap ? hash_path(path->value, path->valuelen) & (srv->cap - 1) : 0;;
+             i = (i + 1) & (srv->cap - 1)) {
+            const rpc_method *x = &srv->methods[i];
+            if (!x->path)
+                break;
+            if (x->pathlen == path->valuelen && memcmp(x->path, path->value, x->pathlen) == 0) {
+                m = x;
+                break;
+            }
+        }
+    }
+    if (!m || !m->ops) {
+        char msg[300];
+        int pl = path ? (int)(path->valuelen > 200 ? 200 : path->valuelen) : 0;
+        snprintf(msg, sizeof msg, "%s: %.*s", m ? "method not implemented" : "unknown method",
+                 pl, path ? path->value : "");
+        rpc__respond_error(s, RPC_UNIMPLEMENTED, msg);
+        return;
+    }
+
+    rpc_call *c = rpc__call_new(srv, s, m);
+    if (!c) {
+        rpc__respond_error(s, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    if (accept && rpc__encoding_accepted(accept->value, accept->valuelen, RPC_ENC_GZIP))
+        c->resp_enc = RPC_ENC_GZIP;
+    else if (accept && rpc__encoding_accepted(accept->value, accept->valuelen, RPC_ENC_DEFLATE))
+        c->resp_enc = RPC_ENC_DEFLATE;
+    if (encoding) {
+        c->req_enc = rpc__encoding_parse(encoding->value, encoding->valuelen);
+        if (c->req_enc == RPC_ENC_UNKNOWN) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "grpc-encoding %.*s is not supported",
+                     (int)(encoding->valuelen > 64 ? 64 : encoding->valuelen), encoding->value);
+            rpc_call_finish(c, RPC_UNIMPLEMENTED, msg);
+            return;
+        }
+    }
+    if (ncustom) {
+        rpc_md *items = rpc__arena_alloc(&c->arena, ncustom * sizeof *items);
+        size_t count = 0;
+        for (size_t i = 0; items && i < n; i++) {
+            const http2_header *x = &h[i];
+            if (x->namelen && x->name[0] == ':')
+                continue;
+            if (rpc__md_key_reserved(x->name, x->namelen))
+                continue;
+            if (!add_md(c, items, &count, x)) {
+                rpc_call_finish(c, RPC_INTERNAL, "malformed binary metadata");
+                return;
+            }
+        }
+        c->md.items = items;
+        c->md.count = count;
+    }
+    if (timeout) {
+        uint64_t ms;
+        if (rpc__timeout_parse(timeout->value, timeout->valuelen, &ms) != 0) {
+            rpc_call_finish(c, RPC_INTERNAL, "malformed grpc-timeout");
+            return;
+        }
+        rpc__call_set_deadline(c, ms);
+    }
+}
+
+static void on_data(http2_stream *s, const uint8_t *p, size_t n)
+{
+    rpc_call *c = http2_stream_data(s);
+    if (c)
+        rpc__call_on_data(c, p, n);
+    else
+        http2_stream_consume(s, n);
+}
+
+static void on_end(http2_stream *s)
+{
+    rpc_call *c = http2_stream_data(s);
+    if (c)
+        rpc__call_on_end(c);
+}
+
+static void on_writable(http2_stream *s)
+{
+    rpc_call *c = http2_stream_data(s);
+    if (c)
+        rpc__call_on_writable(c);
+}
+
+static void on_close(http2_stream *s, uint32_t h2_error)
+{
+    rpc_call *c = http2_stream_data(s);
+    if (c)
+        rpc__call_on_close(c, h2_error);
+}
+
+static const http2_stream_handler stream_handler = {
+    .on_open = on_open,
+    .on_data = on_data,
+    .on_end = on_end,
+    .on_writable = on_writable,
+    .on_close = on_close,
+};
+
+const http2_stream_handler *rpc_server_stream_handler(void)
+{
+    return &stream_handler;
+}
+
+const uint8_t *rpc_metadata_get(const rpc_metadata *md, const char *key, size_t *len)
+{
+    for (size_t i = 0; i < md->count; i++) {
+        if (strcmp(md->items[i].key, key) == 0) {
+            if (len)
+                *len = md->items[i].len;
+            return md->items[i].value;
+        }
+    }
+    return NULL;
+}
