@@ -8,6 +8,7 @@
  * has output, the connection stops reading, so a peer that does not read
  * cannot make us buffer without bound.
  */
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,7 +87,7 @@ int http2__conn_accept(http2_server *srv)
     int len = sizeof ss;
     snprintf(c->peer, sizeof c->peer, "?");
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        char ip[64];
+        char ip[INET6_ADDRSTRLEN];
         if (ss.ss_family == AF_INET6) {
             uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
             snprintf(c->peer, sizeof c->peer, "[%s]:%d", ip,

@@ -74,7 +74,7 @@ struct http2_conn {
     unsigned closing : 1;     /* uv_close issued */
     unsigned goaway_sent : 1; /* a terminating GOAWAY is queued */
     unsigned close_after_write : 1; /* fatal error: close once output is out */
-    char peer[64];
+    char peer[80];
 };
 
 struct http2_stream {

@@ -87,6 +87,7 @@ void http2__stream_open(http2_stream *s)
         http2_stream_reset(s, HTTP2_INTERNAL_ERROR);
         return;
     }
+    memset(h, 0, sizeof *h); /* quiets -Wmaybe-uninitialized when nhdr == 0 */
     const uint8_t *p = s->hbuf.data + s->hbuf.off;
     for (size_t i = 0; i < s->nhdr; i++) {
         uint32_t len;

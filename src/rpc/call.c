@@ -279,30 +279,31 @@ int rpc_call_send_ex(rpc_call *c, const ProtobufCMessage *m, bool compress)
     size_t flen = RPC_FRAME_HEADER + size;
     bool compressed = compress && c->resp_enc != RPC_ENC_IDENTITY;
     c->scratch.len = 0;
-    if (flen > sizeof stackbuf || compressed) {
-        /* Compressed: packed bytes, then a second frame header and the
-         * compressed bytes behind them. */
-        if (rpc__buf_reserve(&c->scratch, flen + (compressed ? RPC_FRAME_HEADER : 0)) != 0) {
+    if (flen > sizeof stackbuf) {
+        if (rpc__buf_reserve(&c->scratch, flen) != 0) {
             rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
             return RPC_ENOMEM;
         }
         frame = c->scratch.data;
     }
     protobuf_c_message_pack(m, frame + RPC_FRAME_HEADER);
+    rpc_buf zbuf;
+    rpc__buf_init(&zbuf);
     if (compressed) {
-        /* Compress the packed bytes into the scratch buffer's tail. */
-        size_t at = flen + RPC_FRAME_HEADER;
-        c->scratch.len = at;
-        if (rpc__compress(c->resp_enc, frame + RPC_FRAME_HEADER, size, &c->scratch) != 0) {
+        uint8_t hdr[RPC_FRAME_HEADER] = {0};
+        if (rpc__buf_append(&zbuf, hdr, sizeof hdr) != 0 ||
+            rpc__compress(c->resp_enc, frame + RPC_FRAME_HEADER, size, &zbuf) != 0) {
+            rpc__buf_dispose(&zbuf);
             rpc_call_finish(c, RPC_INTERNAL, "compression failed");
             return RPC_ENOMEM;
         }
-        frame = c->scratch.data + flen; /* the buffer may have moved */
-        size = c->scratch.len - at;
-        flen = RPC_FRAME_HEADER + size;
+        frame = zbuf.data;
+        size = zbuf.len - RPC_FRAME_HEADER;
+        flen = zbuf.len;
     }
     rpc__frame_header(frame, compressed, (uint32_t)size);
     rv = http2_stream_write(c->stream, frame, flen);
+    rpc__buf_dispose(&zbuf);
     if (c->scratch.cap > 1u << 20) /* do not keep a huge buffer per call */
         rpc__buf_dispose(&c->scratch);
     if (rv == HTTP2_AGAIN) {

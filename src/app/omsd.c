@@ -1,0 +1,336 @@
+/* omsd - the oms server: flags, wiring of the layers, signals.
+ *
+ * Default: TLS on 127.0.0.1:50051 with certs/server.pem and certs/server.key,
+ * serving grpc.testing.TestService, oms.bench.v1.OrderBench, health and
+ * reflection. SIGINT/SIGTERM drain: GOAWAY, in-flight calls get --grace
+ * seconds, then exit 0.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "app/services.h"
+#include "base/log.h"
+#include "http2/http2.h"
+#include "rpc/health.h"
+#include "rpc/reflection.h"
+#include "rpc/rpc.h"
+
+extern const unsigned char oms_descriptor_set[];
+extern const size_t oms_descriptor_set_len;
+
+typedef struct options {
+    char host[64];
+    int port;
+    int h2c;
+    const char *cert;
+    const char *key;
+    uint64_t max_recv_msg;
+    uint64_t max_streams;
+    uint64_t max_header_list;
+    double grace;
+    oms_log_level log_level;
+} options;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: omsd [options]\n"
+            "\n"
+            "The oms gRPC server: grpc.testing.TestService, oms.bench.v1.OrderBench,\n"
+            "grpc.health.v1.Health and server reflection (v1 and v1alpha).\n"
+            "\n"
+            "  --listen HOST:PORT     address to listen on (default 127.0.0.1:50051;\n"
+            "                         IPv6 as [::1]:50051; port 0 picks a free port)\n"
+            "  --h2c                  serve cleartext HTTP/2 (prior knowledge) instead of TLS\n"
+            "  --tls-cert FILE        server certificate chain, PEM (default certs/server.pem)\n"
+            "  --tls-key FILE         server private key, PEM (default certs/server.key)\n"
+            "  --max-recv-msg BYTES   largest request message accepted, after\n"
+            "                         decompression (default 4194304); larger ones get\n"
+            "                         RESOURCE_EXHAUSTED\n"
+            "  --max-streams N        SETTINGS_MAX_CONCURRENT_STREAMS per connection\n"
+            "                         (default 1000)\n"
+            "  --max-header-list BYTES  largest request header block (default 16384);\n"
+            "                         larger ones get HTTP 431\n"
+            "  --grace SECONDS        on SIGINT/SIGTERM, how long in-flight calls may run\n"
+            "                         before connections are closed (default 10)\n"
+            "  --log-level LEVEL      debug, info, warn, error or off (default info)\n"
+            "  -h, --help             show this help\n"
+            "\n"
+            "When ready, omsd prints one line to stdout: listening on HOST:PORT (tls|h2c)\n");
+}
+
+/* Parses a decimal in [min, max]. */
+static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!*s || *s == '-')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* HOST:PORT or [V6]:PORT. */
+static int parse_listen(const char *s, options *o)
+{
+    const char *colon;
+    const char *host = s;
+    size_t hl;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            return -1;
+        host = s + 1;
+        hl = (size_t)(close - host);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return -1;
+        hl = (size_t)(colon - s);
+    }
+    uint64_t port;
+    if (hl == 0 || hl >= sizeof o->host || parse_u64(colon + 1, 0, 65535, &port) != 0)
+        return -1;
+    memcpy(o->host, host, hl);
+    o->host[hl] = '\0';
+    if (strcmp(o->host, "localhost") == 0)
+        strcpy(o->host, "127.0.0.1");
+    o->port = (int)port;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, options *o)
+{
+    enum { OPT_LISTEN = 256, OPT_H2C, OPT_CERT, OPT_KEY, OPT_MAXRECV, OPT_STREAMS, OPT_HDRS,
+           OPT_GRACE, OPT_LOG };
+    static const struct option longopts[] = {
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"h2c", no_argument, NULL, OPT_H2C},
+        {"tls-cert", required_argument, NULL, OPT_CERT},
+        {"tls-key", required_argument, NULL, OPT_KEY},
+        {"max-recv-msg", required_argument, NULL, OPT_MAXRECV},
+        {"max-streams", required_argument, NULL, OPT_STREAMS},
+        {"max-header-list", required_argument, NULL, OPT_HDRS},
+        {"grace", required_argument, NULL, OPT_GRACE},
+        {"log-level", required_argument, NULL, OPT_LOG},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case OPT_LISTEN:
+            if (parse_listen(optarg, o) != 0) {
+                fprintf(stderr, "omsd: --listen wants HOST:PORT or [IPV6]:PORT, got '%s'\n",
+                        optarg);
+                return -1;
+            }
+            break;
+        case OPT_H2C:
+            o->h2c = 1;
+            break;
+        case OPT_CERT:
+            o->cert = optarg;
+            break;
+        case OPT_KEY:
+            o->key = optarg;
+            break;
+        case OPT_MAXRECV:
+            if (parse_u64(optarg, 1, INT32_MAX, &o->max_recv_msg) != 0) {
+                fprintf(stderr, "omsd: --max-recv-msg wants 1..%d bytes, got '%s'\n", INT32_MAX,
+                        optarg);
+                return -1;
+            }
+            break;
+        case OPT_STREAMS:
+            if (parse_u64(optarg, 1, INT32_MAX, &o->max_streams) != 0) {
+                fprintf(stderr, "omsd: --max-streams wants 1..%d, got '%s'\n", INT32_MAX, optarg);
+                return -1;
+            }
+            break;
+        case OPT_HDRS:
+            if (parse_u64(optarg, 1024, 16u << 20, &o->max_header_list) != 0) {
+                fprintf(stderr, "omsd: --max-header-list wants 1024..16777216 bytes, got '%s'\n",
+                        optarg);
+                return -1;
+            }
+            break;
+        case OPT_GRACE: {
+            char *end;
+            errno = 0;
+            double g = strtod(optarg, &end);
+            if (errno || *end || !(g >= 0 && g <= 86400)) {
+                fprintf(stderr, "omsd: --grace wants 0..86400 seconds, got '%s'\n", optarg);
+                return -1;
+            }
+            o->grace = g;
+            break;
+        }
+        case OPT_LOG:
+            if (oms_log_parse_level(optarg, &o->log_level) != 0) {
+                fprintf(stderr, "omsd: --log-level wants debug, info, warn, error or off, got '%s'\n",
+                        optarg);
+                return -1;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        case ':':
+            fprintf(stderr, "omsd: %s needs a value (see --help)\n", argv[optind - 1]);
+            return -1;
+        default:
+            fprintf(stderr, "omsd: unknown option '%s' (see --help)\n", argv[optind - 1]);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "omsd: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct app {
+    uv_loop_t *loop;
+    uv_signal_t sigint, sigterm;
+    http2_server *h2;
+    rpc_health *health;
+    double grace;
+    int signals;
+} app;
+
+static void on_signal_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void on_drained(http2_server *srv, void *arg)
+{
+    (void)srv;
+    app *a = arg;
+    OMS_INFO("drained; exiting");
+    uv_close((uv_handle_t *)&a->sigint, on_signal_closed);
+    uv_close((uv_handle_t *)&a->sigterm, on_signal_closed);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    app *a = h->data;
+    if (a->signals++ > 0) {
+        OMS_WARN("second signal: exiting now");
+        exit(1);
+    }
+    OMS_INFO("%s: draining (grace %.1fs)", strsignal(signum), a->grace);
+    rpc_health_shutdown(a->health);
+    http2_server_shutdown(a->h2, (uint64_t)(a->grace * 1000), on_drained, a);
+}
+
+int main(int argc, char **argv)
+{
+    options o = {
+        .host = "127.0.0.1",
+        .port = 50051,
+        .cert = "certs/server.pem",
+        .key = "certs/server.key",
+        .max_recv_msg = 4u << 20,
+        .max_streams = 1000,
+        .max_header_list = 16u << 10,
+        .grace = 10,
+        .log_level = OMS_LOG_INFO,
+    };
+    if (parse_args(argc, argv, &o) != 0)
+        return 2;
+    oms_log_set_level(o.log_level);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = 1;
+    app a = {.loop = uv_default_loop(), .grace = o.grace};
+
+    rpc_server_config rcfg;
+    rpc_server_config_init(&rcfg);
+    rcfg.max_recv_msg = o.max_recv_msg;
+    rpc_server *rpc = rpc_server_new(&rcfg);
+    interop_service *interop = interop_service_new();
+    bench_service *bench = bench_service_new();
+    a.health = rpc_health_new();
+    rpc_reflection *refl = rpc_reflection_new(oms_descriptor_set, oms_descriptor_set_len);
+    if (!rpc || !interop || !bench || !a.health || !refl) {
+        fprintf(stderr, "omsd: cannot set up services (out of memory or bad descriptor set)\n");
+        goto out;
+    }
+    if (rpc_server_add_service(rpc, interop_test_service(interop)) != 0 ||
+        rpc_server_add_service(rpc, interop_unimplemented_service(interop)) != 0 ||
+        rpc_server_add_service(rpc, bench_service_impl(bench)) != 0 ||
+        rpc_server_add_service(rpc, rpc_health_impl(a.health)) != 0 ||
+        rpc_reflection_register(rpc, refl) != 0) {
+        fprintf(stderr, "omsd: cannot register services\n");
+        goto out;
+    }
+    rpc_health_set(a.health, "", RPC_HEALTH_SERVING);
+    for (size_t i = 0; i < rpc_server_service_count(rpc); i++)
+        rpc_health_set(a.health, rpc_server_service_name(rpc, i), RPC_HEALTH_SERVING);
+
+    http2_server_config hcfg;
+    http2_server_config_init(&hcfg);
+    hcfg.host = o.host;
+    hcfg.port = o.port;
+    hcfg.tls = !o.h2c;
+    hcfg.cert_file = o.cert;
+    hcfg.key_file = o.key;
+    hcfg.max_concurrent_streams = (uint32_t)o.max_streams;
+    hcfg.max_header_list = (uint32_t)o.max_header_list;
+    hcfg.handler = rpc_server_stream_handler();
+    hcfg.handler_data = rpc;
+    char err[512];
+    int rv = http2_server_new(a.loop, &hcfg, &a.h2, err, sizeof err);
+    if (rv == 0)
+        rv = http2_server_start(a.h2);
+    if (rv != 0) {
+        fprintf(stderr, "omsd: %s\n", err);
+        if (!o.h2c && (strstr(err, "certificate") || strstr(err, "key")))
+            fprintf(stderr, "omsd: create dev certificates with 'make certs' "
+                            "(scripts/certs.sh), or pass --tls-cert/--tls-key, or --h2c\n");
+        goto out;
+    }
+
+    uv_signal_init(a.loop, &a.sigint);
+    uv_signal_init(a.loop, &a.sigterm);
+    a.sigint.data = a.sigterm.data = &a;
+    uv_signal_start(&a.sigint, on_signal, SIGINT);
+    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+
+    if (strchr(o.host, ':'))
+        printf("listening on [%s]:%d (%s)\n", o.host, http2_server_port(a.h2),
+               o.h2c ? "h2c" : "tls");
+    else
+        printf("listening on %s:%d (%s)\n", o.host, http2_server_port(a.h2),
+               o.h2c ? "h2c" : "tls");
+    fflush(stdout);
+
+    uv_run(a.loop, UV_RUN_DEFAULT);
+    rc = 0;
+
+out:
+    if (a.h2)
+        http2_server_free(a.h2);
+    uv_loop_close(a.loop);
+    rpc_reflection_free(refl);
+    rpc_health_free(a.health);
+    bench_service_free(bench);
+    interop_service_free(interop);
+    rpc_server_free(rpc);
+    return rc;
+}
