@@ -25,6 +25,10 @@ void rpc__buf_init(rpc_buf *b);
 void rpc__buf_dispose(rpc_buf *b);
 /* Makes room for n more bytes; returns 0 or -1 (ENOMEM). */
 int rpc__buf_reserve(rpc_buf *b, size_t n);
+/* As rpc__buf_reserve, but geometric growth stops at cap_limit bytes of
+ * capacity (or at len + n if that is more): for buffers whose final size is
+ * known, so that doubling does not allocate up to twice of it. */
+int rpc__buf_reserve_upto(rpc_buf *b, size_t n, size_t cap_limit);
 int rpc__buf_append(rpc_buf *b, const void *p, size_t n);
 /* Drops the first n bytes. */
 void rpc__buf_consume(rpc_buf *b, size_t n);
