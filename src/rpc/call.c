@@ -424,6 +424,10 @@ static void process_input(rpc_call *c, const uint8_t *p, size_t n)
             rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, m);
             break;
         }
+        if (r == RPC_DEFRAME_NOMEM) {
+            rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+            break;
+        }
         if (r < 0) {
             rpc_call_finish(c, RPC_INTERNAL, "invalid message compression flag");
             break;
