@@ -1,0 +1,277 @@
+/* health.c - grpc.health.v1.Health over rpc.h.
+ *
+ * Statuses live in a small array (a server has a handful of names). Watch
+ * calls sit on one doubly-linked list; a change walks it and sends to the
+ * watchers of that name. Sending goes through rpc_call_send(), which may end
+ * calls, and ending a call unlinks its watcher, so the walk holds a reference
+ * on the call it sends to and restarts from the head whenever the list
+ * changed under it (a per-walk generation mark skips watchers already done).
+ */
+#include "rpc/health.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "grpc/health/v1/health.pb-c.h"
+
+typedef Grpc__Health__V1__HealthCheckRequest health_request;
+typedef Grpc__Health__V1__HealthCheckResponse health_response;
+
+typedef struct health_entry {
+    char *name; /* malloc */
+    rpc_health_status status;
+} health_entry;
+
+/* One Watch call; lives in the call's arena. */
+typedef struct health_watcher {
+    struct health_watcher *prev, *next;
+    rpc_health *h; /* NULL once unlinked */
+    rpc_call *call;
+    char *service;            /* arena copy of the watched name */
+    rpc_health_status latest; /* newest status of the name */
+    rpc_health_status sent;   /* last status queued on the stream; 0 before the first */
+    bool waiting;             /* a send returned RPC_AGAIN: hold until on_ready */
+    unsigned gen;             /* the notify walk that last visited this watcher */
+} health_watcher;
+
+#define HEALTH_METHODS 2 /* Check, Watch */
+
+struct rpc_health {
+    health_entry *entries;
+    size_t n_entries, cap_entries;
+    health_watcher *watchers;   /* list head */
+    unsigned long list_version; /* bumped on every link and unlink */
+    unsigned gen;               /* notify walks so far */
+    bool shut_down;
+    rpc_service_impl impl;
+    const rpc_method_ops *ops[HEALTH_METHODS];
+};
+
+static health_entry *find_entry(const rpc_health *h, const char *name) {
+    for (size_t i = 0; i < h->n_entries; i++)
+        if (strcmp(h->entries[i].name, name) == 0) return &h->entries[i];
+    return NULL;
+}
+
+rpc_health_status rpc_health_get(const rpc_health *h, const char *service) {
+    const health_entry *e = find_entry(h, service ? service : "");
+    return e ? e->status : RPC_HEALTH_SERVICE_UNKNOWN;
+}
+
+/* --- watchers -------------------------------------------------------------- */
+
+static void link_watcher(rpc_health *h, health_watcher *w) {
+    w->h = h;
+    w->prev = NULL;
+    w->next = h->watchers;
+    if (h->watchers) h->watchers->prev = w;
+    h->watchers = w;
+    h->list_version++;
+}
+
+static void unlink_watcher(health_watcher *w) {
+    rpc_health *h = w->h;
+    if (!h) return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        h->watchers = w->next;
+    if (w->next) w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+    w->h = NULL;
+    h->list_version++;
+}
+
+/* Sends w->latest unless it was the last status sent or the stream is full
+ * (then on_ready sends whatever is latest by that time). The caller keeps
+ * w's call alive across this. */
+static void push(health_watcher *w) {
+    if (w->waiting || w->latest == w->sent) return;
+    health_response resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    resp.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)w->latest;
+    w->sent = w->latest;
+    int rv = rpc_call_send(w->call, &resp.base);
+    if (rv == RPC_AGAIN)
+        w->waiting = true;
+    else if (rv < 0)
+        unlink_watcher(w); /* the call is over; on_free follows */
+}
+
+/* Brings every watcher of service up to its current status. */
+static void notify(rpc_health *h, const char *service) {
+    unsigned gen = ++h->gen;
+    health_watcher *w = h->watchers;
+    while (w) {
+        if (w->gen == gen || strcmp(w->service, service) != 0) {
+            w = w->next;
+            continue;
+        }
+        w->gen = gen;
+        w->latest = rpc_health_get(h, w->service);
+        unsigned long version = h->list_version;
+        rpc_call *c = w->call;
+        rpc_call_ref(c); /* w lives in c's arena: keep it while we touch it */
+        push(w);
+        health_watcher *next = w->next;
+        rpc_call_unref(c);
+        w = h->list_version == version ? next : h->watchers;
+    }
+}
+
+/* --- status changes -------------------------------------------------------- */
+
+static int set_status(rpc_health *h, const char *service, rpc_health_status status) {
+    health_entry *e = find_entry(h, service);
+    if (status == RPC_HEALTH_SERVICE_UNKNOWN) {
+        if (!e) return 0;
+        char *name = e->name;
+        *e = h->entries[--h->n_entries];
+        notify(h, name);
+        free(name);
+        return 0;
+    }
+    if (e) {
+        if (e->status == status) return 0;
+        e->status = status;
+        notify(h, e->name);
+        return 0;
+    }
+    if (h->n_entries == h->cap_entries) {
+        size_t cap = h->cap_entries ? h->cap_entries * 2 : 8;
+        health_entry *n = realloc(h->entries, cap * sizeof(*n));
+        if (!n) return RPC_ENOMEM;
+        h->entries = n;
+        h->cap_entries = cap;
+    }
+    char *name = strdup(service);
+    if (!name) return RPC_ENOMEM;
+    h->entries[h->n_entries++] = (health_entry){.name = name, .status = status};
+    notify(h, name);
+    return 0;
+}
+
+int rpc_health_set(rpc_health *h, const char *service, rpc_health_status status) {
+    if (!h || !service || status < RPC_HEALTH_SERVING || status > RPC_HEALTH_SERVICE_UNKNOWN)
+        return RPC_EINVAL;
+    if (h->shut_down) return 0;
+    return set_status(h, service, status);
+}
+
+void rpc_health_shutdown(rpc_health *h) {
+    h->shut_down = true;
+    /* Only statuses change here, never the array, so entries stay put while
+     * notify() sends. */
+    for (size_t i = 0; i < h->n_entries; i++) {
+        if (h->entries[i].status == RPC_HEALTH_NOT_SERVING) continue;
+        h->entries[i].status = RPC_HEALTH_NOT_SERVING;
+        notify(h, h->entries[i].name);
+    }
+}
+
+/* --- handlers -------------------------------------------------------------- */
+
+static const char *request_service(const ProtobufCMessage *msg) {
+    const health_request *req = (const health_request *)msg;
+    return req->service ? req->service : "";
+}
+
+static void on_check_message(rpc_call *c, const ProtobufCMessage *msg) {
+    rpc_health *h = rpc_call_service_data(c);
+    rpc_health_status status = rpc_health_get(h, request_service(msg));
+    if (status == RPC_HEALTH_SERVICE_UNKNOWN) {
+        rpc_call_finish(c, RPC_NOT_FOUND, "unknown service");
+        return;
+    }
+    health_response resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    resp.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)status;
+    int rv = rpc_call_send(c, &resp.base);
+    rpc_call_finish(c, rv < 0 ? RPC_INTERNAL : RPC_OK, NULL);
+}
+
+/* Watch: the call stays open until the client or the server ends it. */
+static void on_watch_message(rpc_call *c, const ProtobufCMessage *msg) {
+    rpc_health *h = rpc_call_service_data(c);
+    const char *name = request_service(msg);
+    size_t len = strlen(name);
+    health_watcher *w = rpc_call_alloc(c, sizeof(*w));
+    char *copy = w ? rpc_call_alloc(c, len + 1) : NULL;
+    if (!copy) {
+        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    memcpy(copy, name, len + 1);
+    w->call = c;
+    w->service = copy;
+    w->latest = rpc_health_get(h, name);
+    link_watcher(h, w);
+    rpc_call_set_data(c, w);
+    push(w);
+}
+
+static void on_watch_ready(rpc_call *c) {
+    health_watcher *w = rpc_call_data(c);
+    if (!w || !w->h) return;
+    w->waiting = false;
+    push(w);
+}
+
+static void on_watch_cancel(rpc_call *c, rpc_status code) {
+    (void)code;
+    health_watcher *w = rpc_call_data(c);
+    if (w) unlink_watcher(w);
+}
+
+static void on_watch_free(rpc_call *c) {
+    health_watcher *w = rpc_call_data(c);
+    if (w) unlink_watcher(w);
+}
+
+static const rpc_method_ops check_ops = {
+    .flags = 0,
+    .on_message = on_check_message,
+};
+
+static const rpc_method_ops watch_ops = {
+    .flags = RPC_SERVER_STREAMING,
+    .on_message = on_watch_message,
+    .on_ready = on_watch_ready,
+    .on_cancel = on_watch_cancel,
+    .on_free = on_watch_free,
+};
+
+/* --- lifetime -------------------------------------------------------------- */
+
+rpc_health *rpc_health_new(void) {
+    const ProtobufCServiceDescriptor *desc = &grpc__health__v1__health__descriptor;
+    if (desc->n_methods > HEALTH_METHODS) return NULL;
+    rpc_health *h = calloc(1, sizeof(*h));
+    if (!h) return NULL;
+    /* Match by name rather than trust the generated order. */
+    for (unsigned i = 0; i < desc->n_methods; i++) {
+        if (strcmp(desc->methods[i].name, "Check") == 0)
+            h->ops[i] = &check_ops;
+        else if (strcmp(desc->methods[i].name, "Watch") == 0)
+            h->ops[i] = &watch_ops;
+    }
+    h->impl = (rpc_service_impl){.desc = desc, .ops = h->ops, .data = h};
+    if (set_status(h, "", RPC_HEALTH_SERVING) != 0) {
+        rpc_health_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void rpc_health_free(rpc_health *h) {
+    if (!h) return;
+    while (h->watchers)
+        unlink_watcher(h->watchers);
+    for (size_t i = 0; i < h->n_entries; i++)
+        free(h->entries[i].name);
+    free(h->entries);
+    free(h);
+}
+
+const rpc_service_impl *rpc_health_impl(rpc_health *h) {
+    return &h->impl;
+}
