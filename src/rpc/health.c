@@ -48,36 +48,44 @@ struct rpc_health {
     const rpc_method_ops *ops[HEALTH_METHODS];
 };
 
-static health_entry *find_entry(const rpc_health *h, const char *name) {
+static health_entry *find_entry(const rpc_health *h, const char *name)
+{
     for (size_t i = 0; i < h->n_entries; i++)
-        if (strcmp(h->entries[i].name, name) == 0) return &h->entries[i];
+        if (strcmp(h->entries[i].name, name) == 0)
+            return &h->entries[i];
     return NULL;
 }
 
-rpc_health_status rpc_health_get(const rpc_health *h, const char *service) {
+rpc_health_status rpc_health_get(const rpc_health *h, const char *service)
+{
     const health_entry *e = find_entry(h, service ? service : "");
     return e ? e->status : RPC_HEALTH_SERVICE_UNKNOWN;
 }
 
 /* --- watchers -------------------------------------------------------------- */
 
-static void link_watcher(rpc_health *h, health_watcher *w) {
+static void link_watcher(rpc_health *h, health_watcher *w)
+{
     w->h = h;
     w->prev = NULL;
     w->next = h->watchers;
-    if (h->watchers) h->watchers->prev = w;
+    if (h->watchers)
+        h->watchers->prev = w;
     h->watchers = w;
     h->list_version++;
 }
 
-static void unlink_watcher(health_watcher *w) {
+static void unlink_watcher(health_watcher *w)
+{
     rpc_health *h = w->h;
-    if (!h) return;
+    if (!h)
+        return;
     if (w->prev)
         w->prev->next = w->next;
     else
         h->watchers = w->next;
-    if (w->next) w->next->prev = w->prev;
+    if (w->next)
+        w->next->prev = w->prev;
     w->prev = w->next = NULL;
     w->h = NULL;
     h->list_version++;
@@ -86,8 +94,10 @@ static void unlink_watcher(health_watcher *w) {
 /* Sends w->latest unless it was the last status sent or the stream is full
  * (then on_ready sends whatever is latest by that time). The caller keeps
  * w's call alive across this. */
-static void push(health_watcher *w) {
-    if (w->waiting || w->latest == w->sent) return;
+static void push(health_watcher *w)
+{
+    if (w->waiting || w->latest == w->sent)
+        return;
     health_response resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
     resp.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)w->latest;
     w->sent = w->latest;
@@ -99,7 +109,8 @@ static void push(health_watcher *w) {
 }
 
 /* Brings every watcher of service up to its current status. */
-static void notify(rpc_health *h, const char *service) {
+static void notify(rpc_health *h, const char *service)
+{
     unsigned gen = ++h->gen;
     health_watcher *w = h->watchers;
     while (w) {
@@ -121,10 +132,12 @@ static void notify(rpc_health *h, const char *service) {
 
 /* --- status changes -------------------------------------------------------- */
 
-static int set_status(rpc_health *h, const char *service, rpc_health_status status) {
+static int set_status(rpc_health *h, const char *service, rpc_health_status status)
+{
     health_entry *e = find_entry(h, service);
     if (status == RPC_HEALTH_SERVICE_UNKNOWN) {
-        if (!e) return 0;
+        if (!e)
+            return 0;
         char *name = e->name;
         *e = h->entries[--h->n_entries];
         notify(h, name);
@@ -132,7 +145,8 @@ static int set_status(rpc_health *h, const char *service, rpc_health_status stat
         return 0;
     }
     if (e) {
-        if (e->status == status) return 0;
+        if (e->status == status)
+            return 0;
         e->status = status;
         notify(h, e->name);
         return 0;
@@ -140,30 +154,36 @@ static int set_status(rpc_health *h, const char *service, rpc_health_status stat
     if (h->n_entries == h->cap_entries) {
         size_t cap = h->cap_entries ? h->cap_entries * 2 : 8;
         health_entry *n = realloc(h->entries, cap * sizeof(*n));
-        if (!n) return RPC_ENOMEM;
+        if (!n)
+            return RPC_ENOMEM;
         h->entries = n;
         h->cap_entries = cap;
     }
     char *name = strdup(service);
-    if (!name) return RPC_ENOMEM;
+    if (!name)
+        return RPC_ENOMEM;
     h->entries[h->n_entries++] = (health_entry){.name = name, .status = status};
     notify(h, name);
     return 0;
 }
 
-int rpc_health_set(rpc_health *h, const char *service, rpc_health_status status) {
+int rpc_health_set(rpc_health *h, const char *service, rpc_health_status status)
+{
     if (!h || !service || status < RPC_HEALTH_SERVING || status > RPC_HEALTH_SERVICE_UNKNOWN)
         return RPC_EINVAL;
-    if (h->shut_down) return 0;
+    if (h->shut_down)
+        return 0;
     return set_status(h, service, status);
 }
 
-void rpc_health_shutdown(rpc_health *h) {
+void rpc_health_shutdown(rpc_health *h)
+{
     h->shut_down = true;
     /* Only statuses change here, never the array, so entries stay put while
      * notify() sends. */
     for (size_t i = 0; i < h->n_entries; i++) {
-        if (h->entries[i].status == RPC_HEALTH_NOT_SERVING) continue;
+        if (h->entries[i].status == RPC_HEALTH_NOT_SERVING)
+            continue;
         h->entries[i].status = RPC_HEALTH_NOT_SERVING;
         notify(h, h->entries[i].name);
     }
@@ -171,12 +191,14 @@ void rpc_health_shutdown(rpc_health *h) {
 
 /* --- handlers -------------------------------------------------------------- */
 
-static const char *request_service(const ProtobufCMessage *msg) {
+static const char *request_service(const ProtobufCMessage *msg)
+{
     const health_request *req = (const health_request *)msg;
     return req->service ? req->service : "";
 }
 
-static void on_check_message(rpc_call *c, const ProtobufCMessage *msg) {
+static void on_check_message(rpc_call *c, const ProtobufCMessage *msg)
+{
     rpc_health *h = rpc_call_service_data(c);
     rpc_health_status status = rpc_health_get(h, request_service(msg));
     if (status == RPC_HEALTH_SERVICE_UNKNOWN) {
@@ -190,7 +212,8 @@ static void on_check_message(rpc_call *c, const ProtobufCMessage *msg) {
 }
 
 /* Watch: the call stays open until the client or the server ends it. */
-static void on_watch_message(rpc_call *c, const ProtobufCMessage *msg) {
+static void on_watch_message(rpc_call *c, const ProtobufCMessage *msg)
+{
     rpc_health *h = rpc_call_service_data(c);
     const char *name = request_service(msg);
     size_t len = strlen(name);
@@ -209,22 +232,28 @@ static void on_watch_message(rpc_call *c, const ProtobufCMessage *msg) {
     push(w);
 }
 
-static void on_watch_ready(rpc_call *c) {
+static void on_watch_ready(rpc_call *c)
+{
     health_watcher *w = rpc_call_data(c);
-    if (!w || !w->h) return;
+    if (!w || !w->h)
+        return;
     w->waiting = false;
     push(w);
 }
 
-static void on_watch_cancel(rpc_call *c, rpc_status code) {
+static void on_watch_cancel(rpc_call *c, rpc_status code)
+{
     (void)code;
     health_watcher *w = rpc_call_data(c);
-    if (w) unlink_watcher(w);
+    if (w)
+        unlink_watcher(w);
 }
 
-static void on_watch_free(rpc_call *c) {
+static void on_watch_free(rpc_call *c)
+{
     health_watcher *w = rpc_call_data(c);
-    if (w) unlink_watcher(w);
+    if (w)
+        unlink_watcher(w);
 }
 
 static const rpc_method_ops check_ops = {
@@ -242,11 +271,14 @@ static const rpc_method_ops watch_ops = {
 
 /* --- lifetime -------------------------------------------------------------- */
 
-rpc_health *rpc_health_new(void) {
+rpc_health *rpc_health_new(void)
+{
     const ProtobufCServiceDescriptor *desc = &grpc__health__v1__health__descriptor;
-    if (desc->n_methods > HEALTH_METHODS) return NULL;
+    if (desc->n_methods > HEALTH_METHODS)
+        return NULL;
     rpc_health *h = calloc(1, sizeof(*h));
-    if (!h) return NULL;
+    if (!h)
+        return NULL;
     /* Match by name rather than trust the generated order. */
     for (unsigned i = 0; i < desc->n_methods; i++) {
         if (strcmp(desc->methods[i].name, "Check") == 0)
@@ -262,8 +294,10 @@ rpc_health *rpc_health_new(void) {
     return h;
 }
 
-void rpc_health_free(rpc_health *h) {
-    if (!h) return;
+void rpc_health_free(rpc_health *h)
+{
+    if (!h)
+        return;
     while (h->watchers)
         unlink_watcher(h->watchers);
     for (size_t i = 0; i < h->n_entries; i++)
@@ -272,6 +306,7 @@ void rpc_health_free(rpc_health *h) {
     free(h);
 }
 
-const rpc_service_impl *rpc_health_impl(rpc_health *h) {
+const rpc_service_impl *rpc_health_impl(rpc_health *h)
+{
     return &h->impl;
 }

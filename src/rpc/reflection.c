@@ -103,7 +103,8 @@ struct rpc_reflection {
 
 /* Copies "scope.name" (or just name when scope is NULL or empty) into the
  * pool. Returns the copy or NULL on ENOMEM. */
-static const char *pool_join(rpc_reflection *r, const char *scope, const char *name) {
+static const char *pool_join(rpc_reflection *r, const char *scope, const char *name)
+{
     size_t ls = scope ? strlen(scope) : 0;
     size_t ln = strlen(name);
     size_t need = ls + (ls ? 1 : 0) + ln + 1;
@@ -111,7 +112,8 @@ static const char *pool_join(rpc_reflection *r, const char *scope, const char *n
     if (!ch || ch->cap - ch->used < need) {
         size_t cap = need > POOL_CHUNK ? need : POOL_CHUNK;
         ch = malloc(sizeof(*ch) + cap);
-        if (!ch) return NULL;
+        if (!ch)
+            return NULL;
         ch->next = r->pool;
         ch->used = 0;
         ch->cap = cap;
@@ -129,122 +131,159 @@ static const char *pool_join(rpc_reflection *r, const char *scope, const char *n
     return s;
 }
 
-static const char *skip_dot(const char *s) {
+static const char *skip_dot(const char *s)
+{
     return s[0] == '.' ? s + 1 : s;
 }
 
 /* Adds scope.name as a symbol of file. A NULL name (malformed proto2 input)
  * is skipped; *full gets the pooled name, NULL when skipped. */
 static int add_symbol(rpc_reflection *r, size_t file, sym_kind kind, const char *scope,
-                      const char *name, const char **full) {
-    if (full) *full = NULL;
-    if (!name) return 0;
+                      const char *name, const char **full)
+{
+    if (full)
+        *full = NULL;
+    if (!name)
+        return 0;
     if (r->n_syms == r->cap_syms) {
         size_t cap = r->cap_syms ? r->cap_syms * 2 : 256;
         refl_symbol *s = realloc(r->syms, cap * sizeof(*s));
-        if (!s) return -1;
+        if (!s)
+            return -1;
         r->syms = s;
         r->cap_syms = cap;
     }
     const char *s = pool_join(r, scope, name);
-    if (!s) return -1;
+    if (!s)
+        return -1;
     r->syms[r->n_syms++] = (refl_symbol){.name = s, .file = file, .kind = kind};
-    if (full) *full = s;
+    if (full)
+        *full = s;
     return 0;
 }
 
 /* Indexes an extension field declared in scope: as a symbol and by
  * (extendee, number). protoc writes extendee fully qualified. */
-static int add_extension(rpc_reflection *r, size_t file, const char *scope, const field_proto *f) {
-    if (add_symbol(r, file, SYM_EXTENSION, scope, f->name, NULL) != 0) return -1;
-    if (!f->extendee || !f->has_number) return 0;
+static int add_extension(rpc_reflection *r, size_t file, const char *scope, const field_proto *f)
+{
+    if (add_symbol(r, file, SYM_EXTENSION, scope, f->name, NULL) != 0)
+        return -1;
+    if (!f->extendee || !f->has_number)
+        return 0;
     if (r->n_exts == r->cap_exts) {
         size_t cap = r->cap_exts ? r->cap_exts * 2 : 16;
         refl_ext *e = realloc(r->exts, cap * sizeof(*e));
-        if (!e) return -1;
+        if (!e)
+            return -1;
         r->exts = e;
         r->cap_exts = cap;
     }
     const char *ext = pool_join(r, NULL, skip_dot(f->extendee));
-    if (!ext) return -1;
+    if (!ext)
+        return -1;
     r->exts[r->n_exts++] = (refl_ext){.extendee = ext, .number = f->number, .file = file};
     return 0;
 }
 
 /* An enum and its values; values are scoped as siblings of the enum. */
-static int index_enum(rpc_reflection *r, size_t file, const char *scope, const enum_proto *e) {
-    if (add_symbol(r, file, SYM_ENUM, scope, e->name, NULL) != 0) return -1;
+static int index_enum(rpc_reflection *r, size_t file, const char *scope, const enum_proto *e)
+{
+    if (add_symbol(r, file, SYM_ENUM, scope, e->name, NULL) != 0)
+        return -1;
     for (size_t i = 0; i < e->n_value; i++)
-        if (add_symbol(r, file, SYM_ENUM_VALUE, scope, e->value[i]->name, NULL) != 0) return -1;
+        if (add_symbol(r, file, SYM_ENUM_VALUE, scope, e->value[i]->name, NULL) != 0)
+            return -1;
     return 0;
 }
 
 /* A message with its fields, oneofs, extensions, nested messages and enums. */
-static int index_message(rpc_reflection *r, size_t file, const char *scope,
-                         const message_proto *m) {
+static int index_message(rpc_reflection *r, size_t file, const char *scope, const message_proto *m)
+{
     const char *full;
-    if (add_symbol(r, file, SYM_MESSAGE, scope, m->name, &full) != 0) return -1;
-    if (!full) return 0;
+    if (add_symbol(r, file, SYM_MESSAGE, scope, m->name, &full) != 0)
+        return -1;
+    if (!full)
+        return 0;
     for (size_t i = 0; i < m->n_field; i++)
-        if (add_symbol(r, file, SYM_FIELD, full, m->field[i]->name, NULL) != 0) return -1;
+        if (add_symbol(r, file, SYM_FIELD, full, m->field[i]->name, NULL) != 0)
+            return -1;
     for (size_t i = 0; i < m->n_oneof_decl; i++)
-        if (add_symbol(r, file, SYM_ONEOF, full, m->oneof_decl[i]->name, NULL) != 0) return -1;
+        if (add_symbol(r, file, SYM_ONEOF, full, m->oneof_decl[i]->name, NULL) != 0)
+            return -1;
     for (size_t i = 0; i < m->n_extension; i++)
-        if (add_extension(r, file, full, m->extension[i]) != 0) return -1;
+        if (add_extension(r, file, full, m->extension[i]) != 0)
+            return -1;
     for (size_t i = 0; i < m->n_nested_type; i++)
-        if (index_message(r, file, full, m->nested_type[i]) != 0) return -1;
+        if (index_message(r, file, full, m->nested_type[i]) != 0)
+            return -1;
     for (size_t i = 0; i < m->n_enum_type; i++)
-        if (index_enum(r, file, full, m->enum_type[i]) != 0) return -1;
+        if (index_enum(r, file, full, m->enum_type[i]) != 0)
+            return -1;
     return 0;
 }
 
-static int index_file(rpc_reflection *r, size_t file, const file_proto *f) {
+static int index_file(rpc_reflection *r, size_t file, const file_proto *f)
+{
     const char *pkg = f->package;
     for (size_t i = 0; i < f->n_message_type; i++)
-        if (index_message(r, file, pkg, f->message_type[i]) != 0) return -1;
+        if (index_message(r, file, pkg, f->message_type[i]) != 0)
+            return -1;
     for (size_t i = 0; i < f->n_enum_type; i++)
-        if (index_enum(r, file, pkg, f->enum_type[i]) != 0) return -1;
+        if (index_enum(r, file, pkg, f->enum_type[i]) != 0)
+            return -1;
     for (size_t i = 0; i < f->n_extension; i++)
-        if (add_extension(r, file, pkg, f->extension[i]) != 0) return -1;
+        if (add_extension(r, file, pkg, f->extension[i]) != 0)
+            return -1;
     for (size_t i = 0; i < f->n_service; i++) {
         const Google__Protobuf__ServiceDescriptorProto *s = f->service[i];
         const char *full;
-        if (add_symbol(r, file, SYM_SERVICE, pkg, s->name, &full) != 0) return -1;
+        if (add_symbol(r, file, SYM_SERVICE, pkg, s->name, &full) != 0)
+            return -1;
         for (size_t j = 0; full && j < s->n_method; j++)
-            if (add_symbol(r, file, SYM_METHOD, full, s->method[j]->name, NULL) != 0) return -1;
+            if (add_symbol(r, file, SYM_METHOD, full, s->method[j]->name, NULL) != 0)
+                return -1;
     }
     return 0;
 }
 
 /* qsort()/bsearch() that accept an empty (NULL) array. */
-static void sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *)) {
-    if (n) qsort(base, n, size, cmp);
+static void sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+    if (n)
+        qsort(base, n, size, cmp);
 }
 
 static void *search(const void *key, const void *base, size_t n, size_t size,
-                    int (*cmp)(const void *, const void *)) {
+                    int (*cmp)(const void *, const void *))
+{
     return n ? bsearch(key, base, n, size, cmp) : NULL;
 }
 
-static int cmp_symbol(const void *a, const void *b) {
+static int cmp_symbol(const void *a, const void *b)
+{
     return strcmp(((const refl_symbol *)a)->name, ((const refl_symbol *)b)->name);
 }
 
-static int cmp_ext(const void *a, const void *b) {
+static int cmp_ext(const void *a, const void *b)
+{
     const refl_ext *x = a, *y = b;
     int c = strcmp(x->extendee, y->extendee);
-    if (c) return c;
+    if (c)
+        return c;
     return (x->number > y->number) - (x->number < y->number);
 }
 
-static int cmp_name(const void *a, const void *b) {
+static int cmp_name(const void *a, const void *b)
+{
     return strcmp(((const refl_name *)a)->name, ((const refl_name *)b)->name);
 }
 
-static bool file_seen(const rpc_reflection *r, const char *name) {
+static bool file_seen(const rpc_reflection *r, const char *name)
+{
     /* O(n^2) over the set, once at start-up; sets hold tens of files. */
     for (size_t i = 0; i < r->n_files; i++)
-        if (strcmp(r->files[i].name, name) == 0) return true;
+        if (strcmp(r->files[i].name, name) == 0)
+            return true;
     return false;
 }
 
@@ -252,46 +291,58 @@ static bool file_seen(const rpc_reflection *r, const char *name) {
  * name is already in): name, re-packed bytes, symbols. The slot counts in
  * n_files as soon as it is claimed, so rpc_reflection_free() cleans up a
  * half-built one. */
-static int add_file(rpc_reflection *r, const file_proto *f) {
-    if (!f->name) return -1;
-    if (file_seen(r, f->name)) return 0;
+static int add_file(rpc_reflection *r, const file_proto *f)
+{
+    if (!f->name)
+        return -1;
+    if (file_seen(r, f->name))
+        return 0;
     size_t fi = r->n_files++;
     refl_file *rf = &r->files[fi];
     rf->src = f;
-    if (!(rf->name = pool_join(r, NULL, f->name))) return -1;
+    if (!(rf->name = pool_join(r, NULL, f->name)))
+        return -1;
     rf->len = google__protobuf__file_descriptor_proto__get_packed_size(f);
-    if (!(rf->bytes = malloc(rf->len ? rf->len : 1))) return -1;
+    if (!(rf->bytes = malloc(rf->len ? rf->len : 1)))
+        return -1;
     google__protobuf__file_descriptor_proto__pack(f, rf->bytes);
-    if (f->n_dependency && !(rf->deps = malloc(f->n_dependency * sizeof(*rf->deps)))) return -1;
+    if (f->n_dependency && !(rf->deps = malloc(f->n_dependency * sizeof(*rf->deps))))
+        return -1;
     return index_file(r, fi, f);
 }
 
 /* Turns dependency names into file indices; needs by_name sorted. Imports
  * missing from the set are skipped: clients then ask for them by name and
  * get NOT_FOUND, which names the gap. */
-static void resolve_deps(rpc_reflection *r) {
+static void resolve_deps(rpc_reflection *r)
+{
     for (size_t i = 0; i < r->n_files; i++) {
         refl_file *rf = &r->files[i];
         for (size_t j = 0; j < rf->src->n_dependency; j++) {
             const char *dep = rf->src->dependency[j];
             long d = dep ? rpc_reflection_find_file(r, dep) : -1;
-            if (d >= 0 && (size_t)d != i) rf->deps[rf->n_deps++] = (size_t)d;
+            if (d >= 0 && (size_t)d != i)
+                rf->deps[rf->n_deps++] = (size_t)d;
         }
         rf->src = NULL; /* the unpacked set is about to go */
     }
 }
 
-rpc_reflection *rpc_reflection_new(const uint8_t *fds, size_t len) {
+rpc_reflection *rpc_reflection_new(const uint8_t *fds, size_t len)
+{
     Google__Protobuf__FileDescriptorSet *set =
         google__protobuf__file_descriptor_set__unpack(NULL, len, fds);
-    if (!set) return NULL;
+    if (!set)
+        return NULL;
     rpc_reflection *r = calloc(1, sizeof(*r));
-    if (!r) goto fail_set;
+    if (!r)
+        goto fail_set;
     if (set->n_file && (!(r->files = calloc(set->n_file, sizeof(*r->files))) ||
                         !(r->by_name = malloc(set->n_file * sizeof(*r->by_name)))))
         goto fail_index;
     for (size_t i = 0; i < set->n_file; i++)
-        if (add_file(r, set->file[i]) != 0) goto fail_index;
+        if (add_file(r, set->file[i]) != 0)
+            goto fail_index;
 
     for (size_t i = 0; i < r->n_files; i++)
         r->by_name[i] = (refl_name){.name = r->files[i].name, .file = i};
@@ -314,8 +365,10 @@ fail_set:
     return NULL;
 }
 
-void rpc_reflection_free(rpc_reflection *r) {
-    if (!r) return;
+void rpc_reflection_free(rpc_reflection *r)
+{
+    if (!r)
+        return;
     for (size_t i = 0; i < r->n_files; i++) {
         free(r->files[i].bytes);
         free(r->files[i].deps);
@@ -334,46 +387,56 @@ void rpc_reflection_free(rpc_reflection *r) {
 
 /* --- queries --------------------------------------------------------------- */
 
-size_t rpc_reflection_file_count(const rpc_reflection *r) {
+size_t rpc_reflection_file_count(const rpc_reflection *r)
+{
     return r->n_files;
 }
 
-const char *rpc_reflection_file_name(const rpc_reflection *r, size_t i) {
+const char *rpc_reflection_file_name(const rpc_reflection *r, size_t i)
+{
     return i < r->n_files ? r->files[i].name : NULL;
 }
 
-const uint8_t *rpc_reflection_file_bytes(const rpc_reflection *r, size_t i, size_t *len) {
-    if (i >= r->n_files) return NULL;
+const uint8_t *rpc_reflection_file_bytes(const rpc_reflection *r, size_t i, size_t *len)
+{
+    if (i >= r->n_files)
+        return NULL;
     *len = r->files[i].len;
     return r->files[i].bytes;
 }
 
-long rpc_reflection_find_file(const rpc_reflection *r, const char *name) {
+long rpc_reflection_find_file(const rpc_reflection *r, const char *name)
+{
     refl_name key = {.name = name};
     const refl_name *n = search(&key, r->by_name, r->n_files, sizeof(*r->by_name), cmp_name);
     return n ? (long)n->file : -1;
 }
 
-static const refl_symbol *find_symbol(const rpc_reflection *r, const char *symbol) {
+static const refl_symbol *find_symbol(const rpc_reflection *r, const char *symbol)
+{
     refl_symbol key = {.name = skip_dot(symbol)};
     return search(&key, r->syms, r->n_syms, sizeof(*r->syms), cmp_symbol);
 }
 
-long rpc_reflection_find_symbol(const rpc_reflection *r, const char *symbol) {
+long rpc_reflection_find_symbol(const rpc_reflection *r, const char *symbol)
+{
     const refl_symbol *s = find_symbol(r, symbol);
     return s ? (long)s->file : -1;
 }
 
-long rpc_reflection_find_extension(const rpc_reflection *r, const char *extendee, int32_t number) {
+long rpc_reflection_find_extension(const rpc_reflection *r, const char *extendee, int32_t number)
+{
     refl_ext key = {.extendee = skip_dot(extendee), .number = number};
     const refl_ext *e = search(&key, r->exts, r->n_exts, sizeof(*r->exts), cmp_ext);
     return e ? (long)e->file : -1;
 }
 
 long rpc_reflection_extension_numbers(const rpc_reflection *r, const char *type, int32_t *out,
-                                      size_t cap) {
+                                      size_t cap)
+{
     const refl_symbol *s = find_symbol(r, type);
-    if (!s || s->kind != SYM_MESSAGE) return -1;
+    if (!s || s->kind != SYM_MESSAGE)
+        return -1;
     /* exts is sorted by (extendee, number): find the first of the run. */
     const char *name = skip_dot(type);
     size_t lo = 0, hi = r->n_exts;
@@ -386,14 +449,17 @@ long rpc_reflection_extension_numbers(const rpc_reflection *r, const char *type,
     }
     size_t n = 0;
     for (size_t i = lo; i < r->n_exts && strcmp(r->exts[i].extendee, name) == 0; i++, n++)
-        if (n < cap) out[n] = r->exts[i].number;
+        if (n < cap)
+            out[n] = r->exts[i].number;
     return (long)n;
 }
 
 /* Depth-first, pre-order: a file before its imports, each file once. */
 static size_t closure_visit(const rpc_reflection *r, size_t i, bool *seen, size_t *out, size_t n,
-                            size_t cap) {
-    if (seen[i] || n >= cap) return n;
+                            size_t cap)
+{
+    if (seen[i] || n >= cap)
+        return n;
     seen[i] = true;
     out[n++] = i;
     for (size_t d = 0; d < r->files[i].n_deps; d++)
@@ -401,10 +467,13 @@ static size_t closure_visit(const rpc_reflection *r, size_t i, bool *seen, size_
     return n;
 }
 
-size_t rpc_reflection_file_closure(const rpc_reflection *r, size_t i, size_t *out, size_t cap) {
-    if (i >= r->n_files) return 0;
+size_t rpc_reflection_file_closure(const rpc_reflection *r, size_t i, size_t *out, size_t cap)
+{
+    if (i >= r->n_files)
+        return 0;
     bool *seen = calloc(r->n_files, sizeof(*seen));
-    if (!seen) return 0;
+    if (!seen)
+        return 0;
     size_t n = closure_visit(r, i, seen, out, 0, cap);
     free(seen);
     return n;
@@ -424,7 +493,8 @@ typedef struct refl_answer {
     void *heap[2];
 } refl_answer;
 
-static void answer_dispose(refl_answer *a) {
+static void answer_dispose(refl_answer *a)
+{
     free(a->heap[0]);
     free(a->heap[1]);
 }
@@ -432,7 +502,8 @@ static void answer_dispose(refl_answer *a) {
 static void answer_error(refl_answer *a, rpc_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void answer_error(refl_answer *a, rpc_status code, const char *fmt, ...) {
+static void answer_error(refl_answer *a, rpc_status code, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(a->error_message, sizeof(a->error_message), fmt, ap);
@@ -449,7 +520,8 @@ static void answer_error(refl_answer *a, rpc_status code, const char *fmt, ...) 
  * every import each time is what the protocol allows at the simplest ("may
  * skip files already sent"); clients dedupe by name. The bytes are borrowed
  * from the index. Returns 0 or -1 (ENOMEM). */
-static int answer_files(refl_answer *a, const rpc_reflection *r, size_t file) {
+static int answer_files(refl_answer *a, const rpc_reflection *r, size_t file)
+{
     size_t *idx = malloc(r->n_files * sizeof(*idx));
     ProtobufCBinaryData *blobs = malloc(r->n_files * sizeof(*blobs));
     if (!idx || !blobs) {
@@ -479,7 +551,8 @@ static int answer_files(refl_answer *a, const rpc_reflection *r, size_t file) {
 }
 
 /* list_services_response: the services registered on the server now. */
-static int answer_list(refl_answer *a, const rpc_reflection *r) {
+static int answer_list(refl_answer *a, const rpc_reflection *r)
+{
     size_t n = r->srv ? rpc_server_service_count(r->srv) : 0;
     Grpc__Reflection__V1__ServiceResponse *svc = calloc(n ? n : 1, sizeof(*svc));
     Grpc__Reflection__V1__ServiceResponse **ptr = calloc(n ? n : 1, sizeof(*ptr));
@@ -506,14 +579,16 @@ static int answer_list(refl_answer *a, const rpc_reflection *r) {
 }
 
 /* all_extension_numbers_response, or NOT_FOUND for an unknown type. */
-static int answer_numbers(refl_answer *a, const rpc_reflection *r, char *type) {
+static int answer_numbers(refl_answer *a, const rpc_reflection *r, char *type)
+{
     long n = rpc_reflection_extension_numbers(r, type, NULL, 0);
     if (n < 0) {
         answer_error(a, RPC_NOT_FOUND, "type not found: %s", type);
         return 0;
     }
     int32_t *nums = malloc((size_t)(n ? n : 1) * sizeof(*nums));
-    if (!nums) return -1;
+    if (!nums)
+        return -1;
     a->heap[0] = nums;
     rpc_reflection_extension_numbers(r, type, nums, (size_t)n);
     grpc__reflection__v1__extension_number_response__init(&a->numbers);
@@ -527,17 +602,20 @@ static int answer_numbers(refl_answer *a, const rpc_reflection *r, char *type) {
 }
 
 /* protobuf-c leaves a string NULL only on malformed input paths; be safe. */
-static char *str_or_empty(char *s) {
+static char *str_or_empty(char *s)
+{
     return s ? s : (char *)"";
 }
 
 /* Fills a's response for req. Errors about the request become an
  * error_response (the stream goes on); returns -1 only on ENOMEM. */
-static int answer(refl_answer *a, const rpc_reflection *r, const refl_request *req) {
+static int answer(refl_answer *a, const rpc_reflection *r, const refl_request *req)
+{
     long f;
     switch (req->message_request_case) {
     case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME:
-        if ((f = rpc_reflection_find_file(r, str_or_empty(req->file_by_filename))) < 0) break;
+        if ((f = rpc_reflection_find_file(r, str_or_empty(req->file_by_filename))) < 0)
+            break;
         return answer_files(a, r, (size_t)f);
     case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_SYMBOL:
         if ((f = rpc_reflection_find_symbol(r, str_or_empty(req->file_containing_symbol))) < 0)
@@ -545,7 +623,8 @@ static int answer(refl_answer *a, const rpc_reflection *r, const refl_request *r
         return answer_files(a, r, (size_t)f);
     case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_EXTENSION: {
         const Grpc__Reflection__V1__ExtensionRequest *e = req->file_containing_extension;
-        if (!e || !e->containing_type) break;
+        if (!e || !e->containing_type)
+            break;
         if ((f = rpc_reflection_find_extension(r, e->containing_type, e->extension_number)) < 0)
             break;
         return answer_files(a, r, (size_t)f);
@@ -582,11 +661,12 @@ static int answer(refl_answer *a, const rpc_reflection *r, const refl_request *r
 /* Re-encodes m as a message of the wire-identical type `to`. The result comes
  * from the system allocator: free it with protobuf_c_message_free_unpacked(x,
  * NULL). NULL on ENOMEM. */
-static ProtobufCMessage *transcode(const ProtobufCMessage *m,
-                                   const ProtobufCMessageDescriptor *to) {
+static ProtobufCMessage *transcode(const ProtobufCMessage *m, const ProtobufCMessageDescriptor *to)
+{
     size_t n = protobuf_c_message_get_packed_size(m);
     uint8_t *buf = malloc(n ? n : 1);
-    if (!buf) return NULL;
+    if (!buf)
+        return NULL;
     protobuf_c_message_pack(m, buf);
     ProtobufCMessage *out = protobuf_c_message_unpack(to, NULL, n, buf);
     free(buf);
@@ -596,7 +676,8 @@ static ProtobufCMessage *transcode(const ProtobufCMessage *m,
 /* One response per request, echoing host and request. rpc_call_send() queues
  * even when it returns RPC_AGAIN, and rpc delivers no further request while
  * the queue is full, so this echo-style handler never waits on on_ready. */
-static void on_refl_message(rpc_call *c, const ProtobufCMessage *msg) {
+static void on_refl_message(rpc_call *c, const ProtobufCMessage *msg)
+{
     const refl_binding *b = rpc_call_service_data(c);
     const refl_request *req = (const refl_request *)msg;
     ProtobufCMessage *req_v1 = NULL, *resp_twin = NULL;
@@ -612,11 +693,13 @@ static void on_refl_message(rpc_call *c, const ProtobufCMessage *msg) {
     /* protobuf-c fields are not const; packing only reads them. */
     a.resp.valid_host = req->host;
     a.resp.original_request = (refl_request *)req;
-    if (answer(&a, b->r, req) != 0) goto fail_nomem;
+    if (answer(&a, b->r, req) != 0)
+        goto fail_nomem;
 
     const ProtobufCMessage *out = &a.resp.base;
     if (b->response != out->descriptor) {
-        if (!(resp_twin = transcode(out, b->response))) goto fail_nomem;
+        if (!(resp_twin = transcode(out, b->response)))
+            goto fail_nomem;
         out = resp_twin;
     }
     int rv = rpc_call_send(c, out);
@@ -628,12 +711,15 @@ static void on_refl_message(rpc_call *c, const ProtobufCMessage *msg) {
 fail_nomem:
     rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "reflection: out of memory");
 done:
-    if (resp_twin) protobuf_c_message_free_unpacked(resp_twin, NULL);
+    if (resp_twin)
+        protobuf_c_message_free_unpacked(resp_twin, NULL);
     answer_dispose(&a);
-    if (req_v1) protobuf_c_message_free_unpacked(req_v1, NULL);
+    if (req_v1)
+        protobuf_c_message_free_unpacked(req_v1, NULL);
 }
 
-static void on_refl_half_close(rpc_call *c) {
+static void on_refl_half_close(rpc_call *c)
+{
     rpc_call_finish(c, RPC_OK, NULL);
 }
 
@@ -646,18 +732,22 @@ static const rpc_method_ops refl_info_ops = {
 /* ServerReflection has one method, ServerReflectionInfo, in both versions. */
 static const rpc_method_ops *const refl_ops[] = {&refl_info_ops};
 
-int rpc_reflection_register(rpc_server *srv, rpc_reflection *r) {
+int rpc_reflection_register(rpc_server *srv, rpc_reflection *r)
+{
     static const ProtobufCServiceDescriptor *const desc[REFL_VERSIONS] = {
         [REFL_V1] = &grpc__reflection__v1__server_reflection__descriptor,
         [REFL_V1ALPHA] = &grpc__reflection__v1alpha__server_reflection__descriptor,
     };
-    if (!srv || !r || (r->srv && r->srv != srv)) return RPC_EINVAL;
+    if (!srv || !r || (r->srv && r->srv != srv))
+        return RPC_EINVAL;
     r->srv = srv;
     for (int v = 0; v < REFL_VERSIONS; v++) {
-        if (desc[v]->n_methods != 1) return RPC_EINVAL;
+        if (desc[v]->n_methods != 1)
+            return RPC_EINVAL;
         r->impl[v] = (rpc_service_impl){.desc = desc[v], .ops = refl_ops, .data = &r->bind[v]};
         int rv = rpc_server_add_service(srv, &r->impl[v]);
-        if (rv != 0) return rv;
+        if (rv != 0)
+            return rv;
     }
     return 0;
 }

@@ -8,7 +8,8 @@
 #include "grpc/health/v1/health.pb-c.h"
 #include "rpc/health.h"
 
-Test(rpc_health, whole_server_starts_serving) {
+Test(rpc_health, whole_server_starts_serving)
+{
     rpc_health *h = rpc_health_new();
     cr_assert_not_null(h);
     cr_assert_eq(rpc_health_get(h, ""), RPC_HEALTH_SERVING);
@@ -17,7 +18,8 @@ Test(rpc_health, whole_server_starts_serving) {
     rpc_health_free(h);
 }
 
-Test(rpc_health, set_change_and_forget) {
+Test(rpc_health, set_change_and_forget)
+{
     rpc_health *h = rpc_health_new();
     cr_assert_eq(rpc_health_set(h, "a.A", RPC_HEALTH_NOT_SERVING), 0);
     cr_assert_eq(rpc_health_get(h, "a.A"), RPC_HEALTH_NOT_SERVING);
@@ -47,7 +49,8 @@ Test(rpc_health, set_change_and_forget) {
     rpc_health_free(h);
 }
 
-Test(rpc_health, rejects_bad_arguments) {
+Test(rpc_health, rejects_bad_arguments)
+{
     rpc_health *h = rpc_health_new();
     cr_assert_eq(rpc_health_set(h, NULL, RPC_HEALTH_SERVING), RPC_EINVAL);
     cr_assert_eq(rpc_health_set(h, "a", (rpc_health_status)0), RPC_EINVAL);
@@ -57,7 +60,8 @@ Test(rpc_health, rejects_bad_arguments) {
     rpc_health_free(NULL);
 }
 
-Test(rpc_health, shutdown_sets_everything_not_serving_and_sticks) {
+Test(rpc_health, shutdown_sets_everything_not_serving_and_sticks)
+{
     rpc_health *h = rpc_health_new();
     rpc_health_set(h, "a.A", RPC_HEALTH_SERVING);
     rpc_health_set(h, "b.B", RPC_HEALTH_NOT_SERVING);
@@ -74,7 +78,8 @@ Test(rpc_health, shutdown_sets_everything_not_serving_and_sticks) {
     rpc_health_free(h);
 }
 
-Test(rpc_health, impl_serves_check_and_watch) {
+Test(rpc_health, impl_serves_check_and_watch)
+{
     rpc_health *h = rpc_health_new();
     const rpc_service_impl *impl = rpc_health_impl(h);
     cr_assert_eq(impl->desc, &grpc__health__v1__health__descriptor);

@@ -13,25 +13,29 @@ extern const size_t oms_descriptor_set_len;
 
 static rpc_reflection *refl;
 
-static void setup(void) {
+static void setup(void)
+{
     refl = rpc_reflection_new(oms_descriptor_set, oms_descriptor_set_len);
     cr_assert_not_null(refl);
 }
 
-static void teardown(void) {
+static void teardown(void)
+{
     rpc_reflection_free(refl);
     refl = NULL;
 }
 
 /* Name of the file defining symbol, or NULL. */
-static const char *file_of(const char *symbol) {
+static const char *file_of(const char *symbol)
+{
     long f = rpc_reflection_find_symbol(refl, symbol);
     return f < 0 ? NULL : rpc_reflection_file_name(refl, (size_t)f);
 }
 
 TestSuite(rpc_reflection, .init = setup, .fini = teardown);
 
-Test(rpc_reflection, indexes_every_file_of_the_set) {
+Test(rpc_reflection, indexes_every_file_of_the_set)
+{
     static const char *const want[] = {
         "grpc/testing/empty.proto",
         "grpc/testing/messages.proto",
@@ -51,7 +55,8 @@ Test(rpc_reflection, indexes_every_file_of_the_set) {
     cr_assert_null(rpc_reflection_file_name(refl, rpc_reflection_file_count(refl)));
 }
 
-Test(rpc_reflection, symbol_to_file) {
+Test(rpc_reflection, symbol_to_file)
+{
     static const struct {
         const char *symbol, *file;
     } table[] = {
@@ -87,7 +92,8 @@ Test(rpc_reflection, symbol_to_file) {
     }
 }
 
-Test(rpc_reflection, unknown_symbol_is_not_found) {
+Test(rpc_reflection, unknown_symbol_is_not_found)
+{
     cr_assert_null(file_of("grpc.testing.NoSuchMessage"));
     cr_assert_null(file_of("grpc.testing.TestService.NoSuchCall"));
     cr_assert_null(file_of("SimpleRequest"));
@@ -95,7 +101,8 @@ Test(rpc_reflection, unknown_symbol_is_not_found) {
     cr_assert_null(file_of(""));
 }
 
-Test(rpc_reflection, transitive_deps_of_test_proto) {
+Test(rpc_reflection, transitive_deps_of_test_proto)
+{
     long f = rpc_reflection_find_file(refl, "grpc/testing/test.proto");
     cr_assert_geq(f, 0);
     size_t n = rpc_reflection_file_count(refl);
@@ -119,7 +126,8 @@ Test(rpc_reflection, transitive_deps_of_test_proto) {
     free(out);
 }
 
-Test(rpc_reflection, file_bytes_are_the_file_descriptor) {
+Test(rpc_reflection, file_bytes_are_the_file_descriptor)
+{
     for (size_t i = 0; i < rpc_reflection_file_count(refl); i++) {
         size_t len = 0;
         const uint8_t *p = rpc_reflection_file_bytes(refl, i, &len);
@@ -132,7 +140,8 @@ Test(rpc_reflection, file_bytes_are_the_file_descriptor) {
     }
 }
 
-Test(rpc_reflection, extension_queries_on_a_set_without_extensions) {
+Test(rpc_reflection, extension_queries_on_a_set_without_extensions)
+{
     int32_t nums[4];
     cr_assert_eq(rpc_reflection_extension_numbers(refl, "grpc.testing.SimpleRequest", nums, 4), 0);
     cr_assert_eq(rpc_reflection_extension_numbers(refl, "grpc.testing.NoSuch", nums, 4), -1);
@@ -144,7 +153,8 @@ Test(rpc_reflection, extension_queries_on_a_set_without_extensions) {
 /* --- hand-built sets -------------------------------------------------------- */
 
 /* Packs a set of files; the caller frees the result. */
-static uint8_t *pack_set(Google__Protobuf__FileDescriptorProto **files, size_t n, size_t *len) {
+static uint8_t *pack_set(Google__Protobuf__FileDescriptorProto **files, size_t n, size_t *len)
+{
     Google__Protobuf__FileDescriptorSet set = GOOGLE__PROTOBUF__FILE_DESCRIPTOR_SET__INIT;
     set.n_file = n;
     set.file = files;
@@ -154,7 +164,8 @@ static uint8_t *pack_set(Google__Protobuf__FileDescriptorProto **files, size_t n
     return buf;
 }
 
-Test(rpc_reflection_sets, extensions_duplicates_and_missing_imports) {
+Test(rpc_reflection_sets, extensions_duplicates_and_missing_imports)
+{
     /* a.proto: package p; message M { extensions 100 to 200; } */
     Google__Protobuf__DescriptorProto m = GOOGLE__PROTOBUF__DESCRIPTOR_PROTO__INIT;
     m.name = "M";
@@ -221,7 +232,8 @@ Test(rpc_reflection_sets, extensions_duplicates_and_missing_imports) {
     rpc_reflection_free(r);
 }
 
-Test(rpc_reflection_sets, no_package_and_empty_set) {
+Test(rpc_reflection_sets, no_package_and_empty_set)
+{
     Google__Protobuf__DescriptorProto m = GOOGLE__PROTOBUF__DESCRIPTOR_PROTO__INIT;
     m.name = "Top";
     Google__Protobuf__DescriptorProto *msgs[] = {&m};
@@ -247,7 +259,8 @@ Test(rpc_reflection_sets, no_package_and_empty_set) {
     rpc_reflection_free(r);
 }
 
-Test(rpc_reflection_sets, rejects_garbage_and_nameless_files) {
+Test(rpc_reflection_sets, rejects_garbage_and_nameless_files)
+{
     static const uint8_t truncated[] = {0x0a, 0x05, 0x0a, 0x01};
     cr_assert_null(rpc_reflection_new(truncated, sizeof truncated));
 
