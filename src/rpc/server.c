@@ -184,7 +184,7 @@ static bool grpc_content_type(const char *v, size_t n)
 /* A well-formed HTTP answer for requests that are not gRPC at all. */
 static void respond_http(http2_stream *s, const char *status, const char *body)
 {
-    char len[16];
+    char len[24];
     snprintf(len, sizeof len, "%zu", strlen(body));
     http2_header h[] = {
         {":status", 7, status, strlen(status)},
