@@ -216,6 +216,8 @@ void http2__conn_drain(http2_conn *c)
 
 int http2__conn_recv(http2_conn *c, const uint8_t *p, size_t n)
 {
+    if (c->close_after_write)
+        return 0; /* a fatal error already ended the session */
     ssize_t rv = nghttp2_session_mem_recv(c->session, p, n);
     if (rv < 0) {
         uint32_t code = HTTP2_PROTOCOL_ERROR;
