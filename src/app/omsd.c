@@ -272,7 +272,6 @@ int main(int argc, char **argv)
         goto out;
     }
     if (rpc_server_add_service(rpc, interop_test_service(interop)) != 0 ||
-        rpc_server_add_service(rpc, interop_unimplemented_service(interop)) != 0 ||
         rpc_server_add_service(rpc, bench_service_impl(bench)) != 0 ||
         rpc_server_add_service(rpc, rpc_health_impl(a.health)) != 0 ||
         rpc_reflection_register(rpc, refl) != 0) {
