@@ -92,20 +92,33 @@ static void unlink_watcher(health_watcher *w)
 }
 
 /* Sends w->latest unless it was the last status sent or the stream is full
- * (then on_ready sends whatever is latest by that time). The caller keeps
- * w's call alive across this. */
+ * (then on_ready sends whatever is latest by that time). Once the server
+ * shuts down and the watcher has seen its final status, the Watch ends with
+ * UNAVAILABLE, so that it does not hold its connection open for the whole
+ * drain. The caller keeps w's call alive across this. */
 static void push(health_watcher *w)
 {
-    if (w->waiting || w->latest == w->sent)
+    if (w->waiting)
         return;
-    health_response resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
-    resp.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)w->latest;
-    w->sent = w->latest;
-    int rv = rpc_call_send(w->call, &resp.base);
-    if (rv == RPC_AGAIN)
-        w->waiting = true;
-    else if (rv < 0)
-        unlink_watcher(w); /* the call is over; on_free follows */
+    if (w->latest != w->sent) {
+        health_response resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+        resp.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)w->latest;
+        w->sent = w->latest;
+        int rv = rpc_call_send(w->call, &resp.base);
+        if (rv == RPC_AGAIN) {
+            w->waiting = true;
+            return;
+        }
+        if (rv < 0) {
+            unlink_watcher(w); /* the call is over; on_free follows */
+            return;
+        }
+    }
+    if (w->h && w->h->shut_down) {
+        rpc_call *c = w->call;
+        unlink_watcher(w);
+        rpc_call_finish(c, RPC_UNAVAILABLE, "server is shutting down");
+    }
 }
 
 /* Brings every watcher of service up to its current status. */
@@ -186,6 +199,15 @@ void rpc_health_shutdown(rpc_health *h)
             continue;
         h->entries[i].status = RPC_HEALTH_NOT_SERVING;
         notify(h, h->entries[i].name);
+    }
+    /* End the watches that are not waiting for window (those end from
+     * on_ready once their last status is out). */
+    for (health_watcher *w = h->watchers, *next; w; w = next) {
+        next = w->next;
+        rpc_call *c = w->call;
+        rpc_call_ref(c);
+        push(w);
+        rpc_call_unref(c);
     }
 }
 

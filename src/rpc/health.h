@@ -49,7 +49,9 @@ rpc_health_status rpc_health_get(const rpc_health *h, const char *service);
 
 /* Sets every known service NOT_SERVING (watchers are told) and ignores later
  * rpc_health_set() calls, so load balancers drain the server before it stops
- * (omsd calls this on SIGTERM, before the drain). Loop thread only. */
+ * (omsd calls this on SIGTERM, before the drain). Each Watch then ends with
+ * UNAVAILABLE once its NOT_SERVING is out, so watchers do not hold their
+ * connections open through the drain. Loop thread only. */
 void rpc_health_shutdown(rpc_health *h);
 
 /* The Health service to pass to rpc_server_add_service(). The table belongs

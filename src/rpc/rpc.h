@@ -186,17 +186,22 @@ int rpc_call_add_trailing_md(rpc_call *c, const char *key, const uint8_t *v, siz
  * (gzip when offered). Default: off. */
 void rpc_call_set_compress(rpc_call *c, bool on);
 
-/* Serializes and queues m (response headers go first, implicitly). Returns 0
- * if more may be sent now, RPC_AGAIN if queued but the handler must wait for
- * on_ready, or a negative code (RPC_ECANCELLED: the call is over). */
+/* Serializes and queues m (response headers go first, implicitly); m is only
+ * read during the call. Returns 0 if more may be sent now, RPC_AGAIN if queued
+ * but the handler must wait for on_ready, or a negative code: RPC_ECANCELLED
+ * (the call is over), RPC_ETOOBIG / RPC_ENOMEM (the call was just finished
+ * with RESOURCE_EXHAUSTED or INTERNAL). No handler callback fires from inside
+ * this function. */
 int rpc_call_send(rpc_call *c, const ProtobufCMessage *m);
 
 /* As rpc_call_send, overriding rpc_call_set_compress for this message. */
 int rpc_call_send_ex(rpc_call *c, const ProtobufCMessage *m, bool compress);
 
 /* Ends the call with status code and message (UTF-8, percent-encoded on the
- * wire; NULL for none) after the queued messages. Without any message sent,
- * this is a Trailers-Only response. Later calls are no-ops. */
+ * wire; NULL for none; copied) after the queued messages. Without any message
+ * sent, this is a Trailers-Only response. Later calls are no-ops, and no
+ * callback but on_free follows (an on_message already being delivered
+ * returns first). */
 void rpc_call_finish(rpc_call *c, rpc_status code, const char *message);
 
 /* Whether the call has ended (finished or cancelled). */
