@@ -43,9 +43,7 @@
 struct interop_service {
     uint8_t *zeros; /* INTEROP_MAX_PAYLOAD zero bytes, read-only once made */
     const rpc_method_ops **test_ops;
-    const rpc_method_ops **unimpl_ops;
     rpc_service_impl test;
-    rpc_service_impl unimpl;
 };
 
 /* One response still to send: a copy of a ResponseParameters. */
@@ -515,16 +513,9 @@ interop_service *interop_service_new(void)
                                     sizeof test_methods / sizeof test_methods[0]);
     if (!s->test_ops)
         goto fail_test;
-    s->unimpl_ops = svc__bind_methods(&grpc__testing__unimplemented_service__descriptor, NULL, 0);
-    if (!s->unimpl_ops)
-        goto fail_unimpl;
     s->test = (rpc_service_impl){&grpc__testing__test_service__descriptor, s->test_ops, s};
-    s->unimpl =
-        (rpc_service_impl){&grpc__testing__unimplemented_service__descriptor, s->unimpl_ops, s};
     return s;
 
-fail_unimpl:
-    free(s->test_ops);
 fail_test:
     free(s->zeros);
 fail_zeros:
@@ -537,7 +528,6 @@ void interop_service_free(interop_service *s)
 {
     if (!s)
         return;
-    free(s->unimpl_ops);
     free(s->test_ops);
     free(s->zeros);
     free(s);
@@ -546,9 +536,4 @@ void interop_service_free(interop_service *s)
 const rpc_service_impl *interop_test_service(const interop_service *s)
 {
     return &s->test;
-}
-
-const rpc_service_impl *interop_unimplemented_service(const interop_service *s)
-{
-    return &s->unimpl;
 }

@@ -2,8 +2,8 @@
  * tables ready for rpc_server_add_service().
  *
  *  - grpc.testing.TestService: the gRPC interop suite's server side
- *    (grpc/grpc doc/interop-test-descriptions.md), and
- *    grpc.testing.UnimplementedService, whose every method is UNIMPLEMENTED.
+ *    (grpc/grpc doc/interop-test-descriptions.md). UnimplementedService is
+ *    deliberately not served: the interop suite expects it to be unknown.
  *  - oms.bench.v1.OrderBench: the benchmark contract of
  *    proto/oms/bench/v1/bench.proto, with its process-wide order map.
  *
@@ -16,7 +16,6 @@
  *     bench_service *bs = bench_service_new();
  *     if (!is || !bs) goto fail;
  *     rpc_server_add_service(srv, interop_test_service(is));
- *     rpc_server_add_service(srv, interop_unimplemented_service(is));
  *     rpc_server_add_service(srv, bench_service_impl(bs));
  */
 #ifndef OMS_APP_SERVICES_H
@@ -38,9 +37,6 @@ void interop_service_free(interop_service *s);
  * UnimplementedCall (and any method added to the proto later) answers
  * UNIMPLEMENTED. */
 const rpc_service_impl *interop_test_service(const interop_service *s);
-/* grpc.testing.UnimplementedService: every method answers UNIMPLEMENTED.
- * Borrowed from s; valid until s is freed. */
-const rpc_service_impl *interop_unimplemented_service(const interop_service *s);
 
 /* --- oms.bench.v1.OrderBench -------------------------------------------- */
 
