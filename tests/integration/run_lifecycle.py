@@ -1,0 +1,216 @@
+#!/usr/bin/python3
+"""Process lifecycle: the command-line contract, startup errors, SIGTERM drain.
+
+- `--listen 127.0.0.1:0` prints exactly one `listening on HOST:PORT (tls|h2c)`
+  line with the real port (checked by every runner; here also for two servers
+  at once: distinct ports).
+- Startup errors exit non-zero without a listening line: missing certificate,
+  unknown flag, a port that is already in use.
+- SIGTERM on an idle server: exit 0 quickly.
+- SIGTERM with a call in flight: the call completes OK within --grace, new
+  calls are refused, exit 0.
+- A call that outlives --grace is cut off and the process still exits 0 soon
+  after the grace period.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import omsd as h  # noqa: E402
+from omsd import check, eq  # noqa: E402
+
+T = h.RPC_TIMEOUT
+
+
+def _expect_start_failure(env, argv, what, timeout=None):
+    """Runs argv; it must exit non-zero without printing a listening line."""
+    timeout = timeout or h.START_TIMEOUT
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, cwd=env.workdir, preexec_fn=h._child_setup)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        raise h.Failure("%s: still running after %.0fs (stdout %r)" % (what, timeout, out[:200]))
+    check(p.returncode != 0, "%s: exit status 0, expected failure (stdout %r)", what, out[:200])
+    check(b"listening on" not in out, "%s: printed a listening line: %r", what, out[:200])
+    check(p.returncode > 0, "%s: died from signal %d; stderr:\n%s", what, -p.returncode,
+          err.decode(errors="replace")[-2000:])
+    check(not any(m.encode() in err for m in h.SANITIZER_MARKERS),
+          "%s: sanitizer report:\n%s", what, err.decode(errors="replace")[-3000:])
+    return out, err
+
+
+def _base_argv(env, extra=(), h2c=True):
+    s = h.Server(env.args.server, env.args.omsd, env.args.source_dir, env.workdir, h2c=h2c,
+                 certs=env.certs, name="argv")
+    return s.argv() + list(extra)
+
+
+def missing_cert(env):
+    argv = _base_argv(env, h2c=False)
+    i = argv.index("--tls-cert")
+    argv[i + 1] = os.path.join(env.workdir, "no-such-cert.pem")
+    _, err = _expect_start_failure(env, argv, "--tls-cert pointing nowhere")
+    check(err.strip(), "no error message on stderr")
+
+
+def unknown_flag(env):
+    _expect_start_failure(env, _base_argv(env, ["--no-such-flag"]), "unknown flag")
+
+
+def port_in_use(env):
+    # a plain listening socket holds the port (no SO_REUSEPORT)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    try:
+        argv = _base_argv(env)
+        argv[argv.index("--listen") + 1] = "127.0.0.1:%d" % port
+        _expect_start_failure(env, argv, "port %d already in use" % port)
+    finally:
+        s.close()
+
+
+def port_in_use_by_omsd(env):
+    """A second server on the same port must fail, not share it via SO_REUSEPORT."""
+    a = env.server(h2c=True, name="%s-first" % env.args.server)
+    try:
+        argv = _base_argv(env)
+        argv[argv.index("--listen") + 1] = "127.0.0.1:%d" % a.port
+        _expect_start_failure(env, argv, "second server on %d" % a.port)
+    finally:
+        env.suite.stop_server(a)
+
+
+def two_servers_distinct_ports(env):
+    a = env.server(h2c=True, name="%s-a" % env.args.server)
+    b = env.server(h2c=False, name="%s-b" % env.args.server)
+    try:
+        check(a.port != b.port, "both servers printed port %d", a.port)
+        for s in (a, b):
+            ch = s.channel()
+            env.stubs.test_pb2_grpc.TestServiceStub(ch).EmptyCall(env.stubs.empty_pb2.Empty(),
+                                                                  timeout=T)
+            ch.close()
+    finally:
+        env.suite.stop_server(a)
+        env.suite.stop_server(b)
+
+
+def sigterm_idle(env):
+    s = env.server(h2c=True, name="%s-idle" % env.args.server)
+    ch = s.channel()
+    env.stubs.test_pb2_grpc.TestServiceStub(ch).EmptyCall(env.stubs.empty_pb2.Empty(), timeout=T)
+    ch.close()
+    t0 = time.monotonic()
+    s.signal(signal.SIGTERM)
+    rc = s.wait(10)
+    dt = time.monotonic() - t0
+    check(rc is not None, "idle server still running 10s after SIGTERM")
+    eq(rc, 0, "exit status")
+    check(dt < 5, "idle server took %.1fs to exit", dt)
+    env.suite.stop_server(s)  # records clean_exit (sanitizers, listening line)
+
+
+def _grace_server(env, grace, tls=False):
+    return env.server(h2c=not tls, grace=grace,
+                      name="%s-drain-%s-%s" % (env.args.server, grace, "tls" if tls else "h2c"))
+
+
+def sigterm_drains_inflight(env, tls=False):
+    S, grpc = env.stubs, env.stubs.grpc
+    m = S.messages_pb2
+    s = _grace_server(env, 5, tls)
+    ch = s.channel()
+    stub = S.test_pb2_grpc.TestServiceStub(ch)
+    # 3 responses, 400 ms apart: ~1.2 s in flight
+    req = m.StreamingOutputCallRequest(response_parameters=[
+        m.ResponseParameters(size=100, interval_us=400000) for _ in range(3)])
+    it = stub.StreamingOutputCall(req, timeout=T)
+    first = next(it)
+    eq(len(first.payload.body), 100, "first response")
+    t0 = time.monotonic()
+    s.signal(signal.SIGTERM)
+    time.sleep(0.2)
+    # a new call on a new channel is refused while draining
+    ch2 = s.channel()
+    try:
+        S.test_pb2_grpc.TestServiceStub(ch2).EmptyCall(S.empty_pb2.Empty(), timeout=3)
+        new_call = "succeeded"
+    except grpc.RpcError as e:
+        new_call = e.code()
+    finally:
+        ch2.close()
+    rest = []
+    try:
+        for r in it:
+            rest.append(len(r.payload.body))
+        code = it.code()
+    except grpc.RpcError as e:
+        code = e.code()
+    ch.close()
+    rc = s.wait(s.grace + 10)
+    dt = time.monotonic() - t0
+    eq((code, rest), (grpc.StatusCode.OK, [100, 100]),
+       "in-flight call across SIGTERM (status, remaining sizes)")
+    check(new_call in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED),
+          "a new call during the drain: expected UNAVAILABLE, got %s", new_call)
+    check(rc is not None, "server still running %.0fs after SIGTERM", s.grace + 10)
+    eq(rc, 0, "exit status")
+    check(dt < s.grace + 3, "exit took %.1fs (grace %ss)", dt, s.grace)
+    env.suite.stop_server(s)
+
+
+def sigterm_grace_expires(env):
+    S, grpc = env.stubs, env.stubs.grpc
+    m = S.messages_pb2
+    s = _grace_server(env, 1)
+    ch = s.channel()
+    stub = S.test_pb2_grpc.TestServiceStub(ch)
+    req = m.StreamingOutputCallRequest(response_parameters=[
+        m.ResponseParameters(size=10), m.ResponseParameters(size=10, interval_us=30000000)])
+    it = stub.StreamingOutputCall(req, timeout=60)
+    next(it)
+    t0 = time.monotonic()
+    s.signal(signal.SIGTERM)
+    try:
+        list(it)
+        code = it.code()
+    except grpc.RpcError as e:
+        code = e.code()
+    ch.close()
+    rc = s.wait(15)
+    dt = time.monotonic() - t0
+    check(code != grpc.StatusCode.OK, "30 s call finished OK despite a 1 s grace")
+    check(rc is not None, "server still running 15s after SIGTERM with --grace 1")
+    eq(rc, 0, "exit status")
+    check(dt < 1 + 5, "exit took %.1fs with --grace 1", dt)
+    env.suite.stop_server(s)
+
+
+def main():
+    args = h.common_args(__doc__.split("\n")[0]).parse_args()
+    with h.Env("lifecycle", args) as env:
+        su = env.suite
+        su.run("startup.missing_cert", missing_cert, env)
+        su.run("startup.unknown_flag", unknown_flag, env)
+        su.run("startup.port_in_use", port_in_use, env)
+        su.run("startup.port_in_use_by_second_server", port_in_use_by_omsd, env)
+        su.run("startup.two_servers_distinct_ports", two_servers_distinct_ports, env)
+        su.run("sigterm.idle_exits_0", sigterm_idle, env)
+        su.run("sigterm.drains_inflight_h2c", sigterm_drains_inflight, env, False)
+        su.run("sigterm.drains_inflight_tls", sigterm_drains_inflight, env, True)
+        su.run("sigterm.grace_expires", sigterm_grace_expires, env)
+
+
+if __name__ == "__main__":
+    main()
