@@ -167,12 +167,15 @@ def make_certs(source_dir, dest):
 _PR_SET_PDEATHSIG = 1
 
 
-def _child_setup():
+def _child_setup(nofile=None):
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except Exception:
         pass
+    if nofile:
+        import resource
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
@@ -190,7 +193,7 @@ class Server:
     """
 
     def __init__(self, kind, omsd_path, source_dir, workdir, h2c=False, certs=None,
-                 extra_args=(), grace=5, name=None):
+                 extra_args=(), grace=5, name=None, nofile=None):
         self.kind = kind
         self.omsd_path = omsd_path
         self.source_dir = source_dir
@@ -198,6 +201,7 @@ class Server:
         self.certs = certs
         self.grace = grace
         self.extra_args = list(extra_args)
+        self.nofile = nofile  # RLIMIT_NOFILE for the server process
         self.name = name or ("%s-%s" % (kind, "h2c" if h2c else "tls"))
         self.workdir = os.path.join(workdir, self.name)
         os.makedirs(self.workdir, exist_ok=True)
@@ -240,7 +244,7 @@ class Server:
         self._log.flush()
         self.proc = subprocess.Popen(argv, cwd=self.workdir, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=self._log, env=env,
-                                     preexec_fn=_child_setup)
+                                     preexec_fn=lambda: _child_setup(self.nofile))
         deadline = time.monotonic() + START_TIMEOUT
         buf = b""
         fd = self.proc.stdout.fileno()
@@ -322,6 +326,17 @@ class Server:
             if sig == signal.SIGTERM:
                 self.sent_term = True
             self.proc.send_signal(sig)
+
+    def rss_kb(self):
+        """Resident set size of the server process (kB), from /proc."""
+        try:
+            with open("/proc/%d/status" % self.proc.pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return None
 
     def wait(self, timeout):
         try:
@@ -429,7 +444,9 @@ class Suite:
     def selected(self, case):
         return not self.only or any(o in case for o in self.only)
 
-    def run(self, case, fn, *args, **kw):
+    def run(self, case, fn, *args, xfail=None, **kw):
+        """Runs fn(*args, **kw). xfail: a reason why this failure is expected (only
+        used for known laxness of the reference server); it is then not counted."""
         if not self.selected(case):
             return None
         t0 = time.monotonic()
@@ -438,6 +455,10 @@ class Suite:
         except Exception as e:  # noqa: BLE001 - every failure is reported
             dt = time.monotonic() - t0
             detail = "%s: %s" % (type(e).__name__, e) if not isinstance(e, Failure) else str(e)
+            if xfail:
+                print("XFAIL %s (%.2fs): %s (expected: %s)"
+                      % (case, dt, detail.splitlines()[0][:300], xfail), flush=True)
+                return None
             print("FAIL %s (%.2fs): %s" % (case, dt, detail), flush=True)
             if self.verbose or not isinstance(e, (Failure,)) and not _is_rpc_error(e):
                 traceback.print_exc(file=sys.stdout)
@@ -564,9 +585,10 @@ class Env:
         print("%d passed, %d failed" % (self.suite.passed, len(self.suite.failed) + 1), flush=True)
         os._exit(1)
 
-    def server(self, h2c=False, extra_args=(), name=None, grace=5):
+    def server(self, h2c=False, extra_args=(), name=None, grace=5, nofile=None):
         s = Server(self.args.server, self.args.omsd, self.args.source_dir, self.workdir,
-                   h2c=h2c, certs=self.certs, extra_args=extra_args, grace=grace, name=name)
+                   h2c=h2c, certs=self.certs, extra_args=extra_args, grace=grace, name=name,
+                   nofile=nofile)
         return self.suite.start_server(s)
 
     def __enter__(self):

@@ -253,6 +253,9 @@ def health_watch(r, ctx):
         status=st if st is not None else hp.HealthCheckResponse.SERVICE_UNKNOWN)
     while ctx.is_active() and not STOPPING.is_set():
         time.sleep(0.1)
+    if STOPPING.is_set() and ctx.is_active():
+        yield hp.HealthCheckResponse(status=hp.HealthCheckResponse.NOT_SERVING)
+        ctx.abort(SC.UNAVAILABLE, "server shutting down")
 
 
 def health_handler():

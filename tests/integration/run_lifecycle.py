@@ -197,6 +197,73 @@ def sigterm_grace_expires(env):
     env.suite.stop_server(s)
 
 
+def sigterm_ends_health_watch(env):
+    """An open Health.Watch must not hold the drain for the whole grace period:
+    the server reports NOT_SERVING (or ends the call) and exits well before --grace 8."""
+    S, grpc = env.stubs, env.stubs.grpc
+    hp = S.health_pb2
+    s = _grace_server(env, 8)
+    ch = s.channel()
+    it = S.health_pb2_grpc.HealthStub(ch).Watch(hp.HealthCheckRequest(service=""), timeout=30)
+    eq(next(it).status, hp.HealthCheckResponse.SERVING, "first Watch status")
+    t0 = time.monotonic()
+    s.signal(signal.SIGTERM)
+    seen, code = [], None
+    try:
+        for r in it:
+            seen.append(r.status)
+        code = it.code()
+    except grpc.RpcError as e:
+        code = e.code()
+    ch.close()
+    rc = s.wait(20)
+    dt = time.monotonic() - t0
+    check(rc is not None, "server still running 20s after SIGTERM with an open Watch")
+    eq(rc, 0, "exit status")
+    check(hp.HealthCheckResponse.NOT_SERVING in seen or code != grpc.StatusCode.OK,
+          "Watch saw %r and ended %s", seen, code)
+    check(dt < 8, "exit took %.1fs: the open Watch held the drain for the whole grace", dt)
+    print("# Watch across SIGTERM: statuses %r, end %s, exit after %.2fs" % (seen, code, dt))
+    env.suite.stop_server(s)
+
+
+def sigterm_stalled_reader(env, tls=False):
+    """A client that stops reading a large response (zero window) must not keep the
+    process alive past the grace period."""
+    import h2raw
+    m = env.stubs.messages_pb2
+    s = _grace_server(env, 1, tls)
+    cl = h2raw.H2Client("127.0.0.1", s.port, ca=s.ca_path(), timeout=T)
+    try:
+        cl.conn.update_settings({4: 0})  # INITIAL_WINDOW_SIZE 0: nothing can be sent
+        cl.flush()
+        cl.wait(lambda: cl.settings_acked, 5)
+        req = m.StreamingOutputCallRequest(response_parameters=[m.ResponseParameters(size=300000)])
+        cl.start("/grpc.testing.TestService/StreamingOutputCall",
+                 body=h2raw.grpc_frame(req.SerializeToString()))
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        s.signal(signal.SIGTERM)
+        rc = s.wait(15)
+        dt = time.monotonic() - t0
+    finally:
+        cl.close()
+    check(rc is not None, "server still running 15s after SIGTERM (--grace 1) with a stalled reader")
+    eq(rc, 0, "exit status")
+    check(dt < 1 + 5, "exit took %.1fs with --grace 1", dt)
+    env.suite.stop_server(s)
+
+
+def sigint_like_sigterm(env):
+    s = env.server(h2c=True, name="%s-sigint" % env.args.server)
+    s.signal(signal.SIGINT)
+    s.sent_term = True
+    rc = s.wait(10)
+    check(rc is not None, "still running 10s after SIGINT")
+    eq(rc, 0, "exit status after SIGINT")
+    env.suite.stop_server(s)
+
+
 def main():
     args = h.common_args(__doc__.split("\n")[0]).parse_args()
     with h.Env("lifecycle", args) as env:
@@ -210,6 +277,10 @@ def main():
         su.run("sigterm.drains_inflight_h2c", sigterm_drains_inflight, env, False)
         su.run("sigterm.drains_inflight_tls", sigterm_drains_inflight, env, True)
         su.run("sigterm.grace_expires", sigterm_grace_expires, env)
+        su.run("sigterm.ends_health_watch", sigterm_ends_health_watch, env)
+        su.run("sigterm.stalled_reader_h2c", sigterm_stalled_reader, env, False)
+        su.run("sigterm.stalled_reader_tls", sigterm_stalled_reader, env, True)
+        su.run("sigint.exits_0", sigint_like_sigterm, env)
 
 
 if __name__ == "__main__":
