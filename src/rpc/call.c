@@ -590,6 +590,11 @@ void *rpc_call_service_data(const rpc_call *c)
     return c->method->service_data;
 }
 
+const void *rpc_call_typed(const rpc_call *c)
+{
+    return c->method->typed;
+}
+
 void rpc_call_set_data(rpc_call *c, void *data)
 {
     c->data = data;

@@ -98,7 +98,9 @@ typedef struct rpc_method_ops {
 typedef struct rpc_service_impl {
     const ProtobufCServiceDescriptor *desc;
     const rpc_method_ops *const *ops;
-    void *data; /* returned by rpc_call_service_data() */
+    void *data;        /* returned by rpc_call_service_data() */
+    const void *typed; /* returned by rpc_call_typed(): generated code's typed
+                          handler table, reached from its trampolines */
 } rpc_service_impl;
 
 typedef struct rpc_server_config {
@@ -163,6 +165,8 @@ bool rpc_call_last_compressed(const rpc_call *c);
 
 /* impl->data of the service. */
 void *rpc_call_service_data(const rpc_call *c);
+/* impl->typed of the service. */
+const void *rpc_call_typed(const rpc_call *c);
 
 /* Handler state. */
 void rpc_call_set_data(rpc_call *c, void *data);

@@ -199,6 +199,7 @@ typedef struct rpc_method {
     const ProtobufCMessageDescriptor *output;
     const rpc_method_ops *ops; /* NULL: UNIMPLEMENTED */
     void *service_data;
+    const void *typed;
 } rpc_method;
 
 struct rpc_call {

@@ -126,6 +126,7 @@ int rpc_server_add_service(rpc_server *srv, const rpc_service_impl *impl)
         m->output = d->methods[i].output;
         m->ops = impl->ops ? impl->ops[i] : NULL;
         m->service_data = impl->data;
+        m->typed = impl->typed;
         srv->nmethods++;
     }
     return 0;

@@ -1,0 +1,137 @@
+/* rpc_client.h - calling gRPC services: channels and client calls.
+ *
+ * A channel targets one or more addresses ("host:port[,host:port...]"; a
+ * name resolving to several addresses counts as several) over TLS (CA
+ * verification, hostname check, SNI, ALPN h2, optional client certificate)
+ * or h2c. It connects lazily, reconnects with gRPC's connection-backoff rules,
+ * spreads calls round-robin over ready connections, honours GOAWAY (new calls
+ * go to a fresh connection while in-flight ones finish) and retries calls per
+ * its retry policy while they have not received response headers.
+ *
+ * Calls use the same pull model as the server side (rpc.h): on_message per
+ * response message, rpc_client_call_send() returns RPC_AGAIN when the stream
+ * is full and on_ready says when to go on. A call always ends with exactly
+ * one on_status; the call object is freed right after it returns.
+ *
+ * Threading: a channel and its calls belong to the loop they were created on.
+ */
+#ifndef OMS_RPC_CLIENT_H
+#define OMS_RPC_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "rpc/rpc.h"
+
+typedef struct rpc_channel rpc_channel;
+typedef struct rpc_client_call rpc_client_call;
+
+/* gRPC retry policy (gRFC A6). A call is retried only while it has received
+ * no response headers, and the deadline covers every attempt. */
+typedef struct rpc_retry_policy {
+    int max_attempts;           /* 1 disables retries; default 3 (capped at 5) */
+    uint64_t initial_backoff_ms; /* default 100 */
+    uint64_t max_backoff_ms;     /* default 2000 */
+    double backoff_multiplier;   /* default 2.0; each wait is random in [0, backoff] */
+    uint32_t retryable_codes;    /* bit (1u << code); default UNAVAILABLE */
+    size_t buffer_limit;         /* bytes of sent messages kept for replay; past
+                                    it the call commits (no retry). Default 256 KiB */
+} rpc_retry_policy;
+
+typedef struct rpc_channel_config {
+    const char *target; /* "host:port[,host:port...]"; IPv6 as [::1]:port */
+    bool tls;           /* default true */
+    const char *ca_file;     /* PEM roots; NULL: the system's default paths */
+    const char *server_name; /* SNI and hostname check; default: the target host */
+    const char *cert_file;   /* optional client certificate (mTLS) */
+    const char *key_file;
+    /* connection backoff (gRPC doc/connection-backoff.md), milliseconds */
+    uint64_t backoff_initial_ms; /* default 1000 */
+    double backoff_multiplier;   /* default 1.6 */
+    double backoff_jitter;       /* default 0.2 */
+    uint64_t backoff_max_ms;     /* default 120000 */
+    uint64_t connect_timeout_ms; /* default 20000 (MIN_CONNECT_TIMEOUT) */
+    uint64_t keepalive_ms;       /* PING interval; 0 = off (default) */
+    uint64_t keepalive_timeout_ms; /* default 20000 */
+    size_t max_recv_msg;         /* default 4 MiB */
+    rpc_retry_policy retry;
+    const char *user_agent; /* default "oms-c/VERSION" */
+} rpc_channel_config;
+
+void rpc_channel_config_init(rpc_channel_config *cfg);
+
+/* Creates a channel (no connection is made until the first call). cfg is
+ * copied (strings too). Returns NULL with a reason in err on a malformed
+ * target or unreadable TLS files. */
+rpc_channel *rpc_channel_new(uv_loop_t *loop, const rpc_channel_config *cfg, char *err,
+                             size_t errlen);
+
+/* Cancels every call (each gets on_status CANCELLED), closes connections and
+ * frees the channel once its handles are closed; done(arg) then fires. */
+void rpc_channel_free(rpc_channel *ch, void (*done)(void *arg), void *arg);
+
+/* --- calls -------------------------------------------------------------- */
+
+typedef struct rpc_client_ops {
+    unsigned flags; /* RPC_CLIENT_STREAMING | RPC_SERVER_STREAMING, as in rpc.h */
+    /* Response headers arrived (initial metadata; -bin values decoded). */
+    void (*on_headers)(rpc_client_call *c, const rpc_metadata *md);
+    /* A response message, borrowed for the callback. */
+    void (*on_message)(rpc_client_call *c, const ProtobufCMessage *resp);
+    /* rpc_client_call_send() may be called again after RPC_AGAIN. */
+    void (*on_ready)(rpc_client_call *c);
+    /* The call ended: the server's status, or a local one (DEADLINE_EXCEEDED,
+     * CANCELLED, UNAVAILABLE with the connection error as message). message is
+     * never NULL; trailers hold the trailing metadata. Required. */
+    void (*on_status)(rpc_client_call *c, rpc_status code, const char *message,
+                      const rpc_metadata *trailers);
+} rpc_client_ops;
+
+typedef struct rpc_call_opts {
+    uint64_t timeout_ms; /* 0: no deadline */
+    const rpc_md *md;    /* request metadata, copied */
+    size_t nmd;
+    bool compress;       /* gzip the request messages */
+    bool wait_for_ready; /* queue while no connection is ready instead of failing fast */
+} rpc_call_opts;
+
+/* Starts a call to path ("/pkg.Service/Method") whose responses are decoded
+ * as resp. opts may be NULL. ops must outlive the call. Returns NULL on ENOMEM
+ * (no callback fires then). Never fails otherwise: errors arrive through
+ * on_status, never from inside this function. */
+rpc_client_call *rpc_channel_call(rpc_channel *ch, const char *path,
+                                  const ProtobufCMessageDescriptor *resp,
+                                  const rpc_client_ops *ops, void *data,
+                                  const rpc_call_opts *opts);
+
+/* Queues one request message (copied). Returns 0 if more may be sent now,
+ * RPC_AGAIN if the caller should wait for on_ready, RPC_ECANCELLED if the call
+ * is over or already half-closed. */
+int rpc_client_call_send(rpc_client_call *c, const ProtobufCMessage *m);
+
+/* Half-closes: no more request messages. */
+int rpc_client_call_close_send(rpc_client_call *c);
+
+/* Cancels: RST_STREAM(CANCEL) to the server, on_status(CANCELLED) follows
+ * (later, from the loop; never from inside this function). */
+void rpc_client_call_cancel(rpc_client_call *c);
+
+void *rpc_client_call_data(const rpc_client_call *c);
+void rpc_client_call_set_data(rpc_client_call *c, void *data);
+/* Attempts made so far (1 + retries). */
+int rpc_client_call_attempts(const rpc_client_call *c);
+
+/* --- blocking helper, for command-line programs ---------------------------- */
+
+/* Runs one unary call to completion on the channel's loop (which must not be
+ * running). On RPC_OK, *resp holds the decoded response (free it with
+ * protobuf_c_message_free_unpacked(*resp, NULL)). msg receives the status
+ * message (may be NULL). */
+rpc_status rpc_blocking_unary(rpc_channel *ch, const char *path, const ProtobufCMessage *req,
+                              const ProtobufCMessageDescriptor *resp_desc,
+                              ProtobufCMessage **resp, const rpc_call_opts *opts, char *msg,
+                              size_t msglen);
+
+#endif
