@@ -513,7 +513,8 @@ interop_service *interop_service_new(void)
                                     sizeof test_methods / sizeof test_methods[0]);
     if (!s->test_ops)
         goto fail_test;
-    s->test = (rpc_service_impl){&grpc__testing__test_service__descriptor, s->test_ops, s};
+    s->test = (rpc_service_impl){
+        .desc = &grpc__testing__test_service__descriptor, .ops = s->test_ops, .data = s};
     return s;
 
 fail_test:
