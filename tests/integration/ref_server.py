@@ -344,6 +344,8 @@ class Bench:
             if it.quantity <= 0:
                 ctx.abort(SC.INVALID_ARGUMENT, "quantity must be > 0")
             total += it.quantity * it.unit_price_cents
+            if not -(1 << 63) <= total < (1 << 63):
+                ctx.abort(SC.INVALID_ARGUMENT, "total_cents overflows int64")
         with self.lock:
             self.n += 1
             o = bench.Order(id="o-%d" % self.n, customer_id=req.customer_id, items=req.items,
@@ -410,9 +412,20 @@ def main():
     p.add_argument("--grace", type=float, default=5)
     p.add_argument("--log-level", default="info")
     a = p.parse_args()
+    host, _, port = a.listen.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        p.error("--listen wants HOST:PORT or [IPV6]:PORT, got %r" % a.listen)
+    if not 1 <= a.max_recv_msg <= 2147483647:
+        p.error("--max-recv-msg wants 1..2147483647 bytes")
+    if a.max_streams < 0 or a.max_streams > 2147483647 or "--max-streams" in sys.argv \
+            and a.max_streams == 0:
+        p.error("--max-streams wants 1..2147483647")
+    if not 0 <= a.grace <= 86400:
+        p.error("--grace wants 0..86400 seconds")
+    if a.log_level not in ("debug", "info", "warn", "error", "off"):
+        p.error("--log-level wants debug, info, warn, error or off")
     MAX_RECV = a.max_recv_msg
 
-    host, _, port = a.listen.rpartition(":")
     options = [
         ("grpc.per_message_decompression", 0),  # see module doc
         # core checks the wire size; the decompressed size is checked by us

@@ -15,6 +15,7 @@ reported as XFAIL and not counted (see REF_LAX).
 
 import gzip
 import os
+import warnings
 import socket
 import ssl
 import subprocess
@@ -259,6 +260,21 @@ def abandon_connection(c):
         cl.sock.close()
 
 
+def header_table_size_zero(c):
+    """Client SETTINGS_HEADER_TABLE_SIZE=0: the server must encode responses without
+    its dynamic table (h2 rejects a response that indexes into it)."""
+    with c.raw() as cl:
+        cl.conn.update_settings({1: 0})  # HEADER_TABLE_SIZE
+        cl.flush()
+        cl.wait(lambda: cl.settings_acked, 5)
+        for i in range(5):
+            sid = cl.start(UNARY, body=h2raw.grpc_frame(req_bytes(c, response_size=1)),
+                           extra=[("x-grpc-test-echo-initial", "value-%d" % i)])
+            st = cl.wait_stream(sid)
+            eq(st.grpc_status, 0, "call %d grpc-status" % i)
+            eq(st.headers.get("x-grpc-test-echo-initial"), "value-%d" % i, "echoed header")
+
+
 def oversized_metadata(c):
     """64 KiB of metadata in one value: any refusal is fine, the server must survive."""
     with c.raw() as cl:
@@ -328,6 +344,45 @@ def idle_connection(c):
 
 
 # ------------------------------------------------------------------ TLS / HTTP level
+
+
+def tls_versions(c):
+    """TLS 1.2 and TLS 1.3 clients (ALPN h2) are both served."""
+    for ver in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx = ssl.create_default_context(cafile=c.server.ca_path())
+        ctx.minimum_version = ctx.maximum_version = ver
+        ctx.set_alpn_protocols(["h2"])
+        sock = socket.create_connection(("127.0.0.1", c.server.port), timeout=5)
+        tls = ctx.wrap_socket(sock, server_hostname="localhost")
+        try:
+            eq(tls.selected_alpn_protocol(), "h2", "%s ALPN" % ver.name)
+            eq(tls.version(), {ssl.TLSVersion.TLSv1_2: "TLSv1.2",
+                               ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[ver], "negotiated version")
+        finally:
+            tls.close()
+
+
+def tls_old_versions_refused(c):
+    """TLS 1.0/1.1 must not be negotiated (RFC 9113 9.2 requires TLS 1.2+)."""
+    for ver in (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(c.server.ca_path())
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                ctx.minimum_version = ctx.maximum_version = ver
+            ctx.set_ciphers("ALL:@SECLEVEL=0")
+        except (ValueError, ssl.SSLError):
+            continue
+        sock = socket.create_connection(("127.0.0.1", c.server.port), timeout=5)
+        try:
+            tls = ctx.wrap_socket(sock, server_hostname="localhost")
+        except (ssl.SSLError, OSError):
+            sock.close()
+            continue
+        v = tls.version()
+        tls.close()
+        raise h.Failure("server negotiated %s" % v)
 
 
 def alpn_http11_only(c):
@@ -647,11 +702,14 @@ CASES = [
     ("headers_then_rst", headers_then_rst, BOTH),
     ("rst_during_response", rst_during_response, BOTH),
     ("abandon_connection", abandon_connection, BOTH),
+    ("header_table_size_zero", header_table_size_zero, BOTH),
     ("oversized_metadata", oversized_metadata, BOTH),
     ("many_metadata_entries", many_metadata_entries, BOTH),
     ("window_updates", window_updates, BOTH),
     ("ping_burst", ping_burst, BOTH),
     ("idle_connection", idle_connection, BOTH),
+    ("tls_versions", tls_versions, TLS),
+    ("tls_old_versions_refused", tls_old_versions_refused, TLS),
     ("alpn_http11_only", alpn_http11_only, TLS),
     ("tls_no_alpn", tls_no_alpn, TLS),
     ("not_tls_on_tls_port", not_tls_on_tls_port, TLS),

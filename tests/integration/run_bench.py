@@ -96,6 +96,22 @@ def create_totals(c):
         c.created.append(o)
 
 
+def create_total_overflow(c):
+    """A total that does not fit int64 must be an error, never a wrapped value
+    (and never signed-overflow UB in the server: UBSan builds abort on it)."""
+    for items in ([("a", 2147483647, 9223372036854775807)],
+                  [("a", 2, 4611686018427387904)],
+                  [("a", 1, 9223372036854775807), ("b", 1, 1)],
+                  [("a", 1, -9223372036854775808), ("b", 1, -1)]):
+        try:
+            o = c.create("cust-o", items)
+        except c.grpc.RpcError as e:
+            check(e.code() in (c.grpc.StatusCode.INVALID_ARGUMENT, c.grpc.StatusCode.OUT_OF_RANGE),
+                  "overflowing total %r: status %s", items, e.code())
+            continue
+        raise h.Failure("overflowing total %r accepted with total_cents=%d" % (items, o.total_cents))
+
+
 def create_invalid(c):
     INV = c.grpc.StatusCode.INVALID_ARGUMENT
     c.expect_code(lambda: c.create("", [("a", 1, 1)]), INV, "empty customer_id")
@@ -265,6 +281,7 @@ CASES = [
     ("create.sequential_ids", create_sequential_ids),
     ("create.totals", create_totals),
     ("create.invalid_argument", create_invalid),
+    ("create.total_overflow", create_total_overflow),
     ("get.found", get_order),
     ("get.not_found", get_order_not_found),
     ("create.concurrent_unique_ids", create_concurrent),

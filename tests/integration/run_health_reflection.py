@@ -294,6 +294,41 @@ def interleaved_ping_pong(c, ver):
         q.put(None)
 
 
+def odd_requests(c, ver):
+    """Extension queries and an empty request: one answer each, stream keeps going."""
+    pb, stub = c.refl[ver]
+    reqs = [
+        pb.ServerReflectionRequest(file_containing_extension=pb.ExtensionRequest(
+            containing_type="grpc.testing.SimpleRequest", extension_number=100)),
+        pb.ServerReflectionRequest(all_extension_numbers_of_type="grpc.testing.SimpleRequest"),
+        pb.ServerReflectionRequest(all_extension_numbers_of_type="no.such.Type"),
+        pb.ServerReflectionRequest(),  # no message_request set
+        pb.ServerReflectionRequest(file_containing_symbol=""),
+        pb.ServerReflectionRequest(file_by_filename=""),
+        pb.ServerReflectionRequest(list_services=""),
+    ]
+    resps = list(stub.ServerReflectionInfo(iter(reqs), timeout=T))
+    eq(len(resps), len(reqs), "one response per request")
+    kinds = [r.WhichOneof("message_response") for r in resps]
+    eq(kinds[-1], "list_services_response", "last response")
+    r = resps[0]
+    check(kinds[0] == "error_response" and r.error_response.error_code == 5,
+          "file_containing_extension on a message without extensions: %s", r)
+    r = resps[1]
+    if kinds[1] == "all_extension_numbers_response":
+        eq(r.all_extension_numbers_response.base_type_name, "grpc.testing.SimpleRequest",
+           "base_type_name")
+        eq(list(r.all_extension_numbers_response.extension_number), [], "extension numbers")
+    else:
+        check(kinds[1] == "error_response" and r.error_response.error_code in (5, 12),
+              "all_extension_numbers_of_type: %s", r)
+    check(kinds[2] == "error_response" and resps[2].error_response.error_code in (5, 12),
+          "all_extension_numbers_of_type(no.such.Type): %s", resps[2])
+    for i in (3, 4, 5):
+        check(kinds[i] == "error_response" and resps[i].error_response.error_code != 0,
+              "request %d (%r) answered %s", i, reqs[i], resps[i])
+
+
 REFL_CASES = [
     ("list_services", list_services),
     ("file_containing_symbol.TestService", symbol_test_service),
@@ -304,6 +339,7 @@ REFL_CASES = [
     ("multi_request_stream", multi_request_stream),
     ("interleaved_ping_pong", interleaved_ping_pong),
     ("original_request_echo", original_request_echo),
+    ("odd_requests", odd_requests),
 ]
 
 HEALTH_CASES = [

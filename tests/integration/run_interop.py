@@ -535,6 +535,115 @@ def wire_trailers(c):
     eq(unquote(raw, encoding="utf-8", errors="strict"), msg, "percent-decoded grpc-message")
 
 
+def wire_server_deadline(c):
+    """The server itself enforces grpc-timeout: a raw client (which never gives up on
+    its own) gets grpc-status 4 from the server about 200 ms into a 5 s stream."""
+    m = c.m
+    req = m.StreamingOutputCallRequest(response_parameters=[
+        m.ResponseParameters(size=1, interval_us=5000000)]).SerializeToString()
+    t0 = time.monotonic()
+    st = _raw_call(c, "/grpc.testing.TestService/StreamingOutputCall", [h2raw.grpc_frame(req)],
+                   [("grpc-timeout", "200m")])
+    dt = time.monotonic() - t0
+    eq(st.grpc_status, 4, "grpc-status (%s)" % st.describe())
+    check(0.15 <= dt < 3, "DEADLINE_EXCEEDED after %.2fs for a 200 ms deadline", dt)
+
+
+def wire_framing_split(c):
+    """Messages split at every byte (prefix included) across DATA frames, and many
+    messages in one DATA frame, reassemble correctly."""
+    m = c.m
+    path = "/grpc.testing.TestService/StreamingInputCall"
+    msgs = [h2raw.grpc_frame(m.StreamingInputCallRequest(payload=c.zeros(n)).SerializeToString())
+            for n in (0, 1, 100, 1000)]
+    blob = b"".join(msgs)
+    with _raw(c) as cl:
+        sid = cl.start(path, end=False)
+        for i in range(len(blob)):
+            cl.send_data(sid, blob[i:i + 1])
+        cl.end(sid)
+        st = cl.wait_stream(sid)
+    eq(st.grpc_status, 0, "one-byte DATA frames: grpc-status (%s)" % st.describe())
+    eq(m.StreamingInputCallResponse.FromString(st.messages()[0][1]).aggregated_payload_size,
+       1101, "aggregated size (one-byte frames)")
+    many = b"".join(h2raw.grpc_frame(m.StreamingInputCallRequest(
+        payload=c.zeros(7)).SerializeToString()) for _ in range(500))
+    st = _raw_call(c, path, [many])
+    eq(st.grpc_status, 0, "500 messages in one DATA write: grpc-status")
+    eq(m.StreamingInputCallResponse.FromString(st.messages()[0][1]).aggregated_payload_size,
+       3500, "aggregated size (500 messages)")
+
+
+def wire_padded_data(c):
+    """Padded DATA frames are legal HTTP/2: the padding is not part of the message."""
+    m = c.m
+    body = h2raw.grpc_frame(m.SimpleRequest(response_size=3).SerializeToString())
+    with _raw(c) as cl:
+        sid = cl.start("/grpc.testing.TestService/UnaryCall", end=False)
+        cl.conn.send_data(sid, body[:4], pad_length=100)
+        cl.conn.send_data(sid, body[4:], pad_length=7, end_stream=True)
+        cl.flush()
+        st = cl.wait_stream(sid)
+    eq(st.grpc_status, 0, "padded DATA: grpc-status (%s)" % st.describe())
+    eq(len(m.SimpleResponse.FromString(st.messages()[0][1]).payload.body), 3, "response size")
+
+
+def wire_request_trailers(c):
+    """Request trailers (HEADERS ending the stream after DATA) are legal HTTP/2 but not
+    part of gRPC: served OK or refused (RST_STREAM / non-OK), never hung."""
+    m = c.m
+    body = h2raw.grpc_frame(m.SimpleRequest(response_size=3).SerializeToString())
+    with _raw(c) as cl:
+        sid = cl.start("/grpc.testing.TestService/UnaryCall", body=body, end=False)
+        cl.send_headers(sid, [("x-request-trailer", "1")], end=True)
+        st = cl.wait_stream(sid)
+        sid = cl.start("/grpc.testing.TestService/EmptyCall", body=h2raw.grpc_frame(b""))
+        eq(cl.wait_stream(sid).grpc_status, 0, "EmptyCall on the same connection")
+    print("# request trailers: %s" % ("served OK" if st.grpc_status == 0 else st.describe()))
+
+
+def wire_unknown_fields(c):
+    """Unknown protobuf fields in a request are ignored (proto3)."""
+    m = c.m
+    body = m.SimpleRequest(response_size=5).SerializeToString()
+    body += b"\xf8\x06\x01" + b"\x82\x07\x03abc"  # field 111 varint, field 112 bytes
+    st = _raw_call(c, "/grpc.testing.TestService/UnaryCall", [h2raw.grpc_frame(body)])
+    eq(st.grpc_status, 0, "grpc-status (%s)" % st.describe())
+    eq(len(m.SimpleResponse.FromString(st.messages()[0][1]).payload.body), 5, "response size")
+
+
+def extra_large_upload(c):
+    """48 MB client stream in 1 MB messages (connection and stream windows refilled)."""
+    msg = c.m.StreamingInputCallRequest(payload=c.zeros(1000000))
+    r = c.stub.StreamingInputCall(iter([msg] * 48), timeout=T * 2)
+    eq(r.aggregated_payload_size, 48000000, "aggregated_payload_size")
+
+
+def extra_concurrent_bidi(c):
+    """16 concurrent FullDuplexCalls, 50 turns of 10 KB each way."""
+    import concurrent.futures
+
+    def one(k):
+        rq = RequestQueue()
+        it = c.stub.FullDuplexCall(rq, timeout=T * 2)
+        try:
+            for i in range(50):
+                rq.put(c.m.StreamingOutputCallRequest(
+                    response_parameters=[c.m.ResponseParameters(size=10000 + k)],
+                    payload=c.zeros(10000)))
+                r = next(it)
+                if len(r.payload.body) != 10000 + k:
+                    return "call %d turn %d: size %d" % (k, i, len(r.payload.body))
+            rq.close()
+            list(it)
+            return None
+        finally:
+            rq.abandoned.set()
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        errs = [e for e in ex.map(one, range(16)) if e]
+    check(not errs, "errors: %r", errs[:3])
+
+
 CASES = [
     ("empty_unary", empty_unary),
     ("large_unary", large_unary),
@@ -564,16 +673,24 @@ CASES = [
     ("extra.metadata_echo_variety", extra_metadata_echo_variety),
     ("extra.request_size_limit", extra_request_size_limit),
     ("extra.large_response", extra_large_response),
+    ("extra.large_upload", extra_large_upload),
+    ("extra.concurrent_bidi", extra_concurrent_bidi),
     ("wire.client_compressed_unary", wire_client_compressed_unary),
     ("wire.client_compressed_streaming", wire_client_compressed_streaming),
     ("wire.server_compressed_unary", wire_server_compressed_unary),
     ("wire.trailers", wire_trailers),
+    ("wire.server_deadline", wire_server_deadline),
+    ("wire.framing_split", wire_framing_split),
+    ("wire.padded_data", wire_padded_data),
+    ("wire.request_trailers", wire_request_trailers),
+    ("wire.unknown_fields", wire_unknown_fields),
 ]
 
 
 # gRPC core (ref server) may close the connection on an oversized request
 # ("Broken pipe" / UNAVAILABLE) instead of answering RESOURCE_EXHAUSTED.
-REF_LAX = {"extra.request_size_limit": "grpc core may reset instead of RESOURCE_EXHAUSTED"}
+REF_LAX = {"extra.request_size_limit": "grpc core may reset instead of RESOURCE_EXHAUSTED",
+           "wire.padded_data": "grpc core chttp2 rejects padded DATA frames (unsupported flags)"}
 
 
 def main():

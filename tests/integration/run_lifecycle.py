@@ -106,6 +106,74 @@ def two_servers_distinct_ports(env):
         env.suite.stop_server(b)
 
 
+BAD_ARGS = [
+    ["--max-recv-msg", "abc"], ["--max-recv-msg", "-1"], ["--max-recv-msg", "0"],
+    ["--max-recv-msg", "99999999999999999999"], ["--max-streams", "-1"], ["--max-streams", "0"],
+    ["--grace", "-1"], ["--grace", "abc"], ["--listen", "127.0.0.1"],
+    ["--listen", "127.0.0.1:99999"], ["--listen", "127.0.0.1:abc"], ["--log-level", "bogus"],
+    ["--listen"],
+]
+
+
+def bad_arguments(env):
+    """Invalid flag values: non-zero exit with a message, never a listening server."""
+    bad = []
+    for extra in BAD_ARGS:
+        try:
+            _, err = _expect_start_failure(env, _base_argv(env, extra), " ".join(extra), timeout=10)
+            if not err.strip():
+                bad.append("%s: no message on stderr" % " ".join(extra))
+        except h.Failure as e:
+            bad.append(str(e))
+    check(not bad, "%d bad argument sets misbehaved:\n  %s", len(bad), "\n  ".join(bad))
+
+
+def listen_ipv6(env):
+    try:
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        print("# no IPv6 loopback here; skipped")
+        return
+    s = h.Server(env.args.server, env.args.omsd, env.args.source_dir, env.workdir, h2c=True,
+                 certs=env.certs, name="%s-ipv6" % env.args.server,
+                 extra_args=["--listen", "[::1]:0"])
+    env.suite.start_server(s)
+    try:
+        eq(s.host, "[::1]", "host in the listening line")
+        grpc = env.stubs.grpc
+        ch = grpc.insecure_channel("[::1]:%d" % s.port)
+        env.stubs.test_pb2_grpc.TestServiceStub(ch).EmptyCall(env.stubs.empty_pb2.Empty(),
+                                                              timeout=T)
+        ch.close()
+    finally:
+        env.suite.stop_server(s)
+
+
+def default_cert_paths(env):
+    """Without --tls-cert/--tls-key the server uses certs/server.pem and certs/server.key
+    relative to its working directory."""
+    import shutil
+    s = h.Server(env.args.server, env.args.omsd, env.args.source_dir, env.workdir, h2c=False,
+                 certs=env.certs, name="%s-defcerts" % env.args.server)
+    os.makedirs(os.path.join(s.workdir, "certs"), exist_ok=True)
+    for f in ("server.pem", "server.key"):
+        shutil.copy(os.path.join(env.certs, f), os.path.join(s.workdir, "certs", f))
+    argv = s.argv()
+    i = argv.index("--tls-cert")
+    del argv[i:i + 4]  # --tls-cert F --tls-key F
+    s.argv = lambda: argv
+    env.suite.start_server(s)
+    try:
+        ch = s.channel()
+        env.stubs.test_pb2_grpc.TestServiceStub(ch).EmptyCall(env.stubs.empty_pb2.Empty(),
+                                                              timeout=T)
+        ch.close()
+    finally:
+        env.suite.stop_server(s)
+
+
 def sigterm_idle(env):
     s = env.server(h2c=True, name="%s-idle" % env.args.server)
     ch = s.channel()
@@ -271,6 +339,9 @@ def main():
         su.run("startup.missing_cert", missing_cert, env)
         su.run("startup.unknown_flag", unknown_flag, env)
         su.run("startup.port_in_use", port_in_use, env)
+        su.run("startup.bad_arguments", bad_arguments, env)
+        su.run("startup.listen_ipv6", listen_ipv6, env)
+        su.run("startup.default_cert_paths", default_cert_paths, env)
         su.run("startup.port_in_use_by_second_server", port_in_use_by_omsd, env)
         su.run("startup.two_servers_distinct_ports", two_servers_distinct_ports, env)
         su.run("sigterm.idle_exits_0", sigterm_idle, env)
