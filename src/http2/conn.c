@@ -375,6 +375,8 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     http2_conn *c = user_data;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
+    if (c->refusing)
+        return 0; /* past a reset flood: nghttp2 keeps parsing, we stop serving */
     http2_stream *s = http2__stream_new(c, frame->hd.stream_id);
     if (!s)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -396,6 +398,37 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     if (http2__stream_add_header(s, name, namelen, value, valuelen) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     return 0;
+}
+
+/* Rapid reset (CVE-2023-44487). nghttp2's limiter queues a GOAWAY once its
+ * bucket (1000 resets, 33 more per second) is empty, but it goes on opening
+ * the streams that follow in the same read until that GOAWAY is sent. This
+ * bucket has the same shape: once it is empty no new stream reaches the
+ * handler, and the session is terminated in case nghttp2's limiter (absent
+ * from an old library) did not fire. */
+#define RESET_BURST 1000
+#define RESET_RATE 33
+
+static void count_reset(http2_conn *c)
+{
+    uint64_t now = uv_now(c->srv->loop) / 1000;
+    if (c->rst_stamp == 0) {
+        c->rst_tokens = RESET_BURST;
+    } else if (now > c->rst_stamp) {
+        c->rst_tokens += (double)(now - c->rst_stamp) * RESET_RATE;
+        if (c->rst_tokens > RESET_BURST)
+            c->rst_tokens = RESET_BURST;
+    }
+    c->rst_stamp = now ? now : 1;
+    if (c->rst_tokens >= 1) {
+        c->rst_tokens -= 1;
+        return;
+    }
+    if (!c->refusing) {
+        c->refusing = 1;
+        OMS_WARN("conn %s: stream reset flood; closing with GOAWAY", c->peer);
+        nghttp2_session_terminate_session(c->session, NGHTTP2_ENHANCE_YOUR_CALM);
+    }
 }
 
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
@@ -421,6 +454,9 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         break;
     case NGHTTP2_GOAWAY:
         OMS_DEBUG("conn %s: GOAWAY from peer, code %u", c->peer, frame->goaway.error_code);
+        break;
+    case NGHTTP2_RST_STREAM:
+        count_reset(c);
         break;
     default:
         break;

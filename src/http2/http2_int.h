@@ -34,6 +34,7 @@ static inline size_t http2__bytes_size(const http2_bytes *b)
 struct http2_server {
     uv_loop_t *loop;
     uv_tcp_t listener;
+    int fd; /* the bound socket until start() hands it to listener */
     http2_server_config cfg;
     SSL_CTX *ssl_ctx; /* NULL for h2c */
     nghttp2_session_callbacks *callbacks;
@@ -74,6 +75,9 @@ struct http2_conn {
     unsigned closing : 1;     /* uv_close issued */
     unsigned goaway_sent : 1; /* a terminating GOAWAY is queued */
     unsigned close_after_write : 1; /* fatal error: close once output is out */
+    unsigned refusing : 1;          /* reset flood: new streams never reach the handler */
+    double rst_tokens;              /* mirror of nghttp2's stream reset limiter */
+    uint64_t rst_stamp;             /* its last refill, in seconds */
     char peer[80];
 };
 
@@ -89,6 +93,7 @@ struct http2_stream {
     nghttp2_nv *trailers;
     size_t ntrailers;
     size_t unconsumed; /* received DATA bytes not yet returned to the windows */
+    size_t hlist;      /* header list size as RFC 9113 section 6.5.2 counts it */
     http2_stream *prev, *next; /* conn->streams */
     http2_stream *writable_next;
     unsigned opened : 1;      /* on_open delivered */

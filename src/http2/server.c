@@ -69,6 +69,7 @@ int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_serv
     }
     srv->loop = loop;
     srv->cfg = *cfg;
+    srv->fd = -1;
 
     if (cfg->tls) {
         srv->ssl_ctx = http2__tls_ctx_new(cfg->cert_file, cfg->key_file, err, errlen);
@@ -116,19 +117,11 @@ int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_serv
         close(fd);
         goto fail_addr;
     }
-    uv_tcp_init(loop, &srv->listener);
-    srv->open_handles++;
-    uv_prepare_init(loop, &srv->flusher);
-    srv->open_handles++;
-    uv_timer_init(loop, &srv->grace_timer);
-    srv->open_handles++;
-    uv_prepare_start(&srv->flusher, on_prepare);
-    uv_unref((uv_handle_t *)&srv->flusher);
-    uv_tcp_open(&srv->listener, fd);
+    srv->fd = fd;
 
     struct sockaddr_storage name;
     int namelen = sizeof name;
-    uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&name, &namelen);
+    getsockname(fd, (struct sockaddr *)&name, (socklen_t *)&namelen);
     char ip[64];
     if (name.ss_family == AF_INET6) {
         uv_ip6_name((struct sockaddr_in6 *)&name, ip, sizeof ip);
@@ -160,13 +153,23 @@ int http2_server_port(const http2_server *srv)
     return srv->port;
 }
 
+/* Handles go on the loop only here, so that a server that never started is
+ * freed synchronously. */
 int http2_server_start(http2_server *srv)
 {
-    if (srv->listening)
-        return 0;
-    int rv = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection);
+    if (srv->listening || srv->draining)
+        return srv->listening ? 0 : UV_EINVAL;
+    uv_tcp_init(srv->loop, &srv->listener);
+    uv_prepare_init(srv->loop, &srv->flusher);
+    uv_timer_init(srv->loop, &srv->grace_timer);
+    srv->open_handles = 3;
+    srv->listening = 1;
+    uv_prepare_start(&srv->flusher, on_prepare);
+    uv_unref((uv_handle_t *)&srv->flusher);
+    int rv = uv_tcp_open(&srv->listener, srv->fd);
+    srv->fd = -1; /* the listener owns it now */
     if (rv == 0)
-        srv->listening = 1;
+        rv = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection);
     return rv;
 }
 
@@ -223,6 +226,10 @@ void http2_server_shutdown(http2_server *srv, uint64_t grace_ms,
     srv->draining = 1;
     srv->done_cb = done;
     srv->done_arg = arg;
+    if (!srv->listening) { /* never started: nothing is on the loop */
+        maybe_done(srv);
+        return;
+    }
     srv->listener.data = srv;
     uv_close((uv_handle_t *)&srv->listener, on_handle_closed);
     for (http2_conn *c = srv->conns, *next; c; c = next) {
@@ -240,6 +247,8 @@ void http2_server_free(http2_server *srv)
 {
     if (!srv)
         return;
+    if (srv->fd >= 0)
+        close(srv->fd);
     nghttp2_option_del(srv->option);
     nghttp2_session_callbacks_del(srv->callbacks);
     if (srv->ssl_ctx)

@@ -53,7 +53,8 @@ int http2__stream_add_header(http2_stream *s, const uint8_t *name, size_t namele
     if (s->too_large)
         return 0;
     /* RFC 9113 section 6.5.2 counts 32 bytes of overhead per field. */
-    if (http2__bytes_size(&s->hbuf) + namelen + valuelen + 32 > s->conn->srv->cfg.max_header_list) {
+    s->hlist += namelen + valuelen + 32;
+    if (s->hlist > s->conn->srv->cfg.max_header_list) {
         s->too_large = 1;
         return 0;
     }
