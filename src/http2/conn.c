@@ -9,6 +9,7 @@
  * cannot make us buffer without bound.
  */
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,96 +53,131 @@ void http2__bytes_dispose(http2_bytes *b)
 
 /* --- lifecycle ------------------------------------------------------------ */
 
-static void on_read(uv_stream_t *tcp, ssize_t nread, const uv_buf_t *buf);
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+void http2__conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     http2_conn *c = h->data;
-    buf->base = (char *)c->srv->readbuf;
-    buf->len = sizeof c->srv->readbuf;
+    buf->base = (char *)c->ep->readbuf;
+    buf->len = sizeof c->ep->readbuf;
+}
+
+http2_conn *http2__conn_new(http2_ep *ep)
+{
+    http2_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->ep = ep;
+    uv_tcp_init(ep->loop, &c->tcp);
+    c->tcp.data = c;
+    c->handles = 1;
+    c->next = ep->conns;
+    if (ep->conns)
+        ep->conns->prev = c;
+    ep->conns = c;
+    ep->nconns++;
+    snprintf(c->peer, sizeof c->peer, "?");
+    http2__ep_start(ep);
+    return c;
+}
+
+/* Formats a socket address as "ip:port" or "[ip6]:port". */
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t n)
+{
+    char ip[INET6_ADDRSTRLEN];
+    if (ss->ss_family == AF_INET6) {
+        uv_ip6_name((const struct sockaddr_in6 *)ss, ip, sizeof ip);
+        snprintf(out, n, "[%s]:%d", ip, ntohs(((const struct sockaddr_in6 *)ss)->sin6_port));
+    } else {
+        uv_ip4_name((const struct sockaddr_in *)ss, ip, sizeof ip);
+        snprintf(out, n, "%s:%d", ip, ntohs(((const struct sockaddr_in *)ss)->sin_port));
+    }
+}
+
+void http2__conn_set_peer(http2_conn *c, const struct sockaddr *sa)
+{
+    struct sockaddr_storage ss;
+    memcpy(&ss, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                              : sizeof(struct sockaddr_in));
+    format_addr(&ss, c->peer, sizeof c->peer);
 }
 
 int http2__conn_accept(http2_server *srv)
 {
-    http2_conn *c = calloc(1, sizeof *c);
+    http2_conn *c = http2__conn_new(&srv->ep);
     if (!c)
         return UV_ENOMEM;
-    c->srv = srv;
-    uv_tcp_init(srv->loop, &c->tcp);
-    c->tcp.data = c;
     int rv = uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->tcp);
-    /* Link first: from here on the connection is torn down by http2__conn_close. */
-    c->next = srv->conns;
-    if (srv->conns)
-        srv->conns->prev = c;
-    srv->conns = c;
-    srv->nconns++;
     if (rv != 0) {
         http2__conn_close(c);
         return rv;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-
     struct sockaddr_storage ss;
     int len = sizeof ss;
-    snprintf(c->peer, sizeof c->peer, "?");
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        char ip[INET6_ADDRSTRLEN];
-        if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
-            snprintf(c->peer, sizeof c->peer, "[%s]:%d", ip,
-                     ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
-            snprintf(c->peer, sizeof c->peer, "%s:%d", ip,
-                     ntohs(((struct sockaddr_in *)&ss)->sin_port));
-        }
-    }
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
+        format_addr(&ss, c->peer, sizeof c->peer);
 
-    if (srv->ssl_ctx)
+    if (srv->ep.ssl_ctx)
         rv = http2__tls_conn_init(c);
     else
         rv = http2__conn_start_session(c);
     if (rv == 0)
-        rv = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        rv = uv_read_start((uv_stream_t *)&c->tcp, http2__conn_on_alloc, http2__conn_on_read);
     if (rv != 0) {
         http2__conn_close(c);
         return rv;
     }
-    OMS_DEBUG("conn %s: accepted (%s)", c->peer, srv->ssl_ctx ? "tls" : "h2c");
+    OMS_DEBUG("conn %s: accepted (%s)", c->peer, srv->ep.ssl_ctx ? "tls" : "h2c");
     return 0;
 }
 
+/* Runs once per closed libuv handle; the last one frees the connection. */
 static void on_closed(uv_handle_t *h)
 {
     http2_conn *c = h->data;
-    http2_server *srv = c->srv;
+    if (--c->handles > 0)
+        return;
+    http2_ep *ep = c->ep;
     /* nghttp2_session_del() does not report open streams: tell their handlers
      * the connection is gone before the session goes. */
     while (c->streams) {
         http2_stream *s = c->streams;
         s->closed = 1;
-        if (s->opened && srv->cfg.handler->on_close)
-            srv->cfg.handler->on_close(s, HTTP2_CANCEL);
+        if ((s->opened || c->ep->client) && s->handler->on_close)
+            s->handler->on_close(s, HTTP2_CANCEL);
         http2__stream_free(s);
     }
+    if (c->handler && c->handler->on_close)
+        c->handler->on_close(c, c->reason[0] ? c->reason : "connection closed");
     if (c->session)
         nghttp2_session_del(c->session);
     if (c->ssl)
         SSL_free(c->ssl);
     http2__bytes_dispose(&c->out);
     free(c->wbuf.base);
+    free(c->server_name);
     if (c->prev)
         c->prev->next = c->next;
     else
-        srv->conns = c->next;
+        ep->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    srv->nconns--;
+    ep->nconns--;
     OMS_DEBUG("conn %s: closed", c->peer);
     free(c);
-    http2__server_conn_gone(srv);
+    if (ep->conn_gone)
+        ep->conn_gone(ep);
+}
+
+void http2__conn_fail(http2_conn *c, const char *fmt, ...)
+{
+    if (!c->reason[0]) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->reason, sizeof c->reason, fmt, ap);
+        va_end(ap);
+    }
+    http2__conn_close(c);
 }
 
 void http2__conn_close(http2_conn *c)
@@ -149,13 +185,17 @@ void http2__conn_close(http2_conn *c)
     if (c->closing)
         return;
     c->closing = 1;
-    if (c->dirty) { /* unlink from the server's dirty list */
-        http2_conn **pp = &c->srv->dirty;
+    if (c->dirty) { /* unlink from the dirty list */
+        http2_conn **pp = &c->ep->dirty;
         while (*pp && *pp != c)
             pp = &(*pp)->dirty_next;
         if (*pp)
             *pp = c->dirty_next;
         c->dirty = 0;
+    }
+    if (c->timer.loop) { /* initialized: a client keepalive timer */
+        c->timer.data = c;
+        uv_close((uv_handle_t *)&c->timer, on_closed);
     }
     uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
@@ -233,7 +273,7 @@ int http2__conn_recv(http2_conn *c, const uint8_t *p, size_t n)
     return 0;
 }
 
-static void on_read(uv_stream_t *tcp, ssize_t nread, const uv_buf_t *buf)
+void http2__conn_on_read(uv_stream_t *tcp, ssize_t nread, const uv_buf_t *buf)
 {
     http2_conn *c = tcp->data;
     if (nread == 0 || c->closing)
@@ -241,7 +281,8 @@ static void on_read(uv_stream_t *tcp, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         if (nread != UV_EOF)
             OMS_DEBUG("conn %s: read: %s", c->peer, uv_strerror((int)nread));
-        http2__conn_close(c);
+        http2__conn_fail(c, "%s", nread == UV_EOF ? "connection closed by peer"
+                                                  : uv_strerror((int)nread));
         return;
     }
     int rv = c->ssl ? http2__tls_feed(c, (const uint8_t *)buf->base, (size_t)nread)
@@ -273,8 +314,8 @@ void http2__conn_mark_dirty(http2_conn *c)
     if (c->dirty || c->closing)
         return;
     c->dirty = 1;
-    c->dirty_next = c->srv->dirty;
-    c->srv->dirty = c;
+    c->dirty_next = c->ep->dirty;
+    c->ep->dirty = c;
 }
 
 static void on_written(uv_write_t *req, int status)
@@ -285,12 +326,12 @@ static void on_written(uv_write_t *req, int status)
         return;
     if (status < 0) {
         OMS_DEBUG("conn %s: write: %s", c->peer, uv_strerror(status));
-        http2__conn_close(c);
+        http2__conn_fail(c, "write: %s", uv_strerror(status));
         return;
     }
     if (c->read_paused && !c->close_after_write) {
         c->read_paused = 0;
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        uv_read_start((uv_stream_t *)&c->tcp, http2__conn_on_alloc, http2__conn_on_read);
     }
     http2__conn_flush(c);
 }
@@ -299,14 +340,13 @@ static void on_written(uv_write_t *req, int status)
  * again. Runs outside nghttp2 calls, so handlers may submit freely. */
 static void notify_writable(http2_conn *c)
 {
-    const http2_stream_handler *h = c->srv->cfg.handler;
     while (c->writable) {
         http2_stream *s = c->writable;
         c->writable = s->writable_next;
         s->writable_next = NULL;
         s->on_writable = 0;
-        if (!s->closed && h->on_writable)
-            h->on_writable(s);
+        if (!s->closed && s->handler->on_writable)
+            s->handler->on_writable(s);
     }
 }
 
@@ -363,225 +403,3 @@ void http2__conn_flush(http2_conn *c)
         http2__conn_close(c);
 }
 
-/* --- nghttp2 session -------------------------------------------------------- */
-
-static http2_stream *stream_of(nghttp2_session *session, int32_t id)
-{
-    return nghttp2_session_get_stream_user_data(session, id);
-}
-
-static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
-{
-    http2_conn *c = user_data;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0;
-    if (c->refusing)
-        return 0; /* past a reset flood: nghttp2 keeps parsing, we stop serving */
-    http2_stream *s = http2__stream_new(c, frame->hd.stream_id);
-    if (!s)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-    nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
-    return 0;
-}
-
-static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
-                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
-                     void *user_data)
-{
-    (void)flags;
-    (void)user_data;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* trailers from a client carry nothing gRPC uses */
-    http2_stream *s = stream_of(session, frame->hd.stream_id);
-    if (!s)
-        return 0;
-    if (http2__stream_add_header(s, name, namelen, value, valuelen) != 0)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-    return 0;
-}
-
-/* Rapid reset (CVE-2023-44487). nghttp2's limiter queues a GOAWAY once its
- * bucket (1000 resets, 33 more per second) is empty, but it goes on opening
- * the streams that follow in the same read until that GOAWAY is sent. This
- * bucket has the same shape: once it is empty no new stream reaches the
- * handler, and the session is terminated in case nghttp2's limiter (absent
- * from an old library) did not fire. */
-#define RESET_BURST 1000
-#define RESET_RATE 33
-
-static void count_reset(http2_conn *c)
-{
-    uint64_t now = uv_now(c->srv->loop) / 1000;
-    if (c->rst_stamp == 0) {
-        c->rst_tokens = RESET_BURST;
-    } else if (now > c->rst_stamp) {
-        c->rst_tokens += (double)(now - c->rst_stamp) * RESET_RATE;
-        if (c->rst_tokens > RESET_BURST)
-            c->rst_tokens = RESET_BURST;
-    }
-    c->rst_stamp = now ? now : 1;
-    if (c->rst_tokens >= 1) {
-        c->rst_tokens -= 1;
-        return;
-    }
-    if (!c->refusing) {
-        c->refusing = 1;
-        OMS_WARN("conn %s: stream reset flood; closing with GOAWAY", c->peer);
-        nghttp2_session_terminate_session(c->session, NGHTTP2_ENHANCE_YOUR_CALM);
-    }
-}
-
-static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
-{
-    http2_conn *c = user_data;
-    const http2_stream_handler *h = c->srv->cfg.handler;
-    http2_stream *s;
-    switch (frame->hd.type) {
-    case NGHTTP2_HEADERS:
-        s = stream_of(session, frame->hd.stream_id);
-        if (!s)
-            return 0;
-        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST)
-            http2__stream_open(s);
-        if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->opened && !s->closed && h->on_end)
-            h->on_end(s);
-        break;
-    case NGHTTP2_DATA:
-        s = stream_of(session, frame->hd.stream_id);
-        if (s && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->opened && !s->closed &&
-            h->on_end)
-            h->on_end(s);
-        break;
-    case NGHTTP2_GOAWAY:
-        OMS_DEBUG("conn %s: GOAWAY from peer, code %u", c->peer, frame->goaway.error_code);
-        break;
-    case NGHTTP2_RST_STREAM:
-        count_reset(c);
-        break;
-    default:
-        break;
-    }
-    return 0;
-}
-
-static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
-                         const uint8_t *data, size_t len, void *user_data)
-{
-    (void)flags;
-    http2_conn *c = user_data;
-    http2_stream *s = stream_of(session, stream_id);
-    if (!s || !s->opened || s->closed) {
-        nghttp2_session_consume_connection(session, len);
-        return 0;
-    }
-    s->unconsumed += len;
-    if (c->srv->cfg.handler->on_data)
-        c->srv->cfg.handler->on_data(s, data, len);
-    else
-        http2_stream_consume(s, len);
-    return 0;
-}
-
-static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
-                           void *user_data)
-{
-    http2_conn *c = user_data;
-    http2_stream *s = stream_of(session, stream_id);
-    if (!s)
-        return 0;
-    s->closed = 1;
-    /* Flow-control credit for bytes the handler never consumed would be lost
-     * with the stream: give it back to the connection window. */
-    if (s->unconsumed)
-        nghttp2_session_consume_connection(session, s->unconsumed);
-    s->unconsumed = 0;
-    if (s->opened && c->srv->cfg.handler->on_close)
-        c->srv->cfg.handler->on_close(s, error_code);
-    nghttp2_session_set_stream_user_data(session, stream_id, NULL);
-    http2__stream_free(s);
-    return 0;
-}
-
-/* RFC 9113 section 8.1: once the response is complete, a server may ask a
- * client that is still sending to stop, without error. */
-static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
-{
-    (void)user_data;
-    if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
-        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && frame->hd.stream_id > 0 &&
-        nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id) == 0)
-        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
-                                  NGHTTP2_NO_ERROR);
-    return 0;
-}
-
-static int on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame, int err,
-                            void *user_data)
-{
-    (void)session;
-    http2_conn *c = user_data;
-    OMS_DEBUG("conn %s: invalid frame type %u on stream %d: %s", c->peer, frame->hd.type,
-              frame->hd.stream_id, nghttp2_strerror(err));
-    return 0;
-}
-
-int http2__session_callbacks_new(nghttp2_session_callbacks **out)
-{
-    nghttp2_session_callbacks *cbs;
-    if (nghttp2_session_callbacks_new(&cbs) != 0)
-        return UV_ENOMEM;
-    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
-    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, on_invalid_frame);
-    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
-    *out = cbs;
-    return 0;
-}
-
-nghttp2_option *http2__session_option_new(const http2_server_config *cfg)
-{
-    (void)cfg;
-    nghttp2_option *opt;
-    if (nghttp2_option_new(&opt) != 0)
-        return NULL;
-    /* Window credit is returned only as rpc consumes messages (pull model). */
-    nghttp2_option_set_no_auto_window_update(opt, 1);
-    /* DoS limits (REFERENCE.md section 3). Debian backported these into 1.52;
-     * CMake detects them by symbol. */
-#ifdef OMS_HAVE_NGHTTP2_OPTION_SET_MAX_OUTBOUND_ACK
-    nghttp2_option_set_max_outbound_ack(opt, 1000); /* ping/settings floods */
-#endif
-#ifdef OMS_HAVE_NGHTTP2_OPTION_SET_MAX_SETTINGS
-    nghttp2_option_set_max_settings(opt, 32); /* CVE-2020-11080 */
-#endif
-#ifdef OMS_HAVE_NGHTTP2_OPTION_SET_STREAM_RESET_RATE_LIMIT
-    nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33); /* rapid reset */
-#endif
-#ifdef OMS_HAVE_NGHTTP2_OPTION_SET_MAX_CONTINUATIONS
-    nghttp2_option_set_max_continuations(opt, 8); /* CONTINUATION flood */
-#endif
-    return opt;
-}
-
-int http2__conn_start_session(http2_conn *c)
-{
-    const http2_server_config *cfg = &c->srv->cfg;
-    if (nghttp2_session_server_new2(&c->session, c->srv->callbacks, c, c->srv->option) != 0)
-        return UV_ENOMEM;
-    nghttp2_settings_entry iv[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->max_concurrent_streams},
-        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->stream_window},
-        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, cfg->max_header_list},
-    };
-    if (nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0)
-        return UV_ENOMEM;
-    if (cfg->conn_window > NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE &&
-        nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0,
-                                              (int32_t)cfg->conn_window) != 0)
-        return UV_ENOMEM;
-    http2__conn_mark_dirty(c);
-    return 0;
-}

@@ -20,6 +20,7 @@
 #include <uv.h>
 
 typedef struct http2_server http2_server;
+typedef struct http2_client http2_client;
 typedef struct http2_conn http2_conn;
 typedef struct http2_stream http2_stream;
 
@@ -53,12 +54,16 @@ typedef struct http2_header {
     size_t valuelen;
 } http2_header;
 
-/* Request-stream callbacks. All fire on the connection's loop. After
- * on_close the stream is gone: no http2_stream_* call may follow. */
+/* Stream callbacks, for request streams on a server and for the streams a
+ * client opens. All fire on the connection's loop. After on_close the stream
+ * is gone: no http2_stream_* call may follow. */
 typedef struct http2_stream_handler {
-    /* A request's header block is complete (pseudo-headers included, already
-     * validated by nghttp2 per RFC 9113 section 8). */
+    /* The peer's header block is complete (pseudo-headers included, already
+     * validated by nghttp2 per RFC 9113 section 8): the request on a server,
+     * the response on a client. */
     void (*on_open)(http2_stream *s, const http2_header *h, size_t n);
+    /* Client streams: the trailer block (before on_end). */
+    void (*on_trailers)(http2_stream *s, const http2_header *h, size_t n);
     /* DATA payload, borrowed. The bytes count against flow control until the
      * handler calls http2_stream_consume(). */
     void (*on_data)(http2_stream *s, const uint8_t *p, size_t n);
@@ -116,13 +121,76 @@ void http2_server_free(http2_server *srv);
 /* Number of live connections. */
 size_t http2_server_conn_count(const http2_server *srv);
 
+/* --- client ------------------------------------------------------------- */
+
+typedef struct http2_client_config {
+    int tls;                 /* 1: TLS, ALPN h2, peer verified; 0: h2c */
+    const char *ca_file;     /* PEM roots; NULL: OpenSSL's default paths */
+    const char *cert_file;   /* optional client certificate (mTLS) */
+    const char *key_file;
+    uint32_t stream_window;  /* as for the server */
+    uint32_t conn_window;
+    uint32_t max_header_list;
+    size_t stream_send_buffer;
+    uint64_t keepalive_ms;         /* PING this often while connected; 0 = off */
+    uint64_t keepalive_timeout_ms; /* close when the PING ACK is this late */
+} http2_client_config;
+
+void http2_client_config_init(http2_client_config *cfg);
+
+/* Creates the client side for one loop: TLS context and nghttp2 setup shared
+ * by its connections. cfg is copied; its strings are only read here. */
+int http2_client_new(uv_loop_t *loop, const http2_client_config *cfg, http2_client **out,
+                     char *err, size_t errlen);
+
+/* Closes every connection (their streams get on_close, then the connection
+ * handlers' on_close) and frees the client once libuv is done with it;
+ * done(arg) then fires (never from inside this call). */
+void http2_client_free(http2_client *cl, void (*done)(void *), void *arg);
+
+/* Connection events for client connections. */
+typedef struct http2_conn_handler {
+    /* TCP up, TLS verified with ALPN h2 (or h2c): streams may be opened. */
+    void (*on_connected)(http2_conn *c);
+    /* The peer sent GOAWAY: open no new streams here. Streams it did not
+     * process close with HTTP2_REFUSED_STREAM (safe to retry elsewhere). */
+    void (*on_goaway)(http2_conn *c, uint32_t h2_error);
+    /* The connection is gone (after every stream's on_close); reason says
+     * why, e.g. "connect: connection refused" or a certificate error. */
+    void (*on_close)(http2_conn *c, const char *reason);
+} http2_conn_handler;
+
+/* Starts connecting to addr. server_name is used for SNI and the
+ * certificate's hostname/IP check (copied; NULL: no check, h2c). Returns 0
+ * with *out set (events follow on h) or a negative code (nothing follows). */
+int http2_client_connect(http2_client *cl, const struct sockaddr *addr, const char *server_name,
+                         const http2_conn_handler *h, void *data, http2_conn **out);
+
+void *http2_conn_data(const http2_conn *c);
+/* Closes at once: open streams get on_close(HTTP2_CANCEL), then on_close. */
+void http2_conn_close(http2_conn *c, const char *reason);
+/* Open streams on the connection. */
+size_t http2_conn_stream_count(const http2_conn *c);
+/* Peer address "ip:port". */
+const char *http2_conn_peer(const http2_conn *c);
+
+/* Opens a client stream with request headers h (copied; pseudo-headers
+ * first). The body follows with http2_stream_write() and ends with
+ * http2_stream_end(s, NULL, 0). Returns NULL if the connection cannot take
+ * a stream (not connected, GOAWAY, closing, ENOMEM). */
+http2_stream *http2_conn_request(http2_conn *c, const http2_header *h, size_t n,
+                                 const http2_stream_handler *sh, void *data);
+
 /* --- streams ------------------------------------------------------------ */
 
 /* Per-stream pointer for the handler's state. */
 void http2_stream_set_data(http2_stream *s, void *data);
 void *http2_stream_data(const http2_stream *s);
-/* cfg->handler_data of the server that accepted the stream. */
+/* cfg->handler_data of the server that accepted the stream (NULL for
+ * client streams). */
 void *http2_stream_server_data(const http2_stream *s);
+/* The stream's connection. */
+http2_conn *http2_stream_conn(const http2_stream *s);
 uv_loop_t *http2_stream_loop(const http2_stream *s);
 int32_t http2_stream_id(const http2_stream *s);
 
@@ -130,15 +198,16 @@ int32_t http2_stream_id(const http2_stream *s);
  * Returns 0, or a negative code if the stream is closed or headers went out. */
 int http2_stream_respond(http2_stream *s, const http2_header *h, size_t n);
 
-/* Queues body bytes (copied) behind the response headers. Returns 0 while the
+/* Queues body bytes (copied) behind the response (or request) headers. Returns 0 while the
  * stream's send buffer is below its limit, HTTP2_AGAIN once it is at or above
  * it (the bytes were still queued: wait for on_writable before writing more),
  * or another negative code if the stream is closed. */
 int http2_stream_write(http2_stream *s, const uint8_t *p, size_t n);
 
-/* Ends the response after queued bytes: with trailers (n > 0) or with an
- * empty END_STREAM. If respond() was never called, h is sent as the only
- * header block (a "Trailers-Only" response; it must then hold ":status"). */
+/* Ends the response (or request) after queued bytes: with trailers (n > 0)
+ * or with an empty END_STREAM. On a server, if respond() was never called, h
+ * is sent as the only header block (a "Trailers-Only" response; it must then
+ * hold ":status"). */
 int http2_stream_end(http2_stream *s, const http2_header *h, size_t n);
 
 /* Sends RST_STREAM with h2_error; on_close follows. */

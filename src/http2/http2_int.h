@@ -12,9 +12,6 @@
 
 /* Output is gathered up to this many bytes per uv_write. */
 #define HTTP2_WRITE_CHUNK (256 * 1024)
-/* Most request header bytes (names + values) we buffer for one stream before
- * nghttp2's own SETTINGS_MAX_HEADER_LIST_SIZE check fires. */
-#define HTTP2_READ_BUF 65536
 
 /* A growable byte buffer with a read offset. */
 typedef struct http2_bytes {
@@ -31,32 +28,70 @@ static inline size_t http2__bytes_size(const http2_bytes *b)
     return b->len - b->off;
 }
 
-struct http2_server {
+/* What a connection needs from its owner, a server or a client: the loop,
+ * the TLS context, the nghttp2 callbacks and settings, and the per-loop
+ * flusher with its list of dirty connections. */
+typedef struct http2_ep {
     uv_loop_t *loop;
-    uv_tcp_t listener;
-    int fd; /* the bound socket until start() hands it to listener */
-    http2_server_config cfg;
+    bool client;
     SSL_CTX *ssl_ctx; /* NULL for h2c */
     nghttp2_session_callbacks *callbacks;
     nghttp2_option *option;
     uv_prepare_t flusher; /* flushes dirty connections before the loop blocks */
-    uv_timer_t grace_timer;
-    http2_conn *conns;    /* every live connection (doubly linked) */
-    http2_conn *dirty;    /* connections with output to flush (singly linked) */
+    bool flusher_on;
+    http2_conn *conns; /* every live connection (doubly linked) */
+    http2_conn *dirty; /* connections with output to flush (singly linked) */
     size_t nconns;
+    uint32_t max_concurrent_streams;
+    uint32_t stream_window;
+    uint32_t conn_window;
+    uint32_t max_header_list;
+    size_t stream_send_buffer;
+    uint64_t keepalive_ms; /* client PINGs; 0 = off */
+    uint64_t keepalive_timeout_ms;
+    const http2_stream_handler *handler; /* server: for every request stream */
+    void *handler_data;
+    void (*conn_gone)(struct http2_ep *ep); /* a connection was freed */
+    uint8_t readbuf[65536]; /* shared by this loop's reads: each is consumed at once */
+} http2_ep;
+
+void http2__ep_init(http2_ep *ep, uv_loop_t *loop);
+/* Starts the flusher on first use. */
+void http2__ep_start(http2_ep *ep);
+
+struct http2_server {
+    http2_ep ep;
+    uv_tcp_t listener;
+    int fd; /* the bound socket until start() hands it to listener */
+    http2_server_config cfg;
+    uv_timer_t grace_timer;
     int listening;
     int draining;
     int open_handles; /* listener, flusher, grace timer not yet closed */
     void (*done_cb)(http2_server *, void *);
     void *done_arg;
-    char bound[80];
     int port;
-    uint8_t readbuf[65536]; /* shared by this loop's reads: each is consumed at once */
+};
+
+struct http2_client {
+    http2_ep ep;
+    http2_client_config cfg;
+    bool freeing;
+    void (*done_cb)(void *);
+    void *done_arg;
 };
 
 struct http2_conn {
-    http2_server *srv;
+    http2_ep *ep;
     uv_tcp_t tcp;
+    uv_timer_t timer;   /* client keepalive */
+    uv_connect_t creq;  /* client connect */
+    int handles;        /* libuv handles not yet closed */
+    const http2_conn_handler *handler; /* client connections */
+    void *data;
+    char *server_name;  /* client: SNI and hostname check */
+    uint64_t last_ping; /* loop time the unanswered keepalive PING went out, or 0 */
+    char reason[200];   /* why the connection closed */
     nghttp2_session *session;
     SSL *ssl; /* NULL for h2c */
     BIO *rbio, *wbio;
@@ -76,6 +111,8 @@ struct http2_conn {
     unsigned goaway_sent : 1; /* a terminating GOAWAY is queued */
     unsigned close_after_write : 1; /* fatal error: close once output is out */
     unsigned refusing : 1;          /* reset flood: new streams never reach the handler */
+    unsigned connected : 1;         /* client: the session is up, on_connected fired */
+    unsigned goaway_recv : 1;       /* the peer sent GOAWAY */
     double rst_tokens;              /* mirror of nghttp2's stream reset limiter */
     uint64_t rst_stamp;             /* its last refill, in seconds */
     char peer[80];
@@ -83,6 +120,7 @@ struct http2_conn {
 
 struct http2_stream {
     http2_conn *conn;
+    const http2_stream_handler *handler;
     int32_t id;
     void *data;
     /* request header block, gathered until END_HEADERS */
@@ -108,18 +146,27 @@ struct http2_stream {
 
 /* conn.c */
 int http2__conn_accept(http2_server *srv);
+/* A connection object for ep, linked and with its TCP handle initialized. */
+http2_conn *http2__conn_new(http2_ep *ep);
+/* Records why the connection is closing (first reason wins) and closes it. */
+void http2__conn_fail(http2_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void http2__conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+void http2__conn_set_peer(http2_conn *c, const struct sockaddr *sa);
+void http2__conn_on_read(uv_stream_t *tcp, ssize_t nread, const uv_buf_t *buf);
 void http2__conn_mark_dirty(http2_conn *c);
 void http2__conn_flush(http2_conn *c);
 void http2__conn_drain(http2_conn *c);
 void http2__conn_close(http2_conn *c);
-/* server.c: a connection was freed. */
-void http2__server_conn_gone(http2_server *srv);
+
 int http2__session_callbacks_new(nghttp2_session_callbacks **out);
-nghttp2_option *http2__session_option_new(const http2_server_config *cfg);
+nghttp2_option *http2__session_option_new(bool client);
 
 /* tls.c */
 SSL_CTX *http2__tls_ctx_new(const char *cert, const char *key, char *err, size_t errlen);
+SSL_CTX *http2__tls_client_ctx_new(const http2_client_config *cfg, char *err, size_t errlen);
 int http2__tls_conn_init(http2_conn *c);
+/* Client: sends the ClientHello. */
+int http2__tls_connect(http2_conn *c);
 /* Feeds ciphertext in; decrypted bytes go to http2__conn_recv(). Returns 0 or
  * -1 when the connection must close. */
 int http2__tls_feed(http2_conn *c, const uint8_t *p, size_t n);
@@ -133,14 +180,17 @@ int http2__conn_recv(http2_conn *c, const uint8_t *p, size_t n);
 int http2__conn_start_session(http2_conn *c);
 
 /* stream.c */
-http2_stream *http2__stream_new(http2_conn *c, int32_t id);
+http2_stream *http2__stream_new(http2_conn *c, int32_t id, const http2_stream_handler *h);
 void http2__stream_free(http2_stream *s);
 ssize_t http2__stream_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
                            size_t length, uint32_t *data_flags, nghttp2_data_source *source,
                            void *user_data);
 int http2__stream_add_header(http2_stream *s, const uint8_t *name, size_t namelen,
                              const uint8_t *value, size_t valuelen);
-/* Hands the gathered header block to on_open. */
+/* Hands the gathered header block to on_open (the request on a server, the
+ * response on a client). */
 void http2__stream_open(http2_stream *s);
+/* Client: hands a trailer block to on_trailers. */
+void http2__stream_trailers(http2_stream *s);
 
 #endif

@@ -34,15 +34,32 @@ void http2_server_config_init(http2_server_config *cfg)
  * one uv_write per connection. */
 static void on_prepare(uv_prepare_t *h)
 {
-    http2_server *srv = container_of(h, http2_server, flusher);
-    while (srv->dirty) {
-        http2_conn *c = srv->dirty;
-        srv->dirty = c->dirty_next;
+    http2_ep *ep = container_of(h, http2_ep, flusher);
+    while (ep->dirty) {
+        http2_conn *c = ep->dirty;
+        ep->dirty = c->dirty_next;
         c->dirty_next = NULL;
         c->dirty = 0;
         http2__conn_flush(c);
     }
 }
+
+void http2__ep_init(http2_ep *ep, uv_loop_t *loop)
+{
+    ep->loop = loop;
+}
+
+void http2__ep_start(http2_ep *ep)
+{
+    if (ep->flusher_on)
+        return;
+    ep->flusher_on = true;
+    uv_prepare_init(ep->loop, &ep->flusher);
+    uv_prepare_start(&ep->flusher, on_prepare);
+    uv_unref((uv_handle_t *)&ep->flusher);
+}
+
+static void on_conn_gone(http2_ep *ep);
 
 static void on_connection(uv_stream_t *listener, int status)
 {
@@ -67,22 +84,31 @@ int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_serv
         snprintf(err, errlen, "out of memory");
         return UV_ENOMEM;
     }
-    srv->loop = loop;
+    http2__ep_init(&srv->ep, loop);
     srv->cfg = *cfg;
     srv->fd = -1;
+    http2_ep *ep = &srv->ep;
+    ep->max_concurrent_streams = cfg->max_concurrent_streams;
+    ep->stream_window = cfg->stream_window;
+    ep->conn_window = cfg->conn_window;
+    ep->max_header_list = cfg->max_header_list;
+    ep->stream_send_buffer = cfg->stream_send_buffer;
+    ep->handler = cfg->handler;
+    ep->handler_data = cfg->handler_data;
+    ep->conn_gone = on_conn_gone;
 
     if (cfg->tls) {
-        srv->ssl_ctx = http2__tls_ctx_new(cfg->cert_file, cfg->key_file, err, errlen);
-        if (!srv->ssl_ctx) {
+        ep->ssl_ctx = http2__tls_ctx_new(cfg->cert_file, cfg->key_file, err, errlen);
+        if (!ep->ssl_ctx) {
             rv = UV_EINVAL;
             goto fail_tls;
         }
     }
-    if ((rv = http2__session_callbacks_new(&srv->callbacks)) != 0) {
+    if ((rv = http2__session_callbacks_new(&ep->callbacks)) != 0) {
         snprintf(err, errlen, "out of memory");
         goto fail_callbacks;
     }
-    if (!(srv->option = http2__session_option_new(cfg))) {
+    if (!(ep->option = http2__session_option_new(false))) {
         snprintf(err, errlen, "out of memory");
         rv = UV_ENOMEM;
         goto fail_option;
@@ -120,28 +146,20 @@ int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_serv
     srv->fd = fd;
 
     struct sockaddr_storage name;
-    int namelen = sizeof name;
-    getsockname(fd, (struct sockaddr *)&name, (socklen_t *)&namelen);
-    char ip[64];
-    if (name.ss_family == AF_INET6) {
-        uv_ip6_name((struct sockaddr_in6 *)&name, ip, sizeof ip);
-        srv->port = ntohs(((struct sockaddr_in6 *)&name)->sin6_port);
-        snprintf(srv->bound, sizeof srv->bound, "[%s]:%d", ip, srv->port);
-    } else {
-        uv_ip4_name((struct sockaddr_in *)&name, ip, sizeof ip);
-        srv->port = ntohs(((struct sockaddr_in *)&name)->sin_port);
-        snprintf(srv->bound, sizeof srv->bound, "%s:%d", ip, srv->port);
-    }
+    socklen_t namelen = sizeof name;
+    getsockname(fd, (struct sockaddr *)&name, &namelen);
+    srv->port = ntohs(name.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&name)->sin6_port
+                                                 : ((struct sockaddr_in *)&name)->sin_port);
     *out = srv;
     return 0;
 
 fail_addr:
-    nghttp2_option_del(srv->option);
+    nghttp2_option_del(ep->option);
 fail_option:
-    nghttp2_session_callbacks_del(srv->callbacks);
+    nghttp2_session_callbacks_del(ep->callbacks);
 fail_callbacks:
-    if (srv->ssl_ctx)
-        SSL_CTX_free(srv->ssl_ctx);
+    if (ep->ssl_ctx)
+        SSL_CTX_free(ep->ssl_ctx);
 fail_tls:
     free(srv);
     *out = NULL;
@@ -159,13 +177,11 @@ int http2_server_start(http2_server *srv)
 {
     if (srv->listening || srv->draining)
         return srv->listening ? 0 : UV_EINVAL;
-    uv_tcp_init(srv->loop, &srv->listener);
-    uv_prepare_init(srv->loop, &srv->flusher);
-    uv_timer_init(srv->loop, &srv->grace_timer);
+    uv_tcp_init(srv->ep.loop, &srv->listener);
+    uv_timer_init(srv->ep.loop, &srv->grace_timer);
+    http2__ep_start(&srv->ep);
     srv->open_handles = 3;
     srv->listening = 1;
-    uv_prepare_start(&srv->flusher, on_prepare);
-    uv_unref((uv_handle_t *)&srv->flusher);
     int rv = uv_tcp_open(&srv->listener, srv->fd);
     srv->fd = -1; /* the listener owns it now */
     if (rv == 0)
@@ -175,12 +191,12 @@ int http2_server_start(http2_server *srv)
 
 size_t http2_server_conn_count(const http2_server *srv)
 {
-    return srv->nconns;
+    return srv->ep.nconns;
 }
 
 static void maybe_done(http2_server *srv)
 {
-    if (srv->draining && srv->nconns == 0 && srv->open_handles == 0 && srv->done_cb) {
+    if (srv->draining && srv->ep.nconns == 0 && srv->open_handles == 0 && srv->done_cb) {
         void (*cb)(http2_server *, void *) = srv->done_cb;
         srv->done_cb = NULL;
         cb(srv, srv->done_arg);
@@ -194,27 +210,34 @@ static void on_handle_closed(uv_handle_t *h)
     maybe_done(srv);
 }
 
-/* Called by conn.c when a connection is gone. */
-void http2__server_conn_gone(http2_server *srv)
+/* The drain is over once the last connection is gone: close our handles. */
+static void close_handles(http2_server *srv)
 {
-    if (srv->draining && srv->nconns == 0 && !uv_is_closing((uv_handle_t *)&srv->grace_timer)) {
-        srv->grace_timer.data = srv;
-        uv_close((uv_handle_t *)&srv->grace_timer, on_handle_closed);
-        srv->flusher.data = srv;
-        uv_close((uv_handle_t *)&srv->flusher, on_handle_closed);
-    }
+    if (uv_is_closing((uv_handle_t *)&srv->grace_timer))
+        return;
+    srv->grace_timer.data = srv;
+    uv_close((uv_handle_t *)&srv->grace_timer, on_handle_closed);
+    srv->ep.flusher.data = srv;
+    uv_close((uv_handle_t *)&srv->ep.flusher, on_handle_closed);
+}
+
+static void on_conn_gone(http2_ep *ep)
+{
+    http2_server *srv = container_of(ep, http2_server, ep);
+    if (srv->draining && ep->nconns == 0)
+        close_handles(srv);
     maybe_done(srv);
 }
 
 static void on_grace_expired(uv_timer_t *t)
 {
     http2_server *srv = container_of(t, http2_server, grace_timer);
-    if (srv->nconns)
+    if (srv->ep.nconns)
         OMS_WARN("grace period over: closing %zu connection(s) with calls in flight",
-                 srv->nconns);
-    for (http2_conn *c = srv->conns, *next; c; c = next) {
+                 srv->ep.nconns);
+    for (http2_conn *c = srv->ep.conns, *next; c; c = next) {
         next = c->next;
-        http2__conn_close(c);
+        http2__conn_fail(c, "grace period over");
     }
 }
 
@@ -232,14 +255,14 @@ void http2_server_shutdown(http2_server *srv, uint64_t grace_ms,
     }
     srv->listener.data = srv;
     uv_close((uv_handle_t *)&srv->listener, on_handle_closed);
-    for (http2_conn *c = srv->conns, *next; c; c = next) {
+    for (http2_conn *c = srv->ep.conns, *next; c; c = next) {
         next = c->next;
         http2__conn_drain(c);
     }
-    if (srv->nconns) {
+    if (srv->ep.nconns) {
         uv_timer_start(&srv->grace_timer, on_grace_expired, grace_ms, 0);
     } else {
-        http2__server_conn_gone(srv);
+        close_handles(srv);
     }
 }
 
@@ -249,9 +272,9 @@ void http2_server_free(http2_server *srv)
         return;
     if (srv->fd >= 0)
         close(srv->fd);
-    nghttp2_option_del(srv->option);
-    nghttp2_session_callbacks_del(srv->callbacks);
-    if (srv->ssl_ctx)
-        SSL_CTX_free(srv->ssl_ctx);
+    nghttp2_option_del(srv->ep.option);
+    nghttp2_session_callbacks_del(srv->ep.callbacks);
+    if (srv->ep.ssl_ctx)
+        SSL_CTX_free(srv->ep.ssl_ctx);
     free(srv);
 }

@@ -6,12 +6,13 @@
 #include "base/log.h"
 #include "http2/http2_int.h"
 
-http2_stream *http2__stream_new(http2_conn *c, int32_t id)
+http2_stream *http2__stream_new(http2_conn *c, int32_t id, const http2_stream_handler *h)
 {
     http2_stream *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->conn = c;
+    s->handler = h;
     s->id = id;
     s->next = c->streams;
     if (c->streams)
@@ -54,7 +55,7 @@ int http2__stream_add_header(http2_stream *s, const uint8_t *name, size_t namele
         return 0;
     /* RFC 9113 section 6.5.2 counts 32 bytes of overhead per field. */
     s->hlist += namelen + valuelen + 32;
-    if (s->hlist > s->conn->srv->cfg.max_header_list) {
+    if (s->hlist > s->conn->ep->max_header_list) {
         s->too_large = 1;
         return 0;
     }
@@ -68,20 +69,11 @@ int http2__stream_add_header(http2_stream *s, const uint8_t *name, size_t namele
     return 0;
 }
 
-void http2__stream_open(http2_stream *s)
+/* Rebuilds the gathered header block as an array and hands it to cb; the
+ * block is dropped afterwards (a trailer block may follow). */
+static void deliver_headers(http2_stream *s,
+                            void (*cb)(http2_stream *, const http2_header *, size_t))
 {
-    if (s->opened)
-        return;
-    if (s->too_large) {
-        /* The handler never sees this stream. */
-        OMS_INFO("conn %s: stream %d: request header list over %u bytes; answering 431",
-                 s->conn->peer, s->id, s->conn->srv->cfg.max_header_list);
-        http2_header h = {":status", 7, "431", 3};
-        http2_stream_end(s, &h, 1);
-        http2__bytes_dispose(&s->hbuf);
-        return;
-    }
-    s->opened = 1;
     http2_header stackh[32];
     http2_header *h = s->nhdr <= 32 ? stackh : malloc(s->nhdr * sizeof *h);
     if (!h) {
@@ -101,12 +93,49 @@ void http2__stream_open(http2_stream *s)
         h[i].valuelen = len;
         p += sizeof len + len;
     }
-    s->conn->srv->cfg.handler->on_open(s, h, s->nhdr);
+    size_t n = s->nhdr;
+    if (cb)
+        cb(s, h, n);
     if (h != stackh)
         free(h);
-    /* The stream may have closed inside on_open (a reset); hbuf is ours
-     * until http2__stream_free either way. */
+    /* The stream may have closed inside cb (a reset); hbuf is ours until
+     * http2__stream_free either way. */
     http2__bytes_dispose(&s->hbuf);
+    s->nhdr = 0;
+    s->hlist = 0;
+}
+
+void http2__stream_open(http2_stream *s)
+{
+    if (s->opened)
+        return;
+    if (s->too_large) {
+        http2__bytes_dispose(&s->hbuf);
+        if (s->conn->ep->client) {
+            OMS_INFO("conn %s: stream %d: response header list over %u bytes", s->conn->peer,
+                     s->id, s->conn->ep->max_header_list);
+            http2_stream_reset(s, HTTP2_PROTOCOL_ERROR);
+            return;
+        }
+        /* The handler never sees this stream. */
+        OMS_INFO("conn %s: stream %d: request header list over %u bytes; answering 431",
+                 s->conn->peer, s->id, s->conn->ep->max_header_list);
+        http2_header h = {":status", 7, "431", 3};
+        http2_stream_end(s, &h, 1);
+        return;
+    }
+    s->opened = 1;
+    deliver_headers(s, s->handler->on_open);
+}
+
+void http2__stream_trailers(http2_stream *s)
+{
+    if (s->too_large) {
+        http2__bytes_dispose(&s->hbuf);
+        http2_stream_reset(s, HTTP2_PROTOCOL_ERROR);
+        return;
+    }
+    deliver_headers(s, s->handler->on_trailers);
 }
 
 /* Marks the data provider's end: END_STREAM, or trailers after the body. */
@@ -147,7 +176,7 @@ ssize_t http2__stream_read(nghttp2_session *session, int32_t stream_id, uint8_t 
     /* Below a quarter of the send buffer: ask the handler for more, from
      * outside this callback (conn.c's notify_writable). */
     if (s->want_write && !s->on_writable &&
-        avail < s->conn->srv->cfg.stream_send_buffer / 4) {
+        avail < s->conn->ep->stream_send_buffer / 4) {
         s->want_write = 0;
         s->on_writable = 1;
         s->writable_next = s->conn->writable;
@@ -207,7 +236,7 @@ int http2_stream_write(http2_stream *s, const uint8_t *p, size_t n)
     if (http2__bytes_append(&s->outq, p, n) != 0)
         return UV_ENOMEM;
     resume(s);
-    if (http2__bytes_size(&s->outq) >= s->conn->srv->cfg.stream_send_buffer) {
+    if (http2__bytes_size(&s->outq) >= s->conn->ep->stream_send_buffer) {
         s->want_write = 1;
         return HTTP2_AGAIN;
     }
@@ -218,7 +247,7 @@ int http2_stream_end(http2_stream *s, const http2_header *h, size_t n)
 {
     if (s->closed || s->ended)
         return UV_EINVAL;
-    if (!s->responded) {
+    if (!s->responded && !s->conn->ep->client) {
         /* Headers with END_STREAM: the whole response is one header block. */
         nghttp2_nv stack[16];
         nghttp2_nv *nv = make_nv(h, n, stack, 16);
@@ -299,12 +328,17 @@ void *http2_stream_data(const http2_stream *s)
 
 void *http2_stream_server_data(const http2_stream *s)
 {
-    return s->conn->srv->cfg.handler_data;
+    return s->conn->ep->handler_data;
+}
+
+http2_conn *http2_stream_conn(const http2_stream *s)
+{
+    return s->conn;
 }
 
 uv_loop_t *http2_stream_loop(const http2_stream *s)
 {
-    return s->conn->srv->loop;
+    return s->conn->ep->loop;
 }
 
 int32_t http2_stream_id(const http2_stream *s)

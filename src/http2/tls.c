@@ -6,6 +6,7 @@
  * the same single-write-in-flight path as plaintext frames do for h2c.
  */
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -75,9 +76,23 @@ fail:
     return NULL;
 }
 
+/* Moves whatever OpenSSL produced into the connection's output buffer. */
+static int drain_wbio(http2_conn *c)
+{
+    char *p;
+    long n = BIO_get_mem_data(c->wbio, &p);
+    if (n > 0) {
+        if (http2__bytes_append(&c->out, p, (size_t)n) != 0)
+            return -1;
+        (void)BIO_reset(c->wbio);
+        http2__conn_mark_dirty(c);
+    }
+    return 0;
+}
+
 int http2__tls_conn_init(http2_conn *c)
 {
-    c->ssl = SSL_new(c->srv->ssl_ctx);
+    c->ssl = SSL_new(c->ep->ssl_ctx);
     if (!c->ssl)
         return UV_ENOMEM;
     c->rbio = BIO_new(BIO_s_mem());
@@ -92,22 +107,66 @@ int http2__tls_conn_init(http2_conn *c)
     BIO_set_mem_eof_return(c->rbio, -1);
     SSL_set_bio(c->ssl, c->rbio, c->wbio); /* the SSL owns both BIOs now */
     SSL_set_app_data(c->ssl, c);
-    SSL_set_accept_state(c->ssl);
+    if (c->ep->client)
+        SSL_set_connect_state(c->ssl);
+    else
+        SSL_set_accept_state(c->ssl);
     return 0;
 }
 
-/* Moves whatever OpenSSL produced into the connection's output buffer. */
-static int drain_wbio(http2_conn *c)
+SSL_CTX *http2__tls_client_ctx_new(const http2_client_config *cfg, char *err, size_t errlen)
 {
-    char *p;
-    long n = BIO_get_mem_data(c->wbio, &p);
-    if (n > 0) {
-        if (http2__bytes_append(&c->out, p, (size_t)n) != 0)
-            return -1;
-        (void)BIO_reset(c->wbio);
-        http2__conn_mark_dirty(c);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        tls_error(err, errlen, "tls", "context");
+        return NULL;
     }
-    return 0;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20");
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (cfg->ca_file ? SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL) != 1
+                     : SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        tls_error(err, errlen, "cannot load CA certificates", cfg->ca_file ? cfg->ca_file : "");
+        goto fail;
+    }
+    if (cfg->cert_file && SSL_CTX_use_certificate_chain_file(ctx, cfg->cert_file) != 1) {
+        tls_error(err, errlen, "cannot load client certificate", cfg->cert_file);
+        goto fail;
+    }
+    if (cfg->key_file && SSL_CTX_use_PrivateKey_file(ctx, cfg->key_file, SSL_FILETYPE_PEM) != 1) {
+        tls_error(err, errlen, "cannot load client key", cfg->key_file);
+        goto fail;
+    }
+    if (SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof alpn_h2) != 0) {
+        tls_error(err, errlen, "tls", "alpn");
+        goto fail;
+    }
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+int http2__tls_connect(http2_conn *c)
+{
+    int rv = http2__tls_conn_init(c);
+    if (rv != 0)
+        return rv;
+    if (c->server_name) {
+        /* An IP literal is checked against the certificate's IP SANs; a name
+         * gets SNI and a hostname check. */
+        X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+        if (X509_VERIFY_PARAM_set1_ip_asc(vp, c->server_name) != 1) {
+            SSL_set_tlsext_host_name(c->ssl, c->server_name);
+            if (SSL_set1_host(c->ssl, c->server_name) != 1)
+                return UV_ENOMEM;
+        }
+    }
+    SSL_do_handshake(c->ssl);
+    ERR_clear_error();
+    return drain_wbio(c);
 }
 
 int http2__tls_feed(http2_conn *c, const uint8_t *p, size_t n)
@@ -123,8 +182,14 @@ int http2__tls_feed(http2_conn *c, const uint8_t *p, size_t n)
             if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
                 return 0;
             unsigned long code = ERR_peek_error();
-            OMS_INFO("tls: handshake with %s failed: %s", c->peer,
-                     code ? ERR_reason_error_string(code) : "connection reset");
+            long vr = SSL_get_verify_result(c->ssl);
+            if (c->ep->client && vr != X509_V_OK)
+                snprintf(c->reason, sizeof c->reason, "tls: certificate verify failed: %s",
+                         X509_verify_cert_error_string(vr));
+            else
+                snprintf(c->reason, sizeof c->reason, "tls: handshake failed: %s",
+                         code ? ERR_reason_error_string(code) : "connection reset");
+            OMS_INFO("tls: handshake with %s failed: %s", c->peer, c->reason + 5);
             ERR_clear_error();
             return -1;
         }
@@ -132,8 +197,11 @@ int http2__tls_feed(http2_conn *c, const uint8_t *p, size_t n)
         unsigned int plen = 0;
         SSL_get0_alpn_selected(c->ssl, &proto, &plen);
         if (plen != 2 || memcmp(proto, "h2", 2) != 0) {
-            /* A client that sent no ALPN extension at all gets here. */
-            OMS_WARN("tls: client %s did not negotiate ALPN h2; closing", c->peer);
+            /* A client that sent no ALPN extension at all gets here, and so
+             * does a client whose server did not pick h2. */
+            snprintf(c->reason, sizeof c->reason, "tls: peer did not negotiate ALPN h2");
+            OMS_WARN("tls: %s %s did not negotiate ALPN h2; closing",
+                     c->ep->client ? "server" : "client", c->peer);
             return -1;
         }
         c->handshake_done = 1;
