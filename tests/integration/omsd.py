@@ -178,6 +178,27 @@ def _child_setup(nofile=None):
         resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
 
+def wrap_argv(argv, nofile=None):
+    """Prefixes argv so that the child dies with us (PR_SET_PDEATHSIG via setpriv) and
+    gets RLIMIT_NOFILE (via prlimit), all by exec: no preexec_fn, so subprocess can
+    use vfork/posix_spawn. A plain fork() in a process with live grpc threads runs
+    grpc core's atfork handlers and can trip its thread-pool assertions."""
+    pre = []
+    if nofile:
+        pre += [shutil.which("prlimit") or "prlimit", "--nofile=%d:%d" % (nofile, nofile), "--"]
+    setpriv = shutil.which("setpriv")
+    if setpriv:
+        pre += [setpriv, "--pdeathsig", "KILL", "--"]
+    return pre + list(argv)
+
+
+def popen_kwargs(nofile=None):
+    """preexec_fn only when setpriv/prlimit are unavailable."""
+    if shutil.which("setpriv") and (not nofile or shutil.which("prlimit")):
+        return {}
+    return {"preexec_fn": lambda: _child_setup(nofile)}
+
+
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                      "runtime error:", "ThreadSanitizer", "SUMMARY: UndefinedBehaviorSanitizer")
 
@@ -242,9 +263,9 @@ class Server:
         argv = self.argv()
         self._log.write(("$ " + " ".join(argv) + "\n").encode())
         self._log.flush()
-        self.proc = subprocess.Popen(argv, cwd=self.workdir, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=self._log, env=env,
-                                     preexec_fn=lambda: _child_setup(self.nofile))
+        self.proc = subprocess.Popen(wrap_argv(argv, self.nofile), cwd=self.workdir,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=self._log, env=env, **popen_kwargs(self.nofile))
         deadline = time.monotonic() + START_TIMEOUT
         buf = b""
         fd = self.proc.stdout.fileno()

@@ -31,8 +31,8 @@ T = h.RPC_TIMEOUT
 def _expect_start_failure(env, argv, what, timeout=None):
     """Runs argv; it must exit non-zero without printing a listening line."""
     timeout = timeout or h.START_TIMEOUT
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         stdin=subprocess.DEVNULL, cwd=env.workdir, preexec_fn=h._child_setup)
+    p = subprocess.Popen(h.wrap_argv(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, cwd=env.workdir, **h.popen_kwargs())
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
