@@ -237,6 +237,13 @@ const char *http2_conn_peer(const http2_conn *c)
     return c->peer;
 }
 
+const char *http2_conn_error(const http2_conn *c)
+{
+    if (!c->closing && !c->close_after_write)
+        return NULL;
+    return c->reason[0] ? c->reason : "connection closed";
+}
+
 size_t http2_conn_stream_count(const http2_conn *c)
 {
     return c->nstreams;

@@ -169,6 +169,8 @@ int http2_client_connect(http2_client *cl, const struct sockaddr *addr, const ch
 void *http2_conn_data(const http2_conn *c);
 /* Closes at once: open streams get on_close(HTTP2_CANCEL), then on_close. */
 void http2_conn_close(http2_conn *c, const char *reason);
+/* Why the connection is closing or closed, or NULL while it is fine. */
+const char *http2_conn_error(const http2_conn *c);
 /* Open streams on the connection. */
 size_t http2_conn_stream_count(const http2_conn *c);
 /* Peer address "ip:port". */

@@ -1,0 +1,81 @@
+/* blocking.c - a blocking unary call for command-line programs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc/client_int.h"
+
+typedef struct blocking {
+    bool done;
+    rpc_status code;
+    char *msg;
+    size_t msglen;
+    ProtobufCMessage *resp;
+    const ProtobufCMessageDescriptor *desc;
+} blocking;
+
+static void on_message(rpc_client_call *c, const ProtobufCMessage *m)
+{
+    blocking *b = rpc_client_call_data(c);
+    if (b->resp)
+        return;
+    /* The message is borrowed: keep a copy by repacking it. */
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t stackbuf[4096];
+    uint8_t *buf = n <= sizeof stackbuf ? stackbuf : malloc(n);
+    if (!buf)
+        return;
+    protobuf_c_message_pack(m, buf);
+    b->resp = protobuf_c_message_unpack(b->desc, NULL, n, buf);
+    if (buf != stackbuf)
+        free(buf);
+}
+
+static void on_status(rpc_client_call *c, rpc_status code, const char *message,
+                      const rpc_metadata *trailers)
+{
+    (void)trailers;
+    blocking *b = rpc_client_call_data(c);
+    b->done = true;
+    b->code = code;
+    if (b->msg && b->msglen)
+        snprintf(b->msg, b->msglen, "%s", message);
+}
+
+static const rpc_client_ops blocking_ops = {
+    .flags = 0,
+    .on_message = on_message,
+    .on_status = on_status,
+};
+
+rpc_status rpc_blocking_unary(rpc_channel *ch, const char *path, const ProtobufCMessage *req,
+                              const ProtobufCMessageDescriptor *resp_desc,
+                              ProtobufCMessage **resp, const rpc_call_opts *opts, char *msg,
+                              size_t msglen)
+{
+    blocking b = {.code = RPC_UNKNOWN, .msg = msg, .msglen = msglen, .desc = resp_desc};
+    if (msg && msglen)
+        msg[0] = '\0';
+    *resp = NULL;
+    rpc_client_call *c = rpc_channel_call(ch, path, resp_desc, &blocking_ops, &b, opts);
+    if (!c) {
+        if (msg && msglen)
+            snprintf(msg, msglen, "out of memory");
+        return RPC_RESOURCE_EXHAUSTED;
+    }
+    rpc_client_call_send(c, req);
+    rpc_client_call_close_send(c);
+    while (!b.done)
+        uv_run(ch->loop, UV_RUN_ONCE);
+    if (b.code == RPC_OK && !b.resp) {
+        if (msg && msglen)
+            snprintf(msg, msglen, "no response message");
+        return RPC_INTERNAL;
+    }
+    if (b.code != RPC_OK && b.resp) {
+        protobuf_c_message_free_unpacked(b.resp, NULL);
+        b.resp = NULL;
+    }
+    *resp = b.resp;
+    return b.code;
+}

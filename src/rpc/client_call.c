@@ -1,0 +1,653 @@
+/* client_call.c - one client call: request framing and replay, attempts and
+ * retries (gRFC A6), deadlines, response deframing, status. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "rpc/client_int.h"
+
+#define HDR(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
+
+void rpc__channel_call_gone(rpc_channel *ch);
+
+static const http2_stream_handler stream_handler;
+
+/* --- lifetime ------------------------------------------------------------ */
+
+static void call_free(rpc_client_call *c)
+{
+    rpc_channel *ch = c->ch;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        ch->calls = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    rpc__deframer_dispose(&c->deframer);
+    rpc__buf_dispose(&c->out);
+    rpc__arena_dispose(&c->arena);
+    free(c->att_message);
+    free(c->final_message);
+    free(c->md_store);
+    free(c->path);
+    free(c);
+    rpc__channel_call_gone(ch);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    rpc_client_call *c = h->data;
+    if (--c->handles == 0)
+        call_free(c);
+}
+
+/* Delivers the final status once, then closes the timers (the call is freed
+ * when both are closed). */
+static void deliver_status(rpc_client_call *c)
+{
+    const rpc_metadata trailers = {c->trailers, c->ntrailers};
+    if (c->ops->on_status)
+        c->ops->on_status(c, c->final_code, c->final_message ? c->final_message : "", &trailers);
+    uv_close((uv_handle_t *)&c->deadline_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static void on_deferred_status(uv_timer_t *t)
+{
+    deliver_status(t->data);
+}
+
+/* Ends the call: the status goes out from the loop, never from inside an
+ * API call or an http2 callback. */
+static void finish(rpc_client_call *c, rpc_status code, const char *message)
+{
+    if (c->done)
+        return;
+    c->done = true;
+    c->final_code = code;
+    free(c->final_message);
+    c->final_message = strdup(message ? message : "");
+    rpc__channel_unwait(c->ch, c);
+    uv_timer_stop(&c->deadline_timer);
+    if (c->stream) {
+        http2_stream_set_data(c->stream, NULL);
+        http2_stream_reset(c->stream, HTTP2_CANCEL);
+        c->stream = NULL;
+    }
+    uv_timer_start(&c->timer, on_deferred_status, 0, 0);
+}
+
+void rpc__client_call_fail(rpc_client_call *c, rpc_status code, const char *message)
+{
+    finish(c, code, message);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    finish(t->data, RPC_DEADLINE_EXCEEDED, "deadline exceeded");
+}
+
+/* --- starting attempts ------------------------------------------------------ */
+
+static void start_attempt(rpc_client_call *c);
+
+static void on_retry_timer(uv_timer_t *t)
+{
+    start_attempt(t->data);
+}
+
+static void reset_attempt(rpc_client_call *c)
+{
+    rpc__deframer_dispose(&c->deframer);
+    rpc__deframer_init(&c->deframer, c->ch->cfg.max_recv_msg);
+    c->resp_enc = RPC_ENC_IDENTITY;
+    c->headers_seen = false;
+    c->status_seen = false;
+    free(c->att_message);
+    c->att_message = NULL;
+    c->trailers = NULL;
+    c->ntrailers = 0;
+    rpc__arena_dispose(&c->arena);
+    rpc__arena_init(&c->arena, c->inline_arena, sizeof c->inline_arena);
+    c->out_written = 0;
+}
+
+/* Writes queued request bytes to the stream, and END_STREAM after a
+ * half-close. Once committed, written bytes are dropped. Returns false when
+ * the stream's buffer is full (on_writable follows). */
+static bool flush_out(rpc_client_call *c)
+{
+    if (!c->stream)
+        return false;
+    if (c->out.len > c->out_written) {
+        int rv = http2_stream_write(c->stream, c->out.data + c->out_written,
+                                    c->out.len - c->out_written);
+        if (rv < 0 && rv != HTTP2_AGAIN)
+            return false; /* the stream is closing; on_close follows */
+        c->out_written = c->out.len;
+        if (rv == HTTP2_AGAIN) {
+            c->blocked = true;
+            return false;
+        }
+    }
+    if (c->committed && c->out_written) {
+        c->out.len = 0;
+        c->out_written = 0;
+    }
+    if (c->half_close)
+        http2_stream_end(c->stream, NULL, 0);
+    return true;
+}
+
+void rpc__client_call_dispatch(rpc_client_call *c, http2_conn *conn, const char *error)
+{
+    if (c->done)
+        return;
+    if (!conn) {
+        finish(c, RPC_UNAVAILABLE, error ? error : "no connection");
+        return;
+    }
+    rpc_channel *ch = c->ch;
+    http2_header h[40];
+    size_t n = 0;
+    h[n++] = (http2_header)HDR(":method", "POST");
+    h[n++] = ch->tls ? (http2_header)HDR(":scheme", "https") : (http2_header)HDR(":scheme", "http");
+    h[n++] = (http2_header){":path", 5, c->path, strlen(c->path)};
+    h[n++] = (http2_header){":authority", 10, ch->authority, strlen(ch->authority)};
+    h[n++] = (http2_header)HDR("content-type", "application/grpc");
+    h[n++] = (http2_header)HDR("te", "trailers");
+    const char *ua = ch->cfg.user_agent ? ch->cfg.user_agent : "oms-c/0.1";
+    h[n++] = (http2_header){"user-agent", 10, ua, strlen(ua)};
+    h[n++] = (http2_header)HDR("grpc-accept-encoding", RPC_ACCEPT_ENCODING);
+    if (c->compress)
+        h[n++] = (http2_header)HDR("grpc-encoding", "gzip");
+    char tbuf[10];
+    if (c->deadline) {
+        uint64_t now = uv_now(ch->loop);
+        uint64_t left = c->deadline > now ? c->deadline - now : 1;
+        h[n++] = (http2_header){"grpc-timeout", 12, tbuf, rpc__timeout_format(left, tbuf)};
+    }
+    /* Custom metadata; -bin values go out base64 (the arena holds them). */
+    for (size_t i = 0; i < c->nmd && n < sizeof h / sizeof h[0]; i++) {
+        const rpc_md *m = &c->md[i];
+        size_t kl = strlen(m->key);
+        http2_header *x = &h[n++];
+        x->name = m->key;
+        x->namelen = kl;
+        if (rpc__md_key_is_bin(m->key, kl)) {
+            char *enc = rpc__arena_alloc(&c->arena, rpc__base64_encoded_len(m->len) + 1);
+            if (!enc) {
+                finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+                return;
+            }
+            x->value = enc;
+            x->valuelen = rpc__base64_encode(m->value, m->len, enc);
+        } else {
+            x->value = (const char *)m->value;
+            x->valuelen = m->len;
+        }
+    }
+    c->stream = http2_conn_request(conn, h, n, &stream_handler, c);
+    if (!c->stream) {
+        /* The connection went away between pick and request: try again. */
+        char why[64];
+        http2_conn *next;
+        if (!rpc__channel_pick(ch, c, &next, why, sizeof why)) {
+            finish(c, RPC_UNAVAILABLE, why);
+            return;
+        }
+        if (next && next != conn)
+            rpc__client_call_dispatch(c, next, NULL);
+        else if (next)
+            finish(c, RPC_UNAVAILABLE, "cannot open a stream");
+        return;
+    }
+    /* A sender told to wait while there was no stream may go on now. */
+    if (flush_out(c) && c->blocked) {
+        c->blocked = false;
+        if (c->ops->on_ready)
+            c->ops->on_ready(c);
+    }
+}
+
+static void start_attempt(rpc_client_call *c)
+{
+    if (c->done)
+        return;
+    c->attempts++;
+    reset_attempt(c);
+    char why[200] = "no connection";
+    http2_conn *conn;
+    if (!rpc__channel_pick(c->ch, c, &conn, why, sizeof why)) {
+        finish(c, RPC_UNAVAILABLE, why);
+        return;
+    }
+    if (conn)
+        rpc__client_call_dispatch(c, conn, NULL);
+}
+
+/* The attempt ended with code: retry it if the policy allows, else finish. */
+static void end_attempt(rpc_client_call *c, rpc_status code, const char *message)
+{
+    if (c->done)
+        return;
+    c->stream = NULL;
+    const rpc_retry_policy *p = &c->ch->cfg.retry;
+    bool retryable = !c->committed && !c->headers_seen && c->attempts < p->max_attempts &&
+                     code < 32 && (p->retryable_codes & (1u << code));
+    if (!retryable) {
+        finish(c, code, message);
+        return;
+    }
+    /* gRFC A6: random wait in [0, min(initial * mult^(n-1), max)). */
+    double b = (double)p->initial_backoff_ms;
+    for (int i = 1; i < c->attempts; i++)
+        b *= p->backoff_multiplier;
+    if (b > (double)p->max_backoff_ms)
+        b = (double)p->max_backoff_ms;
+    uint64_t wait = (uint64_t)(b * rpc__channel_random(c->ch));
+    if (c->deadline && uv_now(c->ch->loop) + wait >= c->deadline) {
+        finish(c, code, message); /* no time left for another attempt */
+        return;
+    }
+    OMS_DEBUG("call %s: attempt %d: %s; retrying in %llu ms", c->path, c->attempts,
+              rpc__status_name(code), (unsigned long long)wait);
+    uv_timer_start(&c->timer, on_retry_timer, wait, 0);
+}
+
+/* --- responses ------------------------------------------------------------ */
+
+/* Turns a header block into metadata in the call's arena (reserved keys
+ * dropped, -bin values decoded). */
+static bool collect_md(rpc_client_call *c, const http2_header *h, size_t n, rpc_md **out,
+                       size_t *count)
+{
+    rpc_md *items = rpc__arena_alloc(&c->arena, (n ? n : 1) * sizeof *items);
+    if (!items)
+        return false;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rpc__md_key_reserved(h[i].name, h[i].namelen))
+            continue;
+        rpc_md *m = &items[k];
+        m->key = rpc__arena_strndup(&c->arena, h[i].name, h[i].namelen);
+        if (!m->key)
+            return false;
+        if (rpc__md_key_is_bin(h[i].name, h[i].namelen)) {
+            uint8_t *v = rpc__arena_alloc(&c->arena, h[i].valuelen * 3 / 4 + 3);
+            long len = v ? rpc__base64_decode(h[i].value, h[i].valuelen, v) : -1;
+            if (len < 0)
+                continue; /* drop what cannot be decoded */
+            m->value = v;
+            m->len = (size_t)len;
+        } else {
+            m->value = (const uint8_t *)rpc__arena_strndup(&c->arena, h[i].value, h[i].valuelen);
+            m->len = h[i].valuelen;
+        }
+        k++;
+    }
+    *out = items;
+    *count = k;
+    return true;
+}
+
+static const http2_header *find(const http2_header *h, size_t n, const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; i < n; i++)
+        if (h[i].namelen == len && memcmp(h[i].name, name, len) == 0)
+            return &h[i];
+    return NULL;
+}
+
+/* Reads grpc-status and grpc-message from a trailer (or Trailers-Only) block. */
+static void read_status(rpc_client_call *c, const http2_header *h, size_t n)
+{
+    const http2_header *st = find(h, n, "grpc-status");
+    if (!st)
+        return;
+    int code = 0;
+    bool ok = st->valuelen > 0 && st->valuelen <= 3;
+    for (size_t i = 0; ok && i < st->valuelen; i++) {
+        if (st->value[i] < '0' || st->value[i] > '9')
+            ok = false;
+        else
+            code = code * 10 + (st->value[i] - '0');
+    }
+    c->status_seen = true;
+    c->att_code = ok && code <= 16 ? (rpc_status)code : RPC_UNKNOWN;
+    const http2_header *msg = find(h, n, "grpc-message");
+    free(c->att_message);
+    c->att_message = msg ? rpc__percent_decode(msg->value, msg->valuelen, NULL) : NULL;
+    collect_md(c, h, n, &c->trailers, &c->ntrailers);
+}
+
+static void on_response(http2_stream *s, const http2_header *h, size_t n)
+{
+    rpc_client_call *c = http2_stream_data(s);
+    if (!c)
+        return;
+    const http2_header *status = find(h, n, ":status");
+    int http = 0;
+    for (size_t i = 0; status && i < status->valuelen && i < 3; i++)
+        http = http * 10 + (status->value[i] - '0');
+    if (http != 200) {
+        char m[64];
+        snprintf(m, sizeof m, "HTTP status %d", http);
+        http2_stream_reset(s, HTTP2_CANCEL);
+        c->stream = NULL;
+        http2_stream_set_data(s, NULL);
+        c->committed = true; /* the server answered: not a transport failure */
+        finish(c, rpc__status_from_http(http), m);
+        return;
+    }
+    if (find(h, n, "grpc-status")) {
+        /* Trailers-Only: the call is not committed (gRFC A6), so an
+         * UNAVAILABLE answered this way may still be retried. */
+        read_status(c, h, n);
+        return;
+    }
+    c->headers_seen = true;
+    c->committed = true;
+    if (c->out_written) { /* no replay any more: drop what went out */
+        rpc__buf_consume(&c->out, c->out_written);
+        c->out_written = 0;
+    }
+    const http2_header *enc = find(h, n, "grpc-encoding");
+    if (enc)
+        c->resp_enc = rpc__encoding_parse(enc->value, enc->valuelen);
+    const http2_header *ct = find(h, n, "content-type");
+    if (!ct || ct->valuelen < 16 || strncmp(ct->value, "application/grpc", 16) != 0) {
+        http2_stream_reset(s, HTTP2_CANCEL);
+        c->stream = NULL;
+        http2_stream_set_data(s, NULL);
+        finish(c, RPC_UNKNOWN, "response is not gRPC (content-type)");
+        return;
+    }
+    if (c->ops->on_headers) {
+        rpc_metadata md = {NULL, 0};
+        rpc_md *items;
+        if (collect_md(c, h, n, &items, &md.count))
+            md.items = items;
+        c->ops->on_headers(c, &md);
+    }
+}
+
+static void on_trailers(http2_stream *s, const http2_header *h, size_t n)
+{
+    rpc_client_call *c = http2_stream_data(s);
+    if (c)
+        read_status(c, h, n);
+}
+
+static void protocol_error(rpc_client_call *c, http2_stream *s, rpc_status code, const char *m)
+{
+    http2_stream_reset(s, HTTP2_CANCEL);
+    http2_stream_set_data(s, NULL);
+    c->stream = NULL;
+    finish(c, code, m);
+}
+
+static void on_data(http2_stream *s, const uint8_t *p, size_t n)
+{
+    rpc_client_call *c = http2_stream_data(s);
+    http2_stream_consume(s, n);
+    if (!c || c->done)
+        return;
+    while (n > 0) {
+        const uint8_t *msg;
+        size_t len;
+        bool compressed;
+        rpc_deframe_result r = rpc__deframer_next(&c->deframer, &p, &n, &msg, &len, &compressed);
+        if (r == RPC_DEFRAME_MORE)
+            break;
+        if (r == RPC_DEFRAME_TOO_BIG) {
+            char m[96];
+            snprintf(m, sizeof m, "response message larger than max (%zu vs. %zu)", len,
+                     c->ch->cfg.max_recv_msg);
+            protocol_error(c, s, RPC_RESOURCE_EXHAUSTED, m);
+            return;
+        }
+        if (r < 0) {
+            protocol_error(c, s, RPC_INTERNAL, "bad message framing");
+            return;
+        }
+        rpc_buf plain;
+        rpc__buf_init(&plain);
+        if (compressed) {
+            int rv = c->resp_enc == RPC_ENC_IDENTITY || c->resp_enc == RPC_ENC_UNKNOWN
+                         ? -1
+                         : rpc__decompress(c->resp_enc, msg, len, c->ch->cfg.max_recv_msg, &plain);
+            if (rv != 0) {
+                rpc__buf_dispose(&plain);
+                protocol_error(c, s, rv == -2 ? RPC_RESOURCE_EXHAUSTED : RPC_INTERNAL,
+                               "cannot decompress response message");
+                return;
+            }
+            msg = plain.data;
+            len = plain.len;
+        }
+        ProtobufCMessage *m = protobuf_c_message_unpack(c->resp_desc, NULL, len, msg);
+        rpc__buf_dispose(&plain);
+        if (!m) {
+            protocol_error(c, s, RPC_INTERNAL, "cannot decode response message");
+            return;
+        }
+        if (c->ops->on_message)
+            c->ops->on_message(c, m);
+        protobuf_c_message_free_unpacked(m, NULL);
+        if (c->done)
+            return;
+    }
+}
+
+static void on_end(http2_stream *s)
+{
+    rpc_client_call *c = http2_stream_data(s);
+    if (!c || c->done)
+        return;
+    http2_stream_set_data(s, NULL);
+    c->stream = NULL;
+    if (!c->status_seen) {
+        finish(c, RPC_INTERNAL, "server closed the stream without grpc-status");
+        return;
+    }
+    if (rpc__deframer_partial(&c->deframer) && c->att_code == RPC_OK) {
+        finish(c, RPC_INTERNAL, "response ended inside a message");
+        return;
+    }
+    end_attempt(c, c->att_code, c->att_message);
+}
+
+static void on_writable(http2_stream *s)
+{
+    rpc_client_call *c = http2_stream_data(s);
+    if (!c || c->done || !c->blocked)
+        return;
+    c->blocked = false;
+    if (c->ops->on_ready)
+        c->ops->on_ready(c);
+}
+
+static void on_close(http2_stream *s, uint32_t h2_error)
+{
+    rpc_client_call *c = http2_stream_data(s);
+    if (!c || c->done)
+        return;
+    c->stream = NULL;
+    const char *conn_error = http2_conn_error(http2_stream_conn(s));
+    char m[240];
+    rpc_status code;
+    if (h2_error == HTTP2_REFUSED_STREAM) {
+        /* The server did not process it (GOAWAY, stream limit): safe to retry
+         * even when it would not count as retryable otherwise. */
+        code = RPC_UNAVAILABLE;
+        snprintf(m, sizeof m, "stream refused by the server");
+        c->headers_seen = false;
+    } else if (conn_error) {
+        code = RPC_UNAVAILABLE;
+        snprintf(m, sizeof m, "%s", conn_error);
+    } else {
+        code = rpc__status_from_h2(h2_error);
+        snprintf(m, sizeof m, "stream reset by the server (HTTP/2 error %u)", h2_error);
+    }
+    end_attempt(c, code, m);
+}
+
+static const http2_stream_handler stream_handler = {
+    .on_open = on_response,
+    .on_trailers = on_trailers,
+    .on_data = on_data,
+    .on_end = on_end,
+    .on_writable = on_writable,
+    .on_close = on_close,
+};
+
+/* --- API -------------------------------------------------------------------- */
+
+/* Copies request metadata into one block. */
+static int copy_md(rpc_client_call *c, const rpc_md *md, size_t n)
+{
+    if (!n)
+        return 0;
+    size_t bytes = n * sizeof(rpc_md);
+    for (size_t i = 0; i < n; i++)
+        bytes += strlen(md[i].key) + 1 + md[i].len + 1;
+    c->md_store = malloc(bytes);
+    if (!c->md_store)
+        return -1;
+    c->md = (rpc_md *)c->md_store;
+    char *p = (char *)(c->md + n);
+    for (size_t i = 0; i < n; i++) {
+        size_t kl = strlen(md[i].key) + 1;
+        memcpy(p, md[i].key, kl);
+        c->md[i].key = p;
+        p += kl;
+        memcpy(p, md[i].value, md[i].len);
+        p[md[i].len] = '\0';
+        c->md[i].value = (const uint8_t *)p;
+        c->md[i].len = md[i].len;
+        p += md[i].len + 1;
+    }
+    c->nmd = n;
+    return 0;
+}
+
+rpc_client_call *rpc_channel_call(rpc_channel *ch, const char *path,
+                                  const ProtobufCMessageDescriptor *resp,
+                                  const rpc_client_ops *ops, void *data, const rpc_call_opts *opts)
+{
+    rpc_client_call *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->ch = ch;
+    c->ops = ops;
+    c->resp_desc = resp;
+    c->data = data;
+    if (!(c->path = strdup(path)) || (opts && copy_md(c, opts->md, opts->nmd) != 0)) {
+        free(c->path);
+        free(c);
+        return NULL;
+    }
+    if (opts) {
+        c->compress = opts->compress;
+        c->wait_for_ready = opts->wait_for_ready;
+        if (opts->timeout_ms)
+            c->deadline = uv_now(ch->loop) + opts->timeout_ms;
+    }
+    rpc__arena_init(&c->arena, c->inline_arena, sizeof c->inline_arena);
+    rpc__deframer_init(&c->deframer, ch->cfg.max_recv_msg);
+    rpc__buf_init(&c->out);
+    uv_timer_init(ch->loop, &c->deadline_timer);
+    uv_timer_init(ch->loop, &c->timer);
+    c->deadline_timer.data = c->timer.data = c;
+    c->handles = 2;
+    c->next = ch->calls;
+    if (ch->calls)
+        ch->calls->prev = c;
+    ch->calls = c;
+    if (ch->freeing) {
+        finish(c, RPC_CANCELLED, "channel closed");
+        return c;
+    }
+    if (c->deadline)
+        uv_timer_start(&c->deadline_timer, on_deadline, opts->timeout_ms, 0);
+    /* The first attempt starts from the loop, so that the caller can send
+     * its first message before anything is written and no callback fires
+     * from inside this function. */
+    c->attempts = 0;
+    uv_timer_start(&c->timer, on_retry_timer, 0, 0);
+    return c;
+}
+
+int rpc_client_call_send(rpc_client_call *c, const ProtobufCMessage *m)
+{
+    if (c->done || c->half_close)
+        return RPC_ECANCELLED;
+    size_t size = protobuf_c_message_get_packed_size(m);
+    if (rpc__buf_reserve(&c->out, RPC_FRAME_HEADER + size) != 0)
+        return RPC_ENOMEM;
+    uint8_t *frame = c->out.data + c->out.len;
+    protobuf_c_message_pack(m, frame + RPC_FRAME_HEADER);
+    bool compressed = false;
+    if (c->compress) {
+        rpc_buf z;
+        rpc__buf_init(&z);
+        if (rpc__compress(RPC_ENC_GZIP, frame + RPC_FRAME_HEADER, size, &z) == 0) {
+            if (rpc__buf_reserve(&c->out, RPC_FRAME_HEADER + z.len) == 0) {
+                frame = c->out.data + c->out.len;
+                memcpy(frame + RPC_FRAME_HEADER, z.data, z.len);
+                size = z.len;
+                compressed = true;
+            }
+        }
+        rpc__buf_dispose(&z);
+        if (!compressed) { /* repack: the buffer may have moved */
+            frame = c->out.data + c->out.len;
+            protobuf_c_message_pack(m, frame + RPC_FRAME_HEADER);
+        }
+    }
+    rpc__frame_header(frame, compressed, (uint32_t)size);
+    c->out.len += RPC_FRAME_HEADER + size;
+    if (!c->committed && c->out.len > c->ch->cfg.retry.buffer_limit) {
+        /* Too much to replay: this attempt is the last. */
+        c->committed = true;
+    }
+    flush_out(c);
+    if (c->blocked ||
+        (!c->stream && c->out.len - c->out_written >= c->ch->cfg.retry.buffer_limit)) {
+        c->blocked = true;
+        return RPC_AGAIN;
+    }
+    return 0;
+}
+
+int rpc_client_call_close_send(rpc_client_call *c)
+{
+    if (c->done || c->half_close)
+        return RPC_ECANCELLED;
+    c->half_close = true;
+    flush_out(c);
+    return 0;
+}
+
+void rpc_client_call_cancel(rpc_client_call *c)
+{
+    finish(c, RPC_CANCELLED, "cancelled by the client");
+}
+
+void *rpc_client_call_data(const rpc_client_call *c)
+{
+    return c->data;
+}
+
+void rpc_client_call_set_data(rpc_client_call *c, void *data)
+{
+    c->data = data;
+}
+
+int rpc_client_call_attempts(const rpc_client_call *c)
+{
+    return c->attempts;
+}

@@ -1,0 +1,103 @@
+/* client_int.h - internals of the client side (channel.c, client_call.c). */
+#ifndef OMS_RPC_CLIENT_INT_H
+#define OMS_RPC_CLIENT_INT_H
+
+#include "rpc/rpc_client.h"
+#include "rpc/rpc_int.h"
+
+typedef enum sub_state {
+    SUB_IDLE,       /* no connection; connects when a call needs it */
+    SUB_CONNECTING, /* TCP/TLS handshake under way */
+    SUB_READY,      /* connected: calls go here */
+    SUB_FAILURE,    /* the last attempt failed: waiting out the backoff */
+} sub_state;
+
+/* One address of the target and its current connection. */
+typedef struct rpc_subchannel {
+    rpc_channel *ch;
+    struct sockaddr_storage addr;
+    char name[80]; /* "ip:port" for messages */
+    sub_state state;
+    http2_conn *conn;    /* the connection new calls use (NULL unless READY/CONNECTING) */
+    uv_timer_t timer;    /* connect timeout, then backoff */
+    uint64_t backoff_ms; /* the next backoff before jitter */
+    char error[200];     /* why the last connection failed */
+} rpc_subchannel;
+
+struct rpc_channel {
+    uv_loop_t *loop;
+    rpc_channel_config cfg; /* strings point into strs */
+    char *strs;             /* owned copies of cfg's strings */
+    http2_client *h2;
+    rpc_subchannel *subs;
+    size_t nsubs;
+    size_t rr;              /* round-robin cursor */
+    char authority[128];    /* :authority */
+    bool tls;
+    bool freeing;
+    uint64_t rng;           /* jitter */
+    int open_handles;       /* subchannel timers not yet closed */
+    rpc_client_call *calls; /* every live call (doubly linked) */
+    rpc_client_call *waiting; /* calls waiting for a READY subchannel (singly linked) */
+    void (*done)(void *);
+    void *done_arg;
+};
+
+struct rpc_client_call {
+    rpc_channel *ch;
+    rpc_client_call *prev, *next; /* ch->calls */
+    rpc_client_call *wait_next;   /* ch->waiting */
+    bool waiting;
+    const rpc_client_ops *ops;
+    const ProtobufCMessageDescriptor *resp_desc;
+    void *data;
+    char *path;
+    rpc_md *md; /* request metadata (copies in md_store) */
+    size_t nmd;
+    uint8_t *md_store;
+    uint64_t deadline; /* loop time in ms, 0 = none */
+    bool compress;
+    bool wait_for_ready;
+    /* the current attempt */
+    http2_stream *stream;
+    int attempts;
+    rpc_deframer deframer;
+    rpc_encoding resp_enc;
+    bool headers_seen; /* response headers of this attempt arrived: committed */
+    bool status_seen;  /* grpc-status of this attempt is known */
+    rpc_status att_code;
+    char *att_message;
+    rpc_md *trailers;
+    size_t ntrailers;
+    rpc_arena arena; /* trailer and header metadata of the final attempt */
+    /* request bytes: everything sent while a retry is possible, then only
+     * what is not yet written */
+    rpc_buf out;
+    size_t out_written;
+    bool committed; /* no more retries: replay bytes dropped */
+    bool half_close;
+    bool blocked; /* a send returned RPC_AGAIN: tell on_ready */
+    /* ending */
+    bool done;         /* on_status delivered or scheduled */
+    rpc_status final_code;
+    char *final_message;
+    uv_timer_t deadline_timer;
+    uv_timer_t timer; /* retry backoff, deferred status */
+    int handles;      /* timers not yet closed */
+    uint8_t inline_arena[256];
+};
+
+/* channel.c: hands c a READY connection now, or queues it. Returns false if
+ * the call must fail now (*why says why). */
+bool rpc__channel_pick(rpc_channel *ch, rpc_client_call *c, http2_conn **conn, char *why,
+                       size_t whylen);
+void rpc__channel_unwait(rpc_channel *ch, rpc_client_call *c);
+/* Uniform in [0, 1). */
+double rpc__channel_random(rpc_channel *ch);
+
+/* client_call.c: the channel found a connection (or gave up: conn NULL). */
+void rpc__client_call_dispatch(rpc_client_call *c, http2_conn *conn, const char *error);
+/* Ends the call with a local status, delivered from the loop. */
+void rpc__client_call_fail(rpc_client_call *c, rpc_status code, const char *message);
+
+#endif
