@@ -276,6 +276,47 @@ def track_many(c):
           "events out of order")
 
 
+def create_clears_at_1m(c, server, workdir):
+    """The order map is cleared when it holds 1,000,000 orders, before the next insert.
+    Drives the creates with h2load (nghttp2-client), then checks the boundary."""
+    import shutil
+    import subprocess
+    import h2raw
+    b = c.b
+    h2load = shutil.which("h2load")
+    check(h2load, "h2load (nghttp2-client) not installed")
+    n0 = _id_num(c.create("cust-m", []).id)       # orders stored so far
+    need = 1000000 - n0                            # creates until the map holds 1,000,000
+    body = os.path.join(workdir, "create.bin")
+    with open(body, "wb") as f:
+        f.write(h2raw.grpc_frame(b.CreateOrderRequest(
+            customer_id="load", items=[b.LineItem(sku="s", quantity=1, unit_price_cents=1)])
+            .SerializeToString()))
+    scheme = "http" if server.h2c else "https"
+    url = "%s://%s:%d/oms.bench.v1.OrderBench/CreateOrder" % (
+        scheme, "127.0.0.1" if server.h2c else "localhost", server.port)
+    p = subprocess.run([h2load, "-n", str(need), "-c", "4", "-m", "64", "-d", body,
+                        "-H", "content-type: application/grpc", "-H", "te: trailers", url],
+                       capture_output=True, text=True, timeout=150)
+    check("%d succeeded" % need in p.stdout, "h2load: %s", p.stdout[-800:])
+
+    def get(oid):
+        try:
+            return c.stub.GetOrder(b.GetOrderRequest(id=oid), timeout=T)
+        except c.grpc.RpcError as e:
+            if e.code() == c.grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+    check(get("o-1") is not None, "o-1 gone before the map reached 1,000,000 orders")
+    check(get("o-1000000") is not None, "o-1000000 not stored")
+    o = c.create("cust-m", [])
+    eq(o.id, "o-1000001", "id of the 1,000,001st order")
+    check(get("o-1") is None, "o-1 still present after the map was full (no clear)")
+    check(get("o-1000000") is None, "o-1000000 still present after the clear")
+    eq(get("o-1000001"), o, "the order inserted after the clear")
+    eq(c.create("cust-m", []).id, "o-1000002", "counter continues after the clear")
+
+
 CASES = [
     ("create.first_is_o-1", create_first),
     ("create.sequential_ids", create_sequential_ids),
@@ -307,6 +348,11 @@ def main():
             c = Ctx(env, server)
             for name, fn in CASES:
                 env.suite.run("%s.%s" % (tr, name), fn, c)
+            # 1M creates: h2c only (the semantics do not depend on the transport), and
+            # not against the python ref server (far too slow)
+            if args.server == "omsd" and tr == "h2c":
+                env.suite.run("%s.create.clears_at_1M" % tr, create_clears_at_1m, c, server,
+                              env.workdir)
             c.channel.close()
             env.suite.stop_server(server)
 

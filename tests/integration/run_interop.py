@@ -437,6 +437,39 @@ def extra_large_response(c):
     eq(len(r.payload.body), 4000000, "response size")
 
 
+def extra_client_streaming_empty(c):
+    r = c.stub.StreamingInputCall(iter([]), timeout=T)
+    eq(r.aggregated_payload_size, 0, "aggregated_payload_size with no messages")
+
+
+def extra_stream_then_status(c):
+    """Echo Status on streams: responses already produced arrive, then the status."""
+    m = c.m
+    st = m.EchoStatus(code=5, message="after two")
+    it = c.stub.StreamingOutputCall(m.StreamingOutputCallRequest(
+        response_parameters=[m.ResponseParameters(size=3), m.ResponseParameters(size=4)],
+        response_status=st), timeout=T)
+    got = []
+    try:
+        for r in it:
+            got.append(len(r.payload.body))
+        raise h.Failure("stream ended OK, expected NOT_FOUND")
+    except c.grpc.RpcError as e:
+        eq(e.code(), c.grpc.StatusCode.NOT_FOUND, "status")
+        eq(e.details(), "after two", "message")
+    eq(got, [3, 4], "responses before the status")
+    # bidi: the second request carries the status
+    rq = RequestQueue()
+    it = c.stub.FullDuplexCall(rq, timeout=T)
+    try:
+        rq.put(m.StreamingOutputCallRequest(response_parameters=[m.ResponseParameters(size=7)]))
+        eq(len(next(it).payload.body), 7, "first bidi response")
+        rq.put(m.StreamingOutputCallRequest(response_status=m.EchoStatus(code=9, message="x")))
+        c.expect_code(lambda: next(it), c.grpc.StatusCode.FAILED_PRECONDITION, "bidi status")
+    finally:
+        rq.abandoned.set()
+
+
 # ---- wire-level variants (raw HTTP/2): what grpcio cannot send
 
 
@@ -612,6 +645,39 @@ def wire_unknown_fields(c):
     eq(len(m.SimpleResponse.FromString(st.messages()[0][1]).payload.body), 5, "response size")
 
 
+def wire_deadline_idle_stream(c):
+    """grpc-timeout on a bidi stream whose client sends nothing and never half-closes:
+    the server answers grpc-status 4 on its own."""
+    t0 = time.monotonic()
+    with _raw(c) as cl:
+        sid = cl.start("/grpc.testing.TestService/FullDuplexCall", end=False,
+                       extra=[("grpc-timeout", "200m")])
+        st = cl.wait_stream(sid)
+    dt = time.monotonic() - t0
+    eq(st.grpc_status, 4, "grpc-status (%s)" % st.describe())
+    check(0.15 <= dt < 3, "answered after %.2fs for a 200 ms deadline", dt)
+
+
+def wire_client_goaway(c):
+    """A client GOAWAY(NO_ERROR, last 0) does not cut the client's own in-flight stream:
+    the server finishes it (RFC 9113 6.8: GOAWAY only limits streams the *sender* of the
+    GOAWAY would accept, i.e. server-initiated ones)."""
+    m = c.m
+    with _raw(c) as cl:
+        sid = cl.start("/grpc.testing.TestService/FullDuplexCall", end=False)
+        cl.send_data(sid, h2raw.grpc_frame(m.StreamingOutputCallRequest(
+            response_parameters=[m.ResponseParameters(size=5)]).SerializeToString()))
+        cl.wait(lambda: cl.streams[sid].data, 5)
+        # raw GOAWAY behind h2's back: last_stream_id 0, NO_ERROR
+        cl.sock.sendall(b"\x00\x00\x08\x07\x00\x00\x00\x00\x00" + bytes(8))
+        cl.send_data(sid, h2raw.grpc_frame(m.StreamingOutputCallRequest(
+            response_parameters=[m.ResponseParameters(size=6)]).SerializeToString()), end=True)
+        st = cl.wait_stream(sid)
+    eq(st.grpc_status, 0, "in-flight stream after client GOAWAY (%s)" % st.describe())
+    eq([len(m.StreamingOutputCallResponse.FromString(b).payload.body) for _, b in st.messages()],
+       [5, 6], "responses")
+
+
 def extra_large_upload(c):
     """48 MB client stream in 1 MB messages (connection and stream windows refilled)."""
     msg = c.m.StreamingInputCallRequest(payload=c.zeros(1000000))
@@ -674,6 +740,8 @@ CASES = [
     ("extra.request_size_limit", extra_request_size_limit),
     ("extra.large_response", extra_large_response),
     ("extra.large_upload", extra_large_upload),
+    ("extra.client_streaming_empty", extra_client_streaming_empty),
+    ("extra.stream_then_status", extra_stream_then_status),
     ("extra.concurrent_bidi", extra_concurrent_bidi),
     ("wire.client_compressed_unary", wire_client_compressed_unary),
     ("wire.client_compressed_streaming", wire_client_compressed_streaming),
@@ -684,6 +752,8 @@ CASES = [
     ("wire.padded_data", wire_padded_data),
     ("wire.request_trailers", wire_request_trailers),
     ("wire.unknown_fields", wire_unknown_fields),
+    ("wire.deadline_idle_stream", wire_deadline_idle_stream),
+    ("wire.client_goaway", wire_client_goaway),
 ]
 
 

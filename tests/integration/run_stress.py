@@ -285,6 +285,25 @@ def header_table_churn(c):
             eq(cl.wait_stream(s).grpc_status, 0, "stream %d" % s)
 
 
+def many_streams_one_connection(c):
+    """900 concurrent bidi streams on one connection (default limit 1000), each
+    answered after all are open."""
+    m = c.m
+    req = h2raw.grpc_frame(m.StreamingOutputCallRequest(
+        response_parameters=[m.ResponseParameters(size=16)]).SerializeToString())
+    with h2raw.H2Client("127.0.0.1", c.server.port, ca=c.server.ca_path(), timeout=T) as cl:
+        cl.wait_settings(5)
+        sids = [cl.start(FDX, end=False) for _ in range(900)]
+        for sid in sids:
+            cl.send_data(sid, req, end=True)
+        bad = []
+        for sid in sids:
+            st = cl.wait_stream(sid)
+            if st.grpc_status != 0 or len(st.messages()) != 1:
+                bad.append(st.describe())
+        check(not bad, "%d of 900 streams failed: %s", len(bad), bad[:2])
+
+
 # ------------------------------------------------------------------ connections
 
 
@@ -341,6 +360,7 @@ CASES = [
     ("flood.empty_data", empty_data_flood, ("h2c",)),
     ("hpack_churn", header_table_churn, ("h2c",)),
     ("many_connections", many_connections, ("tls", "h2c")),
+    ("many_streams_one_connection", many_streams_one_connection, ("tls", "h2c")),
 ]
 
 
