@@ -547,6 +547,22 @@ def wire_server_compressed_unary(c):
         eq(len(m.SimpleResponse.FromString(body).payload.body), 4096, "size")
 
 
+def wire_no_compression_unless_accepted(c):
+    """response_compressed=true, but the client accepts only identity (or says nothing):
+    the server must send the message uncompressed (grpc.io compression guide: a message
+    the client cannot decode is sent uncompressed)."""
+    m = c.m
+    req = m.SimpleRequest(response_compressed=m.BoolValue(value=True), response_size=4096,
+                          payload=c.zeros(10)).SerializeToString()
+    for extra in ([("grpc-accept-encoding", "identity")], []):
+        st = _raw_call(c, "/grpc.testing.TestService/UnaryCall", [h2raw.grpc_frame(req)], extra)
+        what = "accept-encoding %r" % (extra[0][1] if extra else None)
+        eq(st.grpc_status, 0, what + ": grpc-status (%s)" % st.describe())
+        flag, body = st.messages()[0]
+        eq(flag, 0, what + ": compressed flag")
+        eq(len(m.SimpleResponse.FromString(body).payload.body), 4096, what + ": size")
+
+
 def wire_trailers(c):
     """A normal unary answer: :status 200, content-type application/grpc*,
     one message, trailers with grpc-status 0; special message percent-encoded."""
@@ -746,6 +762,7 @@ CASES = [
     ("wire.client_compressed_unary", wire_client_compressed_unary),
     ("wire.client_compressed_streaming", wire_client_compressed_streaming),
     ("wire.server_compressed_unary", wire_server_compressed_unary),
+    ("wire.no_compression_unless_accepted", wire_no_compression_unless_accepted),
     ("wire.trailers", wire_trailers),
     ("wire.server_deadline", wire_server_deadline),
     ("wire.framing_split", wire_framing_split),
@@ -760,7 +777,9 @@ CASES = [
 # gRPC core (ref server) may close the connection on an oversized request
 # ("Broken pipe" / UNAVAILABLE) instead of answering RESOURCE_EXHAUSTED.
 REF_LAX = {"extra.request_size_limit": "grpc core may reset instead of RESOURCE_EXHAUSTED",
-           "wire.padded_data": "grpc core chttp2 rejects padded DATA frames (unsupported flags)"}
+           "wire.padded_data": "grpc core chttp2 rejects padded DATA frames (unsupported flags)",
+           "wire.no_compression_unless_accepted":
+               "grpc core compresses even when the client accepts only identity"}
 
 
 def main():
