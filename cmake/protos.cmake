@@ -76,3 +76,82 @@ add_custom_command(
   DEPENDS ${OMS_FDS} ${CMAKE_SOURCE_DIR}/cmake/embed.cmake
   VERBATIM)
 add_library(oms_fds STATIC ${OMS_FDS_C})
+
+# --- typed server tables and client stubs (tools/protoc-gen-omsrpc) -------------
+
+# oms_omsrpc_generate(<prefix> OUT_DIR <dir> IMPORT_DIRS <dir>... PROTOS <rel>...)
+#
+# Runs protoc with protoc-gen-omsrpc over each proto (named relative to its
+# import dir, as protoc-c's outputs are) and sets, in the caller's scope,
+# <prefix>_SERVER_SOURCES (X.omsrpc.c), <prefix>_CLIENT_SOURCES
+# (X.omsrpc-client.c) and <prefix>_HEADERS (X.omsrpc.h). Pass only protos that
+# declare a service: the plugin writes nothing for the others. The generated
+# code includes protoc-c's X.pb-c.h from the same OUT_DIR, and, like every
+# custom command output, can only be compiled by targets of the calling
+# directory.
+function(oms_omsrpc_generate prefix)
+  cmake_parse_arguments(PARSE_ARGV 1 A "" "OUT_DIR" "IMPORT_DIRS;PROTOS")
+  set(ipath)
+  foreach(dir ${A_IMPORT_DIRS})
+    list(APPEND ipath -I${dir})
+  endforeach()
+  set(server)
+  set(client)
+  set(headers)
+  foreach(rel ${A_PROTOS})
+    set(src)
+    foreach(dir ${A_IMPORT_DIRS})
+      if(NOT src AND EXISTS ${dir}/${rel})
+        set(src ${dir}/${rel})
+      endif()
+    endforeach()
+    if(NOT src)
+      message(FATAL_ERROR "oms_omsrpc_generate: ${rel} not found in ${A_IMPORT_DIRS}")
+    endif()
+    string(REGEX REPLACE "\\.proto$" "" stem ${A_OUT_DIR}/${rel})
+    add_custom_command(
+      OUTPUT ${stem}.omsrpc.h ${stem}.omsrpc.c ${stem}.omsrpc-client.c
+      COMMAND ${PROTOC} --plugin=protoc-gen-omsrpc=$<TARGET_FILE:protoc-gen-omsrpc> ${ipath}
+              --omsrpc_out=${A_OUT_DIR} ${rel}
+      DEPENDS ${src} protoc-gen-omsrpc
+      COMMENT "protoc-gen-omsrpc ${rel}"
+      VERBATIM)
+    list(APPEND server ${stem}.omsrpc.c)
+    list(APPEND client ${stem}.omsrpc-client.c)
+    list(APPEND headers ${stem}.omsrpc.h)
+  endforeach()
+  set(${prefix}_SERVER_SOURCES ${server} PARENT_SCOPE)
+  set(${prefix}_CLIENT_SOURCES ${client} PARENT_SCOPE)
+  set(${prefix}_HEADERS ${headers} PARENT_SCOPE)
+endfunction()
+
+set(OMS_IMPORT_DIRS ${CMAKE_SOURCE_DIR}/proto ${GRPC_PROTO_DIR} ${PROTOBUF_INCLUDE_DIR})
+
+# Services oms_rpc implements itself. Their server tables are compiled here
+# (the generated files can only be used in this directory) into an object
+# library that src/rpc folds into oms_rpc.
+oms_omsrpc_generate(OMS_RPC_GEN OUT_DIR ${OMS_GEN_DIR} IMPORT_DIRS ${OMS_IMPORT_DIRS}
+  PROTOS grpc/health/v1/health.proto
+         grpc/reflection/v1/reflection.proto
+         grpc/reflection/v1alpha/reflection.proto)
+add_library(oms_rpc_gen OBJECT ${OMS_RPC_GEN_SERVER_SOURCES})
+target_include_directories(oms_rpc_gen PUBLIC ${CMAKE_SOURCE_DIR}/src)
+target_compile_options(oms_rpc_gen PRIVATE ${OMS_WARNINGS})
+target_link_libraries(oms_rpc_gen PUBLIC oms_proto PkgConfig::LIBUV)
+set_target_properties(oms_rpc_gen PROPERTIES POSITION_INDEPENDENT_CODE ON)
+
+# The services of src/app (TestService, OrderBench): their server tables sit
+# above oms_rpc, in a library of their own.
+oms_omsrpc_generate(OMS_SVC_GEN OUT_DIR ${OMS_GEN_DIR} IMPORT_DIRS ${OMS_IMPORT_DIRS}
+  PROTOS grpc/testing/test.proto oms/bench/v1/bench.proto)
+add_library(oms_svc_gen STATIC ${OMS_SVC_GEN_SERVER_SOURCES})
+target_compile_options(oms_svc_gen PRIVATE ${OMS_WARNINGS})
+target_link_libraries(oms_svc_gen PUBLIC oms_rpc)
+
+# Client stubs of every service above, kept apart from the server tables so
+# that omsd links none of them. Built with everything else (so they always
+# compile, warning-free), linked by nothing until the rpc_client.h
+# implementation exists.
+add_library(oms_client_gen STATIC ${OMS_RPC_GEN_CLIENT_SOURCES} ${OMS_SVC_GEN_CLIENT_SOURCES})
+target_compile_options(oms_client_gen PRIVATE ${OMS_WARNINGS})
+target_link_libraries(oms_client_gen PUBLIC oms_rpc)

@@ -9,13 +9,14 @@
 #include "app/bench_int.h"
 #include "app/services.h"
 #include "app/svc_int.h"
+#include "oms/bench/v1/bench.omsrpc.h"
 
 /* GetOrder copies stored bytes here first; larger orders go to the arena. */
 #define GET_STACK 1024
 
 struct bench_service {
     bench_store store;
-    const rpc_method_ops **ops; /* by desc->methods index */
+    const rpc_method_ops *ops[OMS__BENCH__V1__ORDER_BENCH__N_METHODS]; /* impl's */
     rpc_service_impl impl;
 };
 
@@ -30,10 +31,9 @@ static int64_t now_unix_ms(void)
 
 /* The hot path: no allocation of ours beyond the map's amortized chunks; the
  * response borrows the request's strings and items. */
-static void on_create_order(rpc_call *c, const ProtobufCMessage *m)
+static void on_create_order(rpc_call *c, const Oms__Bench__V1__CreateOrderRequest *req)
 {
     bench_service *b = rpc_call_service_data(c);
-    const Oms__Bench__V1__CreateOrderRequest *req = (const void *)m;
     Oms__Bench__V1__Order order;
     char id[BENCH_ID_MAX];
     const char *why = NULL;
@@ -43,7 +43,7 @@ static void on_create_order(rpc_call *c, const ProtobufCMessage *m)
         rpc_call_finish(c, st, why);
         return;
     }
-    int rc = rpc_call_send(c, &order.base);
+    int rc = oms__bench__v1__order_bench__create_order__send(c, &order);
     if (rc < 0) {
         svc__send_failed(c, rc);
         return;
@@ -51,10 +51,9 @@ static void on_create_order(rpc_call *c, const ProtobufCMessage *m)
     rpc_call_finish(c, RPC_OK, NULL);
 }
 
-static void on_get_order(rpc_call *c, const ProtobufCMessage *m)
+static void on_get_order(rpc_call *c, const Oms__Bench__V1__GetOrderRequest *req)
 {
     bench_service *b = rpc_call_service_data(c);
-    const Oms__Bench__V1__GetOrderRequest *req = (const void *)m;
     size_t idlen = strlen(req->id);
     uint8_t stack[GET_STACK];
     uint8_t *buf = stack;
@@ -80,7 +79,7 @@ static void on_get_order(rpc_call *c, const ProtobufCMessage *m)
         rpc_call_finish(c, RPC_INTERNAL, "stored order is corrupt");
         return;
     }
-    int rc = rpc_call_send(c, &order->base);
+    int rc = oms__bench__v1__order_bench__get_order__send(c, order);
     if (rc < 0) {
         svc__send_failed(c, rc);
         return;
@@ -105,7 +104,7 @@ static void pump_watch(rpc_call *c, watch_state *w)
     while (w->next <= w->count) {
         ev.status = bench_watch_status(w->next);
         ev.seq = w->next++;
-        int rc = rpc_call_send(c, &ev.base);
+        int rc = oms__bench__v1__order_bench__watch_orders__send(c, &ev);
         if (rc < 0) {
             svc__send_failed(c, rc);
             return;
@@ -116,9 +115,8 @@ static void pump_watch(rpc_call *c, watch_state *w)
     rpc_call_finish(c, RPC_OK, NULL);
 }
 
-static void on_watch_message(rpc_call *c, const ProtobufCMessage *m)
+static void on_watch_message(rpc_call *c, const Oms__Bench__V1__WatchRequest *req)
 {
-    const Oms__Bench__V1__WatchRequest *req = (const void *)m;
     if (req->count < 0) {
         rpc_call_finish(c, RPC_INVALID_ARGUMENT, "count must be >= 0");
         return;
@@ -146,10 +144,9 @@ static void on_watch_ready(rpc_call *c)
 /* One event per request, sent from on_message. No queue of our own: while
  * rpc's send queue is full it stops delivering requests, so RPC_AGAIN needs
  * no action here. */
-static void on_track_message(rpc_call *c, const ProtobufCMessage *m)
+static void on_track_message(rpc_call *c, const Oms__Bench__V1__TrackRequest *req)
 {
     bench_service *b = rpc_call_service_data(c);
-    const Oms__Bench__V1__TrackRequest *req = (const void *)m;
     if (rpc_call_done(c))
         return;
 
@@ -170,7 +167,7 @@ static void on_track_message(rpc_call *c, const ProtobufCMessage *m)
     ev.order_id = req->order_id; /* borrowed: rpc_call_send serializes now */
     ev.status = (Oms__Bench__V1__OrderStatus)status;
     ev.seq = ++*seq;
-    int rc = rpc_call_send(c, &ev.base);
+    int rc = oms__bench__v1__order_bench__track__send(c, &ev);
     if (rc < 0)
         svc__send_failed(c, rc);
 }
@@ -182,30 +179,11 @@ static void on_track_half_close(rpc_call *c)
 
 /* --- the service table -------------------------------------------------- */
 
-static const rpc_method_ops create_order_ops = {
-    .flags = 0,
-    .on_message = on_create_order,
-};
-static const rpc_method_ops get_order_ops = {
-    .flags = 0,
-    .on_message = on_get_order,
-};
-static const rpc_method_ops watch_orders_ops = {
-    .flags = RPC_SERVER_STREAMING,
-    .on_message = on_watch_message,
-    .on_ready = on_watch_ready,
-};
-static const rpc_method_ops track_ops = {
-    .flags = RPC_CLIENT_STREAMING | RPC_SERVER_STREAMING,
-    .on_message = on_track_message,
-    .on_half_close = on_track_half_close,
-};
-
-static const svc_method bench_methods[] = {
-    {"CreateOrder", &create_order_ops},
-    {"GetOrder", &get_order_ops},
-    {"WatchOrders", &watch_orders_ops},
-    {"Track", &track_ops},
+static const Oms__Bench__V1__OrderBench_Server bench_handlers = {
+    .create_order = {.on_request = on_create_order},
+    .get_order = {.on_request = on_get_order},
+    .watch_orders = {.on_request = on_watch_message, .on_ready = on_watch_ready},
+    .track = {.on_request = on_track_message, .on_half_close = on_track_half_close},
 };
 
 bench_service *bench_service_new(void)
@@ -215,13 +193,8 @@ bench_service *bench_service_new(void)
         goto fail_alloc;
     if (bench_store_init(&b->store, 0, 0) != 0)
         goto fail_store;
-    b->ops = svc__bind_methods(&oms__bench__v1__order_bench__descriptor, bench_methods,
-                               sizeof bench_methods / sizeof bench_methods[0]);
-    if (!b->ops)
+    if (oms__bench__v1__order_bench__server_impl(&b->impl, b->ops, &bench_handlers, b) != 0)
         goto fail_ops;
-    b->impl.desc = &oms__bench__v1__order_bench__descriptor;
-    b->impl.ops = b->ops;
-    b->impl.data = b;
     return b;
 
 fail_ops:
@@ -236,7 +209,6 @@ void bench_service_free(bench_service *b)
 {
     if (!b)
         return;
-    free(b->ops);
     bench_store_dispose(&b->store);
     free(b);
 }

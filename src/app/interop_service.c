@@ -27,7 +27,7 @@
 #include "app/svc_int.h"
 #include "grpc/testing/empty.pb-c.h"
 #include "grpc/testing/messages.pb-c.h"
-#include "grpc/testing/test.pb-c.h"
+#include "grpc/testing/test.omsrpc.h"
 
 #define ECHO_INITIAL_KEY  "x-grpc-test-echo-initial"
 #define ECHO_TRAILING_KEY "x-grpc-test-echo-trailing-bin"
@@ -42,7 +42,7 @@
 
 struct interop_service {
     uint8_t *zeros; /* INTEROP_MAX_PAYLOAD zero bytes, read-only once made */
-    const rpc_method_ops **test_ops;
+    const rpc_method_ops *test_ops[GRPC__TESTING__TEST_SERVICE__N_METHODS];
     rpc_service_impl test;
 };
 
@@ -128,20 +128,31 @@ static void set_payload(Grpc__Testing__Payload *p, const interop_service *svc, i
     p->body.data = size ? svc->zeros : NULL; /* only read by the packer */
 }
 
-/* compress: -1 keeps the call's default (off), else forces it. */
-static int send_with(rpc_call *c, const ProtobufCMessage *m, int compress)
+/* Typed sends; compress: -1 keeps the call's default (off), else forces it.
+ * UnaryCall and CacheableUnaryCall answer SimpleResponse, the three streaming
+ * output methods StreamingOutputCallResponse: one helper each. */
+static int send_simple(rpc_call *c, const Grpc__Testing__SimpleResponse *m, int compress)
 {
-    return compress < 0 ? rpc_call_send(c, m) : rpc_call_send_ex(c, m, compress != 0);
+    return compress < 0 ? grpc__testing__test_service__unary_call__send(c, m)
+                        : grpc__testing__test_service__unary_call__send_ex(c, m, compress != 0);
+}
+
+static int send_stream(rpc_call *c, const Grpc__Testing__StreamingOutputCallResponse *m,
+                       int compress)
+{
+    return compress < 0
+               ? grpc__testing__test_service__streaming_output_call__send(c, m)
+               : grpc__testing__test_service__streaming_output_call__send_ex(c, m, compress != 0);
 }
 
 /* --- EmptyCall, UnaryCall, CacheableUnaryCall ---------------------------- */
 
-static void on_empty_call(rpc_call *c, const ProtobufCMessage *m)
+static void on_empty_call(rpc_call *c, const Grpc__Testing__Empty *req)
 {
-    (void)m;
+    (void)req;
     Grpc__Testing__Empty resp = GRPC__TESTING__EMPTY__INIT;
     echo_metadata(c);
-    int rc = rpc_call_send(c, &resp.base);
+    int rc = grpc__testing__test_service__empty_call__send(c, &resp);
     if (rc < 0) {
         svc__send_failed(c, rc);
         return;
@@ -149,10 +160,9 @@ static void on_empty_call(rpc_call *c, const ProtobufCMessage *m)
     rpc_call_finish(c, RPC_OK, NULL);
 }
 
-static void on_unary_call(rpc_call *c, const ProtobufCMessage *m)
+static void on_unary_call(rpc_call *c, const Grpc__Testing__SimpleRequest *req)
 {
     const interop_service *svc = rpc_call_service_data(c);
-    const Grpc__Testing__SimpleRequest *req = (const void *)m;
     const Grpc__Testing__EchoStatus *status = req->response_status;
     const char *why = NULL;
 
@@ -175,7 +185,7 @@ static void on_unary_call(rpc_call *c, const ProtobufCMessage *m)
     set_payload(&payload, svc, req->response_size);
     resp.payload = &payload;
     int compress = req->response_compressed ? req->response_compressed->value != 0 : -1;
-    int rc = send_with(c, &resp.base, compress);
+    int rc = send_simple(c, &resp, compress);
     if (rc < 0) {
         svc__send_failed(c, rc);
         return;
@@ -313,7 +323,7 @@ static void pump(rpc_call *c, interop_call *st)
             GRPC__TESTING__STREAMING_OUTPUT_CALL_RESPONSE__INIT;
         set_payload(&payload, svc, r->size);
         resp.payload = &payload;
-        int rc = send_with(c, &resp.base, r->compress);
+        int rc = send_stream(c, &resp, r->compress);
         if (rc < 0) {
             svc__send_failed(c, rc);
             goto out;
@@ -367,24 +377,24 @@ static void on_stream_free(rpc_call *c)
 
 /* --- StreamingOutputCall (server streaming) ----------------------------- */
 
-static void on_streaming_output(rpc_call *c, const ProtobufCMessage *m)
+static void on_streaming_output(rpc_call *c, const Grpc__Testing__StreamingOutputCallRequest *req)
 {
     interop_call *st = call_state(c);
     if (!st)
         return;
     st->half_closed = true; /* implied: one request */
-    enqueue_request(c, st, (const void *)m);
+    enqueue_request(c, st, req);
     pump(c, st);
 }
 
 /* --- FullDuplexCall, HalfDuplexCall (bidi) ------------------------------ */
 
-static void on_duplex_message(rpc_call *c, const ProtobufCMessage *m)
+static void on_duplex_message(rpc_call *c, const Grpc__Testing__StreamingOutputCallRequest *req)
 {
     interop_call *st = call_state(c);
     if (!st || st->closing || rpc_call_done(c))
         return;
-    enqueue_request(c, st, (const void *)m);
+    enqueue_request(c, st, req);
     pump(c, st);
 }
 
@@ -397,13 +407,14 @@ static void on_duplex_half_close(rpc_call *c)
     pump(c, st);
 }
 
-static void on_half_duplex_message(rpc_call *c, const ProtobufCMessage *m)
+static void on_half_duplex_message(rpc_call *c,
+                                   const Grpc__Testing__StreamingOutputCallRequest *req)
 {
     interop_call *st = call_state(c);
     if (!st)
         return;
     st->hold = true;
-    on_duplex_message(c, m);
+    on_duplex_message(c, req);
 }
 
 static void on_half_duplex_half_close(rpc_call *c)
@@ -417,9 +428,8 @@ static void on_half_duplex_half_close(rpc_call *c)
 
 /* --- StreamingInputCall (client streaming) ------------------------------ */
 
-static void on_streaming_input(rpc_call *c, const ProtobufCMessage *m)
+static void on_streaming_input(rpc_call *c, const Grpc__Testing__StreamingInputCallRequest *req)
 {
-    const Grpc__Testing__StreamingInputCallRequest *req = (const void *)m;
     interop_call *st = call_state(c);
     if (!st || st->closing || rpc_call_done(c))
         return;
@@ -444,7 +454,7 @@ static void on_streaming_input_half_close(rpc_call *c)
     Grpc__Testing__StreamingInputCallResponse resp =
         GRPC__TESTING__STREAMING_INPUT_CALL_RESPONSE__INIT;
     resp.aggregated_payload_size = (int32_t)st->input_size;
-    int rc = rpc_call_send(c, &resp.base);
+    int rc = grpc__testing__test_service__streaming_input_call__send(c, &resp);
     if (rc < 0) {
         svc__send_failed(c, rc);
         return;
@@ -452,54 +462,43 @@ static void on_streaming_input_half_close(rpc_call *c)
     rpc_call_finish(c, RPC_OK, NULL);
 }
 
-/* --- the service tables ------------------------------------------------- */
-
-static const rpc_method_ops empty_call_ops = {
-    .on_message = on_empty_call,
-};
-static const rpc_method_ops unary_call_ops = {
-    .on_message = on_unary_call,
-};
-static const rpc_method_ops streaming_output_ops = {
-    .flags = RPC_SERVER_STREAMING,
-    .on_message = on_streaming_output,
-    .on_ready = on_stream_ready,
-    .on_cancel = on_stream_cancel,
-    .on_free = on_stream_free,
-};
-static const rpc_method_ops streaming_input_ops = {
-    .flags = RPC_CLIENT_STREAMING,
-    .on_message = on_streaming_input,
-    .on_half_close = on_streaming_input_half_close,
-    .on_cancel = on_stream_cancel,
-    .on_free = on_stream_free,
-};
-static const rpc_method_ops full_duplex_ops = {
-    .flags = RPC_CLIENT_STREAMING | RPC_SERVER_STREAMING,
-    .on_message = on_duplex_message,
-    .on_half_close = on_duplex_half_close,
-    .on_ready = on_stream_ready,
-    .on_cancel = on_stream_cancel,
-    .on_free = on_stream_free,
-};
-static const rpc_method_ops half_duplex_ops = {
-    .flags = RPC_CLIENT_STREAMING | RPC_SERVER_STREAMING,
-    .on_message = on_half_duplex_message,
-    .on_half_close = on_half_duplex_half_close,
-    .on_ready = on_stream_ready,
-    .on_cancel = on_stream_cancel,
-    .on_free = on_stream_free,
-};
+/* --- the service table ------------------------------------------------- */
 
 /* UnimplementedCall is left out: UNIMPLEMENTED, as the suite expects. */
-static const svc_method test_methods[] = {
-    {"EmptyCall", &empty_call_ops},
-    {"UnaryCall", &unary_call_ops},
-    {"CacheableUnaryCall", &unary_call_ops},
-    {"StreamingOutputCall", &streaming_output_ops},
-    {"StreamingInputCall", &streaming_input_ops},
-    {"FullDuplexCall", &full_duplex_ops},
-    {"HalfDuplexCall", &half_duplex_ops},
+static const Grpc__Testing__TestService_Server test_handlers = {
+    .empty_call = {.on_request = on_empty_call},
+    .unary_call = {.on_request = on_unary_call},
+    .cacheable_unary_call = {.on_request = on_unary_call},
+    .streaming_output_call =
+        {
+            .on_request = on_streaming_output,
+            .on_ready = on_stream_ready,
+            .on_cancel = on_stream_cancel,
+            .on_free = on_stream_free,
+        },
+    .streaming_input_call =
+        {
+            .on_request = on_streaming_input,
+            .on_half_close = on_streaming_input_half_close,
+            .on_cancel = on_stream_cancel,
+            .on_free = on_stream_free,
+        },
+    .full_duplex_call =
+        {
+            .on_request = on_duplex_message,
+            .on_half_close = on_duplex_half_close,
+            .on_ready = on_stream_ready,
+            .on_cancel = on_stream_cancel,
+            .on_free = on_stream_free,
+        },
+    .half_duplex_call =
+        {
+            .on_request = on_half_duplex_message,
+            .on_half_close = on_half_duplex_half_close,
+            .on_ready = on_stream_ready,
+            .on_cancel = on_stream_cancel,
+            .on_free = on_stream_free,
+        },
 };
 
 interop_service *interop_service_new(void)
@@ -509,12 +508,8 @@ interop_service *interop_service_new(void)
         goto fail_alloc;
     if (!(s->zeros = calloc(1, (size_t)INTEROP_MAX_PAYLOAD)))
         goto fail_zeros;
-    s->test_ops = svc__bind_methods(&grpc__testing__test_service__descriptor, test_methods,
-                                    sizeof test_methods / sizeof test_methods[0]);
-    if (!s->test_ops)
+    if (grpc__testing__test_service__server_impl(&s->test, s->test_ops, &test_handlers, s) != 0)
         goto fail_test;
-    s->test = (rpc_service_impl){
-        .desc = &grpc__testing__test_service__descriptor, .ops = s->test_ops, .data = s};
     return s;
 
 fail_test:
@@ -529,7 +524,6 @@ void interop_service_free(interop_service *s)
 {
     if (!s)
         return;
-    free(s->test_ops);
     free(s->zeros);
     free(s);
 }

@@ -7,7 +7,8 @@
  *  - oms.bench.v1.OrderBench: the benchmark contract of
  *    proto/oms/bench/v1/bench.proto, with its process-wide order map.
  *
- * Each service is an object made once at start-up. Its tables are read-only
+ * The method tables are protoc-gen-omsrpc's typed server tables (X.omsrpc.h);
+ * each service is an object made once at start-up. Its tables are read-only
  * afterwards, so one object may serve every loop of the server; the object
  * must outlive the rpc_server it was added to (free it after
  * rpc_server_free()). Typical wiring:
@@ -28,7 +29,7 @@
 typedef struct interop_service interop_service;
 
 /* Creates the interop services. Returns NULL on ENOMEM, or if the generated
- * descriptors lack a method this file implements (a proto/code mismatch). */
+ * server table and protoc-c's descriptors disagree (a proto/code mismatch). */
 interop_service *interop_service_new(void);
 /* Frees s (NULL is fine). Only after the servers using it are freed. */
 void interop_service_free(interop_service *s);

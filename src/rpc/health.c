@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "grpc/health/v1/health.pb-c.h"
+#include "grpc/health/v1/health.omsrpc.h"
 
 typedef Grpc__Health__V1__HealthCheckRequest health_request;
 typedef Grpc__Health__V1__HealthCheckResponse health_response;
@@ -35,8 +35,6 @@ typedef struct health_watcher {
     unsigned gen;             /* the notify walk that last visited this watcher */
 } health_watcher;
 
-#define HEALTH_METHODS 2 /* Check, Watch */
-
 struct rpc_health {
     health_entry *entries;
     size_t n_entries, cap_entries;
@@ -45,7 +43,7 @@ struct rpc_health {
     unsigned gen;               /* notify walks so far */
     bool shut_down;
     rpc_service_impl impl;
-    const rpc_method_ops *ops[HEALTH_METHODS];
+    const rpc_method_ops *ops[GRPC__HEALTH__V1__HEALTH__N_METHODS]; /* impl's */
 };
 
 static health_entry *find_entry(const rpc_health *h, const char *name)
@@ -104,7 +102,7 @@ static void push(health_watcher *w)
         health_response resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
         resp.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)w->latest;
         w->sent = w->latest;
-        int rv = rpc_call_send(w->call, &resp.base);
+        int rv = grpc__health__v1__health__watch__send(w->call, &resp);
         if (rv == RPC_AGAIN) {
             w->waiting = true;
             return;
@@ -213,31 +211,30 @@ void rpc_health_shutdown(rpc_health *h)
 
 /* --- handlers -------------------------------------------------------------- */
 
-static const char *request_service(const ProtobufCMessage *msg)
+static const char *request_service(const health_request *req)
 {
-    const health_request *req = (const health_request *)msg;
     return req->service ? req->service : "";
 }
 
-static void on_check_message(rpc_call *c, const ProtobufCMessage *msg)
+static void on_check_message(rpc_call *c, const health_request *req)
 {
     rpc_health *h = rpc_call_service_data(c);
-    rpc_health_status status = rpc_health_get(h, request_service(msg));
+    rpc_health_status status = rpc_health_get(h, request_service(req));
     if (status == RPC_HEALTH_SERVICE_UNKNOWN) {
         rpc_call_finish(c, RPC_NOT_FOUND, "unknown service");
         return;
     }
     health_response resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
     resp.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)status;
-    int rv = rpc_call_send(c, &resp.base);
+    int rv = grpc__health__v1__health__check__send(c, &resp);
     rpc_call_finish(c, rv < 0 ? RPC_INTERNAL : RPC_OK, NULL);
 }
 
 /* Watch: the call stays open until the client or the server ends it. */
-static void on_watch_message(rpc_call *c, const ProtobufCMessage *msg)
+static void on_watch_message(rpc_call *c, const health_request *req)
 {
     rpc_health *h = rpc_call_service_data(c);
-    const char *name = request_service(msg);
+    const char *name = request_service(req);
     size_t len = strlen(name);
     health_watcher *w = rpc_call_alloc(c, sizeof(*w));
     char *copy = w ? rpc_call_alloc(c, len + 1) : NULL;
@@ -278,38 +275,26 @@ static void on_watch_free(rpc_call *c)
         unlink_watcher(w);
 }
 
-static const rpc_method_ops check_ops = {
-    .flags = 0,
-    .on_message = on_check_message,
-};
-
-static const rpc_method_ops watch_ops = {
-    .flags = RPC_SERVER_STREAMING,
-    .on_message = on_watch_message,
-    .on_ready = on_watch_ready,
-    .on_cancel = on_watch_cancel,
-    .on_free = on_watch_free,
+static const Grpc__Health__V1__Health_Server health_handlers = {
+    .check = {.on_request = on_check_message},
+    .watch =
+        {
+            .on_request = on_watch_message,
+            .on_ready = on_watch_ready,
+            .on_cancel = on_watch_cancel,
+            .on_free = on_watch_free,
+        },
 };
 
 /* --- lifetime -------------------------------------------------------------- */
 
 rpc_health *rpc_health_new(void)
 {
-    const ProtobufCServiceDescriptor *desc = &grpc__health__v1__health__descriptor;
-    if (desc->n_methods > HEALTH_METHODS)
-        return NULL;
     rpc_health *h = calloc(1, sizeof(*h));
     if (!h)
         return NULL;
-    /* Match by name rather than trust the generated order. */
-    for (unsigned i = 0; i < desc->n_methods; i++) {
-        if (strcmp(desc->methods[i].name, "Check") == 0)
-            h->ops[i] = &check_ops;
-        else if (strcmp(desc->methods[i].name, "Watch") == 0)
-            h->ops[i] = &watch_ops;
-    }
-    h->impl = (rpc_service_impl){.desc = desc, .ops = h->ops, .data = h};
-    if (set_status(h, "", RPC_HEALTH_SERVING) != 0) {
+    if (grpc__health__v1__health__server_impl(&h->impl, h->ops, &health_handlers, h) != 0 ||
+        set_status(h, "", RPC_HEALTH_SERVING) != 0) {
         rpc_health_free(h);
         return NULL;
     }

@@ -21,8 +21,8 @@
 #include <string.h>
 
 #include "google/protobuf/descriptor.pb-c.h"
-#include "grpc/reflection/v1/reflection.pb-c.h"
-#include "grpc/reflection/v1alpha/reflection.pb-c.h"
+#include "grpc/reflection/v1/reflection.omsrpc.h"
+#include "grpc/reflection/v1alpha/reflection.omsrpc.h"
 
 typedef Grpc__Reflection__V1__ServerReflectionRequest refl_request;
 typedef Grpc__Reflection__V1__ServerReflectionResponse refl_response;
@@ -77,14 +77,6 @@ typedef struct pool_chunk {
 
 #define POOL_CHUNK 8192
 
-/* What a registered service's calls reach through rpc_call_service_data(). */
-typedef struct refl_binding {
-    rpc_reflection *r;
-    const ProtobufCMessageDescriptor *response; /* this version's response type */
-} refl_binding;
-
-enum { REFL_V1 = 0, REFL_V1ALPHA = 1, REFL_VERSIONS = 2 };
-
 struct rpc_reflection {
     refl_file *files; /* in set order, duplicates dropped */
     size_t n_files;
@@ -95,8 +87,6 @@ struct rpc_reflection {
     size_t n_exts, cap_exts;
     pool_chunk *pool;
     rpc_server *srv; /* the one server registered with, for list_services */
-    refl_binding bind[REFL_VERSIONS];
-    rpc_service_impl impl[REFL_VERSIONS];
 };
 
 /* --- building the index --------------------------------------------------- */
@@ -350,11 +340,6 @@ rpc_reflection *rpc_reflection_new(const uint8_t *fds, size_t len)
     sort(r->syms, r->n_syms, sizeof(*r->syms), cmp_symbol);
     sort(r->exts, r->n_exts, sizeof(*r->exts), cmp_ext);
     resolve_deps(r);
-
-    r->bind[REFL_V1] = (refl_binding){
-        .r = r, .response = &grpc__reflection__v1__server_reflection_response__descriptor};
-    r->bind[REFL_V1ALPHA] = (refl_binding){
-        .r = r, .response = &grpc__reflection__v1alpha__server_reflection_response__descriptor};
     google__protobuf__file_descriptor_set__free_unpacked(set, NULL);
     return r;
 
@@ -673,36 +658,34 @@ static ProtobufCMessage *transcode(const ProtobufCMessage *m, const ProtobufCMes
     return out;
 }
 
-/* One response per request, echoing host and request. rpc_call_send() queues
- * even when it returns RPC_AGAIN, and rpc delivers no further request while
- * the queue is full, so this echo-style handler never waits on on_ready. */
-static void on_refl_message(rpc_call *c, const ProtobufCMessage *msg)
+/* Answers one request (v1 types) on c. A v1alpha call (alpha) gets the
+ * wire-identical v1alpha twin of the response. One response per request,
+ * echoing host and request: rpc_call_send() queues even when it returns
+ * RPC_AGAIN, and rpc delivers no further request while the queue is full, so
+ * this echo-style handler never waits on on_ready. */
+static void reply(rpc_call *c, const refl_request *req, bool alpha)
 {
-    const refl_binding *b = rpc_call_service_data(c);
-    const refl_request *req = (const refl_request *)msg;
-    ProtobufCMessage *req_v1 = NULL, *resp_twin = NULL;
+    const rpc_reflection *r = rpc_call_service_data(c);
+    ProtobufCMessage *twin = NULL;
     refl_answer a = {0};
+    int rv;
 
-    if (msg->descriptor != &grpc__reflection__v1__server_reflection_request__descriptor) {
-        if (!(req_v1 =
-                  transcode(msg, &grpc__reflection__v1__server_reflection_request__descriptor)))
-            goto fail_nomem;
-        req = (const refl_request *)req_v1;
-    }
     grpc__reflection__v1__server_reflection_response__init(&a.resp);
     /* protobuf-c fields are not const; packing only reads them. */
     a.resp.valid_host = req->host;
     a.resp.original_request = (refl_request *)req;
-    if (answer(&a, b->r, req) != 0)
+    if (answer(&a, r, req) != 0)
         goto fail_nomem;
-
-    const ProtobufCMessage *out = &a.resp.base;
-    if (b->response != out->descriptor) {
-        if (!(resp_twin = transcode(out, b->response)))
+    if (!alpha) {
+        rv = grpc__reflection__v1__server_reflection__server_reflection_info__send(c, &a.resp);
+    } else {
+        twin = transcode(&a.resp.base,
+                         &grpc__reflection__v1alpha__server_reflection_response__descriptor);
+        if (!twin)
             goto fail_nomem;
-        out = resp_twin;
+        rv = grpc__reflection__v1alpha__server_reflection__server_reflection_info__send(
+            c, (const Grpc__Reflection__V1alpha__ServerReflectionResponse *)twin);
     }
-    int rv = rpc_call_send(c, out);
     if (rv < 0 && rv != RPC_ECANCELLED)
         rpc_call_finish(c, rv == RPC_ETOOBIG ? RPC_RESOURCE_EXHAUSTED : RPC_INTERNAL,
                         "reflection response could not be sent");
@@ -711,11 +694,28 @@ static void on_refl_message(rpc_call *c, const ProtobufCMessage *msg)
 fail_nomem:
     rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "reflection: out of memory");
 done:
-    if (resp_twin)
-        protobuf_c_message_free_unpacked(resp_twin, NULL);
+    if (twin)
+        protobuf_c_message_free_unpacked(twin, NULL);
     answer_dispose(&a);
-    if (req_v1)
-        protobuf_c_message_free_unpacked(req_v1, NULL);
+}
+
+static void on_refl_message_v1(rpc_call *c, const refl_request *req)
+{
+    reply(c, req, false);
+}
+
+/* The handler is written against v1: a v1alpha request is transcoded first. */
+static void on_refl_message_v1alpha(rpc_call *c,
+                                    const Grpc__Reflection__V1alpha__ServerReflectionRequest *req)
+{
+    ProtobufCMessage *v1 =
+        transcode(&req->base, &grpc__reflection__v1__server_reflection_request__descriptor);
+    if (!v1) {
+        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "reflection: out of memory");
+        return;
+    }
+    reply(c, (const refl_request *)v1, true);
+    protobuf_c_message_free_unpacked(v1, NULL);
 }
 
 static void on_refl_half_close(rpc_call *c)
@@ -723,31 +723,24 @@ static void on_refl_half_close(rpc_call *c)
     rpc_call_finish(c, RPC_OK, NULL);
 }
 
-static const rpc_method_ops refl_info_ops = {
-    .flags = RPC_CLIENT_STREAMING | RPC_SERVER_STREAMING,
-    .on_message = on_refl_message,
-    .on_half_close = on_refl_half_close,
+/* ServerReflection has one method, ServerReflectionInfo, in both versions. */
+static const Grpc__Reflection__V1__ServerReflection_Server refl_v1 = {
+    .server_reflection_info = {.on_request = on_refl_message_v1,
+                               .on_half_close = on_refl_half_close},
 };
 
-/* ServerReflection has one method, ServerReflectionInfo, in both versions. */
-static const rpc_method_ops *const refl_ops[] = {&refl_info_ops};
+static const Grpc__Reflection__V1alpha__ServerReflection_Server refl_v1alpha = {
+    .server_reflection_info = {.on_request = on_refl_message_v1alpha,
+                               .on_half_close = on_refl_half_close},
+};
 
 int rpc_reflection_register(rpc_server *srv, rpc_reflection *r)
 {
-    static const ProtobufCServiceDescriptor *const desc[REFL_VERSIONS] = {
-        [REFL_V1] = &grpc__reflection__v1__server_reflection__descriptor,
-        [REFL_V1ALPHA] = &grpc__reflection__v1alpha__server_reflection__descriptor,
-    };
     if (!srv || !r || (r->srv && r->srv != srv))
         return RPC_EINVAL;
     r->srv = srv;
-    for (int v = 0; v < REFL_VERSIONS; v++) {
-        if (desc[v]->n_methods != 1)
-            return RPC_EINVAL;
-        r->impl[v] = (rpc_service_impl){.desc = desc[v], .ops = refl_ops, .data = &r->bind[v]};
-        int rv = rpc_server_add_service(srv, &r->impl[v]);
-        if (rv != 0)
-            return rv;
-    }
-    return 0;
+    int rv = grpc__reflection__v1__server_reflection__register_server(srv, &refl_v1, r);
+    if (rv != 0)
+        return rv;
+    return grpc__reflection__v1alpha__server_reflection__register_server(srv, &refl_v1alpha, r);
 }
