@@ -151,23 +151,33 @@ void http2_client_free(http2_client *cl, void (*done)(void *), void *arg)
 static void on_keepalive(uv_timer_t *t)
 {
     http2_conn *c = t->data;
-    if (c->closing || !c->session)
+    const http2_ep *ep = c->ep;
+    if (c->closing)
         return;
-    uint64_t now = uv_now(c->ep->loop);
-    if (c->last_ping) {
-        if (now - c->last_ping >= c->ep->keepalive_timeout_ms) {
+    if (!c->session) { /* still in the TLS handshake */
+        uv_timer_start(t, on_keepalive, ep->keepalive_ms, 0);
+        return;
+    }
+    uint64_t now = uv_now(ep->loop);
+    if (c->last_ping) { /* waiting for the ACK */
+        uint64_t waited = now - c->last_ping;
+        if (waited >= ep->keepalive_timeout_ms) {
             http2__conn_fail(c, "keepalive: no PING ACK within %llu ms",
-                             (unsigned long long)c->ep->keepalive_timeout_ms);
+                             (unsigned long long)ep->keepalive_timeout_ms);
             return;
         }
-        uv_timer_start(t, on_keepalive, c->ep->keepalive_timeout_ms - (now - c->last_ping), 0);
+        uv_timer_start(t, on_keepalive, ep->keepalive_timeout_ms - waited, 0);
+        return;
+    }
+    if (c->ping_sent && now - c->ping_sent < ep->keepalive_ms) { /* answered early */
+        uv_timer_start(t, on_keepalive, ep->keepalive_ms - (now - c->ping_sent), 0);
         return;
     }
     nghttp2_submit_ping(c->session, NGHTTP2_FLAG_NONE, NULL);
-    c->last_ping = now ? now : 1;
+    c->last_ping = c->ping_sent = now ? now : 1;
     http2__conn_mark_dirty(c);
-    uint64_t next = c->ep->keepalive_timeout_ms < c->ep->keepalive_ms ? c->ep->keepalive_timeout_ms
-                                                                       : c->ep->keepalive_ms;
+    uint64_t next =
+        ep->keepalive_timeout_ms < ep->keepalive_ms ? ep->keepalive_timeout_ms : ep->keepalive_ms;
     uv_timer_start(t, on_keepalive, next, 0);
 }
 

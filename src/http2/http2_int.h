@@ -91,6 +91,7 @@ struct http2_conn {
     void *data;
     char *server_name;  /* client: SNI and hostname check */
     uint64_t last_ping; /* loop time the unanswered keepalive PING went out, or 0 */
+    uint64_t ping_sent; /* loop time the last keepalive PING went out */
     char reason[200];   /* why the connection closed */
     nghttp2_session *session;
     SSL *ssl; /* NULL for h2c */
