@@ -115,7 +115,8 @@ void rpc_server_config_init(rpc_server_config *cfg);
 rpc_server *rpc_server_new(const rpc_server_config *cfg);
 void rpc_server_free(rpc_server *srv);
 
-/* Registers a service; impl is copied, its tables must outlive the server.
+/* Registers a service. impl and its ops array are copied; the rpc_method_ops
+ * tables, impl->typed and impl->data they point to must outlive the server.
  * Returns 0, RPC_EINVAL if a method path is already registered, RPC_ENOMEM. */
 int rpc_server_add_service(rpc_server *srv, const rpc_service_impl *impl);
 
