@@ -224,6 +224,10 @@ static void on_drained(http2_server *srv, void *arg)
     OMS_INFO("drained; exiting");
     uv_close((uv_handle_t *)&a->sigint, on_signal_closed);
     uv_close((uv_handle_t *)&a->sigterm, on_signal_closed);
+    /* Closing the handles restored the default actions: a late signal must
+     * not turn the clean exit into a kill. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
