@@ -41,7 +41,7 @@ int http2_client_new(uv_loop_t *loop, const http2_client_config *cfg, http2_clie
     ep->max_header_list = cfg->max_header_list;
     ep->stream_send_buffer = cfg->stream_send_buffer;
     ep->keepalive_ms = cfg->keepalive_ms;
-    ep->keepalive_timeout_ms = cfg->keepalive_timeout_ms;
+    ep->keepalive_timeout_ms = cfg->keepalive_timeout_ms ? cfg->keepalive_timeout_ms : 20000;
     ep->conn_gone = on_conn_gone;
     if (cfg->tls && !(ep->ssl_ctx = http2__tls_client_ctx_new(cfg, err, errlen))) {
         rv = UV_EINVAL;

@@ -183,7 +183,9 @@ int http2_server_start(http2_server *srv)
     srv->open_handles = 3;
     srv->listening = 1;
     int rv = uv_tcp_open(&srv->listener, srv->fd);
-    srv->fd = -1; /* the listener owns it now */
+    if (rv != 0)
+        close(srv->fd);
+    srv->fd = -1; /* the listener owns it now (or it is gone) */
     if (rv == 0)
         rv = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection);
     return rv;
