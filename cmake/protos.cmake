@@ -155,3 +155,13 @@ target_link_libraries(oms_svc_gen PUBLIC oms_rpc)
 add_library(oms_client_gen STATIC ${OMS_RPC_GEN_CLIENT_SOURCES} ${OMS_SVC_GEN_CLIENT_SOURCES})
 target_compile_options(oms_client_gen PRIVATE ${OMS_WARNINGS})
 target_link_libraries(oms_client_gen PUBLIC oms_rpc)
+
+# One plugin run writes a proto's server and client files; two libraries use
+# them. A single owner target runs the rules, so that a parallel build never
+# runs the same rule twice at once.
+add_custom_target(oms_omsrpc_sources DEPENDS ${OMS_RPC_GEN_SERVER_SOURCES}
+                  ${OMS_RPC_GEN_CLIENT_SOURCES} ${OMS_SVC_GEN_SERVER_SOURCES}
+                  ${OMS_SVC_GEN_CLIENT_SOURCES})
+add_dependencies(oms_rpc_gen oms_omsrpc_sources)
+add_dependencies(oms_svc_gen oms_omsrpc_sources)
+add_dependencies(oms_client_gen oms_omsrpc_sources)
