@@ -126,7 +126,8 @@ static bool flush_out(rpc_client_call *c)
         if (rv < 0 && rv != HTTP2_AGAIN)
             return false; /* the stream is closing; on_close follows */
         c->out_written = c->out.len;
-        if (rv == HTTP2_AGAIN) {
+        /* Once half-closed nothing more is sent: END_STREAM queues behind. */
+        if (rv == HTTP2_AGAIN && !c->half_close) {
             c->blocked = true;
             return false;
         }
