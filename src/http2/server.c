@@ -234,9 +234,11 @@ static void on_conn_gone(http2_ep *ep)
 static void on_grace_expired(uv_timer_t *t)
 {
     http2_server *srv = container_of(t, http2_server, grace_timer);
-    if (srv->ep.nconns)
-        OMS_WARN("grace period over: closing %zu connection(s) with calls in flight",
-                 srv->ep.nconns);
+    size_t busy = 0;
+    for (http2_conn *c = srv->ep.conns; c; c = c->next)
+        busy += c->nstreams > 0;
+    if (busy)
+        OMS_WARN("grace period over: closing %zu connection(s) with calls in flight", busy);
     for (http2_conn *c = srv->ep.conns, *next; c; c = next) {
         next = c->next;
         http2__conn_fail(c, "grace period over");

@@ -225,12 +225,14 @@ static void sub_connect(rpc_subchannel *sc);
 
 static void fail_waiting_if_hopeless(rpc_channel *ch);
 
+/* Once a channel is in use, every address is kept connected (as gRPC's
+ * round_robin does), so that a server that comes back gets its share of
+ * calls again; the backoff bounds the attempts on a dead one. */
 static void on_backoff_over(uv_timer_t *t)
 {
     rpc_subchannel *sc = t->data;
     sc->state = SUB_IDLE;
-    if (sc->ch->waiting)
-        sub_connect(sc);
+    sub_connect(sc);
 }
 
 /* gRPC doc/connection-backoff.md: the next wait is the current backoff with
@@ -276,8 +278,7 @@ static void on_goaway(http2_conn *conn, uint32_t h2_error)
      * one. */
     sc->conn = NULL;
     sc->state = SUB_IDLE;
-    if (sc->ch->waiting)
-        sub_connect(sc);
+    sub_connect(sc);
 }
 
 static void on_conn_close(http2_conn *conn, const char *reason)
@@ -291,8 +292,7 @@ static void on_conn_close(http2_conn *conn, const char *reason)
         sc->conn = NULL;
         sc->state = SUB_IDLE;
         snprintf(sc->error, sizeof sc->error, "%s", reason);
-        if (sc->ch->waiting)
-            sub_connect(sc);
+        sub_connect(sc);
         return;
     }
     sub_failed(sc, reason);

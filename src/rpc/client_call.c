@@ -234,6 +234,18 @@ static void end_attempt(rpc_client_call *c, rpc_status code, const char *message
     if (c->done)
         return;
     c->stream = NULL;
+    /* gRFC A6: a stream the server refused unprocessed (GOAWAY race, stream
+     * limit) is retried at once whatever the policy, without counting as an
+     * attempt, a few times at most. */
+    if (c->refused && !c->committed && c->transparent < 5 &&
+        (!c->deadline || uv_now(c->ch->loop) < c->deadline)) {
+        c->refused = false;
+        c->transparent++;
+        c->attempts--;
+        uv_timer_start(&c->timer, on_retry_timer, 0, 0);
+        return;
+    }
+    c->refused = false;
     const rpc_retry_policy *p = &c->ch->cfg.retry;
     bool retryable = !c->committed && !c->headers_seen && c->attempts < p->max_attempts &&
                      code < 32 && (p->retryable_codes & (1u << code));
@@ -435,6 +447,7 @@ static void on_data(http2_stream *s, const uint8_t *p, size_t n)
             protocol_error(c, s, RPC_INTERNAL, "cannot decode response message");
             return;
         }
+        c->last_compressed = compressed;
         if (c->ops->on_message)
             c->ops->on_message(c, m);
         protobuf_c_message_free_unpacked(m, NULL);
@@ -486,6 +499,7 @@ static void on_close(http2_stream *s, uint32_t h2_error)
         code = RPC_UNAVAILABLE;
         snprintf(m, sizeof m, "stream refused by the server");
         c->headers_seen = false;
+        c->refused = true;
     } else if (conn_error) {
         code = RPC_UNAVAILABLE;
         snprintf(m, sizeof m, "%s", conn_error);
@@ -584,6 +598,16 @@ rpc_client_call *rpc_channel_call(rpc_channel *ch, const char *path,
 
 int rpc_client_call_send(rpc_client_call *c, const ProtobufCMessage *m)
 {
+    return rpc_client_call_send_ex(c, m, c->compress);
+}
+
+bool rpc_client_call_last_compressed(const rpc_client_call *c)
+{
+    return c->last_compressed;
+}
+
+int rpc_client_call_send_ex(rpc_client_call *c, const ProtobufCMessage *m, bool compress)
+{
     if (c->done || c->half_close)
         return RPC_ECANCELLED;
     size_t size = protobuf_c_message_get_packed_size(m);
@@ -592,7 +616,7 @@ int rpc_client_call_send(rpc_client_call *c, const ProtobufCMessage *m)
     uint8_t *frame = c->out.data + c->out.len;
     protobuf_c_message_pack(m, frame + RPC_FRAME_HEADER);
     bool compressed = false;
-    if (c->compress) {
+    if (compress && c->compress) { /* only under grpc-encoding: gzip */
         rpc_buf z;
         rpc__buf_init(&z);
         if (rpc__compress(RPC_ENC_GZIP, frame + RPC_FRAME_HEADER, size, &z) == 0) {

@@ -77,6 +77,9 @@ struct rpc_client_call {
     bool committed; /* no more retries: replay bytes dropped */
     bool half_close;
     bool blocked; /* a send returned RPC_AGAIN: tell on_ready */
+    bool refused; /* the server refused the attempt unprocessed (REFUSED_STREAM) */
+    int transparent; /* transparent retries so far */
+    bool last_compressed; /* the response message being delivered was compressed */
     /* ending */
     bool done;         /* on_status delivered or scheduled */
     rpc_status final_code;

@@ -29,7 +29,9 @@ typedef struct rpc_channel rpc_channel;
 typedef struct rpc_client_call rpc_client_call;
 
 /* gRPC retry policy (gRFC A6). A call is retried only while it has received
- * no response headers, and the deadline covers every attempt. */
+ * no response headers, and the deadline covers every attempt. A stream the
+ * server refused unprocessed (REFUSED_STREAM, e.g. after GOAWAY) is retried
+ * transparently, whatever the policy. */
 typedef struct rpc_retry_policy {
     int max_attempts;           /* 1 disables retries; default 3 (capped at 5) */
     uint64_t initial_backoff_ms; /* default 100 */
@@ -110,6 +112,14 @@ rpc_client_call *rpc_channel_call(rpc_channel *ch, const char *path,
  * RPC_AGAIN if the caller should wait for on_ready, RPC_ECANCELLED if the call
  * is over or already half-closed. */
 int rpc_client_call_send(rpc_client_call *c, const ProtobufCMessage *m);
+
+/* As rpc_client_call_send, choosing compression for this message. A message
+ * is compressed only in a call started with opts->compress (which sends
+ * grpc-encoding: gzip); there, compress=false sends it uncompressed. */
+int rpc_client_call_send_ex(rpc_client_call *c, const ProtobufCMessage *m, bool compress);
+
+/* Inside on_message: whether that response message arrived compressed. */
+bool rpc_client_call_last_compressed(const rpc_client_call *c);
 
 /* Half-closes: no more request messages. */
 int rpc_client_call_close_send(rpc_client_call *c);

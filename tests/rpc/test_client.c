@@ -7,10 +7,7 @@
  * several addresses, a server going away mid-run, and GOAWAY with a call in
  * flight. The servers implement grpc.testing.TestService's UnaryCall and
  * StreamingOutputCall; every call they see is counted per server.
- *
- * Tests of known, not yet fixed bugs skip themselves unless
- * OMS_TEST_KNOWN_BUGS is set in the environment (criterion has no XFAIL):
- * they fail until the fix lands, and then lose their skip. */
+ */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -772,9 +769,6 @@ Test(rpc_client, wait_for_ready_outlives_connection_failures)
  * serving; calls after the restart should reach both. */
 Test(rpc_client, restarted_server_gets_traffic_again)
 {
-    if (!getenv("OMS_TEST_KNOWN_BUGS"))
-        cr_skip_test("known bug (channel.c: an address whose connection ended is only "
-                     "reconnected when no other is READY); OMS_TEST_KNOWN_BUGS=1 runs it");
     setup_servers(2);
     chan = channel_to(2, 3);
     lb_run(4, -1, -1);
@@ -899,9 +893,6 @@ static void race_on_stream_msg(ccall *cc)
 
 Test(rpc_client, refused_after_goaway_retried_transparently)
 {
-    if (!getenv("OMS_TEST_KNOWN_BUGS"))
-        cr_skip_test("known bug (client_call.c end_attempt: REFUSED_STREAM retries count "
-                     "against max_attempts); OMS_TEST_KNOWN_BUGS=1 runs it");
     setup_servers(2);
     chan = channel_to(2, 1);
     memset(&race, 0, sizeof race);
