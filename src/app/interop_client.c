@@ -10,19 +10,19 @@
  * and prints one "PASS name" / "FAIL name: why" line per case, then
  * "N passed, M failed"; the exit status is 0 only if every case passed.
  *
- * Everything runs on one uv loop driven from here: unary cases go through
- * rpc_blocking_unary(), streaming ones start a call and run the loop until its
- * on_status. The per-case logic that must react to the server (ping_pong's
- * turns, cancel_after_first_response) lives in small state machines in the
- * call callbacks.
+ * Everything runs on one uv loop driven from here: most unary cases go through
+ * rpc_blocking_unary(); streaming ones, and unary ones that look at a response
+ * message's compressed flag (server_compressed_unary), start a call and run the
+ * loop until its on_status. The per-case logic that must react to the server
+ * (ping_pong's turns, cancel_after_first_response) lives in small state
+ * machines in the call callbacks.
  *
- * What rpc_client.h cannot express (noted in the case comments):
- *  - the compressed flag of a response message is not visible, so
- *    server_compressed_* check sizes and status only (the document allows
- *    this: "if supported by the implementation");
- *  - rpc_call_opts.compress gzips every request message of a call, so the
- *    second message of client_compressed_streaming (uncompressed, with
- *    expect_compressed false) goes out compressed.
+ * Compression: the compressed flag of every response message is recorded
+ * (rpc_client_call_last_compressed) and asserted by server_compressed_*;
+ * client_compressed_streaming chooses compression per request message
+ * (rpc_client_call_send_ex) inside a call started with opts.compress. The
+ * channel always advertises gzip in grpc-accept-encoding, without which a
+ * server would not compress responses.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -140,6 +140,7 @@ struct icall {
     /* responses: payload body sizes (Streaming*Response, SimpleResponse) */
     int nmsgs;
     int32_t sizes[MAX_RESPONSE];
+    bool compressed[MAX_RESPONSE]; /* the message's compressed flag */
     bool nonzero_body;
     int32_t aggregated; /* StreamingInputCallResponse */
     /* echoed metadata */
@@ -181,8 +182,10 @@ static void on_message(rpc_client_call *c, const ProtobufCMessage *m)
     else if (m->descriptor == &grpc__testing__streaming_input_call_response__descriptor)
         ic->aggregated =
             ((const Grpc__Testing__StreamingInputCallResponse *)m)->aggregated_payload_size;
-    if (ic->nmsgs < MAX_RESPONSE)
+    if (ic->nmsgs < MAX_RESPONSE) {
         ic->sizes[ic->nmsgs] = p ? (int32_t)p->body.len : -1;
+        ic->compressed[ic->nmsgs] = rpc_client_call_last_compressed(c);
+    }
     if (p && !all_zero(p->body.data, p->body.len))
         ic->nonzero_body = true;
     ic->nmsgs++;
@@ -257,17 +260,26 @@ static bool icall_start(icall *ic, const char *path, const ProtobufCMessageDescr
 }
 
 /* Sends m, waiting for on_ready when the stream is full (the pull model).
+ * compress < 0 keeps the call's choice (opts.compress); 0 or 1 chooses for
+ * this message (compressed only in a call started with opts.compress).
  * A call that already ended is not an error here: its status tells. */
-static void icall_send(icall *ic, const ProtobufCMessage *m)
+static void icall_send_ex(icall *ic, const ProtobufCMessage *m, int compress)
 {
     if (!ic->c)
         return;
-    if (rpc_client_call_send(ic->c, m) == RPC_AGAIN) {
+    int rc = compress < 0 ? rpc_client_call_send(ic->c, m)
+                          : rpc_client_call_send_ex(ic->c, m, compress != 0);
+    if (rc == RPC_AGAIN) {
         ic->blocked = true;
         while (ic->blocked && !ic->done)
             if (uv_run(&loop, UV_RUN_ONCE) == 0)
                 break;
     }
+}
+
+static void icall_send(icall *ic, const ProtobufCMessage *m)
+{
+    icall_send_ex(ic, m, -1);
 }
 
 static void icall_close_send(icall *ic)
@@ -296,6 +308,18 @@ static bool expect_sizes(const icall *ic, const int32_t *want, int n, const char
         FAIL_IF(ic->sizes[i] != want[i], "%s: response %d has a %d-byte body, expected %d", what,
                 i + 1, ic->sizes[i], want[i]);
     FAIL_IF(ic->nonzero_body, "%s: a response body is not all zeros", what);
+    return true;
+}
+
+/* The compressed flag of each of the n responses (checked by expect_sizes to
+ * be exactly n, at most MAX_RESPONSE) is want[i]. */
+static bool expect_compressed_flags(const icall *ic, const bool *want, int n, const char *what)
+{
+    for (int i = 0; i < n && i < ic->nmsgs; i++)
+        FAIL_IF(ic->compressed[i] != want[i],
+                "%s: response %d arrived %s, expected it %s (compressed message flag)", what, i + 1,
+                ic->compressed[i] ? "compressed" : "uncompressed",
+                want[i] ? "compressed" : "uncompressed");
     return true;
 }
 
@@ -403,34 +427,47 @@ static bool client_compressed_unary(void)
            expect_unary_ok(&plain, 314159, "uncompressed call");
 }
 
-/* The response's compressed flag is not visible through rpc_client.h: sizes
- * and status only. */
+/* Two UnaryCalls, response_compressed true then false; each response's
+ * compressed message flag must match. These go through on_message (not
+ * rpc_blocking_unary) to see the flag. */
 static bool server_compressed_unary(void)
 {
+    static const bool want[] = {true, false};
+    static const char *const what[] = {"response_compressed true", "response_compressed false"};
     Grpc__Testing__BoolValue flag = GRPC__TESTING__BOOL_VALUE__INIT;
     Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
     req.response_size = 314159;
     req.payload = payload_new(271828);
     FAIL_IF(!req.payload, "out of memory");
     req.response_compressed = &flag;
-    unary_result comp, plain;
     rpc_call_opts o = call_opts();
-    flag.value = true;
-    unary_call(&req, &o, &comp);
-    flag.value = false;
-    unary_call(&req, &o, &plain);
+    bool ok = true;
+    for (int i = 0; ok && i < 2; i++) {
+        icall ic;
+        flag.value = want[i];
+        ok = icall_start(&ic, SVC "UnaryCall", &grpc__testing__simple_response__descriptor,
+                         &ops_unary, &o);
+        if (!ok)
+            break;
+        icall_send(&ic, &req.base);
+        icall_close_send(&ic);
+        int32_t size = 314159;
+        ok = icall_wait(&ic) && expect_ok(&ic, what[i]) && expect_sizes(&ic, &size, 1, what[i]) &&
+             expect_compressed_flags(&ic, &want[i], 1, what[i]);
+    }
     payload_free(req.payload);
-    return expect_unary_ok(&comp, 314159, "response_compressed true") &&
-           expect_unary_ok(&plain, 314159, "response_compressed false");
+    return ok;
 }
 
 /* Sends StreamingInputCallRequests with bodies of sizes[i] bytes (expect[i]
- * >= 0 sets expect_compressed), half-closes and waits. */
-static bool streaming_input(icall *ic, const int32_t *sizes, const int *expect, int n,
-                            bool compress)
+ * >= 0 sets expect_compressed), half-closes and waits. compress NULL: an
+ * uncompressed call; else the call is started with opts.compress and message
+ * i goes out compressed iff compress[i]. */
+static bool streaming_input(icall *ic, const int32_t *sizes, const int *expect,
+                            const bool *compress, int n)
 {
     rpc_call_opts o = call_opts();
-    o.compress = compress;
+    o.compress = compress != NULL;
     if (!icall_start(ic, SVC "StreamingInputCall",
                      &grpc__testing__streaming_input_call_response__descriptor,
                      &ops_client_streaming, &o))
@@ -445,7 +482,7 @@ static bool streaming_input(icall *ic, const int32_t *sizes, const int *expect, 
             bv.value = expect[i] != 0;
             req.expect_compressed = &bv;
         }
-        icall_send(ic, &req.base);
+        icall_send_ex(ic, &req.base, compress ? compress[i] : -1);
         payload_free(req.payload);
     }
     icall_close_send(ic);
@@ -456,31 +493,31 @@ static bool client_streaming(void)
 {
     static const int32_t sizes[] = {27182, 8, 1828, 45904};
     icall ic;
-    if (!streaming_input(&ic, sizes, NULL, 4, false) || !expect_ok(&ic, "StreamingInputCall"))
+    if (!streaming_input(&ic, sizes, NULL, NULL, 4) || !expect_ok(&ic, "StreamingInputCall"))
         return false;
     FAIL_IF(ic.nmsgs != 1, "%d responses, expected 1", ic.nmsgs);
     FAIL_IF(ic.aggregated != 74922, "aggregated_payload_size %d, expected 74922", ic.aggregated);
     return true;
 }
 
-/* The document sends the second message uncompressed inside the compressed
- * call. rpc_call_opts.compress covers every message of a call, so here it
- * goes out compressed too (expect_compressed false: the server accepts
- * either). */
+/* The probe goes out in an uncompressed call; then one call started with
+ * opts.compress sends the first message compressed (expect_compressed true)
+ * and the second uncompressed (expect_compressed false). */
 static bool client_compressed_streaming(void)
 {
     static const int32_t probe_sizes[] = {27182};
     static const int probe_expect[] = {1};
     static const int32_t sizes[] = {27182, 45904};
     static const int expect[] = {1, 0};
+    static const bool compress[] = {true, false};
     icall ic;
-    if (!streaming_input(&ic, probe_sizes, probe_expect, 1, false))
+    if (!streaming_input(&ic, probe_sizes, probe_expect, NULL, 1))
         return false;
     FAIL_IF(ic.code != RPC_INVALID_ARGUMENT,
             "probe (uncompressed, expect_compressed): status %s (%d): %s, expected "
             "INVALID_ARGUMENT",
             code_name(ic.code), ic.code, ic.msg);
-    if (!streaming_input(&ic, sizes, expect, 2, true) || !expect_ok(&ic, "compressed call"))
+    if (!streaming_input(&ic, sizes, expect, compress, 2) || !expect_ok(&ic, "compressed call"))
         return false;
     FAIL_IF(ic.aggregated != 73086, "aggregated_payload_size %d, expected 73086", ic.aggregated);
     return true;
@@ -525,14 +562,16 @@ static bool server_streaming(void)
            expect_sizes(&ic, sizes, 4, "StreamingOutputCall");
 }
 
-/* As server_compressed_unary: the per-message flag is not visible. */
+/* The first response must arrive compressed, the second not. */
 static bool server_compressed_streaming(void)
 {
     static const int32_t sizes[] = {31415, 92653};
     static const int compressed[] = {1, 0};
+    static const bool want[] = {true, false};
     icall ic;
     return streaming_output(&ic, sizes, compressed, 2) && expect_ok(&ic, "StreamingOutputCall") &&
-           expect_sizes(&ic, sizes, 2, "StreamingOutputCall");
+           expect_sizes(&ic, sizes, 2, "StreamingOutputCall") &&
+           expect_compressed_flags(&ic, want, 2, "StreamingOutputCall");
 }
 
 /* ping_pong: request k+1 goes out once response k arrived (and the stream
