@@ -1,0 +1,246 @@
+/* report.c - the figures of a run: summary table and JSON. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bench/bench_int.h"
+
+static const char *const code_names[BENCH_NCODES] = {
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+};
+
+const char *bench_code_name(int code)
+{
+    return code >= 0 && code < BENCH_NCODES ? code_names[code] : "UNKNOWN";
+}
+
+/* Three significant digits in the unit that fits. */
+void bench__format_ns(char *buf, size_t len, double ns)
+{
+    if (ns < 1e4)
+        snprintf(buf, len, "%.2f us", ns / 1e3);
+    else if (ns < 1e5)
+        snprintf(buf, len, "%.1f us", ns / 1e3);
+    else if (ns < 1e6)
+        snprintf(buf, len, "%.0f us", ns / 1e3);
+    else if (ns < 1e7)
+        snprintf(buf, len, "%.2f ms", ns / 1e6);
+    else if (ns < 1e8)
+        snprintf(buf, len, "%.1f ms", ns / 1e6);
+    else if (ns < 1e9)
+        snprintf(buf, len, "%.0f ms", ns / 1e6);
+    else
+        snprintf(buf, len, "%.2f s", ns / 1e9);
+}
+
+static uint64_t errors_of(const bench_counts *c)
+{
+    return c->calls - c->codes[RPC_OK];
+}
+
+static double per_s(uint64_t n, double s)
+{
+    return s > 0 ? (double)n / s : 0;
+}
+
+/* The percentiles every report shows, in order. */
+static const struct {
+    const char *name;
+    double p;
+} pcts[] = {{"p50", 50}, {"p90", 90}, {"p99", 99}, {"p99.9", 99.9}};
+
+void bench_report_text(FILE *f, const bench_config *cfg, const bench_results *res)
+{
+    const bench_call_info *info = bench_call_info_of(cfg->call);
+    const bench_counts *c = &res->counts;
+    double d = res->duration_s;
+    fprintf(f, "oms-bench: %s %s\n", info->name, info->path);
+    fprintf(f, "  target       %s (%s%s%s)\n", cfg->target, cfg->h2c ? "h2c" : "tls",
+            cfg->server_name ? ", name " : "", cfg->server_name ? cfg->server_name : "");
+    fprintf(f, "  load         %u connection%s, %u in flight, ", cfg->connections,
+            cfg->connections == 1 ? "" : "s", cfg->concurrency);
+    if (cfg->rate > 0)
+        fprintf(f, "open loop at %.0f %ss/s\n", cfg->rate, info->op_unit);
+    else
+        fprintf(f, "closed loop\n");
+    fprintf(f, "  request      %zu bytes", res->request_bytes);
+    if (cfg->call != BENCH_UNARY && cfg->messages)
+        fprintf(f, ", %u %ss per stream", cfg->messages, info->msg_unit);
+    else if (cfg->call != BENCH_UNARY)
+        fprintf(f, ", one stream per slot for the whole run");
+    fprintf(f, "\n  window       %.2f s after %.2f s of warm-up%s\n\n", d, res->warmup_s,
+            res->interrupted ? " (interrupted)" : "");
+
+    fprintf(f, "  calls        %" PRIu64 " (%" PRIu64 " OK, %" PRIu64 " errors)\n", c->calls,
+            c->codes[RPC_OK], errors_of(c));
+    if (cfg->call == BENCH_BIDI)
+        fprintf(f, "  throughput   %.1f round trips/s\n", per_s(c->ops, d));
+    else if (info->rate_in_msgs)
+        fprintf(f, "  throughput   %.1f %ss/s, %.1f %ss/s\n", per_s(c->messages, d), info->msg_unit,
+                per_s(c->ops, d), info->op_unit);
+    else
+        fprintf(f, "  throughput   %.1f calls/s\n", per_s(c->ops, d));
+
+    fprintf(f, "  latency      per %s, %" PRIu64 " samples\n", info->op_unit, res->latency.total);
+    fprintf(f, "    %10s %10s", "min", "mean");
+    for (size_t i = 0; i < sizeof pcts / sizeof pcts[0]; i++)
+        fprintf(f, " %10s", pcts[i].name);
+    fprintf(f, " %10s\n    ", "max");
+    char b[32];
+    const bench_hist *h = &res->latency;
+    bench__format_ns(b, sizeof b, h->total ? (double)h->min : 0);
+    fprintf(f, "%10s", b);
+    bench__format_ns(b, sizeof b, bench_hist_mean(h));
+    fprintf(f, " %10s", b);
+    for (size_t i = 0; i < sizeof pcts / sizeof pcts[0]; i++) {
+        bench__format_ns(b, sizeof b, (double)bench_hist_percentile(h, pcts[i].p));
+        fprintf(f, " %10s", b);
+    }
+    bench__format_ns(b, sizeof b, (double)h->max);
+    fprintf(f, " %10s\n", b);
+
+    if (cfg->rate > 0)
+        fprintf(f,
+                "  queued       %" PRIu64 " %ss waited for a slot (longest queue %" PRIu64
+                "), %" PRIu64 " never started\n",
+                res->queued, info->op_unit, res->max_queue, res->unstarted);
+    if (errors_of(c)) {
+        fprintf(f, "  errors\n");
+        for (int k = 1; k < BENCH_NCODES; k++)
+            if (c->codes[k])
+                fprintf(f, "    %-20s %10" PRIu64 "  %s\n", code_names[k], c->codes[k],
+                        res->first_error[k]);
+    }
+    double cpu = res->cpu_user_s + res->cpu_sys_s;
+    fprintf(f, "  client CPU   %.2f s user + %.2f s sys = %.0f%% of one core\n", res->cpu_user_s,
+            res->cpu_sys_s, d > 0 ? 100 * cpu / d : 0);
+}
+
+/* A JSON string literal. */
+static void json_str(FILE *f, const char *s)
+{
+    if (!s) {
+        fputs("null", f);
+        return;
+    }
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static void json_us(FILE *f, const char *name, double ns, bool last)
+{
+    fprintf(f, "    \"%s\": %.3f%s\n", name, ns / 1e3, last ? "" : ",");
+}
+
+static void write_json(FILE *f, const bench_config *cfg, const bench_results *res)
+{
+    const bench_call_info *info = bench_call_info_of(cfg->call);
+    const bench_counts *c = &res->counts;
+    const bench_hist *h = &res->latency;
+    double d = res->duration_s;
+    fprintf(f, "{\n  \"tool\": \"oms-bench\",\n  \"config\": {\n    \"target\": ");
+    json_str(f, cfg->target);
+    fprintf(f, ",\n    \"address\": ");
+    json_str(f, cfg->address);
+    fprintf(f, ",\n    \"transport\": \"%s\",\n    \"server_name\": ", cfg->h2c ? "h2c" : "tls");
+    json_str(f, cfg->server_name);
+    fprintf(f, ",\n    \"call\": \"%s\",\n    \"method\": \"%s\",\n", info->name, info->path);
+    fprintf(f, "    \"connections\": %u,\n    \"concurrency\": %u,\n", cfg->connections,
+            cfg->concurrency);
+    fprintf(f, "    \"duration_s\": %g,\n    \"warmup_s\": %g,\n", cfg->duration_s, cfg->warmup_s);
+    fprintf(f, "    \"rate\": %g,\n    \"open_loop\": %s,\n", cfg->rate,
+            cfg->rate > 0 ? "true" : "false");
+    fprintf(f, "    \"payload\": %zu,\n    \"request_bytes\": %zu,\n", cfg->payload,
+            res->request_bytes);
+    fprintf(f, "    \"messages_per_stream\": %u\n  },\n",
+            cfg->call == BENCH_UNARY ? 1 : cfg->messages);
+    fprintf(f, "  \"interrupted\": %s,\n", res->interrupted ? "true" : "false");
+    fprintf(f, "  \"duration_s\": %.6f,\n  \"warmup_s\": %.6f,\n", d, res->warmup_s);
+    fprintf(f,
+            "  \"calls\": %" PRIu64 ",\n  \"calls_ok\": %" PRIu64 ",\n  \"errors\": %" PRIu64 ",\n",
+            c->calls, c->codes[RPC_OK], errors_of(c));
+    fprintf(f, "  \"errors_by_code\": {");
+    const char *sep = "";
+    for (int k = 1; k < BENCH_NCODES; k++) {
+        if (c->codes[k]) {
+            fprintf(f, "%s\"%s\": %" PRIu64, sep, code_names[k], c->codes[k]);
+            sep = ", ";
+        }
+    }
+    fprintf(f, "},\n  \"error_messages\": {");
+    sep = "";
+    for (int k = 1; k < BENCH_NCODES; k++) {
+        if (c->codes[k]) {
+            fprintf(f, "%s\"%s\": ", sep, code_names[k]);
+            json_str(f, res->first_error[k]);
+            sep = ", ";
+        }
+    }
+    fprintf(f, "},\n");
+    fprintf(f, "  \"ops\": %" PRIu64 ",\n  \"op_unit\": \"%s\",\n", c->ops, info->op_unit);
+    fprintf(f, "  \"messages\": %" PRIu64 ",\n  \"message_unit\": \"%s\",\n", c->messages,
+            info->msg_unit);
+    fprintf(f, "  \"calls_per_s\": %.3f,\n  \"ops_per_s\": %.3f,\n  \"messages_per_s\": %.3f,\n",
+            per_s(c->calls, d), per_s(c->ops, d), per_s(c->messages, d));
+    fprintf(f, "  \"rate\": %.3f,\n  \"rate_unit\": \"%s\",\n",
+            info->rate_in_msgs ? per_s(c->messages, d) : per_s(c->ops, d),
+            info->rate_in_msgs ? "msgs/s" : "calls/s");
+    fprintf(f, "  \"latency_us\": {\n    \"count\": %" PRIu64 ",\n", h->total);
+    json_us(f, "min", h->total ? (double)h->min : 0, false);
+    json_us(f, "mean", bench_hist_mean(h), false);
+    for (size_t i = 0; i < sizeof pcts / sizeof pcts[0]; i++)
+        json_us(f, pcts[i].name, (double)bench_hist_percentile(h, pcts[i].p), false);
+    json_us(f, "max", (double)h->max, true);
+    fprintf(f, "  },\n");
+    fprintf(f,
+            "  \"queued\": %" PRIu64 ",\n  \"max_queue\": %" PRIu64 ",\n  \"unstarted\": %" PRIu64
+            ",\n",
+            res->queued, res->max_queue, res->unstarted);
+    double cpu = res->cpu_user_s + res->cpu_sys_s;
+    fprintf(f, "  \"cpu\": {\"user_s\": %.3f, \"sys_s\": %.3f, \"utilization\": %.3f}\n}\n",
+            res->cpu_user_s, res->cpu_sys_s, d > 0 ? cpu / d : 0);
+}
+
+int bench_report_json(const char *path, const bench_config *cfg, const bench_results *res)
+{
+    if (strcmp(path, "-") == 0) {
+        write_json(stdout, cfg, res);
+        return fflush(stdout) == 0 ? 0 : -1;
+    }
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    write_json(f, cfg, res);
+    if (ferror(f)) {
+        int e = errno;
+        fclose(f);
+        errno = e ? e : EIO;
+        return -1;
+    }
+    return fclose(f) == 0 ? 0 : -1;
+}
