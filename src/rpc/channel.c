@@ -433,12 +433,55 @@ void rpc__channel_unwait(rpc_channel *ch, rpc_client_call *c)
     c->wait_next = NULL;
 }
 
+/* --- deferred work ------------------------------------------------------------ */
+
+/* Runs what was queued before this turn; what those calls queue waits for
+ * the next turn, after I/O has been polled. */
+static void on_idle(uv_idle_t *h)
+{
+    rpc_channel *ch = h->data;
+    rpc_client_call *c = ch->defer_head;
+    ch->defer_head = ch->defer_tail = NULL;
+    while (c) {
+        rpc_client_call *next = c->defer_next;
+        int op = c->defer_op;
+        c->defer_next = NULL;
+        c->defer_op = 0;
+        if (op == RPC_DEFER_START)
+            rpc__client_call_start(c);
+        else if (op == RPC_DEFER_STATUS)
+            rpc__client_call_deliver(c); /* may free c */
+        c = next;
+    }
+    if (!ch->defer_head)
+        uv_idle_stop(&ch->idle);
+}
+
+void rpc__channel_defer(rpc_channel *ch, rpc_client_call *c, int op)
+{
+    if (c->defer_op) { /* already queued: the later op wins */
+        c->defer_op = op;
+        return;
+    }
+    c->defer_op = op;
+    c->defer_next = NULL;
+    if (ch->defer_tail)
+        ch->defer_tail->defer_next = c;
+    else
+        ch->defer_head = c;
+    ch->defer_tail = c;
+    if (!ch->idle_on) {
+        uv_idle_init(ch->loop, &ch->idle);
+        ch->idle.data = ch;
+        ch->idle_on = true;
+    }
+    uv_idle_start(&ch->idle, on_idle);
+}
+
 /* --- teardown --------------------------------------------------------------- */
 
-static void maybe_done(rpc_channel *ch)
+static void release(rpc_channel *ch)
 {
-    if (ch->open_handles || ch->h2 || ch->calls)
-        return;
     void (*done)(void *) = ch->done;
     void *arg = ch->done_arg;
     free(ch->subs);
@@ -446,6 +489,23 @@ static void maybe_done(rpc_channel *ch)
     free(ch);
     if (done)
         done(arg);
+}
+
+static void on_idle_closed(uv_handle_t *h)
+{
+    release(h->data);
+}
+
+static void maybe_done(rpc_channel *ch)
+{
+    if (ch->open_handles || ch->h2 || ch->calls)
+        return;
+    if (ch->idle_on) {
+        ch->idle_on = false;
+        uv_close((uv_handle_t *)&ch->idle, on_idle_closed);
+        return;
+    }
+    release(ch);
 }
 
 static void on_timer_closed(uv_handle_t *h)

@@ -42,20 +42,19 @@ static void on_handle_closed(uv_handle_t *h)
         call_free(c);
 }
 
-/* Delivers the final status once, then closes the timers (the call is freed
- * when both are closed). */
-static void deliver_status(rpc_client_call *c)
+/* Delivers the final status once, then frees the call (after closing the
+ * timers it used, if any). Runs from the channel's deferred queue. */
+void rpc__client_call_deliver(rpc_client_call *c)
 {
     const rpc_metadata trailers = {c->trailers, c->ntrailers};
     if (c->ops->on_status)
         c->ops->on_status(c, c->final_code, c->final_message ? c->final_message : "", &trailers);
-    uv_close((uv_handle_t *)&c->deadline_timer, on_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
-}
-
-static void on_deferred_status(uv_timer_t *t)
-{
-    deliver_status(t->data);
+    if (c->deadline_on)
+        uv_close((uv_handle_t *)&c->deadline_timer, on_handle_closed);
+    if (c->timer_on)
+        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    if (c->handles == 0)
+        call_free(c);
 }
 
 /* Ends the call: the status goes out from the loop, never from inside an
@@ -67,15 +66,18 @@ static void finish(rpc_client_call *c, rpc_status code, const char *message)
     c->done = true;
     c->final_code = code;
     free(c->final_message);
-    c->final_message = strdup(message ? message : "");
+    c->final_message = message && *message ? strdup(message) : NULL;
     rpc__channel_unwait(c->ch, c);
-    uv_timer_stop(&c->deadline_timer);
+    if (c->deadline_on)
+        uv_timer_stop(&c->deadline_timer);
+    if (c->timer_on)
+        uv_timer_stop(&c->timer);
     if (c->stream) {
         http2_stream_set_data(c->stream, NULL);
         http2_stream_reset(c->stream, HTTP2_CANCEL);
         c->stream = NULL;
     }
-    uv_timer_start(&c->timer, on_deferred_status, 0, 0);
+    rpc__channel_defer(c->ch, c, RPC_DEFER_STATUS);
 }
 
 void rpc__client_call_fail(rpc_client_call *c, rpc_status code, const char *message)
@@ -95,6 +97,11 @@ static void start_attempt(rpc_client_call *c);
 static void on_retry_timer(uv_timer_t *t)
 {
     start_attempt(t->data);
+}
+
+void rpc__client_call_start(rpc_client_call *c)
+{
+    start_attempt(c);
 }
 
 static void reset_attempt(rpc_client_call *c)
@@ -242,7 +249,7 @@ static void end_attempt(rpc_client_call *c, rpc_status code, const char *message
         c->refused = false;
         c->transparent++;
         c->attempts--;
-        uv_timer_start(&c->timer, on_retry_timer, 0, 0);
+        rpc__channel_defer(c->ch, c, RPC_DEFER_START);
         return;
     }
     c->refused = false;
@@ -266,6 +273,12 @@ static void end_attempt(rpc_client_call *c, rpc_status code, const char *message
     }
     OMS_DEBUG("call %s: attempt %d: %s; retrying in %llu ms", c->path, c->attempts,
               rpc__status_name(code), (unsigned long long)wait);
+    if (!c->timer_on) {
+        uv_timer_init(c->ch->loop, &c->timer);
+        c->timer.data = c;
+        c->timer_on = true;
+        c->handles++;
+    }
     uv_timer_start(&c->timer, on_retry_timer, wait, 0);
 }
 
@@ -574,10 +587,6 @@ rpc_client_call *rpc_channel_call(rpc_channel *ch, const char *path,
     rpc__arena_init(&c->arena, c->inline_arena, sizeof c->inline_arena);
     rpc__deframer_init(&c->deframer, ch->cfg.max_recv_msg);
     rpc__buf_init(&c->out);
-    uv_timer_init(ch->loop, &c->deadline_timer);
-    uv_timer_init(ch->loop, &c->timer);
-    c->deadline_timer.data = c->timer.data = c;
-    c->handles = 2;
     c->next = ch->calls;
     if (ch->calls)
         ch->calls->prev = c;
@@ -586,13 +595,17 @@ rpc_client_call *rpc_channel_call(rpc_channel *ch, const char *path,
         finish(c, RPC_CANCELLED, "channel closed");
         return c;
     }
-    if (c->deadline)
+    if (c->deadline) {
+        uv_timer_init(ch->loop, &c->deadline_timer);
+        c->deadline_timer.data = c;
+        c->deadline_on = true;
+        c->handles++;
         uv_timer_start(&c->deadline_timer, on_deadline, opts->timeout_ms, 0);
+    }
     /* The first attempt starts from the loop, so that the caller can send
      * its first message before anything is written and no callback fires
      * from inside this function. */
-    c->attempts = 0;
-    uv_timer_start(&c->timer, on_retry_timer, 0, 0);
+    rpc__channel_defer(ch, c, RPC_DEFER_START);
     return c;
 }
 

@@ -39,6 +39,11 @@ struct rpc_channel {
     int open_handles;       /* subchannel timers not yet closed */
     rpc_client_call *calls; /* every live call (doubly linked) */
     rpc_client_call *waiting; /* calls waiting for a READY subchannel (singly linked) */
+    /* work deferred to the next loop turn (first attempts, final statuses),
+     * run from an idle handle so that a chain of calls cannot starve I/O */
+    uv_idle_t idle;
+    bool idle_on;
+    rpc_client_call *defer_head, *defer_tail;
     void (*done)(void *);
     void *done_arg;
 };
@@ -84,11 +89,21 @@ struct rpc_client_call {
     bool done;         /* on_status delivered or scheduled */
     rpc_status final_code;
     char *final_message;
-    uv_timer_t deadline_timer;
-    uv_timer_t timer; /* retry backoff, deferred status */
-    int handles;      /* timers not yet closed */
+    uv_timer_t deadline_timer; /* set up only with a deadline */
+    uv_timer_t timer;          /* retry backoff; set up on the first retry */
+    bool deadline_on;
+    bool timer_on;
+    int handles;               /* timers set up and not yet closed */
+    int defer_op;              /* queued on ch->defer_head: RPC_DEFER_* */
+    rpc_client_call *defer_next;
     uint8_t inline_arena[256];
 };
+
+enum { RPC_DEFER_START = 1, RPC_DEFER_STATUS = 2 };
+
+/* channel.c: runs op for c on the next loop turn (a later op replaces a
+ * queued one). */
+void rpc__channel_defer(rpc_channel *ch, rpc_client_call *c, int op);
 
 /* channel.c: hands c a READY connection now, or queues it. Returns false if
  * the call must fail now (*why says why). */
@@ -102,5 +117,8 @@ double rpc__channel_random(rpc_channel *ch);
 void rpc__client_call_dispatch(rpc_client_call *c, http2_conn *conn, const char *error);
 /* Ends the call with a local status, delivered from the loop. */
 void rpc__client_call_fail(rpc_client_call *c, rpc_status code, const char *message);
+/* The deferred ops. */
+void rpc__client_call_start(rpc_client_call *c);
+void rpc__client_call_deliver(rpc_client_call *c);
 
 #endif
