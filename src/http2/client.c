@@ -45,25 +45,17 @@ int http2_client_new(uv_loop_t *loop, const http2_client_config *cfg, http2_clie
     ep->conn_gone = on_conn_gone;
     if (cfg->tls && !(ep->ssl_ctx = http2__tls_client_ctx_new(cfg, err, errlen))) {
         rv = UV_EINVAL;
-        goto fail_tls;
+        goto fail;
     }
-    if (http2__session_callbacks_new(&ep->callbacks) != 0) {
+    if ((rv = http2__ep_setup(ep, true)) != 0) {
         snprintf(err, errlen, "out of memory");
-        goto fail_callbacks;
-    }
-    if (!(ep->option = http2__session_option_new(true))) {
-        snprintf(err, errlen, "out of memory");
-        goto fail_option;
+        goto fail;
     }
     *out = cl;
     return 0;
 
-fail_option:
-    nghttp2_session_callbacks_del(ep->callbacks);
-fail_callbacks:
-    if (ep->ssl_ctx)
-        SSL_CTX_free(ep->ssl_ctx);
-fail_tls:
+fail:
+    http2__ep_dispose(ep);
     free(cl);
     *out = NULL;
     return rv;
@@ -71,10 +63,7 @@ fail_tls:
 
 static void release(http2_client *cl)
 {
-    nghttp2_option_del(cl->ep.option);
-    nghttp2_session_callbacks_del(cl->ep.callbacks);
-    if (cl->ep.ssl_ctx)
-        SSL_CTX_free(cl->ep.ssl_ctx);
+    http2__ep_dispose(&cl->ep);
     void (*done)(void *) = cl->done_cb;
     void *arg = cl->done_arg;
     free(cl);

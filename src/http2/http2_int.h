@@ -56,6 +56,10 @@ typedef struct http2_ep {
 } http2_ep;
 
 void http2__ep_init(http2_ep *ep, uv_loop_t *loop);
+/* Makes the nghttp2 callbacks and options (the TLS context is the owner's). */
+int http2__ep_setup(http2_ep *ep, bool client);
+/* Frees what setup made and the TLS context; safe on a partial setup. */
+void http2__ep_dispose(http2_ep *ep);
 /* Starts the flusher on first use. */
 void http2__ep_start(http2_ep *ep);
 

@@ -49,6 +49,28 @@ void http2__ep_init(http2_ep *ep, uv_loop_t *loop)
     ep->loop = loop;
 }
 
+int http2__ep_setup(http2_ep *ep, bool client)
+{
+    if (http2__session_callbacks_new(&ep->callbacks) != 0)
+        return UV_ENOMEM;
+    if (!(ep->option = http2__session_option_new(client)))
+        return UV_ENOMEM;
+    return 0;
+}
+
+void http2__ep_dispose(http2_ep *ep)
+{
+    if (ep->option)
+        nghttp2_option_del(ep->option);
+    if (ep->callbacks)
+        nghttp2_session_callbacks_del(ep->callbacks);
+    if (ep->ssl_ctx)
+        SSL_CTX_free(ep->ssl_ctx);
+    ep->option = NULL;
+    ep->callbacks = NULL;
+    ep->ssl_ctx = NULL;
+}
+
 void http2__ep_start(http2_ep *ep)
 {
     if (ep->flusher_on)
@@ -97,21 +119,13 @@ int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_serv
     ep->handler_data = cfg->handler_data;
     ep->conn_gone = on_conn_gone;
 
-    if (cfg->tls) {
-        ep->ssl_ctx = http2__tls_ctx_new(cfg->cert_file, cfg->key_file, err, errlen);
-        if (!ep->ssl_ctx) {
-            rv = UV_EINVAL;
-            goto fail_tls;
-        }
+    if (cfg->tls && !(ep->ssl_ctx = http2__tls_ctx_new(cfg->cert_file, cfg->key_file, err, errlen))) {
+        rv = UV_EINVAL;
+        goto fail;
     }
-    if ((rv = http2__session_callbacks_new(&ep->callbacks)) != 0) {
+    if ((rv = http2__ep_setup(ep, false)) != 0) {
         snprintf(err, errlen, "out of memory");
-        goto fail_callbacks;
-    }
-    if (!(ep->option = http2__session_option_new(false))) {
-        snprintf(err, errlen, "out of memory");
-        rv = UV_ENOMEM;
-        goto fail_option;
+        goto fail;
     }
 
     struct sockaddr_storage addr;
@@ -120,7 +134,7 @@ int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_serv
         snprintf(err, errlen, "invalid listen address '%s' (want an IPv4 or IPv6 literal)",
                  cfg->host);
         rv = UV_EINVAL;
-        goto fail_addr;
+        goto fail;
     }
     /* The socket is made by hand so that a bind failure unwinds at once (no
      * libuv handle to close yet), and so that SO_REUSEPORT can be set for a
@@ -129,7 +143,7 @@ int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_serv
     if (fd < 0) {
         rv = -errno;
         snprintf(err, errlen, "socket: %s", strerror(errno));
-        goto fail_addr;
+        goto fail;
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -141,7 +155,7 @@ int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_serv
         rv = -errno;
         snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->host, cfg->port, strerror(errno));
         close(fd);
-        goto fail_addr;
+        goto fail;
     }
     srv->fd = fd;
 
@@ -153,14 +167,8 @@ int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_serv
     *out = srv;
     return 0;
 
-fail_addr:
-    nghttp2_option_del(ep->option);
-fail_option:
-    nghttp2_session_callbacks_del(ep->callbacks);
-fail_callbacks:
-    if (ep->ssl_ctx)
-        SSL_CTX_free(ep->ssl_ctx);
-fail_tls:
+fail:
+    http2__ep_dispose(ep);
     free(srv);
     *out = NULL;
     return rv;
@@ -276,9 +284,6 @@ void http2_server_free(http2_server *srv)
         return;
     if (srv->fd >= 0)
         close(srv->fd);
-    nghttp2_option_del(srv->ep.option);
-    nghttp2_session_callbacks_del(srv->ep.callbacks);
-    if (srv->ep.ssl_ctx)
-        SSL_CTX_free(srv->ep.ssl_ctx);
+    http2__ep_dispose(&srv->ep);
     free(srv);
 }
