@@ -35,6 +35,7 @@ typedef struct options {
     uint64_t max_streams;
     uint64_t max_header_list;
     double grace;
+    double handshake_timeout;
     oms_log_level log_level;
 } options;
 
@@ -58,6 +59,9 @@ static void usage(FILE *f)
             "                         (default 1000)\n"
             "  --max-header-list BYTES  largest request header block (default 16384);\n"
             "                         larger ones get HTTP 431\n"
+            "  --handshake-timeout SECONDS  close connections that have not finished the\n"
+            "                         TLS handshake and sent the HTTP/2 preface by then\n"
+            "                         (default 10; 0 = never)\n"
             "  --grace SECONDS        on SIGINT/SIGTERM, how long in-flight calls may run\n"
             "                         before connections are closed (default 10)\n"
             "  --log-level LEVEL      debug, info, warn, error or off (default info)\n"
@@ -113,7 +117,7 @@ static int parse_listen(const char *s, options *o)
 static int parse_args(int argc, char **argv, options *o)
 {
     enum { OPT_LISTEN = 256, OPT_H2C, OPT_CERT, OPT_KEY, OPT_MAXRECV, OPT_STREAMS, OPT_HDRS,
-           OPT_GRACE, OPT_LOG };
+           OPT_GRACE, OPT_HANDSHAKE, OPT_LOG };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"h2c", no_argument, NULL, OPT_H2C},
@@ -123,6 +127,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"max-streams", required_argument, NULL, OPT_STREAMS},
         {"max-header-list", required_argument, NULL, OPT_HDRS},
         {"grace", required_argument, NULL, OPT_GRACE},
+        {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE},
         {"log-level", required_argument, NULL, OPT_LOG},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -167,15 +172,17 @@ static int parse_args(int argc, char **argv, options *o)
                 return -1;
             }
             break;
-        case OPT_GRACE: {
+        case OPT_GRACE:
+        case OPT_HANDSHAKE: {
             char *end;
             errno = 0;
             double g = strtod(optarg, &end);
             if (errno || *end || !(g >= 0 && g <= 86400)) {
-                fprintf(stderr, "omsd: --grace wants 0..86400 seconds, got '%s'\n", optarg);
+                fprintf(stderr, "omsd: --%s wants 0..86400 seconds, got '%s'\n",
+                        ch == OPT_GRACE ? "grace" : "handshake-timeout", optarg);
                 return -1;
             }
-            o->grace = g;
+            *(ch == OPT_GRACE ? &o->grace : &o->handshake_timeout) = g;
             break;
         }
         case OPT_LOG:
@@ -253,6 +260,7 @@ int main(int argc, char **argv)
         .max_streams = 1000,
         .max_header_list = 16u << 10,
         .grace = 10,
+        .handshake_timeout = 10,
         .log_level = OMS_LOG_INFO,
     };
     if (parse_args(argc, argv, &o) != 0)
@@ -295,6 +303,7 @@ int main(int argc, char **argv)
     hcfg.key_file = o.key;
     hcfg.max_concurrent_streams = (uint32_t)o.max_streams;
     hcfg.max_header_list = (uint32_t)o.max_header_list;
+    hcfg.handshake_timeout_ms = (uint64_t)(o.handshake_timeout * 1000);
     hcfg.handler = rpc_server_stream_handler();
     hcfg.handler_data = rpc;
     char err[512];

@@ -101,6 +101,19 @@ void http2__conn_set_peer(http2_conn *c, const struct sockaddr *sa)
     format_addr(&ss, c->peer, sizeof c->peer);
 }
 
+/* A connection that has not finished its TLS handshake and sent its first
+ * HTTP/2 frame in time only holds a descriptor: close it. */
+static void on_handshake_timeout(uv_timer_t *t)
+{
+    http2_conn *c = t->data;
+    if (c->greeted || c->closing)
+        return;
+    OMS_INFO("conn %s: no %s within %llu ms; closing", c->peer,
+             c->handshake_done || !c->ssl ? "HTTP/2 preface" : "TLS handshake",
+             (unsigned long long)c->ep->handshake_timeout_ms);
+    http2__conn_fail(c, "handshake timeout");
+}
+
 int http2__conn_accept(http2_server *srv)
 {
     http2_conn *c = http2__conn_new(&srv->ep);
@@ -126,6 +139,12 @@ int http2__conn_accept(http2_server *srv)
     if (rv != 0) {
         http2__conn_close(c);
         return rv;
+    }
+    if (srv->ep.handshake_timeout_ms) {
+        uv_timer_init(srv->ep.loop, &c->timer);
+        c->timer.data = c;
+        c->handles++;
+        uv_timer_start(&c->timer, on_handshake_timeout, srv->ep.handshake_timeout_ms, 0);
     }
     OMS_DEBUG("conn %s: accepted (%s)", c->peer, srv->ep.ssl_ctx ? "tls" : "h2c");
     return 0;

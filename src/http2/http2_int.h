@@ -49,6 +49,7 @@ typedef struct http2_ep {
     size_t stream_send_buffer;
     uint64_t keepalive_ms; /* client PINGs; 0 = off */
     uint64_t keepalive_timeout_ms;
+    uint64_t handshake_timeout_ms; /* server: TLS handshake + preface */
     const http2_stream_handler *handler; /* server: for every request stream */
     void *handler_data;
     void (*conn_gone)(struct http2_ep *ep); /* a connection was freed */
@@ -88,7 +89,7 @@ struct http2_client {
 struct http2_conn {
     http2_ep *ep;
     uv_tcp_t tcp;
-    uv_timer_t timer;   /* client keepalive */
+    uv_timer_t timer;   /* client keepalive; server handshake timeout */
     uv_connect_t creq;  /* client connect */
     int handles;        /* libuv handles not yet closed */
     const http2_conn_handler *handler; /* client connections */
@@ -118,6 +119,7 @@ struct http2_conn {
     unsigned refusing : 1;          /* reset flood: new streams never reach the handler */
     unsigned connected : 1;         /* client: the session is up, on_connected fired */
     unsigned goaway_recv : 1;       /* the peer sent GOAWAY */
+    unsigned greeted : 1;           /* server: the client's first frame arrived */
     double rst_tokens;              /* mirror of nghttp2's stream reset limiter */
     uint64_t rst_stamp;             /* its last refill, in seconds */
     char peer[80];

@@ -27,6 +27,7 @@ void http2_server_config_init(http2_server_config *cfg)
     cfg->conn_window = 16 << 20;
     cfg->max_header_list = 16 << 10;
     cfg->stream_send_buffer = 256 << 10;
+    cfg->handshake_timeout_ms = 10000;
 }
 
 /* Runs once per loop turn, just before the loop blocks for I/O: every stream
@@ -115,6 +116,7 @@ int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_serv
     ep->conn_window = cfg->conn_window;
     ep->max_header_list = cfg->max_header_list;
     ep->stream_send_buffer = cfg->stream_send_buffer;
+    ep->handshake_timeout_ms = cfg->handshake_timeout_ms;
     ep->handler = cfg->handler;
     ep->handler_data = cfg->handler_data;
     ep->conn_gone = on_conn_gone;

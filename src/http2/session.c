@@ -81,6 +81,11 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
 {
     http2_conn *c = user_data;
     http2_stream *s;
+    if (!c->greeted) {
+        c->greeted = 1;
+        if (!c->ep->client && c->timer.loop)
+            uv_timer_stop(&c->timer);
+    }
     switch (frame->hd.type) {
     case NGHTTP2_HEADERS:
         s = stream_of(session, frame->hd.stream_id);

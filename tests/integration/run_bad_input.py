@@ -38,6 +38,7 @@ SOC = "/grpc.testing.TestService/StreamingOutputCall"
 
 # gRPC core (the ref server) accepts these without complaint; omsd must not.
 REF_LAX = {
+    "handshake_timeout": "ref_server.py has no --handshake-timeout",
     "content_type_text_plain": "grpc core serves any content-type",
     "content_type_missing": "grpc core serves a request without content-type",
     "bad_grpc_timeout": "grpc core ignores an unparsable grpc-timeout",
@@ -721,6 +722,35 @@ CASES = [
     ("nghttp_get", nghttp_get, BOTH),
     ("nghttp_grpc_post", nghttp_grpc_post, BOTH),
 ]
+def handshake_timeout(c):
+    """--handshake-timeout 1: a connection that never sends the preface is
+    closed after about a second; one that did is kept."""
+    idle = socket.create_connection(("127.0.0.1", c.server.port), timeout=5)
+    greeted = socket.create_connection(("127.0.0.1", c.server.port), timeout=5)
+    try:
+        greeted.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        t0 = time.time()
+        while idle.recv(4096):  # the server's SETTINGS, then EOF
+            pass
+        waited = time.time() - t0
+        if not 0.5 <= waited <= 4:
+            raise h.Failure("idle connection closed after %.2f s (want about 1 s)" % waited)
+        time.sleep(0.5)
+        greeted.sendall(b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"oms-ping")
+        data = b""
+        deadline = time.time() + 3
+        while b"\x00\x00\x08\x06\x01\x00\x00\x00\x00oms-ping" not in data:
+            if time.time() > deadline:
+                raise h.Failure("no PING ACK on the greeted connection")
+            chunk = greeted.recv(4096)
+            if not chunk:
+                raise h.Failure("the greeted connection was closed too")
+            data += chunk
+    finally:
+        idle.close()
+        greeted.close()
+
+
 LIMIT_CASES = [
     ("over_limit", over_limit),
     ("over_limit_raw", over_limit_raw),
@@ -728,6 +758,7 @@ LIMIT_CASES = [
     ("decompression_bomb", decompression_bomb),
     ("max_streams", max_streams),
     ("max_streams_grpc_client", max_streams_grpc_client),
+    ("handshake_timeout", handshake_timeout),
 ]
 
 
@@ -752,7 +783,8 @@ def main():
             env.suite.stop_server(server)
         if any(env.suite.selected("limits." + n) for n, _ in LIMIT_CASES):
             server = env.server(h2c=True, name="%s-limits" % args.server,
-                                extra_args=["--max-recv-msg", "1024", "--max-streams", "8"])
+                                extra_args=["--max-recv-msg", "1024", "--max-streams", "8"] +
+                                (["--handshake-timeout", "1"] if args.server == "omsd" else []))
             c = Ctx(env, server)
             for name, fn in LIMIT_CASES:
                 run_case(env, c, name, fn, "limits.%s" % name)
