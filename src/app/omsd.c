@@ -41,33 +41,32 @@ typedef struct options {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: omsd [options]\n"
-            "\n"
-            "The oms gRPC server: grpc.testing.TestService, oms.bench.v1.OrderBench,\n"
-            "grpc.health.v1.Health and server reflection (v1 and v1alpha).\n"
-            "\n"
-            "  --listen HOST:PORT     address to listen on (default 127.0.0.1:50051;\n"
-            "                         IPv6 as [::1]:50051; port 0 picks a free port)\n"
-            "  --h2c                  serve cleartext HTTP/2 (prior knowledge) instead of TLS\n"
-            "  --tls-cert FILE        server certificate chain, PEM (default certs/server.pem)\n"
-            "  --tls-key FILE         server private key, PEM (default certs/server.key)\n"
-            "  --max-recv-msg BYTES   largest request message accepted, after\n"
-            "                         decompression (default 4194304); larger ones get\n"
-            "                         RESOURCE_EXHAUSTED\n"
-            "  --max-streams N        SETTINGS_MAX_CONCURRENT_STREAMS per connection\n"
-            "                         (default 1000)\n"
-            "  --max-header-list BYTES  largest request header block (default 16384);\n"
-            "                         larger ones get HTTP 431\n"
-            "  --handshake-timeout SECONDS  close connections that have not finished the\n"
-            "                         TLS handshake and sent the HTTP/2 preface by then\n"
-            "                         (default 10; 0 = never)\n"
-            "  --grace SECONDS        on SIGINT/SIGTERM, how long in-flight calls may run\n"
-            "                         before connections are closed (default 10)\n"
-            "  --log-level LEVEL      debug, info, warn, error or off (default info)\n"
-            "  -h, --help             show this help\n"
-            "\n"
-            "When ready, omsd prints one line to stdout: listening on HOST:PORT (tls|h2c)\n");
+    fprintf(f, "usage: omsd [options]\n"
+               "\n"
+               "The oms gRPC server: grpc.testing.TestService, oms.bench.v1.OrderBench,\n"
+               "grpc.health.v1.Health and server reflection (v1 and v1alpha).\n"
+               "\n"
+               "  --listen HOST:PORT     address to listen on (default 127.0.0.1:50051;\n"
+               "                         IPv6 as [::1]:50051; port 0 picks a free port)\n"
+               "  --h2c                  serve cleartext HTTP/2 (prior knowledge) instead of TLS\n"
+               "  --tls-cert FILE        server certificate chain, PEM (default certs/server.pem)\n"
+               "  --tls-key FILE         server private key, PEM (default certs/server.key)\n"
+               "  --max-recv-msg BYTES   largest request message accepted, after\n"
+               "                         decompression (default 4194304); larger ones get\n"
+               "                         RESOURCE_EXHAUSTED\n"
+               "  --max-streams N        SETTINGS_MAX_CONCURRENT_STREAMS per connection\n"
+               "                         (default 1000)\n"
+               "  --max-header-list BYTES  largest request header block (default 16384);\n"
+               "                         larger ones get HTTP 431\n"
+               "  --handshake-timeout SECONDS  close connections that have not finished the\n"
+               "                         TLS handshake and sent the HTTP/2 preface by then\n"
+               "                         (default 10; 0 = never)\n"
+               "  --grace SECONDS        on SIGINT/SIGTERM, how long in-flight calls may run\n"
+               "                         before connections are closed (default 10)\n"
+               "  --log-level LEVEL      debug, info, warn, error or off (default info)\n"
+               "  -h, --help             show this help\n"
+               "\n"
+               "When ready, omsd prints one line to stdout: listening on HOST:PORT (tls|h2c)\n");
 }
 
 /* Parses a decimal in [min, max]. */
@@ -116,8 +115,18 @@ static int parse_listen(const char *s, options *o)
 
 static int parse_args(int argc, char **argv, options *o)
 {
-    enum { OPT_LISTEN = 256, OPT_H2C, OPT_CERT, OPT_KEY, OPT_MAXRECV, OPT_STREAMS, OPT_HDRS,
-           OPT_GRACE, OPT_HANDSHAKE, OPT_LOG };
+    enum {
+        OPT_LISTEN = 256,
+        OPT_H2C,
+        OPT_CERT,
+        OPT_KEY,
+        OPT_MAXRECV,
+        OPT_STREAMS,
+        OPT_HDRS,
+        OPT_GRACE,
+        OPT_HANDSHAKE,
+        OPT_LOG
+    };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"h2c", no_argument, NULL, OPT_H2C},
@@ -187,7 +196,8 @@ static int parse_args(int argc, char **argv, options *o)
         }
         case OPT_LOG:
             if (oms_log_parse_level(optarg, &o->log_level) != 0) {
-                fprintf(stderr, "omsd: --log-level wants debug, info, warn, error or off, got '%s'\n",
+                fprintf(stderr,
+                        "omsd: --log-level wants debug, info, warn, error or off, got '%s'\n",
                         optarg);
                 return -1;
             }
@@ -328,8 +338,7 @@ int main(int argc, char **argv)
         printf("listening on [%s]:%d (%s)\n", o.host, http2_server_port(a.h2),
                o.h2c ? "h2c" : "tls");
     else
-        printf("listening on %s:%d (%s)\n", o.host, http2_server_port(a.h2),
-               o.h2c ? "h2c" : "tls");
+        printf("listening on %s:%d (%s)\n", o.host, http2_server_port(a.h2), o.h2c ? "h2c" : "tls");
     fflush(stdout);
 
     uv_run(a.loop, UV_RUN_DEFAULT);

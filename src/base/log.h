@@ -21,7 +21,8 @@ int oms_log_enabled(oms_log_level level);
 
 void oms_log(oms_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define OMS_DEBUG(...) (oms_log_enabled(OMS_LOG_DEBUG) ? oms_log(OMS_LOG_DEBUG, __VA_ARGS__) : (void)0)
+#define OMS_DEBUG(...)                                                                             \
+    (oms_log_enabled(OMS_LOG_DEBUG) ? oms_log(OMS_LOG_DEBUG, __VA_ARGS__) : (void)0)
 #define OMS_INFO(...)  oms_log(OMS_LOG_INFO, __VA_ARGS__)
 #define OMS_WARN(...)  oms_log(OMS_LOG_WARN, __VA_ARGS__)
 #define OMS_ERROR(...) oms_log(OMS_LOG_ERROR, __VA_ARGS__)

@@ -22,8 +22,8 @@ void http2_client_config_init(http2_client_config *cfg)
 
 static void on_conn_gone(http2_ep *ep);
 
-int http2_client_new(uv_loop_t *loop, const http2_client_config *cfg, http2_client **out,
-                     char *err, size_t errlen)
+int http2_client_new(uv_loop_t *loop, const http2_client_config *cfg, http2_client **out, char *err,
+                     size_t errlen)
 {
     int rv = UV_ENOMEM;
     http2_client *cl = calloc(1, sizeof *cl);

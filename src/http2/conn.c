@@ -96,8 +96,8 @@ static void format_addr(const struct sockaddr_storage *ss, char *out, size_t n)
 void http2__conn_set_peer(http2_conn *c, const struct sockaddr *sa)
 {
     struct sockaddr_storage ss;
-    memcpy(&ss, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                              : sizeof(struct sockaddr_in));
+    memcpy(&ss, sa,
+           sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
     format_addr(&ss, c->peer, sizeof c->peer);
 }
 
@@ -300,8 +300,8 @@ void http2__conn_on_read(uv_stream_t *tcp, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         if (nread != UV_EOF)
             OMS_DEBUG("conn %s: read: %s", c->peer, uv_strerror((int)nread));
-        http2__conn_fail(c, "%s", nread == UV_EOF ? "connection closed by peer"
-                                                  : uv_strerror((int)nread));
+        http2__conn_fail(c, "%s",
+                         nread == UV_EOF ? "connection closed by peer" : uv_strerror((int)nread));
         return;
     }
     int rv = c->ssl ? http2__tls_feed(c, (const uint8_t *)buf->base, (size_t)nread)
@@ -416,9 +416,7 @@ void http2__conn_flush(http2_conn *c)
         c->writing = 1;
         return;
     }
-    if (c->close_after_write ||
-        (c->session && !nghttp2_session_want_read(c->session) &&
-         !nghttp2_session_want_write(c->session)))
+    if (c->close_after_write || (c->session && !nghttp2_session_want_read(c->session) &&
+                                 !nghttp2_session_want_write(c->session)))
         http2__conn_close(c);
 }
-

@@ -100,8 +100,8 @@ void http2_server_config_init(http2_server_config *cfg);
 /* Creates a server on loop and binds its listening socket. cfg is copied;
  * its strings must outlive the server. On failure returns a negative code and
  * writes a human-readable reason into err (size errlen). */
-int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_server **out,
-                     char *err, size_t errlen);
+int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_server **out, char *err,
+                     size_t errlen);
 
 /* The port actually bound (useful with port 0). */
 int http2_server_port(const http2_server *srv);
@@ -113,8 +113,8 @@ int http2_server_start(http2_server *srv);
  * lets in-flight streams finish. After grace_ms, remaining connections are
  * closed hard. done(srv, arg) fires once every connection is gone; the server
  * may then be freed. */
-void http2_server_shutdown(http2_server *srv, uint64_t grace_ms, void (*done)(http2_server *, void *),
-                           void *arg);
+void http2_server_shutdown(http2_server *srv, uint64_t grace_ms,
+                           void (*done)(http2_server *, void *), void *arg);
 
 /* Frees a server whose shutdown completed (or that never started). */
 void http2_server_free(http2_server *srv);
@@ -125,11 +125,11 @@ size_t http2_server_conn_count(const http2_server *srv);
 /* --- client ------------------------------------------------------------- */
 
 typedef struct http2_client_config {
-    int tls;                 /* 1: TLS, ALPN h2, peer verified; 0: h2c */
-    const char *ca_file;     /* PEM roots; NULL: OpenSSL's default paths */
-    const char *cert_file;   /* optional client certificate (mTLS) */
+    int tls;               /* 1: TLS, ALPN h2, peer verified; 0: h2c */
+    const char *ca_file;   /* PEM roots; NULL: OpenSSL's default paths */
+    const char *cert_file; /* optional client certificate (mTLS) */
     const char *key_file;
-    uint32_t stream_window;  /* as for the server */
+    uint32_t stream_window; /* as for the server */
     uint32_t conn_window;
     uint32_t max_header_list;
     size_t stream_send_buffer;
@@ -141,8 +141,8 @@ void http2_client_config_init(http2_client_config *cfg);
 
 /* Creates the client side for one loop: TLS context and nghttp2 setup shared
  * by its connections. cfg is copied; its strings are only read here. */
-int http2_client_new(uv_loop_t *loop, const http2_client_config *cfg, http2_client **out,
-                     char *err, size_t errlen);
+int http2_client_new(uv_loop_t *loop, const http2_client_config *cfg, http2_client **out, char *err,
+                     size_t errlen);
 
 /* Closes every connection (their streams get on_close, then the connection
  * handlers' on_close) and frees the client once libuv is done with it;

@@ -49,7 +49,7 @@ typedef struct http2_ep {
     size_t stream_send_buffer;
     uint64_t keepalive_ms; /* client PINGs; 0 = off */
     uint64_t keepalive_timeout_ms;
-    uint64_t handshake_timeout_ms; /* server: TLS handshake + preface */
+    uint64_t handshake_timeout_ms;       /* server: TLS handshake + preface */
     const http2_stream_handler *handler; /* server: for every request stream */
     void *handler_data;
     void (*conn_gone)(struct http2_ep *ep); /* a connection was freed */
@@ -89,9 +89,9 @@ struct http2_client {
 struct http2_conn {
     http2_ep *ep;
     uv_tcp_t tcp;
-    uv_timer_t timer;   /* client keepalive; server handshake timeout */
-    uv_connect_t creq;  /* client connect */
-    int handles;        /* libuv handles not yet closed */
+    uv_timer_t timer;                  /* client keepalive; server handshake timeout */
+    uv_connect_t creq;                 /* client connect */
+    int handles;                       /* libuv handles not yet closed */
     const http2_conn_handler *handler; /* client connections */
     void *data;
     char *server_name;  /* client: SNI and hostname check */
@@ -104,8 +104,8 @@ struct http2_conn {
     http2_conn *prev, *next;
     http2_conn *dirty_next;
     uv_write_t wreq;
-    uv_buf_t wbuf;   /* bytes of the write in flight */
-    http2_bytes out; /* bytes gathered for the next write */
+    uv_buf_t wbuf;          /* bytes of the write in flight */
+    http2_bytes out;        /* bytes gathered for the next write */
     http2_stream *streams;  /* open streams (doubly linked) */
     http2_stream *writable; /* streams waiting for on_writable (singly linked) */
     size_t nstreams;
@@ -113,8 +113,8 @@ struct http2_conn {
     unsigned writing : 1;
     unsigned read_paused : 1;
     unsigned handshake_done : 1;
-    unsigned closing : 1;     /* uv_close issued */
-    unsigned goaway_sent : 1; /* a terminating GOAWAY is queued */
+    unsigned closing : 1;           /* uv_close issued */
+    unsigned goaway_sent : 1;       /* a terminating GOAWAY is queued */
     unsigned close_after_write : 1; /* fatal error: close once output is out */
     unsigned refusing : 1;          /* reset flood: new streams never reach the handler */
     unsigned connected : 1;         /* client: the session is up, on_connected fired */
@@ -137,8 +137,8 @@ struct http2_stream {
     http2_bytes outq;
     nghttp2_nv *trailers;
     size_t ntrailers;
-    size_t unconsumed; /* received DATA bytes not yet returned to the windows */
-    size_t hlist;      /* header list size as RFC 9113 section 6.5.2 counts it */
+    size_t unconsumed;         /* received DATA bytes not yet returned to the windows */
+    size_t hlist;              /* header list size as RFC 9113 section 6.5.2 counts it */
     http2_stream *prev, *next; /* conn->streams */
     http2_stream *writable_next;
     unsigned opened : 1;      /* on_open delivered */
@@ -189,9 +189,8 @@ int http2__conn_start_session(http2_conn *c);
 /* stream.c */
 http2_stream *http2__stream_new(http2_conn *c, int32_t id, const http2_stream_handler *h);
 void http2__stream_free(http2_stream *s);
-ssize_t http2__stream_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
-                           size_t length, uint32_t *data_flags, nghttp2_data_source *source,
-                           void *user_data);
+ssize_t http2__stream_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
+                           uint32_t *data_flags, nghttp2_data_source *source, void *user_data);
 int http2__stream_add_header(http2_stream *s, const uint8_t *name, size_t namelen,
                              const uint8_t *value, size_t valuelen);
 /* Hands the gathered header block to on_open (the request on a server, the

@@ -98,8 +98,8 @@ static void on_connection(uv_stream_t *listener, int status)
         OMS_WARN("accept: %s", uv_strerror(rv));
 }
 
-int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_server **out,
-                     char *err, size_t errlen)
+int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_server **out, char *err,
+                     size_t errlen)
 {
     int rv;
     http2_server *srv = calloc(1, sizeof *srv);
@@ -121,7 +121,8 @@ int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_serv
     ep->handler_data = cfg->handler_data;
     ep->conn_gone = on_conn_gone;
 
-    if (cfg->tls && !(ep->ssl_ctx = http2__tls_ctx_new(cfg->cert_file, cfg->key_file, err, errlen))) {
+    if (cfg->tls &&
+        !(ep->ssl_ctx = http2__tls_ctx_new(cfg->cert_file, cfg->key_file, err, errlen))) {
         rv = UV_EINVAL;
         goto fail;
     }
@@ -151,8 +152,8 @@ int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_serv
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (addr.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    socklen_t alen = addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                : sizeof(struct sockaddr_in);
+    socklen_t alen =
+        addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     if (bind(fd, (const struct sockaddr *)&addr, alen) != 0 || listen(fd, 1024) != 0) {
         rv = -errno;
         snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->host, cfg->port, strerror(errno));

@@ -53,7 +53,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
  * handler, and the session is terminated in case nghttp2's limiter (absent
  * from an old library) did not fire. */
 #define RESET_BURST 1000
-#define RESET_RATE 33
+#define RESET_RATE  33
 
 static void count_reset(http2_conn *c)
 {
@@ -91,7 +91,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         s = stream_of(session, frame->hd.stream_id);
         if (!s)
             return 0;
-        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST || frame->headers.cat == NGHTTP2_HCAT_RESPONSE)
+        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST ||
+            frame->headers.cat == NGHTTP2_HCAT_RESPONSE)
             http2__stream_open(s);
         else if (c->ep->client && frame->headers.cat == NGHTTP2_HCAT_HEADERS)
             http2__stream_trailers(s);
@@ -233,9 +234,8 @@ nghttp2_option *http2__session_option_new(bool client)
 int http2__conn_start_session(http2_conn *c)
 {
     const http2_ep *ep = c->ep;
-    int rv = ep->client
-                 ? nghttp2_session_client_new2(&c->session, ep->callbacks, c, ep->option)
-                 : nghttp2_session_server_new2(&c->session, ep->callbacks, c, ep->option);
+    int rv = ep->client ? nghttp2_session_client_new2(&c->session, ep->callbacks, c, ep->option)
+                        : nghttp2_session_server_new2(&c->session, ep->callbacks, c, ep->option);
     if (rv != 0)
         return UV_ENOMEM;
     nghttp2_settings_entry iv[3];

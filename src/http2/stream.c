@@ -112,8 +112,8 @@ void http2__stream_open(http2_stream *s)
     if (s->too_large) {
         http2__bytes_dispose(&s->hbuf);
         if (s->conn->ep->client) {
-            OMS_INFO("conn %s: stream %d: response header list over %u bytes", s->conn->peer,
-                     s->id, s->conn->ep->max_header_list);
+            OMS_INFO("conn %s: stream %d: response header list over %u bytes", s->conn->peer, s->id,
+                     s->conn->ep->max_header_list);
             http2_stream_reset(s, HTTP2_PROTOCOL_ERROR);
             return;
         }
@@ -151,9 +151,8 @@ static void finish_body(http2_stream *s, nghttp2_session *session, uint32_t *fla
     }
 }
 
-ssize_t http2__stream_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
-                           size_t length, uint32_t *data_flags, nghttp2_data_source *source,
-                           void *user_data)
+ssize_t http2__stream_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
+                           uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
 {
     (void)stream_id;
     (void)user_data;
@@ -175,8 +174,7 @@ ssize_t http2__stream_read(nghttp2_session *session, int32_t stream_id, uint8_t 
         finish_body(s, session, data_flags);
     /* Below a quarter of the send buffer: ask the handler for more, from
      * outside this callback (conn.c's notify_writable). */
-    if (s->want_write && !s->on_writable &&
-        avail < s->conn->ep->stream_send_buffer / 4) {
+    if (s->want_write && !s->on_writable && avail < s->conn->ep->stream_send_buffer / 4) {
         s->want_write = 0;
         s->on_writable = 1;
         s->writable_next = s->conn->writable;

@@ -49,9 +49,8 @@ static const rpc_client_ops blocking_ops = {
 };
 
 rpc_status rpc_blocking_unary(rpc_channel *ch, const char *path, const ProtobufCMessage *req,
-                              const ProtobufCMessageDescriptor *resp_desc,
-                              ProtobufCMessage **resp, const rpc_call_opts *opts, char *msg,
-                              size_t msglen)
+                              const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
+                              const rpc_call_opts *opts, char *msg, size_t msglen)
 {
     blocking b = {.code = RPC_UNKNOWN, .msg = msg, .msglen = msglen, .desc = resp_desc};
     if (msg && msglen)

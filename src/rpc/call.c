@@ -167,7 +167,10 @@ static size_t count_md(const rpc_buf *b)
 
 /* --- responses ----------------------------------------------------------- */
 
-#define HDR(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
+#define HDR(n, v)                                                                                  \
+    {                                                                                              \
+        n, sizeof(n) - 1, v, sizeof(v) - 1                                                         \
+    }
 
 static size_t base_headers(const rpc_call *c, http2_header *h)
 {

@@ -30,7 +30,7 @@ void rpc_channel_config_init(rpc_channel_config *cfg)
 /* Copies the config's strings into one block owned by the channel. */
 static int copy_strings(rpc_channel *ch, const rpc_channel_config *cfg)
 {
-    const char **fields[] = {&ch->cfg.target,   &ch->cfg.ca_file,  &ch->cfg.server_name,
+    const char **fields[] = {&ch->cfg.target,    &ch->cfg.ca_file,  &ch->cfg.server_name,
                              &ch->cfg.cert_file, &ch->cfg.key_file, &ch->cfg.user_agent};
     const char *values[] = {cfg->target,    cfg->ca_file,  cfg->server_name,
                             cfg->cert_file, cfg->key_file, cfg->user_agent};
@@ -141,8 +141,8 @@ static int resolve_target(rpc_channel *ch, char *err, size_t errlen)
                 uv_ip6_name((struct sockaddr_in6 *)ai->ai_addr, ip, sizeof ip);
             else
                 uv_ip4_name((struct sockaddr_in *)ai->ai_addr, ip, sizeof ip);
-            snprintf(sc->name, sizeof sc->name, ai->ai_family == AF_INET6 ? "[%s]:%s" : "%s:%s",
-                     ip, port);
+            snprintf(sc->name, sizeof sc->name, ai->ai_family == AF_INET6 ? "[%s]:%s" : "%s:%s", ip,
+                     port);
         }
         freeaddrinfo(res);
         t += n;
@@ -246,7 +246,8 @@ static void sub_failed(rpc_subchannel *sc, const char *why)
     double jitter = ch->cfg.backoff_jitter * (2.0 * rpc__channel_random(ch) - 1.0);
     uint64_t wait = (uint64_t)((double)sc->backoff_ms * (1.0 + jitter));
     double next = (double)sc->backoff_ms * ch->cfg.backoff_multiplier;
-    sc->backoff_ms = next > (double)ch->cfg.backoff_max_ms ? ch->cfg.backoff_max_ms : (uint64_t)next;
+    sc->backoff_ms =
+        next > (double)ch->cfg.backoff_max_ms ? ch->cfg.backoff_max_ms : (uint64_t)next;
     OMS_DEBUG("channel %s: %s: %s; retrying in %llu ms", ch->cfg.target, sc->name, why,
               (unsigned long long)wait);
     if (!ch->freeing)
@@ -319,8 +320,9 @@ static void sub_connect(rpc_subchannel *sc)
     sc->state = SUB_CONNECTING;
     const char *name = ch->tls ? ch->cfg.server_name : NULL;
     char host[100], port[8];
-    if (ch->tls && !name && split_hostport(ch->cfg.target, strcspn(ch->cfg.target, ","), host,
-                                           sizeof host, port, sizeof port) == 0)
+    if (ch->tls && !name &&
+        split_hostport(ch->cfg.target, strcspn(ch->cfg.target, ","), host, sizeof host, port,
+                       sizeof port) == 0)
         name = host; /* verify against the name the user gave */
     http2_conn *conn;
     int rv = http2_client_connect(ch->h2, (const struct sockaddr *)&sc->addr, name, &conn_handler,

@@ -7,7 +7,10 @@
 #include "base/log.h"
 #include "rpc/client_int.h"
 
-#define HDR(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
+#define HDR(n, v)                                                                                  \
+    {                                                                                              \
+        n, sizeof(n) - 1, v, sizeof(v) - 1                                                         \
+    }
 
 void rpc__channel_call_gone(rpc_channel *ch);
 
@@ -563,8 +566,8 @@ static int copy_md(rpc_client_call *c, const rpc_md *md, size_t n)
 }
 
 rpc_client_call *rpc_channel_call(rpc_channel *ch, const char *path,
-                                  const ProtobufCMessageDescriptor *resp,
-                                  const rpc_client_ops *ops, void *data, const rpc_call_opts *opts)
+                                  const ProtobufCMessageDescriptor *resp, const rpc_client_ops *ops,
+                                  void *data, const rpc_call_opts *opts)
 {
     rpc_client_call *c = calloc(1, sizeof *c);
     if (!c)

@@ -31,13 +31,13 @@ struct rpc_channel {
     http2_client *h2;
     rpc_subchannel *subs;
     size_t nsubs;
-    size_t rr;              /* round-robin cursor */
-    char authority[128];    /* :authority */
+    size_t rr;           /* round-robin cursor */
+    char authority[128]; /* :authority */
     bool tls;
     bool freeing;
-    uint64_t rng;           /* jitter */
-    int open_handles;       /* subchannel timers not yet closed */
-    rpc_client_call *calls; /* every live call (doubly linked) */
+    uint64_t rng;             /* jitter */
+    int open_handles;         /* subchannel timers not yet closed */
+    rpc_client_call *calls;   /* every live call (doubly linked) */
     rpc_client_call *waiting; /* calls waiting for a READY subchannel (singly linked) */
     /* work deferred to the next loop turn (first attempts, final statuses),
      * run from an idle handle so that a chain of calls cannot starve I/O */
@@ -81,20 +81,20 @@ struct rpc_client_call {
     size_t out_written;
     bool committed; /* no more retries: replay bytes dropped */
     bool half_close;
-    bool blocked; /* a send returned RPC_AGAIN: tell on_ready */
-    bool refused; /* the server refused the attempt unprocessed (REFUSED_STREAM) */
-    int transparent; /* transparent retries so far */
+    bool blocked;         /* a send returned RPC_AGAIN: tell on_ready */
+    bool refused;         /* the server refused the attempt unprocessed (REFUSED_STREAM) */
+    int transparent;      /* transparent retries so far */
     bool last_compressed; /* the response message being delivered was compressed */
     /* ending */
-    bool done;         /* on_status delivered or scheduled */
+    bool done; /* on_status delivered or scheduled */
     rpc_status final_code;
     char *final_message;
     uv_timer_t deadline_timer; /* set up only with a deadline */
     uv_timer_t timer;          /* retry backoff; set up on the first retry */
     bool deadline_on;
     bool timer_on;
-    int handles;               /* timers set up and not yet closed */
-    int defer_op;              /* queued on ch->defer_head: RPC_DEFER_* */
+    int handles;  /* timers set up and not yet closed */
+    int defer_op; /* queued on ch->defer_head: RPC_DEFER_* */
     rpc_client_call *defer_next;
     uint8_t inline_arena[256];
 };

@@ -24,25 +24,33 @@ static const char *const NAMES[] = {
 };
 
 /* Content codings are case-insensitive in HTTP (RFC 9110 section 8.4.1). */
-rpc_encoding rpc__encoding_parse(const char *s, size_t len) {
+rpc_encoding rpc__encoding_parse(const char *s, size_t len)
+{
     for (int e = 0; e < (int)(sizeof NAMES / sizeof NAMES[0]); e++) {
-        if (strlen(NAMES[e]) == len && strncasecmp(s, NAMES[e], len) == 0) return (rpc_encoding)e;
+        if (strlen(NAMES[e]) == len && strncasecmp(s, NAMES[e], len) == 0)
+            return (rpc_encoding)e;
     }
     return RPC_ENC_UNKNOWN;
 }
 
-const char *rpc__encoding_name(rpc_encoding e) {
-    if (e < 0 || (size_t)e >= sizeof NAMES / sizeof NAMES[0]) return "unknown";
+const char *rpc__encoding_name(rpc_encoding e)
+{
+    if (e < 0 || (size_t)e >= sizeof NAMES / sizeof NAMES[0])
+        return "unknown";
     return NAMES[e];
 }
 
-static bool is_ows(char c) {
+static bool is_ows(char c)
+{
     return c == ' ' || c == '\t';
 }
 
-bool rpc__encoding_accepted(const char *list, size_t len, rpc_encoding e) {
-    if (e == RPC_ENC_IDENTITY) return true;
-    if (e == RPC_ENC_UNKNOWN) return false;
+bool rpc__encoding_accepted(const char *list, size_t len, rpc_encoding e)
+{
+    if (e == RPC_ENC_IDENTITY)
+        return true;
+    if (e == RPC_ENC_UNKNOWN)
+        return false;
     size_t i = 0;
     while (i < len) {
         size_t start = i;
@@ -61,23 +69,29 @@ bool rpc__encoding_accepted(const char *list, size_t len, rpc_encoding e) {
             start++;
         while (end > start && is_ows(list[end - 1]))
             end--;
-        if (rpc__encoding_parse(list + start, end - start) == e) return true;
+        if (rpc__encoding_parse(list + start, end - start) == e)
+            return true;
     }
     return false;
 }
 
-static int window_bits(rpc_encoding e) {
+static int window_bits(rpc_encoding e)
+{
     return e == RPC_ENC_GZIP ? GZIP_WINDOW_BITS : ZLIB_WINDOW_BITS;
 }
 
 /* zlib counts in uInt; feed it at most that much at a time. */
-static uInt clamp_uint(size_t n) {
+static uInt clamp_uint(size_t n)
+{
     return n > UINT_MAX ? UINT_MAX : (uInt)n;
 }
 
-int rpc__compress(rpc_encoding e, const uint8_t *in, size_t len, rpc_buf *out) {
-    if (e == RPC_ENC_IDENTITY) return rpc__buf_append(out, in, len);
-    if (e != RPC_ENC_GZIP && e != RPC_ENC_DEFLATE) return -1;
+int rpc__compress(rpc_encoding e, const uint8_t *in, size_t len, rpc_buf *out)
+{
+    if (e == RPC_ENC_IDENTITY)
+        return rpc__buf_append(out, in, len);
+    if (e != RPC_ENC_GZIP && e != RPC_ENC_DEFLATE)
+        return -1;
 
     z_stream zs;
     memset(&zs, 0, sizeof zs);
@@ -104,8 +118,10 @@ int rpc__compress(rpc_encoding e, const uint8_t *in, size_t len, rpc_buf *out) {
         int rv = deflate(&zs, left == 0 ? Z_FINISH : Z_NO_FLUSH);
         out->len += had_out - zs.avail_out;
         left += zs.avail_in;
-        if (rv == Z_STREAM_END) break;
-        if (rv != Z_OK && rv != Z_BUF_ERROR) goto fail;
+        if (rv == Z_STREAM_END)
+            break;
+        if (rv != Z_OK && rv != Z_BUF_ERROR)
+            goto fail;
     }
     deflateEnd(&zs);
     return 0;
@@ -116,16 +132,20 @@ fail:
     return -1;
 }
 
-int rpc__decompress(rpc_encoding e, const uint8_t *in, size_t len, size_t max, rpc_buf *out) {
+int rpc__decompress(rpc_encoding e, const uint8_t *in, size_t len, size_t max, rpc_buf *out)
+{
     if (e == RPC_ENC_IDENTITY) {
-        if (len > max) return -2;
+        if (len > max)
+            return -2;
         return rpc__buf_append(out, in, len);
     }
-    if (e != RPC_ENC_GZIP && e != RPC_ENC_DEFLATE) return -1;
+    if (e != RPC_ENC_GZIP && e != RPC_ENC_DEFLATE)
+        return -1;
 
     z_stream zs;
     memset(&zs, 0, sizeof zs);
-    if (inflateInit2(&zs, window_bits(e)) != Z_OK) return -1;
+    if (inflateInit2(&zs, window_bits(e)) != Z_OK)
+        return -1;
     size_t start = out->len;
     /* Room for max + 1 bytes: producing the extra byte is how we learn the
      * output would pass max, without inflating a byte more than that. */
@@ -140,10 +160,12 @@ int rpc__decompress(rpc_encoding e, const uint8_t *in, size_t len, size_t max, r
             /* Grow with the output, never by a guess from the compressed
              * size: the ratio is the sender's choice. */
             size_t step = GROW_STEP < limit - produced ? GROW_STEP : limit - produced;
-            if (rpc__buf_reserve_upto(out, step, cap_limit) != 0) goto done;
+            if (rpc__buf_reserve_upto(out, step, cap_limit) != 0)
+                goto done;
         }
         size_t room = out->cap - out->len;
-        if (room > limit - produced) room = limit - produced;
+        if (room > limit - produced)
+            room = limit - produced;
         zs.avail_in = clamp_uint(left);
         left -= zs.avail_in;
         zs.next_out = out->data + out->len;
@@ -173,6 +195,7 @@ int rpc__decompress(rpc_encoding e, const uint8_t *in, size_t len, size_t max, r
 
 done:
     inflateEnd(&zs);
-    if (rv != 0) out->len = start;
+    if (rv != 0)
+        out->len = start;
     return rv;
 }

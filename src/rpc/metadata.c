@@ -7,8 +7,10 @@
 #include <string.h>
 #include <strings.h>
 
-bool rpc__md_key_valid(const char *key, size_t len) {
-    if (len == 0) return false;
+bool rpc__md_key_valid(const char *key, size_t len)
+{
+    if (len == 0)
+        return false;
     for (size_t i = 0; i < len; i++) {
         char c = key[i];
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '_' || c == '-' || c == '.'))
@@ -17,29 +19,36 @@ bool rpc__md_key_valid(const char *key, size_t len) {
     return true;
 }
 
-bool rpc__md_key_is_bin(const char *key, size_t len) {
+bool rpc__md_key_is_bin(const char *key, size_t len)
+{
     return len >= 4 && memcmp(key + len - 4, "-bin", 4) == 0;
 }
 
-bool rpc__md_value_valid(const uint8_t *v, size_t len) {
+bool rpc__md_value_valid(const uint8_t *v, size_t len)
+{
     for (size_t i = 0; i < len; i++) {
-        if (v[i] < 0x20 || v[i] > 0x7E) return false;
+        if (v[i] < 0x20 || v[i] > 0x7E)
+            return false;
     }
     return true;
 }
 
-static bool key_is(const char *key, size_t len, const char *name) {
+static bool key_is(const char *key, size_t len, const char *name)
+{
     return strlen(name) == len && strncasecmp(key, name, len) == 0;
 }
 
 /* Keys are compared without regard to case: HTTP/2 peers send them in lower
  * case, but a handler adding "Content-Type" must still be refused. */
-bool rpc__md_key_reserved(const char *key, size_t len) {
+bool rpc__md_key_reserved(const char *key, size_t len)
+{
     /* Every "grpc-" key is reserved, including ones not defined yet (the spec
      * keeps the prefix for future use); grpc-status-details-bin travels as
      * part of the status, not as metadata. */
-    if (len >= 1 && key[0] == ':') return true;
-    if (len >= 5 && strncasecmp(key, "grpc-", 5) == 0) return true;
+    if (len >= 1 && key[0] == ':')
+        return true;
+    if (len >= 5 && strncasecmp(key, "grpc-", 5) == 0)
+        return true;
     /* user-agent is deliberately absent: applications may read it. The rest
      * are HTTP/2 connection-specific fields (RFC 9113 section 8.2.2) and
      * content-length, which would contradict gRPC's own framing. */
@@ -48,18 +57,21 @@ bool rpc__md_key_reserved(const char *key, size_t len) {
         "transfer-encoding", "upgrade", "content-length",
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (key_is(key, len, names[i])) return true;
+        if (key_is(key, len, names[i]))
+            return true;
     }
     return false;
 }
 
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-size_t rpc__base64_encoded_len(size_t len) {
+size_t rpc__base64_encoded_len(size_t len)
+{
     return (len + 2) / 3 * 4;
 }
 
-size_t rpc__base64_encode(const uint8_t *in, size_t len, char *out) {
+size_t rpc__base64_encode(const uint8_t *in, size_t len, char *out)
+{
     char *o = out;
     size_t i = 0;
     for (; len - i >= 3; i += 3) {
@@ -85,12 +97,18 @@ size_t rpc__base64_encode(const uint8_t *in, size_t len, char *out) {
     return (size_t)(o - out);
 }
 
-static int b64_value(char c) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
+static int b64_value(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
     return -1;
 }
 
@@ -98,19 +116,23 @@ static int b64_value(char c) {
  * last character ignored, as Go's default decoder does) and strict where the
  * input cannot be base64 at all (bad characters, '=' inside the text, a
  * dangling single character). */
-long rpc__base64_decode(const char *in, size_t len, uint8_t *out) {
+long rpc__base64_decode(const char *in, size_t len, uint8_t *out)
+{
     size_t pad = 0;
     while (pad < 2 && len > pad && in[len - 1 - pad] == '=')
         pad++;
-    if (pad > 0 && len % 4 != 0) return -1;
+    if (pad > 0 && len % 4 != 0)
+        return -1;
     size_t n = len - pad;
-    if (n % 4 == 1) return -1;
+    if (n % 4 == 1)
+        return -1;
     uint8_t *o = out;
     uint32_t acc = 0;
     size_t bits = 0;
     for (size_t i = 0; i < n; i++) {
         int v = b64_value(in[i]);
-        if (v < 0) return -1;
+        if (v < 0)
+            return -1;
         acc = (acc << 6 | (uint32_t)v) & 0xFFFFFF;
         bits += 6;
         if (bits >= 8) {

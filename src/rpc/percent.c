@@ -9,26 +9,34 @@ static const char HEX[] = "0123456789ABCDEF";
 
 /* Everything but printable ASCII needs escaping, and '%' itself so that the
  * decoder can tell an escape from a literal. */
-static bool needs_escape(unsigned char c) {
+static bool needs_escape(unsigned char c)
+{
     return c < 0x20 || c > 0x7E || c == '%';
 }
 
-static int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
     return -1;
 }
 
-char *rpc__percent_encode(const char *s, size_t len) {
+char *rpc__percent_encode(const char *s, size_t len)
+{
     /* The output is at most 3 * len + 1 bytes; refuse lengths where that
      * would wrap. */
-    if (len > (SIZE_MAX - 1) / 3) return NULL;
+    if (len > (SIZE_MAX - 1) / 3)
+        return NULL;
     size_t out_len = 0;
     for (size_t i = 0; i < len; i++)
         out_len += needs_escape((unsigned char)s[i]) ? 3 : 1;
     char *out = malloc(out_len + 1);
-    if (out == NULL) return NULL;
+    if (out == NULL)
+        return NULL;
     char *o = out;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -44,11 +52,14 @@ char *rpc__percent_encode(const char *s, size_t len) {
     return out;
 }
 
-char *rpc__percent_decode(const char *s, size_t len, size_t *out_len) {
-    if (len == SIZE_MAX) return NULL;
+char *rpc__percent_decode(const char *s, size_t len, size_t *out_len)
+{
+    if (len == SIZE_MAX)
+        return NULL;
     /* Decoding never grows the text. */
     char *out = malloc(len + 1);
-    if (out == NULL) return NULL;
+    if (out == NULL)
+        return NULL;
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
         int hi, lo;
@@ -63,6 +74,7 @@ char *rpc__percent_decode(const char *s, size_t len, size_t *out_len) {
         }
     }
     out[o] = '\0';
-    if (out_len != NULL) *out_len = o;
+    if (out_len != NULL)
+        *out_len = o;
     return out;
 }

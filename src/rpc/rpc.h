@@ -59,11 +59,11 @@ typedef enum rpc_status {
 
 /* Return codes of rpc_call_* functions. */
 enum {
-    RPC_AGAIN = 1,        /* accepted; wait for on_ready before sending more */
-    RPC_ECANCELLED = -1,  /* the call already ended (cancelled or finished) */
-    RPC_EINVAL = -2,      /* misuse: e.g. metadata after headers went out */
-    RPC_ENOMEM = -3,      /* allocation failed; the call is being failed */
-    RPC_ETOOBIG = -4,     /* message could not be encoded/sent */
+    RPC_AGAIN = 1,       /* accepted; wait for on_ready before sending more */
+    RPC_ECANCELLED = -1, /* the call already ended (cancelled or finished) */
+    RPC_EINVAL = -2,     /* misuse: e.g. metadata after headers went out */
+    RPC_ENOMEM = -3,     /* allocation failed; the call is being failed */
+    RPC_ETOOBIG = -4,    /* message could not be encoded/sent */
 };
 
 /* Method shape, from the .proto (protobuf-c descriptors do not carry it). */
@@ -104,9 +104,9 @@ typedef struct rpc_service_impl {
 } rpc_service_impl;
 
 typedef struct rpc_server_config {
-    size_t max_recv_msg;   /* bytes after decompression; default 4 MiB */
-    size_t max_send_msg;   /* default 0x7fffffff */
-    size_t send_buffer;    /* per-call bytes queued before RPC_AGAIN; default 256 KiB */
+    size_t max_recv_msg; /* bytes after decompression; default 4 MiB */
+    size_t max_send_msg; /* default 0x7fffffff */
+    size_t send_buffer;  /* per-call bytes queued before RPC_AGAIN; default 256 KiB */
 } rpc_server_config;
 
 void rpc_server_config_init(rpc_server_config *cfg);

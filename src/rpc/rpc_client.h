@@ -33,7 +33,7 @@ typedef struct rpc_client_call rpc_client_call;
  * server refused unprocessed (REFUSED_STREAM, e.g. after GOAWAY) is retried
  * transparently, whatever the policy. */
 typedef struct rpc_retry_policy {
-    int max_attempts;           /* 1 disables retries; default 3 (capped at 5) */
+    int max_attempts;            /* 1 disables retries; default 3 (capped at 5) */
     uint64_t initial_backoff_ms; /* default 100 */
     uint64_t max_backoff_ms;     /* default 2000 */
     double backoff_multiplier;   /* default 2.0; each wait is random in [0, backoff] */
@@ -43,21 +43,21 @@ typedef struct rpc_retry_policy {
 } rpc_retry_policy;
 
 typedef struct rpc_channel_config {
-    const char *target; /* "host:port[,host:port...]"; IPv6 as [::1]:port */
-    bool tls;           /* default true */
+    const char *target;      /* "host:port[,host:port...]"; IPv6 as [::1]:port */
+    bool tls;                /* default true */
     const char *ca_file;     /* PEM roots; NULL: the system's default paths */
     const char *server_name; /* SNI and hostname check; default: the target host */
     const char *cert_file;   /* optional client certificate (mTLS) */
     const char *key_file;
     /* connection backoff (gRPC doc/connection-backoff.md), milliseconds */
-    uint64_t backoff_initial_ms; /* default 1000 */
-    double backoff_multiplier;   /* default 1.6 */
-    double backoff_jitter;       /* default 0.2 */
-    uint64_t backoff_max_ms;     /* default 120000 */
-    uint64_t connect_timeout_ms; /* default 20000 (MIN_CONNECT_TIMEOUT) */
-    uint64_t keepalive_ms;       /* PING interval; 0 = off (default) */
+    uint64_t backoff_initial_ms;   /* default 1000 */
+    double backoff_multiplier;     /* default 1.6 */
+    double backoff_jitter;         /* default 0.2 */
+    uint64_t backoff_max_ms;       /* default 120000 */
+    uint64_t connect_timeout_ms;   /* default 20000 (MIN_CONNECT_TIMEOUT) */
+    uint64_t keepalive_ms;         /* PING interval; 0 = off (default) */
     uint64_t keepalive_timeout_ms; /* default 20000 */
-    size_t max_recv_msg;         /* default 4 MiB */
+    size_t max_recv_msg;           /* default 4 MiB */
     rpc_retry_policy retry;
     const char *user_agent; /* default "oms-c/VERSION" */
 } rpc_channel_config;
@@ -104,9 +104,8 @@ typedef struct rpc_call_opts {
  * (no callback fires then). Never fails otherwise: errors arrive through
  * on_status, never from inside this function. */
 rpc_client_call *rpc_channel_call(rpc_channel *ch, const char *path,
-                                  const ProtobufCMessageDescriptor *resp,
-                                  const rpc_client_ops *ops, void *data,
-                                  const rpc_call_opts *opts);
+                                  const ProtobufCMessageDescriptor *resp, const rpc_client_ops *ops,
+                                  void *data, const rpc_call_opts *opts);
 
 /* Queues one request message (copied). Returns 0 if more may be sent now,
  * RPC_AGAIN if the caller should wait for on_ready, RPC_ECANCELLED if the call
@@ -140,8 +139,7 @@ int rpc_client_call_attempts(const rpc_client_call *c);
  * protobuf_c_message_free_unpacked(*resp, NULL)). msg receives the status
  * message (may be NULL). */
 rpc_status rpc_blocking_unary(rpc_channel *ch, const char *path, const ProtobufCMessage *req,
-                              const ProtobufCMessageDescriptor *resp_desc,
-                              ProtobufCMessage **resp, const rpc_call_opts *opts, char *msg,
-                              size_t msglen);
+                              const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
+                              const rpc_call_opts *opts, char *msg, size_t msglen);
 
 #endif

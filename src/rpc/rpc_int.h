@@ -40,9 +40,9 @@ void rpc__buf_consume(rpc_buf *b, size_t n);
 #define RPC_FRAME_HEADER 5
 
 typedef enum rpc_deframe_result {
-    RPC_DEFRAME_MORE = 0,     /* need more bytes */
-    RPC_DEFRAME_MESSAGE = 1,  /* *msg, *len, *compressed describe a message */
-    RPC_DEFRAME_TOO_BIG = -1, /* declared length > max */
+    RPC_DEFRAME_MORE = 0,      /* need more bytes */
+    RPC_DEFRAME_MESSAGE = 1,   /* *msg, *len, *compressed describe a message */
+    RPC_DEFRAME_TOO_BIG = -1,  /* declared length > max */
     RPC_DEFRAME_BAD_FLAG = -2, /* flag byte other than 0 or 1 */
     RPC_DEFRAME_NOMEM = -3     /* gathering a split message failed to allocate */
 } rpc_deframe_result;
@@ -209,8 +209,8 @@ struct rpc_call {
     rpc_arena arena;
     ProtobufCAllocator allocator; /* over the arena */
     rpc_deframer deframer;
-    rpc_buf inbox;        /* received bytes held back while sending is blocked */
-    rpc_buf scratch;      /* packing/compression space for large messages */
+    rpc_buf inbox;   /* received bytes held back while sending is blocked */
+    rpc_buf scratch; /* packing/compression space for large messages */
     rpc_metadata md;
     ProtobufCMessage *req; /* the one request of non-client-streaming methods */
     rpc_buf initial_md;    /* packed [u32 klen][key][u32 vlen][value] */
@@ -232,7 +232,7 @@ struct rpc_call {
     bool blocked : 1;     /* a send returned RPC_AGAIN: wait for on_writable */
     bool compress : 1;
     bool last_compressed : 1;
-    bool in_input : 1;    /* processing input: do not re-enter */
+    bool in_input : 1; /* processing input: do not re-enter */
     uint8_t inline_arena[1024];
 };
 

@@ -248,13 +248,15 @@ static void on_open(http2_stream *s, const http2_header *h, size_t n)
         }
     }
     if (!method || method->valuelen != 4 || memcmp(method->value, "POST", 4) != 0) {
-        respond_http(s, "405", "oms: this is a gRPC server; send gRPC requests (POST, "
-                               "content-type application/grpc)\n");
+        respond_http(s, "405",
+                     "oms: this is a gRPC server; send gRPC requests (POST, "
+                     "content-type application/grpc)\n");
         return;
     }
     if (!ctype || !grpc_content_type(ctype->value, ctype->valuelen)) {
-        respond_http(s, "415", "oms: content-type must be application/grpc or "
-                               "application/grpc+proto\n");
+        respond_http(s, "415",
+                     "oms: content-type must be application/grpc or "
+                     "application/grpc+proto\n");
         return;
     }
 
@@ -274,8 +276,8 @@ static void on_open(http2_stream *s, const http2_header *h, size_t n)
     if (!m || !m->ops) {
         char msg[300];
         int pl = path ? (int)(path->valuelen > 200 ? 200 : path->valuelen) : 0;
-        snprintf(msg, sizeof msg, "%s: %.*s", m ? "method not implemented" : "unknown method",
-                 pl, path ? path->value : "");
+        snprintf(msg, sizeof msg, "%s: %.*s", m ? "method not implemented" : "unknown method", pl,
+                 path ? path->value : "");
         rpc__respond_error(s, RPC_UNIMPLEMENTED, msg);
         return;
     }

@@ -4,7 +4,8 @@
  */
 #include "rpc_int.h"
 
-rpc_status rpc__status_from_h2(uint32_t h2_error) {
+rpc_status rpc__status_from_h2(uint32_t h2_error)
+{
     switch (h2_error) {
     case HTTP2_REFUSED_STREAM:
         /* The server did no work on the stream: safe to retry. */
@@ -23,7 +24,8 @@ rpc_status rpc__status_from_h2(uint32_t h2_error) {
     }
 }
 
-rpc_status rpc__status_from_http(int http_status) {
+rpc_status rpc__status_from_http(int http_status)
+{
     switch (http_status) {
     case 400:
         return RPC_INTERNAL;
@@ -43,7 +45,8 @@ rpc_status rpc__status_from_http(int http_status) {
     }
 }
 
-const char *rpc__status_name(int code) {
+const char *rpc__status_name(int code)
+{
     static const char *const names[] = {
         [RPC_OK] = "OK",
         [RPC_CANCELLED] = "CANCELLED",
@@ -63,6 +66,7 @@ const char *rpc__status_name(int code) {
         [RPC_DATA_LOSS] = "DATA_LOSS",
         [RPC_UNAUTHENTICATED] = "UNAUTHENTICATED",
     };
-    if (code < 0 || (unsigned)code >= sizeof names / sizeof names[0]) return "UNKNOWN_CODE";
+    if (code < 0 || (unsigned)code >= sizeof names / sizeof names[0])
+        return "UNKNOWN_CODE";
     return names[code];
 }

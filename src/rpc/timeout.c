@@ -9,11 +9,14 @@
 #define MAX_VALUE  99999999u
 #define SATURATE   (UINT64_MAX / 2)
 
-int rpc__timeout_parse(const char *s, size_t len, uint64_t *ms) {
-    if (len < 2 || len > MAX_DIGITS + 1) return -1;
+int rpc__timeout_parse(const char *s, size_t len, uint64_t *ms)
+{
+    if (len < 2 || len > MAX_DIGITS + 1)
+        return -1;
     uint64_t v = 0;
     for (size_t i = 0; i < len - 1; i++) {
-        if (s[i] < '0' || s[i] > '9') return -1;
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
         v = v * 10 + (uint64_t)(s[i] - '0');
     }
     /* Sub-millisecond units round up: truncating 1n to 0 ms would turn a
@@ -48,11 +51,13 @@ int rpc__timeout_parse(const char *s, size_t len, uint64_t *ms) {
     return 0;
 }
 
-size_t rpc__timeout_format(uint64_t ms, char out[10]) {
+size_t rpc__timeout_format(uint64_t ms, char out[10])
+{
     /* A zero or past deadline is sent as the smallest positive timeout, as
      * grpc core does: the spec asks for a positive value, and the peer will
      * expire the call at once either way. */
-    if (ms == 0) return (size_t)snprintf(out, 10, "1n");
+    if (ms == 0)
+        return (size_t)snprintf(out, 10, "1n");
     /* Use the finest unit that fits in 8 digits, rounding up so the peer
      * never gives up before we would. */
     static const struct {

@@ -16,7 +16,8 @@ static const uint8_t HELLO_ZLIB[] = {0x78, 0x9c, 0xcb, 0x48, 0xcd, 0xc9, 0xc9,
 
 /* Text-like bytes that compress, with some noise so they do not compress to
  * nothing. */
-static uint8_t *sample(size_t n) {
+static uint8_t *sample(size_t n)
+{
     uint8_t *p = malloc(n ? n : 1);
     uint32_t x = 12345;
     for (size_t i = 0; i < n; i++) {
@@ -26,7 +27,8 @@ static uint8_t *sample(size_t n) {
     return p;
 }
 
-static void round_trip(rpc_encoding e, size_t n) {
+static void round_trip(rpc_encoding e, size_t n)
+{
     uint8_t *in = sample(n);
     rpc_buf z, out;
     rpc__buf_init(&z);
@@ -35,25 +37,29 @@ static void round_trip(rpc_encoding e, size_t n) {
     cr_assert_eq(rpc__decompress(e, z.data, z.len, n, &out), 0, "%s, %zu bytes",
                  rpc__encoding_name(e), n);
     cr_assert_eq(out.len, n);
-    if (n > 0) cr_assert_arr_eq(out.data, in, n);
+    if (n > 0)
+        cr_assert_arr_eq(out.data, in, n);
     rpc__buf_dispose(&z);
     rpc__buf_dispose(&out);
     free(in);
 }
 
-Test(rpc_compress, gzip_round_trip) {
+Test(rpc_compress, gzip_round_trip)
+{
     static const size_t sizes[] = {0, 1, 5, 1000, 65535, 65536, 100000, 1 << 20};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         round_trip(RPC_ENC_GZIP, sizes[i]);
 }
 
-Test(rpc_compress, deflate_round_trip) {
+Test(rpc_compress, deflate_round_trip)
+{
     static const size_t sizes[] = {0, 1, 5, 1000, 65535, 65536, 100000, 1 << 20};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         round_trip(RPC_ENC_DEFLATE, sizes[i]);
 }
 
-Test(rpc_compress, identity_copies) {
+Test(rpc_compress, identity_copies)
+{
     rpc_buf out;
     rpc__buf_init(&out);
     cr_assert_eq(rpc__compress(RPC_ENC_IDENTITY, (const uint8_t *)"abc", 3, &out), 0);
@@ -65,7 +71,8 @@ Test(rpc_compress, identity_copies) {
     rpc__buf_dispose(&out);
 }
 
-Test(rpc_compress, wire_formats) {
+Test(rpc_compress, wire_formats)
+{
     uint8_t *in = sample(100);
     rpc_buf z;
     rpc__buf_init(&z);
@@ -81,7 +88,8 @@ Test(rpc_compress, wire_formats) {
     free(in);
 }
 
-Test(rpc_compress, decodes_other_implementations) {
+Test(rpc_compress, decodes_other_implementations)
+{
     rpc_buf out;
     rpc__buf_init(&out);
     cr_assert_eq(rpc__decompress(RPC_ENC_GZIP, HELLO_GZIP, sizeof HELLO_GZIP, 100, &out), 0);
@@ -94,7 +102,8 @@ Test(rpc_compress, decodes_other_implementations) {
     rpc__buf_dispose(&out);
 }
 
-Test(rpc_compress, appends_to_existing_output) {
+Test(rpc_compress, appends_to_existing_output)
+{
     rpc_buf z, out;
     rpc__buf_init(&z);
     rpc__buf_init(&out);
@@ -112,7 +121,8 @@ Test(rpc_compress, appends_to_existing_output) {
 
 /* Runs a decompression expected to fail and checks out was left alone. */
 static void decompress_fails(rpc_encoding e, const uint8_t *in, size_t len, size_t max, int want,
-                             const char *what) {
+                             const char *what)
+{
     rpc_buf out;
     rpc__buf_init(&out);
     cr_assert_eq(rpc__buf_append(&out, "keep", 4), 0);
@@ -122,7 +132,8 @@ static void decompress_fails(rpc_encoding e, const uint8_t *in, size_t len, size
     rpc__buf_dispose(&out);
 }
 
-Test(rpc_compress, corrupt_input) {
+Test(rpc_compress, corrupt_input)
+{
     uint8_t *in = sample(5000);
     rpc_buf gz, zl;
     rpc__buf_init(&gz);
@@ -158,7 +169,8 @@ Test(rpc_compress, corrupt_input) {
     free(in);
 }
 
-static void bomb(rpc_encoding e) {
+static void bomb(rpc_encoding e)
+{
     size_t size = 10 << 20;
     uint8_t *zeros = calloc(1, size);
     rpc_buf z, out;
@@ -180,15 +192,18 @@ static void bomb(rpc_encoding e) {
     rpc__buf_dispose(&out);
 }
 
-Test(rpc_compress, gzip_bomb_stops_early) {
+Test(rpc_compress, gzip_bomb_stops_early)
+{
     bomb(RPC_ENC_GZIP);
 }
 
-Test(rpc_compress, deflate_bomb_stops_early) {
+Test(rpc_compress, deflate_bomb_stops_early)
+{
     bomb(RPC_ENC_DEFLATE);
 }
 
-Test(rpc_compress, max_zero) {
+Test(rpc_compress, max_zero)
+{
     rpc_buf z, out;
     rpc__buf_init(&z);
     rpc__buf_init(&out);
@@ -202,7 +217,8 @@ Test(rpc_compress, max_zero) {
     rpc__buf_dispose(&out);
 }
 
-Test(rpc_compress, unknown_encoding_does_not_compress) {
+Test(rpc_compress, unknown_encoding_does_not_compress)
+{
     rpc_buf z;
     rpc__buf_init(&z);
     cr_assert_eq(rpc__compress(RPC_ENC_UNKNOWN, (const uint8_t *)"a", 1, &z), -1);
@@ -211,11 +227,13 @@ Test(rpc_compress, unknown_encoding_does_not_compress) {
     rpc__buf_dispose(&z);
 }
 
-static rpc_encoding parse(const char *s) {
+static rpc_encoding parse(const char *s)
+{
     return rpc__encoding_parse(s, strlen(s));
 }
 
-Test(rpc_compress, encoding_names) {
+Test(rpc_compress, encoding_names)
+{
     cr_assert_eq(parse("identity"), RPC_ENC_IDENTITY);
     cr_assert_eq(parse("gzip"), RPC_ENC_GZIP);
     cr_assert_eq(parse("deflate"), RPC_ENC_DEFLATE);
@@ -232,11 +250,13 @@ Test(rpc_compress, encoding_names) {
     cr_assert_str_eq(rpc__encoding_name((rpc_encoding)3), "unknown");
 }
 
-static bool accepted(const char *list, rpc_encoding e) {
+static bool accepted(const char *list, rpc_encoding e)
+{
     return rpc__encoding_accepted(list, strlen(list), e);
 }
 
-Test(rpc_compress, accept_encoding_lists) {
+Test(rpc_compress, accept_encoding_lists)
+{
     cr_assert(accepted("gzip, identity", RPC_ENC_GZIP));
     cr_assert_not(accepted("gzip, identity", RPC_ENC_DEFLATE));
     cr_assert(accepted("identity,deflate,gzip", RPC_ENC_DEFLATE));

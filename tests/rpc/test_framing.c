@@ -16,14 +16,16 @@ struct collected {
     bool compressed[MAX_MSGS];
 };
 
-static void collected_free(struct collected *c) {
+static void collected_free(struct collected *c)
+{
     for (size_t i = 0; i < c->count; i++)
         free(c->data[i]);
     memset(c, 0, sizeof *c);
 }
 
 /* Appends one wire message (prefix + body) to w. */
-static void put_msg(rpc_buf *w, bool compressed, const void *body, uint32_t len) {
+static void put_msg(rpc_buf *w, bool compressed, const void *body, uint32_t len)
+{
     uint8_t h[RPC_FRAME_HEADER];
     rpc__frame_header(h, compressed, len);
     cr_assert_eq(rpc__buf_append(w, h, sizeof h), 0);
@@ -31,7 +33,8 @@ static void put_msg(rpc_buf *w, bool compressed, const void *body, uint32_t len)
 }
 
 /* Feeds one chunk and drains every message it completes. */
-static void feed(rpc_deframer *d, const uint8_t *p, size_t n, struct collected *c) {
+static void feed(rpc_deframer *d, const uint8_t *p, size_t n, struct collected *c)
+{
     const uint8_t *end = p + n;
     for (;;) {
         const uint8_t *msg;
@@ -54,14 +57,15 @@ static void feed(rpc_deframer *d, const uint8_t *p, size_t n, struct collected *
 }
 
 /* Feeds w to a fresh deframer in chunks of the given sizes (cycled). */
-static void run_chunked(const rpc_buf *w, const size_t *chunks, size_t nchunks,
-                        struct collected *c) {
+static void run_chunked(const rpc_buf *w, const size_t *chunks, size_t nchunks, struct collected *c)
+{
     rpc_deframer d;
     rpc__deframer_init(&d, 1 << 20);
     size_t off = 0;
     for (size_t i = 0; off < w->len; i++) {
         size_t k = chunks[i % nchunks];
-        if (k > w->len - off) k = w->len - off;
+        if (k > w->len - off)
+            k = w->len - off;
         feed(&d, w->data + off, k, c);
         off += k;
     }
@@ -70,7 +74,8 @@ static void run_chunked(const rpc_buf *w, const size_t *chunks, size_t nchunks,
 }
 
 /* A stream mixing sizes, an empty message and compressed flags. */
-static void sample_stream(rpc_buf *w) {
+static void sample_stream(rpc_buf *w)
+{
     static const char a[] = "hello";
     static uint8_t big[3000];
     for (size_t i = 0; i < sizeof big; i++)
@@ -82,7 +87,8 @@ static void sample_stream(rpc_buf *w) {
     put_msg(w, true, "", 0);
 }
 
-static void check_sample(const struct collected *c) {
+static void check_sample(const struct collected *c)
+{
     cr_assert_eq(c->count, 5);
     cr_assert_eq(c->len[0], 5);
     cr_assert_arr_eq(c->data[0], "hello", 5);
@@ -99,7 +105,8 @@ static void check_sample(const struct collected *c) {
     cr_assert(c->compressed[4]);
 }
 
-Test(rpc_framing, frame_header_is_flag_then_big_endian_length) {
+Test(rpc_framing, frame_header_is_flag_then_big_endian_length)
+{
     uint8_t h[RPC_FRAME_HEADER];
     rpc__frame_header(h, false, 0x01020304);
     cr_assert_arr_eq(h, ((uint8_t[]){0, 1, 2, 3, 4}), 5);
@@ -109,7 +116,8 @@ Test(rpc_framing, frame_header_is_flag_then_big_endian_length) {
     cr_assert_arr_eq(h, ((uint8_t[]){0, 0, 0, 0, 0}), 5);
 }
 
-Test(rpc_framing, message_in_one_feed_is_returned_in_place) {
+Test(rpc_framing, message_in_one_feed_is_returned_in_place)
+{
     rpc_buf w;
     rpc__buf_init(&w);
     put_msg(&w, false, "abc", 3);
@@ -131,7 +139,8 @@ Test(rpc_framing, message_in_one_feed_is_returned_in_place) {
     rpc__buf_dispose(&w);
 }
 
-Test(rpc_framing, message_split_across_data_frames) {
+Test(rpc_framing, message_split_across_data_frames)
+{
     rpc_buf w;
     rpc__buf_init(&w);
     put_msg(&w, false, "0123456789", 10);
@@ -160,7 +169,8 @@ Test(rpc_framing, message_split_across_data_frames) {
     rpc__buf_dispose(&w);
 }
 
-Test(rpc_framing, byte_by_byte) {
+Test(rpc_framing, byte_by_byte)
+{
     rpc_buf w;
     rpc__buf_init(&w);
     sample_stream(&w);
@@ -171,7 +181,8 @@ Test(rpc_framing, byte_by_byte) {
     rpc__buf_dispose(&w);
 }
 
-Test(rpc_framing, every_split_point_of_two_feeds) {
+Test(rpc_framing, every_split_point_of_two_feeds)
+{
     rpc_buf w;
     rpc__buf_init(&w);
     sample_stream(&w);
@@ -189,7 +200,8 @@ Test(rpc_framing, every_split_point_of_two_feeds) {
     rpc__buf_dispose(&w);
 }
 
-Test(rpc_framing, irregular_chunks) {
+Test(rpc_framing, irregular_chunks)
+{
     rpc_buf w;
     rpc__buf_init(&w);
     for (int i = 0; i < 20; i++)
@@ -210,7 +222,8 @@ Test(rpc_framing, irregular_chunks) {
     rpc__buf_dispose(&w);
 }
 
-Test(rpc_framing, many_messages_in_one_feed_without_copying) {
+Test(rpc_framing, many_messages_in_one_feed_without_copying)
+{
     rpc_buf w;
     rpc__buf_init(&w);
     for (uint32_t i = 0; i < 300; i++) {
@@ -238,7 +251,8 @@ Test(rpc_framing, many_messages_in_one_feed_without_copying) {
     rpc__buf_dispose(&w);
 }
 
-Test(rpc_framing, zero_length_messages) {
+Test(rpc_framing, zero_length_messages)
+{
     rpc_buf w;
     rpc__buf_init(&w);
     for (int i = 0; i < 4; i++)
@@ -266,7 +280,8 @@ Test(rpc_framing, zero_length_messages) {
     rpc__buf_dispose(&w);
 }
 
-Test(rpc_framing, compressed_flag) {
+Test(rpc_framing, compressed_flag)
+{
     rpc_buf w;
     rpc__buf_init(&w);
     put_msg(&w, true, "zz", 2);
@@ -280,7 +295,8 @@ Test(rpc_framing, compressed_flag) {
     rpc__buf_dispose(&w);
 }
 
-Test(rpc_framing, bad_flag_byte) {
+Test(rpc_framing, bad_flag_byte)
+{
     static const uint8_t flags[] = {2, 0x80, 0xFF};
     for (size_t i = 0; i < sizeof flags; i++) {
         uint8_t wire[] = {flags[i], 0, 0, 0, 1, 'a'};
@@ -300,7 +316,8 @@ Test(rpc_framing, bad_flag_byte) {
     }
 }
 
-Test(rpc_framing, bad_flag_after_good_message) {
+Test(rpc_framing, bad_flag_after_good_message)
+{
     uint8_t wire[] = {0, 0, 0, 0, 1, 'a', 7};
     rpc_deframer d;
     rpc__deframer_init(&d, 100);
@@ -312,7 +329,8 @@ Test(rpc_framing, bad_flag_after_good_message) {
     rpc__deframer_dispose(&d);
 }
 
-Test(rpc_framing, too_big_reported_at_the_prefix) {
+Test(rpc_framing, too_big_reported_at_the_prefix)
+{
     /* Only the prefix is sent: the error must not wait for the body. */
     uint8_t wire[RPC_FRAME_HEADER];
     rpc__frame_header(wire, false, 101);
@@ -335,7 +353,8 @@ Test(rpc_framing, too_big_reported_at_the_prefix) {
     rpc__deframer_dispose(&d);
 }
 
-Test(rpc_framing, too_big_with_split_prefix_and_huge_length) {
+Test(rpc_framing, too_big_with_split_prefix_and_huge_length)
+{
     uint8_t wire[RPC_FRAME_HEADER];
     rpc__frame_header(wire, true, 0xFFFFFFFF);
     rpc_deframer d;
@@ -351,7 +370,8 @@ Test(rpc_framing, too_big_with_split_prefix_and_huge_length) {
     rpc__deframer_dispose(&d);
 }
 
-Test(rpc_framing, max_len_is_the_wire_length) {
+Test(rpc_framing, max_len_is_the_wire_length)
+{
     rpc_buf w;
     rpc__buf_init(&w);
     uint8_t body[100] = {0};
@@ -367,7 +387,8 @@ Test(rpc_framing, max_len_is_the_wire_length) {
     rpc__buf_dispose(&w);
 }
 
-Test(rpc_framing, allocation_follows_received_bytes) {
+Test(rpc_framing, allocation_follows_received_bytes)
+{
     /* A peer declaring 1 MiB and sending 10 bytes costs little memory. */
     uint8_t wire[RPC_FRAME_HEADER + 10] = {0};
     rpc__frame_header(wire, false, 1 << 20);
@@ -382,7 +403,8 @@ Test(rpc_framing, allocation_follows_received_bytes) {
     rpc__deframer_dispose(&d);
 }
 
-Test(rpc_framing, large_gathered_message_releases_its_buffer) {
+Test(rpc_framing, large_gathered_message_releases_its_buffer)
+{
     size_t size = 1 << 20;
     uint8_t *body = malloc(size);
     for (size_t i = 0; i < size; i++)
@@ -415,7 +437,8 @@ Test(rpc_framing, large_gathered_message_releases_its_buffer) {
     free(body);
 }
 
-Test(rpc_framing, partial_detection) {
+Test(rpc_framing, partial_detection)
+{
     rpc_deframer d;
     rpc__deframer_init(&d, 100);
     cr_assert_not(rpc__deframer_partial(&d));

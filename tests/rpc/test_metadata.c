@@ -5,15 +5,18 @@
 
 #include "rpc_int.h"
 
-static bool key_valid(const char *k) {
+static bool key_valid(const char *k)
+{
     return rpc__md_key_valid(k, strlen(k));
 }
 
-static bool reserved(const char *k) {
+static bool reserved(const char *k)
+{
     return rpc__md_key_reserved(k, strlen(k));
 }
 
-Test(rpc_metadata, key_validity) {
+Test(rpc_metadata, key_validity)
+{
     static const char *const good[] = {
         "a", "0", "x-custom", "my.key_1", "trace-bin", "idempotency-key", "-", "_._",
     };
@@ -28,7 +31,8 @@ Test(rpc_metadata, key_validity) {
     cr_assert(rpc__md_key_valid("ab:", 2), "only len bytes are checked");
 }
 
-Test(rpc_metadata, bin_suffix) {
+Test(rpc_metadata, bin_suffix)
+{
     cr_assert(rpc__md_key_is_bin("trace-bin", 9));
     cr_assert(rpc__md_key_is_bin("-bin", 4));
     cr_assert_not(rpc__md_key_is_bin("bin", 3));
@@ -39,7 +43,8 @@ Test(rpc_metadata, bin_suffix) {
     cr_assert(rpc__md_key_is_bin("x-bin-and-more", 5), "only len bytes are checked");
 }
 
-Test(rpc_metadata, value_validity) {
+Test(rpc_metadata, value_validity)
+{
     char all[95];
     for (int c = 0x20; c <= 0x7E; c++)
         all[c - 0x20] = (char)c;
@@ -52,7 +57,8 @@ Test(rpc_metadata, value_validity) {
     }
 }
 
-Test(rpc_metadata, reserved_keys) {
+Test(rpc_metadata, reserved_keys)
+{
     static const char *const yes[] = {
         ":path",
         ":authority",
@@ -112,12 +118,14 @@ static const struct {
 
 /* Decodes into a buffer of exactly the documented size, so ASan catches any
  * write past it. */
-static long decode(const char *in, size_t len, uint8_t **out) {
+static long decode(const char *in, size_t len, uint8_t **out)
+{
     *out = malloc(len * 3 / 4 + 3);
     return rpc__base64_decode(in, len, *out);
 }
 
-Test(rpc_metadata, base64_encode_rfc4648_vectors) {
+Test(rpc_metadata, base64_encode_rfc4648_vectors)
+{
     for (size_t i = 0; i < sizeof VECTORS / sizeof VECTORS[0]; i++) {
         size_t n = strlen(VECTORS[i].plain);
         size_t want = strlen(VECTORS[i].b64);
@@ -129,7 +137,8 @@ Test(rpc_metadata, base64_encode_rfc4648_vectors) {
     }
 }
 
-Test(rpc_metadata, base64_decode_with_padding) {
+Test(rpc_metadata, base64_decode_with_padding)
+{
     for (size_t i = 0; i < sizeof VECTORS / sizeof VECTORS[0]; i++) {
         uint8_t *out;
         long n = decode(VECTORS[i].b64, strlen(VECTORS[i].b64), &out);
@@ -139,7 +148,8 @@ Test(rpc_metadata, base64_decode_with_padding) {
     }
 }
 
-Test(rpc_metadata, base64_decode_without_padding) {
+Test(rpc_metadata, base64_decode_without_padding)
+{
     for (size_t i = 0; i < sizeof VECTORS / sizeof VECTORS[0]; i++) {
         size_t len = strlen(VECTORS[i].b64);
         while (len > 0 && VECTORS[i].b64[len - 1] == '=')
@@ -152,7 +162,8 @@ Test(rpc_metadata, base64_decode_without_padding) {
     }
 }
 
-Test(rpc_metadata, base64_round_trip_all_bytes_and_lengths) {
+Test(rpc_metadata, base64_round_trip_all_bytes_and_lengths)
+{
     uint8_t in[300];
     for (size_t i = 0; i < sizeof in; i++)
         in[i] = (uint8_t)(255 - i * 13);
@@ -169,7 +180,8 @@ Test(rpc_metadata, base64_round_trip_all_bytes_and_lengths) {
     }
 }
 
-Test(rpc_metadata, base64_uses_the_standard_alphabet) {
+Test(rpc_metadata, base64_uses_the_standard_alphabet)
+{
     static const uint8_t in[] = {0xFB, 0xFF, 0xBF};
     char out[4];
     cr_assert_eq(rpc__base64_encode(in, 3, out), 4);
@@ -182,7 +194,8 @@ Test(rpc_metadata, base64_uses_the_standard_alphabet) {
     free(dec);
 }
 
-Test(rpc_metadata, base64_invalid) {
+Test(rpc_metadata, base64_invalid)
+{
     static const char *const bad[] = {
         /* a dangling character */
         "Z",
@@ -213,7 +226,8 @@ Test(rpc_metadata, base64_invalid) {
     free(out);
 }
 
-Test(rpc_metadata, base64_ignores_nonzero_trailing_bits) {
+Test(rpc_metadata, base64_ignores_nonzero_trailing_bits)
+{
     /* "Zh==" differs from "Zg==" only in bits that carry no data; Go's
      * default decoder accepts it and so do we. */
     uint8_t *out;

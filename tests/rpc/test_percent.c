@@ -8,7 +8,8 @@
 /* The interop suite's special_status_message. */
 static const char SPECIAL[] = "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈\t\n";
 
-static void check_decode(const char *in, const char *want, size_t want_len) {
+static void check_decode(const char *in, const char *want, size_t want_len)
+{
     size_t n = 12345;
     char *out = rpc__percent_decode(in, strlen(in), &n);
     cr_assert_not_null(out);
@@ -18,7 +19,8 @@ static void check_decode(const char *in, const char *want, size_t want_len) {
     free(out);
 }
 
-Test(rpc_percent, interop_special_message) {
+Test(rpc_percent, interop_special_message)
+{
     char *enc = rpc__percent_encode(SPECIAL, strlen(SPECIAL));
     cr_assert_not_null(enc);
     cr_assert_str_eq(enc, "%09%0Atest with whitespace%0D%0Aand Unicode BMP %E2%98%BA and "
@@ -32,7 +34,8 @@ Test(rpc_percent, interop_special_message) {
     free(enc);
 }
 
-Test(rpc_percent, percent_sign_itself) {
+Test(rpc_percent, percent_sign_itself)
+{
     char *enc = rpc__percent_encode("100%", 4);
     cr_assert_str_eq(enc, "100%25");
     free(enc);
@@ -40,11 +43,13 @@ Test(rpc_percent, percent_sign_itself) {
     check_decode("%2525", "%25", 3); /* decoded once, not twice */
 }
 
-Test(rpc_percent, printable_ascii_passes_through) {
+Test(rpc_percent, printable_ascii_passes_through)
+{
     char in[95];
     size_t n = 0;
     for (int c = 0x20; c <= 0x7E; c++) {
-        if (c != '%') in[n++] = (char)c;
+        if (c != '%')
+            in[n++] = (char)c;
     }
     char *enc = rpc__percent_encode(in, n);
     cr_assert_eq(strlen(enc), n);
@@ -52,7 +57,8 @@ Test(rpc_percent, printable_ascii_passes_through) {
     free(enc);
 }
 
-Test(rpc_percent, every_byte_round_trips) {
+Test(rpc_percent, every_byte_round_trips)
+{
     char in[256];
     for (int i = 0; i < 256; i++)
         in[i] = (char)i;
@@ -69,20 +75,23 @@ Test(rpc_percent, every_byte_round_trips) {
     free(enc);
 }
 
-Test(rpc_percent, empty) {
+Test(rpc_percent, empty)
+{
     char *enc = rpc__percent_encode("", 0);
     cr_assert_str_eq(enc, "");
     free(enc);
     check_decode("", "", 0);
 }
 
-Test(rpc_percent, decode_accepts_lower_case_hex) {
+Test(rpc_percent, decode_accepts_lower_case_hex)
+{
     check_decode("%e2%98%ba", "\xe2\x98\xba", 3);
     check_decode("a%2fb%2Fc", "a/b/c", 5);
     check_decode("%00x", "\0x", 2);
 }
 
-Test(rpc_percent, malformed_sequences_are_kept) {
+Test(rpc_percent, malformed_sequences_are_kept)
+{
     check_decode("%", "%", 1);
     check_decode("abc%", "abc%", 4);
     check_decode("%4", "%4", 2);
@@ -95,7 +104,8 @@ Test(rpc_percent, malformed_sequences_are_kept) {
     check_decode("50% off, %41", "50% off, A", 10);
 }
 
-Test(rpc_percent, decode_uses_the_given_length) {
+Test(rpc_percent, decode_uses_the_given_length)
+{
     size_t n;
     char *dec = rpc__percent_decode("%41%42", 3, &n);
     cr_assert_eq(n, 1);

@@ -5,7 +5,8 @@
 
 #include "rpc_int.h"
 
-Test(rpc_status, from_h2_follows_protocol_http2_errors) {
+Test(rpc_status, from_h2_follows_protocol_http2_errors)
+{
     static const struct {
         uint32_t h2;
         rpc_status want;
@@ -31,7 +32,8 @@ Test(rpc_status, from_h2_follows_protocol_http2_errors) {
         cr_assert_eq(rpc__status_from_h2(table[i].h2), table[i].want, "h2 error 0x%x", table[i].h2);
 }
 
-Test(rpc_status, from_http_follows_http_grpc_status_mapping) {
+Test(rpc_status, from_http_follows_http_grpc_status_mapping)
+{
     static const struct {
         int http;
         rpc_status want;
@@ -47,7 +49,8 @@ Test(rpc_status, from_http_follows_http_grpc_status_mapping) {
         cr_assert_eq(rpc__status_from_http(table[i].http), table[i].want, "HTTP %d", table[i].http);
 }
 
-Test(rpc_status, names) {
+Test(rpc_status, names)
+{
     static const char *const want[] = {
         "OK",
         "CANCELLED",
@@ -71,7 +74,8 @@ Test(rpc_status, names) {
         cr_assert_str_eq(rpc__status_name(i), want[i]);
 }
 
-Test(rpc_status, out_of_range_names) {
+Test(rpc_status, out_of_range_names)
+{
     static const int bad[] = {-1, 17, 100, INT_MAX, INT_MIN};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_assert_str_eq(rpc__status_name(bad[i]), "UNKNOWN_CODE", "code %d", bad[i]);

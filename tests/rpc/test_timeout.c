@@ -4,19 +4,22 @@
 
 #include "rpc_int.h"
 
-static uint64_t parse_ok(const char *s) {
+static uint64_t parse_ok(const char *s)
+{
     uint64_t ms = 0xDEADBEEF;
     cr_assert_eq(rpc__timeout_parse(s, strlen(s), &ms), 0, "\"%s\" should parse", s);
     return ms;
 }
 
-static void parse_bad(const char *s, size_t len) {
+static void parse_bad(const char *s, size_t len)
+{
     uint64_t ms = 42;
     cr_assert_eq(rpc__timeout_parse(s, len, &ms), -1, "\"%.*s\" should be rejected", (int)len, s);
     cr_assert_eq(ms, 42, "output written on failure");
 }
 
-Test(rpc_timeout, every_unit) {
+Test(rpc_timeout, every_unit)
+{
     cr_assert_eq(parse_ok("1H"), 3600000);
     cr_assert_eq(parse_ok("2M"), 120000);
     cr_assert_eq(parse_ok("3S"), 3000);
@@ -27,7 +30,8 @@ Test(rpc_timeout, every_unit) {
     cr_assert_eq(parse_ok("0S"), 0);
 }
 
-Test(rpc_timeout, sub_millisecond_units_round_up) {
+Test(rpc_timeout, sub_millisecond_units_round_up)
+{
     cr_assert_eq(parse_ok("1n"), 1, "1n must not become 0 ms");
     cr_assert_eq(parse_ok("1u"), 1);
     cr_assert_eq(parse_ok("999u"), 1);
@@ -42,7 +46,8 @@ Test(rpc_timeout, sub_millisecond_units_round_up) {
     cr_assert_eq(parse_ok("0u"), 0);
 }
 
-Test(rpc_timeout, eight_digits_accepted_nine_rejected) {
+Test(rpc_timeout, eight_digits_accepted_nine_rejected)
+{
     cr_assert_eq(parse_ok("99999999m"), 99999999);
     cr_assert_eq(parse_ok("12345678S"), 12345678000);
     cr_assert_eq(parse_ok("00000001S"), 1000);
@@ -51,7 +56,8 @@ Test(rpc_timeout, eight_digits_accepted_nine_rejected) {
     parse_bad("000000001m", 10);
 }
 
-Test(rpc_timeout, huge_hours_do_not_overflow) {
+Test(rpc_timeout, huge_hours_do_not_overflow)
+{
     uint64_t ms = parse_ok("99999999H");
     cr_assert_eq(ms, UINT64_C(99999999) * 3600000);
     cr_assert_leq(ms, UINT64_MAX / 2, "saturation bound");
@@ -59,7 +65,8 @@ Test(rpc_timeout, huge_hours_do_not_overflow) {
     cr_assert_gt(ms + (UINT64_C(1) << 62), ms);
 }
 
-Test(rpc_timeout, malformed_rejected) {
+Test(rpc_timeout, malformed_rejected)
+{
     static const char *const bad[] = {
         "",   "m",  "S",  "1",    "12",   "-1S", "+1S", " 1S", "1S ",  "1 S", "1x", "1s",
         "1h", "1N", "1U", "1.5S", "1e3m", "abS", "1SS", "S1",  "0x1S", "-0m", "١S", "99999999",
@@ -73,14 +80,16 @@ Test(rpc_timeout, malformed_rejected) {
     parse_bad("", 0);
 }
 
-Test(rpc_timeout, parse_uses_the_given_length) {
+Test(rpc_timeout, parse_uses_the_given_length)
+{
     uint64_t ms;
     cr_assert_eq(rpc__timeout_parse("10S and more", 3, &ms), 0);
     cr_assert_eq(ms, 10000);
     cr_assert_eq(rpc__timeout_parse("10S", 2, &ms), -1);
 }
 
-static void format_is(uint64_t ms, const char *want) {
+static void format_is(uint64_t ms, const char *want)
+{
     char out[10];
     memset(out, 'X', sizeof out);
     size_t n = rpc__timeout_format(ms, out);
@@ -88,7 +97,8 @@ static void format_is(uint64_t ms, const char *want) {
     cr_assert_eq(n, strlen(want));
 }
 
-Test(rpc_timeout, format_picks_the_finest_unit_that_fits) {
+Test(rpc_timeout, format_picks_the_finest_unit_that_fits)
+{
     format_is(0, "1n");
     format_is(1, "1m");
     format_is(1000, "1000m");
@@ -104,7 +114,8 @@ Test(rpc_timeout, format_picks_the_finest_unit_that_fits) {
     format_is(UINT64_MAX / 2, "99999999H");
 }
 
-Test(rpc_timeout, format_round_trips) {
+Test(rpc_timeout, format_round_trips)
+{
     static const uint64_t samples[] = {
         1,
         2,
