@@ -14,6 +14,17 @@
 
 void rpc__channel_call_gone(rpc_channel *ch);
 
+static void *arena_alloc(void *ad, size_t n)
+{
+    return rpc__arena_alloc(ad, n);
+}
+
+static void arena_free(void *ad, void *p)
+{
+    (void)ad;
+    (void)p;
+}
+
 static const http2_stream_handler stream_handler;
 
 /* --- lifetime ------------------------------------------------------------ */
@@ -30,6 +41,7 @@ static void call_free(rpc_client_call *c)
     rpc__deframer_dispose(&c->deframer);
     rpc__buf_dispose(&c->out);
     rpc__arena_dispose(&c->arena);
+    rpc__arena_dispose(&c->msg_arena);
     free(c->att_message);
     free(c->final_message);
     free(c->md_store);
@@ -457,7 +469,9 @@ static void on_data(http2_stream *s, const uint8_t *p, size_t n)
             msg = plain.data;
             len = plain.len;
         }
-        ProtobufCMessage *m = protobuf_c_message_unpack(c->resp_desc, NULL, len, msg);
+        /* Decoded into a scratch arena that is emptied after the callback:
+         * a small response costs no malloc at all. */
+        ProtobufCMessage *m = protobuf_c_message_unpack(c->resp_desc, &c->msg_alloc, len, msg);
         rpc__buf_dispose(&plain);
         if (!m) {
             protocol_error(c, s, RPC_INTERNAL, "cannot decode response message");
@@ -466,7 +480,8 @@ static void on_data(http2_stream *s, const uint8_t *p, size_t n)
         c->last_compressed = compressed;
         if (c->ops->on_message)
             c->ops->on_message(c, m);
-        protobuf_c_message_free_unpacked(m, NULL);
+        rpc__arena_dispose(&c->msg_arena);
+        rpc__arena_init(&c->msg_arena, c->msg_inline, sizeof c->msg_inline);
         if (c->done)
             return;
     }
@@ -588,6 +603,8 @@ rpc_client_call *rpc_channel_call(rpc_channel *ch, const char *path,
             c->deadline = uv_now(ch->loop) + opts->timeout_ms;
     }
     rpc__arena_init(&c->arena, c->inline_arena, sizeof c->inline_arena);
+    rpc__arena_init(&c->msg_arena, c->msg_inline, sizeof c->msg_inline);
+    c->msg_alloc = (ProtobufCAllocator){arena_alloc, arena_free, &c->msg_arena};
     rpc__deframer_init(&c->deframer, ch->cfg.max_recv_msg);
     rpc__buf_init(&c->out);
     c->next = ch->calls;

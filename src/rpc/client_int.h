@@ -97,6 +97,9 @@ struct rpc_client_call {
     int defer_op; /* queued on ch->defer_head: RPC_DEFER_* */
     rpc_client_call *defer_next;
     uint8_t inline_arena[256];
+    rpc_arena msg_arena; /* the response message being delivered */
+    ProtobufCAllocator msg_alloc;
+    uint8_t msg_inline[512];
 };
 
 enum { RPC_DEFER_START = 1, RPC_DEFER_STATUS = 2 };
