@@ -64,15 +64,9 @@ static char why[1024]; /* the failing case's reason */
         }                                                                                          \
     } while (0)
 
-static const char *const status_names[] = {
-    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
-    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
-    "DATA_LOSS", "UNAUTHENTICATED"};
-
 static const char *code_name(rpc_status code)
 {
-    return (unsigned)code < sizeof status_names / sizeof status_names[0] ? status_names[code] : "?";
+    return rpc_status_name((int)code);
 }
 
 /* Runs the loop until *flag is set. Returns false if the loop ran dry first

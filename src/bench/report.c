@@ -6,29 +6,9 @@
 
 #include "bench/bench_int.h"
 
-static const char *const code_names[BENCH_NCODES] = {
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-};
-
 const char *bench_code_name(int code)
 {
-    return code >= 0 && code < BENCH_NCODES ? code_names[code] : "UNKNOWN";
+    return code >= 0 && code < BENCH_NCODES ? rpc_status_name(code) : "UNKNOWN";
 }
 
 /* Three significant digits in the unit that fits. */
@@ -125,7 +105,7 @@ void bench_report_text(FILE *f, const bench_config *cfg, const bench_results *re
         fprintf(f, "  errors\n");
         for (int k = 1; k < BENCH_NCODES; k++)
             if (c->codes[k])
-                fprintf(f, "    %-20s %10" PRIu64 "  %s\n", code_names[k], c->codes[k],
+                fprintf(f, "    %-20s %10" PRIu64 "  %s\n", rpc_status_name(k), c->codes[k],
                         res->first_error[k]);
     }
     double cpu = res->cpu_user_s + res->cpu_sys_s;
@@ -188,7 +168,7 @@ static void write_json(FILE *f, const bench_config *cfg, const bench_results *re
     const char *sep = "";
     for (int k = 1; k < BENCH_NCODES; k++) {
         if (c->codes[k]) {
-            fprintf(f, "%s\"%s\": %" PRIu64, sep, code_names[k], c->codes[k]);
+            fprintf(f, "%s\"%s\": %" PRIu64, sep, rpc_status_name(k), c->codes[k]);
             sep = ", ";
         }
     }
@@ -196,7 +176,7 @@ static void write_json(FILE *f, const bench_config *cfg, const bench_results *re
     sep = "";
     for (int k = 1; k < BENCH_NCODES; k++) {
         if (c->codes[k]) {
-            fprintf(f, "%s\"%s\": ", sep, code_names[k]);
+            fprintf(f, "%s\"%s\": ", sep, rpc_status_name(k));
             json_str(f, res->first_error[k]);
             sep = ", ";
         }

@@ -57,6 +57,9 @@ typedef enum rpc_status {
     RPC_UNAUTHENTICATED = 16,
 } rpc_status;
 
+/* "OK", "CANCELLED", ... "UNAUTHENTICATED"; "UNKNOWN_CODE" out of range. */
+const char *rpc_status_name(int code);
+
 /* Return codes of rpc_call_* functions. */
 enum {
     RPC_AGAIN = 1,       /* accepted; wait for on_ready before sending more */

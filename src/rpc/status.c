@@ -70,3 +70,8 @@ const char *rpc__status_name(int code)
         return "UNKNOWN_CODE";
     return names[code];
 }
+
+const char *rpc_status_name(int code)
+{
+    return rpc__status_name(code);
+}
