@@ -10,6 +10,8 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,7 @@ typedef struct options {
     uint64_t max_header_list;
     double grace;
     double handshake_timeout;
+    uint64_t workers;
     oms_log_level log_level;
 } options;
 
@@ -63,6 +66,8 @@ static void usage(FILE *f)
                "                         (default 10; 0 = never)\n"
                "  --grace SECONDS        on SIGINT/SIGTERM, how long in-flight calls may run\n"
                "                         before connections are closed (default 10)\n"
+               "  --workers N            event loops, one thread and one SO_REUSEPORT listener\n"
+               "                         each (default 1)\n"
                "  --log-level LEVEL      debug, info, warn, error or off (default info)\n"
                "  -h, --help             show this help\n"
                "\n"
@@ -125,6 +130,7 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_HDRS,
         OPT_GRACE,
         OPT_HANDSHAKE,
+        OPT_WORKERS,
         OPT_LOG
     };
     static const struct option longopts[] = {
@@ -137,6 +143,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"max-header-list", required_argument, NULL, OPT_HDRS},
         {"grace", required_argument, NULL, OPT_GRACE},
         {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE},
+        {"workers", required_argument, NULL, OPT_WORKERS},
         {"log-level", required_argument, NULL, OPT_LOG},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -194,6 +201,12 @@ static int parse_args(int argc, char **argv, options *o)
             *(ch == OPT_GRACE ? &o->grace : &o->handshake_timeout) = g;
             break;
         }
+        case OPT_WORKERS:
+            if (parse_u64(optarg, 1, 64, &o->workers) != 0) {
+                fprintf(stderr, "omsd: --workers wants 1..64, got '%s'\n", optarg);
+                return -1;
+            }
+            break;
         case OPT_LOG:
             if (oms_log_parse_level(optarg, &o->log_level) != 0) {
                 fprintf(stderr,
@@ -220,27 +233,76 @@ static int parse_args(int argc, char **argv, options *o)
     return 0;
 }
 
-typedef struct app {
-    uv_loop_t *loop;
-    uv_signal_t sigint, sigterm;
-    http2_server *h2;
+/* One event loop on its own thread, with its own listener (SO_REUSEPORT
+ * when there are several), rpc server, health and reflection; the
+ * interop and bench services are shared (read-only tables, a mutex-guarded
+ * order map). A connection lives on one worker for its whole life. */
+typedef struct worker {
+    struct app *app;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t stop; /* main -> worker: drain */
+    rpc_server *rpc;
     rpc_health *health;
+    rpc_reflection *refl;
+    http2_server *h2;
+    bool loop_on, thread_on;
+} worker;
+
+typedef struct app {
+    uv_loop_t *loop; /* the main thread's: signals only */
+    uv_signal_t sigint, sigterm;
+    uv_async_t drained; /* worker -> main: one more worker is done */
+    worker *workers;
+    int nworkers;
+    atomic_int ndrained;
     double grace;
     int signals;
 } app;
 
-static void on_signal_closed(uv_handle_t *h)
+static void on_closed_noop(uv_handle_t *h)
 {
     (void)h;
 }
 
-static void on_drained(http2_server *srv, void *arg)
+/* Worker side. */
+static void on_worker_drained(http2_server *srv, void *arg)
 {
     (void)srv;
-    app *a = arg;
+    worker *w = arg;
+    uv_close((uv_handle_t *)&w->stop, on_closed_noop);
+    atomic_fetch_add(&w->app->ndrained, 1);
+    uv_async_send(&w->app->drained);
+}
+
+static void on_worker_stop(uv_async_t *h)
+{
+    worker *w = h->data;
+    rpc_health_shutdown(w->health);
+    http2_server_shutdown(w->h2, (uint64_t)(w->app->grace * 1000), on_worker_drained, w);
+}
+
+static void worker_main(void *arg)
+{
+    worker *w = arg;
+    int rv = http2_server_start(w->h2);
+    if (rv != 0) {
+        OMS_ERROR("cannot start listening: %s", uv_strerror(rv));
+        exit(1);
+    }
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+}
+
+/* Main side. */
+static void on_all_drained(uv_async_t *h)
+{
+    app *a = h->data;
+    if (atomic_load(&a->ndrained) < a->nworkers)
+        return;
     OMS_INFO("drained; exiting");
-    uv_close((uv_handle_t *)&a->sigint, on_signal_closed);
-    uv_close((uv_handle_t *)&a->sigterm, on_signal_closed);
+    uv_close((uv_handle_t *)&a->sigint, on_closed_noop);
+    uv_close((uv_handle_t *)&a->sigterm, on_closed_noop);
+    uv_close((uv_handle_t *)&a->drained, on_closed_noop);
     /* Closing the handles restored the default actions: a late signal must
      * not turn the clean exit into a kill. */
     signal(SIGINT, SIG_IGN);
@@ -255,8 +317,63 @@ static void on_signal(uv_signal_t *h, int signum)
         exit(1);
     }
     OMS_INFO("%s: draining (grace %.1fs)", strsignal(signum), a->grace);
-    rpc_health_shutdown(a->health);
-    http2_server_shutdown(a->h2, (uint64_t)(a->grace * 1000), on_drained, a);
+    for (int i = 0; i < a->nworkers; i++)
+        uv_async_send(&a->workers[i].stop);
+}
+
+/* Builds worker w's rpc server and listener. Returns 0, or -1 with a message
+ * printed. */
+static int worker_init(worker *w, const options *o, http2_server_config *hcfg,
+                       interop_service *interop, bench_service *bench)
+{
+    if (uv_loop_init(&w->loop) != 0)
+        return -1;
+    w->loop_on = true;
+    rpc_server_config rcfg;
+    rpc_server_config_init(&rcfg);
+    rcfg.max_recv_msg = o->max_recv_msg;
+    w->rpc = rpc_server_new(&rcfg);
+    w->health = rpc_health_new();
+    w->refl = rpc_reflection_new(oms_descriptor_set, oms_descriptor_set_len);
+    if (!w->rpc || !w->health || !w->refl) {
+        fprintf(stderr, "omsd: cannot set up services (out of memory or bad descriptor set)\n");
+        return -1;
+    }
+    if (rpc_server_add_service(w->rpc, interop_test_service(interop)) != 0 ||
+        rpc_server_add_service(w->rpc, bench_service_impl(bench)) != 0 ||
+        rpc_server_add_service(w->rpc, rpc_health_impl(w->health)) != 0 ||
+        rpc_reflection_register(w->rpc, w->refl) != 0) {
+        fprintf(stderr, "omsd: cannot register services\n");
+        return -1;
+    }
+    for (size_t i = 0; i < rpc_server_service_count(w->rpc); i++)
+        rpc_health_set(w->health, rpc_server_service_name(w->rpc, i), RPC_HEALTH_SERVING);
+    hcfg->handler_data = w->rpc;
+    char err[512];
+    if (http2_server_new(&w->loop, hcfg, &w->h2, err, sizeof err) != 0) {
+        fprintf(stderr, "omsd: %s\n", err);
+        if (!o->h2c && (strstr(err, "certificate") || strstr(err, "key")))
+            fprintf(stderr, "omsd: create dev certificates with 'make certs' "
+                            "(scripts/certs.sh), or pass --tls-cert/--tls-key, or --h2c\n");
+        return -1;
+    }
+    uv_async_init(&w->loop, &w->stop, on_worker_stop);
+    w->stop.data = w;
+    return 0;
+}
+
+static void worker_dispose(worker *w)
+{
+    if (w->thread_on)
+        uv_thread_join(&w->thread);
+    http2_server_free(w->h2);
+    if (w->loop_on) {
+        uv_run(&w->loop, UV_RUN_NOWAIT); /* let close callbacks run */
+        uv_loop_close(&w->loop);
+    }
+    rpc_reflection_free(w->refl);
+    rpc_health_free(w->health);
+    rpc_server_free(w->rpc);
 }
 
 int main(int argc, char **argv)
@@ -271,6 +388,7 @@ int main(int argc, char **argv)
         .max_header_list = 16u << 10,
         .grace = 10,
         .handshake_timeout = 10,
+        .workers = 1,
         .log_level = OMS_LOG_INFO,
     };
     if (parse_args(argc, argv, &o) != 0)
@@ -279,30 +397,15 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     int rc = 1;
-    app a = {.loop = uv_default_loop(), .grace = o.grace};
-
-    rpc_server_config rcfg;
-    rpc_server_config_init(&rcfg);
-    rcfg.max_recv_msg = o.max_recv_msg;
-    rpc_server *rpc = rpc_server_new(&rcfg);
+    app a = {.loop = uv_default_loop(), .grace = o.grace, .nworkers = (int)o.workers};
+    atomic_init(&a.ndrained, 0);
     interop_service *interop = interop_service_new();
     bench_service *bench = bench_service_new();
-    a.health = rpc_health_new();
-    rpc_reflection *refl = rpc_reflection_new(oms_descriptor_set, oms_descriptor_set_len);
-    if (!rpc || !interop || !bench || !a.health || !refl) {
-        fprintf(stderr, "omsd: cannot set up services (out of memory or bad descriptor set)\n");
+    a.workers = calloc((size_t)a.nworkers, sizeof *a.workers);
+    if (!interop || !bench || !a.workers) {
+        fprintf(stderr, "omsd: cannot set up services (out of memory)\n");
         goto out;
     }
-    if (rpc_server_add_service(rpc, interop_test_service(interop)) != 0 ||
-        rpc_server_add_service(rpc, bench_service_impl(bench)) != 0 ||
-        rpc_server_add_service(rpc, rpc_health_impl(a.health)) != 0 ||
-        rpc_reflection_register(rpc, refl) != 0) {
-        fprintf(stderr, "omsd: cannot register services\n");
-        goto out;
-    }
-    rpc_health_set(a.health, "", RPC_HEALTH_SERVING);
-    for (size_t i = 0; i < rpc_server_service_count(rpc); i++)
-        rpc_health_set(a.health, rpc_server_service_name(rpc, i), RPC_HEALTH_SERVING);
 
     http2_server_config hcfg;
     http2_server_config_init(&hcfg);
@@ -315,43 +418,48 @@ int main(int argc, char **argv)
     hcfg.max_header_list = (uint32_t)o.max_header_list;
     hcfg.handshake_timeout_ms = (uint64_t)(o.handshake_timeout * 1000);
     hcfg.handler = rpc_server_stream_handler();
-    hcfg.handler_data = rpc;
-    char err[512];
-    int rv = http2_server_new(a.loop, &hcfg, &a.h2, err, sizeof err);
-    if (rv == 0)
-        rv = http2_server_start(a.h2);
-    if (rv != 0) {
-        fprintf(stderr, "omsd: %s\n", err);
-        if (!o.h2c && (strstr(err, "certificate") || strstr(err, "key")))
-            fprintf(stderr, "omsd: create dev certificates with 'make certs' "
-                            "(scripts/certs.sh), or pass --tls-cert/--tls-key, or --h2c\n");
-        goto out;
+    hcfg.reuseport = a.nworkers > 1;
+    for (int i = 0; i < a.nworkers; i++) {
+        a.workers[i].app = &a;
+        if (worker_init(&a.workers[i], &o, &hcfg, interop, bench) != 0)
+            goto out;
+        hcfg.port = http2_server_port(a.workers[0].h2); /* port 0: the others join it */
     }
 
     uv_signal_init(a.loop, &a.sigint);
     uv_signal_init(a.loop, &a.sigterm);
-    a.sigint.data = a.sigterm.data = &a;
+    uv_async_init(a.loop, &a.drained, on_all_drained);
+    a.sigint.data = a.sigterm.data = a.drained.data = &a;
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
 
+    for (int i = 0; i < a.nworkers; i++) {
+        worker *w = &a.workers[i];
+        if (uv_thread_create(&w->thread, worker_main, w) != 0) {
+            fprintf(stderr, "omsd: cannot start worker threads\n");
+            exit(1);
+        }
+        w->thread_on = true;
+    }
+
+    int port = http2_server_port(a.workers[0].h2);
     if (strchr(o.host, ':'))
-        printf("listening on [%s]:%d (%s)\n", o.host, http2_server_port(a.h2),
-               o.h2c ? "h2c" : "tls");
+        printf("listening on [%s]:%d (%s)\n", o.host, port, o.h2c ? "h2c" : "tls");
     else
-        printf("listening on %s:%d (%s)\n", o.host, http2_server_port(a.h2), o.h2c ? "h2c" : "tls");
+        printf("listening on %s:%d (%s)\n", o.host, port, o.h2c ? "h2c" : "tls");
     fflush(stdout);
+    if (a.nworkers > 1)
+        OMS_INFO("%d workers", a.nworkers);
 
     uv_run(a.loop, UV_RUN_DEFAULT);
     rc = 0;
 
 out:
-    if (a.h2)
-        http2_server_free(a.h2);
+    for (int i = 0; a.workers && i < a.nworkers; i++)
+        worker_dispose(&a.workers[i]);
+    free(a.workers);
     uv_loop_close(a.loop);
-    rpc_reflection_free(refl);
-    rpc_health_free(a.health);
     bench_service_free(bench);
     interop_service_free(interop);
-    rpc_server_free(rpc);
     return rc;
 }

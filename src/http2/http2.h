@@ -89,6 +89,7 @@ typedef struct http2_server_config {
     uint32_t max_header_list;        /* SETTINGS_MAX_HEADER_LIST_SIZE */
     size_t stream_send_buffer;       /* bytes a stream may queue before AGAIN */
     uint64_t handshake_timeout_ms;   /* TLS handshake + client preface; 0 = none */
+    int reuseport;                   /* SO_REUSEPORT: one listener per loop on one port */
     const http2_stream_handler *handler;
     void *handler_data; /* returned by http2_stream_server_data() */
 } http2_server_config;

@@ -190,6 +190,8 @@ def run_rejections(env, server):
 def main():
     p = h.common_args(__doc__.split("\n")[0])
     p.add_argument("--client", required=True, help="path to oms-interop-client")
+    p.add_argument("--workers", type=int, default=0,
+                   help="start omsd with --workers N (several loops on one port)")
     args = p.parse_args()
     if not os.access(args.client, os.X_OK):
         print("FAIL setup.client: not found or not executable: %s" % args.client)
@@ -197,7 +199,8 @@ def main():
         sys.exit(1)
     with h.Env("c_client", args) as env:
         for tr in env.transports:
-            server = env.server(h2c=(tr == "h2c"))
+            extra = ["--workers", str(args.workers)] if args.workers else []
+            server = env.server(h2c=(tr == "h2c"), extra_args=extra)
             run_all(env, server)
             run_rejections(env, server)
             env.suite.run("%s.server_alive" % tr,
