@@ -105,6 +105,11 @@ rpc_client_call *bench__start_call(bench_slot *s, const char *path,
                                    const ProtobufCMessageDescriptor *resp,
                                    const rpc_client_ops *ops);
 
+/* Sends the one request of a call and half-closes; cancels the call if either
+ * fails (its status then reports it). RPC_AGAIN only means "wait before
+ * sending more": the request is queued. */
+void bench__send_last(rpc_client_call *c, const ProtobufCMessage *req);
+
 /* s's operation succeeded now: record its latency. reusable: s can take the
  * next operation at once (bidi, stream still open); otherwise s waits for
  * its call's status. */

@@ -70,8 +70,7 @@ static void watch_start(bench_slot *s)
                                            &oms__bench__v1__order_event__descriptor, &ops);
     if (!c)
         return;
-    if (rpc_client_call_send(c, &w->req.base) < 0 || rpc_client_call_close_send(c) < 0)
-        rpc_client_call_cancel(c);
+    bench__send_last(c, &w->req.base);
 }
 
 /* A stream may have far to go: cancel it (not counted as an error). */

@@ -103,9 +103,7 @@ static void unary_start(bench_slot *s)
                                            &oms__bench__v1__order__descriptor, &ops);
     if (!c)
         return;
-    /* RPC_AGAIN only means "wait before sending more": the request is queued. */
-    if (rpc_client_call_send(c, &u->req.base) < 0 || rpc_client_call_close_send(c) < 0)
-        rpc_client_call_cancel(c);
+    bench__send_last(c, &u->req.base);
 }
 
 /* Calls in flight at the end finish (uncounted): they are short. */

@@ -482,10 +482,15 @@ static int preflight(bench_engine *r)
             return -1;
         r->pre_calls[i] = c;
         r->preflight_left++;
-        if (rpc_client_call_send(c, req) < 0 || rpc_client_call_close_send(c) < 0)
-            rpc_client_call_cancel(c);
+        bench__send_last(c, req);
     }
     return 0;
+}
+
+void bench__send_last(rpc_client_call *c, const ProtobufCMessage *req)
+{
+    if (rpc_client_call_send(c, req) < 0 || rpc_client_call_close_send(c) < 0)
+        rpc_client_call_cancel(c);
 }
 
 /* --- setup ---------------------------------------------------------------------- */
