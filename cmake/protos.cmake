@@ -17,6 +17,9 @@ set(OMS_PROTOS
     grpc/reflection/v1/reflection.proto
     grpc/reflection/v1alpha/reflection.proto
     oms/bench/v1/bench.proto
+    oms/v1/customer.proto
+    oms/v1/inventory.proto
+    oms/v1/order.proto
     google/protobuf/descriptor.proto)
 
 # The protos omsd serves; the descriptor set carries them and their imports.
@@ -25,7 +28,10 @@ set(OMS_SERVED_PROTOS
     grpc/health/v1/health.proto
     grpc/reflection/v1/reflection.proto
     grpc/reflection/v1alpha/reflection.proto
-    oms/bench/v1/bench.proto)
+    oms/bench/v1/bench.proto
+    oms/v1/customer.proto
+    oms/v1/inventory.proto
+    oms/v1/order.proto)
 
 function(oms_proto_source out_var rel)
   foreach(root ${CMAKE_SOURCE_DIR}/proto ${GRPC_PROTO_DIR} ${PROTOBUF_INCLUDE_DIR})
@@ -140,10 +146,11 @@ target_compile_options(oms_rpc_gen PRIVATE ${OMS_WARNINGS})
 target_link_libraries(oms_rpc_gen PUBLIC oms_proto PkgConfig::LIBUV)
 set_target_properties(oms_rpc_gen PROPERTIES POSITION_INDEPENDENT_CODE ON)
 
-# The services of src/app (TestService, OrderBench): their server tables sit
-# above oms_rpc, in a library of their own.
+# The services of src/app and src/orders (TestService, OrderBench, the order
+# system): their server tables sit above oms_rpc, in a library of their own.
 oms_omsrpc_generate(OMS_SVC_GEN OUT_DIR ${OMS_GEN_DIR} IMPORT_DIRS ${OMS_IMPORT_DIRS}
-  PROTOS grpc/testing/test.proto oms/bench/v1/bench.proto)
+  PROTOS grpc/testing/test.proto oms/bench/v1/bench.proto oms/v1/customer.proto
+         oms/v1/inventory.proto oms/v1/order.proto)
 add_library(oms_svc_gen STATIC ${OMS_SVC_GEN_SERVER_SOURCES})
 target_compile_options(oms_svc_gen PRIVATE ${OMS_WARNINGS})
 target_link_libraries(oms_svc_gen PUBLIC oms_rpc)

@@ -28,6 +28,7 @@ rpc_call *rpc__call_new(rpc_server *srv, http2_stream *s, const rpc_method *m)
     memset(c, 0, offsetof(rpc_call, inline_arena));
     c->srv = srv;
     c->stream = s;
+    c->loop = http2_stream_loop(s);
     c->method = m;
     c->refs = 1; /* the stream's */
     rpc__arena_init(&c->arena, c->inline_arena, sizeof c->inline_arena);
@@ -581,6 +582,19 @@ const char *rpc_call_path(const rpc_call *c)
 const char *rpc_call_peer(const rpc_call *c)
 {
     return c->stream ? http2_stream_peer(c->stream) : "?";
+}
+
+uv_loop_t *rpc_call_loop(const rpc_call *c)
+{
+    return c->loop;
+}
+
+uint64_t rpc_call_remaining_ms(const rpc_call *c)
+{
+    if (!c->deadline_on)
+        return 0;
+    uint64_t ms = uv_timer_get_due_in(&c->deadline);
+    return ms ? ms : 1;
 }
 
 bool rpc_call_last_compressed(const rpc_call *c)

@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 #include "http2/http2.h"
 
@@ -163,6 +164,14 @@ const rpc_metadata *rpc_call_metadata(const rpc_call *c);
 /* "/package.Service/Method". */
 const char *rpc_call_path(const rpc_call *c);
 const char *rpc_call_peer(const rpc_call *c);
+
+/* The loop the call runs on (its connection's), for the whole call's life. */
+uv_loop_t *rpc_call_loop(const rpc_call *c);
+
+/* Milliseconds left before the call's deadline (grpc-timeout), at least 1
+ * while it runs; 0 if the call has no deadline. For propagating the deadline
+ * to calls made on the call's behalf. */
+uint64_t rpc_call_remaining_ms(const rpc_call *c);
 
 /* Whether the last request message delivered arrived compressed. */
 bool rpc_call_last_compressed(const rpc_call *c);

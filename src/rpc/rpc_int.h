@@ -205,6 +205,7 @@ typedef struct rpc_method {
 struct rpc_call {
     rpc_server *srv;
     http2_stream *stream; /* NULL once the stream closed */
+    uv_loop_t *loop;
     const rpc_method *method;
     rpc_arena arena;
     ProtobufCAllocator allocator; /* over the arena */

@@ -1,0 +1,206 @@
+/* orders_int.h - what the files of src/orders share (not installed).
+ *
+ *   orders.c        lifecycle (orders.h), loop lookup, store_rc -> status, demo data
+ *   customers.c     CustomerService
+ *   inventory.c     InventoryService, and the in-process inventory/customers ports
+ *   port_remote.c   the same ports over gRPC (split deployment)
+ *   order_rules.c   status machine, totals, request validation (pure)
+ *   order_create.c  the CreateOrder flow (CreateOrder and ImportOrders rows)
+ *   order_service.c OrderService's unary calls, ListOrders, ImportOrders
+ *   hub.c           event fan-out: store writer -> per-loop queues
+ *   watch.c         WatchOrders and TrackOrders (replay, then live)
+ */
+#ifndef OMS_ORDERS_INT_H
+#define OMS_ORDERS_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "oms/v1/customer.omsrpc.h"
+#include "oms/v1/inventory.omsrpc.h"
+#include "oms/v1/order.omsrpc.h"
+#include "orders/orders.h"
+#include "rpc/rpc.h"
+#include "rpc/rpc_client.h"
+#include "store/store.h"
+
+#define ORDERS_MAX_LOOPS 64
+
+typedef struct orders_loop orders_loop;
+typedef struct orders_hub orders_hub;
+typedef struct orders_hub_loop orders_hub_loop;
+
+/* --- ports: how the order service reaches customers and inventory ------------
+ *
+ * Each callback fires exactly once, on the loop's thread. It may fire before
+ * the port function returns (the in-process customer lookup is a synchronous
+ * store read), so a caller makes the port call its last action. msg is never
+ * NULL; it and the records are borrowed for the callback. timeout_ms 0 means
+ * the port's default (orders_config.peer_timeout_ms). */
+
+typedef void (*orders_customer_cb)(void *arg, rpc_status code, const char *msg,
+                                   const store_customer *c);
+/* lines: the reserved lines with their unit prices, in request order. */
+typedef void (*orders_reserve_cb)(void *arg, rpc_status code, const char *msg,
+                                  const store_line *lines, size_t n);
+typedef void (*orders_release_cb)(void *arg, rpc_status code, const char *msg);
+
+typedef struct orders_customers_port {
+    void (*get_customer)(orders_loop *ol, const char *id, uint64_t timeout_ms,
+                         orders_customer_cb cb, void *arg);
+} orders_customers_port;
+
+typedef struct orders_inventory_port {
+    /* All or nothing, idempotent per order_id (InventoryService.Reserve). */
+    void (*reserve)(orders_loop *ol, const char *order_id, const store_line *lines, size_t n,
+                    uint64_t timeout_ms, orders_reserve_cb cb, void *arg);
+    /* A compensating release: the port keeps retrying it on UNAVAILABLE or
+     * DEADLINE_EXCEEDED (with backoff, while the process runs) after reporting
+     * the first failure to cb, so a reservation is not left behind while the
+     * inventory service is briefly away. cb may be NULL. */
+    void (*release)(orders_loop *ol, const char *order_id, uint64_t timeout_ms,
+                    orders_release_cb cb, void *arg);
+} orders_inventory_port;
+
+/* inventory.c: the in-process ports, over the loop's store connection. */
+extern const orders_customers_port orders__local_customers;
+extern const orders_inventory_port orders__local_inventory;
+
+/* port_remote.c: the ports over gRPC, on the loop's channels
+ * (orders_loop.customers_ch / inventory_ch). */
+extern const orders_customers_port orders__remote_customers;
+extern const orders_inventory_port orders__remote_inventory;
+
+/* port_remote.c: stops the release retries of ol (before its channels are
+ * freed); releases still pending are logged as left behind. */
+void orders__remote_loop_stop(orders_loop *ol);
+
+/* --- the process-wide object and its loops --------------------------------- */
+
+struct orders {
+    orders_config cfg; /* strings point into the copies below */
+    char *store_url, *inventory_target, *customers_target, *peer_ca_file, *peer_server_name;
+    store *st;
+    orders_hub *hub; /* NULL when the order service is not hosted */
+
+    uv_mutex_t lock; /* guards loops[] (attach/detach); lookups read it lock-free
+                        after attach, see orders__loop() */
+    orders_loop *loops[ORDERS_MAX_LOOPS];
+    uv_loop_t *loop_keys[ORDERS_MAX_LOOPS];
+    size_t nloops;
+};
+
+struct orders_loop {
+    orders *o;
+    uv_loop_t *loop;
+    store_loop *sl;
+    orders_hub_loop *hl; /* NULL when the order service is not hosted */
+    const orders_customers_port *customers;
+    const orders_inventory_port *inventory;
+    rpc_channel *customers_ch; /* split mode only */
+    rpc_channel *inventory_ch;
+    void *remote; /* port_remote.c's per-loop state (release retries) */
+};
+
+/* The orders_loop of the loop a call runs on (attached beforehand). */
+orders_loop *orders__loop(orders *o, uv_loop_t *loop);
+orders_loop *orders__call_loop(rpc_call *c);
+
+/* Unix time in milliseconds. */
+int64_t orders__now_ms(void);
+
+/* The gRPC status for a store result: NOT_FOUND, ALREADY_EXISTS, ABORTED
+ * (CONFLICT), FAILED_PRECONDITION, INVALID_ARGUMENT, INTERNAL (ERROR),
+ * UNAVAILABLE (CLOSED). */
+rpc_status orders__status(store_rc rc);
+
+/* Timeout for a peer call made for c: its remaining deadline, capped by
+ * cfg.peer_timeout_ms. */
+uint64_t orders__peer_timeout(const orders *o, const rpc_call *c);
+
+/* Sends m on c and finishes it OK, or finishes it with the send error. */
+void orders__reply(rpc_call *c, const ProtobufCMessage *m);
+
+/* Record <-> message conversions; strings of the message borrow from the
+ * record (keep it alive while the message is used). */
+void orders__customer_msg(const store_customer *r, Oms__V1__Customer *m);
+void orders__product_msg(const store_product *r, Oms__V1__Product *m);
+/* lines: room for r->nlines message lines, and pointers to them. */
+void orders__order_msg(const store_order *r, Oms__V1__Order *m, Oms__V1__OrderLine *lines,
+                       Oms__V1__OrderLine **linep);
+void orders__event_msg(const store_event *r, Oms__V1__OrderEvent *m);
+
+/* The generated handler tables (service data: the orders object). */
+extern const Oms__V1__CustomerService_Server orders__customer_handlers;
+extern const Oms__V1__InventoryService_Server orders__inventory_handlers;
+extern const Oms__V1__OrderService_Server orders__order_handlers;
+
+/* --- order_rules.c: pure rules ---------------------------------------------- */
+
+/* Bitmask (1u << status) of the statuses an order may move to `to` from:
+ * CONFIRMED <- PENDING; SHIPPED <- CONFIRMED; DELIVERED <- SHIPPED;
+ * CANCELLED <- PENDING|CONFIRMED; 0 for anything else (PENDING, unknown). */
+unsigned orders__allowed_from(int to);
+bool orders__transition_ok(int from, int to);
+const char *orders__status_name(int status); /* "PENDING", ... */
+
+/* total = sum(quantity * unit price). false on int64 overflow (or a negative
+ * factor), total untouched. */
+bool orders__line_total(int64_t quantity, int64_t unit_price, int64_t *total);
+bool orders__order_total(const store_line *lines, size_t n, int64_t *total);
+
+/* Validates a CreateOrderRequest (customer id given; 1..STORE_MAX_LINES lines;
+ * each SKU valid and at most once; quantity > 0; key at most STORE_KEY_MAX).
+ * Returns RPC_OK or INVALID_ARGUMENT with why[] naming the field and reason
+ * ("lines[2].quantity: must be > 0"). */
+rpc_status orders__validate_create(const Oms__V1__CreateOrderRequest *req, char *why, size_t n);
+
+/* Whether s is a valid SKU: 1..STORE_SKU_MAX of [A-Za-z0-9._-]. */
+bool orders__sku_ok(const char *s);
+
+/* --- order_create.c: the CreateOrder flow -------------------------------------- */
+
+/* Result of one order creation: fires once on the loop (maybe before
+ * orders__create_order returns); order is borrowed for the callback and set
+ * only on RPC_OK. */
+typedef void (*orders_create_cb)(void *arg, rpc_status code, const char *msg,
+                                 const store_order *order);
+
+/* Validates req, answers an idempotency key seen before with the first order,
+ * checks the customer is ACTIVE, reserves stock (prices from inventory),
+ * totals, stores the order and its event, and releases the reservation again
+ * if anything after it fails. key overrides req->idempotency_key when req's
+ * is empty (the idempotency-key metadata). timeout_ms bounds the peer calls. */
+void orders__create_order(orders_loop *ol, const Oms__V1__CreateOrderRequest *req, const char *key,
+                          uint64_t timeout_ms, orders_create_cb cb, void *arg);
+
+/* --- watch.c: the streaming handlers of orders__order_handlers ---------------- */
+
+void orders__watch_on_request(rpc_call *c, const Oms__V1__WatchOrdersRequest *req);
+void orders__watch_on_ready(rpc_call *c);
+void orders__watch_on_cancel(rpc_call *c, rpc_status code);
+void orders__watch_on_free(rpc_call *c);
+void orders__track_on_request(rpc_call *c, const Oms__V1__TrackRequest *req);
+void orders__track_on_half_close(rpc_call *c);
+void orders__track_on_ready(rpc_call *c);
+void orders__track_on_cancel(rpc_call *c, rpc_status code);
+void orders__track_on_free(rpc_call *c);
+
+/* --- hub.c: events from the store writer to every loop ------------------------ */
+
+/* Creates the hub; ring: events each loop keeps for its live subscribers. */
+orders_hub *orders__hub_new(size_t ring);
+void orders__hub_free(orders_hub *h);
+/* The store's on_events hook (writer thread): queues evs for every loop and
+ * wakes them. Never blocks for long (a mutex per loop). */
+void orders__hub_publish(void *hub, const store_event *evs, size_t n);
+/* Attaches ol's loop (before it runs, or on its thread). NULL on ENOMEM. */
+orders_hub_loop *orders__hub_loop_open(orders_hub *h, orders_loop *ol);
+/* watch.c: ends the loop's subscriptions with UNAVAILABLE (drain). */
+void orders__hub_loop_drain(orders_hub_loop *hl);
+/* Closes the loop's handles (on its thread); freed from their close callback. */
+void orders__hub_loop_close(orders_hub_loop *hl);
+
+#endif

@@ -1,0 +1,287 @@
+/* store.h - the order system's durable state, behind one interface.
+ *
+ * The services in src/orders keep customers, products, stock reservations,
+ * orders and order events here. This header knows no database: the backend is
+ * picked by URL ("sqlite:PATH" today; "postgres:..." later) and nothing of it
+ * leaks through. Records are plain C structs, not protobuf messages.
+ *
+ * Threads and loops:
+ *  - One store per process, opened before the loops start. Writes run on the
+ *    store's own writer thread, which commits them in groups: every request
+ *    queued while the previous commit ran goes into one transaction and one
+ *    fsync (each request in a savepoint of its own, so one failing request
+ *    fails alone).
+ *  - Each loop that uses the store attaches a store_loop (on that loop's
+ *    thread). Writes are submitted through it and their completion callback
+ *    runs on that loop, only after the commit is durable (or failed). Reads
+ *    are synchronous calls on the store_loop's own read connection: they never
+ *    wait for the writer (SQLite WAL readers see the last commit).
+ *  - Every state change of an order appends an order event in the same
+ *    transaction, with a global, gap-free sequence number starting at 1. After
+ *    each durable commit, the writer hands that commit's events, in seq
+ *    order, to the on_events hook (on the writer thread).
+ *
+ * Errors: functions return STORE_OK or a store_rc; requests carry a short
+ * human-readable reason in their msg field for the failing cases (e.g.
+ * "sku ABC-1: 3 available, 5 requested"), fit for a gRPC status message.
+ */
+#ifndef OMS_STORE_H
+#define OMS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct store store;
+typedef struct store_loop store_loop;
+
+typedef enum store_rc {
+    STORE_OK = 0,
+    STORE_NOT_FOUND,    /* no such customer / product / order */
+    STORE_EXISTS,       /* unique key taken (email; idempotency key: see ORDER_CREATE) */
+    STORE_CONFLICT,     /* expected_version does not match */
+    STORE_PRECONDITION, /* insufficient stock, illegal transition, on_hand below reserved */
+    STORE_INVALID,      /* a request the store cannot represent (overflowing stock, ...) */
+    STORE_ERROR,        /* I/O error, full disk, corrupt database: see msg and the log */
+    STORE_CLOSED,       /* the store is shutting down */
+} store_rc;
+
+/* "OK", "NOT_FOUND", ... */
+const char *store_rc_name(store_rc rc);
+
+/* Field limits, in bytes without the terminating NUL; the services validate
+ * input against them before it reaches the store. */
+#define STORE_ID_MAX     31  /* "c-123", "o-123" */
+#define STORE_NAME_MAX   200 /* customer and product names */
+#define STORE_EMAIL_MAX  254
+#define STORE_SKU_MAX    64
+#define STORE_KEY_MAX    128 /* idempotency keys */
+#define STORE_REASON_MAX 200
+#define STORE_MSG_MAX    160
+#define STORE_MAX_LINES  100 /* lines per order / reservation */
+
+/* Customer status, same numbers as oms.v1.CustomerStatus. */
+enum { STORE_CUSTOMER_ACTIVE = 1, STORE_CUSTOMER_SUSPENDED = 2 };
+
+/* Order status, same numbers as oms.v1.OrderStatus. */
+enum {
+    STORE_ORDER_PENDING = 1,
+    STORE_ORDER_CONFIRMED = 2,
+    STORE_ORDER_SHIPPED = 3,
+    STORE_ORDER_DELIVERED = 4,
+    STORE_ORDER_CANCELLED = 5,
+};
+
+/* --- records -------------------------------------------------------------- */
+
+typedef struct store_customer {
+    char id[STORE_ID_MAX + 1]; /* "c-<n>", assigned by the store */
+    char name[STORE_NAME_MAX + 1];
+    char email[STORE_EMAIL_MAX + 1];
+    int status;         /* STORE_CUSTOMER_* */
+    int64_t created_at; /* unix ms */
+} store_customer;
+
+typedef struct store_product {
+    char sku[STORE_SKU_MAX + 1];
+    char name[STORE_NAME_MAX + 1];
+    int64_t unit_price_cents;
+    int64_t on_hand;  /* reserved units included */
+    int64_t reserved; /* units held by live reservations */
+    int64_t updated_at;
+} store_product;
+
+typedef struct store_line {
+    char sku[STORE_SKU_MAX + 1];
+    int64_t quantity;
+    int64_t unit_price_cents; /* input to ORDER_CREATE; output of RESERVE */
+} store_line;
+
+typedef struct store_order {
+    char id[STORE_ID_MAX + 1]; /* "o-<n>", from store_next_order_id() */
+    char customer_id[STORE_ID_MAX + 1];
+    char idempotency_key[STORE_KEY_MAX + 1]; /* "" for none */
+    char cancel_reason[STORE_REASON_MAX + 1];
+    int status;      /* STORE_ORDER_* */
+    int64_t version; /* 1 on creation, +1 per change */
+    int64_t total_cents;
+    int64_t created_at;
+    int64_t updated_at;
+    size_t nlines;
+    store_line lines[]; /* nlines entries */
+} store_order;
+
+/* Allocates an order with room for nlines lines (zeroed, nlines set). NULL on
+ * ENOMEM. Records the store returns are freed with store_order_free(). */
+store_order *store_order_new(size_t nlines);
+void store_order_free(store_order *o);
+
+typedef struct store_event {
+    int64_t seq; /* global, gap-free, from 1 */
+    char order_id[STORE_ID_MAX + 1];
+    char customer_id[STORE_ID_MAX + 1];
+    int status;
+    int previous_status; /* 0 for a new order */
+    int64_t version;
+    int64_t at; /* unix ms of the change */
+} store_event;
+
+/* --- opening and closing ---------------------------------------------------- */
+
+/* Called on the writer thread after each durable commit with that commit's
+ * events in seq order (n >= 1), before the commit's requests complete. evs is
+ * borrowed for the call. Must not block for long and must not call back into
+ * the store. */
+typedef void (*store_events_cb)(void *arg, const store_event *evs, size_t n);
+
+typedef struct store_config {
+    const char *url;           /* "sqlite:PATH" (":memory:" is refused: readers need a file) */
+    size_t max_batch;          /* requests per transaction; default 1024 */
+    store_events_cb on_events; /* may be NULL */
+    void *events_arg;
+} store_config;
+
+void store_config_init(store_config *cfg);
+
+/* Opens (creating if needed) the database, brings its schema to the current
+ * version (migrations run in order, each in one transaction; a database from
+ * a newer oms is refused), and starts the writer thread. On failure returns
+ * NULL with a reason in err ("sqlite:/x/oms.db: unable to open database file"). */
+store *store_open(const store_config *cfg, char *err, size_t errlen);
+
+/* Stops accepting writes, lets the writer commit what was queued (their
+ * callbacks still run on their loops while those loops run), joins the writer
+ * thread and closes the database. Every store_loop must have been closed
+ * first. */
+void store_close(store *st);
+
+/* Allocates a new order id ("o-<n>", never reused, also across restarts).
+ * Thread-safe. An id is allocated before stock is reserved for it; ids of
+ * orders that were never created leave harmless gaps. */
+void store_next_order_id(store *st, char out[STORE_ID_MAX + 1]);
+
+/* The seq of the last committed event (0 if none). Thread-safe. */
+int64_t store_last_seq(store *st);
+
+/* Attaches the calling thread's loop: a read connection and a uv_async_t that
+ * runs write completions on loop. Returns NULL with err on failure. */
+store_loop *store_loop_open(store *st, uv_loop_t *loop, char *err, size_t errlen);
+
+/* Closes the loop's read connection and handles (on the loop's thread); the
+ * object is freed once the handles closed, so keep the loop running until
+ * uv_run() returns. Every write submitted through sl must have completed
+ * first (a draining server waits for its calls). */
+void store_loop_close(store_loop *sl);
+
+/* --- writes ------------------------------------------------------------------ */
+
+typedef enum store_op {
+    STORE_CUSTOMER_CREATE,     /* in: customer.name, customer.email, at
+                                  out: customer (id, status ACTIVE, created_at = at);
+                                  EXISTS if the email is taken */
+    STORE_CUSTOMER_SET_STATUS, /* in: customer.id, customer.status, at; out: customer */
+    STORE_PRODUCT_UPSERT,      /* in: product.sku, product.name, product.unit_price_cents, at
+                                  out: product (stock kept on update, 0 on insert) */
+    STORE_STOCK_ADJUST,        /* in: product.sku, delta, at; out: product. PRECONDITION if
+                                  on_hand + delta < reserved; INVALID on overflow */
+    STORE_RESERVE,             /* in: order_id, lines[].sku/quantity, nlines, at
+                                  out: lines[].unit_price_cents, existed.
+                                  All or nothing: PRECONDITION naming the first short SKU,
+                                  NOT_FOUND naming an unknown one. Idempotent per order_id: a
+                                  live reservation for it is returned as it is (existed =
+                                  true, lines and prices from the first one). */
+    STORE_RELEASE,             /* in: order_id, at; out: existed (a live reservation was
+                                  released). Releasing again or an unknown id is OK. */
+    STORE_ORDER_CREATE,        /* in: order (id, customer_id, idempotency_key, lines with
+                                  prices, total_cents, created_at; status and version are set
+                                  to PENDING and 1)
+                                  out: event_seq. EXISTS if the idempotency key is taken: then
+                                  result holds the first order with that key. */
+    STORE_ORDER_SET_STATUS,    /* in: order_id, to_status, allowed_from, expected_version,
+                                  reason (kept as cancel_reason when to_status is CANCELLED), at
+                                  out: result (the updated order), previous_status, event_seq.
+                                  NOT_FOUND; CONFLICT if expected_version != 0 and differs;
+                                  PRECONDITION if the status is not in allowed_from */
+} store_op;
+
+typedef struct store_write store_write;
+typedef void (*store_write_cb)(store_write *w);
+
+/* One write request. The caller owns it (it must live until done fires: heap
+ * or a call's arena, never the stack) and fills the op's inputs, zeroing the
+ * rest (e.g. with *w = (store_write){0});
+ * the store fills rc, msg and the outputs, then calls done on the submitting
+ * store_loop's loop. */
+struct store_write {
+    store_op op;
+    store_write_cb done;
+    void *data; /* the caller's */
+    int64_t at; /* unix ms of the change, set by the caller */
+
+    /* inputs and outputs, by op (see store_op) */
+    store_customer customer;
+    store_product product;
+    int64_t delta;
+    char order_id[STORE_ID_MAX + 1];
+    store_line *lines; /* borrowed, nlines entries; RESERVE writes prices into them */
+    size_t nlines;
+    const store_order *order; /* ORDER_CREATE input, borrowed */
+    int to_status;
+    unsigned allowed_from; /* bit (1u << status) per allowed current status */
+    int64_t expected_version;
+    char reason[STORE_REASON_MAX + 1];
+
+    /* outputs */
+    store_rc rc;
+    char msg[STORE_MSG_MAX + 1];
+    bool existed;
+    int previous_status;
+    int64_t event_seq;
+    store_order *result; /* owned by the caller once done fires (store_order_free) */
+
+    store_write *next; /* the store's queue link */
+    store_loop *sl;    /* the store's */
+};
+
+/* Queues w (thread: sl's loop). done fires later on sl's loop, never from
+ * inside this call, with rc set; STORE_CLOSED if the store is closing. */
+void store_submit(store_loop *sl, store_write *w);
+
+/* --- reads (synchronous, on sl's loop thread) ------------------------------------ */
+
+store_rc store_get_customer(store_loop *sl, const char *id, store_customer *out);
+store_rc store_get_product(store_loop *sl, const char *sku, store_product *out);
+
+/* Up to limit customers with id after after_id ("" from the start), in id
+ * order (numeric: c-2 before c-10). Returns how many were written to out
+ * (< limit: the last page), or -1 on a store error. */
+long store_list_customers(store_loop *sl, const char *after_id, store_customer *out, size_t limit);
+
+/* Up to limit products with sku > after_sku ("" from the start), in sku order. */
+long store_list_products(store_loop *sl, const char *after_sku, store_product *out, size_t limit);
+
+/* *out: the order (free with store_order_free), or NULL with NOT_FOUND. */
+store_rc store_get_order(store_loop *sl, const char *id, store_order **out);
+store_rc store_find_order_by_key(store_loop *sl, const char *idempotency_key, store_order **out);
+
+typedef struct store_order_filter {
+    const char *customer_id; /* NULL or "": any */
+    int status;              /* 0: any */
+    int64_t created_from;    /* inclusive; 0: no bound */
+    int64_t created_to;      /* exclusive; 0: no bound */
+} store_order_filter;
+
+/* Up to limit orders matching f, created after the order after_id ("" from
+ * the start), oldest first (in id order). out[i] are owned by the caller.
+ * Returns the count or -1. A page costs one indexed query: callers page
+ * through any number of orders with bounded memory. */
+long store_list_orders(store_loop *sl, const store_order_filter *f, const char *after_id,
+                       store_order **out, size_t limit);
+
+/* Up to limit events with seq >= from_seq, in seq order. If order_id is not
+ * NULL only that order's events (an indexed query). Returns the count or -1. */
+long store_read_events(store_loop *sl, int64_t from_seq, const char *order_id, store_event *out,
+                       size_t limit);
+
+#endif
