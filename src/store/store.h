@@ -164,6 +164,23 @@ void store_next_order_id(store *st, char out[STORE_ID_MAX + 1]);
 /* The seq of the last committed event (0 if none). Thread-safe. */
 int64_t store_last_seq(store *st);
 
+/* Releases every live reservation whose order this store does not have. Only
+ * meaningful where inventory and orders share one store (all-in-one mode),
+ * at start-up before serving: a crash between a Reserve's commit and its
+ * order's commit leaves such a reservation behind. Returns how many were
+ * released, or -1 on a store error. Thread-safe (runs on the writer). */
+long store_release_orphans(store *st);
+
+/* Writer counters since store_open, for logs, metrics and tests. */
+typedef struct store_stats {
+    uint64_t commits;   /* transactions committed (each one fsync) */
+    uint64_t writes;    /* requests completed */
+    uint64_t max_batch; /* most requests in one transaction */
+    uint64_t commit_us; /* total time in COMMIT, microseconds */
+} store_stats;
+
+void store_get_stats(store *st, store_stats *out);
+
 /* Attaches the calling thread's loop: a read connection and a uv_async_t that
  * runs write completions on loop. Returns NULL with err on failure. */
 store_loop *store_loop_open(store *st, uv_loop_t *loop, char *err, size_t errlen);
