@@ -1,9 +1,12 @@
 /* omsd - the oms server: flags, wiring of the layers, signals.
  *
  * Default: TLS on 127.0.0.1:50051 with certs/server.pem and certs/server.key,
- * serving grpc.testing.TestService, oms.bench.v1.OrderBench, health and
- * reflection. SIGINT/SIGTERM drain: GOAWAY, in-flight calls get --grace
- * seconds, then exit 0.
+ * one worker loop per core, serving the order system (oms.v1 Customer,
+ * Inventory and Order services over SQLite at ./oms.db, with a demo catalog
+ * on first run), grpc.testing.TestService, oms.bench.v1.OrderBench, health
+ * and reflection. SIGINT/SIGTERM drain: GOAWAY, order-event subscribers end
+ * with UNAVAILABLE (they resume with since_seq), other in-flight calls get
+ * --grace seconds, then exit 0.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,11 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "app/services.h"
 #include "base/log.h"
 #include "http2/http2.h"
+#include "orders/orders.h"
 #include "rpc/health.h"
 #include "rpc/reflection.h"
 #include "rpc/rpc.h"
@@ -40,14 +45,17 @@ typedef struct options {
     double handshake_timeout;
     uint64_t workers;
     oms_log_level log_level;
+    bool bench_only;
+    orders_config orders;
 } options;
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: omsd [options]\n"
                "\n"
-               "The oms gRPC server: grpc.testing.TestService, oms.bench.v1.OrderBench,\n"
-               "grpc.health.v1.Health and server reflection (v1 and v1alpha).\n"
+               "The oms gRPC server: the order system (oms.v1.CustomerService,\n"
+               "InventoryService, OrderService), grpc.testing.TestService,\n"
+               "oms.bench.v1.OrderBench, grpc.health.v1.Health and server reflection.\n"
                "\n"
                "  --listen HOST:PORT     address to listen on (default 127.0.0.1:50051;\n"
                "                         IPv6 as [::1]:50051; port 0 picks a free port)\n"
@@ -67,7 +75,25 @@ static void usage(FILE *f)
                "  --grace SECONDS        on SIGINT/SIGTERM, how long in-flight calls may run\n"
                "                         before connections are closed (default 10)\n"
                "  --workers N            event loops, one thread and one SO_REUSEPORT listener\n"
-               "                         each (default 1)\n"
+               "                         each (default: the number of cores)\n"
+               "\n"
+               "Order system:\n"
+               "  --store URL            sqlite:PATH (default sqlite:./oms.db)\n"
+               "  --services LIST        which of customers,inventory,orders to host, comma-\n"
+               "                         separated, or all (default all)\n"
+               "  --inventory-target ADDR  where the order service calls InventoryService when\n"
+               "                         this process does not host it (host:port[,host:port])\n"
+               "  --customers-target ADDR  the same for CustomerService\n"
+               "  --peer-ca FILE         CA for those peers (default certs/ca.pem if present)\n"
+               "  --peer-server-name NAME  TLS name the peers' certificates must carry\n"
+               "                         (default: the target's host)\n"
+               "  --peer-h2c             call the peers over cleartext HTTP/2\n"
+               "  --peer-timeout SECONDS  deadline of a peer call when the incoming call has\n"
+               "                         none or a longer one (default 5)\n"
+               "  --event-ring N         order events each loop keeps for live subscribers;\n"
+               "                         slower ones catch up from the store (default 65536)\n"
+               "  --no-demo-data         do not seed an empty store with the demo catalog\n"
+               "  --bench-only           serve OrderBench (and health, reflection) only\n"
                "  --log-level LEVEL      debug, info, warn, error or off (default info)\n"
                "  -h, --help             show this help\n"
                "\n"
@@ -118,6 +144,36 @@ static int parse_listen(const char *s, options *o)
     return 0;
 }
 
+/* "all" or a comma-separated subset of customers,inventory,orders. */
+static int parse_services(const char *s, unsigned *out)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } names[] = {{"all", ORDERS_SVC_ALL},
+                 {"customers", ORDERS_SVC_CUSTOMERS},
+                 {"inventory", ORDERS_SVC_INVENTORY},
+                 {"orders", ORDERS_SVC_ORDERS}};
+    unsigned mask = 0;
+    while (*s) {
+        size_t n = strcspn(s, ",");
+        size_t i;
+        for (i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (strlen(names[i].name) == n && strncmp(s, names[i].name, n) == 0)
+                break;
+        if (i == sizeof names / sizeof names[0])
+            return -1;
+        mask |= names[i].bit;
+        s += n;
+        if (*s == ',' && *++s == '\0')
+            return -1;
+    }
+    if (!mask)
+        return -1;
+    *out = mask;
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, options *o)
 {
     enum {
@@ -131,7 +187,18 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_GRACE,
         OPT_HANDSHAKE,
         OPT_WORKERS,
-        OPT_LOG
+        OPT_LOG,
+        OPT_STORE,
+        OPT_SERVICES,
+        OPT_INV,
+        OPT_CUST,
+        OPT_PEER_CA,
+        OPT_PEER_NAME,
+        OPT_PEER_H2C,
+        OPT_PEER_TIMEOUT,
+        OPT_RING,
+        OPT_NO_DEMO,
+        OPT_BENCH_ONLY
     };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
@@ -145,6 +212,17 @@ static int parse_args(int argc, char **argv, options *o)
         {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE},
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"log-level", required_argument, NULL, OPT_LOG},
+        {"store", required_argument, NULL, OPT_STORE},
+        {"services", required_argument, NULL, OPT_SERVICES},
+        {"inventory-target", required_argument, NULL, OPT_INV},
+        {"customers-target", required_argument, NULL, OPT_CUST},
+        {"peer-ca", required_argument, NULL, OPT_PEER_CA},
+        {"peer-server-name", required_argument, NULL, OPT_PEER_NAME},
+        {"peer-h2c", no_argument, NULL, OPT_PEER_H2C},
+        {"peer-timeout", required_argument, NULL, OPT_PEER_TIMEOUT},
+        {"event-ring", required_argument, NULL, OPT_RING},
+        {"no-demo-data", no_argument, NULL, OPT_NO_DEMO},
+        {"bench-only", no_argument, NULL, OPT_BENCH_ONLY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -189,18 +267,68 @@ static int parse_args(int argc, char **argv, options *o)
             }
             break;
         case OPT_GRACE:
-        case OPT_HANDSHAKE: {
+        case OPT_HANDSHAKE:
+        case OPT_PEER_TIMEOUT: {
             char *end;
             errno = 0;
             double g = strtod(optarg, &end);
             if (errno || *end || !(g >= 0 && g <= 86400)) {
-                fprintf(stderr, "omsd: --%s wants 0..86400 seconds, got '%s'\n",
-                        ch == OPT_GRACE ? "grace" : "handshake-timeout", optarg);
+                fprintf(stderr, "omsd: %s wants 0..86400 seconds, got '%s'\n", argv[optind - 1],
+                        optarg);
                 return -1;
             }
-            *(ch == OPT_GRACE ? &o->grace : &o->handshake_timeout) = g;
+            if (ch == OPT_PEER_TIMEOUT)
+                o->orders.peer_timeout_ms = g > 0 ? (uint64_t)(g * 1000) : 1;
+            else
+                *(ch == OPT_GRACE ? &o->grace : &o->handshake_timeout) = g;
             break;
         }
+        case OPT_STORE:
+            if (strncmp(optarg, "sqlite:", 7) != 0 || !optarg[7]) {
+                fprintf(stderr, "omsd: --store wants sqlite:PATH, got '%s'\n", optarg);
+                return -1;
+            }
+            o->orders.store_url = optarg;
+            break;
+        case OPT_SERVICES:
+            if (parse_services(optarg, &o->orders.services) != 0) {
+                fprintf(stderr,
+                        "omsd: --services wants all or a list of customers,inventory,orders, "
+                        "got '%s'\n",
+                        optarg);
+                return -1;
+            }
+            break;
+        case OPT_INV:
+            o->orders.inventory_target = optarg;
+            break;
+        case OPT_CUST:
+            o->orders.customers_target = optarg;
+            break;
+        case OPT_PEER_CA:
+            o->orders.peer_ca_file = optarg;
+            break;
+        case OPT_PEER_NAME:
+            o->orders.peer_server_name = optarg;
+            break;
+        case OPT_PEER_H2C:
+            o->orders.peer_tls = false;
+            break;
+        case OPT_RING: {
+            uint64_t n;
+            if (parse_u64(optarg, 16, 1u << 24, &n) != 0) {
+                fprintf(stderr, "omsd: --event-ring wants 16..16777216, got '%s'\n", optarg);
+                return -1;
+            }
+            o->orders.event_ring = (size_t)n;
+            break;
+        }
+        case OPT_NO_DEMO:
+            o->orders.demo_data = false;
+            break;
+        case OPT_BENCH_ONLY:
+            o->bench_only = true;
+            break;
         case OPT_WORKERS:
             if (parse_u64(optarg, 1, 64, &o->workers) != 0) {
                 fprintf(stderr, "omsd: --workers wants 1..64, got '%s'\n", optarg);
@@ -247,6 +375,7 @@ typedef struct worker {
     rpc_reflection *refl;
     http2_server *h2;
     bool loop_on, thread_on;
+    bool attached; /* orders_loop_attach done, orders_loop_detach not yet */
 } worker;
 
 typedef struct app {
@@ -256,6 +385,7 @@ typedef struct app {
     worker *workers;
     int nworkers;
     atomic_int ndrained;
+    orders *orders; /* NULL with --bench-only */
     double grace;
     int signals;
 } app;
@@ -271,6 +401,10 @@ static void on_worker_drained(http2_server *srv, void *arg)
     (void)srv;
     worker *w = arg;
     uv_close((uv_handle_t *)&w->stop, on_closed_noop);
+    if (w->attached) {
+        orders_loop_detach(w->app->orders, &w->loop);
+        w->attached = false;
+    }
     atomic_fetch_add(&w->app->ndrained, 1);
     uv_async_send(&w->app->drained);
 }
@@ -279,6 +413,8 @@ static void on_worker_stop(uv_async_t *h)
 {
     worker *w = h->data;
     rpc_health_shutdown(w->health);
+    if (w->app->orders)
+        orders_loop_drain(w->app->orders, &w->loop);
     http2_server_shutdown(w->h2, (uint64_t)(w->app->grace * 1000), on_worker_drained, w);
 }
 
@@ -342,14 +478,20 @@ static int worker_init(worker *w, const options *o, http2_server_config *hcfg,
     if (rpc_server_add_service(w->rpc, interop_test_service(interop)) != 0 ||
         rpc_server_add_service(w->rpc, bench_service_impl(bench)) != 0 ||
         rpc_server_add_service(w->rpc, rpc_health_impl(w->health)) != 0 ||
-        rpc_reflection_register(w->rpc, w->refl) != 0) {
+        rpc_reflection_register(w->rpc, w->refl) != 0 ||
+        (w->app->orders && orders_register(w->app->orders, w->rpc) != 0)) {
         fprintf(stderr, "omsd: cannot register services\n");
         return -1;
     }
+    char err[512];
+    if (w->app->orders && orders_loop_attach(w->app->orders, &w->loop, err, sizeof err) != 0) {
+        fprintf(stderr, "omsd: %s\n", err);
+        return -1;
+    }
+    w->attached = w->app->orders != NULL;
     for (size_t i = 0; i < rpc_server_service_count(w->rpc); i++)
         rpc_health_set(w->health, rpc_server_service_name(w->rpc, i), RPC_HEALTH_SERVING);
     hcfg->handler_data = w->rpc;
-    char err[512];
     if (http2_server_new(&w->loop, hcfg, &w->h2, err, sizeof err) != 0) {
         fprintf(stderr, "omsd: %s\n", err);
         if (!o->h2c && (strstr(err, "certificate") || strstr(err, "key")))
@@ -367,6 +509,8 @@ static void worker_dispose(worker *w)
     if (w->thread_on)
         uv_thread_join(&w->thread);
     http2_server_free(w->h2);
+    if (w->attached) /* never ran: start-up failed */
+        orders_loop_detach(w->app->orders, &w->loop);
     if (w->loop_on) {
         uv_run(&w->loop, UV_RUN_NOWAIT); /* let close callbacks run */
         uv_loop_close(&w->loop);
@@ -388,9 +532,13 @@ int main(int argc, char **argv)
         .max_header_list = 16u << 10,
         .grace = 10,
         .handshake_timeout = 10,
-        .workers = 1,
         .log_level = OMS_LOG_INFO,
     };
+    unsigned cores = uv_available_parallelism();
+    o.workers = cores < 1 ? 1 : cores > 64 ? 64 : cores;
+    orders_config_init(&o.orders);
+    if (access("certs/ca.pem", R_OK) == 0)
+        o.orders.peer_ca_file = "certs/ca.pem";
     if (parse_args(argc, argv, &o) != 0)
         return 2;
     oms_log_set_level(o.log_level);
@@ -405,6 +553,13 @@ int main(int argc, char **argv)
     if (!interop || !bench || !a.workers) {
         fprintf(stderr, "omsd: cannot set up services (out of memory)\n");
         goto out;
+    }
+    if (!o.bench_only) {
+        char err[512];
+        if (!(a.orders = orders_open(&o.orders, err, sizeof err))) {
+            fprintf(stderr, "omsd: %s\n", err);
+            goto out;
+        }
     }
 
     http2_server_config hcfg;
@@ -458,6 +613,7 @@ out:
     for (int i = 0; a.workers && i < a.nworkers; i++)
         worker_dispose(&a.workers[i]);
     free(a.workers);
+    orders_close(a.orders);
     uv_loop_close(a.loop);
     bench_service_free(bench);
     interop_service_free(interop);
