@@ -1,0 +1,228 @@
+/* order_create.c - the CreateOrder flow, shared by CreateOrder and each row of
+ * ImportOrders:
+ *
+ *   validate -> idempotency key seen? answer the first order
+ *            -> customer ACTIVE? (customers port)
+ *            -> new order id -> reserve stock, prices come back (inventory port)
+ *            -> total -> ORDER_CREATE (store writer, durable)
+ *
+ * Anything that fails after a reservation may exist releases it again: the
+ * order id is the reservation's key and Release is idempotent, so a release
+ * after a reserve whose reply was lost (UNAVAILABLE, DEADLINE_EXCEEDED) is
+ * harmless when nothing was reserved.
+ *
+ * A flow knows nothing of rpc calls: it copies what it needs from the request
+ * up front and reports once through its callback, so one call can run many
+ * flows (ImportOrders) and the caller keeps its call alive with a ref.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "orders/orders_int.h"
+
+typedef struct create_flow {
+    orders_loop *ol;
+    orders_create_cb cb;
+    void *arg;
+    uint64_t timeout_ms; /* bound of each peer call; 0: the port's default */
+    char customer_id[STORE_ID_MAX + 1];
+    store_order *order; /* the order being built; its lines are the request's */
+    store_write w;      /* ORDER_CREATE; lives until its done fired */
+} create_flow;
+
+static void flow_free(create_flow *f)
+{
+    store_order_free(f->order);
+    free(f);
+}
+
+/* Reports the flow's outcome and frees it. */
+static void flow_done(create_flow *f, rpc_status code, const char *msg, const store_order *order)
+{
+    f->cb(f->arg, code, msg ? msg : "", code == RPC_OK ? order : NULL);
+    flow_free(f);
+}
+
+/* Compensation: the port retries a release on its own, so no callback. */
+static void flow_release(create_flow *f)
+{
+    f->ol->inventory->release(f->ol, f->order->id, 0, NULL, NULL);
+}
+
+static void on_order_created(store_write *w)
+{
+    create_flow *f = w->data;
+    char why[STORE_MSG_MAX + 64];
+
+    switch (w->rc) {
+    case STORE_OK:
+        flow_done(f, RPC_OK, "", f->order);
+        return;
+    case STORE_EXISTS:
+        /* A concurrent call with the same key won: ours must not stay reserved. */
+        flow_release(f);
+        if (w->result) {
+            store_order *first = w->result;
+            w->result = NULL;
+            flow_done(f, RPC_OK, "", first);
+            store_order_free(first);
+        } else {
+            snprintf(why, sizeof why, "idempotency key already used: %s", w->msg);
+            flow_done(f, RPC_ALREADY_EXISTS, why, NULL);
+        }
+        return;
+    default:
+        flow_release(f);
+        store_order_free(w->result);
+        w->result = NULL;
+        snprintf(why, sizeof why, "storing order %s: %s", f->order->id,
+                 w->msg[0] ? w->msg : store_rc_name(w->rc));
+        flow_done(f, orders__status(w->rc), why, NULL);
+        return;
+    }
+}
+
+static void on_reserved(void *arg, rpc_status code, const char *msg, const store_line *lines,
+                        size_t n)
+{
+    create_flow *f = arg;
+    store_order *o = f->order;
+    char why[STORE_MSG_MAX + 64];
+
+    if (code != RPC_OK) {
+        /* The inventory may have committed before its reply was lost (or
+         * failed in a way that does not say): releasing an order id that holds
+         * nothing is a no-op. */
+        if (code == RPC_UNAVAILABLE || code == RPC_DEADLINE_EXCEEDED || code == RPC_CANCELLED ||
+            code == RPC_UNKNOWN || code == RPC_INTERNAL)
+            flow_release(f);
+        flow_done(f, code, msg, NULL);
+        return;
+    }
+    if (n != o->nlines) {
+        flow_release(f);
+        snprintf(why, sizeof why, "inventory reserved %zu lines for %zu", n, o->nlines);
+        flow_done(f, RPC_INTERNAL, why, NULL);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(lines[i].sku, o->lines[i].sku) != 0 ||
+            lines[i].quantity != o->lines[i].quantity) {
+            flow_release(f);
+            snprintf(why, sizeof why, "inventory reserved lines[%zu] as %s x %lld", i, lines[i].sku,
+                     (long long)lines[i].quantity);
+            flow_done(f, RPC_INTERNAL, why, NULL);
+            return;
+        }
+        o->lines[i].unit_price_cents = lines[i].unit_price_cents;
+    }
+    if (!orders__order_total(o->lines, o->nlines, &o->total_cents)) {
+        flow_release(f);
+        flow_done(f, RPC_INVALID_ARGUMENT, "order total overflows (more than 2^63-1 cents)", NULL);
+        return;
+    }
+    int64_t now = orders__now_ms();
+    o->status = STORE_ORDER_PENDING;
+    o->version = 1;
+    o->created_at = now;
+    o->updated_at = now;
+
+    f->w = (store_write){0};
+    f->w.op = STORE_ORDER_CREATE;
+    f->w.done = on_order_created;
+    f->w.data = f;
+    f->w.at = now;
+    f->w.order = o;
+    store_submit(f->ol->sl, &f->w); /* done fires later, never from inside */
+}
+
+static void on_customer(void *arg, rpc_status code, const char *msg, const store_customer *c)
+{
+    create_flow *f = arg;
+    char why[STORE_MSG_MAX + 64];
+
+    if (code == RPC_NOT_FOUND) {
+        snprintf(why, sizeof why, "customer %s not found", f->customer_id);
+        flow_done(f, RPC_NOT_FOUND, why, NULL);
+        return;
+    }
+    if (code != RPC_OK) {
+        flow_done(f, code, msg, NULL);
+        return;
+    }
+    if (c->status != STORE_CUSTOMER_ACTIVE) {
+        snprintf(why, sizeof why, "customer %s is %s", f->customer_id,
+                 c->status == STORE_CUSTOMER_SUSPENDED ? "suspended" : "not active");
+        flow_done(f, RPC_FAILED_PRECONDITION, why, NULL);
+        return;
+    }
+    store_next_order_id(f->ol->o->st, f->order->id);
+    /* Last action: the callback may fire before reserve returns. */
+    f->ol->inventory->reserve(f->ol, f->order->id, f->order->lines, f->order->nlines, f->timeout_ms,
+                              on_reserved, f);
+}
+
+/* Answers a key seen before with its first order. Returns true when it
+ * answered (found, or a store error). */
+static bool answer_known_key(orders_loop *ol, const char *key, orders_create_cb cb, void *arg)
+{
+    store_order *first = NULL;
+    store_rc rc = store_find_order_by_key(ol->sl, key, &first);
+    if (rc == STORE_NOT_FOUND)
+        return false;
+    if (rc == STORE_OK) {
+        cb(arg, RPC_OK, "", first);
+        store_order_free(first);
+        return true;
+    }
+    char why[64];
+    snprintf(why, sizeof why, "looking up idempotency key: %s", store_rc_name(rc));
+    cb(arg, orders__status(rc), why, NULL);
+    return true;
+}
+
+void orders__create_order(orders_loop *ol, const Oms__V1__CreateOrderRequest *req, const char *key,
+                          uint64_t timeout_ms, orders_create_cb cb, void *arg)
+{
+    char why[160];
+    rpc_status st = orders__validate_create(req, why, sizeof why);
+    if (st != RPC_OK) {
+        cb(arg, st, why, NULL);
+        return;
+    }
+    if (req->idempotency_key[0])
+        key = req->idempotency_key;
+    if (!key)
+        key = "";
+    if (strlen(key) > STORE_KEY_MAX) {
+        snprintf(why, sizeof why, "idempotency-key: longer than %d bytes", STORE_KEY_MAX);
+        cb(arg, RPC_INVALID_ARGUMENT, why, NULL);
+        return;
+    }
+    if (key[0] && answer_known_key(ol, key, cb, arg))
+        return;
+
+    create_flow *f = calloc(1, sizeof *f);
+    store_order *o = f ? store_order_new(req->n_lines) : NULL;
+    if (!o) {
+        free(f);
+        cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return;
+    }
+    f->ol = ol;
+    f->cb = cb;
+    f->arg = arg;
+    f->timeout_ms = timeout_ms;
+    f->order = o;
+    /* Lengths were validated above. */
+    snprintf(f->customer_id, sizeof f->customer_id, "%s", req->customer_id);
+    snprintf(o->customer_id, sizeof o->customer_id, "%s", req->customer_id);
+    snprintf(o->idempotency_key, sizeof o->idempotency_key, "%s", key);
+    for (size_t i = 0; i < req->n_lines; i++) {
+        snprintf(o->lines[i].sku, sizeof o->lines[i].sku, "%s", req->lines[i]->sku);
+        o->lines[i].quantity = req->lines[i]->quantity;
+    }
+    /* Last action: the in-process lookup answers before returning. */
+    ol->customers->get_customer(ol, f->customer_id, timeout_ms, on_customer, f);
+}

@@ -1,0 +1,663 @@
+/* order_service.c - oms.v1.OrderService on the generated handler table:
+ * CreateOrder (order_create.c's flow), GetOrder, CancelOrder and
+ * UpdateOrderStatus (unary), ListOrders (server stream, a store page at a
+ * time), ImportOrders (client stream: one CreateOrder flow per row, a bounded
+ * number at once). WatchOrders and TrackOrders live in watch.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "orders/orders_int.h"
+
+/* ImportOrders: CreateOrder flows running at once per call. */
+#define IMPORT_MAX_INFLIGHT 64
+/* ListOrders: the largest page read from the store at once. */
+#define LIST_MAX_PAGE 1000
+
+/* Ends the call after a send failed with rc < 0; a call already over is left
+ * alone. */
+static void send_failed(rpc_call *c, int rc)
+{
+    if (rc == RPC_ECANCELLED)
+        return;
+    if (rc == RPC_ETOOBIG)
+        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "response message too large");
+    else
+        rpc_call_finish(c, RPC_INTERNAL, "failed to send response");
+}
+
+/* Sends r as an Order on c. Lines go on the stack up to STORE_MAX_LINES, else
+ * into the call's arena. Returns rpc_call_send()'s result. */
+static int send_order(rpc_call *c, const store_order *r)
+{
+    Oms__V1__Order m;
+    Oms__V1__OrderLine stack_lines[STORE_MAX_LINES], *lines = stack_lines;
+    Oms__V1__OrderLine *stack_linep[STORE_MAX_LINES], **linep = stack_linep;
+    if (r->nlines > STORE_MAX_LINES) {
+        lines = rpc_call_alloc(c, r->nlines * sizeof *lines);
+        linep = rpc_call_alloc(c, r->nlines * sizeof *linep);
+        if (!lines || !linep) {
+            rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+            return RPC_ENOMEM;
+        }
+    }
+    orders__order_msg(r, &m, lines, linep);
+    return rpc_call_send(c, &m.base);
+}
+
+/* Answers a unary call with r. */
+static void reply_order(rpc_call *c, const store_order *r)
+{
+    int rc = send_order(c, r);
+    if (rc < 0) {
+        send_failed(c, rc);
+        return;
+    }
+    rpc_call_finish(c, RPC_OK, NULL);
+}
+
+/* The call's orders_loop, or NULL after finishing the call UNAVAILABLE. */
+static orders_loop *call_loop(rpc_call *c)
+{
+    orders_loop *ol = orders__call_loop(c);
+    if (!ol)
+        rpc_call_finish(c, RPC_UNAVAILABLE, "order service not attached to this loop");
+    return ol;
+}
+
+/* Checks an order id field: "id: required" / "id: too long". */
+static bool id_ok(rpc_call *c, const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > STORE_ID_MAX) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, n ? "id: too long" : "id: required");
+        return false;
+    }
+    return true;
+}
+
+/* --- CreateOrder ------------------------------------------------------------ */
+
+static void on_create_done(void *arg, rpc_status code, const char *msg, const store_order *order)
+{
+    rpc_call *c = arg;
+    if (code == RPC_OK)
+        reply_order(c, order);
+    else
+        rpc_call_finish(c, code, msg);
+    rpc_call_unref(c);
+}
+
+static void on_create_order(rpc_call *c, const Oms__V1__CreateOrderRequest *req)
+{
+    orders_loop *ol = call_loop(c);
+    if (!ol)
+        return;
+    /* One byte over the limit is kept, so the flow sees a key that is too long. */
+    char key[STORE_KEY_MAX + 2] = "";
+    size_t len;
+    const uint8_t *v = rpc_metadata_get(rpc_call_metadata(c), "idempotency-key", &len);
+    if (v) {
+        if (len >= sizeof key)
+            len = sizeof key - 1;
+        memcpy(key, v, len);
+        key[len] = '\0';
+    }
+    /* The flow does not know the call: the ref keeps it (and req, from its
+     * arena) until the flow reported. A cancelled call makes the reply a no-op;
+     * the order, once stored, stays (the client retries with its key). */
+    rpc_call_ref(c);
+    orders__create_order(ol, req, key, orders__peer_timeout(ol->o, c), on_create_done, c);
+}
+
+/* --- GetOrder --------------------------------------------------------------- */
+
+static void on_get_order(rpc_call *c, const Oms__V1__GetOrderRequest *req)
+{
+    orders_loop *ol = call_loop(c);
+    if (!ol || !id_ok(c, req->id))
+        return;
+    store_order *r = NULL;
+    store_rc rc = store_get_order(ol->sl, req->id, &r);
+    if (rc != STORE_OK) {
+        char why[96];
+        if (rc == STORE_NOT_FOUND)
+            snprintf(why, sizeof why, "order %s not found", req->id);
+        else
+            snprintf(why, sizeof why, "reading order %s: %s", req->id, store_rc_name(rc));
+        rpc_call_finish(c, orders__status(rc), why);
+        return;
+    }
+    reply_order(c, r);
+    store_order_free(r);
+}
+
+/* --- CancelOrder, UpdateOrderStatus ------------------------------------------ */
+
+/* One status change in flight; in the call's arena, kept by a call ref. */
+typedef struct status_flow {
+    rpc_call *c;
+    orders_loop *ol;
+    store_write w;
+} status_flow;
+
+static void on_status_set(store_write *w)
+{
+    status_flow *f = w->data;
+    rpc_call *c = f->c;
+    char why[STORE_MSG_MAX + 96];
+
+    if (w->rc == STORE_OK) {
+        /* Durable: the stock goes back whether or not the client still waits.
+         * The port retries on its own; 0: its default timeout, not the call's. */
+        if (w->to_status == STORE_ORDER_CANCELLED)
+            f->ol->inventory->release(f->ol, w->order_id, 0, NULL, NULL);
+        if (w->result)
+            reply_order(c, w->result);
+        else
+            rpc_call_finish(c, RPC_INTERNAL, "store returned no order");
+    } else {
+        switch (w->rc) {
+        case STORE_NOT_FOUND:
+            snprintf(why, sizeof why, "order %s not found", w->order_id);
+            break;
+        case STORE_CONFLICT:
+            snprintf(why, sizeof why, "order %s: version is not %lld%s%s", w->order_id,
+                     (long long)w->expected_version, w->msg[0] ? ": " : "", w->msg);
+            break;
+        case STORE_PRECONDITION:
+            snprintf(why, sizeof why, "order %s: cannot move to %s%s%s", w->order_id,
+                     orders__status_name(w->to_status), w->msg[0] ? ": " : "", w->msg);
+            break;
+        default:
+            snprintf(why, sizeof why, "order %s: %s", w->order_id,
+                     w->msg[0] ? w->msg : store_rc_name(w->rc));
+            break;
+        }
+        rpc_call_finish(c, orders__status(w->rc), why);
+    }
+    store_order_free(w->result);
+    w->result = NULL;
+    rpc_call_unref(c);
+}
+
+/* Moves order id to status `to` (CONFIRMED..CANCELLED) through the store. */
+static void set_status(rpc_call *c, const char *id, int to, int64_t expected_version,
+                       const char *reason)
+{
+    orders_loop *ol = call_loop(c);
+    if (!ol || !id_ok(c, id))
+        return;
+    if (expected_version < 0) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "expected_version: must be >= 0");
+        return;
+    }
+    if (strlen(reason) > STORE_REASON_MAX) {
+        char why[64];
+        snprintf(why, sizeof why, "reason: longer than %d bytes", STORE_REASON_MAX);
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+        return;
+    }
+    status_flow *f = rpc_call_alloc(c, sizeof *f);
+    if (!f) {
+        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    f->c = c;
+    f->ol = ol;
+    f->w.op = STORE_ORDER_SET_STATUS;
+    f->w.done = on_status_set;
+    f->w.data = f;
+    f->w.at = orders__now_ms();
+    snprintf(f->w.order_id, sizeof f->w.order_id, "%s", id);
+    f->w.to_status = to;
+    f->w.allowed_from = orders__allowed_from(to);
+    f->w.expected_version = expected_version;
+    snprintf(f->w.reason, sizeof f->w.reason, "%s", reason);
+    /* The write and its done outlive a cancelled call's handlers: the ref keeps
+     * the arena (and f) until done fired. */
+    rpc_call_ref(c);
+    store_submit(ol->sl, &f->w);
+}
+
+static void on_cancel_order(rpc_call *c, const Oms__V1__CancelOrderRequest *req)
+{
+    set_status(c, req->id, STORE_ORDER_CANCELLED, req->expected_version, req->reason);
+}
+
+static void on_update_order_status(rpc_call *c, const Oms__V1__UpdateOrderStatusRequest *req)
+{
+    switch ((int)req->status) {
+    case STORE_ORDER_CONFIRMED:
+    case STORE_ORDER_SHIPPED:
+    case STORE_ORDER_DELIVERED:
+    case STORE_ORDER_CANCELLED:
+        set_status(c, req->id, (int)req->status, req->expected_version, "");
+        return;
+    default: {
+        char why[96];
+        snprintf(why, sizeof why,
+                 "status: %d is not a target (CONFIRMED, SHIPPED, DELIVERED or CANCELLED)",
+                 (int)req->status);
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+        return;
+    }
+    }
+}
+
+/* --- ListOrders --------------------------------------------------------------- */
+
+/* A listing's cursor: one page of records at a time (call's arena; the
+ * records are the store's, freed once sent or in on_free). */
+typedef struct list_state {
+    orders_loop *ol;
+    char customer_id[STORE_ID_MAX + 1];
+    store_order_filter filter; /* customer_id points above */
+    char after_id[STORE_ID_MAX + 1];
+    size_t page_size;
+    store_order **page; /* page_size slots */
+    size_t n, pos;      /* records in page, next to send */
+    bool last;          /* the page read was the last (short) one */
+} list_state;
+
+static void list_free_page(list_state *l)
+{
+    for (size_t i = l->pos; i < l->n; i++)
+        store_order_free(l->page[i]);
+    l->n = l->pos = 0;
+}
+
+/* Sends until flow control pushes back (resumed from on_ready) or the last
+ * page is out, then finishes; a page is read only when the previous one went
+ * out, so memory stays at one page whatever the number of orders. */
+static void list_pump(rpc_call *c, list_state *l)
+{
+    for (;;) {
+        while (l->pos < l->n) {
+            store_order *r = l->page[l->pos++];
+            int rc = send_order(c, r);
+            snprintf(l->after_id, sizeof l->after_id, "%s", r->id);
+            store_order_free(r);
+            if (rc < 0) {
+                list_free_page(l);
+                send_failed(c, rc);
+                return;
+            }
+            if (rc == RPC_AGAIN && (l->pos < l->n || !l->last))
+                return;
+        }
+        l->n = l->pos = 0;
+        if (l->last) {
+            rpc_call_finish(c, RPC_OK, NULL);
+            return;
+        }
+        long got = store_list_orders(l->ol->sl, &l->filter, l->after_id, l->page, l->page_size);
+        if (got < 0) {
+            rpc_call_finish(c, RPC_INTERNAL, "store error while listing orders");
+            return;
+        }
+        l->n = (size_t)got;
+        l->last = l->n < l->page_size;
+    }
+}
+
+static void on_list_orders(rpc_call *c, const Oms__V1__ListOrdersRequest *req)
+{
+    orders_loop *ol = call_loop(c);
+    if (!ol)
+        return;
+    const char *bad = NULL;
+    if (strlen(req->customer_id) > STORE_ID_MAX)
+        bad = "customer_id: too long";
+    else if ((int)req->status < 0 || (int)req->status > STORE_ORDER_CANCELLED)
+        bad = "status: unknown value";
+    else if (req->created_from < 0 || req->created_to < 0)
+        bad = "created_from, created_to: must be >= 0";
+    else if (req->created_from && req->created_to && req->created_from > req->created_to)
+        bad = "created_from: after created_to";
+    else if (req->page_size < 0)
+        bad = "page_size: must be >= 0";
+    if (bad) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, bad);
+        return;
+    }
+    size_t page = req->page_size ? (size_t)req->page_size : ol->o->cfg.page_size;
+    if (page == 0)
+        page = 100;
+    if (page > LIST_MAX_PAGE)
+        page = LIST_MAX_PAGE;
+
+    list_state *l = rpc_call_alloc(c, sizeof *l);
+    store_order **slots = l ? rpc_call_alloc(c, page * sizeof *slots) : NULL;
+    if (!slots) {
+        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    l->ol = ol;
+    snprintf(l->customer_id, sizeof l->customer_id, "%s", req->customer_id);
+    l->filter.customer_id = l->customer_id;
+    l->filter.status = (int)req->status;
+    l->filter.created_from = req->created_from;
+    l->filter.created_to = req->created_to;
+    l->page_size = page;
+    l->page = slots;
+    rpc_call_set_data(c, l);
+    list_pump(c, l);
+}
+
+static void on_list_ready(rpc_call *c)
+{
+    list_state *l = rpc_call_data(c);
+    if (l && !rpc_call_done(c))
+        list_pump(c, l);
+}
+
+static void on_list_free(rpc_call *c)
+{
+    list_state *l = rpc_call_data(c);
+    if (l)
+        list_free_page(l);
+}
+
+/* --- ImportOrders --------------------------------------------------------------- */
+
+typedef struct import_result {
+    char *row_id;                    /* heap */
+    char order_id[STORE_ID_MAX + 1]; /* "" unless OK */
+    int code;                        /* -1 while the row runs */
+    char *message;                   /* heap, NULL for none */
+} import_result;
+
+/* A row waiting for a free flow slot, packed as it arrived. */
+typedef struct import_held {
+    struct import_held *next;
+    size_t idx; /* its result slot */
+    size_t len;
+    uint8_t bytes[];
+} import_held;
+
+/* One running row: the flow's arg. */
+typedef struct import_job {
+    struct import_state *im;
+    size_t idx;
+} import_job;
+
+/* The call's import (its arena); results and held rows are on the heap, freed
+ * in on_free. Every running flow holds a call ref, so this outlives them. */
+typedef struct import_state {
+    rpc_call *c;
+    orders_loop *ol;
+    import_result *results; /* one per row received, in arrival order */
+    size_t nresults, cap;
+    size_t created, failed;
+    size_t inflight;
+    import_held *held, **held_tail; /* FIFO of rows waiting for a slot */
+    bool half_closed, ended;        /* ended: cancelled or finished, send nothing more */
+    bool pumping;                   /* in import_pump: completions only count */
+} import_state;
+
+static void import_set_result(import_state *im, size_t idx, rpc_status code, const char *msg,
+                              const char *order_id)
+{
+    import_result *r = &im->results[idx];
+    r->code = (int)code;
+    if (code == RPC_OK) {
+        snprintf(r->order_id, sizeof r->order_id, "%s", order_id);
+        im->created++;
+    } else {
+        r->message = strdup(msg && msg[0] ? msg : rpc_status_name(code));
+        im->failed++;
+    }
+}
+
+/* After half-close and the last row's result: one summary, then OK. */
+static void import_maybe_finish(import_state *im)
+{
+    if (im->ended || !im->half_closed || im->inflight || im->held)
+        return;
+    im->ended = true;
+    rpc_call *c = im->c;
+    size_t n = im->nresults;
+    Oms__V1__ImportRowResult *rows = n ? calloc(n, sizeof *rows) : NULL;
+    Oms__V1__ImportRowResult **rowp = n ? calloc(n, sizeof *rowp) : NULL;
+    if (n && (!rows || !rowp)) {
+        free(rows);
+        free(rowp);
+        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory for the import summary");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const import_result *r = &im->results[i];
+        oms__v1__import_row_result__init(&rows[i]);
+        rows[i].row_id = r->row_id;
+        rows[i].order_id = (char *)r->order_id;
+        rows[i].code = r->code;
+        rows[i].message = r->message ? r->message : (char *)"";
+        rowp[i] = &rows[i];
+    }
+    Oms__V1__ImportOrdersSummary sum = OMS__V1__IMPORT_ORDERS_SUMMARY__INIT;
+    sum.received = (int64_t)n;
+    sum.created = (int64_t)im->created;
+    sum.failed = (int64_t)im->failed;
+    sum.n_results = n;
+    sum.results = rowp;
+    int rc = oms__v1__order_service__import_orders__send(c, &sum);
+    free(rows);
+    free(rowp);
+    if (rc < 0) {
+        send_failed(c, rc);
+        return;
+    }
+    rpc_call_finish(c, RPC_OK, NULL);
+}
+
+/* The call ended early (cancelled, or finished with an error): running rows
+ * go on (each is durable on its own), held ones are dropped without having
+ * started, and nothing more is sent. */
+static void import_end(import_state *im)
+{
+    im->ended = true;
+    while (im->held) {
+        import_held *h = im->held;
+        im->held = h->next;
+        free(h);
+    }
+    im->held_tail = &im->held;
+}
+
+static void import_start(import_state *im, size_t idx, const Oms__V1__CreateOrderRequest *req);
+static void import_pump(import_state *im);
+
+static void on_import_row_done(void *arg, rpc_status code, const char *msg,
+                               const store_order *order)
+{
+    import_job *job = arg;
+    import_state *im = job->im;
+    rpc_call *c = im->c;
+    import_set_result(im, job->idx, code, msg, order ? order->id : "");
+    free(job);
+    im->inflight--;
+    /* A flow answering synchronously (a bad row) returns into import_pump or
+     * on_import_row, which go on from there; recursion stays one level. */
+    if (!im->pumping)
+        import_pump(im);
+    rpc_call_unref(c);
+}
+
+/* Starts row idx's flow; the ref keeps the call (and im) until it reported. */
+static void import_start(import_state *im, size_t idx, const Oms__V1__CreateOrderRequest *req)
+{
+    import_job *job = malloc(sizeof *job);
+    if (!job) {
+        import_set_result(im, idx, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return;
+    }
+    job->im = im;
+    job->idx = idx;
+    im->inflight++;
+    rpc_call_ref(im->c);
+    /* Rows take their own key only: one metadata key cannot cover many orders. */
+    orders__create_order(im->ol, req, NULL, orders__peer_timeout(im->ol->o, im->c),
+                         on_import_row_done, job);
+}
+
+/* Starts held rows while slots are free, then finishes if all is done. */
+static void import_pump(import_state *im)
+{
+    im->pumping = true;
+    while (im->held && im->inflight < IMPORT_MAX_INFLIGHT) {
+        import_held *h = im->held;
+        if (!(im->held = h->next))
+            im->held_tail = &im->held;
+        Oms__V1__CreateOrderRequest *req =
+            oms__v1__create_order_request__unpack(NULL, h->len, h->bytes);
+        if (req) {
+            import_start(im, h->idx, req);
+            oms__v1__create_order_request__free_unpacked(req, NULL);
+        } else {
+            import_set_result(im, h->idx, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        }
+        free(h);
+    }
+    im->pumping = false;
+    import_maybe_finish(im);
+}
+
+static import_state *import_get(rpc_call *c)
+{
+    import_state *im = rpc_call_data(c);
+    if (im)
+        return im;
+    orders_loop *ol = call_loop(c);
+    if (!ol)
+        return NULL;
+    if (!(im = rpc_call_alloc(c, sizeof *im))) {
+        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return NULL;
+    }
+    im->c = c;
+    im->ol = ol;
+    im->held_tail = &im->held;
+    rpc_call_set_data(c, im);
+    return im;
+}
+
+/* Holds a row until a slot frees up. rpc delivers rows as they arrive (it
+ * pauses input only while our sends are blocked, and this method sends only
+ * at the end), so rows beyond the in-flight limit wait here, packed; the
+ * row limit (cfg.max_import_rows) bounds them. */
+static bool import_hold(import_state *im, size_t idx, const Oms__V1__CreateOrderRequest *req)
+{
+    size_t len = oms__v1__create_order_request__get_packed_size(req);
+    import_held *h = malloc(sizeof *h + len);
+    if (!h)
+        return false;
+    h->next = NULL;
+    h->idx = idx;
+    h->len = oms__v1__create_order_request__pack(req, h->bytes);
+    *im->held_tail = h;
+    im->held_tail = &h->next;
+    return true;
+}
+
+static void on_import_row(rpc_call *c, const Oms__V1__ImportOrderRow *row)
+{
+    import_state *im = import_get(c);
+    if (!im || im->ended)
+        return;
+    size_t max = im->ol->o->cfg.max_import_rows;
+    if (im->nresults >= max) {
+        char why[96];
+        snprintf(why, sizeof why, "more than %zu rows in one import", max);
+        import_end(im);
+        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, why);
+        return;
+    }
+    if (im->nresults == im->cap) {
+        size_t cap = im->cap ? im->cap * 2 : 64;
+        import_result *r = realloc(im->results, cap * sizeof *r);
+        if (!r) {
+            import_end(im);
+            rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+            return;
+        }
+        im->results = r;
+        im->cap = cap;
+    }
+    size_t idx = im->nresults++;
+    import_result *r = &im->results[idx];
+    *r = (import_result){.code = -1};
+    r->row_id = strdup(row->row_id);
+    if (!r->row_id) {
+        import_set_result(im, idx, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return;
+    }
+    if (!row->order) {
+        import_set_result(im, idx, RPC_INVALID_ARGUMENT, "order: required", NULL);
+        return;
+    }
+    if (im->inflight < IMPORT_MAX_INFLIGHT && !im->held) {
+        im->pumping = true; /* a synchronous answer must not start held rows from here */
+        import_start(im, idx, row->order);
+        im->pumping = false;
+    } else if (!import_hold(im, idx, row->order)) {
+        import_set_result(im, idx, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    }
+}
+
+static void on_import_half_close(rpc_call *c)
+{
+    import_state *im = import_get(c);
+    if (!im)
+        return;
+    im->half_closed = true;
+    import_pump(im);
+}
+
+static void on_import_cancel(rpc_call *c, rpc_status code)
+{
+    (void)code;
+    import_state *im = rpc_call_data(c);
+    if (im)
+        import_end(im);
+}
+
+static void on_import_free(rpc_call *c)
+{
+    import_state *im = rpc_call_data(c);
+    if (!im)
+        return;
+    import_end(im);
+    for (size_t i = 0; i < im->nresults; i++) {
+        free(im->results[i].row_id);
+        free(im->results[i].message);
+    }
+    free(im->results);
+    im->results = NULL;
+}
+
+/* --- the table ------------------------------------------------------------------ */
+
+const Oms__V1__OrderService_Server orders__order_handlers = {
+    .create_order = {.on_request = on_create_order},
+    .get_order = {.on_request = on_get_order},
+    .cancel_order = {.on_request = on_cancel_order},
+    .update_order_status = {.on_request = on_update_order_status},
+    .list_orders = {.on_request = on_list_orders,
+                    .on_ready = on_list_ready,
+                    .on_free = on_list_free},
+    .import_orders = {.on_request = on_import_row,
+                      .on_half_close = on_import_half_close,
+                      .on_cancel = on_import_cancel,
+                      .on_free = on_import_free},
+    .watch_orders = {.on_request = orders__watch_on_request,
+                     .on_ready = orders__watch_on_ready,
+                     .on_cancel = orders__watch_on_cancel,
+                     .on_free = orders__watch_on_free},
+    .track_orders = {.on_request = orders__track_on_request,
+                     .on_half_close = orders__track_on_half_close,
+                     .on_ready = orders__track_on_ready,
+                     .on_cancel = orders__track_on_cancel,
+                     .on_free = orders__track_on_free},
+};
