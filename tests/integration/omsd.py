@@ -48,6 +48,9 @@ PROTOS = [
     "grpc/reflection/v1alpha/reflection.proto",
     "grpc/reflection/v1/reflection.proto",
     "oms/bench/v1/bench.proto",
+    "oms/v1/customer.proto",
+    "oms/v1/inventory.proto",
+    "oms/v1/order.proto",
 ]
 # One module per proto, checked to decide whether generation is complete.
 _MARKERS = [p[: -len(".proto")] + "_pb2_grpc.py" for p in PROTOS]
@@ -141,6 +144,12 @@ def load_stubs(gen_dir=None, source_dir=None):
         ("refl_v1alpha_pb2_grpc", "grpc.reflection.v1alpha.reflection_pb2_grpc"),
         ("bench_pb2", "oms.bench.v1.bench_pb2"),
         ("bench_pb2_grpc", "oms.bench.v1.bench_pb2_grpc"),
+        ("customer_pb2", "oms.v1.customer_pb2"),
+        ("customer_pb2_grpc", "oms.v1.customer_pb2_grpc"),
+        ("inventory_pb2", "oms.v1.inventory_pb2"),
+        ("inventory_pb2_grpc", "oms.v1.inventory_pb2_grpc"),
+        ("order_pb2", "oms.v1.order_pb2"),
+        ("order_pb2_grpc", "oms.v1.order_pb2_grpc"),
     ]:
         setattr(s, attr, importlib.import_module(mod))
     _stubs = s
