@@ -1,0 +1,293 @@
+/* customers.c - oms.v1.CustomerService over the store.
+ *
+ * Reads are synchronous on the call's loop (its store_loop); writes go to the
+ * store writer in a store_write from the call's arena, with a call reference
+ * held until the write's completion runs on the loop, which answers unless
+ * the call ended meanwhile.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "orders/orders_int.h"
+
+/* A write made for a call: the request and the call it answers. */
+typedef struct cust_write {
+    store_write w;
+    rpc_call *c;
+} cust_write;
+
+/* The call's orders_loop, or NULL after finishing c with UNAVAILABLE. */
+static orders_loop *call_loop(rpc_call *c)
+{
+    orders_loop *ol = orders__call_loop(c);
+    if (!ol)
+        rpc_call_finish(c, RPC_UNAVAILABLE, "order system not attached to this loop");
+    return ol;
+}
+
+/* A zeroed write for c from its arena, or NULL after finishing c. */
+static cust_write *write_new(rpc_call *c, store_op op)
+{
+    cust_write *cw = rpc_call_alloc(c, sizeof *cw);
+    if (!cw) {
+        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return NULL;
+    }
+    cw->c = c;
+    cw->w.op = op;
+    cw->w.data = cw;
+    cw->w.at = orders__now_ms();
+    return cw;
+}
+
+/* Queues cw on ol's store connection; done runs on the loop, with the call
+ * still referenced. */
+static void write_submit(orders_loop *ol, cust_write *cw, store_write_cb done)
+{
+    cw->w.done = done;
+    rpc_call_ref(cw->c);
+    store_submit(ol->sl, &cw->w);
+}
+
+/* Completion shared by the unary writes: the customer, or the store's error. */
+static void on_customer_written(store_write *w)
+{
+    cust_write *cw = w->data;
+    rpc_call *c = cw->c;
+    if (!rpc_call_done(c)) {
+        if (w->rc == STORE_OK) {
+            Oms__V1__Customer m;
+            orders__customer_msg(&w->customer, &m);
+            orders__reply(c, &m.base);
+        } else {
+            rpc_call_finish(c, orders__status(w->rc), w->msg[0] ? w->msg : store_rc_name(w->rc));
+        }
+    }
+    rpc_call_unref(c);
+}
+
+/* --- validation ---------------------------------------------------------------- */
+
+static bool is_alnum(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+}
+
+/* A dot-atom local part: printable ASCII without specials, dots not leading,
+ * trailing or doubled; at most 64 bytes. */
+static bool local_ok(const char *s, size_t n)
+{
+    static const char specials[] = "!#$%&'*+/=?^_`{|}~-";
+    if (n == 0 || n > 64 || s[0] == '.' || s[n - 1] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (ch == '.') {
+            if (s[i + 1] == '.')
+                return false;
+        } else if (!is_alnum(ch) && !strchr(specials, ch)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Host name labels of [A-Za-z0-9-] (not leading or trailing '-'), 1..63 bytes
+ * each, at least two of them, the last (the TLD) at least two letters. */
+static bool domain_ok(const char *s, size_t n)
+{
+    size_t labels = 0, start = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && s[i] != '.') {
+            if (!is_alnum(s[i]) && s[i] != '-')
+                return false;
+            continue;
+        }
+        size_t len = i - start;
+        if (len == 0 || len > 63 || s[start] == '-' || s[i - 1] == '-')
+            return false;
+        labels++;
+        if (i == n) {
+            if (len < 2)
+                return false;
+            for (size_t k = start; k < i; k++)
+                if (!((s[k] >= 'a' && s[k] <= 'z') || (s[k] >= 'A' && s[k] <= 'Z')))
+                    return false;
+        }
+        start = i + 1;
+    }
+    return labels >= 2;
+}
+
+/* "local@domain.tld", at most STORE_EMAIL_MAX bytes. */
+static bool email_ok(const char *s)
+{
+    size_t n = strlen(s);
+    const char *at = strchr(s, '@');
+    if (n == 0 || n > STORE_EMAIL_MAX || !at || strchr(at + 1, '@'))
+        return false;
+    size_t ln = (size_t)(at - s);
+    return local_ok(s, ln) && domain_ok(at + 1, n - ln - 1);
+}
+
+/* Ids are "c-<n>" of at most STORE_ID_MAX bytes; finishes c if id is unusable. */
+static bool id_ok(rpc_call *c, const char *id)
+{
+    if (!*id) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "id: required");
+        return false;
+    }
+    if (strlen(id) > STORE_ID_MAX) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "customer not found (id longer than %d bytes)", STORE_ID_MAX);
+        rpc_call_finish(c, RPC_NOT_FOUND, msg);
+        return false;
+    }
+    return true;
+}
+
+/* --- CreateCustomer / GetCustomer / SetCustomerStatus (unary) ------------------------ */
+
+static void on_create_customer(rpc_call *c, const Oms__V1__CreateCustomerRequest *req)
+{
+    size_t nlen = strlen(req->name);
+    if (nlen == 0 || nlen > STORE_NAME_MAX) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "name: must be 1..200 bytes");
+        return;
+    }
+    if (!email_ok(req->email)) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT,
+                        "email: must look like local@domain.tld (at most 254 bytes)");
+        return;
+    }
+    orders_loop *ol = call_loop(c);
+    cust_write *cw = ol ? write_new(c, STORE_CUSTOMER_CREATE) : NULL;
+    if (!cw)
+        return;
+    memcpy(cw->w.customer.name, req->name, nlen + 1);
+    memcpy(cw->w.customer.email, req->email, strlen(req->email) + 1);
+    write_submit(ol, cw, on_customer_written);
+}
+
+static void on_get_customer(rpc_call *c, const Oms__V1__GetCustomerRequest *req)
+{
+    if (!id_ok(c, req->id))
+        return;
+    orders_loop *ol = call_loop(c);
+    if (!ol)
+        return;
+    store_customer r;
+    store_rc rc = store_get_customer(ol->sl, req->id, &r);
+    if (rc != STORE_OK) {
+        char msg[96];
+        if (rc == STORE_NOT_FOUND)
+            snprintf(msg, sizeof msg, "customer %s not found", req->id);
+        else
+            snprintf(msg, sizeof msg, "reading customer %s: %s", req->id, store_rc_name(rc));
+        rpc_call_finish(c, orders__status(rc), msg);
+        return;
+    }
+    Oms__V1__Customer m;
+    orders__customer_msg(&r, &m);
+    orders__reply(c, &m.base);
+}
+
+static void on_set_customer_status(rpc_call *c, const Oms__V1__SetCustomerStatusRequest *req)
+{
+    if (!id_ok(c, req->id))
+        return;
+    if (req->status != OMS__V1__CUSTOMER_STATUS__CUSTOMER_STATUS_ACTIVE &&
+        req->status != OMS__V1__CUSTOMER_STATUS__CUSTOMER_STATUS_SUSPENDED) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "status: must be ACTIVE or SUSPENDED");
+        return;
+    }
+    orders_loop *ol = call_loop(c);
+    cust_write *cw = ol ? write_new(c, STORE_CUSTOMER_SET_STATUS) : NULL;
+    if (!cw)
+        return;
+    memcpy(cw->w.customer.id, req->id, strlen(req->id) + 1);
+    cw->w.customer.status = (int)req->status;
+    write_submit(ol, cw, on_customer_written);
+}
+
+/* --- ListCustomers (server streaming) ----------------------------------------------- */
+
+/* One page of customers at a time, sent until flow control pushes back. */
+typedef struct list_state {
+    store_customer *page; /* limit entries, from the call's arena */
+    size_t limit, n, next;
+    bool last;                    /* the page read is the last one */
+    char after[STORE_ID_MAX + 1]; /* id of the last customer sent */
+} list_state;
+
+static void pump_customers(rpc_call *c, list_state *ls)
+{
+    orders_loop *ol = call_loop(c);
+    if (!ol)
+        return;
+    for (;;) {
+        if (ls->next == ls->n) {
+            if (ls->last)
+                break;
+            long n = store_list_customers(ol->sl, ls->after, ls->page, ls->limit);
+            if (n < 0) {
+                rpc_call_finish(c, RPC_INTERNAL, "reading customers failed");
+                return;
+            }
+            ls->n = (size_t)n;
+            ls->next = 0;
+            ls->last = ls->n < ls->limit;
+            if (n == 0)
+                break;
+        }
+        const store_customer *r = &ls->page[ls->next++];
+        memcpy(ls->after, r->id, sizeof ls->after);
+        Oms__V1__Customer m;
+        orders__customer_msg(r, &m);
+        int rc = oms__v1__customer_service__list_customers__send(c, &m);
+        if (rc < 0) {
+            if (rc != RPC_ECANCELLED)
+                rpc_call_finish(c, RPC_INTERNAL, "failed to send customer");
+            return;
+        }
+        if (rc == RPC_AGAIN)
+            return; /* on_ready resumes */
+    }
+    rpc_call_finish(c, RPC_OK, NULL);
+}
+
+static void on_list_customers(rpc_call *c, const Oms__V1__ListCustomersRequest *req)
+{
+    orders *o = rpc_call_service_data(c);
+    if (req->page_size < 0) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "page_size: must be >= 0");
+        return;
+    }
+    size_t limit = req->page_size ? (size_t)req->page_size : o->cfg.page_size;
+    if (limit > o->cfg.page_size)
+        limit = o->cfg.page_size;
+    list_state *ls = rpc_call_alloc(c, sizeof *ls);
+    if (ls)
+        ls->page = rpc_call_alloc(c, limit * sizeof *ls->page);
+    if (!ls || !ls->page) {
+        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    ls->limit = limit;
+    rpc_call_set_data(c, ls);
+    pump_customers(c, ls);
+}
+
+static void on_list_customers_ready(rpc_call *c)
+{
+    list_state *ls = rpc_call_data(c);
+    if (ls && !rpc_call_done(c))
+        pump_customers(c, ls);
+}
+
+const Oms__V1__CustomerService_Server orders__customer_handlers = {
+    .create_customer = {.on_request = on_create_customer},
+    .get_customer = {.on_request = on_get_customer},
+    .list_customers = {.on_request = on_list_customers, .on_ready = on_list_customers_ready},
+    .set_customer_status = {.on_request = on_set_customer_status},
+};

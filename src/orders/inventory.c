@@ -1,0 +1,505 @@
+/* inventory.c - oms.v1.InventoryService over the store, and the in-process
+ * ports (orders_int.h) through which the order service reaches customers and
+ * inventory when this process hosts them.
+ *
+ * Reserve and Release share one request (inv_op) between the handlers, which
+ * allocate it from the call's arena and answer the call, and the local port,
+ * which allocates it on the heap and reports to its callback.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "orders/orders_int.h"
+
+typedef struct inv_op inv_op;
+
+/* A write for a call or a port user. */
+struct inv_op {
+    store_write w;
+    void (*finish)(inv_op *op);   /* on the loop once the write completed */
+    rpc_call *c;                  /* handler: the call answered (referenced) */
+    orders_reserve_cb reserve_cb; /* port: the user's callback */
+    orders_release_cb release_cb;
+    void *arg;
+    store_line lines[]; /* RESERVE: w.nlines */
+};
+
+/* The call's orders_loop, or NULL after finishing c with UNAVAILABLE. */
+static orders_loop *call_loop(rpc_call *c)
+{
+    orders_loop *ol = orders__call_loop(c);
+    if (!ol)
+        rpc_call_finish(c, RPC_UNAVAILABLE, "order system not attached to this loop");
+    return ol;
+}
+
+/* A zeroed op for c from its arena with room for nlines lines, or NULL after
+ * finishing c. */
+static inv_op *call_op(rpc_call *c, store_op op, size_t nlines)
+{
+    inv_op *r = rpc_call_alloc(c, sizeof *r + nlines * sizeof r->lines[0]);
+    if (!r) {
+        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return NULL;
+    }
+    r->c = c;
+    r->w.op = op;
+    return r;
+}
+
+static void on_op_written(store_write *w)
+{
+    inv_op *r = w->data;
+    r->finish(r);
+}
+
+/* Queues r on ol's store connection; r->finish runs on the loop later. A
+ * call's reference is held until then. */
+static void op_submit(orders_loop *ol, inv_op *r, void (*finish)(inv_op *))
+{
+    r->w.data = r;
+    r->w.done = on_op_written;
+    r->w.at = orders__now_ms();
+    r->finish = finish;
+    if (r->c)
+        rpc_call_ref(r->c);
+    store_submit(ol->sl, &r->w);
+}
+
+/* Status message of a failed write. */
+static const char *op_msg(const inv_op *r)
+{
+    return r->w.msg[0] ? r->w.msg : store_rc_name(r->w.rc);
+}
+
+/* Finishes a handler's op: true if the call still wants an answer, false
+ * after dropping the reference of an ended call or finishing it with the
+ * store's error. The caller unrefs after answering. */
+static bool op_answerable(inv_op *r)
+{
+    if (rpc_call_done(r->c)) {
+        rpc_call_unref(r->c);
+        return false;
+    }
+    if (r->w.rc != STORE_OK) {
+        rpc_call_finish(r->c, orders__status(r->w.rc), op_msg(r));
+        rpc_call_unref(r->c);
+        return false;
+    }
+    return true;
+}
+
+/* --- validation --------------------------------------------------------------- */
+
+static bool bad(char *why, size_t n, const char *fmt, const char *arg)
+{
+    snprintf(why, n, fmt, arg);
+    return false;
+}
+
+static bool sku_check(const char *field, const char *sku, char *why, size_t n)
+{
+    if (!orders__sku_ok(sku))
+        return bad(why, n, "%s: must be 1..64 bytes of [A-Za-z0-9._-]", field);
+    return true;
+}
+
+static bool order_id_check(const char *id, char *why, size_t n)
+{
+    if (!*id)
+        return bad(why, n, "%s: required", "order_id");
+    if (strlen(id) > STORE_ID_MAX)
+        return bad(why, n, "%s: at most 31 bytes", "order_id");
+    return true;
+}
+
+/* Reserve's input, once its lines are store_lines: 1..STORE_MAX_LINES lines,
+ * valid SKUs, each at most once, quantities > 0. */
+static bool reserve_check(const char *order_id, const store_line *lines, size_t nlines, char *why,
+                          size_t n)
+{
+    if (!order_id_check(order_id, why, n))
+        return false;
+    if (nlines == 0 || nlines > STORE_MAX_LINES) {
+        snprintf(why, n, "lines: must be 1..%d", STORE_MAX_LINES);
+        return false;
+    }
+    for (size_t i = 0; i < nlines; i++) {
+        char field[32];
+        snprintf(field, sizeof field, "lines[%zu].sku", i);
+        if (!sku_check(field, lines[i].sku, why, n))
+            return false;
+        if (lines[i].quantity <= 0) {
+            snprintf(why, n, "lines[%zu].quantity: must be > 0", i);
+            return false;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(lines[j].sku, lines[i].sku) == 0) {
+                snprintf(why, n, "lines[%zu].sku: %s already in lines[%zu]", i, lines[i].sku, j);
+                return false;
+            }
+    }
+    return true;
+}
+
+/* Fills r (room for nlines) as a RESERVE of lines for order_id. */
+static void reserve_fill(inv_op *r, const char *order_id, size_t nlines)
+{
+    r->w.op = STORE_RESERVE;
+    snprintf(r->w.order_id, sizeof r->w.order_id, "%s", order_id);
+    r->w.lines = r->lines;
+    r->w.nlines = nlines;
+}
+
+static void release_fill(inv_op *r, const char *order_id)
+{
+    r->w.op = STORE_RELEASE;
+    snprintf(r->w.order_id, sizeof r->w.order_id, "%s", order_id);
+}
+
+/* --- UpsertProduct / GetProduct / AdjustStock ------------------------------------ */
+
+static void finish_product(inv_op *r)
+{
+    if (!op_answerable(r))
+        return;
+    Oms__V1__Product m;
+    orders__product_msg(&r->w.product, &m);
+    orders__reply(r->c, &m.base);
+    rpc_call_unref(r->c);
+}
+
+static void on_upsert_product(rpc_call *c, const Oms__V1__UpsertProductRequest *req)
+{
+    char why[96];
+    size_t nlen = strlen(req->name);
+    if (!sku_check("sku", req->sku, why, sizeof why)) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+        return;
+    }
+    if (nlen == 0 || nlen > STORE_NAME_MAX) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "name: must be 1..200 bytes");
+        return;
+    }
+    if (req->unit_price_cents < 0) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "unit_price_cents: must be >= 0");
+        return;
+    }
+    orders_loop *ol = call_loop(c);
+    inv_op *r = ol ? call_op(c, STORE_PRODUCT_UPSERT, 0) : NULL;
+    if (!r)
+        return;
+    memcpy(r->w.product.sku, req->sku, strlen(req->sku) + 1);
+    memcpy(r->w.product.name, req->name, nlen + 1);
+    r->w.product.unit_price_cents = req->unit_price_cents;
+    op_submit(ol, r, finish_product);
+}
+
+static void on_get_product(rpc_call *c, const Oms__V1__GetProductRequest *req)
+{
+    char why[96];
+    if (!sku_check("sku", req->sku, why, sizeof why)) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+        return;
+    }
+    orders_loop *ol = call_loop(c);
+    if (!ol)
+        return;
+    store_product p;
+    store_rc rc = store_get_product(ol->sl, req->sku, &p);
+    if (rc != STORE_OK) {
+        char msg[128];
+        if (rc == STORE_NOT_FOUND)
+            snprintf(msg, sizeof msg, "product %s not found", req->sku);
+        else
+            snprintf(msg, sizeof msg, "reading product %s: %s", req->sku, store_rc_name(rc));
+        rpc_call_finish(c, orders__status(rc), msg);
+        return;
+    }
+    Oms__V1__Product m;
+    orders__product_msg(&p, &m);
+    orders__reply(c, &m.base);
+}
+
+static void on_adjust_stock(rpc_call *c, const Oms__V1__AdjustStockRequest *req)
+{
+    char why[96];
+    if (!sku_check("sku", req->sku, why, sizeof why)) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+        return;
+    }
+    orders_loop *ol = call_loop(c);
+    inv_op *r = ol ? call_op(c, STORE_STOCK_ADJUST, 0) : NULL;
+    if (!r)
+        return;
+    memcpy(r->w.product.sku, req->sku, strlen(req->sku) + 1);
+    r->w.delta = req->delta;
+    op_submit(ol, r, finish_product);
+}
+
+/* --- ListProducts (server streaming) ----------------------------------------------- */
+
+typedef struct list_state {
+    store_product *page; /* limit entries, from the call's arena */
+    size_t limit, n, next;
+    bool last;                     /* the page read is the last one */
+    char after[STORE_SKU_MAX + 1]; /* sku of the last product sent */
+} list_state;
+
+static void pump_products(rpc_call *c, list_state *ls)
+{
+    orders_loop *ol = call_loop(c);
+    if (!ol)
+        return;
+    for (;;) {
+        if (ls->next == ls->n) {
+            if (ls->last)
+                break;
+            long n = store_list_products(ol->sl, ls->after, ls->page, ls->limit);
+            if (n < 0) {
+                rpc_call_finish(c, RPC_INTERNAL, "reading products failed");
+                return;
+            }
+            ls->n = (size_t)n;
+            ls->next = 0;
+            ls->last = ls->n < ls->limit;
+            if (n == 0)
+                break;
+        }
+        const store_product *p = &ls->page[ls->next++];
+        memcpy(ls->after, p->sku, sizeof ls->after);
+        Oms__V1__Product m;
+        orders__product_msg(p, &m);
+        int rc = oms__v1__inventory_service__list_products__send(c, &m);
+        if (rc < 0) {
+            if (rc != RPC_ECANCELLED)
+                rpc_call_finish(c, RPC_INTERNAL, "failed to send product");
+            return;
+        }
+        if (rc == RPC_AGAIN)
+            return; /* on_ready resumes */
+    }
+    rpc_call_finish(c, RPC_OK, NULL);
+}
+
+static void on_list_products(rpc_call *c, const Oms__V1__ListProductsRequest *req)
+{
+    orders *o = rpc_call_service_data(c);
+    if (req->page_size < 0) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "page_size: must be >= 0");
+        return;
+    }
+    size_t limit = req->page_size ? (size_t)req->page_size : o->cfg.page_size;
+    if (limit > o->cfg.page_size)
+        limit = o->cfg.page_size;
+    list_state *ls = rpc_call_alloc(c, sizeof *ls);
+    if (ls)
+        ls->page = rpc_call_alloc(c, limit * sizeof *ls->page);
+    if (!ls || !ls->page) {
+        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    ls->limit = limit;
+    rpc_call_set_data(c, ls);
+    pump_products(c, ls);
+}
+
+static void on_list_products_ready(rpc_call *c)
+{
+    list_state *ls = rpc_call_data(c);
+    if (ls && !rpc_call_done(c))
+        pump_products(c, ls);
+}
+
+/* --- Reserve / Release ------------------------------------------------------------- */
+
+static void finish_reserve_call(inv_op *r)
+{
+    if (!op_answerable(r))
+        return;
+    rpc_call *c = r->c;
+    size_t n = r->w.nlines;
+    Oms__V1__ReservedLine *lines = rpc_call_alloc(c, n * sizeof *lines);
+    Oms__V1__ReservedLine **linep = rpc_call_alloc(c, n * sizeof *linep);
+    if (!lines || !linep) {
+        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        rpc_call_unref(c);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        oms__v1__reserved_line__init(&lines[i]);
+        lines[i].sku = r->w.lines[i].sku;
+        lines[i].quantity = r->w.lines[i].quantity;
+        lines[i].unit_price_cents = r->w.lines[i].unit_price_cents;
+        linep[i] = &lines[i];
+    }
+    Oms__V1__Reservation m = OMS__V1__RESERVATION__INIT;
+    m.order_id = r->w.order_id;
+    m.n_lines = n;
+    m.lines = linep;
+    orders__reply(c, &m.base);
+    rpc_call_unref(c);
+}
+
+static void on_reserve(rpc_call *c, const Oms__V1__ReserveRequest *req)
+{
+    char why[160];
+    if (!order_id_check(req->order_id, why, sizeof why)) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+        return;
+    }
+    if (req->n_lines == 0 || req->n_lines > STORE_MAX_LINES) {
+        snprintf(why, sizeof why, "lines: must be 1..%d", STORE_MAX_LINES);
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+        return;
+    }
+    /* SKUs are checked before they are copied into fixed-size fields. */
+    for (size_t i = 0; i < req->n_lines; i++) {
+        char field[32];
+        snprintf(field, sizeof field, "lines[%zu].sku", i);
+        if (!sku_check(field, req->lines[i]->sku, why, sizeof why)) {
+            rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+            return;
+        }
+    }
+    orders_loop *ol = call_loop(c);
+    inv_op *r = ol ? call_op(c, STORE_RESERVE, req->n_lines) : NULL;
+    if (!r)
+        return;
+    for (size_t i = 0; i < req->n_lines; i++) {
+        memcpy(r->lines[i].sku, req->lines[i]->sku, strlen(req->lines[i]->sku) + 1);
+        r->lines[i].quantity = req->lines[i]->quantity;
+    }
+    if (!reserve_check(req->order_id, r->lines, req->n_lines, why, sizeof why)) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+        return;
+    }
+    reserve_fill(r, req->order_id, req->n_lines);
+    op_submit(ol, r, finish_reserve_call);
+}
+
+static void finish_release_call(inv_op *r)
+{
+    if (!op_answerable(r))
+        return;
+    Oms__V1__ReleaseResponse m = OMS__V1__RELEASE_RESPONSE__INIT;
+    m.released = r->w.existed;
+    orders__reply(r->c, &m.base);
+    rpc_call_unref(r->c);
+}
+
+static void on_release(rpc_call *c, const Oms__V1__ReleaseRequest *req)
+{
+    char why[96];
+    if (!order_id_check(req->order_id, why, sizeof why)) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+        return;
+    }
+    orders_loop *ol = call_loop(c);
+    inv_op *r = ol ? call_op(c, STORE_RELEASE, 0) : NULL;
+    if (!r)
+        return;
+    release_fill(r, req->order_id);
+    op_submit(ol, r, finish_release_call);
+}
+
+const Oms__V1__InventoryService_Server orders__inventory_handlers = {
+    .upsert_product = {.on_request = on_upsert_product},
+    .get_product = {.on_request = on_get_product},
+    .list_products = {.on_request = on_list_products, .on_ready = on_list_products_ready},
+    .adjust_stock = {.on_request = on_adjust_stock},
+    .reserve = {.on_request = on_reserve},
+    .release = {.on_request = on_release},
+};
+
+/* --- the in-process ports --------------------------------------------------------- */
+
+static void local_get_customer(orders_loop *ol, const char *id, uint64_t timeout_ms,
+                               orders_customer_cb cb, void *arg)
+{
+    (void)timeout_ms; /* a local read does not wait */
+    char msg[96];
+    if (!*id || strlen(id) > STORE_ID_MAX) {
+        cb(arg, RPC_NOT_FOUND, *id ? "customer not found" : "customer id required", NULL);
+        return;
+    }
+    store_customer r;
+    store_rc rc = store_get_customer(ol->sl, id, &r);
+    if (rc == STORE_OK) {
+        cb(arg, RPC_OK, "", &r);
+        return;
+    }
+    if (rc == STORE_NOT_FOUND)
+        snprintf(msg, sizeof msg, "customer %s not found", id);
+    else
+        snprintf(msg, sizeof msg, "reading customer %s: %s", id, store_rc_name(rc));
+    cb(arg, orders__status(rc), msg, NULL);
+}
+
+static void finish_reserve_port(inv_op *r)
+{
+    if (r->w.rc == STORE_OK)
+        r->reserve_cb(r->arg, RPC_OK, "", r->w.lines, r->w.nlines);
+    else
+        r->reserve_cb(r->arg, orders__status(r->w.rc), op_msg(r), NULL, 0);
+    free(r);
+}
+
+static void local_reserve(orders_loop *ol, const char *order_id, const store_line *lines, size_t n,
+                          uint64_t timeout_ms, orders_reserve_cb cb, void *arg)
+{
+    (void)timeout_ms; /* the store answers once the commit is durable */
+    char why[160];
+    if (!reserve_check(order_id, lines, n, why, sizeof why)) {
+        cb(arg, RPC_INVALID_ARGUMENT, why, NULL, 0);
+        return;
+    }
+    inv_op *r = calloc(1, sizeof *r + n * sizeof r->lines[0]);
+    if (!r) {
+        cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        memcpy(r->lines[i].sku, lines[i].sku, sizeof r->lines[i].sku);
+        r->lines[i].quantity = lines[i].quantity;
+    }
+    r->reserve_cb = cb;
+    r->arg = arg;
+    reserve_fill(r, order_id, n);
+    op_submit(ol, r, finish_reserve_port);
+}
+
+static void finish_release_port(inv_op *r)
+{
+    if (r->release_cb)
+        r->release_cb(r->arg, orders__status(r->w.rc), r->w.rc == STORE_OK ? "" : op_msg(r));
+    free(r);
+}
+
+/* No retries: the store either commits the release or is closing. */
+static void local_release(orders_loop *ol, const char *order_id, uint64_t timeout_ms,
+                          orders_release_cb cb, void *arg)
+{
+    (void)timeout_ms;
+    char why[96];
+    if (!order_id_check(order_id, why, sizeof why)) {
+        if (cb)
+            cb(arg, RPC_INVALID_ARGUMENT, why);
+        return;
+    }
+    inv_op *r = calloc(1, sizeof *r);
+    if (!r) {
+        if (cb)
+            cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    r->release_cb = cb;
+    r->arg = arg;
+    release_fill(r, order_id);
+    op_submit(ol, r, finish_release_port);
+}
+
+const orders_customers_port orders__local_customers = {.get_customer = local_get_customer};
+const orders_inventory_port orders__local_inventory = {.reserve = local_reserve,
+                                                       .release = local_release};

@@ -1,0 +1,385 @@
+/* port_remote.c - the customers and inventory ports over gRPC, for an order
+ * service deployed apart from them (split deployment).
+ *
+ * Each port call is one unary call on the loop's channel to the peer, with
+ * the deadline the caller passes (the incoming call's remaining one). The
+ * channel retries UNAVAILABLE per its policy; a peer's status is reported as
+ * it is. A compensating Release goes further: after its first outcome is
+ * reported, a release that failed with UNAVAILABLE or DEADLINE_EXCEEDED is
+ * retried in the background with backoff until it succeeds or the loop is
+ * detached, so a reservation is not left behind while inventory is briefly
+ * away.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "orders/orders_int.h"
+
+#define RELEASE_BACKOFF_MS     200
+#define RELEASE_BACKOFF_MAX_MS 10000
+
+static uint64_t timeout_of(const orders_loop *ol, uint64_t timeout_ms)
+{
+    return timeout_ms ? timeout_ms : ol->o->cfg.peer_timeout_ms;
+}
+
+/* --- GetCustomer -------------------------------------------------------------------- */
+
+typedef struct cust_ctx {
+    orders_customer_cb cb;
+    void *arg;
+} cust_ctx;
+
+static void copy_field(char *dst, size_t cap, const char *src, bool *ok)
+{
+    size_t n = strlen(src);
+    if (n >= cap) {
+        *ok = false;
+        n = cap - 1;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static void on_customer(void *data, rpc_status code, const char *message,
+                        const Oms__V1__Customer *resp)
+{
+    cust_ctx *x = data;
+    if (code != RPC_OK) {
+        x->cb(x->arg, code, message, NULL);
+    } else {
+        store_customer r = {0};
+        bool ok = true;
+        copy_field(r.id, sizeof r.id, resp->id, &ok);
+        copy_field(r.name, sizeof r.name, resp->name, &ok);
+        copy_field(r.email, sizeof r.email, resp->email, &ok);
+        r.status = (int)resp->status;
+        r.created_at = resp->created_at;
+        if (ok)
+            x->cb(x->arg, RPC_OK, "", &r);
+        else
+            x->cb(x->arg, RPC_INTERNAL, "customer service: customer fields too long", NULL);
+    }
+    free(x);
+}
+
+static void remote_get_customer(orders_loop *ol, const char *id, uint64_t timeout_ms,
+                                orders_customer_cb cb, void *arg)
+{
+    if (!ol->customers_ch) {
+        cb(arg, RPC_UNAVAILABLE, "no customer service target", NULL);
+        return;
+    }
+    cust_ctx *x = malloc(sizeof *x);
+    if (!x) {
+        cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return;
+    }
+    x->cb = cb;
+    x->arg = arg;
+    Oms__V1__GetCustomerRequest req = OMS__V1__GET_CUSTOMER_REQUEST__INIT;
+    req.id = (char *)id;
+    rpc_call_opts opts = {.timeout_ms = timeout_of(ol, timeout_ms)};
+    if (!oms__v1__customer_service__get_customer__call(ol->customers_ch, &req, &opts, on_customer,
+                                                       x)) {
+        free(x);
+        cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    }
+}
+
+/* --- Reserve ------------------------------------------------------------------------ */
+
+typedef struct reserve_ctx {
+    orders_reserve_cb cb;
+    void *arg;
+} reserve_ctx;
+
+static void on_reservation(void *data, rpc_status code, const char *message,
+                           const Oms__V1__Reservation *resp)
+{
+    reserve_ctx *x = data;
+    if (code != RPC_OK) {
+        x->cb(x->arg, code, message, NULL, 0);
+        free(x);
+        return;
+    }
+    size_t n = resp->n_lines;
+    store_line *lines = n && n <= STORE_MAX_LINES ? calloc(n, sizeof *lines) : NULL;
+    bool ok = lines != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        copy_field(lines[i].sku, sizeof lines[i].sku, resp->lines[i]->sku, &ok);
+        lines[i].quantity = resp->lines[i]->quantity;
+        lines[i].unit_price_cents = resp->lines[i]->unit_price_cents;
+    }
+    if (ok)
+        x->cb(x->arg, RPC_OK, "", lines, n);
+    else if (n == 0 || n > STORE_MAX_LINES)
+        x->cb(x->arg, RPC_INTERNAL, "inventory service: reservation without valid lines", NULL, 0);
+    else if (!lines)
+        x->cb(x->arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+    else
+        x->cb(x->arg, RPC_INTERNAL, "inventory service: sku too long in reservation", NULL, 0);
+    free(lines);
+    free(x);
+}
+
+static void remote_reserve(orders_loop *ol, const char *order_id, const store_line *lines, size_t n,
+                           uint64_t timeout_ms, orders_reserve_cb cb, void *arg)
+{
+    if (!ol->inventory_ch) {
+        cb(arg, RPC_UNAVAILABLE, "no inventory service target", NULL, 0);
+        return;
+    }
+    if (n > STORE_MAX_LINES) {
+        cb(arg, RPC_INVALID_ARGUMENT, "lines: too many", NULL, 0);
+        return;
+    }
+    reserve_ctx *x = malloc(sizeof *x);
+    Oms__V1__ReserveLine *rl = calloc(n ? n : 1, sizeof *rl);
+    Oms__V1__ReserveLine **rlp = calloc(n ? n : 1, sizeof *rlp);
+    if (!x || !rl || !rlp) {
+        free(x);
+        free(rl);
+        free(rlp);
+        cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+        return;
+    }
+    x->cb = cb;
+    x->arg = arg;
+    for (size_t i = 0; i < n; i++) {
+        oms__v1__reserve_line__init(&rl[i]);
+        rl[i].sku = (char *)lines[i].sku;
+        rl[i].quantity = lines[i].quantity;
+        rlp[i] = &rl[i];
+    }
+    Oms__V1__ReserveRequest req = OMS__V1__RESERVE_REQUEST__INIT;
+    req.order_id = (char *)order_id;
+    req.n_lines = n;
+    req.lines = rlp;
+    rpc_call_opts opts = {.timeout_ms = timeout_of(ol, timeout_ms)};
+    rpc_client_call *call =
+        oms__v1__inventory_service__reserve__call(ol->inventory_ch, &req, &opts, on_reservation, x);
+    free(rl); /* req is only read during the call */
+    free(rlp);
+    if (!call) {
+        free(x);
+        cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+    }
+}
+
+/* --- Release, with background retries -------------------------------------------------- */
+
+/* Per loop (orders_loop.remote): the releases still being retried. It outlives
+ * the orders_loop when calls are still ending after orders__remote_loop_stop
+ * (the channel cancels them), and is freed with the last of them. */
+typedef struct remote_state {
+    struct release_op *head; /* live releases (in flight or waiting) */
+    bool stopped;
+} remote_state;
+
+typedef struct release_op {
+    struct release_op *next, **pprev;
+    remote_state *rs;
+    orders_loop *ol; /* NULL once stopped */
+    char order_id[STORE_ID_MAX + 1];
+    orders_release_cb cb; /* NULL once the first outcome was reported */
+    void *arg;
+    uint64_t backoff_ms; /* wait before the next retry */
+    int attempts;
+    bool in_flight; /* a call is running */
+    bool timer_on;  /* timer initialized (closed before freeing) */
+    uv_timer_t timer;
+} release_op;
+
+static remote_state *remote_of(orders_loop *ol)
+{
+    if (!ol->remote)
+        ol->remote = calloc(1, sizeof(remote_state));
+    return ol->remote;
+}
+
+static void maybe_free_state(remote_state *rs)
+{
+    if (rs->stopped && !rs->head)
+        free(rs);
+}
+
+static void unlink_op(release_op *r)
+{
+    if (r->next)
+        r->next->pprev = r->pprev;
+    *r->pprev = r->next;
+}
+
+static void on_release_timer_closed(uv_handle_t *h)
+{
+    release_op *r = h->data;
+    remote_state *rs = r->rs;
+    free(r);
+    maybe_free_state(rs);
+}
+
+/* Drops r: out of the list now, freed once its timer (if any) is closed. */
+static void op_free(release_op *r)
+{
+    unlink_op(r);
+    if (r->timer_on) {
+        uv_timer_stop(&r->timer);
+        uv_close((uv_handle_t *)&r->timer, on_release_timer_closed);
+        return;
+    }
+    remote_state *rs = r->rs;
+    free(r);
+    maybe_free_state(rs);
+}
+
+static void report(release_op *r, rpc_status code, const char *msg)
+{
+    orders_release_cb cb = r->cb;
+    r->cb = NULL;
+    if (cb)
+        cb(r->arg, code, msg);
+}
+
+static void release_start(release_op *r, uint64_t timeout_ms);
+
+static void on_release_timer(uv_timer_t *t)
+{
+    release_op *r = t->data;
+    if (r->ol)
+        release_start(r, r->ol->o->cfg.peer_timeout_ms);
+}
+
+static void on_released(void *data, rpc_status code, const char *message,
+                        const Oms__V1__ReleaseResponse *resp)
+{
+    (void)resp;
+    release_op *r = data;
+    r->in_flight = false;
+    bool first = r->attempts == 1;
+    report(r, code, message);
+    if (code == RPC_OK) {
+        if (!first)
+            OMS_INFO("orders: release of %s succeeded after %d attempts", r->order_id, r->attempts);
+        op_free(r);
+        return;
+    }
+    if (r->rs->stopped || !r->ol) {
+        op_free(r); /* logged as left behind by orders__remote_loop_stop */
+        return;
+    }
+    if (code != RPC_UNAVAILABLE && code != RPC_DEADLINE_EXCEEDED) {
+        OMS_WARN("orders: release of %s failed: %s: %s", r->order_id, rpc_status_name(code),
+                 message);
+        op_free(r);
+        return;
+    }
+    if (first)
+        OMS_WARN("orders: release of %s failed (%s: %s), retrying in the background", r->order_id,
+                 rpc_status_name(code), message);
+    if (!r->timer_on) {
+        if (uv_timer_init(r->ol->loop, &r->timer) != 0) {
+            OMS_ERROR("orders: release of %s left behind: uv_timer_init failed", r->order_id);
+            op_free(r);
+            return;
+        }
+        r->timer.data = r;
+        r->timer_on = true;
+    }
+    uv_timer_start(&r->timer, on_release_timer, r->backoff_ms, 0);
+    r->backoff_ms *= 2;
+    if (r->backoff_ms > RELEASE_BACKOFF_MAX_MS)
+        r->backoff_ms = RELEASE_BACKOFF_MAX_MS;
+}
+
+/* One attempt; its outcome arrives in on_released (never from inside). */
+static void release_start(release_op *r, uint64_t timeout_ms)
+{
+    Oms__V1__ReleaseRequest req = OMS__V1__RELEASE_REQUEST__INIT;
+    req.order_id = r->order_id;
+    rpc_call_opts opts = {.timeout_ms = timeout_of(r->ol, timeout_ms)};
+    r->attempts++;
+    r->in_flight = true;
+    if (!oms__v1__inventory_service__release__call(r->ol->inventory_ch, &req, &opts, on_released,
+                                                   r)) {
+        /* ENOMEM: take it as a failed attempt, retried like UNAVAILABLE */
+        r->attempts--;
+        r->in_flight = false;
+        report(r, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        if (!r->timer_on && uv_timer_init(r->ol->loop, &r->timer) == 0) {
+            r->timer.data = r;
+            r->timer_on = true;
+        }
+        if (!r->timer_on) {
+            OMS_ERROR("orders: release of %s left behind: out of memory", r->order_id);
+            op_free(r);
+            return;
+        }
+        uv_timer_start(&r->timer, on_release_timer, r->backoff_ms, 0);
+    }
+}
+
+static void remote_release(orders_loop *ol, const char *order_id, uint64_t timeout_ms,
+                           orders_release_cb cb, void *arg)
+{
+    if (!ol->inventory_ch) {
+        if (cb)
+            cb(arg, RPC_UNAVAILABLE, "no inventory service target");
+        return;
+    }
+    if (!*order_id || strlen(order_id) > STORE_ID_MAX) {
+        if (cb)
+            cb(arg, RPC_INVALID_ARGUMENT, "order_id: must be 1..31 bytes");
+        return;
+    }
+    remote_state *rs = remote_of(ol);
+    release_op *r = rs ? calloc(1, sizeof *r) : NULL;
+    if (!r) {
+        OMS_ERROR("orders: release of %s left behind: out of memory", order_id);
+        if (cb)
+            cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    r->rs = rs;
+    r->ol = ol;
+    memcpy(r->order_id, order_id, strlen(order_id) + 1);
+    r->cb = cb;
+    r->arg = arg;
+    r->backoff_ms = RELEASE_BACKOFF_MS;
+    r->next = rs->head;
+    r->pprev = &rs->head;
+    if (rs->head)
+        rs->head->pprev = &r->next;
+    rs->head = r;
+    release_start(r, timeout_ms);
+}
+
+void orders__remote_loop_stop(orders_loop *ol)
+{
+    remote_state *rs = ol->remote;
+    if (!rs)
+        return;
+    ol->remote = NULL;
+    size_t left = 0;
+    for (release_op *r = rs->head, *next; r; r = next) {
+        next = r->next;
+        left++;
+        OMS_WARN("orders: release of order %s left behind after %d attempts (loop detached)",
+                 r->order_id, r->attempts);
+        r->ol = NULL;
+        /* In flight: the channel, freed next, cancels the call and on_released
+         * frees r. Waiting: freed now. */
+        if (!r->in_flight)
+            op_free(r);
+    }
+    if (left)
+        OMS_WARN("orders: %zu releases left behind", left);
+    rs->stopped = true; /* only now: op_free() above must not free rs */
+    maybe_free_state(rs);
+}
+
+const orders_customers_port orders__remote_customers = {.get_customer = remote_get_customer};
+const orders_inventory_port orders__remote_inventory = {.reserve = remote_reserve,
+                                                        .release = remote_release};
