@@ -1,0 +1,475 @@
+/* sqlite.c - the SQLite store: opening, the writer thread and its group
+ * commit, store_loops and their completions.
+ *
+ * store_submit() appends to one mutex+condvar queue. The writer takes all
+ * that is queued (up to max_batch), runs it in one BEGIN IMMEDIATE ... COMMIT
+ * with a SAVEPOINT per request, so a failing request rolls back alone (and
+ * gives back the event seq it took: seqs stay gap-free), and COMMITs: one
+ * fsync for the batch. While that COMMIT runs, new requests queue up and form
+ * the next batch: the busier the store, the bigger its transactions.
+ *
+ * After a durable commit the writer publishes the commit's events
+ * (on_events), then appends each request to its store_loop's completion list
+ * and wakes the loop with uv_async_send(); the loop runs done() in
+ * submission order.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "sqlite_int.h"
+
+void store_config_init(store_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->max_batch = 1024;
+}
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Runs a cached no-parameter statement (BEGIN, COMMIT, SAVEPOINT...). */
+static int run(store *st, int which)
+{
+    sqlite3_stmt *s = st->ws[which];
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* --- completions ------------------------------------------------------------- */
+
+static void deliver(store_write *w)
+{
+    store_loop *sl = w->sl;
+    if (!sl) { /* an internal request: completes on the writer */
+        w->done(w);
+        return;
+    }
+    w->next = NULL;
+    pthread_mutex_lock(&sl->mu);
+    if (sl->done_tail)
+        sl->done_tail->next = w;
+    else
+        sl->done_head = w;
+    sl->done_tail = w;
+    pthread_mutex_unlock(&sl->mu);
+    uv_async_send(&sl->async);
+}
+
+static void on_async(uv_async_t *a)
+{
+    store_loop *sl = a->data;
+    pthread_mutex_lock(&sl->mu);
+    store_write *w = sl->done_head;
+    sl->done_head = sl->done_tail = NULL;
+    pthread_mutex_unlock(&sl->mu);
+    while (w) {
+        store_write *next = w->next;
+        w->next = NULL;
+        w->done(w); /* may free w */
+        w = next;
+    }
+}
+
+/* --- the writer ----------------------------------------------------------------- */
+
+static void fail_request(store_write *w, store_rc rc, const char *msg)
+{
+    w->rc = rc;
+    store__copy(w->msg, sizeof w->msg, msg);
+    w->existed = false;
+    w->event_seq = 0;
+    if (w->result) {
+        store_order_free(w->result);
+        w->result = NULL;
+    }
+}
+
+/* Fails every request of a batch (BEGIN or COMMIT failed, or SQLite rolled
+ * the transaction back by itself) and forgets its events and seqs. */
+static void fail_batch(store *st, store_write *batch, int64_t seq0, const char *why)
+{
+    char msg[STORE_MSG_MAX + 1];
+    snprintf(msg, sizeof msg, "store: %s", why);
+    OMS_ERROR("store: sqlite:%s: transaction failed: %s", st->path, why);
+    for (store_write *w = batch; w; w = w->next)
+        if (w->rc != STORE_CLOSED)
+            fail_request(w, STORE_ERROR, msg);
+    st->seq = seq0;
+    st->nevs = 0;
+    st->batch_hwm = st->hwm_persisted;
+}
+
+static void run_batch(store *st, store_write *batch, size_t n)
+{
+    int64_t seq0 = st->seq;
+    st->nevs = 0;
+    st->batch_hwm = st->hwm_persisted;
+    if (run(st, WS_BEGIN) != SQLITE_OK) {
+        fail_batch(st, batch, seq0, sqlite3_errmsg(st->db));
+        goto complete;
+    }
+    for (store_write *w = batch; w; w = w->next) {
+        if (w->rc == STORE_CLOSED) /* submitted while closing: not run */
+            continue;
+        int64_t seq = st->seq;
+        size_t nevs = st->nevs;
+        if (run(st, WS_SAVEPOINT) != SQLITE_OK) {
+            fail_request(w, STORE_ERROR, sqlite3_errmsg(st->db));
+            continue;
+        }
+        if (store__apply(st, w) == STORE_OK) {
+            run(st, WS_RELEASE_SP);
+            continue;
+        }
+        st->seq = seq;
+        st->nevs = nevs;
+        if (sqlite3_get_autocommit(st->db)) {
+            /* SQLite rolled the whole transaction back (I/O error, full
+             * disk): the requests before this one are gone too. */
+            fail_batch(st, batch, seq0, w->msg);
+            goto complete;
+        }
+        run(st, WS_ROLLBACK_SP);
+        run(st, WS_RELEASE_SP);
+    }
+    if (st->batch_hwm > st->hwm_persisted) {
+        sqlite3_stmt *s = st->ws[WS_META_SET_HWM];
+        sqlite3_bind_int64(s, 1, st->batch_hwm);
+        int rc = sqlite3_step(s);
+        sqlite3_reset(s);
+        if (rc != SQLITE_DONE) {
+            char why[STORE_MSG_MAX + 1];
+            store__copy(why, sizeof why, sqlite3_errmsg(st->db));
+            run(st, WS_ROLLBACK);
+            fail_batch(st, batch, seq0, why);
+            goto complete;
+        }
+    }
+    uint64_t t0 = now_us();
+    if (run(st, WS_COMMIT) != SQLITE_OK) {
+        char why[STORE_MSG_MAX + 1];
+        store__copy(why, sizeof why, sqlite3_errmsg(st->db));
+        if (!sqlite3_get_autocommit(st->db))
+            run(st, WS_ROLLBACK);
+        fail_batch(st, batch, seq0, why);
+        goto complete;
+    }
+    atomic_fetch_add(&st->commit_us, now_us() - t0);
+    atomic_fetch_add(&st->commits, 1);
+    st->hwm_persisted = st->batch_hwm;
+    atomic_store(&st->last_seq, st->seq);
+    if (st->nevs && st->on_events)
+        st->on_events(st->events_arg, st->evs, st->nevs);
+complete:
+    st->nevs = 0;
+    atomic_fetch_add(&st->writes, n);
+    uint64_t mb = atomic_load(&st->max_batch_seen);
+    if (n > mb)
+        atomic_store(&st->max_batch_seen, n);
+    while (batch) {
+        store_write *next = batch->next;
+        deliver(batch);
+        batch = next;
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    store *st = arg;
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        while (!st->head && !st->closing)
+            pthread_cond_wait(&st->cv, &st->mu);
+        if (!st->head)
+            break; /* closing and drained */
+        store_write *batch = st->head, *last = batch;
+        size_t n = 1;
+        while (last->next && n < st->max_batch) {
+            last = last->next;
+            n++;
+        }
+        st->head = last->next;
+        if (!st->head)
+            st->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&st->mu);
+        run_batch(st, batch, n);
+        pthread_mutex_lock(&st->mu);
+    }
+    st->stopped = true;
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
+}
+
+void store_submit(store_loop *sl, store_write *w)
+{
+    store *st = sl->st;
+    w->sl = sl;
+    w->next = NULL;
+    w->msg[0] = '\0';
+    w->existed = false;
+    w->event_seq = 0;
+    w->previous_status = 0;
+    w->result = NULL;
+    pthread_mutex_lock(&st->mu);
+    if (st->stopped) {
+        pthread_mutex_unlock(&st->mu);
+        fail_request(w, STORE_CLOSED, "store is closed");
+        deliver(w);
+        return;
+    }
+    /* While closing, a request still goes through the queue (so completions
+     * keep submission order) but is not run. */
+    w->rc = st->closing ? STORE_CLOSED : STORE_OK;
+    if (w->rc == STORE_CLOSED)
+        store__copy(w->msg, sizeof w->msg, "store is closing");
+    if (st->tail)
+        st->tail->next = w;
+    else
+        st->head = w;
+    st->tail = w;
+    pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* --- release_orphans: an internal request, waited for ----------------------------- */
+
+typedef struct sync_write {
+    store_write w;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+} sync_write;
+
+static void on_sync_done(store_write *w)
+{
+    sync_write *s = (sync_write *)w;
+    pthread_mutex_lock(&s->mu);
+    s->done = true;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+long store_release_orphans(store *st)
+{
+    sync_write *s = calloc(1, sizeof *s);
+    if (!s)
+        return -1;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->w.op = STORE__OP_RELEASE_ORPHANS;
+    s->w.done = on_sync_done;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    s->w.at = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    long n = -1;
+    pthread_mutex_lock(&st->mu);
+    bool queued = !st->closing && !st->stopped;
+    if (queued) {
+        if (st->tail)
+            st->tail->next = &s->w;
+        else
+            st->head = &s->w;
+        st->tail = &s->w;
+        pthread_cond_signal(&st->cv);
+    }
+    pthread_mutex_unlock(&st->mu);
+    if (queued) {
+        pthread_mutex_lock(&s->mu);
+        while (!s->done)
+            pthread_cond_wait(&s->cv, &s->mu);
+        pthread_mutex_unlock(&s->mu);
+        if (s->w.rc == STORE_OK)
+            n = (long)s->w.delta; /* the count of releases */
+    }
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    return n;
+}
+
+/* --- open and close ----------------------------------------------------------------- */
+
+static int open_db(const char *path, sqlite3 **db, char *err, size_t errlen)
+{
+    int rc = sqlite3_open_v2(
+        path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "sqlite:%s: %s", path,
+                 *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
+        sqlite3_close(*db);
+        *db = NULL;
+        return -1;
+    }
+    sqlite3_extended_result_codes(*db, 1);
+    sqlite3_busy_timeout(*db, 5000);
+    return 0;
+}
+
+static int64_t query_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t v = 0;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+static void free_store(store *st)
+{
+    for (int i = 0; i < WS__COUNT; i++)
+        sqlite3_finalize(st->ws[i]);
+    sqlite3_close(st->db);
+    pthread_cond_destroy(&st->cv);
+    pthread_mutex_destroy(&st->mu);
+    free(st->evs);
+    free(st->blob);
+    free(st);
+}
+
+store *store_open(const store_config *cfg, char *err, size_t errlen)
+{
+    if (errlen)
+        err[0] = '\0';
+    const char *url = cfg && cfg->url ? cfg->url : "";
+    if (strncmp(url, "sqlite:", 7) != 0) {
+        snprintf(err, errlen, "unsupported store url '%.200s' (want sqlite:PATH)", url);
+        return NULL;
+    }
+    const char *path = url + 7;
+    if (!*path || strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0) {
+        snprintf(err, errlen, "%.200s: a database file path is required", url);
+        return NULL;
+    }
+    if (strlen(path) >= sizeof((store *)0)->path) {
+        snprintf(err, errlen, "sqlite: path too long");
+        return NULL;
+    }
+    store *st = calloc(1, sizeof *st);
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
+    strcpy(st->path, path);
+    st->max_batch = cfg->max_batch ? cfg->max_batch : 1024;
+    st->on_events = cfg->on_events;
+    st->events_arg = cfg->events_arg;
+    /* One event per request at most. */
+    st->evs_cap = st->max_batch;
+    st->evs = malloc(st->evs_cap * sizeof *st->evs);
+    st->blob = malloc(STORE__LINES_BLOB_MAX);
+    if (!st->evs || !st->blob) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (open_db(path, &st->db, err, errlen) != 0)
+        goto fail;
+    if (store__schema_migrate(st, err, errlen) != 0 || store__prepare_writer(st, err, errlen) != 0)
+        goto fail;
+    st->seq = query_int(st->db, "SELECT max(seq) FROM events");
+    atomic_store(&st->last_seq, st->seq);
+    int64_t hwm = query_int(st->db, "SELECT value FROM meta WHERE key = 'order_hwm'");
+    int64_t max_order = query_int(st->db, "SELECT max(id) FROM orders");
+    st->hwm_persisted = hwm;
+    atomic_store(&st->next_order, hwm > max_order ? hwm : max_order);
+    if (pthread_create(&st->writer, NULL, writer_main, st) != 0) {
+        snprintf(err, errlen, "sqlite:%s: cannot start the writer thread", path);
+        goto fail;
+    }
+    return st;
+fail:
+    free_store(st);
+    return NULL;
+}
+
+void store_close(store *st)
+{
+    if (!st)
+        return;
+    pthread_mutex_lock(&st->mu);
+    st->closing = true;
+    pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    pthread_join(st->writer, NULL);
+    free_store(st);
+}
+
+void store_next_order_id(store *st, char out[STORE_ID_MAX + 1])
+{
+    int64_t n = atomic_fetch_add(&st->next_order, 1) + 1;
+    store__format_id(out, 'o', n);
+}
+
+int64_t store_last_seq(store *st)
+{
+    return atomic_load(&st->last_seq);
+}
+
+void store_get_stats(store *st, store_stats *out)
+{
+    out->commits = atomic_load(&st->commits);
+    out->writes = atomic_load(&st->writes);
+    out->max_batch = atomic_load(&st->max_batch_seen);
+    out->commit_us = atomic_load(&st->commit_us);
+}
+
+/* --- store_loop --------------------------------------------------------------------- */
+
+store_loop *store_loop_open(store *st, uv_loop_t *loop, char *err, size_t errlen)
+{
+    store_loop *sl = calloc(1, sizeof *sl);
+    if (!sl) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    sl->st = st;
+    sl->loop = loop;
+    pthread_mutex_init(&sl->mu, NULL);
+    if (open_db(st->path, &sl->db, err, errlen) != 0)
+        goto fail;
+    sqlite3_exec(sl->db, "PRAGMA query_only=1", NULL, NULL, NULL);
+    if (store__prepare_reader(sl, err, errlen) != 0)
+        goto fail_db;
+    int rc = uv_async_init(loop, &sl->async, on_async);
+    if (rc != 0) {
+        snprintf(err, errlen, "uv_async_init: %s", uv_strerror(rc));
+        goto fail_db;
+    }
+    sl->async.data = sl;
+    return sl;
+fail_db:
+    store__finalize_reader(sl);
+    sqlite3_close(sl->db);
+fail:
+    pthread_mutex_destroy(&sl->mu);
+    free(sl);
+    return NULL;
+}
+
+static void on_async_close(uv_handle_t *h)
+{
+    store_loop *sl = h->data;
+    pthread_mutex_destroy(&sl->mu);
+    free(sl);
+}
+
+void store_loop_close(store_loop *sl)
+{
+    if (!sl)
+        return;
+    store__finalize_reader(sl);
+    sqlite3_close(sl->db);
+    sl->db = NULL;
+    uv_close((uv_handle_t *)&sl->async, on_async_close);
+}

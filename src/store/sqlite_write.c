@@ -1,0 +1,551 @@
+/* sqlite_write.c - the store_op implementations. Each runs on the writer
+ * thread inside its request's savepoint: returning anything but STORE_OK
+ * makes the caller roll the savepoint back, so a failing request may leave
+ * half its statements done.
+ *
+ * Hot path: RESERVE is one UPDATE ... RETURNING per line plus one insert;
+ * ORDER_CREATE is one insert into orders and one into events.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "sqlite_int.h"
+
+/* An SQL failure: the message goes to the request and the log. */
+static store_rc sql_error(store *st, store_write *w, const char *what)
+{
+    snprintf(w->msg, sizeof w->msg, "store: %s: %s", what, sqlite3_errmsg(st->db));
+    OMS_ERROR("store: sqlite:%s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
+    return w->rc = STORE_ERROR;
+}
+
+static store_rc fail(store_write *w, store_rc rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static store_rc fail(store_write *w, store_rc rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->msg, sizeof w->msg, fmt, ap);
+    va_end(ap);
+    return w->rc = rc;
+}
+
+/* True if the fixed-size field holds a NUL-terminated string of 1..cap-1
+ * bytes (callers validate; this keeps a bad request from overrunning). */
+static bool field_ok(const char *s, size_t cap)
+{
+    size_t n = strnlen(s, cap);
+    return n > 0 && n < cap;
+}
+
+static const char *status_name(int s)
+{
+    static const char *const names[] = {"UNSPECIFIED", "PENDING",   "CONFIRMED",
+                                        "SHIPPED",     "DELIVERED", "CANCELLED"};
+    return s >= 0 && s <= 5 ? names[s] : "UNKNOWN";
+}
+
+static void note_order_num(store *st, int64_t n)
+{
+    if (n > st->batch_hwm)
+        st->batch_hwm = n;
+}
+
+/* Appends an event row and remembers it for on_events. */
+static store_rc append_event(store *st, store_write *w, int64_t order_num, const char *customer_id,
+                             int status, int previous, int64_t version, int64_t at)
+{
+    sqlite3_stmt *s = st->ws[WS_EVENT_INSERT];
+    int64_t seq = st->seq + 1;
+    sqlite3_bind_int64(s, 1, seq);
+    sqlite3_bind_int64(s, 2, order_num);
+    sqlite3_bind_text(s, 3, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 4, status);
+    sqlite3_bind_int(s, 5, previous);
+    sqlite3_bind_int64(s, 6, version);
+    sqlite3_bind_int64(s, 7, at);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return sql_error(st, w, "append event");
+    if (st->nevs == st->evs_cap)
+        return fail(w, STORE_ERROR, "store: too many events in one transaction");
+    st->seq = seq;
+    store_event *e = &st->evs[st->nevs++];
+    e->seq = seq;
+    store__format_id(e->order_id, 'o', order_num);
+    store__copy(e->customer_id, sizeof e->customer_id, customer_id);
+    e->status = status;
+    e->previous_status = previous;
+    e->version = version;
+    e->at = at;
+    w->event_seq = seq;
+    return STORE_OK;
+}
+
+static store_rc customer_create(store *st, store_write *w)
+{
+    store_customer *c = &w->customer;
+    if (!field_ok(c->name, sizeof c->name) || !field_ok(c->email, sizeof c->email))
+        return fail(w, STORE_INVALID, "customer name and email are required");
+    sqlite3_stmt *s = st->ws[WS_CUSTOMER_INSERT];
+    sqlite3_bind_text(s, 1, c->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, c->email, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, w->at);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc == SQLITE_CONSTRAINT_UNIQUE)
+        return fail(w, STORE_EXISTS, "email %.120s is taken", c->email);
+    if (rc != SQLITE_DONE)
+        return sql_error(st, w, "create customer");
+    store__format_id(c->id, 'c', sqlite3_last_insert_rowid(st->db));
+    c->status = STORE_CUSTOMER_ACTIVE;
+    c->created_at = w->at;
+    return STORE_OK;
+}
+
+static store_rc customer_set_status(store *st, store_write *w)
+{
+    store_customer *c = &w->customer;
+    int64_t id;
+    if (c->status != STORE_CUSTOMER_ACTIVE && c->status != STORE_CUSTOMER_SUSPENDED)
+        return fail(w, STORE_INVALID, "invalid customer status %d", c->status);
+    if (!field_ok(c->id, sizeof c->id) || !store__parse_id(c->id, 'c', &id))
+        return fail(w, STORE_NOT_FOUND, "customer %.31s not found", c->id);
+    sqlite3_stmt *s = st->ws[WS_CUSTOMER_SET_STATUS];
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, c->status);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        store__col_text(s, 0, c->name, sizeof c->name);
+        store__col_text(s, 1, c->email, sizeof c->email);
+        c->status = sqlite3_column_int(s, 2);
+        c->created_at = sqlite3_column_int64(s, 3);
+        rc = sqlite3_step(s);
+        sqlite3_reset(s);
+        return rc == SQLITE_DONE ? STORE_OK : sql_error(st, w, "set customer status");
+    }
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE)
+        return fail(w, STORE_NOT_FOUND, "customer %s not found", c->id);
+    return sql_error(st, w, "set customer status");
+}
+
+static store_rc product_upsert(store *st, store_write *w)
+{
+    store_product *p = &w->product;
+    if (!field_ok(p->sku, sizeof p->sku) || !field_ok(p->name, sizeof p->name))
+        return fail(w, STORE_INVALID, "product sku and name are required");
+    if (p->unit_price_cents < 0)
+        return fail(w, STORE_INVALID, "negative unit price");
+    sqlite3_stmt *s = st->ws[WS_PRODUCT_UPSERT];
+    sqlite3_bind_text(s, 1, p->sku, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, p->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, p->unit_price_cents);
+    sqlite3_bind_int64(s, 4, w->at);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        p->on_hand = sqlite3_column_int64(s, 0);
+        p->reserved = sqlite3_column_int64(s, 1);
+        p->updated_at = w->at;
+        rc = sqlite3_step(s);
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? STORE_OK : sql_error(st, w, "upsert product");
+}
+
+/* Loads a product into *p (sku already set). */
+static int product_get(store *st, store_product *p)
+{
+    sqlite3_stmt *s = st->ws[WS_PRODUCT_GET];
+    sqlite3_bind_text(s, 1, p->sku, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        store__col_text(s, 0, p->name, sizeof p->name);
+        p->unit_price_cents = sqlite3_column_int64(s, 1);
+        p->on_hand = sqlite3_column_int64(s, 2);
+        p->reserved = sqlite3_column_int64(s, 3);
+        p->updated_at = sqlite3_column_int64(s, 4);
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+static store_rc stock_adjust(store *st, store_write *w)
+{
+    store_product *p = &w->product;
+    if (!field_ok(p->sku, sizeof p->sku))
+        return fail(w, STORE_INVALID, "product sku is required");
+    int rc = product_get(st, p);
+    if (rc == SQLITE_DONE)
+        return fail(w, STORE_NOT_FOUND, "sku %s not found", p->sku);
+    if (rc != SQLITE_ROW)
+        return sql_error(st, w, "adjust stock");
+    int64_t on_hand;
+    if (__builtin_add_overflow(p->on_hand, w->delta, &on_hand))
+        return fail(w, STORE_INVALID, "sku %s: stock would overflow", p->sku);
+    if (on_hand < p->reserved)
+        return fail(w, STORE_PRECONDITION,
+                    "sku %s: on hand %" PRId64 " would fall below reserved %" PRId64, p->sku,
+                    on_hand, p->reserved);
+    sqlite3_stmt *s = st->ws[WS_PRODUCT_SET_ON_HAND];
+    sqlite3_bind_text(s, 1, p->sku, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, on_hand);
+    sqlite3_bind_int64(s, 3, w->at);
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return sql_error(st, w, "adjust stock");
+    p->on_hand = on_hand;
+    p->updated_at = w->at;
+    return STORE_OK;
+}
+
+/* A live reservation exists: report its prices into the request's lines
+ * (matched by sku; the first reservation's lines win). */
+static store_rc reserve_existing(store_write *w, const uint8_t *blob, size_t len)
+{
+    store_line lines[STORE_MAX_LINES];
+    long n = store__lines_count(blob, len);
+    if (n < 0 || n > STORE_MAX_LINES)
+        return fail(w, STORE_ERROR, "store: corrupt reservation %s", w->order_id);
+    store__lines_decode(blob, len, lines, (size_t)n);
+    for (size_t i = 0; i < w->nlines; i++) {
+        for (long j = 0; j < n; j++) {
+            if (strcmp(lines[j].sku, w->lines[i].sku) == 0) {
+                w->lines[i].unit_price_cents = lines[j].unit_price_cents;
+                break;
+            }
+        }
+    }
+    w->existed = true;
+    return STORE_OK;
+}
+
+static store_rc reserve(store *st, store_write *w)
+{
+    if (!field_ok(w->order_id, sizeof w->order_id))
+        return fail(w, STORE_INVALID, "order id is required");
+    if (w->nlines == 0 || w->nlines > STORE_MAX_LINES || !w->lines)
+        return fail(w, STORE_INVALID, "a reservation needs 1 to %d lines", STORE_MAX_LINES);
+    sqlite3_stmt *s = st->ws[WS_RESERVATION_GET];
+    sqlite3_bind_text(s, 1, w->order_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        store_rc r;
+        if (sqlite3_column_int(s, 1))
+            r = fail(w, STORE_PRECONDITION, "reservation for %s was released", w->order_id);
+        else
+            r = reserve_existing(w, sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0));
+        sqlite3_reset(s);
+        return r;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return sql_error(st, w, "reserve");
+
+    sqlite3_stmt *u = st->ws[WS_PRODUCT_RESERVE];
+    for (size_t i = 0; i < w->nlines; i++) {
+        store_line *l = &w->lines[i];
+        if (!field_ok(l->sku, sizeof l->sku) || l->quantity <= 0)
+            return fail(w, STORE_INVALID, "line %zu: a sku and a positive quantity are required",
+                        i + 1);
+        sqlite3_bind_text(u, 1, l->sku, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(u, 2, l->quantity);
+        rc = sqlite3_step(u);
+        bool changed = rc == SQLITE_ROW;
+        if (changed) {
+            l->unit_price_cents = sqlite3_column_int64(u, 0);
+            rc = sqlite3_step(u);
+        }
+        sqlite3_reset(u);
+        if (rc != SQLITE_DONE)
+            return sql_error(st, w, "reserve");
+        if (changed)
+            continue;
+        store_product p = {0};
+        store__copy(p.sku, sizeof p.sku, l->sku);
+        rc = product_get(st, &p);
+        if (rc == SQLITE_DONE)
+            return fail(w, STORE_NOT_FOUND, "sku %s not found", l->sku);
+        if (rc != SQLITE_ROW)
+            return sql_error(st, w, "reserve");
+        return fail(w, STORE_PRECONDITION, "sku %s: %" PRId64 " available, %" PRId64 " requested",
+                    l->sku, p.on_hand - p.reserved, l->quantity);
+    }
+    size_t len = store__lines_encode(w->lines, w->nlines, st->blob);
+    s = st->ws[WS_RESERVATION_INSERT];
+    sqlite3_bind_text(s, 1, w->order_id, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, st->blob, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, w->at);
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return sql_error(st, w, "reserve");
+    int64_t num;
+    if (store__parse_id(w->order_id, 'o', &num))
+        note_order_num(st, num);
+    return STORE_OK;
+}
+
+/* Releases the live reservation of order_id, if any; sets w->existed. */
+static store_rc release(store *st, store_write *w, const char *order_id)
+{
+    sqlite3_stmt *s = st->ws[WS_RESERVATION_GET];
+    sqlite3_bind_text(s, 1, order_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(s);
+        return rc == SQLITE_DONE ? STORE_OK : sql_error(st, w, "release");
+    }
+    if (sqlite3_column_int(s, 1)) { /* already released */
+        sqlite3_reset(s);
+        return STORE_OK;
+    }
+    store_line lines[STORE_MAX_LINES];
+    const uint8_t *blob = sqlite3_column_blob(s, 0);
+    size_t len = (size_t)sqlite3_column_bytes(s, 0);
+    long n = store__lines_count(blob, len);
+    if (n >= 0 && n <= STORE_MAX_LINES)
+        store__lines_decode(blob, len, lines, (size_t)n);
+    sqlite3_reset(s);
+    if (n < 0 || n > STORE_MAX_LINES)
+        return fail(w, STORE_ERROR, "store: corrupt reservation %.31s", order_id);
+    sqlite3_stmt *u = st->ws[WS_PRODUCT_UNRESERVE];
+    for (long i = 0; i < n; i++) {
+        sqlite3_bind_text(u, 1, lines[i].sku, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(u, 2, lines[i].quantity);
+        rc = sqlite3_step(u);
+        sqlite3_reset(u);
+        if (rc != SQLITE_DONE)
+            return sql_error(st, w, "release");
+    }
+    s = st->ws[WS_RESERVATION_RELEASE];
+    sqlite3_bind_text(s, 1, order_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, w->at);
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return sql_error(st, w, "release");
+    w->existed = true;
+    return STORE_OK;
+}
+
+store_rc store__order_from_row(sqlite3_stmt *s, store_order **out)
+{
+    const uint8_t *blob = sqlite3_column_blob(s, 9);
+    size_t len = (size_t)sqlite3_column_bytes(s, 9);
+    long n = store__lines_count(blob, len);
+    if (n < 0)
+        return STORE_ERROR;
+    store_order *o = store_order_new((size_t)n);
+    if (!o)
+        return STORE_ERROR;
+    store__format_id(o->id, 'o', sqlite3_column_int64(s, 0));
+    store__col_text(s, 1, o->customer_id, sizeof o->customer_id);
+    store__col_text(s, 2, o->idempotency_key, sizeof o->idempotency_key);
+    store__col_text(s, 3, o->cancel_reason, sizeof o->cancel_reason);
+    o->status = sqlite3_column_int(s, 4);
+    o->version = sqlite3_column_int64(s, 5);
+    o->total_cents = sqlite3_column_int64(s, 6);
+    o->created_at = sqlite3_column_int64(s, 7);
+    o->updated_at = sqlite3_column_int64(s, 8);
+    store__lines_decode(blob, len, o->lines, (size_t)n);
+    *out = o;
+    return STORE_OK;
+}
+
+/* Runs a bound single-order query; NOT_FOUND, OK with *out, or ERROR. */
+static store_rc load_order(store *st, store_write *w, sqlite3_stmt *s, store_order **out)
+{
+    int rc = sqlite3_step(s);
+    store_rc r = STORE_NOT_FOUND;
+    if (rc == SQLITE_ROW)
+        r = store__order_from_row(s, out);
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sql_error(st, w, "load order");
+    if (r == STORE_ERROR)
+        return fail(w, STORE_ERROR, "store: cannot load order");
+    return r;
+}
+
+static store_rc order_create(store *st, store_write *w)
+{
+    const store_order *o = w->order;
+    int64_t num;
+    if (!o || !store__parse_id(o->id, 'o', &num))
+        return fail(w, STORE_INVALID, "order id must be o-<n>");
+    if (!field_ok(o->customer_id, sizeof o->customer_id))
+        return fail(w, STORE_INVALID, "customer id is required");
+    if (strnlen(o->idempotency_key, sizeof o->idempotency_key) == sizeof o->idempotency_key ||
+        strnlen(o->cancel_reason, sizeof o->cancel_reason) == sizeof o->cancel_reason)
+        return fail(w, STORE_INVALID, "field too long");
+    if (o->nlines > STORE_MAX_LINES)
+        return fail(w, STORE_INVALID, "at most %d lines", STORE_MAX_LINES);
+    for (size_t i = 0; i < o->nlines; i++)
+        if (!field_ok(o->lines[i].sku, sizeof o->lines[i].sku))
+            return fail(w, STORE_INVALID, "line %zu: sku is required", i + 1);
+    size_t len = store__lines_encode(o->lines, o->nlines, st->blob);
+    sqlite3_stmt *s = st->ws[WS_ORDER_INSERT];
+    sqlite3_bind_int64(s, 1, num);
+    sqlite3_bind_text(s, 2, o->customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, o->idempotency_key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, o->total_cents);
+    sqlite3_bind_int64(s, 5, o->created_at);
+    sqlite3_bind_blob(s, 6, st->blob, (int)len, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        bool by_key = rc == SQLITE_CONSTRAINT_UNIQUE;
+        sqlite3_stmt *q = st->ws[by_key ? WS_ORDER_GET_BY_KEY : WS_ORDER_GET];
+        if (by_key)
+            sqlite3_bind_text(q, 1, o->idempotency_key, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_int64(q, 1, num);
+        store_rc r = load_order(st, w, q, &w->result);
+        if (r != STORE_OK)
+            return r == STORE_NOT_FOUND ? sql_error(st, w, "create order") : r;
+        if (by_key)
+            return fail(w, STORE_EXISTS, "idempotency key already used by order %s", w->result->id);
+        return fail(w, STORE_EXISTS, "order %s exists", o->id);
+    }
+    if (rc != SQLITE_DONE)
+        return sql_error(st, w, "create order");
+    note_order_num(st, num);
+    return append_event(st, w, num, o->customer_id, STORE_ORDER_PENDING, 0, 1, o->created_at);
+}
+
+static store_rc order_set_status(store *st, store_write *w)
+{
+    int64_t num;
+    if (!field_ok(w->order_id, sizeof w->order_id) || !store__parse_id(w->order_id, 'o', &num))
+        return fail(w, STORE_NOT_FOUND, "order %.31s not found", w->order_id);
+    if (w->to_status < STORE_ORDER_PENDING || w->to_status > STORE_ORDER_CANCELLED)
+        return fail(w, STORE_INVALID, "invalid order status %d", w->to_status);
+    sqlite3_stmt *q = st->ws[WS_ORDER_GET];
+    sqlite3_bind_int64(q, 1, num);
+    store_order *o = NULL;
+    store_rc r = load_order(st, w, q, &o);
+    if (r == STORE_NOT_FOUND)
+        return fail(w, STORE_NOT_FOUND, "order %s not found", w->order_id);
+    if (r != STORE_OK)
+        return r;
+    if (w->expected_version != 0 && w->expected_version != o->version) {
+        r = fail(w, STORE_CONFLICT, "order %s is at version %" PRId64 ", not %" PRId64, o->id,
+                 o->version, w->expected_version);
+        goto out;
+    }
+    if (o->status < 0 || o->status >= 32 || !(w->allowed_from & (1u << o->status))) {
+        r = fail(w, STORE_PRECONDITION, "order %s is %s; cannot become %s", o->id,
+                 status_name(o->status), status_name(w->to_status));
+        goto out;
+    }
+    w->previous_status = o->status;
+    o->status = w->to_status;
+    o->version++;
+    o->updated_at = w->at;
+    if (w->to_status == STORE_ORDER_CANCELLED)
+        store__copy(o->cancel_reason, sizeof o->cancel_reason, w->reason);
+    sqlite3_stmt *s = st->ws[WS_ORDER_UPDATE_STATUS];
+    sqlite3_bind_int64(s, 1, num);
+    sqlite3_bind_int(s, 2, o->status);
+    sqlite3_bind_int64(s, 3, o->version);
+    sqlite3_bind_int64(s, 4, o->updated_at);
+    sqlite3_bind_text(s, 5, o->cancel_reason, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        r = sql_error(st, w, "set order status");
+        goto out;
+    }
+    r = append_event(st, w, num, o->customer_id, o->status, w->previous_status, o->version, w->at);
+    if (r == STORE_OK) {
+        w->result = o;
+        return STORE_OK;
+    }
+out:
+    store_order_free(o);
+    return r;
+}
+
+/* Releases every live reservation without an order in this store; the count
+ * goes to w->delta. */
+static store_rc release_orphans(store *st, store_write *w)
+{
+    /* Collect first: releasing while the scan runs would modify the table
+     * being read. */
+    size_t n = 0, cap = 0;
+    char(*ids)[STORE_ID_MAX + 1] = NULL;
+    sqlite3_stmt *s = st->ws[WS_LIVE_RESERVATIONS];
+    sqlite3_stmt *e = st->ws[WS_ORDER_EXISTS];
+    int rc;
+    store_rc r = STORE_OK;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        char id[STORE_ID_MAX + 1];
+        store__col_text(s, 0, id, sizeof id);
+        int64_t num;
+        if (store__parse_id(id, 'o', &num)) {
+            sqlite3_bind_int64(e, 1, num);
+            int erc = sqlite3_step(e);
+            sqlite3_reset(e);
+            if (erc == SQLITE_ROW)
+                continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            void *p = realloc(ids, cap * sizeof *ids);
+            if (!p) {
+                r = fail(w, STORE_ERROR, "store: out of memory");
+                break;
+            }
+            ids = p;
+        }
+        memcpy(ids[n++], id, sizeof id);
+    }
+    sqlite3_reset(s);
+    if (r == STORE_OK && rc != SQLITE_DONE)
+        r = sql_error(st, w, "release orphans");
+    for (size_t i = 0; r == STORE_OK && i < n; i++) {
+        r = release(st, w, ids[i]);
+        if (r == STORE_OK)
+            OMS_WARN("store: released orphan reservation %s", ids[i]);
+    }
+    free(ids);
+    w->existed = false;
+    w->delta = (int64_t)n;
+    return r;
+}
+
+store_rc store__apply(store *st, store_write *w)
+{
+    w->rc = STORE_OK;
+    switch ((int)w->op) {
+    case STORE_CUSTOMER_CREATE:
+        return customer_create(st, w);
+    case STORE_CUSTOMER_SET_STATUS:
+        return customer_set_status(st, w);
+    case STORE_PRODUCT_UPSERT:
+        return product_upsert(st, w);
+    case STORE_STOCK_ADJUST:
+        return stock_adjust(st, w);
+    case STORE_RESERVE:
+        return reserve(st, w);
+    case STORE_RELEASE:
+        if (!field_ok(w->order_id, sizeof w->order_id))
+            return fail(w, STORE_INVALID, "order id is required");
+        return release(st, w, w->order_id);
+    case STORE_ORDER_CREATE:
+        return order_create(st, w);
+    case STORE_ORDER_SET_STATUS:
+        return order_set_status(st, w);
+    case STORE__OP_RELEASE_ORPHANS:
+        return release_orphans(st, w);
+    }
+    return fail(w, STORE_INVALID, "unknown store op %d", (int)w->op);
+}
