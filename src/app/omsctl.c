@@ -1,0 +1,466 @@
+/* omsctl - the command-line client of oms.
+ *
+ *   omsctl [--target ADDR] [--ca FILE] [--h2c] [--server-name NAME] [--timeout SEC] [--json]
+ *          COMMAND ...
+ *
+ * Global flags, defaults (OMS_TARGET / OMS_CA, certs/ca.pem), the channel and
+ * the exit-code policy live here; each command is in omsctl_*.c.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "app/omsctl.h"
+
+typedef struct command {
+    const char *name;
+    omsctl_cmd_fn fn;
+    const char *synopsis; /* lines after "omsctl [flags] " */
+    const char *help;
+} command;
+
+static const command commands[] = {
+    {"customers", omsctl_cmd_customers,
+     "customers [list]\n"
+     "customers create NAME EMAIL\n"
+     "customers get ID\n"
+     "customers suspend ID\n"
+     "customers activate ID",
+     "List, create, show, suspend or re-activate customers."},
+    {"products", omsctl_cmd_products,
+     "products [list]\n"
+     "products get SKU\n"
+     "products upsert SKU NAME PRICE_CENTS",
+     "List, show, or create/update products (price in integer cents)."},
+    {"stock", omsctl_cmd_stock,
+     "stock\n"
+     "stock SKU DELTA",
+     "Without arguments: on-hand, reserved and available units per product.\n"
+     "With SKU DELTA: add DELTA (may be negative) to the SKU's on-hand stock."},
+    {"orders", omsctl_cmd_orders,
+     "orders [list] [--customer ID] [--status S] [--from MS] [--to MS] [--page-size N]\n"
+     "orders get ID",
+     "List orders, oldest first (filters: customer, status, creation time in unix\n"
+     "milliseconds, FROM inclusive, TO exclusive), or show one order."},
+    {"create", omsctl_cmd_create, "create CUSTOMER_ID SKU:QTY [SKU:QTY...] [--key IDEMPOTENCY_KEY]",
+     "Create an order. With --key, a retry returns the first order, never a second one."},
+    {"cancel", omsctl_cmd_cancel, "cancel ORDER_ID [--reason TEXT] [--expected-version N]",
+     "Cancel a pending or confirmed order (its stock is released)."},
+    {"status", omsctl_cmd_status, "status ORDER_ID STATUS [--expected-version N]",
+     "Move an order to STATUS: confirmed, shipped, delivered or cancelled\n"
+     "(case-insensitive). --expected-version: ABORTED (exit 4) if the order changed."},
+    {"import", omsctl_cmd_import, "import FILE.csv",
+     "Create orders from a CSV file over one client stream (ImportOrders).\n"
+     "Columns: row_id,customer_id,sku,quantity[,idempotency_key]; a first line\n"
+     "starting with \"row_id\" is a header. Consecutive lines with the same row_id\n"
+     "form one order. \"-\" reads standard input. The file is streamed, never loaded\n"
+     "whole. A malformed line fails its row locally (reported with its line number,\n"
+     "code INVALID_ARGUMENT, never sent); other rows go on. Prints one line per row\n"
+     "(local failures as they are read, then the server's results in order) and a\n"
+     "summary. Exit 0 if every row created an order, 4 if any row failed."},
+    {"watch", omsctl_cmd_watch, "watch [--customer ID] [--order ID]... [--since N]",
+     "Print order events as they happen, one line each (--json: one object per\n"
+     "line), until interrupted (Ctrl-C, exit 0) or the server ends the stream.\n"
+     "--since N first replays every matching event with seq >= N. On connection\n"
+     "loss or UNAVAILABLE it reconnects with backoff and resumes after the last\n"
+     "event seen, so nothing is lost or repeated (a watch that has seen no event\n"
+     "yet and started without --since resumes live only)."},
+    {"track", omsctl_cmd_track, "track [--since N] ORDER_ID...",
+     "Follow the given orders interactively (TrackOrders). Standard input takes\n"
+     "commands, one per line: \"+ID\" or \"sub ID...\" subscribes, \"-ID\" or\n"
+     "\"unsub ID...\" unsubscribes; end of input half-closes the stream. Events are\n"
+     "printed as they arrive until the server ends the stream or Ctrl-C (exit 0)."},
+    {"health", omsctl_cmd_health, "health [SERVICE]",
+     "grpc.health.v1 Check of SERVICE (default: the whole server). Prints SERVING,\n"
+     "NOT_SERVING, ...; exits 0 only when SERVING, 2 otherwise (3: unknown service)."},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static const char global_help[] =
+    "Global flags (before or after the command):\n"
+    "  --target ADDR       server, host:port[,host:port...] (default $OMS_TARGET "
+    "or " OMSCTL_DEFAULT_TARGET ")\n"
+    "  --ca FILE           PEM CA roots for TLS (default $OMS_CA, else " OMSCTL_DEFAULT_CA
+    " if it\n"
+    "                      exists, else the system's roots)\n"
+    "  --h2c               plaintext HTTP/2 instead of TLS\n"
+    "  --server-name NAME  TLS server name (SNI and certificate check; default: the host)\n"
+    "  --timeout SEC       deadline per call, default 10 (0: none); import, watch and\n"
+    "                      track have no deadline unless it is given\n"
+    "  --json              JSON output: one object per result, or per line for streams\n"
+    "  -h, --help          this help; COMMAND --help: that command's\n"
+    "\n"
+    "Output: aligned columns, money in dollars (12.34), times in UTC. Errors go to\n"
+    "stderr as \"omsctl: CODE: message\".\n"
+    "\n"
+    "Exit codes:\n"
+    "  0  success\n"
+    "  1  usage error (bad flags or arguments, unreadable file)\n"
+    "  2  cannot reach the server: connection failure, UNAVAILABLE, DEADLINE_EXCEEDED\n"
+    "  3  NOT_FOUND\n"
+    "  4  request rejected: INVALID_ARGUMENT, FAILED_PRECONDITION, ALREADY_EXISTS,\n"
+    "     ABORTED, OUT_OF_RANGE (and import rows that failed)\n"
+    "  5  any other server error (INTERNAL, UNIMPLEMENTED, PERMISSION_DENIED, ...)\n";
+
+static const command *find_command(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* Prints a synopsis block, each line prefixed with "  omsctl [flags] ". */
+static void print_synopsis(FILE *f, const char *syn)
+{
+    while (*syn) {
+        const char *nl = strchr(syn, '\n');
+        size_t n = nl ? (size_t)(nl - syn) : strlen(syn);
+        fprintf(f, "  omsctl [flags] %.*s\n", (int)n, syn);
+        syn += n + (nl ? 1 : 0);
+    }
+}
+
+void omsctl_usage(FILE *f, const char *cmd)
+{
+    const command *c = cmd ? find_command(cmd) : NULL;
+    if (c) {
+        fprintf(f, "Usage:\n");
+        print_synopsis(f, c->synopsis);
+        fprintf(f, "\n%s\n\n%s", c->help, global_help);
+        return;
+    }
+    fprintf(f, "omsctl - command-line client of the oms order-management system\n\nUsage:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        print_synopsis(f, commands[i].synopsis);
+    fprintf(f, "\nCommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        const char *h = commands[i].help;
+        fprintf(f, "  %-10s", commands[i].name);
+        while (*h) {
+            const char *nl = strchr(h, '\n');
+            size_t n = nl ? (size_t)(nl - h) : strlen(h);
+            fprintf(f, "%s%.*s\n", h == commands[i].help ? "" : "            ", (int)n, h);
+            h += n + (nl ? 1 : 0);
+        }
+    }
+    fprintf(f, "\n%s", global_help);
+}
+
+int omsctl_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "omsctl: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    const command *c = cmd ? find_command(cmd) : NULL;
+    fprintf(stderr, "\nUsage:\n");
+    if (c) {
+        print_synopsis(stderr, c->synopsis);
+    } else {
+        for (size_t i = 0; i < NCOMMANDS; i++)
+            print_synopsis(stderr, commands[i].synopsis);
+    }
+    fprintf(stderr, "Try 'omsctl %s--help' for more.\n", c ? "COMMAND " : "");
+    return OMSCTL_EXIT_USAGE;
+}
+
+int omsctl_exit_code(rpc_status code)
+{
+    switch (code) {
+    case RPC_OK:
+        return OMSCTL_EXIT_OK;
+    case RPC_UNAVAILABLE:
+    case RPC_DEADLINE_EXCEEDED:
+        return OMSCTL_EXIT_UNAVAILABLE;
+    case RPC_NOT_FOUND:
+        return OMSCTL_EXIT_NOT_FOUND;
+    case RPC_INVALID_ARGUMENT:
+    case RPC_FAILED_PRECONDITION:
+    case RPC_ALREADY_EXISTS:
+    case RPC_ABORTED:
+    case RPC_OUT_OF_RANGE:
+        return OMSCTL_EXIT_REJECTED;
+    default:
+        return OMSCTL_EXIT_SERVER;
+    }
+}
+
+int omsctl_fail(rpc_status code, const char *message)
+{
+    fprintf(stderr, "omsctl: %s: %s\n", rpc_status_name((int)code),
+            message && *message ? message : "(no message)");
+    return omsctl_exit_code(code);
+}
+
+int omsctl_parse_i64(const char *s, int64_t *out)
+{
+    if (!s || !*s)
+        return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0' || end == s)
+        return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
+int omsctl_parse_order_status(const char *s, Oms__V1__OrderStatus *out)
+{
+    static const struct {
+        const char *name;
+        Oms__V1__OrderStatus v;
+    } t[] = {
+        {"pending", OMS__V1__ORDER_STATUS__ORDER_STATUS_PENDING},
+        {"confirmed", OMS__V1__ORDER_STATUS__ORDER_STATUS_CONFIRMED},
+        {"shipped", OMS__V1__ORDER_STATUS__ORDER_STATUS_SHIPPED},
+        {"delivered", OMS__V1__ORDER_STATUS__ORDER_STATUS_DELIVERED},
+        {"cancelled", OMS__V1__ORDER_STATUS__ORDER_STATUS_CANCELLED},
+        {"canceled", OMS__V1__ORDER_STATUS__ORDER_STATUS_CANCELLED},
+    };
+    if (strncasecmp(s, "ORDER_STATUS_", 13) == 0)
+        s += 13;
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        if (strcasecmp(s, t[i].name) == 0) {
+            *out = t[i].v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+bool omsctl_opt(int argc, char **argv, int *i, const char *name, const char **val, bool *missing)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    *missing = false;
+    if (strncmp(a, name, n) != 0)
+        return false;
+    if (a[n] == '=') {
+        *val = a + n + 1;
+        return true;
+    }
+    if (a[n] != '\0')
+        return false;
+    if (*i + 1 >= argc) {
+        *missing = true;
+        return true;
+    }
+    *val = argv[++*i];
+    return true;
+}
+
+int omsctl_parse_args(const char *cmd, int argc, char **argv, int first, const char *const *names,
+                      const char **vals, size_t nnames, int *npos)
+{
+    bool positional_only = false;
+    int n = 0;
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        if (positional_only || a[0] != '-' || a[1] != '-') {
+            argv[first + n++] = argv[i];
+            continue;
+        }
+        if (a[2] == '\0') { /* "--": the rest is positional */
+            positional_only = true;
+            continue;
+        }
+        size_t k;
+        for (k = 0; k < nnames; k++) {
+            bool missing;
+            if (omsctl_opt(argc, argv, &i, names[k], &vals[k], &missing)) {
+                if (missing)
+                    return omsctl_usage_error(cmd, "%s needs a value", names[k]);
+                break;
+            }
+        }
+        if (k == nnames)
+            return omsctl_usage_error(cmd, "unknown option '%s'", a);
+    }
+    *npos = n;
+    return 0;
+}
+
+bool omsctl_global_flag(omsctl *ctl, int argc, char **argv, int *i, int *rc)
+{
+    const char *v = NULL;
+    bool missing;
+    *rc = 0;
+    if (strcmp(argv[*i], "--h2c") == 0) {
+        ctl->h2c = true;
+        return true;
+    }
+    if (strcmp(argv[*i], "--json") == 0) {
+        ctl->json = true;
+        return true;
+    }
+    const char *names[] = {"--target", "--ca", "--server-name", "--timeout"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        if (!omsctl_opt(argc, argv, i, names[k], &v, &missing))
+            continue;
+        if (missing) {
+            *rc = omsctl_usage_error(NULL, "%s needs a value", names[k]);
+            return true;
+        }
+        switch (k) {
+        case 0:
+            if (!*v) {
+                *rc = omsctl_usage_error(NULL, "--target is empty");
+                return true;
+            }
+            ctl->target = v;
+            break;
+        case 1:
+            ctl->ca_file = v;
+            break;
+        case 2:
+            ctl->server_name = v;
+            break;
+        default: {
+            char *end;
+            errno = 0;
+            double t = strtod(v, &end);
+            if (errno || *end || end == v || !(t >= 0) || t > 1e6) {
+                *rc = omsctl_usage_error(NULL, "--timeout wants seconds >= 0, not '%s'", v);
+                return true;
+            }
+            ctl->timeout_s = t;
+            ctl->timeout_set = true;
+        }
+        }
+        return true;
+    }
+    return false;
+}
+
+int omsctl_connect(omsctl *ctl)
+{
+    rpc_channel_config cfg;
+    char err[256];
+    rpc_channel_config_init(&cfg);
+    cfg.target = ctl->target;
+    cfg.tls = !ctl->h2c;
+    cfg.ca_file = ctl->h2c ? NULL : ctl->ca_file;
+    cfg.server_name = ctl->server_name;
+    cfg.user_agent = "omsctl";
+    if (ctl->fast_backoff) {
+        /* watch resumes a stream after a server restart: retry the
+         * connection often rather than after gRPC's 1 s, 1.6 s, ... */
+        cfg.backoff_initial_ms = 200;
+        cfg.backoff_multiplier = 1.6;
+        cfg.backoff_max_ms = 5000;
+        cfg.connect_timeout_ms = 5000;
+    }
+    if (ctl->timeout_set && ctl->timeout_s > 0 && ctl->timeout_s * 1000 < 20000)
+        cfg.connect_timeout_ms = (uint64_t)(ctl->timeout_s * 1000);
+    ctl->chan = rpc_channel_new(&ctl->loop, &cfg, err, sizeof err);
+    if (!ctl->chan) {
+        fprintf(stderr, "omsctl: %s\n", err);
+        return OMSCTL_EXIT_USAGE;
+    }
+    return 0;
+}
+
+rpc_call_opts omsctl_call_opts(const omsctl *ctl)
+{
+    rpc_call_opts o;
+    memset(&o, 0, sizeof o);
+    o.timeout_ms = (uint64_t)(ctl->timeout_s * 1000.0 + 0.5);
+    return o;
+}
+
+void omsctl_run_until(omsctl *ctl, const bool *flag)
+{
+    while (!*flag)
+        if (uv_run(&ctl->loop, UV_RUN_ONCE) == 0 && !*flag)
+            break;
+}
+
+static void on_channel_freed(void *arg)
+{
+    *(bool *)arg = true;
+}
+
+int main(int argc, char **argv)
+{
+    omsctl ctl;
+    memset(&ctl, 0, sizeof ctl);
+    signal(SIGPIPE, SIG_IGN); /* a closed stdout or socket is an error return */
+    const char *env = getenv("OMS_TARGET");
+    ctl.target = env && *env ? env : OMSCTL_DEFAULT_TARGET;
+    env = getenv("OMS_CA");
+    if (env && *env)
+        ctl.ca_file = env;
+    else if (access(OMSCTL_DEFAULT_CA, R_OK) == 0)
+        ctl.ca_file = OMSCTL_DEFAULT_CA;
+    ctl.timeout_s = OMSCTL_DEFAULT_TIMEOUT;
+
+    /* Global flags may come before or after the command: gather everything
+     * that is not one into cargv (the command and its own arguments). */
+    char **cargv = calloc((size_t)argc + 1, sizeof *cargv);
+    if (!cargv)
+        return OMSCTL_EXIT_SERVER;
+    int cargc = 0;
+    bool help = false, rest = false;
+    for (int i = 1; i < argc; i++) {
+        int rc;
+        if (rest) {
+            cargv[cargc++] = argv[i];
+        } else if (strcmp(argv[i], "--") == 0) {
+            rest = true;
+            cargv[cargc++] = argv[i];
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            help = true;
+        } else if (omsctl_global_flag(&ctl, argc, argv, &i, &rc)) {
+            if (rc) {
+                free(cargv);
+                return rc;
+            }
+        } else {
+            cargv[cargc++] = argv[i];
+        }
+    }
+    int off = 0; /* "help COMMAND" is "COMMAND --help" */
+    if (cargc > 0 && strcmp(cargv[0], "help") == 0) {
+        help = true;
+        off = 1;
+    }
+    const char *name = cargc > off ? cargv[off] : NULL;
+    const command *c = name ? find_command(name) : NULL;
+    if (name && !c) {
+        free(cargv);
+        return omsctl_usage_error(NULL, "unknown command '%s'", name);
+    }
+    if (help || !c) {
+        free(cargv);
+        omsctl_usage(help ? stdout : stderr, name);
+        return help ? OMSCTL_EXIT_OK : OMSCTL_EXIT_USAGE;
+    }
+    if (uv_loop_init(&ctl.loop) != 0) {
+        free(cargv);
+        fprintf(stderr, "omsctl: cannot create the event loop\n");
+        return OMSCTL_EXIT_SERVER;
+    }
+    int rc = c->fn(&ctl, cargc, cargv);
+    free(cargv);
+    fflush(stdout);
+    if (ferror(stdout) && rc == 0) {
+        fprintf(stderr, "omsctl: error writing to standard output\n");
+        rc = OMSCTL_EXIT_SERVER;
+    }
+    if (ctl.chan) {
+        bool freed = false;
+        rpc_channel_free(ctl.chan, on_channel_freed, &freed);
+        omsctl_run_until(&ctl, &freed);
+    }
+    uv_run(&ctl.loop, UV_RUN_DEFAULT);
+    (void)uv_loop_close(&ctl.loop);
+    return rc;
+}
