@@ -1,0 +1,440 @@
+/* The writer: group commit, gap-free seqs across failing requests in one
+ * batch, on_events, completions on two loops on two threads, orphaned
+ * reservations, durability and order ids across a restart. */
+#include <pthread.h>
+#include <semaphore.h>
+
+#include "store_test_util.h"
+
+/* on_events recorder; can hold the writer inside the callback so that the
+ * test can queue a batch deterministically. */
+typedef struct recorder {
+    pthread_mutex_t mu;
+    store_event evs[4096];
+    size_t n, calls;
+    bool bad_call; /* n == 0 or out of order within a call */
+    bool hold;     /* block in the next callback until released */
+    sem_t entered, release;
+} recorder;
+
+static void on_events(void *arg, const store_event *evs, size_t n)
+{
+    recorder *r = arg;
+    pthread_mutex_lock(&r->mu);
+    bool hold = r->hold;
+    r->hold = false;
+    r->calls++;
+    if (n == 0)
+        r->bad_call = true;
+    for (size_t i = 0; i < n; i++) {
+        if (i && evs[i].seq != evs[i - 1].seq + 1)
+            r->bad_call = true;
+        if (r->n < sizeof r->evs / sizeof r->evs[0])
+            r->evs[r->n++] = evs[i];
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (hold) {
+        sem_post(&r->entered);
+        sem_wait(&r->release);
+    }
+}
+
+static void recorder_init(recorder *r, store_config *cfg)
+{
+    memset(r, 0, sizeof *r);
+    pthread_mutex_init(&r->mu, NULL);
+    sem_init(&r->entered, 0, 0);
+    sem_init(&r->release, 0, 0);
+    store_config_init(cfg);
+    cfg->on_events = on_events;
+    cfg->events_arg = r;
+}
+
+static void on_count(store_write *w)
+{
+    (*(int *)w->data)++;
+}
+
+Test(store_commit, group_commit_batches)
+{
+    tenv e;
+    tenv_open(&e);
+    enum { N = 2000 };
+    store_write *ws = calloc(N, sizeof *ws);
+    int done = 0;
+    for (int i = 0; i < N; i++) {
+        ws[i].op = STORE_PRODUCT_UPSERT;
+        ws[i].at = i;
+        snprintf(ws[i].product.sku, sizeof ws[i].product.sku, "SKU-%05d", i);
+        strcpy(ws[i].product.name, "p");
+        ws[i].done = on_count;
+        ws[i].data = &done;
+        store_submit(e.sl, &ws[i]);
+    }
+    while (done < N)
+        uv_run(&e.loop, UV_RUN_ONCE);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(ws[i].rc, STORE_OK);
+    store_stats st;
+    store_get_stats(e.st, &st);
+    cr_log_info("group commit: %llu writes in %llu commits (max batch %llu, %.1f us/commit)",
+                (unsigned long long)st.writes, (unsigned long long)st.commits,
+                (unsigned long long)st.max_batch,
+                st.commits ? (double)st.commit_us / (double)st.commits : 0.0);
+    cr_assert_eq(st.writes, N);
+    cr_assert_lt(st.commits, N / 4, "%llu commits for %d writes", (unsigned long long)st.commits,
+                 N);
+    cr_assert_gt(st.max_batch, 1);
+    cr_assert_gt(st.commit_us, 0);
+    store_product prods[3];
+    cr_assert_eq(store_list_products(e.sl, "SKU-01997", prods, 3), 2);
+    free(ws);
+    tenv_close(&e);
+}
+
+/* Orders for the batch test: created with o-ids from the store. */
+static store_order *make_order(store *st, const char *key)
+{
+    store_order *o = store_order_new(1);
+    store_next_order_id(st, o->id);
+    strcpy(o->customer_id, "c-1");
+    strcpy(o->idempotency_key, key);
+    strcpy(o->lines[0].sku, "A");
+    o->lines[0].quantity = 1;
+    o->created_at = 10;
+    return o;
+}
+
+Test(store_commit, seq_gap_free_with_failures_in_one_batch)
+{
+    tenv e;
+    recorder rec;
+    store_config cfg;
+    recorder_init(&rec, &cfg);
+    tenv_mkdir(&e);
+    tenv_start(&e, &cfg);
+
+    /* The first order's commit holds the writer in on_events while the
+     * test queues a mixed batch behind it. */
+    rec.hold = true;
+    store_order *first = make_order(e.st, "dup");
+    store_write w0 = {.op = STORE_ORDER_CREATE, .order = first, .at = 10};
+    int done = 0;
+    w0.done = on_count;
+    w0.data = &done;
+    store_submit(e.sl, &w0);
+    sem_wait(&rec.entered);
+
+    enum { N = 40 };
+    store_write ws[N];
+    store_order *os[N];
+    memset(ws, 0, sizeof ws);
+    for (int i = 0; i < N; i++) {
+        os[i] = make_order(e.st, i % 4 == 1 ? "dup" : "");
+        ws[i].at = 20 + i;
+        ws[i].done = on_count;
+        ws[i].data = &done;
+        if (i % 4 == 3) { /* fails: not allowed from PENDING */
+            ws[i].op = STORE_ORDER_SET_STATUS;
+            strcpy(ws[i].order_id, first->id);
+            ws[i].to_status = STORE_ORDER_DELIVERED;
+            ws[i].allowed_from = 1u << STORE_ORDER_SHIPPED;
+        } else if (i % 4 == 2) { /* succeeds: an event too */
+            ws[i].op = STORE_ORDER_SET_STATUS;
+            strcpy(ws[i].order_id, first->id);
+            ws[i].to_status = STORE_ORDER_PENDING;
+            ws[i].allowed_from = 1u << STORE_ORDER_PENDING;
+        } else {
+            ws[i].op = STORE_ORDER_CREATE; /* i % 4 == 1: EXISTS */
+            ws[i].order = os[i];
+        }
+        store_submit(e.sl, &ws[i]);
+    }
+    sem_post(&rec.release);
+    while (done < N + 1)
+        uv_run(&e.loop, UV_RUN_ONCE);
+
+    store_stats st;
+    store_get_stats(e.st, &st);
+    cr_assert_eq(st.max_batch, N, "the queued requests form one transaction");
+    cr_assert_eq(st.commits, 2);
+
+    int64_t expect = 2;
+    for (int i = 0; i < N; i++) {
+        if (i % 4 == 1 || i % 4 == 3) {
+            cr_assert_eq(ws[i].rc, i % 4 == 1 ? STORE_EXISTS : STORE_PRECONDITION, "%d: %s", i,
+                         ws[i].msg);
+            cr_assert_eq(ws[i].event_seq, 0);
+            if (i % 4 == 1) {
+                cr_assert_str_eq(ws[i].result->id, first->id);
+                store_order_free(ws[i].result);
+            }
+        } else {
+            cr_assert_eq(ws[i].rc, STORE_OK, "%d: %s", i, ws[i].msg);
+            cr_assert_eq(ws[i].event_seq, expect++, "%d", i);
+            store_order_free(ws[i].result);
+        }
+        store_order_free(os[i]);
+    }
+    cr_assert_eq(store_last_seq(e.st), expect - 1);
+    store_event evs[64];
+    long n = store_read_events(e.sl, 0, NULL, evs, 64);
+    cr_assert_eq(n, expect - 1);
+    for (long i = 0; i < n; i++)
+        cr_assert_eq(evs[i].seq, i + 1);
+
+    /* on_events: one call per commit, all events in seq order */
+    cr_assert_eq(rec.calls, 2);
+    cr_assert_not(rec.bad_call);
+    cr_assert_eq((long)rec.n, n);
+    for (size_t i = 0; i < rec.n; i++) {
+        cr_assert_eq(rec.evs[i].seq, evs[i].seq);
+        cr_assert_str_eq(rec.evs[i].order_id, evs[i].order_id);
+        cr_assert_eq(rec.evs[i].version, evs[i].version);
+    }
+    store_order_free(first);
+    tenv_close(&e);
+}
+
+/* --- two loops on two threads --------------------------------------------------- */
+
+typedef struct worker {
+    store *st;
+    pthread_t thread;
+    int index, done, wrong_thread, failed;
+    int64_t last_seq_seen;
+    int out_of_order;
+    char first_id[STORE_ID_MAX + 1];
+    long read_back;
+} worker;
+
+typedef struct wreq {
+    store_write w;
+    worker *wk;
+    store_order *o;
+    int n;
+    int64_t prev_seq_dummy;
+} wreq;
+
+static __thread worker *current_worker;
+
+static void on_worker_done(store_write *w)
+{
+    wreq *r = (wreq *)w;
+    worker *wk = r->wk;
+    if (current_worker != wk)
+        wk->wrong_thread++;
+    if (w->rc != STORE_OK)
+        wk->failed++;
+    if (r->n != wk->done)
+        wk->out_of_order++; /* completions run in submission order */
+    wk->done++;
+}
+
+enum { PER_WORKER = 500 };
+
+static void *worker_main(void *arg)
+{
+    worker *wk = arg;
+    current_worker = wk;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char err[256];
+    store_loop *sl = store_loop_open(wk->st, &loop, err, sizeof err);
+    if (!sl)
+        return NULL;
+    wreq *rs = calloc(PER_WORKER, sizeof *rs);
+    for (int i = 0; i < PER_WORKER; i++) {
+        rs[i].wk = wk;
+        rs[i].n = i;
+        rs[i].o = store_order_new(1);
+        store_next_order_id(wk->st, rs[i].o->id);
+        if (i == 0)
+            strcpy(wk->first_id, rs[i].o->id);
+        snprintf(rs[i].o->customer_id, sizeof rs[i].o->customer_id, "c-%d", wk->index);
+        strcpy(rs[i].o->lines[0].sku, "A");
+        rs[i].o->lines[0].quantity = 1;
+        rs[i].o->created_at = 1;
+        rs[i].w.op = STORE_ORDER_CREATE;
+        rs[i].w.order = rs[i].o;
+        rs[i].w.at = 1;
+        rs[i].w.done = on_worker_done;
+        store_submit(sl, &rs[i].w);
+    }
+    while (wk->done < PER_WORKER)
+        uv_run(&loop, UV_RUN_ONCE);
+    store_order *page[8];
+    store_order_filter f = {.customer_id = rs[0].o->customer_id};
+    wk->read_back = 0;
+    char after[STORE_ID_MAX + 1] = "";
+    for (;;) {
+        long n = store_list_orders(sl, &f, after, page, 8);
+        if (n < 0) {
+            wk->read_back = -1;
+            break;
+        }
+        wk->read_back += n;
+        for (long i = 0; i < n; i++) {
+            strcpy(after, page[i]->id);
+            store_order_free(page[i]);
+        }
+        if (n < 8)
+            break;
+    }
+    store_loop_close(sl);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    for (int i = 0; i < PER_WORKER; i++)
+        store_order_free(rs[i].o);
+    free(rs);
+    return NULL;
+}
+
+Test(store_commit, two_loops_on_two_threads)
+{
+    tenv e;
+    recorder rec;
+    store_config cfg;
+    recorder_init(&rec, &cfg);
+    tenv_mkdir(&e);
+    cfg.url = e.url;
+    char err[256];
+    e.st = store_open(&cfg, err, sizeof err);
+    cr_assert_not_null(e.st, "%s", err);
+    worker wk[2] = {{.st = e.st, .index = 1}, {.st = e.st, .index = 2}};
+    for (int i = 0; i < 2; i++)
+        pthread_create(&wk[i].thread, NULL, worker_main, &wk[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(wk[i].thread, NULL);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(wk[i].done, PER_WORKER);
+        cr_assert_eq(wk[i].failed, 0);
+        cr_assert_eq(wk[i].wrong_thread, 0);
+        cr_assert_eq(wk[i].out_of_order, 0);
+        cr_assert_eq(wk[i].read_back, PER_WORKER);
+    }
+    cr_assert_eq(store_last_seq(e.st), 2 * PER_WORKER);
+    cr_assert_eq(rec.n, 2 * PER_WORKER);
+    cr_assert_not(rec.bad_call);
+    for (size_t i = 0; i < rec.n; i++)
+        cr_assert_eq(rec.evs[i].seq, (int64_t)i + 1);
+    store_stats st;
+    store_get_stats(e.st, &st);
+    cr_assert_eq(st.writes, 2 * PER_WORKER);
+    store_close(e.st);
+    tenv_rmdir(&e);
+}
+
+/* --- orphans, restart ------------------------------------------------------------- */
+
+Test(store_commit, release_orphans)
+{
+    tenv e;
+    tenv_open(&e);
+    cr_assert_eq(add_product(&e, "A", 100, 100), STORE_OK);
+    char id[STORE_ID_MAX + 1];
+    /* create_order allocates o-1 and makes an order for it */
+    cr_assert_eq(create_order(&e, "c-1", NULL, 1, id, NULL), STORE_OK);
+    cr_assert_str_eq(id, "o-1");
+    cr_assert_eq(reserve1(&e, "o-1", "A", 5), STORE_OK);   /* has its order */
+    cr_assert_eq(reserve1(&e, "o-2", "A", 7), STORE_OK);   /* orphan */
+    cr_assert_eq(reserve1(&e, "ext-9", "A", 1), STORE_OK); /* orphan (no such order here) */
+    cr_assert_eq(reserve1(&e, "o-3", "A", 2), STORE_OK);
+    store_write r = {.op = STORE_RELEASE, .at = 3};
+    strcpy(r.order_id, "o-3"); /* released already: not counted */
+    cr_assert_eq(run_write(&e, &r), STORE_OK);
+    store_product p;
+    cr_assert_eq(store_get_product(e.sl, "A", &p), STORE_OK);
+    cr_assert_eq(p.reserved, 13);
+
+    cr_assert_eq(store_release_orphans(e.st), 2);
+    cr_assert_eq(store_get_product(e.sl, "A", &p), STORE_OK);
+    cr_assert_eq(p.reserved, 5);
+    cr_assert_eq(store_release_orphans(e.st), 0);
+    tenv_close(&e);
+}
+
+Test(store_commit, reopen_keeps_everything)
+{
+    tenv e;
+    tenv_open(&e);
+    char cust[STORE_ID_MAX + 1], a[STORE_ID_MAX + 1], b[STORE_ID_MAX + 1];
+    cr_assert_eq(add_customer(&e, "Ann", "ann@example.com", cust), STORE_OK);
+    cr_assert_eq(add_product(&e, "A", 150, 10), STORE_OK);
+    cr_assert_eq(create_order(&e, cust, "k1", 100, a, NULL), STORE_OK);
+    cr_assert_eq(reserve1(&e, a, "A", 2), STORE_OK);
+    cr_assert_eq(create_order(&e, cust, NULL, 200, b, NULL), STORE_OK);
+    cr_assert_eq(set_status(&e, b, STORE_ORDER_CANCELLED, ~0u, 0, NULL), STORE_OK);
+    /* ids handed out but used only by a reservation, or not at all */
+    char r[STORE_ID_MAX + 1], unused[STORE_ID_MAX + 1];
+    store_next_order_id(e.st, r);
+    cr_assert_eq(reserve1(&e, r, "A", 1), STORE_OK);
+    store_next_order_id(e.st, unused);
+    cr_assert_str_eq(r, "o-3");
+    int64_t seq = store_last_seq(e.st);
+    cr_assert_eq(seq, 3);
+    tenv_stop(&e);
+
+    tenv_start(&e, NULL);
+    cr_assert_eq(store_last_seq(e.st), seq);
+    char next[STORE_ID_MAX + 1];
+    store_next_order_id(e.st, next);
+    cr_assert_str_eq(next, "o-4", "o-3 was named by a reservation: never reused");
+    store_customer c;
+    cr_assert_eq(store_get_customer(e.sl, cust, &c), STORE_OK);
+    store_product p;
+    cr_assert_eq(store_get_product(e.sl, "A", &p), STORE_OK);
+    cr_assert_eq(p.on_hand, 10);
+    cr_assert_eq(p.reserved, 3);
+    store_order *o;
+    cr_assert_eq(store_get_order(e.sl, b, &o), STORE_OK);
+    cr_assert_eq(o->status, STORE_ORDER_CANCELLED);
+    cr_assert_eq(o->version, 2);
+    store_order_free(o);
+    cr_assert_eq(store_find_order_by_key(e.sl, "k1", &o), STORE_OK);
+    cr_assert_str_eq(o->id, a);
+    store_order_free(o);
+    /* the key still collides and seqs continue */
+    store_order *ex = NULL;
+    cr_assert_eq(create_order(&e, cust, "k1", 300, NULL, &ex), STORE_EXISTS);
+    cr_assert_str_eq(ex->id, a);
+    store_order_free(ex);
+    char d[STORE_ID_MAX + 1];
+    cr_assert_eq(create_order(&e, cust, NULL, 400, d, NULL), STORE_OK);
+    cr_assert_str_eq(d, "o-6");
+    cr_assert_eq(store_last_seq(e.st), seq + 1);
+    /* a reservation-only id higher than any order also survives */
+    cr_assert_eq(reserve1(&e, "o-50", "A", 1), STORE_OK);
+    tenv_stop(&e);
+    tenv_start(&e, NULL);
+    store_next_order_id(e.st, next);
+    cr_assert_str_eq(next, "o-51");
+    cr_assert_eq(store_release_orphans(e.st), 2); /* o-3 and o-50 */
+    tenv_close(&e);
+}
+
+Test(store_commit, completions_never_inline_and_in_order)
+{
+    tenv e;
+    tenv_open(&e);
+    enum { N = 64 };
+    static store_write ws[N];
+    int order[N], done = 0;
+    memset(ws, 0, sizeof ws);
+    for (int i = 0; i < N; i++) {
+        ws[i].op = i % 2 ? STORE_RELEASE : STORE_STOCK_ADJUST; /* OK / NOT_FOUND */
+        strcpy(ws[i].order_id, "o-1");
+        strcpy(ws[i].product.sku, "NOPE");
+        ws[i].delta = 1;
+        ws[i].done = on_count;
+        ws[i].data = &done;
+        store_submit(e.sl, &ws[i]);
+        cr_assert_eq(done, 0);
+        order[i] = i;
+    }
+    while (done < N)
+        uv_run(&e.loop, UV_RUN_ONCE);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(ws[i].rc, i % 2 ? STORE_OK : STORE_NOT_FOUND, "%d", order[i]);
+    tenv_close(&e);
+}
