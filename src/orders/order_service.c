@@ -4,6 +4,7 @@
  * time), ImportOrders (client stream: one CreateOrder flow per row, a bounded
  * number at once). WatchOrders and TrackOrders live in watch.c.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,22 +370,20 @@ typedef struct import_result {
     char *message;                   /* heap, NULL for none */
 } import_result;
 
-/* A row waiting for a free flow slot, packed as it arrived. */
-typedef struct import_held {
-    struct import_held *next;
-    size_t idx; /* its result slot */
-    size_t len;
-    uint8_t bytes[];
-} import_held;
-
 /* One running row: the flow's arg. */
 typedef struct import_job {
     struct import_state *im;
-    size_t idx;
+    size_t idx; /* its result slot */
 } import_job;
 
-/* The call's import (its arena); results and held rows are on the heap, freed
- * in on_free. Every running flow holds a call ref, so this outlives them. */
+/* The call's import (its arena; results on the heap, freed in on_free). Every
+ * running flow holds a call ref, so this outlives them.
+ *
+ * At most IMPORT_MAX_INFLIGHT rows run at once: at the limit, input is paused
+ * (rpc_call_pause_input), so further rows stay in rpc's inbox, unconsumed,
+ * and HTTP/2 flow control slows the client; a finishing row resumes it. Memory
+ * per call is thus the running flows plus one result per row (bounded by
+ * cfg.max_import_rows). */
 typedef struct import_state {
     rpc_call *c;
     orders_loop *ol;
@@ -392,9 +391,9 @@ typedef struct import_state {
     size_t nresults, cap;
     size_t created, failed;
     size_t inflight;
-    import_held *held, **held_tail; /* FIFO of rows waiting for a slot */
-    bool half_closed, ended;        /* ended: cancelled or finished, send nothing more */
-    bool pumping;                   /* in import_pump: completions only count */
+    bool paused;      /* input paused at the in-flight limit */
+    bool half_closed; /* every row has arrived */
+    bool ended;       /* cancelled or finished early: send nothing more */
 } import_state;
 
 static void import_set_result(import_state *im, size_t idx, rpc_status code, const char *msg,
@@ -414,7 +413,7 @@ static void import_set_result(import_state *im, size_t idx, rpc_status code, con
 /* After half-close and the last row's result: one summary, then OK. */
 static void import_maybe_finish(import_state *im)
 {
-    if (im->ended || !im->half_closed || im->inflight || im->held)
+    if (im->ended || !im->half_closed || im->inflight)
         return;
     im->ended = true;
     rpc_call *c = im->c;
@@ -430,7 +429,7 @@ static void import_maybe_finish(import_state *im)
     for (size_t i = 0; i < n; i++) {
         const import_result *r = &im->results[i];
         oms__v1__import_row_result__init(&rows[i]);
-        rows[i].row_id = r->row_id;
+        rows[i].row_id = r->row_id ? r->row_id : (char *)"";
         rows[i].order_id = (char *)r->order_id;
         rows[i].code = r->code;
         rows[i].message = r->message ? r->message : (char *)"";
@@ -452,23 +451,6 @@ static void import_maybe_finish(import_state *im)
     rpc_call_finish(c, RPC_OK, NULL);
 }
 
-/* The call ended early (cancelled, or finished with an error): running rows
- * go on (each is durable on its own), held ones are dropped without having
- * started, and nothing more is sent. */
-static void import_end(import_state *im)
-{
-    im->ended = true;
-    while (im->held) {
-        import_held *h = im->held;
-        im->held = h->next;
-        free(h);
-    }
-    im->held_tail = &im->held;
-}
-
-static void import_start(import_state *im, size_t idx, const Oms__V1__CreateOrderRequest *req);
-static void import_pump(import_state *im);
-
 static void on_import_row_done(void *arg, rpc_status code, const char *msg,
                                const store_order *order)
 {
@@ -478,10 +460,13 @@ static void on_import_row_done(void *arg, rpc_status code, const char *msg,
     import_set_result(im, job->idx, code, msg, order ? order->id : "");
     free(job);
     im->inflight--;
-    /* A flow answering synchronously (a bad row) returns into import_pump or
-     * on_import_row, which go on from there; recursion stays one level. */
-    if (!im->pumping)
-        import_pump(im);
+    if (im->paused && !im->ended) {
+        /* May deliver held rows (and the half-close) before it returns; a
+         * synchronous answer from inside on_message only counts down here. */
+        im->paused = false;
+        rpc_call_resume_input(c);
+    }
+    import_maybe_finish(im);
     rpc_call_unref(c);
 }
 
@@ -497,31 +482,10 @@ static void import_start(import_state *im, size_t idx, const Oms__V1__CreateOrde
     job->idx = idx;
     im->inflight++;
     rpc_call_ref(im->c);
-    /* Rows take their own key only: one metadata key cannot cover many orders. */
+    /* Rows take their own key only: one metadata key cannot cover many orders.
+     * The flow copies what it needs from req before returning. */
     orders__create_order(im->ol, req, NULL, orders__peer_timeout(im->ol->o, im->c),
                          on_import_row_done, job);
-}
-
-/* Starts held rows while slots are free, then finishes if all is done. */
-static void import_pump(import_state *im)
-{
-    im->pumping = true;
-    while (im->held && im->inflight < IMPORT_MAX_INFLIGHT) {
-        import_held *h = im->held;
-        if (!(im->held = h->next))
-            im->held_tail = &im->held;
-        Oms__V1__CreateOrderRequest *req =
-            oms__v1__create_order_request__unpack(NULL, h->len, h->bytes);
-        if (req) {
-            import_start(im, h->idx, req);
-            oms__v1__create_order_request__free_unpacked(req, NULL);
-        } else {
-            import_set_result(im, h->idx, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
-        }
-        free(h);
-    }
-    im->pumping = false;
-    import_maybe_finish(im);
 }
 
 static import_state *import_get(rpc_call *c)
@@ -538,27 +502,36 @@ static import_state *import_get(rpc_call *c)
     }
     im->c = c;
     im->ol = ol;
-    im->held_tail = &im->held;
     rpc_call_set_data(c, im);
     return im;
 }
 
-/* Holds a row until a slot frees up. rpc delivers rows as they arrive (it
- * pauses input only while our sends are blocked, and this method sends only
- * at the end), so rows beyond the in-flight limit wait here, packed; the
- * row limit (cfg.max_import_rows) bounds them. */
-static bool import_hold(import_state *im, size_t idx, const Oms__V1__CreateOrderRequest *req)
+/* Adds row's result slot, in arrival order. SIZE_MAX after finishing the call
+ * (too many rows, out of memory). */
+static size_t import_add_row(import_state *im, const char *row_id)
 {
-    size_t len = oms__v1__create_order_request__get_packed_size(req);
-    import_held *h = malloc(sizeof *h + len);
-    if (!h)
-        return false;
-    h->next = NULL;
-    h->idx = idx;
-    h->len = oms__v1__create_order_request__pack(req, h->bytes);
-    *im->held_tail = h;
-    im->held_tail = &h->next;
-    return true;
+    size_t max = im->ol->o->cfg.max_import_rows;
+    if (im->nresults >= max) {
+        char why[96];
+        snprintf(why, sizeof why, "more than %zu rows in one import", max);
+        im->ended = true;
+        rpc_call_finish(im->c, RPC_RESOURCE_EXHAUSTED, why);
+        return SIZE_MAX;
+    }
+    if (im->nresults == im->cap) {
+        size_t cap = im->cap ? im->cap * 2 : 64;
+        import_result *r = realloc(im->results, cap * sizeof *r);
+        if (!r) {
+            im->ended = true;
+            rpc_call_finish(im->c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+            return SIZE_MAX;
+        }
+        im->results = r;
+        im->cap = cap;
+    }
+    size_t idx = im->nresults++;
+    im->results[idx] = (import_result){.code = -1, .row_id = strdup(row_id)};
+    return idx;
 }
 
 static void on_import_row(rpc_call *c, const Oms__V1__ImportOrderRow *row)
@@ -566,30 +539,10 @@ static void on_import_row(rpc_call *c, const Oms__V1__ImportOrderRow *row)
     import_state *im = import_get(c);
     if (!im || im->ended)
         return;
-    size_t max = im->ol->o->cfg.max_import_rows;
-    if (im->nresults >= max) {
-        char why[96];
-        snprintf(why, sizeof why, "more than %zu rows in one import", max);
-        import_end(im);
-        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, why);
+    size_t idx = import_add_row(im, row->row_id);
+    if (idx == SIZE_MAX)
         return;
-    }
-    if (im->nresults == im->cap) {
-        size_t cap = im->cap ? im->cap * 2 : 64;
-        import_result *r = realloc(im->results, cap * sizeof *r);
-        if (!r) {
-            import_end(im);
-            rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
-            return;
-        }
-        im->results = r;
-        im->cap = cap;
-    }
-    size_t idx = im->nresults++;
-    import_result *r = &im->results[idx];
-    *r = (import_result){.code = -1};
-    r->row_id = strdup(row->row_id);
-    if (!r->row_id) {
+    if (!im->results[idx].row_id) {
         import_set_result(im, idx, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
         return;
     }
@@ -597,12 +550,10 @@ static void on_import_row(rpc_call *c, const Oms__V1__ImportOrderRow *row)
         import_set_result(im, idx, RPC_INVALID_ARGUMENT, "order: required", NULL);
         return;
     }
-    if (im->inflight < IMPORT_MAX_INFLIGHT && !im->held) {
-        im->pumping = true; /* a synchronous answer must not start held rows from here */
-        import_start(im, idx, row->order);
-        im->pumping = false;
-    } else if (!import_hold(im, idx, row->order)) {
-        import_set_result(im, idx, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    import_start(im, idx, row->order);
+    if (im->inflight >= IMPORT_MAX_INFLIGHT && !im->ended) {
+        im->paused = true;
+        rpc_call_pause_input(c);
     }
 }
 
@@ -612,15 +563,16 @@ static void on_import_half_close(rpc_call *c)
     if (!im)
         return;
     im->half_closed = true;
-    import_pump(im);
+    import_maybe_finish(im);
 }
 
+/* Running rows go on (each is durable on its own); nothing more is sent. */
 static void on_import_cancel(rpc_call *c, rpc_status code)
 {
     (void)code;
     import_state *im = rpc_call_data(c);
     if (im)
-        import_end(im);
+        im->ended = true;
 }
 
 static void on_import_free(rpc_call *c)
@@ -628,7 +580,6 @@ static void on_import_free(rpc_call *c)
     import_state *im = rpc_call_data(c);
     if (!im)
         return;
-    import_end(im);
     for (size_t i = 0; i < im->nresults; i++) {
         free(im->results[i].row_id);
         free(im->results[i].message);

@@ -405,14 +405,14 @@ static void handle_end(rpc_call *c)
 }
 
 /* Deframes and delivers as much input as the handler may take now. Bytes that
- * must wait (sending is blocked) stay in the inbox, unconsumed, so the peer's
- * flow-control window closes behind them. */
+ * must wait (sending is blocked, or the handler paused input) stay in the inbox, unconsumed, so the
+ * peer's flow-control window closes behind them. */
 static void process_input(rpc_call *c, const uint8_t *p, size_t n)
 {
     rpc_call_ref(c);
     c->in_input = true;
     size_t taken = 0;
-    while (n > 0 && !c->done && !c->blocked) {
+    while (n > 0 && !c->done && !c->blocked && !c->paused) {
         const uint8_t *msg;
         size_t len;
         bool compressed;
@@ -457,14 +457,14 @@ static void drain_inbox(rpc_call *c)
     if (c->in_input)
         return;
     rpc_call_ref(c);
-    if (c->inbox.len && !c->blocked && !c->done) {
+    if (c->inbox.len && !c->blocked && !c->paused && !c->done) {
         rpc_buf held = c->inbox;
         rpc__buf_init(&c->inbox);
         process_input(c, held.data, held.len);
         /* process_input consumed what it took and re-queued the rest. */
         rpc__buf_dispose(&held);
     }
-    if (c->end_seen && !c->half_closed && !c->inbox.len && !c->blocked && !c->done)
+    if (c->end_seen && !c->half_closed && !c->inbox.len && !c->blocked && !c->paused && !c->done)
         handle_end(c);
     rpc_call_unref(c);
 }
@@ -475,12 +475,28 @@ void rpc__call_on_data(rpc_call *c, const uint8_t *p, size_t n)
         http2_stream_consume(c->stream, n);
         return;
     }
-    if (c->inbox.len || c->blocked) {
+    if (c->inbox.len || c->blocked || c->paused) {
         if (rpc__buf_append(&c->inbox, p, n) != 0)
             rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
     process_input(c, p, n);
+}
+
+void rpc_call_pause_input(rpc_call *c)
+{
+    c->paused = true;
+}
+
+void rpc_call_resume_input(rpc_call *c)
+{
+    if (!c->paused)
+        return;
+    c->paused = false;
+    /* Inside on_message (in_input) this returns at once and process_input's
+     * loop goes on with the next message after the callback. */
+    if (!c->done)
+        drain_inbox(c);
 }
 
 void rpc__call_on_end(rpc_call *c)

@@ -214,6 +214,17 @@ int rpc_call_send(rpc_call *c, const ProtobufCMessage *m);
 /* As rpc_call_send, overriding rpc_call_set_compress for this message. */
 int rpc_call_send_ex(rpc_call *c, const ProtobufCMessage *m, bool compress);
 
+/* Holds request messages back, for a client-streaming handler that cannot
+ * take more for now (e.g. it has as many requests in progress as it allows):
+ * until rpc_call_resume_input(), neither on_message nor on_half_close fires,
+ * and bytes that arrive stay unconsumed, so the peer's flow-control window
+ * closes and the client is slowed end to end (as while a send is blocked).
+ * Cancellation still fires. resume delivers what was held: it may call
+ * on_message and on_half_close before it returns, except from inside
+ * on_message (delivery then goes on after that callback returns). */
+void rpc_call_pause_input(rpc_call *c);
+void rpc_call_resume_input(rpc_call *c);
+
 /* Ends the call with status code and message (UTF-8, percent-encoded on the
  * wire; NULL for none; copied) after the queued messages. Without any message
  * sent, this is a Trailers-Only response. Later calls are no-ops, and no

@@ -210,7 +210,7 @@ struct rpc_call {
     rpc_arena arena;
     ProtobufCAllocator allocator; /* over the arena */
     rpc_deframer deframer;
-    rpc_buf inbox;   /* received bytes held back while sending is blocked */
+    rpc_buf inbox;   /* received bytes held back while sending is blocked or paused */
     rpc_buf scratch; /* packing/compression space for large messages */
     rpc_metadata md;
     ProtobufCMessage *req; /* the one request of non-client-streaming methods */
@@ -234,6 +234,7 @@ struct rpc_call {
     bool compress : 1;
     bool last_compressed : 1;
     bool in_input : 1; /* processing input: do not re-enter */
+    bool paused : 1;   /* rpc_call_pause_input(): hold requests back */
     uint8_t inline_arena[1024];
 };
 
