@@ -97,7 +97,7 @@ static void fail_request(store_write *w, store_rc rc, const char *msg)
 static void fail_batch(store *st, store_write *batch, int64_t seq0, const char *why)
 {
     char msg[STORE_MSG_MAX + 1];
-    snprintf(msg, sizeof msg, "store: %s", why);
+    snprintf(msg, sizeof msg, "store: %.150s", why);
     OMS_ERROR("store: sqlite:%s: transaction failed: %s", st->path, why);
     for (store_write *w = batch; w; w = w->next)
         if (w->rc != STORE_CLOSED)
@@ -105,6 +105,25 @@ static void fail_batch(store *st, store_write *batch, int64_t seq0, const char *
     st->seq = seq0;
     st->nevs = 0;
     st->batch_hwm = st->hwm_persisted;
+}
+
+/* Whether a request needs a savepoint of its own. The ops below fail (with
+ * anything but STORE_ERROR) before their first write, or their only write is
+ * one statement, which SQLite makes atomic: they skip the two extra
+ * statements. A multi-line RESERVE can fail after reserving earlier lines,
+ * RELEASE and the orphan sweep write several rows: they get one. An SQL error
+ * in a request without a savepoint fails its whole batch (run_batch). */
+static bool needs_savepoint(const store_write *w)
+{
+    switch ((int)w->op) {
+    case STORE_RESERVE:
+        return w->nlines > 1;
+    case STORE_RELEASE:
+    case STORE__OP_RELEASE_ORPHANS:
+        return true;
+    default:
+        return false;
+    }
 }
 
 static void run_batch(store *st, store_write *batch, size_t n)
@@ -121,24 +140,34 @@ static void run_batch(store *st, store_write *batch, size_t n)
             continue;
         int64_t seq = st->seq;
         size_t nevs = st->nevs;
-        if (run(st, WS_SAVEPOINT) != SQLITE_OK) {
+        bool sp = needs_savepoint(w);
+        if (sp && run(st, WS_SAVEPOINT) != SQLITE_OK) {
             fail_request(w, STORE_ERROR, sqlite3_errmsg(st->db));
             continue;
         }
-        if (store__apply(st, w) == STORE_OK) {
-            run(st, WS_RELEASE_SP);
+        store_rc rc = store__apply(st, w);
+        if (rc == STORE_OK) {
+            if (sp)
+                run(st, WS_RELEASE_SP);
             continue;
         }
         st->seq = seq;
         st->nevs = nevs;
-        if (sqlite3_get_autocommit(st->db)) {
+        if (sqlite3_get_autocommit(st->db) || (!sp && rc == STORE_ERROR)) {
             /* SQLite rolled the whole transaction back (I/O error, full
-             * disk): the requests before this one are gone too. */
-            fail_batch(st, batch, seq0, w->msg);
+             * disk), or an SQL error hit a request without a savepoint
+             * midway: the batch cannot be trusted, fail all of it. */
+            char why[STORE_MSG_MAX + 1];
+            store__copy(why, sizeof why, w->msg);
+            if (!sqlite3_get_autocommit(st->db))
+                run(st, WS_ROLLBACK);
+            fail_batch(st, batch, seq0, why);
             goto complete;
         }
-        run(st, WS_ROLLBACK_SP);
-        run(st, WS_RELEASE_SP);
+        if (sp) {
+            run(st, WS_ROLLBACK_SP);
+            run(st, WS_RELEASE_SP);
+        }
     }
     if (st->batch_hwm > st->hwm_persisted) {
         sqlite3_stmt *s = st->ws[WS_META_SET_HWM];
@@ -336,8 +365,18 @@ static void free_store(store *st)
     free(st);
 }
 
+/* SQLite's memory statistics take a global mutex on every allocation; the
+ * store does not use them. Must run before SQLite initialises (a no-op
+ * otherwise). */
+static void configure_sqlite(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 store *store_open(const store_config *cfg, char *err, size_t errlen)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, configure_sqlite);
     if (errlen)
         err[0] = '\0';
     const char *url = cfg && cfg->url ? cfg->url : "";
