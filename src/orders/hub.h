@@ -1,0 +1,129 @@
+/* hub.h - the event hub's subscriber core (hub.c), shared by watch.c and the
+ * unit tests. orders_int.h declares the hub's lifecycle; this header adds the
+ * subscribers that WatchOrders and TrackOrders calls are built on, with no
+ * rpc_call in sight, so the ring and cursor logic can be tested on their own.
+ *
+ * Per loop the hub keeps a ring of the most recent events, [lo, hi] in seq
+ * (hi: the newest seq the loop has). A subscriber has a cursor pos (every
+ * event with seq <= pos has been dealt with: sent, or not for it) and is
+ *  - LIVE: it has everything up to hi; each new event that matches its
+ *    filter is sent as it enters the ring (subscribers are indexed by order
+ *    id and customer id, so fan-out does not scan them);
+ *  - CATCHING UP: after a send returned RPC_AGAIN (then it waits for
+ *    orders__sub_ready()), or when it starts in the past. It is pumped from
+ *    the ring while pos + 1 >= lo, else from the store in pages, until
+ *    pos reaches hi and it is LIVE again.
+ * A subscriber that reads nothing thus costs its cursor and filter, never a
+ * queue: it gets every matching event later, in seq order, once each.
+ *
+ * Threading: everything here but orders__hub_publish runs on the
+ * subscriber's loop thread.
+ */
+#ifndef OMS_ORDERS_HUB_H
+#define OMS_ORDERS_HUB_H
+
+#include "orders/orders_int.h"
+
+/* Order ids one subscriber may watch or track (request validation). */
+#define ORDERS_SUB_MAX_IDS 1000
+
+typedef struct orders_sub orders_sub;
+
+typedef struct orders_sub_ops {
+    /* Sends e (borrowed for the call). Returns 0 (more may follow now),
+     * RPC_AGAIN (queued; call orders__sub_ready() when more may be sent) or
+     * < 0 (the subscriber is over: the hub stops sending; the owner still
+     * frees it). Must not call into the hub. */
+    int (*send)(void *arg, const store_event *e);
+    /* The hub ends the subscription: code RPC_OK once the target of
+     * orders__sub_close_after() was reached, RPC_INTERNAL when a store read
+     * failed, or the code given to orders__hub_loop_end_all(). msg is
+     * borrowed. Nothing else is called after it; the owner still frees s
+     * (orders__sub_free may be called from here). */
+    void (*end)(void *arg, rpc_status code, const char *msg);
+} orders_sub_ops;
+
+/* Where a loop's hub reads old events and the newest seq from. By default
+ * ol's store (store_read_events on ol->sl, store_last_seq on ol->o->st, or 0
+ * when ol->o is NULL); tests put a fake store here. */
+typedef struct orders_hub_source {
+    long (*read_events)(void *arg, int64_t from_seq, const char *order_id, store_event *out,
+                        size_t limit);
+    int64_t (*last_seq)(void *arg);
+    void *arg;
+} orders_hub_source;
+
+/* Replaces hl's source (copied); before any subscriber starts. */
+void orders__hub_loop_set_source(orders_hub_loop *hl, const orders_hub_source *src);
+
+/* The newest seq known on hl's thread: max(ring hi, the newest published,
+ * the store's last). A since_seq above this + 1 names an event that does not
+ * exist yet. */
+int64_t orders__hub_loop_last_seq(orders_hub_loop *hl);
+
+/* Whether orders__hub_loop_end_all() ran (a drain): new subscribers are
+ * refused. */
+bool orders__hub_loop_draining(const orders_hub_loop *hl);
+
+/* Ends every subscriber of hl through its ops->end with code and a message
+ * "<msg>; resume with since_seq=<pos+1>", and refuses new ones. */
+void orders__hub_loop_end_all(orders_hub_loop *hl, rpc_status code, const char *msg);
+
+typedef struct orders_hub_stats {
+    int64_t lo, hi;       /* the ring holds seqs [lo, hi] (empty when lo > hi) */
+    size_t subs;          /* subscribers of the loop */
+    size_t live;          /* ... of which LIVE */
+    uint64_t sent;        /* events handed to ops->send */
+    uint64_t store_reads; /* store_read_events calls by the catch-up */
+    uint64_t gaps;        /* ring restarts (inbox overflow or lost publish) */
+} orders_hub_stats;
+
+void orders__hub_loop_stats(const orders_hub_loop *hl, orders_hub_stats *out);
+
+/* A subscriber of hl matching nothing yet. ops (borrowed, must outlive s) and
+ * arg are how the hub reaches its owner. NULL on ENOMEM. */
+orders_sub *orders__sub_new(orders_hub_loop *hl, const orders_sub_ops *ops, void *arg);
+
+/* Sets a WatchOrders filter before orders__sub_start: events of customer_id
+ * (NULL or "" for none) or of one of ids[0..n) (copied; duplicates are
+ * fine). Neither: every order. Ids must be valid (1..STORE_ID_MAX bytes).
+ * Returns 0 or -1 on ENOMEM. */
+int orders__sub_watch(orders_sub *s, const char *customer_id, const char *const *ids, size_t n);
+
+/* Starts delivering: since_seq 0, events committed from now on; N > 0,
+ * every matching event with seq >= N (from the ring or the store), then live
+ * ones. since_seq must be in [0, orders__hub_loop_last_seq() + 1] (the
+ * caller validates). May send (and end s) before it returns. */
+void orders__sub_start(orders_sub *s, int64_t since_seq);
+
+/* TrackOrders subscribe, on a started subscriber: adds ids with since_seq as
+ * in orders__sub_start, for these ids only (their events with seq >= N come
+ * first if the subscriber is already past N, then it goes on, with no
+ * duplicate for the ids it had). Ids already tracked are left as they are.
+ * Returns 0 or -1 on ENOMEM (then s is unchanged). May send. */
+int orders__sub_track(orders_sub *s, const char *const *ids, size_t n, int64_t since_seq);
+
+/* TrackOrders unsubscribe: no more events of these ids (unknown ones are
+ * ignored). */
+void orders__sub_untrack(orders_sub *s, const char *const *ids, size_t n);
+
+/* Order ids s has, and how many of ids[0..n) it does not have yet (for a
+ * limit check before orders__sub_track). */
+size_t orders__sub_nids(const orders_sub *s);
+size_t orders__sub_count_new(const orders_sub *s, const char *const *ids, size_t n);
+
+/* Ends s with RPC_OK (ops->end) once it has dealt with every event up to the
+ * loop's current hi; at once if it already has (TrackOrders half-close). */
+void orders__sub_close_after(orders_sub *s);
+
+/* More may be sent after RPC_AGAIN (the call's on_ready). */
+void orders__sub_ready(orders_sub *s);
+
+/* The subscriber's cursor: every event with seq <= it was dealt with. */
+int64_t orders__sub_pos(const orders_sub *s);
+
+/* Unlinks and frees s (on cancel, on free). NULL is fine. Safe from inside
+ * ops->end. */
+void orders__sub_free(orders_sub *s);
+
+#endif

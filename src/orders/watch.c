@@ -1,0 +1,282 @@
+/* watch.c - WatchOrders and TrackOrders: request validation and the rpc
+ * side of a hub subscriber (hub.h does the replay, live fan-out and flow
+ * control).
+ *
+ * Status codes:
+ *  - INVALID_ARGUMENT: since_seq < 0; more than ORDERS_SUB_MAX_IDS order ids
+ *    in one request; an id (order or customer) that is empty, longer than
+ *    STORE_ID_MAX or not made of [A-Za-z0-9._-]; a TrackRequest with no
+ *    action or an empty subscribe/unsubscribe.
+ *  - OUT_OF_RANGE: since_seq beyond the next seq to be committed (last + 1):
+ *    the client resumes from a store it did not get its seqs from.
+ *  - RESOURCE_EXHAUSTED: a TrackOrders call would track more than
+ *    ORDERS_SUB_MAX_IDS orders.
+ *  - UNAVAILABLE: the loop drains ("...; resume with since_seq=N", N the
+ *    first seq the subscriber has not dealt with), or serves no events.
+ *  - INTERNAL: a catch-up store read failed.
+ * Ids are not checked for existence: an order may be watched by id before
+ * it is created.
+ *
+ * TrackOrders: the client's half-close ends the call with OK once every
+ * event committed before it (that reached this loop) was sent.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "orders/hub.h"
+
+typedef struct watch {
+    rpc_call *c;
+    orders_sub *sub;
+} watch;
+
+static int send_event(void *arg, const store_event *e)
+{
+    watch *w = arg;
+    Oms__V1__OrderEvent m;
+    orders__event_msg(e, &m);
+    return rpc_call_send(w->c, &m.base);
+}
+
+static void end_watch(void *arg, rpc_status code, const char *msg)
+{
+    watch *w = arg;
+    rpc_call_finish(w->c, code, msg);
+}
+
+static const orders_sub_ops watch_ops = {.send = send_event, .end = end_watch};
+
+static bool id_ok(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char ch = s[n];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+        if (!ok || n >= STORE_ID_MAX)
+            return false;
+    }
+    return n > 0;
+}
+
+/* RPC_OK, or the status for a bad id list with why[] filled. */
+static rpc_status check_ids(char *const *ids, size_t n, char *why, size_t len)
+{
+    if (n > ORDERS_SUB_MAX_IDS) {
+        snprintf(why, len, "order_ids: at most %d per request", ORDERS_SUB_MAX_IDS);
+        return RPC_INVALID_ARGUMENT;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!id_ok(ids[i])) {
+            snprintf(why, len, "order_ids[%zu]: must be 1..%d characters of [A-Za-z0-9._-]", i,
+                     STORE_ID_MAX);
+            return RPC_INVALID_ARGUMENT;
+        }
+    return RPC_OK;
+}
+
+static rpc_status check_since(orders_hub_loop *hl, int64_t since, char *why, size_t len)
+{
+    if (since < 0) {
+        snprintf(why, len, "since_seq: must be >= 0");
+        return RPC_INVALID_ARGUMENT;
+    }
+    int64_t last = orders__hub_loop_last_seq(hl);
+    if (since > last + 1) {
+        snprintf(why, len, "since_seq %lld is beyond the next event (seq %lld)", (long long)since,
+                 (long long)(last + 1));
+        return RPC_OUT_OF_RANGE;
+    }
+    return RPC_OK;
+}
+
+/* The loop's hub, or NULL with c finished. */
+static orders_hub_loop *call_hub(rpc_call *c)
+{
+    orders_loop *ol = orders__call_loop(c);
+    if (!ol || !ol->hl) {
+        rpc_call_finish(c, RPC_UNAVAILABLE, "order events are not served here");
+        return NULL;
+    }
+    if (orders__hub_loop_draining(ol->hl)) {
+        rpc_call_finish(c, RPC_UNAVAILABLE, "server shutting down; resume with since_seq");
+        return NULL;
+    }
+    return ol->hl;
+}
+
+static watch *new_watch(rpc_call *c, orders_hub_loop *hl)
+{
+    watch *w = rpc_call_alloc(c, sizeof *w);
+    if (!w || !(w->sub = orders__sub_new(hl, &watch_ops, w))) {
+        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return NULL;
+    }
+    w->c = c;
+    rpc_call_set_data(c, w);
+    return w;
+}
+
+/* Ends the call with code; the subscriber goes first. */
+static void fail(watch *w, rpc_status code, const char *msg)
+{
+    orders__sub_free(w->sub);
+    w->sub = NULL;
+    rpc_call_finish(w->c, code, msg);
+}
+
+/* --- WatchOrders --------------------------------------------------------------- */
+
+void orders__watch_on_request(rpc_call *c, const Oms__V1__WatchOrdersRequest *req)
+{
+    char why[160];
+    orders_hub_loop *hl = call_hub(c);
+    if (!hl)
+        return;
+    rpc_status code = check_ids(req->order_ids, req->n_order_ids, why, sizeof why);
+    if (code == RPC_OK && req->customer_id && *req->customer_id && !id_ok(req->customer_id)) {
+        snprintf(why, sizeof why, "customer_id: must be 1..%d characters of [A-Za-z0-9._-]",
+                 STORE_ID_MAX);
+        code = RPC_INVALID_ARGUMENT;
+    }
+    if (code == RPC_OK)
+        code = check_since(hl, req->since_seq, why, sizeof why);
+    if (code != RPC_OK) {
+        rpc_call_finish(c, code, why);
+        return;
+    }
+    watch *w = new_watch(c, hl);
+    if (!w)
+        return;
+    if (orders__sub_watch(w->sub, req->customer_id, (const char *const *)req->order_ids,
+                          req->n_order_ids) != 0) {
+        fail(w, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    orders__sub_start(w->sub, req->since_seq);
+}
+
+void orders__watch_on_ready(rpc_call *c)
+{
+    watch *w = rpc_call_data(c);
+    if (w)
+        orders__sub_ready(w->sub);
+}
+
+void orders__watch_on_cancel(rpc_call *c, rpc_status code)
+{
+    (void)code;
+    watch *w = rpc_call_data(c);
+    if (w) {
+        orders__sub_free(w->sub);
+        w->sub = NULL;
+    }
+}
+
+void orders__watch_on_free(rpc_call *c)
+{
+    orders__watch_on_cancel(c, RPC_CANCELLED);
+}
+
+/* --- TrackOrders ---------------------------------------------------------------- */
+
+static void track_subscribe(watch *w, const Oms__V1__TrackSubscribe *sub)
+{
+    char why[160];
+    orders_hub_loop *hl = orders__call_loop(w->c)->hl;
+    rpc_status code = RPC_OK;
+    if (!sub || !sub->n_order_ids) {
+        snprintf(why, sizeof why, "subscribe.order_ids: at least one order id");
+        code = RPC_INVALID_ARGUMENT;
+    }
+    if (code == RPC_OK)
+        code = check_ids(sub->order_ids, sub->n_order_ids, why, sizeof why);
+    if (code == RPC_OK)
+        code = check_since(hl, sub->since_seq, why, sizeof why);
+    const char *const *ids = code == RPC_OK ? (const char *const *)sub->order_ids : NULL;
+    if (code == RPC_OK &&
+        orders__sub_nids(w->sub) + orders__sub_count_new(w->sub, ids, sub->n_order_ids) >
+            ORDERS_SUB_MAX_IDS) {
+        snprintf(why, sizeof why, "a call tracks at most %d orders", ORDERS_SUB_MAX_IDS);
+        code = RPC_RESOURCE_EXHAUSTED;
+    }
+    if (code == RPC_OK && orders__sub_track(w->sub, ids, sub->n_order_ids, sub->since_seq) != 0) {
+        snprintf(why, sizeof why, "out of memory");
+        code = RPC_RESOURCE_EXHAUSTED;
+    }
+    if (code != RPC_OK)
+        fail(w, code, why);
+}
+
+static void track_unsubscribe(watch *w, const Oms__V1__TrackUnsubscribe *u)
+{
+    char why[160];
+    rpc_status code = RPC_OK;
+    if (!u || !u->n_order_ids) {
+        snprintf(why, sizeof why, "unsubscribe.order_ids: at least one order id");
+        code = RPC_INVALID_ARGUMENT;
+    }
+    if (code == RPC_OK)
+        code = check_ids(u->order_ids, u->n_order_ids, why, sizeof why);
+    if (code != RPC_OK) {
+        fail(w, code, why);
+        return;
+    }
+    orders__sub_untrack(w->sub, (const char *const *)u->order_ids, u->n_order_ids);
+}
+
+void orders__track_on_request(rpc_call *c, const Oms__V1__TrackRequest *req)
+{
+    watch *w = rpc_call_data(c);
+    if (!w) {
+        orders_hub_loop *hl = call_hub(c);
+        if (!hl || !(w = new_watch(c, hl)))
+            return;
+        orders__sub_start(w->sub, 0);
+    }
+    if (!w->sub || rpc_call_done(c))
+        return;
+    switch (req->action_case) {
+    case OMS__V1__TRACK_REQUEST__ACTION_SUBSCRIBE:
+        track_subscribe(w, req->subscribe);
+        break;
+    case OMS__V1__TRACK_REQUEST__ACTION_UNSUBSCRIBE:
+        track_unsubscribe(w, req->unsubscribe);
+        break;
+    default:
+        fail(w, RPC_INVALID_ARGUMENT, "action: subscribe or unsubscribe required");
+        break;
+    }
+}
+
+void orders__track_on_half_close(rpc_call *c)
+{
+    watch *w = rpc_call_data(c);
+    if (w && w->sub)
+        orders__sub_close_after(w->sub);
+    else
+        rpc_call_finish(c, RPC_OK, NULL);
+}
+
+void orders__track_on_ready(rpc_call *c)
+{
+    orders__watch_on_ready(c);
+}
+
+void orders__track_on_cancel(rpc_call *c, rpc_status code)
+{
+    orders__watch_on_cancel(c, code);
+}
+
+void orders__track_on_free(rpc_call *c)
+{
+    orders__watch_on_cancel(c, RPC_CANCELLED);
+}
+
+/* --- drain ----------------------------------------------------------------------- */
+
+void orders__hub_loop_drain(orders_hub_loop *hl)
+{
+    if (hl)
+        orders__hub_loop_end_all(hl, RPC_UNAVAILABLE, "server shutting down");
+}
