@@ -114,7 +114,7 @@ int store__schema_migrate(store *st, char *err, size_t errlen)
      * COMMIT fsyncs the WAL, so a completed write survives a power cut. */
     if (exec(st, "PRAGMA journal_mode=WAL", err, errlen) != 0 ||
         exec(st, "PRAGMA synchronous=FULL", err, errlen) != 0 ||
-        exec(st, "PRAGMA foreign_keys=OFF", err, errlen) != 0 ||
+        exec(st, "PRAGMA foreign_keys=ON", err, errlen) != 0 ||
         exec(st, "PRAGMA cache_size=-65536", err, errlen) != 0 ||
         exec(st, "PRAGMA wal_autocheckpoint=4000", err, errlen) != 0)
         return -1;

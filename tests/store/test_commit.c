@@ -3,6 +3,7 @@
  * reservations, durability and order ids across a restart. */
 #include <pthread.h>
 #include <semaphore.h>
+#include <sqlite3.h>
 
 #include "store_test_util.h"
 
@@ -437,4 +438,198 @@ Test(store_commit, completions_never_inline_and_in_order)
     for (int i = 0; i < N; i++)
         cr_assert_eq(ws[i].rc, i % 2 ? STORE_OK : STORE_NOT_FOUND, "%d", order[i]);
     tenv_close(&e);
+}
+
+/* --- failing transactions ----------------------------------------------------------- */
+
+static void exec_sql(const tenv *e, const char *sql)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/oms.db", e->dir);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+}
+
+/* Queues [order, customer named `name`, order] behind a held commit and
+ * returns their results; seqs before: 1 (the holding order). */
+static void run_poisoned_batch(tenv *e, recorder *rec, const char *name, store_rc want)
+{
+    rec->hold = true;
+    store_order *first = make_order(e->st, "");
+    store_write w0 = {.op = STORE_ORDER_CREATE, .order = first, .at = 10};
+    int done = 0;
+    w0.done = on_count;
+    w0.data = &done;
+    store_submit(e->sl, &w0);
+    sem_wait(&rec->entered);
+    size_t calls = rec->calls;
+
+    store_order *a = make_order(e->st, ""), *b = make_order(e->st, "");
+    store_write ws[3] = {
+        {.op = STORE_ORDER_CREATE, .order = a, .at = 11, .done = on_count, .data = &done},
+        {.op = STORE_CUSTOMER_CREATE, .at = 11, .done = on_count, .data = &done},
+        {.op = STORE_ORDER_CREATE, .order = b, .at = 11, .done = on_count, .data = &done},
+    };
+    strcpy(ws[1].customer.name, name);
+    strcpy(ws[1].customer.email, name);
+    for (int i = 0; i < 3; i++)
+        store_submit(e->sl, &ws[i]);
+    sem_post(&rec->release);
+    while (done < 4)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    cr_assert_eq(w0.rc, STORE_OK);
+    cr_assert_eq(w0.event_seq, 1);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(ws[i].rc, want, "%d: %s %s", i, store_rc_name(ws[i].rc), ws[i].msg);
+        cr_assert_eq(ws[i].event_seq, 0);
+        cr_assert(ws[i].msg[0]);
+    }
+    cr_assert_eq(rec->calls, calls, "no events published for a failed commit");
+    cr_assert_eq(store_last_seq(e->st), 1);
+    store_order *g;
+    cr_assert_eq(store_get_order(e->sl, a->id, &g), STORE_NOT_FOUND);
+    /* the next write continues the seqs without a gap */
+    store_order *c = make_order(e->st, "");
+    store_write wc = {.op = STORE_ORDER_CREATE, .order = c, .at = 12};
+    cr_assert_eq(run_write(e, &wc), STORE_OK, "%s", wc.msg);
+    cr_assert_eq(wc.event_seq, 2);
+    cr_assert_eq(rec->n, 2);
+    cr_assert_eq(rec->evs[1].seq, 2);
+    cr_assert_str_eq(rec->evs[1].order_id, c->id);
+    store_stats st;
+    store_get_stats(e->st, &st);
+    cr_assert_eq(st.commits, 2);
+    store_order_free(first);
+    store_order_free(a);
+    store_order_free(b);
+    store_order_free(c);
+}
+
+Test(store_commit, transaction_rolled_back_by_sqlite_fails_the_batch)
+{
+    tenv e;
+    recorder rec;
+    store_config cfg;
+    recorder_init(&rec, &cfg);
+    tenv_mkdir(&e);
+    tenv_start(&e, &cfg);
+    exec_sql(&e, "CREATE TRIGGER boom BEFORE INSERT ON customers WHEN NEW.name = 'boom' "
+                 "BEGIN SELECT RAISE(ROLLBACK, 'boom'); END;");
+    run_poisoned_batch(&e, &rec, "boom", STORE_ERROR);
+    tenv_close(&e);
+}
+
+Test(store_commit, failed_commit_fails_the_batch)
+{
+    tenv e;
+    recorder rec;
+    store_config cfg;
+    recorder_init(&rec, &cfg);
+    tenv_mkdir(&e);
+    tenv_start(&e, &cfg);
+    /* a deferred foreign key violation makes COMMIT itself fail */
+    exec_sql(&e, "CREATE TABLE parent (id INTEGER PRIMARY KEY);"
+                 "CREATE TABLE child (p INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY "
+                 "DEFERRED);"
+                 "CREATE TRIGGER late AFTER INSERT ON customers WHEN NEW.name = 'late' "
+                 "BEGIN INSERT INTO child VALUES (42); END;");
+    run_poisoned_batch(&e, &rec, "late", STORE_ERROR);
+    tenv_close(&e);
+}
+
+Test(store_commit, failing_multi_line_reserve_rolls_back_alone)
+{
+    tenv e;
+    recorder rec;
+    store_config cfg;
+    recorder_init(&rec, &cfg);
+    tenv_mkdir(&e);
+    tenv_start(&e, &cfg);
+    cr_assert_eq(add_product(&e, "A", 100, 10), STORE_OK);
+    cr_assert_eq(add_product(&e, "B", 100, 1), STORE_OK);
+    rec.hold = true;
+    store_order *first = make_order(e.st, "");
+    store_write w0 = {.op = STORE_ORDER_CREATE, .order = first, .at = 10};
+    int done = 0;
+    w0.done = on_count;
+    w0.data = &done;
+    store_submit(e.sl, &w0);
+    sem_wait(&rec.entered);
+    store_line ok1 = {.sku = "A", .quantity = 1}, ok2 = {.sku = "A", .quantity = 2};
+    store_line bad[2] = {{.sku = "A", .quantity = 5}, {.sku = "B", .quantity = 2}};
+    store_write ws[3] = {
+        {.op = STORE_RESERVE, .at = 1, .lines = &ok1, .nlines = 1, .order_id = "o-100"},
+        {.op = STORE_RESERVE, .at = 1, .lines = bad, .nlines = 2, .order_id = "o-101"},
+        {.op = STORE_RESERVE, .at = 1, .lines = &ok2, .nlines = 1, .order_id = "o-102"},
+    };
+    for (int i = 0; i < 3; i++) {
+        ws[i].done = on_count;
+        ws[i].data = &done;
+        store_submit(e.sl, &ws[i]);
+    }
+    sem_post(&rec.release);
+    while (done < 4)
+        uv_run(&e.loop, UV_RUN_ONCE);
+    cr_assert_eq(ws[0].rc, STORE_OK);
+    cr_assert_eq(ws[1].rc, STORE_PRECONDITION);
+    cr_assert_str_eq(ws[1].msg, "sku B: 1 available, 2 requested");
+    cr_assert_eq(ws[2].rc, STORE_OK);
+    store_product p;
+    cr_assert_eq(store_get_product(e.sl, "A", &p), STORE_OK);
+    cr_assert_eq(p.reserved, 3);
+    cr_assert_eq(store_get_product(e.sl, "B", &p), STORE_OK);
+    cr_assert_eq(p.reserved, 0);
+    store_order_free(first);
+    tenv_close(&e);
+}
+
+static void *close_store(void *arg)
+{
+    store_close(arg);
+    return NULL;
+}
+
+/* A write submitted while store_close() drains completes with CLOSED, on its
+ * loop, after the writes queued before it. (The loop outlives the store here
+ * only to observe that; real callers close their loops first.) */
+Test(store_commit, submit_while_closing_completes_closed)
+{
+    tenv e;
+    recorder rec;
+    store_config cfg;
+    recorder_init(&rec, &cfg);
+    tenv_mkdir(&e);
+    tenv_start(&e, &cfg);
+    rec.hold = true;
+    store_order *first = make_order(e.st, "");
+    int done = 0;
+    store_write w0 = {.op = STORE_ORDER_CREATE, .order = first, .at = 10};
+    w0.done = on_count;
+    w0.data = &done;
+    store_submit(e.sl, &w0);
+    sem_wait(&rec.entered);
+    store_write w1 = {
+        .op = STORE_RELEASE, .at = 1, .order_id = "o-9", .done = on_count, .data = &done};
+    store_submit(e.sl, &w1); /* queued before close: runs */
+    pthread_t t;
+    pthread_create(&t, NULL, close_store, e.st);
+    usleep(100 * 1000); /* let store_close() mark the store closing */
+    store_write w2 = {
+        .op = STORE_RELEASE, .at = 1, .order_id = "o-9", .done = on_count, .data = &done};
+    store_submit(e.sl, &w2);
+    sem_post(&rec.release);
+    while (done < 3)
+        uv_run(&e.loop, UV_RUN_ONCE);
+    pthread_join(t, NULL);
+    cr_assert_eq(w0.rc, STORE_OK);
+    cr_assert_eq(w1.rc, STORE_OK);
+    cr_assert_eq(w2.rc, STORE_CLOSED);
+    store_loop_close(e.sl);
+    uv_run(&e.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&e.loop);
+    store_order_free(first);
+    tenv_rmdir(&e);
 }
