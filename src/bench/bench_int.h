@@ -35,12 +35,16 @@ typedef struct bench_driver {
     void (*start)(bench_slot *s);
     /* The run is over: end or let finish what s has in flight. */
     void (*stop)(bench_slot *s);
+    /* Optional: after the channels exist and before the preflight, with the
+     * loop not running (blocking calls allowed): readies the server. */
+    int (*setup)(bench_engine *r, char *err, size_t errlen);
 } bench_driver;
 
 extern const bench_driver bench_unary_driver;
 extern const bench_driver bench_server_stream_driver;
 extern const bench_driver bench_client_stream_driver;
 extern const bench_driver bench_bidi_driver;
+extern const bench_driver bench_order_create_driver;
 
 struct bench_engine {
     uv_loop_t *loop;
@@ -104,6 +108,34 @@ size_t bench__fit_length(size_t target, size_t min, size_t (*size_at)(void *arg,
 rpc_client_call *bench__start_call(bench_slot *s, const char *path,
                                    const ProtobufCMessageDescriptor *resp,
                                    const rpc_client_ops *ops);
+
+/* For a call started by a generated stub (which keeps the call's data slot
+ * for itself, so its callbacks get s some other way): accounts c to s as
+ * bench__start_call() does. c NULL (ENOMEM) is counted the same way too. */
+rpc_client_call *bench__adopt_call(bench_slot *s, rpc_client_call *c);
+
+/* order_setup.c: before an order-system run, on ch with its loop not running:
+ * checks the customer (creates one when none was named and c-1 does not
+ * exist) and the product (upserts a missing one), and tops the SKU's
+ * available stock up to cfg->stock (default 100,000,000). Fills
+ * res->customer, res->stock_before and res->stock_added. Returns 0, or -1
+ * with a reason in err ("cannot reach ..." when the target does not
+ * answer). */
+int bench__order_setup(rpc_channel *ch, const bench_config *cfg, bench_results *res, char *err,
+                       size_t errlen);
+
+/* The customer and SKU of a run (defaults applied). */
+const char *bench__order_sku(const bench_config *cfg);
+
+/* A prefix that makes idempotency keys unique to this process run. */
+void bench__key_prefix(char *buf, size_t len);
+
+/* watch_run.c: the order-watch run (its own engine: subscribers, a producer). */
+int bench__run_watch(uv_loop_t *loop, const bench_config *cfg, bench_results *res, char *err,
+                     size_t errlen);
+
+/* The channel configuration every run uses. */
+void bench__channel_config(const bench_config *cfg, rpc_channel_config *cc);
 
 /* Sends the one request of a call and half-closes; cancels the call if either
  * fails (its status then reports it). RPC_AGAIN only means "wait before

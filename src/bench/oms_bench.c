@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <netdb.h>
@@ -46,6 +47,16 @@ static void usage(FILE *f)
         "                           bidi           Track: each slot keeps a stream open and\n"
         "                                          does request->response round trips;\n"
         "                                          counts round trips/s, latency per round trip\n"
+        "                           order-create   oms.v1.OrderService/CreateOrder, the order\n"
+        "                                          system's durable path (validation,\n"
+        "                                          reservation, commit); latency per call\n"
+        "                           order-watch    event fan-out: --concurrency WatchOrders\n"
+        "                                          subscribers (every order, live) over\n"
+        "                                          --connections connections, and CreateOrder\n"
+        "                                          at --rate (default 200/s) on a connection\n"
+        "                                          of its own; latency per delivered event,\n"
+        "                                          from its CreateOrder's send time; checks\n"
+        "                                          every subscriber gets every order once\n"
         "  --connections N        connections, one rpc_channel each (default 1)\n"
         "  --concurrency M        operations in flight over all connections; slot i uses\n"
         "                         connection i mod N (default 10)\n"
@@ -62,6 +73,22 @@ static void usage(FILE *f)
         "  --messages N           per stream: events asked of WatchOrders, requests per\n"
         "                         client stream (default 1000 for both), round trips per\n"
         "                         Track stream (default 0: one stream for the whole run)\n"
+        "\n"
+        "Order system (order-create, order-watch):\n"
+        "  --customer ID          the orders' customer (default c-1; when c-1 does not\n"
+        "                         exist, one is created)\n"
+        "  --sku SKU              the one line's product (default SKU-001; created if\n"
+        "                         missing)\n"
+        "  --quantity N           units per order (default 1)\n"
+        "  --no-key               send no idempotency key (default: a unique one per call)\n"
+        "  --stock N              before the run, top the SKU's available stock up to N\n"
+        "                         with AdjustStock (default 100000000; 0 leaves it alone)\n"
+        "  --drain SECONDS        order-watch: how long to wait after the window for\n"
+        "                         the last events (default 5)\n"
+        "  --open-timeout SECONDS  order-watch: how long the subscribers may take to be\n"
+        "                         live (default 60). omsd allows --max-streams (1000)\n"
+        "                         streams per connection: use enough --connections\n"
+        "\n"
         "  --json FILE            also write every figure as JSON to FILE ('-': stdout,\n"
         "                         the table then going to stderr); latencies in\n"
         "                         microseconds\n"
@@ -70,14 +97,15 @@ static void usage(FILE *f)
         "While running, a progress line goes to stderr every second when it is a\n"
         "terminal; the summary goes to stdout. Errors are counted by status code.\n"
         "Exit status: 0 when the run completed (RPC errors are reported, not fatal),\n"
-        "1 if the target could not be reached or no operation succeeded, 2 on bad\n"
-        "usage.\n");
+        "1 if the target could not be reached or no operation succeeded (or, for\n"
+        "order-watch, an event was missing or duplicated), 2 on bad usage.\n");
 }
 
 typedef struct options {
     bench_config cfg;
     const char *json;
     bool messages_set;
+    bool conc_set, rate_set;
     char host[256];
     char port[8];
 } options;
@@ -158,7 +186,14 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_RATE,
         OPT_PAYLOAD,
         OPT_MESSAGES,
-        OPT_JSON
+        OPT_JSON,
+        OPT_CUSTOMER,
+        OPT_SKU,
+        OPT_QUANTITY,
+        OPT_NO_KEY,
+        OPT_STOCK,
+        OPT_DRAIN,
+        OPT_OPEN_TIMEOUT
     };
     static const struct option longopts[] = {
         {"target", required_argument, NULL, OPT_TARGET},
@@ -174,6 +209,13 @@ static int parse_args(int argc, char **argv, options *o)
         {"payload", required_argument, NULL, OPT_PAYLOAD},
         {"messages", required_argument, NULL, OPT_MESSAGES},
         {"json", required_argument, NULL, OPT_JSON},
+        {"customer", required_argument, NULL, OPT_CUSTOMER},
+        {"sku", required_argument, NULL, OPT_SKU},
+        {"quantity", required_argument, NULL, OPT_QUANTITY},
+        {"no-key", no_argument, NULL, OPT_NO_KEY},
+        {"stock", required_argument, NULL, OPT_STOCK},
+        {"drain", required_argument, NULL, OPT_DRAIN},
+        {"open-timeout", required_argument, NULL, OPT_OPEN_TIMEOUT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -201,7 +243,10 @@ static int parse_args(int argc, char **argv, options *o)
             break;
         case OPT_CALL:
             if (bench_call_parse(optarg, &c->call) != 0)
-                return bad("--call", "unary, server-stream, client-stream or bidi", optarg);
+                return bad("--call",
+                           "unary, server-stream, client-stream, bidi, order-create or "
+                           "order-watch",
+                           optarg);
             break;
         case OPT_CONNS:
             if (parse_uint(optarg, 1, 10000, &v) != 0)
@@ -212,6 +257,7 @@ static int parse_args(int argc, char **argv, options *o)
             if (parse_uint(optarg, 1, 1000000, &v) != 0)
                 return bad("--concurrency", "1..1000000", optarg);
             c->concurrency = (unsigned)v;
+            o->conc_set = true;
             break;
         case OPT_DURATION:
             if (parse_seconds(optarg, 0.001, 86400 * 7, &c->duration_s) != 0)
@@ -224,6 +270,7 @@ static int parse_args(int argc, char **argv, options *o)
         case OPT_RATE:
             if (parse_seconds(optarg, 0.001, 1e8, &c->rate) != 0)
                 return bad("--rate", "operations per second, 0.001..1e8", optarg);
+            o->rate_set = true;
             break;
         case OPT_PAYLOAD:
             if (parse_uint(optarg, 0, MAX_PAYLOAD, &v) != 0)
@@ -238,6 +285,37 @@ static int parse_args(int argc, char **argv, options *o)
             break;
         case OPT_JSON:
             o->json = optarg;
+            break;
+        case OPT_CUSTOMER:
+            if (!*optarg)
+                return bad("--customer", "a customer id", optarg);
+            c->customer = optarg;
+            break;
+        case OPT_SKU:
+            if (!*optarg)
+                return bad("--sku", "a SKU", optarg);
+            c->sku = optarg;
+            break;
+        case OPT_QUANTITY:
+            if (parse_uint(optarg, 1, 1000000000, &v) != 0)
+                return bad("--quantity", "1..1000000000", optarg);
+            c->quantity = (int64_t)v;
+            break;
+        case OPT_NO_KEY:
+            c->no_key = true;
+            break;
+        case OPT_STOCK:
+            if (parse_uint(optarg, 0, INT64_MAX / 2, &v) != 0)
+                return bad("--stock", "units, 0..4611686018427387903", optarg);
+            c->stock = v ? (int64_t)v : -1;
+            break;
+        case OPT_DRAIN:
+            if (parse_seconds(optarg, 0, 3600, &c->drain_s) != 0)
+                return bad("--drain", "seconds, 0..3600", optarg);
+            break;
+        case OPT_OPEN_TIMEOUT:
+            if (parse_seconds(optarg, 0.1, 3600, &c->open_timeout_s) != 0)
+                return bad("--open-timeout", "seconds, 0.1..3600", optarg);
             break;
         case 'h':
             usage(stdout);
@@ -261,6 +339,18 @@ static int parse_args(int argc, char **argv, options *o)
     if (c->h2c && c->ca_file) {
         fprintf(stderr, "oms-bench: --ca is for TLS; it makes no sense with --h2c\n");
         return -1;
+    }
+    if (c->call == BENCH_ORDER_WATCH) {
+        if (!o->rate_set)
+            c->rate = 200;
+        if (!o->conc_set)
+            c->concurrency = 100;
+        unsigned per = (c->concurrency + c->connections - 1) / c->connections;
+        if (per > 1000)
+            fprintf(stderr,
+                    "oms-bench: warning: %u subscribers per connection; omsd allows 1000 "
+                    "streams per connection by default (--max-streams)\n",
+                    per);
     }
     if (!o->messages_set)
         c->messages = c->call == BENCH_BIDI ? 0 : 1000;
@@ -320,6 +410,9 @@ int main(int argc, char **argv)
                 .concurrency = 10,
                 .duration_s = 10,
                 .warmup_s = 2,
+                .quantity = 1,
+                .drain_s = 5,
+                .open_timeout_s = 60,
             },
     };
     if (parse_args(argc, argv, &o) != 0)
@@ -350,6 +443,11 @@ int main(int argc, char **argv)
     fflush(table);
     if (o.json && bench_report_json(o.json, &o.cfg, &res) != 0) {
         fprintf(stderr, "oms-bench: cannot write %s: %s\n", o.json, strerror(errno));
+        rc = 1;
+    }
+    if (res.watch && (res.watch->missing || res.watch->duplicates)) {
+        fprintf(stderr, "oms-bench: %" PRIu64 " deliveries missing, %" PRIu64 " duplicated\n",
+                res.watch->missing, res.watch->duplicates);
         rc = 1;
     }
     if (res.counts.ops == 0) {

@@ -13,6 +13,7 @@
 #include "bench/bench_int.h"
 #include "grpc/testing/empty.pb-c.h"
 #include "oms/bench/v1/bench.pb-c.h"
+#include "oms/v1/order.pb-c.h"
 
 /* How long calls in flight at the end may take before they are cancelled. */
 #define DRAIN_MS 2000
@@ -26,6 +27,10 @@ static const bench_call_info infos[] = {
     [BENCH_CLIENT_STREAM] = {"client-stream", "/grpc.testing.TestService/StreamingInputCall",
                              "stream", "request", true},
     [BENCH_BIDI] = {"bidi", "/oms.bench.v1.OrderBench/Track", "round trip", "round trip", true},
+    [BENCH_ORDER_CREATE] = {"order-create", "/oms.v1.OrderService/CreateOrder", "call", "response",
+                            false},
+    [BENCH_ORDER_WATCH] = {"order-watch", "/oms.v1.OrderService/WatchOrders", "delivery", "event",
+                           true},
 };
 
 static const bench_driver *const drivers[] = {
@@ -33,6 +38,8 @@ static const bench_driver *const drivers[] = {
     [BENCH_SERVER_STREAM] = &bench_server_stream_driver,
     [BENCH_CLIENT_STREAM] = &bench_client_stream_driver,
     [BENCH_BIDI] = &bench_bidi_driver,
+    [BENCH_ORDER_CREATE] = &bench_order_create_driver,
+    [BENCH_ORDER_WATCH] = NULL, /* its own engine: watch_run.c */
 };
 
 const bench_call_info *bench_call_info_of(bench_call_type t)
@@ -190,8 +197,12 @@ rpc_client_call *bench__start_call(bench_slot *s, const char *path,
                                    const ProtobufCMessageDescriptor *resp,
                                    const rpc_client_ops *ops)
 {
+    return bench__adopt_call(s, rpc_channel_call(s->ch, path, resp, ops, s, NULL));
+}
+
+rpc_client_call *bench__adopt_call(bench_slot *s, rpc_client_call *c)
+{
     bench_engine *r = s->run;
-    rpc_client_call *c = rpc_channel_call(s->ch, path, resp, ops, s, NULL);
     if (!c) {
         /* Counted as an error; the slot stays out of the run rather than
          * spinning on a failing allocator. */
@@ -462,16 +473,22 @@ static const rpc_client_ops preflight_ops = {.on_status = on_preflight_status};
 
 static int preflight(bench_engine *r)
 {
-    /* The client-streaming target is TestService; the others OrderBench. */
+    /* The client-streaming target is TestService; the order modes
+     * oms.v1.OrderService; the others OrderBench. */
     Grpc__Testing__Empty empty = GRPC__TESTING__EMPTY__INIT;
     Oms__Bench__V1__GetOrderRequest get = OMS__BENCH__V1__GET_ORDER_REQUEST__INIT;
+    Oms__V1__GetOrderRequest oget = OMS__V1__GET_ORDER_REQUEST__INIT;
     get.id = "";
+    oget.id = "";
     bool testing = r->cfg->call == BENCH_CLIENT_STREAM;
-    const char *path =
-        testing ? "/grpc.testing.TestService/EmptyCall" : "/oms.bench.v1.OrderBench/GetOrder";
-    const ProtobufCMessageDescriptor *resp =
-        testing ? &grpc__testing__empty__descriptor : &oms__bench__v1__order__descriptor;
-    const ProtobufCMessage *req = testing ? &empty.base : &get.base;
+    bool orders = r->cfg->call == BENCH_ORDER_CREATE;
+    const char *path = testing  ? "/grpc.testing.TestService/EmptyCall"
+                       : orders ? "/oms.v1.OrderService/GetOrder"
+                                : "/oms.bench.v1.OrderBench/GetOrder";
+    const ProtobufCMessageDescriptor *resp = testing  ? &grpc__testing__empty__descriptor
+                                             : orders ? &oms__v1__order__descriptor
+                                                      : &oms__bench__v1__order__descriptor;
+    const ProtobufCMessage *req = testing ? &empty.base : orders ? &oget.base : &get.base;
     rpc_call_opts opts = {.timeout_ms = PREFLIGHT_MS};
     r->pre_calls = calloc(r->nchannels, sizeof *r->pre_calls);
     if (!r->pre_calls)
@@ -495,24 +512,29 @@ void bench__send_last(rpc_client_call *c, const ProtobufCMessage *req)
 
 /* --- setup ---------------------------------------------------------------------- */
 
+void bench__channel_config(const bench_config *cfg, rpc_channel_config *cc)
+{
+    rpc_channel_config_init(cc);
+    cc->target = cfg->address;
+    cc->tls = !cfg->h2c;
+    cc->ca_file = cfg->ca_file;
+    cc->server_name = cfg->server_name;
+    cc->connect_timeout_ms = PREFLIGHT_MS;
+    cc->user_agent = "oms-bench/0.1";
+    /* Responses echo the request (CreateOrder returns its items). */
+    if (cfg->payload * 2 + (1u << 20) > cc->max_recv_msg)
+        cc->max_recv_msg = cfg->payload * 2 + (1u << 20);
+    /* A load generator reports failures rather than hiding them behind
+     * retries, and with no retries there is nothing to keep for replay. */
+    cc->retry.max_attempts = 1;
+    cc->retry.buffer_limit = 0;
+}
+
 static int make_channels(bench_engine *r, char *err, size_t errlen)
 {
     const bench_config *cfg = r->cfg;
     rpc_channel_config cc;
-    rpc_channel_config_init(&cc);
-    cc.target = cfg->address;
-    cc.tls = !cfg->h2c;
-    cc.ca_file = cfg->ca_file;
-    cc.server_name = cfg->server_name;
-    cc.connect_timeout_ms = PREFLIGHT_MS;
-    cc.user_agent = "oms-bench/0.1";
-    /* Responses echo the request (CreateOrder returns its items). */
-    if (cfg->payload * 2 + (1u << 20) > cc.max_recv_msg)
-        cc.max_recv_msg = cfg->payload * 2 + (1u << 20);
-    /* A load generator reports failures rather than hiding them behind
-     * retries, and with no retries there is nothing to keep for replay. */
-    cc.retry.max_attempts = 1;
-    cc.retry.buffer_limit = 0;
+    bench__channel_config(cfg, &cc);
     r->channels = calloc(cfg->connections, sizeof *r->channels);
     if (!r->channels) {
         snprintf(err, errlen, "out of memory");
@@ -531,6 +553,9 @@ int bench_run(uv_loop_t *loop, const bench_config *cfg, bench_results *res, char
               size_t errlen)
 {
     memset(res, 0, sizeof *res);
+    res->stock_before = -1;
+    if (cfg->call == BENCH_ORDER_WATCH)
+        return bench__run_watch(loop, cfg, res, err, errlen);
     bench_engine run = {.loop = loop, .cfg = cfg, .drv = drivers[cfg->call], .res = res, .tfd = -1};
     bench_engine *r = &run;
     int rv = -1;
@@ -573,6 +598,11 @@ int bench_run(uv_loop_t *loop, const bench_config *cfg, bench_results *res, char
         uv_poll_init(loop, &r->tick, r->tfd);
         r->tick.data = r;
     }
+    if (r->drv->setup && r->drv->setup(r, err, errlen) != 0) {
+        finish(r);
+        uv_run(loop, UV_RUN_DEFAULT);
+        goto out;
+    }
     if (preflight(r) != 0) {
         snprintf(err, errlen, "out of memory");
         finish(r); /* cancels the preflight calls made so far */
@@ -607,4 +637,10 @@ out:
 void bench_results_dispose(bench_results *res)
 {
     bench_hist_dispose(&res->latency);
+    if (res->watch) {
+        bench_hist_dispose(&res->watch->create);
+        bench_hist_dispose(&res->watch->commit_at);
+        free(res->watch);
+        res->watch = NULL;
+    }
 }
