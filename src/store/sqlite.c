@@ -402,6 +402,8 @@ store *store_open(const store_config *cfg, char *err, size_t errlen)
     pthread_cond_init(&st->cv, NULL);
     strcpy(st->path, path);
     st->max_batch = cfg->max_batch ? cfg->max_batch : 1024;
+    if (st->max_batch > 65536) /* bigger batches only add latency */
+        st->max_batch = 65536;
     st->on_events = cfg->on_events;
     st->events_arg = cfg->events_arg;
     /* One event per request at most. */

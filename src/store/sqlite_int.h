@@ -58,6 +58,7 @@ enum {
     RS_ORDER_GET_BY_KEY,
     RS_EVENTS_RANGE,
     RS_EVENTS_BY_ORDER,
+    RS_ORDERS_FIRST_CREATED,
     RS__COUNT
 };
 #define RS_LIST_ORDERS_SHAPES 16 /* customer, status, from, to: one bit each */

@@ -9,6 +9,7 @@
  * return -1 (the services validate page tokens before they get here).
  */
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,6 +35,8 @@ static const char *const reader_sql[RS__COUNT] = {
     [RS_EVENTS_RANGE] = "SELECT " EVENT_COLS " FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
     [RS_EVENTS_BY_ORDER] = "SELECT " EVENT_COLS " FROM events "
                            "WHERE order_id = ?3 AND seq >= ?1 ORDER BY seq LIMIT ?2",
+    [RS_ORDERS_FIRST_CREATED] = "SELECT min(id) FROM orders WHERE created_at >= ?1 "
+                                "AND created_at < ?2",
 };
 
 int store__prepare_reader(store_loop *sl, char *err, size_t errlen)
@@ -222,7 +225,7 @@ static sqlite3_stmt *list_orders_stmt(store_loop *sl, unsigned shape)
              "SELECT " ORDER_COLS " FROM orders WHERE id > ?1%s%s%s%s "
              "ORDER BY id LIMIT ?6",
              shape & 1 ? " AND customer_id = ?2" : "", shape & 2 ? " AND status = ?3" : "",
-             shape & 4 ? " AND created_at >= ?4" : "", shape & 8 ? " AND created_at < ?5" : "");
+             shape & 4 ? " AND +created_at >= ?4" : "", shape & 8 ? " AND +created_at < ?5" : "");
     if (sqlite3_prepare_v3(sl->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &sl->list_orders[shape],
                            NULL) != SQLITE_OK) {
         read_error(sl, "prepare list orders");
@@ -237,11 +240,31 @@ long store_list_orders(store_loop *sl, const store_order_filter *f, const char *
     int64_t after = 0;
     if (after_id && *after_id && !store__parse_id(after_id, 'o', &after))
         return -1;
-    store_order_filter none = {0};
+    static const store_order_filter any = {0};
     if (!f)
-        f = &none;
+        f = &any;
     unsigned shape = (f->customer_id && *f->customer_id ? 1u : 0u) | (f->status ? 2u : 0u) |
                      (f->created_from ? 4u : 0u) | (f->created_to ? 8u : 0u);
+    if (!(shape & 1) && (shape & 12) && after == 0 && limit) {
+        /* A creation-time range: the first page starts at the range's lowest
+         * id (one covering scan of orders_created); every page then walks
+         * the primary key from its cursor, so paging through a range costs
+         * O(orders in it), whatever the page size. */
+        sqlite3_stmt *m = sl->rs[RS_ORDERS_FIRST_CREATED];
+        sqlite3_bind_int64(m, 1, f->created_from ? f->created_from : INT64_MIN);
+        sqlite3_bind_int64(m, 2, f->created_to ? f->created_to : INT64_MAX);
+        int rc = sqlite3_step(m);
+        bool none = rc != SQLITE_ROW || sqlite3_column_type(m, 0) == SQLITE_NULL;
+        if (!none)
+            after = sqlite3_column_int64(m, 0) - 1;
+        sqlite3_reset(m);
+        if (rc != SQLITE_ROW) {
+            read_error(sl, "list orders");
+            return -1;
+        }
+        if (none)
+            return 0;
+    }
     sqlite3_stmt *s = list_orders_stmt(sl, shape);
     if (!s)
         return -1;

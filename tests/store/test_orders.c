@@ -242,6 +242,15 @@ Test(store_orders, list_orders_paging_and_filters)
 
     store_order_filter from = {.created_from = 2400};
     cr_assert_eq(page_all(&e, &from, 16, got, 32), 2);
+    store_order_filter later = {.created_from = 99999};
+    cr_assert_eq(page_all(&e, &later, 16, got, 32), 0);
+    store_order_filter upto = {.created_to = 301};
+    cr_assert_eq(page_all(&e, &upto, 1, got, 32), 3);
+    cr_assert_str_eq(got[2], "o-3");
+    store_order_filter ct = {.customer_id = "c-2", .created_from = 1000, .created_to = 1500};
+    cr_assert_eq(page_all(&e, &ct, 1, got, 32), 3); /* o-10, o-12, o-14 */
+    cr_assert_str_eq(got[0], "o-10");
+    cr_assert_str_eq(got[2], "o-14");
     store_order_filter nobody = {.customer_id = "c-3"};
     cr_assert_eq(page_all(&e, &nobody, 16, got, 32), 0);
 
