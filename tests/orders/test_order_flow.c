@@ -249,6 +249,7 @@ static void setup(void)
 
     rpc_server_config rcfg;
     rpc_server_config_init(&rcfg);
+    rcfg.send_buffer = 1024; /* a few orders fill it: streams meet RPC_AGAIN and on_ready */
     rsrv = rpc_server_new(&rcfg);
     cr_assert_not_null(rsrv);
     cr_assert_eq(orders_register(oms, rsrv), 0);
@@ -929,5 +930,85 @@ Test(order_flow, import_row_limit)
     cr_expect_eq(ir->code, RPC_OK, "%s", ir->msg);
     cr_expect(ir->got);
     cr_expect_eq(ir->received, 0);
+    free(ir);
+}
+
+/* Many orders through a small send buffer: ListOrders stops on RPC_AGAIN and
+ * resumes from on_ready, page after page, and sends each order once. */
+Test(order_flow, list_many_orders_through_flow_control)
+{
+    enum { N = 230 };
+    import_row_spec *rows = calloc(N, sizeof *rows);
+    cr_assert_not_null(rows);
+    for (int i = 0; i < N; i++)
+        rows[i] = (import_row_spec){"r", i % 2 ? c_active : c_other, NULL, {"SKU-C", 1}};
+    import_run *ir = calloc(1, sizeof *ir);
+    cr_assert_not_null(ir);
+    import_rows(ir, rows, N);
+    cr_assert_eq(ir->code, RPC_OK, "%s", ir->msg);
+    cr_assert_eq(ir->created, N);
+
+    listing *l = calloc(1, sizeof *l);
+    cr_assert_not_null(l);
+    list(l, "", 0, 0, 0, 7);
+    cr_expect_eq(l->code, RPC_OK, "%s", l->msg);
+    cr_expect_eq(l->n, N);
+    list(l, c_active, 0, 0, 0, 0);
+    cr_expect_eq(l->n, N / 2);
+    list(l, c_other, 0, 0, 0, 1000);
+    cr_expect_eq(l->n, N / 2);
+    for (size_t i = 1; i < 64; i++) /* oldest first: ids ascend numerically */
+        cr_expect_lt(atol(l->ids[i - 1] + 2), atol(l->ids[i] + 2));
+    free(l);
+    free(ir);
+    free(rows);
+}
+
+static void on_import_ready_noop(rpc_client_call *c, void *data)
+{
+    (void)c;
+    (void)data;
+}
+
+/* A client that goes away mid-import: the rows already running finish (each
+ * order is durable with its reservation), nothing is left half done, and the
+ * call is freed. */
+Test(order_flow, import_cancelled_midway)
+{
+    static const Oms__V1__OrderService_ImportOrders_Callbacks cb = {.on_message = on_import_msg,
+                                                                    .on_ready =
+                                                                        on_import_ready_noop,
+                                                                    .on_status = on_import_status};
+    import_run *ir = calloc(1, sizeof *ir);
+    cr_assert_not_null(ir);
+    rpc_client_call *c = oms__v1__order_service__import_orders__call(chan, NULL, &cb, ir);
+    cr_assert_not_null(c);
+    for (int i = 0; i < 200; i++) {
+        Oms__V1__ImportOrderRow row = OMS__V1__IMPORT_ORDER_ROW__INIT;
+        create_req r;
+        line_spec ls = {"SKU-C", 1};
+        create_req_init(&r, c_active, NULL, &ls, 1);
+        row.row_id = (char *)"r";
+        row.order = &r.req;
+        int rv = oms__v1__order_service__import_orders__client_send(c, &row);
+        cr_assert(rv >= 0);
+    }
+    run_for(2); /* some rows reach the server and start */
+    rpc_client_call_cancel(c);
+    run_until(&ir->done);
+    cr_expect_eq(ir->code, RPC_CANCELLED);
+    cr_expect_not(ir->got);
+    for (int i = 0; i < 400 && rpc_server_active_calls(rsrv) > 0; i++)
+        run_for(5);
+    cr_expect_eq(rpc_server_active_calls(rsrv), 0, "the import call was freed");
+
+    /* Every reservation belongs to an order. */
+    listing *l = calloc(1, sizeof *l);
+    cr_assert_not_null(l);
+    list(l, c_active, 0, 0, 0, 0);
+    cr_expect_eq(l->code, RPC_OK);
+    cr_expect_lt(l->n, 200);
+    expect_reserved_soon("SKU-C", (int64_t)l->n);
+    free(l);
     free(ir);
 }
