@@ -1,0 +1,290 @@
+#!/usr/bin/python3
+"""Durability of CreateOrder across kill -9, five times.
+
+Each cycle: client threads (one channel each) call CreateOrder in a loop, every
+call with its own idempotency key, recording each key whose reply arrived OK
+with its order; after 1-2 s of load omsd gets SIGKILL; it is restarted on the
+same port and store (the transport alternates between cycles); then:
+  - every acked order is there, identical (GetOrder);
+  - every call that failed (in flight at the kill) is retried with its key and
+    succeeds; a second retry returns the same order; the orders in the store are
+    exactly one per key ever sent (no duplicate, nothing lost, nothing extra);
+  - the stock reserved per SKU equals the quantities of the stored orders;
+  - WatchOrders from the previous cycle's last seq + 1 yields gap-free seqs and
+    exactly one creation event per new order (no event without its order and
+    no order without its event);
+and at the end a replay from since_seq=1 is gap-free over every cycle.
+"""
+
+import os
+import random
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import omsd as h  # noqa: E402
+import orders_it as oi  # noqa: E402
+from omsd import Failure, check, eq  # noqa: E402
+from orders_it import T  # noqa: E402
+
+CYCLES = int(os.environ.get("OMS_IT_DURABILITY_CYCLES", "5"))
+NAME = "omsd-durability"
+
+
+class State:
+    def __init__(self, env):
+        self.env = env
+        self.S = env.stubs
+        self.grpc = env.stubs.grpc
+        self.server = None
+        self.port = 0
+        self.incarnation = 0
+        self.customers = []
+        self.products = {}  # sku -> price
+        self.sent = {}      # key -> (customer_id, lines)
+        self.orders = {}    # key -> Order (acked, or returned by a retry)
+        self.last_seq = 0   # events verified up to here
+        self.figures = []
+
+
+def start(st, tr):
+    st.incarnation += 1
+    st.server = oi.start_server(st.env, NAME, h2c=(tr == "h2c"), extra=["--no-demo-data"],
+                                port=st.port, incarnation=st.incarnation)
+    st.port = st.server.port
+
+
+def setup(st, tr):
+    start(st, tr)
+    a = oi.api_for(st.env, st.server)
+    try:
+        st.customers = [a.new_customer().id for _ in range(4)]
+        for price in (199, 250, 1000, 33):
+            st.products[a.new_product(price, 10 ** 9)] = price
+    finally:
+        a.close()
+
+
+def lines_for(st, n):
+    skus = sorted(st.products)
+    k = 1 + n % 3
+    return [(skus[(n + j) % len(skus)], 1 + (n + j) % 5) for j in range(k)]
+
+
+def load_and_kill(st, cycle, nthreads, rng):
+    killed = threading.Event()
+    acked, failed, unexpected = [], [], []
+    lock = threading.Lock()
+    chans = [st.server.channel() for _ in range(nthreads)]
+
+    def worker(i):
+        api = oi.Api(st.S, chans[i])
+        n = 0
+        while True:
+            n += 1
+            key = "dur-%s-%d-%d-%d" % (oi.RUN, cycle, i, n)
+            cid = st.customers[(i + n) % len(st.customers)]
+            lines = lines_for(st, i * 7 + n)
+            with lock:
+                st.sent[key] = (cid, lines)
+            was_killed = killed.is_set()
+            try:
+                o = api.create_order(cid, lines, key=key, timeout=10)
+            except st.grpc.RpcError as e:
+                with lock:
+                    failed.append(key)
+                    if not was_killed and not killed.is_set():
+                        unexpected.append((key, e.code().name, e.details()))
+                if killed.is_set():
+                    return
+                time.sleep(0.01)
+                continue
+            with lock:
+                acked.append(key)
+                st.orders[key] = o
+            if was_killed:
+                return
+    ts = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(nthreads)]
+    for t in ts:
+        t.start()
+    delay = rng.uniform(1.0, 2.0)
+    time.sleep(delay)
+    killed.set()
+    before = len(acked)
+    oi.kill9(st.env, st.server)
+    for t in ts:
+        t.join(30)
+    for ch in chans:
+        ch.close()
+    check(not any(t.is_alive() for t in ts), "load threads still running after the kill")
+    check(not unexpected, "calls failed before the kill: %d, e.g. %s", len(unexpected),
+          unexpected[:3])
+    return delay, before, acked, failed
+
+
+def list_all(api):
+    return api.list_orders(page_size=500, timeout=T * 3)
+
+
+def verify(st, cycle, acked, failed):
+    a = oi.api_for(st.env, st.server)
+    try:
+        # 1. every acked order, unchanged
+        bad = []
+        for key in acked:
+            o = st.orders[key]
+            try:
+                g = a.get_order(o.id)
+            except st.grpc.RpcError as e:
+                bad.append("%s (key %s): %s %r" % (o.id, key, e.code().name, e.details()))
+                continue
+            if g != o:
+                bad.append("%s differs: %s vs acked %s" % (o.id, g, o))
+        check(not bad, "cycle %d: %d of %d acked orders lost or changed after kill -9: %s",
+              cycle, len(bad), len(acked), bad[:3])
+        # 2. orders in the store before the retries
+        before = {o.id: o for o in list_all(a)}
+        known = {o.id for o in st.orders.values()}
+        extra_before = set(before) - known  # committed, reply lost
+        # 3. retry the failed keys
+        existing = new = 0
+        for key in failed:
+            cid, lines = st.sent[key]
+            try:
+                o = a.create_order(cid, lines, key=key)
+                o2 = a.create_order(cid, lines, key=key)
+            except st.grpc.RpcError as e:
+                raise Failure("cycle %d: retry of in-flight key %s: %s %r"
+                              % (cycle, key, e.code().name, e.details()))
+            eq(o2.id, o.id, "cycle %d: second retry of %s" % (cycle, key))
+            eq((o.customer_id, [(l.sku, l.quantity) for l in o.lines]), (cid, lines),
+               "cycle %d: order of retried key %s" % (cycle, key))
+            for l in o.lines:
+                eq(l.unit_price_cents, st.products[l.sku], "unit price of %s" % l.sku)
+            if key in st.orders:
+                eq(o.id, st.orders[key].id, "retry of an acked key")
+            if o.id in before:
+                existing += 1
+            else:
+                new += 1
+            st.orders[key] = o
+        lost_reply = extra_before - {st.orders[k].id for k in failed}
+        check(not lost_reply, "cycle %d: orders stored before the retries that no key "
+              "claims: %s", cycle, sorted(lost_reply)[:5])
+        # 4. exactly one order per key ever sent
+        after = list_all(a)
+        ids = [o.id for o in after]
+        eq(len(ids), len(set(ids)), "cycle %d: ListOrders duplicates" % cycle)
+        mine = {st.orders[k].id for k in st.sent}
+        eq(len(mine), len(st.sent), "cycle %d: distinct orders for %d keys" % (cycle, len(st.sent)))
+        eq(set(ids), mine, "cycle %d: stored orders vs keys sent" % cycle)
+        # 5. stock reserved == quantities of the stored orders
+        want = {s: 0 for s in st.products}
+        for o in after:
+            if o.status != st.S.order_pb2.ORDER_STATUS_CANCELLED:
+                for l in o.lines:
+                    want[l.sku] += l.quantity
+        deadline = time.monotonic() + 10
+        while True:
+            got = {s: a.product(s).reserved for s in st.products}
+            if got == want or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        eq(got, want, "cycle %d: reserved per SKU vs stored orders" % cycle)
+        # 6. events: gap-free from last_seq + 1, one creation event per new order
+        marker = a.create_order(st.customers[0], lines_for(st, 1), key="marker-%s-%d" % (oi.RUN,
+                                                                                          cycle))
+        evs = read_events(st, a, st.last_seq + 1, marker.id)
+        oi.check_consecutive([e.seq for e in evs], st.last_seq + 1, "cycle %d events" % cycle)
+        created = [e.order_id for e in evs]
+        check(all(e.version == 1 and e.status == st.S.order_pb2.ORDER_STATUS_PENDING for e in evs),
+              "cycle %d: an event other than a creation: %s", cycle,
+              [e for e in evs if e.version != 1][:1])
+        eq(len(created), len(set(created)), "cycle %d: two creation events for one order" % cycle)
+        prev = getattr(st, "prev_ids", set())
+        eq(set(created), (mine - prev) | {marker.id}, "cycle %d: orders with a creation event"
+           % cycle)
+        st.prev_ids = mine | {marker.id}
+        st.sent["marker-%s-%d" % (oi.RUN, cycle)] = (st.customers[0], lines_for(st, 1))
+        st.orders["marker-%s-%d" % (oi.RUN, cycle)] = marker
+        st.last_seq = evs[-1].seq
+        return existing, new, len(after)
+    finally:
+        a.close()
+
+
+def read_events(st, a, since, marker_id, timeout=None):
+    it = a.ord.WatchOrders(st.S.order_pb2.WatchOrdersRequest(since_seq=since),
+                           timeout=timeout or T * 3)
+    evs = []
+    try:
+        for e in it:
+            evs.append(e)
+            if e.order_id == marker_id:
+                break
+    except st.grpc.RpcError as e:
+        raise Failure("WatchOrders(since_seq=%d) ended with %s %r after %d events"
+                      % (since, e.code().name, e.details(), len(evs)))
+    finally:
+        it.cancel()
+    check(evs and evs[-1].order_id == marker_id, "WatchOrders(since_seq=%d): marker %s not seen",
+          since, marker_id)
+    return evs
+
+
+def cycle_case(st, cycle, tr, nthreads, rng):
+    t0 = time.monotonic()
+    delay, before_kill, acked, failed = load_and_kill(st, cycle, nthreads, rng)
+    t1 = time.monotonic()
+    start(st, tr)
+    t2 = time.monotonic()
+    existing, new, total = verify(st, cycle, acked, failed)
+    t3 = time.monotonic()
+    line = ("cycle %d (%s): kill after %.2fs, %d acked (%.0f/s), %d in flight -> retried: %d "
+            "existing, %d new; %d orders stored; restart %.2fs, verify %.2fs, last seq %d"
+            % (cycle, tr, delay, len(acked), len(acked) / max(delay, 0.001), len(failed), existing,
+               new, total, t2 - t1, t3 - t2, st.last_seq))
+    print("# " + line, flush=True)
+    st.figures.append(line)
+    del t0
+
+
+def full_replay(st):
+    a = oi.api_for(st.env, st.server)
+    try:
+        marker = a.create_order(st.customers[1], lines_for(st, 2), key="final-" + oi.RUN)
+        evs = read_events(st, a, 1, marker.id, timeout=T * 6)
+        oi.check_consecutive([e.seq for e in evs], 1, "full replay")
+        eq(len(evs), len(st.orders) + 1, "events in the full replay vs orders")
+    finally:
+        a.close()
+
+
+def main():
+    p = h.common_args(__doc__.split("\n")[0])
+    args = p.parse_args()
+    with h.Env("orders_durability", args) as env:
+        scale = oi.load_scale(args)
+        nthreads = max(4, int(round(16 * min(scale, 1.0))))
+        print("# load scale %.2f: %d client threads, %d cycles" % (scale, nthreads, CYCLES),
+              flush=True)
+        rng = random.Random(int(os.environ.get("OMS_IT_SEED", "0")) or None)
+        st = State(env)
+        trs = env.transports
+        if not env.suite.run("setup", setup, st, trs[0]):
+            return
+        for cycle in range(1, CYCLES + 1):
+            tr = trs[(cycle - 1) % len(trs)]
+            if not env.suite.run("cycle%d.%s.kill9_restart" % (cycle, tr), cycle_case, st, cycle,
+                                 tr, nthreads, rng):
+                if st.server is None or not st.server.alive():
+                    break
+        if st.server is not None and st.server.alive():
+            env.suite.run("full_replay_gap_free", full_replay, st)
+            env.suite.stop_server(st.server)
+
+
+if __name__ == "__main__":
+    main()
