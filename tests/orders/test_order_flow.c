@@ -1012,3 +1012,120 @@ Test(order_flow, import_cancelled_midway)
     free(l);
     free(ir);
 }
+
+/* --- the flow against scripted ports -------------------------------------------------- */
+
+/* An inventory port over the in-process one whose Reserve reply can be
+ * "lost": the reservation commits, the flow hears reserve_says instead. */
+static rpc_status reserve_says;
+static int releases;
+
+typedef struct fake_reserve_ctx {
+    orders_reserve_cb cb;
+    void *arg;
+} fake_reserve_ctx;
+
+static void fake_on_reserved(void *arg, rpc_status code, const char *m, const store_line *lines,
+                             size_t n)
+{
+    fake_reserve_ctx *x = arg;
+    if (code == RPC_OK && reserve_says != RPC_OK)
+        x->cb(x->arg, reserve_says, "reply lost", NULL, 0);
+    else
+        x->cb(x->arg, code, m, lines, n);
+    free(x);
+}
+
+static void fake_reserve(orders_loop *l, const char *order_id, const store_line *lines, size_t n,
+                         uint64_t timeout_ms, orders_reserve_cb cb, void *arg)
+{
+    fake_reserve_ctx *x = malloc(sizeof *x);
+    cr_assert_not_null(x);
+    x->cb = cb;
+    x->arg = arg;
+    orders__local_inventory.reserve(l, order_id, lines, n, timeout_ms, fake_on_reserved, x);
+}
+
+static void fake_release(orders_loop *l, const char *order_id, uint64_t timeout_ms,
+                         orders_release_cb cb, void *arg)
+{
+    releases++;
+    orders__local_inventory.release(l, order_id, timeout_ms, cb, arg);
+}
+
+static const orders_inventory_port fake_inventory = {.reserve = fake_reserve,
+                                                     .release = fake_release};
+
+typedef struct flow_result {
+    bool done;
+    rpc_status code;
+    char msg[160];
+    char id[STORE_ID_MAX + 1];
+} flow_result;
+
+static void on_flow_done(void *arg, rpc_status code, const char *m, const store_order *order)
+{
+    flow_result *r = arg;
+    cr_expect_not(r->done, "reported once");
+    r->done = true;
+    r->code = code;
+    snprintf(r->msg, sizeof r->msg, "%s", m);
+    cr_expect_eq(order != NULL, code == RPC_OK);
+    if (order)
+        snprintf(r->id, sizeof r->id, "%s", order->id);
+}
+
+static rpc_status flow(const char *customer, const char *key, const line_spec *ls, size_t n,
+                       flow_result *r)
+{
+    create_req q;
+    create_req_init(&q, customer, NULL, ls, n);
+    memset(r, 0, sizeof *r);
+    orders__create_order(ol, &q.req, key, 1000, on_flow_done, r);
+    run_until(&r->done);
+    return r->code;
+}
+
+Test(order_flow, lost_reserve_reply_is_released)
+{
+    ol->inventory = &fake_inventory;
+    line_spec ls[] = {{"SKU-A", 2}, {"SKU-B", 1}};
+    flow_result r;
+    static const rpc_status lost[] = {RPC_UNAVAILABLE, RPC_DEADLINE_EXCEEDED};
+    for (size_t i = 0; i < 2; i++) {
+        reserve_says = lost[i];
+        releases = 0;
+        cr_expect_eq(flow(c_active, NULL, ls, 2, &r), lost[i], "%s", r.msg);
+        cr_expect_eq(releases, 1, "the reservation that may exist is released");
+        expect_reserved_soon("SKU-A", 0);
+        expect_reserved_soon("SKU-B", 0);
+    }
+
+    /* A definite refusal reserved nothing: no release. */
+    reserve_says = RPC_OK;
+    releases = 0;
+    line_spec short_of[] = {{"SKU-B", 6}};
+    cr_expect_eq(flow(c_active, NULL, short_of, 1, &r), RPC_FAILED_PRECONDITION);
+    cr_expect_eq(releases, 0);
+
+    /* The happy path releases nothing either; then the key answers at once
+     * (before the flow returns), without a second reservation. */
+    cr_expect_eq(flow(c_active, "fk", ls, 2, &r), RPC_OK, "%s", r.msg);
+    cr_expect_eq(releases, 0);
+    char first[STORE_ID_MAX + 1];
+    snprintf(first, sizeof first, "%s", r.id);
+    create_req q;
+    create_req_init(&q, c_active, "fk", ls, 2);
+    memset(&r, 0, sizeof r);
+    orders__create_order(ol, &q.req, NULL, 1000, on_flow_done, &r);
+    cr_expect(r.done, "answered synchronously from the store");
+    cr_expect_str_eq(r.id, first);
+    cr_expect_eq(reserved("SKU-A"), 2);
+
+    /* Overflowing prices after a reserve: released. */
+    line_spec big[] = {{"SKU-BIG", 3}};
+    cr_expect_eq(flow(c_active, NULL, big, 1, &r), RPC_INVALID_ARGUMENT);
+    cr_expect_eq(releases, 1);
+    expect_reserved_soon("SKU-BIG", 0);
+    ol->inventory = &orders__local_inventory;
+}
