@@ -227,6 +227,9 @@ static store_rc reserve_existing(store_write *w, const uint8_t *blob, size_t len
     return STORE_OK;
 }
 
+/* RESERVE. A reservation that was released stays released: reserving its
+ * order id again is PRECONDITION (order ids are never reused, so a late retry
+ * of a cancelled or compensated order must not take stock again). */
 static store_rc reserve(store *st, store_write *w)
 {
     if (!field_ok(w->order_id, sizeof w->order_id))

@@ -115,6 +115,44 @@ static void *bench_main(void *arg)
     return NULL;
 }
 
+/* CPU seconds the writer thread ("oms-store") used so far, from /proc. */
+static double writer_cpu_s(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    double cpu = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[300], comm[64] = "", stat[1024];
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", de->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (!fgets(comm, sizeof comm, f))
+            comm[0] = '\0';
+        fclose(f);
+        if (strncmp(comm, "oms-store", 9) != 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", de->d_name);
+        f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t n = fread(stat, 1, sizeof stat - 1, f);
+        fclose(f);
+        stat[n] = '\0';
+        const char *p = strrchr(stat, ')');
+        unsigned long long ut = 0, stt = 0;
+        /* after the comm: state, then fields 4..; utime and stime are 14, 15 */
+        if (p &&
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &stt) == 2)
+            cpu += (double)(ut + stt) / (double)sysconf(_SC_CLK_TCK);
+    }
+    if (d)
+        closedir(d);
+    return cpu;
+}
+
 static long env_long(const char *name, long def)
 {
     const char *v = getenv(name);
@@ -136,7 +174,7 @@ static void run_bench(int nloops)
     store_get_stats(e.st, &before);
     bench_loop bl[2];
     memset(bl, 0, sizeof bl);
-    double t0 = now_s();
+    double t0 = now_s(), cpu0 = writer_cpu_s();
     for (int i = 0; i < nloops; i++) {
         bl[i].st = e.st;
         bl[i].todo = orders / nloops;
@@ -149,17 +187,19 @@ static void run_bench(int nloops)
         cr_assert_eq(bl[i].failed, 0);
         done += bl[i].finished;
     }
-    double dt = now_s() - t0;
+    double dt = now_s() - t0, cpu = writer_cpu_s() - cpu0;
     store_stats after;
     store_get_stats(e.st, &after);
     uint64_t writes = after.writes - before.writes, commits = after.commits - before.commits;
     fprintf(stderr,
             "store bench (%d loop%s, window %d): %ld orders in %.2f s = %.0f orders/s, "
-            "%.0f writes/s; %llu commits, %.1f writes/commit (max %llu), %.0f us/commit\n",
+            "%.0f writes/s; %llu commits, %.1f writes/commit (max %llu), %.0f us/commit; "
+            "writer CPU %.2f s = %.2f us/write\n",
             nloops, nloops > 1 ? "s" : "", window, done, dt, (double)done / dt, (double)writes / dt,
             (unsigned long long)commits, commits ? (double)writes / (double)commits : 0.0,
             (unsigned long long)after.max_batch,
-            commits ? (double)(after.commit_us - before.commit_us) / (double)commits : 0.0);
+            commits ? (double)(after.commit_us - before.commit_us) / (double)commits : 0.0, cpu,
+            writes ? cpu * 1e6 / (double)writes : 0.0);
     cr_assert_eq(store_last_seq(e.st), done);
     store_event ev;
     cr_assert_eq(store_read_events(e.sl, done, NULL, &ev, 1), 1);
