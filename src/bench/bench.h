@@ -105,6 +105,8 @@ typedef struct bench_watch_results {
     double deliver_s;          /* delivery window: first producer send to last delivery */
     bench_hist create;         /* ns: the producer's CreateOrder calls (window) */
     bench_hist commit_at;      /* ns, ms resolution: OrderEvent.at -> delivered (wall clock) */
+    bench_hist spread;         /* ns per window order: its first delivery -> its last one
+                                  (the fan-out itself, whatever the commit took) */
 } bench_watch_results;
 
 /* The figures of a finished run. */

@@ -640,6 +640,7 @@ void bench_results_dispose(bench_results *res)
     if (res->watch) {
         bench_hist_dispose(&res->watch->create);
         bench_hist_dispose(&res->watch->commit_at);
+        bench_hist_dispose(&res->watch->spread);
         free(res->watch);
         res->watch = NULL;
     }

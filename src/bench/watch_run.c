@@ -73,6 +73,7 @@ typedef struct early {
 typedef struct order_ent {
     char *id; /* NULL: free slot */
     uint64_t send_ns;
+    uint64_t first_t, last_t; /* its first and last delivery (window orders) */
     uint8_t kind;
     bool window;
     early *early; /* deliveries before the CreateOrder answer */
@@ -245,6 +246,10 @@ static void deliver(watch_run *w, sub *u, order_ent *e, uint64_t t, int64_t at)
     bench_hist_record(&wr->commit_at, d > 0 ? (uint64_t)d : 0);
     if (t > w->t_last_window_delivery)
         w->t_last_window_delivery = t;
+    if (!e->first_t || t < e->first_t)
+        e->first_t = t;
+    if (t > e->last_t)
+        e->last_t = t;
 }
 
 /* --- subscribers ---------------------------------------------------------------- */
@@ -676,9 +681,13 @@ static void tally(watch_run *w)
             wr->subs_missing++;
         }
     }
-    for (size_t i = 0; i < w->tabcap; i++)
-        if (w->tab[i].id && w->tab[i].kind == ENT_PENDING)
-            wr->unknown_deliveries += w->tab[i].nearly;
+    for (size_t i = 0; i < w->tabcap; i++) {
+        order_ent *e = &w->tab[i];
+        if (e->id && e->kind == ENT_PENDING)
+            wr->unknown_deliveries += e->nearly;
+        if (e->id && e->kind == ENT_PRODUCED && e->window && e->first_t)
+            bench_hist_record(&wr->spread, e->last_t - e->first_t);
+    }
     if (w->t_first_window_send && w->t_last_window_delivery > w->t_first_window_send)
         wr->deliver_s = (double)(w->t_last_window_delivery - w->t_first_window_send) / 1e9;
 }
@@ -699,6 +708,7 @@ int bench__run_watch(uv_loop_t *loop, const bench_config *cfg, bench_results *re
     if (bench_hist_init(&res->latency, 1000, 60000000000u, 6) != 0 ||
         bench_hist_init(&wr->create, 1000, 60000000000u, 6) != 0 ||
         bench_hist_init(&wr->commit_at, 1000, 60000000000u, 6) != 0 ||
+        bench_hist_init(&wr->spread, 1000, 60000000000u, 6) != 0 ||
         bench_hist_init(&w->interval_hist, 1000, 60000000000u, 6) != 0) {
         snprintf(err, errlen, "out of memory");
         goto out;

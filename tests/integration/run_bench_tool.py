@@ -6,6 +6,13 @@ run (--duration 1 --warmup 0, 2 connections, 4 in flight) with --json; the
 JSON is parsed and checked: exit status 0, calls > 0, errors = 0, latency
 samples with ordered percentiles, messages counted as the call type says.
 
+The order system (oms.v1), per transport, against an omsd with a temp --store:
+  order_create       --call order-create: durable CreateOrders, zero errors, the
+                     setup's stock top-up reported
+  order_watch        --call order-watch with 200 subscribers: every subscriber
+                     live, every order delivered to each exactly once (missing
+                     and duplicates 0), delivery latencies ordered
+
 Also, on h2c only (the transport changes nothing there):
   open_loop          --rate 300: about 300 calls in the second, queue fields
   payload            --payload N packs CreateOrder/StreamingInputCall/Track to N
@@ -33,7 +40,8 @@ from omsd import check, eq  # noqa: E402
 CALLS = ["unary", "server-stream", "client-stream", "bidi"]
 FLAGS = ["--target", "--ca", "--h2c", "--server-name", "--call", "--connections",
          "--concurrency", "--duration", "--warmup", "--rate", "--payload", "--messages",
-         "--json", "--help"]
+         "--json", "--help", "--customer", "--sku", "--quantity", "--no-key", "--stock",
+         "--drain", "--open-timeout", "order-create", "order-watch"]
 BENCH_TIMEOUT = float(os.environ.get("OMS_IT_BENCH_TIMEOUT", "60"))
 
 
@@ -119,6 +127,81 @@ def check_figures(r, call, transport):
         check(j["ops"] >= 100, "bidi: only %s round trips in a second", j["ops"])
     check("latency" in r.stdout and "throughput" in r.stdout,
           "no summary table on stdout:%s", ctx)
+
+
+def check_order_common(r, call, transport):
+    j = r.json
+    ctx = "\n" + r.describe()
+    eq(j["config"]["call"], call, "config.call")
+    eq(j["config"]["transport"], transport, "config.transport")
+    check(j["errors"] == 0, "errors = %s (%s, %s), want 0%s", j["errors"], j["errors_by_code"],
+          j["error_messages"], ctx)
+    eq(j["calls_ok"], j["calls"], "calls_ok")
+    o = j["order"]
+    eq(o["sku"], "SKU-001", "order.sku")
+    eq(o["quantity"], 1, "order.quantity")
+    check(o["customer"], "no customer in %s", o)
+    # the demo catalog has a few hundred units; the setup tops them up
+    check(o["stock_before"] >= 0, "stock_before %s", o)
+    check(o["stock_before"] + o["stock_added"] >= 100000000, "stock not topped up: %s", o)
+    lat = j["latency_us"]
+    order = [lat[k] for k in ("min", "p50", "p90", "p99", "p99.9", "max")]
+    check(all(a <= b for a, b in zip(order, order[1:])), "percentiles out of order: %s", lat)
+    check(lat["count"] > 0 and lat["count"] == j["ops"], "latency count %s vs ops %s%s",
+          lat["count"], j["ops"], ctx)
+    check(j["rate"] > 0, "rate = %s", j["rate"])
+
+
+def case_order_create(env, server):
+    r = short_run(env, server, "order-create", name="%s-order-create" % server.transport)
+    j = r.json
+    check_order_common(r, "order-create", server.transport)
+    check(j["calls"] > 0, "calls = %s", j["calls"])
+    eq(j["rate_unit"], "calls/s", "rate_unit")
+    eq(j["config"]["method"], "/oms.v1.OrderService/CreateOrder", "method")
+    eq(j["order"]["idempotency_keys"], True, "idempotency keys by default")
+    check("orders" in r.stdout and "stock" in r.stdout, "no order lines in the table")
+    # again without keys, open loop: the stock is already there
+    r = short_run(env, server, "order-create", ["--no-key", "--rate", "200"],
+                  name="%s-order-create-nokey" % server.transport)
+    check_order_common(r, "order-create", server.transport)
+    eq(r.json["order"]["idempotency_keys"], False, "--no-key")
+    # the first run's orders are all the top-up has to make good
+    check(0 <= r.json["order"]["stock_added"] <= j["calls"] + 1000,
+          "second run topped up %s after %s orders", r.json["order"]["stock_added"], j["calls"])
+    check(150 <= r.json["calls"] <= 230, "200 calls/s for 1 s gave %s", r.json["calls"])
+
+
+def case_order_watch(env, server):
+    subs = 200
+    r = short_run(env, server, "order-watch",
+                  ["--concurrency", str(subs), "--rate", "100", "--drain", "10"],
+                  name="%s-order-watch" % server.transport)
+    j = r.json
+    ctx = "\n" + r.describe()
+    check_order_common(r, "order-watch", server.transport)
+    w = j["watch"]
+    eq(w["subscribers"], subs, "watch.subscribers")
+    eq(w["subscribers_live"], subs, "watch.subscribers_live")
+    eq(w["subscribers_open"], subs, "watch.subscribers_open")
+    check(w["produced_ok"] > 0 and w["produced_window"] > 0, "no orders produced: %s%s", w, ctx)
+    eq(w["produced_ok"], w["produced"], "every producer CreateOrder OK")
+    eq(w["expected"], w["produced_ok"] * subs, "watch.expected")
+    eq(w["missing"], 0, "watch.missing")
+    eq(w["duplicates"], 0, "watch.duplicates")
+    eq(w["subscribers_missing"], 0, "watch.subscribers_missing")
+    eq(w["seq_gaps"], 0, "watch.seq_gaps")
+    eq(w["deliveries"], w["expected"], "watch.deliveries")
+    eq(w["deliveries_window"], w["produced_window"] * subs, "watch.deliveries_window")
+    eq(j["ops"], w["deliveries_window"], "ops = deliveries in the window")
+    check(w["deliveries_per_s"] > 0, "deliveries_per_s %s", w["deliveries_per_s"])
+    for k in ("delivery_us", "commit_at_us", "spread_us", "create_us"):
+        h_ = w[k]
+        check(h_["count"] > 0, "watch.%s empty%s", k, ctx)
+        seq = [h_[x] for x in ("min", "p50", "p90", "p99", "p99.9", "max")]
+        check(all(a <= b for a, b in zip(seq, seq[1:])), "watch.%s out of order: %s", k, h_)
+    eq(w["delivery_us"]["count"], w["deliveries_window"], "delivery samples")
+    check("deliveries" in r.stdout and "missing 0" in r.stdout, "no watch summary:%s", ctx)
 
 
 def case_open_loop(env, server):
@@ -213,15 +296,22 @@ def main():
             "unknown option")
         run("usage.ca_with_h2c", case_usage, bench,
             ["--target", "127.0.0.1:1", "--h2c", "--ca", "x.pem"], "--ca")
+        run("usage.bad_quantity", case_usage, bench,
+            ["--target", "127.0.0.1:1", "--call", "order-create", "--quantity", "0"],
+            "--quantity")
         run("usage.help", case_help, bench)
         run("unreachable", case_unreachable, bench)
         for tr in env.transports:
-            server = env.server(h2c=(tr == "h2c"))
+            # the order system's store in the runner's temp dir
+            store = os.path.join(env.workdir, "bench-%s.db" % tr)
+            server = env.server(h2c=(tr == "h2c"), extra_args=["--store", "sqlite:" + store])
             for call in CALLS:
                 def one(call=call):
                     r = short_run(env, server, call)
                     check_figures(r, call, tr)
                 run("%s.%s" % (tr, call), one)
+            run("%s.order_create" % tr, case_order_create, env, server)
+            run("%s.order_watch" % tr, case_order_watch, env, server)
             if tr == "h2c":
                 run("h2c.open_loop", case_open_loop, env, server)
                 run("h2c.payload", case_payload, env, server)
