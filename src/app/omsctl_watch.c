@@ -115,6 +115,7 @@ typedef struct watch_state {
     rpc_client_call *call;
     uv_timer_t retry;
     uint64_t backoff_ms;
+    unsigned attempts; /* calls started */
     bool done;
     int rc;
 } watch_state;
@@ -195,7 +196,11 @@ static void start_watch(watch_state *w)
     req.order_ids = w->order_ids;
     req.n_order_ids = w->n_order_ids;
     req.since_seq = w->last_seq ? w->last_seq + 1 : w->since;
-    rpc_call_opts opts = {0}; /* no deadline: a watch runs until stopped */
+    /* No deadline: a watch runs until stopped. A resumed attempt waits for
+     * the channel to connect (its own backoff) rather than failing fast, so
+     * a long outage is one note on stderr, not one per attempt. */
+    rpc_call_opts opts = {.wait_for_ready = w->attempts > 0};
+    w->attempts++;
     w->call =
         oms__v1__order_service__watch_orders__call(w->lv.ctl->chan, &req, &opts, &watch_cb, w);
     if (!w->call)
