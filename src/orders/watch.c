@@ -28,6 +28,7 @@
 typedef struct watch {
     rpc_call *c;
     orders_sub *sub;
+    bool track; /* TrackOrders, else WatchOrders */
 } watch;
 
 static int send_event(void *arg, const store_event *e)
@@ -35,7 +36,8 @@ static int send_event(void *arg, const store_event *e)
     watch *w = arg;
     Oms__V1__OrderEvent m;
     orders__event_msg(e, &m);
-    return rpc_call_send(w->c, &m.base);
+    return w->track ? oms__v1__order_service__track_orders__send(w->c, &m)
+                    : oms__v1__order_service__watch_orders__send(w->c, &m);
 }
 
 static void end_watch(void *arg, rpc_status code, const char *msg)
@@ -105,7 +107,7 @@ static orders_hub_loop *call_hub(rpc_call *c)
     return ol->hl;
 }
 
-static watch *new_watch(rpc_call *c, orders_hub_loop *hl)
+static watch *new_watch(rpc_call *c, orders_hub_loop *hl, bool track)
 {
     watch *w = rpc_call_alloc(c, sizeof *w);
     if (!w || !(w->sub = orders__sub_new(hl, &watch_ops, w))) {
@@ -113,6 +115,7 @@ static watch *new_watch(rpc_call *c, orders_hub_loop *hl)
         return NULL;
     }
     w->c = c;
+    w->track = track;
     rpc_call_set_data(c, w);
     return w;
 }
@@ -145,7 +148,7 @@ void orders__watch_on_request(rpc_call *c, const Oms__V1__WatchOrdersRequest *re
         rpc_call_finish(c, code, why);
         return;
     }
-    watch *w = new_watch(c, hl);
+    watch *w = new_watch(c, hl, false);
     if (!w)
         return;
     if (orders__sub_watch(w->sub, req->customer_id, (const char *const *)req->order_ids,
@@ -230,7 +233,7 @@ void orders__track_on_request(rpc_call *c, const Oms__V1__TrackRequest *req)
     watch *w = rpc_call_data(c);
     if (!w) {
         orders_hub_loop *hl = call_hub(c);
-        if (!hl || !(w = new_watch(c, hl)))
+        if (!hl || !(w = new_watch(c, hl, true)))
             return;
         orders__sub_start(w->sub, 0);
     }

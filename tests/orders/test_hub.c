@@ -422,13 +422,13 @@ Test(orders_hub, inbox_overflow_restarts_the_ring_and_nothing_is_lost)
     rec *r = watch(&f, NULL, NULL, 0, 0);
     const char *ids[] = {"o-3"};
     rec *q = watch(&f, NULL, ids, 1, 0);
-    for (int i = 0; i < 100; i++) /* the loop does not run: its inbox keeps 8 */
+    for (int i = 0; i < 5000; i++) /* the loop does not run: its inbox keeps 4096 */
         commit1(&f, i % 7);
     settle(&f);
     orders_hub_stats st;
     orders__hub_loop_stats(f.hl, &st);
     cr_assert_eq(st.gaps, 1);
-    cr_assert_eq(st.hi, 100);
+    cr_assert_eq(st.hi, 5000);
     check_rec(&f, r, "all after overflow");
     check_rec(&f, q, "o-3 after overflow");
     cr_assert_eq(st.live, 2);

@@ -1,0 +1,163 @@
+/* hub_int.h - what hub.c (loops: inbox, ring, live fan-out) and hub_sub.c
+ * (subscribers: filters, cursors, catch-up) share. Not for other files: they
+ * use hub.h.
+ */
+#ifndef OMS_ORDERS_HUB_INT_H
+#define OMS_ORDERS_HUB_INT_H
+
+#include "orders/hub.h"
+
+#define DEFAULT_RING 65536
+#define MIN_RING     4
+#define INBOX_START  256
+/* An inbox holds max(ring, INBOX_MIN) events: enough for a few commits of
+ * max_batch requests even when the ring is small. */
+#define INBOX_MIN 4096
+/* Events a subscriber examines per turn before it yields to the loop. */
+#define PUMP_BUDGET 4096
+/* Store page of an unfiltered (or customer) catch-up read. */
+#define SCAN_PAGE 256
+/* Subscribers with up to MERGE_IDS order ids (and nothing else) catch up with
+ * one indexed read per id, PER_ID events each, merged in seq order. */
+#define MERGE_IDS 8
+#define PER_ID    64
+#define PAGE_MAX  (MERGE_IDS * PER_ID > SCAN_PAGE ? MERGE_IDS * PER_ID : SCAN_PAGE)
+
+#ifndef container_of
+#define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
+#endif
+
+typedef struct hlink {
+    struct hlink *prev, *next;
+} hlink;
+
+static inline void list_init(hlink *h)
+{
+    h->prev = h->next = h;
+}
+
+static inline bool list_empty(const hlink *h)
+{
+    return h->next == h;
+}
+
+static inline void list_push(hlink *h, hlink *l)
+{
+    l->prev = h->prev;
+    l->next = h;
+    h->prev->next = l;
+    h->prev = l;
+}
+
+static inline void list_del(hlink *l)
+{
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+    l->prev = l->next = l;
+}
+
+/* --- id index: order id or customer id -> its subscribers (hub_sub.c) ----------- */
+
+typedef struct member member;
+
+typedef struct key_node {
+    struct key_node *next; /* bucket chain */
+    member *head;          /* members for this id */
+    uint32_t hash;
+    char id[STORE_ID_MAX + 1];
+} key_node;
+
+typedef struct key_table {
+    key_node **b;
+    size_t nb, n;
+} key_table;
+
+/* One (subscriber, id) pair. */
+struct member {
+    orders_sub *s;
+    key_node *k;
+    member *prev, *next; /* in k's list */
+    int64_t floor;       /* events of this id with seq <= floor are not for s */
+};
+
+uint32_t orders__hash_id(const char *s);
+key_node *orders__table_find(const key_table *t, const char *id, uint32_t h);
+void orders__table_dispose(key_table *t);
+
+/* --- the hub, its loops, their subscribers --------------------------------------- */
+
+struct orders_hub {
+    size_t ring;
+    uv_mutex_t lock;  /* guards loops[], nloops, last_seq */
+    int64_t last_seq; /* newest seq published */
+    orders_hub_loop *loops[ORDERS_MAX_LOOPS];
+    size_t nloops;
+};
+
+enum { SUB_LIVE, SUB_CATCHING, SUB_DEAD };
+
+struct orders_sub {
+    orders_hub_loop *hl;
+    const orders_sub_ops *ops;
+    void *arg;
+    int state;
+    bool started, all, blocked, closing, freed;
+    int64_t pos;      /* every event with seq <= pos was dealt with */
+    int64_t close_at; /* closing: end OK once pos reaches it */
+    member *cust;     /* the customer filter, or NULL */
+    member **mem;     /* order id members */
+    size_t nmem, memcap;
+    uint32_t *slot; /* open addressing over mem: index + 1, 0 empty */
+    size_t nslot;
+    hlink node;  /* in hl->subs */
+    hlink live;  /* in hl->live_all while LIVE and matching every order */
+    hlink sched; /* in hl->sched (to pump) or hl->zombies (to free) */
+    bool in_sched;
+};
+
+struct orders_hub_loop {
+    orders_hub *hub;
+    orders_loop *ol;
+    orders_hub_source src;
+    uv_async_t async;
+    uv_idle_t idle;
+    int open_handles;
+
+    uv_mutex_t mu; /* guards the inbox */
+    store_event *in;
+    size_t nin, incap;
+
+    /* loop thread only */
+    store_event *spare; /* the inbox being drained (swapped with in) */
+    size_t sparecap;
+    store_event *ring;
+    size_t cap;
+    int64_t lo, hi;
+    store_event *page; /* catch-up scratch, PAGE_MAX events */
+    key_table by_order, by_customer;
+    hlink subs, live_all, sched, zombies;
+    int depth; /* > 0 while the hub iterates: frees are deferred */
+    bool draining, closing;
+    orders_hub_stats st;
+};
+
+/* hub.c: queues s to be pumped from the loop's idle handle (a CATCHING one
+ * out of budget, or behind after a ring restart); takes it off again. */
+void orders__hub_schedule(orders_sub *s);
+void orders__hub_unschedule(orders_sub *s);
+/* hub.c: frees the subscribers freed while the hub iterated (depth 0 only). */
+void orders__hub_reap(orders_hub_loop *hl);
+
+/* hub_sub.c */
+void orders__sub_set_catching(orders_sub *s);
+/* Ends s through ops->end (once). */
+void orders__sub_end(orders_sub *s, rpc_status code, const char *msg);
+/* Hands e to s (pos must already cover e): RPC_AGAIN blocks it (CATCHING),
+ * an error kills it. */
+void orders__sub_emit(orders_sub *s, const store_event *e);
+/* Brings a CATCHING s forward until LIVE, blocked, ended or out of budget. */
+void orders__sub_pump(orders_sub *s);
+/* Unlinks s from everything and frees it. */
+void orders__sub_destroy(orders_sub *s);
+
+#endif
