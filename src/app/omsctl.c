@@ -57,12 +57,13 @@ static const command commands[] = {
     {"import", omsctl_cmd_import, "import FILE.csv",
      "Create orders from a CSV file over one client stream (ImportOrders).\n"
      "Columns: row_id,customer_id,sku,quantity[,idempotency_key]; a first line\n"
-     "starting with \"row_id\" is a header. Consecutive lines with the same row_id\n"
-     "form one order. \"-\" reads standard input. The file is streamed, never loaded\n"
-     "whole. A malformed line fails its row locally (reported with its line number,\n"
-     "code INVALID_ARGUMENT, never sent); other rows go on. Prints one line per row\n"
-     "(local failures as they are read, then the server's results in order) and a\n"
-     "summary. Exit 0 if every row created an order, 4 if any row failed."},
+     "starting with \"row_id\" is a header; no quoting (fields cannot hold commas).\n"
+     "Consecutive lines with the same row_id form one order. \"-\" reads standard\n"
+     "input. The file is streamed, never loaded whole. A malformed line fails its\n"
+     "row locally (reported with its line number, code INVALID_ARGUMENT, never\n"
+     "sent); other rows go on. Prints one line per row (local failures as they are\n"
+     "read, then the server's results in order) and a summary.\n"
+     "Exit 0 if every row created an order, 4 if any row failed."},
     {"watch", omsctl_cmd_watch, "watch [--customer ID] [--order ID]... [--since N]",
      "Print order events as they happen, one line each (--json: one object per\n"
      "line), until interrupted (Ctrl-C, exit 0) or the server ends the stream.\n"
@@ -74,7 +75,9 @@ static const command commands[] = {
      "Follow the given orders interactively (TrackOrders). Standard input takes\n"
      "commands, one per line: \"+ID\" or \"sub ID...\" subscribes, \"-ID\" or\n"
      "\"unsub ID...\" unsubscribes; end of input half-closes the stream. Events are\n"
-     "printed as they arrive until the server ends the stream or Ctrl-C (exit 0)."},
+     "printed as they arrive until the server ends the stream or Ctrl-C (exit 0).\n"
+     "--since N replays each subscribed order's events from seq N first. No\n"
+     "automatic reconnection (use watch for that): connection loss exits 2."},
     {"health", omsctl_cmd_health, "health [SERVICE]",
      "grpc.health.v1 Check of SERVICE (default: the whole server). Prints SERVING,\n"
      "NOT_SERVING, ...; exits 0 only when SERVING, 2 otherwise (3: unknown service)."},
@@ -90,8 +93,9 @@ static const char global_help[] =
     "                      exists, else the system's roots)\n"
     "  --h2c               plaintext HTTP/2 instead of TLS\n"
     "  --server-name NAME  TLS server name (SNI and certificate check; default: the host)\n"
-    "  --timeout SEC       deadline per call, default 10 (0: none); import, watch and\n"
-    "                      track have no deadline unless it is given\n"
+    "  --timeout SEC       deadline per call, default 10 (0: none); import has none\n"
+    "                      unless it is given; for watch and track it is how long to\n"
+    "                      run before exiting 0\n"
     "  --json              JSON output: one object per result, or per line for streams\n"
     "  -h, --help          this help; COMMAND --help: that command's\n"
     "\n"

@@ -289,7 +289,10 @@ def case_orders(c, server):
        "stock after the order")
 
     # filters
-    o2 = ok(c.run(f + ["--json", "create", w.cust, "%s:1" % w.sku_b])).one()["id"]
+    r = ok(c.run(f + ["create", w.cust, "%s:1" % w.sku_b]))  # human: "key: value" lines
+    fields = dict(l.split(":", 1) for l in r.out.splitlines() if ":" in l and l[0] != " ")
+    o2 = fields["id"].strip()
+    eq((fields["status"].strip(), fields["total"].strip()), ("PENDING", "2.50"), "human create")
     mine = ok(c.run(f + ["--json", "orders", "--customer", w.cust])).json()
     eq([x["id"] for x in mine], [oid, o2], "orders --customer (oldest first)")
     mine = ok(c.run(f + ["--json", "orders", "list", "--customer", w.cust, "--status",
@@ -324,6 +327,10 @@ def case_orders(c, server):
     eq([x["id"] for x in mine], [o2], "orders --status cancelled")
 
     # errors
+    o3 = ok(c.run(f + ["--json", "create", w.cust, "%s:1" % w.sku_b])).one()["id"]
+    r = ok(c.run(f + ["cancel", o3, "--reason", "human cancel"]))
+    check("CANCELLED" in r.out and "human cancel" in r.out, "human cancel:\n%s", r.describe())
+
     fails(c.run(f + ["orders", "get", "o-does-not-exist"]), 3, "NOT_FOUND")
     fails(c.run(f + ["cancel", "o-does-not-exist"]), 3, "NOT_FOUND")
     fails(c.run(f + ["create", w.cust, "%s:1000000" % w.sku_a]), 4, "FAILED_PRECONDITION")
