@@ -1,4 +1,4 @@
-/* hub.h - the event hub's subscriber core (hub.c), shared by watch.c and the
+/* hub.h - the event hub's subscriber core (hub.c, hub_sub.c), shared by watch.c and the
  * unit tests. orders_int.h declares the hub's lifecycle; this header adds the
  * subscribers that WatchOrders and TrackOrders calls are built on, with no
  * rpc_call in sight, so the ring and cursor logic can be tested on their own.
@@ -75,6 +75,7 @@ typedef struct orders_hub_stats {
     size_t live;          /* ... of which LIVE */
     uint64_t sent;        /* events handed to ops->send */
     uint64_t store_reads; /* store_read_events calls by the catch-up */
+    uint64_t blocked;     /* sends that returned RPC_AGAIN */
     uint64_t gaps;        /* ring restarts (inbox overflow or lost publish) */
 } orders_hub_stats;
 

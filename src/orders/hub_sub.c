@@ -138,6 +138,7 @@ void orders__sub_emit(orders_sub *s, const store_event *e)
     s->hl->st.sent++;
     int rc = s->ops->send(s->arg, e);
     if (rc == RPC_AGAIN) {
+        s->hl->st.blocked++;
         s->blocked = true;
         orders__sub_set_catching(s);
     } else if (rc < 0) {

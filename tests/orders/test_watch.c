@@ -3,7 +3,7 @@
  * temporary SQLite store, and a client channel, all on one loop. Orders are
  * written through the store directly (ORDER_CREATE, ORDER_SET_STATUS), so
  * their events take the real path: commit, store writer hook, hub, loop.
- * The server's ring is tiny (16 events) and its per-call send buffer small
+ * The server's ring is tiny (16 events) and its per-stream send buffer small
  * (512 bytes), so streams keep hitting RPC_AGAIN and catching up from the
  * ring and the store while new events arrive.
  */
@@ -73,7 +73,6 @@ static void setup(void)
 
     rpc_server_config rcfg;
     rpc_server_config_init(&rcfg);
-    rcfg.send_buffer = 512;
     rsrv = rpc_server_new(&rcfg);
     cr_assert_not_null(rsrv);
     cr_assert_eq(orders_register(oms, rsrv), 0);
@@ -87,6 +86,7 @@ static void setup(void)
     hcfg.host = "127.0.0.1";
     hcfg.port = 0;
     hcfg.tls = 0;
+    hcfg.stream_send_buffer = 512; /* streams fill up: RPC_AGAIN, catch-up */
     hcfg.handler = rpc_server_stream_handler();
     hcfg.handler_data = rsrv;
     cr_assert_eq(http2_server_new(&loop, &hcfg, &h2, err, sizeof err), 0, "%s", err);
@@ -311,6 +311,7 @@ Test(watch, replay_from_the_store_then_live_without_gap_or_duplicate)
     orders_hub_stats st;
     orders__hub_loop_stats(ol->hl, &st);
     cr_assert_gt(st.store_reads, 0, "caught up through the store");
+    cr_assert_gt(st.blocked, 0, "the stream was full at times");
     stop(s);
 }
 
