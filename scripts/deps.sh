@@ -7,7 +7,7 @@ pkgs=(
   libsqlite3-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev grpc-proto
   libcriterion-dev
   python3 python3-grpcio python3-protobuf protobuf-compiler-grpc python3-h2
-  nghttp2-client
+  nghttp2-client gnuplot-nox
 )
 missing=()
 for p in "${pkgs[@]}"; do
