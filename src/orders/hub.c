@@ -10,10 +10,10 @@
  * only a cache.
  *
  * Memory per loop: the ring (orders_config.event_ring events), an inbox of
- * at most max(ring, INBOX_MIN) events (when a loop falls that far behind,
- * its oldest inbox events are dropped: its ring restarts at the first kept
- * one and its subscribers read the gap from the store), a scratch page, and
- * per subscriber its cursor and filter (ids).
+ * at most max(ring, INBOX_MIN) events (two buffers of it, swapped) (when a loop falls that far
+ * behind, its oldest inbox events are dropped: its ring restarts at the first kept one and its
+ * subscribers read the gap from the store), a scratch page, and per subscriber its cursor and
+ * filter (ids).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,8 +62,9 @@ void orders__hub_free(orders_hub *h)
     free(h);
 }
 
-/* Appends evs to hl's inbox, keeping at most one ring's worth (the oldest
- * go: the loop notices the gap and its subscribers read it from the store). */
+/* Appends evs to hl's inbox, keeping at most max(ring, INBOX_MIN) events
+ * (the oldest go: the loop notices the gap and its subscribers read it from
+ * the store). */
 static void inbox_append(orders_hub_loop *hl, const store_event *evs, size_t n)
 {
     size_t max = hl->cap > INBOX_MIN ? hl->cap : INBOX_MIN;

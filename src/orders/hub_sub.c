@@ -10,6 +10,7 @@
  * each order id's floor keeps the ids it already had from getting an event
  * twice.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,6 +254,7 @@ void orders__sub_pump(orders_sub *s)
         }
         if (s->pos + 1 >= hl->lo) {
             const store_event *e = &hl->ring[(size_t)(s->pos + 1) % hl->cap];
+            assert(e->seq == s->pos + 1);
             cost++;
             s->pos = e->seq;
             if (matches(s, e))
