@@ -171,7 +171,7 @@ int omsctl_usage_error(const char *cmd, const char *fmt, ...)
         for (size_t i = 0; i < NCOMMANDS; i++)
             print_synopsis(stderr, commands[i].synopsis);
     }
-    fprintf(stderr, "Try 'omsctl %s--help' for more.\n", c ? "COMMAND " : "");
+    fprintf(stderr, "Try 'omsctl %s%s--help' for more.\n", c ? c->name : "", c ? " " : "");
     return OMSCTL_EXIT_USAGE;
 }
 
@@ -380,6 +380,15 @@ rpc_call_opts omsctl_call_opts(const omsctl *ctl)
     return o;
 }
 
+bool omsctl_stdout_failed(omsctl *ctl)
+{
+    if (!ferror(stdout))
+        return false;
+    if (!ctl->stdout_errno)
+        ctl->stdout_errno = errno ? errno : EIO; /* right after the failed write */
+    return true;
+}
+
 void omsctl_run_until(omsctl *ctl, const bool *flag)
 {
     while (!*flag)
@@ -454,9 +463,13 @@ int main(int argc, char **argv)
     }
     int rc = c->fn(&ctl, cargc, cargv);
     free(cargv);
-    fflush(stdout);
-    if (ferror(stdout) && rc == 0) {
-        fprintf(stderr, "omsctl: error writing to standard output\n");
+    errno = 0;
+    if (fflush(stdout) != 0)
+        (void)omsctl_stdout_failed(&ctl);
+    if (ferror(stdout) && rc == 0 && ctl.stdout_errno != EPIPE) {
+        /* a reader that went away (omsctl ... | head) is not an error */
+        fprintf(stderr, "omsctl: error writing to standard output: %s\n",
+                strerror(ctl.stdout_errno ? ctl.stdout_errno : EIO));
         rc = OMSCTL_EXIT_SERVER;
     }
     if (ctl.chan) {

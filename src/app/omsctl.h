@@ -44,6 +44,7 @@ typedef struct omsctl {
     uv_loop_t loop;
     rpc_channel *chan; /* made by omsctl_connect() */
     bool fast_backoff; /* watch: reconnect quickly (set before omsctl_connect) */
+    int stdout_errno;  /* errno of the first failed write to stdout */
 } omsctl;
 
 /* A command: argv[0] is the command name; returns an exit code. */
@@ -56,6 +57,9 @@ typedef int (*omsctl_cmd_fn)(omsctl *ctl, int argc, char **argv);
 int omsctl_connect(omsctl *ctl);
 /* Per-call options for unary and list calls (the --timeout deadline). */
 rpc_call_opts omsctl_call_opts(const omsctl *ctl);
+/* Whether writing to stdout has failed (a streaming command then stops);
+ * the first failure's errno is kept for main. */
+bool omsctl_stdout_failed(omsctl *ctl);
 /* Runs ctl->loop until *flag is set or nothing is left to run. */
 void omsctl_run_until(omsctl *ctl, const bool *flag);
 /* Prints "omsctl: CODE: message" to stderr and returns the exit code for code. */

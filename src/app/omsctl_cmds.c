@@ -24,6 +24,7 @@ typedef struct list_state {
     omsctl *ctl;
     list_kind kind;
     size_t rows;
+    bool stdout_gone; /* writing failed: the call was cancelled */
     bool done;
     rpc_status code;
     char msg[MSG_LEN];
@@ -40,28 +41,38 @@ static void on_list_status(rpc_client_call *c, void *data, rpc_status code, cons
     st->done = true;
 }
 
+/* Stops a list whose reader went away (omsctl ... | head): SIGPIPE is
+ * ignored, so writes fail instead. */
+static void check_stdout(list_state *st, rpc_client_call *c)
+{
+    if (!st->stdout_gone && omsctl_stdout_failed(st->ctl)) {
+        st->stdout_gone = true;
+        rpc_client_call_cancel(c);
+    }
+}
+
 static void on_customer(rpc_client_call *c, void *data, const Oms__V1__Customer *m)
 {
     list_state *st = data;
-    (void)c;
     omsctl_print_customer_row(st->ctl, m, st->rows++ == 0);
+    check_stdout(st, c);
 }
 
 static void on_product(rpc_client_call *c, void *data, const Oms__V1__Product *m)
 {
     list_state *st = data;
-    (void)c;
     if (st->kind == LIST_STOCK)
         omsctl_print_stock_row(st->ctl, m, st->rows++ == 0);
     else
         omsctl_print_product_row(st->ctl, m, st->rows++ == 0);
+    check_stdout(st, c);
 }
 
 static void on_order(rpc_client_call *c, void *data, const Oms__V1__Order *m)
 {
     list_state *st = data;
-    (void)c;
     omsctl_print_order_row(st->ctl, m, st->rows++ == 0);
+    check_stdout(st, c);
 }
 
 static const Oms__V1__CustomerService_ListCustomers_Callbacks customer_list_cb = {
@@ -110,6 +121,8 @@ static int run_list(omsctl *ctl, list_kind kind, const Oms__V1__ListOrdersReques
     omsctl_run_until(ctl, &st.done);
     if (!st.done)
         return omsctl_fail(RPC_INTERNAL, "the call never ended");
+    if (st.stdout_gone)
+        return OMSCTL_EXIT_OK; /* main reports a write error other than EPIPE */
     if (st.code != RPC_OK)
         return omsctl_fail(st.code, st.msg);
     if (st.rows == 0 && !ctl->json)

@@ -131,7 +131,7 @@ static void on_watch_event(rpc_client_call *c, void *data, const Oms__V1__OrderE
         return; /* already printed */
     w->last_seq = e->seq;
     omsctl_print_event(w->lv.ctl, e);
-    if (ferror(stdout)) { /* the reader went away: nothing more to do */
+    if (omsctl_stdout_failed(w->lv.ctl)) { /* the reader went away: nothing more to do */
         w->lv.stopping = true;
         rpc_client_call_cancel(w->call);
     }
@@ -520,6 +520,8 @@ static void on_track_event(rpc_client_call *c, void *data, const Oms__V1__OrderE
     track_state *t = data;
     (void)c;
     omsctl_print_event(t->lv.ctl, e);
+    if (omsctl_stdout_failed(t->lv.ctl))
+        live_stop(&t->lv); /* the reader went away */
 }
 
 static void on_track_ready(rpc_client_call *c, void *data)
