@@ -438,3 +438,30 @@ Test(watch, drain_ends_streams_with_a_resume_point)
     cr_assert_eq(s->code, RPC_UNAVAILABLE, "a draining loop takes no new subscriber");
     free(s);
 }
+
+Test(watch, many_streams_on_one_connection_get_each_event)
+{
+    enum { N = 500 };
+    static stream *s[N];
+    char ids[1][STORE_ID_MAX + 1];
+    for (int i = 0; i < N; i++)
+        s[i] = watch(i % 2 ? "c-7" : NULL, NULL, 0, 0);
+    orders_hub_stats st;
+    for (int i = 0; i < 2000; i++) {
+        orders__hub_loop_stats(ol->hl, &st);
+        if (st.live == N)
+            break;
+        run_for(2);
+    }
+    cr_assert_eq(st.live, N, "%zu of %d subscribed", st.live, N);
+    create_orders("c-7", 1, ids);
+    create_orders("c-8", 1, NULL);
+    for (int i = 0; i < N; i++)
+        wait_events(s[i], i % 2 ? 1 : 2);
+    run_for(20);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(s[i]->n, i % 2 ? 1u : 2u, "stream %d", i);
+        cr_assert_str_eq(s[i]->ids[0], ids[0]);
+        stop(s[i]);
+    }
+}
