@@ -465,7 +465,7 @@ static void track_pump(track_state *t)
     if (t->done || t->half_closed || t->lv.stopping)
         return;
     while (!t->blocked) {
-        char *nl = memchr(t->line, '\n', t->len);
+        char *nl = t->len ? memchr(t->line, '\n', t->len) : NULL;
         if (!nl) {
             if (!t->in_eof || t->len == 0)
                 break;

@@ -475,6 +475,8 @@ class Reader:
             raise h.Failure("omsctl did not exit; stderr:\n%s" % "\n".join(self.err[-30:]))
         self.t.join(5)
         self.te.join(5)
+        san = [l for l in self.err if any(m in l for m in h.SANITIZER_MARKERS)]
+        check(not san, "sanitizer report from omsctl:\n%s", "\n".join(self.err[-60:]))
         return rc
 
 
