@@ -13,13 +13,15 @@ every command, in human and --json mode:
                     with their line numbers, never sent) and rows the server refuses;
                     a big CSV (several times the send buffer: flow control)
   track             bidi: ids on the command line, +ID / -ID / sub / unsub on stdin
-  env_defaults      OMS_TARGET / OMS_CA instead of flags (TLS only)
+  env_defaults      OMS_TARGET / OMS_CA instead of flags, --server-name, a wrong CA
+                    (exit 2), an unreadable --ca (exit 1) (TLS only)
 h2c only:
   watch_resume      watch --since 1 sees every event; omsd is stopped and restarted on
                     the same port and store; watch reconnects (note on stderr) and the
                     seqs it prints are exactly 1..N: nothing lost, nothing repeated;
                     SIGINT exits 0
   watch_filters     watch --order / --customer with --timeout (a duration: exit 0)
+  unimplemented     omsd --services customers: orders commands exit 5 (UNIMPLEMENTED)
 Without a server:
   help              --help and COMMAND --help for every command, exit codes documented
   usage.*           usage errors exit 1
@@ -553,6 +555,30 @@ def case_env_defaults(c, server):
     # a flag beats the environment
     r = c.run(["--target", "127.0.0.1:%d" % free_port(), "health"], extra_env=e)
     fails(r, 2, "UNAVAILABLE")
+    # --server-name: the name checked against the certificate (and sent as SNI)
+    ip = ["--target", "127.0.0.1:%d" % server.port, "--ca", server.ca_path()]
+    ok(c.run(ip + ["--server-name", "localhost", "health"]))
+    fails(c.run(ip + ["--server-name", "wrong.example", "health"]), 2, "UNAVAILABLE")
+    # a CA that did not sign the server's certificate
+    other = os.path.join(c.cwd, "other-ca")
+    h.make_certs(c.env.args.source_dir, other)
+    fails(c.run(["--target", "localhost:%d" % server.port, "--ca",
+                 os.path.join(other, "ca.pem"), "health"]), 2, "UNAVAILABLE")
+    r = c.run(["--target", "localhost:%d" % server.port, "--ca", "/no/such/ca.pem", "health"])
+    eq(r.rc, 1, "unreadable --ca (%s)" % r.describe())
+
+
+def case_unimplemented(c, env):
+    """A server without the order service: UNIMPLEMENTED is 'another server
+    error', exit 5."""
+    s = env.server(h2c=True, extra_args=["--services", "customers"], name="customers-only")
+    try:
+        f = flags(s)
+        fails(c.run(f + ["orders"]), 5, "UNIMPLEMENTED")
+        fails(c.run(f + ["create", "c-1", "SKU-1:1"]), 5, "UNIMPLEMENTED")
+        ok(c.run(f + ["customers"]))
+    finally:
+        env.suite.stop_server(s)
 
 
 class FixedPortServer(h.Server):
@@ -684,6 +710,7 @@ def main():
             env.suite.stop_server(server)
         if "h2c" in env.transports:
             run("h2c.watch_resume", case_watch_resume, c, env)
+            run("h2c.unimplemented", case_unimplemented, c, env)
 
 
 if __name__ == "__main__":
