@@ -13,7 +13,8 @@ every command, in human and --json mode:
                     with their line numbers, never sent) and rows the server refuses;
                     a big CSV (several times the send buffer: flow control)
   track             bidi: ids on the command line, +ID / -ID / sub / unsub on stdin
-  env_defaults      OMS_TARGET / OMS_CA instead of flags, --server-name, a wrong CA
+  env_defaults      OMS_TARGET / OMS_CA instead of flags, ./certs/ca.pem as the default
+                    CA, --server-name, a wrong CA
                     (exit 2), an unreadable --ca (exit 1) (TLS only)
 h2c only:
   watch_resume      watch --since 1 sees every event; omsd is stopped and restarted on
@@ -85,12 +86,12 @@ class Env2:
         self.base_env = {k: v for k, v in os.environ.items()
                          if k not in ("OMS_TARGET", "OMS_CA")}
 
-    def run(self, args, stdin=None, extra_env=None, timeout=CTL_TIMEOUT):
+    def run(self, args, stdin=None, extra_env=None, timeout=CTL_TIMEOUT, cwd=None):
         argv = [self.omsctl] + list(args)
         e = dict(self.base_env)
         e.update(extra_env or {})
         p = subprocess.run(h.wrap_argv(argv), input=stdin, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, cwd=self.cwd, env=e, timeout=timeout,
+                           stderr=subprocess.PIPE, cwd=cwd or self.cwd, env=e, timeout=timeout,
                            **h.popen_kwargs())
         r = Ctl(argv, p.returncode, p.stdout.decode(errors="replace"),
                 p.stderr.decode(errors="replace"))
@@ -555,6 +556,14 @@ def case_env_defaults(c, server):
     # a flag beats the environment
     r = c.run(["--target", "127.0.0.1:%d" % free_port(), "health"], extra_env=e)
     fails(r, 2, "UNAVAILABLE")
+    # without OMS_CA, ./certs/ca.pem is the default CA when it exists
+    d = os.path.join(c.cwd, "with-certs")
+    os.makedirs(os.path.join(d, "certs"), exist_ok=True)
+    with open(server.ca_path(), "rb") as src, open(os.path.join(d, "certs", "ca.pem"), "wb") as dst:
+        dst.write(src.read())
+    t = {"OMS_TARGET": e["OMS_TARGET"]}
+    ok(c.run(["health"], extra_env=t, cwd=d))
+    fails(c.run(["health"], extra_env=t), 2, "UNAVAILABLE")  # system roots: not our CA
     # --server-name: the name checked against the certificate (and sent as SNI)
     ip = ["--target", "127.0.0.1:%d" % server.port, "--ca", server.ca_path()]
     ok(c.run(ip + ["--server-name", "localhost", "health"]))
