@@ -72,7 +72,8 @@ static void live_init(live *lv, omsctl *ctl, void (*stop)(live *))
     uv_signal_start(&lv->sigterm, on_live_signal, SIGTERM);
     if (ctl->timeout_set && ctl->timeout_s > 0)
         uv_timer_start(&lv->duration, on_live_duration, (uint64_t)(ctl->timeout_s * 1000.0), 0);
-    /* signal and timer handles must not keep the loop alive on their own */
+    /* the signal handles must not keep the loop alive on their own (the
+     * duration timer may: it is what ends the run) */
     uv_unref((uv_handle_t *)&lv->sigint);
     uv_unref((uv_handle_t *)&lv->sigterm);
 }
@@ -131,10 +132,8 @@ static void on_watch_event(rpc_client_call *c, void *data, const Oms__V1__OrderE
         return; /* already printed */
     w->last_seq = e->seq;
     omsctl_print_event(w->lv.ctl, e);
-    if (omsctl_stdout_failed(w->lv.ctl)) { /* the reader went away: nothing more to do */
-        w->lv.stopping = true;
-        rpc_client_call_cancel(w->call);
-    }
+    if (omsctl_stdout_failed(w->lv.ctl))
+        live_stop(&w->lv); /* the reader went away: nothing more to do */
 }
 
 static bool resumable(rpc_status code)
