@@ -17,8 +17,9 @@ every command, in human and --json mode:
                     CA, --server-name, a wrong CA
                     (exit 2), an unreadable --ca (exit 1) (TLS only)
 h2c only:
-  watch_resume      watch --since 1 sees every event; omsd is stopped and restarted on
-                    the same port and store; watch reconnects (note on stderr) and the
+  watch_resume      watch --since 1 sees every event; omsd is stopped (SIGTERM), later
+                    killed (SIGKILL), and each time restarted on the same port and
+                    store; watch reconnects (note on stderr) and the
                     seqs it prints are exactly 1..N: nothing lost, nothing repeated;
                     SIGINT exits 0
   watch_filters     watch --order / --customer with --timeout (a duration: exit 0)
@@ -650,16 +651,27 @@ def case_watch_resume(c, env):
         rd.wait_for(lambda ls: any(json.loads(l)["order_id"] == o2 and
                                    json.loads(l)["status"] == "CANCELLED" for l in ls), 30,
                     "events after the restart")
+        # connection loss without a goodbye: kill -9, then the same again
+        s2.proc.kill()
+        s2.proc.wait()
+        env.suite.servers.remove(s2)
+        s2._log.close()
+        s3 = start_fixed(env, "watch-restart", port, 2)
+        s2 = s3
+        ok(c.run(f + ["status", o1, "delivered"]))
+        rd.wait_for(lambda ls: any(json.loads(l)["order_id"] == o1 and
+                                   json.loads(l)["status"] == "DELIVERED" for l in ls), 30,
+                    "events after kill -9 and restart")
         p.send_signal(signal.SIGINT)
         eq(rd.finish(), 0, "watch exit status after SIGINT")
         seqs = [e["seq"] for e in rd.events()]
         eq(seqs, list(range(1, len(seqs) + 1)), "seqs (gap-free from 1, no repeat)")
-        check(any("reconnecting" in l for l in rd.err), "no reconnect note on stderr: %s",
-              rd.err)
+        notes = [l for l in rd.err if "reconnecting" in l]
+        check(len(notes) >= 2, "want a reconnect note per outage on stderr: %s", rd.err)
         mine = [(e["order_id"], e["status"]) for e in rd.events()
                 if e["order_id"] in (o1, o2)]
         eq(mine, [(o1, "PENDING"), (o1, "CONFIRMED"), (o1, "SHIPPED"), (o2, "PENDING"),
-                  (o2, "CANCELLED")], "o1/o2 events")
+                  (o2, "CANCELLED"), (o1, "DELIVERED")], "o1/o2 events")
     finally:
         stop_child(p)
         env.suite.stop_server(s2 or s1)
