@@ -1,0 +1,351 @@
+#!/usr/bin/python3
+"""Split deployment: omsd --services inventory, omsd --services customers (each
+with its own store) and omsd --services orders --inventory-target
+--customers-target calling them (TLS with --peer-ca; h2c with --peer-h2c).
+
+Smoke through the three processes (customers and products made on their own
+services, orders through the order service; prices from inventory; stock
+reserved and released on the inventory process; errors of the peers come back
+as documented; idempotency; no oversell; services a process does not host are
+UNIMPLEMENTED there). Then CreateOrder load while the inventory process is
+killed with SIGKILL and restarted on the same port and store, twice: every call
+either succeeds or fails with UNAVAILABLE or DEADLINE_EXCEEDED; every acked
+order exists; and after a settle period (the order service retries its
+compensating releases) the stock reserved on inventory equals the quantities of
+the existing non-cancelled orders, for every SKU, also after the failed keys
+are retried.
+"""
+
+import os
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import omsd as h  # noqa: E402
+import orders_it as oi  # noqa: E402
+from omsd import Failure, check, eq  # noqa: E402
+from orders_it import T, expect_error  # noqa: E402
+
+SETTLE_S = float(os.environ.get("OMS_IT_SPLIT_SETTLE", "30"))
+
+
+class Split:
+    def __init__(self, env, tr):
+        self.env = env
+        self.tr = tr
+        self.h2c = tr == "h2c"
+        self.S = env.stubs
+        self.grpc = env.stubs.grpc
+        self.SC = self.grpc.StatusCode
+        self.inv = self.cus = self.ord = None
+        self.inv_incarnation = 0
+
+    def start_inventory(self, port=0):
+        self.inv_incarnation += 1
+        self.inv = oi.start_server(self.env, "inventory-%s" % self.tr, h2c=self.h2c,
+                                   extra=["--services", "inventory", "--no-demo-data"],
+                                   port=port, incarnation=self.inv_incarnation)
+        self.inv_api = oi.api_for(self.env, self.inv)
+
+    def start(self):
+        self.start_inventory()
+        self.cus = oi.start_server(self.env, "customers-%s" % self.tr, h2c=self.h2c,
+                                   extra=["--services", "customers", "--no-demo-data"])
+        peer = ["--peer-h2c"] if self.h2c else ["--peer-ca",
+                                                os.path.join(self.env.certs, "ca.pem")]
+        self.ord = oi.start_server(self.env, "orders-%s" % self.tr, h2c=self.h2c, extra=[
+            "--services", "orders", "--no-demo-data",
+            "--inventory-target", "127.0.0.1:%d" % self.inv.port,
+            "--customers-target", "127.0.0.1:%d" % self.cus.port] + peer)
+        self.cus_api = oi.api_for(self.env, self.cus)
+        self.ord_api = oi.api_for(self.env, self.ord)
+
+    def stop(self):
+        for a in ("inv_api", "cus_api", "ord_api"):
+            if hasattr(self, a):
+                getattr(self, a).close()
+        for s in (self.ord, self.cus, self.inv):
+            if s is not None:
+                self.env.suite.stop_server(s)
+
+
+def smoke(sp):
+    ca, ia, oa = sp.cus_api, sp.inv_api, sp.ord_api
+    opb = oa.opb
+    cu = ca.new_customer()
+    A = ia.new_product(250, 10)
+    B = ia.new_product(1999, 5)
+    o = oa.create_order(cu.id, [(A, 3), (B, 2)])
+    eq([(l.sku, l.quantity, l.unit_price_cents, l.line_total_cents) for l in o.lines],
+       [(A, 3, 250, 750), (B, 2, 1999, 3998)], "lines priced by the inventory process")
+    eq((o.customer_id, o.total_cents, o.status, o.version),
+       (cu.id, 750 + 3998, opb.ORDER_STATUS_PENDING, 1), "order")
+    eq(oa.get_order(o.id), o, "GetOrder")
+    eq((ia.product(A).reserved, ia.product(B).reserved), (3, 2), "reserved on inventory")
+    r = oa.update(o.id, opb.ORDER_STATUS_CONFIRMED, 1)
+    eq((r.status, r.version), (opb.ORDER_STATUS_CONFIRMED, 2), "UpdateOrderStatus")
+    r = oa.cancel(o.id, "split cancel")
+    eq((r.status, r.cancel_reason), (opb.ORDER_STATUS_CANCELLED, "split cancel"), "CancelOrder")
+    settle(lambda: (ia.product(A).reserved, ia.product(B).reserved), (0, 0),
+           "reserved on inventory after the cancel", 10)
+    o2 = oa.create_order(cu.id, [(A, 1)])
+    eq([x.id for x in oa.list_orders(customer_id=cu.id, page_size=1)], [o.id, o2.id], "ListOrders")
+    it = oa.ord.WatchOrders(opb.WatchOrdersRequest(customer_id=cu.id, since_seq=1), timeout=T)
+    evs = []
+    for e in it:
+        evs.append((e.order_id, e.version))
+        if len(evs) == 4:
+            break
+    it.cancel()
+    eq(evs, [(o.id, 1), (o.id, 2), (o.id, 3), (o2.id, 1)], "WatchOrders on the order process")
+    # ImportOrders through the peers, a bad row in the middle
+    s = oa.ord.ImportOrders(iter([
+        opb.ImportOrderRow(row_id="a", order=oa.order_req(cu.id, [(B, 1)])),
+        opb.ImportOrderRow(row_id="b", order=oa.order_req(cu.id, [(B, 100)])),
+        opb.ImportOrderRow(row_id="c", order=oa.order_req("c-999999999", [(B, 1)])),
+        opb.ImportOrderRow(row_id="d", order=oa.order_req(cu.id, [(A, 2)]))]), timeout=T)
+    eq([(r.row_id, r.code) for r in s.results], [("a", 0), ("b", 9), ("c", 5), ("d", 0)],
+       "ImportOrders results")
+    settle(lambda: (ia.product(A).reserved, ia.product(B).reserved), (3, 1),
+           "reserved after the import", 10)
+
+
+def settle(get, want, what, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = get()
+        if got == want or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    eq(got, want, "%s (within %.0fs)" % (what, timeout))
+
+
+def errors(sp):
+    ca, ia, oa, SC, g = sp.cus_api, sp.inv_api, sp.ord_api, sp.SC, sp.grpc
+    cu = ca.new_customer()
+    A = ia.new_product(100, 5)
+    ghost = oi.uniq("GHOST")
+    expect_error(g, lambda: oa.create_order("c-999999999", [(A, 1)]), SC.NOT_FOUND,
+                 ("c-999999999",), "CreateOrder(unknown customer) via the customers process")
+    expect_error(g, lambda: oa.create_order(cu.id, [(ghost, 1)]), SC.NOT_FOUND, (ghost,),
+                 "CreateOrder(unknown SKU) via the inventory process")
+    expect_error(g, lambda: oa.create_order(cu.id, [(A, 6)]), SC.FAILED_PRECONDITION, (A,),
+                 "CreateOrder(insufficient stock) via the inventory process")
+    expect_error(g, lambda: oa.create_order(cu.id, [(A, 0)]), SC.INVALID_ARGUMENT, ("quantity",),
+                 "CreateOrder(quantity 0)")
+    ca.set_customer_status(cu.id, ca.cpb.CUSTOMER_STATUS_SUSPENDED)
+    expect_error(g, lambda: oa.create_order(cu.id, [(A, 1)]), SC.FAILED_PRECONDITION,
+                 ("suspended",), "CreateOrder(suspended customer) via the customers process")
+    ca.set_customer_status(cu.id, ca.cpb.CUSTOMER_STATUS_ACTIVE)
+    settle(lambda: ia.product(A).reserved, 0, "nothing reserved by the failed orders", 10)
+    o = oa.create_order(cu.id, [(A, 5)])
+    expect_error(g, lambda: oa.update(o.id, oa.opb.ORDER_STATUS_SHIPPED), SC.FAILED_PRECONDITION,
+                 (), "PENDING -> SHIPPED")
+    expect_error(g, lambda: oa.update(o.id, oa.opb.ORDER_STATUS_CONFIRMED, 7), SC.ABORTED, (),
+                 "stale expected_version")
+
+
+def not_hosted(sp):
+    SC, g = sp.SC, sp.grpc
+    ca, ia, oa = sp.cus_api, sp.inv_api, sp.ord_api
+    cases = [
+        (lambda: oa.get_customer("c-1"), "CustomerService on the orders process"),
+        (lambda: oa.product("X"), "InventoryService on the orders process"),
+        (lambda: ia.get_customer("c-1"), "CustomerService on the inventory process"),
+        (lambda: ia.get_order("o-1"), "OrderService on the inventory process"),
+        (lambda: ca.product("X"), "InventoryService on the customers process"),
+        (lambda: ca.get_order("o-1"), "OrderService on the customers process"),
+    ]
+    for fn, what in cases:
+        expect_error(g, fn, SC.UNIMPLEMENTED, (), what)
+    hp = sp.S.health_pb2
+    for api, svc in ((oa, "oms.v1.OrderService"), (ia, "oms.v1.InventoryService"),
+                     (ca, "oms.v1.CustomerService")):
+        stub = sp.S.health_pb2_grpc.HealthStub(api.channel)
+        eq(stub.Check(hp.HealthCheckRequest(service=svc), timeout=T).status,
+           hp.HealthCheckResponse.SERVING, "Health.Check(%s)" % svc)
+
+
+def idempotency(sp):
+    ca, ia, oa = sp.cus_api, sp.inv_api, sp.ord_api
+    cu = ca.new_customer()
+    A = ia.new_product(100, 50)
+    key = oi.uniq("skey")
+    o1 = oa.create_order(cu.id, [(A, 4)], key=key)
+    o2 = oa.create_order(cu.id, [(A, 4)], metadata=(("idempotency-key", key),))
+    eq(o2, o1, "same key (field, then metadata) through the split deployment")
+    settle(lambda: ia.product(A).reserved, 4, "reserved once", 10)
+
+
+def no_oversell(sp):
+    ca, ia = sp.cus_api, sp.inv_api
+    cu = ca.new_customer()
+    A = ia.new_product(100, 5)
+    chans = [sp.ord.channel() for _ in range(20)]
+    apis = [oi.Api(sp.S, ch) for ch in chans]
+    res, lock, barrier = [], threading.Lock(), threading.Barrier(20)
+
+    def go(i):
+        barrier.wait()
+        try:
+            apis[i].create_order(cu.id, [(A, 1)])
+            r = "OK"
+        except sp.grpc.RpcError as e:
+            r = e.code().name
+        with lock:
+            res.append(r)
+    try:
+        oi.threads_run(20, go)
+    finally:
+        for ch in chans:
+            ch.close()
+    eq((res.count("OK"), res.count("FAILED_PRECONDITION")), (5, 15),
+       "20 clients for 5 units (codes %s)" % sorted(res))
+    p = ia.product(A)
+    eq((p.reserved, p.available), (5, 0), "stock after the race")
+    eq(len(sp.ord_api.list_orders(customer_id=cu.id)), 5, "stored orders")
+
+
+def kill_inventory(sp, scale):
+    """CreateOrder load on the order process; inventory killed and restarted twice."""
+    ca, oa = sp.cus_api, sp.ord_api
+    custs = [ca.new_customer().id for _ in range(3)]
+    skus = [sp.inv_api.new_product(p, 10 ** 9) for p in (100, 250, 999)]
+    nthreads = max(4, int(round(8 * min(scale, 1.0))))
+    stop = threading.Event()
+    lock = threading.Lock()
+    acked, failed, bad = [], [], []
+    sent = {}
+    codes = {}
+    chans = [sp.ord.channel() for _ in range(nthreads)]
+    allowed = (sp.SC.UNAVAILABLE, sp.SC.DEADLINE_EXCEEDED)
+
+    def worker(i):
+        api = oi.Api(sp.S, chans[i])
+        n = 0
+        while not stop.is_set():
+            n += 1
+            key = "split-%s-%d-%d" % (oi.RUN, i, n)
+            cid = custs[n % len(custs)]
+            lines = [(skus[(i + n) % 3], 1 + n % 4)] + ([(skus[(i + n + 1) % 3], 2)] if n % 2 else [])
+            with lock:
+                sent[key] = (cid, lines)
+            try:
+                o = api.create_order(cid, lines, key=key, timeout=10)
+                with lock:
+                    acked.append((key, o))
+                    codes["OK"] = codes.get("OK", 0) + 1
+            except sp.grpc.RpcError as e:
+                with lock:
+                    failed.append(key)
+                    codes[e.code().name] = codes.get(e.code().name, 0) + 1
+                    if e.code() not in allowed:
+                        bad.append((key, e.code().name, e.details()))
+                time.sleep(0.02)
+    ts = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(nthreads)]
+    for t in ts:
+        t.start()
+    timeline = []
+    try:
+        for k in range(2):
+            time.sleep(1.5)
+            n0 = len(acked)
+            port = sp.inv.port
+            oi.kill9(sp.env, sp.inv)
+            sp.inv_api.close()
+            t_kill = time.monotonic()
+            time.sleep(1.0)
+            sp.start_inventory(port=port)
+            timeline.append("kill %d after %d acks; inventory down %.2fs"
+                            % (k + 1, n0, time.monotonic() - t_kill))
+        time.sleep(2.0)
+    finally:
+        stop.set()
+        for t in ts:
+            t.join(30)
+        for ch in chans:
+            ch.close()
+    print("# split load: %d threads; %s; calls by code %s" % (nthreads, "; ".join(timeline),
+                                                             codes), flush=True)
+    check(not bad, "calls failed with codes other than UNAVAILABLE/DEADLINE_EXCEEDED: %d, e.g. %s",
+          len(bad), bad[:3])
+    check(len(acked) > 0, "no call succeeded")
+    check(sp.ord.alive(), "the order process died")
+    # every acked order exists
+    missing = []
+    for key, o in acked:
+        try:
+            g = oa.get_order(o.id)
+            if g.customer_id != o.customer_id or list(g.lines) != list(o.lines):
+                missing.append("%s differs" % o.id)
+        except sp.grpc.RpcError as e:
+            missing.append("%s: %s" % (o.id, e.code().name))
+    check(not missing, "acked orders missing or changed: %s", missing[:3])
+
+    def reserved_vs_orders():
+        want = {s: 0 for s in skus}
+        for cid in custs:
+            for o in oa.list_orders(customer_id=cid, page_size=500):
+                if o.status != oa.opb.ORDER_STATUS_CANCELLED:
+                    for l in o.lines:
+                        want[l.sku] += l.quantity
+        got = {s: sp.inv_api.product(s).reserved for s in skus}
+        return got, want
+    t0 = time.monotonic()
+    while True:
+        got, want = reserved_vs_orders()
+        if got == want or time.monotonic() - t0 > SETTLE_S:
+            break
+        time.sleep(0.25)
+    print("# reservations matched the orders %.1fs after the load (reserved %s)"
+          % (time.monotonic() - t0, got), flush=True)
+    eq(got, want, "reserved on inventory vs quantities of existing orders, %.0fs after the load"
+       % SETTLE_S)
+    # the failed keys, retried: each becomes (or already was) one order
+    ids = {}
+    for key in failed:
+        cid, lines = sent[key]
+        try:
+            o = oa.create_order(cid, lines, key=key)
+        except sp.grpc.RpcError as e:
+            raise Failure("retry of %s: %s %r" % (key, e.code().name, e.details()))
+        check(o.id not in ids.values(), "two keys, one order %s", o.id)
+        ids[key] = o.id
+    stored = sum(len(oa.list_orders(customer_id=cid, page_size=500)) for cid in custs)
+    eq(stored, len(acked) + len(failed), "orders stored vs keys sent (one order per key)")
+    t0 = time.monotonic()
+    while True:
+        got, want = reserved_vs_orders()
+        if got == want or time.monotonic() - t0 > SETTLE_S:
+            break
+        time.sleep(0.25)
+    eq(got, want, "reserved vs orders after retrying the %d failed keys" % len(failed))
+
+
+def main():
+    p = h.common_args(__doc__.split("\n")[0])
+    args = p.parse_args()
+    with h.Env("orders_split", args) as env:
+        scale = oi.load_scale(args)
+        print("# load scale %.2f" % scale, flush=True)
+        for tr in env.transports:
+            sp = Split(env, tr)
+            try:
+                sp.start()
+            except h.ServerError:
+                sp.stop()
+                continue
+            env.suite.run("%s.smoke" % tr, smoke, sp)
+            env.suite.run("%s.errors" % tr, errors, sp)
+            env.suite.run("%s.not_hosted_unimplemented" % tr, not_hosted, sp)
+            env.suite.run("%s.idempotency" % tr, idempotency, sp)
+            env.suite.run("%s.no_oversell" % tr, no_oversell, sp)
+            if tr == "tls" or len(env.transports) == 1:
+                env.suite.run("%s.kill_inventory_midrun" % tr, kill_inventory, sp, scale)
+            sp.stop()
+
+
+if __name__ == "__main__":
+    main()
