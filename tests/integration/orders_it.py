@@ -16,7 +16,7 @@ import time
 import uuid
 
 import omsd as h
-from omsd import Failure, check
+from omsd import Failure
 
 T = h.RPC_TIMEOUT
 RUN = uuid.uuid4().hex[:6]  # makes names unique across runs sharing nothing
