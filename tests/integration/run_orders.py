@@ -610,6 +610,82 @@ def orders_cancel(c):
                  "available after cancelling the CONFIRMED order")
 
 
+def orders_cancel_race(c):
+    """8 clients cancel the same order at once: one wins, the stock comes back once."""
+    a, SC, opb = c.a, c.SC, c.opb
+    cu = a.new_customer()
+    A = a.new_product(100, 100)
+    keep = a.create_order(cu.id, [(A, 7)])
+    for round_ in range(3):
+        o = a.create_order(cu.id, [(A, 5)])
+        res, lock, barrier = [], threading.Lock(), threading.Barrier(8)
+        chans = [c.server.channel() for _ in range(8)]
+
+        def go(i):
+            api = oi.Api(c.S, chans[i])
+            barrier.wait()
+            try:
+                r = api.cancel(o.id, "race %d" % i)
+                r = ("OK", r.version)
+            except c.grpc.RpcError as e:
+                r = (e.code().name, e.details())
+            with lock:
+                res.append(r)
+        try:
+            oi.threads_run(8, go)
+        finally:
+            for ch in chans:
+                ch.close()
+        oks = [r for r in res if r[0] == "OK"]
+        eq(len(oks), 1, "round %d: cancels that succeeded (%s)" % (round_, res))
+        check(all(r[0] in ("OK", "FAILED_PRECONDITION", "ABORTED") for r in res),
+              "round %d: codes %s", round_, res)
+        g = a.get_order(o.id)
+        eq((g.status, g.version), (opb.ORDER_STATUS_CANCELLED, 2), "round %d: order" % round_)
+        c.eventually(lambda: a.product(A).reserved, 7, "round %d: reserved (only %s's 7 units)"
+                     % (round_, keep.id))
+
+
+def inventory_adjust_vs_reserve_race(c):
+    """Orders and negative AdjustStock race: on_hand never drops below reserved,
+    and reserved is exactly what the stored orders hold."""
+    a, SC = c.a, c.SC
+    cu = a.new_customer()
+    A = a.new_product(1, 60)
+    chans = [c.server.channel() for _ in range(9)]
+    oks, codes, lock = [], [], threading.Lock()
+
+    def go(i):
+        api = oi.Api(c.S, chans[i])
+        for _ in range(10):
+            try:
+                if i == 8:
+                    api.adjust(A, -3)
+                    r = "adjust OK"
+                else:
+                    o = api.create_order(cu.id, [(A, 1)])
+                    with lock:
+                        oks.append(o.id)
+                    r = "order OK"
+            except c.grpc.RpcError as e:
+                r = ("adjust " if i == 8 else "order ") + e.code().name
+            with lock:
+                codes.append(r)
+    try:
+        oi.threads_run(9, go)
+    finally:
+        for ch in chans:
+            ch.close()
+    check(all(x.endswith(("OK", "FAILED_PRECONDITION")) for x in codes), "codes: %s",
+          sorted(set(codes)))
+    p = a.product(A)
+    check(p.on_hand >= p.reserved >= 0 and p.available == p.on_hand - p.reserved,
+          "stock after the race: %s", p)
+    eq(p.reserved, len(oks), "reserved vs orders that succeeded")
+    eq(p.on_hand, 60 - 3 * codes.count("adjust OK"), "on_hand vs adjusts that succeeded")
+    eq(len(a.list_orders(customer_id=cu.id)), len(oks), "stored orders")
+
+
 def orders_expected_version(c):
     a, SC, opb = c.a, c.SC, c.opb
     cu = a.new_customer()
@@ -1426,6 +1502,8 @@ CASES = [
     ("orders.status_machine", orders_status_machine),
     ("orders.cancel_releases_stock", orders_cancel),
     ("orders.expected_version", orders_expected_version),
+    ("orders.cancel_race", orders_cancel_race),
+    ("inventory.adjust_vs_reserve_race", inventory_adjust_vs_reserve_race),
     ("orders.idempotency.field", orders_idempotency_field),
     ("orders.idempotency.metadata", orders_idempotency_metadata),
     ("orders.idempotency.concurrent", orders_idempotency_concurrent),

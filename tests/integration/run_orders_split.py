@@ -208,6 +208,45 @@ def no_oversell(sp):
     eq(len(sp.ord_api.list_orders(customer_id=cu.id)), 5, "stored orders")
 
 
+def customers_down(sp):
+    """The customers process killed: CreateOrder answers UNAVAILABLE (or
+    DEADLINE_EXCEEDED), reserves nothing; after its restart on the same port and
+    store the same customer orders again."""
+    ca, ia, oa = sp.cus_api, sp.inv_api, sp.ord_api
+    cu = ca.new_customer()
+    A = ia.new_product(100, 50)
+    oa.create_order(cu.id, [(A, 1)])
+    port = sp.cus.port
+    oi.kill9(sp.env, sp.cus)
+    ca.close()
+    try:
+        for i in range(3):
+            t0 = time.monotonic()
+            expect_error(sp.grpc, lambda: oa.create_order(cu.id, [(A, 2)], key="cd-%s-%d" % (
+                oi.RUN, i), timeout=15), (sp.SC.UNAVAILABLE, sp.SC.DEADLINE_EXCEEDED), (),
+                "CreateOrder with the customers process down")
+            dt = time.monotonic() - t0
+            check(dt < 12, "CreateOrder took %.1fs to fail with the customers process down", dt)
+        eq(ia.product(A).reserved, 1, "nothing reserved while customers is down")
+    finally:
+        sp.cus = oi.start_server(sp.env, "customers-%s" % sp.tr, h2c=sp.h2c,
+                                 extra=["--services", "customers", "--no-demo-data"], port=port,
+                                 incarnation=2)
+        sp.cus_api = oi.api_for(sp.env, sp.cus)
+    eq(sp.cus_api.get_customer(cu.id).id, cu.id, "customer after the restart (same store)")
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            o = oa.create_order(cu.id, [(A, 2)], key="cd-%s-0" % oi.RUN)
+            break
+        except sp.grpc.RpcError as e:
+            if e.code() != sp.SC.UNAVAILABLE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    eq((o.customer_id, o.total_cents), (cu.id, 200), "order after the customers restart")
+    settle(lambda: ia.product(A).reserved, 3, "reserved after the restart", 10)
+
+
 def kill_inventory(sp, scale):
     """CreateOrder load on the order process; inventory killed and restarted twice."""
     ca, oa = sp.cus_api, sp.ord_api
@@ -342,6 +381,7 @@ def main():
             env.suite.run("%s.not_hosted_unimplemented" % tr, not_hosted, sp)
             env.suite.run("%s.idempotency" % tr, idempotency, sp)
             env.suite.run("%s.no_oversell" % tr, no_oversell, sp)
+            env.suite.run("%s.customers_down" % tr, customers_down, sp)
             if tr == "tls" or len(env.transports) == 1:
                 env.suite.run("%s.kill_inventory_midrun" % tr, kill_inventory, sp, scale)
             sp.stop()
