@@ -175,7 +175,8 @@ static void remote_reserve(orders_loop *ol, const char *order_id, const store_li
  * the orders_loop when calls are still ending after orders__remote_loop_stop
  * (the channel cancels them), and is freed with the last of them. */
 typedef struct remote_state {
-    struct release_op *head; /* live releases (in flight or waiting) */
+    struct release_op *head; /* releases in flight or waiting */
+    size_t live;             /* release_ops not freed yet (head's and closing ones) */
     bool stopped;
 } remote_state;
 
@@ -202,7 +203,7 @@ static remote_state *remote_of(orders_loop *ol)
 
 static void maybe_free_state(remote_state *rs)
 {
-    if (rs->stopped && !rs->head)
+    if (rs->stopped && rs->live == 0)
         free(rs);
 }
 
@@ -218,6 +219,7 @@ static void on_release_timer_closed(uv_handle_t *h)
     release_op *r = h->data;
     remote_state *rs = r->rs;
     free(r);
+    rs->live--;
     maybe_free_state(rs);
 }
 
@@ -232,6 +234,7 @@ static void op_free(release_op *r)
     }
     remote_state *rs = r->rs;
     free(r);
+    rs->live--;
     maybe_free_state(rs);
 }
 
@@ -342,6 +345,7 @@ static void remote_release(orders_loop *ol, const char *order_id, uint64_t timeo
             cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
+    rs->live++;
     r->rs = rs;
     r->ol = ol;
     memcpy(r->order_id, order_id, strlen(order_id) + 1);
@@ -376,7 +380,7 @@ void orders__remote_loop_stop(orders_loop *ol)
     }
     if (left)
         OMS_WARN("orders: %zu releases left behind", left);
-    rs->stopped = true; /* only now: op_free() above must not free rs */
+    rs->stopped = true;
     maybe_free_state(rs);
 }
 
