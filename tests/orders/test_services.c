@@ -102,6 +102,23 @@ static void node_start(node *n, unsigned services, bool demo)
     node_serve(n, &cfg, 0);
 }
 
+/* A node on a fresh store hosting only the order service, calling target
+ * for customers and inventory. */
+static void node_start_split(node *n, const char *target)
+{
+    memset(n, 0, sizeof *n);
+    snprintf(n->dir, sizeof n->dir, "/tmp/oms-orders-test-XXXXXX");
+    cr_assert_not_null(mkdtemp(n->dir));
+    orders_config cfg;
+    char url[128];
+    node_config(&cfg, n, url, sizeof url);
+    cfg.services = ORDERS_SVC_ORDERS;
+    cfg.inventory_target = target;
+    cfg.customers_target = target;
+    cfg.peer_timeout_ms = 3000;
+    node_serve(n, &cfg, 0);
+}
+
 /* Stops serving and closes the orders object; the store files stay. */
 static void node_stop(node *n)
 {
@@ -331,6 +348,9 @@ typedef struct listing {
     size_t n;
     char keys[300][72];
     int64_t values[300]; /* products: on_hand */
+    size_t total;        /* products: every one received */
+    char last[72];       /* products: the last sku */
+    bool unordered;      /* products: a sku did not follow the one before */
 } listing;
 
 static void on_list_status(rpc_client_call *c, void *data, rpc_status code, const char *message,
@@ -352,13 +372,19 @@ static void on_customer_item(rpc_client_call *c, void *data, const Oms__V1__Cust
     snprintf(l->keys[l->n++], sizeof l->keys[0], "%s", m->id);
 }
 
+/* Keeps the first 300 products; counts them all and checks their order. */
 static void on_product_item(rpc_client_call *c, void *data, const Oms__V1__Product *m)
 {
     (void)c;
     listing *l = data;
-    cr_assert_lt(l->n, 300);
-    l->values[l->n] = m->on_hand;
-    snprintf(l->keys[l->n++], sizeof l->keys[0], "%s", m->sku);
+    if (l->total && strcmp(l->last, m->sku) >= 0)
+        l->unordered = true;
+    snprintf(l->last, sizeof l->last, "%s", m->sku);
+    l->total++;
+    if (l->n < 300) {
+        l->values[l->n] = m->on_hand;
+        snprintf(l->keys[l->n++], sizeof l->keys[0], "%s", m->sku);
+    }
 }
 
 static void list_customers(rpc_channel *ch, int32_t page_size, listing *l)
@@ -1007,5 +1033,137 @@ Test(orders_services, local_ports, .timeout = 60)
     uv_run(&cloop, UV_RUN_DEFAULT);
     orders_close(o);
     client_fini();
+    node_free(&a);
+}
+
+/* A listing larger than the call's send buffer: the handler meets RPC_AGAIN
+ * and resumes from on_ready, page after page. */
+Test(orders_services, list_products_flow_control, .timeout = 120)
+{
+    node n;
+    node_start(&n, ORDERS_SVC_INVENTORY, false);
+    client_init();
+    rpc_channel *ch = channel_to(n.port);
+    enum { N = 1500 };
+    char name[STORE_NAME_MAX + 1];
+    memset(name, 'n', STORE_NAME_MAX);
+    name[STORE_NAME_MAX] = '\0';
+    for (int i = 0; i < N; i++) {
+        char sku[16];
+        snprintf(sku, sizeof sku, "F-%05d", i);
+        cr_assert_eq(upsert(ch, sku, name, i), RPC_OK, "%s", msg);
+    }
+    listing *l = calloc(1, sizeof *l);
+    int32_t pages[] = {1000, 300, 0};
+    for (size_t k = 0; k < sizeof pages / sizeof pages[0]; k++) {
+        list_products(ch, pages[k], l);
+        cr_expect_eq(l->code, RPC_OK, "%s", l->msg);
+        cr_expect_eq(l->total, N, "page %d: %zu products", pages[k], l->total);
+        cr_expect(!l->unordered, "sku order");
+        cr_expect_str_eq(l->keys[0], "F-00000");
+        cr_expect_eq(l->values[0], 0);
+    }
+    free(l);
+    channel_free(ch);
+    client_fini();
+    node_free(&n);
+}
+
+static rpc_status create_order(rpc_channel *ch, const char *customer, const rline *lines, size_t n,
+                               Oms__V1__Order **out)
+{
+    Oms__V1__CreateOrderLine cl[8];
+    Oms__V1__CreateOrderLine *clp[8];
+    cr_assert(n <= 8);
+    for (size_t i = 0; i < n; i++) {
+        oms__v1__create_order_line__init(&cl[i]);
+        cl[i].sku = (char *)lines[i].sku;
+        cl[i].quantity = lines[i].quantity;
+        clp[i] = &cl[i];
+    }
+    Oms__V1__CreateOrderRequest req = OMS__V1__CREATE_ORDER_REQUEST__INIT;
+    req.customer_id = (char *)customer;
+    req.n_lines = n;
+    req.lines = clp;
+    Oms__V1__Order *o = NULL;
+    rpc_status st =
+        oms__v1__order_service__create_order__blocking(ch, &req, &o, NULL, msg, sizeof msg);
+    if (out)
+        *out = o;
+    else if (o)
+        oms__v1__order__free_unpacked(o, NULL);
+    return st;
+}
+
+/* The order service alone, over gRPC to a process with the other two. */
+Test(orders_services, split_create_order)
+{
+    node a, b;
+    node_start(&a, ORDERS_SVC_CUSTOMERS | ORDERS_SVC_INVENTORY, false);
+    char target[64];
+    snprintf(target, sizeof target, "127.0.0.1:%d", a.port);
+    node_start_split(&b, target);
+    client_init();
+    rpc_channel *cha = channel_to(a.port);
+    rpc_channel *chb = channel_to(b.port);
+
+    Oms__V1__Customer *c = NULL;
+    cr_assert_eq(create_customer(cha, "Grace Hopper", "grace@example.com", &c), RPC_OK);
+    char cid[32];
+    snprintf(cid, sizeof cid, "%s", c->id);
+    oms__v1__customer__free_unpacked(c, NULL);
+    cr_assert_eq(upsert(cha, "K-1", "Keyboard", 4500), RPC_OK);
+    cr_assert_eq(upsert(cha, "K-2", "Key cap", 120), RPC_OK);
+    cr_assert_eq(adjust(cha, "K-1", 3), RPC_OK);
+    cr_assert_eq(adjust(cha, "K-2", 100), RPC_OK);
+
+    /* B does not serve the other two */
+    cr_expect_eq(get_customer(chb, cid, NULL), RPC_UNIMPLEMENTED);
+
+    rline lines[] = {{"K-1", 2}, {"K-2", 10}};
+    Oms__V1__Order *o = NULL;
+    cr_assert_eq(create_order(chb, cid, lines, 2, &o), RPC_OK, "%s", msg);
+    cr_expect_eq(o->total_cents, 2 * 4500 + 10 * 120);
+    cr_assert_eq(o->n_lines, 2);
+    cr_expect_eq(o->lines[1]->unit_price_cents, 120);
+    cr_expect_eq(o->status, OMS__V1__ORDER_STATUS__ORDER_STATUS_PENDING);
+    char oid[32];
+    snprintf(oid, sizeof oid, "%s", o->id);
+    oms__v1__order__free_unpacked(o, NULL);
+    cr_expect_eq(product(cha, "K-1", NULL).reserved, 2, "reserved at A");
+    cr_expect_eq(product(cha, "K-2", NULL).reserved, 10);
+
+    /* a peer's refusal comes back through B, and nothing stays reserved */
+    rline short_k1[] = {{"K-2", 1}, {"K-1", 2}};
+    cr_expect_eq(create_order(chb, cid, short_k1, 2, NULL), RPC_FAILED_PRECONDITION, "%s", msg);
+    cr_expect_eq(product(cha, "K-2", NULL).reserved, 10);
+    rline unknown[] = {{"K-9", 1}};
+    cr_expect_eq(create_order(chb, cid, unknown, 1, NULL), RPC_NOT_FOUND, "%s", msg);
+    cr_expect_eq(create_order(chb, "c-4040", lines, 2, NULL), RPC_NOT_FOUND, "%s", msg);
+    cr_assert_eq(set_status(cha, cid, OMS__V1__CUSTOMER_STATUS__CUSTOMER_STATUS_SUSPENDED, NULL),
+                 RPC_OK);
+    cr_expect_eq(create_order(chb, cid, lines, 2, NULL), RPC_FAILED_PRECONDITION, "%s", msg);
+
+    /* a cancel at B releases the stock at A */
+    Oms__V1__CancelOrderRequest cr = OMS__V1__CANCEL_ORDER_REQUEST__INIT;
+    cr.id = oid;
+    cr.reason = "changed my mind";
+    cr_expect_eq(
+        oms__v1__order_service__cancel_order__blocking(chb, &cr, &o, NULL, msg, sizeof msg), RPC_OK,
+        "%s", msg);
+    if (o)
+        oms__v1__order__free_unpacked(o, NULL);
+    int64_t reserved = -1;
+    for (int i = 0; i < 100 && reserved != 0; i++) {
+        reserved = product(cha, "K-1", NULL).reserved;
+        if (reserved)
+            spin_ms(20);
+    }
+    cr_expect_eq(reserved, 0, "released at A");
+
+    channel_free(cha);
+    channel_free(chb);
+    client_fini();
+    node_free(&b);
     node_free(&a);
 }
