@@ -151,8 +151,9 @@ static bool id_ok(rpc_call *c, const char *id)
 static void on_create_customer(rpc_call *c, const Oms__V1__CreateCustomerRequest *req)
 {
     size_t nlen = strlen(req->name);
-    if (nlen == 0 || nlen > STORE_NAME_MAX) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "name: must be 1..200 bytes");
+    if (!orders__name_ok(req->name, STORE_NAME_MAX)) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT,
+                        "name: must be 1..200 bytes of UTF-8 without control characters");
         return;
     }
     if (!email_ok(req->email)) {

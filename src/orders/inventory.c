@@ -178,8 +178,9 @@ static void on_upsert_product(rpc_call *c, const Oms__V1__UpsertProductRequest *
         rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
         return;
     }
-    if (nlen == 0 || nlen > STORE_NAME_MAX) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "name: must be 1..200 bytes");
+    if (!orders__name_ok(req->name, STORE_NAME_MAX)) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT,
+                        "name: must be 1..200 bytes of UTF-8 without control characters");
         return;
     }
     if (req->unit_price_cents < 0) {

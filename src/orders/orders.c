@@ -534,6 +534,45 @@ void orders__reply(rpc_call *c, const ProtobufCMessage *m)
         rpc_call_finish(c, RPC_INTERNAL, "failed to send response");
 }
 
+/* Length of the UTF-8 sequence at p (shortest form, no surrogates, at most
+ * U+10FFFF), or 0 if it is not one. */
+static size_t utf8_len(const unsigned char *p)
+{
+    unsigned c = p[0];
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (c >= 0xe0 && c <= 0xef) {
+        if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f))
+            return 0;
+        return (p[1] & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80 ? 3 : 0;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        if ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f))
+            return 0;
+        return (p[1] & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80 && (p[3] & 0xc0) == 0x80 ? 4 : 0;
+    }
+    return 0;
+}
+
+bool orders__name_ok(const char *s, size_t max)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n;) {
+        if (p[i] < 0x20 || p[i] == 0x7f)
+            return false;
+        size_t k = utf8_len(p + i); /* stops at the NUL: never reads past it */
+        if (k == 0)
+            return false;
+        i += k;
+    }
+    return true;
+}
+
 /* --- records -> messages ------------------------------------------------------------- */
 
 void orders__customer_msg(const store_customer *r, Oms__V1__Customer *m)

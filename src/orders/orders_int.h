@@ -123,6 +123,10 @@ uint64_t orders__peer_timeout(const orders *o, const rpc_call *c);
 /* Sends m on c and finishes it OK, or finishes it with the send error. */
 void orders__reply(rpc_call *c, const ProtobufCMessage *m);
 
+/* orders.c: whether s is a usable name: 1..max bytes of valid UTF-8 without
+ * control characters (CustomerService and InventoryService names). */
+bool orders__name_ok(const char *s, size_t max);
+
 /* Record <-> message conversions; strings of the message borrow from the
  * record (keep it alive while the message is used). */
 void orders__customer_msg(const store_customer *r, Oms__V1__Customer *m);

@@ -439,6 +439,15 @@ Test(orders_services, customers, .timeout = 60)
     cr_expect_eq(create_customer(ch, longname, "x@example.com", NULL), RPC_INVALID_ARGUMENT);
     longname[200] = '\0';
     cr_expect_eq(create_customer(ch, longname, "long@example.com", NULL), RPC_OK, "%s", msg);
+    cr_expect_eq(create_customer(ch, "Zo\xc3\xab \xc3\x85ngstr\xc3\xb6m", "zoe@example.com", NULL),
+                 RPC_OK, "UTF-8 names: %s", msg);
+    const char *bad_names[] = {"tab\there", "new\nline",         "bad \xff byte",
+                               "cut \xc3",  "overlong \xc0\xaf", "surrogate \xed\xa0\x80"};
+    for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
+        cr_expect_eq(create_customer(ch, bad_names[i], "bad@example.com", NULL),
+                     RPC_INVALID_ARGUMENT, "name %zu", i);
+        cr_expect(strstr(msg, "name") != NULL, "%s", msg);
+    }
     const char *bad_emails[] = {
         "",         "plain",    "@example.com", "a@",       "a@b",   "a@@b.com", "a b@c.com",
         "a@b..com", ".a@b.com", "a.@b.com",     "a@-b.com", "a@b.c", "a@b.com.", "a@exa_mple.com"};
@@ -567,6 +576,7 @@ Test(orders_services, products, .timeout = 60)
     longsku[64] = '\0';
     cr_expect_eq(upsert(ch, longsku, "x", 1), RPC_OK, "64 bytes is fine: %s", msg);
     cr_expect_eq(upsert(ch, "SKU-C", "", 1), RPC_INVALID_ARGUMENT);
+    cr_expect_eq(upsert(ch, "SKU-C", "bad \xff", 1), RPC_INVALID_ARGUMENT);
     cr_expect(strstr(msg, "name") != NULL, "%s", msg);
     cr_expect_eq(upsert(ch, "SKU-C", "Cog", -1), RPC_INVALID_ARGUMENT);
     cr_expect(strstr(msg, "price") != NULL, "%s", msg);
