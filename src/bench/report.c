@@ -82,6 +82,14 @@ static void text_order(FILE *f, const bench_config *cfg, const bench_results *re
                 (long long)res->stock_before, (long long)res->stock_added);
 }
 
+/* The client's CPU time per delivery in the window, microseconds (0: none). */
+static double client_us_per_delivery(const bench_results *res)
+{
+    const bench_watch_results *w = res->watch;
+    double cpu = res->cpu_user_s + res->cpu_sys_s;
+    return w->deliveries_window ? cpu * 1e6 / (double)w->deliveries_window : 0;
+}
+
 static void text_watch(FILE *f, const bench_config *cfg, const bench_results *res)
 {
     const bench_watch_results *w = res->watch;
@@ -144,6 +152,15 @@ static void text_watch(FILE *f, const bench_config *cfg, const bench_results *re
     double cpu = res->cpu_user_s + res->cpu_sys_s;
     fprintf(f, "  client CPU   %.2f s user + %.2f s sys = %.0f%% of one core\n", res->cpu_user_s,
             res->cpu_sys_s, d > 0 ? 100 * cpu / d : 0);
+    /* One thread reads every delivery: an order's last subscriber cannot be
+     * seen sooner than subscribers x this after its first. */
+    double per = client_us_per_delivery(res);
+    if (per > 0)
+        fprintf(f,
+                "               %.2f us per delivery: reading one order's %u deliveries takes "
+                "this client\n               about %.2f ms, a floor under the spread and the "
+                "delivery latencies above\n",
+                per, w->subscribers, per * w->subscribers / 1e3);
 }
 
 void bench_report_text(FILE *f, const bench_config *cfg, const bench_results *res)
@@ -284,6 +301,7 @@ static void json_watch(FILE *f, const bench_results *res)
             "    \"orders_per_s\": %.3f,\n    \"deliver_s\": %.3f,\n",
             per_s(w->deliveries_window, d), per_s(w->deliveries_window, w->deliver_s),
             per_s(w->produced_window, d), w->deliver_s);
+    fprintf(f, "    \"client_us_per_delivery\": %.4f,\n", client_us_per_delivery(res));
     fprintf(f, "    \"delivery_latency_from\": \"CreateOrder send (monotonic, ns; upper bound "
                "of commit to delivery)\",\n");
     json_hist(f, "delivery_us", &res->latency, false);
