@@ -82,7 +82,7 @@ def start_server(argv, workdir, timeout=30.0):
     out = open(os.path.join(workdir, "server.out"), "wb")
     err = open(os.path.join(workdir, "server.err"), "wb")
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                         preexec_fn=_child_setup)
+                         preexec_fn=_child_setup, cwd=workdir)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with open(out.name, "rb") as f:
