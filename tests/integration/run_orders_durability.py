@@ -8,6 +8,8 @@ same port and store (the transport alternates between cycles); then:
   - every acked order is there, identical (GetOrder); every 4th order is also
     cancelled during the load (expected_version 1), an acked cancel is there, an
     unanswered one is either not done or done completely;
+  - a sample of the acked keys, retried, returns their orders (keys are as
+    durable as the orders);
   - every call that failed (in flight at the kill) is retried with its key and
     succeeds; a second retry returns the same order; the orders in the store are
     exactly one per key ever sent (no duplicate, nothing lost, nothing extra);
@@ -168,6 +170,12 @@ def verify(st, cycle, acked, failed):
                 bad.append("%s differs: %s vs acked %s" % (o.id, g, o))
         check(not bad, "cycle %d: %d of %d acked orders lost or changed after kill -9: %s",
               cycle, len(bad), len(acked), bad[:3])
+        # 1b. the keys of acked orders survived too: a retry returns the order
+        for key in acked[:: max(1, len(acked) // 50)]:
+            cid, lines = st.sent[key]
+            o = a.create_order(cid, lines, key=key)
+            eq(o.id, st.orders[key].id, "cycle %d: retry of acked key %s after the restart"
+               % (cycle, key))
         # 2. orders in the store before the retries
         before = {o.id: o for o in list_all(a)}
         known = {o.id for o in st.orders.values()}
