@@ -116,7 +116,8 @@ int store__schema_migrate(store *st, char *err, size_t errlen)
         exec(st, "PRAGMA synchronous=FULL", err, errlen) != 0 ||
         exec(st, "PRAGMA foreign_keys=ON", err, errlen) != 0 ||
         exec(st, "PRAGMA cache_size=-65536", err, errlen) != 0 ||
-        exec(st, "PRAGMA wal_autocheckpoint=4000", err, errlen) != 0)
+        exec(st, "PRAGMA wal_autocheckpoint=4000", err, errlen) != 0 ||
+        exec(st, "PRAGMA journal_size_limit=67108864", err, errlen) != 0)
         return -1;
     char check[16];
     sqlite3_stmt *s = NULL;

@@ -57,8 +57,9 @@ static void note_order_num(store *st, int64_t n)
 }
 
 /* Appends an event row and remembers it for on_events. */
-static store_rc append_event(store *st, store_write *w, int64_t order_num, const char *customer_id,
-                             int status, int previous, int64_t version, int64_t at)
+static store_rc append_event(store *st, store_write *w, int64_t order_num, const char *order_id,
+                             const char *customer_id, int status, int previous, int64_t version,
+                             int64_t at)
 {
     sqlite3_stmt *s = st->ws[WS_EVENT_INSERT];
     int64_t seq = st->seq + 1;
@@ -78,7 +79,7 @@ static store_rc append_event(store *st, store_write *w, int64_t order_num, const
     st->seq = seq;
     store_event *e = &st->evs[st->nevs++];
     e->seq = seq;
-    store__format_id(e->order_id, 'o', order_num);
+    store__copy(e->order_id, sizeof e->order_id, order_id); /* as parsed: "o-<n>" */
     store__copy(e->customer_id, sizeof e->customer_id, customer_id);
     e->status = status;
     e->previous_status = previous;
@@ -421,7 +422,8 @@ static store_rc order_create(store *st, store_write *w)
     if (rc != SQLITE_DONE)
         return sql_error(st, w, "create order");
     note_order_num(st, num);
-    return append_event(st, w, num, o->customer_id, STORE_ORDER_PENDING, 0, 1, o->created_at);
+    return append_event(st, w, num, o->id, o->customer_id, STORE_ORDER_PENDING, 0, 1,
+                        o->created_at);
 }
 
 static store_rc order_set_status(store *st, store_write *w)
@@ -467,7 +469,8 @@ static store_rc order_set_status(store *st, store_write *w)
         r = sql_error(st, w, "set order status");
         goto out;
     }
-    r = append_event(st, w, num, o->customer_id, o->status, w->previous_status, o->version, w->at);
+    r = append_event(st, w, num, o->id, o->customer_id, o->status, w->previous_status, o->version,
+                     w->at);
     if (r == STORE_OK) {
         w->result = o;
         return STORE_OK;
