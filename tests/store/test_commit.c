@@ -633,3 +633,42 @@ Test(store_commit, submit_while_closing_completes_closed)
     store_order_free(first);
     tenv_rmdir(&e);
 }
+
+/* Reads go to the loop's own WAL connection: another process holding the
+ * write lock delays writes (busy timeout), never reads. */
+Test(store_commit, reads_do_not_wait_for_a_held_write_lock)
+{
+    tenv e;
+    tenv_open(&e);
+    char id[STORE_ID_MAX + 1];
+    cr_assert_eq(add_customer(&e, "Ann", "ann@example.com", id), STORE_OK);
+    char path[256];
+    snprintf(path, sizeof path, "%s/oms.db", e.dir);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db,
+                              "BEGIN IMMEDIATE; INSERT INTO customers(name, email, status, "
+                              "created_at) VALUES ('x', 'x@example.com', 1, 1)",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    int done = 0;
+    store_write w = {.op = STORE_CUSTOMER_CREATE, .at = 1, .done = on_count, .data = &done};
+    strcpy(w.customer.name, "Bob");
+    strcpy(w.customer.email, "bob@example.com");
+    store_submit(e.sl, &w);
+    for (int i = 0; i < 20; i++) { /* ~200 ms of reads while the writer waits */
+        store_customer c;
+        cr_assert_eq(store_get_customer(e.sl, id, &c), STORE_OK);
+        cr_assert_eq(store_get_customer(e.sl, "c-2", &c), STORE_NOT_FOUND);
+        uv_run(&e.loop, UV_RUN_NOWAIT);
+        usleep(10 * 1000);
+    }
+    cr_assert_eq(done, 0, "the write waits for the lock");
+    cr_assert_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    while (!done)
+        uv_run(&e.loop, UV_RUN_ONCE);
+    cr_assert_eq(w.rc, STORE_OK, "%s", w.msg);
+    cr_assert_str_eq(w.customer.id, "c-3");
+    tenv_close(&e);
+}
