@@ -209,7 +209,7 @@ static const char *const writer_sql[WS__COUNT] = {
                         "version, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [WS_META_SET_HWM] = "UPDATE meta SET value = ?1 WHERE key = 'order_hwm' AND value < ?1",
     [WS_LIVE_RESERVATIONS] = "SELECT order_id FROM reservations WHERE released = 0",
-    [WS_ORDER_EXISTS] = "SELECT 1 FROM orders WHERE id = ?1",
+    [WS_ORDER_EXISTS] = "SELECT status FROM orders WHERE id = ?1",
 };
 
 int store__prepare_writer(store *st, char *err, size_t errlen)

@@ -480,8 +480,9 @@ out:
     return r;
 }
 
-/* Releases every live reservation without an order in this store; the count
- * goes to w->delta. */
+/* Releases every live reservation without an order in this store, and those
+ * of cancelled orders (a crash between CancelOrder's status change and its
+ * Release leaves one behind); the count goes to w->delta. */
 static store_rc release_orphans(store *st, store_write *w)
 {
     /* Collect first: releasing while the scan runs would modify the table
@@ -499,8 +500,9 @@ static store_rc release_orphans(store *st, store_write *w)
         if (store__parse_id(id, 'o', &num)) {
             sqlite3_bind_int64(e, 1, num);
             int erc = sqlite3_step(e);
+            bool live = erc == SQLITE_ROW && sqlite3_column_int(e, 0) != STORE_ORDER_CANCELLED;
             sqlite3_reset(e);
-            if (erc == SQLITE_ROW)
+            if (live)
                 continue;
         }
         if (n == cap) {

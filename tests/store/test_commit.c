@@ -352,6 +352,11 @@ Test(store_commit, release_orphans)
     cr_assert_eq(store_get_product(e.sl, "A", &p), STORE_OK);
     cr_assert_eq(p.reserved, 5);
     cr_assert_eq(store_release_orphans(e.st), 0);
+    /* a cancelled order's reservation left live (crash before its Release) */
+    cr_assert_eq(set_status(&e, "o-1", STORE_ORDER_CANCELLED, ~0u, 0, NULL), STORE_OK);
+    cr_assert_eq(store_release_orphans(e.st), 1);
+    cr_assert_eq(store_get_product(e.sl, "A", &p), STORE_OK);
+    cr_assert_eq(p.reserved, 0);
     tenv_close(&e);
 }
 
