@@ -218,7 +218,7 @@ def main():
             B.h2load(srv, a.tls, ["-c50", "-m20", "-D", "1"])
             total = a.seconds + 2
             load = compare.spawn(compare.taskset(compare.LOAD_CPU, [
-                "h2load", "-t1", "-c50", "-m20", "-D", str(total), "--log-file=" +
+                "h2load", "-t1", "-c50", "-m20", "-D", compare.h2d(total), "--log-file=" +
                 os.path.join(wd, "req.log"), "-d", B.body,
                 "-H", "content-type: application/grpc", "-H", "te: trailers",
                 B.url(srv.port, a.tls, compare.CREATE_PATH)]), subprocess.PIPE,
