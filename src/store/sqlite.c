@@ -131,6 +131,11 @@ static void run_batch(store *st, store_write *batch, size_t n)
     int64_t seq0 = st->seq;
     st->nevs = 0;
     st->batch_hwm = st->hwm_persisted;
+    bool any = false;
+    for (store_write *w = batch; w && !any; w = w->next)
+        any = w->rc != STORE_CLOSED;
+    if (!any) /* only writes refused while closing: no transaction */
+        goto complete;
     if (run(st, WS_BEGIN) != SQLITE_OK) {
         fail_batch(st, batch, seq0, sqlite3_errmsg(st->db));
         goto complete;
