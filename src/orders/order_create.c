@@ -9,7 +9,9 @@
  * Anything that fails after a reservation may exist releases it again: the
  * order id is the reservation's key and Release is idempotent, so a release
  * after a reserve whose reply was lost (UNAVAILABLE, DEADLINE_EXCEEDED) is
- * harmless when nothing was reserved.
+ * harmless when nothing was reserved. The flow reports such a failure only
+ * after the release's first try, so the stock is back when the client hears
+ * (the port keeps retrying a release that failed).
  *
  * A flow knows nothing of rpc calls: it copies what it needs from the request
  * up front and reports once through its callback, so one call can run many
@@ -29,10 +31,15 @@ typedef struct create_flow {
     char customer_id[STORE_ID_MAX + 1];
     store_order *order; /* the order being built; its lines are the request's */
     store_write w;      /* ORDER_CREATE; lives until its done fired */
+    /* the outcome, reported once the compensating release had its first try */
+    rpc_status code;
+    char msg[STORE_MSG_MAX + 96];
+    store_order *first; /* owned: the first order of a key another call won */
 } create_flow;
 
 static void flow_free(create_flow *f)
 {
+    store_order_free(f->first);
     store_order_free(f->order);
     free(f);
 }
@@ -44,10 +51,27 @@ static void flow_done(create_flow *f, rpc_status code, const char *msg, const st
     flow_free(f);
 }
 
-/* Compensation: the port retries a release on its own, so no callback. */
-static void flow_release(create_flow *f)
+static void on_released(void *arg, rpc_status code, const char *msg)
 {
-    f->ol->inventory->release(f->ol, f->order->id, 0, NULL, NULL);
+    (void)code; /* a failed release goes on being retried by the port */
+    (void)msg;
+    create_flow *f = arg;
+    flow_done(f, f->code, f->msg, f->first);
+}
+
+/* Compensation, then the answer: the caller hears of the failure (or of the
+ * first order, for a key another call won) only once the release had its
+ * first try, so a client reading the stock after the reply finds it back. A
+ * release that fails is retried by the port on its own. first (owned by the
+ * flow from here) is the order to report with RPC_OK, else NULL. */
+static void flow_release_then_done(create_flow *f, rpc_status code, const char *msg,
+                                   store_order *first)
+{
+    f->code = code;
+    snprintf(f->msg, sizeof f->msg, "%s", msg ? msg : "");
+    f->first = first;
+    /* Last action: the callback may fire before release returns. */
+    f->ol->inventory->release(f->ol, f->order->id, f->timeout_ms, on_released, f);
 }
 
 static void on_order_created(store_write *w)
@@ -61,24 +85,21 @@ static void on_order_created(store_write *w)
         return;
     case STORE_EXISTS:
         /* A concurrent call with the same key won: ours must not stay reserved. */
-        flow_release(f);
         if (w->result) {
             store_order *first = w->result;
             w->result = NULL;
-            flow_done(f, RPC_OK, "", first);
-            store_order_free(first);
+            flow_release_then_done(f, RPC_OK, "", first);
         } else {
             snprintf(why, sizeof why, "idempotency key already used: %s", w->msg);
-            flow_done(f, RPC_ALREADY_EXISTS, why, NULL);
+            flow_release_then_done(f, RPC_ALREADY_EXISTS, why, NULL);
         }
         return;
     default:
-        flow_release(f);
         store_order_free(w->result);
         w->result = NULL;
         snprintf(why, sizeof why, "storing order %s: %s", f->order->id,
                  w->msg[0] ? w->msg : store_rc_name(w->rc));
-        flow_done(f, orders__status(w->rc), why, NULL);
+        flow_release_then_done(f, orders__status(w->rc), why, NULL);
         return;
     }
 }
@@ -96,45 +117,70 @@ static void on_reserved(void *arg, rpc_status code, const char *msg, const store
          * nothing is a no-op. */
         if (code == RPC_UNAVAILABLE || code == RPC_DEADLINE_EXCEEDED || code == RPC_CANCELLED ||
             code == RPC_UNKNOWN || code == RPC_INTERNAL)
-            flow_release(f);
-        flow_done(f, code, msg, NULL);
+            flow_release_then_done(f, code, msg, NULL);
+        else
+            flow_done(f, code, msg, NULL);
         return;
     }
     if (n != o->nlines) {
-        flow_release(f);
         snprintf(why, sizeof why, "inventory reserved %zu lines for %zu", n, o->nlines);
-        flow_done(f, RPC_INTERNAL, why, NULL);
+        flow_release_then_done(f, RPC_INTERNAL, why, NULL);
         return;
     }
     for (size_t i = 0; i < n; i++) {
         if (strcmp(lines[i].sku, o->lines[i].sku) != 0 ||
             lines[i].quantity != o->lines[i].quantity) {
-            flow_release(f);
             snprintf(why, sizeof why, "inventory reserved lines[%zu] as %s x %lld", i, lines[i].sku,
                      (long long)lines[i].quantity);
-            flow_done(f, RPC_INTERNAL, why, NULL);
+            flow_release_then_done(f, RPC_INTERNAL, why, NULL);
             return;
         }
         o->lines[i].unit_price_cents = lines[i].unit_price_cents;
     }
     if (!orders__order_total(o->lines, o->nlines, &o->total_cents)) {
-        flow_release(f);
-        flow_done(f, RPC_INVALID_ARGUMENT, "order total overflows (more than 2^63-1 cents)", NULL);
+        flow_release_then_done(f, RPC_INVALID_ARGUMENT,
+                               "order total overflows (more than 2^63-1 cents)", NULL);
         return;
     }
-    int64_t now = orders__now_ms();
     o->status = STORE_ORDER_PENDING;
     o->version = 1;
-    o->created_at = now;
-    o->updated_at = now;
+    o->updated_at = o->created_at; /* set with the id */
 
     f->w = (store_write){0};
     f->w.op = STORE_ORDER_CREATE;
     f->w.done = on_order_created;
     f->w.data = f;
-    f->w.at = now;
+    f->w.at = o->created_at;
     f->w.order = o;
     store_submit(f->ol->sl, &f->w); /* done fires later, never from inside */
+}
+
+/* Ids and creation times go together: ListOrders pages in id order and the
+ * store searches created_from/created_to along the ids, so created_at must
+ * not decrease as ids grow. One lock per process (ids are taken on every
+ * loop) around the id and the clock; a clock that steps back is held at the
+ * last time given. */
+static uv_once_t id_once = UV_ONCE_INIT;
+static uv_mutex_t id_lock;
+static int64_t id_last_ms;
+
+static void id_lock_init(void)
+{
+    if (uv_mutex_init(&id_lock) != 0)
+        abort(); /* as uv_once offers no way to fail; never seen on Linux */
+}
+
+static int64_t next_order_id(store *st, char out[STORE_ID_MAX + 1])
+{
+    uv_once(&id_once, id_lock_init);
+    uv_mutex_lock(&id_lock);
+    store_next_order_id(st, out);
+    int64_t now = orders__now_ms();
+    if (now < id_last_ms)
+        now = id_last_ms;
+    id_last_ms = now;
+    uv_mutex_unlock(&id_lock);
+    return now;
 }
 
 static void on_customer(void *arg, rpc_status code, const char *msg, const store_customer *c)
@@ -157,7 +203,7 @@ static void on_customer(void *arg, rpc_status code, const char *msg, const store
         flow_done(f, RPC_FAILED_PRECONDITION, why, NULL);
         return;
     }
-    store_next_order_id(f->ol->o->st, f->order->id);
+    f->order->created_at = next_order_id(f->ol->o->st, f->order->id);
     /* Last action: the callback may fire before reserve returns. */
     f->ol->inventory->reserve(f->ol, f->order->id, f->order->lines, f->order->nlines, f->timeout_ms,
                               on_reserved, f);

@@ -143,17 +143,14 @@ typedef struct status_flow {
     store_write w;
 } status_flow;
 
-static void on_status_set(store_write *w)
+/* Answers a status change with its updated order (or the store's error). */
+static void status_reply(status_flow *f)
 {
-    status_flow *f = w->data;
+    store_write *w = &f->w;
     rpc_call *c = f->c;
     char why[STORE_MSG_MAX + 96];
 
     if (w->rc == STORE_OK) {
-        /* Durable: the stock goes back whether or not the client still waits.
-         * The port retries on its own; 0: its default timeout, not the call's. */
-        if (w->to_status == STORE_ORDER_CANCELLED)
-            f->ol->inventory->release(f->ol, w->order_id, 0, NULL, NULL);
         if (w->result)
             reply_order(c, w->result);
         else
@@ -183,7 +180,28 @@ static void on_status_set(store_write *w)
     rpc_call_unref(c);
 }
 
-/* Moves order id to status `to` (CONFIRMED..CANCELLED) through the store. */
+static void on_cancel_released(void *arg, rpc_status code, const char *msg)
+{
+    (void)code; /* a failed release goes on being retried by the port */
+    (void)msg;
+    status_reply(arg);
+}
+
+static void on_status_set(store_write *w)
+{
+    status_flow *f = w->data;
+    /* Cancelled for good: the stock goes back whether or not the client still
+     * waits, and the reply waits for the release's first try, so a client
+     * reading the stock after it finds it back. */
+    if (w->rc == STORE_OK && w->to_status == STORE_ORDER_CANCELLED) {
+        f->ol->inventory->release(f->ol, w->order_id, orders__peer_timeout(f->ol->o, f->c),
+                                  on_cancel_released, f);
+        return;
+    }
+    status_reply(f);
+}
+
+/* Moves order id to status `to` (PENDING..CANCELLED) through the store. */
 static void set_status(rpc_call *c, const char *id, int to, int64_t expected_version,
                        const char *reason)
 {
@@ -230,6 +248,9 @@ static void on_cancel_order(rpc_call *c, const Oms__V1__CancelOrderRequest *req)
 static void on_update_order_status(rpc_call *c, const Oms__V1__UpdateOrderStatusRequest *req)
 {
     switch ((int)req->status) {
+    /* No order moves back to PENDING (allowed_from is empty): the store answers
+     * NOT_FOUND, ABORTED or FAILED_PRECONDITION as for any illegal move. */
+    case STORE_ORDER_PENDING:
     case STORE_ORDER_CONFIRMED:
     case STORE_ORDER_SHIPPED:
     case STORE_ORDER_DELIVERED:
@@ -237,10 +258,8 @@ static void on_update_order_status(rpc_call *c, const Oms__V1__UpdateOrderStatus
         set_status(c, req->id, (int)req->status, req->expected_version, "");
         return;
     default: {
-        char why[96];
-        snprintf(why, sizeof why,
-                 "status: %d is not a target (CONFIRMED, SHIPPED, DELIVERED or CANCELLED)",
-                 (int)req->status);
+        char why[64];
+        snprintf(why, sizeof why, "status: %d is not an order status", (int)req->status);
         rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
         return;
     }
