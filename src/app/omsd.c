@@ -574,11 +574,13 @@ int main(int argc, char **argv)
     hcfg.handshake_timeout_ms = (uint64_t)(o.handshake_timeout * 1000);
     hcfg.handler = rpc_server_stream_handler();
     hcfg.reuseport = a.nworkers > 1;
+    hcfg.exclusive_port = 1; /* the first worker's listener: nobody else may hold the port */
     for (int i = 0; i < a.nworkers; i++) {
         a.workers[i].app = &a;
         if (worker_init(&a.workers[i], &o, &hcfg, interop, bench) != 0)
             goto out;
         hcfg.port = http2_server_port(a.workers[0].h2); /* port 0: the others join it */
+        hcfg.exclusive_port = 0;
     }
 
     uv_signal_init(a.loop, &a.sigint);

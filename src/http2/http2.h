@@ -90,6 +90,9 @@ typedef struct http2_server_config {
     size_t stream_send_buffer;       /* bytes a stream may queue before AGAIN */
     uint64_t handshake_timeout_ms;   /* TLS handshake + client preface; 0 = none */
     int reuseport;                   /* SO_REUSEPORT: one listener per loop on one port */
+    int exclusive_port;              /* with reuseport: refuse a port another socket is
+                                        bound to (set on a group's first listener, so a
+                                        second server cannot join the group) */
     const http2_stream_handler *handler;
     void *handler_data; /* returned by http2_stream_server_data() */
 } http2_server_config;

@@ -98,6 +98,25 @@ static void on_connection(uv_stream_t *listener, int status)
         OMS_WARN("accept: %s", uv_strerror(rv));
 }
 
+/* SO_REUSEPORT lets any socket of the same user that also sets it share a
+ * port, so a second server would silently join a running one. Binding a
+ * plain socket first (SO_REUSEADDR only, so TIME_WAIT leftovers do not count)
+ * fails if anything holds the port. Returns 0 or -errno. */
+static int probe_port(const struct sockaddr_storage *addr, socklen_t alen)
+{
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1, rv = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (addr->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)addr, alen) != 0)
+        rv = -errno;
+    close(fd);
+    return rv;
+}
+
 int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_server **out, char *err,
                      size_t errlen)
 {
@@ -139,6 +158,14 @@ int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_serv
         rv = UV_EINVAL;
         goto fail;
     }
+    socklen_t alen =
+        addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    int one = 1;
+    if (cfg->reuseport && cfg->exclusive_port && cfg->port != 0 &&
+        (rv = probe_port(&addr, alen)) != 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->host, cfg->port, strerror(-rv));
+        goto fail;
+    }
     /* The socket is made by hand so that a bind failure unwinds at once (no
      * libuv handle to close yet), and so that SO_REUSEPORT can be set for a
      * listener per loop later. */
@@ -148,7 +175,6 @@ int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_serv
         snprintf(err, errlen, "socket: %s", strerror(errno));
         goto fail;
     }
-    int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (cfg->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
         rv = -errno;
@@ -158,8 +184,6 @@ int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_serv
     }
     if (addr.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    socklen_t alen =
-        addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     if (bind(fd, (const struct sockaddr *)&addr, alen) != 0 || listen(fd, 1024) != 0) {
         rv = -errno;
         snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->host, cfg->port, strerror(errno));
