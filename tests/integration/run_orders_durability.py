@@ -15,6 +15,9 @@ same port and store (the transport alternates between cycles); then:
     exactly one per key ever sent (no duplicate, nothing lost, nothing extra);
   - the stock reserved per SKU equals the quantities of the stored non-cancelled
     orders (within 10 s of the restart);
+  - a WatchOrders subscriber live during the load got only events that are in
+    the store after the restart (none delivered before its commit was
+    durable), and resuming from its last seq + 1 yields the rest;
   - WatchOrders from the previous cycle's last seq + 1 yields gap-free seqs and
     exactly one event per stored order version (creation, cancel): no event
     without its change, no change without its event, none twice;
@@ -260,6 +263,7 @@ def verify(st, cycle, acked, failed):
         st.sent["marker-%s-%d" % (oi.RUN, cycle)] = (st.customers[0], lines_for(st, 1))
         st.orders["marker-%s-%d" % (oi.RUN, cycle)] = marker
         st.last_seq = evs[-1].seq
+        st.cycle_evs, st.cycle_marker = evs, marker.id
         if stock_problem:
             raise Failure(stock_problem)
         return existing, new, len(after)
@@ -286,18 +290,90 @@ def read_events(st, a, since, marker_id, timeout=None):
     return evs
 
 
+class LiveWatcher:
+    """WatchOrders(since_seq) on its own channel during the load, until the kill."""
+
+    def __init__(self, st, since):
+        self.st = st
+        self.since = since
+        self.events = []
+        self.error = None
+        self.ch = st.server.channel()
+        api = oi.Api(st.S, self.ch)
+        self.it = api.ord.WatchOrders(st.S.order_pb2.WatchOrdersRequest(since_seq=since),
+                                      timeout=120)
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        try:
+            for e in self.it:
+                self.events.append(e)
+        except Exception as e:  # noqa: BLE001
+            self.error = e
+
+    def stop(self):
+        self.it.cancel()
+        self.t.join(10)
+        self.ch.close()
+
+
+def _key(e):
+    return (e.seq, e.order_id, e.version, e.status)
+
+
+def watcher_problem(st, cycle, w):
+    """Events a live subscriber got before the kill must all be in the store
+    after the restart (never an event whose commit was not durable); resuming
+    from its last seq + 1 gives the rest."""
+    evs = st.cycle_evs
+    got = w.events
+    if len(got) > len(evs):
+        return "cycle %d: the live subscriber got %d events, the store has %d" % (
+            cycle, len(got), len(evs))
+    for i, e in enumerate(got):
+        if _key(e) != _key(evs[i]):
+            return ("cycle %d: live event #%d %s is not the stored event %s (delivered before it "
+                    "was durable?)" % (cycle, i, _key(e), _key(evs[i])))
+    a = oi.api_for(st.env, st.server)
+    try:
+        rest = read_events(st, a, got[-1].seq + 1 if got else w.since, st.cycle_marker)
+    finally:
+        a.close()
+    if [_key(e) for e in got + rest] != [_key(e) for e in evs]:
+        return "cycle %d: live events + resumed replay differ from the store's events" % cycle
+    st.live_seen = getattr(st, "live_seen", 0) + len(got)
+    return None
+
+
 def cycle_case(st, cycle, tr, nthreads, rng):
     t0 = time.monotonic()
-    delay, before_kill, acked, failed = load_and_kill(st, cycle, nthreads, rng)
+    st.cycle_evs = None
+    w = LiveWatcher(st, max(1, st.last_seq + 1))
+    try:
+        delay, before_kill, acked, failed = load_and_kill(st, cycle, nthreads, rng)
+    finally:
+        w.stop()
     t1 = time.monotonic()
     start(st, tr)
     t2 = time.monotonic()
-    existing, new, total = verify(st, cycle, acked, failed)
+    problems = []
+    try:
+        existing, new, total = verify(st, cycle, acked, failed)
+    except Failure as e:
+        problems.append(str(e))
+    if st.cycle_evs is not None:
+        p = watcher_problem(st, cycle, w)
+        if p:
+            problems.append(p)
+    if problems:
+        raise Failure("; ".join(problems))
     t3 = time.monotonic()
     line = ("cycle %d (%s): kill after %.2fs, %d creates acked (%.0f/s), %d in flight -> retried: %d "
-            "existing, %d new; %d orders stored; restart %.2fs, verify %.2fs, last seq %d"
+            "existing, %d new; %d orders stored; live subscriber got %d events before the kill; "
+            "restart %.2fs, verify %.2fs, last seq %d"
             % (cycle, tr, delay, len(acked), len(acked) / max(delay, 0.001), len(failed), existing,
-               new, total, t2 - t1, t3 - t2, st.last_seq))
+               new, total, len(w.events), t2 - t1, t3 - t2, st.last_seq))
     print("# " + line, flush=True)
     st.figures.append(line)
     del t0
