@@ -110,7 +110,8 @@ typedef struct rpc_service_impl {
 typedef struct rpc_server_config {
     size_t max_recv_msg; /* bytes after decompression; default 4 MiB */
     size_t max_send_msg; /* default 0x7fffffff */
-    size_t send_buffer;  /* per-call bytes queued before RPC_AGAIN; default 256 KiB */
+    /* How much a call may queue before rpc_call_send() says RPC_AGAIN is the
+     * transport's: http2_server_config.stream_send_buffer. */
 } rpc_server_config;
 
 void rpc_server_config_init(rpc_server_config *cfg);

@@ -23,7 +23,6 @@ void rpc_server_config_init(rpc_server_config *cfg)
 {
     cfg->max_recv_msg = 4u << 20;
     cfg->max_send_msg = 0x7fffffff;
-    cfg->send_buffer = 256u << 10;
 }
 
 rpc_server *rpc_server_new(const rpc_server_config *cfg)

@@ -248,7 +248,6 @@ static void setup(void)
 
     rpc_server_config rcfg;
     rpc_server_config_init(&rcfg);
-    rcfg.send_buffer = 1024; /* a few orders fill it: streams meet RPC_AGAIN and on_ready */
     rsrv = rpc_server_new(&rcfg);
     cr_assert_not_null(rsrv);
     cr_assert_eq(orders_register(oms, rsrv), 0);
@@ -261,6 +260,7 @@ static void setup(void)
     hcfg.host = "127.0.0.1";
     hcfg.port = 0;
     hcfg.tls = 0;
+    hcfg.stream_send_buffer = 1024; /* a few orders fill it: streams meet RPC_AGAIN, on_ready */
     hcfg.handler = rpc_server_stream_handler();
     hcfg.handler_data = rsrv;
     cr_assert_eq(http2_server_new(&loop, &hcfg, &h2, err, sizeof err), 0, "%s", err);
