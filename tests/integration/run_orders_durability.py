@@ -215,6 +215,13 @@ def verify(st, cycle, acked, failed):
         mine = {st.orders[k].id for k in st.sent}
         eq(len(mine), len(st.sent), "cycle %d: distinct orders for %d keys" % (cycle, len(st.sent)))
         eq(set(ids), mine, "cycle %d: stored orders vs keys sent" % cycle)
+        # 4b. prices never change here: every stored order carries them
+        wrong = [o.id for o in after
+                 if any(l.unit_price_cents != st.products[l.sku] or
+                        l.line_total_cents != l.quantity * st.products[l.sku] for l in o.lines)
+                 or o.total_cents != sum(l.line_total_cents for l in o.lines)]
+        check(not wrong, "cycle %d: %d stored orders with prices/totals not from inventory: %s",
+              cycle, len(wrong), [str(o).replace("\n", " ") for o in after if o.id in wrong[:2]])
         # 5. stock reserved == quantities of the stored orders
         want = {s: 0 for s in st.products}
         for o in after:
