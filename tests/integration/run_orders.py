@@ -1382,6 +1382,69 @@ def track_orders(c):
         col.cancel()
 
 
+def track_gap_free_under_load(c):
+    """TrackOrders subscribes (since_seq=1) to 20 orders while 4 clients move them
+    through their statuses: the subscriber gets exactly the events a replay
+    shows for them, in seq order, no gap, no duplicate."""
+    a, opb = c.a, c.opb
+    cu = a.new_customer()
+    A = a.new_product(1, 10 ** 6)
+    orders = [a.create_order(cu.id, [(A, 1)]).id for _ in range(20)]
+    chans = [c.server.channel() for _ in range(4)]
+    steps = (opb.ORDER_STATUS_CONFIRMED, opb.ORDER_STATUS_SHIPPED, opb.ORDER_STATUS_DELIVERED)
+    errs = []
+
+    def load(i):
+        api = oi.Api(c.S, chans[i])
+        try:
+            for st_ in steps:
+                for oid in orders[i::4]:
+                    api.update(oid, st_)
+                    time.sleep(0.005)
+        except Exception as e:  # noqa: BLE001
+            errs.append(e)
+    q = queue.Queue()
+
+    def gen():
+        while True:
+            x = q.get()
+            if x is None:
+                return
+            yield x
+    ts = [threading.Thread(target=load, args=(i,), daemon=True) for i in range(4)]
+    for t in ts:
+        t.start()
+    time.sleep(0.05)
+    col = Collector(c.grpc, a.ord.TrackOrders(gen(), timeout=T * 3))
+    try:
+        q.put(opb.TrackRequest(subscribe=opb.TrackSubscribe(order_ids=orders[:10], since_seq=1)))
+        time.sleep(0.05)
+        q.put(opb.TrackRequest(subscribe=opb.TrackSubscribe(order_ids=orders[10:], since_seq=1)))
+        for t in ts:
+            t.join()
+        for ch in chans:
+            ch.close()
+        check(not errs, "load: %s", errs[:1])
+        want_n = 20 * 4
+        check(col.wait_n(want_n), "%d of %d events (%s)", len(col.events), want_n, col.err())
+        time.sleep(0.2)
+        got = [(e.order_id, e.version) for e in col.events]
+        eq(len(got), len(set(got)), "duplicate events")
+        eq(sorted(got), sorted((o, v) for o in orders for v in (1, 2, 3, 4)), "events received")
+        replay = _take(c, opb.WatchOrdersRequest(order_ids=orders, since_seq=1), want_n)
+        seq_of = {(e.order_id, e.version): e.seq for e in replay}
+        for e in col.events:
+            eq(e.seq, seq_of[(e.order_id, e.version)], "seq of %s v%d" % (e.order_id, e.version))
+        per = {}
+        for e in col.events:
+            per.setdefault(e.order_id, []).append(e.version)
+        for o, vs in per.items():
+            eq(vs, [1, 2, 3, 4], "versions of %s in arrival order" % o)
+    finally:
+        q.put(None)
+        col.cancel()
+
+
 # ================================================================== oversell
 
 
@@ -1543,6 +1606,7 @@ CASES = [
     ("watch.customer_and_order_ids", watch_customer_and_order_ids),
     ("watch.future_since_seq", watch_future_since_seq),
     ("track.live_only", track_live_only),
+    ("track.gap_free_under_load", track_gap_free_under_load),
     ("watch.all_gap_free_under_load", watch_all_gap_free_under_load),
     ("track.subscribe_unsubscribe", track_orders),
     ("no_oversell.50_clients_10_units", no_oversell),
