@@ -272,10 +272,11 @@ def main():
         res["categories"][c] = round(share, 4)
         print("| %s | %.1f %% | %s |" % (c, 100 * share,
                                           "%.2f" % (share * us_per_call) if us_per_call else "–"))
-    print("\ntop functions (self):")
-    for (s, d), k in top.most_common(15):
+    print("\n| top functions (self time) | library | share |")
+    print("|---|---|---|")
+    for (s, d), k in top.most_common(12):
         res["top"].append({"sym": s, "dso": d, "share": round(k / n, 4)})
-        print("  %5.1f %%  %s (%s)" % (100 * k / n, s, d))
+        print("| %s | %s | %.1f %% |" % ("(internal, no symbols)" if s == "[unknown]" else "`%s`" % s, d, 100 * k / n))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=2)
