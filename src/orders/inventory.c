@@ -315,24 +315,34 @@ static void on_list_products_ready(rpc_call *c)
 
 /* --- Reserve / Release ------------------------------------------------------------- */
 
-static void finish_reserve_call(inv_op *r)
+/* The reserved lines: the first reservation's for a repeat (first, the
+ * store's result), else the request's with their prices. */
+static const store_line *reserved_lines(const inv_op *r, const store_order *first, size_t *n)
 {
-    if (!op_answerable(r))
-        return;
+    if (first) {
+        *n = first->nlines;
+        return first->lines;
+    }
+    *n = r->w.nlines;
+    return r->w.lines;
+}
+
+static void reply_reservation(inv_op *r, const store_order *first)
+{
     rpc_call *c = r->c;
-    size_t n = r->w.nlines;
+    size_t n;
+    const store_line *rl = reserved_lines(r, first, &n);
     Oms__V1__ReservedLine *lines = rpc_call_alloc(c, n * sizeof *lines);
     Oms__V1__ReservedLine **linep = rpc_call_alloc(c, n * sizeof *linep);
     if (!lines || !linep) {
         rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
-        rpc_call_unref(c);
         return;
     }
     for (size_t i = 0; i < n; i++) {
         oms__v1__reserved_line__init(&lines[i]);
-        lines[i].sku = r->w.lines[i].sku;
-        lines[i].quantity = r->w.lines[i].quantity;
-        lines[i].unit_price_cents = r->w.lines[i].unit_price_cents;
+        lines[i].sku = (char *)rl[i].sku;
+        lines[i].quantity = rl[i].quantity;
+        lines[i].unit_price_cents = rl[i].unit_price_cents;
         linep[i] = &lines[i];
     }
     Oms__V1__Reservation m = OMS__V1__RESERVATION__INIT;
@@ -340,7 +350,19 @@ static void finish_reserve_call(inv_op *r)
     m.n_lines = n;
     m.lines = linep;
     orders__reply(c, &m.base);
-    rpc_call_unref(c);
+}
+
+static void finish_reserve_call(inv_op *r)
+{
+    /* Taken first: op_answerable may drop the last ref, and r with the arena. */
+    store_order *first = r->w.result;
+    r->w.result = NULL;
+    if (op_answerable(r)) {
+        rpc_call *c = r->c;
+        reply_reservation(r, first);
+        rpc_call_unref(c);
+    }
+    store_order_free(first);
 }
 
 static void on_reserve(rpc_call *c, const Oms__V1__ReserveRequest *req)
@@ -440,10 +462,14 @@ static void local_get_customer(orders_loop *ol, const char *id, uint64_t timeout
 
 static void finish_reserve_port(inv_op *r)
 {
-    if (r->w.rc == STORE_OK)
-        r->reserve_cb(r->arg, RPC_OK, "", r->w.lines, r->w.nlines);
-    else
+    if (r->w.rc == STORE_OK) {
+        size_t n;
+        const store_line *lines = reserved_lines(r, r->w.result, &n);
+        r->reserve_cb(r->arg, RPC_OK, "", lines, n);
+    } else {
         r->reserve_cb(r->arg, orders__status(r->w.rc), op_msg(r), NULL, 0);
+    }
+    store_order_free(r->w.result);
     free(r);
 }
 

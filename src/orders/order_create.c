@@ -6,7 +6,11 @@
  *            -> new order id -> reserve stock, prices come back (inventory port)
  *            -> total -> ORDER_CREATE (store writer, durable)
  *
- * Anything that fails after a reservation may exist releases it again: the
+ * With the in-process inventory (all-in-one: same store), the last two steps
+ * are one ORDER_PLACE: reservation, prices, total, order and event in one
+ * transaction, one commit, nothing to compensate.
+ *
+ * Otherwise anything that fails after a reservation may exist releases it again: the
  * order id is the reservation's key and Release is idempotent, so a release
  * after a reserve whose reply was lost (UNAVAILABLE, DEADLINE_EXCEEDED) is
  * harmless when nothing was reserved. The flow reports such a failure only
@@ -35,7 +39,13 @@ typedef struct create_flow {
     rpc_status code;
     char msg[STORE_MSG_MAX + 96];
     store_order *first; /* owned: the first order of a key another call won */
+    int fresh_ids;      /* ids given up to another run's reservation (split mode) */
 } create_flow;
+
+/* Order ids a flow may find taken by a dead run's reservation before it gives
+ * up with INTERNAL: at most the flows in flight at a crash collide, and each
+ * collision takes the flow past one of them. */
+#define CREATE_MAX_FRESH_IDS 16
 
 static void flow_free(create_flow *f)
 {
@@ -104,6 +114,8 @@ static void on_order_created(store_write *w)
     }
 }
 
+static void reserve_fresh(create_flow *f);
+
 static void on_reserved(void *arg, rpc_status code, const char *msg, const store_line *lines,
                         size_t n)
 {
@@ -122,21 +134,38 @@ static void on_reserved(void *arg, rpc_status code, const char *msg, const store
             flow_done(f, code, msg, NULL);
         return;
     }
-    if (n != o->nlines) {
-        snprintf(why, sizeof why, "inventory reserved %zu lines for %zu", n, o->nlines);
+    bool same = n == o->nlines;
+    size_t bad = 0; /* the first line that differs */
+    for (size_t i = 0; same && i < n; i++) {
+        if (strcmp(lines[i].sku, o->lines[i].sku) != 0 ||
+            lines[i].quantity != o->lines[i].quantity) {
+            same = false;
+            bad = i;
+        }
+    }
+    if (!same) {
+        /* Reserve returns the first reservation of an order id. One that is not
+         * ours was made by an earlier run of this process that died before
+         * storing its order: ids this store never saw are handed out again
+         * after a restart (split mode: the reservation lives in the inventory's
+         * store). Its order does not exist, so it is released, and ours is
+         * reserved under a fresh id. */
+        if (f->fresh_ids < CREATE_MAX_FRESH_IDS) {
+            f->fresh_ids++;
+            f->ol->inventory->release(f->ol, o->id, f->timeout_ms, NULL, NULL);
+            reserve_fresh(f);
+            return;
+        }
+        if (n != o->nlines)
+            snprintf(why, sizeof why, "inventory reserved %zu lines for %zu", n, o->nlines);
+        else
+            snprintf(why, sizeof why, "inventory reserved lines[%zu] as %s x %lld", bad,
+                     lines[bad].sku, (long long)lines[bad].quantity);
         flow_release_then_done(f, RPC_INTERNAL, why, NULL);
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(lines[i].sku, o->lines[i].sku) != 0 ||
-            lines[i].quantity != o->lines[i].quantity) {
-            snprintf(why, sizeof why, "inventory reserved lines[%zu] as %s x %lld", i, lines[i].sku,
-                     (long long)lines[i].quantity);
-            flow_release_then_done(f, RPC_INTERNAL, why, NULL);
-            return;
-        }
+    for (size_t i = 0; i < n; i++)
         o->lines[i].unit_price_cents = lines[i].unit_price_cents;
-    }
     if (!orders__order_total(o->lines, o->nlines, &o->total_cents)) {
         flow_release_then_done(f, RPC_INVALID_ARGUMENT,
                                "order total overflows (more than 2^63-1 cents)", NULL);
@@ -152,6 +181,57 @@ static void on_reserved(void *arg, rpc_status code, const char *msg, const store
     f->w.data = f;
     f->w.at = o->created_at;
     f->w.order = o;
+    store_submit(f->ol->sl, &f->w); /* done fires later, never from inside */
+}
+
+/* ORDER_PLACE done: the order and its reservation were stored together, or
+ * nothing was, so there is nothing to release. */
+static void on_order_placed(store_write *w)
+{
+    create_flow *f = w->data;
+    store_order *r = w->result;
+    char why[STORE_MSG_MAX + 64];
+
+    w->result = NULL;
+    switch (w->rc) {
+    case STORE_OK:
+        flow_done(f, RPC_OK, "", r);
+        break;
+    case STORE_EXISTS:
+        /* A concurrent call with the same key won (nothing was reserved). */
+        if (r && f->order->idempotency_key[0] &&
+            strcmp(r->idempotency_key, f->order->idempotency_key) == 0) {
+            flow_done(f, RPC_OK, "", r);
+        } else {
+            snprintf(why, sizeof why, "idempotency key already used: %s", w->msg);
+            flow_done(f, RPC_ALREADY_EXISTS, why, NULL);
+        }
+        break;
+    case STORE_PRECONDITION:
+    case STORE_NOT_FOUND:
+    case STORE_INVALID: /* the store's message names the SKU or the overflow */
+        flow_done(f, orders__status(w->rc), w->msg, NULL);
+        break;
+    default:
+        snprintf(why, sizeof why, "storing order %s: %s", f->order->id,
+                 w->msg[0] ? w->msg : store_rc_name(w->rc));
+        flow_done(f, orders__status(w->rc), why, NULL);
+        break;
+    }
+    store_order_free(r);
+}
+
+/* All-in-one mode (the inventory is this process's, on this store): the
+ * reservation, prices, total, order and event in one transaction, so one
+ * commit per order and no reservation without its order after a crash. */
+static void place_order(create_flow *f)
+{
+    f->w = (store_write){0};
+    f->w.op = STORE_ORDER_PLACE;
+    f->w.done = on_order_placed;
+    f->w.data = f;
+    f->w.at = f->order->created_at;
+    f->w.order = f->order;
     store_submit(f->ol->sl, &f->w); /* done fires later, never from inside */
 }
 
@@ -183,6 +263,15 @@ static int64_t next_order_id(store *st, char out[STORE_ID_MAX + 1])
     return now;
 }
 
+/* Takes a new order id and reserves the order's lines under it (inventory
+ * port); on_reserved may run before this returns. */
+static void reserve_fresh(create_flow *f)
+{
+    f->order->created_at = next_order_id(f->ol->o->st, f->order->id);
+    f->ol->inventory->reserve(f->ol, f->order->id, f->order->lines, f->order->nlines, f->timeout_ms,
+                              on_reserved, f);
+}
+
 static void on_customer(void *arg, rpc_status code, const char *msg, const store_customer *c)
 {
     create_flow *f = arg;
@@ -203,10 +292,12 @@ static void on_customer(void *arg, rpc_status code, const char *msg, const store
         flow_done(f, RPC_FAILED_PRECONDITION, why, NULL);
         return;
     }
-    f->order->created_at = next_order_id(f->ol->o->st, f->order->id);
-    /* Last action: the callback may fire before reserve returns. */
-    f->ol->inventory->reserve(f->ol, f->order->id, f->order->lines, f->order->nlines, f->timeout_ms,
-                              on_reserved, f);
+    if (f->ol->inventory == &orders__local_inventory) {
+        f->order->created_at = next_order_id(f->ol->o->st, f->order->id);
+        place_order(f);
+        return;
+    }
+    reserve_fresh(f); /* last action: its callback may fire before it returns */
 }
 
 /* Answers a key seen before with its first order. Returns true when it

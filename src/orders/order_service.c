@@ -192,8 +192,9 @@ static void on_status_set(store_write *w)
     status_flow *f = w->data;
     /* Cancelled for good: the stock goes back whether or not the client still
      * waits, and the reply waits for the release's first try, so a client
-     * reading the stock after it finds it back. */
-    if (w->rc == STORE_OK && w->to_status == STORE_ORDER_CANCELLED) {
+     * reading the stock after it finds it back. With the in-process inventory
+     * the store released it in the status change's transaction (with_stock). */
+    if (w->rc == STORE_OK && w->to_status == STORE_ORDER_CANCELLED && !w->with_stock) {
         f->ol->inventory->release(f->ol, w->order_id, orders__peer_timeout(f->ol->o, f->c),
                                   on_cancel_released, f);
         return;
@@ -234,6 +235,9 @@ static void set_status(rpc_call *c, const char *id, int to, int64_t expected_ver
     f->w.allowed_from = orders__allowed_from(to);
     f->w.expected_version = expected_version;
     snprintf(f->w.reason, sizeof f->w.reason, "%s", reason);
+    /* All-in-one (the inventory on this store): the release goes into the
+     * cancel's own transaction; a crash cannot split them. */
+    f->w.with_stock = to == STORE_ORDER_CANCELLED && ol->inventory == &orders__local_inventory;
     /* The write and its done outlive a cancelled call's handlers: the ref keeps
      * the arena (and f) until done fired. */
     rpc_call_ref(c);

@@ -110,14 +110,18 @@ static void fail_batch(store *st, store_write *batch, int64_t seq0, const char *
 /* Whether a request needs a savepoint of its own. The ops below fail (with
  * anything but STORE_ERROR) before their first write, or their only write is
  * one statement, which SQLite makes atomic: they skip the two extra
- * statements. A multi-line RESERVE can fail after reserving earlier lines,
- * RELEASE and the orphan sweep write several rows: they get one. An SQL error
+ * statements; so does ORDER_PLACE, whose checks all come before its first
+ * write. A multi-line RESERVE can fail after reserving earlier lines,
+ * RELEASE, a with-stock cancel and the orphan sweep write several rows: they
+ * get one. An SQL error
  * in a request without a savepoint fails its whole batch (run_batch). */
 static bool needs_savepoint(const store_write *w)
 {
     switch ((int)w->op) {
     case STORE_RESERVE:
         return w->nlines > 1;
+    case STORE_ORDER_SET_STATUS: /* the release after the status change */
+        return w->with_stock && w->to_status == STORE_ORDER_CANCELLED;
     case STORE_RELEASE:
     case STORE__OP_RELEASE_ORPHANS:
         return true;

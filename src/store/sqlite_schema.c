@@ -210,6 +210,8 @@ static const char *const writer_sql[WS__COUNT] = {
     [WS_META_SET_HWM] = "UPDATE meta SET value = ?1 WHERE key = 'order_hwm' AND value < ?1",
     [WS_LIVE_RESERVATIONS] = "SELECT order_id FROM reservations WHERE released = 0",
     [WS_ORDER_EXISTS] = "SELECT status FROM orders WHERE id = ?1",
+    [WS_PRODUCT_AVAILABLE] = "SELECT unit_price, on_hand - reserved FROM products WHERE sku = ?1",
+    [WS_PRODUCT_ADD_RESERVED] = "UPDATE products SET reserved = reserved + ?2 WHERE sku = ?1",
 };
 
 int store__prepare_writer(store *st, char *err, size_t errlen)

@@ -4,7 +4,8 @@
  * half its statements done.
  *
  * Hot path: RESERVE is one UPDATE ... RETURNING per line plus one insert;
- * ORDER_CREATE is one insert into orders and one into events.
+ * ORDER_CREATE is one insert into orders and one into events; ORDER_PLACE
+ * (all-in-one mode) is a read per line, then both without a savepoint.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -207,24 +208,85 @@ static store_rc stock_adjust(store *st, store_write *w)
     return STORE_OK;
 }
 
-/* A live reservation exists: report its prices into the request's lines
- * (matched by sku; the first reservation's lines win). */
+/* A live reservation exists: it is the answer, unchanged (result), whatever
+ * the repeat asked for; the request's lines get its prices where the SKU
+ * matches. */
 static store_rc reserve_existing(store_write *w, const uint8_t *blob, size_t len)
 {
-    store_line lines[STORE_MAX_LINES];
     long n = store__lines_count(blob, len);
     if (n < 0 || n > STORE_MAX_LINES)
         return fail(w, STORE_ERROR, "store: corrupt reservation %s", w->order_id);
-    store__lines_decode(blob, len, lines, (size_t)n);
+    store_order *first = store_order_new((size_t)n);
+    if (!first)
+        return fail(w, STORE_ERROR, "store: out of memory");
+    store__copy(first->id, sizeof first->id, w->order_id);
+    store__lines_decode(blob, len, first->lines, (size_t)n);
     for (size_t i = 0; i < w->nlines; i++) {
         for (long j = 0; j < n; j++) {
-            if (strcmp(lines[j].sku, w->lines[i].sku) == 0) {
-                w->lines[i].unit_price_cents = lines[j].unit_price_cents;
+            if (strcmp(first->lines[j].sku, w->lines[i].sku) == 0) {
+                w->lines[i].unit_price_cents = first->lines[j].unit_price_cents;
                 break;
             }
         }
     }
+    w->result = first;
     w->existed = true;
+    return STORE_OK;
+}
+
+/* Takes lines[i].quantity of each line's product, all or nothing with the
+ * request's savepoint, and writes the unit prices into the lines. Fails
+ * naming the first unknown or short SKU. */
+static store_rc reserve_lines(store *st, store_write *w, store_line *lines, size_t n)
+{
+    sqlite3_stmt *u = st->ws[WS_PRODUCT_RESERVE];
+    for (size_t i = 0; i < n; i++) {
+        store_line *l = &lines[i];
+        if (!field_ok(l->sku, sizeof l->sku) || l->quantity <= 0)
+            return fail(w, STORE_INVALID, "line %zu: a sku and a positive quantity are required",
+                        i + 1);
+        sqlite3_bind_text(u, 1, l->sku, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(u, 2, l->quantity);
+        int rc = sqlite3_step(u);
+        bool changed = rc == SQLITE_ROW;
+        if (changed) {
+            l->unit_price_cents = sqlite3_column_int64(u, 0);
+            rc = sqlite3_step(u);
+        }
+        sqlite3_reset(u);
+        if (rc != SQLITE_DONE)
+            return sql_error(st, w, "reserve");
+        if (changed)
+            continue;
+        store_product p = {0};
+        store__copy(p.sku, sizeof p.sku, l->sku);
+        rc = product_get(st, &p);
+        if (rc == SQLITE_DONE)
+            return fail(w, STORE_NOT_FOUND, "sku %s not found", l->sku);
+        if (rc != SQLITE_ROW)
+            return sql_error(st, w, "reserve");
+        return fail(w, STORE_PRECONDITION, "sku %s: %" PRId64 " available, %" PRId64 " requested",
+                    l->sku, p.on_hand - p.reserved, l->quantity);
+    }
+    return STORE_OK;
+}
+
+/* Records order_id's live reservation of the lines encoded in st->blob. */
+static store_rc reservation_insert(store *st, store_write *w, const char *order_id, size_t len)
+{
+    sqlite3_stmt *s = st->ws[WS_RESERVATION_INSERT];
+    sqlite3_bind_text(s, 1, order_id, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, st->blob, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, w->at);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+        return fail(w, STORE_EXISTS, "order %.31s already has a reservation", order_id);
+    if (rc != SQLITE_DONE)
+        return sql_error(st, w, "reserve");
+    int64_t num;
+    if (store__parse_id(order_id, 'o', &num))
+        note_order_num(st, num);
     return STORE_OK;
 }
 
@@ -252,49 +314,12 @@ static store_rc reserve(store *st, store_write *w)
     sqlite3_reset(s);
     if (rc != SQLITE_DONE)
         return sql_error(st, w, "reserve");
-
-    sqlite3_stmt *u = st->ws[WS_PRODUCT_RESERVE];
-    for (size_t i = 0; i < w->nlines; i++) {
-        store_line *l = &w->lines[i];
-        if (!field_ok(l->sku, sizeof l->sku) || l->quantity <= 0)
-            return fail(w, STORE_INVALID, "line %zu: a sku and a positive quantity are required",
-                        i + 1);
-        sqlite3_bind_text(u, 1, l->sku, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(u, 2, l->quantity);
-        rc = sqlite3_step(u);
-        bool changed = rc == SQLITE_ROW;
-        if (changed) {
-            l->unit_price_cents = sqlite3_column_int64(u, 0);
-            rc = sqlite3_step(u);
-        }
-        sqlite3_reset(u);
-        if (rc != SQLITE_DONE)
-            return sql_error(st, w, "reserve");
-        if (changed)
-            continue;
-        store_product p = {0};
-        store__copy(p.sku, sizeof p.sku, l->sku);
-        rc = product_get(st, &p);
-        if (rc == SQLITE_DONE)
-            return fail(w, STORE_NOT_FOUND, "sku %s not found", l->sku);
-        if (rc != SQLITE_ROW)
-            return sql_error(st, w, "reserve");
-        return fail(w, STORE_PRECONDITION, "sku %s: %" PRId64 " available, %" PRId64 " requested",
-                    l->sku, p.on_hand - p.reserved, l->quantity);
-    }
+    store_rc r = reserve_lines(st, w, w->lines, w->nlines);
+    if (r != STORE_OK)
+        return r;
     size_t len = store__lines_encode(w->lines, w->nlines, st->blob);
-    s = st->ws[WS_RESERVATION_INSERT];
-    sqlite3_bind_text(s, 1, w->order_id, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 2, st->blob, (int)len, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, w->at);
-    rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE)
-        return sql_error(st, w, "reserve");
-    int64_t num;
-    if (store__parse_id(w->order_id, 'o', &num))
-        note_order_num(st, num);
-    return STORE_OK;
+    r = reservation_insert(st, w, w->order_id, len);
+    return r == STORE_EXISTS ? sql_error(st, w, "reserve") : r; /* looked up above */
 }
 
 /* Releases the live reservation of order_id, if any; sets w->existed. */
@@ -379,23 +404,11 @@ static store_rc load_order(store *st, store_write *w, sqlite3_stmt *s, store_ord
     return r;
 }
 
-static store_rc order_create(store *st, store_write *w)
+/* Inserts order o (number num, lines encoded in st->blob): a taken key or id
+ * is EXISTS with that order in w->result. */
+static store_rc order_insert(store *st, store_write *w, int64_t num, const store_order *o,
+                             size_t len)
 {
-    const store_order *o = w->order;
-    int64_t num;
-    if (!o || !store__parse_id(o->id, 'o', &num))
-        return fail(w, STORE_INVALID, "order id must be o-<n>");
-    if (!field_ok(o->customer_id, sizeof o->customer_id))
-        return fail(w, STORE_INVALID, "customer id is required");
-    if (strnlen(o->idempotency_key, sizeof o->idempotency_key) == sizeof o->idempotency_key ||
-        strnlen(o->cancel_reason, sizeof o->cancel_reason) == sizeof o->cancel_reason)
-        return fail(w, STORE_INVALID, "field too long");
-    if (o->nlines > STORE_MAX_LINES)
-        return fail(w, STORE_INVALID, "at most %d lines", STORE_MAX_LINES);
-    for (size_t i = 0; i < o->nlines; i++)
-        if (!field_ok(o->lines[i].sku, sizeof o->lines[i].sku))
-            return fail(w, STORE_INVALID, "line %zu: sku is required", i + 1);
-    size_t len = store__lines_encode(o->lines, o->nlines, st->blob);
     sqlite3_stmt *s = st->ws[WS_ORDER_INSERT];
     sqlite3_bind_int64(s, 1, num);
     sqlite3_bind_text(s, 2, o->customer_id, -1, SQLITE_STATIC);
@@ -422,8 +435,163 @@ static store_rc order_create(store *st, store_write *w)
     if (rc != SQLITE_DONE)
         return sql_error(st, w, "create order");
     note_order_num(st, num);
+    return STORE_OK;
+}
+
+static store_rc order_create(store *st, store_write *w)
+{
+    const store_order *o = w->order;
+    int64_t num;
+    if (!o || !store__parse_id(o->id, 'o', &num))
+        return fail(w, STORE_INVALID, "order id must be o-<n>");
+    if (!field_ok(o->customer_id, sizeof o->customer_id))
+        return fail(w, STORE_INVALID, "customer id is required");
+    if (strnlen(o->idempotency_key, sizeof o->idempotency_key) == sizeof o->idempotency_key ||
+        strnlen(o->cancel_reason, sizeof o->cancel_reason) == sizeof o->cancel_reason)
+        return fail(w, STORE_INVALID, "field too long");
+    if (o->nlines > STORE_MAX_LINES)
+        return fail(w, STORE_INVALID, "at most %d lines", STORE_MAX_LINES);
+    for (size_t i = 0; i < o->nlines; i++)
+        if (!field_ok(o->lines[i].sku, sizeof o->lines[i].sku))
+            return fail(w, STORE_INVALID, "line %zu: sku is required", i + 1);
+    size_t len = store__lines_encode(o->lines, o->nlines, st->blob);
+    store_rc r = order_insert(st, w, num, o, len);
+    if (r != STORE_OK)
+        return r;
     return append_event(st, w, num, o->id, o->customer_id, STORE_ORDER_PENDING, 0, 1,
                         o->created_at);
+}
+
+/* If key is taken: EXISTS with its first order in w->result; else OK. */
+static store_rc key_taken(store *st, store_write *w, const char *key)
+{
+    if (!key[0])
+        return STORE_OK;
+    sqlite3_stmt *q = st->ws[WS_ORDER_GET_BY_KEY];
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    store_rc r = load_order(st, w, q, &w->result);
+    if (r == STORE_NOT_FOUND)
+        return STORE_OK;
+    if (r != STORE_OK)
+        return r;
+    return fail(w, STORE_EXISTS, "idempotency key already used by order %s", w->result->id);
+}
+
+/* Prices o's lines and checks their stock (reads only): NOT_FOUND or
+ * PRECONDITION naming the first unknown or short SKU, INVALID for a bad line
+ * or a total past int64. */
+static store_rc place_check(store *st, store_write *w, store_order *o)
+{
+    sqlite3_stmt *s = st->ws[WS_PRODUCT_AVAILABLE];
+    for (size_t i = 0; i < o->nlines; i++) {
+        store_line *l = &o->lines[i];
+        if (!field_ok(l->sku, sizeof l->sku) || l->quantity <= 0)
+            return fail(w, STORE_INVALID, "line %zu: a sku and a positive quantity are required",
+                        i + 1);
+        for (size_t j = 0; j < i; j++) /* one stock check per SKU must cover its lines */
+            if (strcmp(o->lines[j].sku, l->sku) == 0)
+                return fail(w, STORE_INVALID, "line %zu: sku %s already in line %zu", i + 1, l->sku,
+                            j + 1);
+        sqlite3_bind_text(s, 1, l->sku, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(s);
+        int64_t available = 0;
+        if (rc == SQLITE_ROW) {
+            l->unit_price_cents = sqlite3_column_int64(s, 0);
+            available = sqlite3_column_int64(s, 1);
+        }
+        sqlite3_reset(s);
+        if (rc == SQLITE_DONE)
+            return fail(w, STORE_NOT_FOUND, "sku %s not found", l->sku);
+        if (rc != SQLITE_ROW)
+            return sql_error(st, w, "place order");
+        if (available < l->quantity)
+            return fail(w, STORE_PRECONDITION,
+                        "sku %s: %" PRId64 " available, %" PRId64 " requested", l->sku, available,
+                        l->quantity);
+        int64_t line;
+        if (__builtin_mul_overflow(l->quantity, l->unit_price_cents, &line) ||
+            __builtin_add_overflow(o->total_cents, line, &o->total_cents))
+            return fail(w, STORE_INVALID, "order total overflows (more than 2^63-1 cents)");
+    }
+    return STORE_OK;
+}
+
+/* ORDER_PLACE without a savepoint of its own (a savepoint copies every page
+ * the request touches into the sub-journal: a third of the op's CPU): every
+ * way it can fail is found by reads first, and the first write, the order's
+ * insert, fails atomically on a taken key or id. The writes after it can only
+ * fail with an SQL error, which fails the whole batch (run_batch). */
+static store_rc order_place(store *st, store_write *w)
+{
+    const store_order *in = w->order;
+    int64_t num;
+    if (!in || !store__parse_id(in->id, 'o', &num))
+        return fail(w, STORE_INVALID, "order id must be o-<n>");
+    if (!field_ok(in->customer_id, sizeof in->customer_id))
+        return fail(w, STORE_INVALID, "customer id is required");
+    if (strnlen(in->idempotency_key, sizeof in->idempotency_key) == sizeof in->idempotency_key)
+        return fail(w, STORE_INVALID, "field too long");
+    if (in->nlines == 0 || in->nlines > STORE_MAX_LINES)
+        return fail(w, STORE_INVALID, "an order needs 1 to %d lines", STORE_MAX_LINES);
+    store_order *o = store_order_new(in->nlines);
+    if (!o)
+        return fail(w, STORE_ERROR, "store: out of memory");
+    memcpy(o->id, in->id, sizeof o->id);
+    memcpy(o->customer_id, in->customer_id, sizeof o->customer_id);
+    memcpy(o->idempotency_key, in->idempotency_key, sizeof o->idempotency_key);
+    for (size_t i = 0; i < in->nlines; i++) {
+        memcpy(o->lines[i].sku, in->lines[i].sku, sizeof o->lines[i].sku);
+        o->lines[i].quantity = in->lines[i].quantity;
+    }
+    o->status = STORE_ORDER_PENDING;
+    o->version = 1;
+    o->created_at = o->updated_at = in->created_at;
+
+    store_rc r = place_check(st, w, o);
+    if (r != STORE_OK && r != STORE_ERROR) {
+        /* A repeat of a keyed order is answered with the first one, whatever
+         * the stock says now. */
+        store_rc k = key_taken(st, w, o->idempotency_key);
+        if (k != STORE_OK)
+            r = k;
+    }
+    if (r == STORE_OK) { /* a reservation under the id without its order: not ours */
+        sqlite3_stmt *q = st->ws[WS_RESERVATION_GET];
+        sqlite3_bind_text(q, 1, o->id, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(q);
+        sqlite3_reset(q);
+        if (rc == SQLITE_ROW)
+            r = fail(w, STORE_EXISTS, "order %s already has a reservation", o->id);
+        else if (rc != SQLITE_DONE)
+            r = sql_error(st, w, "place order");
+    }
+    size_t len = 0;
+    if (r == STORE_OK) {
+        len = store__lines_encode(o->lines, o->nlines, st->blob);
+        r = order_insert(st, w, num, o, len); /* the first write */
+    }
+    sqlite3_stmt *u = st->ws[WS_PRODUCT_ADD_RESERVED];
+    for (size_t i = 0; r == STORE_OK && i < o->nlines; i++) {
+        sqlite3_bind_text(u, 1, o->lines[i].sku, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(u, 2, o->lines[i].quantity);
+        int rc = sqlite3_step(u);
+        sqlite3_reset(u);
+        if (rc != SQLITE_DONE)
+            r = sql_error(st, w, "place order");
+    }
+    if (r == STORE_OK)
+        r = reservation_insert(st, w, o->id, len);
+    if (r == STORE_EXISTS && !w->result) /* checked above: cannot happen */
+        r = sql_error(st, w, "place order");
+    if (r == STORE_OK)
+        r = append_event(st, w, num, o->id, o->customer_id, STORE_ORDER_PENDING, 0, 1,
+                         o->created_at);
+    if (r != STORE_OK) {
+        store_order_free(o);
+        return r;
+    }
+    w->result = o;
+    return STORE_OK;
 }
 
 static store_rc order_set_status(store *st, store_write *w)
@@ -471,6 +639,8 @@ static store_rc order_set_status(store *st, store_write *w)
     }
     r = append_event(st, w, num, o->id, o->customer_id, o->status, w->previous_status, o->version,
                      w->at);
+    if (r == STORE_OK && w->with_stock && o->status == STORE_ORDER_CANCELLED)
+        r = release(st, w, w->order_id);
     if (r == STORE_OK) {
         w->result = o;
         return STORE_OK;
@@ -552,6 +722,8 @@ store_rc store__apply(store *st, store_write *w)
         return order_create(st, w);
     case STORE_ORDER_SET_STATUS:
         return order_set_status(st, w);
+    case STORE_ORDER_PLACE:
+        return order_place(st, w);
     case STORE__OP_RELEASE_ORPHANS:
         return release_orphans(st, w);
     }

@@ -203,11 +203,16 @@ typedef enum store_op {
     STORE_STOCK_ADJUST,        /* in: product.sku, delta, at; out: product. PRECONDITION if
                                   on_hand + delta < reserved; INVALID on overflow */
     STORE_RESERVE,             /* in: order_id, lines[].sku/quantity, nlines, at
-                                  out: lines[].unit_price_cents, existed.
+                                  out: lines[].unit_price_cents, existed, result.
                                   All or nothing: PRECONDITION naming the first short SKU,
                                   NOT_FOUND naming an unknown one. Idempotent per order_id: a
-                                  live reservation for it is returned as it is (existed =
-                                  true, lines and prices from the first one). */
+                                  live reservation for it is returned unchanged and nothing
+                                  more is reserved: existed = true and result holds the first
+                                  reservation (a store_order with only id = order_id and its
+                                  lines, prices included, as first reserved), whatever lines
+                                  the repeat asked for; lines[] of the request get the first
+                                  one's prices where their SKU matches. result is NULL unless
+                                  existed. */
     STORE_RELEASE,             /* in: order_id, at; out: existed (a live reservation was
                                   released). Releasing again or an unknown id is OK. */
     STORE_ORDER_CREATE,        /* in: order (id, customer_id, idempotency_key, lines with
@@ -216,10 +221,35 @@ typedef enum store_op {
                                   out: event_seq. EXISTS if the idempotency key is taken: then
                                   result holds the first order with that key. */
     STORE_ORDER_SET_STATUS,    /* in: order_id, to_status, allowed_from, expected_version,
-                                  reason (kept as cancel_reason when to_status is CANCELLED), at
-                                  out: result (the updated order), previous_status, event_seq.
+                                  reason (kept as cancel_reason when to_status is CANCELLED),
+                                  with_stock, at
+                                  out: result (the updated order), previous_status, event_seq,
+                                  existed.
                                   NOT_FOUND; CONFLICT if expected_version != 0 and differs;
-                                  PRECONDITION if the status is not in allowed_from */
+                                  PRECONDITION if the status is not in allowed_from.
+                                  with_stock (only where the inventory lives in this store):
+                                  moving to CANCELLED also releases the order's live
+                                  reservation, as RELEASE would, in the same transaction as
+                                  the status change and its event (existed = one was
+                                  released); no separate RELEASE is needed. */
+    STORE_ORDER_PLACE,         /* ORDER_CREATE with its RESERVE, in one transaction; only where
+                                  the inventory lives in this store (all-in-one mode).
+                                  in: order (id, customer_id, idempotency_key, lines[].sku and
+                                  quantity (1..STORE_MAX_LINES, each > 0), created_at; prices,
+                                  total, status and version are ignored), at
+                                  out: result (the order as stored: unit prices from the
+                                  products, total_cents, PENDING, version 1), event_seq.
+                                  Reserves the lines all or nothing under the order id (the
+                                  reservation RESERVE would make, so RELEASE, a with_stock
+                                  cancel and store_release_orphans() treat it alike), totals
+                                  them and creates the order and its event. On any failure
+                                  nothing is written, no event and no seq is taken:
+                                  PRECONDITION naming the first short SKU, NOT_FOUND naming an
+                                  unknown one, INVALID if the total overflows int64. EXISTS if
+                                  the idempotency key is taken (before any of those: a repeat
+                                  is answered even once the stock ran out): result holds the
+                                  first order with that key and nothing is reserved; EXISTS
+                                  too if the order id is taken (result: that order). */
 } store_op;
 
 typedef struct store_write store_write;
@@ -243,11 +273,12 @@ struct store_write {
     char order_id[STORE_ID_MAX + 1];
     store_line *lines; /* borrowed, nlines entries; RESERVE writes prices into them */
     size_t nlines;
-    const store_order *order; /* ORDER_CREATE input, borrowed */
+    const store_order *order; /* ORDER_CREATE / ORDER_PLACE input, borrowed */
     int to_status;
     unsigned allowed_from; /* bit (1u << status) per allowed current status */
     int64_t expected_version;
     char reason[STORE_REASON_MAX + 1];
+    bool with_stock; /* ORDER_SET_STATUS: CANCELLED releases the reservation too */
 
     /* outputs */
     store_rc rc;

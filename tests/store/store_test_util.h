@@ -132,7 +132,9 @@ static inline store_rc reserve1(tenv *e, const char *order_id, const char *sku, 
     strcpy(l.sku, sku);
     store_write w = {.op = STORE_RESERVE, .at = 2000, .lines = &l, .nlines = 1};
     strcpy(w.order_id, order_id);
-    return run_write(e, &w);
+    store_rc rc = run_write(e, &w);
+    store_order_free(w.result); /* a repeat's first reservation */
+    return rc;
 }
 
 /* Creates an order with one line; id_out gets its id. */

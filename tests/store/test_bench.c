@@ -1,6 +1,7 @@
 /* A micro-benchmark of the write path, the way CreateOrder uses it: per
- * order one RESERVE and, once it completes, one ORDER_CREATE (with an event),
- * with a window of orders in flight on each of 1 or 2 loops. Prints
+ * order one RESERVE and, once it completes, one ORDER_CREATE (with an event)
+ * (split mode), or one ORDER_PLACE (all-in-one mode), with a window of orders
+ * in flight on each of 1 or 2 loops. Prints
  * orders/s, writes/s and the commit figures; asserts only correctness.
  *
  * OMS_STORE_BENCH_ORDERS (default 20000) and OMS_STORE_BENCH_WINDOW
@@ -39,9 +40,14 @@ static double now_s(void)
 
 static void start_order(slot *s);
 
+/* ORDER_PLACE instead of RESERVE + ORDER_CREATE (all-in-one mode). */
+static bool place_mode;
+
 static void on_created(store_write *w)
 {
     slot *s = (slot *)w;
+    store_order_free(w->result); /* ORDER_PLACE's */
+    w->result = NULL;
     if (w->rc != STORE_OK)
         s->bl->failed++;
     s->bl->finished++;
@@ -78,6 +84,16 @@ static void start_order(slot *s)
     snprintf(s->line.sku, sizeof s->line.sku, "SKU-%03ld", n % NSKUS);
     s->line.quantity = 1;
     s->line.unit_price_cents = 0;
+    if (place_mode) {
+        store_order *o = s->o;
+        strcpy(o->customer_id, "c-1");
+        o->lines[0] = s->line;
+        o->created_at = 1700000000000;
+        s->w = (store_write){
+            .op = STORE_ORDER_PLACE, .order = o, .at = o->created_at, .done = on_created};
+        store_submit(bl->sl, &s->w);
+        return;
+    }
     s->w = (store_write){.op = STORE_RESERVE,
                          .at = 1700000000000,
                          .lines = &s->line,
@@ -213,5 +229,17 @@ Test(store_bench, reserve_and_create_one_loop, .timeout = 300)
 
 Test(store_bench, reserve_and_create_two_loops, .timeout = 300)
 {
+    run_bench(2);
+}
+
+Test(store_bench, place_one_loop, .timeout = 300)
+{
+    place_mode = true;
+    run_bench(1);
+}
+
+Test(store_bench, place_two_loops, .timeout = 300)
+{
+    place_mode = true;
     run_bench(2);
 }

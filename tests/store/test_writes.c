@@ -197,9 +197,30 @@ Test(store_writes, reserve_is_idempotent_per_order)
     cr_assert_eq(run_write(&e, &w), STORE_OK, "%s", w.msg);
     cr_assert(w.existed);
     cr_assert_eq(l.unit_price_cents, 100);
+    cr_assert_not_null(w.result);
+    cr_assert_str_eq(w.result->id, "o-7");
+    cr_assert_eq(w.result->nlines, 1);
+    store_order_free(w.result);
     store_product p;
     cr_assert_eq(store_get_product(e.sl, "A", &p), STORE_OK);
     cr_assert_eq(p.reserved, 4);
+    /* other lines for the same order id: the first reservation, unchanged */
+    cr_assert_eq(add_product(&e, "B", 7, 10), STORE_OK);
+    store_line other[2] = {{.sku = "B", .quantity = 2}, {.sku = "A", .quantity = 9}};
+    store_write w2 = {.op = STORE_RESERVE, .at = 12, .lines = other, .nlines = 2};
+    strcpy(w2.order_id, "o-7");
+    cr_assert_eq(run_write(&e, &w2), STORE_OK, "%s", w2.msg);
+    cr_assert(w2.existed);
+    cr_assert_not_null(w2.result);
+    cr_assert_eq(w2.result->nlines, 1);
+    cr_assert_str_eq(w2.result->lines[0].sku, "A");
+    cr_assert_eq(w2.result->lines[0].quantity, 4);
+    cr_assert_eq(w2.result->lines[0].unit_price_cents, 100);
+    store_order_free(w2.result);
+    cr_assert_eq(store_get_product(e.sl, "A", &p), STORE_OK);
+    cr_assert_eq(p.reserved, 4);
+    cr_assert_eq(store_get_product(e.sl, "B", &p), STORE_OK);
+    cr_assert_eq(p.reserved, 0);
     /* any id string works for reservations (split deployments) */
     cr_assert_eq(reserve1(&e, "remote-order-1", "A", 1), STORE_OK);
     cr_assert_eq(store_get_product(e.sl, "A", &p), STORE_OK);
