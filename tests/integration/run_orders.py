@@ -612,7 +612,7 @@ def orders_cancel(c):
 
 def orders_cancel_race(c):
     """8 clients cancel the same order at once: one wins, the stock comes back once."""
-    a, SC, opb = c.a, c.SC, c.opb
+    a, opb = c.a, c.opb
     cu = a.new_customer()
     A = a.new_product(100, 100)
     keep = a.create_order(cu.id, [(A, 7)])
@@ -649,7 +649,7 @@ def orders_cancel_race(c):
 def inventory_adjust_vs_reserve_race(c):
     """Orders and negative AdjustStock race: on_hand never drops below reserved,
     and reserved is exactly what the stored orders hold."""
-    a, SC = c.a, c.SC
+    a = c.a
     cu = a.new_customer()
     A = a.new_product(1, 60)
     chans = [c.server.channel() for _ in range(9)]
@@ -892,7 +892,7 @@ def orders_overflow(c):
 
 
 def orders_list(c):
-    a, opb, SC = c.a, c.opb, c.SC
+    a, opb = c.a, c.opb
     A = a.new_product(10, 1000)
     ca, cb = a.new_customer(), a.new_customer()
     mine = []
@@ -996,7 +996,7 @@ def _import(c, rows, timeout=None):
 
 
 def orders_import(c):
-    a, SC = c.a, c.SC
+    a = c.a
     cu = a.new_customer()
     sus = a.new_customer()
     a.set_customer_status(sus.id, c.cpb.CUSTOMER_STATUS_SUSPENDED)
@@ -1245,7 +1245,9 @@ def track_live_only(c):
 
 
 def watch_live_only(c):
-    """since_seq 0: only events committed after the call started."""
+    """since_seq 0: only events committed after the call started. Probe orders are
+    created until one's event arrives (the subscription is then in place); from
+    there on every event comes, and none committed before the call."""
     a, opb = c.a, c.opb
     cu = a.new_customer()
     A = a.new_product(5, 1000)
@@ -1253,14 +1255,21 @@ def watch_live_only(c):
     col = Collector(c.grpc, a.ord.WatchOrders(opb.WatchOrdersRequest(customer_id=cu.id,
                                                                     since_seq=0), timeout=T * 2))
     try:
-        time.sleep(0.5)  # the subscription is in place well before the next commit
-        check(not col.events, "events before any new commit: %s", [_ev(e) for e in col.events])
+        probes = []
+        for _ in range(40):
+            probes.append(a.create_order(cu.id, [(A, 1)]).id)
+            if col.wait_n(1, 0.5):
+                break
+        check(col.events, "no live event for %d probe orders (%s)", len(probes), col.err())
+        first = probes.index(col.events[0].order_id) if col.events[0].order_id in probes else -1
+        check(first >= 0, "first live event is not a probe order's: %s", col.events[0])
         new = [a.create_order(cu.id, [(A, 1)]) for _ in range(3)]
         a.update(old.id, opb.ORDER_STATUS_CONFIRMED)
-        check(col.wait_n(4), "live events: %d (%s)", len(col.events), col.err())
+        want = [(p, 1) for p in probes[first:]] + [(n.id, 1) for n in new] + [(old.id, 2)]
+        check(col.wait_n(len(want)), "live events: %d of %d (%s)", len(col.events), len(want),
+              col.err())
         time.sleep(0.2)
-        eq([(e.order_id, e.version) for e in col.events],
-           [(n.id, 1) for n in new] + [(old.id, 2)], "live-only events")
+        eq([(e.order_id, e.version) for e in col.events], want, "live-only events")
         seqs = [e.seq for e in col.events]
         eq(seqs, sorted(set(seqs)), "increasing seqs")
     finally:
@@ -1450,7 +1459,7 @@ def track_gap_free_under_load(c):
 
 def no_oversell(c):
     """50 clients, each on its own channel, race for the last 10 units."""
-    a, SC = c.a, c.SC
+    a = c.a
     cu = a.new_customer()
     A = a.new_product(999, 10)
     chans = [c.server.channel() for _ in range(50)]
