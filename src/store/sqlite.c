@@ -453,6 +453,14 @@ void store_close(store *st)
     pthread_cond_signal(&st->cv);
     pthread_mutex_unlock(&st->mu);
     pthread_join(st->writer, NULL);
+    store_stats s;
+    store_get_stats(st, &s);
+    if (s.commits) /* the commit (fsync) time is the write path's floor */
+        OMS_INFO("store: sqlite:%s: %llu writes in %llu commits (%.1f per commit, max %llu), "
+                 "%.0f us per commit",
+                 st->path, (unsigned long long)s.writes, (unsigned long long)s.commits,
+                 (double)s.writes / (double)s.commits, (unsigned long long)s.max_batch,
+                 (double)s.commit_us / (double)s.commits);
     free_store(st);
 }
 
