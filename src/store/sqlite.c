@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <time.h>
 
 #include "base/log.h"
@@ -224,8 +225,20 @@ static void *writer_main(void *arg)
     store *st = arg;
     pthread_mutex_lock(&st->mu);
     for (;;) {
-        while (!st->head && !st->closing)
+        bool waited = false;
+        while (!st->head && !st->closing) {
             pthread_cond_wait(&st->cv, &st->mu);
+            waited = true;
+        }
+        if (waited && st->head) {
+            /* Woken by a loop's first submit: where the loop shares this
+             * thread's core, let it queue the rest of its iteration's writes
+             * first, or the batch is that one write and its own fsync. With a
+             * core to itself the yield returns at once. */
+            pthread_mutex_unlock(&st->mu);
+            sched_yield();
+            pthread_mutex_lock(&st->mu);
+        }
         if (!st->head)
             break; /* closing and drained */
         store_write *batch = st->head, *last = batch;
