@@ -272,11 +272,30 @@ static void reserve_fresh(create_flow *f)
                               on_reserved, f);
 }
 
+static bool answer_known_key(orders_loop *ol, const char *key, orders_create_cb cb, void *arg);
+
+/* All-in-one mode skips the key lookup up front (ORDER_PLACE answers a taken
+ * key with the first order in the same step); a flow that stops before it
+ * still answers a repeat with its first order. True when it answered (and
+ * freed f). */
+static bool answered_by_key(create_flow *f)
+{
+    if (f->ol->inventory != &orders__local_inventory || !f->order->idempotency_key[0] ||
+        !answer_known_key(f->ol, f->order->idempotency_key, f->cb, f->arg))
+        return false;
+    flow_free(f);
+    return true;
+}
+
 static void on_customer(void *arg, rpc_status code, const char *msg, const store_customer *c)
 {
     create_flow *f = arg;
     char why[STORE_MSG_MAX + 64];
 
+    if (code != RPC_OK || c->status != STORE_CUSTOMER_ACTIVE) {
+        if (answered_by_key(f))
+            return;
+    }
     if (code == RPC_NOT_FOUND) {
         snprintf(why, sizeof why, "customer %s not found", f->customer_id);
         flow_done(f, RPC_NOT_FOUND, why, NULL);
@@ -337,7 +356,8 @@ void orders__create_order(orders_loop *ol, const Oms__V1__CreateOrderRequest *re
         cb(arg, RPC_INVALID_ARGUMENT, why, NULL);
         return;
     }
-    if (key[0] && answer_known_key(ol, key, cb, arg))
+    /* All-in-one: ORDER_PLACE answers a taken key (see answered_by_key). */
+    if (key[0] && ol->inventory != &orders__local_inventory && answer_known_key(ol, key, cb, arg))
         return;
 
     create_flow *f = calloc(1, sizeof *f);
