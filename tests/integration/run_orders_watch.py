@@ -38,6 +38,7 @@ import h2.connection  # noqa: E402
 import h2.events  # noqa: E402
 
 MIB = 1024
+STALL_S = float(os.environ.get("OMS_IT_WATCH_STALL_S", "15"))
 WATCH_PATH = "/oms.v1.OrderService/WatchOrders"
 
 
@@ -131,6 +132,17 @@ class RawWatch:
             i += 5 + n
         if i:
             del b[:i]
+
+    def flow_state(self):
+        """Client-side flow control and buffer state, for a stall report."""
+        try:
+            st = self.conn.streams.get(self.sid)
+            sw = st._inbound_window_manager.current_window_size if st else None
+        except Exception:  # noqa: BLE001
+            sw = None
+        return ("connection window %s, stream window %s, partial message bytes %d, ended %s"
+                % (getattr(self.conn, "inbound_flow_control_window", None), sw, len(self.buf),
+                   self.ended))
 
     def status(self):
         t = self.trailers or {}
@@ -258,9 +270,25 @@ def _read_all(c, w, first_seq, last_id, idx):
     resumed = 0
     evs = w.events
     deadline = time.monotonic() + T * 6
+    progress_n, progress_t = len(evs), time.monotonic()
     while not (evs and evs[-1].order_id == last_id):
         if time.monotonic() > deadline:
             raise Failure("subscriber %d: %d events within %.0fs" % (idx, len(evs), T * 6))
+        if len(evs) != progress_n:
+            progress_n, progress_t = len(evs), time.monotonic()
+        elif time.monotonic() - progress_t > STALL_S and not w.ended:
+            # stalled: describe the client's side, then nudge with one more commit
+            diag = w.flow_state()
+            n0 = len(evs)
+            nudge = c.api.create_order(c.customers[0], [(c.sku, 1)])
+            t1 = time.monotonic()
+            while time.monotonic() - t1 < 5 and len(evs) == n0 and not w.ended:
+                w.read_some(0.5)
+            raise Failure("subscriber %d stalled for %.0fs after %d of %d events (last seq %d; "
+                          "client side: %s); after one more commit (%s) it %s"
+                          % (idx, STALL_S, n0, c.expect_total, evs[-1].seq if evs else 0, diag,
+                             nudge.id, "resumed (%d more events)" % (len(evs) - n0)
+                             if len(evs) > n0 else "stayed stalled"))
         if w.ended:
             code, msg = w.status()
             if code == "8" and evs:  # RESOURCE_EXHAUSTED: resume with since_seq = last + 1
@@ -318,6 +346,7 @@ def slow_subscriber(c):
               % (nc + nu, nc, nu, prod_s, (nc + nu) / prod_s, nsubs, peak / MIB, base / MIB,
                  (peak - base) / MIB, bound / MIB), flush=True)
         eq(last_seq - first_seq, nc + nu + 1, "seqs committed between the two markers")
+        c.expect_total = last_seq - first_seq + 1
         check(peak <= bound, "omsd RSS peaked at %.1f MiB with %d stalled WatchOrders subscribers, "
               "above the bound %.1f MiB (baseline %.1f + %d MiB)", peak / MIB, nsubs, bound / MIB,
               base / MIB, margin_mb)
