@@ -167,7 +167,8 @@ int64_t store_last_seq(store *st);
 /* Releases every live reservation whose order this store does not have. Only
  * meaningful where inventory and orders share one store (all-in-one mode),
  * at start-up before serving: a crash between a Reserve's commit and its
- * order's commit leaves such a reservation behind. Returns how many were
+ * order's commit leaves such a reservation behind (ORDER_PLACE, which commits
+ * both at once, leaves none). Returns how many were
  * released, or -1 on a store error. Thread-safe (runs on the writer). */
 long store_release_orphans(store *st);
 
@@ -245,11 +246,14 @@ typedef enum store_op {
                                   them and creates the order and its event. On any failure
                                   nothing is written, no event and no seq is taken:
                                   PRECONDITION naming the first short SKU, NOT_FOUND naming an
-                                  unknown one, INVALID if the total overflows int64. EXISTS if
-                                  the idempotency key is taken (before any of those: a repeat
-                                  is answered even once the stock ran out): result holds the
-                                  first order with that key and nothing is reserved; EXISTS
-                                  too if the order id is taken (result: that order). */
+                                  unknown one, INVALID if the total overflows int64 (or a SKU
+                                  comes twice). EXISTS if the idempotency key is taken (before
+                                  any of those: a repeat is answered even once the stock ran
+                                  out): result holds the first order with that key and nothing
+                                  is reserved; EXISTS too if the order id is taken (result:
+                                  that order) or already names a reservation (result NULL).
+                                  Cost: one read per line, then the writes of RESERVE and
+                                  ORDER_CREATE, without a savepoint. */
 } store_op;
 
 typedef struct store_write store_write;
