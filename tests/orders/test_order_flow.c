@@ -608,6 +608,66 @@ Test(order_flow, cancel_releases_stock)
     expect_reserved("SKU-A", 0);
 }
 
+static uint64_t commits(void)
+{
+    store_stats s;
+    store_get_stats(oms->st, &s);
+    return s.commits;
+}
+
+/* All-in-one (the inventory in process, on the same store): CreateOrder is
+ * one ORDER_PLACE, a cancel one status change that releases the stock: one
+ * commit each, and the stock is back in that commit. */
+Test(order_flow, all_in_one_one_commit_per_order_and_cancel)
+{
+    cr_assert_eq(ol->inventory, &orders__local_inventory);
+    line_spec ls[] = {{"SKU-C", 5}, {"SKU-A", 1}};
+    uint64_t c0 = commits();
+    Oms__V1__Order *o;
+    cr_assert_eq(create(c_active, "one-commit", NULL, ls, 2, &o), RPC_OK, "%s", msg);
+    cr_expect_eq(commits() - c0, 1, "commits for one CreateOrder");
+    cr_expect_eq(o->total_cents, 5 * 1 + 250);
+    cr_expect_eq(reserved("SKU-C"), 5);
+    char id[STORE_ID_MAX + 1];
+    snprintf(id, sizeof id, "%s", o->id);
+    oms__v1__order__free_unpacked(o, NULL);
+
+    /* a repeat (answered by ORDER_PLACE itself): the first order, nothing
+     * reserved, no event */
+    int64_t seq = store_last_seq(oms->st);
+    cr_assert_eq(create(c_active, "one-commit", NULL, ls, 1, &o), RPC_OK, "%s", msg);
+    cr_expect_str_eq(o->id, id);
+    oms__v1__order__free_unpacked(o, NULL);
+    cr_expect_eq(store_last_seq(oms->st), seq);
+    cr_expect_eq(reserved("SKU-C"), 5);
+
+    c0 = commits();
+    cr_assert_eq(cancel(id, "", 0, NULL), RPC_OK, "%s", msg);
+    cr_expect_eq(commits() - c0, 1, "commits for one CancelOrder");
+    cr_expect_eq(reserved("SKU-C"), 0);
+    cr_expect_eq(reserved("SKU-A"), 0);
+    store_write rel = {0};
+    rel.op = STORE_RELEASE;
+    snprintf(rel.order_id, sizeof rel.order_id, "%s", id);
+    cr_assert_eq(store_do(&rel), STORE_OK, "%s", rel.msg);
+    cr_expect_not(rel.existed, "released by the cancel itself");
+
+    /* a repeat of a keyed order after its customer was suspended: the first
+     * order still (the key is looked up when the customer check fails) */
+    cr_assert_eq(create(c_other, "then-suspended", NULL, ls, 1, &o), RPC_OK, "%s", msg);
+    snprintf(id, sizeof id, "%s", o->id);
+    oms__v1__order__free_unpacked(o, NULL);
+    store_write su = {0};
+    su.op = STORE_CUSTOMER_SET_STATUS;
+    snprintf(su.customer.id, sizeof su.customer.id, "%s", c_other);
+    su.customer.status = STORE_CUSTOMER_SUSPENDED;
+    cr_assert_eq(store_do(&su), STORE_OK, "%s", su.msg);
+    cr_assert_eq(create(c_other, "then-suspended", NULL, ls, 1, &o), RPC_OK, "%s", msg);
+    cr_expect_str_eq(o->id, id);
+    oms__v1__order__free_unpacked(o, NULL);
+    cr_expect_eq(create(c_other, "new-key", NULL, ls, 1, NULL), RPC_FAILED_PRECONDITION);
+}
+
 Test(order_flow, status_machine_and_versions)
 {
     line_spec ls[] = {{"SKU-A", 1}};
