@@ -1189,3 +1189,40 @@ Test(order_flow, lost_reserve_reply_is_released)
     expect_reserved("SKU-BIG", 0);
     ol->inventory = &orders__local_inventory;
 }
+
+/* Split mode after a crash: the next order id already holds a reservation of
+ * other lines, made by a run that died before storing its order. Reserve
+ * answers that first reservation; the flow releases it and goes on under a
+ * fresh id. */
+Test(order_flow, reused_id_with_a_dead_runs_reservation)
+{
+    ol->inventory = &fake_inventory;
+    reserve_says = RPC_OK;
+    char taken[STORE_ID_MAX + 1], next[STORE_ID_MAX + 1];
+    store_next_order_id(oms->st, taken);
+    snprintf(next, sizeof next, "o-%lld", atoll(taken + 2) + 1);
+    store_line dead = {.sku = "SKU-C", .quantity = 7};
+    store_write w = {0};
+    w.op = STORE_RESERVE;
+    snprintf(w.order_id, sizeof w.order_id, "%s", next);
+    w.lines = &dead;
+    w.nlines = 1;
+    cr_assert_eq(store_do(&w), STORE_OK, "%s", w.msg);
+    expect_reserved("SKU-C", 7);
+
+    releases = 0;
+    line_spec ls[] = {{"SKU-A", 2}};
+    flow_result r;
+    cr_assert_eq(flow(c_active, NULL, ls, 1, &r), RPC_OK, "%s", r.msg);
+    cr_expect_str_neq(r.id, next);
+    cr_expect_eq(releases, 1, "the dead run's reservation is released");
+    run_for(50); /* the release is not waited for */
+    expect_reserved("SKU-C", 0);
+    expect_reserved("SKU-A", 2);
+    store_order *o = NULL;
+    cr_assert_eq(store_get_order(ol->sl, r.id, &o), STORE_OK);
+    cr_expect_eq(o->nlines, 1);
+    cr_expect_eq(o->total_cents, 2 * 250);
+    store_order_free(o);
+    ol->inventory = &orders__local_inventory;
+}
