@@ -169,7 +169,9 @@ def case_order_create(env, server):
     # the first run's orders are all the top-up has to make good
     check(0 <= r.json["order"]["stock_added"] <= j["calls"] + 1000,
           "second run topped up %s after %s orders", r.json["order"]["stock_added"], j["calls"])
-    check(150 <= r.json["calls"] <= 230, "200 calls/s for 1 s gave %s", r.json["calls"])
+    # at most the rate (calls still in flight when the second ends are not
+    # counted, which on a loaded machine or a sanitizer build can be many)
+    check(50 <= r.json["calls"] <= 230, "200 calls/s for 1 s gave %s", r.json["calls"])
 
 
 def case_order_watch(env, server):
