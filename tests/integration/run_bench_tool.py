@@ -162,7 +162,7 @@ def case_order_create(env, server):
     eq(j["order"]["idempotency_keys"], True, "idempotency keys by default")
     check("orders" in r.stdout and "stock" in r.stdout, "no order lines in the table")
     # again without keys, open loop: the stock is already there
-    r = short_run(env, server, "order-create", ["--no-key", "--rate", "200"],
+    r = short_run(env, server, "order-create", ["--no-key", "--rate", "200", "--concurrency", "50"],
                   name="%s-order-create-nokey" % server.transport)
     check_order_common(r, "order-create", server.transport)
     eq(r.json["order"]["idempotency_keys"], False, "--no-key")
