@@ -98,6 +98,10 @@ typedef struct bench_watch_results {
     uint64_t duplicates;       /* events whose seq a subscriber had already seen */
     uint64_t seq_gaps;         /* seqs skipped in a subscriber's stream (any order's) */
     unsigned subs_missing;     /* subscribers with at least one missing delivery */
+    unsigned subs_behind;      /* ... of them still behind at the end: their last seq
+                                  below the newest any subscriber saw (late, not skipped:
+                                  skipped events show as seq_gaps) */
+    bool drain_timed_out;      /* --drain ran out before every delivery came */
     unsigned subs_duplicate;   /* ... with at least one duplicate */
     uint64_t resumes;          /* streams that ended early, resumed with since_seq */
     uint64_t other_events;     /* events of other orders (sync, other clients, updates) */

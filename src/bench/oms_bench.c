@@ -448,8 +448,9 @@ int main(int argc, char **argv)
         rc = 1;
     }
     if (res.watch && (res.watch->missing || res.watch->duplicates)) {
-        fprintf(stderr, "oms-bench: %" PRIu64 " deliveries missing, %" PRIu64 " duplicated\n",
-                res.watch->missing, res.watch->duplicates);
+        fprintf(stderr, "oms-bench: %" PRIu64 " deliveries missing, %" PRIu64 " duplicated%s\n",
+                res.watch->missing, res.watch->duplicates,
+                res.watch->drain_timed_out ? " (--drain ran out: maybe late, see seq gaps)" : "");
         rc = 1;
     }
     if (res.counts.ops == 0) {

@@ -120,6 +120,11 @@ static void text_watch(FILE *f, const bench_config *cfg, const bench_results *re
             "               seq gaps %" PRIu64 ", resumed streams %" PRIu64 ", other events %" PRIu64
             ", events of unanswered orders %" PRIu64 "\n",
             w->seq_gaps, w->resumes, w->other_events, w->unknown_deliveries);
+    if (w->drain_timed_out && w->missing)
+        fprintf(f,
+                "               --drain (%.0f s) ran out: %u subscribers were still behind (late "
+                "rather than skipped\n               unless seq gaps > 0)\n",
+                cfg->drain_s, w->subs_behind);
     fprintf(f,
             "  throughput   %.1f deliveries/s offered (events of window orders / window), "
             "%.1f orders/s;\n"
@@ -292,6 +297,8 @@ static void json_watch(FILE *f, const bench_results *res)
             "    \"missing\": %" PRIu64 ",\n    \"duplicates\": %" PRIu64
             ",\n    \"subscribers_missing\": %u,\n    \"subscribers_duplicate\": %u,\n",
             w->missing, w->duplicates, w->subs_missing, w->subs_duplicate);
+    fprintf(f, "    \"subscribers_behind\": %u,\n    \"drain_timed_out\": %s,\n", w->subs_behind,
+            w->drain_timed_out ? "true" : "false");
     fprintf(f,
             "    \"seq_gaps\": %" PRIu64 ",\n    \"resumes\": %" PRIu64
             ",\n    \"other_events\": %" PRIu64 ",\n    \"unknown_deliveries\": %" PRIu64 ",\n",

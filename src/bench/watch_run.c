@@ -540,7 +540,9 @@ static void finish(watch_run *w)
 
 static void on_drain_timeout(uv_timer_t *t)
 {
-    finish(t->data);
+    watch_run *w = t->data;
+    w->wr->drain_timed_out = true;
+    finish(w);
 }
 
 /* The window is over: no new orders; the last deliveries may come. */
@@ -674,11 +676,17 @@ static void tally(watch_run *w)
 {
     bench_watch_results *wr = w->wr;
     wr->expected = wr->produced_ok * (uint64_t)w->nsubs;
+    int64_t newest = 0;
+    for (unsigned i = 0; i < w->nsubs; i++)
+        if (w->subs[i].last_seq > newest)
+            newest = w->subs[i].last_seq;
     for (unsigned i = 0; i < w->nsubs; i++) {
         sub *u = &w->subs[i];
         if (u->seen < wr->produced_ok) {
             wr->missing += wr->produced_ok - u->seen;
             wr->subs_missing++;
+            if (u->last_seq < newest)
+                wr->subs_behind++;
         }
     }
     for (size_t i = 0; i < w->tabcap; i++) {
