@@ -126,6 +126,8 @@ static void kill_sub(orders_sub *s)
 
 static void go_live(orders_sub *s)
 {
+    OMS_DEBUG("hub: subscriber %p live at pos %lld (ring %lld..%lld)", (void *)s, (long long)s->pos,
+              (long long)s->hl->lo, (long long)s->hl->hi);
     s->state = SUB_LIVE;
     if (s->all)
         list_push(&s->hl->live_all, &s->live);
@@ -139,6 +141,8 @@ void orders__sub_emit(orders_sub *s, const store_event *e)
     s->hl->st.sent++;
     int rc = s->ops->send(s->arg, e);
     if (rc == RPC_AGAIN) {
+        OMS_DEBUG("hub: subscriber %p blocked at seq %lld (%s)", (void *)s, (long long)e->seq,
+                  s->state == SUB_LIVE ? "live" : "catching up");
         s->hl->st.blocked++;
         s->blocked = true;
         orders__sub_set_catching(s);
@@ -183,9 +187,11 @@ static int cmp_seq(const void *a, const void *b)
 
 /* Reads s's next events (seq > pos) from the store into hl->page. *upto: once
  * the page's events up to it are handled, s has dealt with every event up to
- * it. Events beyond *upto are left out of the count. Returns the count, or -1
- * on a store error. */
-static long read_page(orders_sub *s, int64_t *upto, size_t *cost)
+ * it. Events beyond *upto are left out of the count. *gap: the store is behind
+ * the ring (its events end short of hi, before the ring starts): after this
+ * page the events up to lo - 1 are nowhere. Returns the count, or -1 on a
+ * store error. */
+static long read_page(orders_sub *s, int64_t *upto, size_t *cost, bool *gap)
 {
     orders_hub_loop *hl = s->hl;
     int64_t from = s->pos + 1, last = s->pos;
@@ -197,9 +203,19 @@ static long read_page(orders_sub *s, int64_t *upto, size_t *cost)
         *cost += (size_t)n + 1;
         if (n > 0)
             last = hl->page[n - 1].seq;
-        /* A short page: the store had nothing more, and it has everything the
-         * ring has (an event is published only after its commit). */
-        *upto = n == SCAN_PAGE ? last : (last > hl->hi ? last : hl->hi);
+        /* A full page is complete up to its last seq. So is a short one: the
+         * store had nothing more when it ran, and an event is published only
+         * after its commit, so that is at least hi. Never more than the page
+         * itself is taken as dealt with: if the store ever answers short of
+         * hi, the ring sends the rest (pos + 1 >= lo), and a gap between the
+         * two is an error, not events skipped in silence. */
+        *upto = last;
+        if (n < SCAN_PAGE && last < hl->hi) {
+            OMS_DEBUG("hub: store read from seq %lld ended at %lld, short of the ring's hi %lld "
+                      "(ring from %lld)",
+                      (long long)from, (long long)last, (long long)hl->hi, (long long)hl->lo);
+            *gap = last + 1 < hl->lo;
+        }
         return n;
     }
     /* One query per id, each its own snapshot: a short page is complete up
@@ -262,7 +278,8 @@ void orders__sub_pump(orders_sub *s)
             continue;
         }
         int64_t upto;
-        long n = read_page(s, &upto, &cost);
+        bool gap = false;
+        long n = read_page(s, &upto, &cost, &gap);
         if (n < 0) {
             OMS_ERROR("hub: reading events from seq %lld failed", (long long)(s->pos + 1));
             orders__sub_end(s, RPC_INTERNAL, "reading order events from the store failed");
@@ -278,6 +295,12 @@ void orders__sub_pump(orders_sub *s)
         }
         if (s->state != SUB_DEAD && !s->blocked && upto > s->pos)
             s->pos = upto;
+        if (gap && s->state == SUB_CATCHING && !s->blocked) {
+            OMS_ERROR("hub: the store's events end at seq %lld, short of the ring's %lld..%lld",
+                      (long long)s->pos, (long long)hl->lo, (long long)hl->hi);
+            orders__sub_end(s, RPC_INTERNAL, "order events missing from the store");
+            return;
+        }
     }
 }
 
@@ -518,6 +541,8 @@ void orders__sub_ready(orders_sub *s)
 {
     if (!s || !s->blocked)
         return;
+    OMS_DEBUG("hub: subscriber %p ready at pos %lld (ring %lld..%lld)", (void *)s,
+              (long long)s->pos, (long long)s->hl->lo, (long long)s->hl->hi);
     s->blocked = false;
     if (s->state != SUB_CATCHING)
         return;
