@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "orders/list_stream.h"
 #include "orders/orders_int.h"
 
 /* A write made for a call: the request and the call it answers. */
@@ -213,82 +214,39 @@ static void on_set_customer_status(rpc_call *c, const Oms__V1__SetCustomerStatus
 
 /* --- ListCustomers (server streaming) ----------------------------------------------- */
 
-/* One page of customers at a time, sent until flow control pushes back. */
-typedef struct list_state {
-    store_customer *page; /* limit entries, from the call's arena */
-    size_t limit, n, next;
-    bool last;                    /* the page read is the last one */
-    char after[STORE_ID_MAX + 1]; /* id of the last customer sent */
-} list_state;
-
-static void pump_customers(rpc_call *c, list_state *ls)
+static long read_customers(store_loop *sl, const char *after, void *page, size_t limit)
 {
-    orders_loop *ol = call_loop(c);
-    if (!ol)
-        return;
-    for (;;) {
-        if (ls->next == ls->n) {
-            if (ls->last)
-                break;
-            long n = store_list_customers(ol->sl, ls->after, ls->page, ls->limit);
-            if (n < 0) {
-                rpc_call_finish(c, RPC_INTERNAL, "reading customers failed");
-                return;
-            }
-            ls->n = (size_t)n;
-            ls->next = 0;
-            ls->last = ls->n < ls->limit;
-            if (n == 0)
-                break;
-        }
-        const store_customer *r = &ls->page[ls->next++];
-        memcpy(ls->after, r->id, sizeof ls->after);
-        Oms__V1__Customer m;
-        orders__customer_msg(r, &m);
-        int rc = oms__v1__customer_service__list_customers__send(c, &m);
-        if (rc < 0) {
-            if (rc != RPC_ECANCELLED)
-                rpc_call_finish(c, RPC_INTERNAL, "failed to send customer");
-            return;
-        }
-        if (rc == RPC_AGAIN)
-            return; /* on_ready resumes */
-    }
-    rpc_call_finish(c, RPC_OK, NULL);
+    return store_list_customers(sl, after, page, limit);
 }
+
+static const char *customer_key(const void *rec)
+{
+    return ((const store_customer *)rec)->id;
+}
+
+static int send_customer(rpc_call *c, const void *rec)
+{
+    Oms__V1__Customer m;
+    orders__customer_msg(rec, &m);
+    return oms__v1__customer_service__list_customers__send(c, &m);
+}
+
+static const orders_pager customer_pager = {
+    .rec_size = sizeof(store_customer),
+    .read = read_customers,
+    .key = customer_key,
+    .send = send_customer,
+    .read_failed = "reading customers failed",
+};
 
 static void on_list_customers(rpc_call *c, const Oms__V1__ListCustomersRequest *req)
 {
-    orders *o = rpc_call_service_data(c);
-    if (req->page_size < 0) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "page_size: must be >= 0");
-        return;
-    }
-    size_t limit = req->page_size ? (size_t)req->page_size : o->cfg.page_size;
-    if (limit > o->cfg.page_size)
-        limit = o->cfg.page_size;
-    list_state *ls = rpc_call_alloc(c, sizeof *ls);
-    if (ls)
-        ls->page = rpc_call_alloc(c, limit * sizeof *ls->page);
-    if (!ls || !ls->page) {
-        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
-        return;
-    }
-    ls->limit = limit;
-    rpc_call_set_data(c, ls);
-    pump_customers(c, ls);
-}
-
-static void on_list_customers_ready(rpc_call *c)
-{
-    list_state *ls = rpc_call_data(c);
-    if (ls && !rpc_call_done(c))
-        pump_customers(c, ls);
+    orders__list_start(c, &customer_pager, req->page_size);
 }
 
 const Oms__V1__CustomerService_Server orders__customer_handlers = {
     .create_customer = {.on_request = on_create_customer},
     .get_customer = {.on_request = on_get_customer},
-    .list_customers = {.on_request = on_list_customers, .on_ready = on_list_customers_ready},
+    .list_customers = {.on_request = on_list_customers, .on_ready = orders__list_ready},
     .set_customer_status = {.on_request = on_set_customer_status},
 };

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "orders/list_stream.h"
 #include "orders/orders_int.h"
 
 typedef struct inv_op inv_op;
@@ -241,76 +242,34 @@ static void on_adjust_stock(rpc_call *c, const Oms__V1__AdjustStockRequest *req)
 
 /* --- ListProducts (server streaming) ----------------------------------------------- */
 
-typedef struct list_state {
-    store_product *page; /* limit entries, from the call's arena */
-    size_t limit, n, next;
-    bool last;                     /* the page read is the last one */
-    char after[STORE_SKU_MAX + 1]; /* sku of the last product sent */
-} list_state;
-
-static void pump_products(rpc_call *c, list_state *ls)
+static long read_products(store_loop *sl, const char *after, void *page, size_t limit)
 {
-    orders_loop *ol = call_loop(c);
-    if (!ol)
-        return;
-    for (;;) {
-        if (ls->next == ls->n) {
-            if (ls->last)
-                break;
-            long n = store_list_products(ol->sl, ls->after, ls->page, ls->limit);
-            if (n < 0) {
-                rpc_call_finish(c, RPC_INTERNAL, "reading products failed");
-                return;
-            }
-            ls->n = (size_t)n;
-            ls->next = 0;
-            ls->last = ls->n < ls->limit;
-            if (n == 0)
-                break;
-        }
-        const store_product *p = &ls->page[ls->next++];
-        memcpy(ls->after, p->sku, sizeof ls->after);
-        Oms__V1__Product m;
-        orders__product_msg(p, &m);
-        int rc = oms__v1__inventory_service__list_products__send(c, &m);
-        if (rc < 0) {
-            if (rc != RPC_ECANCELLED)
-                rpc_call_finish(c, RPC_INTERNAL, "failed to send product");
-            return;
-        }
-        if (rc == RPC_AGAIN)
-            return; /* on_ready resumes */
-    }
-    rpc_call_finish(c, RPC_OK, NULL);
+    return store_list_products(sl, after, page, limit);
 }
+
+static const char *product_key(const void *rec)
+{
+    return ((const store_product *)rec)->sku;
+}
+
+static int send_product(rpc_call *c, const void *rec)
+{
+    Oms__V1__Product m;
+    orders__product_msg(rec, &m);
+    return oms__v1__inventory_service__list_products__send(c, &m);
+}
+
+static const orders_pager product_pager = {
+    .rec_size = sizeof(store_product),
+    .read = read_products,
+    .key = product_key,
+    .send = send_product,
+    .read_failed = "reading products failed",
+};
 
 static void on_list_products(rpc_call *c, const Oms__V1__ListProductsRequest *req)
 {
-    orders *o = rpc_call_service_data(c);
-    if (req->page_size < 0) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "page_size: must be >= 0");
-        return;
-    }
-    size_t limit = req->page_size ? (size_t)req->page_size : o->cfg.page_size;
-    if (limit > o->cfg.page_size)
-        limit = o->cfg.page_size;
-    list_state *ls = rpc_call_alloc(c, sizeof *ls);
-    if (ls)
-        ls->page = rpc_call_alloc(c, limit * sizeof *ls->page);
-    if (!ls || !ls->page) {
-        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
-        return;
-    }
-    ls->limit = limit;
-    rpc_call_set_data(c, ls);
-    pump_products(c, ls);
-}
-
-static void on_list_products_ready(rpc_call *c)
-{
-    list_state *ls = rpc_call_data(c);
-    if (ls && !rpc_call_done(c))
-        pump_products(c, ls);
+    orders__list_start(c, &product_pager, req->page_size);
 }
 
 /* --- Reserve / Release ------------------------------------------------------------- */
@@ -430,7 +389,7 @@ static void on_release(rpc_call *c, const Oms__V1__ReleaseRequest *req)
 const Oms__V1__InventoryService_Server orders__inventory_handlers = {
     .upsert_product = {.on_request = on_upsert_product},
     .get_product = {.on_request = on_get_product},
-    .list_products = {.on_request = on_list_products, .on_ready = on_list_products_ready},
+    .list_products = {.on_request = on_list_products, .on_ready = orders__list_ready},
     .adjust_stock = {.on_request = on_adjust_stock},
     .reserve = {.on_request = on_reserve},
     .release = {.on_request = on_release},
