@@ -145,11 +145,12 @@ static void on_reserved(void *arg, rpc_status code, const char *msg, const store
     }
     if (!same) {
         /* Reserve returns the first reservation of an order id. One that is not
-         * ours was made by an earlier run of this process that died before
-         * storing its order: ids this store never saw are handed out again
-         * after a restart (split mode: the reservation lives in the inventory's
-         * store). Its order does not exist, so it is released, and ours is
-         * reserved under a fresh id. */
+         * ours was made by an earlier run that died before storing its order
+         * and handed its id out again after a restart: an oms from before the
+         * durable id blocks (store.h), or a store restored from a backup
+         * (split mode: the reservation lives in the inventory's store). Its
+         * order does not exist, so it is released, and ours is reserved under
+         * a fresh id. */
         if (f->fresh_ids < CREATE_MAX_FRESH_IDS) {
             f->fresh_ids++;
             f->ol->inventory->release(f->ol, o->id, f->timeout_ms, NULL, NULL);
@@ -250,11 +251,12 @@ static void id_lock_init(void)
         abort(); /* as uv_once offers no way to fail; never seen on Linux */
 }
 
-static int64_t next_order_id(store *st, char out[STORE_ID_MAX + 1])
+/* *rc: STORE_UNAVAILABLE when the store has no durable id ready (store.h). */
+static int64_t next_order_id(store *st, char out[STORE_ID_MAX + 1], store_rc *rc)
 {
     uv_once(&id_once, id_lock_init);
     uv_mutex_lock(&id_lock);
-    store_next_order_id(st, out);
+    *rc = store_next_order_id(st, out);
     int64_t now = orders__now_ms();
     if (now < id_last_ms)
         now = id_last_ms;
@@ -267,7 +269,12 @@ static int64_t next_order_id(store *st, char out[STORE_ID_MAX + 1])
  * port); on_reserved may run before this returns. */
 static void reserve_fresh(create_flow *f)
 {
-    f->order->created_at = next_order_id(f->ol->o->st, f->order->id);
+    store_rc rc;
+    f->order->created_at = next_order_id(f->ol->o->st, f->order->id, &rc);
+    if (rc != STORE_OK) { /* nothing reserved yet */
+        flow_done(f, orders__status(rc), "no order id available yet, retry", NULL);
+        return;
+    }
     f->ol->inventory->reserve(f->ol, f->order->id, f->order->lines, f->order->nlines, f->timeout_ms,
                               on_reserved, f);
 }
@@ -312,7 +319,12 @@ static void on_customer(void *arg, rpc_status code, const char *msg, const store
         return;
     }
     if (f->ol->inventory == &orders__local_inventory) {
-        f->order->created_at = next_order_id(f->ol->o->st, f->order->id);
+        store_rc rc;
+        f->order->created_at = next_order_id(f->ol->o->st, f->order->id, &rc);
+        if (rc != STORE_OK) {
+            flow_done(f, orders__status(rc), "no order id available yet, retry", NULL);
+            return;
+        }
         place_order(f);
         return;
     }

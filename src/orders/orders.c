@@ -406,6 +406,11 @@ int orders_loop_attach(orders *o, uv_loop_t *loop, char *err, size_t errlen)
     __atomic_store_n(&o->loop_keys[slot], loop, __ATOMIC_RELEASE);
     if (slot == o->nloops)
         __atomic_store_n(&o->nloops, slot + 1, __ATOMIC_RELEASE);
+    /* Split mode: dead runs' reservations under ids without an order. */
+    if (!o->sweep_started && (svc & ORDERS_SVC_ORDERS) && !(svc & ORDERS_SVC_INVENTORY)) {
+        o->sweep_started = true;
+        orders__sweep_start(ol);
+    }
     uv_mutex_unlock(&o->lock);
     return 0;
 
@@ -454,7 +459,8 @@ void orders_loop_detach(orders *o, uv_loop_t *loop)
     __atomic_store_n(&o->loops[i], NULL, __ATOMIC_RELEASE);
     uv_mutex_unlock(&o->lock);
 
-    /* Retries first: their calls are on the channels freed next. */
+    /* Sweep and retries first: their calls are on the channels freed next. */
+    orders__sweep_stop(ol);
     orders__remote_loop_stop(ol);
     rpc_channel_free(ol->customers_ch, NULL, NULL);
     rpc_channel_free(ol->inventory_ch, NULL, NULL);
@@ -503,6 +509,7 @@ rpc_status orders__status(store_rc rc)
     case STORE_INVALID:
         return RPC_INVALID_ARGUMENT;
     case STORE_CLOSED:
+    case STORE_UNAVAILABLE:
         return RPC_UNAVAILABLE;
     case STORE_ERROR:
     default:

@@ -9,6 +9,7 @@
  *   order_service.c OrderService's unary calls, ListOrders, ImportOrders
  *   hub.c           event fan-out: store writer -> per-loop queues
  *   watch.c         WatchOrders and TrackOrders (replay, then live)
+ *   sweep.c         split mode's start-up release of dead runs' reservations
  */
 #ifndef OMS_ORDERS_INT_H
 #define OMS_ORDERS_INT_H
@@ -77,6 +78,16 @@ extern const orders_inventory_port orders__remote_inventory;
  * freed); releases still pending are logged as left behind. */
 void orders__remote_loop_stop(orders_loop *ol);
 
+/* sweep.c: in a process hosting the order service but not inventory, on
+ * the first loop attached (before it runs or on its thread): releases, on
+ * the loop, every id of the previous runs' sweep ranges (store.h) that has no
+ * order, through ol->inventory, and marks each range swept once all its
+ * releases succeeded. Nothing to do: nothing started. */
+void orders__sweep_start(orders_loop *ol);
+/* On ol's thread, at detach (before the channels go): stops issuing
+ * releases; what is left stays for the next start. */
+void orders__sweep_stop(orders_loop *ol);
+
 /* --- the process-wide object and its loops --------------------------------- */
 
 struct orders {
@@ -90,6 +101,7 @@ struct orders {
     orders_loop *loops[ORDERS_MAX_LOOPS];
     uv_loop_t *loop_keys[ORDERS_MAX_LOOPS];
     size_t nloops;
+    bool sweep_started; /* under lock */
 };
 
 struct orders_loop {
@@ -101,7 +113,8 @@ struct orders_loop {
     const orders_inventory_port *inventory;
     rpc_channel *customers_ch; /* split mode only */
     rpc_channel *inventory_ch;
-    void *remote; /* port_remote.c's per-loop state (release retries) */
+    void *remote;               /* port_remote.c's per-loop state (release retries) */
+    struct orders_sweep *sweep; /* sweep.c's, on the first loop in split mode */
 };
 
 /* The orders_loop of the loop a call runs on (attached beforehand). */
@@ -113,7 +126,7 @@ int64_t orders__now_ms(void);
 
 /* The gRPC status for a store result: NOT_FOUND, ALREADY_EXISTS, ABORTED
  * (CONFLICT), FAILED_PRECONDITION, INVALID_ARGUMENT, INTERNAL (ERROR),
- * UNAVAILABLE (CLOSED). */
+ * UNAVAILABLE (CLOSED, UNAVAILABLE). */
 rpc_status orders__status(store_rc rc);
 
 /* Timeout for a peer call made for c: its remaining deadline, capped by

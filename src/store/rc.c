@@ -12,6 +12,7 @@ const char *store_rc_name(store_rc rc)
         [STORE_INVALID] = "INVALID",
         [STORE_ERROR] = "ERROR",
         [STORE_CLOSED] = "CLOSED",
+        [STORE_UNAVAILABLE] = "UNAVAILABLE",
     };
     if ((unsigned)rc < sizeof names / sizeof names[0])
         return names[rc];

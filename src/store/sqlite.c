@@ -136,10 +136,11 @@ static void run_batch(store *st, store_write *batch, size_t n)
     int64_t seq0 = st->seq;
     st->nevs = 0;
     st->batch_hwm = st->hwm_persisted;
+    st->batch_noted = 0;
     bool any = false;
     for (store_write *w = batch; w && !any; w = w->next)
         any = w->rc != STORE_CLOSED;
-    if (!any) /* only writes refused while closing: no transaction */
+    if (!any && !atomic_load(&st->mark_wanted)) /* only writes refused while closing */
         goto complete;
     if (run(st, WS_BEGIN) != SQLITE_OK) {
         fail_batch(st, batch, seq0, sqlite3_errmsg(st->db));
@@ -179,6 +180,25 @@ static void run_batch(store *st, store_write *batch, size_t n)
             run(st, WS_RELEASE_SP);
         }
     }
+    /* A raise of the order-id mark rides along (or runs alone, batch NULL):
+     * one more block, and this run's sweep range grows with it. */
+    int64_t new_mark = 0;
+    if (atomic_exchange(&st->mark_wanted, false)) {
+        new_mark = atomic_load(&st->id_mark) + st->id_block;
+        if (new_mark > st->batch_hwm)
+            st->batch_hwm = new_mark;
+        char sql[128];
+        snprintf(sql, sizeof sql, "UPDATE sweep_ranges SET last = %lld WHERE first = %lld",
+                 (long long)new_mark, (long long)st->run_first);
+        if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+            char why[STORE_MSG_MAX + 1];
+            store__copy(why, sizeof why, sqlite3_errmsg(st->db));
+            if (!sqlite3_get_autocommit(st->db))
+                run(st, WS_ROLLBACK);
+            fail_batch(st, batch, seq0, why);
+            goto complete;
+        }
+    }
     if (st->batch_hwm > st->hwm_persisted) {
         sqlite3_stmt *s = st->ws[WS_META_SET_HWM];
         sqlite3_bind_int64(s, 1, st->batch_hwm);
@@ -204,6 +224,14 @@ static void run_batch(store *st, store_write *batch, size_t n)
     atomic_fetch_add(&st->commit_us, now_us() - t0);
     atomic_fetch_add(&st->commits, 1);
     st->hwm_persisted = st->batch_hwm;
+    if (st->batch_noted > st->max_noted)
+        st->max_noted = st->batch_noted;
+    if (new_mark) {
+        atomic_store(&st->id_mark, new_mark);
+        /* A burst took half a block during this commit: another one. */
+        if (new_mark - atomic_load(&st->next_order) < st->id_block / 2)
+            atomic_store(&st->mark_wanted, true);
+    }
     atomic_store(&st->last_seq, st->seq);
     if (st->nevs && st->on_events)
         st->on_events(st->events_arg, st->evs, st->nevs);
@@ -226,7 +254,7 @@ static void *writer_main(void *arg)
     pthread_mutex_lock(&st->mu);
     for (;;) {
         bool waited = false;
-        while (!st->head && !st->closing) {
+        while (!st->head && !st->closing && !atomic_load(&st->mark_wanted)) {
             pthread_cond_wait(&st->cv, &st->mu);
             waited = true;
         }
@@ -239,8 +267,14 @@ static void *writer_main(void *arg)
             sched_yield();
             pthread_mutex_lock(&st->mu);
         }
-        if (!st->head)
-            break; /* closing and drained */
+        if (!st->head && st->closing)
+            break;       /* closing and drained */
+        if (!st->head) { /* only the order-id mark to raise */
+            pthread_mutex_unlock(&st->mu);
+            run_batch(st, NULL, 0);
+            pthread_mutex_lock(&st->mu);
+            continue;
+        }
         store_write *batch = st->head, *last = batch;
         size_t n = 1;
         while (last->next && n < st->max_batch) {
@@ -309,19 +343,22 @@ static void on_sync_done(store_write *w)
     pthread_mutex_unlock(&s->mu);
 }
 
-long store_release_orphans(store *st)
+/* Runs an internal op on the writer and waits for its commit; *delta gets
+ * w.delta (in and out). STORE_CLOSED if the store is closing. */
+static store_rc run_sync(store *st, store_op op, int64_t *delta)
 {
     sync_write *s = calloc(1, sizeof *s);
     if (!s)
-        return -1;
+        return STORE_ERROR;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    s->w.op = STORE__OP_RELEASE_ORPHANS;
+    s->w.op = op;
+    s->w.delta = *delta;
     s->w.done = on_sync_done;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     s->w.at = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    long n = -1;
+    store_rc r = STORE_CLOSED;
     pthread_mutex_lock(&st->mu);
     bool queued = !st->closing && !st->stopped;
     if (queued) {
@@ -338,13 +375,36 @@ long store_release_orphans(store *st)
         while (!s->done)
             pthread_cond_wait(&s->cv, &s->mu);
         pthread_mutex_unlock(&s->mu);
-        if (s->w.rc == STORE_OK)
-            n = (long)s->w.delta; /* the count of releases */
+        r = s->w.rc;
+        *delta = s->w.delta;
     }
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
-    return n;
+    return r;
+}
+
+long store_release_orphans(store *st)
+{
+    int64_t n = 0;
+    if (run_sync(st, STORE__OP_RELEASE_ORPHANS, &n) != STORE_OK)
+        return -1;
+    return (long)n; /* the count of releases */
+}
+
+store_rc store_sweep_done(store *st, const store_id_range *r)
+{
+    int64_t first = r->first;
+    if (first >= st->run_first)
+        return STORE_OK; /* this run's own range stays */
+    return run_sync(st, STORE__OP_SWEEP_DONE, &first);
+}
+
+size_t store_pending_sweeps(store *st, store_id_range *out, size_t cap)
+{
+    for (size_t i = 0; i < st->npending && i < cap; i++)
+        out[i] = st->pending[i];
+    return st->npending;
 }
 
 /* --- open and close ----------------------------------------------------------------- */
@@ -375,6 +435,86 @@ static int64_t query_int(sqlite3 *db, const char *sql)
     return v;
 }
 
+/* Reads the previous runs' sweep ranges, then durably reserves this run's
+ * first block of ids (start + 1 .. start + id_block) and records it as this
+ * run's range. */
+static int open_id_block(store *st, int64_t start, char *err, size_t errlen)
+{
+    sqlite3_stmt *s = NULL;
+    size_t cap = 0;
+    int rc = sqlite3_prepare_v2(st->db, "SELECT first, last FROM sweep_ranges ORDER BY first", -1,
+                                &s, NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (st->npending == cap) {
+            cap = cap ? cap * 2 : 8;
+            void *p = realloc(st->pending, cap * sizeof *st->pending);
+            if (!p) {
+                sqlite3_finalize(s);
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
+            st->pending = p;
+        }
+        st->pending[st->npending].first = sqlite3_column_int64(s, 0);
+        st->pending[st->npending].last = sqlite3_column_int64(s, 1);
+        st->npending++;
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "sqlite:%s: reading sweep ranges: %s", st->path,
+                 sqlite3_errmsg(st->db));
+        return -1;
+    }
+    int64_t mark = start + st->id_block;
+    char sql[320], *msg = NULL;
+    snprintf(sql, sizeof sql,
+             "BEGIN IMMEDIATE;"
+             "UPDATE meta SET value = %lld WHERE key = 'order_hwm' AND value < %lld;"
+             "INSERT OR REPLACE INTO sweep_ranges(first, last) VALUES (%lld, %lld);"
+             "COMMIT;",
+             (long long)mark, (long long)mark, (long long)(start + 1), (long long)mark);
+    if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "sqlite:%s: reserving order ids: %s", st->path,
+                 msg ? msg : sqlite3_errmsg(st->db));
+        sqlite3_free(msg);
+        if (!sqlite3_get_autocommit(st->db))
+            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    st->run_first = start + 1;
+    st->max_noted = start;
+    st->hwm_persisted = mark;
+    atomic_store(&st->id_mark, mark);
+    return 0;
+}
+
+/* At a clean close (the writer stopped): this run's range shrinks to the ids
+ * it handed out (or goes, if none), and the mark comes back down to the
+ * highest id handed out or written, so the next run goes on from there. */
+static void trim_run_range(store *st)
+{
+    int64_t n = atomic_load(&st->next_order);
+    int64_t mark = n > st->max_noted ? n : st->max_noted;
+    char sql[400];
+    if (n < st->run_first)
+        snprintf(sql, sizeof sql,
+                 "BEGIN IMMEDIATE; DELETE FROM sweep_ranges WHERE first = %lld;"
+                 "UPDATE meta SET value = %lld WHERE key = 'order_hwm'; COMMIT;",
+                 (long long)st->run_first, (long long)mark);
+    else
+        snprintf(sql, sizeof sql,
+                 "BEGIN IMMEDIATE; UPDATE sweep_ranges SET last = %lld WHERE first = %lld;"
+                 "UPDATE meta SET value = %lld WHERE key = 'order_hwm'; COMMIT;",
+                 (long long)n, (long long)st->run_first, (long long)mark);
+    if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        if (!sqlite3_get_autocommit(st->db))
+            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        OMS_WARN("store: sqlite:%s: trimming this run's sweep range: %s", st->path,
+                 sqlite3_errmsg(st->db));
+    }
+}
+
 static void free_store(store *st)
 {
     for (int i = 0; i < WS__COUNT; i++)
@@ -384,6 +524,7 @@ static void free_store(store *st)
     pthread_mutex_destroy(&st->mu);
     free(st->evs);
     free(st->blob);
+    free(st->pending);
     free(st);
 }
 
@@ -444,8 +585,11 @@ store *store_open(const store_config *cfg, char *err, size_t errlen)
     atomic_store(&st->last_seq, st->seq);
     int64_t hwm = query_int(st->db, "SELECT value FROM meta WHERE key = 'order_hwm'");
     int64_t max_order = query_int(st->db, "SELECT max(id) FROM orders");
-    st->hwm_persisted = hwm;
-    atomic_store(&st->next_order, hwm > max_order ? hwm : max_order);
+    int64_t start = hwm > max_order ? hwm : max_order;
+    st->id_block = cfg->id_block > 0 ? cfg->id_block : 4096;
+    if (open_id_block(st, start, err, errlen) != 0)
+        goto fail;
+    atomic_store(&st->next_order, start);
     if (pthread_create(&st->writer, NULL, writer_main, st) != 0) {
         snprintf(err, errlen, "sqlite:%s: cannot start the writer thread", path);
         goto fail;
@@ -466,6 +610,7 @@ void store_close(store *st)
     pthread_cond_signal(&st->cv);
     pthread_mutex_unlock(&st->mu);
     pthread_join(st->writer, NULL);
+    trim_run_range(st);
     store_stats s;
     store_get_stats(st, &s);
     if (s.commits) /* the commit (fsync) time is the write path's floor */
@@ -477,9 +622,36 @@ void store_close(store *st)
     free_store(st);
 }
 
-void store_next_order_id(store *st, char out[STORE_ID_MAX + 1])
+/* Asks the writer to raise the order-id mark (once until it took it up). */
+static void want_mark(store *st)
 {
-    int64_t n = atomic_fetch_add(&st->next_order, 1) + 1;
+    if (atomic_exchange(&st->mark_wanted, true))
+        return;
+    pthread_mutex_lock(&st->mu);
+    pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
+store_rc store_next_order_id(store *st, char out[STORE_ID_MAX + 1])
+{
+    int64_t n = atomic_load(&st->next_order), mark;
+    do {
+        mark = atomic_load(&st->id_mark);
+        if (n >= mark) { /* the next block is not durable yet */
+            want_mark(st);
+            out[0] = '\0';
+            return STORE_UNAVAILABLE;
+        }
+    } while (!atomic_compare_exchange_weak(&st->next_order, &n, n + 1));
+    n++;
+    if (mark - n < st->id_block / 2)
+        want_mark(st);
+    store__format_id(out, 'o', n);
+    return STORE_OK;
+}
+
+void store_format_order_id(char out[STORE_ID_MAX + 1], int64_t n)
+{
     store__format_id(out, 'o', n);
 }
 

@@ -18,6 +18,8 @@
 /* Internal ops, never submitted by callers: they run on the writer with
  * sl == NULL and their done() is called on the writer thread. */
 #define STORE__OP_RELEASE_ORPHANS ((store_op)100)
+/* in: delta = a previous run's range's first id: deletes that range. */
+#define STORE__OP_SWEEP_DONE ((store_op)101)
 
 /* The writer's prepared statements. */
 enum {
@@ -97,10 +99,19 @@ struct store {
     int64_t seq;           /* last event seq taken (rolled back with failures) */
     int64_t hwm_persisted; /* order-id high-water mark in meta */
     int64_t batch_hwm;     /* highest order number written in this batch */
+    int64_t batch_noted;   /* the same, from the requests only (not the mark) */
+    int64_t max_noted;     /* highest order number committed (or the mark found at open) */
     store_event *evs;      /* this transaction's events */
     size_t nevs, evs_cap;
     uint8_t *blob; /* lines encoding scratch */
 
+    /* Order ids (sqlite.c, "sweep ranges" in store.h). */
+    int64_t id_block;        /* ids per raise of the mark */
+    int64_t run_first;       /* first id of this run: its sweep range's key */
+    store_id_range *pending; /* previous runs' ranges found at open */
+    size_t npending;
+    _Atomic int64_t id_mark;    /* durable mark: no id above it is handed out */
+    _Atomic bool mark_wanted;   /* the writer should raise the mark */
     _Atomic int64_t next_order; /* last order number handed out */
     _Atomic int64_t last_seq;
     _Atomic uint64_t commits, writes, max_batch_seen, commit_us;

@@ -13,7 +13,10 @@
  *  - products and reservations are WITHOUT ROWID: one B-tree each;
  *  - meta.order_hwm remembers the highest order number the writer saw in a
  *    reservation or order, so store_next_order_id() never reuses one after a
- *    restart without scanning reservations at open.
+ *    restart without scanning reservations at open; since version 2 it is
+ *    also raised in blocks ahead of the ids handed out (never below one);
+ *  - sweep_ranges (version 2): per run, [first id, mark] it could hand out,
+ *    kept until the next start swept it (store.h).
  */
 #include <stdio.h>
 #include <string.h>
@@ -68,6 +71,11 @@ static const char *const migrations[] = {
     "  version INTEGER NOT NULL,"
     "  at INTEGER NOT NULL);"
     "CREATE INDEX events_order ON events(order_id, seq);",
+    /* 2: per run, the order ids it could hand out (meta.order_hwm is now a
+     * durable reservation of an id block: no id above it was handed out) */
+    "CREATE TABLE sweep_ranges ("
+    "  first INTEGER PRIMARY KEY,"
+    "  last INTEGER NOT NULL);",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -55,6 +55,8 @@ static void note_order_num(store *st, int64_t n)
 {
     if (n > st->batch_hwm)
         st->batch_hwm = n;
+    if (n > st->batch_noted)
+        st->batch_noted = n;
 }
 
 /* Appends an event row and remembers it for on_events. */
@@ -695,9 +697,30 @@ static store_rc release_orphans(store *st, store_write *w)
             OMS_WARN("store: released orphan reservation %s", ids[i]);
     }
     free(ids);
+    /* Every reservation of the previous runs is covered: their sweep ranges
+     * (split mode's) have nothing left to do. */
+    if (r == STORE_OK) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "DELETE FROM sweep_ranges WHERE first < %lld",
+                 (long long)st->run_first);
+        if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+            r = sql_error(st, w, "release orphans: sweep ranges");
+    }
     w->existed = false;
     w->delta = (int64_t)n;
     return r;
+}
+
+/* Deletes a previous run's sweep range (first = w->delta). */
+static store_rc sweep_done(store *st, store_write *w)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "DELETE FROM sweep_ranges WHERE first = %lld AND first < %lld",
+             (long long)w->delta, (long long)st->run_first);
+    if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return sql_error(st, w, "sweep done");
+    w->existed = sqlite3_changes(st->db) > 0;
+    return STORE_OK;
 }
 
 store_rc store__apply(store *st, store_write *w)
@@ -726,6 +749,8 @@ store_rc store__apply(store *st, store_write *w)
         return order_place(st, w);
     case STORE__OP_RELEASE_ORPHANS:
         return release_orphans(st, w);
+    case STORE__OP_SWEEP_DONE:
+        return sweep_done(st, w);
     }
     return fail(w, STORE_INVALID, "unknown store op %d", (int)w->op);
 }

@@ -45,6 +45,7 @@ typedef enum store_rc {
     STORE_INVALID,      /* a request the store cannot represent (overflowing stock, ...) */
     STORE_ERROR,        /* I/O error, full disk, corrupt database: see msg and the log */
     STORE_CLOSED,       /* the store is shutting down */
+    STORE_UNAVAILABLE,  /* briefly unable to serve (no durable order id ready yet): retry */
 } store_rc;
 
 /* "OK", "NOT_FOUND", ... */
@@ -140,6 +141,7 @@ typedef struct store_config {
     size_t max_batch;          /* requests per transaction; default 1024 */
     store_events_cb on_events; /* may be NULL */
     void *events_arg;
+    int64_t id_block; /* order ids reserved durably ahead of use; default 4096 */
 } store_config;
 
 void store_config_init(store_config *cfg);
@@ -158,8 +160,50 @@ void store_close(store *st);
 
 /* Allocates a new order id ("o-<n>", never reused, also across restarts).
  * Thread-safe. An id is allocated before stock is reserved for it; ids of
- * orders that were never created leave harmless gaps. */
-void store_next_order_id(store *st, char out[STORE_ID_MAX + 1]);
+ * orders that were never created leave gaps (see the sweep ranges below).
+ *
+ * Ids come from a block reserved durably ahead of use: meta.order_hwm (the
+ * mark) is never below an id handed out. store_open raises it by id_block;
+ * the writer raises it by another block, in whatever transaction runs next
+ * (or one of its own), once the counter is within half a block of it. Should
+ * the counter reach the mark before the raise is durable (more than half a
+ * block of ids taken during one commit, or the raise failed), the call
+ * returns STORE_UNAVAILABLE (out = "") and the caller answers UNAVAILABLE;
+ * STORE_OK otherwise. */
+store_rc store_next_order_id(store *st, char out[STORE_ID_MAX + 1]);
+
+/* --- sweep ranges: order ids a run may have handed out -------------------------
+ *
+ * store_open records [first id of this run, mark] (the last raised with each
+ * new block) as a pending range, kept for the NEXT start: in split mode a
+ * reservation made under one of its ids at the inventory's store outlives a
+ * crash before the order's commit, and only the ids are known. store_close
+ * trims the range to the ids actually handed out (deletes it if none were):
+ * a clean stop may still leave a compensating release unfinished. */
+typedef struct store_id_range {
+    int64_t first, last; /* order numbers, inclusive */
+} store_id_range;
+
+/* The previous runs' pending ranges, as found at open, oldest first: copies
+ * up to cap into out, returns how many there are. Thread-safe. */
+size_t store_pending_sweeps(store *st, store_id_range *out, size_t cap);
+
+/* Up to limit order numbers n with first <= n <= last that have no order in
+ * this store, ascending, into out. Keyset-paged: the next page starts after
+ * the last number returned; fewer than limit: the last page. -1 on a store
+ * error. A page costs one indexed range query (bounded memory). */
+long store_list_unused_order_ids(store_loop *sl, int64_t first, int64_t last, int64_t *out,
+                                 size_t limit);
+
+/* "o-<n>" for an order number. */
+void store_format_order_id(char out[STORE_ID_MAX + 1], int64_t n);
+
+/* Forgets a previous run's range once every id of it without an order was
+ * released (the run's own range is never deleted). Synchronous: waits for
+ * one commit on the writer. STORE_OK (also if it was gone), STORE_ERROR,
+ * STORE_CLOSED. Thread-safe. store_release_orphans deletes every previous
+ * range too (all-in-one mode: it covers them). */
+store_rc store_sweep_done(store *st, const store_id_range *r);
 
 /* The seq of the last committed event (0 if none). Thread-safe. */
 int64_t store_last_seq(store *st);
