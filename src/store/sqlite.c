@@ -586,7 +586,7 @@ store *store_open(const store_config *cfg, char *err, size_t errlen)
     int64_t hwm = query_int(st->db, "SELECT value FROM meta WHERE key = 'order_hwm'");
     int64_t max_order = query_int(st->db, "SELECT max(id) FROM orders");
     int64_t start = hwm > max_order ? hwm : max_order;
-    st->id_block = cfg->id_block > 0 ? cfg->id_block : 4096;
+    st->id_block = cfg->id_block > 0 ? cfg->id_block : 16384;
     if (open_id_block(st, start, err, errlen) != 0)
         goto fail;
     atomic_store(&st->next_order, start);

@@ -141,7 +141,7 @@ typedef struct store_config {
     size_t max_batch;          /* requests per transaction; default 1024 */
     store_events_cb on_events; /* may be NULL */
     void *events_arg;
-    int64_t id_block; /* order ids reserved durably ahead of use; default 4096 */
+    int64_t id_block; /* order ids reserved durably ahead of use; default 16384 */
 } store_config;
 
 void store_config_init(store_config *cfg);

@@ -80,7 +80,11 @@ static void start_order(slot *s)
 {
     bench_loop *bl = s->bl;
     long n = bl->started++;
-    store_next_order_id(bl->st, s->o->id);
+    if (store_next_order_id(bl->st, s->o->id) != STORE_OK) {
+        bl->failed++; /* no id: counted, never sent with a stale one */
+        bl->finished++;
+        return;
+    }
     snprintf(s->line.sku, sizeof s->line.sku, "SKU-%03ld", n % NSKUS);
     s->line.quantity = 1;
     s->line.unit_price_cents = 0;
