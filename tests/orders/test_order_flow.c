@@ -4,14 +4,8 @@
  * client channel, all on one loop. The catalog is seeded through the store
  * directly, so the tests do not depend on the demo data.
  */
-#include <criterion/criterion.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-#include "orders/orders_int.h"
+#define ORDERS_HARNESS_FIXTURE
+#include "orders_harness.h"
 
 /* --- pure rules ------------------------------------------------------------------- */
 
@@ -128,44 +122,7 @@ Test(order_rules, validate_create)
 
 /* --- harness: server, store, client on one loop ------------------------------------ */
 
-static uv_loop_t loop;
-static uv_timer_t watchdog;
-static char dir[64];
-static orders *oms;
-static orders_loop *ol;
-static rpc_server *rsrv;
-static http2_server *h2;
-static rpc_channel *chan;
 static char c_active[STORE_ID_MAX + 1], c_other[STORE_ID_MAX + 1], c_suspended[STORE_ID_MAX + 1];
-
-static void on_watchdog(uv_timer_t *t)
-{
-    (void)t;
-    cr_assert_fail("the test did not finish in time");
-}
-
-static void run_until(const bool *flag)
-{
-    while (!*flag)
-        uv_run(&loop, UV_RUN_ONCE); /* the watchdog keeps the loop alive */
-}
-
-static void on_sleep_over(uv_timer_t *t)
-{
-    *(bool *)t->data = true;
-    uv_close((uv_handle_t *)t, NULL);
-}
-
-static void run_for(uint64_t ms)
-{
-    static uv_timer_t t;
-    bool over = false;
-    uv_timer_init(&loop, &t);
-    t.data = &over;
-    uv_timer_start(&t, on_sleep_over, ms, 0);
-    run_until(&over);
-    uv_run(&loop, UV_RUN_NOWAIT);
-}
 
 static void on_write_done(store_write *w)
 {
@@ -232,53 +189,8 @@ static void expect_reserved(const char *sku, int64_t want)
 
 static void setup(void)
 {
-    char err[256];
-    snprintf(dir, sizeof dir, "/tmp/oms-order-flow-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-    cr_assert_eq(uv_loop_init(&loop), 0);
-
-    char url[128];
-    snprintf(url, sizeof url, "sqlite:%s/oms.db", dir);
-    orders_config cfg;
-    orders_config_init(&cfg);
-    cfg.store_url = url;
-    cfg.demo_data = false;
-    oms = orders_open(&cfg, err, sizeof err);
-    cr_assert_not_null(oms, "%s", err);
-
-    rpc_server_config rcfg;
-    rpc_server_config_init(&rcfg);
-    rsrv = rpc_server_new(&rcfg);
-    cr_assert_not_null(rsrv);
-    cr_assert_eq(orders_register(oms, rsrv), 0);
-    cr_assert_eq(orders_loop_attach(oms, &loop, err, sizeof err), 0, "%s", err);
-    ol = orders__loop(oms, &loop);
-    cr_assert_not_null(ol);
-
-    http2_server_config hcfg;
-    http2_server_config_init(&hcfg);
-    hcfg.host = "127.0.0.1";
-    hcfg.port = 0;
-    hcfg.tls = 0;
-    hcfg.stream_send_buffer = 1024; /* a few orders fill it: streams meet RPC_AGAIN, on_ready */
-    hcfg.handler = rpc_server_stream_handler();
-    hcfg.handler_data = rsrv;
-    cr_assert_eq(http2_server_new(&loop, &hcfg, &h2, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(http2_server_start(h2), 0);
-
-    char target[64];
-    snprintf(target, sizeof target, "127.0.0.1:%d", http2_server_port(h2));
-    rpc_channel_config ccfg;
-    rpc_channel_config_init(&ccfg);
-    ccfg.target = target;
-    ccfg.tls = false;
-    ccfg.retry.max_attempts = 1;
-    chan = rpc_channel_new(&loop, &ccfg, err, sizeof err);
-    cr_assert_not_null(chan, "%s", err);
-
-    uv_timer_init(&loop, &watchdog);
-    uv_timer_start(&watchdog, on_watchdog, 30000, 0);
-
+    /* a few orders fill 1024 bytes: streams meet RPC_AGAIN, on_ready */
+    fixture_setup("/tmp/oms-order-flow-XXXXXX", 0, false, 1024);
     add_customer("ada", c_active, STORE_CUSTOMER_ACTIVE);
     add_customer("bob", c_suspended, STORE_CUSTOMER_SUSPENDED);
     add_customer("cyd", c_other, STORE_CUSTOMER_ACTIVE);
@@ -286,38 +198,6 @@ static void setup(void)
     add_product("SKU-B", 1999, 5);
     add_product("SKU-BIG", INT64_MAX / 2, 10);
     add_product("SKU-C", 1, 1000);
-}
-
-static void on_flag(void *arg)
-{
-    *(bool *)arg = true;
-}
-
-static void on_h2_down(http2_server *s, void *arg)
-{
-    (void)s;
-    *(bool *)arg = true;
-}
-
-static void teardown(void)
-{
-    bool freed = false, down = false;
-    rpc_channel_free(chan, on_flag, &freed);
-    run_until(&freed);
-    http2_server_shutdown(h2, 0, on_h2_down, &down);
-    run_until(&down);
-    orders_loop_detach(oms, &loop);
-    uv_timer_stop(&watchdog);
-    uv_close((uv_handle_t *)&watchdog, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    http2_server_free(h2);
-    cr_expect_eq(rpc_server_active_calls(rsrv), 0);
-    rpc_server_free(rsrv);
-    orders_close(oms);
-    cr_expect_eq(uv_loop_close(&loop), 0, "every handle closed");
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    cr_expect_eq(system(cmd), 0);
 }
 
 /* --- client helpers ------------------------------------------------------------------ */

@@ -6,94 +6,12 @@
  * loop, which also hosts the orders loop of a split-mode node when the test
  * drives the remote ports directly.
  */
-#include <criterion/criterion.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-#include "orders/orders_int.h"
-
-/* --- nodes ------------------------------------------------------------------------ */
-
-typedef struct node {
-    char dir[64]; /* the store's directory (removed by node_free) */
-    orders *o;
-    uv_loop_t loop;
-    rpc_server *rpc;
-    http2_server *h2;
-    int port;
-    uv_async_t stop;
-    uv_thread_t thread;
-    bool running;
-} node;
-
-static void node_thread(void *arg)
-{
-    node *n = arg;
-    uv_run(&n->loop, UV_RUN_DEFAULT);
-}
-
-static void on_node_down(http2_server *h2, void *arg)
-{
-    (void)h2;
-    node *n = arg;
-    orders_loop_detach(n->o, &n->loop);
-    uv_close((uv_handle_t *)&n->stop, NULL);
-}
-
-static void on_node_stop(uv_async_t *a)
-{
-    node *n = a->data;
-    orders_loop_drain(n->o, &n->loop);
-    http2_server_shutdown(n->h2, 0, on_node_down, n);
-}
-
-static void node_config(orders_config *cfg, node *n, char *url, size_t len)
-{
-    orders_config_init(cfg);
-    snprintf(url, len, "sqlite:%s/oms.db", n->dir);
-    cfg->store_url = url;
-    cfg->demo_data = false;
-    cfg->peer_tls = false;
-}
-
-/* Serves cfg (its store_url is n's, from node_config) on 127.0.0.1:port. */
-static void node_serve(node *n, const orders_config *cfg, int port)
-{
-    char err[256];
-    n->o = orders_open(cfg, err, sizeof err);
-    cr_assert_not_null(n->o, "orders_open: %s", err);
-    cr_assert_eq(uv_loop_init(&n->loop), 0);
-    rpc_server_config rcfg;
-    rpc_server_config_init(&rcfg);
-    n->rpc = rpc_server_new(&rcfg);
-    cr_assert_not_null(n->rpc);
-    cr_assert_eq(orders_register(n->o, n->rpc), 0);
-
-    http2_server_config hcfg;
-    http2_server_config_init(&hcfg);
-    hcfg.host = "127.0.0.1";
-    hcfg.port = port;
-    hcfg.tls = 0;
-    hcfg.handler = rpc_server_stream_handler();
-    hcfg.handler_data = n->rpc;
-    cr_assert_eq(http2_server_new(&n->loop, &hcfg, &n->h2, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(http2_server_start(n->h2), 0);
-    n->port = http2_server_port(n->h2);
-    cr_assert_eq(orders_loop_attach(n->o, &n->loop, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(uv_async_init(&n->loop, &n->stop, on_node_stop), 0);
-    n->stop.data = n;
-    cr_assert_eq(uv_thread_create(&n->thread, node_thread, n), 0);
-    n->running = true;
-}
+#include "orders_harness.h"
 
 /* A node on a fresh store hosting services. */
 static void node_start(node *n, unsigned services, bool demo)
 {
-    memset(n, 0, sizeof *n);
-    snprintf(n->dir, sizeof n->dir, "/tmp/oms-orders-test-XXXXXX");
-    cr_assert_not_null(mkdtemp(n->dir));
+    node_mkdir(n, "/tmp/oms-orders-test-XXXXXX");
     orders_config cfg;
     char url[128];
     node_config(&cfg, n, url, sizeof url);
@@ -106,9 +24,7 @@ static void node_start(node *n, unsigned services, bool demo)
  * for customers and inventory. */
 static void node_start_split(node *n, const char *target)
 {
-    memset(n, 0, sizeof *n);
-    snprintf(n->dir, sizeof n->dir, "/tmp/oms-orders-test-XXXXXX");
-    cr_assert_not_null(mkdtemp(n->dir));
+    node_mkdir(n, "/tmp/oms-orders-test-XXXXXX");
     orders_config cfg;
     char url[128];
     node_config(&cfg, n, url, sizeof url);
@@ -117,85 +33,6 @@ static void node_start_split(node *n, const char *target)
     cfg.customers_target = target;
     cfg.peer_timeout_ms = 3000;
     node_serve(n, &cfg, 0);
-}
-
-/* Stops serving and closes the orders object; the store files stay. */
-static void node_stop(node *n)
-{
-    if (!n->running)
-        return;
-    uv_async_send(&n->stop);
-    uv_thread_join(&n->thread);
-    http2_server_free(n->h2);
-    cr_assert_eq(rpc_server_active_calls(n->rpc), 0);
-    rpc_server_free(n->rpc);
-    cr_assert_eq(uv_loop_close(&n->loop), 0, "every handle of the node closed");
-    orders_close(n->o);
-    n->o = NULL;
-    n->running = false;
-}
-
-static void node_free(node *n)
-{
-    char cmd[128];
-    node_stop(n);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", n->dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-/* --- the client side ----------------------------------------------------------------- */
-
-static uv_loop_t cloop;
-
-static void client_init(void)
-{
-    cr_assert_eq(uv_loop_init(&cloop), 0);
-}
-
-static rpc_channel *channel_to(int port)
-{
-    char target[64], err[256];
-    snprintf(target, sizeof target, "127.0.0.1:%d", port);
-    rpc_channel_config cfg;
-    rpc_channel_config_init(&cfg);
-    cfg.target = target;
-    cfg.tls = false;
-    rpc_channel *ch = rpc_channel_new(&cloop, &cfg, err, sizeof err);
-    cr_assert_not_null(ch, "%s", err);
-    return ch;
-}
-
-static void on_channel_freed(void *arg)
-{
-    *(bool *)arg = true;
-}
-
-static void run_until(const bool *flag)
-{
-    while (!*flag)
-        uv_run(&cloop, UV_RUN_ONCE);
-}
-
-static void channel_free(rpc_channel *ch)
-{
-    bool freed = false;
-    rpc_channel_free(ch, on_channel_freed, &freed);
-    run_until(&freed);
-}
-
-static void client_fini(void)
-{
-    uv_run(&cloop, UV_RUN_DEFAULT);
-    cr_assert_eq(uv_loop_close(&cloop), 0, "every client handle closed");
-}
-
-/* Runs the client loop for about ms milliseconds. */
-static void spin_ms(int ms)
-{
-    for (int k = 0; k < ms / 10; k++) {
-        uv_run(&cloop, UV_RUN_NOWAIT);
-        usleep(10000);
-    }
 }
 
 static char msg[256]; /* status message of the last call */
@@ -824,19 +661,8 @@ static void on_port_release(void *arg, rpc_status code, const char *m)
  * other two, attached to the client loop (its order service unserved). */
 static orders *orders_split(const char *dir, const char *target)
 {
-    char url[128], err[256];
-    orders_config cfg;
-    orders_config_init(&cfg);
-    snprintf(url, sizeof url, "sqlite:%s/orders.db", dir);
-    cfg.store_url = url;
-    cfg.services = ORDERS_SVC_ORDERS;
-    cfg.inventory_target = target;
-    cfg.customers_target = target;
-    cfg.peer_tls = false;
-    cfg.peer_timeout_ms = 2000;
-    orders *o = orders_open(&cfg, err, sizeof err);
-    cr_assert_not_null(o, "%s", err);
-    cr_assert_eq(orders_loop_attach(o, &cloop, err, sizeof err), 0, "%s", err);
+    char err[256];
+    orders *o = orders_split_open(dir, target);
     cr_expect_neq(orders_loop_attach(o, &cloop, err, sizeof err), 0, "attached twice");
     return o;
 }

@@ -5,129 +5,20 @@
  * Node A (customers and inventory) serves on a loop of its own thread; the
  * order side is an orders object hosting only the order service, attached to
  * the test thread's loop (unserved), driven through its internals. */
-#include <criterion/criterion.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
+#include "orders_harness.h"
 
-#include "orders/orders_int.h"
-
-typedef struct node {
-    char dir[64];
-    orders *o;
-    uv_loop_t loop;
-    rpc_server *rpc;
-    http2_server *h2;
-    int port;
-    uv_async_t stop;
-    uv_thread_t thread;
-} node;
-
-static void node_thread(void *arg)
-{
-    node *n = arg;
-    uv_run(&n->loop, UV_RUN_DEFAULT);
-}
-
-static void on_node_down(http2_server *h2, void *arg)
-{
-    (void)h2;
-    node *n = arg;
-    orders_loop_detach(n->o, &n->loop);
-    uv_close((uv_handle_t *)&n->stop, NULL);
-}
-
-static void on_node_stop(uv_async_t *a)
-{
-    node *n = a->data;
-    orders_loop_drain(n->o, &n->loop);
-    http2_server_shutdown(n->h2, 0, on_node_down, n);
-}
-
+/* Node A: customers and inventory. */
 static void node_start(node *n)
 {
-    memset(n, 0, sizeof *n);
-    snprintf(n->dir, sizeof n->dir, "/tmp/oms-sweep-test-XXXXXX");
-    cr_assert_not_null(mkdtemp(n->dir));
-    char url[128], err[256];
+    node_mkdir(n, "/tmp/oms-sweep-test-XXXXXX");
     orders_config cfg;
-    orders_config_init(&cfg);
-    snprintf(url, sizeof url, "sqlite:%s/oms.db", n->dir);
-    cfg.store_url = url;
-    cfg.demo_data = false;
-    cfg.peer_tls = false;
+    char url[128];
+    node_config(&cfg, n, url, sizeof url);
     cfg.services = ORDERS_SVC_CUSTOMERS | ORDERS_SVC_INVENTORY;
-    n->o = orders_open(&cfg, err, sizeof err);
-    cr_assert_not_null(n->o, "orders_open: %s", err);
-    cr_assert_eq(uv_loop_init(&n->loop), 0);
-    rpc_server_config rcfg;
-    rpc_server_config_init(&rcfg);
-    n->rpc = rpc_server_new(&rcfg);
-    cr_assert_not_null(n->rpc);
-    cr_assert_eq(orders_register(n->o, n->rpc), 0);
-    http2_server_config hcfg;
-    http2_server_config_init(&hcfg);
-    hcfg.host = "127.0.0.1";
-    hcfg.port = 0;
-    hcfg.tls = 0;
-    hcfg.handler = rpc_server_stream_handler();
-    hcfg.handler_data = n->rpc;
-    cr_assert_eq(http2_server_new(&n->loop, &hcfg, &n->h2, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(http2_server_start(n->h2), 0);
-    n->port = http2_server_port(n->h2);
-    cr_assert_eq(orders_loop_attach(n->o, &n->loop, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(uv_async_init(&n->loop, &n->stop, on_node_stop), 0);
-    n->stop.data = n;
-    cr_assert_eq(uv_thread_create(&n->thread, node_thread, n), 0);
+    node_serve(n, &cfg, 0);
 }
 
-static void node_free(node *n)
-{
-    uv_async_send(&n->stop);
-    uv_thread_join(&n->thread);
-    http2_server_free(n->h2);
-    rpc_server_free(n->rpc);
-    cr_assert_eq(uv_loop_close(&n->loop), 0);
-    orders_close(n->o);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", n->dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-static uv_loop_t cloop;
 static char msg[256];
-
-static rpc_channel *channel_to(int port)
-{
-    char target[64], err[256];
-    snprintf(target, sizeof target, "127.0.0.1:%d", port);
-    rpc_channel_config cfg;
-    rpc_channel_config_init(&cfg);
-    cfg.target = target;
-    cfg.tls = false;
-    rpc_channel *ch = rpc_channel_new(&cloop, &cfg, err, sizeof err);
-    cr_assert_not_null(ch, "%s", err);
-    return ch;
-}
-
-static void on_flag(void *arg)
-{
-    *(bool *)arg = true;
-}
-
-static void run_until(const bool *flag)
-{
-    while (!*flag)
-        uv_run(&cloop, UV_RUN_ONCE);
-}
-
-static void channel_free(rpc_channel *ch)
-{
-    bool freed = false;
-    rpc_channel_free(ch, on_flag, &freed);
-    run_until(&freed);
-}
 
 static int64_t reserved(rpc_channel *ch, const char *sku)
 {
@@ -152,24 +43,6 @@ static int64_t wait_reserved(rpc_channel *ch, const char *sku, int64_t want)
         r = reserved(ch, sku);
     }
     return r;
-}
-
-static orders *orders_split(const char *dir, const char *target)
-{
-    char url[128], err[256];
-    orders_config cfg;
-    orders_config_init(&cfg);
-    snprintf(url, sizeof url, "sqlite:%s/orders.db", dir);
-    cfg.store_url = url;
-    cfg.services = ORDERS_SVC_ORDERS;
-    cfg.inventory_target = target;
-    cfg.customers_target = target;
-    cfg.peer_tls = false;
-    cfg.peer_timeout_ms = 2000;
-    orders *o = orders_open(&cfg, err, sizeof err);
-    cr_assert_not_null(o, "%s", err);
-    cr_assert_eq(orders_loop_attach(o, &cloop, err, sizeof err), 0, "%s", err);
-    return o;
 }
 
 /* Detaches and closes o; the client loop keeps the test's channel, so it
@@ -248,7 +121,7 @@ static void create_order(orders *b, const char *cust, const char *sku, int64_t q
 static void setup_a(node *a, rpc_channel **ch, char cust[32])
 {
     node_start(a);
-    cr_assert_eq(uv_loop_init(&cloop), 0);
+    client_init();
     *ch = channel_to(a->port);
     Oms__V1__CreateCustomerRequest cr = OMS__V1__CREATE_CUSTOMER_REQUEST__INIT;
     cr.name = "Ada";
@@ -283,9 +156,8 @@ static void setup_a(node *a, rpc_channel **ch, char cust[32])
 static void teardown(node *a, rpc_channel *ch)
 {
     channel_free(ch);
-    uv_run(&cloop, UV_RUN_DEFAULT);
-    cr_assert_eq(uv_loop_close(&cloop), 0, "every client handle closed");
-    node_free(a);
+    client_fini();
+    node_free_ex(a, false); /* no idle check: as before */
 }
 
 Test(orders_sweep, restart_releases_reservations_without_orders, .timeout = 60)
@@ -296,7 +168,7 @@ Test(orders_sweep, restart_releases_reservations_without_orders, .timeout = 60)
     setup_a(&a, &ch, cust);
     snprintf(target, sizeof target, "127.0.0.1:%d", a.port);
 
-    orders *b = orders_split(a.dir, target);
+    orders *b = orders_split_open(a.dir, target);
     char real1[STORE_ID_MAX + 1], real2[STORE_ID_MAX + 1], orphan[STORE_ID_MAX + 1];
     create_order(b, cust, "S-1", 3, real1);
     reserve_orphan(b, "S-1", 5, orphan);
@@ -315,7 +187,7 @@ Test(orders_sweep, restart_releases_reservations_without_orders, .timeout = 60)
     orders_split_close(b);
     cr_assert_eq(reserved(ch, "S-1"), 3 + 5, "nothing released at close");
 
-    b = orders_split(a.dir, target); /* the sweep starts with the loop */
+    b = orders_split_open(a.dir, target); /* the sweep starts with the loop */
     cr_expect_eq(wait_reserved(ch, "S-1", 3), 3, "the orphan's stock is back");
     cr_expect_eq(wait_reserved(ch, "S-2", 2), 2, "the real order's stays");
     /* the range is marked swept once its releases are done */
@@ -328,7 +200,7 @@ Test(orders_sweep, restart_releases_reservations_without_orders, .timeout = 60)
     }
     orders_split_close(b);
 
-    b = orders_split(a.dir, target);
+    b = orders_split_open(a.dir, target);
     cr_expect_eq(store_pending_sweeps(b->st, NULL, 0), 0, "swept, and the run after it took no id");
     store_order *o = NULL;
     cr_assert_eq(store_get_order(orders__loop(b, &cloop)->sl, real1, &o), STORE_OK);
@@ -347,13 +219,13 @@ Test(orders_sweep, failed_release_keeps_range, .timeout = 60)
     char cust[32], target[64];
     setup_a(&a, &ch, cust);
     snprintf(target, sizeof target, "127.0.0.1:%d", a.port);
-    orders *b = orders_split(a.dir, target);
+    orders *b = orders_split_open(a.dir, target);
     char orphan[STORE_ID_MAX + 1];
     reserve_orphan(b, "S-1", 4, orphan);
     orders_split_close(b);
 
     /* a start against a target where nothing listens: the releases fail */
-    b = orders_split(a.dir, "127.0.0.1:1");
+    b = orders_split_open(a.dir, "127.0.0.1:1");
     for (int i = 0; i < 300; i++) {
         uv_run(&cloop, UV_RUN_NOWAIT);
         usleep(2000);
@@ -361,7 +233,7 @@ Test(orders_sweep, failed_release_keeps_range, .timeout = 60)
     orders_split_close(b);
     cr_assert_eq(reserved(ch, "S-1"), 4);
 
-    b = orders_split(a.dir, target);
+    b = orders_split_open(a.dir, target);
     cr_expect_eq(store_pending_sweeps(b->st, NULL, 0), 1,
                  "the range stayed (the run in between took no id: it left none)");
     cr_expect_eq(wait_reserved(ch, "S-1", 0), 0, "released by the next start");
