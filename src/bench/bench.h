@@ -59,13 +59,13 @@ typedef struct bench_config {
                              (0 = the stream lasts the whole run) */
     bool progress;        /* a line per second on stderr */
     /* order-create and order-watch (oms.v1) */
-    const char *customer; /* CreateOrder's customer_id (default c-1) */
-    const char *sku;      /* its one line's SKU (default SKU-001) */
-    int64_t quantity;     /* ... and quantity (default 1) */
-    bool no_key;          /* no idempotency key (default: a unique one per call) */
-    int64_t stock;        /* before the run, top the SKU's available stock up to this
-                             (0: the default, 100,000,000; -1: leave it alone) */
-    double drain_s;       /* order-watch: how long to wait for the last deliveries */
+    const char *customer;  /* CreateOrder's customer_id (default c-1) */
+    const char *sku;       /* its one line's SKU (default SKU-001) */
+    int64_t quantity;      /* ... and quantity (default 1) */
+    bool no_key;           /* no idempotency key (default: a unique one per call) */
+    int64_t stock;         /* before the run, top the SKU's available stock up to this
+                              (0: the default, 100,000,000; -1: leave it alone) */
+    double drain_s;        /* order-watch: how long to wait for the last deliveries */
     double open_timeout_s; /* order-watch: for every subscriber to be live */
 } bench_config;
 
@@ -83,34 +83,34 @@ typedef struct bench_counts {
  * (previous_status UNSPECIFIED) of orders the producer created after every
  * subscriber was live; each subscriber must see each of those exactly once. */
 typedef struct bench_watch_results {
-    unsigned subscribers;      /* asked for (--concurrency) */
-    unsigned subscribers_open; /* got response headers or an event */
-    unsigned subscribers_live; /* saw an event: from then on none may be missing */
-    double open_s;             /* from starting the streams to all live */
-    uint64_t sync_orders;      /* CreateOrders sent to find out when all were live */
-    uint64_t produced;         /* producer CreateOrders sent (warm-up and window) */
-    uint64_t produced_ok;      /* ... answered OK: each expected by every subscriber */
-    uint64_t produced_window;  /* ... of them sent inside the window (latency measured) */
-    uint64_t deliveries;       /* creation events of produced orders, over all subscribers */
-    uint64_t deliveries_window; /* ... of orders sent inside the window */
-    uint64_t expected;         /* produced_ok * subscribers */
-    uint64_t missing;          /* expected deliveries that never came, over all subscribers */
-    uint64_t duplicates;       /* events whose seq a subscriber had already seen */
-    uint64_t seq_gaps;         /* seqs skipped in a subscriber's stream (any order's) */
-    unsigned subs_missing;     /* subscribers with at least one missing delivery */
-    unsigned subs_behind;      /* ... of them still behind at the end: their last seq
-                                  below the newest any subscriber saw (late, not skipped:
-                                  skipped events show as seq_gaps) */
-    bool drain_timed_out;      /* --drain ran out before every delivery came */
-    unsigned subs_duplicate;   /* ... with at least one duplicate */
-    uint64_t resumes;          /* streams that ended early, resumed with since_seq */
-    uint64_t other_events;     /* events of other orders (sync, other clients, updates) */
+    unsigned subscribers;        /* asked for (--concurrency) */
+    unsigned subscribers_open;   /* got response headers or an event */
+    unsigned subscribers_live;   /* saw an event: from then on none may be missing */
+    double open_s;               /* from starting the streams to all live */
+    uint64_t sync_orders;        /* CreateOrders sent to find out when all were live */
+    uint64_t produced;           /* producer CreateOrders sent (warm-up and window) */
+    uint64_t produced_ok;        /* ... answered OK: each expected by every subscriber */
+    uint64_t produced_window;    /* ... of them sent inside the window (latency measured) */
+    uint64_t deliveries;         /* creation events of produced orders, over all subscribers */
+    uint64_t deliveries_window;  /* ... of orders sent inside the window */
+    uint64_t expected;           /* produced_ok * subscribers */
+    uint64_t missing;            /* expected deliveries that never came, over all subscribers */
+    uint64_t duplicates;         /* events whose seq a subscriber had already seen */
+    uint64_t seq_gaps;           /* seqs skipped in a subscriber's stream (any order's) */
+    unsigned subs_missing;       /* subscribers with at least one missing delivery */
+    unsigned subs_behind;        /* ... of them still behind at the end: their last seq
+                                    below the newest any subscriber saw (late, not skipped:
+                                    skipped events show as seq_gaps) */
+    bool drain_timed_out;        /* --drain ran out before every delivery came */
+    unsigned subs_duplicate;     /* ... with at least one duplicate */
+    uint64_t resumes;            /* streams that ended early, resumed with since_seq */
+    uint64_t other_events;       /* events of other orders (sync, other clients, updates) */
     uint64_t unknown_deliveries; /* events of orders whose create never answered OK */
-    double deliver_s;          /* delivery window: first producer send to last delivery */
-    bench_hist create;         /* ns: the producer's CreateOrder calls (window) */
-    bench_hist commit_at;      /* ns, ms resolution: OrderEvent.at -> delivered (wall clock) */
-    bench_hist spread;         /* ns per window order: its first delivery -> its last one
-                                  (the fan-out itself, whatever the commit took) */
+    double deliver_s;            /* delivery window: first producer send to last delivery */
+    bench_hist create;           /* ns: the producer's CreateOrder calls (window) */
+    bench_hist commit_at;        /* ns, ms resolution: OrderEvent.at -> delivered (wall clock) */
+    bench_hist spread;           /* ns per window order: its first delivery -> its last one
+                                    (the fan-out itself, whatever the commit took) */
 } bench_watch_results;
 
 /* The figures of a finished run. */
@@ -128,9 +128,9 @@ typedef struct bench_results {
     size_t request_bytes;                /* serialized size of one request message */
     char first_error[BENCH_NCODES][160]; /* the first message seen per code */
     /* order-create and order-watch: the SKU's stock around the run (-1 unknown) */
-    int64_t stock_before;  /* available when the run was set up, before any top-up */
-    int64_t stock_added;   /* AdjustStock delta of the top-up (0: none) */
-    const char *customer;  /* the customer the orders went to */
+    int64_t stock_before; /* available when the run was set up, before any top-up */
+    int64_t stock_added;  /* AdjustStock delta of the top-up (0: none) */
+    const char *customer; /* the customer the orders went to */
     char customer_buf[80];
     bench_watch_results *watch; /* order-watch only */
 } bench_results;

@@ -11,10 +11,10 @@
 #include "oms/v1/customer.omsrpc.h"
 #include "oms/v1/inventory.omsrpc.h"
 
-#define SETUP_MS 10000
+#define SETUP_MS         10000
 #define DEFAULT_CUSTOMER "c-1"
-#define DEFAULT_SKU "SKU-001"
-#define DEFAULT_STOCK 100000000
+#define DEFAULT_SKU      "SKU-001"
+#define DEFAULT_STOCK    100000000
 
 const char *bench__order_sku(const bench_config *cfg)
 {

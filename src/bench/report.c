@@ -117,8 +117,8 @@ static void text_watch(FILE *f, const bench_config *cfg, const bench_results *re
             w->deliveries, w->expected, w->missing, w->subs_missing, w->duplicates,
             w->subs_duplicate);
     fprintf(f,
-            "               seq gaps %" PRIu64 ", resumed streams %" PRIu64 ", other events %" PRIu64
-            ", events of unanswered orders %" PRIu64 "\n",
+            "               seq gaps %" PRIu64 ", resumed streams %" PRIu64
+            ", other events %" PRIu64 ", events of unanswered orders %" PRIu64 "\n",
             w->seq_gaps, w->resumes, w->other_events, w->unknown_deliveries);
     if (w->drain_timed_out && w->missing)
         fprintf(f,
@@ -137,13 +137,12 @@ static void text_watch(FILE *f, const bench_config *cfg, const bench_results *re
             "               bound of commit -> delivery), %" PRIu64 " deliveries\n",
             res->latency.total);
     text_hist(f, &res->latency);
-    fprintf(f,
-            "  from .at     OrderEvent.at -> received (wall clock, at in ms, set just before\n"
-            "               the commit: also an upper bound, +-1 ms)\n");
+    fprintf(f, "  from .at     OrderEvent.at -> received (wall clock, at in ms, set just before\n"
+               "               the commit: also an upper bound, +-1 ms)\n");
     text_hist(f, &w->commit_at);
-    fprintf(f, "  fan-out      per window order, its first delivery -> its last (%" PRIu64
-               " orders)\n",
-            w->spread.total);
+    fprintf(
+        f, "  fan-out      per window order, its first delivery -> its last (%" PRIu64 " orders)\n",
+        w->spread.total);
     text_hist(f, &w->spread);
     fprintf(f, "  CreateOrder  the producer's calls, %" PRIu64 " in the window\n", w->create.total);
     text_hist(f, &w->create);
@@ -258,7 +257,8 @@ static void json_hist(FILE *f, const char *name, const bench_hist *h, bool last)
     fprintf(f, "    \"%s\": {\"count\": %" PRIu64 ", \"min\": %.3f, \"mean\": %.3f", name, h->total,
             h->total ? (double)h->min / 1e3 : 0, bench_hist_mean(h) / 1e3);
     for (size_t i = 0; i < sizeof pcts / sizeof pcts[0]; i++)
-        fprintf(f, ", \"%s\": %.3f", pcts[i].name, (double)bench_hist_percentile(h, pcts[i].p) / 1e3);
+        fprintf(f, ", \"%s\": %.3f", pcts[i].name,
+                (double)bench_hist_percentile(h, pcts[i].p) / 1e3);
     fprintf(f, ", \"max\": %.3f}%s\n", (double)h->max / 1e3, last ? "" : ",");
 }
 
@@ -271,8 +271,8 @@ static void json_order(FILE *f, const bench_config *cfg, const bench_results *re
     fprintf(f,
             ", \"quantity\": %lld, \"idempotency_keys\": %s, \"stock_before\": %lld, "
             "\"stock_added\": %lld},\n",
-            (long long)cfg->quantity, cfg->no_key ? "false" : "true",
-            (long long)res->stock_before, (long long)res->stock_added);
+            (long long)cfg->quantity, cfg->no_key ? "false" : "true", (long long)res->stock_before,
+            (long long)res->stock_added);
 }
 
 static void json_watch(FILE *f, const bench_results *res)

@@ -42,9 +42,9 @@
 #include "bench/bench_int.h"
 #include "oms/v1/order.omsrpc.h"
 
-#define SYNC_MS 100
-#define RESUME_MS 20
-#define MAX_RESUMES 50 /* per subscriber */
+#define SYNC_MS           100
+#define RESUME_MS         20
+#define MAX_RESUMES       50 /* per subscriber */
 #define CREATE_TIMEOUT_MS 30000
 
 typedef struct watch_run watch_run;
@@ -599,7 +599,8 @@ static void on_progress(uv_timer_t *t)
     bench__format_ns(p50, sizeof p50, (double)bench_hist_percentile(&w->interval_hist, 50));
     bench__format_ns(p99, sizeof p99, (double)bench_hist_percentile(&w->interval_hist, 99));
     if (w->phase == PH_OPEN) {
-        fprintf(stderr, "[%5.1fs] open    %u of %u subscribers open, %u live, %" PRIu64 " sync orders\n",
+        fprintf(stderr,
+                "[%5.1fs] open    %u of %u subscribers open, %u live, %" PRIu64 " sync orders\n",
                 (double)(now - w->t_open) / 1e9, wr->subscribers_open, w->nsubs,
                 wr->subscribers_live, wr->sync_orders);
         return;
