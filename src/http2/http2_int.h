@@ -70,9 +70,13 @@ struct http2_server {
     int fd; /* the bound socket until start() hands it to listener */
     http2_server_config cfg;
     uv_timer_t grace_timer;
+    uv_timer_t accept_timer; /* resumes accepting after running out of fds */
+    int spare_fd;            /* a dup of the listening socket: the listener handle
+                                can be closed (to stop accepting) and reopened */
+    int accept_state;        /* LISTEN_* in server.c */
     int listening;
     int draining;
-    int open_handles; /* listener, flusher, grace timer not yet closed */
+    int open_handles; /* listener, flusher, grace and accept timers not yet closed */
     void (*done_cb)(http2_server *, void *);
     void *done_arg;
     int port;

@@ -1,5 +1,6 @@
 /* server.c - the listening socket, the per-loop flusher and graceful drain. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,11 +85,69 @@ void http2__ep_start(http2_ep *ep)
 
 static void on_conn_gone(http2_ep *ep);
 
+/* The listener's state. libuv calls the connection callback again and again,
+ * without returning to the loop, while accept() fails with EMFILE and its
+ * reserved-fd trick cannot drain the backlog (with several loops in one
+ * process, another loop may take the fd it frees). The only way out of that
+ * spin is closing the listener handle, so when fds run out we close it (the
+ * socket stays open through spare_fd and the kernel queues new connections in
+ * its backlog) and reopen it from a timer. */
+enum { LISTEN_ACTIVE, LISTEN_CLOSING, LISTEN_PAUSED };
+#define ACCEPT_RETRY_MS 100
+
+static void on_handle_closed(uv_handle_t *h);
+static void on_connection(uv_stream_t *listener, int status);
+
+static void on_accept_retry(uv_timer_t *t)
+{
+    http2_server *srv = container_of(t, http2_server, accept_timer);
+    if (srv->draining || srv->accept_state != LISTEN_PAUSED)
+        return;
+    int fd = fcntl(srv->spare_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) { /* still no fd to spare */
+        uv_timer_start(&srv->accept_timer, on_accept_retry, ACCEPT_RETRY_MS, 0);
+        return;
+    }
+    uv_tcp_init(srv->ep.loop, &srv->listener);
+    int rv = uv_tcp_open(&srv->listener, fd);
+    if (rv == 0)
+        rv = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection);
+    srv->accept_state = LISTEN_ACTIVE;
+    if (rv != 0) {
+        OMS_ERROR("cannot listen again: %s", uv_strerror(rv));
+        srv->accept_state = LISTEN_CLOSING;
+        srv->listener.data = srv;
+        uv_close((uv_handle_t *)&srv->listener, on_handle_closed);
+        return;
+    }
+    OMS_INFO("accepting connections again");
+}
+
+static void on_listener_paused(uv_handle_t *h)
+{
+    http2_server *srv = h->data;
+    if (srv->draining) { /* the shutdown came while it closed: it is gone for good */
+        on_handle_closed(h);
+        return;
+    }
+    srv->accept_state = LISTEN_PAUSED;
+    uv_timer_start(&srv->accept_timer, on_accept_retry, ACCEPT_RETRY_MS, 0);
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     http2_server *srv = container_of(listener, http2_server, listener);
     if (status < 0) {
-        OMS_WARN("accept: %s", uv_strerror(status));
+        if ((status == UV_EMFILE || status == UV_ENFILE) && srv->spare_fd >= 0 &&
+            srv->accept_state == LISTEN_ACTIVE && !srv->draining) {
+            OMS_WARN("accept: %s: not accepting for %d ms", uv_strerror(status), ACCEPT_RETRY_MS);
+            srv->accept_state = LISTEN_CLOSING;
+            srv->listener.data = srv;
+            uv_close((uv_handle_t *)&srv->listener, on_listener_paused);
+            return;
+        }
+        if (srv->accept_state == LISTEN_ACTIVE)
+            OMS_WARN("accept: %s", uv_strerror(status));
         return;
     }
     if (srv->draining)
@@ -129,6 +188,7 @@ int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_serv
     http2__ep_init(&srv->ep, loop);
     srv->cfg = *cfg;
     srv->fd = -1;
+    srv->spare_fd = -1;
     http2_ep *ep = &srv->ep;
     ep->max_concurrent_streams = cfg->max_concurrent_streams;
     ep->stream_window = cfg->stream_window;
@@ -220,9 +280,12 @@ int http2_server_start(http2_server *srv)
         return srv->listening ? 0 : UV_EINVAL;
     uv_tcp_init(srv->ep.loop, &srv->listener);
     uv_timer_init(srv->ep.loop, &srv->grace_timer);
+    uv_timer_init(srv->ep.loop, &srv->accept_timer);
     http2__ep_start(&srv->ep);
-    srv->open_handles = 3;
+    srv->open_handles = 4;
     srv->listening = 1;
+    srv->accept_state = LISTEN_ACTIVE;
+    srv->spare_fd = fcntl(srv->fd, F_DUPFD_CLOEXEC, 0); /* -1: no pause on EMFILE */
     int rv = uv_tcp_open(&srv->listener, srv->fd);
     if (rv != 0)
         close(srv->fd);
@@ -262,6 +325,8 @@ static void close_handles(http2_server *srv)
     uv_close((uv_handle_t *)&srv->grace_timer, on_handle_closed);
     srv->ep.flusher.data = srv;
     uv_close((uv_handle_t *)&srv->ep.flusher, on_handle_closed);
+    srv->accept_timer.data = srv;
+    uv_close((uv_handle_t *)&srv->accept_timer, on_handle_closed);
 }
 
 static void on_conn_gone(http2_ep *ep)
@@ -298,8 +363,17 @@ void http2_server_shutdown(http2_server *srv, uint64_t grace_ms,
         maybe_done(srv);
         return;
     }
-    srv->listener.data = srv;
-    uv_close((uv_handle_t *)&srv->listener, on_handle_closed);
+    if (srv->accept_state == LISTEN_ACTIVE) {
+        srv->listener.data = srv;
+        uv_close((uv_handle_t *)&srv->listener, on_handle_closed);
+    } else if (srv->accept_state == LISTEN_PAUSED) { /* already closed: count it */
+        uv_timer_stop(&srv->accept_timer);
+        srv->open_handles--;
+    } /* LISTEN_CLOSING: on_listener_paused counts it */
+    if (srv->spare_fd >= 0) {
+        close(srv->spare_fd);
+        srv->spare_fd = -1;
+    }
     for (http2_conn *c = srv->ep.conns, *next; c; c = next) {
         next = c->next;
         http2__conn_drain(c);
@@ -317,6 +391,8 @@ void http2_server_free(http2_server *srv)
         return;
     if (srv->fd >= 0)
         close(srv->fd);
+    if (srv->spare_fd >= 0)
+        close(srv->spare_fd);
     http2__ep_dispose(&srv->ep);
     free(srv);
 }
