@@ -12,12 +12,7 @@
  * left alone; rpc_call_finish() is a no-op on a call that already ended. */
 static inline void svc__send_failed(rpc_call *c, int rc)
 {
-    if (rc == RPC_ECANCELLED)
-        return;
-    if (rc == RPC_ETOOBIG)
-        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "response message too large");
-    else
-        rpc_call_finish(c, RPC_INTERNAL, "failed to send response");
+    rpc_call_finish_send_error(c, rc);
 }
 
 #endif

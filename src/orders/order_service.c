@@ -20,12 +20,7 @@
  * alone. */
 static void send_failed(rpc_call *c, int rc)
 {
-    if (rc == RPC_ECANCELLED)
-        return;
-    if (rc == RPC_ETOOBIG)
-        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "response message too large");
-    else
-        rpc_call_finish(c, RPC_INTERNAL, "failed to send response");
+    rpc_call_finish_send_error(c, rc);
 }
 
 /* Sends r as an Order on c. Lines go on the stack up to STORE_MAX_LINES, else

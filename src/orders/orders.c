@@ -529,16 +529,10 @@ uint64_t orders__peer_timeout(const orders *o, const rpc_call *c)
 void orders__reply(rpc_call *c, const ProtobufCMessage *m)
 {
     int rc = rpc_call_send(c, m);
-    if (rc >= 0) {
+    if (rc >= 0)
         rpc_call_finish(c, RPC_OK, NULL);
-        return;
-    }
-    if (rc == RPC_ECANCELLED)
-        return;
-    if (rc == RPC_ETOOBIG)
-        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "response message too large");
     else
-        rpc_call_finish(c, RPC_INTERNAL, "failed to send response");
+        rpc_call_finish_send_error(c, rc);
 }
 
 /* Length of the UTF-8 sequence at p (shortest form, no surrogates, at most

@@ -600,6 +600,16 @@ const char *rpc_call_peer(const rpc_call *c)
     return c->stream ? http2_stream_peer(c->stream) : "?";
 }
 
+void rpc_call_finish_send_error(rpc_call *c, int rc)
+{
+    if (rc == RPC_ECANCELLED)
+        return;
+    if (rc == RPC_ETOOBIG)
+        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "response message too large");
+    else
+        rpc_call_finish(c, RPC_INTERNAL, "failed to send response");
+}
+
 uv_loop_t *rpc_call_loop(const rpc_call *c)
 {
     return c->loop;

@@ -233,6 +233,11 @@ void rpc_call_resume_input(rpc_call *c);
  * returns first). */
 void rpc_call_finish(rpc_call *c, rpc_status code, const char *message);
 
+/* Ends the call after a send returned rc < 0: RESOURCE_EXHAUSTED for
+ * RPC_ETOOBIG, INTERNAL otherwise; a call that is already over
+ * (RPC_ECANCELLED) is left alone. */
+void rpc_call_finish_send_error(rpc_call *c, int rc);
+
 /* Whether the call has ended (finished or cancelled). */
 bool rpc_call_done(const rpc_call *c);
 
