@@ -122,6 +122,7 @@ int rpc_server_add_service(rpc_server *srv, const rpc_service_impl *impl)
         m->path = path;
         m->pathlen = n;
         m->input = d->methods[i].input;
+        m->check_strings = rpc__desc_has_strings(m->input);
         m->output = d->methods[i].output;
         m->ops = impl->ops ? impl->ops[i] : NULL;
         m->service_data = impl->data;
