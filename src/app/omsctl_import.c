@@ -51,6 +51,8 @@ typedef struct import_state {
     rpc_status code;
     char msg[1024];
     int64_t created, failed, received;
+    int64_t skipped; /* rows past the server's limit: not processed */
+    char skipped_reason[208];
 } import_state;
 
 static void row_reset(import_row *r)
@@ -309,6 +311,9 @@ static void on_import_summary(rpc_client_call *c, void *data, const Oms__V1__Imp
     st->received = m->received;
     st->created = m->created;
     st->failed = m->failed;
+    st->skipped = m->skipped;
+    snprintf(st->skipped_reason, sizeof st->skipped_reason, "%s",
+             m->skipped_reason ? m->skipped_reason : "");
     for (size_t i = 0; i < m->n_results; i++) {
         const Oms__V1__ImportRowResult *r = m->results[i];
         print_result(st->ctl, r->row_id, r->code, r->order_id, r->message, 0);
@@ -380,13 +385,15 @@ int omsctl_cmd_import(omsctl *ctl, int argc, char **argv)
     int64_t rows = st.received + local, failed = st.failed + local;
     if (ctl->json)
         printf("{\"summary\":{\"rows\":%lld,\"received\":%lld,\"created\":%lld,\"failed\":%lld,"
-               "\"local_failed\":%lld}}\n",
+               "\"local_failed\":%lld,\"skipped\":%lld}}\n",
                (long long)rows, (long long)st.received, (long long)st.created, (long long)failed,
-               (long long)local);
+               (long long)local, (long long)st.skipped);
     else
         printf("%lld rows: %lld created, %lld failed (%lld malformed, not sent)\n", (long long)rows,
                (long long)st.created, (long long)failed, (long long)local);
-    rc = failed > 0 ? OMSCTL_EXIT_REJECTED : OMSCTL_EXIT_OK;
+    if (st.skipped && !ctl->json)
+        printf("%lld rows skipped: %s\n", (long long)st.skipped, st.skipped_reason);
+    rc = failed > 0 || st.skipped > 0 ? OMSCTL_EXIT_REJECTED : OMSCTL_EXIT_OK;
 out:
     row_reset(&st.row);
     free(st.buf);
