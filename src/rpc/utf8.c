@@ -105,6 +105,10 @@ bool rpc__desc_has_strings(const ProtobufCMessageDescriptor *d)
 
 static bool read_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *v)
 {
+    if (*i < n && p[*i] < 0x80) { /* tags and short lengths: one byte */
+        *v = p[(*i)++];
+        return true;
+    }
     uint64_t x = 0;
     for (unsigned shift = 0; shift < 64 && *i < n; shift += 7) {
         uint8_t b = p[(*i)++];
@@ -183,6 +187,26 @@ static void prepend(char *why, size_t whylen, const ProtobufCFieldDescriptor *f,
     why[h + keep] = '\0';
 }
 
+/* The field numbered num. Fields usually arrive in the order of d->fields
+ * (number order), a repeated one several times in a row, so the one after the
+ * last found (*hint) and the last found itself are tried before protobuf-c's
+ * search. */
+static const ProtobufCFieldDescriptor *find_field(const ProtobufCMessageDescriptor *d, uint32_t num,
+                                                  unsigned *hint)
+{
+    unsigned h = *hint;
+    if (h < d->n_fields && d->fields[h].id == num) {
+        *hint = h + 1;
+        return &d->fields[h];
+    }
+    if (h > 0 && d->fields[h - 1].id == num)
+        return &d->fields[h - 1];
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(d, num);
+    if (f)
+        *hint = (unsigned)(f - d->fields) + 1;
+    return f;
+}
+
 static int walk(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n, int depth,
                 char *why, size_t whylen)
 {
@@ -191,6 +215,7 @@ static int walk(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
         return RPC_STRINGS_MALFORMED;
     }
     size_t i = 0;
+    unsigned hint = 0;
     while (i < n) {
         uint64_t tag;
         size_t field_start = i;
@@ -203,7 +228,7 @@ static int walk(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
         if (wt != 2)
             continue;
         uint32_t num = (uint32_t)(tag >> 3);
-        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(d, num);
+        const ProtobufCFieldDescriptor *f = find_field(d, num, &hint);
         if (!f)
             continue; /* unknown field: kept as bytes, never a string to us */
         if (f->type == PROTOBUF_C_TYPE_STRING) {
