@@ -92,12 +92,46 @@ static void usage(FILE *f)
                "                         none or a longer one (default 5)\n"
                "  --event-ring N         order events each loop keeps for live subscribers;\n"
                "                         slower ones catch up from the store (default 65536)\n"
+               "  --idempotency-retention DURATION  how long an idempotency key answers a\n"
+               "                         repeat with its first order (N[s|m|h|d]; default\n"
+               "                         24h; 0 = forever); older keys are forgotten\n"
                "  --no-demo-data         do not seed an empty store with the demo catalog\n"
                "  --bench-only           serve OrderBench (and health, reflection) only\n"
                "  --log-level LEVEL      debug, info, warn, error or off (default info)\n"
                "  -h, --help             show this help\n"
                "\n"
                "When ready, omsd prints one line to stdout: listening on HOST:PORT (tls|h2c)\n");
+}
+
+/* Parses "N", "Ns", "Nm", "Nh" or "Nd" (N a decimal, seconds by default)
+ * into milliseconds, up to ten years; "0" is 0. */
+static int parse_duration_ms(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    double unit = 1000;
+    if (end != s && *end && !end[1]) {
+        switch (*end++) {
+        case 's':
+            break;
+        case 'm':
+            unit = 60e3;
+            break;
+        case 'h':
+            unit = 3600e3;
+            break;
+        case 'd':
+            unit = 86400e3;
+            break;
+        default:
+            return -1;
+        }
+    }
+    if (errno || end == s || *end || !(v >= 0) || v * unit > 3650 * 86400e3)
+        return -1;
+    *out = (int64_t)(v * unit);
+    return 0;
 }
 
 /* Parses a decimal in [min, max]. */
@@ -198,7 +232,8 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_PEER_TIMEOUT,
         OPT_RING,
         OPT_NO_DEMO,
-        OPT_BENCH_ONLY
+        OPT_BENCH_ONLY,
+        OPT_KEY_RETENTION
     };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
@@ -222,6 +257,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"peer-timeout", required_argument, NULL, OPT_PEER_TIMEOUT},
         {"event-ring", required_argument, NULL, OPT_RING},
         {"no-demo-data", no_argument, NULL, OPT_NO_DEMO},
+        {"idempotency-retention", required_argument, NULL, OPT_KEY_RETENTION},
         {"bench-only", no_argument, NULL, OPT_BENCH_ONLY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -325,6 +361,14 @@ static int parse_args(int argc, char **argv, options *o)
         }
         case OPT_NO_DEMO:
             o->orders.demo_data = false;
+            break;
+        case OPT_KEY_RETENTION:
+            if (parse_duration_ms(optarg, &o->orders.idempotency_retention_ms) != 0) {
+                fprintf(stderr,
+                        "omsd: --idempotency-retention wants N[s|m|h|d] up to 3650d, got '%s'\n",
+                        optarg);
+                return -1;
+            }
             break;
         case OPT_BENCH_ONLY:
             o->bench_only = true;
