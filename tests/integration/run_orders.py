@@ -843,6 +843,33 @@ def integrity_key_per_customer(c):
     eq((a.product(A).reserved, a.product(B).reserved), (1, 2), "reserved once per order")
 
 
+def integrity_key_retention(env):
+    """omsd --idempotency-retention: a key older than that is forgotten in the
+    background (the same request then makes a new order); a fresh key is
+    not. Waits for the background pass by polling the answer (bounded)."""
+    server = oi.start_server(env, "omsd-retention", h2c=True,
+                             extra=("--idempotency-retention", "1s"))
+    c = Ctx(env, server)
+    try:
+        a = c.a
+        cu = a.new_customer()
+        A = a.new_product(100, 1000)
+        key = uniq("short-lived")
+        first = a.create_order(cu.id, [(A, 1)], key=key)
+        eq(a.create_order(cu.id, [(A, 1)], key=key).id, first.id, "a repeat within the retention")
+        deadline = time.monotonic() + 15
+        again = first
+        while again.id == first.id and time.monotonic() < deadline:
+            time.sleep(0.1)
+            again = a.create_order(cu.id, [(A, 1)], key=key)
+        check(again.id != first.id, "key still answered with %s after 15 s (retention 1s)",
+              first.id)
+        eq(a.get_order(first.id).id, first.id, "the first order stays after its key is forgotten")
+    finally:
+        c.api.close()
+        env.suite.stop_server(server)
+
+
 def orders_idempotency_metadata(c):
     a = c.a
     cu = a.new_customer()
@@ -1712,6 +1739,7 @@ def main():
             env.suite.run("%s.watch.unavailable_on_sigterm" % tr, watch_on_sigterm, c)
             c.api.close()
             env.suite.stop_server(server)
+        env.suite.run("integrity.key_retention", integrity_key_retention, env)
 
 
 if __name__ == "__main__":
