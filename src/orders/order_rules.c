@@ -84,7 +84,11 @@ bool orders__sku_ok(const char *s)
 bool orders__check_len(const char *field, const char *s, size_t min, size_t max, char *why,
                        size_t n)
 {
-    size_t len = strlen(s);
+    return orders__check_size(field, strlen(s), min, max, why, n);
+}
+
+bool orders__check_size(const char *field, size_t len, size_t min, size_t max, char *why, size_t n)
+{
     if (len == 0 && min > 0) {
         snprintf(why, n, "%s: required", field);
         return false;

@@ -90,13 +90,22 @@ static void on_create_order(rpc_call *c, const Oms__V1__CreateOrderRequest *req)
     orders_loop *ol = call_loop(c);
     if (!ol)
         return;
-    /* One byte over the limit is kept, so the flow sees a key that is too long. */
-    char key[STORE_KEY_MAX + 2] = "";
+    char key[STORE_KEY_MAX + 1] = "";
     size_t len;
     const uint8_t *v = rpc_metadata_get(rpc_call_metadata(c), "idempotency-key", &len);
-    if (v) {
-        if (len >= sizeof key)
-            len = sizeof key - 1;
+    if (v && !req->idempotency_key[0]) {
+        /* The metadata is held to the field's rules (HTTP/2 already refuses
+         * a NUL in a header value; checked again, it would cut the key). */
+        char why[96];
+        bool ok = orders__check_size("idempotency-key", len, 0, STORE_KEY_MAX, why, sizeof why);
+        if (ok && memchr(v, 0, len)) {
+            snprintf(why, sizeof why, "idempotency-key: contains NUL");
+            ok = false;
+        }
+        if (!ok) {
+            rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+            return;
+        }
         memcpy(key, v, len);
         key[len] = '\0';
     }

@@ -181,6 +181,8 @@ bool orders__order_total(const store_line *lines, size_t n, int64_t *total);
  * handler are valid UTF-8 without NUL already (rpc checks them at decode). */
 bool orders__check_len(const char *field, const char *s, size_t min, size_t max, char *why,
                        size_t n);
+/* orders__check_len for bytes that are not a C string (metadata values). */
+bool orders__check_size(const char *field, size_t len, size_t min, size_t max, char *why, size_t n);
 bool orders__check_count(const char *field, size_t count, size_t min, size_t max, char *why,
                          size_t n);
 bool orders__check_token(const char *field, const char *s, size_t min, size_t max, char *why,

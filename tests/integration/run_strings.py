@@ -220,6 +220,9 @@ def case_over_long_fields(w):
          "customer_id: at most 31 bytes, 32 given"),
         ("CreateOrder idempotency_key", lambda: a.create_order(w.cid, [(w.sku, 1)], key="k" * 129),
          "idempotency_key: at most 128 bytes, 129 given"),
+        ("CreateOrder idempotency-key metadata", lambda: a.create_order(
+            w.cid, [(w.sku, 1)], metadata=(("idempotency-key", "m" * 200),)),
+         "idempotency-key: at most 128 bytes, 200 given"),
         ("CreateOrder lines[0].sku", lambda: a.create_order(w.cid, [(sku65, 1)]),
          "lines[0].sku: at most 64 bytes, 65 given"),
         ("CreateOrder no lines", lambda: a.create_order(w.cid, []),
