@@ -277,14 +277,19 @@ static void pump(import_state *st)
             return;
         }
         st->lineno++;
-        if (memchr(st->buf, '\0', (size_t)n)) {
-            /* a NUL would cut the line short silently: fail the open row (the
-             * line most likely belongs to it), or report the line alone */
+        /* A NUL would cut the line short silently, and bytes that are not
+         * UTF-8 would make the server refuse the whole import (proto3
+         * strings): fail the open row (the line most likely belongs to it),
+         * or report the line alone. */
+        const char *bad = memchr(st->buf, '\0', (size_t)n)     ? "NUL byte in the line"
+                          : !rpc_string_ok(st->buf, (size_t)n) ? "not UTF-8 text"
+                                                               : NULL;
+        if (bad) {
             if (st->row.row_id) {
-                row_error(&st->row, st->lineno, "%s", "NUL byte in the line");
+                row_error(&st->row, st->lineno, "%s", bad);
             } else {
                 char m[64], id[32];
-                snprintf(m, sizeof m, "line %ld: NUL byte in the line", st->lineno);
+                snprintf(m, sizeof m, "line %ld: %s", st->lineno, bad);
                 snprintf(id, sizeof id, "line-%ld", st->lineno);
                 print_result(st->ctl, id, RPC_INVALID_ARGUMENT, "", m, st->lineno);
                 st->local_failed++;

@@ -251,6 +251,11 @@ void rpc_call_finish_send_error(rpc_call *c, int rc);
 char *rpc_quote(char out[RPC_QUOTE_SIZE], const void *s, size_t len);
 #define RPC_QUOTE(s, len) rpc_quote((char[RPC_QUOTE_SIZE]){0}, (s), (len))
 
+/* Whether n bytes make a proto3 string as rpc checks them on the wire (every
+ * request a server decodes, every response a client decodes): well-formed
+ * UTF-8 without NUL. For clients that refuse bad input before sending it. */
+bool rpc_string_ok(const void *s, size_t n);
+
 /* Whether the call has ended (finished or cancelled). */
 bool rpc_call_done(const rpc_call *c);
 

@@ -76,6 +76,11 @@ rpc_utf8_result rpc__utf8_check(const uint8_t *s, size_t n)
     return RPC_UTF8_OK;
 }
 
+bool rpc_string_ok(const void *s, size_t n)
+{
+    return rpc__utf8_check(s, n) == RPC_UTF8_OK;
+}
+
 /* Depth-first over message fields, each descriptor once. */
 static bool has_strings(const ProtobufCMessageDescriptor *d,
                         const ProtobufCMessageDescriptor **seen, size_t *nseen)

@@ -127,6 +127,14 @@ Test(rpc_utf8, every_byte_pair_matches_a_reference)
     }
 }
 
+Test(rpc_utf8, public_string_ok)
+{
+    cr_assert(rpc_string_ok("caf\xc3\xa9", 5));
+    cr_assert(rpc_string_ok("", 0));
+    cr_assert_not(rpc_string_ok("c-1\0evil", 8));
+    cr_assert_not(rpc_string_ok("\xc0\x80", 2));
+}
+
 /* --- wire-format builders ----------------------------------------------- */
 
 typedef struct wbuf {
