@@ -154,7 +154,6 @@ static void status_reply(status_flow *f)
     store_write *w = &f->w;
     rpc_call *c = f->c;
     char why[STORE_MSG_MAX + 192];
-    const char *oid = RPC_QUOTE(w->order_id, strlen(w->order_id));
 
     if (w->rc == STORE_OK) {
         if (w->result)
@@ -162,6 +161,7 @@ static void status_reply(status_flow *f)
         else
             rpc_call_finish(c, RPC_INTERNAL, "store returned no order");
     } else {
+        const char *oid = RPC_QUOTE(w->order_id, strlen(w->order_id));
         switch (w->rc) {
         case STORE_NOT_FOUND:
             snprintf(why, sizeof why, "order %s not found", oid);
