@@ -340,9 +340,11 @@ static void on_list_orders(rpc_call *c, const Oms__V1__ListOrdersRequest *req)
     char why[96];
     if (!orders__check_len("customer_id", req->customer_id, 0, STORE_ID_MAX, why, sizeof why))
         bad = why;
-    else if ((int)req->status < 0 || (int)req->status > STORE_ORDER_CANCELLED)
-        bad = "status: unknown value";
-    else if (req->created_from < 0 || req->created_to < 0)
+    else if ((int)req->status < 0 || (int)req->status > STORE_ORDER_CANCELLED) {
+        /* the same text as UpdateOrderStatus's */
+        snprintf(why, sizeof why, "status: %d is not an order status", (int)req->status);
+        bad = why;
+    } else if (req->created_from < 0 || req->created_to < 0)
         bad = "created_from, created_to: must be >= 0";
     else if (req->created_from && req->created_to && req->created_from > req->created_to)
         bad = "created_from: after created_to";
