@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "base/cli.h"
 #include "app/services.h"
 #include "base/log.h"
 #include "http2/http2.h"
@@ -96,6 +97,7 @@ static void usage(FILE *f)
                "  --bench-only           serve OrderBench (and health, reflection) only\n"
                "  --log-level LEVEL      debug, info, warn, error or off (default info)\n"
                "  -h, --help             show this help\n"
+               "  --version              print the version and git commit\n"
                "\n"
                "When ready, omsd prints one line to stdout: listening on HOST:PORT (tls|h2c)\n");
 }
@@ -223,6 +225,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"event-ring", required_argument, NULL, OPT_RING},
         {"no-demo-data", no_argument, NULL, OPT_NO_DEMO},
         {"bench-only", no_argument, NULL, OPT_BENCH_ONLY},
+        {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -346,11 +349,14 @@ static int parse_args(int argc, char **argv, options *o)
         case 'h':
             usage(stdout);
             exit(0);
+        case 'V':
+            oms_cli_print_version(stdout, "omsd");
+            exit(0);
         case ':':
             fprintf(stderr, "omsd: %s needs a value (see --help)\n", argv[optind - 1]);
             return -1;
         default:
-            fprintf(stderr, "omsd: unknown option '%s' (see --help)\n", argv[optind - 1]);
+            oms_cli_unknown_getopt("omsd", argv[optind - 1], longopts);
             return -1;
         }
     }
