@@ -135,7 +135,7 @@ static bool email_ok(const char *s)
 static bool id_ok(rpc_call *c, const char *id)
 {
     if (!*id) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "id: required");
+        orders__fail(c, RPC_INVALID_ARGUMENT, "id: required", NULL);
         return false;
     }
     if (strlen(id) > STORE_ID_MAX) {
@@ -153,13 +153,13 @@ static void on_create_customer(rpc_call *c, const Oms__V1__CreateCustomerRequest
 {
     size_t nlen = strlen(req->name);
     if (!orders__name_ok(req->name, STORE_NAME_MAX)) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT,
-                        "name: must be 1..200 bytes of UTF-8 without control characters");
+        orders__fail(c, RPC_INVALID_ARGUMENT,
+                     "name: must be 1..200 bytes of UTF-8 without control characters", NULL);
         return;
     }
     if (!email_ok(req->email)) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT,
-                        "email: must look like local@domain.tld (at most 254 bytes)");
+        orders__fail(c, RPC_INVALID_ARGUMENT,
+                     "email: must look like local@domain.tld (at most 254 bytes)", NULL);
         return;
     }
     orders_loop *ol = call_loop(c);
@@ -200,7 +200,7 @@ static void on_set_customer_status(rpc_call *c, const Oms__V1__SetCustomerStatus
         return;
     if (req->status != OMS__V1__CUSTOMER_STATUS__CUSTOMER_STATUS_ACTIVE &&
         req->status != OMS__V1__CUSTOMER_STATUS__CUSTOMER_STATUS_SUSPENDED) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "status: must be ACTIVE or SUSPENDED");
+        orders__fail(c, RPC_INVALID_ARGUMENT, "status: must be ACTIVE or SUSPENDED", NULL);
         return;
     }
     orders_loop *ol = call_loop(c);
