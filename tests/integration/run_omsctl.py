@@ -8,7 +8,8 @@ every command, in human and --json mode:
   products_stock    upsert/get/list, stock SKU DELTA, stock listing, negative stock (4)
   orders            create (--key idempotency), get, list with filters, status,
                     --expected-version mismatch (ABORTED, 4), bad transition (4),
-                    cancel --reason, unknown order (3), insufficient stock (4)
+                    cancel --reason, unknown order (3), insufficient stock (4); the
+                    server's error details under the error (human) or in it (--json)
   import            a CSV with good rows, a multi-line row, malformed lines (reported
                     with their line numbers, never sent) and rows the server refuses;
                     a big CSV (several times the send buffer: flow control)
@@ -353,7 +354,11 @@ def case_orders(c, server):
     # the status machine
     j = ok(c.run(f + ["--json", "status", oid, "Confirmed", "--expected-version", "1"])).one()
     eq((j["status"], j["version"]), ("CONFIRMED", 2), "confirmed")
-    fails(c.run(f + ["status", oid, "shipped", "--expected-version", "1"]), 4, "ABORTED")
+    r = fails(c.run(f + ["status", oid, "shipped", "--expected-version", "1"]), 4, "ABORTED")
+    eq(r.err.splitlines(), [
+        "omsctl: ABORTED: order %s is at version 2, not 1" % oid,
+        "  reason VERSION_MISMATCH (oms.v1) order_id=%s version=2 expected_version=1" % oid],
+       "ABORTED with its details (%s)" % r.describe())
     r = ok(c.run(f + ["status", oid, "SHIPPED", "--expected-version", "2"]))
     check("SHIPPED" in r.out, "status shipped:\n%s", r.describe())
     fails(c.run(f + ["cancel", oid]), 4, "FAILED_PRECONDITION")
@@ -376,8 +381,27 @@ def case_orders(c, server):
 
     fails(c.run(f + ["orders", "get", "o-does-not-exist"]), 3, "NOT_FOUND")
     fails(c.run(f + ["cancel", "o-does-not-exist"]), 3, "NOT_FOUND")
-    fails(c.run(f + ["create", w.cust, "%s:1000000" % w.sku_a]), 4, "FAILED_PRECONDITION")
-    fails(c.run(f + ["create", w.cust, "%s:0" % w.sku_a]), 4, "INVALID_ARGUMENT")
+    r = fails(c.run(f + ["create", w.cust, "%s:1000000" % w.sku_a]), 4, "FAILED_PRECONDITION")
+    # the server's rich error details, indented under the error
+    lines = r.err.splitlines()
+    eq(len(lines), 3, "error + two detail lines (%s)" % r.describe())
+    check(lines[1].startswith("  precondition STOCK %s: " % w.sku_a) and
+          lines[1].endswith(" available, 1000000 requested"), "%s", r.describe())
+    check(lines[2].startswith("  reason INSUFFICIENT_STOCK (oms.v1) sku=%s available=" % w.sku_a)
+          and lines[2].endswith(" requested=1000000"), "%s", r.describe())
+    r = c.run(f + ["--json", "create", w.cust, "%s:1000000" % w.sku_a])
+    eq((r.rc, r.out), (4, ""), "--json insufficient stock (%s)" % r.describe())
+    j = json.loads(r.err)
+    eq(j["code"], "FAILED_PRECONDITION", "JSON code")
+    eq([d["@type"] for d in j["details"]],
+       ["type.googleapis.com/google.rpc.PreconditionFailure",
+        "type.googleapis.com/google.rpc.ErrorInfo"], "JSON detail types")
+    eq(j["details"][0]["violations"][0]["subject"], w.sku_a, "JSON violation subject")
+    eq((j["details"][1]["reason"], j["details"][1]["metadata"]["requested"]),
+       ("INSUFFICIENT_STOCK", "1000000"), "JSON ErrorInfo")
+    r = fails(c.run(f + ["create", w.cust, "%s:0" % w.sku_a]), 4, "INVALID_ARGUMENT")
+    eq(r.err.splitlines()[1:], ["  field lines[0].quantity: must be > 0"],
+       "INVALID_ARGUMENT's field violation (%s)" % r.describe())
     fails(c.run(f + ["create", "c-does-not-exist", "%s:1" % w.sku_a]), 3, "NOT_FOUND")
     r = c.run(f + ["status", oid, "sideways"])
     eq(r.rc, 1, "unknown STATUS is a usage error (%s)" % r.describe())
