@@ -34,6 +34,7 @@
 #include <uv.h>
 
 #include "base/cli.h"
+#include "base/log.h"
 #include "grpc/testing/empty.pb-c.h"
 #include "grpc/testing/messages.pb-c.h"
 #include "grpc/testing/test.pb-c.h"
@@ -1054,6 +1055,9 @@ int main(int argc, char **argv)
 {
     if (parse_options(argc, argv) != 0)
         return 2;
+    /* A client reports through its own lines: the libraries' info logs
+     * (connections, TLS handshakes) stay out, as in oms-bench. */
+    oms_log_set_level(OMS_LOG_WARN);
     if (uv_loop_init(&loop) != 0) {
         fprintf(stderr, "oms-interop-client: cannot create the loop\n");
         return 2;
