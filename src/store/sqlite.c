@@ -135,7 +135,12 @@ static void fail_request(store_write *w, store_rc rc, const char *msg)
 static void fail_batch(store *st, store_write *batch, int64_t seq0, const char *why)
 {
     char msg[STORE_MSG_MAX + 1];
-    snprintf(msg, sizeof msg, "store: %.150s", why);
+    /* why may be a request's own message, already "store: ...": say it once
+     * (not "store: store: place order: ..."). */
+    if (strncmp(why, "store: ", 7) == 0)
+        snprintf(msg, sizeof msg, "%.157s", why);
+    else
+        snprintf(msg, sizeof msg, "store: %.150s", why);
     OMS_ERROR("store: sqlite:%s: transaction failed: %s", st->path, why);
     for (store_write *w = batch; w; w = w->next)
         if (w->rc != STORE_CLOSED)
