@@ -280,10 +280,15 @@ static void end_attempt(rpc_client_call *c, rpc_status code, const char *message
         return;
     }
     c->refused = false;
+    /* The attempt's status (and details) is the call's only if it ends here:
+     * a deadline during a retry's backoff is a local status. */
+    bool from_server = c->server_status;
+    c->server_status = false;
     const rpc_retry_policy *p = &c->ch->cfg.retry;
     bool retryable = !c->committed && !c->headers_seen && c->attempts < p->max_attempts &&
                      code < 32 && (p->retryable_codes & (1u << code));
     if (!retryable) {
+        c->server_status = from_server;
         finish(c, code, message);
         return;
     }
@@ -295,6 +300,7 @@ static void end_attempt(rpc_client_call *c, rpc_status code, const char *message
         b = (double)p->max_backoff_ms;
     uint64_t wait = (uint64_t)(b * rpc__channel_random(c->ch));
     if (c->deadline && uv_now(c->ch->loop) + wait >= c->deadline) {
+        c->server_status = from_server;
         finish(c, code, message); /* no time left for another attempt */
         return;
     }

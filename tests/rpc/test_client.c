@@ -1117,3 +1117,20 @@ Test(rpc_client, blocking_unary_copies_status_details)
     protobuf_c_message_free_unpacked(resp, NULL);
     teardown_all();
 }
+
+/* Retries: the details are the last attempt's, delivered with its status. */
+Test(rpc_client, status_details_after_retries)
+{
+    setup_servers(1);
+    srv[0].fail_code = RPC_UNAVAILABLE;
+    srv[0].fail_first = -1;
+    srv[0].fail_details = true;
+    chan = channel_to(1, 3);
+    ccall cc;
+    unary_sync(&cc, 5000);
+    cr_expect_eq(cc.code, RPC_UNAVAILABLE, "status %d: %s", cc.code, cc.msg);
+    cr_expect_eq(cc.attempts, 3);
+    cr_assert(cc.has_details);
+    check_details(cc.details, cc.details_len, RPC_UNAVAILABLE);
+    teardown_all();
+}
