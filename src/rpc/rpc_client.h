@@ -135,8 +135,8 @@ void rpc_client_call_cancel(rpc_client_call *c);
 
 /* Inside on_status: the rich error details the server sent with its status
  * (the grpc-status-details-bin trailer, base64-decoded: a serialized
- * google.rpc.Status, to unpack with google__rpc__status__unpack() from
- * google/rpc/status.pb-c.h; see rpc_call_finish_details() in rpc.h). NULL
+ * google.rpc.Status: protoc-c's google__rpc__status__unpack() for
+ * google/rpc/status.proto reads it; see rpc_call_finish_details() in rpc.h). NULL
  * with *len = 0 when there are none, the trailer was not valid base64, or the
  * status is a local one (deadline, cancellation, connection loss). The bytes
  * belong to the call: valid until on_status returns, copy what you keep. */
