@@ -31,11 +31,12 @@ pkg_check_modules(OMSRPC_PRIVATE_DEPS REQUIRED IMPORTED_TARGET ${OMSRPC_PC_REQUI
 
 # Of oms_proto (every .proto of the build, PIC) only what src/rpc uses: health
 # and reflection (health.c, reflection.c and their server tables) and
-# descriptor (reflection.c). The test and bench protos stay out. Should
+# descriptor (reflection.c), google.rpc.Status with Any and the detail
+# messages (status_details.c). The test and bench protos stay out. Should
 # CMake ever name objects differently, the filter drops these and the
 # --no-undefined link of omsrpc below fails.
 set(OMSRPC_PROTO_OBJECTS
-    "$<FILTER:$<TARGET_OBJECTS:oms_proto>,INCLUDE,/(grpc/health/v1/health|grpc/reflection/v1/reflection|grpc/reflection/v1alpha/reflection|google/protobuf/descriptor)\\.pb-c\\.c\\.o$>")
+    "$<FILTER:$<TARGET_OBJECTS:oms_proto>,INCLUDE,/(grpc/health/v1/health|grpc/reflection/v1/reflection|grpc/reflection/v1alpha/reflection|google/protobuf/descriptor|google/rpc/status|google/rpc/error_details|google/protobuf/any|google/protobuf/duration)\\.pb-c\\.c\\.o$>")
 set(OMSRPC_OBJECTS
     $<TARGET_OBJECTS:oms_base> $<TARGET_OBJECTS:oms_http2> $<TARGET_OBJECTS:oms_rpc>
     $<TARGET_OBJECTS:oms_rpc_gen> ${OMSRPC_PROTO_OBJECTS})

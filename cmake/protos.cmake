@@ -3,10 +3,16 @@
 
 set(GRPC_PROTO_DIR /usr/share/grpc-proto CACHE PATH "Debian grpc-proto package root")
 set(PROTOBUF_INCLUDE_DIR /usr/include CACHE PATH "Where google/protobuf/*.proto live")
+# google/rpc/{status,error_details}.proto (rich error details): Debian 12's
+# grpc-proto does not ship them; golang-github-gogo-googleapis-dev does, as
+# plain googleapis copies (package google.rpc, no gogo imports).
+set(GOOGLEAPIS_PROTO_DIR /usr/share/gocode/src/github.com/gogo/googleapis CACHE PATH
+    "Where google/rpc/*.proto live (Debian golang-github-gogo-googleapis-dev)")
 set(OMS_GEN_DIR ${CMAKE_BINARY_DIR}/gen)
 file(MAKE_DIRECTORY ${OMS_GEN_DIR})
 
-set(OMS_PROTO_PATH -I${CMAKE_SOURCE_DIR}/proto -I${GRPC_PROTO_DIR} -I${PROTOBUF_INCLUDE_DIR})
+set(OMS_PROTO_PATH -I${CMAKE_SOURCE_DIR}/proto -I${GRPC_PROTO_DIR} -I${GOOGLEAPIS_PROTO_DIR}
+    -I${PROTOBUF_INCLUDE_DIR})
 
 # Every .proto compiled to C: (import path, root dir) pairs.
 set(OMS_PROTOS
@@ -20,10 +26,18 @@ set(OMS_PROTOS
     oms/v1/customer.proto
     oms/v1/inventory.proto
     oms/v1/order.proto
+    google/rpc/status.proto
+    google/rpc/error_details.proto
+    google/protobuf/any.proto
+    google/protobuf/duration.proto
     google/protobuf/descriptor.proto)
 
 # The protos omsd serves; the descriptor set carries them and their imports.
+# google.rpc's detail messages are in it too, so that a reflection client can
+# resolve the type_url of the Any messages in grpc-status-details-bin.
 set(OMS_SERVED_PROTOS
+    google/rpc/status.proto
+    google/rpc/error_details.proto
     grpc/testing/test.proto
     grpc/health/v1/health.proto
     grpc/reflection/v1/reflection.proto
@@ -34,13 +48,15 @@ set(OMS_SERVED_PROTOS
     oms/v1/order.proto)
 
 function(oms_proto_source out_var rel)
-  foreach(root ${CMAKE_SOURCE_DIR}/proto ${GRPC_PROTO_DIR} ${PROTOBUF_INCLUDE_DIR})
+  foreach(root ${CMAKE_SOURCE_DIR}/proto ${GRPC_PROTO_DIR} ${GOOGLEAPIS_PROTO_DIR}
+               ${PROTOBUF_INCLUDE_DIR})
     if(EXISTS ${root}/${rel})
       set(${out_var} ${root}/${rel} PARENT_SCOPE)
       return()
     endif()
   endforeach()
-  message(FATAL_ERROR "proto ${rel} not found (install grpc-proto and libprotobuf-dev)")
+  message(FATAL_ERROR "proto ${rel} not found (install grpc-proto, "
+                      "golang-github-gogo-googleapis-dev and libprotobuf-dev)")
 endfunction()
 
 set(OMS_GEN_SOURCES)
@@ -131,7 +147,8 @@ function(oms_omsrpc_generate prefix)
   set(${prefix}_HEADERS ${headers} PARENT_SCOPE)
 endfunction()
 
-set(OMS_IMPORT_DIRS ${CMAKE_SOURCE_DIR}/proto ${GRPC_PROTO_DIR} ${PROTOBUF_INCLUDE_DIR})
+set(OMS_IMPORT_DIRS ${CMAKE_SOURCE_DIR}/proto ${GRPC_PROTO_DIR} ${GOOGLEAPIS_PROTO_DIR}
+    ${PROTOBUF_INCLUDE_DIR})
 
 # Services oms_rpc implements itself. Their server tables are compiled here
 # (the generated files can only be used in this directory) into an object

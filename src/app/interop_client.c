@@ -33,6 +33,8 @@
 #include <string.h>
 #include <uv.h>
 
+#include "base/cli.h"
+#include "base/log.h"
 #include "grpc/testing/empty.pb-c.h"
 #include "grpc/testing/messages.pb-c.h"
 #include "grpc/testing/test.pb-c.h"
@@ -917,6 +919,7 @@ static void usage(FILE *f)
                "  --rpc_timeout_ms MS          deadline of every call but\n"
                "                               timeout_on_sleeping_server (default 20000)\n"
                "  -h, --help\n"
+               "  --version\n"
                "\n"
                "cases:");
     for (size_t i = 0; i < NCASES; i++)
@@ -949,6 +952,7 @@ static int parse_options(int argc, char **argv)
         {"test_case", required_argument, NULL, O_CASE},
         {"rpc_timeout_ms", required_argument, NULL, O_TIMEOUT},
         {"use_test_ca", required_argument, NULL, O_TEST_CA},
+        {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1012,13 +1016,15 @@ static int parse_options(int argc, char **argv)
         case 'h':
             usage(stdout);
             exit(0);
+        case 'V':
+            oms_cli_print_version(stdout, "oms-interop-client");
+            exit(0);
         case ':':
             fprintf(stderr, "oms-interop-client: %s needs a value (see --help)\n",
                     argv[optind - 1]);
             return -1;
         default:
-            fprintf(stderr, "oms-interop-client: unknown option '%s' (see --help)\n",
-                    argv[optind - 1]);
+            oms_cli_unknown_getopt("oms-interop-client", argv[optind - 1], longopts);
             return -1;
         }
     }
@@ -1049,6 +1055,9 @@ int main(int argc, char **argv)
 {
     if (parse_options(argc, argv) != 0)
         return 2;
+    /* A client reports through its own lines: the libraries' info logs
+     * (connections, TLS handshakes) stay out, as in oms-bench. */
+    oms_log_set_level(OMS_LOG_WARN);
     if (uv_loop_init(&loop) != 0) {
         fprintf(stderr, "oms-interop-client: cannot create the loop\n");
         return 2;

@@ -20,6 +20,7 @@
  *    on_ready.
  *  - CacheableUnaryCall behaves as UnaryCall (no caching proxy in our tests).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +43,10 @@
 
 struct interop_service {
     uint8_t *zeros; /* INTEROP_MAX_PAYLOAD zero bytes, read-only once made */
+    /* SimpleResponse.hostname and .server_id when fill_server_id is set (the
+     * interop pick_first_unary case: every answer names the same server) */
+    char hostname[UV_MAXHOSTNAMESIZE];
+    char server_id[UV_MAXHOSTNAMESIZE + 32];
     const rpc_method_ops *test_ops[GRPC__TESTING__TEST_SERVICE__N_METHODS];
     rpc_service_impl test;
 };
@@ -184,6 +189,10 @@ static void on_unary_call(rpc_call *c, const Grpc__Testing__SimpleRequest *req)
     Grpc__Testing__SimpleResponse resp = GRPC__TESTING__SIMPLE_RESPONSE__INIT;
     set_payload(&payload, svc, req->response_size);
     resp.payload = &payload;
+    if (req->fill_server_id) {
+        resp.server_id = (char *)svc->server_id;
+        resp.hostname = (char *)svc->hostname;
+    }
     int compress = req->response_compressed ? req->response_compressed->value != 0 : -1;
     int rc = send_simple(c, &resp, compress);
     if (rc < 0) {
@@ -508,6 +517,11 @@ interop_service *interop_service_new(void)
         goto fail_alloc;
     if (!(s->zeros = calloc(1, (size_t)INTEROP_MAX_PAYLOAD)))
         goto fail_zeros;
+    size_t hl = sizeof s->hostname;
+    if (uv_os_gethostname(s->hostname, &hl) != 0)
+        snprintf(s->hostname, sizeof s->hostname, "localhost");
+    /* one id per process: the workers share this service */
+    snprintf(s->server_id, sizeof s->server_id, "omsd-%s-%d", s->hostname, (int)uv_os_getpid());
     if (grpc__testing__test_service__server_impl(&s->test, s->test_ops, &test_handlers, s) != 0)
         goto fail_test;
     return s;

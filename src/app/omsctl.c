@@ -16,6 +16,12 @@
 #include <unistd.h>
 
 #include "app/omsctl.h"
+#include "base/cli.h"
+#include "base/log.h"
+
+#ifndef OMS_DEFAULT_CA_FILE
+#define OMS_DEFAULT_CA_FILE "/etc/oms/ca.pem"
+#endif
 
 typedef struct command {
     const char *name;
@@ -89,8 +95,10 @@ static const char global_help[] =
     "  --target ADDR       server, host:port[,host:port...] (default $OMS_TARGET "
     "or " OMSCTL_DEFAULT_TARGET ")\n"
     "  --ca FILE           PEM CA roots for TLS (default $OMS_CA, else " OMSCTL_DEFAULT_CA
-    " if it\n"
-    "                      exists, else the system's roots)\n"
+    " in the\n"
+    "                      working directory, else ../" OMSCTL_DEFAULT_CA " next to the\n"
+    "                      omsctl binary, else " OMS_DEFAULT_CA_FILE " if it exists,\n"
+    "                      else the system's roots)\n"
     "  --h2c               plaintext HTTP/2 instead of TLS\n"
     "  --server-name NAME  TLS server name (SNI and certificate check; default: the host)\n"
     "  --timeout SEC       deadline per call, default 10 (0: none); import has none\n"
@@ -98,9 +106,11 @@ static const char global_help[] =
     "                      run before exiting 0\n"
     "  --json              JSON output: one object per result, or per line for streams\n"
     "  -h, --help          this help; COMMAND --help: that command's\n"
+    "  --version           print the version and git commit\n"
     "\n"
     "Output: aligned columns, money in dollars (12.34), times in UTC. Errors go to\n"
-    "stderr as \"omsctl: CODE: message\".\n"
+    "stderr as \"omsctl: CODE: message\", with the server's error details indented\n"
+    "below; with --json as {\"code\":\"CODE\",\"message\":...,\"details\":[...]}.\n"
     "\n"
     "Exit codes:\n"
     "  0  success\n"
@@ -196,13 +206,6 @@ int omsctl_exit_code(rpc_status code)
     }
 }
 
-int omsctl_fail(rpc_status code, const char *message)
-{
-    fprintf(stderr, "omsctl: %s: %s\n", rpc_status_name((int)code),
-            message && *message ? message : "(no message)");
-    return omsctl_exit_code(code);
-}
-
 int omsctl_parse_i64(const char *s, int64_t *out)
 {
     if (!s || !*s)
@@ -286,10 +289,28 @@ int omsctl_parse_args(const char *cmd, int argc, char **argv, int first, const c
             }
         }
         if (k == nnames)
-            return omsctl_usage_error(cmd, "unknown option '%s'", a);
+            return omsctl_unknown_option(cmd, a, names, nnames);
     }
     *npos = n;
     return 0;
+}
+
+static const char *const global_flags[] = {"--target", "--ca",   "--server-name", "--timeout",
+                                           "--h2c",    "--json", "--help",        "--version"};
+#define NGLOBAL (sizeof global_flags / sizeof global_flags[0])
+
+int omsctl_unknown_option(const char *cmd, const char *arg, const char *const *names, size_t n)
+{
+    const char *cands[64];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < 64; i++)
+        cands[k++] = names[i];
+    for (size_t i = 0; i < NGLOBAL && k < 64; i++)
+        cands[k++] = global_flags[i];
+    char help[64];
+    snprintf(help, sizeof help, "omsctl %s%s--help", cmd ? cmd : "", cmd ? " " : "");
+    oms_cli_unknown("omsctl", arg, cands, k, help);
+    return OMSCTL_EXIT_USAGE;
 }
 
 bool omsctl_global_flag(omsctl *ctl, int argc, char **argv, int *i, int *rc)
@@ -372,11 +393,16 @@ int omsctl_connect(omsctl *ctl)
     return 0;
 }
 
-rpc_call_opts omsctl_call_opts(const omsctl *ctl)
+rpc_call_opts omsctl_call_opts(omsctl *ctl)
 {
     rpc_call_opts o;
     memset(&o, 0, sizeof o);
     o.timeout_ms = (uint64_t)(ctl->timeout_s * 1000.0 + 0.5);
+    free(ctl->details);
+    ctl->details = NULL;
+    ctl->details_len = 0;
+    o.details = &ctl->details;
+    o.details_len = &ctl->details_len;
     return o;
 }
 
@@ -396,6 +422,29 @@ void omsctl_run_until(omsctl *ctl, const bool *flag)
             break;
 }
 
+/* The CA used when neither --ca nor OMS_CA says: certs/ca.pem in the working
+ * directory (a source checkout), else next to the binary's directory
+ * (<dir>/../certs/ca.pem: build/omsctl in a checkout, or bin/omsctl under an
+ * install prefix holding certs/), else OMS_DEFAULT_CA_FILE if the build set
+ * one (the build's sysconfdir/oms/ca.pem). NULL: the system's roots. */
+static const char *default_ca(char *buf, size_t len)
+{
+    if (access(OMSCTL_DEFAULT_CA, R_OK) == 0)
+        return OMSCTL_DEFAULT_CA;
+    size_t n = len;
+    if (uv_exepath(buf, &n) == 0) {
+        char *slash = strrchr(buf, '/');
+        if (slash && (size_t)(slash - buf) + sizeof "/../" OMSCTL_DEFAULT_CA <= len) {
+            strcpy(slash, "/../" OMSCTL_DEFAULT_CA);
+            if (access(buf, R_OK) == 0)
+                return buf;
+        }
+    }
+    if (access(OMS_DEFAULT_CA_FILE, R_OK) == 0)
+        return OMS_DEFAULT_CA_FILE;
+    return NULL;
+}
+
 static void on_channel_freed(void *arg)
 {
     *(bool *)arg = true;
@@ -409,10 +458,18 @@ int main(int argc, char **argv)
     const char *env = getenv("OMS_TARGET");
     ctl.target = env && *env ? env : OMSCTL_DEFAULT_TARGET;
     env = getenv("OMS_CA");
+    char ca_buf[PATH_MAX];
     if (env && *env)
         ctl.ca_file = env;
-    else if (access(OMSCTL_DEFAULT_CA, R_OK) == 0)
-        ctl.ca_file = OMSCTL_DEFAULT_CA;
+    else
+        ctl.ca_file = default_ca(ca_buf, sizeof ca_buf);
+    /* The libraries' log lines are for servers: a CLI reports through its
+     * own messages (OMS_LOG_LEVEL=debug shows them when hunting a bug). */
+    oms_log_level level = OMS_LOG_OFF;
+    env = getenv("OMS_LOG_LEVEL");
+    if (env && oms_log_parse_level(env, &level) != 0)
+        level = OMS_LOG_OFF;
+    oms_log_set_level(level);
     ctl.timeout_s = OMSCTL_DEFAULT_TIMEOUT;
 
     /* Global flags may come before or after the command: gather everything
@@ -431,11 +488,19 @@ int main(int argc, char **argv)
             cargv[cargc++] = argv[i];
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             help = true;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            free(cargv);
+            oms_cli_print_version(stdout, "omsctl");
+            return OMSCTL_EXIT_OK;
         } else if (omsctl_global_flag(&ctl, argc, argv, &i, &rc)) {
             if (rc) {
                 free(cargv);
                 return rc;
             }
+        } else if (cargc == 0 && argv[i][0] == '-' && argv[i][1] != '\0') {
+            /* before the command, only global flags are options */
+            free(cargv);
+            return omsctl_unknown_option(NULL, argv[i], NULL, 0);
         } else {
             cargv[cargc++] = argv[i];
         }
@@ -461,8 +526,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "omsctl: cannot create the event loop\n");
         return OMSCTL_EXIT_SERVER;
     }
+    omsctl_err_init(ctl.json, ctl.h2c ? NULL : ctl.ca_file);
     int rc = c->fn(&ctl, cargc, cargv);
     free(cargv);
+    free(ctl.details);
     errno = 0;
     if (fflush(stdout) != 0)
         (void)omsctl_stdout_failed(&ctl);

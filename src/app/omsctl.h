@@ -29,8 +29,8 @@ enum {
 };
 
 #define OMSCTL_DEFAULT_TARGET  "127.0.0.1:50051"
-#define OMSCTL_DEFAULT_CA      "certs/ca.pem"
-#define OMSCTL_DEFAULT_TIMEOUT 10.0 /* seconds, unary and list calls */
+#define OMSCTL_DEFAULT_CA      "certs/ca.pem" /* relative to the cwd, then to the binary */
+#define OMSCTL_DEFAULT_TIMEOUT 10.0           /* seconds, unary and list calls */
 
 /* Global flags and the channel every command uses. */
 typedef struct omsctl {
@@ -45,6 +45,11 @@ typedef struct omsctl {
     rpc_channel *chan; /* made by omsctl_connect() */
     bool fast_backoff; /* watch: reconnect quickly (set before omsctl_connect) */
     int stdout_errno;  /* errno of the first failed write to stdout */
+    /* Rich error details (serialized google.rpc.Status) of the last failed
+     * call, malloc'ed; NULL: none. Filled by blocking calls made with
+     * omsctl_call_opts() and by omsctl_keep_details(); freed by main. */
+    uint8_t *details;
+    size_t details_len;
 } omsctl;
 
 /* A command: argv[0] is the command name; returns an exit code. */
@@ -55,15 +60,31 @@ typedef int (*omsctl_cmd_fn)(omsctl *ctl, int argc, char **argv);
 /* Creates ctl->chan on ctl->loop from the flags. Returns 0, or an exit code
  * after printing the reason. */
 int omsctl_connect(omsctl *ctl);
-/* Per-call options for unary and list calls (the --timeout deadline). */
-rpc_call_opts omsctl_call_opts(const omsctl *ctl);
+/* Per-call options for unary and list calls (the --timeout deadline; a
+ * blocking call leaves its error details in ctl->details). */
+rpc_call_opts omsctl_call_opts(omsctl *ctl);
 /* Whether writing to stdout has failed (a streaming command then stops);
  * the first failure's errno is kept for main. */
 bool omsctl_stdout_failed(omsctl *ctl);
 /* Runs ctl->loop until *flag is set or nothing is left to run. */
 void omsctl_run_until(omsctl *ctl, const bool *flag);
-/* Prints "omsctl: CODE: message" to stderr and returns the exit code for code. */
+/* --- omsctl_err.c ------------------------------------------------------------ */
+
+/* Set once by main: whether failures print as one JSON object (--json)
+ * instead of text, and the CA file in use (NULL: the system's roots), which a
+ * TLS verification failure names with what to do about it. */
+void omsctl_err_init(bool json, const char *ca_file);
+/* Prints a failed status to stderr and returns the exit code for code:
+ * "omsctl: CODE: message" then one indented line per rich error detail
+ * (details: a serialized google.rpc.Status, NULL for none), or with --json
+ * {"code":"CODE","message":"...","details":[...]}. */
+int omsctl_fail_details(rpc_status code, const char *message, const uint8_t *details, size_t len);
+/* The same without details: a local failure. */
 int omsctl_fail(rpc_status code, const char *message);
+/* Inside on_status: keeps the call's error details in ctl->details. */
+void omsctl_keep_details(omsctl *ctl, rpc_client_call *c);
+/* omsctl_fail_details() with ctl->details. */
+int omsctl_fail_call(omsctl *ctl, rpc_status code, const char *message);
 /* The exit code of a status (0 for OK). */
 int omsctl_exit_code(rpc_status code);
 /* Prints "omsctl: <msg>" and the command's usage to stderr; returns OMSCTL_EXIT_USAGE. */
@@ -77,6 +98,10 @@ bool omsctl_global_flag(omsctl *ctl, int argc, char **argv, int *i, int *rc);
 /* Matches "--name VALUE" or "--name=VALUE" at argv[*i]; advances *i past the
  * value. *missing is set when the value is absent. */
 bool omsctl_opt(int argc, char **argv, int *i, const char *name, const char **val, bool *missing);
+/* Prints "omsctl: unknown option ARG; did you mean --X?" (the nearest of
+ * names[0..n) and the global flags) and one line pointing at --help (of cmd,
+ * NULL: omsctl's); returns OMSCTL_EXIT_USAGE. */
+int omsctl_unknown_option(const char *cmd, const char *arg, const char *const *names, size_t n);
 /* Parses a command's arguments from argv[first]: options "--NAME VALUE" or
  * "--NAME=VALUE" for each of names (value stored in vals[k], the last one
  * wins), anything else positional ("--" ends the options). Positionals are

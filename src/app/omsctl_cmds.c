@@ -34,8 +34,8 @@ static void on_list_status(rpc_client_call *c, void *data, rpc_status code, cons
                            const rpc_metadata *trailers)
 {
     list_state *st = data;
-    (void)c;
     (void)trailers;
+    omsctl_keep_details(st->ctl, c);
     st->code = code;
     snprintf(st->msg, sizeof st->msg, "%s", message);
     st->done = true;
@@ -124,7 +124,7 @@ static int run_list(omsctl *ctl, list_kind kind, const Oms__V1__ListOrdersReques
     if (st.stdout_gone)
         return OMSCTL_EXIT_OK; /* main reports a write error other than EPIPE */
     if (st.code != RPC_OK)
-        return omsctl_fail(st.code, st.msg);
+        return omsctl_fail_call(ctl, st.code, st.msg);
     if (st.rows == 0 && !ctl->json)
         fprintf(stderr, "(none)\n");
     return OMSCTL_EXIT_OK;
@@ -136,7 +136,7 @@ static int run_list(omsctl *ctl, list_kind kind, const Oms__V1__ListOrdersReques
 #define FINISH_UNARY(code, resp, msg, print, free_fn)                                              \
     do {                                                                                           \
         if ((code) != RPC_OK)                                                                      \
-            return omsctl_fail((code), (msg));                                                     \
+            return omsctl_fail_call(ctl, (code), (msg));                                           \
         print(ctl, (resp));                                                                        \
         free_fn((resp), NULL);                                                                     \
         return OMSCTL_EXIT_OK;                                                                     \
@@ -467,7 +467,7 @@ int omsctl_cmd_health(omsctl *ctl, int argc, char **argv)
     rpc_status code =
         grpc__health__v1__health__check__blocking(ctl->chan, &req, &resp, &opts, msg, sizeof msg);
     if (code != RPC_OK)
-        return omsctl_fail(code, msg);
+        return omsctl_fail_call(ctl, code, msg);
     const char *name = serving_name(resp->status);
     bool serving = resp->status == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
     grpc__health__v1__health_check_response__free_unpacked(resp, NULL);

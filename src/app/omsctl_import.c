@@ -329,8 +329,8 @@ static void on_import_status(rpc_client_call *c, void *data, rpc_status code, co
                              const rpc_metadata *trailers)
 {
     import_state *st = data;
-    (void)c;
     (void)trailers;
+    omsctl_keep_details(st->ctl, c);
     st->code = code;
     snprintf(st->msg, sizeof st->msg, "%s", message);
     st->done = true;
@@ -383,7 +383,7 @@ int omsctl_cmd_import(omsctl *ctl, int argc, char **argv)
         goto out;
     }
     if (st.code != RPC_OK) {
-        rc = omsctl_fail(st.code, st.msg);
+        rc = omsctl_fail_call(ctl, st.code, st.msg);
         goto out;
     }
     int64_t local = (int64_t)st.local_failed;

@@ -99,7 +99,10 @@ static int check_reachable(omsctl *ctl)
         grpc__health__v1__health__check__blocking(ctl->chan, &req, &resp, &opts, msg, sizeof msg);
     if (resp)
         grpc__health__v1__health_check_response__free_unpacked(resp, NULL);
-    if (code == RPC_UNAVAILABLE || code == RPC_DEADLINE_EXCEEDED)
+    /* A server that is down is waited for (the stream's backoff loop says
+     * so on stderr); a TLS failure is a configuration error that no retry
+     * fixes. */
+    if (code == RPC_UNAVAILABLE && strncmp(msg, "tls:", 4) == 0)
         return omsctl_fail(code, msg);
     return 0;
 }
@@ -158,15 +161,15 @@ static void on_watch_status(rpc_client_call *c, void *data, rpc_status code, con
                             const rpc_metadata *trailers)
 {
     watch_state *w = data;
-    (void)c;
     (void)trailers;
+    omsctl_keep_details(w->lv.ctl, c);
     w->call = NULL;
     if (w->lv.stopping || code == RPC_OK) {
         watch_finish(w, OMSCTL_EXIT_OK);
         return;
     }
     if (!resumable(code)) {
-        watch_finish(w, omsctl_fail(code, message));
+        watch_finish(w, omsctl_fail_call(w->lv.ctl, code, message));
         return;
     }
     int64_t next = w->last_seq ? w->last_seq + 1 : w->since;
@@ -246,7 +249,8 @@ int omsctl_cmd_watch(omsctl *ctl, int argc, char **argv)
         } else if (omsctl_opt(argc, argv, &i, "--since", &v, &missing)) {
             since = v;
         } else {
-            rc = omsctl_usage_error("watch", "unknown option '%s'", argv[i]);
+            static const char *const names[] = {"--order", "--customer", "--since"};
+            rc = omsctl_unknown_option("watch", argv[i], names, 3);
         }
         if (missing)
             rc = omsctl_usage_error("watch", "%s needs a value", argv[i]);
@@ -535,12 +539,13 @@ static void on_track_status(rpc_client_call *c, void *data, rpc_status code, con
                             const rpc_metadata *trailers)
 {
     track_state *t = data;
-    (void)c;
     (void)trailers;
+    omsctl_keep_details(t->lv.ctl, c);
     t->call = NULL;
     t->done = true;
     track_stop_reading(t);
-    t->rc = (t->lv.stopping || code == RPC_OK) ? OMSCTL_EXIT_OK : omsctl_fail(code, message);
+    t->rc = (t->lv.stopping || code == RPC_OK) ? OMSCTL_EXIT_OK
+                                               : omsctl_fail_call(t->lv.ctl, code, message);
 }
 
 static const Oms__V1__OrderService_TrackOrders_Callbacks track_cb = {

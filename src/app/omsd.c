@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "base/cli.h"
 #include "app/services.h"
 #include "base/log.h"
 #include "http2/http2.h"
@@ -72,7 +73,7 @@ static void usage(FILE *f)
                "  --max-streams N        SETTINGS_MAX_CONCURRENT_STREAMS per connection\n"
                "                         (default 1000)\n"
                "  --max-header-list BYTES  largest request header block (default 16384);\n"
-               "                         larger ones get HTTP 431\n"
+               "                         larger ones get RESOURCE_EXHAUSTED\n"
                "  --handshake-timeout SECONDS  close connections that have not finished the\n"
                "                         TLS handshake and sent the HTTP/2 preface by then\n"
                "                         (default 10; 0 = never)\n"
@@ -121,6 +122,7 @@ static void usage(FILE *f)
                "  --bench-only           serve OrderBench (and health, reflection) only\n"
                "  --log-level LEVEL      debug, info, warn, error or off (default info)\n"
                "  -h, --help             show this help\n"
+               "  --version              print the version and git commit\n"
                "\n"
                "When ready, omsd prints one line to stdout: listening on HOST:PORT (tls|h2c)\n");
 }
@@ -297,6 +299,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"no-demo-data", no_argument, NULL, OPT_NO_DEMO},
         {"idempotency-retention", required_argument, NULL, OPT_KEY_RETENTION},
         {"bench-only", no_argument, NULL, OPT_BENCH_ONLY},
+        {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -461,11 +464,14 @@ static int parse_args(int argc, char **argv, options *o)
         case 'h':
             usage(stdout);
             exit(0);
+        case 'V':
+            oms_cli_print_version(stdout, "omsd");
+            exit(0);
         case ':':
             fprintf(stderr, "omsd: %s needs a value (see --help)\n", argv[optind - 1]);
             return -1;
         default:
-            fprintf(stderr, "omsd: unknown option '%s' (see --help)\n", argv[optind - 1]);
+            oms_cli_unknown_getopt("omsd", argv[optind - 1], longopts);
             return -1;
         }
     }
@@ -592,10 +598,11 @@ static void on_signal(uv_signal_t *h, int signum)
         uv_async_send(&a->workers[i].stop);
 }
 
-/* Builds worker w's rpc server and listener. Returns 0, or -1 with a message
+/* Builds worker w's rpc server and listener: the certificate, key and port
+ * are checked here, before anything touches the store, so that a start that
+ * fails on them leaves nothing behind. Returns 0, or -1 with a message
  * printed. */
-static int worker_init(worker *w, const options *o, http2_server_config *hcfg,
-                       interop_service *interop, bench_service *bench)
+static int worker_listen(worker *w, const options *o, http2_server_config *hcfg)
 {
     if (uv_loop_init(&w->loop) != 0)
         return -1;
@@ -610,6 +617,24 @@ static int worker_init(worker *w, const options *o, http2_server_config *hcfg,
         fprintf(stderr, "omsd: cannot set up services (out of memory or bad descriptor set)\n");
         return -1;
     }
+    char err[512];
+    hcfg->handler_data = w->rpc;
+    if (http2_server_new(&w->loop, hcfg, &w->h2, err, sizeof err) != 0) {
+        fprintf(stderr, "omsd: %s\n", err);
+        if (!o->h2c && (strstr(err, "certificate") || strstr(err, "key")))
+            fprintf(stderr, "omsd: create dev certificates with 'make certs' "
+                            "(scripts/certs.sh), or pass --tls-cert/--tls-key, or --h2c\n");
+        return -1;
+    }
+    uv_async_init(&w->loop, &w->stop, on_worker_stop);
+    w->stop.data = w;
+    return 0;
+}
+
+/* Registers the services on worker w's rpc server (after the store opened).
+ * Returns 0, or -1 with a message printed. */
+static int worker_serve(worker *w, interop_service *interop, bench_service *bench)
+{
     if (rpc_server_add_service(w->rpc, interop_test_service(interop)) != 0 ||
         rpc_server_add_service(w->rpc, bench_service_impl(bench)) != 0 ||
         rpc_server_add_service(w->rpc, rpc_health_impl(w->health)) != 0 ||
@@ -626,16 +651,6 @@ static int worker_init(worker *w, const options *o, http2_server_config *hcfg,
     w->attached = w->app->orders != NULL;
     for (size_t i = 0; i < rpc_server_service_count(w->rpc); i++)
         rpc_health_set(w->health, rpc_server_service_name(w->rpc, i), RPC_HEALTH_SERVING);
-    hcfg->handler_data = w->rpc;
-    if (http2_server_new(&w->loop, hcfg, &w->h2, err, sizeof err) != 0) {
-        fprintf(stderr, "omsd: %s\n", err);
-        if (!o->h2c && (strstr(err, "certificate") || strstr(err, "key")))
-            fprintf(stderr, "omsd: create dev certificates with 'make certs' "
-                            "(scripts/certs.sh), or pass --tls-cert/--tls-key, or --h2c\n");
-        return -1;
-    }
-    uv_async_init(&w->loop, &w->stop, on_worker_stop);
-    w->stop.data = w;
     return 0;
 }
 
@@ -693,14 +708,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "omsd: cannot set up services (out of memory)\n");
         goto out;
     }
-    if (!o.bench_only) {
-        char err[512];
-        if (!(a.orders = orders_open(&o.orders, err, sizeof err))) {
-            fprintf(stderr, "omsd: %s\n", err);
-            goto out;
-        }
-    }
-
     http2_server_config hcfg;
     http2_server_config_init(&hcfg);
     hcfg.host = o.host;
@@ -728,11 +735,22 @@ int main(int argc, char **argv)
     hcfg.exclusive_port = 1; /* the first worker's listener: nobody else may hold the port */
     for (int i = 0; i < a.nworkers; i++) {
         a.workers[i].app = &a;
-        if (worker_init(&a.workers[i], &o, &hcfg, interop, bench) != 0)
+        if (worker_listen(&a.workers[i], &o, &hcfg) != 0)
             goto out;
         hcfg.port = http2_server_port(a.workers[0].h2); /* port 0: the others join it */
         hcfg.exclusive_port = 0;
     }
+    /* Only now the store: created or migrated once the listener is sure. */
+    if (!o.bench_only) {
+        char err[512];
+        if (!(a.orders = orders_open(&o.orders, err, sizeof err))) {
+            fprintf(stderr, "omsd: %s\n", err);
+            goto out;
+        }
+    }
+    for (int i = 0; i < a.nworkers; i++)
+        if (worker_serve(&a.workers[i], interop, bench) != 0)
+            goto out;
 
     uv_signal_init(a.loop, &a.sigint);
     uv_signal_init(a.loop, &a.sigterm);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "base/cli.h"
 #include "base/log.h"
 #include "bench/bench.h"
 
@@ -96,6 +97,7 @@ static void usage(FILE *f)
         "                         the table then going to stderr); latencies in\n"
         "                         microseconds\n"
         "  -h, --help             show this help\n"
+        "  --version              print the version and git commit\n"
         "\n"
         "While running, a progress line goes to stderr every second when it is a\n"
         "terminal; the summary goes to stdout. Errors are counted by status code.\n"
@@ -219,6 +221,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"stock", required_argument, NULL, OPT_STOCK},
         {"drain", required_argument, NULL, OPT_DRAIN},
         {"open-timeout", required_argument, NULL, OPT_OPEN_TIMEOUT},
+        {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -323,11 +326,14 @@ static int parse_args(int argc, char **argv, options *o)
         case 'h':
             usage(stdout);
             exit(0);
+        case 'V':
+            oms_cli_print_version(stdout, "oms-bench");
+            exit(0);
         case ':':
             fprintf(stderr, "oms-bench: %s needs a value (see --help)\n", argv[optind - 1]);
             return -1;
         default:
-            fprintf(stderr, "oms-bench: unknown option '%s' (see --help)\n", argv[optind - 1]);
+            oms_cli_unknown_getopt("oms-bench", argv[optind - 1], longopts);
             return -1;
         }
     }

@@ -76,6 +76,13 @@ typedef struct http2_stream_handler {
     /* The stream closed; h2_error is HTTP2_NO_ERROR after a clean end, else
      * the RST_STREAM/GOAWAY code or HTTP2_CANCEL when the connection died. */
     void (*on_close)(http2_stream *s, uint32_t h2_error);
+    /* Server streams: the request's header block passed max_header_list
+     * bytes (limit). Its headers were dropped, and no other callback follows
+     * for this stream (no on_open, on_data, on_end or on_close). The handler
+     * answers now, with http2_stream_end() (its own protocol's error: a
+     * response header block ending the stream) or http2_stream_reset().
+     * Optional: without it, http2 answers HTTP 431 itself. */
+    void (*on_too_large)(http2_stream *s, uint32_t limit);
 } http2_stream_handler;
 
 typedef struct http2_server_config {

@@ -151,9 +151,13 @@ void http2__stream_open(http2_stream *s)
             http2_stream_reset(s, HTTP2_PROTOCOL_ERROR);
             return;
         }
-        /* The handler never sees this stream. */
-        OMS_INFO("conn %s: stream %d: request header list over %u bytes; answering 431",
-                 s->conn->peer, s->id, s->conn->ep->max_header_list);
+        /* The handler never sees this stream, but may answer it. */
+        OMS_INFO("conn %s: stream %d: request header list over %u bytes", s->conn->peer, s->id,
+                 s->conn->ep->max_header_list);
+        if (s->handler->on_too_large) {
+            s->handler->on_too_large(s, s->conn->ep->max_header_list);
+            return;
+        }
         http2_header h = {":status", 7, "431", 3};
         http2_stream_end(s, &h, 1);
         return;

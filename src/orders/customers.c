@@ -136,7 +136,7 @@ static bool id_ok(rpc_call *c, const char *id)
 {
     char why[96];
     if (!orders__check_len("id", id, 1, STORE_ID_MAX, why, sizeof why)) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+        orders__fail(c, RPC_INVALID_ARGUMENT, why, NULL);
         return false;
     }
     return true;
@@ -150,11 +150,11 @@ static void on_create_customer(rpc_call *c, const Oms__V1__CreateCustomerRequest
     size_t nlen = strlen(req->name);
     if (!orders__check_name("name", req->name, STORE_NAME_MAX, why, sizeof why) ||
         !orders__check_len("email", req->email, 1, STORE_EMAIL_MAX, why, sizeof why)) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+        orders__fail(c, RPC_INVALID_ARGUMENT, why, NULL);
         return;
     }
     if (!email_ok(req->email)) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "email: must look like local@domain.tld");
+        orders__fail(c, RPC_INVALID_ARGUMENT, "email: must look like local@domain.tld", NULL);
         return;
     }
     orders_loop *ol = call_loop(c);
@@ -196,7 +196,7 @@ static void on_set_customer_status(rpc_call *c, const Oms__V1__SetCustomerStatus
         return;
     if (req->status != OMS__V1__CUSTOMER_STATUS__CUSTOMER_STATUS_ACTIVE &&
         req->status != OMS__V1__CUSTOMER_STATUS__CUSTOMER_STATUS_SUSPENDED) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "status: must be ACTIVE or SUSPENDED");
+        orders__fail(c, RPC_INVALID_ARGUMENT, "status: must be ACTIVE or SUSPENDED", NULL);
         return;
     }
     orders_loop *ol = call_loop(c);

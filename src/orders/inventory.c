@@ -84,7 +84,8 @@ static bool op_answerable(inv_op *r)
         return false;
     }
     if (r->w.rc != STORE_OK) {
-        rpc_call_finish(r->c, orders__status(r->w.rc), op_msg(r));
+        orders_err err; /* Reserve: INSUFFICIENT_STOCK */
+        orders__fail(r->c, orders__status(r->w.rc), op_msg(r), orders__err_from_write(&err, &r->w));
         rpc_call_unref(r->c);
         return false;
     }
@@ -172,11 +173,11 @@ static void on_upsert_product(rpc_call *c, const Oms__V1__UpsertProductRequest *
     size_t nlen = strlen(req->name);
     if (!sku_check("sku", req->sku, why, sizeof why) ||
         !orders__check_name("name", req->name, STORE_NAME_MAX, why, sizeof why)) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+        orders__fail(c, RPC_INVALID_ARGUMENT, why, NULL);
         return;
     }
     if (req->unit_price_cents < 0) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "unit_price_cents: must be >= 0");
+        orders__fail(c, RPC_INVALID_ARGUMENT, "unit_price_cents: must be >= 0", NULL);
         return;
     }
     orders_loop *ol = call_loop(c);
@@ -193,7 +194,7 @@ static void on_get_product(rpc_call *c, const Oms__V1__GetProductRequest *req)
 {
     char why[160];
     if (!sku_check("sku", req->sku, why, sizeof why)) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+        orders__fail(c, RPC_INVALID_ARGUMENT, why, NULL);
         return;
     }
     orders_loop *ol = call_loop(c);
@@ -221,7 +222,7 @@ static void on_adjust_stock(rpc_call *c, const Oms__V1__AdjustStockRequest *req)
 {
     char why[160];
     if (!sku_check("sku", req->sku, why, sizeof why)) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+        orders__fail(c, RPC_INVALID_ARGUMENT, why, NULL);
         return;
     }
     orders_loop *ol = call_loop(c);
@@ -321,11 +322,11 @@ static void on_reserve(rpc_call *c, const Oms__V1__ReserveRequest *req)
 {
     char why[160];
     if (!order_id_check(req->order_id, why, sizeof why)) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+        orders__fail(c, RPC_INVALID_ARGUMENT, why, NULL);
         return;
     }
     if (!orders__check_count("lines", req->n_lines, 1, STORE_MAX_LINES, why, sizeof why)) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+        orders__fail(c, RPC_INVALID_ARGUMENT, why, NULL);
         return;
     }
     /* SKUs are checked before they are copied into fixed-size fields. */
@@ -333,7 +334,7 @@ static void on_reserve(rpc_call *c, const Oms__V1__ReserveRequest *req)
         char field[32];
         snprintf(field, sizeof field, "lines[%zu].sku", i);
         if (!sku_check(field, req->lines[i]->sku, why, sizeof why)) {
-            rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+            orders__fail(c, RPC_INVALID_ARGUMENT, why, NULL);
             return;
         }
     }
@@ -346,7 +347,7 @@ static void on_reserve(rpc_call *c, const Oms__V1__ReserveRequest *req)
         r->lines[i].quantity = req->lines[i]->quantity;
     }
     if (!reserve_check(req->order_id, r->lines, req->n_lines, why, sizeof why)) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+        orders__fail(c, RPC_INVALID_ARGUMENT, why, NULL);
         return;
     }
     reserve_fill(r, req->order_id, req->n_lines);
@@ -368,7 +369,7 @@ static void on_release(rpc_call *c, const Oms__V1__ReleaseRequest *req)
 {
     char why[96];
     if (!order_id_check(req->order_id, why, sizeof why)) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+        orders__fail(c, RPC_INVALID_ARGUMENT, why, NULL);
         return;
     }
     orders_loop *ol = call_loop(c);
@@ -419,9 +420,11 @@ static void finish_reserve_port(inv_op *r)
     if (r->w.rc == STORE_OK) {
         size_t n;
         const store_line *lines = reserved_lines(r, r->w.result, &n);
-        r->reserve_cb(r->arg, RPC_OK, "", lines, n);
+        r->reserve_cb(r->arg, RPC_OK, "", lines, n, NULL);
     } else {
-        r->reserve_cb(r->arg, orders__status(r->w.rc), op_msg(r), NULL, 0);
+        orders_err err;
+        r->reserve_cb(r->arg, orders__status(r->w.rc), op_msg(r), NULL, 0,
+                      orders__err_from_write(&err, &r->w));
     }
     store_order_free(r->w.result);
     free(r);
@@ -433,12 +436,12 @@ static void local_reserve(orders_loop *ol, const char *order_id, const store_lin
     (void)timeout_ms; /* the store answers once the commit is durable */
     char why[160];
     if (!reserve_check(order_id, lines, n, why, sizeof why)) {
-        cb(arg, RPC_INVALID_ARGUMENT, why, NULL, 0);
+        cb(arg, RPC_INVALID_ARGUMENT, why, NULL, 0, NULL);
         return;
     }
     inv_op *r = calloc(1, sizeof *r + n * sizeof r->lines[0]);
     if (!r) {
-        cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+        cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0, NULL);
         return;
     }
     for (size_t i = 0; i < n; i++) {

@@ -63,7 +63,7 @@ void orders__list_start(rpc_call *c, const orders_pager *p, int32_t page_size)
 {
     orders *o = rpc_call_service_data(c);
     if (page_size < 0) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "page_size: must be >= 0");
+        orders__fail(c, RPC_INVALID_ARGUMENT, "page_size: must be >= 0", NULL);
         return;
     }
     size_t limit = page_size ? (size_t)page_size : o->cfg.page_size;

@@ -39,6 +39,7 @@ typedef struct create_flow {
     rpc_status code;
     char msg[STORE_MSG_MAX + 96];
     store_order *first; /* owned: the first order of a key another call won */
+    orders_err err;     /* the failure's details; reason NONE: none */
     int fresh_ids;      /* ids given up to another run's reservation (split mode) */
 } create_flow;
 
@@ -55,10 +56,25 @@ static void flow_free(create_flow *f)
 }
 
 /* Reports the flow's outcome and frees it. */
+static void flow_done_err(create_flow *f, rpc_status code, const char *msg,
+                          const store_order *order, const orders_err *err)
+{
+    f->cb(f->arg, code, msg ? msg : "", code == RPC_OK ? order : NULL, code == RPC_OK ? NULL : err);
+    flow_free(f);
+}
+
 static void flow_done(create_flow *f, rpc_status code, const char *msg, const store_order *order)
 {
-    f->cb(f->arg, code, msg ? msg : "", code == RPC_OK ? order : NULL);
-    flow_free(f);
+    flow_done_err(f, code, msg, order, NULL);
+}
+
+/* The details of a reused idempotency key (the flow's customer). */
+static const orders_err *key_reused(orders_err *e, const char *customer_id)
+{
+    memset(e, 0, sizeof *e);
+    e->reason = ORDERS_REASON_IDEMPOTENCY_KEY_REUSED;
+    snprintf(e->id, sizeof e->id, "%s", customer_id);
+    return e;
 }
 
 static void on_released(void *arg, rpc_status code, const char *msg)
@@ -66,7 +82,7 @@ static void on_released(void *arg, rpc_status code, const char *msg)
     (void)code; /* a failed release goes on being retried by the port */
     (void)msg;
     create_flow *f = arg;
-    flow_done(f, f->code, f->msg, f->first);
+    flow_done_err(f, f->code, f->msg, f->first, f->err.reason ? &f->err : NULL);
 }
 
 /* Compensation, then the answer: the caller hears of the failure (or of the
@@ -102,6 +118,7 @@ static void on_order_created(store_write *w)
                 flow_release_then_done(f, RPC_OK, "", first);
             } else {
                 store_order_free(first);
+                key_reused(&f->err, f->customer_id);
                 flow_release_then_done(f, RPC_INVALID_ARGUMENT, ORDERS_KEY_REUSED_MSG, NULL);
             }
         } else {
@@ -122,7 +139,7 @@ static void on_order_created(store_write *w)
 static void reserve_fresh(create_flow *f);
 
 static void on_reserved(void *arg, rpc_status code, const char *msg, const store_line *lines,
-                        size_t n)
+                        size_t n, const orders_err *err)
 {
     create_flow *f = arg;
     store_order *o = f->order;
@@ -136,7 +153,7 @@ static void on_reserved(void *arg, rpc_status code, const char *msg, const store
             code == RPC_UNKNOWN || code == RPC_INTERNAL)
             flow_release_then_done(f, code, msg, NULL);
         else
-            flow_done(f, code, msg, NULL);
+            flow_done_err(f, code, msg, NULL, err); /* e.g. INSUFFICIENT_STOCK */
         return;
     }
     bool same = n == o->nlines;
@@ -220,7 +237,8 @@ static void on_order_placed(store_write *w)
             if (orders__same_request(r, f->order))
                 flow_done(f, RPC_OK, "", r);
             else
-                flow_done(f, RPC_INVALID_ARGUMENT, ORDERS_KEY_REUSED_MSG, NULL);
+                flow_done_err(f, RPC_INVALID_ARGUMENT, ORDERS_KEY_REUSED_MSG, NULL,
+                              key_reused(&f->err, f->customer_id));
         } else if (f->fresh_ids < CREATE_MAX_FRESH_IDS) {
             /* The id names a reservation (or an order) that is not ours: a
              * store from before Reserve refused the OrderService's ids. Such
@@ -234,7 +252,7 @@ static void on_order_placed(store_write *w)
     case STORE_PRECONDITION:
     case STORE_NOT_FOUND:
     case STORE_INVALID: /* the store's message names the SKU or the overflow */
-        flow_done(f, orders__status(w->rc), w->msg, NULL);
+        flow_done_err(f, orders__status(w->rc), w->msg, NULL, orders__err_from_write(&f->err, w));
         break;
     default:
         snprintf(why, sizeof why, "storing order %s: %s", f->order->id,
@@ -350,7 +368,10 @@ static void on_customer(void *arg, rpc_status code, const char *msg, const store
         snprintf(why, sizeof why, "customer %s is %s",
                  RPC_QUOTE(f->customer_id, strlen(f->customer_id)),
                  c->status == STORE_CUSTOMER_SUSPENDED ? "suspended" : "not active");
-        flow_done(f, RPC_FAILED_PRECONDITION, why, NULL);
+        memset(&f->err, 0, sizeof f->err);
+        f->err.reason = ORDERS_REASON_CUSTOMER_SUSPENDED;
+        snprintf(f->err.id, sizeof f->err.id, "%s", f->customer_id);
+        flow_done_err(f, RPC_FAILED_PRECONDITION, why, NULL, &f->err);
         return;
     }
     if (f->ol->inventory == &orders__local_inventory) {
@@ -371,16 +392,18 @@ static bool answer_known_key(orders_loop *ol, const store_order *req, orders_cre
     if (rc == STORE_NOT_FOUND)
         return false;
     if (rc == STORE_OK) {
+        orders_err e;
         if (orders__same_request(first, req))
-            cb(arg, RPC_OK, "", first);
+            cb(arg, RPC_OK, "", first, NULL);
         else
-            cb(arg, RPC_INVALID_ARGUMENT, ORDERS_KEY_REUSED_MSG, NULL);
+            cb(arg, RPC_INVALID_ARGUMENT, ORDERS_KEY_REUSED_MSG, NULL,
+               key_reused(&e, req->customer_id));
         store_order_free(first);
         return true;
     }
     char why[64];
     snprintf(why, sizeof why, "looking up idempotency key: %s", store_rc_name(rc));
-    cb(arg, orders__status(rc), why, NULL);
+    cb(arg, orders__status(rc), why, NULL, NULL);
     return true;
 }
 
@@ -390,7 +413,7 @@ void orders__create_order(orders_loop *ol, const Oms__V1__CreateOrderRequest *re
     char why[160];
     rpc_status st = orders__validate_create(req, why, sizeof why);
     if (st != RPC_OK) {
-        cb(arg, st, why, NULL);
+        cb(arg, st, why, NULL, NULL);
         return;
     }
     if (req->idempotency_key[0])
@@ -398,14 +421,14 @@ void orders__create_order(orders_loop *ol, const Oms__V1__CreateOrderRequest *re
     if (!key)
         key = "";
     if (!orders__check_len("idempotency-key", key, 0, STORE_KEY_MAX, why, sizeof why)) {
-        cb(arg, RPC_INVALID_ARGUMENT, why, NULL);
+        cb(arg, RPC_INVALID_ARGUMENT, why, NULL, NULL);
         return;
     }
     create_flow *f = calloc(1, sizeof *f);
     store_order *o = f ? store_order_new(req->n_lines) : NULL;
     if (!o) {
         free(f);
-        cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
         return;
     }
     f->ol = ol;

@@ -67,7 +67,7 @@ static bool id_ok(rpc_call *c, const char *id)
 {
     char why[96];
     if (!orders__check_len("id", id, 1, STORE_ID_MAX, why, sizeof why)) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+        orders__fail(c, RPC_INVALID_ARGUMENT, why, NULL);
         return false;
     }
     return true;
@@ -75,13 +75,14 @@ static bool id_ok(rpc_call *c, const char *id)
 
 /* --- CreateOrder ------------------------------------------------------------ */
 
-static void on_create_done(void *arg, rpc_status code, const char *msg, const store_order *order)
+static void on_create_done(void *arg, rpc_status code, const char *msg, const store_order *order,
+                           const orders_err *err)
 {
     rpc_call *c = arg;
     if (code == RPC_OK)
         reply_order(c, order);
     else
-        rpc_call_finish(c, code, msg);
+        orders__fail(c, code, msg, err);
     rpc_call_unref(c);
 }
 
@@ -103,7 +104,7 @@ static void on_create_order(rpc_call *c, const Oms__V1__CreateOrderRequest *req)
             ok = false;
         }
         if (!ok) {
-            rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+            orders__fail(c, RPC_INVALID_ARGUMENT, why, NULL);
             return;
         }
         memcpy(key, v, len);
@@ -154,6 +155,7 @@ static void status_reply(status_flow *f)
     store_write *w = &f->w;
     rpc_call *c = f->c;
     char why[STORE_MSG_MAX + 192];
+    orders_err err;
 
     if (w->rc == STORE_OK) {
         if (w->result)
@@ -166,20 +168,16 @@ static void status_reply(status_flow *f)
         case STORE_NOT_FOUND:
             snprintf(why, sizeof why, "order %s not found", oid);
             break;
-        case STORE_CONFLICT:
-            snprintf(why, sizeof why, "order %s: version is not %lld%s%s", oid,
-                     (long long)w->expected_version, w->msg[0] ? ": " : "", w->msg);
-            break;
-        case STORE_PRECONDITION:
-            snprintf(why, sizeof why, "order %s: cannot move to %s%s%s", oid,
-                     orders__status_name(w->to_status), w->msg[0] ? ": " : "", w->msg);
+        case STORE_CONFLICT:     /* "order o-1 is at version 2, not 1" */
+        case STORE_PRECONDITION: /* "order o-1 is DELIVERED; cannot become CANCELLED" */
+            snprintf(why, sizeof why, "%s", w->msg[0] ? w->msg : store_rc_name(w->rc));
             break;
         default:
             snprintf(why, sizeof why, "order %s: %s", oid,
                      w->msg[0] ? w->msg : store_rc_name(w->rc));
             break;
         }
-        rpc_call_finish(c, orders__status(w->rc), why);
+        orders__fail(c, orders__status(w->rc), why, orders__err_from_write(&err, w));
     }
     store_order_free(w->result);
     w->result = NULL;
@@ -216,12 +214,12 @@ static void set_status(rpc_call *c, const char *id, int to, int64_t expected_ver
     if (!ol || !id_ok(c, id))
         return;
     if (expected_version < 0) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "expected_version: must be >= 0");
+        orders__fail(c, RPC_INVALID_ARGUMENT, "expected_version: must be >= 0", NULL);
         return;
     }
     char why[96];
     if (!orders__check_len("reason", reason, 0, STORE_REASON_MAX, why, sizeof why)) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+        orders__fail(c, RPC_INVALID_ARGUMENT, why, NULL);
         return;
     }
     status_flow *f = rpc_call_alloc(c, sizeof *f);
@@ -269,7 +267,7 @@ static void on_update_order_status(rpc_call *c, const Oms__V1__UpdateOrderStatus
     default: {
         char why[64];
         snprintf(why, sizeof why, "status: %d is not an order status", (int)req->status);
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+        orders__fail(c, RPC_INVALID_ARGUMENT, why, NULL);
         return;
     }
     }
@@ -351,7 +349,7 @@ static void on_list_orders(rpc_call *c, const Oms__V1__ListOrdersRequest *req)
     else if (req->page_size < 0)
         bad = "page_size: must be >= 0";
     if (bad) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, bad);
+        orders__fail(c, RPC_INVALID_ARGUMENT, bad, NULL);
         return;
     }
     size_t page = req->page_size ? (size_t)req->page_size : ol->o->cfg.page_size;
@@ -509,8 +507,9 @@ static void import_maybe_finish(import_state *im)
 }
 
 static void on_import_row_done(void *arg, rpc_status code, const char *msg,
-                               const store_order *order)
+                               const store_order *order, const orders_err *err)
 {
+    (void)err; /* a row's result carries its code and message only */
     import_job *job = arg;
     import_state *im = job->im;
     rpc_call *c = im->c;

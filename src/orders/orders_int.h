@@ -5,6 +5,7 @@
  *   inventory.c     InventoryService, and the in-process inventory/customers ports
  *   port_remote.c   the same ports over gRPC (split deployment)
  *   order_rules.c   status machine, totals, request validation (pure)
+ *   errors.c        rich error details (google.rpc) for every service
  *   order_create.c  the CreateOrder flow (CreateOrder and ImportOrders rows)
  *   order_service.c OrderService's unary calls, ListOrders, ImportOrders
  *   hub.c           event fan-out: store writer -> per-loop queues
@@ -33,6 +34,54 @@ typedef struct orders_loop orders_loop;
 typedef struct orders_hub orders_hub;
 typedef struct orders_hub_loop orders_hub_loop;
 
+/* --- errors.c: rich error details ---------------------------------------------
+ *
+ * One rule for every service: a failure is finished with orders__fail(), which
+ * sends google.rpc details in grpc-status-details-bin (rpc_call_finish_details):
+ *  - with a reason: ErrorInfo{reason, domain "oms.v1", metadata}, and for
+ *    INSUFFICIENT_STOCK also PreconditionFailure{type "STOCK", subject SKU,
+ *    description "3 available, 5 requested"};
+ *  - INVALID_ARGUMENT without a reason, whose message is "field: description"
+ *    (the form every validation message takes): BadRequest with that
+ *    FieldViolation;
+ *  - anything else: no details. */
+
+typedef enum orders_reason {
+    ORDERS_REASON_NONE = 0,
+    ORDERS_REASON_INSUFFICIENT_STOCK,     /* sku, available, requested */
+    ORDERS_REASON_ILLEGAL_TRANSITION,     /* id (order), from, to (statuses) */
+    ORDERS_REASON_VERSION_MISMATCH,       /* id, version (current), expected */
+    ORDERS_REASON_CUSTOMER_SUSPENDED,     /* id (customer) */
+    ORDERS_REASON_IDEMPOTENCY_KEY_REUSED, /* id (customer) */
+} orders_reason;
+
+/* The structured part of a failure; the status message says it in words. */
+typedef struct orders_err {
+    orders_reason reason;
+    char id[STORE_ID_MAX + 1];
+    char sku[STORE_SKU_MAX + 1];
+    int64_t available, requested; /* INSUFFICIENT_STOCK */
+    int64_t version, expected;    /* VERSION_MISMATCH */
+    int from, to;                 /* ILLEGAL_TRANSITION: store order statuses */
+} orders_err;
+
+/* "INSUFFICIENT_STOCK", ...; NULL for NONE. */
+const char *orders__reason_name(orders_reason r);
+
+/* Ends c with code and msg, and the details for e (NULL: none but the
+ * INVALID_ARGUMENT rule above). e is only read. */
+void orders__fail(rpc_call *c, rpc_status code, const char *msg, const orders_err *e);
+
+/* Fills e from a failed store write's structured fields (stock, status,
+ * version; see store_write) for order or SKU id. Returns e if it names a
+ * reason, else NULL, so the result can go straight to orders__fail(). */
+const orders_err *orders__err_from_write(orders_err *e, const store_write *w);
+
+/* Reads the reason and metadata back from a peer's details (a serialized
+ * google.rpc.Status: the split deployment's InventoryService). Returns e if
+ * an ErrorInfo of domain oms.v1 with a known reason was found, else NULL. */
+const orders_err *orders__err_from_details(orders_err *e, const uint8_t *details, size_t len);
+
 /* --- ports: how the order service reaches customers and inventory ------------
  *
  * Each callback fires exactly once, on the loop's thread. It may fire before
@@ -43,9 +92,10 @@ typedef struct orders_hub_loop orders_hub_loop;
 
 typedef void (*orders_customer_cb)(void *arg, rpc_status code, const char *msg,
                                    const store_customer *c);
-/* lines: the reserved lines with their unit prices, in request order. */
+/* lines: the reserved lines with their unit prices, in request order. err:
+ * the failure's details (e.g. INSUFFICIENT_STOCK), or NULL. */
 typedef void (*orders_reserve_cb)(void *arg, rpc_status code, const char *msg,
-                                  const store_line *lines, size_t n);
+                                  const store_line *lines, size_t n, const orders_err *err);
 typedef void (*orders_release_cb)(void *arg, rpc_status code, const char *msg);
 
 typedef struct orders_customers_port {
@@ -217,9 +267,9 @@ bool orders__sku_ok(const char *s);
 
 /* Result of one order creation: fires once on the loop (maybe before
  * orders__create_order returns); order is borrowed for the callback and set
- * only on RPC_OK. */
+ * only on RPC_OK; err (borrowed too) details a failure, or is NULL. */
 typedef void (*orders_create_cb)(void *arg, rpc_status code, const char *msg,
-                                 const store_order *order);
+                                 const store_order *order, const orders_err *err);
 
 /* Validates req, answers an idempotency key seen before with the first order,
  * checks the customer is ACTIVE, reserves stock (prices from inventory),

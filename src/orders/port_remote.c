@@ -94,6 +94,7 @@ static void remote_get_customer(orders_loop *ol, const char *id, uint64_t timeou
 typedef struct reserve_ctx {
     orders_reserve_cb cb;
     void *arg;
+    rpc_client_call *call; /* for its status details, inside the done callback */
 } reserve_ctx;
 
 static void on_reservation(void *data, rpc_status code, const char *message,
@@ -101,7 +102,13 @@ static void on_reservation(void *data, rpc_status code, const char *message,
 {
     reserve_ctx *x = data;
     if (code != RPC_OK) {
-        x->cb(x->arg, code, message, NULL, 0);
+        /* The inventory's details (INSUFFICIENT_STOCK: which SKU, how many)
+         * go on to the order service's caller. The done callback runs inside
+         * the call's on_status, where its details are readable. */
+        size_t dl = 0;
+        const uint8_t *d = x->call ? rpc_client_call_status_details(x->call, &dl) : NULL;
+        orders_err err;
+        x->cb(x->arg, code, message, NULL, 0, orders__err_from_details(&err, d, dl));
         free(x);
         return;
     }
@@ -114,13 +121,15 @@ static void on_reservation(void *data, rpc_status code, const char *message,
         lines[i].unit_price_cents = resp->lines[i]->unit_price_cents;
     }
     if (ok)
-        x->cb(x->arg, RPC_OK, "", lines, n);
+        x->cb(x->arg, RPC_OK, "", lines, n, NULL);
     else if (n == 0 || n > STORE_MAX_LINES)
-        x->cb(x->arg, RPC_INTERNAL, "inventory service: reservation without valid lines", NULL, 0);
+        x->cb(x->arg, RPC_INTERNAL, "inventory service: reservation without valid lines", NULL, 0,
+              NULL);
     else if (!lines)
-        x->cb(x->arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+        x->cb(x->arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0, NULL);
     else
-        x->cb(x->arg, RPC_INTERNAL, "inventory service: sku too long in reservation", NULL, 0);
+        x->cb(x->arg, RPC_INTERNAL, "inventory service: sku too long in reservation", NULL, 0,
+              NULL);
     free(lines);
     free(x);
 }
@@ -129,11 +138,11 @@ static void remote_reserve(orders_loop *ol, const char *order_id, const store_li
                            uint64_t timeout_ms, orders_reserve_cb cb, void *arg)
 {
     if (!ol->inventory_ch) {
-        cb(arg, RPC_UNAVAILABLE, "no inventory service target", NULL, 0);
+        cb(arg, RPC_UNAVAILABLE, "no inventory service target", NULL, 0, NULL);
         return;
     }
     if (n > STORE_MAX_LINES) {
-        cb(arg, RPC_INVALID_ARGUMENT, "lines: too many", NULL, 0);
+        cb(arg, RPC_INVALID_ARGUMENT, "lines: too many", NULL, 0, NULL);
         return;
     }
     reserve_ctx *x = malloc(sizeof *x);
@@ -143,11 +152,12 @@ static void remote_reserve(orders_loop *ol, const char *order_id, const store_li
         free(x);
         free(rl);
         free(rlp);
-        cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+        cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0, NULL);
         return;
     }
     x->cb = cb;
     x->arg = arg;
+    x->call = NULL;
     for (size_t i = 0; i < n; i++) {
         oms__v1__reserve_line__init(&rl[i]);
         rl[i].sku = (char *)lines[i].sku;
@@ -165,8 +175,10 @@ static void remote_reserve(orders_loop *ol, const char *order_id, const store_li
     free(rlp);
     if (!call) {
         free(x);
-        cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+        cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0, NULL);
+        return;
     }
+    x->call = call; /* its callbacks never fire from inside the call above */
 }
 
 /* --- Release, with background retries -------------------------------------------------- */

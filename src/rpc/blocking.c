@@ -12,6 +12,8 @@ typedef struct blocking {
     size_t msglen;
     ProtobufCMessage *resp;
     const ProtobufCMessageDescriptor *desc;
+    uint8_t **details; /* opts->details */
+    size_t *details_len;
 } blocking;
 
 static void on_message(rpc_client_call *c, const ProtobufCMessage *m)
@@ -37,6 +39,15 @@ static void on_status(rpc_client_call *c, rpc_status code, const char *message,
     (void)trailers;
     blocking *b = rpc_client_call_data(c);
     b->done = true;
+    size_t dl;
+    const uint8_t *d = rpc_client_call_status_details(c, &dl);
+    if (b->details && d && code != RPC_OK) {
+        *b->details = malloc(dl ? dl : 1);
+        if (*b->details) {
+            memcpy(*b->details, d, dl);
+            *b->details_len = dl;
+        }
+    }
     b->code = code;
     if (b->msg && b->msglen)
         snprintf(b->msg, b->msglen, "%s", message);
@@ -53,6 +64,12 @@ rpc_status rpc_blocking_unary(rpc_channel *ch, const char *path, const ProtobufC
                               const rpc_call_opts *opts, char *msg, size_t msglen)
 {
     blocking b = {.code = RPC_UNKNOWN, .msg = msg, .msglen = msglen, .desc = resp_desc};
+    if (opts && opts->details && opts->details_len) {
+        b.details = opts->details;
+        b.details_len = opts->details_len;
+        *b.details = NULL;
+        *b.details_len = 0;
+    }
     if (msg && msglen)
         msg[0] = '\0';
     *resp = NULL;

@@ -144,8 +144,13 @@ static bool unpack_md(rpc_call *c, const rpc_buf *b, http2_header *h, size_t *n)
             char *enc = rpc__arena_alloc(&c->arena, rpc__base64_encoded_len(vl) + 1);
             if (!enc)
                 return false;
+            /* PROTOCOL-HTTP2.md: peers accept both, and should emit values
+             * without padding. */
+            size_t el = rpc__base64_encode(v, vl, enc);
+            while (el > 0 && enc[el - 1] == '=')
+                el--;
             x->value = enc;
-            x->valuelen = rpc__base64_encode(v, vl, enc);
+            x->valuelen = el;
         } else {
             x->value = (const char *)v;
             x->valuelen = vl;
@@ -246,6 +251,20 @@ void rpc_call_finish(rpc_call *c, rpc_status code, const char *message)
         OMS_DEBUG("call %s from %s: %s%s%s", c->method->path,
                   c->stream ? http2_stream_peer(c->stream) : "?", rpc__status_name(code),
                   message ? ": " : "", message ? message : "");
+}
+
+void rpc_call_finish_details(rpc_call *c, rpc_status code, const char *message,
+                             const ProtobufCMessage *const *details, size_t n)
+{
+    if (c->done)
+        return;
+    uint8_t *bin;
+    size_t len;
+    /* grpc-* keys are refused from handlers (add_md): this one is ours. */
+    if (rpc__status_details_pack(&c->arena, code, message, details, n, &bin, &len) != 0 ||
+        pack_md(&c->trailing_md, "grpc-status-details-bin", bin, len) != 0)
+        OMS_WARN("call %s: cannot attach status details: out of memory", c->method->path);
+    rpc_call_finish(c, code, message);
 }
 
 void rpc__respond_error(http2_stream *s, rpc_status code, const char *message)

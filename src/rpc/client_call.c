@@ -95,6 +95,15 @@ static void finish(rpc_client_call *c, rpc_status code, const char *message)
     rpc__channel_defer(c->ch, c, RPC_DEFER_STATUS);
 }
 
+const uint8_t *rpc_client_call_status_details(const rpc_client_call *c, size_t *len)
+{
+    /* Only a status that came from the server has details: a local one
+     * (deadline, cancel, connection loss) replaces them. */
+    bool server = c->done && c->server_status;
+    *len = server && c->details ? c->details_len : 0;
+    return server ? c->details : NULL;
+}
+
 void rpc__client_call_fail(rpc_client_call *c, rpc_status code, const char *message)
 {
     finish(c, code, message);
@@ -130,6 +139,9 @@ static void reset_attempt(rpc_client_call *c)
     c->att_message = NULL;
     c->trailers = NULL;
     c->ntrailers = 0;
+    c->details = NULL;
+    c->details_len = 0;
+    c->server_status = false;
     rpc__arena_dispose(&c->arena);
     rpc__arena_init(&c->arena, c->inline_arena, sizeof c->inline_arena);
     c->out_written = 0;
@@ -268,10 +280,15 @@ static void end_attempt(rpc_client_call *c, rpc_status code, const char *message
         return;
     }
     c->refused = false;
+    /* The attempt's status (and details) is the call's only if it ends here:
+     * a deadline during a retry's backoff is a local status. */
+    bool from_server = c->server_status;
+    c->server_status = false;
     const rpc_retry_policy *p = &c->ch->cfg.retry;
     bool retryable = !c->committed && !c->headers_seen && c->attempts < p->max_attempts &&
                      code < 32 && (p->retryable_codes & (1u << code));
     if (!retryable) {
+        c->server_status = from_server;
         finish(c, code, message);
         return;
     }
@@ -283,6 +300,7 @@ static void end_attempt(rpc_client_call *c, rpc_status code, const char *message
         b = (double)p->max_backoff_ms;
     uint64_t wait = (uint64_t)(b * rpc__channel_random(c->ch));
     if (c->deadline && uv_now(c->ch->loop) + wait >= c->deadline) {
+        c->server_status = from_server;
         finish(c, code, message); /* no time left for another attempt */
         return;
     }
@@ -362,6 +380,17 @@ static void read_status(rpc_client_call *c, const http2_header *h, size_t n)
     free(c->att_message);
     c->att_message = msg ? rpc__percent_decode(msg->value, msg->valuelen, NULL) : NULL;
     collect_md(c, h, n, &c->trailers, &c->ntrailers);
+    const http2_header *det = find(h, n, "grpc-status-details-bin");
+    c->details = NULL;
+    c->details_len = 0;
+    if (det) { /* undecodable base64 is dropped, like other -bin metadata */
+        uint8_t *v = rpc__arena_alloc(&c->arena, det->valuelen * 3 / 4 + 3);
+        long len = v ? rpc__base64_decode(det->value, det->valuelen, v) : -1;
+        if (len >= 0) {
+            c->details = v;
+            c->details_len = (size_t)len;
+        }
+    }
 }
 
 static void on_response(http2_stream *s, const http2_header *h, size_t n)
@@ -514,6 +543,7 @@ static void on_end(http2_stream *s)
         finish(c, RPC_INTERNAL, "response ended inside a message");
         return;
     }
+    c->server_status = true;
     end_attempt(c, c->att_code, c->att_message);
 }
 

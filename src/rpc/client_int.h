@@ -75,7 +75,10 @@ struct rpc_client_call {
     char *att_message;
     rpc_md *trailers;
     size_t ntrailers;
-    rpc_arena arena; /* trailer and header metadata of the final attempt */
+    uint8_t *details; /* grpc-status-details-bin, decoded (in arena); NULL: none */
+    size_t details_len;
+    bool server_status; /* the attempt ended with the server's grpc-status */
+    rpc_arena arena;    /* trailer and header metadata of the final attempt */
     /* request bytes: everything sent while a retry is possible, then only
      * what is not yet written */
     rpc_buf out;

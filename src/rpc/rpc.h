@@ -233,6 +233,21 @@ void rpc_call_resume_input(rpc_call *c);
  * returns first). */
 void rpc_call_finish(rpc_call *c, rpc_status code, const char *message);
 
+/* As rpc_call_finish, with rich error details (grpc's "richer error model"):
+ * a google.rpc.Status {code, message, details} goes in the
+ * grpc-status-details-bin trailer (base64 without padding; in the
+ * Trailers-Only response when nothing was sent), which grpc-go's
+ * status.FromError(...).Details(), grpcio's rpc_status.from_call() and grpcurl
+ * decode. Each of details[0..n) (e.g. a Google__Rpc__ErrorInfo, BadRequest or
+ * PreconditionFailure from google/rpc/error_details.pb-c.h) is packed into a
+ * google.protobuf.Any with type_url "type.googleapis.com/<full message name>".
+ * The messages are only read during the call (the caller keeps ownership).
+ * If the details cannot be packed (ENOMEM) the call still ends with code and
+ * message, without them. A no-op on a call that is over, like
+ * rpc_call_finish. */
+void rpc_call_finish_details(rpc_call *c, rpc_status code, const char *message,
+                             const ProtobufCMessage *const *details, size_t n);
+
 /* Ends the call after a send returned rc < 0: RESOURCE_EXHAUSTED for
  * RPC_ETOOBIG, INTERNAL otherwise; a call that is already over
  * (RPC_ECANCELLED) is left alone. */

@@ -97,6 +97,12 @@ typedef struct rpc_call_opts {
     size_t nmd;
     bool compress;       /* gzip the request messages */
     bool wait_for_ready; /* queue while no connection is ready instead of failing fast */
+    /* rpc_blocking_unary() only (ignored elsewhere): if details is not NULL,
+     * *details receives a malloc'ed copy of the status details of a failed
+     * call (see rpc_client_call_status_details()) and *details_len their
+     * length, or NULL and 0 if there are none. The caller frees *details. */
+    uint8_t **details;
+    size_t *details_len;
 } rpc_call_opts;
 
 /* Starts a call to path ("/pkg.Service/Method") whose responses are decoded
@@ -126,6 +132,15 @@ int rpc_client_call_close_send(rpc_client_call *c);
 /* Cancels: RST_STREAM(CANCEL) to the server, on_status(CANCELLED) follows
  * (later, from the loop; never from inside this function). */
 void rpc_client_call_cancel(rpc_client_call *c);
+
+/* Inside on_status: the rich error details the server sent with its status
+ * (the grpc-status-details-bin trailer, base64-decoded: a serialized
+ * google.rpc.Status: protoc-c's google__rpc__status__unpack() for
+ * google/rpc/status.proto reads it; see rpc_call_finish_details() in rpc.h). NULL
+ * with *len = 0 when there are none, the trailer was not valid base64, or the
+ * status is a local one (deadline, cancellation, connection loss). The bytes
+ * belong to the call: valid until on_status returns, copy what you keep. */
+const uint8_t *rpc_client_call_status_details(const rpc_client_call *c, size_t *len);
 
 void *rpc_client_call_data(const rpc_client_call *c);
 void rpc_client_call_set_data(rpc_client_call *c, void *data);

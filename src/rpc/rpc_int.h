@@ -223,6 +223,15 @@ void rpc__arena_dispose(rpc_arena *a);
 void *rpc__arena_alloc(rpc_arena *a, size_t n);
 char *rpc__arena_strndup(rpc_arena *a, const char *s, size_t n);
 
+/* --- rich error details (status_details.c) ---------------------------------- */
+
+/* Serializes google.rpc.Status {code, message, details as google.protobuf.Any
+ * "type.googleapis.com/<full name>"} into memory from a. details are only
+ * read. Returns 0 (*out, *outlen set; out lives as long as a) or RPC_ENOMEM. */
+int rpc__status_details_pack(rpc_arena *a, rpc_status code, const char *message,
+                             const ProtobufCMessage *const *details, size_t n, uint8_t **out,
+                             size_t *outlen);
+
 /* --- server calls (server.c, call.c) ------------------------------------------ */
 
 typedef struct rpc_method {

@@ -357,12 +357,23 @@ static void on_close(http2_stream *s, uint32_t h2_error)
         rpc__call_on_close(c, h2_error);
 }
 
+/* A request whose header block is too large never becomes a call; a gRPC
+ * client still gets a status it can report (not a bare HTTP 431, which it
+ * would map to UNKNOWN). */
+static void on_too_large(http2_stream *s, uint32_t limit)
+{
+    char m[96];
+    snprintf(m, sizeof m, "request header list larger than %u bytes", limit);
+    rpc__respond_error(s, RPC_RESOURCE_EXHAUSTED, m);
+}
+
 static const http2_stream_handler stream_handler = {
     .on_open = on_open,
     .on_data = on_data,
     .on_end = on_end,
     .on_writable = on_writable,
     .on_close = on_close,
+    .on_too_large = on_too_large,
 };
 
 const http2_stream_handler *rpc_server_stream_handler(void)

@@ -36,6 +36,16 @@ static store_rc fail(store_write *w, store_rc rc, const char *fmt, ...)
     return w->rc = rc;
 }
 
+/* A SKU without enough stock: the message, and the same in fail_* fields. */
+static store_rc short_stock(store_write *w, const char *sku, int64_t available, int64_t requested)
+{
+    store__copy(w->fail_sku, sizeof w->fail_sku, sku);
+    w->fail_available = available;
+    w->fail_requested = requested;
+    return fail(w, STORE_PRECONDITION, "sku %s: %" PRId64 " available, %" PRId64 " requested", sku,
+                available, requested);
+}
+
 /* True if the fixed-size field holds a NUL-terminated string of 1..cap-1
  * bytes (callers validate; this keeps a bad request from overrunning). */
 static bool field_ok(const char *s, size_t cap)
@@ -267,8 +277,7 @@ static store_rc reserve_lines(store *st, store_write *w, store_line *lines, size
             return fail(w, STORE_NOT_FOUND, "sku %s not found", l->sku);
         if (rc != SQLITE_ROW)
             return sql_error(st, w, "reserve");
-        return fail(w, STORE_PRECONDITION, "sku %s: %" PRId64 " available, %" PRId64 " requested",
-                    l->sku, p.on_hand - p.reserved, l->quantity);
+        return short_stock(w, l->sku, p.on_hand - p.reserved, l->quantity);
     }
     return STORE_OK;
 }
@@ -573,9 +582,7 @@ static store_rc place_check(store *st, store_write *w, store_order *o)
         if (rc != SQLITE_ROW)
             return sql_error(st, w, "place order");
         if (available < l->quantity)
-            return fail(w, STORE_PRECONDITION,
-                        "sku %s: %" PRId64 " available, %" PRId64 " requested", l->sku, available,
-                        l->quantity);
+            return short_stock(w, l->sku, available, l->quantity);
         int64_t line;
         if (__builtin_mul_overflow(l->quantity, l->unit_price_cents, &line) ||
             __builtin_add_overflow(o->total_cents, line, &o->total_cents))
@@ -686,11 +693,13 @@ static store_rc order_set_status(store *st, store_write *w)
     if (r != STORE_OK)
         return r;
     if (w->expected_version != 0 && w->expected_version != o->version) {
+        w->fail_version = o->version;
         r = fail(w, STORE_CONFLICT, "order %s is at version %" PRId64 ", not %" PRId64, o->id,
                  o->version, w->expected_version);
         goto out;
     }
     if (o->status < 0 || o->status >= 32 || !(w->allowed_from & (1u << o->status))) {
+        w->fail_status = o->status;
         r = fail(w, STORE_PRECONDITION, "order %s is %s; cannot become %s", o->id,
                  status_name(o->status), status_name(w->to_status));
         goto out;

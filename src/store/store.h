@@ -365,6 +365,17 @@ struct store_write {
     int previous_status;
     int64_t event_seq;
     store_order *result; /* owned by the caller once done fires (store_order_free) */
+    /* Why a write failed, in structured form (rich error details; msg says
+     * the same in words):
+     *  - STORE_PRECONDITION for stock (RESERVE, ORDER_PLACE): the first SKU
+     *    short, how many units it has available and how many were asked for;
+     *  - ORDER_SET_STATUS: the order's status when the move was refused
+     *    (STORE_PRECONDITION) and its version on a mismatch (STORE_CONFLICT).
+     * fail_sku is "" otherwise. */
+    char fail_sku[STORE_SKU_MAX + 1];
+    int64_t fail_available, fail_requested;
+    int fail_status;
+    int64_t fail_version;
 
     store_write *next; /* the store's queue link */
     store_loop *sl;    /* the store's */

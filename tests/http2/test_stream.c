@@ -571,6 +571,50 @@ Test(http2_stream, header_list_over_limit_gets_431)
     h2t_finish(&t);
 }
 
+/* A handler with on_too_large answers the oversized request itself (rpc
+ * sends a gRPC status there); no other callback follows for that stream. */
+static int too_large_calls;
+static uint32_t too_large_limit;
+
+static void on_too_large_answer(http2_stream *s, uint32_t limit)
+{
+    too_large_calls++;
+    too_large_limit = limit;
+    http2_header h[] = {{":status", 7, "200", 3}, {"x-answer", 8, "mine", 4}};
+    cr_assert_eq(http2_stream_end(s, h, 2), 0);
+}
+
+Test(http2_stream, header_list_over_limit_goes_to_on_too_large)
+{
+    h2t t;
+    h2t_init(&t);
+    t.cfg.max_header_list = 4096;
+    t.handler.on_too_large = on_too_large_answer;
+    too_large_calls = 0;
+    h2t_start(&t);
+    h2c c;
+    start_client(&t, &c);
+    static char big[5000];
+    memset(big, 'v', sizeof big);
+    nghttp2_nv extra[] = {{(uint8_t *)"x-big", (uint8_t *)big, 5, sizeof big, 0}};
+    /* with a body still coming, which must be discarded */
+    cli_stream *cs = h2c_request(&c, extra, 1, (const uint8_t *)"body", 4, 0, 0);
+    PUMP_UNTIL(&t, &c, cs->closed, 2000);
+    cr_assert(cs->closed);
+    cr_expect_eq(cs->status, 200);
+    cr_expect(memmem(cs->hdr.p, cs->hdr.len, "x-answer: mine", 14) != NULL, "%.*s",
+              (int)cs->hdr.len, (const char *)cs->hdr.p);
+    cr_expect_eq(too_large_calls, 1);
+    cr_expect_eq(too_large_limit, 4096);
+    cr_expect_eq(t.nst, 0, "on_open/on_data/on_close for an oversized header block");
+    cli_stream *cs2 = h2c_request(&c, NULL, 0, NULL, 0, 0, 0);
+    PUMP_UNTIL(&t, &c, cs2->closed, 2000);
+    cr_expect_eq(cs2->status, 200);
+    cr_expect_eq(t.nst, 1);
+    h2c_close(&c);
+    h2t_finish(&t);
+}
+
 /* A 431 to a request whose body is still coming: the body is discarded and
  * its bytes do not eat the connection window. */
 Test(http2_stream, header_list_over_limit_with_body)

@@ -32,6 +32,7 @@ Only gzip is understood (what grpcio and omsd's client send).
 import argparse
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -147,6 +148,9 @@ def unary_call(r, ctx):
     check_expect_compressed(req, r.compressed, ctx)
     echo_status(req, ctx)
     resp = m.SimpleResponse(payload=payload(req.response_type, req.response_size, ctx))
+    if req.fill_server_id:  # as grpc-go's interop server
+        resp.server_id = "ref-%s-%d" % (socket.gethostname(), os.getpid())
+        resp.hostname = socket.gethostname()
     if req.response_compressed.value:
         ctx.set_compression(grpc.Compression.Gzip)
     else:

@@ -119,6 +119,20 @@ def large_unary(c):
     check(r.payload.body == bytes(314159), "response payload is not all zeros")
 
 
+def pick_first_unary(c):
+    """grpc-go's pick_first_unary: with fill_server_id every answer names the
+    server (server_id and hostname set), and the same one on one channel."""
+    ids = set()
+    for _ in range(5):
+        r = c.stub.UnaryCall(c.m.SimpleRequest(fill_server_id=True), timeout=T)
+        check(r.server_id != "" and r.hostname != "", "server_id %r hostname %r",
+              r.server_id, r.hostname)
+        ids.add(r.server_id)
+    eq(len(ids), 1, "distinct server_ids over one channel (%s)" % ids)
+    r = c.stub.UnaryCall(c.m.SimpleRequest(), timeout=T)
+    eq((r.server_id, r.hostname), ("", ""), "server_id/hostname without fill_server_id")
+
+
 def client_compressed_unary(c):
     probe = c.m.SimpleRequest(expect_compressed=c.m.BoolValue(value=True), response_size=314159,
                               payload=c.zeros(271828))
@@ -755,6 +769,7 @@ CASES = [
     ("extra.metadata_echo_variety", extra_metadata_echo_variety),
     ("extra.request_size_limit", extra_request_size_limit),
     ("extra.large_response", extra_large_response),
+    ("pick_first_unary", pick_first_unary),
     ("extra.large_upload", extra_large_upload),
     ("extra.client_streaming_empty", extra_client_streaming_empty),
     ("extra.stream_then_status", extra_stream_then_status),

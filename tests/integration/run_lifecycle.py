@@ -5,7 +5,9 @@
   line with the real port (checked by every runner; here also for two servers
   at once: distinct ports).
 - Startup errors exit non-zero without a listening line: missing certificate,
-  unknown flag, a port that is already in use.
+  unknown flag (named, with the nearest known one), a port that is already in
+  use; and a start that fails on certificate, key or port leaves no database.
+- --version on omsd, omsctl, oms-bench and oms-interop-client.
 - SIGTERM on an idle server: exit 0 quickly.
 - SIGTERM with a call in flight: the call completes OK within --grace, new
   calls are refused, exit 0.
@@ -28,11 +30,11 @@ from omsd import check, eq  # noqa: E402
 T = h.RPC_TIMEOUT
 
 
-def _expect_start_failure(env, argv, what, timeout=None):
+def _expect_start_failure(env, argv, what, timeout=None, cwd=None):
     """Runs argv; it must exit non-zero without printing a listening line."""
     timeout = timeout or h.START_TIMEOUT
     p = subprocess.Popen(h.wrap_argv(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         stdin=subprocess.DEVNULL, cwd=env.workdir, **h.popen_kwargs())
+                         stdin=subprocess.DEVNULL, cwd=cwd or env.workdir, **h.popen_kwargs())
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -63,7 +65,75 @@ def missing_cert(env):
 
 
 def unknown_flag(env):
-    _expect_start_failure(env, _base_argv(env, ["--no-such-flag"]), "unknown flag")
+    _, err = _expect_start_failure(env, _base_argv(env, ["--no-such-flag"]), "unknown flag")
+    err = err.decode(errors="replace")
+    check("unknown option --no-such-flag" in err, "stderr: %r", err)
+    _, err = _expect_start_failure(env, _base_argv(env, ["--gracee", "1"]), "misspelt flag")
+    lines = err.decode(errors="replace").strip().splitlines()
+    eq(lines, ["omsd: unknown option --gracee; did you mean --grace?",
+               "Try 'omsd --help' for more."], "stderr for --gracee (no whole usage)")
+
+
+def _fresh_dir(env, name):
+    d = os.path.join(env.workdir, name)
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(d):
+        os.remove(os.path.join(d, f))
+    return d
+
+
+def failed_start_leaves_nothing(env):
+    """A start that fails on its certificate, key or port creates no database:
+    omsd checks them before it opens (creates, migrates) the store."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen(1)
+    try:
+        cases = [
+            ("--tls-cert", "no-such-cert.pem", "missing certificate"),
+            ("--tls-key", "no-such-key.pem", "missing key"),
+            ("--tls-key", "CERT", "a certificate where the key should be"),
+            ("--listen", "127.0.0.1:%d" % held.getsockname()[1], "port in use"),
+        ]
+        for flag, value, what in cases:
+            d = _fresh_dir(env, "failed-start")
+            argv = _base_argv(env, h2c=False)
+            if value == "CERT":
+                value = argv[argv.index("--tls-cert") + 1]
+            elif flag != "--listen":
+                value = os.path.join(d, value)
+            argv[argv.index(flag) + 1] = value
+            argv += ["--store", "sqlite:" + os.path.join(d, "oms.db")]
+            _, err = _expect_start_failure(env, argv, what, cwd=d)
+            check(err.strip(), "%s: no message on stderr", what)
+            eq(sorted(os.listdir(d)), [], "files left behind after a failed start (%s)" % what)
+    finally:
+        held.close()
+
+
+def version_everywhere(env):
+    """--version on every binary: name, version and the git commit built from."""
+    import re
+    bindir = os.path.dirname(os.path.abspath(env.args.omsd))
+    seen = 0
+    for name in ("omsd", "omsctl", "oms-bench", "oms-interop-client"):
+        path = os.path.join(bindir, name)
+        if not os.access(path, os.X_OK):
+            continue
+        seen += 1
+        p = subprocess.run(h.wrap_argv([path, "--version"]), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30, **h.popen_kwargs())
+        out = p.stdout.decode(errors="replace")
+        eq(p.returncode, 0, "%s --version exit status (stderr %r)" % (name, p.stderr[-500:]))
+        check(re.fullmatch(r"%s \d+\.\d+\.\d+ \(commit ([0-9a-f]{7,40}(-dirty)?|unknown)\)\n"
+                           % re.escape(name), out), "%s --version printed %r", name, out)
+        p = subprocess.run(h.wrap_argv([path, "--verison"]), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30, **h.popen_kwargs())
+        err = p.stderr.decode(errors="replace")
+        check(p.returncode != 0 and "did you mean --version?" in err,
+              "%s --verison: rc %d, stderr %r", name, p.returncode, err)
+        check(len(err.strip().splitlines()) == 2, "%s --verison: not two lines: %r", name, err)
+    check(seen >= 1, "no binary found next to %s", env.args.omsd)
 
 
 def port_in_use(env):
@@ -338,6 +408,8 @@ def main():
         su = env.suite
         su.run("startup.missing_cert", missing_cert, env)
         su.run("startup.unknown_flag", unknown_flag, env)
+        su.run("startup.failed_start_leaves_nothing", failed_start_leaves_nothing, env)
+        su.run("cli.version_everywhere", version_everywhere, env)
         su.run("startup.port_in_use", port_in_use, env)
         su.run("startup.bad_arguments", bad_arguments, env)
         su.run("startup.listen_ipv6", listen_ipv6, env)

@@ -8,14 +8,17 @@ every command, in human and --json mode:
   products_stock    upsert/get/list, stock SKU DELTA, stock listing, negative stock (4)
   orders            create (--key idempotency), get, list with filters, status,
                     --expected-version mismatch (ABORTED, 4), bad transition (4),
-                    cancel --reason, unknown order (3), insufficient stock (4)
+                    cancel --reason, unknown order (3), insufficient stock (4); the
+                    server's error details under the error (human) or in it (--json)
   import            a CSV with good rows, a multi-line row, malformed lines (reported
                     with their line numbers, never sent) and rows the server refuses;
                     a big CSV (several times the send buffer: flow control)
   track             bidi: ids on the command line, +ID / -ID / sub / unsub on stdin
   env_defaults      OMS_TARGET / OMS_CA instead of flags, ./certs/ca.pem as the default
-                    CA, --server-name, a wrong CA
-                    (exit 2), an unreadable --ca (exit 1) (TLS only)
+                    CA, ../certs/ca.pem next to the binary, --server-name, a wrong CA
+                    (exit 2, with advice, no log line), an unreadable --ca (exit 1)
+                    (TLS only)
+  json_errors       --json: errors as {"code","message","details"}
 h2c only:
   watch_resume      watch --since 1 sees every event; omsd is stopped (SIGTERM), later
                     killed (SIGKILL), and each time restarted on the same port and
@@ -24,10 +27,14 @@ h2c only:
                     SIGINT exits 0
   watch_filters     watch --order / --customer with --timeout (a duration: exit 0)
   unimplemented     omsd --services customers: orders commands exit 5 (UNIMPLEMENTED)
+  watch_waits_for_server  watch started while the server is down waits (one note) and
+                    streams once it is up
 Without a server:
   help              --help and COMMAND --help for every command, exit codes documented
   usage.*           usage errors exit 1
-  unreachable       a closed port: exit 2, "omsctl: UNAVAILABLE: ..."
+  unreachable       a closed port: exit 2, "omsctl: UNAVAILABLE: ..." (--json: a JSON error)
+  usage.unknown_option_suggests  "unknown option --traget; did you mean --target?" + one line
+  version           --version
 
 Usage:
   run_omsctl.py --omsctl build/omsctl --omsd build/omsd [--transport tls,h2c]
@@ -191,13 +198,46 @@ def free_port():
     return port
 
 
+def case_unknown_option(c):
+    """An unknown flag is named with the nearest known one, then one line
+    pointing at --help: not the whole usage."""
+    for args, want in ((["--traget", "x", "health"], "--traget; did you mean --target?"),
+                       (["orders", "--custmer", "c-1"], "--custmer; did you mean --customer?"),
+                       (["create", "c-1", "A:1", "--kye", "k"], "--kye; did you mean --key?"),
+                       (["watch", "--sinc", "1"], "--sinc; did you mean --since?"),
+                       (["--jsno", "health"], "--jsno; did you mean --json?")):
+        r = c.run(args)
+        eq(r.rc, 1, "exit status (%s)" % r.describe())
+        lines = r.err.strip().splitlines()
+        eq(len(lines), 2, "stderr lines (%s)" % r.describe())
+        eq(lines[0], "omsctl: unknown option " + want, "first line")
+        check(lines[1].startswith("Try 'omsctl ") and "--help" in lines[1], "%s", r.describe())
+        eq(r.out, "", "stdout")
+
+
+def case_version(c):
+    import re
+    r = ok(c.run(["--version"]))
+    check(re.fullmatch(r"omsctl \d+\.\d+\.\d+ \(commit (unknown|[0-9a-f]{7,40}(-dirty)?)\)\n",
+                       r.out), "--version printed %r", r.out)
+
+
 def case_unreachable(c):
     port = free_port()  # nobody listens there now
-    for args in (["customers", "get", "c-1"], ["health"], ["--json", "orders"],
-                 ["watch", "--since", "1"]):
+    for args in (["customers", "get", "c-1"], ["health"], ["--json", "orders"]):
         r = c.run(["--h2c", "--target", "127.0.0.1:%d" % port] + args, timeout=30)
-        fails(r, 2, "UNAVAILABLE")
+        if "--json" in args:
+            eq(r.rc, 2, "exit status (%s)" % r.describe())
+        else:
+            fails(r, 2, "UNAVAILABLE")
         eq(r.out, "", "stdout of %s" % args)
+    # --json: the error is one JSON object too (on stderr, like the text)
+    r = c.run(["--h2c", "--target", "127.0.0.1:%d" % port, "--json", "health"], timeout=30)
+    eq(r.rc, 2, "exit status (%s)" % r.describe())
+    j = json.loads(r.err)
+    eq(sorted(j), ["code", "details", "message"], "keys of the JSON error")
+    eq((j["code"], j["details"]), ("UNAVAILABLE", []), "JSON error")
+    check("connect" in j["message"], "message: %r", j["message"])
     # TLS too (the default transport)
     r = c.run(["--target", "127.0.0.1:%d" % port, "health"], timeout=30)
     fails(r, 2, "UNAVAILABLE")
@@ -314,7 +354,11 @@ def case_orders(c, server):
     # the status machine
     j = ok(c.run(f + ["--json", "status", oid, "Confirmed", "--expected-version", "1"])).one()
     eq((j["status"], j["version"]), ("CONFIRMED", 2), "confirmed")
-    fails(c.run(f + ["status", oid, "shipped", "--expected-version", "1"]), 4, "ABORTED")
+    r = fails(c.run(f + ["status", oid, "shipped", "--expected-version", "1"]), 4, "ABORTED")
+    eq(r.err.splitlines(), [
+        "omsctl: ABORTED: order %s is at version 2, not 1" % oid,
+        "  reason VERSION_MISMATCH (oms.v1) order_id=%s version=2 expected_version=1" % oid],
+       "ABORTED with its details (%s)" % r.describe())
     r = ok(c.run(f + ["status", oid, "SHIPPED", "--expected-version", "2"]))
     check("SHIPPED" in r.out, "status shipped:\n%s", r.describe())
     fails(c.run(f + ["cancel", oid]), 4, "FAILED_PRECONDITION")
@@ -337,8 +381,27 @@ def case_orders(c, server):
 
     fails(c.run(f + ["orders", "get", "o-does-not-exist"]), 3, "NOT_FOUND")
     fails(c.run(f + ["cancel", "o-does-not-exist"]), 3, "NOT_FOUND")
-    fails(c.run(f + ["create", w.cust, "%s:1000000" % w.sku_a]), 4, "FAILED_PRECONDITION")
-    fails(c.run(f + ["create", w.cust, "%s:0" % w.sku_a]), 4, "INVALID_ARGUMENT")
+    r = fails(c.run(f + ["create", w.cust, "%s:1000000" % w.sku_a]), 4, "FAILED_PRECONDITION")
+    # the server's rich error details, indented under the error
+    lines = r.err.splitlines()
+    eq(len(lines), 3, "error + two detail lines (%s)" % r.describe())
+    check(lines[1].startswith("  precondition STOCK %s: " % w.sku_a) and
+          lines[1].endswith(" available, 1000000 requested"), "%s", r.describe())
+    check(lines[2].startswith("  reason INSUFFICIENT_STOCK (oms.v1) sku=%s available=" % w.sku_a)
+          and lines[2].endswith(" requested=1000000"), "%s", r.describe())
+    r = c.run(f + ["--json", "create", w.cust, "%s:1000000" % w.sku_a])
+    eq((r.rc, r.out), (4, ""), "--json insufficient stock (%s)" % r.describe())
+    j = json.loads(r.err)
+    eq(j["code"], "FAILED_PRECONDITION", "JSON code")
+    eq([d["@type"] for d in j["details"]],
+       ["type.googleapis.com/google.rpc.PreconditionFailure",
+        "type.googleapis.com/google.rpc.ErrorInfo"], "JSON detail types")
+    eq(j["details"][0]["violations"][0]["subject"], w.sku_a, "JSON violation subject")
+    eq((j["details"][1]["reason"], j["details"][1]["metadata"]["requested"]),
+       ("INSUFFICIENT_STOCK", "1000000"), "JSON ErrorInfo")
+    r = fails(c.run(f + ["create", w.cust, "%s:0" % w.sku_a]), 4, "INVALID_ARGUMENT")
+    eq(r.err.splitlines()[1:], ["  field lines[0].quantity: must be > 0"],
+       "INVALID_ARGUMENT's field violation (%s)" % r.describe())
     fails(c.run(f + ["create", "c-does-not-exist", "%s:1" % w.sku_a]), 3, "NOT_FOUND")
     r = c.run(f + ["status", oid, "sideways"])
     eq(r.rc, 1, "unknown STATUS is a usage error (%s)" % r.describe())
@@ -605,6 +668,26 @@ def case_env_defaults(c, server):
                  os.path.join(other, "ca.pem"), "health"]), 2, "UNAVAILABLE")
     r = c.run(["--target", "localhost:%d" % server.port, "--ca", "/no/such/ca.pem", "health"])
     eq(r.rc, 1, "unreadable --ca (%s)" % r.describe())
+    # a TLS failure says what to do, and no library log line leaks into stderr
+    r = fails(c.run(["--target", "localhost:%d" % server.port, "--ca",
+                     os.path.join(other, "ca.pem"), "health"]), 2, "UNAVAILABLE")
+    check("certificate verify failed" in r.err and "pass --ca" in r.err and "OMS_CA" in r.err,
+          "TLS failure without advice:\n%s", r.describe())
+    for line in r.err.strip().splitlines():
+        check(line.startswith("omsctl: "), "a line that is not omsctl's on stderr: %r", line)
+    # no --ca, OMS_CA or ./certs/ca.pem: ../certs/ca.pem next to the binary
+    inst = os.path.join(c.cwd, "install")
+    os.makedirs(os.path.join(inst, "bin"), exist_ok=True)
+    os.makedirs(os.path.join(inst, "certs"), exist_ok=True)
+    import shutil
+    shutil.copy(c.omsctl, os.path.join(inst, "bin", "omsctl"))
+    shutil.copy(server.ca_path(), os.path.join(inst, "certs", "ca.pem"))
+    argv = [os.path.join(inst, "bin", "omsctl"), "health"]
+    p = subprocess.run(h.wrap_argv(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       cwd=c.cwd, env=dict(c.base_env, OMS_TARGET=t["OMS_TARGET"]),
+                       timeout=CTL_TIMEOUT, **h.popen_kwargs())
+    eq((p.returncode, p.stdout.strip()), (0, b"SERVING"),
+       "health with the CA next to the binary (stderr %r)" % p.stderr[-1000:])
 
 
 def case_unimplemented(c, env):
@@ -706,6 +789,54 @@ def case_watch_resume(c, env):
         env.suite.stop_server(s2 or s1)
 
 
+def wait_stderr(rd, needle, timeout, what):
+    deadline = time.monotonic() + timeout
+    with rd.cv:
+        while not any(needle in l for l in rd.err):
+            left = deadline - time.monotonic()
+            if left <= 0 or rd.eof:
+                raise h.Failure("%s waiting for %s; stderr:\n%s" % (
+                    "omsctl exited" if rd.eof else "timed out", what, "\n".join(rd.err[-30:])))
+            rd.cv.wait(min(left, 0.2))
+
+
+def case_watch_waits_for_server(c, env):
+    """watch against a server that is down waits for it with backoff (one note on
+    stderr), as its help says, and streams once it is up."""
+    port = free_port()
+    f = ["--target", "127.0.0.1:%d" % port, "--h2c"]
+    p = c.popen(f + ["--json", "watch", "--since", "1"])
+    rd = Reader(p)
+    s = None
+    try:
+        wait_stderr(rd, "reconnecting", 20, "the first reconnect note")
+        check(p.poll() is None, "watch exited: %s", rd.err)
+        s = start_fixed(env, "watch-late", port, 0)
+        w = World(c, s)
+        o1 = ok(c.run(f + ["--json", "create", w.cust, "%s:1" % w.sku_a])).one()["id"]
+        rd.wait_for(lambda ls: any(json.loads(l)["order_id"] == o1 for l in ls), 30,
+                    "o1's event once the server is up")
+        p.send_signal(signal.SIGINT)
+        eq(rd.finish(), 0, "watch exit status after SIGINT")
+        notes = [l for l in rd.err if "reconnecting" in l]
+        check(1 <= len(notes) <= 3, "want one note for the outage, not one per attempt: %s",
+              rd.err)
+    finally:
+        stop_child(p)
+        if s:
+            env.suite.stop_server(s)
+
+
+def case_json_errors(c, server):
+    """--json: a failed call prints {"code","message","details"} on stderr."""
+    r = c.run(flags(server) + ["--json", "customers", "get", "no-such-customer"])
+    eq(r.rc, 3, "exit status (%s)" % r.describe())
+    eq(r.out, "", "stdout")
+    j = json.loads(r.err)
+    eq((j["code"], j["details"]), ("NOT_FOUND", []), "JSON error (%s)" % r.describe())
+    check("no-such-customer" in j["message"], "message %r", j["message"])
+
+
 def case_watch_filters(c, server):
     f = flags(server)
     w = World(c, server)
@@ -744,9 +875,12 @@ def main():
         run("usage.bad_timeout", case_usage, c, ["--timeout", "soon", "health"], "--timeout")
         run("usage.bad_since", case_usage, c, ["watch", "--since", "x"], "--since")
         run("unreachable", case_unreachable, c)
+        run("usage.unknown_option_suggests", case_unknown_option, c)
+        run("version", case_version, c)
         for tr in env.transports:
             server = env.server(h2c=(tr == "h2c"))
             run("%s.health" % tr, case_health, c, server)
+            run("%s.json_errors" % tr, case_json_errors, c, server)
             run("%s.customers" % tr, case_customers, c, server)
             run("%s.products_stock" % tr, case_products_stock, c, server)
             run("%s.orders" % tr, case_orders, c, server)
@@ -762,6 +896,7 @@ def main():
         if "h2c" in env.transports:
             run("h2c.watch_resume", case_watch_resume, c, env)
             run("h2c.unimplemented", case_unimplemented, c, env)
+            run("h2c.watch_waits_for_server", case_watch_waits_for_server, c, env)
 
 
 if __name__ == "__main__":

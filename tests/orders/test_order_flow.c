@@ -7,6 +7,9 @@
 #define ORDERS_HARNESS_FIXTURE
 #include "orders_harness.h"
 
+#include "google/rpc/error_details.pb-c.h"
+#include "google/rpc/status.pb-c.h"
+
 /* --- pure rules ------------------------------------------------------------------- */
 
 Test(order_rules, transition_table)
@@ -267,6 +270,72 @@ static void create_req_init(create_req *r, const char *customer, const char *key
 
 static char msg[256];
 
+/* --- the last call's rich error details (grpc-status-details-bin) ----------------- */
+
+static uint8_t *det; /* malloc'ed by rpc_blocking_unary, NULL: none */
+static size_t det_len;
+static char det_buf[8][128];
+
+/* Decodes det and returns, as text: what=="reason" the ErrorInfo reason
+ * ("" if none; domain must be oms.v1), what=="meta:KEY" an ErrorInfo metadata
+ * value, "field" the first BadRequest "field: description", "precondition"
+ * the first PreconditionFailure "TYPE SUBJECT: DESCRIPTION". */
+static const char *detail(const char *what)
+{
+    static int slot;
+    char *out = det_buf[slot++ % 8];
+    out[0] = '\0';
+    Google__Rpc__Status *st = det ? google__rpc__status__unpack(NULL, det_len, det) : NULL;
+    if (det)
+        cr_assert_not_null(st, "details are not a google.rpc.Status");
+    for (size_t i = 0; st && i < st->n_details; i++) {
+        const Google__Protobuf__Any *a = st->details[i];
+        if (strcmp(a->type_url, "type.googleapis.com/google.rpc.ErrorInfo") == 0) {
+            Google__Rpc__ErrorInfo *e =
+                google__rpc__error_info__unpack(NULL, a->value.len, a->value.data);
+            cr_assert_not_null(e);
+            cr_expect_str_eq(e->domain, "oms.v1");
+            if (strcmp(what, "reason") == 0)
+                snprintf(out, 128, "%s", e->reason);
+            for (size_t k = 0; k < e->n_metadata; k++)
+                if (strncmp(what, "meta:", 5) == 0 && strcmp(what + 5, e->metadata[k]->key) == 0)
+                    snprintf(out, 128, "%s", e->metadata[k]->value);
+            google__rpc__error_info__free_unpacked(e, NULL);
+        } else if (strcmp(a->type_url, "type.googleapis.com/google.rpc.BadRequest") == 0) {
+            Google__Rpc__BadRequest *b =
+                google__rpc__bad_request__unpack(NULL, a->value.len, a->value.data);
+            cr_assert_not_null(b);
+            if (strcmp(what, "field") == 0 && b->n_field_violations > 0)
+                snprintf(out, 128, "%s: %s", b->field_violations[0]->field,
+                         b->field_violations[0]->description);
+            google__rpc__bad_request__free_unpacked(b, NULL);
+        } else if (strcmp(a->type_url, "type.googleapis.com/google.rpc.PreconditionFailure") == 0) {
+            Google__Rpc__PreconditionFailure *p =
+                google__rpc__precondition_failure__unpack(NULL, a->value.len, a->value.data);
+            cr_assert_not_null(p);
+            if (strcmp(what, "precondition") == 0 && p->n_violations > 0)
+                snprintf(out, 128, "%s %s: %s", p->violations[0]->type, p->violations[0]->subject,
+                         p->violations[0]->description);
+            google__rpc__precondition_failure__free_unpacked(p, NULL);
+        } else {
+            cr_expect_fail("unexpected detail %s", a->type_url);
+        }
+    }
+    if (st)
+        google__rpc__status__free_unpacked(st, NULL);
+    return out;
+}
+
+/* Call options that keep the details in det (freeing the last ones). */
+static rpc_call_opts det_opts(void)
+{
+    free(det);
+    det = NULL;
+    det_len = 0;
+    rpc_call_opts o = {.timeout_ms = 10000, .details = &det, .details_len = &det_len};
+    return o;
+}
+
 /* CreateOrder; md_key (or NULL) goes as idempotency-key metadata. */
 static rpc_status create(const char *customer, const char *key, const char *md_key,
                          const line_spec *ls, size_t n, Oms__V1__Order **out)
@@ -274,7 +343,9 @@ static rpc_status create(const char *customer, const char *key, const char *md_k
     create_req r;
     create_req_init(&r, customer, key, ls, n);
     rpc_md md = {"idempotency-key", (const uint8_t *)md_key, md_key ? strlen(md_key) : 0};
-    rpc_call_opts opts = {.timeout_ms = 10000, .md = md_key ? &md : NULL, .nmd = md_key ? 1 : 0};
+    rpc_call_opts opts = det_opts();
+    opts.md = md_key ? &md : NULL;
+    opts.nmd = md_key ? 1 : 0;
     Oms__V1__Order *o = NULL;
     rpc_status st =
         oms__v1__order_service__create_order__blocking(chan, &r.req, &o, &opts, msg, sizeof msg);
@@ -292,8 +363,9 @@ static rpc_status update(const char *id, int status, int64_t version, Oms__V1__O
     req.status = (Oms__V1__OrderStatus)status;
     req.expected_version = version;
     Oms__V1__Order *o = NULL;
-    rpc_status st = oms__v1__order_service__update_order_status__blocking(chan, &req, &o, NULL, msg,
-                                                                          sizeof msg);
+    rpc_call_opts opts = det_opts();
+    rpc_status st = oms__v1__order_service__update_order_status__blocking(chan, &req, &o, &opts,
+                                                                          msg, sizeof msg);
     if (out)
         *out = o;
     else if (o)
@@ -308,8 +380,9 @@ static rpc_status cancel(const char *id, const char *reason, int64_t version, Om
     req.reason = (char *)reason;
     req.expected_version = version;
     Oms__V1__Order *o = NULL;
+    rpc_call_opts opts = det_opts();
     rpc_status st =
-        oms__v1__order_service__cancel_order__blocking(chan, &req, &o, NULL, msg, sizeof msg);
+        oms__v1__order_service__cancel_order__blocking(chan, &req, &o, &opts, msg, sizeof msg);
     if (out)
         *out = o;
     else if (o)
@@ -447,8 +520,11 @@ Test(order_flow, customer_checks)
     line_spec ls[] = {{"SKU-A", 1}};
     cr_expect_eq(create(c_suspended, NULL, NULL, ls, 1, NULL), RPC_FAILED_PRECONDITION);
     cr_expect(strstr(msg, "suspended"), "%s", msg);
+    cr_expect_str_eq(detail("reason"), "CUSTOMER_SUSPENDED");
+    cr_expect_str_eq(detail("meta:customer_id"), c_suspended);
     cr_expect_eq(create("c-9999", NULL, NULL, ls, 1, NULL), RPC_NOT_FOUND);
     cr_expect_str_eq(msg, "customer c-9999 not found");
+    cr_expect_null(det, "NOT_FOUND carries no details");
     cr_expect_eq(reserved("SKU-A"), 0);
 }
 
@@ -457,6 +533,8 @@ Test(order_flow, invalid_requests)
     line_spec zero[] = {{"SKU-A", 0}};
     cr_expect_eq(create(c_active, NULL, NULL, zero, 1, NULL), RPC_INVALID_ARGUMENT);
     cr_expect_str_eq(msg, "lines[0].quantity: must be > 0");
+    cr_expect_str_eq(detail("field"), "lines[0].quantity: must be > 0");
+    cr_expect_str_eq(detail("reason"), "");
     cr_expect_eq(create(c_active, NULL, NULL, zero, 0, NULL), RPC_INVALID_ARGUMENT);
     line_spec dup[] = {{"SKU-A", 1}, {"SKU-A", 2}};
     cr_expect_eq(create(c_active, NULL, NULL, dup, 2, NULL), RPC_INVALID_ARGUMENT);
@@ -472,6 +550,14 @@ Test(order_flow, insufficient_stock_reserves_nothing)
     line_spec ls[] = {{"SKU-A", 3}, {"SKU-B", 6}};
     cr_expect_eq(create(c_active, NULL, NULL, ls, 2, NULL), RPC_FAILED_PRECONDITION);
     cr_expect(strstr(msg, "SKU-B"), "%s", msg);
+    cr_expect_str_eq(detail("reason"), "INSUFFICIENT_STOCK");
+    cr_expect_str_eq(detail("meta:sku"), "SKU-B");
+    cr_expect_str_eq(detail("meta:requested"), "6");
+    char want[96];
+    snprintf(want, sizeof want, "STOCK SKU-B: %s available, 6 requested", detail("meta:available"));
+    cr_expect_str_eq(detail("precondition"), want);
+    cr_expect(strstr(msg, want + strlen("STOCK ")) != NULL || strstr(msg, "available"),
+              "the message says the same: %s", msg);
     expect_reserved("SKU-A", 0);
     cr_expect_eq(reserved("SKU-B"), 0);
 }
@@ -558,6 +644,9 @@ Test(order_flow, all_in_one_one_commit_per_order_and_cancel)
     /* the key with another request: refused, nothing reserved, no event */
     cr_assert_eq(create(c_active, "one-commit", NULL, ls, 1, NULL), RPC_INVALID_ARGUMENT);
     cr_expect_str_eq(msg, "idempotency key reused with a different request");
+    cr_expect_str_eq(detail("reason"), "IDEMPOTENCY_KEY_REUSED");
+    cr_expect_str_eq(detail("meta:customer_id"), c_active);
+    cr_expect_str_eq(detail("field"), "", "a reason, not a field violation");
     cr_expect_eq(store_last_seq(oms->st), seq);
     cr_expect_eq(reserved("SKU-C"), 5);
     cr_expect_eq(reserved("SKU-A"), 1);
@@ -596,13 +685,27 @@ Test(order_flow, status_machine_and_versions)
     create_ok(c_active, ls, 1, id);
 
     cr_expect_eq(update(id, STORE_ORDER_SHIPPED, 0, NULL), RPC_FAILED_PRECONDITION);
+    char want[96];
+    snprintf(want, sizeof want, "order %s is PENDING; cannot become SHIPPED", id);
+    cr_expect_str_eq(msg, want, "said once");
+    cr_expect_str_eq(detail("reason"), "ILLEGAL_TRANSITION");
+    cr_expect_str_eq(detail("meta:order_id"), id);
+    cr_expect_str_eq(detail("meta:from"), "PENDING");
+    cr_expect_str_eq(detail("meta:to"), "SHIPPED");
     cr_expect_eq(update(id, STORE_ORDER_PENDING, 0, NULL), RPC_FAILED_PRECONDITION);
     cr_expect_eq(update("o-31337", STORE_ORDER_PENDING, 0, NULL), RPC_NOT_FOUND);
     cr_expect_eq(update(id, 0, 0, NULL), RPC_INVALID_ARGUMENT);
     cr_expect_eq(update(id, 17, 0, NULL), RPC_INVALID_ARGUMENT);
+    cr_expect_str_eq(detail("field"), "status: 17 is not an order status");
     cr_expect_eq(update("o-31337", STORE_ORDER_CONFIRMED, 0, NULL), RPC_NOT_FOUND);
     cr_expect_eq(update(id, STORE_ORDER_CONFIRMED, 5, NULL), RPC_ABORTED);
+    snprintf(want, sizeof want, "order %s is at version 1, not 5", id);
+    cr_expect_str_eq(msg, want, "said once");
+    cr_expect_str_eq(detail("reason"), "VERSION_MISMATCH");
+    cr_expect_str_eq(detail("meta:version"), "1");
+    cr_expect_str_eq(detail("meta:expected_version"), "5");
     cr_expect_eq(cancel(id, "", 7, NULL), RPC_ABORTED);
+    cr_expect_str_eq(detail("reason"), "VERSION_MISMATCH");
 
     Oms__V1__Order *o;
     cr_assert_eq(update(id, STORE_ORDER_CONFIRMED, 1, &o), RPC_OK, "%s", msg);
@@ -1044,13 +1147,13 @@ typedef struct fake_reserve_ctx {
 } fake_reserve_ctx;
 
 static void fake_on_reserved(void *arg, rpc_status code, const char *m, const store_line *lines,
-                             size_t n)
+                             size_t n, const orders_err *err)
 {
     fake_reserve_ctx *x = arg;
     if (code == RPC_OK && reserve_says != RPC_OK)
-        x->cb(x->arg, reserve_says, "reply lost", NULL, 0);
+        x->cb(x->arg, reserve_says, "reply lost", NULL, 0, NULL);
     else
-        x->cb(x->arg, code, m, lines, n);
+        x->cb(x->arg, code, m, lines, n, err);
     free(x);
 }
 
@@ -1079,11 +1182,16 @@ typedef struct flow_result {
     rpc_status code;
     char msg[160];
     char id[STORE_ID_MAX + 1];
+    orders_err err; /* the failure's details, if any */
 } flow_result;
 
-static void on_flow_done(void *arg, rpc_status code, const char *m, const store_order *order)
+static void on_flow_done(void *arg, rpc_status code, const char *m, const store_order *order,
+                         const orders_err *err)
 {
     flow_result *r = arg;
+    cr_expect(code != RPC_OK || err == NULL, "details with OK");
+    if (err)
+        r->err = *err;
     cr_expect_not(r->done, "reported once");
     r->done = true;
     r->code = code;

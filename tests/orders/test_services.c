@@ -638,9 +638,10 @@ static void on_port_customer(void *arg, rpc_status code, const char *m, const st
 }
 
 static void on_port_reserve(void *arg, rpc_status code, const char *m, const store_line *lines,
-                            size_t n)
+                            size_t n, const orders_err *err)
 {
     outcome *o = arg;
+    cr_expect(code != RPC_OK || !err, "details with OK");
     o->done = true;
     o->code = code;
     snprintf(o->msg, sizeof o->msg, "%s", m);

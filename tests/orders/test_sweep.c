@@ -64,18 +64,22 @@ typedef struct outcome {
     char id[STORE_ID_MAX + 1];
 } outcome;
 
-static void on_reserve(void *arg, rpc_status code, const char *m, const store_line *lines, size_t n)
+static void on_reserve(void *arg, rpc_status code, const char *m, const store_line *lines, size_t n,
+                       const orders_err *err)
 {
     (void)lines;
     (void)n;
+    (void)err;
     outcome *o = arg;
     o->done = true;
     o->code = code;
     snprintf(o->msg, sizeof o->msg, "%s", m);
 }
 
-static void on_created(void *arg, rpc_status code, const char *m, const store_order *order)
+static void on_created(void *arg, rpc_status code, const char *m, const store_order *order,
+                       const orders_err *err)
 {
+    (void)err;
     outcome *o = arg;
     o->done = true;
     o->code = code;

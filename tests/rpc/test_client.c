@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "google/rpc/error_details.pb-c.h"
+#include "google/rpc/status.pb-c.h"
 #include "grpc/testing/messages.pb-c.h"
 #include "grpc/testing/test.pb-c.h"
 #include "rpc/rpc_client.h"
@@ -32,6 +34,7 @@ typedef struct tsrv {
     int streams;           /* StreamingOutputCall requests seen */
     rpc_status fail_code;  /* scripted failure */
     int fail_first;        /* fail this many calls, then answer OK; -1: fail all */
+    bool fail_details;     /* scripted failures (and stream ends) carry rich details */
     uint64_t delay_ms;     /* answer unary calls after this long */
     const char *server_id; /* answered instead of name when set (bad bytes) */
     bool shut;             /* http2_server_shutdown called */
@@ -51,12 +54,42 @@ typedef struct stream_state {
     uint64_t interval_ms;
 } stream_state;
 
+/* Ends c with code and two details: ErrorInfo{reason TEST_REASON, domain
+ * test, metadata k=v} and BadRequest{field_violations: [f1, f2]}. */
+static void finish_with_details(rpc_call *c, rpc_status code)
+{
+    Google__Rpc__ErrorInfo__MetadataEntry kv = GOOGLE__RPC__ERROR_INFO__METADATA_ENTRY__INIT;
+    Google__Rpc__ErrorInfo__MetadataEntry *kvs[] = {&kv};
+    kv.key = "k";
+    kv.value = "v";
+    Google__Rpc__ErrorInfo info = GOOGLE__RPC__ERROR_INFO__INIT;
+    info.reason = "TEST_REASON";
+    info.domain = "test";
+    info.n_metadata = 1;
+    info.metadata = kvs;
+    Google__Rpc__BadRequest__FieldViolation f1 = GOOGLE__RPC__BAD_REQUEST__FIELD_VIOLATION__INIT;
+    Google__Rpc__BadRequest__FieldViolation f2 = GOOGLE__RPC__BAD_REQUEST__FIELD_VIOLATION__INIT;
+    Google__Rpc__BadRequest__FieldViolation *fv[] = {&f1, &f2};
+    f1.field = "f1";
+    f1.description = "first";
+    f2.field = "lines[1].quantity";
+    f2.description = "must be > 0";
+    Google__Rpc__BadRequest br = GOOGLE__RPC__BAD_REQUEST__INIT;
+    br.n_field_violations = 2;
+    br.field_violations = fv;
+    const ProtobufCMessage *d[] = {&info.base, &br.base};
+    rpc_call_finish_details(c, code, "scripted failure with details", d, 2);
+}
+
 static void unary_answer(rpc_call *c)
 {
     tsrv *s = rpc_call_service_data(c);
     unary_state *st = rpc_call_data(c);
     if (s->fail_first < 0 || st->n <= s->fail_first) {
-        rpc_call_finish(c, s->fail_code, "scripted failure");
+        if (s->fail_details)
+            finish_with_details(c, s->fail_code);
+        else
+            rpc_call_finish(c, s->fail_code, "scripted failure");
         return;
     }
     Grpc__Testing__SimpleResponse resp = GRPC__TESTING__SIMPLE_RESPONSE__INIT;
@@ -97,7 +130,11 @@ static void stream_next(rpc_call *c)
 {
     stream_state *st = rpc_call_data(c);
     if (st->left == 0) {
-        rpc_call_finish(c, RPC_OK, NULL);
+        tsrv *s = rpc_call_service_data(c);
+        if (s->fail_details)
+            finish_with_details(c, RPC_ABORTED); /* trailers after messages */
+        else
+            rpc_call_finish(c, RPC_OK, NULL);
         return;
     }
     Grpc__Testing__Payload p = GRPC__TESTING__PAYLOAD__INIT;
@@ -334,6 +371,9 @@ struct ccall {
     uint64_t start_ms, end_ms;
     void (*then)(ccall *cc); /* runs from on_status */
     void (*on_msg)(ccall *cc);
+    uint8_t details[512]; /* rpc_client_call_status_details(), copied */
+    size_t details_len;
+    bool has_details;
 };
 
 static void cc_on_message(rpc_client_call *c, const ProtobufCMessage *m)
@@ -356,6 +396,13 @@ static void cc_on_status(rpc_client_call *c, rpc_status code, const char *messag
     cc->code = code;
     snprintf(cc->msg, sizeof cc->msg, "%s", message);
     cc->attempts = rpc_client_call_attempts(c);
+    size_t dl;
+    const uint8_t *d = rpc_client_call_status_details(c, &dl);
+    cc->has_details = d != NULL;
+    cr_assert_leq(dl, sizeof cc->details);
+    if (d)
+        memcpy(cc->details, d, dl);
+    cc->details_len = dl;
     cc->end_ms = uv_now(&loop);
     cc->done = true;
     if (cc->then)
@@ -962,5 +1009,157 @@ Test(rpc_client, refused_after_goaway_retried_transparently)
     }
     cr_expect_eq(ok, 10, "calls lost to the GOAWAY race: %s", failures);
     cr_expect_eq(srv[race.carrier].calls, 1, "the draining server saw no new call");
+    teardown_all();
+}
+
+/* --- rich error details (grpc-status-details-bin) ---------------------------- */
+
+/* Checks that bytes hold the Status finish_with_details() sends. */
+static void check_details(const uint8_t *p, size_t len, rpc_status code)
+{
+    Google__Rpc__Status *st = google__rpc__status__unpack(NULL, len, p);
+    cr_assert_not_null(st, "details decode as google.rpc.Status");
+    cr_expect_eq(st->code, (int32_t)code);
+    cr_expect_str_eq(st->message, "scripted failure with details");
+    cr_assert_eq(st->n_details, 2);
+    cr_expect_str_eq(st->details[0]->type_url, "type.googleapis.com/google.rpc.ErrorInfo");
+    cr_expect_str_eq(st->details[1]->type_url, "type.googleapis.com/google.rpc.BadRequest");
+    Google__Rpc__ErrorInfo *info = google__rpc__error_info__unpack(NULL, st->details[0]->value.len,
+                                                                   st->details[0]->value.data);
+    cr_assert_not_null(info);
+    cr_expect_str_eq(info->reason, "TEST_REASON");
+    cr_expect_str_eq(info->domain, "test");
+    cr_assert_eq(info->n_metadata, 1);
+    cr_expect_str_eq(info->metadata[0]->key, "k");
+    cr_expect_str_eq(info->metadata[0]->value, "v");
+    Google__Rpc__BadRequest *br = google__rpc__bad_request__unpack(NULL, st->details[1]->value.len,
+                                                                   st->details[1]->value.data);
+    cr_assert_not_null(br);
+    cr_assert_eq(br->n_field_violations, 2);
+    cr_expect_str_eq(br->field_violations[1]->field, "lines[1].quantity");
+    cr_expect_str_eq(br->field_violations[1]->description, "must be > 0");
+    google__rpc__bad_request__free_unpacked(br, NULL);
+    google__rpc__error_info__free_unpacked(info, NULL);
+    google__rpc__status__free_unpacked(st, NULL);
+}
+
+Test(rpc_client, status_details_in_trailers_only)
+{
+    setup_servers(1);
+    srv[0].fail_code = RPC_INVALID_ARGUMENT;
+    srv[0].fail_first = -1;
+    srv[0].fail_details = true;
+    chan = channel_to(1, 1);
+    ccall cc;
+    unary_sync(&cc, 5000);
+    cr_expect_eq(cc.code, RPC_INVALID_ARGUMENT, "status %d: %s", cc.code, cc.msg);
+    cr_expect_str_eq(cc.msg, "scripted failure with details");
+    cr_assert(cc.has_details);
+    check_details(cc.details, cc.details_len, RPC_INVALID_ARGUMENT);
+    teardown_all();
+}
+
+Test(rpc_client, status_details_in_trailers_after_messages)
+{
+    setup_servers(1);
+    srv[0].fail_details = true;
+    chan = channel_to(1, 1);
+    ccall cc;
+    memset(&cc, 0, sizeof cc);
+    rpc_client_call *c =
+        rpc_channel_call(chan, STREAM, &grpc__testing__streaming_output_call_response__descriptor,
+                         &stream_client, &cc, NULL);
+    cr_assert_not_null(c);
+    Grpc__Testing__ResponseParameters rp = GRPC__TESTING__RESPONSE_PARAMETERS__INIT;
+    Grpc__Testing__ResponseParameters *rps[] = {&rp, &rp};
+    rp.size = 4;
+    Grpc__Testing__StreamingOutputCallRequest req =
+        GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
+    req.n_response_parameters = 2;
+    req.response_parameters = rps;
+    rpc_client_call_send(c, &req.base);
+    rpc_client_call_close_send(c);
+    run_until(&cc.done);
+    cr_expect_eq(cc.nmsgs, 2);
+    cr_expect_eq(cc.code, RPC_ABORTED, "status %d: %s", cc.code, cc.msg);
+    cr_assert(cc.has_details);
+    check_details(cc.details, cc.details_len, RPC_ABORTED);
+    teardown_all();
+}
+
+Test(rpc_client, no_status_details_without_them)
+{
+    setup_servers(1);
+    srv[0].fail_code = RPC_INVALID_ARGUMENT;
+    srv[0].fail_first = -1;
+    chan = channel_to(1, 1);
+    ccall cc;
+    unary_sync(&cc, 5000);
+    cr_expect_eq(cc.code, RPC_INVALID_ARGUMENT);
+    cr_expect_not(cc.has_details);
+    cr_expect_eq(cc.details_len, 0);
+    teardown_all();
+}
+
+/* A local status (here the deadline) never carries the server's details. */
+Test(rpc_client, local_status_has_no_details)
+{
+    setup_servers(1);
+    srv[0].delay_ms = 2000;
+    srv[0].fail_details = true;
+    chan = channel_to(1, 1);
+    ccall cc;
+    unary_sync(&cc, 50);
+    cr_expect_eq(cc.code, RPC_DEADLINE_EXCEEDED);
+    cr_expect_not(cc.has_details);
+    teardown_all();
+}
+
+Test(rpc_client, blocking_unary_copies_status_details)
+{
+    setup_servers(1);
+    srv[0].fail_code = RPC_FAILED_PRECONDITION;
+    srv[0].fail_first = 1;
+    srv[0].fail_details = true;
+    chan = channel_to(1, 1);
+    Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    uint8_t *det = (uint8_t *)"junk";
+    size_t dl = 99;
+    rpc_call_opts o = {.timeout_ms = 5000, .details = &det, .details_len = &dl};
+    char msg[128];
+    rpc_status code =
+        rpc_blocking_unary(chan, UNARY, &req.base, &grpc__testing__simple_response__descriptor,
+                           &resp, &o, msg, sizeof msg);
+    cr_expect_eq(code, RPC_FAILED_PRECONDITION, "%d: %s", code, msg);
+    cr_assert_null(resp);
+    cr_assert_not_null(det);
+    check_details(det, dl, RPC_FAILED_PRECONDITION);
+    free(det);
+    /* the second call succeeds: no details, *details reset */
+    det = (uint8_t *)"junk";
+    code = rpc_blocking_unary(chan, UNARY, &req.base, &grpc__testing__simple_response__descriptor,
+                              &resp, &o, msg, sizeof msg);
+    cr_expect_eq(code, RPC_OK, "%d: %s", code, msg);
+    cr_expect_null(det);
+    cr_expect_eq(dl, 0);
+    protobuf_c_message_free_unpacked(resp, NULL);
+    teardown_all();
+}
+
+/* Retries: the details are the last attempt's, delivered with its status. */
+Test(rpc_client, status_details_after_retries)
+{
+    setup_servers(1);
+    srv[0].fail_code = RPC_UNAVAILABLE;
+    srv[0].fail_first = -1;
+    srv[0].fail_details = true;
+    chan = channel_to(1, 3);
+    ccall cc;
+    unary_sync(&cc, 5000);
+    cr_expect_eq(cc.code, RPC_UNAVAILABLE, "status %d: %s", cc.code, cc.msg);
+    cr_expect_eq(cc.attempts, 3);
+    cr_assert(cc.has_details);
+    check_details(cc.details, cc.details_len, RPC_UNAVAILABLE);
     teardown_all();
 }
