@@ -277,11 +277,19 @@ int http2__conn_recv(http2_conn *c, const uint8_t *p, size_t n)
 {
     if (c->close_after_write)
         return 0; /* a fatal error already ended the session */
+    if (!c->ep->client)
+        http2__check_scan(c, p, n);
     ssize_t rv = nghttp2_session_mem_recv(c->session, p, n);
+    if (rv >= 0 && !c->ep->client)
+        http2__check_after_recv(c);
     if (rv < 0) {
         uint32_t code = HTTP2_PROTOCOL_ERROR;
         if (rv == NGHTTP2_ERR_FLOODED)
             code = HTTP2_ENHANCE_YOUR_CALM;
+#ifdef OMS_HAVE_NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+        else if (rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
+            code = HTTP2_ENHANCE_YOUR_CALM; /* CONTINUATION flood */
+#endif
         else if (rv == NGHTTP2_ERR_CALLBACK_FAILURE || rv == NGHTTP2_ERR_NOMEM)
             code = HTTP2_INTERNAL_ERROR;
         OMS_INFO("conn %s: %s; sending GOAWAY", c->peer, nghttp2_strerror((int)rv));

@@ -10,6 +10,9 @@
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
+/* Stream ids of the last streams the peer ended, for STREAM_CLOSED checks. */
+#define HTTP2_CLOSED_RING 16
+
 /* Output is gathered up to this many bytes per uv_write. */
 #define HTTP2_WRITE_CHUNK (256 * 1024)
 
@@ -124,8 +127,19 @@ struct http2_conn {
     unsigned connected : 1;         /* client: the session is up, on_connected fired */
     unsigned goaway_recv : 1;       /* the peer sent GOAWAY */
     unsigned greeted : 1;           /* server: the client's first frame arrived */
-    double rst_tokens;              /* mirror of nghttp2's stream reset limiter */
-    uint64_t rst_stamp;             /* its last refill, in seconds */
+    unsigned check_failed : 1;      /* check.c ended the session */
+    unsigned linger_ping_out : 1;   /* check.c's PING is in flight */
+    unsigned linger_again : 1;      /* another one is needed after it */
+    uint8_t bad_frame;              /* what the scan met (check.c's BAD_*), 0: nothing */
+    int32_t bad_sid;
+    uint32_t linger_sent, linger_acked; /* check.c's PINGs */
+    uint32_t scan_skip;                 /* payload bytes the frame scan skips */
+    uint8_t scan_buf[14];               /* frame header (+ PRIORITY payload) */
+    uint8_t scan_len;
+    uint8_t closed_pos;
+    int32_t closed_ids[HTTP2_CLOSED_RING]; /* streams the peer ended (ring) */
+    double rst_tokens;                     /* mirror of nghttp2's stream reset limiter */
+    uint64_t rst_stamp;                    /* its last refill, in seconds */
     char peer[80];
 };
 
@@ -152,7 +166,14 @@ struct http2_stream {
     unsigned want_write : 1;  /* a write returned HTTP2_AGAIN */
     unsigned on_writable : 1; /* queued on conn->writable */
     unsigned closed : 1;
-    unsigned too_large : 1; /* header block over max_header_list */
+    unsigned too_large : 1;    /* header block over max_header_list */
+    unsigned remote_ended : 1; /* the peer's END_STREAM arrived (and passed nghttp2's checks) */
+    unsigned linger : 1;       /* response complete, request open: check.c resets it later */
+    unsigned has_clen : 1;     /* the request carries content-length */
+    unsigned held : 1;         /* response headers wait for the request's end (stream.c) */
+    uint32_t linger_need;      /* linger PINGs acked after which it is reset */
+    nghttp2_nv *held_nv;       /* those headers (one block with their strings) */
+    size_t nheld;
 };
 
 /* conn.c */
@@ -171,6 +192,17 @@ void http2__conn_close(http2_conn *c);
 
 int http2__session_callbacks_new(nghttp2_session_callbacks **out);
 nghttp2_option *http2__session_option_new(bool client);
+
+/* check.c: checks nghttp2 skips without the RFC 7540 priority tree, and the
+ * linger of streams answered before their request ended. */
+/* Scans bytes about to be fed to nghttp2 (server side). */
+void http2__check_scan(http2_conn *c, const uint8_t *p, size_t n);
+/* After nghttp2 took them: acts on what the scan found. */
+void http2__check_after_recv(http2_conn *c);
+/* Our END_STREAM went out while the request is open. */
+void http2__check_linger(http2_conn *c, http2_stream *s);
+/* A PING ACK arrived; true if it was check.c's. */
+bool http2__check_ping_ack(http2_conn *c, const uint8_t *opaque);
 
 /* tls.c */
 SSL_CTX *http2__tls_ctx_new(const char *cert, const char *key, char *err, size_t errlen);
@@ -195,6 +227,8 @@ http2_stream *http2__stream_new(http2_conn *c, int32_t id, const http2_stream_ha
 void http2__stream_free(http2_stream *s);
 ssize_t http2__stream_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
                            uint32_t *data_flags, nghttp2_data_source *source, void *user_data);
+/* Gathers one header field: 0, -1 out of memory, or 1 when the list is so
+ * far over max_header_list that the stream must be reset at once. */
 int http2__stream_add_header(http2_stream *s, const uint8_t *name, size_t namelen,
                              const uint8_t *value, size_t valuelen);
 /* Hands the gathered header block to on_open (the request on a server, the
@@ -202,5 +236,7 @@ int http2__stream_add_header(http2_stream *s, const uint8_t *name, size_t namele
 void http2__stream_open(http2_stream *s);
 /* Client: hands a trailer block to on_trailers. */
 void http2__stream_trailers(http2_stream *s);
+/* The peer's END_STREAM passed nghttp2's checks: a held response goes out. */
+void http2__stream_remote_end(http2_stream *s);
 
 #endif
