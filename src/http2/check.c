@@ -161,10 +161,18 @@ void http2__check_linger(http2_conn *c, http2_stream *s)
     if (!c->linger_ping_out) {
         send_linger_ping(c);
         s->linger_need = c->linger_sent;
+    } else if (!c->linger_ping_wire) { /* queued: it leaves after this response */
+        s->linger_need = c->linger_sent;
     } else { /* the PING in flight left before this response: wait for the next */
         c->linger_again = 1;
         s->linger_need = c->linger_sent + 1;
     }
+}
+
+void http2__check_ping_sent(http2_conn *c, const uint8_t *opaque)
+{
+    if (c->linger_ping_out && memcmp(opaque, linger_opaque, 8) == 0)
+        c->linger_ping_wire = 1;
 }
 
 /* A PING ACK: reset the lingering streams the round trip covers. Returns
@@ -175,6 +183,7 @@ bool http2__check_ping_ack(http2_conn *c, const uint8_t *opaque)
         return false;
     c->linger_acked++;
     c->linger_ping_out = 0;
+    c->linger_ping_wire = 0;
     for (http2_stream *s = c->streams; s; s = s->next)
         if (s->linger && !s->closed && (int32_t)(c->linger_acked - s->linger_need) >= 0)
             nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);

@@ -129,6 +129,7 @@ struct http2_conn {
     unsigned greeted : 1;           /* server: the client's first frame arrived */
     unsigned check_failed : 1;      /* check.c ended the session */
     unsigned linger_ping_out : 1;   /* check.c's PING is in flight */
+    unsigned linger_ping_wire : 1;  /* ... and nghttp2 has sent it */
     unsigned linger_again : 1;      /* another one is needed after it */
     uint8_t bad_frame;              /* what the scan met (check.c's BAD_*), 0: nothing */
     int32_t bad_sid;
@@ -201,6 +202,8 @@ void http2__check_scan(http2_conn *c, const uint8_t *p, size_t n);
 void http2__check_after_recv(http2_conn *c);
 /* Our END_STREAM went out while the request is open. */
 void http2__check_linger(http2_conn *c, http2_stream *s);
+/* nghttp2 sent a PING (not an ACK). */
+void http2__check_ping_sent(http2_conn *c, const uint8_t *opaque);
 /* A PING ACK arrived; true if it was check.c's. */
 bool http2__check_ping_ack(http2_conn *c, const uint8_t *opaque);
 

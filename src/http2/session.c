@@ -194,6 +194,8 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
 {
     http2_conn *c = user_data;
     http2_stream *s;
+    if (frame->hd.type == NGHTTP2_PING && !(frame->hd.flags & NGHTTP2_FLAG_ACK))
+        http2__check_ping_sent(c, frame->ping.opaque_data);
     if (!c->ep->client && (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
         (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && frame->hd.stream_id > 0 &&
         nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id) == 0) {
