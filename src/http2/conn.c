@@ -256,19 +256,49 @@ static void fatal_goaway(http2_conn *c, uint32_t code)
     http2__conn_mark_dirty(c);
 }
 
-void http2__conn_drain(http2_conn *c)
+/* The GOAWAY that ends a drain: streams up to the last one we processed are
+ * served, later ones were never started (the client may retry them). */
+static void final_goaway(http2_conn *c)
 {
-    if (c->closing || c->goaway_sent)
-        return;
-    if (!c->session) { /* still in the TLS handshake: nothing to drain */
-        http2__conn_close(c);
-        return;
-    }
     nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
                           nghttp2_session_get_last_proc_stream_id(c->session), NGHTTP2_NO_ERROR,
                           NULL, 0);
     c->goaway_sent = 1;
     http2__conn_mark_dirty(c);
+}
+
+static const uint8_t drain_opaque[8] = {'o', 'm', 's', '-', 'd', 'r', 'a', 'i'};
+
+/* A server drains in two steps, as h2o and grpc-go do: first a GOAWAY with
+ * the largest stream id (nghttp2_submit_shutdown_notice) and a PING, so the
+ * client stops opening streams while those already on their way to us are
+ * still served; then, when the PING comes back (every stream the client
+ * opened before it saw the notice has arrived), the GOAWAY with the real last
+ * stream id. A client that never answers the PING is closed by the grace
+ * period. */
+void http2__conn_drain(http2_conn *c)
+{
+    if (c->closing || c->goaway_sent || c->drain_notice)
+        return;
+    if (!c->session) { /* still in the TLS handshake: nothing to drain */
+        http2__conn_close(c);
+        return;
+    }
+    if (c->ep->client || nghttp2_submit_shutdown_notice(c->session) != 0 ||
+        nghttp2_submit_ping(c->session, NGHTTP2_FLAG_NONE, drain_opaque) != 0) {
+        final_goaway(c);
+        return;
+    }
+    c->drain_notice = 1;
+    http2__conn_mark_dirty(c);
+}
+
+bool http2__conn_drain_ack(http2_conn *c, const uint8_t *opaque)
+{
+    if (!c->drain_notice || c->goaway_sent || memcmp(opaque, drain_opaque, 8) != 0)
+        return false;
+    final_goaway(c);
+    return true;
 }
 
 /* --- input ---------------------------------------------------------------- */

@@ -122,6 +122,7 @@ struct http2_conn {
     unsigned handshake_done : 1;
     unsigned closing : 1;           /* uv_close issued */
     unsigned goaway_sent : 1;       /* a terminating GOAWAY is queued */
+    unsigned drain_notice : 1;      /* GOAWAY(2^31-1) sent, the real one awaits a PING ACK */
     unsigned close_after_write : 1; /* fatal error: close once output is out */
     unsigned refusing : 1;          /* reset flood: new streams never reach the handler */
     unsigned connected : 1;         /* client: the session is up, on_connected fired */
@@ -188,7 +189,11 @@ void http2__conn_set_peer(http2_conn *c, const struct sockaddr *sa);
 void http2__conn_on_read(uv_stream_t *tcp, ssize_t nread, const uv_buf_t *buf);
 void http2__conn_mark_dirty(http2_conn *c);
 void http2__conn_flush(http2_conn *c);
+/* Starts a graceful drain (server: GOAWAY 2^31-1 and a PING, then the real
+ * GOAWAY on its ACK; client: the real GOAWAY at once). */
 void http2__conn_drain(http2_conn *c);
+/* A PING ACK arrived: true if it was the drain's (the real GOAWAY is queued). */
+bool http2__conn_drain_ack(http2_conn *c, const uint8_t *opaque);
 void http2__conn_close(http2_conn *c);
 
 int http2__session_callbacks_new(nghttp2_session_callbacks **out);

@@ -132,7 +132,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         break;
     case NGHTTP2_PING:
         if ((frame->hd.flags & NGHTTP2_FLAG_ACK) &&
-            !http2__check_ping_ack(c, frame->ping.opaque_data))
+            !http2__check_ping_ack(c, frame->ping.opaque_data) &&
+            !http2__conn_drain_ack(c, frame->ping.opaque_data))
             c->last_ping = 0; /* keepalive answered */
         break;
     case NGHTTP2_RST_STREAM:

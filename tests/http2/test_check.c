@@ -28,34 +28,6 @@ static void expect_alive(h2t *t, h2c *c, uint64_t opaque)
     cr_expect(!raw_goaway(c, NULL, NULL), "unexpected GOAWAY");
 }
 
-/* Answers every server PING (not an ACK) seen so far and not yet answered. */
-static int ack_pings(h2c *c, int *answered)
-{
-    h2_frame f;
-    int n = 0;
-    size_t off = 0;
-    while (raw_next(c, &off, &f) == 0) {
-        if (f.type != FT_PING || (f.flags & FL_ACK))
-            continue;
-        if (n++ < *answered)
-            continue;
-        raw_frame(c, FT_PING, FL_ACK, 0, f.p, f.len);
-        (*answered)++;
-    }
-    return n;
-}
-
-/* PING frames the server sent (not ACKs). */
-static int server_pings(const h2c *c)
-{
-    h2_frame f;
-    int n = 0;
-    size_t off = 0;
-    while (raw_next(c, &off, &f) == 0)
-        n += f.type == FT_PING && !(f.flags & FL_ACK);
-    return n;
-}
-
 /* HEADERS that ended our response on stream sid (END_STREAM), if any. */
 static int response_ended(const h2c *c, int32_t sid)
 {
@@ -250,7 +222,7 @@ Test(http2_check, lingering_stream_still_checks_the_request)
     h2c c;
     start(&t, &c, H2T_TRAILERS_ONLY);
     raw_headers(&c, 1, 0);
-    PUMP_UNTIL(&t, &c, response_ended(&c, 1) && server_pings(&c) > 0, 2000);
+    PUMP_UNTIL(&t, &c, response_ended(&c, 1) && raw_server_pings(&c) > 0, 2000);
     cr_assert(response_ended(&c, 1));
     cr_expect(!raw_has_rst(&c, 1, NULL), "RST_STREAM before the PING round trip");
     static const uint8_t trailer[] = {0x00, 0x01, 'x', 0x01, 'y'};
@@ -277,10 +249,10 @@ Test(http2_check, linger_ends_with_rst_no_error_after_ping_ack)
     int answered = 0;
     /* The PING ACK from raw_handshake's sync does not count: the server's
      * PING is one without ACK. */
-    PUMP_UNTIL(&t, &c, ack_pings(&c, &answered) > 0, 2000);
+    PUMP_UNTIL(&t, &c, raw_ack_pings(&c, &answered) > 0, 2000);
     cr_assert_gt(answered, 0, "no PING from the server");
     PUMP_UNTIL(&t, &c,
-               (ack_pings(&c, &answered), raw_has_rst(&c, 1, NULL) && raw_has_rst(&c, 3, NULL)),
+               (raw_ack_pings(&c, &answered), raw_has_rst(&c, 1, NULL) && raw_has_rst(&c, 3, NULL)),
                2000);
     uint32_t code = 1;
     cr_assert(raw_has_rst(&c, 1, &code));
