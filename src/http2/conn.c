@@ -8,6 +8,7 @@
  * has output, the connection stops reading, so a peer that does not read
  * cannot make us buffer without bound.
  */
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -101,19 +102,6 @@ void http2__conn_set_peer(http2_conn *c, const struct sockaddr *sa)
     format_addr(&ss, c->peer, sizeof c->peer);
 }
 
-/* A connection that has not finished its TLS handshake and sent its first
- * HTTP/2 frame in time only holds a descriptor: close it. */
-static void on_handshake_timeout(uv_timer_t *t)
-{
-    http2_conn *c = t->data;
-    if (c->greeted || c->closing)
-        return;
-    OMS_INFO("conn %s: no %s within %llu ms; closing", c->peer,
-             c->handshake_done || !c->ssl ? "HTTP/2 preface" : "TLS handshake",
-             (unsigned long long)c->ep->handshake_timeout_ms);
-    http2__conn_fail(c, "handshake timeout");
-}
-
 int http2__conn_accept(http2_server *srv)
 {
     http2_conn *c = http2__conn_new(&srv->ep);
@@ -124,7 +112,15 @@ int http2__conn_accept(http2_server *srv)
         http2__conn_close(c);
         return rv;
     }
+    if (!http2__limit_take(srv->ep.limit)) { /* over the cap: closed at once */
+        http2__limit_refused(srv);
+        http2__conn_fail(c, "over the connection limit");
+        return 0;
+    }
+    c->counted = srv->ep.limit != NULL;
     uv_tcp_nodelay(&c->tcp, 1);
+    if (srv->cfg.tcp_keepalive_s)
+        uv_tcp_keepalive(&c->tcp, 1, srv->cfg.tcp_keepalive_s);
     struct sockaddr_storage ss;
     int len = sizeof ss;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
@@ -140,12 +136,7 @@ int http2__conn_accept(http2_server *srv)
         http2__conn_close(c);
         return rv;
     }
-    if (srv->ep.handshake_timeout_ms) {
-        uv_timer_init(srv->ep.loop, &c->timer);
-        c->timer.data = c;
-        c->handles++;
-        uv_timer_start(&c->timer, on_handshake_timeout, srv->ep.handshake_timeout_ms, 0);
-    }
+    http2__policy_start(c);
     OMS_DEBUG("conn %s: accepted (%s)", c->peer, srv->ep.ssl_ctx ? "tls" : "h2c");
     return 0;
 }
@@ -182,6 +173,12 @@ static void on_closed(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     ep->nconns--;
+    if (c->counted)
+        http2__limit_give(ep->limit);
+    /* A connection that queued much for a slow peer leaves freed chunks
+     * that glibc keeps: give them back to the system. */
+    if (c->queued_peak >= HTTP2_TRIM_AFTER)
+        malloc_trim(0);
     OMS_DEBUG("conn %s: closed", c->peer);
     free(c);
     if (ep->conn_gone)
@@ -212,7 +209,7 @@ void http2__conn_close(http2_conn *c)
             *pp = c->dirty_next;
         c->dirty = 0;
     }
-    if (c->timer.loop) { /* initialized: a client keepalive timer */
+    if (c->timer.loop) { /* initialized: client keepalive, server policy */
         c->timer.data = c;
         uv_close((uv_handle_t *)&c->timer, on_closed);
     }
@@ -274,8 +271,9 @@ static const uint8_t drain_opaque[8] = {'o', 'm', 's', '-', 'd', 'r', 'a', 'i'};
  * client stops opening streams while those already on their way to us are
  * still served; then, when the PING comes back (every stream the client
  * opened before it saw the notice has arrived), the GOAWAY with the real last
- * stream id. A client that never answers the PING is closed by the grace
- * period. */
+ * stream id. Some clients stop answering after any GOAWAY (python-h2): after
+ * HTTP2_DRAIN_ACK_WAIT_MS the real GOAWAY goes anyway (policy.c's timer, as
+ * h2o's one-second resend). */
 void http2__conn_drain(http2_conn *c)
 {
     if (c->closing || c->goaway_sent || c->drain_notice)
@@ -290,7 +288,15 @@ void http2__conn_drain(http2_conn *c)
         return;
     }
     c->drain_notice = 1;
+    c->drain_at = uv_now(c->ep->loop);
+    http2__policy_arm(c);
     http2__conn_mark_dirty(c);
+}
+
+void http2__conn_drain_finish(http2_conn *c)
+{
+    if (c->drain_notice && !c->goaway_sent && !c->closing)
+        final_goaway(c);
 }
 
 bool http2__conn_drain_ack(http2_conn *c, const uint8_t *opaque)
@@ -342,6 +348,7 @@ void http2__conn_on_read(uv_stream_t *tcp, ssize_t nread, const uv_buf_t *buf)
                          nread == UV_EOF ? "connection closed by peer" : uv_strerror((int)nread));
         return;
     }
+    c->last_read = uv_now(c->ep->loop);
     int rv = c->ssl ? http2__tls_feed(c, (const uint8_t *)buf->base, (size_t)nread)
                     : http2__conn_recv(c, (const uint8_t *)buf->base, (size_t)nread);
     if (rv != 0) {
@@ -397,6 +404,10 @@ static void on_written(uv_write_t *req, int status)
  * again. Runs outside nghttp2 calls, so handlers may submit freely. */
 static void notify_writable(http2_conn *c)
 {
+    if (c->wake_all)
+        http2__stream_wake_all(c);
+    if (c->pend_head)
+        http2__stream_open_pending(c);
     while (c->writable) {
         http2_stream *s = c->writable;
         c->writable = s->writable_next;

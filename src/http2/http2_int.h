@@ -16,6 +16,10 @@
 /* Output is gathered up to this many bytes per uv_write. */
 #define HTTP2_WRITE_CHUNK (256 * 1024)
 
+/* A closing connection that once queued this much for its peer trims the
+ * heap (malloc_trim), so the memory of an attack goes back. */
+#define HTTP2_TRIM_AFTER (8u << 20)
+
 /* A growable byte buffer with a read offset. */
 typedef struct http2_bytes {
     uint8_t *data;
@@ -50,9 +54,14 @@ typedef struct http2_ep {
     uint32_t conn_window;
     uint32_t max_header_list;
     size_t stream_send_buffer;
-    uint64_t keepalive_ms; /* client PINGs; 0 = off */
+    uint64_t keepalive_ms; /* PING after this long without a read; 0 = off */
     uint64_t keepalive_timeout_ms;
-    uint64_t handshake_timeout_ms;       /* server: TLS handshake + preface */
+    uint64_t handshake_timeout_ms; /* server: TLS handshake + preface */
+    uint64_t idle_timeout_ms;      /* server: GOAWAY after this long without a stream */
+    uint64_t max_age_ms;           /* server: GOAWAY this long after accept */
+    uint64_t age_grace_ms;         /* server: then close this much later; 0 = never */
+    http2_conn_limit *limit;       /* server: the process's connection cap, or NULL */
+    size_t conn_budget;            /* server: response bytes a connection may queue; 0 = no limit */
     const http2_stream_handler *handler; /* server: for every request stream */
     void *handler_data;
     void (*conn_gone)(struct http2_ep *ep); /* a connection was freed */
@@ -79,7 +88,9 @@ struct http2_server {
     int accept_state;        /* LISTEN_* in server.c */
     int listening;
     int draining;
-    int open_handles; /* listener, flusher, grace and accept timers not yet closed */
+    int open_handles;        /* listener, flusher, grace and accept timers not yet closed */
+    uint64_t refused;        /* connections over the cap since the last log line */
+    uint64_t refused_logged; /* loop time of that line */
     void (*done_cb)(http2_server *, void *);
     void *done_arg;
     int port;
@@ -96,15 +107,20 @@ struct http2_client {
 struct http2_conn {
     http2_ep *ep;
     uv_tcp_t tcp;
-    uv_timer_t timer;                  /* client keepalive; server handshake timeout */
+    uv_timer_t timer;                  /* client keepalive; server policy (policy.c) */
     uv_connect_t creq;                 /* client connect */
     int handles;                       /* libuv handles not yet closed */
     const http2_conn_handler *handler; /* client connections */
     void *data;
-    char *server_name;  /* client: SNI and hostname check */
-    uint64_t last_ping; /* loop time the unanswered keepalive PING went out, or 0 */
-    uint64_t ping_sent; /* loop time the last keepalive PING went out */
-    char reason[200];   /* why the connection closed */
+    char *server_name;   /* client: SNI and hostname check */
+    uint64_t last_ping;  /* loop time the unanswered keepalive PING went out, or 0 */
+    uint64_t ping_sent;  /* loop time the last keepalive PING went out */
+    uint64_t born;       /* server: loop time of accept */
+    uint64_t last_read;  /* server: loop time of the last bytes from the peer */
+    uint64_t idle_since; /* server: loop time the last stream closed */
+    uint64_t goaway_at;  /* server: loop time of the max-age GOAWAY */
+    uint64_t drain_at;   /* server: loop time of the drain notice */
+    char reason[200];    /* why the connection closed */
     nghttp2_session *session;
     SSL *ssl; /* NULL for h2c */
     BIO *rbio, *wbio;
@@ -116,6 +132,11 @@ struct http2_conn {
     http2_stream *streams;  /* open streams (doubly linked) */
     http2_stream *writable; /* streams waiting for on_writable (singly linked) */
     size_t nstreams;
+    size_t queued;           /* response bytes queued in the streams' outq */
+    size_t queued_peak;      /* the most queued at once */
+    http2_stream *pend_head; /* streams whose on_open waits for the budget (FIFO) */
+    http2_stream *pend_tail;
+    unsigned wake_all : 1; /* queued fell below the budget's low-water mark */
     unsigned dirty : 1;
     unsigned writing : 1;
     unsigned read_paused : 1;
@@ -128,6 +149,8 @@ struct http2_conn {
     unsigned connected : 1;         /* client: the session is up, on_connected fired */
     unsigned goaway_recv : 1;       /* the peer sent GOAWAY */
     unsigned greeted : 1;           /* server: the client's first frame arrived */
+    unsigned age_goaway : 1;        /* server: max connection age reached, GOAWAY sent */
+    unsigned counted : 1;           /* server: holds one of the connection cap's places */
     unsigned check_failed : 1;      /* check.c ended the session */
     unsigned linger_ping_out : 1;   /* check.c's PING is in flight */
     unsigned linger_ping_wire : 1;  /* ... and nghttp2 has sent it */
@@ -161,6 +184,8 @@ struct http2_stream {
     size_t hlist;              /* header list size as RFC 9113 section 6.5.2 counts it */
     http2_stream *prev, *next; /* conn->streams */
     http2_stream *writable_next;
+    http2_stream *pend_next;  /* conn->pend_head list */
+    http2_bytes inq;          /* request DATA held while on_open waits for the budget */
     unsigned opened : 1;      /* on_open delivered */
     unsigned responded : 1;   /* response HEADERS submitted */
     unsigned ended : 1;       /* http2_stream_end() called */
@@ -176,6 +201,8 @@ struct http2_stream {
     uint32_t linger_need;      /* linger PINGs acked after which it is reset */
     nghttp2_nv *held_nv;       /* those headers (one block with their strings) */
     size_t nheld;
+    unsigned pending : 1;  /* on conn->pend_head: on_open waits for the budget */
+    unsigned end_held : 1; /* the request ended while pending */
 };
 
 /* conn.c */
@@ -194,6 +221,9 @@ void http2__conn_flush(http2_conn *c);
 void http2__conn_drain(http2_conn *c);
 /* A PING ACK arrived: true if it was the drain's (the real GOAWAY is queued). */
 bool http2__conn_drain_ack(http2_conn *c, const uint8_t *opaque);
+/* The drain's PING went unanswered: the real GOAWAY now. */
+void http2__conn_drain_finish(http2_conn *c);
+#define HTTP2_DRAIN_ACK_WAIT_MS 1000
 void http2__conn_close(http2_conn *c);
 
 int http2__session_callbacks_new(nghttp2_session_callbacks **out);
@@ -211,6 +241,16 @@ void http2__check_linger(http2_conn *c, http2_stream *s);
 void http2__check_ping_sent(http2_conn *c, const uint8_t *opaque);
 /* A PING ACK arrived; true if it was check.c's. */
 bool http2__check_ping_ack(http2_conn *c, const uint8_t *opaque);
+/* policy.c: server connection timers and the connection cap */
+/* At accept: timestamps, and the timer if any policy is on. */
+void http2__policy_start(http2_conn *c);
+/* Re-arms the timer for the earliest deadline (after the greeting). */
+void http2__policy_arm(http2_conn *c);
+/* Takes a place under the cap (true), or none is left (false). NULL: no cap. */
+bool http2__limit_take(http2_conn_limit *l);
+void http2__limit_give(http2_conn_limit *l);
+/* Counts a refusal; logs at most once a second. */
+void http2__limit_refused(http2_server *srv);
 
 /* tls.c */
 SSL_CTX *http2__tls_ctx_new(const char *cert, const char *key, char *err, size_t errlen);
@@ -231,6 +271,16 @@ int http2__conn_recv(http2_conn *c, const uint8_t *p, size_t n);
 int http2__conn_start_session(http2_conn *c);
 
 /* stream.c */
+/* Runs the on_open (then the held DATA and end) of streams that waited for
+ * the connection's budget, oldest first, while the budget allows. Outside
+ * nghttp2 calls. */
+void http2__stream_open_pending(http2_conn *c);
+/* Below the budget's low-water mark again: every stream that was told AGAIN
+ * gets on_writable (queued on conn->writable). */
+void http2__stream_wake_all(http2_conn *c);
+/* Request DATA for a stream whose on_open waits: held (flow control bounds
+ * it: it is not consumed until the handler takes it). */
+int http2__stream_hold_data(http2_stream *s, const uint8_t *p, size_t n);
 http2_stream *http2__stream_new(http2_conn *c, int32_t id, const http2_stream_handler *h);
 void http2__stream_free(http2_stream *s);
 ssize_t http2__stream_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,

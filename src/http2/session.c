@@ -97,8 +97,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     http2_stream *s;
     if (!c->greeted) {
         c->greeted = 1;
-        if (!c->ep->client && c->timer.loop)
-            uv_timer_stop(&c->timer);
+        if (!c->ep->client)
+            http2__policy_arm(c); /* the handshake deadline is met */
     }
     switch (frame->hd.type) {
     case NGHTTP2_HEADERS:
@@ -112,6 +112,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
             http2__stream_trailers(s);
         if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
             http2__stream_remote_end(s);
+        if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->pending)
+            s->end_held = 1;
         if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->opened && !s->closed &&
             s->handler->on_end)
             s->handler->on_end(s);
@@ -120,6 +122,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         s = stream_of(session, frame->hd.stream_id);
         if (s && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
             http2__stream_remote_end(s);
+        if (s && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->pending)
+            s->end_held = 1;
         if (s && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->opened && !s->closed &&
             s->handler->on_end)
             s->handler->on_end(s);
@@ -152,6 +156,11 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
     (void)flags;
     http2_conn *c = user_data;
     http2_stream *s = stream_of(session, stream_id);
+    if (s && s->pending && !s->closed) {
+        if (http2__stream_hold_data(s, data, len) != 0)
+            http2_stream_reset(s, HTTP2_INTERNAL_ERROR);
+        return 0;
+    }
     if (!s || !s->opened || s->closed) {
         nghttp2_session_consume_connection(session, len);
         return 0;

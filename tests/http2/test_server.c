@@ -316,6 +316,33 @@ Test(http2_server, drain_without_ping_ack_ends_at_the_grace_period)
     h2t_finish(&t);
 }
 
+/* Some clients ignore every frame after a GOAWAY (python-h2) and never
+ * answer the drain's PING: the real GOAWAY goes one second later anyway. */
+Test(http2_server, drain_notice_unanswered_gets_the_real_goaway_after_a_second)
+{
+    h2t t;
+    h2t_init(&t);
+    t.mode = H2T_HOLD;
+    h2t_start(&t);
+    h2c c;
+    h2c_connect(&c, &t);
+    raw_handshake(&t, &c);
+    raw_headers(&c, 1, 0);
+    raw_sync(&t, &c, 7);
+    uint64_t t0 = h2t_now_ms();
+    h2t_shutdown(&t, 5000);
+    PUMP_UNTIL(&t, &c, raw_goaway_nth(&c, 1, NULL, NULL), 3000);
+    uint64_t dt = h2t_now_ms() - t0;
+    int32_t last = -1;
+    cr_assert(raw_goaway_nth(&c, 1, &last, NULL), "no real GOAWAY without the PING ACK");
+    cr_expect_eq(last, 1);
+    cr_expect_geq(dt, HTTP2_DRAIN_ACK_WAIT_MS - 50);
+    cr_expect_lt(dt, 2500);
+    cr_expect(!t.st[0].closed, "the call in flight was dropped");
+    h2c_close(&c);
+    h2t_finish(&t);
+}
+
 /* A stream that never finishes: at the end of the grace period the
  * connection is closed and the handler hears HTTP2_CANCEL. */
 Test(http2_server, grace_expiry_closes_connections)
