@@ -56,6 +56,8 @@ typedef struct http2_ep {
     size_t stream_send_buffer;
     uint64_t keepalive_ms; /* PING after this long without a read; 0 = off */
     uint64_t keepalive_timeout_ms;
+    uint64_t ping_min_ms;          /* server: ping enforcement (policy.c); 0 = off */
+    bool ping_without_calls;       /* server: PINGs allowed with no call open */
     uint64_t handshake_timeout_ms; /* server: TLS handshake + preface */
     uint64_t idle_timeout_ms;      /* server: GOAWAY after this long without a stream */
     uint64_t max_age_ms;           /* server: GOAWAY this long after accept */
@@ -120,7 +122,9 @@ struct http2_conn {
     uint64_t idle_since; /* server: loop time the last stream closed */
     uint64_t goaway_at;  /* server: loop time of the max-age GOAWAY */
     uint64_t drain_at;   /* server: loop time of the drain notice */
-    char reason[200];    /* why the connection closed */
+    uint64_t ping_at;    /* server: loop time of the client's last PING, 0: none yet */
+    uint8_t ping_strikes;
+    char reason[200]; /* why the connection closed */
     nghttp2_session *session;
     SSL *ssl; /* NULL for h2c */
     BIO *rbio, *wbio;
@@ -152,6 +156,8 @@ struct http2_conn {
     unsigned age_goaway : 1;        /* server: max connection age reached, GOAWAY sent */
     unsigned counted : 1;           /* server: holds one of the connection cap's places */
     unsigned check_failed : 1;      /* check.c ended the session */
+    unsigned ping_reset : 1;        /* we sent HEADERS or DATA since the client's last PING */
+    unsigned close_on_goaway : 1;   /* close once the GOAWAY queued is sent */
     unsigned linger_ping_out : 1;   /* check.c's PING is in flight */
     unsigned linger_ping_wire : 1;  /* ... and nghttp2 has sent it */
     unsigned linger_again : 1;      /* another one is needed after it */
@@ -249,6 +255,9 @@ void http2__policy_arm(http2_conn *c);
 /* Takes a place under the cap (true), or none is left (false). NULL: no cap. */
 bool http2__limit_take(http2_conn_limit *l);
 void http2__limit_give(http2_conn_limit *l);
+/* A client PING (not an ACK) arrived: counts strikes (grpc-go's policy) and
+ * after too many queues GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings"). */
+void http2__policy_ping(http2_conn *c);
 /* Counts a refusal; logs at most once a second. */
 void http2__limit_refused(http2_server *srv);
 

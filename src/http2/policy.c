@@ -20,6 +20,7 @@
  * most once a second per server.
  */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "base/log.h"
@@ -177,6 +178,40 @@ static void on_policy_timer(uv_timer_t *t)
     }
     if (!c->closing)
         http2__policy_arm(c);
+}
+
+/* grpc-go: at most 2 strikes; 2 h is its "keepalive must not be active"
+ * spacing for PINGs without calls. */
+#define PING_MAX_STRIKES 2
+#define PING_IDLE_MIN_MS (2 * 3600 * 1000)
+
+void http2__policy_ping(http2_conn *c)
+{
+    const http2_ep *ep = c->ep;
+    if (!ep->ping_min_ms || c->close_on_goaway || !c->session)
+        return;
+    uint64_t now = uv_now(ep->loop);
+    uint64_t prev = c->ping_at;
+    c->ping_at = now ? now : 1;
+    if (c->ping_reset) { /* we sent HEADERS or DATA since the last one */
+        c->ping_reset = 0;
+        c->ping_strikes = 0;
+        return;
+    }
+    uint64_t min = c->nstreams == 0 && !ep->ping_without_calls ? PING_IDLE_MIN_MS : ep->ping_min_ms;
+    if (prev && now - prev < min)
+        c->ping_strikes++;
+    if (c->ping_strikes <= PING_MAX_STRIKES)
+        return;
+    OMS_INFO("conn %s: too many PINGs (%u strikes); sending GOAWAY", c->peer, c->ping_strikes);
+    if (!c->reason[0])
+        snprintf(c->reason, sizeof c->reason, "too many pings");
+    nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(c->session),
+                          NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)"too_many_pings", 14);
+    c->close_on_goaway = 1;
+    c->goaway_sent = 1;
+    http2__conn_mark_dirty(c);
 }
 
 void http2__policy_start(http2_conn *c)

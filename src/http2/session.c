@@ -135,6 +135,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
             c->handler->on_goaway(c, frame->goaway.error_code);
         break;
     case NGHTTP2_PING:
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && !c->ep->client)
+            http2__policy_ping(c);
         if ((frame->hd.flags & NGHTTP2_FLAG_ACK) &&
             !http2__check_ping_ack(c, frame->ping.opaque_data) &&
             !http2__conn_drain_ack(c, frame->ping.opaque_data))
@@ -206,6 +208,12 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
     http2_stream *s;
     if (frame->hd.type == NGHTTP2_PING && !(frame->hd.flags & NGHTTP2_FLAG_ACK))
         http2__check_ping_sent(c, frame->ping.opaque_data);
+    if (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA)
+        c->ping_reset = 1; /* ping enforcement (policy.c) */
+    if (frame->hd.type == NGHTTP2_GOAWAY && c->close_on_goaway && !c->close_after_write) {
+        c->close_after_write = 1; /* flush closes once this is written */
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
     if (!c->ep->client && (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
         (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && frame->hd.stream_id > 0 &&
         nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id) == 0) {
