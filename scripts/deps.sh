@@ -9,6 +9,7 @@ pkgs=(
   libcriterion-dev
   python3 python3-grpcio python3-protobuf protobuf-compiler-grpc python3-h2
   nghttp2-client gnuplot-nox
+  golang-go golang-github-spf13-cobra-dev golang-github-fatih-color-dev golang-golang-x-net-dev
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -46,6 +46,8 @@ typedef struct options {
     double grace;
     double handshake_timeout;
     double conn_idle, conn_age, conn_age_grace, keepalive_time, keepalive_timeout; /* seconds */
+    double keepalive_min_time; /* seconds; 0: no ping enforcement */
+    bool ping_without_calls;
     uint64_t max_connections; /* 0: from the descriptor limit */
     uint64_t conn_send_budget;
     uint64_t workers;
@@ -93,6 +95,14 @@ static void usage(FILE *f)
                "  --keepalive-time SECONDS  PING a peer silent that long (default 7200)\n"
                "  --keepalive-timeout SECONDS  close it if the PING is not answered within\n"
                "                         (default 20)\n"
+               "  --keepalive-min-time SECONDS  client PINGs closer than this while calls\n"
+               "                         are open are strikes (with none open, any PING\n"
+               "                         within 2 h), unless the server sent data in\n"
+               "                         between; the third closes the connection with\n"
+               "                         GOAWAY ENHANCE_YOUR_CALM \"too_many_pings\" (grpc-go's\n"
+               "                         policy; default 300; 0 = no limit)\n"
+               "  --keepalive-permit-without-calls  let clients PING (every\n"
+               "                         --keepalive-min-time) with no call open\n"
                "  --grace SECONDS        on SIGINT/SIGTERM, how long in-flight calls may run\n"
                "                         before connections are closed (default 10)\n"
                "  --workers N            event loops, one thread and one SO_REUSEPORT listener\n"
@@ -265,6 +275,8 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_CONN_AGE_GRACE,
         OPT_KA_TIME,
         OPT_KA_TIMEOUT,
+        OPT_KA_MIN_TIME,
+        OPT_KA_PERMIT,
         OPT_SEND_BUDGET
     };
     static const struct option longopts[] = {
@@ -283,6 +295,8 @@ static int parse_args(int argc, char **argv, options *o)
         {"max-connection-age-grace", required_argument, NULL, OPT_CONN_AGE_GRACE},
         {"keepalive-time", required_argument, NULL, OPT_KA_TIME},
         {"keepalive-timeout", required_argument, NULL, OPT_KA_TIMEOUT},
+        {"keepalive-min-time", required_argument, NULL, OPT_KA_MIN_TIME},
+        {"keepalive-permit-without-calls", no_argument, NULL, OPT_KA_PERMIT},
         {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE},
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"log-level", required_argument, NULL, OPT_LOG},
@@ -363,6 +377,7 @@ static int parse_args(int argc, char **argv, options *o)
         case OPT_CONN_AGE_GRACE:
         case OPT_KA_TIME:
         case OPT_KA_TIMEOUT:
+        case OPT_KA_MIN_TIME:
         case OPT_PEER_TIMEOUT: {
             char *end;
             errno = 0;
@@ -381,6 +396,7 @@ static int parse_args(int argc, char **argv, options *o)
                   : ch == OPT_CONN_AGE       ? &o->conn_age
                   : ch == OPT_CONN_AGE_GRACE ? &o->conn_age_grace
                   : ch == OPT_KA_TIME        ? &o->keepalive_time
+                  : ch == OPT_KA_MIN_TIME    ? &o->keepalive_min_time
                                              : &o->keepalive_timeout) = g;
             break;
         }
@@ -411,6 +427,9 @@ static int parse_args(int argc, char **argv, options *o)
             break;
         case OPT_PEER_NAME:
             o->orders.peer_server_name = optarg;
+            break;
+        case OPT_KA_PERMIT:
+            o->ping_without_calls = true;
             break;
         case OPT_PEER_H2C:
             o->orders.peer_tls = false;
@@ -686,6 +705,7 @@ int main(int argc, char **argv)
         .conn_send_budget = 16u << 20,
         .keepalive_time = 7200,
         .keepalive_timeout = 20,
+        .keepalive_min_time = 300,
         .log_level = OMS_LOG_INFO,
     };
     unsigned cores = uv_available_parallelism();
@@ -725,6 +745,8 @@ int main(int argc, char **argv)
     hcfg.keepalive_ms = (uint64_t)(o.keepalive_time * 1000);
     hcfg.keepalive_timeout_ms =
         o.keepalive_timeout > 0 ? (uint64_t)(o.keepalive_timeout * 1000) : 1;
+    hcfg.ping_min_interval_ms = (uint64_t)(o.keepalive_min_time * 1000);
+    hcfg.ping_without_calls = o.ping_without_calls;
     if (!(a.conn_limit = http2_conn_limit_new(connection_cap(o.max_connections)))) {
         fprintf(stderr, "omsd: out of memory\n");
         goto out;

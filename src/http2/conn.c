@@ -253,19 +253,58 @@ static void fatal_goaway(http2_conn *c, uint32_t code)
     http2__conn_mark_dirty(c);
 }
 
-void http2__conn_drain(http2_conn *c)
+/* The GOAWAY that ends a drain: streams up to the last one we processed are
+ * served, later ones were never started (the client may retry them). */
+static void final_goaway(http2_conn *c)
 {
-    if (c->closing || c->goaway_sent)
-        return;
-    if (!c->session) { /* still in the TLS handshake: nothing to drain */
-        http2__conn_close(c);
-        return;
-    }
     nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
                           nghttp2_session_get_last_proc_stream_id(c->session), NGHTTP2_NO_ERROR,
                           NULL, 0);
     c->goaway_sent = 1;
     http2__conn_mark_dirty(c);
+}
+
+static const uint8_t drain_opaque[8] = {'o', 'm', 's', '-', 'd', 'r', 'a', 'i'};
+
+/* A server drains in two steps, as h2o and grpc-go do: first a GOAWAY with
+ * the largest stream id (nghttp2_submit_shutdown_notice) and a PING, so the
+ * client stops opening streams while those already on their way to us are
+ * still served; then, when the PING comes back (every stream the client
+ * opened before it saw the notice has arrived), the GOAWAY with the real last
+ * stream id. Some clients stop answering after any GOAWAY (python-h2): after
+ * HTTP2_DRAIN_ACK_WAIT_MS the real GOAWAY goes anyway (policy.c's timer, as
+ * h2o's one-second resend). */
+void http2__conn_drain(http2_conn *c)
+{
+    if (c->closing || c->goaway_sent || c->drain_notice)
+        return;
+    if (!c->session) { /* still in the TLS handshake: nothing to drain */
+        http2__conn_close(c);
+        return;
+    }
+    if (c->ep->client || nghttp2_submit_shutdown_notice(c->session) != 0 ||
+        nghttp2_submit_ping(c->session, NGHTTP2_FLAG_NONE, drain_opaque) != 0) {
+        final_goaway(c);
+        return;
+    }
+    c->drain_notice = 1;
+    c->drain_at = uv_now(c->ep->loop);
+    http2__policy_arm(c);
+    http2__conn_mark_dirty(c);
+}
+
+void http2__conn_drain_finish(http2_conn *c)
+{
+    if (c->drain_notice && !c->goaway_sent && !c->closing)
+        final_goaway(c);
+}
+
+bool http2__conn_drain_ack(http2_conn *c, const uint8_t *opaque)
+{
+    if (!c->drain_notice || c->goaway_sent || memcmp(opaque, drain_opaque, 8) != 0)
+        return false;
+    final_goaway(c);
+    return true;
 }
 
 /* --- input ---------------------------------------------------------------- */
@@ -274,11 +313,19 @@ int http2__conn_recv(http2_conn *c, const uint8_t *p, size_t n)
 {
     if (c->close_after_write)
         return 0; /* a fatal error already ended the session */
+    if (!c->ep->client)
+        http2__check_scan(c, p, n);
     ssize_t rv = nghttp2_session_mem_recv(c->session, p, n);
+    if (rv >= 0 && !c->ep->client)
+        http2__check_after_recv(c);
     if (rv < 0) {
         uint32_t code = HTTP2_PROTOCOL_ERROR;
         if (rv == NGHTTP2_ERR_FLOODED)
             code = HTTP2_ENHANCE_YOUR_CALM;
+#ifdef OMS_HAVE_NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+        else if (rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
+            code = HTTP2_ENHANCE_YOUR_CALM; /* CONTINUATION flood */
+#endif
         else if (rv == NGHTTP2_ERR_CALLBACK_FAILURE || rv == NGHTTP2_ERR_NOMEM)
             code = HTTP2_INTERNAL_ERROR;
         OMS_INFO("conn %s: %s; sending GOAWAY", c->peer, nghttp2_strerror((int)rv));

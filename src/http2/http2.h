@@ -15,6 +15,7 @@
 #ifndef OMS_HTTP2_H
 #define OMS_HTTP2_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -117,6 +118,14 @@ typedef struct http2_server_config {
     uint64_t keepalive_ms;         /* default 7200000 (2 h, as grpc-go) */
     uint64_t keepalive_timeout_ms; /* default 20000 */
     unsigned tcp_keepalive_s;      /* default 60 */
+    /* Ping enforcement, as grpc-go's: a client PING less than
+     * ping_min_interval_ms after the previous one (while calls are open; with
+     * none open, any second PING unless ping_without_calls) is a strike,
+     * unless the server sent HEADERS or DATA in between; the third strike
+     * closes the connection with GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings").
+     * 0 turns it off. */
+    uint64_t ping_min_interval_ms; /* default 300000 (5 min) */
+    bool ping_without_calls;       /* default false */
     /* Shared by every server of the process (borrowed; NULL: no cap): over it,
      * a new connection is accepted and closed at once. */
     http2_conn_limit *conn_limit;

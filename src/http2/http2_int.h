@@ -10,8 +10,16 @@
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
+/* Stream ids of the last streams the peer ended, for STREAM_CLOSED checks. */
+#define HTTP2_CLOSED_RING 16
+
 /* Output is gathered up to this many bytes per uv_write. */
 #define HTTP2_WRITE_CHUNK (256 * 1024)
+
+/* Header bytes past max_header_list still decoded so that the request can
+ * be answered (stream.c); a header list longer than that resets its stream
+ * (an HPACK bomb decodes no further). */
+#define HTTP2_HLIST_SLACK (128u << 10)
 
 /* A closing connection that once queued this much for its peer trims the
  * heap (malloc_trim), so the memory of an attack goes back. */
@@ -53,6 +61,8 @@ typedef struct http2_ep {
     size_t stream_send_buffer;
     uint64_t keepalive_ms; /* PING after this long without a read; 0 = off */
     uint64_t keepalive_timeout_ms;
+    uint64_t ping_min_ms;          /* server: ping enforcement (policy.c); 0 = off */
+    bool ping_without_calls;       /* server: PINGs allowed with no call open */
     uint64_t handshake_timeout_ms; /* server: TLS handshake + preface */
     uint64_t idle_timeout_ms;      /* server: GOAWAY after this long without a stream */
     uint64_t max_age_ms;           /* server: GOAWAY this long after accept */
@@ -116,7 +126,10 @@ struct http2_conn {
     uint64_t last_read;  /* server: loop time of the last bytes from the peer */
     uint64_t idle_since; /* server: loop time the last stream closed */
     uint64_t goaway_at;  /* server: loop time of the max-age GOAWAY */
-    char reason[200];    /* why the connection closed */
+    uint64_t drain_at;   /* server: loop time of the drain notice */
+    uint64_t ping_at;    /* server: loop time of the client's last PING, 0: none yet */
+    uint8_t ping_strikes;
+    char reason[200]; /* why the connection closed */
     nghttp2_session *session;
     SSL *ssl; /* NULL for h2c */
     BIO *rbio, *wbio;
@@ -139,6 +152,7 @@ struct http2_conn {
     unsigned handshake_done : 1;
     unsigned closing : 1;           /* uv_close issued */
     unsigned goaway_sent : 1;       /* a terminating GOAWAY is queued */
+    unsigned drain_notice : 1;      /* GOAWAY(2^31-1) sent, the real one awaits a PING ACK */
     unsigned close_after_write : 1; /* fatal error: close once output is out */
     unsigned refusing : 1;          /* reset flood: new streams never reach the handler */
     unsigned connected : 1;         /* client: the session is up, on_connected fired */
@@ -146,8 +160,22 @@ struct http2_conn {
     unsigned greeted : 1;           /* server: the client's first frame arrived */
     unsigned age_goaway : 1;        /* server: max connection age reached, GOAWAY sent */
     unsigned counted : 1;           /* server: holds one of the connection cap's places */
-    double rst_tokens;              /* mirror of nghttp2's stream reset limiter */
-    uint64_t rst_stamp;             /* its last refill, in seconds */
+    unsigned check_failed : 1;      /* check.c ended the session */
+    unsigned ping_reset : 1;        /* we sent HEADERS or DATA since the client's last PING */
+    unsigned close_on_goaway : 1;   /* close once the GOAWAY queued is sent */
+    unsigned linger_ping_out : 1;   /* check.c's PING is in flight */
+    unsigned linger_ping_wire : 1;  /* ... and nghttp2 has sent it */
+    unsigned linger_again : 1;      /* another one is needed after it */
+    uint8_t bad_frame;              /* what the scan met (check.c's BAD_*), 0: nothing */
+    int32_t bad_sid;
+    uint32_t linger_sent, linger_acked; /* check.c's PINGs */
+    uint32_t scan_skip;                 /* payload bytes the frame scan skips */
+    uint8_t scan_buf[14];               /* frame header (+ PRIORITY payload) */
+    uint8_t scan_len;
+    uint8_t closed_pos;
+    int32_t closed_ids[HTTP2_CLOSED_RING]; /* streams the peer ended (ring) */
+    double rst_tokens;                     /* mirror of nghttp2's stream reset limiter */
+    uint64_t rst_stamp;                    /* its last refill, in seconds */
     char peer[80];
 };
 
@@ -176,9 +204,16 @@ struct http2_stream {
     unsigned want_write : 1;  /* a write returned HTTP2_AGAIN */
     unsigned on_writable : 1; /* queued on conn->writable */
     unsigned closed : 1;
-    unsigned too_large : 1; /* header block over max_header_list */
-    unsigned pending : 1;   /* on conn->pend_head: on_open waits for the budget */
-    unsigned end_held : 1;  /* the request ended while pending */
+    unsigned too_large : 1;    /* header block over max_header_list */
+    unsigned remote_ended : 1; /* the peer's END_STREAM arrived (and passed nghttp2's checks) */
+    unsigned linger : 1;       /* response complete, request open: check.c resets it later */
+    unsigned has_clen : 1;     /* the request carries content-length */
+    unsigned held : 1;         /* response headers wait for the request's end (stream.c) */
+    uint32_t linger_need;      /* linger PINGs acked after which it is reset */
+    nghttp2_nv *held_nv;       /* those headers (one block with their strings) */
+    size_t nheld;
+    unsigned pending : 1;  /* on conn->pend_head: on_open waits for the budget */
+    unsigned end_held : 1; /* the request ended while pending */
 };
 
 /* conn.c */
@@ -192,12 +227,31 @@ void http2__conn_set_peer(http2_conn *c, const struct sockaddr *sa);
 void http2__conn_on_read(uv_stream_t *tcp, ssize_t nread, const uv_buf_t *buf);
 void http2__conn_mark_dirty(http2_conn *c);
 void http2__conn_flush(http2_conn *c);
+/* Starts a graceful drain (server: GOAWAY 2^31-1 and a PING, then the real
+ * GOAWAY on its ACK; client: the real GOAWAY at once). */
 void http2__conn_drain(http2_conn *c);
+/* A PING ACK arrived: true if it was the drain's (the real GOAWAY is queued). */
+bool http2__conn_drain_ack(http2_conn *c, const uint8_t *opaque);
+/* The drain's PING went unanswered: the real GOAWAY now. */
+void http2__conn_drain_finish(http2_conn *c);
+#define HTTP2_DRAIN_ACK_WAIT_MS 1000
 void http2__conn_close(http2_conn *c);
 
 int http2__session_callbacks_new(nghttp2_session_callbacks **out);
 nghttp2_option *http2__session_option_new(bool client);
 
+/* check.c: checks nghttp2 skips without the RFC 7540 priority tree, and the
+ * linger of streams answered before their request ended. */
+/* Scans bytes about to be fed to nghttp2 (server side). */
+void http2__check_scan(http2_conn *c, const uint8_t *p, size_t n);
+/* After nghttp2 took them: acts on what the scan found. */
+void http2__check_after_recv(http2_conn *c);
+/* Our END_STREAM went out while the request is open. */
+void http2__check_linger(http2_conn *c, http2_stream *s);
+/* nghttp2 sent a PING (not an ACK). */
+void http2__check_ping_sent(http2_conn *c, const uint8_t *opaque);
+/* A PING ACK arrived; true if it was check.c's. */
+bool http2__check_ping_ack(http2_conn *c, const uint8_t *opaque);
 /* policy.c: server connection timers and the connection cap */
 /* At accept: timestamps, and the timer if any policy is on. */
 void http2__policy_start(http2_conn *c);
@@ -206,6 +260,9 @@ void http2__policy_arm(http2_conn *c);
 /* Takes a place under the cap (true), or none is left (false). NULL: no cap. */
 bool http2__limit_take(http2_conn_limit *l);
 void http2__limit_give(http2_conn_limit *l);
+/* A client PING (not an ACK) arrived: counts strikes (grpc-go's policy) and
+ * after too many queues GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings"). */
+void http2__policy_ping(http2_conn *c);
 /* Counts a refusal; logs at most once a second. */
 void http2__limit_refused(http2_server *srv);
 
@@ -242,6 +299,8 @@ http2_stream *http2__stream_new(http2_conn *c, int32_t id, const http2_stream_ha
 void http2__stream_free(http2_stream *s);
 ssize_t http2__stream_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
                            uint32_t *data_flags, nghttp2_data_source *source, void *user_data);
+/* Gathers one header field: 0, -1 out of memory, or 1 when the list is so
+ * far over max_header_list that the stream must be reset at once. */
 int http2__stream_add_header(http2_stream *s, const uint8_t *name, size_t namelen,
                              const uint8_t *value, size_t valuelen);
 /* Hands the gathered header block to on_open (the request on a server, the
@@ -249,5 +308,7 @@ int http2__stream_add_header(http2_stream *s, const uint8_t *name, size_t namele
 void http2__stream_open(http2_stream *s);
 /* Client: hands a trailer block to on_trailers. */
 void http2__stream_trailers(http2_stream *s);
+/* The peer's END_STREAM passed nghttp2's checks: a held response goes out. */
+void http2__stream_remote_end(http2_stream *s);
 
 #endif

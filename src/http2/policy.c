@@ -20,6 +20,7 @@
  * most once a second per server.
  */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "base/log.h"
@@ -97,7 +98,9 @@ static uint64_t next_deadline(const http2_conn *c, uint64_t now)
         t = earliest(t, c->born + ep->max_age_ms);
     if (c->age_goaway && ep->age_grace_ms)
         t = earliest(t, c->goaway_at + ep->age_grace_ms);
-    if (ep->idle_timeout_ms && !c->goaway_sent)
+    if (c->drain_notice && !c->goaway_sent)
+        t = earliest(t, c->drain_at + HTTP2_DRAIN_ACK_WAIT_MS);
+    if (ep->idle_timeout_ms && !c->goaway_sent && !c->drain_notice)
         t = earliest(t,
                      c->nstreams ? now + ep->idle_timeout_ms : c->idle_since + ep->idle_timeout_ms);
     if (ep->keepalive_ms && c->greeted)
@@ -155,7 +158,9 @@ static void on_policy_timer(uv_timer_t *t)
         c->goaway_at = now;
         policy_goaway(c, "max connection age");
     }
-    if (ep->idle_timeout_ms && !c->goaway_sent && c->nstreams == 0 &&
+    if (c->drain_notice && !c->goaway_sent && now >= c->drain_at + HTTP2_DRAIN_ACK_WAIT_MS)
+        http2__conn_drain_finish(c);
+    if (ep->idle_timeout_ms && !c->goaway_sent && !c->drain_notice && c->nstreams == 0 &&
         now >= c->idle_since + ep->idle_timeout_ms)
         policy_goaway(c, "idle");
     if (ep->keepalive_ms && c->greeted && c->session) {
@@ -173,6 +178,40 @@ static void on_policy_timer(uv_timer_t *t)
     }
     if (!c->closing)
         http2__policy_arm(c);
+}
+
+/* grpc-go: at most 2 strikes; 2 h is its "keepalive must not be active"
+ * spacing for PINGs without calls. */
+#define PING_MAX_STRIKES 2
+#define PING_IDLE_MIN_MS (2 * 3600 * 1000)
+
+void http2__policy_ping(http2_conn *c)
+{
+    const http2_ep *ep = c->ep;
+    if (!ep->ping_min_ms || c->close_on_goaway || !c->session)
+        return;
+    uint64_t now = uv_now(ep->loop);
+    uint64_t prev = c->ping_at;
+    c->ping_at = now ? now : 1;
+    if (c->ping_reset) { /* we sent HEADERS or DATA since the last one */
+        c->ping_reset = 0;
+        c->ping_strikes = 0;
+        return;
+    }
+    uint64_t min = c->nstreams == 0 && !ep->ping_without_calls ? PING_IDLE_MIN_MS : ep->ping_min_ms;
+    if (prev && now - prev < min)
+        c->ping_strikes++;
+    if (c->ping_strikes <= PING_MAX_STRIKES)
+        return;
+    OMS_INFO("conn %s: too many PINGs (%u strikes); sending GOAWAY", c->peer, c->ping_strikes);
+    if (!c->reason[0])
+        snprintf(c->reason, sizeof c->reason, "too many pings");
+    nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(c->session),
+                          NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)"too_many_pings", 14);
+    c->close_on_goaway = 1;
+    c->goaway_sent = 1;
+    http2__conn_mark_dirty(c);
 }
 
 void http2__policy_start(http2_conn *c)

@@ -41,8 +41,22 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     http2_stream *s = stream_of(session, frame->hd.stream_id);
     if (!s)
         return 0;
-    if (http2__stream_add_header(s, name, namelen, value, valuelen) != 0)
+    int rv = http2__stream_add_header(s, name, namelen, value, valuelen);
+    if (rv < 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (rv > 0) {
+        /* Far over the limit (an HPACK bomb repeats one big indexed field):
+         * nghttp2 would go on validating every value it decodes. Reset the
+         * stream now; nghttp2 then only keeps its HPACK table in step for
+         * the rest of the block, without copying or checking values. A
+         * client resets an oversized response as it would at the limit. */
+        OMS_INFO("conn %s: stream %d: header list far over %u bytes; resetting", c->peer,
+                 frame->hd.stream_id, c->ep->max_header_list);
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  c->ep->client ? NGHTTP2_PROTOCOL_ERROR
+                                                : NGHTTP2_ENHANCE_YOUR_CALM);
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
     return 0;
 }
 
@@ -96,6 +110,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
             http2__stream_open(s);
         else if (c->ep->client && frame->headers.cat == NGHTTP2_HCAT_HEADERS)
             http2__stream_trailers(s);
+        if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
+            http2__stream_remote_end(s);
         if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->pending)
             s->end_held = 1;
         if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->opened && !s->closed &&
@@ -104,6 +120,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         break;
     case NGHTTP2_DATA:
         s = stream_of(session, frame->hd.stream_id);
+        if (s && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+            http2__stream_remote_end(s);
         if (s && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->pending)
             s->end_held = 1;
         if (s && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->opened && !s->closed &&
@@ -117,7 +135,11 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
             c->handler->on_goaway(c, frame->goaway.error_code);
         break;
     case NGHTTP2_PING:
-        if (frame->hd.flags & NGHTTP2_FLAG_ACK)
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && !c->ep->client)
+            http2__policy_ping(c);
+        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) &&
+            !http2__check_ping_ack(c, frame->ping.opaque_data) &&
+            !http2__conn_drain_ack(c, frame->ping.opaque_data))
             c->last_ping = 0; /* keepalive answered */
         break;
     case NGHTTP2_RST_STREAM:
@@ -177,15 +199,30 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 }
 
 /* RFC 9113 section 8.1: once the response is complete, a server may ask a
- * client that is still sending to stop, without error. */
+ * client that is still sending to stop, without error. It does so one PING
+ * round trip later (check.c), so that what the client sent meanwhile is
+ * still checked. */
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     http2_conn *c = user_data;
+    http2_stream *s;
+    if (frame->hd.type == NGHTTP2_PING && !(frame->hd.flags & NGHTTP2_FLAG_ACK))
+        http2__check_ping_sent(c, frame->ping.opaque_data);
+    if (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA)
+        c->ping_reset = 1; /* ping enforcement (policy.c) */
+    if (frame->hd.type == NGHTTP2_GOAWAY && c->close_on_goaway && !c->close_after_write) {
+        c->close_after_write = 1; /* flush closes once this is written */
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
     if (!c->ep->client && (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
         (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && frame->hd.stream_id > 0 &&
-        nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id) == 0)
-        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
-                                  NGHTTP2_NO_ERROR);
+        nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id) == 0) {
+        if ((s = stream_of(session, frame->hd.stream_id)))
+            http2__check_linger(c, s);
+        else
+            nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                      NGHTTP2_NO_ERROR);
+    }
     return 0;
 }
 
@@ -247,6 +284,8 @@ int http2__conn_start_session(http2_conn *c)
                         : nghttp2_session_server_new2(&c->session, ep->callbacks, c, ep->option);
     if (rv != 0)
         return UV_ENOMEM;
+    if (!ep->client)
+        c->scan_skip = NGHTTP2_CLIENT_MAGIC_LEN; /* check.c's frame scan starts after it */
     nghttp2_settings_entry iv[4];
     size_t n = 0;
     /* RFC 9218: no RFC 7540 priority tree. nghttp2 then schedules streams

@@ -76,6 +76,7 @@ void http2__stream_free(http2_stream *s)
     http2__bytes_dispose(&s->hbuf);
     http2__bytes_dispose(&s->outq);
     free(s->trailers);
+    free(s->held_nv);
     free(s);
 }
 
@@ -85,14 +86,20 @@ void http2__stream_free(http2_stream *s)
 int http2__stream_add_header(http2_stream *s, const uint8_t *name, size_t namelen,
                              const uint8_t *value, size_t valuelen)
 {
-    if (s->too_large)
-        return 0;
     /* RFC 9113 section 6.5.2 counts 32 bytes of overhead per field. */
     s->hlist += namelen + valuelen + 32;
     if (s->hlist > s->conn->ep->max_header_list) {
         s->too_large = 1;
-        return 0;
+        /* Up to the limit plus HTTP2_HLIST_SLACK the block is read to its
+         * end for an answer (rpc's RESOURCE_EXHAUSTED, or 431): one big
+         * value from a careless client gets a status it can report. Beyond,
+         * the caller resets the stream: decoding stops costing CPU. */
+        return s->hlist > (size_t)s->conn->ep->max_header_list + HTTP2_HLIST_SLACK ? 1 : 0;
     }
+    if (s->too_large)
+        return 0;
+    if (namelen == 14 && memcmp(name, "content-length", 14) == 0)
+        s->has_clen = 1;
     uint32_t nl = (uint32_t)namelen, vl = (uint32_t)valuelen;
     if (http2__bytes_append(&s->hbuf, &nl, sizeof nl) != 0 ||
         http2__bytes_append(&s->hbuf, name, namelen) != 0 ||
@@ -278,6 +285,69 @@ ssize_t http2__stream_read(nghttp2_session *session, int32_t stream_id, uint8_t 
     return (ssize_t)n;
 }
 
+/* Copies h into one block: the nv array, then the strings it points to. */
+static nghttp2_nv *copy_nv(const http2_header *h, size_t n)
+{
+    size_t bytes = n * sizeof(nghttp2_nv);
+    for (size_t i = 0; i < n; i++)
+        bytes += h[i].namelen + h[i].valuelen;
+    nghttp2_nv *nv = malloc(bytes ? bytes : 1);
+    if (!nv)
+        return NULL;
+    uint8_t *p = (uint8_t *)(nv + n);
+    for (size_t i = 0; i < n; i++) {
+        nv[i].name = p;
+        memcpy(p, h[i].name, h[i].namelen);
+        p += h[i].namelen;
+        nv[i].namelen = h[i].namelen;
+        nv[i].value = p;
+        memcpy(p, h[i].value, h[i].valuelen);
+        p += h[i].valuelen;
+        nv[i].valuelen = h[i].valuelen;
+        nv[i].flags = NGHTTP2_NV_FLAG_NONE;
+    }
+    return nv;
+}
+
+/* A request with a content-length is malformed if its body does not match
+ * (RFC 9113 section 8.1.1), which nghttp2 knows only at its END_STREAM: until
+ * then the response waits here, so that a malformed request gets
+ * RST_STREAM(PROTOCOL_ERROR) and no answer. gRPC clients send no
+ * content-length; their responses never wait. */
+static bool hold_response(const http2_stream *s)
+{
+    return s->has_clen && !s->remote_ended && !s->conn->ep->client;
+}
+
+static int hold(http2_stream *s, const http2_header *h, size_t n)
+{
+    if (!(s->held_nv = copy_nv(h, n)))
+        return UV_ENOMEM;
+    s->nheld = n;
+    s->held = 1;
+    s->responded = 1;
+    return 0;
+}
+
+void http2__stream_remote_end(http2_stream *s)
+{
+    s->remote_ended = 1;
+    if (!s->held || s->closed)
+        return;
+    s->held = 0;
+    nghttp2_data_provider prd = {.source.ptr = s, .read_callback = http2__stream_read};
+    /* Headers alone with END_STREAM when the body is empty and ended. */
+    bool whole = s->ended && http2__bytes_size(&s->outq) == 0 && s->ntrailers == 0;
+    if (nghttp2_submit_response(s->conn->session, s->id, s->held_nv, s->nheld,
+                                whole ? NULL : &prd) != 0)
+        nghttp2_submit_rst_stream(s->conn->session, NGHTTP2_FLAG_NONE, s->id,
+                                  NGHTTP2_INTERNAL_ERROR);
+    free(s->held_nv);
+    s->held_nv = NULL;
+    s->nheld = 0;
+    http2__conn_mark_dirty(s->conn);
+}
+
 /* Builds an nghttp2_nv array over h (no copy: nghttp2 copies on submit). */
 static nghttp2_nv *make_nv(const http2_header *h, size_t n, nghttp2_nv *stack, size_t stackn)
 {
@@ -298,6 +368,8 @@ int http2_stream_respond(http2_stream *s, const http2_header *h, size_t n)
 {
     if (s->closed || s->responded)
         return UV_EINVAL;
+    if (hold_response(s))
+        return hold(s, h, n);
     nghttp2_nv stack[16];
     nghttp2_nv *nv = make_nv(h, n, stack, 16);
     if (!nv)
@@ -345,6 +417,12 @@ int http2_stream_end(http2_stream *s, const http2_header *h, size_t n)
     if (s->closed || s->ended)
         return UV_EINVAL;
     if (!s->responded && !s->conn->ep->client) {
+        if (hold_response(s)) {
+            int rv = hold(s, h, n);
+            if (rv == 0)
+                s->ended = 1;
+            return rv;
+        }
         /* Headers with END_STREAM: the whole response is one header block. */
         nghttp2_nv stack[16];
         nghttp2_nv *nv = make_nv(h, n, stack, 16);
@@ -361,25 +439,9 @@ int http2_stream_end(http2_stream *s, const http2_header *h, size_t n)
         return 0;
     }
     if (n > 0) {
-        /* One block: the nv array, then the strings it points to. */
-        size_t bytes = n * sizeof(nghttp2_nv);
-        for (size_t i = 0; i < n; i++)
-            bytes += h[i].namelen + h[i].valuelen;
-        nghttp2_nv *nv = malloc(bytes);
+        nghttp2_nv *nv = copy_nv(h, n);
         if (!nv)
             return UV_ENOMEM;
-        uint8_t *p = (uint8_t *)(nv + n);
-        for (size_t i = 0; i < n; i++) {
-            nv[i].name = p;
-            memcpy(p, h[i].name, h[i].namelen);
-            p += h[i].namelen;
-            nv[i].namelen = h[i].namelen;
-            nv[i].value = p;
-            memcpy(p, h[i].value, h[i].valuelen);
-            p += h[i].valuelen;
-            nv[i].valuelen = h[i].valuelen;
-            nv[i].flags = NGHTTP2_NV_FLAG_NONE;
-        }
         s->trailers = nv;
         s->ntrailers = n;
     }

@@ -1053,6 +1053,48 @@ H2T_API int raw_has_ping_ack(const h2c *c, uint64_t opaque)
     return 0;
 }
 
+/* The nth (0-based) GOAWAY received: 1 if there was one. */
+H2T_API int raw_goaway_nth(const h2c *c, int nth, int32_t *last, uint32_t *code)
+{
+    h2_frame f;
+    if (!raw_find_nth(c, FT_GOAWAY, 0, nth, &f) || f.len < 8)
+        return 0;
+    if (last)
+        *last = (int32_t)(h2t_get32(f.p) & 0x7fffffffu);
+    if (code)
+        *code = h2t_get32(f.p + 4);
+    return 1;
+}
+
+/* PING frames the server sent (not ACKs). */
+H2T_API int raw_server_pings(const h2c *c)
+{
+    h2_frame f;
+    int n = 0;
+    size_t off = 0;
+    while (raw_next(c, &off, &f) == 0)
+        n += f.type == FT_PING && !(f.flags & FL_ACK);
+    return n;
+}
+
+/* Answers the server's PINGs received since the last call (*answered counts
+ * those already answered). Returns how many the server sent in all. */
+H2T_API int raw_ack_pings(h2c *c, int *answered)
+{
+    h2_frame f;
+    int n = 0;
+    size_t off = 0;
+    while (raw_next(c, &off, &f) == 0) {
+        if (f.type != FT_PING || (f.flags & FL_ACK))
+            continue;
+        if (n++ < *answered)
+            continue;
+        raw_frame(c, FT_PING, FL_ACK, 0, f.p, f.len);
+        (*answered)++;
+    }
+    return n;
+}
+
 /* Prints the received frames to stderr (debugging aid, with H2T_LOG=1). */
 H2T_API void raw_dump(const h2c *c)
 {

@@ -533,7 +533,8 @@ Test(http2_conn, rapid_reset_streams_past_goaway_never_reach_handler)
 }
 
 /* CVE-2024-28182: more than 8 CONTINUATION frames after a HEADERS frame end
- * the connection. */
+ * the connection, with ENHANCE_YOUR_CALM where nghttp2 says it was a flood
+ * (NGHTTP2_ERR_TOO_MANY_CONTINUATIONS, found by CMake). */
 Test(http2_conn, continuation_flood_ends_connection)
 {
     h2t t;
@@ -551,7 +552,11 @@ Test(http2_conn, continuation_flood_ends_connection)
     cr_assert(c.eof, "the connection survived 100 CONTINUATION frames");
     uint32_t code = 0;
     cr_expect(raw_goaway(&c, NULL, &code), "closed without GOAWAY");
+#ifdef OMS_HAVE_NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+    cr_expect_eq(code, HTTP2_ENHANCE_YOUR_CALM);
+#else
     cr_expect_neq(code, HTTP2_NO_ERROR);
+#endif
     cr_expect_eq(t.nst, 0);
     h2c_close(&c);
     h2t_finish(&t);

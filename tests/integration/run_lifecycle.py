@@ -11,6 +11,8 @@
 - SIGTERM on an idle server: exit 0 quickly.
 - SIGTERM with a call in flight: the call completes OK within --grace, new
   calls are refused, exit 0.
+- Clients that keep calling across SIGTERM: every call completes OK or is
+  refused before it started (UNAVAILABLE), nothing else.
 - A call that outlives --grace is cut off and the process still exits 0 soon
   after the grace period.
 """
@@ -402,6 +404,65 @@ def sigint_like_sigterm(env):
     env.suite.stop_server(s)
 
 
+def sigterm_drain_under_load(env, tls=False):
+    """Clients that keep calling while omsd drains: the drain notice (GOAWAY
+    2^31-1, the real last stream id a PING round trip later) means a call
+    already on its way is served, so every call either completes OK or is
+    refused before it started (UNAVAILABLE; grpcio retries refused streams
+    transparently). Nothing ends CANCELLED, INTERNAL or UNKNOWN."""
+    import threading
+    S, grpc = env.stubs, env.stubs.grpc
+    s = _grace_server(env, 5, tls)
+    ch = s.channel()
+    stub = S.test_pb2_grpc.TestServiceStub(ch)
+    lock = threading.Lock()
+    codes = {}
+    after_term = {"ok": 0}
+    started = threading.Event()
+    stop = threading.Event()
+    term_sent = threading.Event()
+
+    def caller():
+        n = 0
+        while not stop.is_set():
+            try:
+                stub.EmptyCall(S.empty_pb2.Empty(), timeout=T)
+                code = grpc.StatusCode.OK
+            except grpc.RpcError as e:
+                code = e.code()
+            n += 1
+            with lock:
+                codes[code] = codes.get(code, 0) + 1
+                if code == grpc.StatusCode.OK and term_sent.is_set():
+                    after_term["ok"] += 1
+                if sum(codes.values()) >= 200:
+                    started.set()
+            if not s.alive() and n > 0:
+                # a few more calls against the exited server: refused, never started
+                if code != grpc.StatusCode.OK:
+                    break
+
+    threads = [threading.Thread(target=caller, daemon=True) for _ in range(4)]
+    for t in threads:
+        t.start()
+    check(started.wait(T), "200 calls did not complete before the drain")
+    term_sent.set()
+    s.signal(signal.SIGTERM)
+    rc = s.wait(s.grace + 10)
+    stop.set()
+    for t in threads:
+        t.join(T)
+    ch.close()
+    print("# drain under load (%s): %r, OK after SIGTERM %d" % (
+        "tls" if tls else "h2c", {str(k): v for k, v in codes.items()}, after_term["ok"]))
+    check(rc is not None, "server still running after SIGTERM under load")
+    eq(rc, 0, "exit status")
+    bad = {str(k): v for k, v in codes.items()
+           if k not in (grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE)}
+    eq(bad, {}, "calls that neither completed nor were refused before starting")
+    env.suite.stop_server(s)
+
+
 def main():
     args = h.common_args(__doc__.split("\n")[0]).parse_args()
     with h.Env("lifecycle", args) as env:
@@ -419,6 +480,8 @@ def main():
         su.run("sigterm.idle_exits_0", sigterm_idle, env)
         su.run("sigterm.drains_inflight_h2c", sigterm_drains_inflight, env, False)
         su.run("sigterm.drains_inflight_tls", sigterm_drains_inflight, env, True)
+        su.run("sigterm.drain_under_load_h2c", sigterm_drain_under_load, env, False)
+        su.run("sigterm.drain_under_load_tls", sigterm_drain_under_load, env, True)
         su.run("sigterm.grace_expires", sigterm_grace_expires, env)
         su.run("sigterm.ends_health_watch", sigterm_ends_health_watch, env)
         su.run("sigterm.stalled_reader_h2c", sigterm_stalled_reader, env, False)
