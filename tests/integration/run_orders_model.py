@@ -11,7 +11,7 @@ the same per-client op sequences, --clients 1 replays a run exactly):
 
 --mode aio drives one all-in-one omsd; --mode split three processes
 (--services customers / inventory / orders). Steps: --steps, else
-OMS_IT_MODEL_STEPS, else 600 (x the load scale: 0.25 in sanitizer builds).
+OMS_IT_MODEL_STEPS, else 1500 (x the load scale: 0.25 in sanitizer builds).
 --runs R runs seeds N..N+R-1, each on fresh servers.
 
 A run is a sequence of rounds: each of K clients (one channel each) makes one
@@ -154,7 +154,7 @@ class Call:
 
 
 class Run:
-    def __init__(self, env, mode, seed, steps, clients, skip=()):
+    def __init__(self, env, mode, seed, steps, clients, skip=(), h2c=False):
         self.env = env
         self.mode = mode
         self.split = mode == "split"
@@ -162,6 +162,7 @@ class Run:
         self.steps = steps
         self.K = clients
         self.skip = set(skip)
+        self.h2c = h2c
         self.S = env.stubs
         self.grpc = env.stubs.grpc
         self.cpb = self.S.customer_pb2
@@ -187,28 +188,30 @@ class Run:
     # ---------------------------------------------------------------- servers
 
     def rerun_hint(self):
-        return ("rerun: run_orders_model.py --mode %s --seed %d --steps %d --clients %d"
-                % (self.mode, self.seed, self.steps, self.K))
+        return ("rerun: run_orders_model.py --mode %s --seed %d --steps %d --clients %d%s%s"
+                % (self.mode, self.seed, self.steps, self.K,
+                   " --transport h2c" if self.h2c else "",
+                   " --skip " + ",".join(sorted(self.skip)) if self.skip else ""))
 
     def start(self):
         env = self.env
         tag = "%s-%d" % (self.mode, self.seed)
         if not self.split:
-            s = oi.start_server(env, "omsd-" + tag, extra=["--no-demo-data"])
+            s = oi.start_server(env, "omsd-" + tag, h2c=self.h2c, extra=["--no-demo-data"])
             self.servers = [s]
             self.cus_srv = self.inv_srv = self.ord_srv = s
         else:
-            inv = oi.start_server(env, "inventory-" + tag,
+            inv = oi.start_server(env, "inventory-" + tag, h2c=self.h2c,
                                   extra=["--services", "inventory", "--no-demo-data"])
             self.servers.append(inv)
-            cus = oi.start_server(env, "customers-" + tag,
+            cus = oi.start_server(env, "customers-" + tag, h2c=self.h2c,
                                   extra=["--services", "customers", "--no-demo-data"])
             self.servers.append(cus)
-            ordr = oi.start_server(env, "orders-" + tag, extra=[
+            peer = ["--peer-h2c"] if self.h2c else ["--peer-ca", os.path.join(env.certs, "ca.pem")]
+            ordr = oi.start_server(env, "orders-" + tag, h2c=self.h2c, extra=[
                 "--services", "orders", "--no-demo-data",
                 "--inventory-target", "127.0.0.1:%d" % inv.port,
-                "--customers-target", "127.0.0.1:%d" % cus.port,
-                "--peer-ca", os.path.join(env.certs, "ca.pem")])
+                "--customers-target", "127.0.0.1:%d" % cus.port] + peer)
             self.servers.append(ordr)
             self.cus_srv, self.inv_srv, self.ord_srv = cus, inv, ordr
         self.apis = []
@@ -331,7 +334,7 @@ class Run:
                 cust, key, lines = bc, bk, same
             elif y < 0.75:  # the same key, other lines
                 cust, key = bc, bk
-                while lines == same:
+                while sorted(lines) == sorted(same):
                     lines = self.rand_lines(r)
             else:  # another customer's key
                 key = bk
@@ -735,7 +738,13 @@ class Run:
         b = v.get(("k", cust, key)) if key else None
         if b is not None:
             o = v.get(("o", b))
-            if [(s, q) for s, q, _ in o.lines] == lines:
+            first = [(s, q) for s, q, _ in o.lines]
+            if sorted(first) == sorted(lines) and first != lines and code != "OK":
+                # the same lines in another order: the same request or not, both fine
+                want(code == "INVALID_ARGUMENT", "same key %r, same customer %s, the first "
+                     "order's lines reordered: expected OK or INVALID_ARGUMENT", key, cust)
+                return
+            if sorted(first) == sorted(lines):
                 want(code == "OK", "same key %r, same customer %s, same lines: expected the first "
                      "order %s", key, cust, b)
                 want(oid == b, "same key %r, same customer %s, same lines: order %s, not the first "
@@ -761,14 +770,17 @@ class Run:
         else:
             must, may = self.stock_codes(v, lines)
         if must:
-            want(code in must, "expected %s", "|".join(sorted(must)))
+            want(code in must | may, "expected %s", "|".join(sorted(must | may)))
             return
         want(code == "OK" or code in may, "expected OK%s" % "".join("|" + x for x in sorted(may)))
         if code != "OK":
             return
         n = onum(oid)
         want(n is not None, "order id %r is not o-<n>", oid)
-        want(v.get(("o", oid)) is None, "order id %s given twice", oid)
+        other = v.get(("o", oid))
+        want(other is None or other.cust == cust, "answered %s, an order of customer %s, to "
+             "customer %s: another customer's data", oid, other and other.cust, cust)
+        want(other is None, "order id %s given twice", oid)
         h_ = v.get(("h", oid))
         adopted = False
         e = v.get(("oh", oid))
@@ -852,7 +864,7 @@ class Run:
             if e and e[1]:
                 want(c.code in ("OK", "FAILED_PRECONDITION"), "Reserve(%s) again", oid)
                 want(c.code != "OK" or lines_of(resp.lines) == e[0],
-                     "Reserve(%s) again answered %s, first %s", oid, lines_of(resp.lines), e[0])
+                     "Reserve(%s) again answered %s, first %s", oid, resp and resp.lines, e[0])
                 return
             if e:
                 want(c.code == "FAILED_PRECONDITION", "Reserve(%s) after a CreateOrder released "
@@ -863,7 +875,10 @@ class Run:
                  "Reserve(%s) ahead: expected OK|FAILED_PRECONDITION", oid)
             if c.code == "OK":
                 ml = lines_of(resp.lines)
-                if ml == tuple((s, q, v.get(("p", s)).price) for s, q in lines):
+                if tuple((s, q) for s, q, _ in ml) == tuple(lines):
+                    want(ml == tuple((s, q, v.get(("p", s)).price) for s, q in lines),
+                         "Reserve(%s) priced %s, model prices %s", oid, ml,
+                         [v.get(("p", s)).price for s, _ in lines])
                     # ours (or a concurrent order's with the same lines and prices: then
                     # the probe finds it an order)
                     self.ohold_ids.add(oid)
@@ -881,7 +896,7 @@ class Run:
             return
         must, may = self.stock_codes(v, lines)
         if must:
-            want(c.code in must, "expected %s", "|".join(sorted(must)))
+            want(c.code in must | may, "expected %s", "|".join(sorted(must | may)))
             return
         want(c.code == "OK" or c.code in may, "expected OK")
         if c.code != "OK":
@@ -957,7 +972,8 @@ class Run:
             want((p.on_hand, p.unit_price_cents) == (mp.on_hand, mp.price),
                  "after the round %s has on_hand %d price %d; model %d, %d", s, p.on_hand,
                  p.unit_price_cents, mp.on_hand, mp.price)
-            want(self.split or p.reserved == mp.reserved,
+            lo = mp.reserved - (self.slack(v, s) if self.split else 0)
+            want(lo <= p.reserved <= mp.reserved,
                  "after the round %s has reserved %d; model %d (live orders' lines + the test's "
                  "live reservations)", s, p.reserved, mp.reserved)
         for oid, g in orders.items():
@@ -1262,10 +1278,14 @@ class Run:
         print("# seed %d %s: %d rounds x %d clients in %.1fs; %d orders (%d live), %d events; "
               "answers %s" % (self.seed, self.mode, self.round, self.K, time.monotonic() - t0,
                               len(self.order_ids), live, nev, dict(codes)), flush=True)
+        if self.env.args.verbose:
+            for (kind, code), n in sorted(self.stats.items()):
+                print("#   %-18s %-20s %d" % (kind, code, n))
 
 
 def main():
     p = h.common_args(__doc__.split("\n")[0])
+    p.set_defaults(transport="tls")
     p.add_argument("--mode", choices=["aio", "split"], default="aio")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--steps", type=int, default=None)
@@ -1283,13 +1303,13 @@ def main():
         if seed is None:
             seed = int(os.environ.get("OMS_IT_MODEL_SEED") or random.SystemRandom().randrange(10 ** 6))
         steps = args.steps or int(os.environ.get("OMS_IT_MODEL_STEPS") or
-                                  max(40, int(600 * scale)))
+                                  max(40, int(1500 * scale)))
         print("# seed %d, steps %d, clients %d, mode %s, runs %d (rerun: --seed %d --steps %d "
               "--clients %d --mode %s)" % (seed, steps, args.clients, args.mode, args.runs, seed,
                                            steps, args.clients, args.mode), flush=True)
         for s in range(seed, seed + args.runs):
             run = Run(env, args.mode, s, steps, args.clients,
-                      [x for x in args.skip.split(",") if x])
+                      [x for x in args.skip.split(",") if x], h2c=env.transports[0] == "h2c")
             env.suite.run("%s.seed%d" % (args.mode, s), run.run)
 
 
