@@ -11,7 +11,8 @@ the same per-client op sequences, --clients 1 replays a run exactly):
 
 --mode aio drives one all-in-one omsd; --mode split three processes
 (--services customers / inventory / orders). Steps: --steps, else
-OMS_IT_MODEL_STEPS, else 1500 (x the load scale: 0.25 in sanitizer builds).
+OMS_IT_MODEL_STEPS, else 1500 x the load scale (0.25 in sanitizer builds), at
+least 600.
 --runs R runs seeds N..N+R-1, each on fresh servers.
 
 A run is a sequence of rounds: each of K clients (one channel each) makes one
@@ -298,9 +299,9 @@ class Run:
         ops = [("create", 24), ("get", 6), ("list", 4), ("cancel", 8), ("update", 14),
                ("adjust", 8), ("upsert", 3), ("reserve", 9), ("release", 7), ("setcust", 4),
                ("import", 4), ("getproduct", 2), ("listproducts", 1), ("getcust", 1),
-               ("listcust", 1), ("newcust", 1)]
+               ("listcust", 1), ("newcust", 1), ("track", 2)]
         kind = r.choices([k for k, _ in ops], [w for _, w in ops])[0]
-        if kind in ("get", "cancel", "update") and not self.order_ids:
+        if kind in ("get", "cancel", "update", "track") and not self.order_ids:
             kind = "create"
         return getattr(self, "gen_" + kind)(r, client)
 
@@ -420,6 +421,47 @@ class Run:
             self.check_order_msg(c.resp, o)
         c.subs.append(("get", step))
         c.touch.add(oid)
+        return c
+
+    def gen_track(self, r, client):
+        """TrackOrders: one order's events from seq 1, read up to its version
+        at the start of the round; they must be its history's first ones."""
+        oid = self.pick_order(r)
+        target = self.model[("o", oid)].version
+        done = threading.Event()
+
+        def reqs():
+            yield self.opb.TrackRequest(subscribe=self.opb.TrackSubscribe(order_ids=[oid],
+                                                                          since_seq=1))
+            done.wait(T)
+
+        def fn(a):
+            it = a[2].ord.TrackOrders(reqs(), timeout=T)
+            evs = []
+            try:
+                for e in it:
+                    evs.append(e)
+                    if e.version >= target:
+                        break
+            finally:
+                done.set()
+                it.cancel()
+            return evs
+        c = Call(client, "TrackOrders", "TrackOrders(%s since 1, up to v%d)" % (oid, target))
+        c.fn = fn
+
+        def post(states, before, after):
+            want(c.code == "OK", "expected OK")
+            o = after.get(("o", oid))
+            got = [(e.status, e.previous_status, e.version) for e in c.resp]
+            want(got and got[-1][2] >= target, "stream ended before v%d: %s", target, got)
+            want(all(e.order_id == oid and e.customer_id == o.cust for e in c.resp),
+                 "events of other orders or customers: %s", [(e.order_id, e.customer_id)
+                                                             for e in c.resp])
+            want(tuple(got) == o.hist[:len(got)], "events %s, model history %s", got, o.hist)
+            seqs = [e.seq for e in c.resp]
+            want(seqs == sorted(set(seqs)), "seqs %s", seqs)
+        c.post = post
         return c
 
     def gen_list(self, r, client):
@@ -1303,7 +1345,7 @@ def main():
         if seed is None:
             seed = int(os.environ.get("OMS_IT_MODEL_SEED") or random.SystemRandom().randrange(10 ** 6))
         steps = args.steps or int(os.environ.get("OMS_IT_MODEL_STEPS") or
-                                  max(40, int(1500 * scale)))
+                                  max(600, int(1500 * scale)))
         print("# seed %d, steps %d, clients %d, mode %s, runs %d (rerun: --seed %d --steps %d "
               "--clients %d --mode %s)" % (seed, steps, args.clients, args.mode, args.runs, seed,
                                            steps, args.clients, args.mode), flush=True)
