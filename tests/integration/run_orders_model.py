@@ -295,7 +295,6 @@ class Run:
 
     def gen(self, r, client):
         """One call for this client, from the model as it is between rounds."""
-        m = self.model
         ops = [("create", 24), ("get", 6), ("list", 4), ("cancel", 8), ("update", 14),
                ("adjust", 8), ("upsert", 3), ("reserve", 9), ("release", 7), ("setcust", 4),
                ("import", 4), ("getproduct", 2), ("listproducts", 1), ("getcust", 1),
@@ -1343,7 +1342,8 @@ def main():
         scale = oi.load_scale(args)
         seed = args.seed
         if seed is None:
-            seed = int(os.environ.get("OMS_IT_MODEL_SEED") or random.SystemRandom().randrange(10 ** 6))
+            seed = int(os.environ.get("OMS_IT_MODEL_SEED") or
+                       random.SystemRandom().randrange(10 ** 6))
         steps = args.steps or int(os.environ.get("OMS_IT_MODEL_STEPS") or
                                   max(600, int(1500 * scale)))
         print("# seed %d, steps %d, clients %d, mode %s, runs %d (rerun: --seed %d --steps %d "
