@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -43,6 +44,8 @@ typedef struct options {
     uint64_t max_header_list;
     double grace;
     double handshake_timeout;
+    double conn_idle, conn_age, conn_age_grace, keepalive_time, keepalive_timeout; /* seconds */
+    uint64_t max_connections; /* 0: from the descriptor limit */
     uint64_t workers;
     oms_log_level log_level;
     bool bench_only;
@@ -72,6 +75,18 @@ static void usage(FILE *f)
                "  --handshake-timeout SECONDS  close connections that have not finished the\n"
                "                         TLS handshake and sent the HTTP/2 preface by then\n"
                "                         (default 10; 0 = never)\n"
+               "  --max-connections N    connections open at once, all workers together;\n"
+               "                         over it a new one is closed at once (default: the\n"
+               "                         descriptor limit, raised to its hard maximum, less 256)\n"
+               "  --max-connection-idle SECONDS  GOAWAY to a connection without a call for\n"
+               "                         that long (default 300; 0 = never)\n"
+               "  --max-connection-age SECONDS  GOAWAY to a connection that old; its calls\n"
+               "                         finish (default 0 = never)\n"
+               "  --max-connection-age-grace SECONDS  then close it that much later (default\n"
+               "                         0 = never)\n"
+               "  --keepalive-time SECONDS  PING a peer silent that long (default 7200)\n"
+               "  --keepalive-timeout SECONDS  close it if the PING is not answered within\n"
+               "                         (default 20)\n"
                "  --grace SECONDS        on SIGINT/SIGTERM, how long in-flight calls may run\n"
                "                         before connections are closed (default 10)\n"
                "  --workers N            event loops, one thread and one SO_REUSEPORT listener\n"
@@ -92,12 +107,46 @@ static void usage(FILE *f)
                "                         none or a longer one (default 5)\n"
                "  --event-ring N         order events each loop keeps for live subscribers;\n"
                "                         slower ones catch up from the store (default 65536)\n"
+               "  --idempotency-retention DURATION  how long an idempotency key answers a\n"
+               "                         repeat with its first order (N[s|m|h|d]; default\n"
+               "                         24h; 0 = forever); older keys are forgotten\n"
                "  --no-demo-data         do not seed an empty store with the demo catalog\n"
                "  --bench-only           serve OrderBench (and health, reflection) only\n"
                "  --log-level LEVEL      debug, info, warn, error or off (default info)\n"
                "  -h, --help             show this help\n"
                "\n"
                "When ready, omsd prints one line to stdout: listening on HOST:PORT (tls|h2c)\n");
+}
+
+/* Parses "N", "Ns", "Nm", "Nh" or "Nd" (N a decimal, seconds by default)
+ * into milliseconds, up to ten years; "0" is 0. */
+static int parse_duration_ms(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    double unit = 1000;
+    if (end != s && *end && !end[1]) {
+        switch (*end++) {
+        case 's':
+            break;
+        case 'm':
+            unit = 60e3;
+            break;
+        case 'h':
+            unit = 3600e3;
+            break;
+        case 'd':
+            unit = 86400e3;
+            break;
+        default:
+            return -1;
+        }
+    }
+    if (errno || end == s || *end || !(v >= 0) || v * unit > 3650 * 86400e3)
+        return -1;
+    *out = (int64_t)(v * unit);
+    return 0;
 }
 
 /* Parses a decimal in [min, max]. */
@@ -198,7 +247,14 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_PEER_TIMEOUT,
         OPT_RING,
         OPT_NO_DEMO,
-        OPT_BENCH_ONLY
+        OPT_BENCH_ONLY,
+        OPT_KEY_RETENTION,
+        OPT_MAX_CONNS,
+        OPT_CONN_IDLE,
+        OPT_CONN_AGE,
+        OPT_CONN_AGE_GRACE,
+        OPT_KA_TIME,
+        OPT_KA_TIMEOUT
     };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
@@ -209,6 +265,12 @@ static int parse_args(int argc, char **argv, options *o)
         {"max-streams", required_argument, NULL, OPT_STREAMS},
         {"max-header-list", required_argument, NULL, OPT_HDRS},
         {"grace", required_argument, NULL, OPT_GRACE},
+        {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
+        {"max-connection-idle", required_argument, NULL, OPT_CONN_IDLE},
+        {"max-connection-age", required_argument, NULL, OPT_CONN_AGE},
+        {"max-connection-age-grace", required_argument, NULL, OPT_CONN_AGE_GRACE},
+        {"keepalive-time", required_argument, NULL, OPT_KA_TIME},
+        {"keepalive-timeout", required_argument, NULL, OPT_KA_TIMEOUT},
         {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE},
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"log-level", required_argument, NULL, OPT_LOG},
@@ -222,6 +284,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"peer-timeout", required_argument, NULL, OPT_PEER_TIMEOUT},
         {"event-ring", required_argument, NULL, OPT_RING},
         {"no-demo-data", no_argument, NULL, OPT_NO_DEMO},
+        {"idempotency-retention", required_argument, NULL, OPT_KEY_RETENTION},
         {"bench-only", no_argument, NULL, OPT_BENCH_ONLY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -266,8 +329,19 @@ static int parse_args(int argc, char **argv, options *o)
                 return -1;
             }
             break;
+        case OPT_MAX_CONNS:
+            if (parse_u64(optarg, 1, 10000000, &o->max_connections) != 0) {
+                fprintf(stderr, "omsd: --max-connections wants 1..10000000, got '%s'\n", optarg);
+                return -1;
+            }
+            break;
         case OPT_GRACE:
         case OPT_HANDSHAKE:
+        case OPT_CONN_IDLE:
+        case OPT_CONN_AGE:
+        case OPT_CONN_AGE_GRACE:
+        case OPT_KA_TIME:
+        case OPT_KA_TIMEOUT:
         case OPT_PEER_TIMEOUT: {
             char *end;
             errno = 0;
@@ -280,7 +354,13 @@ static int parse_args(int argc, char **argv, options *o)
             if (ch == OPT_PEER_TIMEOUT)
                 o->orders.peer_timeout_ms = g > 0 ? (uint64_t)(g * 1000) : 1;
             else
-                *(ch == OPT_GRACE ? &o->grace : &o->handshake_timeout) = g;
+                *(ch == OPT_GRACE            ? &o->grace
+                  : ch == OPT_HANDSHAKE      ? &o->handshake_timeout
+                  : ch == OPT_CONN_IDLE      ? &o->conn_idle
+                  : ch == OPT_CONN_AGE       ? &o->conn_age
+                  : ch == OPT_CONN_AGE_GRACE ? &o->conn_age_grace
+                  : ch == OPT_KA_TIME        ? &o->keepalive_time
+                                             : &o->keepalive_timeout) = g;
             break;
         }
         case OPT_STORE:
@@ -326,6 +406,14 @@ static int parse_args(int argc, char **argv, options *o)
         case OPT_NO_DEMO:
             o->orders.demo_data = false;
             break;
+        case OPT_KEY_RETENTION:
+            if (parse_duration_ms(optarg, &o->orders.idempotency_retention_ms) != 0) {
+                fprintf(stderr,
+                        "omsd: --idempotency-retention wants N[s|m|h|d] up to 3650d, got '%s'\n",
+                        optarg);
+                return -1;
+            }
+            break;
         case OPT_BENCH_ONLY:
             o->bench_only = true;
             break;
@@ -361,6 +449,25 @@ static int parse_args(int argc, char **argv, options *o)
     return 0;
 }
 
+/* The connection cap: --max-connections, or what the descriptor limit
+ * allows once its soft value is raised to the hard one (as Go's runtime
+ * does), less a reserve for the store, logs and peers. */
+static size_t connection_cap(uint64_t flag)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rlim_t soft = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = soft;
+    }
+    if (flag)
+        return (size_t)flag;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 1000000;
+    return rl.rlim_cur > 512 ? (size_t)(rl.rlim_cur - 256) : (size_t)rl.rlim_cur / 2;
+}
+
 /* One event loop on its own thread, with its own listener (SO_REUSEPORT
  * when there are several), rpc server, health and reflection; the
  * interop and bench services are shared (read-only tables, a mutex-guarded
@@ -386,6 +493,7 @@ typedef struct app {
     int nworkers;
     atomic_int ndrained;
     orders *orders; /* NULL with --bench-only */
+    http2_conn_limit *conn_limit;
     double grace;
     int signals;
 } app;
@@ -532,6 +640,9 @@ int main(int argc, char **argv)
         .max_header_list = 16u << 10,
         .grace = 10,
         .handshake_timeout = 10,
+        .conn_idle = 300,
+        .keepalive_time = 7200,
+        .keepalive_timeout = 20,
         .log_level = OMS_LOG_INFO,
     };
     unsigned cores = uv_available_parallelism();
@@ -572,6 +683,17 @@ int main(int argc, char **argv)
     hcfg.max_concurrent_streams = (uint32_t)o.max_streams;
     hcfg.max_header_list = (uint32_t)o.max_header_list;
     hcfg.handshake_timeout_ms = (uint64_t)(o.handshake_timeout * 1000);
+    hcfg.idle_timeout_ms = (uint64_t)(o.conn_idle * 1000);
+    hcfg.max_age_ms = (uint64_t)(o.conn_age * 1000);
+    hcfg.age_grace_ms = (uint64_t)(o.conn_age_grace * 1000);
+    hcfg.keepalive_ms = (uint64_t)(o.keepalive_time * 1000);
+    hcfg.keepalive_timeout_ms =
+        o.keepalive_timeout > 0 ? (uint64_t)(o.keepalive_timeout * 1000) : 1;
+    if (!(a.conn_limit = http2_conn_limit_new(connection_cap(o.max_connections)))) {
+        fprintf(stderr, "omsd: out of memory\n");
+        goto out;
+    }
+    hcfg.conn_limit = a.conn_limit;
     hcfg.handler = rpc_server_stream_handler();
     hcfg.reuseport = a.nworkers > 1;
     hcfg.exclusive_port = 1; /* the first worker's listener: nobody else may hold the port */
@@ -615,6 +737,7 @@ out:
     for (int i = 0; a.workers && i < a.nworkers; i++)
         worker_dispose(&a.workers[i]);
     free(a.workers);
+    http2_conn_limit_free(a.conn_limit);
     orders_close(a.orders);
     uv_loop_close(a.loop);
     bench_service_free(bench);

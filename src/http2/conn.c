@@ -101,19 +101,6 @@ void http2__conn_set_peer(http2_conn *c, const struct sockaddr *sa)
     format_addr(&ss, c->peer, sizeof c->peer);
 }
 
-/* A connection that has not finished its TLS handshake and sent its first
- * HTTP/2 frame in time only holds a descriptor: close it. */
-static void on_handshake_timeout(uv_timer_t *t)
-{
-    http2_conn *c = t->data;
-    if (c->greeted || c->closing)
-        return;
-    OMS_INFO("conn %s: no %s within %llu ms; closing", c->peer,
-             c->handshake_done || !c->ssl ? "HTTP/2 preface" : "TLS handshake",
-             (unsigned long long)c->ep->handshake_timeout_ms);
-    http2__conn_fail(c, "handshake timeout");
-}
-
 int http2__conn_accept(http2_server *srv)
 {
     http2_conn *c = http2__conn_new(&srv->ep);
@@ -124,7 +111,15 @@ int http2__conn_accept(http2_server *srv)
         http2__conn_close(c);
         return rv;
     }
+    if (!http2__limit_take(srv->ep.limit)) { /* over the cap: closed at once */
+        http2__limit_refused(srv);
+        http2__conn_fail(c, "over the connection limit");
+        return 0;
+    }
+    c->counted = srv->ep.limit != NULL;
     uv_tcp_nodelay(&c->tcp, 1);
+    if (srv->cfg.tcp_keepalive_s)
+        uv_tcp_keepalive(&c->tcp, 1, srv->cfg.tcp_keepalive_s);
     struct sockaddr_storage ss;
     int len = sizeof ss;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
@@ -140,12 +135,7 @@ int http2__conn_accept(http2_server *srv)
         http2__conn_close(c);
         return rv;
     }
-    if (srv->ep.handshake_timeout_ms) {
-        uv_timer_init(srv->ep.loop, &c->timer);
-        c->timer.data = c;
-        c->handles++;
-        uv_timer_start(&c->timer, on_handshake_timeout, srv->ep.handshake_timeout_ms, 0);
-    }
+    http2__policy_start(c);
     OMS_DEBUG("conn %s: accepted (%s)", c->peer, srv->ep.ssl_ctx ? "tls" : "h2c");
     return 0;
 }
@@ -182,6 +172,8 @@ static void on_closed(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     ep->nconns--;
+    if (c->counted)
+        http2__limit_give(ep->limit);
     OMS_DEBUG("conn %s: closed", c->peer);
     free(c);
     if (ep->conn_gone)
@@ -212,7 +204,7 @@ void http2__conn_close(http2_conn *c)
             *pp = c->dirty_next;
         c->dirty = 0;
     }
-    if (c->timer.loop) { /* initialized: a client keepalive timer */
+    if (c->timer.loop) { /* initialized: client keepalive, server policy */
         c->timer.data = c;
         uv_close((uv_handle_t *)&c->timer, on_closed);
     }
@@ -304,6 +296,7 @@ void http2__conn_on_read(uv_stream_t *tcp, ssize_t nread, const uv_buf_t *buf)
                          nread == UV_EOF ? "connection closed by peer" : uv_strerror((int)nread));
         return;
     }
+    c->last_read = uv_now(c->ep->loop);
     int rv = c->ssl ? http2__tls_feed(c, (const uint8_t *)buf->base, (size_t)nread)
                     : http2__conn_recv(c, (const uint8_t *)buf->base, (size_t)nread);
     if (rv != 0) {

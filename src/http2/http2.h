@@ -20,6 +20,7 @@
 #include <uv.h>
 
 typedef struct http2_server http2_server;
+typedef struct http2_conn_limit http2_conn_limit;
 typedef struct http2_client http2_client;
 typedef struct http2_conn http2_conn;
 typedef struct http2_stream http2_stream;
@@ -89,10 +90,26 @@ typedef struct http2_server_config {
     uint32_t max_header_list;        /* SETTINGS_MAX_HEADER_LIST_SIZE */
     size_t stream_send_buffer;       /* bytes a stream may queue before AGAIN */
     uint64_t handshake_timeout_ms;   /* TLS handshake + client preface; 0 = none */
-    int reuseport;                   /* SO_REUSEPORT: one listener per loop on one port */
-    int exclusive_port;              /* with reuseport: refuse a port another socket is
-                                        bound to (set on a group's first listener, so a
-                                        second server cannot join the group) */
+    /* Connection policy (0 turns each off; see also http2_conn_limit):
+     * a connection without a stream for idle_timeout_ms gets GOAWAY(NO_ERROR)
+     * and closes; one older than max_age_ms gets GOAWAY, its calls finish,
+     * and age_grace_ms later (0: never) it is closed; after keepalive_ms
+     * without a byte from the peer the server PINGs it and closes it if no
+     * ACK comes within keepalive_timeout_ms; accepted sockets get TCP
+     * keepalive probes after tcp_keepalive_s idle seconds. */
+    uint64_t idle_timeout_ms;      /* default 300000 (5 min) */
+    uint64_t max_age_ms;           /* default 0 */
+    uint64_t age_grace_ms;         /* default 0 */
+    uint64_t keepalive_ms;         /* default 7200000 (2 h, as grpc-go) */
+    uint64_t keepalive_timeout_ms; /* default 20000 */
+    unsigned tcp_keepalive_s;      /* default 60 */
+    /* Shared by every server of the process (borrowed; NULL: no cap): over it,
+     * a new connection is accepted and closed at once. */
+    http2_conn_limit *conn_limit;
+    int reuseport;      /* SO_REUSEPORT: one listener per loop on one port */
+    int exclusive_port; /* with reuseport: refuse a port another socket is
+                           bound to (set on a group's first listener, so a
+                           second server cannot join the group) */
     const http2_stream_handler *handler;
     void *handler_data; /* returned by http2_stream_server_data() */
 } http2_server_config;
@@ -125,6 +142,14 @@ void http2_server_free(http2_server *srv);
 
 /* Number of live connections. */
 size_t http2_server_conn_count(const http2_server *srv);
+
+/* A cap on the connections open at once, shared by the servers of a process
+ * (http2_server_config.conn_limit): thread-safe. It must outlive the servers
+ * that use it. NULL on ENOMEM. */
+http2_conn_limit *http2_conn_limit_new(size_t max);
+void http2_conn_limit_free(http2_conn_limit *l);
+/* Connections holding a place now. */
+size_t http2_conn_limit_open(const http2_conn_limit *l);
 
 /* --- client ------------------------------------------------------------- */
 

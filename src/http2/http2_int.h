@@ -47,9 +47,13 @@ typedef struct http2_ep {
     uint32_t conn_window;
     uint32_t max_header_list;
     size_t stream_send_buffer;
-    uint64_t keepalive_ms; /* client PINGs; 0 = off */
+    uint64_t keepalive_ms; /* PING after this long without a read; 0 = off */
     uint64_t keepalive_timeout_ms;
     uint64_t handshake_timeout_ms;       /* server: TLS handshake + preface */
+    uint64_t idle_timeout_ms;            /* server: GOAWAY after this long without a stream */
+    uint64_t max_age_ms;                 /* server: GOAWAY this long after accept */
+    uint64_t age_grace_ms;               /* server: then close this much later; 0 = never */
+    http2_conn_limit *limit;             /* server: the process's connection cap, or NULL */
     const http2_stream_handler *handler; /* server: for every request stream */
     void *handler_data;
     void (*conn_gone)(struct http2_ep *ep); /* a connection was freed */
@@ -76,7 +80,9 @@ struct http2_server {
     int accept_state;        /* LISTEN_* in server.c */
     int listening;
     int draining;
-    int open_handles; /* listener, flusher, grace and accept timers not yet closed */
+    int open_handles;        /* listener, flusher, grace and accept timers not yet closed */
+    uint64_t refused;        /* connections over the cap since the last log line */
+    uint64_t refused_logged; /* loop time of that line */
     void (*done_cb)(http2_server *, void *);
     void *done_arg;
     int port;
@@ -93,15 +99,19 @@ struct http2_client {
 struct http2_conn {
     http2_ep *ep;
     uv_tcp_t tcp;
-    uv_timer_t timer;                  /* client keepalive; server handshake timeout */
+    uv_timer_t timer;                  /* client keepalive; server policy (policy.c) */
     uv_connect_t creq;                 /* client connect */
     int handles;                       /* libuv handles not yet closed */
     const http2_conn_handler *handler; /* client connections */
     void *data;
-    char *server_name;  /* client: SNI and hostname check */
-    uint64_t last_ping; /* loop time the unanswered keepalive PING went out, or 0 */
-    uint64_t ping_sent; /* loop time the last keepalive PING went out */
-    char reason[200];   /* why the connection closed */
+    char *server_name;   /* client: SNI and hostname check */
+    uint64_t last_ping;  /* loop time the unanswered keepalive PING went out, or 0 */
+    uint64_t ping_sent;  /* loop time the last keepalive PING went out */
+    uint64_t born;       /* server: loop time of accept */
+    uint64_t last_read;  /* server: loop time of the last bytes from the peer */
+    uint64_t idle_since; /* server: loop time the last stream closed */
+    uint64_t goaway_at;  /* server: loop time of the max-age GOAWAY */
+    char reason[200];    /* why the connection closed */
     nghttp2_session *session;
     SSL *ssl; /* NULL for h2c */
     BIO *rbio, *wbio;
@@ -124,6 +134,8 @@ struct http2_conn {
     unsigned connected : 1;         /* client: the session is up, on_connected fired */
     unsigned goaway_recv : 1;       /* the peer sent GOAWAY */
     unsigned greeted : 1;           /* server: the client's first frame arrived */
+    unsigned age_goaway : 1;        /* server: max connection age reached, GOAWAY sent */
+    unsigned counted : 1;           /* server: holds one of the connection cap's places */
     double rst_tokens;              /* mirror of nghttp2's stream reset limiter */
     uint64_t rst_stamp;             /* its last refill, in seconds */
     char peer[80];
@@ -171,6 +183,17 @@ void http2__conn_close(http2_conn *c);
 
 int http2__session_callbacks_new(nghttp2_session_callbacks **out);
 nghttp2_option *http2__session_option_new(bool client);
+
+/* policy.c: server connection timers and the connection cap */
+/* At accept: timestamps, and the timer if any policy is on. */
+void http2__policy_start(http2_conn *c);
+/* Re-arms the timer for the earliest deadline (after the greeting). */
+void http2__policy_arm(http2_conn *c);
+/* Takes a place under the cap (true), or none is left (false). NULL: no cap. */
+bool http2__limit_take(http2_conn_limit *l);
+void http2__limit_give(http2_conn_limit *l);
+/* Counts a refusal; logs at most once a second. */
+void http2__limit_refused(http2_server *srv);
 
 /* tls.c */
 SSL_CTX *http2__tls_ctx_new(const char *cert, const char *key, char *err, size_t errlen);

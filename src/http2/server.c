@@ -29,6 +29,10 @@ void http2_server_config_init(http2_server_config *cfg)
     cfg->max_header_list = 16 << 10;
     cfg->stream_send_buffer = 256 << 10;
     cfg->handshake_timeout_ms = 10000;
+    cfg->idle_timeout_ms = 300000;
+    cfg->keepalive_ms = 2 * 3600 * 1000;
+    cfg->keepalive_timeout_ms = 20000;
+    cfg->tcp_keepalive_s = 60;
 }
 
 /* Runs once per loop turn, just before the loop blocks for I/O: every stream
@@ -196,6 +200,12 @@ int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_serv
     ep->max_header_list = cfg->max_header_list;
     ep->stream_send_buffer = cfg->stream_send_buffer;
     ep->handshake_timeout_ms = cfg->handshake_timeout_ms;
+    ep->idle_timeout_ms = cfg->idle_timeout_ms;
+    ep->max_age_ms = cfg->max_age_ms;
+    ep->age_grace_ms = cfg->age_grace_ms;
+    ep->keepalive_ms = cfg->keepalive_ms;
+    ep->keepalive_timeout_ms = cfg->keepalive_timeout_ms ? cfg->keepalive_timeout_ms : 20000;
+    ep->limit = cfg->conn_limit;
     ep->handler = cfg->handler;
     ep->handler_data = cfg->handler_data;
     ep->conn_gone = on_conn_gone;

@@ -83,8 +83,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     http2_stream *s;
     if (!c->greeted) {
         c->greeted = 1;
-        if (!c->ep->client && c->timer.loop)
-            uv_timer_stop(&c->timer);
+        if (!c->ep->client)
+            http2__policy_arm(c); /* the handshake deadline is met */
     }
     switch (frame->hd.type) {
     case NGHTTP2_HEADERS:

@@ -38,7 +38,8 @@ void http2__stream_free(http2_stream *s)
         if (*pp)
             *pp = s->writable_next;
     }
-    c->nstreams--;
+    if (--c->nstreams == 0)
+        c->idle_since = uv_now(c->ep->loop);
     http2__bytes_dispose(&s->hbuf);
     http2__bytes_dispose(&s->outq);
     free(s->trailers);

@@ -144,6 +144,14 @@ static bool reserve_check(const char *order_id, const store_line *lines, size_t 
     return true;
 }
 
+/* Whether the OrderService keeps its orders in the store this inventory
+ * uses (all-in-one): then its order ids are not the public Reserve's and
+ * Release's to take or free (store.h, RESERVE and RELEASE). */
+static bool orders_local(const orders_loop *ol)
+{
+    return (ol->o->cfg.services & ORDERS_SVC_ORDERS) != 0;
+}
+
 /* Fills r (room for nlines) as a RESERVE of lines for order_id. */
 static void reserve_fill(inv_op *r, const char *order_id, size_t nlines)
 {
@@ -358,6 +366,7 @@ static void on_reserve(rpc_call *c, const Oms__V1__ReserveRequest *req)
         return;
     }
     reserve_fill(r, req->order_id, req->n_lines);
+    r->w.orders_local = orders_local(ol);
     op_submit(ol, r, finish_reserve_call);
 }
 
@@ -383,6 +392,7 @@ static void on_release(rpc_call *c, const Oms__V1__ReleaseRequest *req)
     if (!r)
         return;
     release_fill(r, req->order_id);
+    r->w.orders_local = orders_local(ol);
     op_submit(ol, r, finish_release_call);
 }
 

@@ -98,7 +98,12 @@ static void on_order_created(store_write *w)
         if (w->result) {
             store_order *first = w->result;
             w->result = NULL;
-            flow_release_then_done(f, RPC_OK, "", first);
+            if (orders__same_request(first, f->order)) {
+                flow_release_then_done(f, RPC_OK, "", first);
+            } else {
+                store_order_free(first);
+                flow_release_then_done(f, RPC_INVALID_ARGUMENT, ORDERS_KEY_REUSED_MSG, NULL);
+            }
         } else {
             snprintf(why, sizeof why, "idempotency key already used: %s", w->msg);
             flow_release_then_done(f, RPC_ALREADY_EXISTS, why, NULL);
@@ -162,7 +167,9 @@ static void on_reserved(void *arg, rpc_status code, const char *msg, const store
         else
             snprintf(why, sizeof why, "inventory reserved lines[%zu] as %s x %lld", bad,
                      lines[bad].sku, (long long)lines[bad].quantity);
-        flow_release_then_done(f, RPC_INTERNAL, why, NULL);
+        /* Not a fault of ours nor of the request: the ids ahead are taken by
+         * reservations that are not their orders'. */
+        flow_release_then_done(f, RPC_UNAVAILABLE, why, NULL);
         return;
     }
     for (size_t i = 0; i < n; i++)
@@ -185,6 +192,16 @@ static void on_reserved(void *arg, rpc_status code, const char *msg, const store
     store_submit(f->ol->sl, &f->w); /* done fires later, never from inside */
 }
 
+static void place_order(create_flow *f);
+
+/* Whether r (from an EXISTS) is the customer's order under f's key. */
+static bool is_keyed_repeat(const create_flow *f, const store_order *r)
+{
+    const store_order *o = f->order;
+    return r && o->idempotency_key[0] && strcmp(r->idempotency_key, o->idempotency_key) == 0 &&
+           strcmp(r->customer_id, o->customer_id) == 0;
+}
+
 /* ORDER_PLACE done: the order and its reservation were stored together, or
  * nothing was, so there is nothing to release. */
 static void on_order_placed(store_write *w)
@@ -199,13 +216,19 @@ static void on_order_placed(store_write *w)
         flow_done(f, RPC_OK, "", r);
         break;
     case STORE_EXISTS:
-        /* A concurrent call with the same key won (nothing was reserved). */
-        if (r && f->order->idempotency_key[0] &&
-            strcmp(r->idempotency_key, f->order->idempotency_key) == 0) {
-            flow_done(f, RPC_OK, "", r);
+        if (is_keyed_repeat(f, r)) { /* the first call with the key (nothing was reserved) */
+            if (orders__same_request(r, f->order))
+                flow_done(f, RPC_OK, "", r);
+            else
+                flow_done(f, RPC_INVALID_ARGUMENT, ORDERS_KEY_REUSED_MSG, NULL);
+        } else if (f->fresh_ids < CREATE_MAX_FRESH_IDS) {
+            /* The id names a reservation (or an order) that is not ours: a
+             * store from before Reserve refused the OrderService's ids. Such
+             * an id is skipped, never taken over. */
+            f->fresh_ids++;
+            place_order(f);
         } else {
-            snprintf(why, sizeof why, "idempotency key already used: %s", w->msg);
-            flow_done(f, RPC_ALREADY_EXISTS, why, NULL);
+            flow_done(f, RPC_UNAVAILABLE, "no free order id found, retry", NULL);
         }
         break;
     case STORE_PRECONDITION:
@@ -222,11 +245,20 @@ static void on_order_placed(store_write *w)
     store_order_free(r);
 }
 
-/* All-in-one mode (the inventory is this process's, on this store): the
- * reservation, prices, total, order and event in one transaction, so one
- * commit per order and no reservation without its order after a crash. */
+static int64_t next_order_id(store *st, char out[STORE_ID_MAX + 1], store_rc *rc);
+
+/* All-in-one mode (the inventory is this process's, on this store): takes a
+ * new order id, then the reservation, prices, total, order and event in one
+ * transaction, so one commit per order and no reservation without its order
+ * after a crash. */
 static void place_order(create_flow *f)
 {
+    store_rc rc;
+    f->order->created_at = next_order_id(f->ol->o->st, f->order->id, &rc);
+    if (rc != STORE_OK) {
+        flow_done(f, orders__status(rc), "no order id available yet, retry", NULL);
+        return;
+    }
     f->w = (store_write){0};
     f->w.op = STORE_ORDER_PLACE;
     f->w.done = on_order_placed;
@@ -279,7 +311,8 @@ static void reserve_fresh(create_flow *f)
                               on_reserved, f);
 }
 
-static bool answer_known_key(orders_loop *ol, const char *key, orders_create_cb cb, void *arg);
+static bool answer_known_key(orders_loop *ol, const store_order *req, orders_create_cb cb,
+                             void *arg);
 
 /* All-in-one mode skips the key lookup up front (ORDER_PLACE answers a taken
  * key with the first order in the same step); a flow that stops before it
@@ -288,7 +321,7 @@ static bool answer_known_key(orders_loop *ol, const char *key, orders_create_cb 
 static bool answered_by_key(create_flow *f)
 {
     if (f->ol->inventory != &orders__local_inventory || !f->order->idempotency_key[0] ||
-        !answer_known_key(f->ol, f->order->idempotency_key, f->cb, f->arg))
+        !answer_known_key(f->ol, f->order, f->cb, f->arg))
         return false;
     flow_free(f);
     return true;
@@ -319,28 +352,27 @@ static void on_customer(void *arg, rpc_status code, const char *msg, const store
         return;
     }
     if (f->ol->inventory == &orders__local_inventory) {
-        store_rc rc;
-        f->order->created_at = next_order_id(f->ol->o->st, f->order->id, &rc);
-        if (rc != STORE_OK) {
-            flow_done(f, orders__status(rc), "no order id available yet, retry", NULL);
-            return;
-        }
         place_order(f);
         return;
     }
     reserve_fresh(f); /* last action: its callback may fire before it returns */
 }
 
-/* Answers a key seen before with its first order. Returns true when it
- * answered (found, or a store error). */
-static bool answer_known_key(orders_loop *ol, const char *key, orders_create_cb cb, void *arg)
+/* Answers a key the customer used before: with its first order if req asks
+ * for the same, else INVALID_ARGUMENT. Returns true when it answered (found,
+ * or a store error). */
+static bool answer_known_key(orders_loop *ol, const store_order *req, orders_create_cb cb,
+                             void *arg)
 {
     store_order *first = NULL;
-    store_rc rc = store_find_order_by_key(ol->sl, key, &first);
+    store_rc rc = store_find_order_by_key(ol->sl, req->customer_id, req->idempotency_key, &first);
     if (rc == STORE_NOT_FOUND)
         return false;
     if (rc == STORE_OK) {
-        cb(arg, RPC_OK, "", first);
+        if (orders__same_request(first, req))
+            cb(arg, RPC_OK, "", first);
+        else
+            cb(arg, RPC_INVALID_ARGUMENT, ORDERS_KEY_REUSED_MSG, NULL);
         store_order_free(first);
         return true;
     }
@@ -368,10 +400,6 @@ void orders__create_order(orders_loop *ol, const Oms__V1__CreateOrderRequest *re
         cb(arg, RPC_INVALID_ARGUMENT, why, NULL);
         return;
     }
-    /* All-in-one: ORDER_PLACE answers a taken key (see answered_by_key). */
-    if (key[0] && ol->inventory != &orders__local_inventory && answer_known_key(ol, key, cb, arg))
-        return;
-
     create_flow *f = calloc(1, sizeof *f);
     store_order *o = f ? store_order_new(req->n_lines) : NULL;
     if (!o) {
@@ -391,6 +419,11 @@ void orders__create_order(orders_loop *ol, const Oms__V1__CreateOrderRequest *re
     for (size_t i = 0; i < req->n_lines; i++) {
         snprintf(o->lines[i].sku, sizeof o->lines[i].sku, "%s", req->lines[i]->sku);
         o->lines[i].quantity = req->lines[i]->quantity;
+    }
+    /* All-in-one: ORDER_PLACE answers a taken key (see answered_by_key). */
+    if (key[0] && ol->inventory != &orders__local_inventory && answer_known_key(ol, o, cb, arg)) {
+        flow_free(f);
+        return;
     }
     /* Last action: the in-process lookup answers before returning. */
     ol->customers->get_customer(ol, f->customer_id, timeout_ms, on_customer, f);

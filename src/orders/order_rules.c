@@ -115,3 +115,14 @@ rpc_status orders__validate_create(const Oms__V1__CreateOrderRequest *req, char 
     }
     return RPC_OK;
 }
+
+bool orders__same_request(const store_order *first, const store_order *req)
+{
+    if (strcmp(first->customer_id, req->customer_id) != 0 || first->nlines != req->nlines)
+        return false;
+    for (size_t i = 0; i < req->nlines; i++)
+        if (strcmp(first->lines[i].sku, req->lines[i].sku) != 0 ||
+            first->lines[i].quantity != req->lines[i].quantity)
+            return false;
+    return true;
+}

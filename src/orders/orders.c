@@ -24,6 +24,7 @@ void orders_config_init(orders_config *cfg)
     cfg->event_ring = 65536;
     cfg->page_size = 100;
     cfg->max_import_rows = 100000;
+    cfg->idempotency_retention_ms = 24 * 3600 * 1000;
 }
 
 /* --- demo data ---------------------------------------------------------------- */
@@ -262,6 +263,8 @@ orders *orders_open(const orders_config *cfg, char *err, size_t errlen)
     store_config scfg;
     store_config_init(&scfg);
     scfg.url = o->cfg.store_url;
+    scfg.key_retention_ms =
+        o->cfg.idempotency_retention_ms > 0 ? o->cfg.idempotency_retention_ms : 0;
     if (o->hub) {
         scfg.on_events = orders__hub_publish;
         scfg.events_arg = o->hub;

@@ -64,6 +64,10 @@ typedef struct orders_config {
                                Default 65536 */
     size_t page_size;       /* default and maximum page of List* reads; default 100, max 1000 */
     size_t max_import_rows; /* rows per ImportOrders call; default 100000 */
+    /* How long a customer's idempotency key answers a repeat with its first
+     * order; older keys are forgotten in the background (the key may then
+     * make a new order). Default 24 h; 0 keeps keys forever. */
+    int64_t idempotency_retention_ms;
 } orders_config;
 
 void orders_config_init(orders_config *cfg);

@@ -174,6 +174,13 @@ bool orders__order_total(const store_line *lines, size_t n, int64_t *total);
  * ("lines[2].quantity: must be > 0"). */
 rpc_status orders__validate_create(const Oms__V1__CreateOrderRequest *req, char *why, size_t n);
 
+/* Whether req asks for what first was created from: the same customer and
+ * the same lines (SKU and quantity, in the same order). An idempotency key
+ * answers a repeat with its first order only then; a key reused with a
+ * different request is refused (ORDERS_KEY_REUSED_MSG). */
+bool orders__same_request(const store_order *first, const store_order *req);
+#define ORDERS_KEY_REUSED_MSG "idempotency key reused with a different request"
+
 /* Whether s is a valid SKU: 1..STORE_SKU_MAX of [A-Za-z0-9._-]. */
 bool orders__sku_ok(const char *s);
 

@@ -35,6 +35,43 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether the background forgetting of old idempotency keys is due (writer
+ * thread). */
+static bool forget_due(const store *st, int64_t now)
+{
+    return st->key_retention_ms > 0 && now >= st->next_forget_ms;
+}
+
+/* Forgets keys past the retention inside the current transaction. Not
+ * fatal when the statement fails and the transaction survives: tried again
+ * next time. Returns false when SQLite rolled the transaction back. */
+static bool forget_keys(store *st, int64_t now)
+{
+    sqlite3_stmt *s = st->ws[WS_KEYS_FORGET];
+    sqlite3_bind_int64(s, 1, now - st->key_retention_ms);
+    sqlite3_bind_int(s, 2, STORE_KEYS_FORGET_MAX);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    /* A full page: more are due at once; else look again a quarter of the
+     * retention later (at least 100 ms, at most a minute). */
+    int64_t period = st->key_retention_ms / 4;
+    period = period < 100 ? 100 : period > 60000 ? 60000 : period;
+    bool full = rc == SQLITE_DONE && sqlite3_changes(st->db) >= STORE_KEYS_FORGET_MAX;
+    st->next_forget_ms = full ? now : now + period;
+    if (rc == SQLITE_DONE)
+        return true;
+    OMS_WARN("store: sqlite:%s: forgetting old idempotency keys: %s", st->path,
+             sqlite3_errmsg(st->db));
+    return !sqlite3_get_autocommit(st->db);
+}
+
 /* Runs a cached no-parameter statement (BEGIN, COMMIT, SAVEPOINT...). */
 static int run(store *st, int which)
 {
@@ -140,7 +177,9 @@ static void run_batch(store *st, store_write *batch, size_t n)
     bool any = false;
     for (store_write *w = batch; w && !any; w = w->next)
         any = w->rc != STORE_CLOSED;
-    if (!any && !atomic_load(&st->mark_wanted)) /* only writes refused while closing */
+    int64_t now = wall_ms();
+    bool forget = forget_due(st, now);
+    if (!any && !atomic_load(&st->mark_wanted) && !forget) /* only writes refused while closing */
         goto complete;
     if (run(st, WS_BEGIN) != SQLITE_OK) {
         fail_batch(st, batch, seq0, sqlite3_errmsg(st->db));
@@ -179,6 +218,11 @@ static void run_batch(store *st, store_write *batch, size_t n)
             run(st, WS_ROLLBACK_SP);
             run(st, WS_RELEASE_SP);
         }
+    }
+    /* Forgetting old idempotency keys rides along (or runs alone). */
+    if (forget && !forget_keys(st, now)) {
+        fail_batch(st, batch, seq0, sqlite3_errmsg(st->db));
+        goto complete;
     }
     /* A raise of the order-id mark rides along (or runs alone, batch NULL):
      * one more block, and this run's sweep range grows with it. */
@@ -254,8 +298,15 @@ static void *writer_main(void *arg)
     pthread_mutex_lock(&st->mu);
     for (;;) {
         bool waited = false;
-        while (!st->head && !st->closing && !atomic_load(&st->mark_wanted)) {
-            pthread_cond_wait(&st->cv, &st->mu);
+        while (!st->head && !st->closing && !atomic_load(&st->mark_wanted) &&
+               !forget_due(st, wall_ms())) {
+            if (st->key_retention_ms > 0) {
+                struct timespec ts = {.tv_sec = st->next_forget_ms / 1000,
+                                      .tv_nsec = (long)(st->next_forget_ms % 1000) * 1000000};
+                pthread_cond_timedwait(&st->cv, &st->mu, &ts);
+            } else {
+                pthread_cond_wait(&st->cv, &st->mu);
+            }
             waited = true;
         }
         if (waited && st->head) {
@@ -269,7 +320,7 @@ static void *writer_main(void *arg)
         }
         if (!st->head && st->closing)
             break;       /* closing and drained */
-        if (!st->head) { /* only the order-id mark to raise */
+        if (!st->head) { /* only the order-id mark to raise, or keys to forget */
             pthread_mutex_unlock(&st->mu);
             run_batch(st, NULL, 0);
             pthread_mutex_lock(&st->mu);
@@ -587,6 +638,8 @@ store *store_open(const store_config *cfg, char *err, size_t errlen)
     int64_t max_order = query_int(st->db, "SELECT max(id) FROM orders");
     int64_t start = hwm > max_order ? hwm : max_order;
     st->id_block = cfg->id_block > 0 ? cfg->id_block : 16384;
+    st->key_retention_ms = cfg->key_retention_ms > 0 ? cfg->key_retention_ms : 0;
+    st->next_forget_ms = wall_ms(); /* a first look right after the start */
     if (open_id_block(st, start, err, errlen) != 0)
         goto fail;
     atomic_store(&st->next_order, start);

@@ -49,6 +49,7 @@ enum {
     WS_ORDER_EXISTS,
     WS_PRODUCT_AVAILABLE,
     WS_PRODUCT_ADD_RESERVED,
+    WS_KEYS_FORGET,
     WS__COUNT
 };
 
@@ -103,7 +104,9 @@ struct store {
     int64_t max_noted;     /* highest order number committed (or the mark found at open) */
     store_event *evs;      /* this transaction's events */
     size_t nevs, evs_cap;
-    uint8_t *blob; /* lines encoding scratch */
+    uint8_t *blob;            /* lines encoding scratch */
+    int64_t key_retention_ms; /* 0: idempotency keys are kept forever */
+    int64_t next_forget_ms;   /* wall clock ms of the next look for keys to forget */
 
     /* Order ids (sqlite.c, "sweep ranges" in store.h). */
     int64_t id_block;        /* ids per raise of the mark */

@@ -30,8 +30,9 @@ static const char *const reader_sql[RS__COUNT] = {
     [RS_PRODUCT_LIST] = "SELECT sku, name, unit_price, on_hand, reserved, updated_at "
                         "FROM products WHERE sku > ?1 ORDER BY sku LIMIT ?2",
     [RS_ORDER_GET] = "SELECT " ORDER_COLS " FROM orders WHERE id = ?1",
-    [RS_ORDER_GET_BY_KEY] = "SELECT " ORDER_COLS " FROM orders "
-                            "WHERE idempotency_key = ?1 AND idempotency_key <> ''",
+    [RS_ORDER_GET_BY_KEY] =
+        "SELECT " ORDER_COLS " FROM orders "
+        "WHERE customer_id = ?1 AND idempotency_key = ?2 AND idempotency_key <> ''",
     [RS_EVENTS_RANGE] = "SELECT " EVENT_COLS " FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
     [RS_EVENTS_BY_ORDER] = "SELECT " EVENT_COLS " FROM events "
                            "WHERE order_id = ?3 AND seq >= ?1 ORDER BY seq LIMIT ?2",
@@ -204,14 +205,16 @@ store_rc store_get_order(store_loop *sl, const char *id, store_order **out)
     return get_order(sl, s, out);
 }
 
-store_rc store_find_order_by_key(store_loop *sl, const char *idempotency_key, store_order **out)
+store_rc store_find_order_by_key(store_loop *sl, const char *customer_id,
+                                 const char *idempotency_key, store_order **out)
 {
     *out = NULL;
-    if (!idempotency_key || !*idempotency_key ||
+    if (!customer_id || !idempotency_key || !*idempotency_key ||
         strnlen(idempotency_key, STORE_KEY_MAX + 1) > STORE_KEY_MAX)
         return STORE_NOT_FOUND;
     sqlite3_stmt *s = sl->rs[RS_ORDER_GET_BY_KEY];
-    sqlite3_bind_text(s, 1, idempotency_key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, idempotency_key, -1, SQLITE_STATIC);
     return get_order(sl, s, out);
 }
 

@@ -16,7 +16,9 @@
  *    restart without scanning reservations at open; since version 2 it is
  *    also raised in blocks ahead of the ids handed out (never below one);
  *  - sweep_ranges (version 2): per run, [first id, mark] it could hand out,
- *    kept until the next start swept it (store.h).
+ *    kept until the next start swept it (store.h);
+ *  - idempotency keys (version 3) are unique per customer; a forgotten key
+ *    is '' (the order stays).
  */
 #include <stdio.h>
 #include <string.h>
@@ -76,6 +78,13 @@ static const char *const migrations[] = {
     "CREATE TABLE sweep_ranges ("
     "  first INTEGER PRIMARY KEY,"
     "  last INTEGER NOT NULL);",
+    /* 3: idempotency keys are the customer's, not global (two customers may
+     * use the same key), and expire: the age index finds the keys to forget
+     * without visiting orders whose key is already gone */
+    "DROP INDEX orders_key;"
+    "CREATE UNIQUE INDEX orders_key ON orders(customer_id, idempotency_key) "
+    "  WHERE idempotency_key <> '';"
+    "CREATE INDEX orders_key_age ON orders(created_at) WHERE idempotency_key <> '';",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -210,7 +219,8 @@ static const char *const writer_sql[WS__COUNT] = {
                      "total, created_at, updated_at, lines FROM orders WHERE id = ?1",
     [WS_ORDER_GET_BY_KEY] = "SELECT id, customer_id, idempotency_key, cancel_reason, status, "
                             "version, total, created_at, updated_at, lines FROM orders "
-                            "WHERE idempotency_key = ?1 AND idempotency_key <> ''",
+                            "WHERE customer_id = ?1 AND idempotency_key = ?2 "
+                            "AND idempotency_key <> ''",
     [WS_ORDER_UPDATE_STATUS] = "UPDATE orders SET status = ?2, version = ?3, updated_at = ?4, "
                                "cancel_reason = ?5 WHERE id = ?1",
     [WS_EVENT_INSERT] = "INSERT INTO events(seq, order_id, customer_id, status, previous_status, "
@@ -220,6 +230,8 @@ static const char *const writer_sql[WS__COUNT] = {
     [WS_ORDER_EXISTS] = "SELECT status FROM orders WHERE id = ?1",
     [WS_PRODUCT_AVAILABLE] = "SELECT unit_price, on_hand - reserved FROM products WHERE sku = ?1",
     [WS_PRODUCT_ADD_RESERVED] = "UPDATE products SET reserved = reserved + ?2 WHERE sku = ?1",
+    [WS_KEYS_FORGET] = "UPDATE orders SET idempotency_key = '' WHERE id IN (SELECT id FROM orders "
+                       "WHERE idempotency_key <> '' AND created_at < ?1 LIMIT ?2)",
 };
 
 int store__prepare_writer(store *st, char *err, size_t errlen)

@@ -295,6 +295,33 @@ static store_rc reservation_insert(store *st, store_write *w, const char *order_
 /* RESERVE. A reservation that was released stays released: reserving its
  * order id again is PRECONDITION (order ids are never reused, so a late retry
  * of a cancelled or compensated order must not take stock again). */
+/* The status of order number num in this store: 0 if there is none, -1 on
+ * an SQL error. */
+static int order_status(store *st, int64_t num)
+{
+    sqlite3_stmt *e = st->ws[WS_ORDER_EXISTS];
+    sqlite3_bind_int64(e, 1, num);
+    int rc = sqlite3_step(e);
+    int status = rc == SQLITE_ROW ? sqlite3_column_int(e, 0) : rc == SQLITE_DONE ? 0 : -1;
+    sqlite3_reset(e);
+    return status;
+}
+
+/* RESERVE of one of the OrderService's ids where its orders live in this
+ * store: the only reservation such an id may have is its order's, made with
+ * the order (ORDER_PLACE), so nothing is reserved here. */
+static store_rc reserve_order_id(store *st, store_write *w, int64_t num)
+{
+    int status = order_status(st, num);
+    if (status < 0)
+        return sql_error(st, w, "reserve");
+    if (status == 0)
+        return fail(w, STORE_PRECONDITION,
+                    "order %s does not exist; ids o-<n> belong to OrderService", w->order_id);
+    return fail(w, STORE_PRECONDITION, "order %s is %s; its reservation is made with the order",
+                w->order_id, status_name(status));
+}
+
 static store_rc reserve(store *st, store_write *w)
 {
     if (!field_ok(w->order_id, sizeof w->order_id))
@@ -316,6 +343,9 @@ static store_rc reserve(store *st, store_write *w)
     sqlite3_reset(s);
     if (rc != SQLITE_DONE)
         return sql_error(st, w, "reserve");
+    int64_t num;
+    if (w->orders_local && store__parse_id(w->order_id, 'o', &num))
+        return reserve_order_id(st, w, num);
     store_rc r = reserve_lines(st, w, w->lines, w->nlines);
     if (r != STORE_OK)
         return r;
@@ -364,6 +394,39 @@ static store_rc release(store *st, store_write *w, const char *order_id)
     if (rc != SQLITE_DONE)
         return sql_error(st, w, "release");
     w->existed = true;
+    return STORE_OK;
+}
+
+/* RELEASE as a request: where the OrderService's orders live in this store,
+ * a live order's stock goes back only with its cancel. */
+static store_rc release_request(store *st, store_write *w)
+{
+    if (!field_ok(w->order_id, sizeof w->order_id))
+        return fail(w, STORE_INVALID, "order id is required");
+    int64_t num;
+    if (w->orders_local && store__parse_id(w->order_id, 'o', &num)) {
+        int status = order_status(st, num);
+        if (status < 0)
+            return sql_error(st, w, "release");
+        if (status != 0 && status != STORE_ORDER_CANCELLED)
+            return fail(w, STORE_PRECONDITION, "order %s is %s; cancel it to release its stock",
+                        w->order_id, status_name(status));
+    }
+    return release(st, w, w->order_id);
+}
+
+/* KEYS_FORGET: up to STORE_KEYS_FORGET_MAX keys of orders created before
+ * w->delta; the count goes back in w->delta. */
+static store_rc keys_forget(store *st, store_write *w)
+{
+    sqlite3_stmt *s = st->ws[WS_KEYS_FORGET];
+    sqlite3_bind_int64(s, 1, w->delta);
+    sqlite3_bind_int(s, 2, STORE_KEYS_FORGET_MAX);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return sql_error(st, w, "forget idempotency keys");
+    w->delta = sqlite3_changes(st->db);
     return STORE_OK;
 }
 
@@ -423,9 +486,10 @@ static store_rc order_insert(store *st, store_write *w, int64_t num, const store
     if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
         bool by_key = rc == SQLITE_CONSTRAINT_UNIQUE;
         sqlite3_stmt *q = st->ws[by_key ? WS_ORDER_GET_BY_KEY : WS_ORDER_GET];
-        if (by_key)
-            sqlite3_bind_text(q, 1, o->idempotency_key, -1, SQLITE_STATIC);
-        else
+        if (by_key) {
+            sqlite3_bind_text(q, 1, o->customer_id, -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 2, o->idempotency_key, -1, SQLITE_STATIC);
+        } else
             sqlite3_bind_int64(q, 1, num);
         store_rc r = load_order(st, w, q, &w->result);
         if (r != STORE_OK)
@@ -464,13 +528,15 @@ static store_rc order_create(store *st, store_write *w)
                         o->created_at);
 }
 
-/* If key is taken: EXISTS with its first order in w->result; else OK. */
-static store_rc key_taken(store *st, store_write *w, const char *key)
+/* If the customer's key is taken: EXISTS with its first order in w->result;
+ * else OK. */
+static store_rc key_taken(store *st, store_write *w, const char *customer_id, const char *key)
 {
     if (!key[0])
         return STORE_OK;
     sqlite3_stmt *q = st->ws[WS_ORDER_GET_BY_KEY];
-    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 1, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, key, -1, SQLITE_STATIC);
     store_rc r = load_order(st, w, q, &w->result);
     if (r == STORE_NOT_FOUND)
         return STORE_OK;
@@ -553,17 +619,21 @@ static store_rc order_place(store *st, store_write *w)
     if (r != STORE_OK && r != STORE_ERROR) {
         /* A repeat of a keyed order is answered with the first one, whatever
          * the stock says now. */
-        store_rc k = key_taken(st, w, o->idempotency_key);
+        store_rc k = key_taken(st, w, o->customer_id, o->idempotency_key);
         if (k != STORE_OK)
             r = k;
     }
-    if (r == STORE_OK) { /* a reservation under the id without its order: not ours */
+    if (r == STORE_OK) {
+        /* A reservation under the id without its order is not ours (a store
+         * from before RESERVE refused the OrderService's ids, or one a split
+         * deployment left): EXISTS without a result, before any write, and
+         * the caller takes a fresh id. */
         sqlite3_stmt *q = st->ws[WS_RESERVATION_GET];
         sqlite3_bind_text(q, 1, o->id, -1, SQLITE_STATIC);
         int rc = sqlite3_step(q);
         sqlite3_reset(q);
         if (rc == SQLITE_ROW)
-            r = fail(w, STORE_EXISTS, "order %s already has a reservation", o->id);
+            r = fail(w, STORE_EXISTS, "order id %s already names a reservation", o->id);
         else if (rc != SQLITE_DONE)
             r = sql_error(st, w, "place order");
     }
@@ -581,10 +651,14 @@ static store_rc order_place(store *st, store_write *w)
         if (rc != SQLITE_DONE)
             r = sql_error(st, w, "place order");
     }
-    if (r == STORE_OK)
+    if (r == STORE_OK) {
         r = reservation_insert(st, w, o->id, len);
-    if (r == STORE_EXISTS && !w->result) /* checked above: cannot happen */
-        r = sql_error(st, w, "place order");
+        /* Checked above, on this thread: cannot happen. After the order's
+         * insert only an SQL error may fail the request (it fails the
+         * batch, which rolls the insert back). */
+        if (r == STORE_EXISTS)
+            r = sql_error(st, w, "place order");
+    }
     if (r == STORE_OK)
         r = append_event(st, w, num, o->id, o->customer_id, STORE_ORDER_PENDING, 0, 1,
                          o->created_at);
@@ -738,9 +812,9 @@ store_rc store__apply(store *st, store_write *w)
     case STORE_RESERVE:
         return reserve(st, w);
     case STORE_RELEASE:
-        if (!field_ok(w->order_id, sizeof w->order_id))
-            return fail(w, STORE_INVALID, "order id is required");
-        return release(st, w, w->order_id);
+        return release_request(st, w);
+    case STORE_KEYS_FORGET:
+        return keys_forget(st, w);
     case STORE_ORDER_CREATE:
         return order_create(st, w);
     case STORE_ORDER_SET_STATUS:

@@ -39,7 +39,8 @@ typedef struct store_loop store_loop;
 typedef enum store_rc {
     STORE_OK = 0,
     STORE_NOT_FOUND,    /* no such customer / product / order */
-    STORE_EXISTS,       /* unique key taken (email; idempotency key: see ORDER_CREATE) */
+    STORE_EXISTS,       /* unique key taken (email; the customer's idempotency key: see
+                           ORDER_CREATE) */
     STORE_CONFLICT,     /* expected_version does not match */
     STORE_PRECONDITION, /* insufficient stock, illegal transition, on_hand below reserved */
     STORE_INVALID,      /* a request the store cannot represent (overflowing stock, ...) */
@@ -142,6 +143,12 @@ typedef struct store_config {
     store_events_cb on_events; /* may be NULL */
     void *events_arg;
     int64_t id_block; /* order ids reserved durably ahead of use; default 16384 */
+    /* Idempotency keys of orders created longer ago than this are forgotten
+     * by the writer in the background (as KEYS_FORGET does, a bounded page
+     * per transaction, riding along a batch when there is one; it looks a
+     * quarter of the retention apart, between 100 ms and 1 min). 0: kept
+     * forever (the default here; omsd's is 24 h). */
+    int64_t key_retention_ms;
 } store_config;
 
 void store_config_init(store_config *cfg);
@@ -257,14 +264,25 @@ typedef enum store_op {
                                   lines, prices included, as first reserved), whatever lines
                                   the repeat asked for; lines[] of the request get the first
                                   one's prices where their SKU matches. result is NULL unless
-                                  existed. */
+                                  existed.
+                                  orders_local (the OrderService keeps its orders in this
+                                  store): an id of its form ("o-<n>", canonical) is never
+                                  reserved here, as its order's reservation is made by
+                                  ORDER_PLACE: a live one is returned as above, anything else
+                                  is PRECONDITION (no such order, or the order's reservation
+                                  was released). So a public Reserve cannot take an id the
+                                  next order would get. */
     STORE_RELEASE,             /* in: order_id, at; out: existed (a live reservation was
-                                  released). Releasing again or an unknown id is OK. */
+                                  released). Releasing again or an unknown id is OK.
+                                  orders_local: the id of an order that is not CANCELLED is
+                                  PRECONDITION (its stock goes back with its cancel, never
+                                  under it). */
     STORE_ORDER_CREATE,        /* in: order (id, customer_id, idempotency_key, lines with
                                   prices, total_cents, created_at; status and version are set
                                   to PENDING and 1)
-                                  out: event_seq. EXISTS if the idempotency key is taken: then
-                                  result holds the first order with that key. */
+                                  out: event_seq. EXISTS if the customer's idempotency key is
+                                  taken (keys are per customer): then result holds the first
+                                  order with that key; the caller compares the requests. */
     STORE_ORDER_SET_STATUS,    /* in: order_id, to_status, allowed_from, expected_version,
                                   reason (kept as cancel_reason when to_status is CANCELLED),
                                   with_stock, at
@@ -293,12 +311,21 @@ typedef enum store_op {
                                   unknown one, INVALID if the total overflows int64 (or a SKU
                                   comes twice). EXISTS if the idempotency key is taken (before
                                   any of those: a repeat is answered even once the stock ran
-                                  out): result holds the first order with that key and nothing
-                                  is reserved; EXISTS too if the order id is taken (result:
-                                  that order) or already names a reservation (result NULL).
+                                  out): result holds the customer's first order with that key
+                                  and nothing is reserved; EXISTS too if the order id is taken
+                                  (result: that order) or already names a reservation (result
+                                  NULL): the caller takes a fresh id.
                                   Cost: one read per line, then the writes of RESERVE and
                                   ORDER_CREATE, without a savepoint. */
+    STORE_KEYS_FORGET,         /* in: delta = a unix ms cutoff. Forgets the idempotency keys
+                                  of up to STORE_KEYS_FORGET_MAX orders created before it (the
+                                  orders stay; the key may then be used again).
+                                  out: delta = how many were forgotten (fewer than the
+                                  maximum: none older is left). */
 } store_op;
+
+/* Keys one KEYS_FORGET request forgets at most (bounds its transaction). */
+#define STORE_KEYS_FORGET_MAX 4096
 
 typedef struct store_write store_write;
 typedef void (*store_write_cb)(store_write *w);
@@ -326,7 +353,8 @@ struct store_write {
     unsigned allowed_from; /* bit (1u << status) per allowed current status */
     int64_t expected_version;
     char reason[STORE_REASON_MAX + 1];
-    bool with_stock; /* ORDER_SET_STATUS: CANCELLED releases the reservation too */
+    bool with_stock;   /* ORDER_SET_STATUS: CANCELLED releases the reservation too */
+    bool orders_local; /* RESERVE/RELEASE: the OrderService's orders live in this store */
 
     /* outputs */
     store_rc rc;
@@ -359,7 +387,10 @@ long store_list_products(store_loop *sl, const char *after_sku, store_product *o
 
 /* *out: the order (free with store_order_free), or NULL with NOT_FOUND. */
 store_rc store_get_order(store_loop *sl, const char *id, store_order **out);
-store_rc store_find_order_by_key(store_loop *sl, const char *idempotency_key, store_order **out);
+/* The customer's order with that idempotency key (keys are per customer;
+ * forgotten keys are not found). */
+store_rc store_find_order_by_key(store_loop *sl, const char *customer_id,
+                                 const char *idempotency_key, store_order **out);
 
 typedef struct store_order_filter {
     const char *customer_id; /* NULL or "": any */

@@ -741,13 +741,9 @@ def orders_idempotency_field(c):
     o2 = a.create_order(cu.id, [(A, 3)], key=key)
     eq(o2, o1, "the same key twice")
     c.eventually(lambda: a.product(A).reserved, 3, "stock reserved once")
-    # the same key with another body never makes a second order
-    try:
-        o3 = a.create_order(cu.id, [(A, 5)], key=key)
-        eq(o3, o1, "the same key with other lines")
-    except c.grpc.RpcError as e:
-        check(e.code() in (SC.ALREADY_EXISTS, SC.FAILED_PRECONDITION, SC.INVALID_ARGUMENT),
-              "same key, other lines: %s %r", e.code(), e.details())
+    # the same key with another body never makes a second order: refused
+    expect_error(c.grpc, lambda: a.create_order(cu.id, [(A, 5)], key=key), SC.INVALID_ARGUMENT,
+                 ("idempotency key reused with a different request",), "same key, other lines")
     c.eventually(lambda: a.product(A).reserved, 3, "stock still reserved once")
     eq([o.id for o in a.list_orders(customer_id=cu.id)], [o1.id], "orders of the customer")
     # after a status change the key still returns the (current) order, not a new one
@@ -768,6 +764,110 @@ def orders_idempotency_field(c):
         check(o6.id not in (o1.id, o5.id), "retry of a failed key returned another order")
     except c.grpc.RpcError as e:  # replaying the first failure is also acceptable
         eq(e.code(), SC.FAILED_PRECONDITION, "retry of a failed key")
+
+
+def _order_num(oid):
+    check(oid.startswith("o-"), "order id %r", oid)
+    return int(oid[2:])
+
+
+def integrity_reserve_ahead(c):
+    """A public Reserve cannot take the ids the next orders get: each is
+    refused, and every next CreateOrder succeeds under the next id."""
+    a, SC, ipb = c.a, c.SC, c.ipb
+    cu = a.new_customer()
+    A = a.new_product(100, 50)
+    n = _order_num(a.create_order(cu.id, [(A, 1)]).id)
+    for k in range(1, 6):
+        expect_error(c.grpc, lambda: a.inv.Reserve(ipb.ReserveRequest(
+            order_id="o-%d" % (n + k), lines=[ipb.ReserveLine(sku=A, quantity=1)]), timeout=T),
+            SC.FAILED_PRECONDITION, ("o-%d" % (n + k), "does not exist"), "Reserve of a future id")
+    eq(a.product(A).reserved, 1, "reserved after refused Reserves")
+    for k in range(1, 6):
+        o = a.create_order(cu.id, [(A, 2)])
+        eq(_order_num(o.id), n + k, "the next order's id")
+    eq(a.product(A).reserved, 11, "reserved: the orders' lines only")
+    # a live order's id: its own reservation, unchanged; nothing more reserved
+    r = a.inv.Reserve(ipb.ReserveRequest(order_id="o-%d" % n,
+                                         lines=[ipb.ReserveLine(sku=A, quantity=9)]), timeout=T)
+    eq([(l.sku, l.quantity) for l in r.lines], [(A, 1)], "Reserve of a live order's id")
+    eq(a.product(A).reserved, 11, "reserved after Reserve of a live order's id")
+    # a cancelled order's id
+    a.cancel("o-%d" % n)
+    expect_error(c.grpc, lambda: a.inv.Reserve(ipb.ReserveRequest(
+        order_id="o-%d" % n, lines=[ipb.ReserveLine(sku=A, quantity=1)]), timeout=T),
+        SC.FAILED_PRECONDITION, ("o-%d" % n,), "Reserve of a cancelled order's id")
+    eq(a.product(A).reserved, 10, "reserved after the cancel")
+
+
+def integrity_release_live(c):
+    """Release cannot free a live order's stock: the last unit is sold once."""
+    a, SC, ipb = c.a, c.SC, c.ipb
+    c1, c2 = a.new_customer(), a.new_customer()
+    A = a.new_product(100, 1)
+    o = a.create_order(c1.id, [(A, 1)])
+    for status in (None, c.opb.ORDER_STATUS_CONFIRMED):
+        if status:
+            a.update(o.id, status)
+        expect_error(c.grpc, lambda: a.inv.Release(ipb.ReleaseRequest(order_id=o.id), timeout=T),
+                     SC.FAILED_PRECONDITION, (o.id, "cancel"), "Release of a live order")
+        eq(a.product(A).reserved, 1, "reserved after a refused Release")
+        expect_error(c.grpc, lambda: a.create_order(c2.id, [(A, 1)]), SC.FAILED_PRECONDITION,
+                     (A,), "CreateOrder for the unit a live order holds")
+    a.cancel(o.id)
+    eq(a.product(A).reserved, 0, "reserved after the cancel")
+    eq(a.inv.Release(ipb.ReleaseRequest(order_id=o.id), timeout=T).released, False,
+       "Release of a cancelled order")
+    o2 = a.create_order(c2.id, [(A, 1)])
+    eq(o2.customer_id, c2.id, "the unit sold again after the cancel")
+
+
+def integrity_key_per_customer(c):
+    """Idempotency keys are the customer's: another customer's key makes its
+    own order; never another customer's data."""
+    a, SC = c.a, c.SC
+    c1, c2 = a.new_customer(), a.new_customer()
+    A = a.new_product(100, 10)
+    B = a.new_product(200, 10)
+    key = uniq("shared-key")
+    o1 = a.create_order(c1.id, [(A, 1)], key=key)
+    o2 = a.create_order(c2.id, [(B, 2)], key=key)
+    check(o2.id != o1.id, "c2 with c1's key got c1's order %s", o1.id)
+    eq(o2.customer_id, c2.id, "customer of c2's order")
+    eq(a.create_order(c2.id, [(B, 2)], key=key), o2, "c2's repeat")
+    eq(a.create_order(c1.id, [(A, 1)], key=key), o1, "c1's repeat")
+    expect_error(c.grpc, lambda: a.create_order(c2.id, [(A, 1)], key=key), SC.INVALID_ARGUMENT,
+                 ("idempotency key reused with a different request",), "c2: c1's request")
+    md = (("idempotency-key", key),)
+    eq(a.create_order(c2.id, [(B, 2)], metadata=md).id, o2.id, "c2's key as metadata")
+    eq((a.product(A).reserved, a.product(B).reserved), (1, 2), "reserved once per order")
+
+
+def integrity_key_retention(env):
+    """omsd --idempotency-retention: a key older than that is forgotten in the
+    background (the same request then makes a new order); a fresh key is
+    not. Waits for the background pass by polling the answer (bounded)."""
+    server = oi.start_server(env, "omsd-retention", h2c=True,
+                             extra=("--idempotency-retention", "1s"))
+    c = Ctx(env, server)
+    try:
+        a = c.a
+        cu = a.new_customer()
+        A = a.new_product(100, 1000)
+        key = uniq("short-lived")
+        first = a.create_order(cu.id, [(A, 1)], key=key)
+        eq(a.create_order(cu.id, [(A, 1)], key=key).id, first.id, "a repeat within the retention")
+        deadline = time.monotonic() + 15
+        again = first
+        while again.id == first.id and time.monotonic() < deadline:
+            time.sleep(0.1)
+            again = a.create_order(cu.id, [(A, 1)], key=key)
+        check(again.id != first.id, "key still answered with %s after 15 s (retention 1s)",
+              first.id)
+        eq(a.get_order(first.id).id, first.id, "the first order stays after its key is forgotten")
+    finally:
+        c.api.close()
+        env.suite.stop_server(server)
 
 
 def orders_idempotency_metadata(c):
@@ -1602,6 +1702,9 @@ CASES = [
     ("orders.idempotency.metadata", orders_idempotency_metadata),
     ("orders.idempotency.concurrent", orders_idempotency_concurrent),
     ("orders.idempotency.lost_reply", orders_idempotency_lost_reply),
+    ("integrity.reserve_ahead", integrity_reserve_ahead),
+    ("integrity.release_live", integrity_release_live),
+    ("integrity.key_per_customer", integrity_key_per_customer),
     ("orders.overflow", orders_overflow),
     ("orders.list_filters_paging", orders_list),
     ("orders.list_oldest_first_concurrent", orders_list_oldest_first_concurrent),
@@ -1636,6 +1739,7 @@ def main():
             env.suite.run("%s.watch.unavailable_on_sigterm" % tr, watch_on_sigterm, c)
             c.api.close()
             env.suite.stop_server(server)
+        env.suite.run("integrity.key_retention", integrity_key_retention, env)
 
 
 if __name__ == "__main__":

@@ -515,11 +515,17 @@ Test(order_flow, all_in_one_one_commit_per_order_and_cancel)
     /* a repeat (answered by ORDER_PLACE itself): the first order, nothing
      * reserved, no event */
     int64_t seq = store_last_seq(oms->st);
-    cr_assert_eq(create(c_active, "one-commit", NULL, ls, 1, &o), RPC_OK, "%s", msg);
+    cr_assert_eq(create(c_active, "one-commit", NULL, ls, 2, &o), RPC_OK, "%s", msg);
     cr_expect_str_eq(o->id, id);
     oms__v1__order__free_unpacked(o, NULL);
     cr_expect_eq(store_last_seq(oms->st), seq);
     cr_expect_eq(reserved("SKU-C"), 5);
+    /* the key with another request: refused, nothing reserved, no event */
+    cr_assert_eq(create(c_active, "one-commit", NULL, ls, 1, NULL), RPC_INVALID_ARGUMENT);
+    cr_expect_str_eq(msg, "idempotency key reused with a different request");
+    cr_expect_eq(store_last_seq(oms->st), seq);
+    cr_expect_eq(reserved("SKU-C"), 5);
+    cr_expect_eq(reserved("SKU-A"), 1);
 
     c0 = commits();
     cr_assert_eq(cancel(id, "", 0, NULL), RPC_OK, "%s", msg);

@@ -397,7 +397,7 @@ Test(store_commit, reopen_keeps_everything)
     cr_assert_eq(o->status, STORE_ORDER_CANCELLED);
     cr_assert_eq(o->version, 2);
     store_order_free(o);
-    cr_assert_eq(store_find_order_by_key(e.sl, "k1", &o), STORE_OK);
+    cr_assert_eq(store_find_order_by_key(e.sl, cust, "k1", &o), STORE_OK);
     cr_assert_str_eq(o->id, a);
     store_order_free(o);
     /* the key still collides and seqs continue */

@@ -85,11 +85,11 @@ Test(store_orders, idempotency_key_returns_first_order)
     cr_assert_eq(create_order(&e, "c-1", "", 300, NULL, NULL), STORE_OK);
     cr_assert_eq(create_order(&e, "c-1", "", 300, NULL, NULL), STORE_OK);
     store_order *k = NULL;
-    cr_assert_eq(store_find_order_by_key(e.sl, "key-1", &k), STORE_OK);
+    cr_assert_eq(store_find_order_by_key(e.sl, "c-1", "key-1", &k), STORE_OK);
     cr_assert_str_eq(k->id, first);
     store_order_free(k);
-    cr_assert_eq(store_find_order_by_key(e.sl, "key-2", &k), STORE_NOT_FOUND);
-    cr_assert_eq(store_find_order_by_key(e.sl, "", &k), STORE_NOT_FOUND);
+    cr_assert_eq(store_find_order_by_key(e.sl, "c-1", "key-2", &k), STORE_NOT_FOUND);
+    cr_assert_eq(store_find_order_by_key(e.sl, "c-1", "", &k), STORE_NOT_FOUND);
     cr_assert_eq(store_last_seq(e.st), 3);
     tenv_close(&e);
 }

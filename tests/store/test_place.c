@@ -135,7 +135,7 @@ Test(store_place, all_or_nothing)
     cr_assert_eq(store_last_seq(e.st), 0, "no seq taken");
     cr_assert_eq(count_orders(&e), 0);
     store_order *g = NULL;
-    cr_assert_eq(store_find_order_by_key(e.sl, "k-short", &g), STORE_NOT_FOUND);
+    cr_assert_eq(store_find_order_by_key(e.sl, o->customer_id, "k-short", &g), STORE_NOT_FOUND);
     store_write rel = {.op = STORE_RELEASE, .at = 4002};
     strcpy(rel.order_id, o->id);
     cr_assert_eq(run_write(&e, &rel), STORE_OK);

@@ -37,7 +37,7 @@ Test(store_schema, fresh_database_is_migrated)
     tenv e;
     tenv_open(&e);
     tenv_stop(&e);
-    cr_assert_eq(db_int(e.dir, "SELECT version FROM schema_version"), 2);
+    cr_assert_eq(db_int(e.dir, "SELECT version FROM schema_version"), 3);
     cr_assert_eq(db_int(e.dir, "SELECT count(*) FROM schema_version"), 1);
     cr_assert_eq(db_int(e.dir, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
                                "name IN ('customers','products','reservations','orders','events')"),
@@ -73,7 +73,7 @@ Test(store_schema, reopen_keeps_version_and_data)
     cr_assert_eq(store_get_customer(e.sl, id, &c), STORE_OK);
     cr_assert_str_eq(c.email, "ann@example.com");
     tenv_stop(&e);
-    cr_assert_eq(db_int(e.dir, "SELECT version FROM schema_version"), 2);
+    cr_assert_eq(db_int(e.dir, "SELECT version FROM schema_version"), 3);
     cr_assert_eq(db_int(e.dir, "SELECT count(*) FROM schema_version"), 1);
     tenv_rmdir(&e);
 }

@@ -253,12 +253,15 @@ Test(store_sweep, migration_from_version_1)
     tenv_stop(&e);
     /* back to what a version-1 oms left: no sweep ranges, the mark at the
      * highest id it saw */
-    db_exec(e.dir, "DROP TABLE sweep_ranges; UPDATE schema_version SET version = 1;"
+    db_exec(e.dir, "DROP INDEX orders_key_age; DROP INDEX orders_key;"
+                   "CREATE UNIQUE INDEX orders_key ON orders(idempotency_key) "
+                   "WHERE idempotency_key <> '';"
+                   "DROP TABLE sweep_ranges; UPDATE schema_version SET version = 1;"
                    "UPDATE meta SET value = 7 WHERE key = 'order_hwm'");
     cr_assert_eq(db_int(e.dir, "SELECT count(*) FROM sqlite_master WHERE name = 'sweep_ranges'"),
                  0);
     start_block(&e, 16);
-    cr_assert_eq(db_int(e.dir, "SELECT version FROM schema_version"), 2);
+    cr_assert_eq(db_int(e.dir, "SELECT version FROM schema_version"), 3);
     cr_assert_eq(store_pending_sweeps(e.st, NULL, 0), 0, "a version-1 run left no range");
     cr_assert_eq(mark(&e), 7 + 16);
     cr_assert_eq(db_int(e.dir, "SELECT last FROM sweep_ranges WHERE first = 8"), 23);

@@ -1,0 +1,189 @@
+/* policy.c - what a server allows a connection over time, and how many it
+ * holds at once.
+ *
+ * One timer per server connection, armed for the earliest of its deadlines:
+ *   handshake  TLS handshake and client preface within handshake_timeout_ms;
+ *   idle       no open stream for idle_timeout_ms: GOAWAY(NO_ERROR), and the
+ *              connection closes once that is written (no stream is left);
+ *   age        max_age_ms after accept: GOAWAY(NO_ERROR), the calls in flight
+ *              finish; age_grace_ms later whatever is left is closed;
+ *   keepalive  keepalive_ms without a byte from the peer: a PING; no ACK
+ *              within keepalive_timeout_ms closes the connection (a half-open
+ *              peer and its subscriptions go away).
+ * Deadlines are checked lazily: activity only updates timestamps (last read,
+ * when the last stream closed), and the timer, when it fires early, re-arms
+ * for the deadline as it stands then. So the hot path never touches the timer.
+ *
+ * The connection cap is a counter shared by every server of the process (one
+ * per loop): a connection over it is accepted and closed at once, so the
+ * backlog does not fill and the peer learns at once; refusals are logged at
+ * most once a second per server.
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "base/log.h"
+#include "http2/http2_int.h"
+
+struct http2_conn_limit {
+    atomic_size_t open;
+    size_t max;
+};
+
+http2_conn_limit *http2_conn_limit_new(size_t max)
+{
+    http2_conn_limit *l = calloc(1, sizeof *l);
+    if (l)
+        l->max = max;
+    return l;
+}
+
+void http2_conn_limit_free(http2_conn_limit *l)
+{
+    free(l);
+}
+
+size_t http2_conn_limit_open(const http2_conn_limit *l)
+{
+    return atomic_load(&((http2_conn_limit *)l)->open);
+}
+
+bool http2__limit_take(http2_conn_limit *l)
+{
+    if (!l)
+        return true;
+    if (atomic_fetch_add(&l->open, 1) < l->max)
+        return true;
+    atomic_fetch_sub(&l->open, 1);
+    return false;
+}
+
+void http2__limit_give(http2_conn_limit *l)
+{
+    if (l)
+        atomic_fetch_sub(&l->open, 1);
+}
+
+void http2__limit_refused(http2_server *srv)
+{
+    uint64_t now = uv_now(srv->ep.loop);
+    srv->refused++;
+    if (now - srv->refused_logged < 1000 && srv->refused_logged)
+        return;
+    OMS_WARN("refused %llu connection(s) over the limit of %zu open connections",
+             (unsigned long long)srv->refused, srv->cfg.conn_limit->max);
+    srv->refused = 0;
+    srv->refused_logged = now ? now : 1;
+}
+
+static bool policy_on(const http2_ep *ep)
+{
+    return ep->handshake_timeout_ms || ep->idle_timeout_ms || ep->max_age_ms || ep->keepalive_ms;
+}
+
+static uint64_t earliest(uint64_t a, uint64_t b)
+{
+    return !a ? b : !b ? a : a < b ? a : b;
+}
+
+/* The earliest deadline (loop ms) of c's policy, 0 for none. */
+static uint64_t next_deadline(const http2_conn *c, uint64_t now)
+{
+    const http2_ep *ep = c->ep;
+    uint64_t t = 0;
+    if (!c->greeted && ep->handshake_timeout_ms)
+        t = earliest(t, c->born + ep->handshake_timeout_ms);
+    if (ep->max_age_ms && !c->age_goaway)
+        t = earliest(t, c->born + ep->max_age_ms);
+    if (c->age_goaway && ep->age_grace_ms)
+        t = earliest(t, c->goaway_at + ep->age_grace_ms);
+    if (ep->idle_timeout_ms && !c->goaway_sent)
+        t = earliest(t,
+                     c->nstreams ? now + ep->idle_timeout_ms : c->idle_since + ep->idle_timeout_ms);
+    if (ep->keepalive_ms && c->greeted)
+        t = earliest(t, c->last_ping ? c->last_ping + ep->keepalive_timeout_ms
+                                     : c->last_read + ep->keepalive_ms);
+    return t;
+}
+
+static void on_policy_timer(uv_timer_t *t);
+
+void http2__policy_arm(http2_conn *c)
+{
+    if (c->closing || !c->timer.loop)
+        return;
+    uint64_t now = uv_now(c->ep->loop);
+    uint64_t t = next_deadline(c, now);
+    if (!t) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    uv_timer_start(&c->timer, on_policy_timer, t > now ? t - now : 0, 0);
+}
+
+/* GOAWAY(NO_ERROR) with the last stream id: calls in flight finish, the
+ * connection closes once none is left. */
+static void policy_goaway(http2_conn *c, const char *why)
+{
+    OMS_DEBUG("conn %s: %s; sending GOAWAY", c->peer, why);
+    if (!c->reason[0])
+        snprintf(c->reason, sizeof c->reason, "%s", why);
+    http2__conn_drain(c);
+}
+
+static void on_policy_timer(uv_timer_t *t)
+{
+    http2_conn *c = t->data;
+    const http2_ep *ep = c->ep;
+    uint64_t now = uv_now(ep->loop);
+    if (c->closing)
+        return;
+    if (!c->greeted && ep->handshake_timeout_ms && now >= c->born + ep->handshake_timeout_ms) {
+        OMS_INFO("conn %s: no %s within %llu ms; closing", c->peer,
+                 c->handshake_done || !c->ssl ? "HTTP/2 preface" : "TLS handshake",
+                 (unsigned long long)ep->handshake_timeout_ms);
+        http2__conn_fail(c, "handshake timeout");
+        return;
+    }
+    if (c->age_goaway && ep->age_grace_ms && now >= c->goaway_at + ep->age_grace_ms) {
+        OMS_INFO("conn %s: max connection age and its grace over; closing", c->peer);
+        http2__conn_fail(c, "max connection age");
+        return;
+    }
+    if (ep->max_age_ms && !c->age_goaway && now >= c->born + ep->max_age_ms) {
+        c->age_goaway = 1;
+        c->goaway_at = now;
+        policy_goaway(c, "max connection age");
+    }
+    if (ep->idle_timeout_ms && !c->goaway_sent && c->nstreams == 0 &&
+        now >= c->idle_since + ep->idle_timeout_ms)
+        policy_goaway(c, "idle");
+    if (ep->keepalive_ms && c->greeted && c->session) {
+        if (c->last_ping && now >= c->last_ping + ep->keepalive_timeout_ms) {
+            OMS_INFO("conn %s: keepalive PING unanswered for %llu ms; closing", c->peer,
+                     (unsigned long long)ep->keepalive_timeout_ms);
+            http2__conn_fail(c, "keepalive timeout");
+            return;
+        }
+        if (!c->last_ping && now >= c->last_read + ep->keepalive_ms &&
+            nghttp2_submit_ping(c->session, NGHTTP2_FLAG_NONE, NULL) == 0) {
+            c->last_ping = now ? now : 1;
+            http2__conn_mark_dirty(c);
+        }
+    }
+    if (!c->closing)
+        http2__policy_arm(c);
+}
+
+void http2__policy_start(http2_conn *c)
+{
+    http2_ep *ep = c->ep;
+    uint64_t now = uv_now(ep->loop);
+    c->born = c->last_read = c->idle_since = now;
+    if (!policy_on(ep))
+        return;
+    uv_timer_init(ep->loop, &c->timer);
+    c->timer.data = c;
+    c->handles++;
+    http2__policy_arm(c);
+}
