@@ -982,8 +982,9 @@ class Run:
             self.seed, self.round, self.round * self.K, msg, self.rerun_hint()))
 
     def observe(self, calls):
-        """Reads the state after the round (nothing in flight): every product, and
-        every order the round named or created (None: NOT_FOUND)."""
+        """Reads the state after the round (nothing in flight): every product, every
+        customer's status (when the round changed one), and every order the round
+        named or created (None: NOT_FOUND)."""
         ids = set()
         for c in calls:
             ids |= c.touch
@@ -993,6 +994,10 @@ class Run:
                 ids |= {x.order_id for x in c.resp.results if x.order_id}
         prods = {p.sku: p for p in self.chk[1].inv.ListProducts(self.ipb.ListProductsRequest(),
                                                                  timeout=T)}
+        custs = None
+        if any(c.kind in ("SetCustomerStatus", "CreateCustomer") for c in calls):
+            custs = {x.id: x.status for x in self.chk[0].cust.ListCustomers(
+                self.cpb.ListCustomersRequest(), timeout=T)}
         orders = {}
         for oid in sorted(ids):
             try:
@@ -1002,11 +1007,14 @@ class Run:
                     self.fail("GetOrder(%s) after the round: %s %r" % (oid, e.code().name,
                                                                        e.details()))
                 orders[oid] = None
-        return prods, orders
+        return prods, orders, custs
 
     def final_state_ok(self, v, obs):
         """The state a linearization ends in must be the state read after it."""
-        prods, orders = obs
+        prods, orders, custs = obs
+        for cid, st in (custs or {}).items():
+            want(v.get(("c", cid)) == st, "after the round customer %s is %s, model %s", cid,
+                 st, v.get(("c", cid)))
         for s in self.skus:
             p, mp = prods.get(s), v.get(("p", s))
             want(p is not None, "product %s missing after the round", s)
@@ -1193,7 +1201,7 @@ class Run:
         if self.split:
             self.probe_oholds()
         exp = self.expected_reserved()
-        got, orders = obs
+        got, orders, _ = obs
         for s in self.skus:
             p = got.get(s)
             mp = self.model[("p", s)]
