@@ -1040,7 +1040,11 @@ class Run:
         the call order as given."""
         steps = [(c, lab, fn) for c in calls for lab, fn in c.subs]
         first_err = []
-        budget = [200000]
+        budget = [2000000]
+        # (steps left, model changes so far) already found to lead nowhere: steps
+        # that touch different things commute, so without this the search would
+        # try every order of them (8 clients and two imports: 12! orders)
+        dead = set()
 
         def dfs(view, left, path):
             if not left:
@@ -1051,10 +1055,15 @@ class Run:
                         first_err.append((None, "after the round", str(e)))
                     return None
                 return path
+            key = (left, frozenset(view.ch.items()))
+            if key in dead:
+                return None
             budget[0] -= 1
             if budget[0] < 0:
-                return None
-            for i, (c, lab, fn) in enumerate(left):
+                raise Failure("seed %d, round %d: linearization search gave up (%d steps)"
+                              % (self.seed, self.round, len(steps)))
+            for i in left:
+                c, lab, fn = steps[i]
                 nv = view.child()
                 try:
                     fn(nv)
@@ -1062,11 +1071,13 @@ class Run:
                     if not first_err:
                         first_err.append((c, lab, str(e)))
                     continue
-                r = dfs(nv, left[:i] + left[i + 1:], path + [nv])
+                r = dfs(nv, tuple(j for j in left if j != i), path + [nv])
                 if r is not None:
                     return r
+            dead.add(key)
             return None
-        res = dfs(View(self.model), steps, [])
+        res = dfs(View(self.model), tuple(range(len(steps))), [])
+        self.max_nodes = max(getattr(self, "max_nodes", 0), 2000000 - budget[0])
         if res is None:
             c, lab, e = first_err[0]
             if c is None:
@@ -1325,8 +1336,10 @@ class Run:
             codes[code] += n
         live = sum(1 for i in self.order_ids if self.model[("o", i)].status != CANCELLED)
         print("# seed %d %s: %d rounds x %d clients in %.1fs; %d orders (%d live), %d events; "
-              "answers %s" % (self.seed, self.mode, self.round, self.K, time.monotonic() - t0,
-                              len(self.order_ids), live, nev, dict(codes)), flush=True)
+              "answers %s; search <= %d nodes a round"
+              % (self.seed, self.mode, self.round, self.K, time.monotonic() - t0,
+                 len(self.order_ids), live, nev, dict(codes), getattr(self, "max_nodes", 0)),
+              flush=True)
         if self.env.args.verbose:
             for (kind, code), n in sorted(self.stats.items()):
                 print("#   %-18s %-20s %d" % (kind, code, n))
