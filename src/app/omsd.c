@@ -46,6 +46,7 @@ typedef struct options {
     double handshake_timeout;
     double conn_idle, conn_age, conn_age_grace, keepalive_time, keepalive_timeout; /* seconds */
     uint64_t max_connections; /* 0: from the descriptor limit */
+    uint64_t conn_send_budget;
     uint64_t workers;
     oms_log_level log_level;
     bool bench_only;
@@ -75,6 +76,10 @@ static void usage(FILE *f)
                "  --handshake-timeout SECONDS  close connections that have not finished the\n"
                "                         TLS handshake and sent the HTTP/2 preface by then\n"
                "                         (default 10; 0 = never)\n"
+               "  --conn-send-budget BYTES  response bytes one connection may have queued for\n"
+               "                         a peer that does not read; past it, handlers are\n"
+               "                         paused and new calls wait (default 16777216; 0 = no\n"
+               "                         limit)\n"
                "  --max-connections N    connections open at once, all workers together;\n"
                "                         over it a new one is closed at once (default: the\n"
                "                         descriptor limit, raised to its hard maximum, less 256)\n"
@@ -254,7 +259,8 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_CONN_AGE,
         OPT_CONN_AGE_GRACE,
         OPT_KA_TIME,
-        OPT_KA_TIMEOUT
+        OPT_KA_TIMEOUT,
+        OPT_SEND_BUDGET
     };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
@@ -266,6 +272,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"max-header-list", required_argument, NULL, OPT_HDRS},
         {"grace", required_argument, NULL, OPT_GRACE},
         {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
+        {"conn-send-budget", required_argument, NULL, OPT_SEND_BUDGET},
         {"max-connection-idle", required_argument, NULL, OPT_CONN_IDLE},
         {"max-connection-age", required_argument, NULL, OPT_CONN_AGE},
         {"max-connection-age-grace", required_argument, NULL, OPT_CONN_AGE_GRACE},
@@ -326,6 +333,13 @@ static int parse_args(int argc, char **argv, options *o)
             if (parse_u64(optarg, 1024, 16u << 20, &o->max_header_list) != 0) {
                 fprintf(stderr, "omsd: --max-header-list wants 1024..16777216 bytes, got '%s'\n",
                         optarg);
+                return -1;
+            }
+            break;
+        case OPT_SEND_BUDGET:
+            if (parse_u64(optarg, 0, 1ull << 40, &o->conn_send_budget) != 0) {
+                fprintf(stderr, "omsd: --conn-send-budget wants 0..%llu bytes, got '%s'\n",
+                        1ull << 40, optarg);
                 return -1;
             }
             break;
@@ -641,6 +655,7 @@ int main(int argc, char **argv)
         .grace = 10,
         .handshake_timeout = 10,
         .conn_idle = 300,
+        .conn_send_budget = 16u << 20,
         .keepalive_time = 7200,
         .keepalive_timeout = 20,
         .log_level = OMS_LOG_INFO,
@@ -684,6 +699,7 @@ int main(int argc, char **argv)
     hcfg.max_header_list = (uint32_t)o.max_header_list;
     hcfg.handshake_timeout_ms = (uint64_t)(o.handshake_timeout * 1000);
     hcfg.idle_timeout_ms = (uint64_t)(o.conn_idle * 1000);
+    hcfg.conn_send_budget = (size_t)o.conn_send_budget;
     hcfg.max_age_ms = (uint64_t)(o.conn_age * 1000);
     hcfg.age_grace_ms = (uint64_t)(o.conn_age_grace * 1000);
     hcfg.keepalive_ms = (uint64_t)(o.keepalive_time * 1000);

@@ -8,6 +8,7 @@
  * has output, the connection stops reading, so a peer that does not read
  * cannot make us buffer without bound.
  */
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -174,6 +175,10 @@ static void on_closed(uv_handle_t *h)
     ep->nconns--;
     if (c->counted)
         http2__limit_give(ep->limit);
+    /* A connection that queued much for a slow peer leaves freed chunks
+     * that glibc keeps: give them back to the system. */
+    if (c->queued_peak >= HTTP2_TRIM_AFTER)
+        malloc_trim(0);
     OMS_DEBUG("conn %s: closed", c->peer);
     free(c);
     if (ep->conn_gone)
@@ -352,6 +357,10 @@ static void on_written(uv_write_t *req, int status)
  * again. Runs outside nghttp2 calls, so handlers may submit freely. */
 static void notify_writable(http2_conn *c)
 {
+    if (c->wake_all)
+        http2__stream_wake_all(c);
+    if (c->pend_head)
+        http2__stream_open_pending(c);
     while (c->writable) {
         http2_stream *s = c->writable;
         c->writable = s->writable_next;

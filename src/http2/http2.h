@@ -97,6 +97,13 @@ typedef struct http2_server_config {
      * without a byte from the peer the server PINGs it and closes it if no
      * ACK comes within keepalive_timeout_ms; accepted sockets get TCP
      * keepalive probes after tcp_keepalive_s idle seconds. */
+    /* Response bytes one connection may have queued (written by handlers,
+     * not yet taken by the peer's flow control): over it, writes answer
+     * HTTP2_AGAIN and new requests wait before on_open, until half of it is
+     * left. Bounds what a peer that reads nothing costs. Default 16 MiB;
+     * 0: no limit. A single write is never refused, so one message may go
+     * past it. */
+    size_t conn_send_budget;
     uint64_t idle_timeout_ms;      /* default 300000 (5 min) */
     uint64_t max_age_ms;           /* default 0 */
     uint64_t age_grace_ms;         /* default 0 */

@@ -13,6 +13,10 @@
 /* Output is gathered up to this many bytes per uv_write. */
 #define HTTP2_WRITE_CHUNK (256 * 1024)
 
+/* A closing connection that once queued this much for its peer trims the
+ * heap (malloc_trim), so the memory of an attack goes back. */
+#define HTTP2_TRIM_AFTER (8u << 20)
+
 /* A growable byte buffer with a read offset. */
 typedef struct http2_bytes {
     uint8_t *data;
@@ -49,11 +53,12 @@ typedef struct http2_ep {
     size_t stream_send_buffer;
     uint64_t keepalive_ms; /* PING after this long without a read; 0 = off */
     uint64_t keepalive_timeout_ms;
-    uint64_t handshake_timeout_ms;       /* server: TLS handshake + preface */
-    uint64_t idle_timeout_ms;            /* server: GOAWAY after this long without a stream */
-    uint64_t max_age_ms;                 /* server: GOAWAY this long after accept */
-    uint64_t age_grace_ms;               /* server: then close this much later; 0 = never */
-    http2_conn_limit *limit;             /* server: the process's connection cap, or NULL */
+    uint64_t handshake_timeout_ms; /* server: TLS handshake + preface */
+    uint64_t idle_timeout_ms;      /* server: GOAWAY after this long without a stream */
+    uint64_t max_age_ms;           /* server: GOAWAY this long after accept */
+    uint64_t age_grace_ms;         /* server: then close this much later; 0 = never */
+    http2_conn_limit *limit;       /* server: the process's connection cap, or NULL */
+    size_t conn_budget;            /* server: response bytes a connection may queue; 0 = no limit */
     const http2_stream_handler *handler; /* server: for every request stream */
     void *handler_data;
     void (*conn_gone)(struct http2_ep *ep); /* a connection was freed */
@@ -123,6 +128,11 @@ struct http2_conn {
     http2_stream *streams;  /* open streams (doubly linked) */
     http2_stream *writable; /* streams waiting for on_writable (singly linked) */
     size_t nstreams;
+    size_t queued;           /* response bytes queued in the streams' outq */
+    size_t queued_peak;      /* the most queued at once */
+    http2_stream *pend_head; /* streams whose on_open waits for the budget (FIFO) */
+    http2_stream *pend_tail;
+    unsigned wake_all : 1; /* queued fell below the budget's low-water mark */
     unsigned dirty : 1;
     unsigned writing : 1;
     unsigned read_paused : 1;
@@ -157,6 +167,8 @@ struct http2_stream {
     size_t hlist;              /* header list size as RFC 9113 section 6.5.2 counts it */
     http2_stream *prev, *next; /* conn->streams */
     http2_stream *writable_next;
+    http2_stream *pend_next;  /* conn->pend_head list */
+    http2_bytes inq;          /* request DATA held while on_open waits for the budget */
     unsigned opened : 1;      /* on_open delivered */
     unsigned responded : 1;   /* response HEADERS submitted */
     unsigned ended : 1;       /* http2_stream_end() called */
@@ -165,6 +177,8 @@ struct http2_stream {
     unsigned on_writable : 1; /* queued on conn->writable */
     unsigned closed : 1;
     unsigned too_large : 1; /* header block over max_header_list */
+    unsigned pending : 1;   /* on conn->pend_head: on_open waits for the budget */
+    unsigned end_held : 1;  /* the request ended while pending */
 };
 
 /* conn.c */
@@ -214,6 +228,16 @@ int http2__conn_recv(http2_conn *c, const uint8_t *p, size_t n);
 int http2__conn_start_session(http2_conn *c);
 
 /* stream.c */
+/* Runs the on_open (then the held DATA and end) of streams that waited for
+ * the connection's budget, oldest first, while the budget allows. Outside
+ * nghttp2 calls. */
+void http2__stream_open_pending(http2_conn *c);
+/* Below the budget's low-water mark again: every stream that was told AGAIN
+ * gets on_writable (queued on conn->writable). */
+void http2__stream_wake_all(http2_conn *c);
+/* Request DATA for a stream whose on_open waits: held (flow control bounds
+ * it: it is not consumed until the handler takes it). */
+int http2__stream_hold_data(http2_stream *s, const uint8_t *p, size_t n);
 http2_stream *http2__stream_new(http2_conn *c, int32_t id, const http2_stream_handler *h);
 void http2__stream_free(http2_stream *s);
 ssize_t http2__stream_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,

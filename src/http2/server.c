@@ -33,6 +33,7 @@ void http2_server_config_init(http2_server_config *cfg)
     cfg->keepalive_ms = 2 * 3600 * 1000;
     cfg->keepalive_timeout_ms = 20000;
     cfg->tcp_keepalive_s = 60;
+    cfg->conn_send_budget = 16 << 20;
 }
 
 /* Runs once per loop turn, just before the loop blocks for I/O: every stream
@@ -206,6 +207,7 @@ int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_serv
     ep->keepalive_ms = cfg->keepalive_ms;
     ep->keepalive_timeout_ms = cfg->keepalive_timeout_ms ? cfg->keepalive_timeout_ms : 20000;
     ep->limit = cfg->conn_limit;
+    ep->conn_budget = cfg->conn_send_budget;
     ep->handler = cfg->handler;
     ep->handler_data = cfg->handler_data;
     ep->conn_gone = on_conn_gone;

@@ -96,12 +96,16 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
             http2__stream_open(s);
         else if (c->ep->client && frame->headers.cat == NGHTTP2_HCAT_HEADERS)
             http2__stream_trailers(s);
+        if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->pending)
+            s->end_held = 1;
         if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->opened && !s->closed &&
             s->handler->on_end)
             s->handler->on_end(s);
         break;
     case NGHTTP2_DATA:
         s = stream_of(session, frame->hd.stream_id);
+        if (s && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->pending)
+            s->end_held = 1;
         if (s && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->opened && !s->closed &&
             s->handler->on_end)
             s->handler->on_end(s);
@@ -132,6 +136,11 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
     (void)flags;
     http2_conn *c = user_data;
     http2_stream *s = stream_of(session, stream_id);
+    if (s && s->pending && !s->closed) {
+        if (http2__stream_hold_data(s, data, len) != 0)
+            http2_stream_reset(s, HTTP2_INTERNAL_ERROR);
+        return 0;
+    }
     if (!s || !s->opened || s->closed) {
         nghttp2_session_consume_connection(session, len);
         return 0;

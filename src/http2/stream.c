@@ -22,6 +22,25 @@ http2_stream *http2__stream_new(http2_conn *c, int32_t id, const http2_stream_ha
     return s;
 }
 
+/* The connection's budget (ep->conn_budget): responses queued over it make
+ * http2_stream_write answer AGAIN and new streams wait before on_open; below
+ * half of it both go on. */
+static bool over_budget(const http2_conn *c)
+{
+    return c->ep->conn_budget && c->queued >= c->ep->conn_budget;
+}
+
+static void unqueue(http2_conn *c, size_t n)
+{
+    size_t low = c->ep->conn_budget / 2;
+    bool above = c->queued >= low;
+    c->queued -= n;
+    if (c->ep->conn_budget && above && c->queued < low) {
+        c->wake_all = 1;
+        http2__conn_mark_dirty(c);
+    }
+}
+
 void http2__stream_free(http2_stream *s)
 {
     http2_conn *c = s->conn;
@@ -40,6 +59,20 @@ void http2__stream_free(http2_stream *s)
     }
     if (--c->nstreams == 0)
         c->idle_since = uv_now(c->ep->loop);
+    if (s->pending) {
+        http2_stream **pp = &c->pend_head;
+        while (*pp && *pp != s)
+            pp = &(*pp)->pend_next;
+        if (*pp)
+            *pp = s->pend_next;
+        if (c->pend_tail == s) {
+            c->pend_tail = NULL;
+            for (http2_stream *p = c->pend_head; p; p = p->pend_next)
+                c->pend_tail = p;
+        }
+    }
+    unqueue(c, http2__bytes_size(&s->outq));
+    http2__bytes_dispose(&s->inq);
     http2__bytes_dispose(&s->hbuf);
     http2__bytes_dispose(&s->outq);
     free(s->trailers);
@@ -125,8 +158,63 @@ void http2__stream_open(http2_stream *s)
         http2_stream_end(s, &h, 1);
         return;
     }
+    if (!s->conn->ep->client && (over_budget(s->conn) || s->conn->pend_head)) {
+        /* Responses already queued on this connection are over its budget:
+         * this request waits (its headers stay in hbuf, its DATA in inq). */
+        http2_conn *c = s->conn;
+        s->pending = 1;
+        if (c->pend_tail)
+            c->pend_tail->pend_next = s;
+        else
+            c->pend_head = s;
+        c->pend_tail = s;
+        return;
+    }
     s->opened = 1;
     deliver_headers(s, s->handler->on_open);
+}
+
+int http2__stream_hold_data(http2_stream *s, const uint8_t *p, size_t n)
+{
+    s->unconsumed += n;
+    return http2__bytes_append(&s->inq, p, n);
+}
+
+void http2__stream_open_pending(http2_conn *c)
+{
+    while (c->pend_head && !over_budget(c) && !c->closing) {
+        http2_stream *s = c->pend_head;
+        c->pend_head = s->pend_next;
+        if (!c->pend_head)
+            c->pend_tail = NULL;
+        s->pend_next = NULL;
+        s->pending = 0;
+        s->opened = 1;
+        deliver_headers(s, s->handler->on_open);
+        size_t n = http2__bytes_size(&s->inq);
+        if (n && !s->closed) {
+            if (s->handler->on_data)
+                s->handler->on_data(s, s->inq.data + s->inq.off, n);
+            else
+                http2_stream_consume(s, n);
+        }
+        http2__bytes_dispose(&s->inq);
+        if (s->end_held && !s->closed && s->handler->on_end)
+            s->handler->on_end(s);
+    }
+}
+
+void http2__stream_wake_all(http2_conn *c)
+{
+    c->wake_all = 0;
+    for (http2_stream *s = c->streams; s; s = s->next) {
+        if (s->want_write && !s->on_writable && !s->closed) {
+            s->want_write = 0;
+            s->on_writable = 1;
+            s->writable_next = c->writable;
+            c->writable = s;
+        }
+    }
 }
 
 void http2__stream_trailers(http2_stream *s)
@@ -171,11 +259,13 @@ ssize_t http2__stream_read(nghttp2_session *session, int32_t stream_id, uint8_t 
     memcpy(buf, s->outq.data + s->outq.off, n);
     s->outq.off += n;
     avail -= n;
+    unqueue(s->conn, n);
     if (avail == 0 && s->ended)
         finish_body(s, session, data_flags);
     /* Below a quarter of the send buffer: ask the handler for more, from
      * outside this callback (conn.c's notify_writable). */
-    if (s->want_write && !s->on_writable && avail < s->conn->ep->stream_send_buffer / 4) {
+    if (s->want_write && !s->on_writable && avail < s->conn->ep->stream_send_buffer / 4 &&
+        !over_budget(s->conn)) {
         s->want_write = 0;
         s->on_writable = 1;
         s->writable_next = s->conn->writable;
@@ -234,8 +324,12 @@ int http2_stream_write(http2_stream *s, const uint8_t *p, size_t n)
         return UV_EINVAL;
     if (http2__bytes_append(&s->outq, p, n) != 0)
         return UV_ENOMEM;
+    http2_conn *c = s->conn;
+    c->queued += n;
+    if (c->queued > c->queued_peak)
+        c->queued_peak = c->queued;
     resume(s);
-    if (http2__bytes_size(&s->outq) >= s->conn->ep->stream_send_buffer) {
+    if (http2__bytes_size(&s->outq) >= c->ep->stream_send_buffer || over_budget(c)) {
         s->want_write = 1;
         return HTTP2_AGAIN;
     }

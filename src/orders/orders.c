@@ -514,6 +514,8 @@ rpc_status orders__status(store_rc rc)
     case STORE_CLOSED:
     case STORE_UNAVAILABLE:
         return RPC_UNAVAILABLE;
+    case STORE_FULL:
+        return RPC_RESOURCE_EXHAUSTED;
     case STORE_ERROR:
     default:
         return RPC_INTERNAL;

@@ -126,7 +126,7 @@ int64_t orders__now_ms(void);
 
 /* The gRPC status for a store result: NOT_FOUND, ALREADY_EXISTS, ABORTED
  * (CONFLICT), FAILED_PRECONDITION, INVALID_ARGUMENT, INTERNAL (ERROR),
- * UNAVAILABLE (CLOSED, UNAVAILABLE). */
+ * UNAVAILABLE (CLOSED, UNAVAILABLE), RESOURCE_EXHAUSTED (FULL). */
 rpc_status orders__status(store_rc rc);
 
 /* Timeout for a peer call made for c: its remaining deadline, capped by

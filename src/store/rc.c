@@ -13,6 +13,7 @@ const char *store_rc_name(store_rc rc)
         [STORE_ERROR] = "ERROR",
         [STORE_CLOSED] = "CLOSED",
         [STORE_UNAVAILABLE] = "UNAVAILABLE",
+        [STORE_FULL] = "FULL",
     };
     if ((unsigned)rc < sizeof names / sizeof names[0])
         return names[rc];

@@ -130,16 +130,40 @@ static void fail_request(store_write *w, store_rc rc, const char *msg)
     }
 }
 
+/* What a failed SQLite call means for the caller: a full disk is
+ * RESOURCE_EXHAUSTED territory, a database that cannot be written now (made
+ * read-only, I/O errors, locked by another process) is UNAVAILABLE; both clear
+ * by themselves once the fault does, as every batch tries afresh. Anything
+ * else is a store error. */
+static store_rc classify(int sqlite_code)
+{
+    switch (sqlite_code & 0xff) {
+    case SQLITE_FULL:
+        return STORE_FULL;
+    case SQLITE_READONLY:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_PROTOCOL:
+        return STORE_UNAVAILABLE;
+    default:
+        return STORE_ERROR;
+    }
+}
+
 /* Fails every request of a batch (BEGIN or COMMIT failed, or SQLite rolled
- * the transaction back by itself) and forgets its events and seqs. */
-static void fail_batch(store *st, store_write *batch, int64_t seq0, const char *why)
+ * the transaction back by itself) and forgets its events and seqs. code: the
+ * SQLite error that failed it. */
+static void fail_batch(store *st, store_write *batch, int64_t seq0, const char *why, int code)
 {
     char msg[STORE_MSG_MAX + 1];
-    snprintf(msg, sizeof msg, "store: %.150s", why);
+    snprintf(msg, sizeof msg, "%s%.150s", strncmp(why, "store: ", 7) == 0 ? "" : "store: ", why);
     OMS_ERROR("store: sqlite:%s: transaction failed: %s", st->path, why);
+    store_rc rc = classify(code);
     for (store_write *w = batch; w; w = w->next)
         if (w->rc != STORE_CLOSED)
-            fail_request(w, STORE_ERROR, msg);
+            fail_request(w, rc, msg);
     st->seq = seq0;
     st->nevs = 0;
     st->batch_hwm = st->hwm_persisted;
@@ -182,7 +206,7 @@ static void run_batch(store *st, store_write *batch, size_t n)
     if (!any && !atomic_load(&st->mark_wanted) && !forget) /* only writes refused while closing */
         goto complete;
     if (run(st, WS_BEGIN) != SQLITE_OK) {
-        fail_batch(st, batch, seq0, sqlite3_errmsg(st->db));
+        fail_batch(st, batch, seq0, sqlite3_errmsg(st->db), sqlite3_extended_errcode(st->db));
         goto complete;
     }
     for (store_write *w = batch; w; w = w->next) {
@@ -201,6 +225,7 @@ static void run_batch(store *st, store_write *batch, size_t n)
                 run(st, WS_RELEASE_SP);
             continue;
         }
+        int code = rc == STORE_ERROR ? sqlite3_extended_errcode(st->db) : SQLITE_OK;
         st->seq = seq;
         st->nevs = nevs;
         if (sqlite3_get_autocommit(st->db) || (!sp && rc == STORE_ERROR)) {
@@ -211,17 +236,19 @@ static void run_batch(store *st, store_write *batch, size_t n)
             store__copy(why, sizeof why, w->msg);
             if (!sqlite3_get_autocommit(st->db))
                 run(st, WS_ROLLBACK);
-            fail_batch(st, batch, seq0, why);
+            fail_batch(st, batch, seq0, why, code);
             goto complete;
         }
         if (sp) {
             run(st, WS_ROLLBACK_SP);
             run(st, WS_RELEASE_SP);
         }
+        if (rc == STORE_ERROR) /* this request alone failed on an SQL error */
+            w->rc = classify(code);
     }
     /* Forgetting old idempotency keys rides along (or runs alone). */
     if (forget && !forget_keys(st, now)) {
-        fail_batch(st, batch, seq0, sqlite3_errmsg(st->db));
+        fail_batch(st, batch, seq0, sqlite3_errmsg(st->db), sqlite3_extended_errcode(st->db));
         goto complete;
     }
     /* A raise of the order-id mark rides along (or runs alone, batch NULL):
@@ -237,9 +264,10 @@ static void run_batch(store *st, store_write *batch, size_t n)
         if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
             char why[STORE_MSG_MAX + 1];
             store__copy(why, sizeof why, sqlite3_errmsg(st->db));
+            int code = sqlite3_extended_errcode(st->db);
             if (!sqlite3_get_autocommit(st->db))
                 run(st, WS_ROLLBACK);
-            fail_batch(st, batch, seq0, why);
+            fail_batch(st, batch, seq0, why, code);
             goto complete;
         }
     }
@@ -251,8 +279,9 @@ static void run_batch(store *st, store_write *batch, size_t n)
         if (rc != SQLITE_DONE) {
             char why[STORE_MSG_MAX + 1];
             store__copy(why, sizeof why, sqlite3_errmsg(st->db));
+            int code = sqlite3_extended_errcode(st->db);
             run(st, WS_ROLLBACK);
-            fail_batch(st, batch, seq0, why);
+            fail_batch(st, batch, seq0, why, code);
             goto complete;
         }
     }
@@ -260,9 +289,10 @@ static void run_batch(store *st, store_write *batch, size_t n)
     if (run(st, WS_COMMIT) != SQLITE_OK) {
         char why[STORE_MSG_MAX + 1];
         store__copy(why, sizeof why, sqlite3_errmsg(st->db));
+        int code = sqlite3_extended_errcode(st->db);
         if (!sqlite3_get_autocommit(st->db))
             run(st, WS_ROLLBACK);
-        fail_batch(st, batch, seq0, why);
+        fail_batch(st, batch, seq0, why, code);
         goto complete;
     }
     atomic_fetch_add(&st->commit_us, now_us() - t0);

@@ -46,7 +46,9 @@ typedef enum store_rc {
     STORE_INVALID,      /* a request the store cannot represent (overflowing stock, ...) */
     STORE_ERROR,        /* I/O error, full disk, corrupt database: see msg and the log */
     STORE_CLOSED,       /* the store is shutting down */
-    STORE_UNAVAILABLE,  /* briefly unable to serve (no durable order id ready yet): retry */
+    STORE_UNAVAILABLE,  /* briefly unable to serve (no durable order id ready yet; the database
+                           cannot be written now: read-only, I/O errors): retry */
+    STORE_FULL,         /* the disk is full: nothing was written; retry once space is freed */
 } store_rc;
 
 /* "OK", "NOT_FOUND", ... */

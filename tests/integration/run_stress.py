@@ -133,6 +133,91 @@ def slow_reader_streaming_output(c):
     time.sleep(0.5)
 
 
+UNARY = "/grpc.testing.TestService/UnaryCall"
+
+
+def unread_unary_4mib(c):
+    """1,000 UnaryCalls asking for 4 MiB each on one connection that reads
+    nothing (4 GB if every response were queued): the connection's send
+    budget stops starting handlers, so RSS grows by far less than 256 MB, a
+    good client on another connection keeps its latency, and the memory goes
+    back once the peer leaves."""
+    m = c.m
+    req = m.SimpleRequest(response_size=4 << 20, payload=m.Payload(body=b"x"))
+    body = h2raw.grpc_frame(req.SerializeToString())
+    s = c.sock(rcvbuf=4096)
+    enc = hpack.Encoder()
+    out = [h2raw.PREFACE, SETTINGS_EMPTY]
+    for i in range(1000):
+        sid = 2 * i + 1
+        out.append(frame(1, END_HEADERS, sid, c.headers_block(enc, UNARY)))
+        out.append(frame(0, END_STREAM, sid, body))
+    out = b"".join(out)
+    base = c.server.rss_kb()
+    try:
+        _send_until_blocked(s, out, 10)
+        # a well-behaved client on its own connection meanwhile, for 3 s, with
+        # the server's RSS sampled all along (the handlers run meanwhile)
+        ch = c.server.channel()
+        stub = c.S.test_pb2_grpc.TestServiceStub(ch)
+        worst, peak = 0.0, base
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            t0 = time.monotonic()
+            stub.EmptyCall(c.S.empty_pb2.Empty(), timeout=T)
+            worst = max(worst, time.monotonic() - t0)
+            peak = max(peak, c.server.rss_kb())
+        ch.close()
+        print("# unread UnaryCall 1000 x 4 MiB: RSS %d -> %d MB, good client's worst call %.0f ms"
+              % (base // MB, peak // MB, worst * 1000))
+        check((peak - base) // MB < 256, "server RSS grew by %d MB for a peer that reads nothing "
+              "(1000 x 4 MiB asked)", (peak - base) // MB)
+        check(worst < 2.0, "a good client's EmptyCall took %.0f ms during the attack",
+              worst * 1000)
+    finally:
+        s.close()
+    # given back once the peer is gone (the connection's peak is trimmed)
+    deadline = time.monotonic() + 10
+    now = c.server.rss_kb()
+    while (now - base) // MB >= 64 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = c.server.rss_kb()
+    print("# after the peer left: RSS %d MB" % (now // MB))
+    check((now - base) // MB < 64, "RSS still %d MB above the start after the peer left",
+          (now - base) // MB)
+
+
+def unread_watch_streams(c):
+    """1,000 live WatchOrders streams on one connection that reads nothing,
+    while events flow: the send budget bounds the connection (not 256 KiB a
+    stream)."""
+    b = c.S.bench_pb2
+    s = c.sock(rcvbuf=4096)
+    enc = hpack.Encoder()
+    out = [h2raw.PREFACE, SETTINGS_EMPTY]
+    body = h2raw.grpc_frame(b.WatchRequest(count=100000000).SerializeToString())
+    for i in range(1000):
+        sid = 2 * i + 1
+        out.append(frame(1, END_HEADERS, sid, c.headers_block(enc, WATCH)))
+        out.append(frame(0, END_STREAM, sid, body))
+    out = b"".join(out)
+    base = c.server.rss_kb()
+    try:
+        _send_until_blocked(s, out, 10)
+        c.healthy()
+        # the watch streams produce as fast as they may for 3 s: RSS sampled
+        peak = base
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            time.sleep(0.05)
+            peak = max(peak, c.server.rss_kb())
+        print("# unread WatchOrders x1000: RSS %d -> %d MB" % (base // MB, peak // MB))
+        check((peak - base) // MB < 96, "server RSS grew by %d MB for 1000 unread watch streams "
+              "(the connection's send budget is 16 MiB)", (peak - base) // MB)
+    finally:
+        s.close()
+
+
 def slow_reader_watch(c):
     """WatchOrders count=100M to a client that never reads: bounded memory."""
     b = c.S.bench_pb2
@@ -353,6 +438,8 @@ CASES = [
     ("slow_reader.streaming_output", slow_reader_streaming_output, ("tls", "h2c")),
     ("slow_reader.watch_orders", slow_reader_watch, ("tls", "h2c")),
     ("zero_window_then_cancel", zero_window_then_cancel, ("tls", "h2c")),
+    ("unread.unary_4mib_x1000", unread_unary_4mib, ("h2c", "tls")),
+    ("unread.watch_streams_x1000", unread_watch_streams, ("h2c",)),
     ("flood.rapid_reset", rapid_reset, ("h2c", "tls")),
     ("flood.continuation", continuation_flood, ("h2c", "tls")),
     ("flood.ping_no_read", ping_flood, ("h2c", "tls")),
