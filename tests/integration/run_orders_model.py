@@ -1202,6 +1202,7 @@ class Run:
                     self.fail("order %s has lines %s; the id was reserved ahead with %s"
                               % (oid, o.lines, ls))
                 self.model[("oh", oid)] = (ls, False)
+                self.stats[("~reserved ahead", "taken over by its order")] += 1
                 continue
             try:
                 r = ia.inv.Reserve(self.ipb.ReserveRequest(order_id=oid, lines=[
@@ -1210,11 +1211,13 @@ class Run:
                     self.fail("probe Reserve(%s) answered %s, reserved %s" % (oid, lines_of(
                         r.lines), ls))
                 if onum(oid) < top:  # ids below the last order are never handed out again
+                    self.stats[("~reserved ahead", "kept for good")] += 1
                     self.model[("h", oid)] = ("live", ls)
                     self.model[("oh", oid)] = (ls, False)
             except self.grpc.RpcError as e:
                 if e.code().name != "FAILED_PRECONDITION":
                     self.fail("probe Reserve(%s): %s %r" % (oid, e.code().name, e.details()))
+                self.stats[("~reserved ahead", "released by a CreateOrder")] += 1
                 self.model[("oh", oid)] = (ls, False)  # released by a CreateOrder that skipped it
         # the model's reserved, recomputed (the incremental one is an upper bound here)
         exp = self.expected_reserved()
@@ -1350,7 +1353,7 @@ class Run:
             self.stop()
         codes = collections.Counter()
         for (kind, code), n in self.stats.items():
-            if kind != "CreateOrder 1 ms":
+            if kind != "CreateOrder 1 ms" and kind[0] != "~":
                 codes[code] += n
         live = sum(1 for i in self.order_ids if self.model[("o", i)].status != CANCELLED)
         print("# seed %d %s: %d rounds x %d clients in %.1fs; %d orders (%d live), %d events; "
