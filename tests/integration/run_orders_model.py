@@ -4,7 +4,9 @@ from several concurrent clients against the real omsd, checked after every
 round against a model.
 
 Usage (the seed is printed at start; the same --seed/--steps/--clients reruns
-the same per-client op sequences, --clients 1 replays a run exactly):
+the same per-client op sequences; the interleaving may differ, so every check
+holds for any interleaving; --clients 1 replays a run exactly; --skip leaves op
+variants out to narrow a failure down):
 
     run_orders_model.py --omsd build/omsd [--mode aio|split] [--seed N]
                         [--steps M] [--clients K] [--runs R]
@@ -22,7 +24,10 @@ call, all at once; then, with nothing in flight, the round is checked.
   - Linearizability against the model: some order of the round's atomic steps
     (one per call; one per row of an ImportOrders) applied to the model gives
     every answer seen (code, order ids, customers, lines, prices, status,
-    version, stock figures). The model's semantics:
+    version, stock figures) and ends in the state read after the round
+    (products, customers' statuses, the orders the round named or created).
+    Steps that commute are not tried in every order (dead ends are
+    remembered). The model's semantics:
       CreateOrder / ImportOrders rows: idempotency keys are scoped to the
         customer (all-in-one: a keyed CreateOrder sometimes first with a 1 ms
         deadline, which may still commit, then retried with the key: the pair
