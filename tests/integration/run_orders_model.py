@@ -314,6 +314,14 @@ class Run:
         n = r.choice((1, 1, 1, 2, 2, 3))
         return [(s, r.randint(1, 3)) for s in r.sample(skus, min(n, len(skus)))]
 
+    def odd_id(self, r):
+        """An id that looks like a live order's but is not its id ("o-07",
+        "O-7", "o-7 "...): a plain reservation id for Reserve/Release, NOT_FOUND
+        for the order calls; never the order's stock."""
+        n = onum(self.pick_order(r) or "o-1")
+        return r.choice(("o-0%d", "o-00%d", "O-%d", "o-%d ", " o-%d", "o-+%d", "o-%d\t",
+                         "o--%d", "o-%d.0"))  % n
+
     def max_onum(self):
         return max((onum(i) for i in self.order_ids), default=0)
 
@@ -447,7 +455,9 @@ class Run:
         return c
 
     def gen_get(self, r, client):
-        oid = self.pick_order(r) if r.random() < 0.9 else "o-%d" % (self.max_onum() + 3)
+        x = r.random()
+        oid = (self.pick_order(r) if x < 0.9 else "o-%d" % (self.max_onum() + 3) if x < 0.95
+               else self.odd_id(r))
         req = self.opb.GetOrderRequest(id=oid)
         c = Call(client, "GetOrder", "GetOrder(%s)" % oid)
         c.fn = lambda a: a[2].ord.GetOrder(req, timeout=T)
@@ -547,6 +557,8 @@ class Run:
         reason = "why-%d" % r.randrange(100)
         if r.random() < 0.05:
             oid = "o-%d" % (self.max_onum() + 7)
+        elif r.random() < 0.03:
+            oid = self.odd_id(r)
         req = self.opb.CancelOrderRequest(id=oid, reason=reason, expected_version=ev)
         c = Call(client, "CancelOrder", "CancelOrder(%s)" % short(req))
         c.fn = lambda a: a[2].ord.CancelOrder(req, timeout=T)
@@ -630,6 +642,8 @@ class Run:
         if x < 0.25 or not self.holds:
             self.hold_n += 1
             oid = "hold-%d-%d" % (client, self.hold_n)
+            if r.random() < 0.15:
+                oid = self.odd_id(r)
             self.holds.append(oid)
         elif x < 0.40:
             oid = r.choice(self.holds)  # a repeat, or one released
