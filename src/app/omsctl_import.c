@@ -51,6 +51,8 @@ typedef struct import_state {
     rpc_status code;
     char msg[1024];
     int64_t created, failed, received;
+    int64_t skipped; /* rows past the server's limit: not processed */
+    char skipped_reason[208];
 } import_state;
 
 static void row_reset(import_row *r)
@@ -275,14 +277,19 @@ static void pump(import_state *st)
             return;
         }
         st->lineno++;
-        if (memchr(st->buf, '\0', (size_t)n)) {
-            /* a NUL would cut the line short silently: fail the open row (the
-             * line most likely belongs to it), or report the line alone */
+        /* A NUL would cut the line short silently, and bytes that are not
+         * UTF-8 would make the server refuse the whole import (proto3
+         * strings): fail the open row (the line most likely belongs to it),
+         * or report the line alone. */
+        const char *bad = memchr(st->buf, '\0', (size_t)n)     ? "NUL byte in the line"
+                          : !rpc_string_ok(st->buf, (size_t)n) ? "not UTF-8 text"
+                                                               : NULL;
+        if (bad) {
             if (st->row.row_id) {
-                row_error(&st->row, st->lineno, "%s", "NUL byte in the line");
+                row_error(&st->row, st->lineno, "%s", bad);
             } else {
                 char m[64], id[32];
-                snprintf(m, sizeof m, "line %ld: NUL byte in the line", st->lineno);
+                snprintf(m, sizeof m, "line %ld: %s", st->lineno, bad);
                 snprintf(id, sizeof id, "line-%ld", st->lineno);
                 print_result(st->ctl, id, RPC_INVALID_ARGUMENT, "", m, st->lineno);
                 st->local_failed++;
@@ -309,6 +316,9 @@ static void on_import_summary(rpc_client_call *c, void *data, const Oms__V1__Imp
     st->received = m->received;
     st->created = m->created;
     st->failed = m->failed;
+    st->skipped = m->skipped;
+    snprintf(st->skipped_reason, sizeof st->skipped_reason, "%s",
+             m->skipped_reason ? m->skipped_reason : "");
     for (size_t i = 0; i < m->n_results; i++) {
         const Oms__V1__ImportRowResult *r = m->results[i];
         print_result(st->ctl, r->row_id, r->code, r->order_id, r->message, 0);
@@ -380,13 +390,15 @@ int omsctl_cmd_import(omsctl *ctl, int argc, char **argv)
     int64_t rows = st.received + local, failed = st.failed + local;
     if (ctl->json)
         printf("{\"summary\":{\"rows\":%lld,\"received\":%lld,\"created\":%lld,\"failed\":%lld,"
-               "\"local_failed\":%lld}}\n",
+               "\"local_failed\":%lld,\"skipped\":%lld}}\n",
                (long long)rows, (long long)st.received, (long long)st.created, (long long)failed,
-               (long long)local);
+               (long long)local, (long long)st.skipped);
     else
         printf("%lld rows: %lld created, %lld failed (%lld malformed, not sent)\n", (long long)rows,
                (long long)st.created, (long long)failed, (long long)local);
-    rc = failed > 0 ? OMSCTL_EXIT_REJECTED : OMSCTL_EXIT_OK;
+    if (st.skipped && !ctl->json)
+        printf("%lld rows skipped: %s\n", (long long)st.skipped, st.skipped_reason);
+    rc = failed > 0 || st.skipped > 0 ? OMSCTL_EXIT_REJECTED : OMSCTL_EXIT_OK;
 out:
     row_reset(&st.row);
     free(st.buf);

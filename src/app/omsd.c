@@ -112,6 +112,8 @@ static void usage(FILE *f)
                "                         none or a longer one (default 5)\n"
                "  --event-ring N         order events each loop keeps for live subscribers;\n"
                "                         slower ones catch up from the store (default 65536)\n"
+               "  --import-max-rows N    rows one ImportOrders call processes; later rows are\n"
+               "                         counted as skipped in its summary (default 100000)\n"
                "  --idempotency-retention DURATION  how long an idempotency key answers a\n"
                "                         repeat with its first order (N[s|m|h|d]; default\n"
                "                         24h; 0 = forever); older keys are forgotten\n"
@@ -251,6 +253,7 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_PEER_H2C,
         OPT_PEER_TIMEOUT,
         OPT_RING,
+        OPT_IMPORT_MAX,
         OPT_NO_DEMO,
         OPT_BENCH_ONLY,
         OPT_KEY_RETENTION,
@@ -290,6 +293,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"peer-h2c", no_argument, NULL, OPT_PEER_H2C},
         {"peer-timeout", required_argument, NULL, OPT_PEER_TIMEOUT},
         {"event-ring", required_argument, NULL, OPT_RING},
+        {"import-max-rows", required_argument, NULL, OPT_IMPORT_MAX},
         {"no-demo-data", no_argument, NULL, OPT_NO_DEMO},
         {"idempotency-retention", required_argument, NULL, OPT_KEY_RETENTION},
         {"bench-only", no_argument, NULL, OPT_BENCH_ONLY},
@@ -415,6 +419,15 @@ static int parse_args(int argc, char **argv, options *o)
                 return -1;
             }
             o->orders.event_ring = (size_t)n;
+            break;
+        }
+        case OPT_IMPORT_MAX: {
+            uint64_t n;
+            if (parse_u64(optarg, 1, 100000000, &n) != 0) {
+                fprintf(stderr, "omsd: --import-max-rows wants 1..100000000, got '%s'\n", optarg);
+                return -1;
+            }
+            o->orders.max_import_rows = (size_t)n;
             break;
         }
         case OPT_NO_DEMO:

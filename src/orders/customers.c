@@ -131,17 +131,12 @@ static bool email_ok(const char *s)
     return local_ok(s, ln) && domain_ok(at + 1, n - ln - 1);
 }
 
-/* Ids are "c-<n>" of at most STORE_ID_MAX bytes; finishes c if id is unusable. */
+/* Ids are "c-<n>" of 1..STORE_ID_MAX bytes; finishes c if id is unusable. */
 static bool id_ok(rpc_call *c, const char *id)
 {
-    if (!*id) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "id: required");
-        return false;
-    }
-    if (strlen(id) > STORE_ID_MAX) {
-        char msg[64];
-        snprintf(msg, sizeof msg, "customer not found (id longer than %d bytes)", STORE_ID_MAX);
-        rpc_call_finish(c, RPC_NOT_FOUND, msg);
+    char why[96];
+    if (!orders__check_len("id", id, 1, STORE_ID_MAX, why, sizeof why)) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
         return false;
     }
     return true;
@@ -151,15 +146,15 @@ static bool id_ok(rpc_call *c, const char *id)
 
 static void on_create_customer(rpc_call *c, const Oms__V1__CreateCustomerRequest *req)
 {
+    char why[160];
     size_t nlen = strlen(req->name);
-    if (!orders__name_ok(req->name, STORE_NAME_MAX)) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT,
-                        "name: must be 1..200 bytes of UTF-8 without control characters");
+    if (!orders__check_name("name", req->name, STORE_NAME_MAX, why, sizeof why) ||
+        !orders__check_len("email", req->email, 1, STORE_EMAIL_MAX, why, sizeof why)) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
         return;
     }
     if (!email_ok(req->email)) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT,
-                        "email: must look like local@domain.tld (at most 254 bytes)");
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "email: must look like local@domain.tld");
         return;
     }
     orders_loop *ol = call_loop(c);
@@ -181,11 +176,12 @@ static void on_get_customer(rpc_call *c, const Oms__V1__GetCustomerRequest *req)
     store_customer r;
     store_rc rc = store_get_customer(ol->sl, req->id, &r);
     if (rc != STORE_OK) {
-        char msg[96];
+        char msg[192];
+        const char *q = RPC_QUOTE(req->id, strlen(req->id));
         if (rc == STORE_NOT_FOUND)
-            snprintf(msg, sizeof msg, "customer %s not found", req->id);
+            snprintf(msg, sizeof msg, "customer %s not found", q);
         else
-            snprintf(msg, sizeof msg, "reading customer %s: %s", req->id, store_rc_name(rc));
+            snprintf(msg, sizeof msg, "reading customer %s: %s", q, store_rc_name(rc));
         rpc_call_finish(c, orders__status(rc), msg);
         return;
     }

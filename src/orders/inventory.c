@@ -93,26 +93,14 @@ static bool op_answerable(inv_op *r)
 
 /* --- validation --------------------------------------------------------------- */
 
-static bool bad(char *why, size_t n, const char *fmt, const char *arg)
-{
-    snprintf(why, n, fmt, arg);
-    return false;
-}
-
 static bool sku_check(const char *field, const char *sku, char *why, size_t n)
 {
-    if (!orders__sku_ok(sku))
-        return bad(why, n, "%s: must be 1..64 bytes of [A-Za-z0-9._-]", field);
-    return true;
+    return orders__check_token(field, sku, 1, STORE_SKU_MAX, why, n);
 }
 
 static bool order_id_check(const char *id, char *why, size_t n)
 {
-    if (!*id)
-        return bad(why, n, "%s: required", "order_id");
-    if (strlen(id) > STORE_ID_MAX)
-        return bad(why, n, "%s: at most 31 bytes", "order_id");
-    return true;
+    return orders__check_len("order_id", id, 1, STORE_ID_MAX, why, n);
 }
 
 /* Reserve's input, once its lines are store_lines: 1..STORE_MAX_LINES lines,
@@ -120,12 +108,9 @@ static bool order_id_check(const char *id, char *why, size_t n)
 static bool reserve_check(const char *order_id, const store_line *lines, size_t nlines, char *why,
                           size_t n)
 {
-    if (!order_id_check(order_id, why, n))
+    if (!order_id_check(order_id, why, n) ||
+        !orders__check_count("lines", nlines, 1, STORE_MAX_LINES, why, n))
         return false;
-    if (nlines == 0 || nlines > STORE_MAX_LINES) {
-        snprintf(why, n, "lines: must be 1..%d", STORE_MAX_LINES);
-        return false;
-    }
     for (size_t i = 0; i < nlines; i++) {
         char field[32];
         snprintf(field, sizeof field, "lines[%zu].sku", i);
@@ -137,7 +122,9 @@ static bool reserve_check(const char *order_id, const store_line *lines, size_t 
         }
         for (size_t j = 0; j < i; j++)
             if (strcmp(lines[j].sku, lines[i].sku) == 0) {
-                snprintf(why, n, "lines[%zu].sku: %s already in lines[%zu]", i, lines[i].sku, j);
+                char first[32];
+                snprintf(first, sizeof first, "lines[%zu]", j);
+                orders__dup_text(field, lines[i].sku, first, why, n);
                 return false;
             }
     }
@@ -181,15 +168,11 @@ static void finish_product(inv_op *r)
 
 static void on_upsert_product(rpc_call *c, const Oms__V1__UpsertProductRequest *req)
 {
-    char why[96];
+    char why[160];
     size_t nlen = strlen(req->name);
-    if (!sku_check("sku", req->sku, why, sizeof why)) {
+    if (!sku_check("sku", req->sku, why, sizeof why) ||
+        !orders__check_name("name", req->name, STORE_NAME_MAX, why, sizeof why)) {
         rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
-        return;
-    }
-    if (!orders__name_ok(req->name, STORE_NAME_MAX)) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT,
-                        "name: must be 1..200 bytes of UTF-8 without control characters");
         return;
     }
     if (req->unit_price_cents < 0) {
@@ -208,7 +191,7 @@ static void on_upsert_product(rpc_call *c, const Oms__V1__UpsertProductRequest *
 
 static void on_get_product(rpc_call *c, const Oms__V1__GetProductRequest *req)
 {
-    char why[96];
+    char why[160];
     if (!sku_check("sku", req->sku, why, sizeof why)) {
         rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
         return;
@@ -219,11 +202,13 @@ static void on_get_product(rpc_call *c, const Oms__V1__GetProductRequest *req)
     store_product p;
     store_rc rc = store_get_product(ol->sl, req->sku, &p);
     if (rc != STORE_OK) {
-        char msg[128];
+        char msg[192];
         if (rc == STORE_NOT_FOUND)
-            snprintf(msg, sizeof msg, "product %s not found", req->sku);
+            snprintf(msg, sizeof msg, "product %s not found",
+                     RPC_QUOTE(req->sku, strlen(req->sku)));
         else
-            snprintf(msg, sizeof msg, "reading product %s: %s", req->sku, store_rc_name(rc));
+            snprintf(msg, sizeof msg, "reading product %s: %s",
+                     RPC_QUOTE(req->sku, strlen(req->sku)), store_rc_name(rc));
         rpc_call_finish(c, orders__status(rc), msg);
         return;
     }
@@ -234,7 +219,7 @@ static void on_get_product(rpc_call *c, const Oms__V1__GetProductRequest *req)
 
 static void on_adjust_stock(rpc_call *c, const Oms__V1__AdjustStockRequest *req)
 {
-    char why[96];
+    char why[160];
     if (!sku_check("sku", req->sku, why, sizeof why)) {
         rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
         return;
@@ -339,8 +324,7 @@ static void on_reserve(rpc_call *c, const Oms__V1__ReserveRequest *req)
         rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
         return;
     }
-    if (req->n_lines == 0 || req->n_lines > STORE_MAX_LINES) {
-        snprintf(why, sizeof why, "lines: must be 1..%d", STORE_MAX_LINES);
+    if (!orders__check_count("lines", req->n_lines, 1, STORE_MAX_LINES, why, sizeof why)) {
         rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
         return;
     }
@@ -411,7 +395,7 @@ static void local_get_customer(orders_loop *ol, const char *id, uint64_t timeout
                                orders_customer_cb cb, void *arg)
 {
     (void)timeout_ms; /* a local read does not wait */
-    char msg[96];
+    char msg[192];
     if (!*id || strlen(id) > STORE_ID_MAX) {
         cb(arg, RPC_NOT_FOUND, *id ? "customer not found" : "customer id required", NULL);
         return;
@@ -423,9 +407,10 @@ static void local_get_customer(orders_loop *ol, const char *id, uint64_t timeout
         return;
     }
     if (rc == STORE_NOT_FOUND)
-        snprintf(msg, sizeof msg, "customer %s not found", id);
+        snprintf(msg, sizeof msg, "customer %s not found", RPC_QUOTE(id, strlen(id)));
     else
-        snprintf(msg, sizeof msg, "reading customer %s: %s", id, store_rc_name(rc));
+        snprintf(msg, sizeof msg, "reading customer %s: %s", RPC_QUOTE(id, strlen(id)),
+                 store_rc_name(rc));
     cb(arg, orders__status(rc), msg, NULL);
 }
 

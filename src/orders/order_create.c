@@ -337,7 +337,8 @@ static void on_customer(void *arg, rpc_status code, const char *msg, const store
             return;
     }
     if (code == RPC_NOT_FOUND) {
-        snprintf(why, sizeof why, "customer %s not found", f->customer_id);
+        snprintf(why, sizeof why, "customer %s not found",
+                 RPC_QUOTE(f->customer_id, strlen(f->customer_id)));
         flow_done(f, RPC_NOT_FOUND, why, NULL);
         return;
     }
@@ -346,7 +347,8 @@ static void on_customer(void *arg, rpc_status code, const char *msg, const store
         return;
     }
     if (c->status != STORE_CUSTOMER_ACTIVE) {
-        snprintf(why, sizeof why, "customer %s is %s", f->customer_id,
+        snprintf(why, sizeof why, "customer %s is %s",
+                 RPC_QUOTE(f->customer_id, strlen(f->customer_id)),
                  c->status == STORE_CUSTOMER_SUSPENDED ? "suspended" : "not active");
         flow_done(f, RPC_FAILED_PRECONDITION, why, NULL);
         return;
@@ -395,8 +397,7 @@ void orders__create_order(orders_loop *ol, const Oms__V1__CreateOrderRequest *re
         key = req->idempotency_key;
     if (!key)
         key = "";
-    if (strlen(key) > STORE_KEY_MAX) {
-        snprintf(why, sizeof why, "idempotency-key: longer than %d bytes", STORE_KEY_MAX);
+    if (!orders__check_len("idempotency-key", key, 0, STORE_KEY_MAX, why, sizeof why)) {
         cb(arg, RPC_INVALID_ARGUMENT, why, NULL);
         return;
     }

@@ -81,34 +81,94 @@ bool orders__sku_ok(const char *s)
     return true;
 }
 
+bool orders__check_len(const char *field, const char *s, size_t min, size_t max, char *why,
+                       size_t n)
+{
+    return orders__check_size(field, strlen(s), min, max, why, n);
+}
+
+bool orders__check_size(const char *field, size_t len, size_t min, size_t max, char *why, size_t n)
+{
+    if (len == 0 && min > 0) {
+        snprintf(why, n, "%s: required", field);
+        return false;
+    }
+    if (len < min || len > max) {
+        if (len > max)
+            snprintf(why, n, "%s: at most %zu bytes, %zu given", field, max, len);
+        else
+            snprintf(why, n, "%s: %zu..%zu bytes allowed, %zu given", field, min, max, len);
+        return false;
+    }
+    return true;
+}
+
+bool orders__check_count(const char *field, size_t count, size_t min, size_t max, char *why,
+                         size_t n)
+{
+    if (count >= min && count <= max)
+        return true;
+    snprintf(why, n, "%s: %zu..%zu allowed, %zu given", field, min, max, count);
+    return false;
+}
+
+static bool token_char(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '.' || ch == '_' || ch == '-';
+}
+
+bool orders__check_token(const char *field, const char *s, size_t min, size_t max, char *why,
+                         size_t n)
+{
+    if (!orders__check_len(field, s, min, max, why, n))
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!token_char(*p)) {
+            snprintf(why, n, "%s: only [A-Za-z0-9._-] allowed, '%s' at byte %zu", field,
+                     RPC_QUOTE(p, 1), (size_t)(p - s));
+            return false;
+        }
+    return true;
+}
+
+bool orders__check_name(const char *field, const char *s, size_t max, char *why, size_t n)
+{
+    if (!orders__check_len(field, s, 1, max, why, n))
+        return false;
+    if (!orders__name_ok(s, max)) {
+        snprintf(why, n, "%s: control characters not allowed", field);
+        return false;
+    }
+    return true;
+}
+
+void orders__dup_text(const char *field, const char *value, const char *first, char *why, size_t n)
+{
+    snprintf(why, n, "%s: %s already in %s", field, RPC_QUOTE(value, strlen(value)), first);
+}
+
 rpc_status orders__validate_create(const Oms__V1__CreateOrderRequest *req, char *why, size_t n)
 {
-    size_t idlen = strlen(req->customer_id);
-    if (idlen == 0 || idlen > STORE_ID_MAX) {
-        snprintf(why, n, "customer_id: %s", idlen ? "too long" : "required");
+    if (!orders__check_len("customer_id", req->customer_id, 1, STORE_ID_MAX, why, n) ||
+        !orders__check_count("lines", req->n_lines, 1, STORE_MAX_LINES, why, n) ||
+        !orders__check_len("idempotency_key", req->idempotency_key, 0, STORE_KEY_MAX, why, n))
         return RPC_INVALID_ARGUMENT;
-    }
-    if (req->n_lines == 0 || req->n_lines > STORE_MAX_LINES) {
-        snprintf(why, n, "lines: %zu given, 1..%d allowed", req->n_lines, STORE_MAX_LINES);
-        return RPC_INVALID_ARGUMENT;
-    }
-    if (strlen(req->idempotency_key) > STORE_KEY_MAX) {
-        snprintf(why, n, "idempotency_key: longer than %d bytes", STORE_KEY_MAX);
-        return RPC_INVALID_ARGUMENT;
-    }
     for (size_t i = 0; i < req->n_lines; i++) {
         const Oms__V1__CreateOrderLine *l = req->lines[i];
-        if (!orders__sku_ok(l->sku)) {
-            snprintf(why, n, "lines[%zu].sku: must be 1..%d of [A-Za-z0-9._-]", i, STORE_SKU_MAX);
+        char field[48];
+        snprintf(field, sizeof field, "lines[%zu].sku", i);
+        if (!orders__check_token(field, l->sku, 1, STORE_SKU_MAX, why, n))
             return RPC_INVALID_ARGUMENT;
-        }
         if (l->quantity <= 0) {
             snprintf(why, n, "lines[%zu].quantity: must be > 0", i);
             return RPC_INVALID_ARGUMENT;
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(req->lines[j]->sku, l->sku) == 0) {
-                snprintf(why, n, "lines[%zu].sku: %s already in lines[%zu]", i, l->sku, j);
+                char first[32];
+                snprintf(first, sizeof first, "lines[%zu]", j);
+                orders__dup_text(field, l->sku, first, why, n);
                 return RPC_INVALID_ARGUMENT;
             }
         }

@@ -62,12 +62,12 @@ static orders_loop *call_loop(rpc_call *c)
     return ol;
 }
 
-/* Checks an order id field: "id: required" / "id: too long". */
+/* Checks an order id field (1..STORE_ID_MAX bytes), finishing c if bad. */
 static bool id_ok(rpc_call *c, const char *id)
 {
-    size_t n = strlen(id);
-    if (n == 0 || n > STORE_ID_MAX) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, n ? "id: too long" : "id: required");
+    char why[96];
+    if (!orders__check_len("id", id, 1, STORE_ID_MAX, why, sizeof why)) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
         return false;
     }
     return true;
@@ -90,13 +90,22 @@ static void on_create_order(rpc_call *c, const Oms__V1__CreateOrderRequest *req)
     orders_loop *ol = call_loop(c);
     if (!ol)
         return;
-    /* One byte over the limit is kept, so the flow sees a key that is too long. */
-    char key[STORE_KEY_MAX + 2] = "";
+    char key[STORE_KEY_MAX + 1] = "";
     size_t len;
     const uint8_t *v = rpc_metadata_get(rpc_call_metadata(c), "idempotency-key", &len);
-    if (v) {
-        if (len >= sizeof key)
-            len = sizeof key - 1;
+    if (v && !req->idempotency_key[0]) {
+        /* The metadata is held to the field's rules (HTTP/2 already refuses
+         * a NUL in a header value; checked again, it would cut the key). */
+        char why[96];
+        bool ok = orders__check_size("idempotency-key", len, 0, STORE_KEY_MAX, why, sizeof why);
+        if (ok && memchr(v, 0, len)) {
+            snprintf(why, sizeof why, "idempotency-key: contains NUL");
+            ok = false;
+        }
+        if (!ok) {
+            rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
+            return;
+        }
         memcpy(key, v, len);
         key[len] = '\0';
     }
@@ -117,11 +126,12 @@ static void on_get_order(rpc_call *c, const Oms__V1__GetOrderRequest *req)
     store_order *r = NULL;
     store_rc rc = store_get_order(ol->sl, req->id, &r);
     if (rc != STORE_OK) {
-        char why[96];
+        char why[192];
+        const char *q = RPC_QUOTE(req->id, strlen(req->id));
         if (rc == STORE_NOT_FOUND)
-            snprintf(why, sizeof why, "order %s not found", req->id);
+            snprintf(why, sizeof why, "order %s not found", q);
         else
-            snprintf(why, sizeof why, "reading order %s: %s", req->id, store_rc_name(rc));
+            snprintf(why, sizeof why, "reading order %s: %s", q, store_rc_name(rc));
         rpc_call_finish(c, orders__status(rc), why);
         return;
     }
@@ -143,7 +153,7 @@ static void status_reply(status_flow *f)
 {
     store_write *w = &f->w;
     rpc_call *c = f->c;
-    char why[STORE_MSG_MAX + 96];
+    char why[STORE_MSG_MAX + 192];
 
     if (w->rc == STORE_OK) {
         if (w->result)
@@ -151,20 +161,21 @@ static void status_reply(status_flow *f)
         else
             rpc_call_finish(c, RPC_INTERNAL, "store returned no order");
     } else {
+        const char *oid = RPC_QUOTE(w->order_id, strlen(w->order_id));
         switch (w->rc) {
         case STORE_NOT_FOUND:
-            snprintf(why, sizeof why, "order %s not found", w->order_id);
+            snprintf(why, sizeof why, "order %s not found", oid);
             break;
         case STORE_CONFLICT:
-            snprintf(why, sizeof why, "order %s: version is not %lld%s%s", w->order_id,
+            snprintf(why, sizeof why, "order %s: version is not %lld%s%s", oid,
                      (long long)w->expected_version, w->msg[0] ? ": " : "", w->msg);
             break;
         case STORE_PRECONDITION:
-            snprintf(why, sizeof why, "order %s: cannot move to %s%s%s", w->order_id,
+            snprintf(why, sizeof why, "order %s: cannot move to %s%s%s", oid,
                      orders__status_name(w->to_status), w->msg[0] ? ": " : "", w->msg);
             break;
         default:
-            snprintf(why, sizeof why, "order %s: %s", w->order_id,
+            snprintf(why, sizeof why, "order %s: %s", oid,
                      w->msg[0] ? w->msg : store_rc_name(w->rc));
             break;
         }
@@ -208,9 +219,8 @@ static void set_status(rpc_call *c, const char *id, int to, int64_t expected_ver
         rpc_call_finish(c, RPC_INVALID_ARGUMENT, "expected_version: must be >= 0");
         return;
     }
-    if (strlen(reason) > STORE_REASON_MAX) {
-        char why[64];
-        snprintf(why, sizeof why, "reason: longer than %d bytes", STORE_REASON_MAX);
+    char why[96];
+    if (!orders__check_len("reason", reason, 0, STORE_REASON_MAX, why, sizeof why)) {
         rpc_call_finish(c, RPC_INVALID_ARGUMENT, why);
         return;
     }
@@ -327,11 +337,14 @@ static void on_list_orders(rpc_call *c, const Oms__V1__ListOrdersRequest *req)
     if (!ol)
         return;
     const char *bad = NULL;
-    if (strlen(req->customer_id) > STORE_ID_MAX)
-        bad = "customer_id: too long";
-    else if ((int)req->status < 0 || (int)req->status > STORE_ORDER_CANCELLED)
-        bad = "status: unknown value";
-    else if (req->created_from < 0 || req->created_to < 0)
+    char why[96];
+    if (!orders__check_len("customer_id", req->customer_id, 0, STORE_ID_MAX, why, sizeof why))
+        bad = why;
+    else if ((int)req->status < 0 || (int)req->status > STORE_ORDER_CANCELLED) {
+        /* the same text as UpdateOrderStatus's */
+        snprintf(why, sizeof why, "status: %d is not an order status", (int)req->status);
+        bad = why;
+    } else if (req->created_from < 0 || req->created_to < 0)
         bad = "created_from, created_to: must be >= 0";
     else if (req->created_from && req->created_to && req->created_from > req->created_to)
         bad = "created_from: after created_to";
@@ -400,19 +413,37 @@ typedef struct import_job {
  * At most IMPORT_MAX_INFLIGHT rows run at once: at the limit, input is paused
  * (rpc_call_pause_input), so further rows stay in rpc's inbox, unconsumed,
  * and HTTP/2 flow control slows the client; a finishing row resumes it. Memory
- * per call is thus the running flows plus one result per row (bounded by
- * cfg.max_import_rows). */
+ * per call is thus the running flows plus one result per row: at most
+ * cfg.max_import_rows results, each with a row_id of at most ORDERS_ROW_ID_MAX
+ * bytes and a message of at most ORDERS_RESULT_MSG_MAX (about 100 MB worst
+ * case at the default 100,000 rows, 64-byte row_ids and 200-byte messages;
+ * typically ~10 MB). Rows past the limit are decoded by rpc and dropped here,
+ * only counted (skipped), so the client still learns every created order. */
 typedef struct import_state {
     rpc_call *c;
     orders_loop *ol;
     import_result *results; /* one per row received, in arrival order */
     size_t nresults, cap;
     size_t created, failed;
+    size_t skipped; /* rows past cfg.max_import_rows: not processed */
     size_t inflight;
     bool paused;      /* input paused at the in-flight limit */
     bool half_closed; /* every row has arrived */
     bool ended;       /* cancelled or finished early: send nothing more */
 } import_state;
+
+/* A heap copy of msg cut to ORDERS_RESULT_MSG_MAX bytes, on a UTF-8
+ * character boundary (the summary must stay valid UTF-8). */
+static char *result_message(const char *msg)
+{
+    size_t n = strlen(msg);
+    if (n > ORDERS_RESULT_MSG_MAX) {
+        n = ORDERS_RESULT_MSG_MAX;
+        while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80)
+            n--;
+    }
+    return strndup(msg, n);
+}
 
 static void import_set_result(import_state *im, size_t idx, rpc_status code, const char *msg,
                               const char *order_id)
@@ -423,7 +454,7 @@ static void import_set_result(import_state *im, size_t idx, rpc_status code, con
         snprintf(r->order_id, sizeof r->order_id, "%s", order_id);
         im->created++;
     } else {
-        r->message = strdup(msg && msg[0] ? msg : rpc_status_name(code));
+        r->message = result_message(msg && msg[0] ? msg : rpc_status_name(code));
         im->failed++;
     }
 }
@@ -454,11 +485,19 @@ static void import_maybe_finish(import_state *im)
         rowp[i] = &rows[i];
     }
     Oms__V1__ImportOrdersSummary sum = OMS__V1__IMPORT_ORDERS_SUMMARY__INIT;
-    sum.received = (int64_t)n;
+    sum.received = (int64_t)(n + im->skipped);
     sum.created = (int64_t)im->created;
     sum.failed = (int64_t)im->failed;
     sum.n_results = n;
     sum.results = rowp;
+    sum.skipped = (int64_t)im->skipped;
+    char note[128] = "";
+    if (im->skipped) {
+        snprintf(note, sizeof note,
+                 "rows after the first %zu were not processed (limit per ImportOrders call)",
+                 im->ol->o->cfg.max_import_rows);
+        sum.skipped_reason = note;
+    }
     int rc = oms__v1__order_service__import_orders__send(c, &sum);
     free(rows);
     free(rowp);
@@ -525,17 +564,9 @@ static import_state *import_get(rpc_call *c)
 }
 
 /* Adds row's result slot, in arrival order. SIZE_MAX after finishing the call
- * (too many rows, out of memory). */
+ * (out of memory). */
 static size_t import_add_row(import_state *im, const char *row_id)
 {
-    size_t max = im->ol->o->cfg.max_import_rows;
-    if (im->nresults >= max) {
-        char why[96];
-        snprintf(why, sizeof why, "more than %zu rows in one import", max);
-        im->ended = true;
-        rpc_call_finish(im->c, RPC_RESOURCE_EXHAUSTED, why);
-        return SIZE_MAX;
-    }
     if (im->nresults == im->cap) {
         size_t cap = im->cap ? im->cap * 2 : 64;
         import_result *r = realloc(im->results, cap * sizeof *r);
@@ -557,11 +588,24 @@ static void on_import_row(rpc_call *c, const Oms__V1__ImportOrderRow *row)
     import_state *im = import_get(c);
     if (!im || im->ended)
         return;
-    size_t idx = import_add_row(im, row->row_id);
+    if (im->nresults >= im->ol->o->cfg.max_import_rows) {
+        im->skipped++; /* decoded and dropped: memory stays bounded */
+        return;
+    }
+    /* An over-long row_id is not echoed (the result's row_id is empty): its
+     * arrival order identifies the row. */
+    char why[96];
+    bool row_id_ok =
+        orders__check_len("row_id", row->row_id, 0, ORDERS_ROW_ID_MAX, why, sizeof why);
+    size_t idx = import_add_row(im, row_id_ok ? row->row_id : "");
     if (idx == SIZE_MAX)
         return;
     if (!im->results[idx].row_id) {
         import_set_result(im, idx, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return;
+    }
+    if (!row_id_ok) {
+        import_set_result(im, idx, RPC_INVALID_ARGUMENT, why, NULL);
         return;
     }
     if (!row->order) {

@@ -168,6 +168,35 @@ const char *orders__status_name(int status); /* "PENDING", ... */
 bool orders__line_total(int64_t quantity, int64_t unit_price, int64_t *total);
 bool orders__order_total(const store_line *lines, size_t n, int64_t *total);
 
+/* Request limits, one function per rule so that the same rule reads the same
+ * in every service (the proto comments document the limits). Each returns
+ * true if the value passes, else writes why (n bytes) and returns false.
+ *   orders__check_len    "<field>: required" (empty when min > 0),
+ *                        "<field>: at most <max> bytes, <len> given"
+ *   orders__check_count  "<field>: <min>..<max> allowed, <count> given"
+ *   orders__check_token  check_len, then "<field>: only [A-Za-z0-9._-]
+ *                        allowed, '<byte>' at byte <i>" (the first bad byte,
+ *                        through RPC_QUOTE)
+ * field is the request field's path ("lines[2].sku"). Strings reaching a
+ * handler are valid UTF-8 without NUL already (rpc checks them at decode). */
+bool orders__check_len(const char *field, const char *s, size_t min, size_t max, char *why,
+                       size_t n);
+/* orders__check_len for bytes that are not a C string (metadata values). */
+bool orders__check_size(const char *field, size_t len, size_t min, size_t max, char *why, size_t n);
+bool orders__check_count(const char *field, size_t count, size_t min, size_t max, char *why,
+                         size_t n);
+bool orders__check_token(const char *field, const char *s, size_t min, size_t max, char *why,
+                         size_t n);
+/* A name (customers, products): check_len 1..max, then "<field>: control
+ * characters not allowed". */
+bool orders__check_name(const char *field, const char *s, size_t max, char *why, size_t n);
+/* "<field>: <value> already in <field0>" for a repeated key (value quoted). */
+void orders__dup_text(const char *field, const char *value, const char *first, char *why, size_t n);
+
+/* Limits without a store column behind them. */
+#define ORDERS_ROW_ID_MAX     64  /* ImportOrderRow.row_id */
+#define ORDERS_RESULT_MSG_MAX 200 /* ImportRowResult.message, server-made */
+
 /* Validates a CreateOrderRequest (customer id given; 1..STORE_MAX_LINES lines;
  * each SKU valid and at most once; quantity > 0; key at most STORE_KEY_MAX).
  * Returns RPC_OK or INVALID_ARGUMENT with why[] naming the field and reason

@@ -6,7 +6,8 @@
  *  - INVALID_ARGUMENT: since_seq < 0; more than ORDERS_SUB_MAX_IDS order ids
  *    in one request; an id (order or customer) that is empty, longer than
  *    STORE_ID_MAX or not made of [A-Za-z0-9._-]; a TrackRequest with no
- *    action or an empty subscribe/unsubscribe.
+ *    action or an empty subscribe/unsubscribe. The texts are order_rules.c's
+ *    shared ones ("order_ids: 0..1000 allowed, 1001 given").
  *  - OUT_OF_RANGE: since_seq beyond the next seq to be committed (last + 1):
  *    the client resumes from a store it did not get its seqs from.
  *  - RESOURCE_EXHAUSTED: a TrackOrders call would track more than
@@ -48,32 +49,19 @@ static void end_watch(void *arg, rpc_status code, const char *msg)
 
 static const orders_sub_ops watch_ops = {.send = send_event, .end = end_watch};
 
-static bool id_ok(const char *s)
+/* RPC_OK, or the status for a bad id list (field: its path, min: 0 or 1)
+ * with why[] filled. */
+static rpc_status check_ids(const char *field, char *const *ids, size_t n, size_t min, char *why,
+                            size_t len)
 {
-    size_t n = 0;
-    for (; s[n]; n++) {
-        char ch = s[n];
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
-        if (!ok || n >= STORE_ID_MAX)
-            return false;
-    }
-    return n > 0;
-}
-
-/* RPC_OK, or the status for a bad id list with why[] filled. */
-static rpc_status check_ids(char *const *ids, size_t n, char *why, size_t len)
-{
-    if (n > ORDERS_SUB_MAX_IDS) {
-        snprintf(why, len, "order_ids: at most %d per request", ORDERS_SUB_MAX_IDS);
+    if (!orders__check_count(field, n, min, ORDERS_SUB_MAX_IDS, why, len))
         return RPC_INVALID_ARGUMENT;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (!id_ok(ids[i])) {
-            snprintf(why, len, "order_ids[%zu]: must be 1..%d characters of [A-Za-z0-9._-]", i,
-                     STORE_ID_MAX);
+    for (size_t i = 0; i < n; i++) {
+        char item[48];
+        snprintf(item, sizeof item, "%s[%zu]", field, i);
+        if (!orders__check_token(item, ids[i], 1, STORE_ID_MAX, why, len))
             return RPC_INVALID_ARGUMENT;
-        }
+    }
     return RPC_OK;
 }
 
@@ -136,12 +124,10 @@ void orders__watch_on_request(rpc_call *c, const Oms__V1__WatchOrdersRequest *re
     orders_hub_loop *hl = call_hub(c);
     if (!hl)
         return;
-    rpc_status code = check_ids(req->order_ids, req->n_order_ids, why, sizeof why);
-    if (code == RPC_OK && req->customer_id && *req->customer_id && !id_ok(req->customer_id)) {
-        snprintf(why, sizeof why, "customer_id: must be 1..%d characters of [A-Za-z0-9._-]",
-                 STORE_ID_MAX);
+    rpc_status code = check_ids("order_ids", req->order_ids, req->n_order_ids, 0, why, sizeof why);
+    if (code == RPC_OK && req->customer_id &&
+        !orders__check_token("customer_id", req->customer_id, 0, STORE_ID_MAX, why, sizeof why))
         code = RPC_INVALID_ARGUMENT;
-    }
     if (code == RPC_OK)
         code = check_since(hl, req->since_seq, why, sizeof why);
     if (code != RPC_OK) {
@@ -187,13 +173,8 @@ static void track_subscribe(watch *w, const Oms__V1__TrackSubscribe *sub)
 {
     char why[160];
     orders_hub_loop *hl = orders__call_loop(w->c)->hl;
-    rpc_status code = RPC_OK;
-    if (!sub || !sub->n_order_ids) {
-        snprintf(why, sizeof why, "subscribe.order_ids: at least one order id");
-        code = RPC_INVALID_ARGUMENT;
-    }
-    if (code == RPC_OK)
-        code = check_ids(sub->order_ids, sub->n_order_ids, why, sizeof why);
+    rpc_status code = check_ids("subscribe.order_ids", sub ? sub->order_ids : NULL,
+                                sub ? sub->n_order_ids : 0, 1, why, sizeof why);
     if (code == RPC_OK)
         code = check_since(hl, sub->since_seq, why, sizeof why);
     const char *const *ids = code == RPC_OK ? (const char *const *)sub->order_ids : NULL;
@@ -214,13 +195,8 @@ static void track_subscribe(watch *w, const Oms__V1__TrackSubscribe *sub)
 static void track_unsubscribe(watch *w, const Oms__V1__TrackUnsubscribe *u)
 {
     char why[160];
-    rpc_status code = RPC_OK;
-    if (!u || !u->n_order_ids) {
-        snprintf(why, sizeof why, "unsubscribe.order_ids: at least one order id");
-        code = RPC_INVALID_ARGUMENT;
-    }
-    if (code == RPC_OK)
-        code = check_ids(u->order_ids, u->n_order_ids, why, sizeof why);
+    rpc_status code = check_ids("unsubscribe.order_ids", u ? u->order_ids : NULL,
+                                u ? u->n_order_ids : 0, 1, why, sizeof why);
     if (code != RPC_OK) {
         fail(w, code, why);
         return;

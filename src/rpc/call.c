@@ -363,6 +363,18 @@ static void handle_message(rpc_call *c, const uint8_t *p, size_t len, bool compr
         rpc_call_finish(c, RPC_INTERNAL, "more than one request message for a unary request");
         return;
     }
+    /* proto3 strings are UTF-8 without NUL: checked on the wire bytes, since
+     * protobuf-c would cut a string at a NUL. Once here, for every method. */
+    if (m->check_strings) {
+        char why[160];
+        int rv = rpc__check_strings(m->input, p, len, why, sizeof why);
+        if (rv != 0) {
+            rpc__buf_dispose(&plain);
+            rpc_call_finish(c, RPC_INVALID_ARGUMENT,
+                            rv == RPC_STRINGS_BAD ? why : "cannot decode request message");
+            return;
+        }
+    }
     /* A single request lives as long as the call, so it is decoded into the
      * call's arena; streamed requests are freed after their callback. */
     ProtobufCAllocator *alloc = streaming ? NULL : &c->allocator;

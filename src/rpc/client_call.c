@@ -469,6 +469,18 @@ static void on_data(http2_stream *s, const uint8_t *p, size_t n)
             msg = plain.data;
             len = plain.len;
         }
+        /* Strings are checked as the server checks requests (call.c). */
+        if (c->check_strings) {
+            char why[160], m[180];
+            int rv = rpc__check_strings(c->resp_desc, msg, len, why, sizeof why);
+            if (rv != 0) {
+                rpc__buf_dispose(&plain);
+                snprintf(m, sizeof m, "response field %s", why);
+                protocol_error(c, s, RPC_INTERNAL,
+                               rv == RPC_STRINGS_BAD ? m : "cannot decode response message");
+                return;
+            }
+        }
         /* Decoded into a scratch arena that is emptied after the callback:
          * a small response costs no malloc at all. */
         ProtobufCMessage *m = protobuf_c_message_unpack(c->resp_desc, &c->msg_alloc, len, msg);
@@ -590,6 +602,7 @@ rpc_client_call *rpc_channel_call(rpc_channel *ch, const char *path,
     c->ch = ch;
     c->ops = ops;
     c->resp_desc = resp;
+    c->check_strings = rpc__desc_has_strings(resp);
     c->data = data;
     if (!(c->path = strdup(path)) || (opts && copy_md(c, opts->md, opts->nmd) != 0)) {
         free(c->path);

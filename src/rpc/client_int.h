@@ -55,6 +55,7 @@ struct rpc_client_call {
     bool waiting;
     const rpc_client_ops *ops;
     const ProtobufCMessageDescriptor *resp_desc;
+    bool check_strings; /* resp_desc has string fields: rpc__check_strings */
     void *data;
     char *path;
     rpc_md *md; /* request metadata (copies in md_store) */

@@ -474,7 +474,7 @@ typedef struct refl_answer {
     Grpc__Reflection__V1__ListServiceResponse list;
     Grpc__Reflection__V1__ExtensionNumberResponse numbers;
     Grpc__Reflection__V1__ErrorResponse error;
-    char error_message[256];
+    char error_message[320];
     void *heap[2];
 } refl_answer;
 
@@ -568,7 +568,7 @@ static int answer_numbers(refl_answer *a, const rpc_reflection *r, char *type)
 {
     long n = rpc_reflection_extension_numbers(r, type, NULL, 0);
     if (n < 0) {
-        answer_error(a, RPC_NOT_FOUND, "type not found: %s", type);
+        answer_error(a, RPC_NOT_FOUND, "type not found: %s", RPC_QUOTE(type, strlen(type)));
         return 0;
     }
     int32_t *nums = malloc((size_t)(n ? n : 1) * sizeof(*nums));
@@ -591,6 +591,9 @@ static char *str_or_empty(char *s)
 {
     return s ? s : (char *)"";
 }
+
+/* A request string quoted for an error message (rpc_quote), "" for NULL. */
+#define quote_str(s) RPC_QUOTE(str_or_empty(s), strlen(str_or_empty(s)))
 
 /* Fills a's response for req. Errors about the request become an
  * error_response (the stream goes on); returns -1 only on ENOMEM. */
@@ -626,17 +629,16 @@ static int answer(refl_answer *a, const rpc_reflection *r, const refl_request *r
     /* Not found: name what was asked for. */
     switch (req->message_request_case) {
     case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME:
-        answer_error(a, RPC_NOT_FOUND, "file not found: %s", str_or_empty(req->file_by_filename));
+        answer_error(a, RPC_NOT_FOUND, "file not found: %s", quote_str(req->file_by_filename));
         break;
     case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_SYMBOL:
         answer_error(a, RPC_NOT_FOUND, "symbol not found: %s",
-                     str_or_empty(req->file_containing_symbol));
+                     quote_str(req->file_containing_symbol));
         break;
     default: {
         const Grpc__Reflection__V1__ExtensionRequest *e = req->file_containing_extension;
         answer_error(a, RPC_NOT_FOUND, "extension not found: %s(%d)",
-                     e && e->containing_type ? e->containing_type : "",
-                     e ? (int)e->extension_number : 0);
+                     quote_str(e ? e->containing_type : NULL), e ? (int)e->extension_number : 0);
         break;
     }
     }

@@ -238,6 +238,24 @@ void rpc_call_finish(rpc_call *c, rpc_status code, const char *message);
  * (RPC_ECANCELLED) is left alone. */
 void rpc_call_finish_send_error(rpc_call *c, int rc);
 
+/* Client bytes quoted for a status message, which must never echo raw
+ * input: printable ASCII other than the backslash is kept; every other byte
+ * (controls, backslash, anything >= 0x80, so UTF-8 letters too) becomes \xNN;
+ * past RPC_QUOTE_MAX bytes of input the rest becomes "...". Writes a
+ * NUL-terminated string of at most RPC_QUOTE_SIZE bytes into out and returns
+ * out. RPC_QUOTE(s, len) does it into a temporary that lives until the end of
+ * the enclosing block, for printf arguments. Every status message in orders
+ * and rpc that quotes a request field, a header or a path goes through this. */
+#define RPC_QUOTE_MAX  64
+#define RPC_QUOTE_SIZE (RPC_QUOTE_MAX * 4 + 4)
+char *rpc_quote(char out[RPC_QUOTE_SIZE], const void *s, size_t len);
+#define RPC_QUOTE(s, len) rpc_quote((char[RPC_QUOTE_SIZE]){0}, (s), (len))
+
+/* Whether n bytes make a proto3 string as rpc checks them on the wire (every
+ * request a server decodes, every response a client decodes): well-formed
+ * UTF-8 without NUL. For clients that refuse bad input before sending it. */
+bool rpc_string_ok(const void *s, size_t n);
+
 /* Whether the call has ended (finished or cancelled). */
 bool rpc_call_done(const rpc_call *c);
 

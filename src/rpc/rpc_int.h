@@ -168,6 +168,39 @@ int rpc__compress(rpc_encoding e, const uint8_t *in, size_t len, rpc_buf *out);
  * out is left as it was. */
 int rpc__decompress(rpc_encoding e, const uint8_t *in, size_t len, size_t max, rpc_buf *out);
 
+/* --- proto3 strings (utf8.c) ---------------------------------------------- */
+
+typedef enum rpc_utf8_result {
+    RPC_UTF8_OK = 0,
+    RPC_UTF8_INVALID = 1, /* not well-formed UTF-8: overlong, surrogate, past
+                             U+10FFFF, stray continuation, truncated */
+    RPC_UTF8_NUL = 2,     /* well-formed up to a U+0000 */
+} rpc_utf8_result;
+
+/* Checks n bytes (Unicode's well-formed UTF-8, table 3-7) and refuses U+0000,
+ * which protobuf-c's NUL-terminated strings cannot hold. The first problem
+ * found wins. */
+rpc_utf8_result rpc__utf8_check(const uint8_t *s, size_t n);
+
+/* Whether messages of d have a string field, directly or in a nested message
+ * (maps and oneofs included). Messages without one need no walk. Cost: one
+ * pass over the descriptors reachable from d; call it once per method. */
+bool rpc__desc_has_strings(const ProtobufCMessageDescriptor *d);
+
+enum {
+    RPC_STRINGS_BAD = -1,       /* a string field failed rpc__utf8_check */
+    RPC_STRINGS_MALFORMED = -2, /* not a parsable message, or nested > 100 deep */
+};
+
+/* Walks the wire bytes of one message of type d and checks every string
+ * field, in nested and repeated messages, oneofs and map entries too (unknown
+ * fields are skipped). Returns 0, or RPC_STRINGS_BAD with why set to the
+ * field's path and the problem ("lines[2].sku: invalid UTF-8", "customer_id:
+ * contains NUL"; never the bytes themselves), or RPC_STRINGS_MALFORMED. why
+ * is always NUL-terminated (whylen > 0) and cut to whylen. */
+int rpc__check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n, char *why,
+                       size_t whylen);
+
 /* --- arena (arena.c) -------------------------------------------------------- */
 
 /* Bump allocator for what lives exactly as long as one call. The first chunk
@@ -198,6 +231,7 @@ typedef struct rpc_method {
     const ProtobufCMessageDescriptor *input;
     const ProtobufCMessageDescriptor *output;
     const rpc_method_ops *ops; /* NULL: UNIMPLEMENTED */
+    bool check_strings;        /* input has string fields: rpc__check_strings */
     void *service_data;
     const void *typed;
 } rpc_method;

@@ -122,6 +122,7 @@ int rpc_server_add_service(rpc_server *srv, const rpc_service_impl *impl)
         m->path = path;
         m->pathlen = n;
         m->input = d->methods[i].input;
+        m->check_strings = rpc__desc_has_strings(m->input);
         m->output = d->methods[i].output;
         m->ops = impl->ops ? impl->ops[i] : NULL;
         m->service_data = impl->data;
@@ -274,9 +275,8 @@ static void on_open(http2_stream *s, const http2_header *h, size_t n)
     }
     if (!m || !m->ops) {
         char msg[300];
-        int pl = path ? (int)(path->valuelen > 200 ? 200 : path->valuelen) : 0;
-        snprintf(msg, sizeof msg, "%s: %.*s", m ? "method not implemented" : "unknown method", pl,
-                 path ? path->value : "");
+        snprintf(msg, sizeof msg, "%s: %s", m ? "method not implemented" : "unknown method",
+                 path ? RPC_QUOTE(path->value, path->valuelen) : "");
         rpc__respond_error(s, RPC_UNIMPLEMENTED, msg);
         return;
     }
@@ -293,9 +293,9 @@ static void on_open(http2_stream *s, const http2_header *h, size_t n)
     if (encoding) {
         c->req_enc = rpc__encoding_parse(encoding->value, encoding->valuelen);
         if (c->req_enc == RPC_ENC_UNKNOWN) {
-            char msg[128];
-            snprintf(msg, sizeof msg, "grpc-encoding %.*s is not supported",
-                     (int)(encoding->valuelen > 64 ? 64 : encoding->valuelen), encoding->value);
+            char msg[300];
+            snprintf(msg, sizeof msg, "grpc-encoding %s is not supported",
+                     RPC_QUOTE(encoding->value, encoding->valuelen));
             rpc_call_finish(c, RPC_UNIMPLEMENTED, msg);
             return;
         }

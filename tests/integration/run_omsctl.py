@@ -387,7 +387,8 @@ def case_import(c, server):
     eq(rows["r3"]["code"], "NOT_FOUND", "r3 (unknown customer)")
     eq(rows["r5"]["code"], "INVALID_ARGUMENT", "r5 (quantity 0)")
     check(not rows["r5"].get("local"), "r5 is the server's verdict: %s", rows["r5"])
-    eq(summary, {"rows": 8, "received": 5, "created": 3, "failed": 5, "local_failed": 3},
+    eq(summary, {"rows": 8, "received": 5, "created": 3, "failed": 5, "local_failed": 3,
+                  "skipped": 0},
        "summary")
     o = ok(c.run(f + ["--json", "orders", "get", rows["r1"]["order_id"]])).one()
     eq(sorted((l["sku"], l["quantity"]) for l in o["lines"]), sorted([(w.sku_a, 1), (w.sku_b, 2)]),
@@ -411,12 +412,39 @@ def case_import(c, server):
     eq(r.rc, 1, "missing file")
 
 
+def case_import_not_utf8(c, server):
+    """A line that is not UTF-8 fails locally (as a NUL does): sent, it would
+    make the server refuse the whole import (proto3 strings), rows before it
+    included. It fails the open row, or stands alone when none is open."""
+    f = flags(server)
+    w = World(c, server)
+    data = (b"x\xc0\xaf,c-1,SKU-X,1\n"                                     # 1 alone
+            + "r1,{c},{a},1\n".format(c=w.cust, a=w.sku_a).encode()       # 2 OK
+            + "r2,{c},{a},1\n".format(c=w.cust, a=w.sku_a).encode()       # 3 r2 ...
+            + b"r2,c-\xff\xfe,SKU-X,1\n"                                   # 4 ... fails
+            + "r3,{c},{b},1\n".format(c=w.cust, b=w.sku_b).encode())      # 5 OK
+    path = os.path.join(c.cwd, "latin1.csv")
+    with open(path, "wb") as fh:
+        fh.write(data)
+    r = c.run(f + ["--json", "import", path])
+    eq(r.rc, 4, "failed rows exit 4 (%s)" % r.describe())
+    objs = r.json()
+    rows = {o["row_id"]: o for o in objs[:-1]}
+    eq(sorted(rows), ["line-1", "r1", "r2", "r3"], "one result per row")
+    eq((rows["r1"]["code"], rows["r3"]["code"]), ("OK", "OK"), "the good rows")
+    for rid, line in (("line-1", 1), ("r2", 4)):
+        eq(rows[rid]["code"], "INVALID_ARGUMENT", rid)
+        check(rows[rid].get("local") and "line %d: not UTF-8 text" % line in rows[rid]["message"],
+              "%s: a local verdict naming line %d: %s", rid, line, rows[rid])
+    eq(objs[-1]["summary"]["created"], 2, "created")
+
+
 def case_import_big(c, server):
     """Far more than the call's send buffer (256 KiB): the file is read as the
     stream drains (RPC_AGAIN / on_ready), every row gets a result."""
     f = flags(server)
     n = 6000
-    pad = "x" * 90
+    pad = "x" * 50  # row_ids of 60 bytes: the server allows 64
     with open(os.path.join(c.cwd, "big.csv"), "w") as fh:
         for i in range(n):
             fh.write("big-%05d-%s,c-nobody-%s,SKU-NONE,1\n" % (i, pad, RUN))
@@ -425,6 +453,7 @@ def case_import_big(c, server):
     objs = r.json()
     eq(objs[-1]["summary"]["received"], n, "rows received")
     eq(objs[-1]["summary"]["failed"], n, "rows failed")
+    eq(objs[-1]["summary"].get("skipped", 0), 0, "rows skipped")
     ids = [o["row_id"] for o in objs[:-1]]
     eq(ids, ["big-%05d-%s" % (i, pad) for i in range(n)], "results in order")
 
@@ -723,6 +752,7 @@ def main():
             run("%s.orders" % tr, case_orders, c, server)
             run("%s.import" % tr, case_import, c, server)
             run("%s.import_big" % tr, case_import_big, c, server)
+            run("%s.import_not_utf8" % tr, case_import_not_utf8, c, server)
             run("%s.track" % tr, case_track, c, server)
             if tr == "tls":
                 run("tls.env_defaults", case_env_defaults, c, server)

@@ -110,14 +110,49 @@ Test(order_rules, validate_create)
     l2.quantity = 1;
     l2.sku = (char *)"SKU-1";
     cr_expect_eq(orders__validate_create(&req, why, sizeof why), RPC_INVALID_ARGUMENT);
+    cr_expect_str_eq(why, "lines[1].sku: SKU-1 already in lines[0]");
     l2.sku = (char *)"bad sku";
     cr_expect_eq(orders__validate_create(&req, why, sizeof why), RPC_INVALID_ARGUMENT);
+    cr_expect_str_eq(why, "lines[1].sku: only [A-Za-z0-9._-] allowed, ' ' at byte 3");
+    l2.sku = (char *)"SKU-\x1b[2J";
+    cr_expect_eq(orders__validate_create(&req, why, sizeof why), RPC_INVALID_ARGUMENT);
+    cr_expect_str_eq(why, "lines[1].sku: only [A-Za-z0-9._-] allowed, '\\x1b' at byte 4");
     l2.sku = (char *)"SKU-2";
     req.customer_id = (char *)"";
     cr_expect_eq(orders__validate_create(&req, why, sizeof why), RPC_INVALID_ARGUMENT);
+    cr_expect_str_eq(why, "customer_id: required");
+    req.customer_id = (char *)"c-123456789012345678901234567890123";
+    cr_expect_eq(orders__validate_create(&req, why, sizeof why), RPC_INVALID_ARGUMENT);
+    cr_expect_str_eq(why, "customer_id: at most 31 bytes, 35 given");
     req.customer_id = (char *)"c-1";
     req.n_lines = 0;
     cr_expect_eq(orders__validate_create(&req, why, sizeof why), RPC_INVALID_ARGUMENT);
+    cr_expect_str_eq(why, "lines: 1..100 allowed, 0 given");
+}
+
+/* The shared texts: one function per rule. */
+Test(order_rules, limit_texts)
+{
+    char why[160];
+    cr_expect(orders__check_len("reason", "", 0, 200, why, sizeof why));
+    cr_expect_not(orders__check_len("id", "", 1, 31, why, sizeof why));
+    cr_expect_str_eq(why, "id: required");
+    char big[1235];
+    memset(big, 'n', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    cr_expect_not(orders__check_len("name", big, 1, 200, why, sizeof why));
+    cr_expect_str_eq(why, "name: at most 200 bytes, 1234 given");
+    cr_expect_not(orders__check_name("name", big, 200, why, sizeof why));
+    cr_expect_str_eq(why, "name: at most 200 bytes, 1234 given");
+    cr_expect_not(orders__check_name("name", "a\tb", 200, why, sizeof why));
+    cr_expect_str_eq(why, "name: control characters not allowed");
+    cr_expect(orders__check_count("lines", 100, 1, 100, why, sizeof why));
+    cr_expect_not(orders__check_count("lines", 101, 1, 100, why, sizeof why));
+    cr_expect_str_eq(why, "lines: 1..100 allowed, 101 given");
+    cr_expect_not(orders__check_token("sku", "caf\xc3\xa9", 1, 64, why, sizeof why));
+    cr_expect_str_eq(why, "sku: only [A-Za-z0-9._-] allowed, '\\xc3' at byte 3");
+    cr_expect_not(orders__check_token("sku", "", 1, 64, why, sizeof why));
+    cr_expect_str_eq(why, "sku: required");
 }
 
 /* --- harness: server, store, client on one loop ------------------------------------ */
@@ -708,10 +743,11 @@ typedef struct import_run {
     rpc_status code;
     char msg[256];
     bool got;
-    int64_t received, created, failed;
+    int64_t received, created, failed, skipped;
+    char skipped_reason[160];
     size_t n;
     struct {
-        char row_id[32];
+        char row_id[ORDERS_ROW_ID_MAX + 1];
         char order_id[STORE_ID_MAX + 1];
         int code;
         char message[160];
@@ -726,6 +762,8 @@ static void on_import_msg(rpc_client_call *c, void *data, const Oms__V1__ImportO
     ir->received = m->received;
     ir->created = m->created;
     ir->failed = m->failed;
+    ir->skipped = m->skipped;
+    snprintf(ir->skipped_reason, sizeof ir->skipped_reason, "%s", m->skipped_reason);
     ir->n = m->n_results;
     for (size_t i = 0; i < m->n_results && i < 512; i++) {
         snprintf(ir->r[i].row_id, sizeof ir->r[i].row_id, "%s", m->results[i]->row_id);
@@ -864,18 +902,52 @@ Test(order_flow, import_row_limit)
         rows[i] = (import_row_spec){"r", c_active, NULL, {"SKU-C", 1}};
     import_run *ir = calloc(1, sizeof *ir);
     cr_assert_not_null(ir);
+    int64_t before = reserved("SKU-C");
     import_rows(ir, rows, 5);
-    cr_expect_eq(ir->code, RPC_RESOURCE_EXHAUSTED, "%s", ir->msg);
-    cr_expect_not(ir->got);
-    /* Rows taken before the limit still complete (durable), nothing more. */
-    run_for(50);
-    cr_expect_leq(reserved("SKU-C"), 3);
+    /* Rows past the limit are read and dropped, counted; the summary says
+     * what the first three created. */
+    cr_expect_eq(ir->code, RPC_OK, "%s", ir->msg);
+    cr_expect(ir->got);
+    cr_expect_eq(ir->received, 5);
+    cr_expect_eq(ir->created, 3);
+    cr_expect_eq(ir->skipped, 2);
+    cr_expect_eq(ir->n, 3);
+    for (size_t i = 0; i < 3; i++)
+        cr_expect_str_neq(ir->r[i].order_id, "");
+    cr_expect_str_eq(ir->skipped_reason,
+                     "rows after the first 3 were not processed (limit per ImportOrders call)");
+    cr_expect_eq(reserved("SKU-C"), before + 3);
 
     /* An empty import: a summary of nothing. */
     import_rows(ir, rows, 0);
     cr_expect_eq(ir->code, RPC_OK, "%s", ir->msg);
     cr_expect(ir->got);
     cr_expect_eq(ir->received, 0);
+    cr_expect_eq(ir->skipped, 0);
+    cr_expect_str_eq(ir->skipped_reason, "");
+    free(ir);
+}
+
+Test(order_flow, import_row_id_limit)
+{
+    char longid[ORDERS_ROW_ID_MAX + 2];
+    memset(longid, 'x', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0'; /* 65 bytes */
+    import_row_spec rows[] = {
+        {longid, c_active, NULL, {"SKU-C", 1}},
+        {longid + 1, c_active, NULL, {"SKU-C", 1}}, /* exactly 64: fine */
+    };
+    import_run *ir = calloc(1, sizeof *ir);
+    cr_assert_not_null(ir);
+    import_rows(ir, rows, 2);
+    cr_assert_eq(ir->code, RPC_OK, "%s", ir->msg);
+    cr_assert_eq(ir->n, 2);
+    cr_expect_eq(ir->r[0].code, RPC_INVALID_ARGUMENT);
+    cr_expect_str_eq(ir->r[0].row_id, "");
+    cr_expect_str_eq(ir->r[0].message, "row_id: at most 64 bytes, 65 given");
+    cr_expect_str_eq(ir->r[0].order_id, "");
+    cr_expect_eq(ir->r[1].code, RPC_OK, "%s", ir->r[1].message);
+    cr_expect_eq(ir->created, 1);
     free(ir);
 }
 

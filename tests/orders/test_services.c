@@ -307,7 +307,8 @@ Test(orders_services, customers, .timeout = 60)
     cr_expect_eq(get_customer(ch, "c-999999", NULL), RPC_NOT_FOUND);
     cr_expect_eq(get_customer(ch, "", NULL), RPC_INVALID_ARGUMENT);
     cr_expect_eq(get_customer(ch, "c-1234567890123456789012345678901234567890", NULL),
-                 RPC_NOT_FOUND);
+                 RPC_INVALID_ARGUMENT);
+    cr_expect_str_eq(msg, "id: at most 31 bytes, 42 given");
 
     cr_assert_eq(set_status(ch, id, OMS__V1__CUSTOMER_STATUS__CUSTOMER_STATUS_SUSPENDED, &c),
                  RPC_OK, "%s", msg);

@@ -28,14 +28,15 @@ typedef struct tsrv {
     rpc_server *rpc;
     http2_server *h2;
     int port;
-    int calls;            /* UnaryCall requests seen */
-    int streams;          /* StreamingOutputCall requests seen */
-    rpc_status fail_code; /* scripted failure */
-    int fail_first;       /* fail this many calls, then answer OK; -1: fail all */
-    uint64_t delay_ms;    /* answer unary calls after this long */
-    bool shut;            /* http2_server_shutdown called */
-    bool down;            /* ... and done */
-    uint64_t down_ms;     /* loop time when done fired */
+    int calls;             /* UnaryCall requests seen */
+    int streams;           /* StreamingOutputCall requests seen */
+    rpc_status fail_code;  /* scripted failure */
+    int fail_first;        /* fail this many calls, then answer OK; -1: fail all */
+    uint64_t delay_ms;     /* answer unary calls after this long */
+    const char *server_id; /* answered instead of name when set (bad bytes) */
+    bool shut;             /* http2_server_shutdown called */
+    bool down;             /* ... and done */
+    uint64_t down_ms;      /* loop time when done fired */
 } tsrv;
 
 typedef struct unary_state {
@@ -60,7 +61,7 @@ static void unary_answer(rpc_call *c)
     }
     Grpc__Testing__SimpleResponse resp = GRPC__TESTING__SIMPLE_RESPONSE__INIT;
     Grpc__Testing__Payload p = GRPC__TESTING__PAYLOAD__INIT;
-    resp.server_id = s->name;
+    resp.server_id = s->server_id ? (char *)s->server_id : s->name;
     if (st->rsize > 0) {
         p.body.len = (size_t)st->rsize;
         p.body.data = rpc_call_alloc(c, p.body.len);
@@ -857,6 +858,34 @@ Test(rpc_client, response_larger_than_max_recv_msg)
     cr_expect_eq(cc.code, RPC_RESOURCE_EXHAUSTED, "%d %s", cc.code, cc.msg);
     cr_expect_eq(cc.attempts, 1, "a committed call is not retried");
     cr_expect_eq(cc.nmsgs, 0);
+    teardown_all();
+}
+
+/* Responses are held to proto3's string rules as requests are: a server
+ * answering invalid UTF-8 fails the call INTERNAL naming the field, and the
+ * handler never sees the message. */
+Test(rpc_client, response_string_not_utf8)
+{
+    setup_servers(1);
+    char target[64];
+    target_of(target, sizeof target, 1);
+    rpc_channel_config cfg;
+    channel_config(&cfg, target, 3);
+    chan = channel_new(&cfg);
+    ccall cc;
+    memset(&cc, 0, sizeof cc);
+    srv[0].server_id = "s\xc0\x80";
+    start_unary(&cc, 5000, 0);
+    run_until(&cc.done);
+    cr_expect_eq(cc.code, RPC_INTERNAL, "%d %s", cc.code, cc.msg);
+    cr_expect_str_eq(cc.msg, "response field server_id: invalid UTF-8");
+    cr_expect_eq(cc.nmsgs, 0);
+    cr_expect_eq(cc.attempts, 1, "a committed call is not retried");
+    srv[0].server_id = NULL;
+    memset(&cc, 0, sizeof cc);
+    start_unary(&cc, 5000, 0);
+    run_until(&cc.done);
+    cr_expect_eq(cc.code, RPC_OK, "the channel is fine: %d %s", cc.code, cc.msg);
     teardown_all();
 }
 
