@@ -8,6 +8,7 @@ pkgs=(
   libcriterion-dev
   python3 python3-grpcio python3-protobuf protobuf-compiler-grpc python3-h2
   nghttp2-client gnuplot-nox
+  clang libclang-rt-14-dev
 )
 missing=()
 for p in "${pkgs[@]}"; do
