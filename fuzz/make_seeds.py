@@ -5,11 +5,13 @@ Seeds are small, meaningful inputs a target would see from a real peer:
 HTTP/2 frames made with python3-h2 (Debian's; run with /usr/bin/python3),
 gRPC messages encoded by hand (protobuf wire format), CSV files, store blobs.
 Each seed's name says what it is. Regression seeds (inputs that found a bug)
-live next to them as regress-*, written here too so that the corpus can be
-regenerated from this script alone.
+live next to them as regress_*, written here too so that the corpus can be
+regenerated from this script alone. Everything is deterministic except the
+TLS ClientHello seeds (their randoms change on every run).
 
     /usr/bin/python3 fuzz/make_seeds.py [OUTDIR]   (default: fuzz/corpus)
 """
+import base64
 import gzip
 import os
 import ssl
@@ -314,6 +316,13 @@ def main():
 
     for name, data in h2_client_target_seeds().items():
         write("h2_client", name, data)
+    # found by this fuzzer: a header block whose every field was dropped
+    # (here stream 3's trailers, two dynamic-table indexes) reached
+    # deliver_headers() with no buffer: NULL + 0 (UBSan, src/http2/stream.c)
+    write("h2_client", "regress_empty_header_block", base64.b64decode(
+        "AAAqBAAAAAAAAAEAABAAAAIAAAAAAAQAAP//AAUAAEAAAAgAAAAAAAMAAABkAAYAAQAAAAAOAQQAAAABiF+LHXXQ"
+        "Yg0mPUxNZWQAAAoAAAAAAAEAAABBBQIAAAAAAAAAAQUAAAABQIiaysiyEjXaj4EHQImaysi1JUIHMX+CP18AAP//"
+        "//8CAQQAAAADiMAABQoDYWJjAAACAQUAAAADv74="))
 
     # deframer: byte 0 = encoding (bits 0-1) | chunk size (bits 2-4) | limit (bits 5-7)
     body = simple_request(size=100, payload=b"abc" * 30)
@@ -327,8 +336,9 @@ def main():
           grpc_msg(b"\x00" * 100000, "gzip"))
     write("grpc_deframe", "too_big", bytes([0 | 7 << 2 | 1 << 5]) + b"\x00\x00\x00\x00\x05hello")
     write("grpc_deframe", "bad_flag", bytes([0 | 2 << 2 | big_limit]) + b"\x02\x00\x00\x00\x00")
+    bad_crc = gzip.compress(b"hello", mtime=0)[:-8] + b"XXXX" + struct.pack("<I", 5)
     write("grpc_deframe", "corrupt_gzip", bytes([1 | 7 << 2 | big_limit]) +
-          grpc_msg(gzip.compress(b"hello")[:-4] + b"XXXX"[:0], None).replace(b"\x00", b"\x01", 1))
+          b"\x01" + struct.pack(">I", len(bad_crc)) + bad_crc)
     write("grpc_deframe", "trailing_after_gzip", bytes([1 | 7 << 2 | big_limit]) +
           b"\x01" + struct.pack(">I", len(gzip.compress(b"hi", mtime=0)) + 3) +
           gzip.compress(b"hi", mtime=0) + b"abc")
