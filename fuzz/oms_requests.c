@@ -94,6 +94,37 @@ static void validate(const ProtobufCMessage *m)
     }
 }
 
+/* Whether m or any message inside it kept unknown fields. */
+static bool has_unknown(const ProtobufCMessage *m)
+{
+    if (m->n_unknown_fields > 0)
+        return true;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        const char *base = (const char *)m;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(base + f->quantifier_offset);
+            const ProtobufCMessage *const *v =
+                *(const ProtobufCMessage *const *const *)(base + f->offset);
+            for (size_t k = 0; k < n; k++)
+                if (has_unknown(v[k]))
+                    return true;
+        } else {
+            /* a oneof's members share one union: follow the set one only */
+            if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+                *(const uint32_t *)(base + f->quantifier_offset) != f->id)
+                continue;
+            const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)(base + f->offset);
+            if (sub && has_unknown(sub))
+                return true;
+        }
+    }
+    return false;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -113,10 +144,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(out != NULL);
         CHECK(protobuf_c_message_pack(m, out) == len);
         ProtobufCMessage *m2 = protobuf_c_message_unpack(in, NULL, len, out);
-        /* protobuf-c 1.4 keeps a field numbered 0 as an unknown field and
-         * packs it back as a tag it then refuses to unpack: not ours to
-         * check. Without unknown fields a round trip must work. */
-        if (!m2 && m->n_unknown_fields > 0) {
+        /* protobuf-c 1.4 keeps a field numbered 0 as an unknown field (at
+         * any depth) and packs it back as a tag it then refuses to unpack:
+         * not ours to check. Without unknown fields a round trip must work. */
+        if (!m2 && has_unknown(m)) {
             validate(m);
             free(out);
             protobuf_c_message_free_unpacked(m, NULL);
