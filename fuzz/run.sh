@@ -37,12 +37,18 @@ if [ ${#targets[@]} -eq 0 ]; then
              tr -d '()' | tr ' ' '\n' | grep -v -e '^set' -e '^OMS_FUZZ_TARGETS' -e '^$'))
 fi
 
-# Build (incremental) unless the binaries are there and newer than the sources.
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DOMS_FUZZ=ON -DOMS_TESTS=OFF \
-        -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# Build (incremental): configure build-fuzz/ on first use.
+blog=$(mktemp /tmp/oms-fuzz-build-XXXXXX.log)
+if { [ -f "$build/CMakeCache.txt" ] ||
+     cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DOMS_FUZZ=ON -DOMS_TESTS=OFF \
+           -DCMAKE_BUILD_TYPE=RelWithDebInfo; } >"$blog" 2>&1 &&
+   cmake --build "$build" --target fuzzers -j "${JOBS:-$(nproc)}" >>"$blog" 2>&1; then
+  rm -f "$blog"
+else
+  tail -40 "$blog"
+  echo "fuzz: building the targets failed (log: $blog)"
+  exit 1
 fi
-cmake --build "$build" --target fuzzers -j "${JOBS:-$(nproc)}" >/dev/null
 
 cleanup=
 if [ -z "$work" ]; then
