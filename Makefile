@@ -5,7 +5,10 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 OMSD_FLAGS ?=
 
-.PHONY: all deps build run test test-sanitize certs format clean
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 8
+
+.PHONY: all deps build run test test-sanitize fuzz fuzz-run certs format clean
 
 all: build
 
@@ -35,8 +38,18 @@ test-sanitize: deps
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 2
 
+# libFuzzer targets (clang, ASan+UBSan) in their own build dir; see fuzz/README.md.
+fuzz: deps
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DOMS_FUZZ=ON -DOMS_TESTS=OFF \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(FUZZ_BUILD) --target fuzzers -j $(JOBS)
+
+# Runs each target FUZZ_SECONDS on its corpus (CI runs this through ctest).
+fuzz-run: fuzz
+	bash fuzz/run.sh -t $(FUZZ_SECONDS) -b $(CURDIR)/$(FUZZ_BUILD)
+
 format:
 	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'tests/*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

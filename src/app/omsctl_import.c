@@ -211,6 +211,10 @@ static void take_line(import_state *st, char *line)
         r->row_id = xstrdup(row_id);
         r->first_line = ln;
     }
+    /* A failed row only swallows its further lines (the first reason is the
+     * one reported); its first line may not have set customer_id. */
+    if (r->error)
+        return;
     if (n < 4 || n > 5) {
         row_error(r, ln, "%s",
                   n < 4 ? "want row_id,customer_id,sku,quantity[,idempotency_key]"

@@ -122,7 +122,8 @@ static void deliver_headers(http2_stream *s,
         return;
     }
     memset(h, 0, sizeof *h); /* quiets -Wmaybe-uninitialized when nhdr == 0 */
-    const uint8_t *p = s->hbuf.data + s->hbuf.off;
+    /* An empty block (every field dropped) has no buffer: NULL + 0 is UB. */
+    const uint8_t *p = s->hbuf.data ? s->hbuf.data + s->hbuf.off : NULL;
     for (size_t i = 0; i < s->nhdr; i++) {
         uint32_t len;
         memcpy(&len, p, sizeof len);

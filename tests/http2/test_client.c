@@ -556,6 +556,43 @@ Test(http2_client, streams_above_goaway_last_id_are_refused)
     h2t_finish(&t);
 }
 
+/* Found by fuzz/h2_client: a header block with no field left (here empty
+ * trailers) reached deliver_headers() without a buffer, and NULL + 0 is
+ * undefined (UBSan, under make test-sanitize). */
+Test(http2_client, empty_trailer_block)
+{
+    h2t t;
+    h2t_init(&t);
+    int port;
+    int lfd = raw_listen(&port);
+    http2_client_config cfg;
+    client_config(&cfg);
+    http2_client *cl = client_new(&t.loop, &cfg);
+    conn_rec cr = {0};
+    http2_conn *c = client_connect(cl, port, NULL, &cr);
+    h2c srv;
+    raw_server_start(&t, lfd, &srv);
+    PUMP_UNTIL(&t, &srv, cr.connected, 2000);
+    cr_assert_eq(cr.connected, 1);
+    cstream_rec a = {0};
+    cr_assert_not_null(client_request(c, &a, NULL, 0, 1));
+    int32_t id = http2_stream_id(a.s);
+    PUMP_UNTIL(&t, &srv, raw_count(&srv, FT_HEADERS, id) > 0, 2000);
+    static const uint8_t status200[] = {0x88}; /* :status 200, static index 8 */
+    raw_frame(&srv, FT_HEADERS, FL_END_HEADERS, id, status200, 1);
+    raw_frame(&srv, FT_HEADERS, FL_END_HEADERS | FL_END_STREAM, id, NULL, 0);
+    PUMP_UNTIL(&t, &srv, a.nclose, 2000);
+    cr_expect_eq(a.status, 200);
+    cr_expect_eq(a.ntrailers, 1);
+    cr_expect_eq(a.trailers.len, 0);
+    cr_expect_eq(a.close_code, HTTP2_NO_ERROR);
+    h2c_close(&srv);
+    close(lfd);
+    client_free(&t, cl);
+    cstream_rec_free(&a);
+    h2t_finish(&t);
+}
+
 /* Answers every PING the client sent since *off, noting when each came. */
 static void answer_pings(h2c *srv, size_t *off, uint64_t *at, int *n, int max)
 {

@@ -473,6 +473,16 @@ def case_import(c, server):
     check("2 created" in r.out, "import -:\n%s", r.describe())
     r = c.run(f + ["import", os.path.join(c.cwd, "no-such.csv")])
     eq(r.rc, 1, "missing file")
+    # found by fuzz/omsctl_csv: a row whose first line is short, then another
+    # line of the same row (omsctl crashed on a NULL customer_id)
+    short = "r1,{c}\nr1,{c},{a},1\nr2,{c},{a},1\n".format(c=w.cust, a=w.sku_a)
+    r = c.run(f + ["--json", "import", write_csv(c, "short.csv", short)])
+    eq(r.rc, 4, "import of a short first line exits 4 (%s)" % r.describe())
+    rows = {o["row_id"]: o for o in r.json()[:-1]}
+    eq(rows["r1"]["code"], "INVALID_ARGUMENT", "short row r1 (%s)" % rows["r1"])
+    check("line 1" in rows["r1"]["message"] and rows["r1"].get("local"),
+          "r1 names line 1: %s", rows["r1"])
+    eq(rows["r2"]["code"], "OK", "r2 after the short row")
 
 
 def case_import_not_utf8(c, server):
