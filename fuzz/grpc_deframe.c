@@ -12,17 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "rpc/rpc_int.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz: check failed: %s (line %d)\n", #cond, __LINE__);                \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static const size_t chunk_sizes[8] = {1, 2, 3, 5, 16, 100, 4096, SIZE_MAX};
 static const size_t limits[8] = {0, 1, 16, 100, 1024, 4096, 65536, 4 << 20};

@@ -12,20 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "oms/v1/customer.pb-c.h"
 #include "oms/v1/inventory.pb-c.h"
 #include "oms/v1/order.pb-c.h"
 #include "orders_int.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz: check failed: %s (line %d)\n", #cond, __LINE__);                \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static const ProtobufCServiceDescriptor *const services[] = {
     &oms__v1__customer_service__descriptor,

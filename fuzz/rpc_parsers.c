@@ -9,17 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "rpc/rpc_int.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz: check failed: %s (line %d)\n", #cond, __LINE__);                \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static void fuzz_timeout(const char *s, size_t n)
 {

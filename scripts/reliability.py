@@ -1,0 +1,151 @@
+#!/usr/bin/python3
+"""Regenerates docs/RELIABILITY.md: runs each reliability test of the suite
+against the built omsd, reads its figure lines ("# ...") and its pass/fail
+summary, and writes one table beside what grpc-go and nghttpd promise for the
+same case.
+
+    scripts/reliability.py [--build build] [--quick] [--only NAME ...]
+
+--quick uses the suite's (CI) sizes; without it the report's sizes: 20 kill -9
+cycles, a 10-minute soak, 50 slow-subscriber runs per transport, 5 minutes per
+fuzz target, 20 model-test seeds per mode. The full run takes about an hour.
+"""
+
+import argparse
+import datetime
+import os
+import re
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY = "/usr/bin/python3"
+IT = os.path.join(ROOT, "tests", "integration")
+
+
+def rows(build, quick):
+    omsd = os.path.join(build, "omsd")
+    gen = os.path.join(build, "tests", "integration", "pygen")
+    base = ["--omsd", omsd, "--source-dir", ROOT, "--gen", gen]
+    h2spec = os.path.join(build, "tools", "h2spec", "h2spec")
+    q = quick
+    return [
+        ("h2spec", "HTTP/2 conformance: h2spec's 146 cases over TLS and h2c",
+         [PY, os.path.join(IT, "run_h2spec.py"), *base, "--h2spec", h2spec, "--runs",
+          "1" if q else "3"], {},
+         "nghttpd 1.52: 145/146 (fails 5.1.1/2); grpc-go: not run by its project"),
+        ("abuse", "every known HTTP/2 abuse (rapid reset, CONTINUATION, PING/SETTINGS/empty-frame "
+         "floods, readers that never read, 1,000 unread 4 MiB unary calls and watch streams, HPACK "
+         "churn, many connections, fd exhaustion) while a good client calls",
+         [PY, os.path.join(IT, "run_stress.py"), *base], {},
+         "grpc-go: flow control per stream, no per-connection send budget; nghttpd: nghttp2's "
+         "flood limits"),
+        ("conn_policy", "connection policy: max connections, idle, age + grace, keepalive PINGs, "
+         "ping enforcement",
+         [PY, os.path.join(IT, "run_conn_policy.py"), *base], {},
+         "grpc-go: the same knobs (MaxConnectionIdle/Age/AgeGrace, keepalive EnforcementPolicy); "
+         "nghttpd: none"),
+        ("watch_slow", "a slow WatchOrders subscriber, repeated on fresh servers (TLS and h2c)",
+         ["sh", os.path.join(IT, "loop_watch_slow.sh"), "3" if q else "50", "tls,h2c", build], {},
+         "grpc-go: a slow stream blocks only itself (flow control)"),
+        ("durability", "kill -9 under CreateOrder load, restart, check every acked order and "
+         "the event seqs",
+         [PY, os.path.join(IT, "run_orders_durability.py"), *base],
+         {"OMS_IT_DURABILITY_CYCLES": "5" if q else "20"}, "(application level: no peer promise)"),
+        ("store_faults", "a full disk (tmpfs filled mid-run) and a database locked by another "
+         "process",
+         [PY, os.path.join(IT, "run_store_faults.py"), *base], {},
+         "(application level: no peer promise)"),
+        ("model", "model-based test: seeded rounds of every oms.v1 call from 4 clients",
+         [PY, os.path.join(IT, "run_orders_model.py"), *base, "--mode", "aio", "--runs",
+          "1" if q else "20", "--seed", "1000"], {}, "(application level)"),
+        ("model_split", "the same on the split deployment",
+         [PY, os.path.join(IT, "run_orders_model.py"), *base, "--mode", "split", "--runs",
+          "1" if q else "20", "--seed", "1000"], {}, "(application level)"),
+        ("soak", "mixed load (every call type, churn, cancels, expiring deadlines), RSS and fds "
+         "sampled each second",
+         [PY, os.path.join(IT, "run_soak.py"), *base, "--timeout", "900"],
+         {"OMS_IT_SOAK_SECONDS": "60" if q else "600"}, "(no peer publishes a soak figure)"),
+        ("fuzz", "libFuzzer targets (ASan+UBSan): http2 server (h2c, TLS) and client, deframer, "
+         "oms.v1 requests, reflection, header parsers, CSV import, store records",
+         ["bash", os.path.join(ROOT, "fuzz", "run.sh"), "-t", "10" if q else "300"], {},
+         "nghttp2 fuzzes its session in OSS-Fuzz; grpc-go fuzzes its HTTP/2 framer"),
+    ]
+
+
+FIGURE = re.compile(r"^# (?!---|logs kept|output kept|load scale)(.*)$")
+SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed")
+
+
+def run(name, argv, env, log_dir):
+    e = dict(os.environ, **env)
+    t0 = time.monotonic()
+    p = subprocess.run(argv, cwd=ROOT, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True)
+    dt = time.monotonic() - t0
+    with open(os.path.join(log_dir, name + ".log"), "w") as f:
+        f.write(p.stdout)
+    figs, passed, failed = [], None, None
+    for line in p.stdout.splitlines():
+        m = FIGURE.match(line)
+        if m and "listening on" not in line:
+            figs.append(m.group(1).strip())
+        m = SUMMARY.match(line)
+        if m:
+            passed, failed = int(m.group(1)), int(m.group(2))
+        if re.match(r"^\S+: \d+ of \d+ runs passed", line) or re.search(r"executions", line):
+            figs.append(line.strip())
+    if p.returncode == 77:
+        result = "skipped"
+    elif p.returncode == 0:
+        result = "pass" + (" (%d cases)" % passed if passed is not None else "")
+    else:
+        result = "FAIL (%s failed)" % (failed if failed is not None else "rc %d" % p.returncode)
+    return result, figs, dt
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", action="append", default=[])
+    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "RELIABILITY.md"))
+    a = ap.parse_args()
+    build = os.path.abspath(a.build)
+    log_dir = os.path.join(build, "reliability")
+    os.makedirs(log_dir, exist_ok=True)
+    out = []
+    for name, what, argv, env, peers in rows(build, a.quick):
+        if a.only and name not in a.only:
+            continue
+        print("== %s" % name, flush=True)
+        result, figs, dt = run(name, argv, env, log_dir)
+        print("   %s in %.0f s" % (result, dt), flush=True)
+        out.append((name, what, result, figs, dt, peers))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True).stdout.strip()
+    lines = [
+        "# Reliability report",
+        "",
+        "Generated by `scripts/reliability.py%s` on %s UTC, commit %s, on a 2-core machine "
+        "(logs in `%s`). Each row is one runner of the test suite; *figures* are the lines "
+        "it prints." % (" --quick" if a.quick else "",
+                        datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), commit,
+                        os.path.relpath(log_dir, ROOT)),
+        "",
+        "| test | what it does | result | figures | time | what grpc-go / nghttpd promise |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, what, result, figs, dt, peers in out:
+        f = "<br>".join(x.replace("|", "\\|") for x in figs[:12]) or "-"
+        lines.append("| %s | %s | %s | %s | %.0f s | %s |" % (name, what, result, f, dt, peers))
+    lines.append("")
+    with open(a.out, "w") as f:
+        f.write("\n".join(lines))
+    print("wrote %s" % a.out)
+    sys.exit(0 if all(r[2].startswith(("pass", "skipped")) for r in out) else 1)
+
+
+if __name__ == "__main__":
+    main()
