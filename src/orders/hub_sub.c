@@ -453,6 +453,8 @@ void orders__sub_start(orders_sub *s, int64_t since_seq)
     orders__sub_pump(s);
     hl->depth--;
     orders__hub_reap(hl);
+    if (hl->depth == 0)
+        HUB_ASSERT_OK(hl, s);
 }
 
 size_t orders__sub_nids(const orders_sub *s)
@@ -551,6 +553,8 @@ void orders__sub_ready(orders_sub *s)
     orders__sub_pump(s);
     hl->depth--;
     orders__hub_reap(hl);
+    if (hl->depth == 0)
+        HUB_ASSERT_OK(hl, s);
 }
 
 int64_t orders__sub_pos(const orders_sub *s)
@@ -573,6 +577,42 @@ void orders__sub_destroy(orders_sub *s)
     free(s->mem);
     free(s->slot);
     free(s);
+}
+
+int orders__sub_check(const orders_sub *s, char *why, size_t n)
+{
+    if (!s->started || s->state == SUB_DEAD || s->freed)
+        return 0;
+    const orders_hub_loop *hl = s->hl;
+    if (s->state == SUB_LIVE) {
+        if (!s->blocked && !s->in_sched)
+            return 0;
+        snprintf(why, n, "subscriber %p is live but %s", (const void *)s,
+                 s->blocked ? "blocked" : "scheduled");
+        return -1;
+    }
+    if (s->blocked) {
+        if (!s->ops->armed || s->ops->armed(s->arg))
+            return 0;
+        snprintf(why, n,
+                 "subscriber %p is blocked at seq %lld (ring head %lld) but its call will not "
+                 "call on_ready (wake-up lost)",
+                 (const void *)s, (long long)s->pos, (long long)hl->hi);
+        return -1;
+    }
+    if (!s->in_sched) {
+        snprintf(why, n,
+                 "subscriber %p is behind (seq %lld, ring head %lld) but neither blocked nor "
+                 "scheduled: nothing will pump it",
+                 (const void *)s, (long long)s->pos, (long long)hl->hi);
+        return -1;
+    }
+    if (!hl->closing && !uv_is_active((const uv_handle_t *)&hl->idle)) {
+        snprintf(why, n, "subscriber %p is scheduled but the hub's idle handle is stopped",
+                 (const void *)s);
+        return -1;
+    }
+    return 0;
 }
 
 void orders__sub_free(orders_sub *s)
