@@ -2,7 +2,9 @@
  * per call (blocked on RPC_AGAIN, done, the stream below), and the rpc send
  * path's wake-up invariant: a call blocked by RPC_AGAIN gets on_ready. */
 #include <stdio.h>
+#include <stdlib.h>
 
+#include "base/log.h"
 #include "rpc/rpc_int.h"
 
 int rpc_call_describe(const rpc_call *c, char *buf, size_t n)
@@ -36,3 +38,15 @@ int rpc_call_check(const rpc_call *c, char *why, size_t n)
     }
     return http2_stream_check(c->stream, why, n);
 }
+
+#ifndef NDEBUG
+void rpc__call_assert_send_ok(const rpc_call *c, const char *where)
+{
+    char why[200], line[640];
+    if (rpc_call_check(c, why, sizeof why) == 0)
+        return;
+    rpc_call_describe(c, line, sizeof line);
+    OMS_ERROR("rpc send invariant broken in %s: %s; %s", where, why, line);
+    abort();
+}
+#endif
