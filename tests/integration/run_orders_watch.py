@@ -18,14 +18,14 @@ both ends of its TCP connection (ss) printed.
 
 The socket receive buffer is the system's default: the HTTP/2 window already
 bounds what is in flight to a stalled subscriber. OMS_IT_WATCH_RCVBUF=4096,
-what this runner used to set, brings back the intermittent stall it caused:
-Linux drops loopback segments that do not fit such a buffer (ss: skmem d > 0),
-omsd's kernel retransmits and probes the closed window with timers that back
-off while the reader is away (ss: backoff, timer:(persist,...), up to 120 s,
-TCP_RTO_MAX), and a reader that then drains its few KiB need not make its
-kernel advertise the reopened window: the bytes wait in omsd's socket (ss:
-notsent) for the next probe, with omsd's HTTP/2 side correctly idle (its send
-window used up by those bytes).
+what this runner used to set, brings back the intermittent stall it caused (a
+subscriber without progress for up to 120 s once it reads again, with omsd's
+HTTP/2 side idle: its send window used up by bytes sitting in its socket).
+Such a buffer cannot hold the loopback segments of the window its kernel
+advertises, so the kernel drops them (ss: skmem d), omsd's kernel retransmits
+and probes on timers that back off while the reader is away (ss: backoff,
+timer:(persist,...), up to TCP_RTO_MAX, 120 s), and a reader that drains its
+few KiB need not make its kernel send anything that hurries them.
 
 The event count scales with OMS_IT_LOAD_SCALE (0.25 by default in sanitizer
 builds); OMS_IT_WATCH_EVENTS sets it directly.
