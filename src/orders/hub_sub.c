@@ -452,9 +452,9 @@ void orders__sub_start(orders_sub *s, int64_t since_seq)
     hl->depth++;
     orders__sub_pump(s);
     hl->depth--;
-    orders__hub_reap(hl);
-    if (hl->depth == 0)
+    if (hl->depth == 0) /* before the reap: s may be a zombie, still readable */
         HUB_ASSERT_OK(hl, s);
+    orders__hub_reap(hl);
 }
 
 size_t orders__sub_nids(const orders_sub *s)
@@ -552,9 +552,9 @@ void orders__sub_ready(orders_sub *s)
     hl->depth++;
     orders__sub_pump(s);
     hl->depth--;
-    orders__hub_reap(hl);
-    if (hl->depth == 0)
+    if (hl->depth == 0) /* before the reap: s may be a zombie, still readable */
         HUB_ASSERT_OK(hl, s);
+    orders__hub_reap(hl);
 }
 
 int64_t orders__sub_pos(const orders_sub *s)
