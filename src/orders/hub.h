@@ -96,10 +96,10 @@ void orders__hub_loop_dump(orders_hub_loop *hl);
 /* The hub's wake-up invariants, at rest (not from inside a hub call): a
  * started subscriber that is behind (CATCHING) is either blocked, with its
  * owner armed to call orders__sub_ready() (ops->armed), or scheduled on the
- * idle handle, which is then running; a LIVE one is neither blocked nor
- * scheduled. Returns how many subscribers break them, the first one's
- * story in why[] (size n). Debug builds (no NDEBUG) check them after every
- * hub callback and abort on a violation. */
+ * idle handle, which is then running; a LIVE one is not blocked. Returns how
+ * many subscribers break them, the first one's story in why[] (size n).
+ * Debug builds (no NDEBUG) check them after every hub callback and abort on
+ * a violation. */
 size_t orders__hub_loop_check(const orders_hub_loop *hl, char *why, size_t n);
 
 /* A subscriber of hl matching nothing yet. ops (borrowed, must outlive s) and
