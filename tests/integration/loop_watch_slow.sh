@@ -18,7 +18,7 @@ log=${OMS_LOOP_LOG:-/tmp/loop_watch_slow.log}
 rc=0
 /usr/bin/python3 "$here/run_orders_watch.py" --omsd "$build/omsd" \
     --gen "$build/tests/integration/pygen" --transport "$tr" --repeat "$n" \
-    --timeout $((n * 120)) >"$log" 2>&1 || rc=$?
+    --timeout $((n * 300)) >"$log" 2>&1 || rc=$?
 grep -E '^(PASS|FAIL) .*slow_subscriber' "$log" |
     awk '{split($2, p, "."); k = p[1]; t[k]++; if ($1 == "PASS") ok[k]++}
          END {for (k in t) printf "%s: %d of %d runs passed\n", k, ok[k], t[k]}'
