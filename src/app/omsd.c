@@ -6,7 +6,11 @@
  * on first run), grpc.testing.TestService, oms.bench.v1.OrderBench, health
  * and reflection. SIGINT/SIGTERM drain: GOAWAY, order-event subscribers end
  * with UNAVAILABLE (they resume with since_seq), other in-flight calls get
- * --grace seconds, then exit 0.
+ * --grace seconds, then exit 0. SIGUSR1 logs (at info, lines "state dump:")
+ * every connection's streams (send windows, queued bytes, data provider and
+ * on_writable state) and every order-event subscriber (cursor, ring head,
+ * blocked/scheduled, its call's send state), with broken wake-up invariants
+ * marked VIOLATION.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -104,7 +108,9 @@ static void usage(FILE *f)
                "  --keepalive-permit-without-calls  let clients PING (every\n"
                "                         --keepalive-min-time) with no call open\n"
                "  --grace SECONDS        on SIGINT/SIGTERM, how long in-flight calls may run\n"
-               "                         before connections are closed (default 10)\n"
+               "                         before connections are closed (default 10);\n"
+               "                         SIGUSR1 logs every stream's and order-event\n"
+               "                         subscriber's flow-control state (\"state dump:\")\n"
                "  --workers N            event loops, one thread and one SO_REUSEPORT listener\n"
                "                         each (default: the number of cores)\n"
                "\n"
@@ -529,17 +535,19 @@ typedef struct worker {
     uv_loop_t loop;
     uv_thread_t thread;
     uv_async_t stop; /* main -> worker: drain */
+    uv_async_t dump; /* main -> worker: log the state of streams and subscribers */
     rpc_server *rpc;
     rpc_health *health;
     rpc_reflection *refl;
     http2_server *h2;
     bool loop_on, thread_on;
     bool attached; /* orders_loop_attach done, orders_loop_detach not yet */
+    int index;
 } worker;
 
 typedef struct app {
     uv_loop_t *loop; /* the main thread's: signals only */
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sigusr1;
     uv_async_t drained; /* worker -> main: one more worker is done */
     worker *workers;
     int nworkers;
@@ -561,6 +569,7 @@ static void on_worker_drained(http2_server *srv, void *arg)
     (void)srv;
     worker *w = arg;
     uv_close((uv_handle_t *)&w->stop, on_closed_noop);
+    uv_close((uv_handle_t *)&w->dump, on_closed_noop);
     if (w->attached) {
         orders_loop_detach(w->app->orders, &w->loop);
         w->attached = false;
@@ -576,6 +585,17 @@ static void on_worker_stop(uv_async_t *h)
     if (w->app->orders)
         orders_loop_drain(w->app->orders, &w->loop);
     http2_server_shutdown(w->h2, (uint64_t)(w->app->grace * 1000), on_worker_drained, w);
+}
+
+/* SIGUSR1: every connection's streams, then the order-event subscribers. */
+static void on_worker_dump(uv_async_t *h)
+{
+    worker *w = h->data;
+    OMS_INFO("state dump: worker %d begin", w->index);
+    http2_server_dump(w->h2);
+    if (w->app->orders)
+        orders_loop_dump(w->app->orders, &w->loop);
+    OMS_INFO("state dump: worker %d end", w->index);
 }
 
 static void worker_main(void *arg)
@@ -598,11 +618,21 @@ static void on_all_drained(uv_async_t *h)
     OMS_INFO("drained; exiting");
     uv_close((uv_handle_t *)&a->sigint, on_closed_noop);
     uv_close((uv_handle_t *)&a->sigterm, on_closed_noop);
+    uv_close((uv_handle_t *)&a->sigusr1, on_closed_noop);
     uv_close((uv_handle_t *)&a->drained, on_closed_noop);
     /* Closing the handles restored the default actions: a late signal must
      * not turn the clean exit into a kill. */
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
+}
+
+static void on_sigusr1(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    app *a = h->data;
+    for (int i = 0; i < a->nworkers; i++)
+        uv_async_send(&a->workers[i].dump);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -647,6 +677,8 @@ static int worker_listen(worker *w, const options *o, http2_server_config *hcfg)
     }
     uv_async_init(&w->loop, &w->stop, on_worker_stop);
     w->stop.data = w;
+    uv_async_init(&w->loop, &w->dump, on_worker_dump);
+    w->dump.data = w;
     return 0;
 }
 
@@ -757,6 +789,7 @@ int main(int argc, char **argv)
     hcfg.exclusive_port = 1; /* the first worker's listener: nobody else may hold the port */
     for (int i = 0; i < a.nworkers; i++) {
         a.workers[i].app = &a;
+        a.workers[i].index = i;
         if (worker_listen(&a.workers[i], &o, &hcfg) != 0)
             goto out;
         hcfg.port = http2_server_port(a.workers[0].h2); /* port 0: the others join it */
@@ -776,10 +809,12 @@ int main(int argc, char **argv)
 
     uv_signal_init(a.loop, &a.sigint);
     uv_signal_init(a.loop, &a.sigterm);
+    uv_signal_init(a.loop, &a.sigusr1);
     uv_async_init(a.loop, &a.drained, on_all_drained);
-    a.sigint.data = a.sigterm.data = a.drained.data = &a;
+    a.sigint.data = a.sigterm.data = a.sigusr1.data = a.drained.data = &a;
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&a.sigusr1, on_sigusr1, SIGUSR1);
 
     for (int i = 0; i < a.nworkers; i++) {
         worker *w = &a.workers[i];

@@ -174,6 +174,11 @@ void http2_conn_limit_free(http2_conn_limit *l);
 /* Connections holding a place now. */
 size_t http2_conn_limit_open(const http2_conn_limit *l);
 
+/* Logs (at info) one line per connection and per stream: flow-control
+ * windows, queued bytes, data provider and on_writable state (debug.c; omsd
+ * calls it on SIGUSR1). Loop thread only. */
+void http2_server_dump(const http2_server *srv);
+
 /* --- client ------------------------------------------------------------- */
 
 typedef struct http2_client_config {
@@ -277,5 +282,21 @@ size_t http2_stream_pending(const http2_stream *s);
 
 /* Peer address of the stream's connection as "ip:port" (for logs). */
 const char *http2_stream_peer(const http2_stream *s);
+
+/* --- state for humans and tests (debug.c) ------------------------------- */
+
+/* Writes one line about s into buf (size n, always terminated): send windows
+ * (stream and connection), queued bytes, whether the data provider is
+ * deferred, whether a writer waits for on_writable, the connection's output
+ * state. Returns the length written. */
+int http2_stream_describe(const http2_stream *s, char *buf, size_t n);
+/* The wake-up invariant of the pull model: bytes queued are never left
+ * behind a deferred data provider, and a writer waiting for on_writable has
+ * bytes queued whose draining will call it. Returns 0, or -1 with why[]. */
+int http2_stream_check(const http2_stream *s, char *why, size_t n);
+/* Whether on_writable will come (or the stream is closed, so on_close
+ * will): a write returned HTTP2_AGAIN and has not been answered yet, or the
+ * call is queued. */
+bool http2_stream_writable_armed(const http2_stream *s);
 
 #endif

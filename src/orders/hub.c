@@ -248,6 +248,74 @@ void orders__hub_loop_stats(const orders_hub_loop *hl, orders_hub_stats *out)
     }
 }
 
+/* --- state dump and invariants --------------------------------------------------- */
+
+static const char *state_name(int st)
+{
+    return st == SUB_LIVE ? "live" : st == SUB_CATCHING ? "catching up" : "over";
+}
+
+void orders__hub_loop_dump(orders_hub_loop *hl)
+{
+    size_t nsubs = 0, nsched = 0;
+    for (const hlink *l = hl->subs.next; l != &hl->subs; l = l->next)
+        nsubs++;
+    for (const hlink *l = hl->sched.next; l != &hl->sched; l = l->next)
+        nsched++;
+    uv_mutex_lock(&hl->mu);
+    size_t nin = hl->nin;
+    uv_mutex_unlock(&hl->mu);
+    OMS_INFO("state dump: hub loop %p: ring %lld..%lld (cap %zu), inbox %zu, %zu subscribers, %zu "
+             "scheduled, idle %s; sent %llu, AGAIN %llu, store reads %llu, ring restarts %llu",
+             (void *)hl, (long long)hl->lo, (long long)hl->hi, hl->cap, nin, nsubs, nsched,
+             uv_is_active((uv_handle_t *)&hl->idle) ? "running" : "stopped",
+             (unsigned long long)hl->st.sent, (unsigned long long)hl->st.blocked,
+             (unsigned long long)hl->st.store_reads, (unsigned long long)hl->st.gaps);
+    for (const hlink *l = hl->subs.next; l != &hl->subs; l = l->next) {
+        const orders_sub *s = container_of(l, orders_sub, node);
+        char owner[640] = "", why[240];
+        if (s->ops->describe && s->state != SUB_DEAD)
+            s->ops->describe(s->arg, owner, sizeof owner);
+        bool bad = orders__sub_check(s, why, sizeof why) != 0;
+        int64_t pos = orders__sub_pos(s);
+        OMS_INFO("state dump:   sub %p: %s%s, seq %lld (%lld behind the ring head), blocked %d, "
+                 "scheduled %d, closing %d, filter %s; %s%s%s",
+                 (const void *)s, s->started ? "" : "not started, ", state_name(s->state),
+                 (long long)pos, (long long)(hl->hi - pos), s->blocked, s->in_sched, s->closing,
+                 s->all    ? "all"
+                 : s->cust ? "customer"
+                           : "order ids",
+                 owner, bad ? "; VIOLATION: " : "", bad ? why : "");
+    }
+}
+
+size_t orders__hub_loop_check(const orders_hub_loop *hl, char *why, size_t n)
+{
+    size_t bad = 0;
+    char tmp[240];
+    for (const hlink *l = hl->subs.next; l != &hl->subs; l = l->next) {
+        const orders_sub *s = container_of(l, orders_sub, node);
+        if (orders__sub_check(s, bad ? tmp : why, bad ? sizeof tmp : n) != 0)
+            bad++;
+    }
+    if (!bad && n)
+        why[0] = 0;
+    return bad;
+}
+
+#ifndef NDEBUG
+void orders__hub_assert_ok(orders_hub_loop *hl, const orders_sub *s, const char *where)
+{
+    char why[240];
+    if (s ? orders__sub_check(s, why, sizeof why) == 0
+          : orders__hub_loop_check(hl, why, sizeof why) == 0)
+        return;
+    OMS_ERROR("hub invariant broken after %s: %s", where, why);
+    orders__hub_loop_dump(hl);
+    abort();
+}
+#endif
+
 /* --- scheduling ------------------------------------------------------------------ */
 
 void orders__hub_schedule(orders_sub *s)
@@ -300,6 +368,7 @@ static void on_idle(uv_idle_t *i)
     orders__hub_reap(hl);
     if (list_empty(&hl->sched))
         uv_idle_stop(&hl->idle);
+    HUB_ASSERT_OK(hl, NULL);
 }
 
 /* --- live fan-out ------------------------------------------------------------------- */
@@ -386,6 +455,7 @@ static void on_async(uv_async_t *a)
     orders__hub_reap(hl);
     hl->spare = evs;
     hl->sparecap = cap;
+    HUB_ASSERT_OK(hl, NULL);
 }
 
 void orders__hub_loop_end_all(orders_hub_loop *hl, rpc_status code, const char *msg)

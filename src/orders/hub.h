@@ -41,6 +41,12 @@ typedef struct orders_sub_ops {
      * borrowed. Nothing else is called after it; the owner still frees s
      * (orders__sub_free may be called from here). */
     void (*end)(void *arg, rpc_status code, const char *msg);
+    /* Optional, for state dumps and checks: writes one line about the
+     * owner's send side (flow control) into buf (size n); and whether the
+     * owner will call orders__sub_ready() after the RPC_AGAIN it returned
+     * (true when unsure). */
+    int (*describe)(void *arg, char *buf, size_t n);
+    bool (*armed)(void *arg);
 } orders_sub_ops;
 
 /* Where a loop's hub reads old events and the newest seq from. By default
@@ -80,6 +86,21 @@ typedef struct orders_hub_stats {
 } orders_hub_stats;
 
 void orders__hub_loop_stats(const orders_hub_loop *hl, orders_hub_stats *out);
+
+/* Logs (at info) the loop's ring, inbox and schedule, then one line per
+ * subscriber: state, cursor and how far behind the ring's head it is,
+ * blocked / scheduled, and its owner's send state (ops->describe), with any
+ * broken invariant. Loop thread only. */
+void orders__hub_loop_dump(orders_hub_loop *hl);
+
+/* The hub's wake-up invariants, at rest (not from inside a hub call): a
+ * started subscriber that is behind (CATCHING) is either blocked, with its
+ * owner armed to call orders__sub_ready() (ops->armed), or scheduled on the
+ * idle handle, which is then running; a LIVE one is not blocked. Returns how
+ * many subscribers break them, the first one's story in why[] (size n).
+ * Debug builds (no NDEBUG) check them after every hub callback and abort on
+ * a violation. */
+size_t orders__hub_loop_check(const orders_hub_loop *hl, char *why, size_t n);
 
 /* A subscriber of hl matching nothing yet. ops (borrowed, must outlive s) and
  * arg are how the hub reaches its owner. NULL on ENOMEM. */

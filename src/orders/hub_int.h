@@ -159,5 +159,15 @@ void orders__sub_emit(orders_sub *s, const store_event *e);
 void orders__sub_pump(orders_sub *s);
 /* Unlinks s from everything and frees it. */
 void orders__sub_destroy(orders_sub *s);
+/* 0, or -1 with why[] if s breaks a wake-up invariant (orders__hub_loop_check). */
+int orders__sub_check(const orders_sub *s, char *why, size_t n);
+/* Debug builds: aborts with a dump if s (or, with s NULL, any subscriber of
+ * hl) breaks a wake-up invariant. Release builds: nothing. */
+#ifdef NDEBUG
+#define HUB_ASSERT_OK(hl, s) ((void)0)
+#else
+void orders__hub_assert_ok(orders_hub_loop *hl, const orders_sub *s, const char *where);
+#define HUB_ASSERT_OK(hl, s) orders__hub_assert_ok((hl), (s), __func__)
+#endif
 
 #endif

@@ -452,6 +452,8 @@ void orders__sub_start(orders_sub *s, int64_t since_seq)
     hl->depth++;
     orders__sub_pump(s);
     hl->depth--;
+    if (hl->depth == 0) /* before the reap: s may be a zombie, still readable */
+        HUB_ASSERT_OK(hl, s);
     orders__hub_reap(hl);
 }
 
@@ -550,6 +552,8 @@ void orders__sub_ready(orders_sub *s)
     hl->depth++;
     orders__sub_pump(s);
     hl->depth--;
+    if (hl->depth == 0) /* before the reap: s may be a zombie, still readable */
+        HUB_ASSERT_OK(hl, s);
     orders__hub_reap(hl);
 }
 
@@ -573,6 +577,41 @@ void orders__sub_destroy(orders_sub *s)
     free(s->mem);
     free(s->slot);
     free(s);
+}
+
+int orders__sub_check(const orders_sub *s, char *why, size_t n)
+{
+    if (!s->started || s->state == SUB_DEAD || s->freed)
+        return 0;
+    const orders_hub_loop *hl = s->hl;
+    if (s->state == SUB_LIVE) { /* still scheduled is harmless: the pump finds it live */
+        if (!s->blocked)
+            return 0;
+        snprintf(why, n, "subscriber %p is live but blocked", (const void *)s);
+        return -1;
+    }
+    if (s->blocked) {
+        if (!s->ops->armed || s->ops->armed(s->arg))
+            return 0;
+        snprintf(why, n,
+                 "subscriber %p is blocked at seq %lld (ring head %lld) but its call will not "
+                 "call on_ready (wake-up lost)",
+                 (const void *)s, (long long)s->pos, (long long)hl->hi);
+        return -1;
+    }
+    if (!s->in_sched) {
+        snprintf(why, n,
+                 "subscriber %p is behind (seq %lld, ring head %lld) but neither blocked nor "
+                 "scheduled: nothing will pump it",
+                 (const void *)s, (long long)s->pos, (long long)hl->hi);
+        return -1;
+    }
+    if (!hl->closing && !uv_is_active((const uv_handle_t *)&hl->idle)) {
+        snprintf(why, n, "subscriber %p is scheduled but the hub's idle handle is stopped",
+                 (const void *)s);
+        return -1;
+    }
+    return 0;
 }
 
 void orders__sub_free(orders_sub *s)

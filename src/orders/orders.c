@@ -449,6 +449,13 @@ void orders_loop_drain(orders *o, uv_loop_t *loop)
         orders__hub_loop_drain(ol->hl);
 }
 
+void orders_loop_dump(orders *o, uv_loop_t *loop)
+{
+    orders_loop *ol = orders__loop(o, loop);
+    if (ol && ol->hl)
+        orders__hub_loop_dump(ol->hl);
+}
+
 void orders_loop_detach(orders *o, uv_loop_t *loop)
 {
     uv_mutex_lock(&o->lock);

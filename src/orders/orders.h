@@ -93,6 +93,11 @@ int orders_loop_attach(orders *o, uv_loop_t *loop, char *err, size_t errlen);
  * calls go on. */
 void orders_loop_drain(orders *o, uv_loop_t *loop);
 
+/* Logs the state of loop's order-event subscribers: the ring, and per
+ * subscriber its cursor, blocked/scheduled state and its call's flow control
+ * (omsd does it on SIGUSR1). On loop's thread. */
+void orders_loop_dump(orders *o, uv_loop_t *loop);
+
 /* On loop's thread, once no call of the loop is left: closes the loop's
  * handles (freed as the loop runs its close callbacks) and connections. */
 void orders_loop_detach(orders *o, uv_loop_t *loop);

@@ -303,6 +303,8 @@ void orders__hub_publish(void *hub, const store_event *evs, size_t n);
 orders_hub_loop *orders__hub_loop_open(orders_hub *h, orders_loop *ol);
 /* watch.c: ends the loop's subscriptions with UNAVAILABLE (drain). */
 void orders__hub_loop_drain(orders_hub_loop *hl);
+/* Logs the loop's subscribers' state (hub.h). */
+void orders__hub_loop_dump(orders_hub_loop *hl);
 /* Closes the loop's handles (on its thread); freed from their close callback. */
 void orders__hub_loop_close(orders_hub_loop *hl);
 

@@ -47,7 +47,20 @@ static void end_watch(void *arg, rpc_status code, const char *msg)
     rpc_call_finish(w->c, code, msg);
 }
 
-static const orders_sub_ops watch_ops = {.send = send_event, .end = end_watch};
+static int describe_watch(void *arg, char *buf, size_t n)
+{
+    watch *w = arg;
+    return rpc_call_describe(w->c, buf, n);
+}
+
+static bool watch_armed(void *arg)
+{
+    watch *w = arg;
+    return rpc_call_ready_armed(w->c);
+}
+
+static const orders_sub_ops watch_ops = {
+    .send = send_event, .end = end_watch, .describe = describe_watch, .armed = watch_armed};
 
 /* RPC_OK, or the status for a bad id list (field: its path, min: 0 or 1)
  * with why[] filled. */

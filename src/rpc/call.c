@@ -331,6 +331,7 @@ int rpc_call_send_ex(rpc_call *c, const ProtobufCMessage *m, bool compress)
         rpc__buf_dispose(&c->scratch);
     if (rv == HTTP2_AGAIN) {
         c->blocked = true;
+        RPC_ASSERT_SEND_OK(c);
         return RPC_AGAIN;
     }
     if (rv < 0) {

@@ -274,6 +274,19 @@ bool rpc_string_ok(const void *s, size_t n);
 /* Whether the call has ended (finished or cancelled). */
 bool rpc_call_done(const rpc_call *c);
 
+/* --- send state for humans and tests (call_debug.c) ---------------------- */
+
+/* Writes one line about c's send side into buf (size n, always terminated):
+ * blocked by RPC_AGAIN, done, and the stream's flow-control state
+ * (http2_stream_describe). Returns the length written. */
+int rpc_call_describe(const rpc_call *c, char *buf, size_t n);
+/* Whether on_ready will come: a send returned RPC_AGAIN and the stream will
+ * call on_writable, or the call is over (on_cancel/on_free follow). */
+bool rpc_call_ready_armed(const rpc_call *c);
+/* The send path's wake-up invariants (a blocked call's stream will call
+ * on_writable; http2_stream_check). Returns 0, or -1 with why[]. */
+int rpc_call_check(const rpc_call *c, char *why, size_t n);
+
 /* Fires cb(c) once after ms milliseconds, on the call's loop. One timer per
  * call: setting it again re-arms it. It is stopped when the call ends. */
 int rpc_call_set_timer(rpc_call *c, uint64_t ms, void (*cb)(rpc_call *c));

@@ -286,6 +286,15 @@ rpc_call *rpc__call_new(rpc_server *srv, http2_stream *s, const rpc_method *m);
 void rpc__call_on_data(rpc_call *c, const uint8_t *p, size_t n);
 void rpc__call_on_end(rpc_call *c);
 void rpc__call_on_writable(rpc_call *c);
+/* call_debug.c: debug builds (no NDEBUG) abort, with the call's state
+ * logged, when c breaks the send path's wake-up invariant (rpc_call_check);
+ * release builds do nothing. */
+#ifdef NDEBUG
+#define RPC_ASSERT_SEND_OK(c) ((void)0)
+#else
+void rpc__call_assert_send_ok(const rpc_call *c, const char *where);
+#define RPC_ASSERT_SEND_OK(c) rpc__call_assert_send_ok((c), __func__)
+#endif
 void rpc__call_on_close(rpc_call *c, uint32_t h2_error);
 /* Starts the deadline timer. */
 void rpc__call_set_deadline(rpc_call *c, uint64_t ms);

@@ -4,7 +4,9 @@
  * below the low-water mark, however the WINDOW_UPDATEs are cut, while the
  * queue is above the mark when they arrive and with many small writes (as a
  * WatchOrders stream makes them). A regression guard for slow WatchOrders
- * subscribers that stalled with data still queued. */
+ * subscribers that stalled with data still queued. After every step the
+ * stream's own invariant check (http2_stream_check, debug.c) must pass and a
+ * handler waiting for on_writable must find the stream armed. */
 #include "h2harness.h"
 
 TestSuite(http2_writable, .timeout = 60);
@@ -37,6 +39,13 @@ static void trickle(size_t total, size_t chunk, size_t sendbuf, int32_t window, 
             consumed += k < n ? k : n;
         }
         h2t_step(&t, &c);
+        srv_stream *w = t.nst ? &t.st[0] : NULL;
+        if (w && w->s && !w->closed) {
+            char why[200];
+            cr_assert_eq(http2_stream_check(w->s, why, sizeof why), 0, "%s", why);
+            cr_assert(!w->waiting || http2_stream_writable_armed(w->s),
+                      "the handler waits for on_writable but the stream will not call it");
+        }
         if (cs->body.len != seen || consumed < cs->body.len) {
             seen = cs->body.len;
             moved = h2t_now_ms();

@@ -176,7 +176,7 @@ static void rec_end(void *arg, rpc_status code, const char *msg)
     r->s = NULL;
 }
 
-static const orders_sub_ops rec_ops = {rec_send, rec_end};
+static const orders_sub_ops rec_ops = {.send = rec_send, .end = rec_end};
 
 static rec *watch(fixture *f, const char *customer, const char *const *ids, size_t nids,
                   int64_t since)

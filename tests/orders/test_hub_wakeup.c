@@ -124,7 +124,15 @@ static void m_end(void *arg, rpc_status code, const char *msg)
     m->code = code;
 }
 
-static const orders_sub_ops m_ops = {m_send, m_end};
+/* The owner will call orders__sub_ready: its stream said AGAIN and the
+ * client's reads will bring it below the mark. */
+static bool m_armed(void *arg)
+{
+    msub *m = arg;
+    return m->full;
+}
+
+static const orders_sub_ops m_ops = {.send = m_send, .end = m_end, .armed = m_armed};
 
 /* The client reads up to n events; past the low-water mark the stream says
  * it may take more. */
@@ -139,6 +147,8 @@ static void m_read(msub *m, size_t n)
 
 static void check_armed(msub *subs, size_t n, const char *when)
 {
+    char why[240];
+    cr_assert_eq(orders__hub_loop_check(hl, why, sizeof why), 0, "%s: %s", when, why);
     for (size_t i = 0; i < n; i++) {
         orders_sub *s = subs[i].s;
         cr_assert(!subs[i].ended && s->state != SUB_DEAD, "%s: subscriber %zu ended (%d)", when, i,
@@ -338,4 +348,45 @@ Test(orders_hub_wakeup, store_behind_the_ring_with_a_gap_ends_the_call)
     cr_assert(m->ended, "not ended: state %d, pos %lld", m->s->state, (long long)m->s->pos);
     cr_assert_eq(m->code, RPC_INTERNAL);
     behind_free(m);
+}
+
+/* The check itself (orders__hub_loop_check, used by the tests above and by
+ * debug builds after every hub callback) reports a subscriber whose wake-up
+ * was lost: blocked while its owner will not call ready, or behind while
+ * neither blocked nor scheduled. */
+Test(orders_hub_wakeup, check_reports_a_lost_wake_up)
+{
+    fx_open(64);
+    commit(10);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    msub m;
+    memset(&m, 0, sizeof m);
+    m.cap = 4;
+    m.s = orders__sub_new(hl, &m_ops, &m);
+    cr_assert_eq(orders__sub_watch(m.s, NULL, NULL, 0), 0);
+    orders__sub_start(m.s, 1); /* blocks after 4 of the 10 */
+    char why[240];
+    cr_assert(m.s->blocked && m.full);
+    cr_assert_eq(orders__hub_loop_check(hl, why, sizeof why), 0, "%s", why);
+
+    m.full = false; /* the owner lost its wake-up: on_ready will never come */
+    cr_assert_eq(orders__hub_loop_check(hl, why, sizeof why), 1);
+    cr_assert(strstr(why, "will not call on_ready"), "%s", why);
+
+    m.s->blocked = false; /* behind, neither blocked nor scheduled */
+    cr_assert_eq(orders__hub_loop_check(hl, why, sizeof why), 1);
+    cr_assert(strstr(why, "neither blocked nor scheduled"), "%s", why);
+
+    orders__hub_schedule(m.s); /* scheduled: the idle handle will pump it */
+    cr_assert_eq(orders__hub_loop_check(hl, why, sizeof why), 0, "%s", why);
+    m.queued = 0;
+    while (m.s->state != SUB_LIVE) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        m_read(&m, SIZE_MAX);
+    }
+    cr_assert_eq(m.ngot, 10);
+    cr_assert_eq(orders__hub_loop_check(hl, why, sizeof why), 0, "%s", why);
+    orders__sub_free(m.s);
+    free(m.got);
+    fx_close();
 }
