@@ -15,7 +15,6 @@
 #include "fuzz_check.h"
 #include "rpc/rpc_int.h"
 
-
 static const size_t chunk_sizes[8] = {1, 2, 3, 5, 16, 100, 4096, SIZE_MAX};
 static const size_t limits[8] = {0, 1, 16, 100, 1024, 4096, 65536, 4 << 20};
 

@@ -18,7 +18,6 @@
 #include "oms/v1/order.pb-c.h"
 #include "orders_int.h"
 
-
 static const ProtobufCServiceDescriptor *const services[] = {
     &oms__v1__customer_service__descriptor,
     &oms__v1__inventory_service__descriptor,

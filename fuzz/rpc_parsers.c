@@ -12,7 +12,6 @@
 #include "fuzz_check.h"
 #include "rpc/rpc_int.h"
 
-
 static void fuzz_timeout(const char *s, size_t n)
 {
     uint64_t ms = 0;
