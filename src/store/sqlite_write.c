@@ -745,7 +745,6 @@ static store_rc release_orphans(store *st, store_write *w)
     size_t n = 0, cap = 0;
     char(*ids)[STORE_ID_MAX + 1] = NULL;
     sqlite3_stmt *s = st->ws[WS_LIVE_RESERVATIONS];
-    sqlite3_stmt *e = st->ws[WS_ORDER_EXISTS];
     int rc;
     store_rc r = STORE_OK;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -753,11 +752,8 @@ static store_rc release_orphans(store *st, store_write *w)
         store__col_text(s, 0, id, sizeof id);
         int64_t num;
         if (store__parse_id(id, 'o', &num)) {
-            sqlite3_bind_int64(e, 1, num);
-            int erc = sqlite3_step(e);
-            bool live = erc == SQLITE_ROW && sqlite3_column_int(e, 0) != STORE_ORDER_CANCELLED;
-            sqlite3_reset(e);
-            if (live)
+            int status = order_status(st, num);
+            if (status > 0 && status != STORE_ORDER_CANCELLED) /* live */
                 continue;
         }
         if (n == cap) {

@@ -3,7 +3,7 @@
 from several concurrent clients against the real omsd, checked after every
 round against a model.
 
-Usage (the seed is printed at start; the same --seed/--steps/--clients reruns
+Usage (the seed is printed at start; the same --seed/--steps/--clients replays
 the same per-client op sequences; the interleaving may differ, so every check
 holds for any interleaving; --clients 1 replays a run exactly; --skip leaves op
 variants out to narrow a failure down):

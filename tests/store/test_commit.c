@@ -5,6 +5,9 @@
 #include <semaphore.h>
 #include <sqlite3.h>
 
+#include <sched.h>
+
+#include "sqlite_int.h"
 #include "store_test_util.h"
 
 /* on_events recorder; can hold the writer inside the callback so that the
@@ -621,7 +624,14 @@ Test(store_commit, submit_while_closing_completes_closed)
     store_submit(e.sl, &w1); /* queued before close: runs */
     pthread_t t;
     pthread_create(&t, NULL, close_store, e.st);
-    usleep(100 * 1000); /* let store_close() mark the store closing */
+    /* wait until store_close() has marked the store closing */
+    for (bool closing = false; !closing;) {
+        pthread_mutex_lock(&e.st->mu);
+        closing = e.st->closing;
+        pthread_mutex_unlock(&e.st->mu);
+        if (!closing)
+            sched_yield();
+    }
     store_write w2 = {
         .op = STORE_RELEASE, .at = 1, .order_id = "o-9", .done = on_count, .data = &done};
     store_submit(e.sl, &w2);
