@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "http2/http2_int.h"
 
@@ -26,7 +27,7 @@ int http2_client_new(uv_loop_t *loop, const http2_client_config *cfg, http2_clie
                      size_t errlen)
 {
     int rv = UV_ENOMEM;
-    http2_client *cl = calloc(1, sizeof *cl);
+    http2_client *cl = oms_calloc(1, sizeof *cl);
     if (!cl) {
         snprintf(err, errlen, "out of memory");
         return UV_ENOMEM;
@@ -56,7 +57,7 @@ int http2_client_new(uv_loop_t *loop, const http2_client_config *cfg, http2_clie
 
 fail:
     http2__ep_dispose(ep);
-    free(cl);
+    oms_free(cl);
     *out = NULL;
     return rv;
 }
@@ -66,7 +67,7 @@ static void release(http2_client *cl)
     http2__ep_dispose(&cl->ep);
     void (*done)(void *) = cl->done_cb;
     void *arg = cl->done_arg;
-    free(cl);
+    oms_free(cl);
     if (done)
         done(arg);
 }
@@ -100,7 +101,7 @@ static void on_conn_gone(http2_ep *ep)
 static void on_idle_release(uv_handle_t *h)
 {
     http2_client *cl = h->data;
-    free(h);
+    oms_free(h);
     maybe_release(cl);
 }
 
@@ -123,7 +124,7 @@ void http2_client_free(http2_client *cl, void (*done)(void *), void *arg)
         return;
     }
     /* Nothing on the loop: still answer from the loop, not from here. */
-    uv_idle_t *idle = malloc(sizeof *idle);
+    uv_idle_t *idle = oms_malloc(sizeof *idle);
     if (!idle) {
         release(cl);
         return;
@@ -209,7 +210,7 @@ int http2_client_connect(http2_client *cl, const struct sockaddr *addr, const ch
     c->handler = h;
     c->data = data;
     http2__conn_set_peer(c, addr);
-    if (server_name && !(c->server_name = strdup(server_name))) {
+    if (server_name && !(c->server_name = oms_strdup(server_name))) {
         c->handler = NULL; /* nothing follows a failed connect */
         http2__conn_close(c);
         return UV_ENOMEM;
@@ -263,7 +264,7 @@ http2_stream *http2_conn_request(http2_conn *c, const http2_header *h, size_t n,
         return NULL;
     s->data = data;
     nghttp2_nv stack[24];
-    nghttp2_nv *nv = n <= 24 ? stack : malloc(n * sizeof *nv);
+    nghttp2_nv *nv = n <= 24 ? stack : oms_malloc(n * sizeof *nv);
     if (!nv) {
         http2__stream_free(s);
         return NULL;
@@ -274,7 +275,7 @@ http2_stream *http2_conn_request(http2_conn *c, const http2_header *h, size_t n,
     nghttp2_data_provider prd = {.source.ptr = s, .read_callback = http2__stream_read};
     int32_t id = nghttp2_submit_request(c->session, NULL, nv, n, &prd, s);
     if (nv != stack)
-        free(nv);
+        oms_free(nv);
     if (id < 0) {
         http2__stream_free(s);
         return NULL;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "http2/http2_int.h"
 
@@ -34,7 +35,7 @@ int http2__bytes_append(http2_bytes *b, const void *p, size_t n)
             size_t cap = b->cap ? b->cap : 1024;
             while (cap < b->len + n)
                 cap *= 2;
-            uint8_t *d = realloc(b->data, cap);
+            uint8_t *d = oms_realloc(b->data, cap);
             if (!d)
                 return -1;
             b->data = d;
@@ -48,7 +49,7 @@ int http2__bytes_append(http2_bytes *b, const void *p, size_t n)
 
 void http2__bytes_dispose(http2_bytes *b)
 {
-    free(b->data);
+    oms_free(b->data);
     memset(b, 0, sizeof *b);
 }
 
@@ -64,7 +65,7 @@ void http2__conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 http2_conn *http2__conn_new(http2_ep *ep)
 {
-    http2_conn *c = calloc(1, sizeof *c);
+    http2_conn *c = oms_calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->ep = ep;
@@ -164,8 +165,8 @@ static void on_closed(uv_handle_t *h)
     if (c->ssl)
         SSL_free(c->ssl);
     http2__bytes_dispose(&c->out);
-    free(c->wbuf.base);
-    free(c->server_name);
+    oms_free(c->wbuf.base);
+    oms_free(c->server_name);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -180,7 +181,7 @@ static void on_closed(uv_handle_t *h)
     if (c->queued_peak >= HTTP2_TRIM_AFTER)
         malloc_trim(0);
     OMS_DEBUG("conn %s: closed", c->peer);
-    free(c);
+    oms_free(c);
     if (ep->conn_gone)
         ep->conn_gone(ep);
 }

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "http2/http2_int.h"
 
@@ -33,7 +34,7 @@ struct http2_conn_limit {
 
 http2_conn_limit *http2_conn_limit_new(size_t max)
 {
-    http2_conn_limit *l = calloc(1, sizeof *l);
+    http2_conn_limit *l = oms_calloc(1, sizeof *l);
     if (l)
         l->max = max;
     return l;
@@ -41,7 +42,7 @@ http2_conn_limit *http2_conn_limit_new(size_t max)
 
 void http2_conn_limit_free(http2_conn_limit *l)
 {
-    free(l);
+    oms_free(l);
 }
 
 size_t http2_conn_limit_open(const http2_conn_limit *l)

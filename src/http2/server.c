@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "http2/http2_int.h"
 
@@ -186,7 +187,7 @@ int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_serv
                      size_t errlen)
 {
     int rv;
-    http2_server *srv = calloc(1, sizeof *srv);
+    http2_server *srv = oms_calloc(1, sizeof *srv);
     if (!srv) {
         snprintf(err, errlen, "out of memory");
         return UV_ENOMEM;
@@ -277,7 +278,7 @@ int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_serv
 
 fail:
     http2__ep_dispose(ep);
-    free(srv);
+    oms_free(srv);
     *out = NULL;
     return rv;
 }
@@ -409,5 +410,5 @@ void http2_server_free(http2_server *srv)
     if (srv->spare_fd >= 0)
         close(srv->spare_fd);
     http2__ep_dispose(&srv->ep);
-    free(srv);
+    oms_free(srv);
 }

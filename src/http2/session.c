@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "http2/http2_int.h"
 
@@ -277,11 +278,41 @@ nghttp2_option *http2__session_option_new(bool client)
     return opt;
 }
 
+/* nghttp2's own allocations go through base/alloc.h too, so a failing
+ * allocator reaches its out-of-memory paths as well as ours. */
+static void *mem_malloc(size_t n, void *ud)
+{
+    (void)ud;
+    return oms_malloc(n);
+}
+
+static void mem_free(void *p, void *ud)
+{
+    (void)ud;
+    oms_free(p);
+}
+
+static void *mem_calloc(size_t n, size_t size, void *ud)
+{
+    (void)ud;
+    return oms_calloc(n, size);
+}
+
+static void *mem_realloc(void *p, size_t n, void *ud)
+{
+    (void)ud;
+    return oms_realloc(p, n);
+}
+
+static nghttp2_mem session_mem = {NULL, mem_malloc, mem_free, mem_calloc, mem_realloc};
+
 int http2__conn_start_session(http2_conn *c)
 {
     const http2_ep *ep = c->ep;
-    int rv = ep->client ? nghttp2_session_client_new2(&c->session, ep->callbacks, c, ep->option)
-                        : nghttp2_session_server_new2(&c->session, ep->callbacks, c, ep->option);
+    int rv =
+        ep->client
+            ? nghttp2_session_client_new3(&c->session, ep->callbacks, c, ep->option, &session_mem)
+            : nghttp2_session_server_new3(&c->session, ep->callbacks, c, ep->option, &session_mem);
     if (rv != 0)
         return UV_ENOMEM;
     if (!ep->client)

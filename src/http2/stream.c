@@ -3,12 +3,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "http2/http2_int.h"
 
 http2_stream *http2__stream_new(http2_conn *c, int32_t id, const http2_stream_handler *h)
 {
-    http2_stream *s = calloc(1, sizeof *s);
+    http2_stream *s = oms_calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->conn = c;
@@ -75,9 +76,9 @@ void http2__stream_free(http2_stream *s)
     http2__bytes_dispose(&s->inq);
     http2__bytes_dispose(&s->hbuf);
     http2__bytes_dispose(&s->outq);
-    free(s->trailers);
-    free(s->held_nv);
-    free(s);
+    oms_free(s->trailers);
+    oms_free(s->held_nv);
+    oms_free(s);
 }
 
 /* Header fields are packed into hbuf as [u32 namelen][name][u32 valuelen]
@@ -116,7 +117,7 @@ static void deliver_headers(http2_stream *s,
                             void (*cb)(http2_stream *, const http2_header *, size_t))
 {
     http2_header stackh[32];
-    http2_header *h = s->nhdr <= 32 ? stackh : malloc(s->nhdr * sizeof *h);
+    http2_header *h = s->nhdr <= 32 ? stackh : oms_malloc(s->nhdr * sizeof *h);
     if (!h) {
         http2_stream_reset(s, HTTP2_INTERNAL_ERROR);
         return;
@@ -139,7 +140,7 @@ static void deliver_headers(http2_stream *s,
     if (cb)
         cb(s, h, n);
     if (h != stackh)
-        free(h);
+        oms_free(h);
     /* The stream may have closed inside cb (a reset); hbuf is ours until
      * http2__stream_free either way. */
     http2__bytes_dispose(&s->hbuf);
@@ -246,7 +247,7 @@ static void finish_body(http2_stream *s, nghttp2_session *session, uint32_t *fla
     if (s->ntrailers) {
         if (nghttp2_submit_trailer(session, s->id, s->trailers, s->ntrailers) == 0)
             *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        free(s->trailers);
+        oms_free(s->trailers);
         s->trailers = NULL;
         s->ntrailers = 0;
     }
@@ -292,7 +293,7 @@ static nghttp2_nv *copy_nv(const http2_header *h, size_t n)
     size_t bytes = n * sizeof(nghttp2_nv);
     for (size_t i = 0; i < n; i++)
         bytes += h[i].namelen + h[i].valuelen;
-    nghttp2_nv *nv = malloc(bytes ? bytes : 1);
+    nghttp2_nv *nv = oms_malloc(bytes ? bytes : 1);
     if (!nv)
         return NULL;
     uint8_t *p = (uint8_t *)(nv + n);
@@ -343,7 +344,7 @@ void http2__stream_remote_end(http2_stream *s)
                                 whole ? NULL : &prd) != 0)
         nghttp2_submit_rst_stream(s->conn->session, NGHTTP2_FLAG_NONE, s->id,
                                   NGHTTP2_INTERNAL_ERROR);
-    free(s->held_nv);
+    oms_free(s->held_nv);
     s->held_nv = NULL;
     s->nheld = 0;
     http2__conn_mark_dirty(s->conn);
@@ -352,7 +353,7 @@ void http2__stream_remote_end(http2_stream *s)
 /* Builds an nghttp2_nv array over h (no copy: nghttp2 copies on submit). */
 static nghttp2_nv *make_nv(const http2_header *h, size_t n, nghttp2_nv *stack, size_t stackn)
 {
-    nghttp2_nv *nv = n <= stackn ? stack : malloc(n * sizeof *nv);
+    nghttp2_nv *nv = n <= stackn ? stack : oms_malloc(n * sizeof *nv);
     if (!nv)
         return NULL;
     for (size_t i = 0; i < n; i++) {
@@ -378,7 +379,7 @@ int http2_stream_respond(http2_stream *s, const http2_header *h, size_t n)
     nghttp2_data_provider prd = {.source.ptr = s, .read_callback = http2__stream_read};
     int rv = nghttp2_submit_response(s->conn->session, s->id, nv, n, &prd);
     if (nv != stack)
-        free(nv);
+        oms_free(nv);
     if (rv != 0)
         return UV_EINVAL;
     s->responded = 1;
@@ -431,7 +432,7 @@ int http2_stream_end(http2_stream *s, const http2_header *h, size_t n)
             return UV_ENOMEM;
         int rv = nghttp2_submit_response(s->conn->session, s->id, nv, n, NULL);
         if (nv != stack)
-            free(nv);
+            oms_free(nv);
         if (rv != 0)
             return UV_EINVAL;
         s->responded = 1;

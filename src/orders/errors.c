@@ -188,13 +188,14 @@ static int64_t meta_i64(const Google__Rpc__ErrorInfo *info, const char *key)
 const orders_err *orders__err_from_details(orders_err *e, const uint8_t *details, size_t len)
 {
     memset(e, 0, sizeof *e);
-    Google__Rpc__Status *st = details ? google__rpc__status__unpack(NULL, len, details) : NULL;
+    Google__Rpc__Status *st =
+        details ? google__rpc__status__unpack(rpc_system_allocator(), len, details) : NULL;
     for (size_t i = 0; st && i < st->n_details && !e->reason; i++) {
         const Google__Protobuf__Any *any = st->details[i];
         if (strcmp(any->type_url, "type.googleapis.com/google.rpc.ErrorInfo") != 0)
             continue;
-        Google__Rpc__ErrorInfo *info =
-            google__rpc__error_info__unpack(NULL, any->value.len, any->value.data);
+        Google__Rpc__ErrorInfo *info = google__rpc__error_info__unpack(
+            rpc_system_allocator(), any->value.len, any->value.data);
         if (!info)
             continue;
         for (size_t r = 1; info->domain && strcmp(info->domain, DOMAIN) == 0 && r < NREASONS; r++)
@@ -209,9 +210,9 @@ const orders_err *orders__err_from_details(orders_err *e, const uint8_t *details
         } else {
             e->reason = ORDERS_REASON_NONE;
         }
-        google__rpc__error_info__free_unpacked(info, NULL);
+        google__rpc__error_info__free_unpacked(info, rpc_system_allocator());
     }
     if (st)
-        google__rpc__status__free_unpacked(st, NULL);
+        google__rpc__status__free_unpacked(st, rpc_system_allocator());
     return e->reason ? e : NULL;
 }

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "orders/hub_int.h"
 
@@ -39,14 +40,14 @@ static int64_t default_last(void *arg)
 
 orders_hub *orders__hub_new(size_t ring)
 {
-    orders_hub *h = calloc(1, sizeof *h);
+    orders_hub *h = oms_calloc(1, sizeof *h);
     if (!h)
         return NULL;
     h->ring = ring ? ring : DEFAULT_RING;
     if (h->ring < MIN_RING)
         h->ring = MIN_RING;
     if (uv_mutex_init(&h->lock) != 0) {
-        free(h);
+        oms_free(h);
         return NULL;
     }
     return h;
@@ -59,7 +60,7 @@ void orders__hub_free(orders_hub *h)
     if (h->nloops)
         OMS_WARN("hub freed with %zu loops attached", h->nloops);
     uv_mutex_destroy(&h->lock);
-    free(h);
+    oms_free(h);
 }
 
 /* Appends evs to hl's inbox, keeping at most max(ring, INBOX_MIN) events
@@ -79,7 +80,7 @@ static void inbox_append(orders_hub_loop *hl, const store_event *evs, size_t n)
             nc *= 2;
         if (nc > max)
             nc = max;
-        store_event *p = realloc(hl->in, nc * sizeof *p);
+        store_event *p = oms_realloc(hl->in, nc * sizeof *p);
         if (p) {
             hl->in = p;
             hl->incap = nc;
@@ -125,15 +126,15 @@ static void on_idle(uv_idle_t *i);
 
 orders_hub_loop *orders__hub_loop_open(orders_hub *h, orders_loop *ol)
 {
-    orders_hub_loop *hl = calloc(1, sizeof *hl);
+    orders_hub_loop *hl = oms_calloc(1, sizeof *hl);
     if (!hl)
         return NULL;
     hl->hub = h;
     hl->ol = ol;
     hl->src = (orders_hub_source){default_read, default_last, ol};
     hl->cap = h->ring;
-    hl->ring = malloc(hl->cap * sizeof *hl->ring);
-    hl->page = malloc(PAGE_MAX * sizeof *hl->page);
+    hl->ring = oms_malloc(hl->cap * sizeof *hl->ring);
+    hl->page = oms_malloc(PAGE_MAX * sizeof *hl->page);
     if (!hl->ring || !hl->page)
         goto fail_mem;
     if (uv_mutex_init(&hl->mu) != 0)
@@ -171,9 +172,9 @@ orders_hub_loop *orders__hub_loop_open(orders_hub *h, orders_loop *ol)
 fail_async:
     uv_mutex_destroy(&hl->mu);
 fail_mem:
-    free(hl->ring);
-    free(hl->page);
-    free(hl);
+    oms_free(hl->ring);
+    oms_free(hl->page);
+    oms_free(hl);
     return NULL;
 }
 
@@ -195,11 +196,11 @@ static void on_handle_closed(uv_handle_t *hd)
     orders__table_dispose(&hl->by_order);
     orders__table_dispose(&hl->by_customer);
     uv_mutex_destroy(&hl->mu);
-    free(hl->in);
-    free(hl->spare);
-    free(hl->ring);
-    free(hl->page);
-    free(hl);
+    oms_free(hl->in);
+    oms_free(hl->spare);
+    oms_free(hl->ring);
+    oms_free(hl->page);
+    oms_free(hl);
 }
 
 void orders__hub_loop_close(orders_hub_loop *hl)

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "orders/hub_int.h"
 
@@ -41,7 +42,7 @@ key_node *orders__table_find(const key_table *t, const char *id, uint32_t h)
 static int table_grow(key_table *t)
 {
     size_t nb = t->nb ? t->nb * 2 : 64;
-    key_node **b = calloc(nb, sizeof *b);
+    key_node **b = oms_calloc(nb, sizeof *b);
     if (!b)
         return -1;
     for (size_t i = 0; i < t->nb; i++)
@@ -50,7 +51,7 @@ static int table_grow(key_table *t)
             k->next = b[k->hash & (nb - 1)];
             b[k->hash & (nb - 1)] = k;
         }
-    free(t->b);
+    oms_free(t->b);
     t->b = b;
     t->nb = nb;
     return 0;
@@ -63,7 +64,7 @@ static key_node *table_get(key_table *t, const char *id, uint32_t h)
         return k;
     if (t->n >= t->nb && table_grow(t) != 0)
         return NULL;
-    k = calloc(1, sizeof *k);
+    k = oms_calloc(1, sizeof *k);
     if (!k)
         return NULL;
     k->hash = h;
@@ -83,7 +84,7 @@ static void table_drop_if_empty(key_table *t, key_node *k)
         pp = &(*pp)->next;
     *pp = k->next;
     t->n--;
-    free(k);
+    oms_free(k);
 }
 
 void orders__table_dispose(key_table *t)
@@ -91,9 +92,9 @@ void orders__table_dispose(key_table *t)
     for (size_t i = 0; i < t->nb; i++)
         for (key_node *k = t->b[i], *nx; k; k = nx) {
             nx = k->next;
-            free(k);
+            oms_free(k);
         }
-    free(t->b);
+    oms_free(t->b);
     *t = (key_table){0};
 }
 
@@ -308,7 +309,7 @@ void orders__sub_pump(orders_sub *s)
 
 orders_sub *orders__sub_new(orders_hub_loop *hl, const orders_sub_ops *ops, void *arg)
 {
-    orders_sub *s = calloc(1, sizeof *s);
+    orders_sub *s = oms_calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->hl = hl;
@@ -330,18 +331,18 @@ static void unlink_member(key_table *t, member *m)
     if (m->next)
         m->next->prev = m->prev;
     table_drop_if_empty(t, m->k);
-    free(m);
+    oms_free(m);
 }
 
 static member *link_member(key_table *t, orders_sub *s, const char *id, int64_t floor)
 {
     uint32_t h = orders__hash_id(id);
-    member *m = calloc(1, sizeof *m);
+    member *m = oms_calloc(1, sizeof *m);
     if (!m)
         return NULL;
     key_node *k = table_get(t, id, h);
     if (!k) {
-        free(m);
+        oms_free(m);
         return NULL;
     }
     m->s = s;
@@ -373,7 +374,7 @@ static int reserve_ids(orders_sub *s, size_t n)
         size_t nc = s->memcap ? s->memcap : 4;
         while (nc < want)
             nc *= 2;
-        member **p = realloc(s->mem, nc * sizeof *p);
+        member **p = oms_realloc(s->mem, nc * sizeof *p);
         if (!p)
             return -1;
         s->mem = p;
@@ -383,10 +384,10 @@ static int reserve_ids(orders_sub *s, size_t n)
         size_t ns = s->nslot ? s->nslot : 8;
         while (want * 2 > ns)
             ns *= 2;
-        uint32_t *p = calloc(ns, sizeof *p);
+        uint32_t *p = oms_calloc(ns, sizeof *p);
         if (!p)
             return -1;
-        free(s->slot);
+        oms_free(s->slot);
         s->slot = p;
         s->nslot = ns;
         rebuild_slots(s);
@@ -574,9 +575,9 @@ void orders__sub_destroy(orders_sub *s)
         unlink_member(&hl->by_order, s->mem[i]);
     if (s->cust)
         unlink_member(&hl->by_customer, s->cust);
-    free(s->mem);
-    free(s->slot);
-    free(s);
+    oms_free(s->mem);
+    oms_free(s->slot);
+    oms_free(s);
 }
 
 int orders__sub_check(const orders_sub *s, char *why, size_t n)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "orders/list_stream.h"
 #include "orders/orders_int.h"
 
@@ -427,7 +428,7 @@ static void finish_reserve_port(inv_op *r)
                       orders__err_from_write(&err, &r->w));
     }
     store_order_free(r->w.result);
-    free(r);
+    oms_free(r);
 }
 
 static void local_reserve(orders_loop *ol, const char *order_id, const store_line *lines, size_t n,
@@ -439,7 +440,7 @@ static void local_reserve(orders_loop *ol, const char *order_id, const store_lin
         cb(arg, RPC_INVALID_ARGUMENT, why, NULL, 0, NULL);
         return;
     }
-    inv_op *r = calloc(1, sizeof *r + n * sizeof r->lines[0]);
+    inv_op *r = oms_calloc(1, sizeof *r + n * sizeof r->lines[0]);
     if (!r) {
         cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0, NULL);
         return;
@@ -458,7 +459,7 @@ static void finish_release_port(inv_op *r)
 {
     if (r->release_cb)
         r->release_cb(r->arg, orders__status(r->w.rc), r->w.rc == STORE_OK ? "" : op_msg(r));
-    free(r);
+    oms_free(r);
 }
 
 /* No retries: the store either commits the release or is closing. */
@@ -472,7 +473,7 @@ static void local_release(orders_loop *ol, const char *order_id, uint64_t timeou
             cb(arg, RPC_INVALID_ARGUMENT, why);
         return;
     }
-    inv_op *r = calloc(1, sizeof *r);
+    inv_op *r = oms_calloc(1, sizeof *r);
     if (!r) {
         if (cb)
             cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory");

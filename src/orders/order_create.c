@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "orders/orders_int.h"
 
 typedef struct create_flow {
@@ -52,7 +53,7 @@ static void flow_free(create_flow *f)
 {
     store_order_free(f->first);
     store_order_free(f->order);
-    free(f);
+    oms_free(f);
 }
 
 /* Reports the flow's outcome and frees it. */
@@ -424,10 +425,10 @@ void orders__create_order(orders_loop *ol, const Oms__V1__CreateOrderRequest *re
         cb(arg, RPC_INVALID_ARGUMENT, why, NULL, NULL);
         return;
     }
-    create_flow *f = calloc(1, sizeof *f);
+    create_flow *f = oms_calloc(1, sizeof *f);
     store_order *o = f ? store_order_new(req->n_lines) : NULL;
     if (!o) {
-        free(f);
+        oms_free(f);
         cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
         return;
     }

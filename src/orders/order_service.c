@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "orders/orders_int.h"
 
 /* ImportOrders: CreateOrder flows running at once per call. */
@@ -440,7 +441,7 @@ static char *result_message(const char *msg)
         while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80)
             n--;
     }
-    return strndup(msg, n);
+    return oms_strndup(msg, n);
 }
 
 static void import_set_result(import_state *im, size_t idx, rpc_status code, const char *msg,
@@ -465,11 +466,11 @@ static void import_maybe_finish(import_state *im)
     im->ended = true;
     rpc_call *c = im->c;
     size_t n = im->nresults;
-    Oms__V1__ImportRowResult *rows = n ? calloc(n, sizeof *rows) : NULL;
-    Oms__V1__ImportRowResult **rowp = n ? calloc(n, sizeof *rowp) : NULL;
+    Oms__V1__ImportRowResult *rows = n ? oms_calloc(n, sizeof *rows) : NULL;
+    Oms__V1__ImportRowResult **rowp = n ? oms_calloc(n, sizeof *rowp) : NULL;
     if (n && (!rows || !rowp)) {
-        free(rows);
-        free(rowp);
+        oms_free(rows);
+        oms_free(rowp);
         rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory for the import summary");
         return;
     }
@@ -497,8 +498,8 @@ static void import_maybe_finish(import_state *im)
         sum.skipped_reason = note;
     }
     int rc = oms__v1__order_service__import_orders__send(c, &sum);
-    free(rows);
-    free(rowp);
+    oms_free(rows);
+    oms_free(rowp);
     if (rc < 0) {
         send_failed(c, rc);
         return;
@@ -514,7 +515,7 @@ static void on_import_row_done(void *arg, rpc_status code, const char *msg,
     import_state *im = job->im;
     rpc_call *c = im->c;
     import_set_result(im, job->idx, code, msg, order ? order->id : "");
-    free(job);
+    oms_free(job);
     im->inflight--;
     if (im->paused && !im->ended) {
         /* May deliver held rows (and the half-close) before it returns; a
@@ -529,7 +530,7 @@ static void on_import_row_done(void *arg, rpc_status code, const char *msg,
 /* Starts row idx's flow; the ref keeps the call (and im) until it reported. */
 static void import_start(import_state *im, size_t idx, const Oms__V1__CreateOrderRequest *req)
 {
-    import_job *job = malloc(sizeof *job);
+    import_job *job = oms_malloc(sizeof *job);
     if (!job) {
         import_set_result(im, idx, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
         return;
@@ -568,7 +569,7 @@ static size_t import_add_row(import_state *im, const char *row_id)
 {
     if (im->nresults == im->cap) {
         size_t cap = im->cap ? im->cap * 2 : 64;
-        import_result *r = realloc(im->results, cap * sizeof *r);
+        import_result *r = oms_realloc(im->results, cap * sizeof *r);
         if (!r) {
             im->ended = true;
             rpc_call_finish(im->c, RPC_RESOURCE_EXHAUSTED, "out of memory");
@@ -578,7 +579,7 @@ static size_t import_add_row(import_state *im, const char *row_id)
         im->cap = cap;
     }
     size_t idx = im->nresults++;
-    im->results[idx] = (import_result){.code = -1, .row_id = strdup(row_id)};
+    im->results[idx] = (import_result){.code = -1, .row_id = oms_strdup(row_id)};
     return idx;
 }
 
@@ -642,10 +643,10 @@ static void on_import_free(rpc_call *c)
     if (!im)
         return;
     for (size_t i = 0; i < im->nresults; i++) {
-        free(im->results[i].row_id);
-        free(im->results[i].message);
+        oms_free(im->results[i].row_id);
+        oms_free(im->results[i].message);
     }
-    free(im->results);
+    oms_free(im->results);
     im->results = NULL;
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "orders/orders_int.h"
 
@@ -105,7 +106,7 @@ static int seed_demo(orders *o, char *err, size_t errlen)
 
     bool customers = o->cfg.services & ORDERS_SVC_CUSTOMERS;
     bool products = o->cfg.services & ORDERS_SVC_INVENTORY;
-    store_write *w = calloc(NDEMO_C + 2 * NDEMO_P, sizeof *w);
+    store_write *w = oms_calloc(NDEMO_C + 2 * NDEMO_P, sizeof *w);
     if (!w) {
         snprintf(err, errlen, "demo data: out of memory");
         goto fail_read;
@@ -144,7 +145,7 @@ static int seed_demo(orders *o, char *err, size_t errlen)
         store_submit(sl, &w[k]);
     }
     demo_wait(&loop, &d);
-    free(w);
+    oms_free(w);
     if (d.failed) {
         snprintf(err, errlen, "demo data: %d writes failed, first: %s", d.failed, d.msg);
         goto fail_read;
@@ -169,7 +170,7 @@ static int dup_str(const char *s, char **out)
     *out = NULL;
     if (!s)
         return 0;
-    return (*out = strdup(s)) ? 0 : -1;
+    return (*out = oms_strdup(s)) ? 0 : -1;
 }
 
 static bool empty(const char *s)
@@ -179,11 +180,11 @@ static bool empty(const char *s)
 
 static void free_strings(orders *o)
 {
-    free(o->store_url);
-    free(o->inventory_target);
-    free(o->customers_target);
-    free(o->peer_ca_file);
-    free(o->peer_server_name);
+    oms_free(o->store_url);
+    oms_free(o->inventory_target);
+    oms_free(o->customers_target);
+    oms_free(o->peer_ca_file);
+    oms_free(o->peer_server_name);
 }
 
 /* Copies cfg into o, strings too, with defaults for zeros and page_size capped. */
@@ -242,7 +243,7 @@ orders *orders_open(const orders_config *cfg, char *err, size_t errlen)
     char serr[256];
     if (check_config(cfg, err, errlen) != 0)
         return NULL;
-    orders *o = calloc(1, sizeof *o);
+    orders *o = oms_calloc(1, sizeof *o);
     if (!o) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -299,7 +300,7 @@ fail_hub:
     uv_mutex_destroy(&o->lock);
 fail_cfg:
     free_strings(o);
-    free(o);
+    oms_free(o);
     return NULL;
 }
 
@@ -369,7 +370,7 @@ int orders_loop_attach(orders *o, uv_loop_t *loop, char *err, size_t errlen)
         snprintf(err, errlen, "more than %d loops", ORDERS_MAX_LOOPS);
         goto fail_slot;
     }
-    orders_loop *ol = calloc(1, sizeof *ol);
+    orders_loop *ol = oms_calloc(1, sizeof *ol);
     if (!ol) {
         snprintf(err, errlen, "out of memory");
         goto fail_slot;
@@ -425,7 +426,7 @@ fail_cch:
 fail_hl:
     store_loop_close(ol->sl);
 fail_sl:
-    free(ol);
+    oms_free(ol);
 fail_slot:
     uv_mutex_unlock(&o->lock);
     return -1;
@@ -477,7 +478,7 @@ void orders_loop_detach(orders *o, uv_loop_t *loop)
     if (ol->hl)
         orders__hub_loop_close(ol->hl);
     store_loop_close(ol->sl);
-    free(ol);
+    oms_free(ol);
 }
 
 void orders_close(orders *o)
@@ -491,7 +492,7 @@ void orders_close(orders *o)
     orders__hub_free(o->hub);
     uv_mutex_destroy(&o->lock);
     free_strings(o);
-    free(o);
+    oms_free(o);
 }
 
 /* --- shared helpers ---------------------------------------------------------------- */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "orders/orders_int.h"
 
@@ -62,7 +63,7 @@ static void on_customer(void *data, rpc_status code, const char *message,
         else
             x->cb(x->arg, RPC_INTERNAL, "customer service: customer fields too long", NULL);
     }
-    free(x);
+    oms_free(x);
 }
 
 static void remote_get_customer(orders_loop *ol, const char *id, uint64_t timeout_ms,
@@ -72,7 +73,7 @@ static void remote_get_customer(orders_loop *ol, const char *id, uint64_t timeou
         cb(arg, RPC_UNAVAILABLE, "no customer service target", NULL);
         return;
     }
-    cust_ctx *x = malloc(sizeof *x);
+    cust_ctx *x = oms_malloc(sizeof *x);
     if (!x) {
         cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
         return;
@@ -84,7 +85,7 @@ static void remote_get_customer(orders_loop *ol, const char *id, uint64_t timeou
     rpc_call_opts opts = {.timeout_ms = timeout_of(ol, timeout_ms)};
     if (!oms__v1__customer_service__get_customer__call(ol->customers_ch, &req, &opts, on_customer,
                                                        x)) {
-        free(x);
+        oms_free(x);
         cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
     }
 }
@@ -109,11 +110,11 @@ static void on_reservation(void *data, rpc_status code, const char *message,
         const uint8_t *d = x->call ? rpc_client_call_status_details(x->call, &dl) : NULL;
         orders_err err;
         x->cb(x->arg, code, message, NULL, 0, orders__err_from_details(&err, d, dl));
-        free(x);
+        oms_free(x);
         return;
     }
     size_t n = resp->n_lines;
-    store_line *lines = n && n <= STORE_MAX_LINES ? calloc(n, sizeof *lines) : NULL;
+    store_line *lines = n && n <= STORE_MAX_LINES ? oms_calloc(n, sizeof *lines) : NULL;
     bool ok = lines != NULL;
     for (size_t i = 0; ok && i < n; i++) {
         copy_field(lines[i].sku, sizeof lines[i].sku, resp->lines[i]->sku, &ok);
@@ -130,8 +131,8 @@ static void on_reservation(void *data, rpc_status code, const char *message,
     else
         x->cb(x->arg, RPC_INTERNAL, "inventory service: sku too long in reservation", NULL, 0,
               NULL);
-    free(lines);
-    free(x);
+    oms_free(lines);
+    oms_free(x);
 }
 
 static void remote_reserve(orders_loop *ol, const char *order_id, const store_line *lines, size_t n,
@@ -145,13 +146,13 @@ static void remote_reserve(orders_loop *ol, const char *order_id, const store_li
         cb(arg, RPC_INVALID_ARGUMENT, "lines: too many", NULL, 0, NULL);
         return;
     }
-    reserve_ctx *x = malloc(sizeof *x);
-    Oms__V1__ReserveLine *rl = calloc(n ? n : 1, sizeof *rl);
-    Oms__V1__ReserveLine **rlp = calloc(n ? n : 1, sizeof *rlp);
+    reserve_ctx *x = oms_malloc(sizeof *x);
+    Oms__V1__ReserveLine *rl = oms_calloc(n ? n : 1, sizeof *rl);
+    Oms__V1__ReserveLine **rlp = oms_calloc(n ? n : 1, sizeof *rlp);
     if (!x || !rl || !rlp) {
-        free(x);
-        free(rl);
-        free(rlp);
+        oms_free(x);
+        oms_free(rl);
+        oms_free(rlp);
         cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0, NULL);
         return;
     }
@@ -171,10 +172,10 @@ static void remote_reserve(orders_loop *ol, const char *order_id, const store_li
     rpc_call_opts opts = {.timeout_ms = timeout_of(ol, timeout_ms)};
     rpc_client_call *call =
         oms__v1__inventory_service__reserve__call(ol->inventory_ch, &req, &opts, on_reservation, x);
-    free(rl); /* req is only read during the call */
-    free(rlp);
+    oms_free(rl); /* req is only read during the call */
+    oms_free(rlp);
     if (!call) {
-        free(x);
+        oms_free(x);
         cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0, NULL);
         return;
     }
@@ -209,14 +210,14 @@ typedef struct release_op {
 static remote_state *remote_of(orders_loop *ol)
 {
     if (!ol->remote)
-        ol->remote = calloc(1, sizeof(remote_state));
+        ol->remote = oms_calloc(1, sizeof(remote_state));
     return ol->remote;
 }
 
 static void maybe_free_state(remote_state *rs)
 {
     if (rs->stopped && rs->live == 0)
-        free(rs);
+        oms_free(rs);
 }
 
 static void unlink_op(release_op *r)
@@ -230,7 +231,7 @@ static void on_release_timer_closed(uv_handle_t *h)
 {
     release_op *r = h->data;
     remote_state *rs = r->rs;
-    free(r);
+    oms_free(r);
     rs->live--;
     maybe_free_state(rs);
 }
@@ -245,7 +246,7 @@ static void op_free(release_op *r)
         return;
     }
     remote_state *rs = r->rs;
-    free(r);
+    oms_free(r);
     rs->live--;
     maybe_free_state(rs);
 }
@@ -350,7 +351,7 @@ static void remote_release(orders_loop *ol, const char *order_id, uint64_t timeo
         return;
     }
     remote_state *rs = remote_of(ol);
-    release_op *r = rs ? calloc(1, sizeof *r) : NULL;
+    release_op *r = rs ? oms_calloc(1, sizeof *r) : NULL;
     if (!r) {
         OMS_ERROR("orders: release of %s left behind: out of memory", order_id);
         if (cb)

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "orders/orders_int.h"
 
@@ -45,8 +46,8 @@ typedef struct orders_sweep {
 static void maybe_free(orders_sweep *s)
 {
     if (!s->ol && !s->timer_open && s->in_flight == 0) {
-        free(s->ranges);
-        free(s);
+        oms_free(s->ranges);
+        oms_free(s);
     }
 }
 
@@ -162,14 +163,14 @@ void orders__sweep_start(orders_loop *ol)
     size_t n = store_pending_sweeps(st, NULL, 0);
     if (n == 0)
         return;
-    orders_sweep *s = calloc(1, sizeof *s);
-    store_id_range *ranges = calloc(n, sizeof *ranges);
+    orders_sweep *s = oms_calloc(1, sizeof *s);
+    store_id_range *ranges = oms_calloc(n, sizeof *ranges);
     if (!s || !ranges || uv_timer_init(ol->loop, &s->timer) != 0) {
         OMS_ERROR("orders: sweep of %zu ranges of earlier runs not started (out of memory); "
                   "they stay for the next start",
                   n);
-        free(ranges);
-        free(s);
+        oms_free(ranges);
+        oms_free(s);
         return;
     }
     store_pending_sweeps(st, ranges, n);

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "rpc/rpc_int.h"
 
 #define ALIGN 16
@@ -19,7 +20,7 @@ void rpc__arena_dispose(rpc_arena *a)
 {
     while (a->chunks) {
         rpc_arena_chunk *next = a->chunks->next;
-        free(a->chunks);
+        oms_free(a->chunks);
         a->chunks = next;
     }
     a->inline_used = 0;
@@ -45,7 +46,7 @@ void *rpc__arena_alloc(rpc_arena *a, size_t n)
     size_t hdr = align_up(sizeof *c);
     if (!c || c->used + n > c->cap) {
         size_t cap = n > CHUNK / 2 ? n : CHUNK;
-        c = malloc(hdr + cap);
+        c = oms_malloc(hdr + cap);
         if (!c)
             return NULL;
         c->used = 0;

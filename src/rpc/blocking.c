@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "rpc/client_int.h"
 
 typedef struct blocking {
@@ -24,13 +25,13 @@ static void on_message(rpc_client_call *c, const ProtobufCMessage *m)
     /* The message is borrowed: keep a copy by repacking it. */
     size_t n = protobuf_c_message_get_packed_size(m);
     uint8_t stackbuf[4096];
-    uint8_t *buf = n <= sizeof stackbuf ? stackbuf : malloc(n);
+    uint8_t *buf = n <= sizeof stackbuf ? stackbuf : oms_malloc(n);
     if (!buf)
         return;
     protobuf_c_message_pack(m, buf);
     b->resp = protobuf_c_message_unpack(b->desc, NULL, n, buf);
     if (buf != stackbuf)
-        free(buf);
+        oms_free(buf);
 }
 
 static void on_status(rpc_client_call *c, rpc_status code, const char *message,
@@ -42,7 +43,7 @@ static void on_status(rpc_client_call *c, rpc_status code, const char *message,
     size_t dl;
     const uint8_t *d = rpc_client_call_status_details(c, &dl);
     if (b->details && d && code != RPC_OK) {
-        *b->details = malloc(dl ? dl : 1);
+        *b->details = oms_malloc(dl ? dl : 1);
         if (*b->details) {
             memcpy(*b->details, d, dl);
             *b->details_len = dl;

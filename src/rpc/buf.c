@@ -1,4 +1,5 @@
 /* buf.c - the growable byte buffer every rpc file appends into. */
+#include "base/alloc.h"
 #include "rpc_int.h"
 
 #include <stdlib.h>
@@ -17,7 +18,7 @@ void rpc__buf_init(rpc_buf *b)
 
 void rpc__buf_dispose(rpc_buf *b)
 {
-    free(b->data);
+    oms_free(b->data);
     rpc__buf_init(b);
 }
 
@@ -42,7 +43,7 @@ int rpc__buf_reserve_upto(rpc_buf *b, size_t n, size_t cap_limit)
         cap = need;
     if (cap > cap_limit)
         cap = need > cap_limit ? need : cap_limit;
-    uint8_t *p = realloc(b->data, cap);
+    uint8_t *p = oms_realloc(b->data, cap);
     if (p == NULL)
         return -1;
     b->data = p;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "rpc/rpc_int.h"
 
@@ -22,7 +23,7 @@ static void arena_free(void *ad, void *p)
 
 rpc_call *rpc__call_new(rpc_server *srv, http2_stream *s, const rpc_method *m)
 {
-    rpc_call *c = malloc(sizeof *c);
+    rpc_call *c = oms_malloc(sizeof *c);
     if (!c)
         return NULL;
     memset(c, 0, offsetof(rpc_call, inline_arena));
@@ -58,7 +59,7 @@ static void call_free(rpc_call *c)
     rpc__buf_dispose(&c->trailing_md);
     rpc__arena_dispose(&c->arena);
     rpc__server_call_freed(c->srv);
-    free(c);
+    oms_free(c);
 }
 
 void rpc_call_ref(rpc_call *c)
@@ -217,7 +218,7 @@ static void send_status(rpc_call *c, rpc_status code, const char *message)
     http2_header stackh[24];
     http2_header *h = 6 + nmd <= 24 ? stackh : rpc__arena_alloc(&c->arena, (6 + nmd) * sizeof *h);
     if (!h) {
-        free(enc);
+        oms_free(enc);
         http2_stream_reset(c->stream, HTTP2_INTERNAL_ERROR);
         return;
     }
@@ -232,12 +233,12 @@ static void send_status(rpc_call *c, rpc_status code, const char *message)
     if (enc)
         h[n++] = (http2_header){"grpc-message", 12, enc, strlen(enc)};
     if (!unpack_md(c, &c->trailing_md, h, &n)) {
-        free(enc);
+        oms_free(enc);
         http2_stream_reset(c->stream, HTTP2_INTERNAL_ERROR);
         return;
     }
     http2_stream_end(c->stream, h, n);
-    free(enc);
+    oms_free(enc);
 }
 
 void rpc_call_finish(rpc_call *c, rpc_status code, const char *message)
@@ -280,7 +281,7 @@ void rpc__respond_error(http2_stream *s, rpc_status code, const char *message)
         {"grpc-message", 12, enc ? enc : "", enc ? strlen(enc) : 0},
     };
     http2_stream_end(s, h, enc ? 5 : 4);
-    free(enc);
+    oms_free(enc);
 }
 
 int rpc_call_send_ex(rpc_call *c, const ProtobufCMessage *m, bool compress)
@@ -397,7 +398,7 @@ static void handle_message(rpc_call *c, const uint8_t *p, size_t len, bool compr
     }
     /* A single request lives as long as the call, so it is decoded into the
      * call's arena; streamed requests are freed after their callback. */
-    ProtobufCAllocator *alloc = streaming ? NULL : &c->allocator;
+    ProtobufCAllocator *alloc = streaming ? rpc_system_allocator() : &c->allocator;
     ProtobufCMessage *req = protobuf_c_message_unpack(m->input, alloc, len, p);
     rpc__buf_dispose(&plain);
     if (!req) {
@@ -408,7 +409,7 @@ static void handle_message(rpc_call *c, const uint8_t *p, size_t len, bool compr
     c->last_compressed = compressed;
     if (streaming) {
         m->ops->on_message(c, req);
-        protobuf_c_message_free_unpacked(req, NULL);
+        protobuf_c_message_free_unpacked(req, rpc_system_allocator());
     } else {
         c->req = req; /* delivered once the client half-closes */
     }
@@ -683,6 +684,24 @@ void *rpc_call_data(const rpc_call *c)
 void *rpc_call_alloc(rpc_call *c, size_t n)
 {
     return rpc__arena_alloc(&c->arena, n);
+}
+
+static void *system_alloc(void *ud, size_t n)
+{
+    (void)ud;
+    return oms_malloc(n);
+}
+
+static void system_free(void *ud, void *p)
+{
+    (void)ud;
+    oms_free(p);
+}
+
+ProtobufCAllocator *rpc_system_allocator(void)
+{
+    static ProtobufCAllocator a = {system_alloc, system_free, NULL};
+    return &a;
 }
 
 ProtobufCAllocator *rpc_call_allocator(rpc_call *c)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "rpc/client_int.h"
 
@@ -37,7 +38,7 @@ static int copy_strings(rpc_channel *ch, const rpc_channel_config *cfg)
     size_t total = 0;
     for (size_t i = 0; i < 6; i++)
         total += values[i] ? strlen(values[i]) + 1 : 0;
-    ch->strs = malloc(total ? total : 1);
+    ch->strs = oms_malloc(total ? total : 1);
     if (!ch->strs)
         return -1;
     char *p = ch->strs;
@@ -125,7 +126,7 @@ static int resolve_target(rpc_channel *ch, char *err, size_t errlen)
                 continue;
             if (ch->nsubs == cap) {
                 cap = cap ? cap * 2 : 4;
-                rpc_subchannel *subs = realloc(ch->subs, cap * sizeof *subs);
+                rpc_subchannel *subs = oms_realloc(ch->subs, cap * sizeof *subs);
                 if (!subs) {
                     freeaddrinfo(res);
                     snprintf(err, errlen, "out of memory");
@@ -163,7 +164,7 @@ static int resolve_target(rpc_channel *ch, char *err, size_t errlen)
 rpc_channel *rpc_channel_new(uv_loop_t *loop, const rpc_channel_config *cfg, char *err,
                              size_t errlen)
 {
-    rpc_channel *ch = calloc(1, sizeof *ch);
+    rpc_channel *ch = oms_calloc(1, sizeof *ch);
     if (!ch) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -202,9 +203,9 @@ rpc_channel *rpc_channel_new(uv_loop_t *loop, const rpc_channel_config *cfg, cha
     }
     return ch;
 fail:
-    free(ch->subs);
-    free(ch->strs);
-    free(ch);
+    oms_free(ch->subs);
+    oms_free(ch->strs);
+    oms_free(ch);
     return NULL;
 }
 
@@ -486,9 +487,9 @@ static void release(rpc_channel *ch)
 {
     void (*done)(void *) = ch->done;
     void *arg = ch->done_arg;
-    free(ch->subs);
-    free(ch->strs);
-    free(ch);
+    oms_free(ch->subs);
+    oms_free(ch->strs);
+    oms_free(ch);
     if (done)
         done(arg);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "rpc/client_int.h"
 
@@ -42,11 +43,11 @@ static void call_free(rpc_client_call *c)
     rpc__buf_dispose(&c->out);
     rpc__arena_dispose(&c->arena);
     rpc__arena_dispose(&c->msg_arena);
-    free(c->att_message);
-    free(c->final_message);
-    free(c->md_store);
-    free(c->path);
-    free(c);
+    oms_free(c->att_message);
+    oms_free(c->final_message);
+    oms_free(c->md_store);
+    oms_free(c->path);
+    oms_free(c);
     rpc__channel_call_gone(ch);
 }
 
@@ -80,8 +81,8 @@ static void finish(rpc_client_call *c, rpc_status code, const char *message)
         return;
     c->done = true;
     c->final_code = code;
-    free(c->final_message);
-    c->final_message = message && *message ? strdup(message) : NULL;
+    oms_free(c->final_message);
+    c->final_message = message && *message ? oms_strdup(message) : NULL;
     rpc__channel_unwait(c->ch, c);
     if (c->deadline_on)
         uv_timer_stop(&c->deadline_timer);
@@ -135,7 +136,7 @@ static void reset_attempt(rpc_client_call *c)
     c->resp_enc = RPC_ENC_IDENTITY;
     c->headers_seen = false;
     c->status_seen = false;
-    free(c->att_message);
+    oms_free(c->att_message);
     c->att_message = NULL;
     c->trailers = NULL;
     c->ntrailers = 0;
@@ -377,7 +378,7 @@ static void read_status(rpc_client_call *c, const http2_header *h, size_t n)
     c->status_seen = true;
     c->att_code = ok && code <= 16 ? (rpc_status)code : RPC_UNKNOWN;
     const http2_header *msg = find(h, n, "grpc-message");
-    free(c->att_message);
+    oms_free(c->att_message);
     c->att_message = msg ? rpc__percent_decode(msg->value, msg->valuelen, NULL) : NULL;
     collect_md(c, h, n, &c->trailers, &c->ntrailers);
     const http2_header *det = find(h, n, "grpc-status-details-bin");
@@ -602,7 +603,7 @@ static int copy_md(rpc_client_call *c, const rpc_md *md, size_t n)
     size_t bytes = n * sizeof(rpc_md);
     for (size_t i = 0; i < n; i++)
         bytes += strlen(md[i].key) + 1 + md[i].len + 1;
-    c->md_store = malloc(bytes);
+    c->md_store = oms_malloc(bytes);
     if (!c->md_store)
         return -1;
     c->md = (rpc_md *)c->md_store;
@@ -626,7 +627,7 @@ rpc_client_call *rpc_channel_call(rpc_channel *ch, const char *path,
                                   const ProtobufCMessageDescriptor *resp, const rpc_client_ops *ops,
                                   void *data, const rpc_call_opts *opts)
 {
-    rpc_client_call *c = calloc(1, sizeof *c);
+    rpc_client_call *c = oms_calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->ch = ch;
@@ -634,9 +635,9 @@ rpc_client_call *rpc_channel_call(rpc_channel *ch, const char *path,
     c->resp_desc = resp;
     c->check_strings = rpc__desc_has_strings(resp);
     c->data = data;
-    if (!(c->path = strdup(path)) || (opts && copy_md(c, opts->md, opts->nmd) != 0)) {
-        free(c->path);
-        free(c);
+    if (!(c->path = oms_strdup(path)) || (opts && copy_md(c, opts->md, opts->nmd) != 0)) {
+        oms_free(c->path);
+        oms_free(c);
         return NULL;
     }
     if (opts) {

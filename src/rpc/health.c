@@ -7,6 +7,7 @@
  * on the call it sends to and restarts from the head whenever the list
  * changed under it (a per-walk generation mark skips watchers already done).
  */
+#include "base/alloc.h"
 #include "rpc/health.h"
 
 #include <stdbool.h>
@@ -152,7 +153,7 @@ static int set_status(rpc_health *h, const char *service, rpc_health_status stat
         char *name = e->name;
         *e = h->entries[--h->n_entries];
         notify(h, name);
-        free(name);
+        oms_free(name);
         return 0;
     }
     if (e) {
@@ -164,13 +165,13 @@ static int set_status(rpc_health *h, const char *service, rpc_health_status stat
     }
     if (h->n_entries == h->cap_entries) {
         size_t cap = h->cap_entries ? h->cap_entries * 2 : 8;
-        health_entry *n = realloc(h->entries, cap * sizeof(*n));
+        health_entry *n = oms_realloc(h->entries, cap * sizeof(*n));
         if (!n)
             return RPC_ENOMEM;
         h->entries = n;
         h->cap_entries = cap;
     }
-    char *name = strdup(service);
+    char *name = oms_strdup(service);
     if (!name)
         return RPC_ENOMEM;
     h->entries[h->n_entries++] = (health_entry){.name = name, .status = status};
@@ -290,7 +291,7 @@ static const Grpc__Health__V1__Health_Server health_handlers = {
 
 rpc_health *rpc_health_new(void)
 {
-    rpc_health *h = calloc(1, sizeof(*h));
+    rpc_health *h = oms_calloc(1, sizeof(*h));
     if (!h)
         return NULL;
     if (grpc__health__v1__health__server_impl(&h->impl, h->ops, &health_handlers, h) != 0 ||
@@ -308,9 +309,9 @@ void rpc_health_free(rpc_health *h)
     while (h->watchers)
         unlink_watcher(h->watchers);
     for (size_t i = 0; i < h->n_entries; i++)
-        free(h->entries[i].name);
-    free(h->entries);
-    free(h);
+        oms_free(h->entries[i].name);
+    oms_free(h->entries);
+    oms_free(h);
 }
 
 const rpc_service_impl *rpc_health_impl(rpc_health *h)

@@ -1,6 +1,7 @@
 /* percent.c - the percent-encoding of grpc-message (PROTOCOL-HTTP2.md,
  * "Responses": Status-Message is percent-encoded UTF-8).
  */
+#include "base/alloc.h"
 #include "rpc_int.h"
 
 #include <stdlib.h>
@@ -34,7 +35,7 @@ char *rpc__percent_encode(const char *s, size_t len)
     size_t out_len = 0;
     for (size_t i = 0; i < len; i++)
         out_len += needs_escape((unsigned char)s[i]) ? 3 : 1;
-    char *out = malloc(out_len + 1);
+    char *out = oms_malloc(out_len + 1);
     if (out == NULL)
         return NULL;
     char *o = out;
@@ -57,7 +58,7 @@ char *rpc__percent_decode(const char *s, size_t len, size_t *out_len)
     if (len == SIZE_MAX)
         return NULL;
     /* Decoding never grows the text. */
-    char *out = malloc(len + 1);
+    char *out = oms_malloc(len + 1);
     if (out == NULL)
         return NULL;
     size_t o = 0;

@@ -12,6 +12,7 @@
  * unpacked) into a v1 one, and the v1 response back into a v1alpha one.
  * Reflection is no hot path: requests are tiny, responses a few KiB.
  */
+#include "base/alloc.h"
 #include "rpc/reflection.h"
 
 #include <stdarg.h>
@@ -101,7 +102,7 @@ static const char *pool_join(rpc_reflection *r, const char *scope, const char *n
     pool_chunk *ch = r->pool;
     if (!ch || ch->cap - ch->used < need) {
         size_t cap = need > POOL_CHUNK ? need : POOL_CHUNK;
-        ch = malloc(sizeof(*ch) + cap);
+        ch = oms_malloc(sizeof(*ch) + cap);
         if (!ch)
             return NULL;
         ch->next = r->pool;
@@ -137,7 +138,7 @@ static int add_symbol(rpc_reflection *r, size_t file, sym_kind kind, const char 
         return 0;
     if (r->n_syms == r->cap_syms) {
         size_t cap = r->cap_syms ? r->cap_syms * 2 : 256;
-        refl_symbol *s = realloc(r->syms, cap * sizeof(*s));
+        refl_symbol *s = oms_realloc(r->syms, cap * sizeof(*s));
         if (!s)
             return -1;
         r->syms = s;
@@ -162,7 +163,7 @@ static int add_extension(rpc_reflection *r, size_t file, const char *scope, cons
         return 0;
     if (r->n_exts == r->cap_exts) {
         size_t cap = r->cap_exts ? r->cap_exts * 2 : 16;
-        refl_ext *e = realloc(r->exts, cap * sizeof(*e));
+        refl_ext *e = oms_realloc(r->exts, cap * sizeof(*e));
         if (!e)
             return -1;
         r->exts = e;
@@ -293,10 +294,10 @@ static int add_file(rpc_reflection *r, const file_proto *f)
     if (!(rf->name = pool_join(r, NULL, f->name)))
         return -1;
     rf->len = google__protobuf__file_descriptor_proto__get_packed_size(f);
-    if (!(rf->bytes = malloc(rf->len ? rf->len : 1)))
+    if (!(rf->bytes = oms_malloc(rf->len ? rf->len : 1)))
         return -1;
     google__protobuf__file_descriptor_proto__pack(f, rf->bytes);
-    if (f->n_dependency && !(rf->deps = malloc(f->n_dependency * sizeof(*rf->deps))))
+    if (f->n_dependency && !(rf->deps = oms_malloc(f->n_dependency * sizeof(*rf->deps))))
         return -1;
     return index_file(r, fi, f);
 }
@@ -321,14 +322,14 @@ static void resolve_deps(rpc_reflection *r)
 rpc_reflection *rpc_reflection_new(const uint8_t *fds, size_t len)
 {
     Google__Protobuf__FileDescriptorSet *set =
-        google__protobuf__file_descriptor_set__unpack(NULL, len, fds);
+        google__protobuf__file_descriptor_set__unpack(rpc_system_allocator(), len, fds);
     if (!set)
         return NULL;
-    rpc_reflection *r = calloc(1, sizeof(*r));
+    rpc_reflection *r = oms_calloc(1, sizeof(*r));
     if (!r)
         goto fail_set;
-    if (set->n_file && (!(r->files = calloc(set->n_file, sizeof(*r->files))) ||
-                        !(r->by_name = malloc(set->n_file * sizeof(*r->by_name)))))
+    if (set->n_file && (!(r->files = oms_calloc(set->n_file, sizeof(*r->files))) ||
+                        !(r->by_name = oms_malloc(set->n_file * sizeof(*r->by_name)))))
         goto fail_index;
     for (size_t i = 0; i < set->n_file; i++)
         if (add_file(r, set->file[i]) != 0)
@@ -340,13 +341,13 @@ rpc_reflection *rpc_reflection_new(const uint8_t *fds, size_t len)
     sort(r->syms, r->n_syms, sizeof(*r->syms), cmp_symbol);
     sort(r->exts, r->n_exts, sizeof(*r->exts), cmp_ext);
     resolve_deps(r);
-    google__protobuf__file_descriptor_set__free_unpacked(set, NULL);
+    google__protobuf__file_descriptor_set__free_unpacked(set, rpc_system_allocator());
     return r;
 
 fail_index:
     rpc_reflection_free(r);
 fail_set:
-    google__protobuf__file_descriptor_set__free_unpacked(set, NULL);
+    google__protobuf__file_descriptor_set__free_unpacked(set, rpc_system_allocator());
     return NULL;
 }
 
@@ -355,19 +356,19 @@ void rpc_reflection_free(rpc_reflection *r)
     if (!r)
         return;
     for (size_t i = 0; i < r->n_files; i++) {
-        free(r->files[i].bytes);
-        free(r->files[i].deps);
+        oms_free(r->files[i].bytes);
+        oms_free(r->files[i].deps);
     }
-    free(r->files);
-    free(r->by_name);
-    free(r->syms);
-    free(r->exts);
+    oms_free(r->files);
+    oms_free(r->by_name);
+    oms_free(r->syms);
+    oms_free(r->exts);
     while (r->pool) {
         pool_chunk *next = r->pool->next;
-        free(r->pool);
+        oms_free(r->pool);
         r->pool = next;
     }
-    free(r);
+    oms_free(r);
 }
 
 /* --- queries --------------------------------------------------------------- */
@@ -456,11 +457,11 @@ size_t rpc_reflection_file_closure(const rpc_reflection *r, size_t i, size_t *ou
 {
     if (i >= r->n_files)
         return 0;
-    bool *seen = calloc(r->n_files, sizeof(*seen));
+    bool *seen = oms_calloc(r->n_files, sizeof(*seen));
     if (!seen)
         return 0;
     size_t n = closure_visit(r, i, seen, out, 0, cap);
-    free(seen);
+    oms_free(seen);
     return n;
 }
 
@@ -480,8 +481,8 @@ typedef struct refl_answer {
 
 static void answer_dispose(refl_answer *a)
 {
-    free(a->heap[0]);
-    free(a->heap[1]);
+    oms_free(a->heap[0]);
+    oms_free(a->heap[1]);
 }
 
 static void answer_error(refl_answer *a, rpc_status code, const char *fmt, ...)
@@ -507,11 +508,11 @@ static void answer_error(refl_answer *a, rpc_status code, const char *fmt, ...)
  * from the index. Returns 0 or -1 (ENOMEM). */
 static int answer_files(refl_answer *a, const rpc_reflection *r, size_t file)
 {
-    size_t *idx = malloc(r->n_files * sizeof(*idx));
-    ProtobufCBinaryData *blobs = malloc(r->n_files * sizeof(*blobs));
+    size_t *idx = oms_malloc(r->n_files * sizeof(*idx));
+    ProtobufCBinaryData *blobs = oms_malloc(r->n_files * sizeof(*blobs));
     if (!idx || !blobs) {
-        free(idx);
-        free(blobs);
+        oms_free(idx);
+        oms_free(blobs);
         return -1;
     }
     size_t n = rpc_reflection_file_closure(r, file, idx, r->n_files);
@@ -520,9 +521,9 @@ static int answer_files(refl_answer *a, const rpc_reflection *r, size_t file)
         blobs[i].data = r->files[idx[i]].bytes;
         blobs[i].len = r->files[idx[i]].len;
     }
-    free(idx);
+    oms_free(idx);
     if (n == 0) {
-        free(blobs);
+        oms_free(blobs);
         return -1;
     }
     a->heap[0] = blobs;
@@ -539,11 +540,11 @@ static int answer_files(refl_answer *a, const rpc_reflection *r, size_t file)
 static int answer_list(refl_answer *a, const rpc_reflection *r)
 {
     size_t n = r->srv ? rpc_server_service_count(r->srv) : 0;
-    Grpc__Reflection__V1__ServiceResponse *svc = calloc(n ? n : 1, sizeof(*svc));
-    Grpc__Reflection__V1__ServiceResponse **ptr = calloc(n ? n : 1, sizeof(*ptr));
+    Grpc__Reflection__V1__ServiceResponse *svc = oms_calloc(n ? n : 1, sizeof(*svc));
+    Grpc__Reflection__V1__ServiceResponse **ptr = oms_calloc(n ? n : 1, sizeof(*ptr));
     if (!svc || !ptr) {
-        free(svc);
-        free(ptr);
+        oms_free(svc);
+        oms_free(ptr);
         return -1;
     }
     a->heap[0] = svc;
@@ -571,7 +572,7 @@ static int answer_numbers(refl_answer *a, const rpc_reflection *r, char *type)
         answer_error(a, RPC_NOT_FOUND, "type not found: %s", RPC_QUOTE(type, strlen(type)));
         return 0;
     }
-    int32_t *nums = malloc((size_t)(n ? n : 1) * sizeof(*nums));
+    int32_t *nums = oms_malloc((size_t)(n ? n : 1) * sizeof(*nums));
     if (!nums)
         return -1;
     a->heap[0] = nums;
@@ -651,12 +652,12 @@ static int answer(refl_answer *a, const rpc_reflection *r, const refl_request *r
 static ProtobufCMessage *transcode(const ProtobufCMessage *m, const ProtobufCMessageDescriptor *to)
 {
     size_t n = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = malloc(n ? n : 1);
+    uint8_t *buf = oms_malloc(n ? n : 1);
     if (!buf)
         return NULL;
     protobuf_c_message_pack(m, buf);
-    ProtobufCMessage *out = protobuf_c_message_unpack(to, NULL, n, buf);
-    free(buf);
+    ProtobufCMessage *out = protobuf_c_message_unpack(to, rpc_system_allocator(), n, buf);
+    oms_free(buf);
     return out;
 }
 
@@ -697,7 +698,7 @@ fail_nomem:
     rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "reflection: out of memory");
 done:
     if (twin)
-        protobuf_c_message_free_unpacked(twin, NULL);
+        protobuf_c_message_free_unpacked(twin, rpc_system_allocator());
     answer_dispose(&a);
 }
 
@@ -717,7 +718,7 @@ static void on_refl_message_v1alpha(rpc_call *c,
         return;
     }
     reply(c, (const refl_request *)v1, true);
-    protobuf_c_message_free_unpacked(v1, NULL);
+    protobuf_c_message_free_unpacked(v1, rpc_system_allocator());
 }
 
 static void on_refl_half_close(rpc_call *c)

@@ -193,6 +193,10 @@ void *rpc_call_alloc(rpc_call *c, size_t n);
  * as long as the call. */
 ProtobufCAllocator *rpc_call_allocator(rpc_call *c);
 
+/* A protobuf-c allocator over base/alloc.h for messages that outlive a call:
+ * unpack and free_unpacked with this same allocator. */
+ProtobufCAllocator *rpc_system_allocator(void);
+
 /* Adds response metadata. Initial metadata must be added before the first
  * send or finish; trailing metadata before finish. key must be lower-case;
  * "-bin" values are base64-encoded on the wire. Both are copied.

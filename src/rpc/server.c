@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "rpc/rpc_int.h"
 
@@ -27,14 +28,14 @@ void rpc_server_config_init(rpc_server_config *cfg)
 
 rpc_server *rpc_server_new(const rpc_server_config *cfg)
 {
-    rpc_server *srv = calloc(1, sizeof *srv);
+    rpc_server *srv = oms_calloc(1, sizeof *srv);
     if (!srv)
         return NULL;
     srv->cfg = *cfg;
     srv->cap = 64;
-    srv->methods = calloc(srv->cap, sizeof *srv->methods);
+    srv->methods = oms_calloc(srv->cap, sizeof *srv->methods);
     if (!srv->methods) {
-        free(srv);
+        oms_free(srv);
         return NULL;
     }
     atomic_init(&srv->active_calls, 0);
@@ -46,12 +47,12 @@ void rpc_server_free(rpc_server *srv)
     if (!srv)
         return;
     for (size_t i = 0; i < srv->cap; i++)
-        free((char *)srv->methods[i].path);
-    free(srv->methods);
+        oms_free((char *)srv->methods[i].path);
+    oms_free(srv->methods);
     for (size_t i = 0; i < srv->nservices; i++)
-        free(srv->services[i]);
-    free(srv->services);
-    free(srv);
+        oms_free(srv->services[i]);
+    oms_free(srv->services);
+    oms_free(srv);
 }
 
 const rpc_server_config *rpc__server_config(const rpc_server *srv)
@@ -82,13 +83,13 @@ static rpc_method *find_slot(rpc_method *table, size_t cap, const char *path, si
 static int grow(rpc_server *srv)
 {
     size_t cap = srv->cap * 2;
-    rpc_method *t = calloc(cap, sizeof *t);
+    rpc_method *t = oms_calloc(cap, sizeof *t);
     if (!t)
         return RPC_ENOMEM;
     for (size_t i = 0; i < srv->cap; i++)
         if (srv->methods[i].path)
             *find_slot(t, cap, srv->methods[i].path, srv->methods[i].pathlen) = srv->methods[i];
-    free(srv->methods);
+    oms_free(srv->methods);
     srv->methods = t;
     srv->cap = cap;
     return 0;
@@ -97,14 +98,14 @@ static int grow(rpc_server *srv)
 int rpc_server_add_service(rpc_server *srv, const rpc_service_impl *impl)
 {
     const ProtobufCServiceDescriptor *d = impl->desc;
-    char **names = realloc(srv->services, (srv->nservices + 1) * sizeof *names);
+    char **names = oms_realloc(srv->services, (srv->nservices + 1) * sizeof *names);
     if (!names)
         return RPC_ENOMEM;
     srv->services = names;
     for (size_t i = 0; i < srv->nservices; i++)
         if (strcmp(srv->services[i], d->name) == 0)
             return RPC_EINVAL;
-    if (!(names[srv->nservices] = strdup(d->name)))
+    if (!(names[srv->nservices] = oms_strdup(d->name)))
         return RPC_ENOMEM;
     srv->nservices++;
     for (unsigned i = 0; i < d->n_methods; i++) {
@@ -116,7 +117,7 @@ int rpc_server_add_service(rpc_server *srv, const rpc_service_impl *impl)
         size_t n = strlen(path);
         rpc_method *m = find_slot(srv->methods, srv->cap, path, n);
         if (m->path) {
-            free(path);
+            oms_free(path);
             return RPC_EINVAL;
         }
         m->path = path;

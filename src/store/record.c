@@ -10,13 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "sqlite_int.h"
 
 store_order *store_order_new(size_t nlines)
 {
     if (nlines > (SIZE_MAX - sizeof(store_order)) / sizeof(store_line))
         return NULL;
-    store_order *o = calloc(1, sizeof *o + nlines * sizeof o->lines[0]);
+    store_order *o = oms_calloc(1, sizeof *o + nlines * sizeof o->lines[0]);
     if (o)
         o->nlines = nlines;
     return o;
@@ -24,7 +25,7 @@ store_order *store_order_new(size_t nlines)
 
 void store_order_free(store_order *o)
 {
-    free(o);
+    oms_free(o);
 }
 
 bool store__parse_id(const char *id, char prefix, int64_t *n)

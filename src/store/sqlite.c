@@ -19,6 +19,7 @@
 #include <sched.h>
 #include <time.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "sqlite_int.h"
 
@@ -428,7 +429,7 @@ static void on_sync_done(store_write *w)
  * w.delta (in and out). STORE_CLOSED if the store is closing. */
 static store_rc run_sync(store *st, store_op op, int64_t *delta)
 {
-    sync_write *s = calloc(1, sizeof *s);
+    sync_write *s = oms_calloc(1, sizeof *s);
     if (!s)
         return STORE_ERROR;
     pthread_mutex_init(&s->mu, NULL);
@@ -461,7 +462,7 @@ static store_rc run_sync(store *st, store_op op, int64_t *delta)
     }
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
-    free(s);
+    oms_free(s);
     return r;
 }
 
@@ -528,7 +529,7 @@ static int open_id_block(store *st, int64_t start, char *err, size_t errlen)
     while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (st->npending == cap) {
             cap = cap ? cap * 2 : 8;
-            void *p = realloc(st->pending, cap * sizeof *st->pending);
+            void *p = oms_realloc(st->pending, cap * sizeof *st->pending);
             if (!p) {
                 sqlite3_finalize(s);
                 snprintf(err, errlen, "out of memory");
@@ -603,10 +604,10 @@ static void free_store(store *st)
     sqlite3_close(st->db);
     pthread_cond_destroy(&st->cv);
     pthread_mutex_destroy(&st->mu);
-    free(st->evs);
-    free(st->blob);
-    free(st->pending);
-    free(st);
+    oms_free(st->evs);
+    oms_free(st->blob);
+    oms_free(st->pending);
+    oms_free(st);
 }
 
 /* SQLite's memory statistics take a global mutex on every allocation; the
@@ -637,7 +638,7 @@ store *store_open(const store_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "sqlite: path too long");
         return NULL;
     }
-    store *st = calloc(1, sizeof *st);
+    store *st = oms_calloc(1, sizeof *st);
     if (!st) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -652,8 +653,8 @@ store *store_open(const store_config *cfg, char *err, size_t errlen)
     st->events_arg = cfg->events_arg;
     /* One event per request at most. */
     st->evs_cap = st->max_batch;
-    st->evs = malloc(st->evs_cap * sizeof *st->evs);
-    st->blob = malloc(STORE__LINES_BLOB_MAX);
+    st->evs = oms_malloc(st->evs_cap * sizeof *st->evs);
+    st->blob = oms_malloc(STORE__LINES_BLOB_MAX);
     if (!st->evs || !st->blob) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -755,7 +756,7 @@ void store_get_stats(store *st, store_stats *out)
 
 store_loop *store_loop_open(store *st, uv_loop_t *loop, char *err, size_t errlen)
 {
-    store_loop *sl = calloc(1, sizeof *sl);
+    store_loop *sl = oms_calloc(1, sizeof *sl);
     if (!sl) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -780,7 +781,7 @@ fail_db:
     sqlite3_close(sl->db);
 fail:
     pthread_mutex_destroy(&sl->mu);
-    free(sl);
+    oms_free(sl);
     return NULL;
 }
 
@@ -788,7 +789,7 @@ static void on_async_close(uv_handle_t *h)
 {
     store_loop *sl = h->data;
     pthread_mutex_destroy(&sl->mu);
-    free(sl);
+    oms_free(sl);
 }
 
 void store_loop_close(store_loop *sl)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "sqlite_int.h"
 
@@ -758,7 +759,7 @@ static store_rc release_orphans(store *st, store_write *w)
         }
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
-            void *p = realloc(ids, cap * sizeof *ids);
+            void *p = oms_realloc(ids, cap * sizeof *ids);
             if (!p) {
                 r = fail(w, STORE_ERROR, "store: out of memory");
                 break;
@@ -775,7 +776,7 @@ static store_rc release_orphans(store *st, store_write *w)
         if (r == STORE_OK)
             OMS_WARN("store: released orphan reservation %s", ids[i]);
     }
-    free(ids);
+    oms_free(ids);
     /* Every reservation of the previous runs is covered: their sweep ranges
      * (split mode's) have nothing left to do. */
     if (r == STORE_OK) {
