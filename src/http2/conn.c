@@ -181,6 +181,7 @@ static void on_closed(uv_handle_t *h)
     if (c->queued_peak >= HTTP2_TRIM_AFTER)
         malloc_trim(0);
     OMS_DEBUG("conn %s: closed", c->peer);
+    oms_free(c->tls_identity);
     oms_free(c);
     if (ep->conn_gone)
         ep->conn_gone(ep);

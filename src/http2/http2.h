@@ -283,6 +283,11 @@ size_t http2_stream_pending(const http2_stream *s);
 /* Peer address of the stream's connection as "ip:port" (for logs). */
 const char *http2_stream_peer(const http2_stream *s);
 
+/* The identity of the verified TLS client certificate of the stream's
+ * connection (URI SAN, else DNS SAN, else subject CN), or NULL: no TLS, no
+ * client certificate, or not verified. Lives as long as the connection. */
+const char *http2_stream_tls_identity(const http2_stream *s);
+
 /* --- state for humans and tests (debug.c) ------------------------------- */
 
 /* Writes one line about s into buf (size n, always terminated): send windows

@@ -176,6 +176,7 @@ struct http2_conn {
     int32_t closed_ids[HTTP2_CLOSED_RING]; /* streams the peer ended (ring) */
     double rst_tokens;                     /* mirror of nghttp2's stream reset limiter */
     uint64_t rst_stamp;                    /* its last refill, in seconds */
+    char *tls_identity;                    /* verified client certificate's identity, or NULL */
     char peer[80];
 };
 

@@ -511,3 +511,8 @@ const char *http2_stream_peer(const http2_stream *s)
 {
     return s->conn->peer;
 }
+
+const char *http2_stream_tls_identity(const http2_stream *s)
+{
+    return s->conn->tls_identity;
+}

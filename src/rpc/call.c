@@ -43,6 +43,12 @@ rpc_call *rpc__call_new(rpc_server *srv, http2_stream *s, const rpc_method *m)
     rpc__buf_init(&c->trailing_md);
     c->req_enc = RPC_ENC_IDENTITY;
     c->resp_enc = RPC_ENC_IDENTITY;
+    const char *id = http2_stream_tls_identity(s);
+    if (id && !(c->tls_identity = rpc__arena_strndup(&c->arena, id, strlen(id)))) {
+        rpc__arena_dispose(&c->arena);
+        oms_free(c);
+        return NULL;
+    }
     http2_stream_set_data(s, c);
     rpc__server_call_started(srv);
     return c;

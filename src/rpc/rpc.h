@@ -182,6 +182,38 @@ void *rpc_call_service_data(const rpc_call *c);
 /* impl->typed of the service. */
 const void *rpc_call_typed(const rpc_call *c);
 
+/* --- who is calling ---------------------------------------------------------
+ *
+ * Authentication (an interceptor) attaches the caller's principal to the call
+ * before its handler runs; handlers and later interceptors read it with
+ * rpc_call_principal(). */
+typedef enum rpc_principal_source {
+    RPC_PRINCIPAL_TOKEN = 1, /* a verified bearer token */
+    RPC_PRINCIPAL_CERT = 2,  /* a verified TLS client certificate */
+} rpc_principal_source;
+
+typedef struct rpc_principal {
+    rpc_principal_source source;
+    const char *subject;       /* token "sub", or the certificate's identity */
+    const char *customer_id;   /* acts for this customer only; NULL: any */
+    const char *const *scopes; /* granted scopes (OAuth 2.0 scope tokens) */
+    size_t n_scopes;
+    bool all_scopes; /* every scope: an mTLS principal the policy does not narrow */
+} rpc_principal;
+
+/* Attaches a deep copy of p (strings included; allocated from the call's
+ * arena, freed with the call) as the call's principal, replacing any earlier
+ * one. Returns 0, RPC_ENOMEM or RPC_EINVAL (p->subject NULL). */
+int rpc_call_set_principal(rpc_call *c, const rpc_principal *p);
+/* The principal attached by authentication, or NULL when none was (auth is
+ * off, or the method is public). Valid until the call is freed. */
+const rpc_principal *rpc_call_principal(const rpc_call *c);
+/* Whether p was granted scope (always, when p->all_scopes). */
+bool rpc_principal_has_scope(const rpc_principal *p, const char *scope);
+/* The verified TLS client certificate identity of the call's connection
+ * (http2_stream_tls_identity()), or NULL. */
+const char *rpc_call_tls_identity(const rpc_call *c);
+
 /* Handler state. */
 void rpc_call_set_data(rpc_call *c, void *data);
 void *rpc_call_data(const rpc_call *c);

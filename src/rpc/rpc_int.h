@@ -265,6 +265,8 @@ struct rpc_call {
     uv_timer_t timer;
     void (*timer_cb)(rpc_call *c);
     void *data;
+    const rpc_principal *principal; /* in the arena; NULL: none attached */
+    const char *tls_identity;       /* the connection's, kept after the stream goes */
     int refs;
     unsigned nreq;
     bool deadline_on : 1;
