@@ -54,6 +54,7 @@ typedef struct options {
     bool ping_without_calls;
     uint64_t max_connections; /* 0: from the descriptor limit */
     uint64_t conn_send_budget;
+    uint64_t send_budget; /* all connections together */
     uint64_t workers;
     oms_log_level log_level;
     bool bench_only;
@@ -87,6 +88,10 @@ static void usage(FILE *f)
                "                         a peer that does not read; past it, handlers are\n"
                "                         paused and new calls wait (default 16777216; 0 = no\n"
                "                         limit)\n"
+               "  --send-budget BYTES    response bytes all connections together may have\n"
+               "                         queued; past it, connections holding more than one\n"
+               "                         stream's buffer wait as if over their own budget\n"
+               "                         (default 268435456; 0 = no limit)\n"
                "  --max-connections N    connections open at once, all workers together;\n"
                "                         over it a new one is closed at once (default: the\n"
                "                         descriptor limit, raised to its hard maximum, less 256)\n"
@@ -283,7 +288,8 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_KA_TIMEOUT,
         OPT_KA_MIN_TIME,
         OPT_KA_PERMIT,
-        OPT_SEND_BUDGET
+        OPT_SEND_BUDGET,
+        OPT_PROC_BUDGET
     };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
@@ -296,6 +302,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"grace", required_argument, NULL, OPT_GRACE},
         {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
         {"conn-send-budget", required_argument, NULL, OPT_SEND_BUDGET},
+        {"send-budget", required_argument, NULL, OPT_PROC_BUDGET},
         {"max-connection-idle", required_argument, NULL, OPT_CONN_IDLE},
         {"max-connection-age", required_argument, NULL, OPT_CONN_AGE},
         {"max-connection-age-grace", required_argument, NULL, OPT_CONN_AGE_GRACE},
@@ -367,6 +374,13 @@ static int parse_args(int argc, char **argv, options *o)
             if (parse_u64(optarg, 0, 1ull << 40, &o->conn_send_budget) != 0) {
                 fprintf(stderr, "omsd: --conn-send-budget wants 0..%llu bytes, got '%s'\n",
                         1ull << 40, optarg);
+                return -1;
+            }
+            break;
+        case OPT_PROC_BUDGET:
+            if (parse_u64(optarg, 0, 1ull << 44, &o->send_budget) != 0) {
+                fprintf(stderr, "omsd: --send-budget wants 0..%llu bytes, got '%s'\n", 1ull << 44,
+                        optarg);
                 return -1;
             }
             break;
@@ -554,6 +568,7 @@ typedef struct app {
     atomic_int ndrained;
     orders *orders; /* NULL with --bench-only */
     http2_conn_limit *conn_limit;
+    http2_send_budget *send_budget;
     double grace;
     int signals;
 } app;
@@ -735,6 +750,7 @@ int main(int argc, char **argv)
         .handshake_timeout = 10,
         .conn_idle = 300,
         .conn_send_budget = 16u << 20,
+        .send_budget = 256u << 20,
         .keepalive_time = 7200,
         .keepalive_timeout = 20,
         .keepalive_min_time = 300,
@@ -784,6 +800,11 @@ int main(int argc, char **argv)
         goto out;
     }
     hcfg.conn_limit = a.conn_limit;
+    if (o.send_budget && !(a.send_budget = http2_send_budget_new((size_t)o.send_budget))) {
+        fprintf(stderr, "omsd: out of memory\n");
+        goto out;
+    }
+    hcfg.send_budget = a.send_budget;
     hcfg.handler = rpc_server_stream_handler();
     hcfg.reuseport = a.nworkers > 1;
     hcfg.exclusive_port = 1; /* the first worker's listener: nobody else may hold the port */
@@ -842,6 +863,7 @@ out:
         worker_dispose(&a.workers[i]);
     free(a.workers);
     http2_conn_limit_free(a.conn_limit);
+    http2_send_budget_free(a.send_budget);
     orders_close(a.orders);
     uv_loop_close(a.loop);
     bench_service_free(bench);

@@ -22,6 +22,7 @@
 
 typedef struct http2_server http2_server;
 typedef struct http2_conn_limit http2_conn_limit;
+typedef struct http2_send_budget http2_send_budget;
 typedef struct http2_client http2_client;
 typedef struct http2_conn http2_conn;
 typedef struct http2_stream http2_stream;
@@ -129,6 +130,9 @@ typedef struct http2_server_config {
     /* Shared by every server of the process (borrowed; NULL: no cap): over it,
      * a new connection is accepted and closed at once. */
     http2_conn_limit *conn_limit;
+    /* Shared by every server of the process (borrowed; NULL: none): caps the
+     * sum of the connections' queued response bytes (http2_send_budget_new). */
+    http2_send_budget *send_budget;
     int reuseport;      /* SO_REUSEPORT: one listener per loop on one port */
     int exclusive_port; /* with reuseport: refuse a port another socket is
                            bound to (set on a group's first listener, so a
@@ -173,6 +177,16 @@ http2_conn_limit *http2_conn_limit_new(size_t max);
 void http2_conn_limit_free(http2_conn_limit *l);
 /* Connections holding a place now. */
 size_t http2_conn_limit_open(const http2_conn_limit *l);
+
+/* The response bytes all connections of the process may hold for their peers
+ * (http2_server_config.send_budget; budget.c explains the rule): over max, a
+ * connection holding at least one stream's send buffer waits as if over its
+ * own budget, until the sum is below max again. Thread-safe; it must outlive
+ * the servers that use it. max 0: no limit. NULL on ENOMEM. */
+http2_send_budget *http2_send_budget_new(size_t max);
+void http2_send_budget_free(http2_send_budget *b);
+/* Bytes queued now, summed over the process. */
+size_t http2_send_budget_queued(const http2_send_budget *b);
 
 /* Logs (at info) one line per connection and per stream: flow-control
  * windows, queued bytes, data provider and on_writable state (debug.c; omsd

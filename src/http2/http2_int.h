@@ -69,6 +69,7 @@ typedef struct http2_ep {
     uint64_t age_grace_ms;         /* server: then close this much later; 0 = never */
     http2_conn_limit *limit;       /* server: the process's connection cap, or NULL */
     size_t conn_budget;            /* server: response bytes a connection may queue; 0 = no limit */
+    http2_send_budget *budget;     /* server: the process's sum of those, or NULL */
     const http2_stream_handler *handler; /* server: for every request stream */
     void *handler_data;
     void (*conn_gone)(struct http2_ep *ep); /* a connection was freed */
@@ -90,6 +91,7 @@ struct http2_server {
     http2_server_config cfg;
     uv_timer_t grace_timer;
     uv_timer_t accept_timer; /* resumes accepting after running out of fds */
+    uv_async_t budget_async; /* the process's send budget has room again */
     int spare_fd;            /* a dup of the listening socket: the listener handle
                                 can be closed (to stop accepting) and reopened */
     int accept_state;        /* LISTEN_* in server.c */
@@ -145,7 +147,8 @@ struct http2_conn {
     size_t queued_peak;      /* the most queued at once */
     http2_stream *pend_head; /* streams whose on_open waits for the budget (FIFO) */
     http2_stream *pend_tail;
-    unsigned wake_all : 1; /* queued fell below the budget's low-water mark */
+    unsigned wake_all : 1;     /* queued fell below the budget's low-water mark */
+    unsigned proc_blocked : 1; /* waits on the process budget (budget.c) */
     unsigned dirty : 1;
     unsigned writing : 1;
     unsigned read_paused : 1;
@@ -266,6 +269,17 @@ void http2__limit_give(http2_conn_limit *l);
 void http2__policy_ping(http2_conn *c);
 /* Counts a refusal; logs at most once a second. */
 void http2__limit_refused(http2_server *srv);
+
+/* budget.c: the process's send budget (NULL b: no budget) */
+void http2__budget_add(http2_send_budget *b, size_t n);
+/* Subtracts; wakes every registered server when the sum is below max while
+ * a connection waits. */
+void http2__budget_sub(http2_send_budget *b, size_t n);
+/* Whether a connection holding conn_queued bytes must wait (and notes that
+ * one does). */
+bool http2__budget_over(http2_send_budget *b, size_t conn_queued, size_t floor);
+int http2__budget_register(http2_send_budget *b, uv_async_t *a);
+void http2__budget_unregister(http2_send_budget *b, uv_async_t *a);
 
 /* tls.c */
 SSL_CTX *http2__tls_ctx_new(const char *cert, const char *key, char *err, size_t errlen);

@@ -212,6 +212,7 @@ int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_serv
     ep->ping_min_ms = cfg->ping_min_interval_ms;
     ep->ping_without_calls = cfg->ping_without_calls;
     ep->conn_budget = cfg->conn_send_budget;
+    ep->budget = cfg->send_budget;
     ep->handler = cfg->handler;
     ep->handler_data = cfg->handler_data;
     ep->conn_gone = on_conn_gone;
@@ -288,6 +289,20 @@ int http2_server_port(const http2_server *srv)
     return srv->port;
 }
 
+/* The process's send budget fell below its low-water mark (budget.c): offer
+ * writing again to the connections that waited on it. */
+static void on_budget_wake(uv_async_t *a)
+{
+    http2_server *srv = container_of(a, http2_server, budget_async);
+    for (http2_conn *c = srv->ep.conns; c; c = c->next) {
+        if (c->proc_blocked) {
+            c->proc_blocked = 0;
+            c->wake_all = 1;
+            http2__conn_mark_dirty(c);
+        }
+    }
+}
+
 /* Handles go on the loop only here, so that a server that never started is
  * freed synchronously. */
 int http2_server_start(http2_server *srv)
@@ -299,6 +314,12 @@ int http2_server_start(http2_server *srv)
     uv_timer_init(srv->ep.loop, &srv->accept_timer);
     http2__ep_start(&srv->ep);
     srv->open_handles = 4;
+    if (srv->ep.budget) {
+        uv_async_init(srv->ep.loop, &srv->budget_async, on_budget_wake);
+        srv->open_handles++;
+        if (http2__budget_register(srv->ep.budget, &srv->budget_async) != 0)
+            OMS_WARN("send budget: too many servers; this one is not woken early");
+    }
     srv->listening = 1;
     srv->accept_state = LISTEN_ACTIVE;
     srv->spare_fd = fcntl(srv->fd, F_DUPFD_CLOEXEC, 0); /* -1: no pause on EMFILE */
@@ -343,6 +364,11 @@ static void close_handles(http2_server *srv)
     uv_close((uv_handle_t *)&srv->ep.flusher, on_handle_closed);
     srv->accept_timer.data = srv;
     uv_close((uv_handle_t *)&srv->accept_timer, on_handle_closed);
+    if (srv->ep.budget) {
+        http2__budget_unregister(srv->ep.budget, &srv->budget_async);
+        srv->budget_async.data = srv;
+        uv_close((uv_handle_t *)&srv->budget_async, on_handle_closed);
+    }
 }
 
 static void on_conn_gone(http2_ep *ep)

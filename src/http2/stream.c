@@ -25,16 +25,24 @@ http2_stream *http2__stream_new(http2_conn *c, int32_t id, const http2_stream_ha
 
 /* The connection's budget (ep->conn_budget): responses queued over it make
  * http2_stream_write answer AGAIN and new streams wait before on_open; below
- * half of it both go on. */
-static bool over_budget(const http2_conn *c)
+ * half of it both go on. The process's budget (budget.c) does the same to a
+ * heavy connection while the process is over it; that connection is woken by
+ * http2__server_budget_wake(). */
+static bool over_budget(http2_conn *c)
 {
-    return c->ep->conn_budget && c->queued >= c->ep->conn_budget;
+    if (c->ep->conn_budget && c->queued >= c->ep->conn_budget)
+        return true;
+    if (!http2__budget_over(c->ep->budget, c->queued, c->ep->stream_send_buffer))
+        return false;
+    c->proc_blocked = 1;
+    return true;
 }
 
 static void unqueue(http2_conn *c, size_t n)
 {
     size_t low = c->ep->conn_budget / 2;
     bool above = c->queued >= low;
+    http2__budget_sub(c->ep->budget, n);
     c->queued -= n;
     if (c->ep->conn_budget && above && c->queued < low) {
         c->wake_all = 1;
@@ -404,6 +412,7 @@ int http2_stream_write(http2_stream *s, const uint8_t *p, size_t n)
         return UV_ENOMEM;
     http2_conn *c = s->conn;
     c->queued += n;
+    http2__budget_add(c->ep->budget, n);
     if (c->queued > c->queued_peak)
         c->queued_peak = c->queued;
     resume(s);

@@ -229,6 +229,48 @@ def unread_watch_streams(c):
         s.close()
 
 
+def unread_watch_streams_4conns(c):
+    """4 connections x 1,000 live WatchOrders streams that read nothing, on a
+    server whose process send budget (--send-budget 24 MiB) is below the sum
+    of the connections' own budgets (4 x 16 MiB): the process budget binds,
+    and a good client on a fifth connection keeps its latency."""
+    b = c.S.bench_pb2
+    body = h2raw.grpc_frame(b.WatchRequest(count=100000000).SerializeToString())
+    socks = []
+    base = c.server.rss_kb()
+    try:
+        for _ in range(4):
+            s = c.sock(rcvbuf=4096)
+            socks.append(s)
+            enc = hpack.Encoder()
+            out = [h2raw.PREFACE, SETTINGS_EMPTY]
+            for i in range(1000):
+                sid = 2 * i + 1
+                out.append(frame(1, END_HEADERS, sid, c.headers_block(enc, WATCH)))
+                out.append(frame(0, END_STREAM, sid, body))
+            _send_until_blocked(s, b"".join(out), 10)
+        ch = c.server.channel()
+        stub = c.S.test_pb2_grpc.TestServiceStub(ch)
+        worst, peak = 0.0, base
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            t0 = time.monotonic()
+            stub.EmptyCall(c.S.empty_pb2.Empty(), timeout=T)
+            worst = max(worst, time.monotonic() - t0)
+            peak = max(peak, c.server.rss_kb())
+        ch.close()
+        print("# unread WatchOrders 4 x 1000, --send-budget 24 MiB: RSS %d -> %d MB, good "
+              "client's worst call %.0f ms" % (base // MB, peak // MB, worst * 1000))
+        # 82 MB without the process budget (4 x 16 MiB queued); 42 MB with it
+        check((peak - base) // MB < _bound_mb(c, 64), "server RSS grew by %d MB for 4 unread "
+              "connections (process send budget 24 MiB)", (peak - base) // MB)
+        check(worst < 2.0, "a good client's EmptyCall took %.0f ms during the attack",
+              worst * 1000)
+    finally:
+        for s in socks:
+            s.close()
+
+
 def slow_reader_watch(c):
     """WatchOrders count=100M to a client that never reads: bounded memory."""
     b = c.S.bench_pb2
@@ -479,6 +521,13 @@ def main():
                 if tr in trs:
                     env.suite.run("%s.%s" % (tr, name), lambda: (fn(c), c.healthy()),
                                   xfail=REF_LAX.get(name) if args.server == "ref" else None)
+            env.suite.stop_server(server)
+        if env.suite.selected("unread.watch_streams_4conns") and args.server == "omsd":
+            server = env.server(h2c=True, name="omsd-budget",
+                                extra_args=("--send-budget", str(24 << 20)))
+            c = Ctx(env, server)
+            env.suite.run("h2c.unread.watch_streams_4conns",
+                          lambda: (unread_watch_streams_4conns(c), c.healthy()))
             env.suite.stop_server(server)
         if env.suite.selected("fd_exhaustion"):
             server = env.server(h2c=True, name="%s-64fds" % args.server, nofile=64)
