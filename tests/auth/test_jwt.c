@@ -908,7 +908,7 @@ Test(auth_jwt, scope_forms_and_claim_types)
         cr_assert_eq(verify(k, mk_token(h, pl, SIG_HMAC, NULL)), AUTH_EMALFORMED, "%s", bad[i]);
     }
     /* more than AUTH_MAX_SCOPES */
-    char many[1024] = ",\"scope\":\"";
+    char many[256] = ",\"scope\":\"";
     for (int i = 0; i <= AUTH_MAX_SCOPES; i++)
         strcat(many, "s ");
     strcat(many, "\"");
