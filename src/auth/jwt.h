@@ -46,7 +46,7 @@ enum {
     AUTH_EALG = -2,       /* alg none/unknown, or not the key's algorithm, or crit */
     AUTH_ESIG = -3,       /* signature does not verify */
     AUTH_EKID = -4,       /* kid names no configured key / no key of the alg's type */
-    AUTH_EEXPIRED = -5,   /* exp (plus leeway) is past, or exp missing */
+    AUTH_EEXPIRED = -5,   /* exp (plus leeway) is past */
     AUTH_ENOTYET = -6,    /* nbf or iat is in the future (beyond leeway) */
     AUTH_EISS = -7,       /* iss missing or not the configured issuer */
     AUTH_EAUD = -8,       /* aud missing or does not contain the configured audience */
@@ -146,12 +146,16 @@ bool auth_claims_has_scope(const auth_claims *c, const char *scope);
  *    UTF-8, no duplicate member names, nesting <= AUTH_MAX_JSON_DEPTH);
  *  - header "alg" one of RS256, ES256, EdDSA, HS256, no "crit"; with a "kid"
  *    only the key of that id is tried (unknown -> AUTH_EKID), without one
- *    every key of the alg's type; HS256 only with the secret;
- *  - "exp" required (number), now <= exp + leeway; "nbf" and "iat", when
+ *    every key of the alg's type; HS256 only with the secret (a kid is then
+ *    ignored: there is one secret, and a public key is never an HMAC key);
+ *    an empty signature part fails after these checks (AUTH_EMALFORMED);
+ *  - "exp" required (number; missing: AUTH_EMALFORMED), now <= exp + leeway; "nbf" and "iat", when
  *    present (numbers), not after now + leeway; "iss" equal to the issuer and
  *    "aud" (string, or array of strings) containing the audience when those
  *    are configured; "sub", "iss", "customer_id", "scope" strings and "scp"
- *    an array of strings when present.
+ *    an array of non-empty strings when present; "customer_id" not empty
+ *    (an empty one must not read as "every customer"); at most
+ *    AUTH_MAX_SCOPES scopes. A wrong type is AUTH_EMALFORMED.
  * On success returns 0 and fills *out (dispose it). On failure returns a
  * negative AUTH_E* code, leaves *out zeroed and writes a short reason to
  * why (e.g. "token expired", "unknown key id") that never contains any part
