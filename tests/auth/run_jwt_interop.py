@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -69,6 +70,13 @@ def main():
     ap.add_argument("--keys", required=True, help="tests/auth/keys")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="oms-jwt-interop-")
+    try:
+        return run(a, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(a, tmp):
     secret = b"interop-secret-0123456789abcdefghij"
     secret_file = os.path.join(tmp, "secret")
     with open(secret_file, "wb") as f:
@@ -120,6 +128,39 @@ def main():
         rc, out = c_verify(tok, *extra, "--iss", "oms", "--aud", "oms-api")
         check("src/auth verifies omsctl's %s token" % alg,
               rc == 0 and "scopes=orders:read,orders:write" in out, out)
+
+    # omsctl token's refusals and --json
+    def omsctl(*args):
+        return subprocess.run([a.omsctl, *args], capture_output=True, text=True)
+    ec_key = os.path.join(a.keys, "ec.key")
+    short = os.path.join(tmp, "short")
+    with open(short, "wb") as f:
+        f.write(b"0123456789abcdef0123456789abcde\n")  # 31 bytes
+    for name, args in [
+            ("a key of another type", ["--key", ec_key, "--alg", "RS256", "--sub", "a"]),
+            ("HS256 with a PEM key", ["--key", ec_key, "--alg", "HS256", "--sub", "a"]),
+            ("a public key", ["--key", os.path.join(a.keys, "ec.pub"), "--sub", "a"]),
+            ("a short secret", ["--key", short, "--sub", "a"]),
+            ("a secret file for ES256", ["--key", secret_file, "--sub", "a", "--alg", "ES256"]),
+            ("no --sub", ["--key", ec_key]),
+            ("a bad --ttl", ["--key", ec_key, "--sub", "a", "--ttl", "1y"]),
+            ("a zero --ttl", ["--key", ec_key, "--sub", "a", "--ttl", "0"]),
+            ("an unknown --alg", ["--key", ec_key, "--sub", "a", "--alg", "none"]),
+            ("a missing key file", ["--key", os.path.join(tmp, "nope"), "--sub", "a"])]:
+        r = omsctl("token", *args)
+        check("omsctl token refuses %s (exit 1, a reason)" % name,
+              r.returncode == 1 and r.stdout == "" and r.stderr.startswith("omsctl: "),
+              "%d %r" % (r.returncode, r.stderr))
+    r = omsctl("--json", "token", "--key", ec_key, "--sub", "a", "--ttl", "2d", "--kid", "mine")
+    try:
+        j = json.loads(r.stdout)
+        hdr, claims = jwt.get_unverified_header(j["token"]), jwt.decode(
+            j["token"], pub["ES256"], algorithms=["ES256"])
+        ok = hdr["kid"] == "mine" and claims["exp"] == j["expires_at"] and \
+            claims["exp"] - claims["iat"] == 2 * 86400
+    except (ValueError, KeyError, jwt.PyJWTError) as e:
+        ok, r.stderr = False, repr(e)
+    check("omsctl --json token: token, expires_at, --kid, --ttl 2d", ok, r.stdout + r.stderr)
 
     # --- PyJWT -> src/auth --------------------------------------------------------
     now = int(time.time())
@@ -178,9 +219,6 @@ def main():
         rc, out = c_verify(tok, "--keys", jwks)
         check("unknown kid refused (%s)" % alg, rc == 1 and out.startswith("fail -4"), out)
 
-    for f in os.listdir(tmp):
-        os.unlink(os.path.join(tmp, f))
-    os.rmdir(tmp)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 
