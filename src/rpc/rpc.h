@@ -129,6 +129,10 @@ int rpc_server_add_service(rpc_server *srv, const rpc_service_impl *impl);
  * "grpc.health.v1.Health"), for reflection and health. */
 size_t rpc_server_service_count(const rpc_server *srv);
 const char *rpc_server_service_name(const rpc_server *srv, size_t i);
+/* Calls cb(path, arg) for each registered method ("/package.Service/Method"),
+ * in no particular order (e.g. to check a policy covers them). */
+void rpc_server_each_method(const rpc_server *srv, void (*cb)(const char *path, void *arg),
+                            void *arg);
 
 /* The http2 stream handler that feeds this server: pass it with the server as
  * handler_data in http2_server_config. */

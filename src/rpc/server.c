@@ -143,6 +143,14 @@ const char *rpc_server_service_name(const rpc_server *srv, size_t i)
     return i < srv->nservices ? srv->services[i] : NULL;
 }
 
+void rpc_server_each_method(const rpc_server *srv, void (*cb)(const char *path, void *arg),
+                            void *arg)
+{
+    for (size_t i = 0; i < srv->cap; i++)
+        if (srv->methods[i].path)
+            cb(srv->methods[i].path, arg);
+}
+
 size_t rpc_server_active_calls(const rpc_server *srv)
 {
     return atomic_load(&srv->active_calls);
