@@ -102,4 +102,21 @@ authz_decision authz_check(const authz_policy *p, const char *path, const rpc_pr
 size_t authz_policy_uncovered(const authz_policy *p, const rpc_server *srv,
                               void (*cb)(const char *path, void *arg), void *arg);
 
+/* Adds the authorization interceptor for policy p (borrowed: it must outlive
+ * srv; read-only, so one policy serves every worker's server) to srv's chain.
+ * Register it after the authentication interceptor, whose principal it
+ * reads; register neither while auth is off (then every call is allowed, as
+ * before). Per call:
+ *  - a public method goes on, with nothing attached;
+ *  - no principal: rejected UNAUTHENTICATED "authentication required";
+ *  - a principal without any scope the method accepts, or a method no rule
+ *    covers (unknown paths included): rejected PERMISSION_DENIED "missing
+ *    scope orders:write" / "method not covered by the authorization policy";
+ *  - allowed: goes on. A CERT principal is replaced by its narrowed form
+ *    (authz_cert_principal; its customer_id kept), so handlers see the
+ *    scopes the policy gives it. (The rejection is a Trailers-Only answer;
+ *    the handler never sees the call.)
+ * Returns rpc_server_add_interceptor()'s result: 0 or RPC_ENOMEM. */
+int authz_server_add(rpc_server *srv, const authz_policy *p);
+
 #endif
