@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "authz/authz.h"
+#include "base/alloc.h"
 
 static char err[512];
 
@@ -413,4 +414,31 @@ Test(authz_policy, cert_principal_narrowing)
     tok.subject = "spiffe://oms.local/service/orders";
     cr_assert_eq(authz_check(p, "/ord.O/Get", &tok, why, sizeof why), AUTHZ_ALLOWED);
     authz_policy_free(p);
+}
+
+/* Every allocation of a parse failing in turn: NULL with "out of memory",
+ * nothing leaked (the sanitizer build checks), never a half-built policy. */
+Test(authz_policy, allocation_failures)
+{
+    oms_alloc_count_on();
+    authz_policy *p = authz_policy_default(true, err, sizeof err);
+    uint64_t total = oms_alloc_counted();
+    cr_assert_not_null(p, "%s", err);
+    authz_policy_free(p);
+    cr_assert_gt(total, 10);
+    for (uint64_t n = 1; n <= total; n++) {
+        oms_alloc_fail_nth(n);
+        p = authz_policy_default(true, err, sizeof err);
+        bool failed = oms_alloc_failed();
+        oms_alloc_fail_nth(0);
+        if (failed) {
+            cr_assert_null(p, "allocation %llu failed, yet a policy came back",
+                           (unsigned long long)n);
+            cr_assert(strstr(err, "out of memory"), "allocation %llu: %s", (unsigned long long)n,
+                      err);
+        } else {
+            cr_assert_not_null(p, "%s", err);
+            authz_policy_free(p);
+        }
+    }
 }
