@@ -919,24 +919,104 @@ Test(rpc_interceptors, client_cancel_while_pending)
     teardown_all();
 }
 
+/* A raw HTTP/2 request with grpc-timeout whose client never cancels (the rpc
+ * client's own deadline timer would race the server's): only the server's
+ * deadline can end it. */
+typedef struct raw_call {
+    http2_client *cl;
+    http2_stream *s;
+    char status[8]; /* grpc-status of the answer */
+    bool closed, freed;
+} raw_call;
+
+static void raw_on_response(http2_stream *s, const http2_header *hd, size_t n)
+{
+    raw_call *r = http2_stream_data(s);
+    for (size_t i = 0; i < n; i++)
+        if (hd[i].namelen == 11 && memcmp(hd[i].name, "grpc-status", 11) == 0)
+            snprintf(r->status, sizeof r->status, "%.*s", (int)hd[i].valuelen, hd[i].value);
+}
+
+static void raw_on_data(http2_stream *s, const uint8_t *p, size_t n)
+{
+    (void)p;
+    http2_stream_consume(s, n);
+}
+
+static void raw_on_close(http2_stream *s, uint32_t err)
+{
+    (void)err;
+    raw_call *r = http2_stream_data(s);
+    r->closed = true;
+}
+
+static const http2_stream_handler raw_stream = {
+    .on_open = raw_on_response, .on_data = raw_on_data, .on_close = raw_on_close};
+
+#define RAW_HDR(n, v)                                                                              \
+    {                                                                                              \
+        n, sizeof(n) - 1, v, sizeof(v) - 1                                                         \
+    }
+
+static void raw_on_connected(http2_conn *conn)
+{
+    raw_call *r = http2_conn_data(conn);
+    http2_header hd[] = {
+        RAW_HDR(":method", "POST"),
+        RAW_HDR(":scheme", "http"),
+        RAW_HDR(":path", UNARY),
+        RAW_HDR(":authority", "localhost"),
+        RAW_HDR("content-type", "application/grpc"),
+        RAW_HDR("te", "trailers"),
+        RAW_HDR("grpc-timeout", "50m"),
+    };
+    r->s = http2_conn_request(conn, hd, sizeof hd / sizeof hd[0], &raw_stream, r);
+    cr_assert_not_null(r->s);
+}
+
+static void raw_on_conn_close(http2_conn *conn, const char *reason)
+{
+    (void)conn;
+    (void)reason;
+}
+
+static const http2_conn_handler raw_conn = {.on_connected = raw_on_connected,
+                                            .on_close = raw_on_conn_close};
+
+static void raw_freed(void *arg)
+{
+    ((raw_call *)arg)->freed = true;
+}
+
 Test(rpc_interceptors, deadline_while_pending)
 {
     setup_server(1);
     tics[0].act = ACT_PENDING;
-    open_channel(0);
-    ccall cc;
-    start_unary(&cc, 50);
+    raw_call r = {0};
+    char err[256];
+    http2_client_config hc;
+    http2_client_config_init(&hc);
+    hc.tls = 0;
+    cr_assert_eq(http2_client_new(&loop, &hc, &r.cl, err, sizeof err), 0, "%s", err);
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", http2_server_port(h2), &sa);
+    http2_conn *conn;
+    cr_assert_eq(
+        http2_client_connect(r.cl, (const struct sockaddr *)&sa, NULL, &raw_conn, &r, &conn), 0);
     run_until(&tics[0].ended);
     cr_expect_eq(tics[0].st.code, RPC_DEADLINE_EXCEEDED);
     cr_expect_str_eq(tics[0].end_msg, "deadline exceeded");
     cr_expect_geq(tics[0].st.duration_ns, 40000000ull);
-    run_until(&cc.done);
-    cr_expect_eq(cc.code, RPC_DEADLINE_EXCEEDED);
+    cr_expect_eq(tics[0].ends, 1);
+    run_until(&r.closed);
+    cr_expect_str_eq(r.status, "4", "DEADLINE_EXCEEDED, as a Trailers-Only answer");
     rpc_call *c = tics[0].pending;
-    cr_expect_eq(rpc_call_proceed(c), RPC_ECANCELLED);
+    cr_expect_eq(rpc_call_proceed(c), RPC_ECANCELLED, "late proceed: harmless");
     rpc_call_unref(c);
     cr_expect_eq(h.calls + h.frees + h.cancels, 0);
     cr_expect_eq(tics[0].ends, 1);
+    http2_client_free(r.cl, raw_freed, &r);
+    run_until(&r.freed);
     teardown_all();
 }
 
