@@ -87,6 +87,16 @@ static const command commands[] = {
     {"health", omsctl_cmd_health, "health [SERVICE]",
      "grpc.health.v1 Check of SERVICE (default: the whole server). Prints SERVING,\n"
      "NOT_SERVING, ...; exits 0 only when SERVING, 2 otherwise (3: unknown service)."},
+    {"token", omsctl_cmd_token,
+     "token --key FILE --sub NAME [--scope \"A B\"] [--customer ID] [--ttl 1h]\n"
+     "token ... [--alg RS256|ES256|EdDSA|HS256] [--iss X] [--aud Y] [--kid K]",
+     "Mint a development JWT locally (no server) and print it, for --token,\n"
+     "OMS_TOKEN or grpcurl -H \"authorization: Bearer TOKEN\". --key: a PEM private\n"
+     "key (RS256, ES256 or EdDSA, from the key type; certs/jwt-signing.pem from\n"
+     "scripts/certs.sh) or an HS256 secret file (not PEM, at least 32 bytes).\n"
+     "--ttl: seconds, or with s/m/h/d (default 1h). --customer: the customer_id\n"
+     "claim (the token acts for that customer only). The kid is the key's RFC 7638\n"
+     "thumbprint unless --kid is given (HS256: none). --json: {\"token\":...}."},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -153,5 +153,6 @@ int omsctl_cmd_health(omsctl *ctl, int argc, char **argv);
 int omsctl_cmd_import(omsctl *ctl, int argc, char **argv);
 int omsctl_cmd_watch(omsctl *ctl, int argc, char **argv);
 int omsctl_cmd_track(omsctl *ctl, int argc, char **argv);
+int omsctl_cmd_token(omsctl *ctl, int argc, char **argv); /* omsctl_token.c: no server */
 
 #endif
