@@ -1,0 +1,110 @@
+/* omsd_auth.c - omsd's auth set-up (omsd_auth.h). */
+#include "app/omsd_auth.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/log.h"
+
+static auth_keys *load_keys(const omsd_auth_opts *o, char *err, size_t n)
+{
+    auth_keys_config kc = {
+        .jwt_keys_file = o->jwt_keys,
+        .secret_file = o->jwt_secret_file,
+        .issuer = o->jwt_issuer,
+        .audience = o->jwt_audience,
+        .leeway_s = o->jwt_leeway,
+    };
+    return auth_keys_load(&kc, err, n);
+}
+
+int omsd_auth_open(omsd_auth *a, const omsd_auth_opts *o)
+{
+    memset(a, 0, sizeof *a);
+    a->opts = *o;
+    char err[512];
+    a->policy = o->policy_file
+                    ? authz_policy_load(o->policy_file, o->reflection_auth, err, sizeof err)
+                    : authz_policy_default(o->reflection_auth, err, sizeof err);
+    if (!a->policy) {
+        fprintf(stderr, "omsd: %s\n", err);
+        return -1;
+    }
+    bool tokens = o->jwt_keys || o->jwt_secret_file;
+    a->on = tokens || o->client_certs;
+    if (!a->on) {
+        if (o->jwt_issuer || o->jwt_audience)
+            OMS_WARN("--jwt-issuer/--jwt-audience have no effect without --jwt-keys or "
+                     "--jwt-secret-file");
+        OMS_WARN("authentication is off (no --jwt-keys, --jwt-secret-file or --client-ca): "
+                 "every call is allowed");
+        return 0;
+    }
+    if (tokens) {
+        auth_keys *k = load_keys(o, err, sizeof err);
+        if (!k) {
+            fprintf(stderr, "omsd: JWT keys: %s\n", err);
+            return -1;
+        }
+        OMS_INFO("bearer tokens: %zu public key(s)%s%s%s%s%s", auth_keys_count(k),
+                 auth_keys_has_secret(k) ? ", an HS256 secret" : "",
+                 o->jwt_issuer ? ", issuer " : "", o->jwt_issuer ? o->jwt_issuer : "",
+                 o->jwt_audience ? ", audience " : "", o->jwt_audience ? o->jwt_audience : "");
+        if (auth_keys_slot_init(&a->keys, k) != 0) {
+            auth_keys_unref(k);
+            fprintf(stderr, "omsd: out of memory\n");
+            return -1;
+        }
+        a->slot_on = true;
+    }
+    a->authn = (authn_config){
+        .keys = tokens ? &a->keys : NULL,
+        .policy = a->policy,
+        .certs = o->client_certs,
+    };
+    OMS_INFO("authorization: %s (%zu rules)", o->policy_file ? o->policy_file : "default policy",
+             authz_policy_rule_count(a->policy));
+    return 0;
+}
+
+static void log_uncovered(const char *path, void *arg)
+{
+    (void)arg;
+    OMS_WARN("authorization policy covers no rule for %s: every call of it is denied", path);
+}
+
+int omsd_auth_attach(omsd_auth *a, rpc_server *srv, bool log)
+{
+    if (!a->on)
+        return 0;
+    if (authn_server_add(srv, &a->authn) != 0 || authz_server_add(srv, a->policy) != 0) {
+        fprintf(stderr, "omsd: out of memory\n");
+        return -1;
+    }
+    if (log)
+        authz_policy_uncovered(a->policy, srv, log_uncovered, NULL);
+    return 0;
+}
+
+void omsd_auth_reload(omsd_auth *a)
+{
+    if (!a->slot_on)
+        return;
+    char err[512];
+    auth_keys *k = load_keys(&a->opts, err, sizeof err);
+    if (!k) {
+        OMS_WARN("SIGHUP: JWT keys not reloaded, keeping the old ones: %s", err);
+        return;
+    }
+    OMS_INFO("SIGHUP: JWT keys reloaded (%zu public key(s)%s)", auth_keys_count(k),
+             auth_keys_has_secret(k) ? ", an HS256 secret" : "");
+    auth_keys_slot_set(&a->keys, k);
+}
+
+void omsd_auth_close(omsd_auth *a)
+{
+    if (a->slot_on)
+        auth_keys_slot_dispose(&a->keys);
+    authz_policy_free(a->policy);
+    memset(a, 0, sizeof *a);
+}
