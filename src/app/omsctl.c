@@ -1,6 +1,7 @@
 /* omsctl - the command-line client of oms.
  *
  *   omsctl [--target ADDR] [--ca FILE] [--h2c] [--server-name NAME] [--timeout SEC] [--json]
+ *          [--token TOKEN | --token-file FILE]
  *          COMMAND ...
  *
  * Global flags, defaults (OMS_TARGET / OMS_CA, certs/ca.pem), the channel and
@@ -17,6 +18,7 @@
 
 #include "app/omsctl.h"
 #include "base/cli.h"
+#include "base/cli_token.h"
 #include "base/log.h"
 
 #ifndef OMS_DEFAULT_CA_FILE
@@ -111,6 +113,10 @@ static const char global_help[] =
     "                      else the system's roots)\n"
     "  --h2c               plaintext HTTP/2 instead of TLS\n"
     "  --server-name NAME  TLS server name (SNI and certificate check; default: the host)\n"
+    "  --token TOKEN       bearer token: every call carries 'authorization: Bearer\n"
+    "                      TOKEN' (default $OMS_TOKEN; visible in ps: prefer\n"
+    "                      --token-file or $OMS_TOKEN)\n"
+    "  --token-file FILE   read the token from FILE (surrounding whitespace ignored)\n"
     "  --timeout SEC       deadline per call, default 10 (0: none); import has none\n"
     "                      unless it is given; for watch and track it is how long to\n"
     "                      run before exiting 0\n"
@@ -305,8 +311,9 @@ int omsctl_parse_args(const char *cmd, int argc, char **argv, int first, const c
     return 0;
 }
 
-static const char *const global_flags[] = {"--target", "--ca",   "--server-name", "--timeout",
-                                           "--h2c",    "--json", "--help",        "--version"};
+static const char *const global_flags[] = {"--target", "--ca",         "--server-name", "--timeout",
+                                           "--token",  "--token-file", "--h2c",         "--json",
+                                           "--help",   "--version"};
 #define NGLOBAL (sizeof global_flags / sizeof global_flags[0])
 
 int omsctl_unknown_option(const char *cmd, const char *arg, const char *const *names, size_t n)
@@ -336,7 +343,8 @@ bool omsctl_global_flag(omsctl *ctl, int argc, char **argv, int *i, int *rc)
         ctl->json = true;
         return true;
     }
-    const char *names[] = {"--target", "--ca", "--server-name", "--timeout"};
+    const char *names[] = {"--target",  "--ca",    "--server-name",
+                           "--timeout", "--token", "--token-file"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
         if (!omsctl_opt(argc, argv, i, names[k], &v, &missing))
             continue;
@@ -357,6 +365,12 @@ bool omsctl_global_flag(omsctl *ctl, int argc, char **argv, int *i, int *rc)
             break;
         case 2:
             ctl->server_name = v;
+            break;
+        case 4:
+            ctl->token = v;
+            break;
+        case 5:
+            ctl->token_file = v;
             break;
         default: {
             char *end;
@@ -395,7 +409,14 @@ int omsctl_connect(omsctl *ctl)
     }
     if (ctl->timeout_set && ctl->timeout_s > 0 && ctl->timeout_s * 1000 < 20000)
         cfg.connect_timeout_ms = (uint64_t)(ctl->timeout_s * 1000);
+    char *token; /* call credentials: the channel keeps a copy */
+    if (oms_cli_token(ctl->token, ctl->token_file, &token, err, sizeof err) != 0) {
+        fprintf(stderr, "omsctl: %s\n", err);
+        return OMSCTL_EXIT_USAGE;
+    }
+    cfg.token = token;
     ctl->chan = rpc_channel_new(&ctl->loop, &cfg, err, sizeof err);
+    free(token);
     if (!ctl->chan) {
         fprintf(stderr, "omsctl: %s\n", err);
         return OMSCTL_EXIT_USAGE;

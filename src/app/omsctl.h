@@ -39,8 +39,10 @@ typedef struct omsctl {
     const char *server_name;
     bool h2c;
     bool json;
-    double timeout_s; /* --timeout; 0 with timeout_set: no deadline */
-    bool timeout_set; /* --timeout given (streams use it only then) */
+    const char *token;      /* --token */
+    const char *token_file; /* --token-file */
+    double timeout_s;       /* --timeout; 0 with timeout_set: no deadline */
+    bool timeout_set;       /* --timeout given (streams use it only then) */
     uv_loop_t loop;
     rpc_channel *chan; /* made by omsctl_connect() */
     bool fast_backoff; /* watch: reconnect quickly (set before omsctl_connect) */

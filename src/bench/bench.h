@@ -47,6 +47,7 @@ typedef struct bench_config {
     bool h2c;                /* cleartext instead of TLS */
     const char *ca_file;     /* TLS roots; NULL: the system's */
     const char *server_name; /* SNI, certificate name and :authority */
+    const char *token;       /* bearer token (call credentials); NULL: none */
     bench_call_type call;
     unsigned connections; /* rpc_channels, one connection each */
     unsigned concurrency; /* operations in flight, over all connections */

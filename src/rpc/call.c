@@ -152,6 +152,12 @@ static void end_call(rpc_call *c, rpc_status code, const char *message)
 {
     c->done = true;
     c->end_code = code;
+    if (c->stream && c->inbox.len) {
+        /* Input held back (paused, blocked, or interceptors deciding) will
+         * never be read: give the peer its flow-control credit back now. */
+        http2_stream_consume(c->stream, c->inbox.len);
+        c->inbox.len = 0;
+    }
     if (c->ics) { /* copied: on_end may come after the caller's buffer is gone */
         c->end_message = message ? rpc__arena_strndup(&c->arena, message, strlen(message)) : NULL;
         c->end_ns = uv_hrtime();

@@ -63,7 +63,7 @@ void rpc__call_ic_end(rpc_call *c)
 {
     if (c->ic_ended || !c->done)
         return;
-    if (c->ic_mode == RPC_IC_IN_START) {
+    if (c->ic_mode == RPC_IC_IN_START || c->ic_mode == RPC_IC_PROCEEDED) {
         c->ic_end_due = true;
         return;
     }
