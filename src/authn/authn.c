@@ -2,6 +2,7 @@
 #include "authn/authn.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "base/log.h"
@@ -61,7 +62,17 @@ static rpc_intercept_action on_start(rpc_call *c, void *data, void **state)
     if (authz_check(cfg->policy, rpc_call_path(c), NULL, NULL, 0) == AUTHZ_PUBLIC)
         return RPC_INTERCEPT_CONTINUE;
     size_t len;
-    const uint8_t *v = rpc_metadata_get(rpc_call_metadata(c), "authorization", &len);
+    const rpc_metadata *md = rpc_call_metadata(c);
+    const uint8_t *v = rpc_metadata_get(md, "authorization", &len);
+    size_t n = 0;
+    for (size_t i = 0; v && i < md->count; i++)
+        n += strcmp(md->items[i].key, "authorization") == 0;
+    if (n > 1) {
+        /* Two credentials are ambiguous (a proxy may check one, we the
+         * other): refused, whichever comes first. */
+        rpc_call_reject(c, RPC_UNAUTHENTICATED, "more than one authorization header");
+        return RPC_INTERCEPT_CONTINUE;
+    }
     if (v) {
         from_token(c, cfg, v, len);
         return RPC_INTERCEPT_CONTINUE; /* ignored when it rejected */
