@@ -238,6 +238,7 @@ class World:
         self.api = oi.Api(env.stubs, server.channel())
         self.a = self.api
         self.cpb, self.ipb, self.opb = self.a.cpb, self.a.ipb, self.a.opb
+        self.seen = []  # tokens sent (the log must hold none of them)
         self.admin = bearer(tokens.make(
             "orders:admin inventory:read inventory:write customers:read customers:write")) \
             if auth else []
@@ -610,6 +611,8 @@ def credential(w, m, col, alg):
 
 def run_cell(w, m, col, alg, reject):
     tok = credential(w, m, col, alg)
+    if tok is not None:
+        w.seen.append(tok)
     md = bearer(tok) if tok is not None else []
     w.last_target = None
     code, det, res = w.outcome(lambda: m.call(w, md, col))
@@ -663,6 +666,19 @@ def run_matrix(env, w, tr, methods, cols, reject):
             print("# %-18s %s" % (name, " ".join("%-6s" % x for x in row)))
 
 
+def log_holds_no_token(w):
+    """After the server stopped: its log (at debug level) holds no 20-char slice
+    of any token the test sent."""
+    log = w.server.log_text()
+    check("bearer token refused" in log, "no debug line about refused tokens in the log")
+    toks = set(t for t in w.seen if len(t) >= 20)
+    grams = {log[i:i + 20] for i in range(len(log) - 19)}
+    for t in toks:
+        if any(t[i:i + 20] in grams for i in range(len(t) - 19)):
+            raise Failure("the log holds a slice of the token %s..." % t[:12])
+    print("# %d distinct tokens, none in the %d-byte log" % (len(toks), len(log)), flush=True)
+
+
 def guard_untouched(w):
     o = w.order(w.guard)
     eq((o.status, o.version), (w.opb.ORDER_STATUS_PENDING, 1),
@@ -675,6 +691,7 @@ def guard_untouched(w):
 def probe(w, tok, md=None):
     """GetProduct with the token: (code, details)."""
     md = md if md is not None else (bearer(tok) if tok is not None else [])
+    w.seen += [v.split(" ", 1)[-1] for k, v in md if k == "authorization"]
     code, det, _ = w.outcome(lambda: w.a.inv.GetProduct(w.ipb.GetProductRequest(sku=w.sku),
                                                         metadata=md, timeout=T))
     if tok and code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
@@ -1111,7 +1128,7 @@ def main():
         # --- the matrix server (h2c, JWKS + HS256 secret, issuer, audience)
         srv = env.server(h2c=True, name="omsd-matrix", extra_args=[
             "--jwt-keys", jwks_path, "--jwt-secret-file", secret_path,
-            "--jwt-issuer", ISS, "--jwt-audience", AUD])
+            "--jwt-issuer", ISS, "--jwt-audience", AUD, "--log-level", "debug"])
         tk = Tokens(keys, {"RS256": "rsa-1", "ES256": "ec-1", "EdDSA": "ed-1", "HS256": None},
                     secret)
         w = World(env, srv, tk, "matrix")
@@ -1143,6 +1160,7 @@ def main():
         suite.run("hostile.server_healthy", hostile_healthy, w)
         w.close()
         suite.stop_server(srv)
+        suite.run("matrix.h2c.log_holds_no_token", log_holds_no_token, w)
 
         # --- TLS, PEM keys, leeway 0, --reflection-auth, no secret/iss/aud
         srv = env.server(h2c=False, name="omsd-pem-tls", extra_args=[
