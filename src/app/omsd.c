@@ -27,6 +27,7 @@
 #include <uv.h>
 
 #include "base/cli.h"
+#include "app/omsd_auth.h"
 #include "app/services.h"
 #include "base/log.h"
 #include "http2/http2.h"
@@ -61,6 +62,7 @@ typedef struct options {
     bool bench_only;
     orders_config orders;
     omsd_authz authz; /* --authz-policy, --reflection-auth */
+    omsd_auth_opts auth;
 } options;
 
 static void usage(FILE *f)
@@ -143,6 +145,17 @@ static void usage(FILE *f)
                "                         24h; 0 = forever); older keys are forgotten\n"
                "  --no-demo-data         do not seed an empty store with the demo catalog\n"
                "  --bench-only           serve OrderBench (and health, reflection) only\n"
+               "Authentication and authorization (on with --jwt-keys, --jwt-secret-file or\n"
+               "--client-ca; otherwise every call is allowed, with a warning at start):\n"
+               "  --jwt-keys FILE        bearer tokens signed with these public keys (PEM\n"
+               "                         keys or certificates, or a JWKS file; RS256, ES256,\n"
+               "                         EdDSA)\n"
+               "  --jwt-secret-file FILE  bearer tokens signed HS256 with this secret (>= 32\n"
+               "                         bytes)\n"
+               "  --jwt-issuer ISS       tokens must carry this \"iss\"\n"
+               "  --jwt-audience AUD     tokens' \"aud\" must contain this\n"
+               "  --jwt-leeway SECONDS   clock skew allowed on exp/nbf/iat (default 30)\n"
+               "  SIGHUP reloads the keys (and certificates); a bad file keeps the old ones.\n"
                "  --authz-policy FILE    the authorization policy (method scopes, mTLS principals'\n"
                "                         scopes) replacing the built-in one; format in\n"
                "                         docs/AUTHZ-POLICY.md: 'method /pkg.Svc/Method SCOPE...',\n"
@@ -301,6 +314,11 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_KA_PERMIT,
         OPT_SEND_BUDGET,
         OPT_PROC_BUDGET,
+        OPT_JWT_KEYS,
+        OPT_JWT_SECRET,
+        OPT_JWT_ISSUER,
+        OPT_JWT_AUDIENCE,
+        OPT_JWT_LEEWAY,
         OPT_AUTHZ_POLICY,
         OPT_REFLECTION_AUTH
     };
@@ -316,6 +334,12 @@ static int parse_args(int argc, char **argv, options *o)
         {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
         {"conn-send-budget", required_argument, NULL, OPT_SEND_BUDGET},
         {"send-budget", required_argument, NULL, OPT_PROC_BUDGET},
+        {"jwt-keys", required_argument, NULL, OPT_JWT_KEYS},
+        {"jwt-secret-file", required_argument, NULL, OPT_JWT_SECRET},
+        {"jwt-issuer", required_argument, NULL, OPT_JWT_ISSUER},
+        {"jwt-audience", required_argument, NULL, OPT_JWT_AUDIENCE},
+        {"jwt-leeway", required_argument, NULL, OPT_JWT_LEEWAY},
+
         {"max-connection-idle", required_argument, NULL, OPT_CONN_IDLE},
         {"max-connection-age", required_argument, NULL, OPT_CONN_AGE},
         {"max-connection-age-grace", required_argument, NULL, OPT_CONN_AGE_GRACE},
@@ -392,6 +416,27 @@ static int parse_args(int argc, char **argv, options *o)
                 return -1;
             }
             break;
+        case OPT_JWT_KEYS:
+            o->auth.jwt_keys = optarg;
+            break;
+        case OPT_JWT_SECRET:
+            o->auth.jwt_secret_file = optarg;
+            break;
+        case OPT_JWT_ISSUER:
+            o->auth.jwt_issuer = optarg;
+            break;
+        case OPT_JWT_AUDIENCE:
+            o->auth.jwt_audience = optarg;
+            break;
+        case OPT_JWT_LEEWAY: {
+            uint64_t v;
+            if (parse_u64(optarg, 0, 86400, &v) != 0) {
+                fprintf(stderr, "omsd: --jwt-leeway wants 0..86400 seconds, got '%s'\n", optarg);
+                return -1;
+            }
+            o->auth.jwt_leeway = (int)v;
+            break;
+        }
         case OPT_PROC_BUDGET:
             if (parse_u64(optarg, 0, 1ull << 44, &o->send_budget) != 0) {
                 fprintf(stderr, "omsd: --send-budget wants 0..%llu bytes, got '%s'\n", 1ull << 44,
@@ -588,6 +633,8 @@ typedef struct app {
     int nworkers;
     atomic_int ndrained;
     orders *orders; /* NULL with --bench-only */
+    omsd_auth auth;
+    uv_signal_t sighup;
     http2_conn_limit *conn_limit;
     http2_send_budget *send_budget;
     double grace;
@@ -655,12 +702,22 @@ static void on_all_drained(uv_async_t *h)
     uv_close((uv_handle_t *)&a->sigint, on_closed_noop);
     uv_close((uv_handle_t *)&a->sigterm, on_closed_noop);
     uv_close((uv_handle_t *)&a->sigusr1, on_closed_noop);
+    uv_close((uv_handle_t *)&a->sighup, on_closed_noop);
     uv_close((uv_handle_t *)&a->drained, on_closed_noop);
     /* Closing the handles restored the default actions: a late signal must
      * not turn the clean exit into a kill. */
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
     signal(SIGUSR1, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+}
+
+/* SIGHUP: reload what may change under a running server (keys). */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    app *a = h->data;
+    omsd_auth_reload(&a->auth);
 }
 
 static void on_sigusr1(uv_signal_t *h, int signum)
@@ -776,6 +833,7 @@ int main(int argc, char **argv)
         .keepalive_timeout = 20,
         .keepalive_min_time = 300,
         .log_level = OMS_LOG_INFO,
+        .auth = {.jwt_leeway = -1},
     };
     unsigned cores = uv_available_parallelism();
     o.workers = cores < 1 ? 1 : cores > 64 ? 64 : cores;
@@ -799,6 +857,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "omsd: cannot set up services (out of memory)\n");
         goto out;
     }
+    o.auth.policy = o.authz.policy;
+    if (omsd_auth_open(&a.auth, &o.auth) != 0)
+        goto out;
     http2_server_config hcfg;
     http2_server_config_init(&hcfg);
     hcfg.host = o.host;
@@ -848,13 +909,17 @@ int main(int argc, char **argv)
         }
     }
     for (int i = 0; i < a.nworkers; i++)
-        if (worker_serve(&a.workers[i], interop, bench) != 0)
+        if (worker_serve(&a.workers[i], interop, bench) != 0 ||
+            omsd_auth_attach(&a.auth, &o.authz, a.workers[i].rpc) != 0)
             goto out;
     omsd_authz_log_uncovered(&o.authz, a.workers[0].rpc);
 
     uv_signal_init(a.loop, &a.sigint);
     uv_signal_init(a.loop, &a.sigterm);
     uv_signal_init(a.loop, &a.sigusr1);
+    uv_signal_init(a.loop, &a.sighup);
+    a.sighup.data = &a;
+    uv_signal_start(&a.sighup, on_sighup, SIGHUP);
     uv_async_init(a.loop, &a.drained, on_all_drained);
     a.sigint.data = a.sigterm.data = a.sigusr1.data = a.drained.data = &a;
     uv_signal_start(&a.sigint, on_signal, SIGINT);
@@ -889,6 +954,7 @@ out:
     http2_conn_limit_free(a.conn_limit);
     http2_send_budget_free(a.send_budget);
     orders_close(a.orders);
+    omsd_auth_close(&a.auth);
     uv_loop_close(a.loop);
     bench_service_free(bench);
     interop_service_free(interop);
