@@ -146,6 +146,11 @@ static bool id_ok(rpc_call *c, const char *id)
 
 static void on_create_customer(rpc_call *c, const Oms__V1__CreateCustomerRequest *req)
 {
+    if (orders__call_owner(c)) {
+        rpc_call_finish(c, RPC_PERMISSION_DENIED,
+                        "a token bound to a customer cannot create customers");
+        return;
+    }
     char why[160];
     size_t nlen = strlen(req->name);
     if (!orders__check_name("name", req->name, STORE_NAME_MAX, why, sizeof why) ||
@@ -200,6 +205,20 @@ static void on_set_customer_status(rpc_call *c, const Oms__V1__SetCustomerStatus
     if (req->status != OMS__V1__CUSTOMER_STATUS__CUSTOMER_STATUS_ACTIVE &&
         req->status != OMS__V1__CUSTOMER_STATUS__CUSTOMER_STATUS_SUSPENDED) {
         orders__fail(c, RPC_INVALID_ARGUMENT, "status: must be ACTIVE or SUSPENDED", NULL);
+        return;
+    }
+    /* A customer-bound caller changes no status: not its own (a suspended
+     * customer must not lift its suspension), and another customer's is
+     * answered as the store answers a missing one. */
+    if (orders__call_owner(c)) {
+        if (!orders__owner_ok(c, req->id)) {
+            char msg[64];
+            snprintf(msg, sizeof msg, "customer %s not found", req->id);
+            rpc_call_finish(c, RPC_NOT_FOUND, msg);
+        } else {
+            rpc_call_finish(c, RPC_PERMISSION_DENIED,
+                            "a token bound to a customer cannot change customer status");
+        }
         return;
     }
     orders_loop *ol = call_loop(c);

@@ -310,6 +310,14 @@ def _c_create(w, md, col):
         name="M " + uniq("n"), email=uniq("m") + "@example.com"), metadata=md, timeout=T)
 
 
+def _v_c_create(w, col, code, det, res):
+    # a token bound to a customer creates no customers
+    if col in ("other_customer", "own_customer"):
+        eq(code, "PERMISSION_DENIED", "CreateCustomer with a customer's token (%s)" % det)
+        return
+    _needs_ok(w, col, code, det, res)
+
+
 def _c_get(w, md, col):
     return w.a.cust.GetCustomer(w.cpb.GetCustomerRequest(id=w.c1), metadata=md, timeout=T)
 
@@ -342,6 +350,20 @@ def _v_c_list(w, col, code, det, res):
 def _c_status(w, md, col):
     return w.a.cust.SetCustomerStatus(w.cpb.SetCustomerStatusRequest(
         id=w.c1, status=w.cpb.CUSTOMER_STATUS_ACTIVE), metadata=md, timeout=T)
+
+
+def _v_c_status(w, col, code, det, res):
+    # a customer-bound token changes no status: another customer's is missing
+    # to it, its own is refused (a suspended customer must not lift it)
+    if col == "other_customer":
+        return _same_as_missing(
+            w, code, det, lambda: w.a.cust.SetCustomerStatus(w.cpb.SetCustomerStatusRequest(
+                id=w.missing_customer, status=w.cpb.CUSTOMER_STATUS_ACTIVE), metadata=w.admin,
+                timeout=T), w.c1, w.missing_customer, "SetCustomerStatus")
+    if col == "own_customer":
+        eq(code, "PERMISSION_DENIED", "SetCustomerStatus of its own record (%s)" % det)
+        return
+    _needs_ok(w, col, code, det, res)
 
 
 def _i_upsert(w, md, col):
@@ -507,14 +529,14 @@ def _v_o_track(w, col, code, det, res):
 
 
 METHODS = [
-    Method("CustomerService", "CreateCustomer", "customers:write", _c_create,
-           near_miss="customers:read"),
+    Method("CustomerService", "CreateCustomer", "customers:write", _c_create, _v_c_create,
+           owned=True, near_miss="customers:read"),
     Method("CustomerService", "GetCustomer", "customers:read", _c_get, _v_c_get, owned=True,
            near_miss="customers:write"),
     Method("CustomerService", "ListCustomers", "customers:read", _c_list, _v_c_list, owned=True,
            near_miss="customers:write orders:admin"),
-    Method("CustomerService", "SetCustomerStatus", "customers:write", _c_status,
-           near_miss="customers:read"),
+    Method("CustomerService", "SetCustomerStatus", "customers:write", _c_status, _v_c_status,
+           owned=True, near_miss="customers:read"),
     Method("InventoryService", "UpsertProduct", "inventory:write", _i_upsert,
            near_miss="inventory:read"),
     Method("InventoryService", "GetProduct", "inventory:read", _i_get,
@@ -624,7 +646,10 @@ def run_cell(w, m, col, alg, reject):
         check(needle in det, "message %r does not hold %r", det, needle)
     else:
         (m.verify or _needs_ok)(w, col, code, det, res)
-        check(code not in ("UNAUTHENTICATED", "PERMISSION_DENIED") or col == "other_customer",
+        # customer-bound tokens may be refused by ownership (the verifier
+        # decides); everything else the scope allows must pass
+        check(code not in ("UNAUTHENTICATED", "PERMISSION_DENIED") or
+              (m.verify and col in ("other_customer", "own_customer")),
               "%s answered %s %r", col, code, det)
     if tok is not None and code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
         check(not leaks(tok, det), "the message %r holds a slice of the token", det)
