@@ -10,7 +10,8 @@
  * every connection's streams (send windows, queued bytes, data provider and
  * on_writable state) and every order-event subscriber (cursor, ring head,
  * blocked/scheduled, its call's send state), with broken wake-up invariants
- * marked VIOLATION.
+ * marked VIOLATION. SIGHUP re-reads the TLS certificate, key and client CA
+ * (reload_credentials()) for new connections; open ones keep theirs.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -44,6 +45,10 @@ typedef struct options {
     int h2c;
     const char *cert;
     const char *key;
+    const char *client_ca; /* --client-ca */
+    int client_auth;       /* --client-auth: -1 unset, else http2_client_auth */
+    int tls_min_version;   /* 12 or 13 */
+    bool test_services;    /* --test-services on|off */
     uint64_t max_recv_msg;
     uint64_t max_streams;
     uint64_t max_header_list;
@@ -74,6 +79,16 @@ static void usage(FILE *f)
                "  --h2c                  serve cleartext HTTP/2 (prior knowledge) instead of TLS\n"
                "  --tls-cert FILE        server certificate chain, PEM (default certs/server.pem)\n"
                "  --tls-key FILE         server private key, PEM (default certs/server.key)\n"
+               "  --client-ca FILE       CA (PEM) for client certificates (mTLS); alone it\n"
+               "                         means --client-auth require\n"
+               "  --client-auth MODE     require or optional: whether a client without a\n"
+               "                         certificate fails the handshake (needs --client-ca)\n"
+               "  --tls-min-version V    1.2 (default) or 1.3\n"
+               "                         SIGHUP re-reads the certificate, key and client CA\n"
+               "                         for new connections (open ones are kept)\n"
+               "  --test-services on|off  serve grpc.testing.TestService and\n"
+               "                         oms.bench.v1.OrderBench (default on; turn off in\n"
+               "                         production)\n"
                "  --max-recv-msg BYTES   largest request message accepted, after\n"
                "                         decompression (default 4194304); larger ones get\n"
                "                         RESOURCE_EXHAUSTED\n"
@@ -127,6 +142,8 @@ static void usage(FILE *f)
                "                         this process does not host it (host:port[,host:port])\n"
                "  --customers-target ADDR  the same for CustomerService\n"
                "  --peer-ca FILE         CA for those peers (default certs/ca.pem if present)\n"
+               "  --peer-cert FILE       client certificate for calls to those peers (mTLS)\n"
+               "  --peer-key FILE        its private key (both or neither)\n"
                "  --peer-server-name NAME  TLS name the peers' certificates must carry\n"
                "                         (default: the target's host)\n"
                "  --peer-h2c             call the peers over cleartext HTTP/2\n"
@@ -289,13 +306,25 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_KA_MIN_TIME,
         OPT_KA_PERMIT,
         OPT_SEND_BUDGET,
-        OPT_PROC_BUDGET
+        OPT_PROC_BUDGET,
+        OPT_CLIENT_CA,
+        OPT_CLIENT_AUTH,
+        OPT_TLS_MIN,
+        OPT_TEST_SERVICES,
+        OPT_PEER_CERT,
+        OPT_PEER_KEY
     };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"h2c", no_argument, NULL, OPT_H2C},
         {"tls-cert", required_argument, NULL, OPT_CERT},
         {"tls-key", required_argument, NULL, OPT_KEY},
+        {"client-ca", required_argument, NULL, OPT_CLIENT_CA},
+        {"client-auth", required_argument, NULL, OPT_CLIENT_AUTH},
+        {"tls-min-version", required_argument, NULL, OPT_TLS_MIN},
+        {"test-services", required_argument, NULL, OPT_TEST_SERVICES},
+        {"peer-cert", required_argument, NULL, OPT_PEER_CERT},
+        {"peer-key", required_argument, NULL, OPT_PEER_KEY},
         {"max-recv-msg", required_argument, NULL, OPT_MAXRECV},
         {"max-streams", required_argument, NULL, OPT_STREAMS},
         {"max-header-list", required_argument, NULL, OPT_HDRS},
@@ -349,6 +378,38 @@ static int parse_args(int argc, char **argv, options *o)
             break;
         case OPT_KEY:
             o->key = optarg;
+            break;
+        case OPT_CLIENT_CA:
+            o->client_ca = optarg;
+            break;
+        case OPT_CLIENT_AUTH:
+            if (strcmp(optarg, "require") != 0 && strcmp(optarg, "optional") != 0) {
+                fprintf(stderr, "omsd: --client-auth wants require or optional, got '%s'\n",
+                        optarg);
+                return -1;
+            }
+            o->client_auth =
+                optarg[0] == 'r' ? HTTP2_CLIENT_AUTH_REQUIRE : HTTP2_CLIENT_AUTH_OPTIONAL;
+            break;
+        case OPT_TLS_MIN:
+            if (strcmp(optarg, "1.2") != 0 && strcmp(optarg, "1.3") != 0) {
+                fprintf(stderr, "omsd: --tls-min-version wants 1.2 or 1.3, got '%s'\n", optarg);
+                return -1;
+            }
+            o->tls_min_version = optarg[2] == '3' ? 13 : 12;
+            break;
+        case OPT_TEST_SERVICES:
+            if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0) {
+                fprintf(stderr, "omsd: --test-services wants on or off, got '%s'\n", optarg);
+                return -1;
+            }
+            o->test_services = strcmp(optarg, "on") == 0;
+            break;
+        case OPT_PEER_CERT:
+            o->orders.peer_cert_file = optarg;
+            break;
+        case OPT_PEER_KEY:
+            o->orders.peer_key_file = optarg;
             break;
         case OPT_MAXRECV:
             if (parse_u64(optarg, 1, INT32_MAX, &o->max_recv_msg) != 0) {
@@ -518,6 +579,21 @@ static int parse_args(int argc, char **argv, options *o)
         fprintf(stderr, "omsd: unexpected argument '%s' (see --help)\n", argv[optind]);
         return -1;
     }
+    if (o->client_auth >= 0 && !o->client_ca) {
+        fprintf(stderr, "omsd: --client-auth needs --client-ca FILE (the CA that signs the "
+                        "client certificates)\n");
+        return -1;
+    }
+    if (o->client_ca && o->client_auth < 0)
+        o->client_auth = HTTP2_CLIENT_AUTH_REQUIRE;
+    if (o->client_ca && o->h2c) {
+        fprintf(stderr, "omsd: --client-ca needs TLS (not --h2c)\n");
+        return -1;
+    }
+    if (!o->orders.peer_cert_file != !o->orders.peer_key_file) {
+        fprintf(stderr, "omsd: --peer-cert and --peer-key go together\n");
+        return -1;
+    }
     return 0;
 }
 
@@ -561,7 +637,7 @@ typedef struct worker {
 
 typedef struct app {
     uv_loop_t *loop; /* the main thread's: signals only */
-    uv_signal_t sigint, sigterm, sigusr1;
+    uv_signal_t sigint, sigterm, sigusr1, sighup;
     uv_async_t drained; /* worker -> main: one more worker is done */
     worker *workers;
     int nworkers;
@@ -569,6 +645,8 @@ typedef struct app {
     orders *orders; /* NULL with --bench-only */
     http2_conn_limit *conn_limit;
     http2_send_budget *send_budget;
+    http2_tls *tls; /* the workers' shared TLS context, NULL with --h2c */
+    bool test_services;
     double grace;
     int signals;
 } app;
@@ -634,12 +712,35 @@ static void on_all_drained(uv_async_t *h)
     uv_close((uv_handle_t *)&a->sigint, on_closed_noop);
     uv_close((uv_handle_t *)&a->sigterm, on_closed_noop);
     uv_close((uv_handle_t *)&a->sigusr1, on_closed_noop);
+    uv_close((uv_handle_t *)&a->sighup, on_closed_noop);
     uv_close((uv_handle_t *)&a->drained, on_closed_noop);
     /* Closing the handles restored the default actions: a late signal must
      * not turn the clean exit into a kill. */
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
     signal(SIGUSR1, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+}
+
+/* SIGHUP: re-reads credentials from their files. Each part keeps what it
+ * had when its files are bad, and says why. New connections get the new TLS
+ * context; open ones keep theirs. Add further reloadable credentials here. */
+static void reload_credentials(app *a)
+{
+    char err[512];
+    if (a->tls) {
+        if (http2_tls_reload(a->tls, err, sizeof err) == 0)
+            OMS_INFO("reload: TLS certificate, key and client CA re-read");
+        else
+            OMS_ERROR("reload: keeping the previous TLS context: %s", err);
+    }
+}
+
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    OMS_INFO("SIGHUP: reloading credentials");
+    reload_credentials(h->data);
 }
 
 static void on_sigusr1(uv_signal_t *h, int signum)
@@ -685,9 +786,6 @@ static int worker_listen(worker *w, const options *o, http2_server_config *hcfg)
     hcfg->handler_data = w->rpc;
     if (http2_server_new(&w->loop, hcfg, &w->h2, err, sizeof err) != 0) {
         fprintf(stderr, "omsd: %s\n", err);
-        if (!o->h2c && (strstr(err, "certificate") || strstr(err, "key")))
-            fprintf(stderr, "omsd: create dev certificates with 'make certs' "
-                            "(scripts/certs.sh), or pass --tls-cert/--tls-key, or --h2c\n");
         return -1;
     }
     uv_async_init(&w->loop, &w->stop, on_worker_stop);
@@ -701,8 +799,9 @@ static int worker_listen(worker *w, const options *o, http2_server_config *hcfg)
  * Returns 0, or -1 with a message printed. */
 static int worker_serve(worker *w, interop_service *interop, bench_service *bench)
 {
-    if (rpc_server_add_service(w->rpc, interop_test_service(interop)) != 0 ||
-        rpc_server_add_service(w->rpc, bench_service_impl(bench)) != 0 ||
+    if ((w->app->test_services &&
+         (rpc_server_add_service(w->rpc, interop_test_service(interop)) != 0 ||
+          rpc_server_add_service(w->rpc, bench_service_impl(bench)) != 0)) ||
         rpc_server_add_service(w->rpc, rpc_health_impl(w->health)) != 0 ||
         rpc_reflection_register(w->rpc, w->refl) != 0 ||
         (w->app->orders && orders_register(w->app->orders, w->rpc) != 0)) {
@@ -743,6 +842,9 @@ int main(int argc, char **argv)
         .port = 50051,
         .cert = "certs/server.pem",
         .key = "certs/server.key",
+        .client_auth = -1,
+        .tls_min_version = 12,
+        .test_services = true,
         .max_recv_msg = 4u << 20,
         .max_streams = 1000,
         .max_header_list = 16u << 10,
@@ -767,7 +869,14 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     int rc = 1;
-    app a = {.loop = uv_default_loop(), .grace = o.grace, .nworkers = (int)o.workers};
+    if (o.bench_only && !o.test_services) {
+        fprintf(stderr, "omsd: --bench-only serves OrderBench: not with --test-services off\n");
+        return 2;
+    }
+    app a = {.loop = uv_default_loop(),
+             .grace = o.grace,
+             .nworkers = (int)o.workers,
+             .test_services = o.test_services};
     atomic_init(&a.ndrained, 0);
     interop_service *interop = interop_service_new();
     bench_service *bench = bench_service_new();
@@ -783,6 +892,20 @@ int main(int argc, char **argv)
     hcfg.tls = !o.h2c;
     hcfg.cert_file = o.cert;
     hcfg.key_file = o.key;
+    hcfg.client_ca_file = o.client_ca;
+    hcfg.client_auth = o.client_ca ? (http2_client_auth)o.client_auth : HTTP2_CLIENT_AUTH_OFF;
+    hcfg.tls_min_version = o.tls_min_version;
+    if (!o.h2c) { /* one context for every worker, so that SIGHUP swaps it once */
+        char err[512];
+        if (!(a.tls = http2_tls_new(&hcfg, err, sizeof err))) {
+            fprintf(stderr, "omsd: %s\n", err);
+            if (strstr(err, "certificate") || strstr(err, "key"))
+                fprintf(stderr, "omsd: create dev certificates with 'make certs' "
+                                "(scripts/certs.sh), or pass --tls-cert/--tls-key, or --h2c\n");
+            goto out;
+        }
+        hcfg.tls_ctx = a.tls;
+    }
     hcfg.max_concurrent_streams = (uint32_t)o.max_streams;
     hcfg.max_header_list = (uint32_t)o.max_header_list;
     hcfg.handshake_timeout_ms = (uint64_t)(o.handshake_timeout * 1000);
@@ -831,11 +954,13 @@ int main(int argc, char **argv)
     uv_signal_init(a.loop, &a.sigint);
     uv_signal_init(a.loop, &a.sigterm);
     uv_signal_init(a.loop, &a.sigusr1);
+    uv_signal_init(a.loop, &a.sighup);
     uv_async_init(a.loop, &a.drained, on_all_drained);
-    a.sigint.data = a.sigterm.data = a.sigusr1.data = a.drained.data = &a;
+    a.sigint.data = a.sigterm.data = a.sigusr1.data = a.sighup.data = a.drained.data = &a;
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
     uv_signal_start(&a.sigusr1, on_sigusr1, SIGUSR1);
+    uv_signal_start(&a.sighup, on_sighup, SIGHUP);
 
     for (int i = 0; i < a.nworkers; i++) {
         worker *w = &a.workers[i];
@@ -864,6 +989,7 @@ out:
     free(a.workers);
     http2_conn_limit_free(a.conn_limit);
     http2_send_budget_free(a.send_budget);
+    http2_tls_free(a.tls);
     orders_close(a.orders);
     uv_loop_close(a.loop);
     bench_service_free(bench);
