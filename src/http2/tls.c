@@ -181,6 +181,13 @@ int http2__tls_feed(http2_conn *c, const uint8_t *p, size_t n)
             return 0;
         if (e == SSL_ERROR_ZERO_RETURN)
             return -1; /* close_notify */
+        unsigned long code = ERR_peek_error();
+        if (e == SSL_ERROR_SSL && code && !c->reason[0]) {
+            /* e.g. a TLS 1.3 server refusing our certificate (or its
+             * absence) after our side of the handshake was done */
+            snprintf(c->reason, sizeof c->reason, "tls: %s", ERR_reason_error_string(code));
+            OMS_INFO("tls: %s %s: %s", c->ep->client ? "server" : "client", c->peer, c->reason + 5);
+        }
         ERR_clear_error();
         return -1;
     }
