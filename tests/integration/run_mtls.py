@@ -142,6 +142,40 @@ class Mtls:
         finally:
             self.env.suite.stop_server(srv)
 
+    def c_tools(self):
+        """oms-bench and oms-interop-client with --cert/--key (the C client)."""
+        bindir = os.path.dirname(os.path.abspath(self.env.args.omsd))
+        bench, interop = os.path.join(bindir, "oms-bench"), os.path.join(bindir, "oms-interop-client")
+        for b in (bench, interop):
+            if not os.access(b, os.X_OK):
+                raise h.Failure("no %s next to omsd" % b)
+        srv = self.server("c-tools", ["--client-ca", self.p("ca.pem")])
+        cert = ["--cert", self.p("client.pem"), "--key", self.p("client.key")]
+        try:
+            run = lambda argv: subprocess.run(argv, capture_output=True, text=True, timeout=120)
+            base = [interop, "--server_host", "localhost", "--server_port", str(srv.port),
+                    "--ca_file", self.p("ca.pem"), "--test_case", "large_unary"]
+            r = run(base + cert)
+            eq(r.returncode, 0, "oms-interop-client --cert/--key (%s)" % r.stdout[-300:])
+            r = run(base)
+            check(r.returncode != 0 and "certificate required" in r.stdout + r.stderr,
+                  "oms-interop-client without a certificate: rc %d %r"
+                  % (r.returncode, (r.stdout + r.stderr)[-300:]))
+            r = run(base + ["--cert", self.p("client.pem")])
+            check(r.returncode != 0 and "--cert and --key go together" in r.stderr,
+                  "oms-interop-client --cert alone: %r" % r.stderr)
+            base = [bench, "--target", "127.0.0.1:%d" % srv.port, "--server-name", "localhost",
+                    "--ca", self.p("ca.pem"), "--duration", "0.5", "--warmup", "0"]
+            r = run(base + cert)
+            eq(r.returncode, 0, "oms-bench --cert/--key (%s)" % r.stderr[-300:])
+            r = run(base)
+            check(r.returncode != 0, "oms-bench without a certificate succeeded")
+            r = run(base + ["--key", self.p("client.key")])
+            check(r.returncode != 0 and "--cert and --key go together" in r.stderr,
+                  "oms-bench --key alone: %r" % r.stderr)
+        finally:
+            self.env.suite.stop_server(srv)
+
     # ---- TLS policy
 
     def handshake(self, srv, maximum=None, minimum=None, ciphers=None):
@@ -373,6 +407,7 @@ def main():
         run("client_auth.require", m.require_mode)
         run("client_auth.optional", m.optional_mode)
         run("client_auth.omsctl", m.omsctl)
+        run("client_auth.c_tools", m.c_tools)
         run("policy.versions_and_suites", m.policy)
         run("reload.sighup_with_open_stream", m.reload)
         run("split.peer_certificate", m.split)
