@@ -125,7 +125,7 @@ fail:
 static void check_key_mode(const char *file)
 {
     struct stat st;
-    if (stat(file, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
+    if (stat(file, &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)))
         OMS_WARN("tls: private key %s is readable by group or others (mode %03o); "
                  "chmod 600 it",
                  file, (unsigned)(st.st_mode & 0777));
