@@ -9,6 +9,7 @@
 
 #include "base/alloc.h"
 
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
@@ -308,6 +309,73 @@ Test(http2_mtls, client_auth_without_ca_is_a_config_error)
     cr_expect_neq(strstr(err, "client CA"), NULL, "err: %s", err);
     t.srv = NULL;
     h2t_finish(&t);
+}
+
+/* Writes dir/client.pem and client.key: a fresh key and a certificate signed
+ * by the CA in cadir whose only name is a URI SAN of urilen bytes (hostile
+ * ones included), valid now. */
+static void hostile_client_cert(const char *cadir, const char *dir, const char *uri, int urilen)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/ca.pem", cadir);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    X509 *ca = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/ca.key", cadir);
+    f = fopen(path, "r");
+    cr_assert_not_null(f);
+    EVP_PKEY *cakey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    cr_assert(ca && cakey);
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    cr_assert_not_null(key);
+    X509 *x = cert_with(NULL, 0, uri, urilen, NULL, 0);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 4242);
+    X509_set_issuer_name(x, X509_get_subject_name(ca));
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    cr_assert_gt(X509_sign(x, cakey, EVP_sha256()), 0);
+    snprintf(path, sizeof path, "%s/client.pem", dir);
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    PEM_write_X509(f, x);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/client.key", dir);
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+    fclose(f);
+    X509_free(x);
+    X509_free(ca);
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(cakey);
+}
+
+/* A certificate the CA signed is still refused when its name is hostile:
+ * the identity would be ambiguous in logs and policies. */
+Test(http2_mtls, verified_certificate_with_hostile_name_is_refused)
+{
+    h2t t;
+    mt_server(&t, HTTP2_CLIENT_AUTH_OPTIONAL);
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/oms-h2test-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    hostile_client_cert(t.certdir, dir, S("spiffe://oms.local/admin\0.evil"));
+    h2c c;
+    mt_connect(&c, &t, t.certdir, dir, 0, NULL);
+    expect_refused(&t, &c, "NUL in a signed certificate's URI SAN");
+    h2c_close(&c);
+    /* The same CA and a clean name: accepted (the refusal was the name). */
+    hostile_client_cert(t.certdir, dir, S("spiffe://oms.local/ok"));
+    mt_connect(&c, &t, t.certdir, dir, 0, NULL);
+    cr_expect(mt_request(&t, &c), "a clean name from the same CA was refused");
+    cr_expect_str_eq(server_identity(&t), "spiffe://oms.local/ok");
+    h2c_close(&c);
+    h2t_finish(&t);
+    rm_dir(dir);
 }
 
 /* --- policy --------------------------------------------------------------------- */
