@@ -13,6 +13,9 @@ TLS ClientHello seeds (their randoms change on every run).
 """
 import base64
 import gzip
+import hashlib
+import hmac
+import json
 import os
 import ssl
 import struct
@@ -297,6 +300,63 @@ def client_hello():
     return out.read()
 
 
+# --- JWT (fuzz/jwt.c) -------------------------------------------------------------
+
+
+def b64u(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=")
+
+
+def jwt_seeds():
+    """Byte 0 picks the mode of fuzz/jwt.c (| 4: issuer/audience checked)."""
+    with open(os.path.join(ROOT, "jwt", "secret"), "rb") as f:
+        secret = f.read().rstrip(b"\n")
+    with open(os.path.join(ROOT, "jwt", "keys.pem"), "rb") as f:
+        pem = f.read()
+
+    def hs256(header, payload):
+        msg = b64u(header) + b"." + b64u(payload)
+        return msg + b"." + b64u(hmac.new(secret, msg, hashlib.sha256).digest())
+
+    def js(o):
+        return json.dumps(o, separators=(",", ":")).encode()
+
+    hdr = js({"alg": "HS256", "typ": "JWT"})
+    full = js({"sub": "alice", "iss": "fuzz-iss", "aud": ["x", "fuzz-aud"], "scope": "a:b c",
+               "customer_id": "c-1", "iat": 1799999990, "nbf": 1799999990, "exp": 4102444800})
+    # 0/4: tokens as they come
+    write("jwt", "hs256_ok", b"\x00" + hs256(hdr, full))
+    write("jwt", "hs256_ok_strict", b"\x04" + hs256(hdr, full))
+    write("jwt", "bearer_value", b"\x00Bearer " + hs256(hdr, full))
+    write("jwt", "alg_none", b"\x00" + b64u(js({"alg": "none"})) + b"." + b64u(full) + b".")
+    write("jwt", "es256_kid_unsigned",
+          b"\x00" + b64u(js({"alg": "ES256", "kid": "k1"})) + b"." + b64u(full) + b"." +
+          b64u(b"\x01" * 64))
+    write("jwt", "expired", b"\x00" + hs256(hdr, js({"exp": 1000})))
+    # 1/5: header NUL payload, signed by the target
+    write("jwt", "signed_full", b"\x01" + hdr + b"\x00" + full)
+    write("jwt", "signed_full_strict", b"\x05" + hdr + b"\x00" + full)
+    write("jwt", "signed_scp", b"\x01" + js({"exp": 4102444800, "scp": ["a", "b"], "aud": "y"}))
+    write("jwt", "signed_nested",
+          b"\x01" + js({"exp": 4102444800, "x": [[[{"y": [1.5, None, True]}]]]}))
+    write("jwt", "signed_dup", b"\x01" + b'{"exp":4102444800,"exp":1}')
+    # 2: keys files
+    write("jwt", "keys_pem", b"\x02" + pem)
+    ders = [base64.b64decode(b"".join(blk.split(b"-----")[1].split()))
+            for blk in pem.split(b"-----BEGIN")[1:]]
+    ec = next(d for d in ders if len(d) == 91)   # P-256 SPKI: point in the last 65 bytes
+    ed = next(d for d in ders if len(d) == 44)   # Ed25519 SPKI: key in the last 32 bytes
+    jwks = {"keys": [
+        {"kty": "EC", "crv": "P-256", "kid": "e1", "use": "sig", "alg": "ES256",
+         "x": b64u(ec[-64:-32]).decode(), "y": b64u(ec[-32:]).decode()},
+        {"kty": "OKP", "crv": "Ed25519", "kid": "d1", "x": b64u(ed[-32:]).decode()},
+        {"kty": "RSA", "kid": "r1", "n": b64u(b"\xc1" + b"\x01" * 255).decode(), "e": "AQAB"}]}
+    write("jwt", "keys_jwks", b"\x02" + js(jwks))
+    # 3: base64url
+    write("jwt", "b64_text", b"\x03" + b64u(b"any bytes \xff\x00"))
+    write("jwt", "b64_bad_bits", b"\x03QR")
+
+
 # --- main -----------------------------------------------------------------------
 
 
@@ -425,6 +485,8 @@ def main():
     write("store_lines", "empty", b"")
     write("store_lines", "sku_too_long", bytes([65]) + b"x" * 81)
     write("store_lines", "truncated", blob([(b"sku", 1, 2)])[:-3])
+
+    jwt_seeds()
 
 
 if __name__ == "__main__":

@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
 # Creates a development CA and a server certificate for localhost, 127.0.0.1
-# and ::1 under DIR (default certs/), unless they are already there, and
-# client certificates signed by that CA for mTLS (--client-ca): client.pem
-# (identity spiffe://oms.local/client/dev) and orders.pem (the order service
-# calling inventory and customers in a split deployment, --peer-cert;
-# identity spiffe://oms.local/service/orders).
+# and ::1, and a JWT signing key pair, under DIR (default certs/), unless they
+# are already there, and client certificates signed by that CA for mTLS
+# (--client-ca): client.pem (identity spiffe://oms.local/client/dev) and
+# orders.pem (the order service calling inventory and customers in a split
+# deployment, --peer-cert; identity spiffe://oms.local/service/orders).
 # Keys are never committed (.gitignore).
 set -euo pipefail
 dir=${1:-certs}
 mkdir -p "$dir"
 cd "$dir"
+# A development JWT signing key (ES256): `omsctl token --key certs/jwt-signing.pem`
+# mints tokens that `omsd --jwt-keys certs/jwt-public.pem` accepts.
+if [ ! -s jwt-signing.pem ]; then
+  (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+     -out jwt-signing.pem 2>/dev/null)
+  rm -f jwt-public.pem
+  echo "created a dev JWT signing key in $dir/jwt-signing.pem" >&2
+fi
+if [ ! -s jwt-public.pem ]; then
+  openssl pkey -in jwt-signing.pem -pubout -out jwt-public.pem 2>/dev/null
+  chmod 644 jwt-public.pem
+fi
 umask 077
 if ! { [ -s ca.pem ] && [ -s server.pem ] && [ -s server.key ]; }; then
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \

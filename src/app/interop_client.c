@@ -34,6 +34,7 @@
 #include <uv.h>
 
 #include "base/cli.h"
+#include "base/cli_token.h"
 #include "base/log.h"
 #include "grpc/testing/empty.pb-c.h"
 #include "grpc/testing/messages.pb-c.h"
@@ -52,6 +53,7 @@ typedef struct options {
     const char *host_override;
     const char *test_case;
     uint64_t rpc_timeout_ms;
+    const char *token, *token_file; /* call credentials (cli_token.h) */
 } options;
 
 static uv_loop_t loop;
@@ -921,6 +923,9 @@ static void usage(FILE *f)
                "  --test_case NAME|all         (default all)\n"
                "  --rpc_timeout_ms MS          deadline of every call but\n"
                "                               timeout_on_sleeping_server (default 20000)\n"
+               "  --token TOKEN                bearer token on every call (default\n"
+               "                               $OMS_TOKEN; visible in ps)\n"
+               "  --token-file FILE            read the token from FILE\n"
                "  -h, --help\n"
                "  --version\n"
                "\n"
@@ -945,7 +950,18 @@ static int parse_bool(const char *s, bool *out)
 
 static int parse_options(int argc, char **argv)
 {
-    enum { O_HOST = 256, O_PORT, O_TLS, O_CA, O_OVERRIDE, O_CASE, O_TIMEOUT, O_TEST_CA };
+    enum {
+        O_HOST = 256,
+        O_PORT,
+        O_TLS,
+        O_CA,
+        O_OVERRIDE,
+        O_CASE,
+        O_TIMEOUT,
+        O_TEST_CA,
+        O_TOKEN,
+        O_TOKEN_FILE
+    };
     enum { O_CERT = 320, O_KEY }; /* mTLS */
     static const struct option longopts[] = {
         {"server_host", required_argument, NULL, O_HOST},
@@ -958,6 +974,8 @@ static int parse_options(int argc, char **argv)
         {"test_case", required_argument, NULL, O_CASE},
         {"rpc_timeout_ms", required_argument, NULL, O_TIMEOUT},
         {"use_test_ca", required_argument, NULL, O_TEST_CA},
+        {"token", required_argument, NULL, O_TOKEN},
+        {"token-file", required_argument, NULL, O_TOKEN_FILE},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -1025,6 +1043,12 @@ static int parse_options(int argc, char **argv)
                 fprintf(stderr, "oms-interop-client: --use_test_ca: give the CA with "
                                 "--ca_file\n");
             break;
+        case O_TOKEN:
+            opt.token = optarg;
+            break;
+        case O_TOKEN_FILE:
+            opt.token_file = optarg;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -1090,7 +1114,14 @@ int main(int argc, char **argv)
     cfg.key_file = opt.key_file;
     cfg.server_name = opt.host_override;
     cfg.user_agent = "oms-interop-client";
+    char *token;
+    if (oms_cli_token(opt.token, opt.token_file, &token, err, sizeof err) != 0) {
+        fprintf(stderr, "oms-interop-client: %s\n", err);
+        return 2;
+    }
+    cfg.token = token;
     chan = rpc_channel_new(&loop, &cfg, err, sizeof err);
+    free(token);
     if (!chan) {
         fprintf(stderr, "oms-interop-client: %s\n", err);
         return 2;

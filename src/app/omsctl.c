@@ -1,6 +1,7 @@
 /* omsctl - the command-line client of oms.
  *
  *   omsctl [--target ADDR] [--ca FILE] [--h2c] [--server-name NAME] [--timeout SEC] [--json]
+ *          [--token TOKEN | --token-file FILE]
  *          COMMAND ...
  *
  * Global flags, defaults (OMS_TARGET / OMS_CA, certs/ca.pem), the channel and
@@ -17,6 +18,7 @@
 
 #include "app/omsctl.h"
 #include "base/cli.h"
+#include "base/cli_token.h"
 #include "base/log.h"
 
 #ifndef OMS_DEFAULT_CA_FILE
@@ -87,6 +89,16 @@ static const command commands[] = {
     {"health", omsctl_cmd_health, "health [SERVICE]",
      "grpc.health.v1 Check of SERVICE (default: the whole server). Prints SERVING,\n"
      "NOT_SERVING, ...; exits 0 only when SERVING, 2 otherwise (3: unknown service)."},
+    {"token", omsctl_cmd_token,
+     "token --key FILE --sub NAME [--scope \"A B\"] [--customer ID] [--ttl 1h]\n"
+     "token ... [--alg RS256|ES256|EdDSA|HS256] [--iss X] [--aud Y] [--kid K]",
+     "Mint a development JWT locally (no server) and print it, for --token,\n"
+     "OMS_TOKEN or grpcurl -H \"authorization: Bearer TOKEN\". --key: a PEM private\n"
+     "key (RS256, ES256 or EdDSA, from the key type; certs/jwt-signing.pem from\n"
+     "scripts/certs.sh) or an HS256 secret file (not PEM, at least 32 bytes).\n"
+     "--ttl: seconds, or with s/m/h/d (default 1h). --customer: the customer_id\n"
+     "claim (the token acts for that customer only). The kid is the key's RFC 7638\n"
+     "thumbprint unless --kid is given (HS256: none). --json: {\"token\":...}."},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -104,6 +116,10 @@ static const char global_help[] =
     "                      only (after it, create's --key is the idempotency key)\n"
     "  --h2c               plaintext HTTP/2 instead of TLS\n"
     "  --server-name NAME  TLS server name (SNI and certificate check; default: the host)\n"
+    "  --token TOKEN       bearer token: every call carries 'authorization: Bearer\n"
+    "                      TOKEN' (default $OMS_TOKEN; visible in ps: prefer\n"
+    "                      --token-file or $OMS_TOKEN)\n"
+    "  --token-file FILE   read the token from FILE (surrounding whitespace ignored)\n"
     "  --timeout SEC       deadline per call, default 10 (0: none); import has none\n"
     "                      unless it is given; for watch and track it is how long to\n"
     "                      run before exiting 0\n"
@@ -298,9 +314,9 @@ int omsctl_parse_args(const char *cmd, int argc, char **argv, int first, const c
     return 0;
 }
 
-static const char *const global_flags[] = {"--target", "--ca",   "--server-name", "--timeout",
-                                           "--h2c",    "--json", "--help",        "--version",
-                                           "--cert",   "--key"};
+static const char *const global_flags[] = {"--target", "--ca",         "--server-name", "--timeout",
+                                           "--token",  "--token-file", "--h2c",         "--json",
+                                           "--help",   "--version",    "--cert",        "--key"};
 #define NGLOBAL (sizeof global_flags / sizeof global_flags[0])
 
 int omsctl_unknown_option(const char *cmd, const char *arg, const char *const *names, size_t n)
@@ -330,7 +346,8 @@ bool omsctl_global_flag(omsctl *ctl, int argc, char **argv, int *i, int *rc)
         ctl->json = true;
         return true;
     }
-    const char *names[] = {"--target", "--ca", "--server-name", "--timeout", "--cert"};
+    const char *names[] = {"--target", "--ca",         "--server-name", "--timeout",
+                           "--token",  "--token-file", "--cert"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
         if (!omsctl_opt(argc, argv, i, names[k], &v, &missing))
             continue;
@@ -353,6 +370,12 @@ bool omsctl_global_flag(omsctl *ctl, int argc, char **argv, int *i, int *rc)
             ctl->server_name = v;
             break;
         case 4:
+            ctl->token = v;
+            break;
+        case 5:
+            ctl->token_file = v;
+            break;
+        case 6:
             ctl->cert_file = v;
             break;
         default: {
@@ -396,7 +419,14 @@ int omsctl_connect(omsctl *ctl)
     }
     if (ctl->timeout_set && ctl->timeout_s > 0 && ctl->timeout_s * 1000 < 20000)
         cfg.connect_timeout_ms = (uint64_t)(ctl->timeout_s * 1000);
+    char *token; /* call credentials: the channel keeps a copy */
+    if (oms_cli_token(ctl->token, ctl->token_file, &token, err, sizeof err) != 0) {
+        fprintf(stderr, "omsctl: %s\n", err);
+        return OMSCTL_EXIT_USAGE;
+    }
+    cfg.token = token;
     ctl->chan = rpc_channel_new(&ctl->loop, &cfg, err, sizeof err);
+    free(token);
     if (!ctl->chan) {
         fprintf(stderr, "omsctl: %s\n", err);
         return OMSCTL_EXIT_USAGE;

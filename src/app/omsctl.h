@@ -40,8 +40,10 @@ typedef struct omsctl {
     const char *server_name;
     bool h2c;
     bool json;
-    double timeout_s; /* --timeout; 0 with timeout_set: no deadline */
-    bool timeout_set; /* --timeout given (streams use it only then) */
+    const char *token;      /* --token */
+    const char *token_file; /* --token-file */
+    double timeout_s;       /* --timeout; 0 with timeout_set: no deadline */
+    bool timeout_set;       /* --timeout given (streams use it only then) */
     uv_loop_t loop;
     rpc_channel *chan; /* made by omsctl_connect() */
     bool fast_backoff; /* watch: reconnect quickly (set before omsctl_connect) */
@@ -154,5 +156,6 @@ int omsctl_cmd_health(omsctl *ctl, int argc, char **argv);
 int omsctl_cmd_import(omsctl *ctl, int argc, char **argv);
 int omsctl_cmd_watch(omsctl *ctl, int argc, char **argv);
 int omsctl_cmd_track(omsctl *ctl, int argc, char **argv);
+int omsctl_cmd_token(omsctl *ctl, int argc, char **argv); /* omsctl_token.c: no server */
 
 #endif

@@ -31,6 +31,7 @@
 #include "app/services.h"
 #include "base/log.h"
 #include "http2/http2.h"
+#include "app/omsd_authz.h"
 #include "orders/orders.h"
 #include "rpc/health.h"
 #include "rpc/reflection.h"
@@ -64,105 +65,116 @@ typedef struct options {
     oms_log_level log_level;
     bool bench_only;
     orders_config orders;
+    omsd_authz authz; /* --authz-policy, --reflection-auth */
 } options;
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: omsd [options]\n"
-               "\n"
-               "The oms gRPC server: the order system (oms.v1.CustomerService,\n"
-               "InventoryService, OrderService), grpc.testing.TestService,\n"
-               "oms.bench.v1.OrderBench, grpc.health.v1.Health and server reflection.\n"
-               "\n"
-               "  --listen HOST:PORT     address to listen on (default 127.0.0.1:50051;\n"
-               "                         IPv6 as [::1]:50051; port 0 picks a free port)\n"
-               "  --h2c                  serve cleartext HTTP/2 (prior knowledge) instead of TLS\n"
-               "  --tls-cert FILE        server certificate chain, PEM (default certs/server.pem)\n"
-               "  --tls-key FILE         server private key, PEM (default certs/server.key)\n"
-               "  --client-ca FILE       CA (PEM) for client certificates (mTLS); alone it\n"
-               "                         means --client-auth require\n"
-               "  --client-auth MODE     require or optional: whether a client without a\n"
-               "                         certificate fails the handshake (needs --client-ca)\n"
-               "  --tls-min-version V    1.2 (default) or 1.3\n"
-               "                         SIGHUP re-reads the certificate, key and client CA\n"
-               "                         for new connections (open ones are kept)\n"
-               "  --test-services on|off  serve grpc.testing.TestService and\n"
-               "                         oms.bench.v1.OrderBench (default on; turn off in\n"
-               "                         production)\n"
-               "  --max-recv-msg BYTES   largest request message accepted, after\n"
-               "                         decompression (default 4194304); larger ones get\n"
-               "                         RESOURCE_EXHAUSTED\n"
-               "  --max-streams N        SETTINGS_MAX_CONCURRENT_STREAMS per connection\n"
-               "                         (default 1000)\n"
-               "  --max-header-list BYTES  largest request header block (default 16384);\n"
-               "                         larger ones get RESOURCE_EXHAUSTED\n"
-               "  --handshake-timeout SECONDS  close connections that have not finished the\n"
-               "                         TLS handshake and sent the HTTP/2 preface by then\n"
-               "                         (default 10; 0 = never)\n"
-               "  --conn-send-budget BYTES  response bytes one connection may have queued for\n"
-               "                         a peer that does not read; past it, handlers are\n"
-               "                         paused and new calls wait (default 16777216; 0 = no\n"
-               "                         limit)\n"
-               "  --send-budget BYTES    response bytes all connections together may have\n"
-               "                         queued; past it, connections holding more than one\n"
-               "                         stream's buffer wait as if over their own budget\n"
-               "                         (default 268435456; 0 = no limit)\n"
-               "  --max-connections N    connections open at once, all workers together;\n"
-               "                         over it a new one is closed at once (default: the\n"
-               "                         descriptor limit, raised to its hard maximum, less 256)\n"
-               "  --max-connection-idle SECONDS  GOAWAY to a connection without a call for\n"
-               "                         that long (default 300; 0 = never)\n"
-               "  --max-connection-age SECONDS  GOAWAY to a connection that old; its calls\n"
-               "                         finish (default 0 = never)\n"
-               "  --max-connection-age-grace SECONDS  then close it that much later (default\n"
-               "                         0 = never)\n"
-               "  --keepalive-time SECONDS  PING a peer silent that long (default 7200)\n"
-               "  --keepalive-timeout SECONDS  close it if the PING is not answered within\n"
-               "                         (default 20)\n"
-               "  --keepalive-min-time SECONDS  client PINGs closer than this while calls\n"
-               "                         are open are strikes (with none open, any PING\n"
-               "                         within 2 h), unless the server sent data in\n"
-               "                         between; the third closes the connection with\n"
-               "                         GOAWAY ENHANCE_YOUR_CALM \"too_many_pings\" (grpc-go's\n"
-               "                         policy; default 300; 0 = no limit)\n"
-               "  --keepalive-permit-without-calls  let clients PING (every\n"
-               "                         --keepalive-min-time) with no call open\n"
-               "  --grace SECONDS        on SIGINT/SIGTERM, how long in-flight calls may run\n"
-               "                         before connections are closed (default 10);\n"
-               "                         SIGUSR1 logs every stream's and order-event\n"
-               "                         subscriber's flow-control state (\"state dump:\")\n"
-               "  --workers N            event loops, one thread and one SO_REUSEPORT listener\n"
-               "                         each (default: the number of cores)\n"
-               "\n"
-               "Order system:\n"
-               "  --store URL            sqlite:PATH (default sqlite:./oms.db)\n"
-               "  --services LIST        which of customers,inventory,orders to host, comma-\n"
-               "                         separated, or all (default all)\n"
-               "  --inventory-target ADDR  where the order service calls InventoryService when\n"
-               "                         this process does not host it (host:port[,host:port])\n"
-               "  --customers-target ADDR  the same for CustomerService\n"
-               "  --peer-ca FILE         CA for those peers (default certs/ca.pem if present)\n"
-               "  --peer-cert FILE       client certificate for calls to those peers (mTLS)\n"
-               "  --peer-key FILE        its private key (both or neither)\n"
-               "  --peer-server-name NAME  TLS name the peers' certificates must carry\n"
-               "                         (default: the target's host)\n"
-               "  --peer-h2c             call the peers over cleartext HTTP/2\n"
-               "  --peer-timeout SECONDS  deadline of a peer call when the incoming call has\n"
-               "                         none or a longer one (default 5)\n"
-               "  --event-ring N         order events each loop keeps for live subscribers;\n"
-               "                         slower ones catch up from the store (default 65536)\n"
-               "  --import-max-rows N    rows one ImportOrders call processes; later rows are\n"
-               "                         counted as skipped in its summary (default 100000)\n"
-               "  --idempotency-retention DURATION  how long an idempotency key answers a\n"
-               "                         repeat with its first order (N[s|m|h|d]; default\n"
-               "                         24h; 0 = forever); older keys are forgotten\n"
-               "  --no-demo-data         do not seed an empty store with the demo catalog\n"
-               "  --bench-only           serve OrderBench (and health, reflection) only\n"
-               "  --log-level LEVEL      debug, info, warn, error or off (default info)\n"
-               "  -h, --help             show this help\n"
-               "  --version              print the version and git commit\n"
-               "\n"
-               "When ready, omsd prints one line to stdout: listening on HOST:PORT (tls|h2c)\n");
+    fprintf(f,
+            "usage: omsd [options]\n"
+            "\n"
+            "The oms gRPC server: the order system (oms.v1.CustomerService,\n"
+            "InventoryService, OrderService), grpc.testing.TestService,\n"
+            "oms.bench.v1.OrderBench, grpc.health.v1.Health and server reflection.\n"
+            "\n"
+            "  --listen HOST:PORT     address to listen on (default 127.0.0.1:50051;\n"
+            "                         IPv6 as [::1]:50051; port 0 picks a free port)\n"
+            "  --h2c                  serve cleartext HTTP/2 (prior knowledge) instead of TLS\n"
+            "  --tls-cert FILE        server certificate chain, PEM (default certs/server.pem)\n"
+            "  --tls-key FILE         server private key, PEM (default certs/server.key)\n"
+            "  --client-ca FILE       CA (PEM) for client certificates (mTLS); alone it\n"
+            "                         means --client-auth require\n"
+            "  --client-auth MODE     require or optional: whether a client without a\n"
+            "                         certificate fails the handshake (needs --client-ca)\n"
+            "  --tls-min-version V    1.2 (default) or 1.3\n"
+            "                         SIGHUP re-reads the certificate, key and client CA\n"
+            "                         for new connections (open ones are kept)\n"
+            "  --test-services on|off  serve grpc.testing.TestService and\n"
+            "                         oms.bench.v1.OrderBench (default on; turn off in\n"
+            "                         production)\n"
+            "  --max-recv-msg BYTES   largest request message accepted, after\n"
+            "                         decompression (default 4194304); larger ones get\n"
+            "                         RESOURCE_EXHAUSTED\n"
+            "  --max-streams N        SETTINGS_MAX_CONCURRENT_STREAMS per connection\n"
+            "                         (default 1000)\n"
+            "  --max-header-list BYTES  largest request header block (default 16384);\n"
+            "                         larger ones get RESOURCE_EXHAUSTED\n"
+            "  --handshake-timeout SECONDS  close connections that have not finished the\n"
+            "                         TLS handshake and sent the HTTP/2 preface by then\n"
+            "                         (default 10; 0 = never)\n"
+            "  --conn-send-budget BYTES  response bytes one connection may have queued for\n"
+            "                         a peer that does not read; past it, handlers are\n"
+            "                         paused and new calls wait (default 16777216; 0 = no\n"
+            "                         limit)\n"
+            "  --send-budget BYTES    response bytes all connections together may have\n"
+            "                         queued; past it, connections holding more than one\n"
+            "                         stream's buffer wait as if over their own budget\n"
+            "                         (default 268435456; 0 = no limit)\n"
+            "  --max-connections N    connections open at once, all workers together;\n"
+            "                         over it a new one is closed at once (default: the\n"
+            "                         descriptor limit, raised to its hard maximum, less 256)\n"
+            "  --max-connection-idle SECONDS  GOAWAY to a connection without a call for\n"
+            "                         that long (default 300; 0 = never)\n"
+            "  --max-connection-age SECONDS  GOAWAY to a connection that old; its calls\n"
+            "                         finish (default 0 = never)\n"
+            "  --max-connection-age-grace SECONDS  then close it that much later (default\n"
+            "                         0 = never)\n"
+            "  --keepalive-time SECONDS  PING a peer silent that long (default 7200)\n"
+            "  --keepalive-timeout SECONDS  close it if the PING is not answered within\n"
+            "                         (default 20)\n"
+            "  --keepalive-min-time SECONDS  client PINGs closer than this while calls\n"
+            "                         are open are strikes (with none open, any PING\n"
+            "                         within 2 h), unless the server sent data in\n"
+            "                         between; the third closes the connection with\n"
+            "                         GOAWAY ENHANCE_YOUR_CALM \"too_many_pings\" (grpc-go's\n"
+            "                         policy; default 300; 0 = no limit)\n"
+            "  --keepalive-permit-without-calls  let clients PING (every\n"
+            "                         --keepalive-min-time) with no call open\n"
+            "  --grace SECONDS        on SIGINT/SIGTERM, how long in-flight calls may run\n"
+            "                         before connections are closed (default 10);\n"
+            "                         SIGUSR1 logs every stream's and order-event\n"
+            "                         subscriber's flow-control state (\"state dump:\")\n"
+            "  --workers N            event loops, one thread and one SO_REUSEPORT listener\n"
+            "                         each (default: the number of cores)\n"
+            "\n"
+            "Order system:\n"
+            "  --store URL            sqlite:PATH (default sqlite:./oms.db)\n"
+            "  --services LIST        which of customers,inventory,orders to host, comma-\n"
+            "                         separated, or all (default all)\n"
+            "  --inventory-target ADDR  where the order service calls InventoryService when\n"
+            "                         this process does not host it (host:port[,host:port])\n"
+            "  --customers-target ADDR  the same for CustomerService\n"
+            "  --peer-ca FILE         CA for those peers (default certs/ca.pem if present)\n"
+            "  --peer-cert FILE       client certificate for calls to those peers (mTLS)\n"
+            "  --peer-key FILE        its private key (both or neither)\n"
+            "  --peer-server-name NAME  TLS name the peers' certificates must carry\n"
+            "                         (default: the target's host)\n"
+            "  --peer-h2c             call the peers over cleartext HTTP/2\n"
+            "  --peer-timeout SECONDS  deadline of a peer call when the incoming call has\n"
+            "                         none or a longer one (default 5)\n"
+            "  --event-ring N         order events each loop keeps for live subscribers;\n"
+            "                         slower ones catch up from the store (default 65536)\n"
+            "  --import-max-rows N    rows one ImportOrders call processes; later rows are\n"
+            "                         counted as skipped in its summary (default 100000)\n"
+            "  --idempotency-retention DURATION  how long an idempotency key answers a\n"
+            "                         repeat with its first order (N[s|m|h|d]; default\n"
+            "                         24h; 0 = forever); older keys are forgotten\n"
+            "  --no-demo-data         do not seed an empty store with the demo catalog\n"
+            "  --bench-only           serve OrderBench (and health, reflection) only\n"
+            "  --authz-policy FILE    the authorization policy (method scopes, mTLS principals'\n"
+            "                         scopes) replacing the built-in one; format in\n"
+            "                         docs/AUTHZ-POLICY.md: 'method /pkg.Svc/Method SCOPE...',\n"
+            "                         'method /pkg.Svc/* SCOPE...', 'public /pkg.Svc/*',\n"
+            "                         'principal NAME SCOPE...', 'imply SCOPE SCOPE...', #\n"
+            "                         comments. Checked at start (an error exits 2 naming\n"
+            "                         FILE:LINE); enforced while authentication is on\n"
+            "  --reflection-auth      server reflection needs the scope 'reflection' (default:\n"
+            "                         public, like grpc.health.v1)\n"
+            "  --log-level LEVEL      debug, info, warn, error or off (default info)\n"
+            "  -h, --help             show this help\n"
+            "  --version              print the version and git commit\n"
+            "\n"
+            "When ready, omsd prints one line to stdout: listening on HOST:PORT (tls|h2c)\n");
 }
 
 /* Parses "N", "Ns", "Nm", "Nh" or "Nd" (N a decimal, seconds by default)
@@ -307,6 +319,8 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_KA_PERMIT,
         OPT_SEND_BUDGET,
         OPT_PROC_BUDGET,
+        OPT_AUTHZ_POLICY,
+        OPT_REFLECTION_AUTH,
         OPT_CLIENT_CA,
         OPT_CLIENT_AUTH,
         OPT_TLS_MIN,
@@ -355,6 +369,8 @@ static int parse_args(int argc, char **argv, options *o)
         {"no-demo-data", no_argument, NULL, OPT_NO_DEMO},
         {"idempotency-retention", required_argument, NULL, OPT_KEY_RETENTION},
         {"bench-only", no_argument, NULL, OPT_BENCH_ONLY},
+        {"authz-policy", required_argument, NULL, OPT_AUTHZ_POLICY},
+        {"reflection-auth", no_argument, NULL, OPT_REFLECTION_AUTH},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -546,6 +562,12 @@ static int parse_args(int argc, char **argv, options *o)
             break;
         case OPT_BENCH_ONLY:
             o->bench_only = true;
+            break;
+        case OPT_AUTHZ_POLICY:
+            o->authz.policy_file = optarg;
+            break;
+        case OPT_REFLECTION_AUTH:
+            o->authz.reflection_auth = true;
             break;
         case OPT_WORKERS:
             if (parse_u64(optarg, 1, 64, &o->workers) != 0) {
@@ -866,6 +888,8 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &o) != 0)
         return 2;
     oms_log_set_level(o.log_level);
+    if (omsd_authz_load(&o.authz) != 0)
+        return 2;
     signal(SIGPIPE, SIG_IGN);
 
     int rc = 1;
@@ -950,6 +974,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < a.nworkers; i++)
         if (worker_serve(&a.workers[i], interop, bench) != 0)
             goto out;
+    omsd_authz_log_uncovered(&o.authz, a.workers[0].rpc);
 
     uv_signal_init(a.loop, &a.sigint);
     uv_signal_init(a.loop, &a.sigterm);
@@ -994,5 +1019,6 @@ out:
     uv_loop_close(a.loop);
     bench_service_free(bench);
     interop_service_free(interop);
+    omsd_authz_dispose(&o.authz);
     return rc;
 }

@@ -49,6 +49,7 @@ typedef struct bench_config {
     const char *cert_file;   /* client certificate (mTLS), or NULL */
     const char *key_file;    /* its key (both or neither) */
     const char *server_name; /* SNI, certificate name and :authority */
+    const char *token;       /* bearer token (call credentials); NULL: none */
     bench_call_type call;
     unsigned connections; /* rpc_channels, one connection each */
     unsigned concurrency; /* operations in flight, over all connections */

@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "base/cli.h"
+#include "base/cli_token.h"
 #include "base/log.h"
 #include "bench/bench.h"
 
@@ -40,6 +41,11 @@ static void usage(FILE *f)
         "  --key FILE             its private key (both or neither)\n"
         "  --server-name NAME     name for SNI, the certificate check and :authority\n"
         "                         (default: HOST)\n"
+        "  --token TOKEN          bearer token, sent as 'authorization: Bearer TOKEN' on\n"
+        "                         every call (default $OMS_TOKEN; visible in ps: prefer\n"
+        "                         --token-file)\n"
+        "  --token-file FILE      read the token from FILE (surrounding whitespace\n"
+        "                         ignored)\n"
         "  --call TYPE            what to drive (default unary):\n"
         "                           unary          CreateOrder; one latency sample per call\n"
         "                           server-stream  WatchOrders of --messages events; counts\n"
@@ -115,6 +121,7 @@ typedef struct options {
     bool conc_set, rate_set;
     char host[256];
     char port[8];
+    const char *token, *token_file; /* --token, --token-file */
 } options;
 
 static int bad(const char *flag, const char *want, const char *got)
@@ -201,6 +208,8 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_STOCK,
         OPT_DRAIN,
         OPT_OPEN_TIMEOUT,
+        OPT_TOKEN,
+        OPT_TOKEN_FILE,
         OPT_CERT,
         OPT_KEY
     };
@@ -227,6 +236,8 @@ static int parse_args(int argc, char **argv, options *o)
         {"stock", required_argument, NULL, OPT_STOCK},
         {"drain", required_argument, NULL, OPT_DRAIN},
         {"open-timeout", required_argument, NULL, OPT_OPEN_TIMEOUT},
+        {"token", required_argument, NULL, OPT_TOKEN},
+        {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -334,6 +345,12 @@ static int parse_args(int argc, char **argv, options *o)
         case OPT_OPEN_TIMEOUT:
             if (parse_seconds(optarg, 0.1, 3600, &c->open_timeout_s) != 0)
                 return bad("--open-timeout", "seconds, 0.1..3600", optarg);
+            break;
+        case OPT_TOKEN:
+            o->token = optarg;
+            break;
+        case OPT_TOKEN_FILE:
+            o->token_file = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -443,6 +460,12 @@ int main(int argc, char **argv)
     };
     if (parse_args(argc, argv, &o) != 0)
         return 2;
+    char *token = NULL, terr[256];
+    if (oms_cli_token(o.token, o.token_file, &token, terr, sizeof terr) != 0) {
+        fprintf(stderr, "oms-bench: %s\n", terr);
+        return 2;
+    }
+    o.cfg.token = token;
     char addr[INET6_ADDRSTRLEN + 16];
     if (resolve(&o, addr, sizeof addr) != 0)
         return 1;
@@ -483,6 +506,7 @@ int main(int argc, char **argv)
         rc = 1;
     }
 out:
+    free(token);
     bench_results_dispose(&res);
     uv_loop_close(loop);
     return rc;

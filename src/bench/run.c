@@ -521,6 +521,7 @@ void bench__channel_config(const bench_config *cfg, rpc_channel_config *cc)
     cc->cert_file = cfg->cert_file;
     cc->key_file = cfg->key_file;
     cc->server_name = cfg->server_name;
+    cc->token = cfg->token;
     cc->connect_timeout_ms = PREFLIGHT_MS;
     cc->user_agent = "oms-bench/0.1";
     /* Responses echo the request (CreateOrder returns its items). */

@@ -174,7 +174,10 @@ static void on_get_customer(rpc_call *c, const Oms__V1__GetCustomerRequest *req)
     if (!ol)
         return;
     store_customer r;
-    store_rc rc = store_get_customer(ol->sl, req->id, &r);
+    /* A customer-bound caller sees its own record only; another customer's
+     * is answered as a missing one (not even read). */
+    store_rc rc =
+        orders__owner_ok(c, req->id) ? store_get_customer(ol->sl, req->id, &r) : STORE_NOT_FOUND;
     if (rc != STORE_OK) {
         char msg[192];
         const char *q = RPC_QUOTE(req->id, strlen(req->id));
@@ -235,9 +238,40 @@ static const orders_pager customer_pager = {
     .read_failed = "reading customers failed",
 };
 
+/* ListCustomers for a customer-bound caller: its own record (if it exists),
+ * after the same page_size check as a full listing. */
+static void list_own_customer(rpc_call *c, const char *owner, int32_t page_size)
+{
+    if (page_size < 0) {
+        orders__fail(c, RPC_INVALID_ARGUMENT, "page_size: must be >= 0", NULL);
+        return;
+    }
+    orders_loop *ol = call_loop(c);
+    if (!ol)
+        return;
+    store_customer r;
+    store_rc rc = owner[0] && strlen(owner) <= STORE_ID_MAX ? store_get_customer(ol->sl, owner, &r)
+                                                            : STORE_NOT_FOUND;
+    if (rc == STORE_NOT_FOUND) {
+        rpc_call_finish(c, RPC_OK, NULL);
+        return;
+    }
+    if (rc != STORE_OK) {
+        rpc_call_finish(c, RPC_INTERNAL, customer_pager.read_failed);
+        return;
+    }
+    Oms__V1__Customer m;
+    orders__customer_msg(&r, &m);
+    orders__reply(c, &m.base);
+}
+
 static void on_list_customers(rpc_call *c, const Oms__V1__ListCustomersRequest *req)
 {
-    orders__list_start(c, &customer_pager, req->page_size);
+    const char *owner = orders__call_owner(c);
+    if (owner)
+        list_own_customer(c, owner, req->page_size);
+    else
+        orders__list_start(c, &customer_pager, req->page_size);
 }
 
 const Oms__V1__CustomerService_Server orders__customer_handlers = {

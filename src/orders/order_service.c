@@ -87,11 +87,27 @@ static void on_create_done(void *arg, rpc_status code, const char *msg, const st
     rpc_call_unref(c);
 }
 
+/* For a customer-bound caller, the refusal of an order for another customer
+ * (PERMISSION_DENIED) in why[]; false if the order may go ahead. */
+static bool foreign_customer(rpc_call *c, const char *customer_id, char *why, size_t n)
+{
+    if (orders__owner_ok(c, customer_id))
+        return false;
+    const char *owner = orders__call_owner(c);
+    snprintf(why, n, "this token acts for customer %s only", RPC_QUOTE(owner, strlen(owner)));
+    return true;
+}
+
 static void on_create_order(rpc_call *c, const Oms__V1__CreateOrderRequest *req)
 {
     orders_loop *ol = call_loop(c);
     if (!ol)
         return;
+    char denied[RPC_QUOTE_SIZE + 64];
+    if (foreign_customer(c, req->customer_id, denied, sizeof denied)) {
+        rpc_call_finish(c, RPC_PERMISSION_DENIED, denied);
+        return;
+    }
     char key[STORE_KEY_MAX + 1] = "";
     size_t len;
     const uint8_t *v = rpc_metadata_get(rpc_call_metadata(c), "idempotency-key", &len);
@@ -127,6 +143,11 @@ static void on_get_order(rpc_call *c, const Oms__V1__GetOrderRequest *req)
         return;
     store_order *r = NULL;
     store_rc rc = store_get_order(ol->sl, req->id, &r);
+    if (rc == STORE_OK && !orders__owner_ok(c, r->customer_id)) {
+        store_order_free(r); /* another customer's: answered as a missing one */
+        r = NULL;
+        rc = STORE_NOT_FOUND;
+    }
     if (rc != STORE_OK) {
         char why[192];
         const char *q = RPC_QUOTE(req->id, strlen(req->id));
@@ -245,6 +266,20 @@ static void set_status(rpc_call *c, const char *id, int to, int64_t expected_ver
     /* The write and its done outlive a cancelled call's handlers: the ref keeps
      * the arena (and f) until done fired. */
     rpc_call_ref(c);
+    if (orders__call_owner(c)) {
+        /* A customer-bound caller: another customer's order is answered as a
+         * missing one, by the same path (an order never changes customer, so
+         * the check cannot go stale before the write). */
+        store_order *r = NULL;
+        store_rc rc = store_get_order(ol->sl, id, &r);
+        bool mine = rc == STORE_OK && orders__owner_ok(c, r->customer_id);
+        store_order_free(r);
+        if (!mine) {
+            f->w.rc = rc == STORE_OK ? STORE_NOT_FOUND : rc;
+            status_reply(f);
+            return;
+        }
+    }
     store_submit(ol->sl, &f->w);
 }
 
@@ -366,7 +401,15 @@ static void on_list_orders(rpc_call *c, const Oms__V1__ListOrdersRequest *req)
         return;
     }
     l->ol = ol;
-    snprintf(l->customer_id, sizeof l->customer_id, "%s", req->customer_id);
+    const char *owner = orders__call_owner(c);
+    if (owner && (!owner[0] || strlen(owner) > STORE_ID_MAX ||
+                  (req->customer_id[0] && strcmp(req->customer_id, owner) != 0))) {
+        /* another customer's orders, for a customer-bound caller: none (an
+         * owner no customer id can equal, too: never cut to a shorter one) */
+        rpc_call_finish(c, RPC_OK, NULL);
+        return;
+    }
+    snprintf(l->customer_id, sizeof l->customer_id, "%s", owner ? owner : req->customer_id);
     l->filter.customer_id = l->customer_id;
     l->filter.status = (int)req->status;
     l->filter.created_from = req->created_from;
@@ -610,6 +653,11 @@ static void on_import_row(rpc_call *c, const Oms__V1__ImportOrderRow *row)
     }
     if (!row->order) {
         import_set_result(im, idx, RPC_INVALID_ARGUMENT, "order: required", NULL);
+        return;
+    }
+    char denied[RPC_QUOTE_SIZE + 64];
+    if (foreign_customer(c, row->order->customer_id, denied, sizeof denied)) {
+        import_set_result(im, idx, RPC_PERMISSION_DENIED, denied, NULL);
         return;
     }
     import_start(im, idx, row->order);

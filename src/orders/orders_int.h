@@ -172,6 +172,17 @@ struct orders_loop {
 orders_loop *orders__loop(orders *o, uv_loop_t *loop);
 orders_loop *orders__call_loop(rpc_call *c);
 
+/* Order ownership (issue 12): the customer the call's principal acts for,
+ * or NULL when it may see every customer's orders (no principal: auth is
+ * off; or a principal without customer_id: admins, services, mTLS). A bound
+ * principal acts for that customer only: CreateOrder for another one is
+ * PERMISSION_DENIED; another customer's order or customer record answers
+ * NOT_FOUND exactly as a missing one; lists and event streams leave other
+ * customers out whatever the request's filter says. */
+const char *orders__call_owner(const rpc_call *c);
+/* Whether the call may see customer_id's data (always when it has no owner). */
+bool orders__owner_ok(const rpc_call *c, const char *customer_id);
+
 /* Unix time in milliseconds. */
 int64_t orders__now_ms(void);
 

@@ -3,13 +3,19 @@
  *
  * Each port call is one unary call on the loop's channel to the peer, with
  * the deadline the caller passes (the incoming call's remaining one). The
- * channel retries UNAVAILABLE per its policy; a peer's status is reported as
- * it is. A compensating Release goes further: after its first outcome is
+ * channel retries UNAVAILABLE per its policy. A peer's answer about the
+ * request (NOT_FOUND, INVALID_ARGUMENT, FAILED_PRECONDITION, ...) is reported
+ * as it is; any other failure (the channel's own: "connect 127.0.0.1:50161:
+ * connection refused", a deadline, the peer's internal errors) is logged at
+ * warn level and reported with a fixed text ("inventory service
+ * unavailable"), so callers never learn internal addresses or OS errors
+ * (issue 12 section 5). A compensating Release goes further: after its first outcome is
  * reported, a release that failed with UNAVAILABLE or DEADLINE_EXCEEDED is
  * retried in the background with backoff until it succeeds or the loop is
  * detached, so a reservation is not left behind while inventory is briefly
  * away.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +26,66 @@
 
 #define RELEASE_BACKOFF_MS     200
 #define RELEASE_BACKOFF_MAX_MS 10000
+
+/* At most one warning a second about failed peer calls (an outage fails
+ * every call). */
+#define PEER_WARN_INTERVAL_MS 1000
+
+static _Atomic uint64_t peer_warn_last_ms;
+static atomic_size_t peer_warn_suppressed;
+
+/* The status message a caller gets for a failed peer call of service svc
+ * ("inventory", "customer"), in buf; *code may change too. */
+static const char *peer_failure(const char *svc, rpc_status *code, const char *message, char *buf,
+                                size_t n)
+{
+    switch (*code) {
+    case RPC_NOT_FOUND:
+    case RPC_INVALID_ARGUMENT:
+    case RPC_FAILED_PRECONDITION:
+    case RPC_ALREADY_EXISTS:
+    case RPC_ABORTED:
+    case RPC_OUT_OF_RANGE:
+        return message; /* the peer's answer about the request (our own services' texts) */
+    default:
+        break;
+    }
+    uint64_t now = uv_hrtime() / 1000000u, last = atomic_load(&peer_warn_last_ms);
+    if (now - last >= PEER_WARN_INTERVAL_MS &&
+        atomic_compare_exchange_strong(&peer_warn_last_ms, &last, now)) {
+        size_t more = atomic_exchange(&peer_warn_suppressed, 0);
+        OMS_WARN("orders: %s service call failed: %s: %s%s%zu similar before not logged%s", svc,
+                 rpc_status_name(*code), message ? message : "", more ? " (" : "", more,
+                 more ? ")" : "");
+    } else {
+        atomic_fetch_add(&peer_warn_suppressed, 1);
+    }
+    switch (*code) {
+    case RPC_DEADLINE_EXCEEDED:
+        snprintf(buf, n, "%s service did not answer in time", svc);
+        break;
+    case RPC_CANCELLED: /* the channel went away under the call */
+        *code = RPC_UNAVAILABLE;
+        snprintf(buf, n, "%s service unavailable", svc);
+        break;
+    case RPC_RESOURCE_EXHAUSTED:
+        snprintf(buf, n, "%s service overloaded", svc);
+        break;
+    case RPC_UNAUTHENTICATED:
+    case RPC_PERMISSION_DENIED:
+        /* the order service's own credentials were refused: not the caller's fault */
+        *code = RPC_INTERNAL;
+        snprintf(buf, n, "%s service refused the order service", svc);
+        break;
+    case RPC_UNAVAILABLE:
+        snprintf(buf, n, "%s service unavailable", svc);
+        break;
+    default:
+        snprintf(buf, n, "%s service failed (%s)", svc, rpc_status_name(*code));
+        break;
+    }
+    return buf;
+}
 
 static uint64_t timeout_of(const orders_loop *ol, uint64_t timeout_ms)
 {
@@ -49,6 +115,8 @@ static void on_customer(void *data, rpc_status code, const char *message,
 {
     cust_ctx *x = data;
     if (code != RPC_OK) {
+        char buf[96];
+        message = peer_failure("customer", &code, message, buf, sizeof buf);
         x->cb(x->arg, code, message, NULL);
     } else {
         store_customer r = {0};
@@ -109,6 +177,8 @@ static void on_reservation(void *data, rpc_status code, const char *message,
         size_t dl = 0;
         const uint8_t *d = x->call ? rpc_client_call_status_details(x->call, &dl) : NULL;
         orders_err err;
+        char buf[96];
+        message = peer_failure("inventory", &code, message, buf, sizeof buf);
         x->cb(x->arg, code, message, NULL, 0, orders__err_from_details(&err, d, dl));
         oms_free(x);
         return;
@@ -275,7 +345,13 @@ static void on_released(void *data, rpc_status code, const char *message,
     release_op *r = data;
     r->in_flight = false;
     bool first = r->attempts == 1;
-    report(r, code, message);
+    if (code != RPC_OK) {
+        char buf[96];
+        rpc_status shown = code;
+        report(r, shown, peer_failure("inventory", &shown, message, buf, sizeof buf));
+    } else {
+        report(r, code, message);
+    }
     if (code == RPC_OK) {
         if (!first)
             OMS_INFO("orders: release of %s succeeded after %d attempts", r->order_id, r->attempts);

@@ -18,6 +18,12 @@
  * Ids are not checked for existence: an order may be watched by id before
  * it is created.
  *
+ * Ownership (issue 12): a caller whose principal acts for one customer gets
+ * that customer's events only, in the replay from since_seq and live alike:
+ * a filter naming another customer, or another customer's order ids, matches
+ * nothing (no events, as for an unknown order), never an error that would
+ * tell the order exists.
+ *
  * TrackOrders: the client's half-close ends the call with OK once every
  * event committed before it (that reached this loop) was sent.
  */
@@ -29,12 +35,18 @@
 typedef struct watch {
     rpc_call *c;
     orders_sub *sub;
-    bool track; /* TrackOrders, else WatchOrders */
+    bool track;        /* TrackOrders, else WatchOrders */
+    const char *owner; /* the caller's customer (its principal's), or NULL */
 } watch;
 
+/* Every event, replayed or live, goes through here: a customer-bound caller
+ * never gets another customer's, whatever its filter matched (taken as sent,
+ * so the subscriber's cursor moves on). */
 static int send_event(void *arg, const store_event *e)
 {
     watch *w = arg;
+    if (w->owner && (!w->owner[0] || strcmp(e->customer_id, w->owner) != 0))
+        return 0;
     Oms__V1__OrderEvent m;
     orders__event_msg(e, &m);
     return w->track ? oms__v1__order_service__track_orders__send(w->c, &m)
@@ -117,6 +129,7 @@ static watch *new_watch(rpc_call *c, orders_hub_loop *hl, bool track)
     }
     w->c = c;
     w->track = track;
+    w->owner = orders__call_owner(c);
     rpc_call_set_data(c, w);
     return w;
 }
@@ -150,8 +163,15 @@ void orders__watch_on_request(rpc_call *c, const Oms__V1__WatchOrdersRequest *re
     watch *w = new_watch(c, hl, false);
     if (!w)
         return;
-    if (orders__sub_watch(w->sub, req->customer_id, (const char *const *)req->order_ids,
-                          req->n_order_ids) != 0) {
+    /* A customer-bound caller without a filter watches its own orders (the
+     * hub's customer index instead of every event); whatever the filter,
+     * send_event leaves other customers' events out. */
+    const char *cust = req->customer_id;
+    if (w->owner && (!cust || !cust[0]) && !req->n_order_ids && w->owner[0] &&
+        strlen(w->owner) <= STORE_ID_MAX)
+        cust = w->owner;
+    if (orders__sub_watch(w->sub, cust, (const char *const *)req->order_ids, req->n_order_ids) !=
+        0) {
         fail(w, RPC_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }

@@ -21,7 +21,9 @@ static void arena_free(void *ad, void *p)
     (void)p;
 }
 
-rpc_call *rpc__call_new(rpc_server *srv, http2_stream *s, const rpc_method *m)
+/* Sets up a call for method m (NULL: the caller fills it in before anything
+ * reads it). */
+static rpc_call *call_new(rpc_server *srv, http2_stream *s, const rpc_method *m)
 {
     rpc_call *c = oms_malloc(sizeof *c);
     if (!c)
@@ -36,27 +38,87 @@ rpc_call *rpc__call_new(rpc_server *srv, http2_stream *s, const rpc_method *m)
     c->allocator.alloc = arena_alloc;
     c->allocator.free = arena_free;
     c->allocator.allocator_data = &c->arena;
+    c->req_enc = RPC_ENC_IDENTITY;
+    c->resp_enc = RPC_ENC_IDENTITY;
+    c->end_code = RPC_UNKNOWN;
+    const char *id = http2_stream_tls_identity(s);
+    if (id && !(c->tls_identity = rpc__arena_strndup(&c->arena, id, strlen(id))))
+        goto fail;
+    c->ics = rpc__server_interceptors(srv, &c->nics);
+    if (c->nics) {
+        /* Only servers with interceptors pay for this: the clock, a copy of
+         * the peer for on_end, a slot per interceptor (all in the arena). */
+        const char *peer = http2_stream_peer(s);
+        peer = peer ? peer : "?";
+        c->ic_state = rpc__arena_alloc(&c->arena, c->nics * sizeof *c->ic_state);
+        c->peer = rpc__arena_strndup(&c->arena, peer, strlen(peer));
+        if (!c->ic_state || !c->peer)
+            goto fail;
+        c->gate = true;
+        c->start_ns = uv_hrtime();
+    } else {
+        c->ics = NULL;
+        c->started = true;
+    }
     rpc__deframer_init(&c->deframer, rpc__server_config(srv)->max_recv_msg);
     rpc__buf_init(&c->inbox);
     rpc__buf_init(&c->scratch);
     rpc__buf_init(&c->initial_md);
     rpc__buf_init(&c->trailing_md);
-    c->req_enc = RPC_ENC_IDENTITY;
-    c->resp_enc = RPC_ENC_IDENTITY;
-    const char *id = http2_stream_tls_identity(s);
-    if (id && !(c->tls_identity = rpc__arena_strndup(&c->arena, id, strlen(id)))) {
+    return c;
+fail:
+    rpc__arena_dispose(&c->arena);
+    oms_free(c);
+    return NULL;
+}
+
+static void call_attach(rpc_call *c)
+{
+    http2_stream_set_data(c->stream, c);
+    rpc__server_call_started(c->srv);
+}
+
+rpc_call *rpc__call_new(rpc_server *srv, http2_stream *s, const rpc_method *m)
+{
+    rpc_call *c = call_new(srv, s, m);
+    if (c)
+        call_attach(c);
+    return c;
+}
+
+rpc_call *rpc__call_new_unknown(rpc_server *srv, http2_stream *s, const char *path, size_t len)
+{
+    rpc_call *c = call_new(srv, s, NULL);
+    if (!c)
+        return NULL;
+    rpc_method *m = rpc__arena_alloc(&c->arena, sizeof *m);
+    char *p = m ? rpc__arena_strndup(&c->arena, path, len) : NULL;
+    if (!p) {
+        rpc__deframer_dispose(&c->deframer);
         rpc__arena_dispose(&c->arena);
         oms_free(c);
         return NULL;
     }
-    http2_stream_set_data(s, c);
-    rpc__server_call_started(srv);
+    m->path = p;
+    m->pathlen = len;
+    /* "/pkg.Service/Method"; whatever is missing stays "". */
+    const char *slash = len > 1 && p[0] == '/' ? memchr(p + 1, '/', len - 1) : NULL;
+    m->service = slash ? rpc__arena_strndup(&c->arena, p + 1, (size_t)(slash - p - 1)) : "";
+    m->name = slash ? slash + 1 : "";
+    if (!m->service) {
+        rpc__deframer_dispose(&c->deframer);
+        rpc__arena_dispose(&c->arena);
+        oms_free(c);
+        return NULL;
+    }
+    c->method = m;
+    call_attach(c);
     return c;
 }
 
 static void call_free(rpc_call *c)
 {
-    if (c->method->ops && c->method->ops->on_free)
+    if (c->started && c->method->ops && c->method->ops->on_free)
         c->method->ops->on_free(c);
     rpc__deframer_dispose(&c->deframer);
     rpc__buf_dispose(&c->inbox);
@@ -84,10 +146,22 @@ static void on_timer_closed(uv_handle_t *h)
     rpc_call_unref(h->data);
 }
 
-/* The call is over for the handler: stop its timers. */
-static void end_call(rpc_call *c)
+/* The call is over for the handler: stop its timers. code and message are
+ * its final status, for the interceptors' on_end. */
+static void end_call(rpc_call *c, rpc_status code, const char *message)
 {
     c->done = true;
+    c->end_code = code;
+    if (c->stream && c->inbox.len) {
+        /* Input held back (paused, blocked, or interceptors deciding) will
+         * never be read: give the peer its flow-control credit back now. */
+        http2_stream_consume(c->stream, c->inbox.len);
+        c->inbox.len = 0;
+    }
+    if (c->ics) { /* copied: on_end may come after the caller's buffer is gone */
+        c->end_message = message ? rpc__arena_strndup(&c->arena, message, strlen(message)) : NULL;
+        c->end_ns = uv_hrtime();
+    }
     if (c->deadline_on) {
         c->deadline_on = false;
         uv_close((uv_handle_t *)&c->deadline, on_timer_closed);
@@ -247,17 +321,24 @@ static void send_status(rpc_call *c, rpc_status code, const char *message)
     oms_free(enc);
 }
 
+/* Ends the call with a status, without telling the interceptors yet. */
+static void finish_status(rpc_call *c, rpc_status code, const char *message)
+{
+    end_call(c, code, message);
+    if (c->stream)
+        send_status(c, code, message);
+    if (code != RPC_OK)
+        OMS_DEBUG("call %s from %s: %s%s%s", c->method->path, rpc_call_peer(c),
+                  rpc__status_name(code), message ? ": " : "", message ? message : "");
+}
+
 void rpc_call_finish(rpc_call *c, rpc_status code, const char *message)
 {
     if (c->done)
         return;
-    end_call(c);
-    if (c->stream)
-        send_status(c, code, message);
-    if (code != RPC_OK)
-        OMS_DEBUG("call %s from %s: %s%s%s", c->method->path,
-                  c->stream ? http2_stream_peer(c->stream) : "?", rpc__status_name(code),
-                  message ? ": " : "", message ? message : "");
+    finish_status(c, code, message);
+    if (c->ics)
+        rpc__call_ic_end(c);
 }
 
 void rpc_call_finish_details(rpc_call *c, rpc_status code, const char *message,
@@ -333,6 +414,10 @@ int rpc_call_send_ex(rpc_call *c, const ProtobufCMessage *m, bool compress)
     }
     rpc__frame_header(frame, compressed, (uint32_t)size);
     rv = http2_stream_write(c->stream, frame, flen);
+    if (rv >= 0 || rv == HTTP2_AGAIN) {
+        c->msgs_out++;
+        c->bytes_out += flen;
+    }
     rpc__buf_dispose(&zbuf);
     if (c->scratch.cap > 1u << 20) /* do not keep a huge buffer per call */
         rpc__buf_dispose(&c->scratch);
@@ -451,7 +536,7 @@ static void process_input(rpc_call *c, const uint8_t *p, size_t n)
     rpc_call_ref(c);
     c->in_input = true;
     size_t taken = 0;
-    while (n > 0 && !c->done && !c->blocked && !c->paused) {
+    while (n > 0 && !c->done && !c->blocked && !c->paused && !c->gate) {
         const uint8_t *msg;
         size_t len;
         bool compressed;
@@ -475,6 +560,8 @@ static void process_input(rpc_call *c, const uint8_t *p, size_t n)
             rpc_call_finish(c, RPC_INTERNAL, "invalid message compression flag");
             break;
         }
+        c->msgs_in++;
+        c->bytes_in += RPC_FRAME_HEADER + len;
         handle_message(c, msg, len, compressed);
     }
     if (c->stream) {
@@ -496,14 +583,15 @@ static void drain_inbox(rpc_call *c)
     if (c->in_input)
         return;
     rpc_call_ref(c);
-    if (c->inbox.len && !c->blocked && !c->paused && !c->done) {
+    if (c->inbox.len && !c->blocked && !c->paused && !c->gate && !c->done) {
         rpc_buf held = c->inbox;
         rpc__buf_init(&c->inbox);
         process_input(c, held.data, held.len);
         /* process_input consumed what it took and re-queued the rest. */
         rpc__buf_dispose(&held);
     }
-    if (c->end_seen && !c->half_closed && !c->inbox.len && !c->blocked && !c->paused && !c->done)
+    if (c->end_seen && !c->half_closed && !c->inbox.len && !c->blocked && !c->paused && !c->gate &&
+        !c->done)
         handle_end(c);
     rpc_call_unref(c);
 }
@@ -514,7 +602,7 @@ void rpc__call_on_data(rpc_call *c, const uint8_t *p, size_t n)
         http2_stream_consume(c->stream, n);
         return;
     }
-    if (c->inbox.len || c->blocked || c->paused) {
+    if (c->inbox.len || c->blocked || c->paused || c->gate) {
         if (rpc__buf_append(&c->inbox, p, n) != 0)
             rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
         return;
@@ -538,6 +626,13 @@ void rpc_call_resume_input(rpc_call *c)
         drain_inbox(c);
 }
 
+void rpc__call_start_handler(rpc_call *c)
+{
+    c->gate = false;
+    c->started = true;
+    drain_inbox(c);
+}
+
 void rpc__call_on_end(rpc_call *c)
 {
     c->end_seen = true;
@@ -551,7 +646,7 @@ void rpc__call_on_writable(rpc_call *c)
     c->blocked = false;
     rpc_call_ref(c);
     const rpc_method_ops *ops = c->method->ops;
-    if (!c->done && ops->on_ready)
+    if (!c->done && c->started && ops->on_ready)
         ops->on_ready(c);
     if (!c->blocked)
         drain_inbox(c);
@@ -563,11 +658,18 @@ void rpc__call_on_close(rpc_call *c, uint32_t h2_error)
     c->stream = NULL;
     if (!c->done) {
         rpc_status code = rpc__status_from_h2(h2_error);
-        if (h2_error == HTTP2_NO_ERROR)
+        char why[64];
+        if (h2_error == HTTP2_NO_ERROR || h2_error == HTTP2_CANCEL) {
             code = RPC_CANCELLED;
-        end_call(c);
-        if (c->method->ops->on_cancel)
+            snprintf(why, sizeof why, "cancelled");
+        } else {
+            snprintf(why, sizeof why, "stream closed (HTTP/2 error %u)", h2_error);
+        }
+        end_call(c, code, why);
+        if (c->started && c->method->ops->on_cancel)
             c->method->ops->on_cancel(c, code);
+        if (c->ics)
+            rpc__call_ic_end(c);
     }
     rpc_call_unref(c);
 }
@@ -580,9 +682,11 @@ static void on_deadline(uv_timer_t *t)
     if (c->done)
         return;
     rpc_call_ref(c);
-    rpc_call_finish(c, RPC_DEADLINE_EXCEEDED, "deadline exceeded");
-    if (c->method->ops->on_cancel)
+    finish_status(c, RPC_DEADLINE_EXCEEDED, "deadline exceeded");
+    if (c->started && c->method->ops->on_cancel)
         c->method->ops->on_cancel(c, RPC_DEADLINE_EXCEEDED);
+    if (c->ics)
+        rpc__call_ic_end(c);
     rpc_call_unref(c);
 }
 
@@ -636,6 +740,8 @@ const char *rpc_call_path(const rpc_call *c)
 
 const char *rpc_call_peer(const rpc_call *c)
 {
+    if (c->peer)
+        return c->peer;
     return c->stream ? http2_stream_peer(c->stream) : "?";
 }
 

@@ -32,17 +32,19 @@ void rpc_channel_config_init(rpc_channel_config *cfg)
 static int copy_strings(rpc_channel *ch, const rpc_channel_config *cfg)
 {
     const char **fields[] = {&ch->cfg.target,    &ch->cfg.ca_file,  &ch->cfg.server_name,
-                             &ch->cfg.cert_file, &ch->cfg.key_file, &ch->cfg.user_agent};
-    const char *values[] = {cfg->target,    cfg->ca_file,  cfg->server_name,
-                            cfg->cert_file, cfg->key_file, cfg->user_agent};
+                             &ch->cfg.cert_file, &ch->cfg.key_file, &ch->cfg.user_agent,
+                             &ch->cfg.token};
+    const char *values[] = {cfg->target,   cfg->ca_file,    cfg->server_name, cfg->cert_file,
+                            cfg->key_file, cfg->user_agent, cfg->token};
+    enum { NSTRS = sizeof values / sizeof values[0] };
     size_t total = 0;
-    for (size_t i = 0; i < 6; i++)
+    for (size_t i = 0; i < NSTRS; i++)
         total += values[i] ? strlen(values[i]) + 1 : 0;
     ch->strs = oms_malloc(total ? total : 1);
     if (!ch->strs)
         return -1;
     char *p = ch->strs;
-    for (size_t i = 0; i < 6; i++) {
+    for (size_t i = 0; i < NSTRS; i++) {
         if (!values[i]) {
             *fields[i] = NULL;
             continue;
@@ -183,6 +185,13 @@ rpc_channel *rpc_channel_new(uv_loop_t *loop, const rpc_channel_config *cfg, cha
         ch->cfg.retry.max_attempts = 5;
     if (resolve_target(ch, err, errlen) != 0)
         goto fail;
+    /* Call credentials are the first interceptor: later ones see the
+     * authorization metadata, and it rides on every attempt. */
+    if ((cfg->token || cfg->token_provider) &&
+        rpc_channel_add_interceptor(ch, &rpc__token_interceptor, ch) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     http2_client_config hc;
     http2_client_config_init(&hc);
     hc.tls = cfg->tls;
@@ -203,10 +212,23 @@ rpc_channel *rpc_channel_new(uv_loop_t *loop, const rpc_channel_config *cfg, cha
     }
     return ch;
 fail:
+    oms_free(ch->ics);
     oms_free(ch->subs);
     oms_free(ch->strs);
     oms_free(ch);
     return NULL;
+}
+
+int rpc_channel_add_interceptor(rpc_channel *ch, const rpc_client_interceptor *ic, void *data)
+{
+    if (!ic || ch->nics == UINT32_MAX)
+        return RPC_EINVAL;
+    rpc__client_icept *a = oms_realloc(ch->ics, (ch->nics + 1) * sizeof *a);
+    if (!a)
+        return RPC_ENOMEM;
+    a[ch->nics++] = (rpc__client_icept){*ic, data};
+    ch->ics = a;
+    return 0;
 }
 
 /* xorshift64*: jitter needs no quality, only no shared state. */
@@ -489,6 +511,7 @@ static void release(rpc_channel *ch)
     void *arg = ch->done_arg;
     oms_free(ch->subs);
     oms_free(ch->strs);
+    oms_free(ch->ics);
     oms_free(ch);
     if (done)
         done(arg);

@@ -63,6 +63,22 @@ static void on_handle_closed(uv_handle_t *h)
 void rpc__client_call_deliver(rpc_client_call *c)
 {
     const rpc_metadata trailers = {c->trailers, c->ntrailers};
+    if (c->ic_started) {
+        rpc_call_stats st = {
+            .code = c->final_code,
+            .message = c->final_message,
+            .duration_ns = uv_hrtime() - c->start_ns,
+            .msgs_received = c->msgs_in,
+            .bytes_received = c->bytes_in,
+            .msgs_sent = c->msgs_out,
+            .bytes_sent = c->bytes_out,
+        };
+        for (uint32_t i = c->ic_started; i-- > 0;) {
+            const rpc__client_icept *x = &c->ch->ics[i];
+            if (x->ic.on_end)
+                x->ic.on_end(c, x->data, &st);
+        }
+    }
     if (c->ops->on_status)
         c->ops->on_status(c, c->final_code, c->final_message ? c->final_message : "", &trailers);
     if (c->deadline_on)
@@ -124,8 +140,22 @@ static void on_retry_timer(uv_timer_t *t)
     start_attempt(t->data);
 }
 
+/* Runs the interceptors' on_start once, before the first attempt. */
+static void run_chain(rpc_client_call *c)
+{
+    c->ic_ran = true;
+    for (uint32_t i = 0; i < c->nics && !c->done; i++) {
+        const rpc__client_icept *x = &c->ch->ics[i];
+        c->ic_started = i + 1;
+        if (x->ic.on_start)
+            x->ic.on_start(c, x->data);
+    }
+}
+
 void rpc__client_call_start(rpc_client_call *c)
 {
+    if (!c->ic_ran && c->nics && !c->done)
+        run_chain(c);
     start_attempt(c);
 }
 
@@ -484,6 +514,8 @@ static void on_data(http2_stream *s, const uint8_t *p, size_t n)
             protocol_error(c, s, RPC_INTERNAL, "bad message framing");
             return;
         }
+        c->msgs_in++;
+        c->bytes_in += RPC_FRAME_HEADER + len;
         rpc_buf plain;
         rpc__buf_init(&plain);
         if (compressed) {
@@ -646,6 +678,9 @@ rpc_client_call *rpc_channel_call(rpc_channel *ch, const char *path,
         if (opts->timeout_ms)
             c->deadline = uv_now(ch->loop) + opts->timeout_ms;
     }
+    c->nics = ch->nics;
+    if (c->nics)
+        c->start_ns = uv_hrtime();
     rpc__arena_init(&c->arena, c->inline_arena, sizeof c->inline_arena);
     rpc__arena_init(&c->msg_arena, c->msg_inline, sizeof c->msg_inline);
     c->msg_alloc = (ProtobufCAllocator){arena_alloc, arena_free, &c->msg_arena};
@@ -712,6 +747,8 @@ int rpc_client_call_send_ex(rpc_client_call *c, const ProtobufCMessage *m, bool 
     }
     rpc__frame_header(frame, compressed, (uint32_t)size);
     c->out.len += RPC_FRAME_HEADER + size;
+    c->msgs_out++;
+    c->bytes_out += RPC_FRAME_HEADER + size;
     if (!c->committed && c->out.len > c->ch->cfg.retry.buffer_limit) {
         /* Too much to replay: this attempt is the last. */
         c->committed = true;
@@ -753,3 +790,86 @@ int rpc_client_call_attempts(const rpc_client_call *c)
 {
     return c->attempts;
 }
+
+void rpc_client_call_fail(rpc_client_call *c, rpc_status code, const char *message)
+{
+    finish(c, code, message);
+}
+
+const char *rpc_client_call_path(const rpc_client_call *c)
+{
+    return c->path;
+}
+
+rpc_metadata rpc_client_call_metadata(const rpc_client_call *c)
+{
+    return (rpc_metadata){c->md, c->nmd};
+}
+
+int rpc_client_call_add_md(rpc_client_call *c, const char *key, const uint8_t *v, size_t len)
+{
+    size_t kl = strlen(key);
+    if (c->done || c->attempts > 0 || !rpc__md_key_valid(key, kl) ||
+        rpc__md_key_reserved(key, kl) ||
+        (!rpc__md_key_is_bin(key, kl) && !rpc__md_value_valid(v, len)))
+        return RPC_EINVAL;
+    /* One block holds all request metadata (copy_md): rebuild it one larger. */
+    rpc_md *all = oms_malloc((c->nmd + 1) * sizeof *all);
+    if (!all)
+        return RPC_ENOMEM;
+    if (c->nmd)
+        memcpy(all, c->md, c->nmd * sizeof *all);
+    all[c->nmd] = (rpc_md){key, v, len};
+    uint8_t *old_store = c->md_store;
+    rpc_md *old_md = c->md;
+    size_t old_n = c->nmd;
+    c->md_store = NULL;
+    c->nmd = 0;
+    int rv = copy_md(c, all, old_n + 1);
+    oms_free(all);
+    if (rv != 0) {
+        c->md_store = old_store;
+        c->md = old_md;
+        c->nmd = old_n;
+        return RPC_ENOMEM;
+    }
+    oms_free(old_store);
+    return 0;
+}
+
+/* --- call credentials ---------------------------------------------------------- */
+
+/* rpc_channel_config.token / token_provider: "authorization: Bearer <token>"
+ * on every call, added before the first attempt so that retries carry it. */
+static void token_on_start(rpc_client_call *c, void *data)
+{
+    rpc_channel *ch = data;
+    const char *tok = ch->cfg.token_provider ? ch->cfg.token_provider(ch->cfg.token_data, c->path)
+                                             : ch->cfg.token;
+    if (!tok || !*tok) {
+        rpc_client_call_fail(c, RPC_UNAUTHENTICATED, "no token for the call");
+        return;
+    }
+    size_t tl = strlen(tok);
+    char stackbuf[1024];
+    char *v = tl + 7 <= sizeof stackbuf ? stackbuf : oms_malloc(tl + 7);
+    if (!v) {
+        rpc_client_call_fail(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    memcpy(v, "Bearer ", 7);
+    memcpy(v + 7, tok, tl);
+    int rv = rpc_client_call_add_md(c, "authorization", (const uint8_t *)v, tl + 7);
+    if (v != stackbuf)
+        oms_free(v);
+    /* Never the token itself in the message: it may end up in logs. */
+    if (rv == RPC_EINVAL)
+        rpc_client_call_fail(c, RPC_UNAUTHENTICATED, "the token is not a valid header value");
+    else if (rv != 0)
+        rpc_client_call_fail(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+}
+
+const rpc_client_interceptor rpc__token_interceptor = {
+    .name = "call-credentials",
+    .on_start = token_on_start,
+};

@@ -24,8 +24,16 @@ typedef struct rpc_subchannel {
     char error[200];     /* why the last connection failed */
 } rpc_subchannel;
 
+/* One registered client interceptor. */
+typedef struct rpc__client_icept {
+    rpc_client_interceptor ic;
+    void *data;
+} rpc__client_icept;
+
 struct rpc_channel {
     uv_loop_t *loop;
+    rpc__client_icept *ics; /* the interceptor chain, in order (append-only) */
+    uint32_t nics;
     rpc_channel_config cfg; /* strings point into strs */
     char *strs;             /* owned copies of cfg's strings */
     http2_client *h2;
@@ -61,6 +69,13 @@ struct rpc_client_call {
     rpc_md *md; /* request metadata (copies in md_store) */
     size_t nmd;
     uint8_t *md_store;
+    /* interceptors: the channel's first nics (those registered when the call
+     * was made); on_start ran for the first ic_started */
+    uint32_t nics;
+    uint32_t ic_started;
+    bool ic_ran;       /* the chain ran (before the first attempt) */
+    uint64_t start_ns; /* uv_hrtime() at rpc_channel_call (with interceptors) */
+    uint64_t msgs_in, bytes_in, msgs_out, bytes_out;
     uint64_t deadline; /* loop time in ms, 0 = none */
     bool compress;
     bool wait_for_ready;
@@ -119,6 +134,10 @@ bool rpc__channel_pick(rpc_channel *ch, rpc_client_call *c, http2_conn **conn, c
 void rpc__channel_unwait(rpc_channel *ch, rpc_client_call *c);
 /* Uniform in [0, 1). */
 double rpc__channel_random(rpc_channel *ch);
+
+/* client_call.c: the interceptor behind rpc_channel_config.token and
+ * token_provider (data: the channel). */
+extern const rpc_client_interceptor rpc__token_interceptor;
 
 /* client_call.c: the channel found a connection (or gave up: conn NULL). */
 void rpc__client_call_dispatch(rpc_client_call *c, http2_conn *conn, const char *error);

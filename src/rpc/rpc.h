@@ -93,7 +93,10 @@ typedef struct rpc_method_ops {
      * shutdown (RPC_UNAVAILABLE/RPC_CANCELLED). Fires at most once; the handler
      * must stop its work (its timers set with rpc_call_set_timer are stopped). */
     void (*on_cancel)(rpc_call *c, rpc_status code);
-    /* The call object is about to be freed: release handler state. */
+    /* The call object is about to be freed: release handler state. Fires
+     * only for calls that reached the handler: a call an interceptor rejected
+     * (or that was cancelled while an interceptor was deciding) gets no
+     * handler callback at all. */
     void (*on_free)(rpc_call *c);
 } rpc_method_ops;
 
@@ -129,6 +132,10 @@ int rpc_server_add_service(rpc_server *srv, const rpc_service_impl *impl);
  * "grpc.health.v1.Health"), for reflection and health. */
 size_t rpc_server_service_count(const rpc_server *srv);
 const char *rpc_server_service_name(const rpc_server *srv, size_t i);
+/* Calls cb(path, arg) for each registered method ("/package.Service/Method"),
+ * in no particular order (e.g. to check a policy covers them). */
+void rpc_server_each_method(const rpc_server *srv, void (*cb)(const char *path, void *arg),
+                            void *arg);
 
 /* The http2 stream handler that feeds this server: pass it with the server as
  * handler_data in http2_server_config. */
@@ -214,6 +221,135 @@ bool rpc_principal_has_scope(const rpc_principal *p, const char *scope);
  * (http2_stream_tls_identity()), or NULL. */
 const char *rpc_call_tls_identity(const rpc_call *c);
 
+/* --- interceptors -----------------------------------------------------------
+ *
+ * A server's interceptors form a chain that every call goes through before
+ * its handler sees anything: authentication, authorization, access logs and
+ * metrics are interceptors. Each one is two callbacks:
+ *
+ *  - on_start(c, data, state) runs once the request headers are in, in the
+ *    order the interceptors were registered, before the handler gets any
+ *    callback. It can read everything known about the call: rpc_call_path(),
+ *    rpc_call_service(), rpc_call_method(), rpc_call_get_type(),
+ *    rpc_call_metadata(), rpc_call_peer(), rpc_call_tls_identity(),
+ *    rpc_call_principal() (attached by an earlier interceptor),
+ *    rpc_call_remaining_ms(). Then it
+ *      - returns RPC_INTERCEPT_CONTINUE: the next interceptor starts, and after
+ *        the last one the handler (on_message/on_half_close as usual);
+ *      - or attaches values first: rpc_call_set_principal(), response metadata
+ *        (rpc_call_add_initial_md/add_trailing_md), its own per-call *state;
+ *      - or ends the call: rpc_call_reject(c, code, message) (then the return
+ *        value is ignored). The client gets a Trailers-Only answer; later
+ *        interceptors and the handler never see the call (no on_message, no
+ *        on_cancel, no on_free);
+ *      - or decides later: returns RPC_INTERCEPT_PENDING and calls
+ *        rpc_call_proceed(c) or rpc_call_reject(c, ...) from the loop when it
+ *        knows (e.g. after fetching keys). Request messages that arrive
+ *        meanwhile are held unread (the peer's flow-control window closes
+ *        behind them), and the call's deadline keeps running.
+ *  - on_end(c, data, state, stats) fires exactly once for every interceptor
+ *    whose on_start ran, when the call's status is decided: finished by the
+ *    handler, rejected by this or a later interceptor, refused by rpc (e.g. an
+ *    undecodable request), cancelled by the client, its deadline or the
+ *    connection, including while an interceptor is pending. Interceptors end
+ *    in the reverse order of their start (the last started ends first).
+ *    on_end may read the call (accessors, principal) and drop a reference it
+ *    took; the call is over, so rpc_call_proceed/reject and sends are no-ops.
+ *    It fires from inside rpc_call_finish()/rpc_call_reject() when the
+ *    handler or an interceptor ends the call (but never from inside the
+ *    rejecting interceptor's own on_start: it then follows once that
+ *    on_start returned), or from the loop on cancellation.
+ *
+ * Methods no service implements (unknown paths, and registered methods with
+ * a NULL ops entry) go through the chain too, with rpc_call_get_type()
+ * RPC_CALL_UNKNOWN, and are answered UNIMPLEMENTED after the last
+ * interceptor continues (an interceptor may reject them first, e.g. with
+ * UNAUTHENTICATED, so that unauthenticated callers cannot probe the method
+ * table). Requests rpc refuses while parsing headers (not POST, wrong
+ * content-type, malformed grpc-timeout or -bin metadata, unsupported
+ * grpc-encoding) never reach the chain.
+ *
+ * Lifetime: an interceptor that keeps c past on_start (PENDING) and may act on
+ * it after on_end (a late completion) takes rpc_call_ref() and drops it once
+ * done; rpc_call_proceed()/rpc_call_reject() on a call that ended meanwhile
+ * are harmless no-ops. Threading: callbacks fire on the call's loop; data is
+ * shared by every loop that serves the server, so it must be thread-safe or
+ * read-only when the server runs on several loops.
+ *
+ * Cost: a server without interceptors pays one branch per call. */
+
+/* What on_start decides (rpc_call_reject() ends the call instead). */
+typedef enum rpc_intercept_action {
+    RPC_INTERCEPT_CONTINUE = 0, /* on to the next interceptor, then the handler */
+    RPC_INTERCEPT_PENDING = 1,  /* decided later: rpc_call_proceed/rpc_call_reject */
+} rpc_intercept_action;
+
+/* The call's shape (RPC_CLIENT_STREAMING | RPC_SERVER_STREAMING of its
+ * method), or RPC_CALL_UNKNOWN when no handler serves it (UNIMPLEMENTED). */
+typedef enum rpc_call_type {
+    RPC_CALL_UNARY = 0,
+    RPC_CALL_CLIENT_STREAMING = RPC_CLIENT_STREAMING,
+    RPC_CALL_SERVER_STREAMING = RPC_SERVER_STREAMING,
+    RPC_CALL_BIDI_STREAMING = RPC_CLIENT_STREAMING | RPC_SERVER_STREAMING,
+    RPC_CALL_UNKNOWN = -1,
+} rpc_call_type;
+
+/* How a call went, for on_end (server and client side). Bytes are the gRPC
+ * messages as they crossed the wire: 5-byte prefix plus payload, compressed
+ * if it was (HTTP/2 framing and headers are not counted). */
+typedef struct rpc_call_stats {
+    rpc_status code;         /* the final status (a cancellation's code too) */
+    const char *message;     /* its message, or NULL; valid during on_end */
+    uint64_t duration_ns;    /* request headers (server) or rpc_channel_call
+                                (client) to the end, uv_hrtime() clock */
+    uint64_t msgs_received;  /* whole messages: requests (server side) */
+    uint64_t bytes_received; /* or responses (client side) */
+    uint64_t msgs_sent;      /* responses queued (server) / requests (client) */
+    uint64_t bytes_sent;
+    const rpc_principal *principal; /* server: attached principal or NULL */
+} rpc_call_stats;
+
+/* "package.Service" and "Method" of the path (for a malformed path of an
+ * unknown method, "" where a part is missing). Valid for the call's life. */
+const char *rpc_call_service(const rpc_call *c);
+const char *rpc_call_method(const rpc_call *c);
+/* The method's shape, RPC_CALL_UNKNOWN when no handler serves it. */
+rpc_call_type rpc_call_get_type(const rpc_call *c);
+/* Messages and bytes each way so far, the status once the call ended
+ * (RPC_UNKNOWN before; its message only on servers with interceptors),
+ * duration so far (0 on a server without interceptors: the clock is read
+ * only for them). principal as rpc_call_principal. */
+void rpc_call_get_stats(const rpc_call *c, rpc_call_stats *out);
+
+typedef struct rpc_interceptor {
+    const char *name; /* for logs; may be NULL */
+    /* Required. *state is this interceptor's per-call slot (NULL at first),
+     * passed again to on_end: e.g. a context for a PENDING decision. */
+    rpc_intercept_action (*on_start)(rpc_call *c, void *data, void **state);
+    /* Optional. stats is borrowed for the callback. */
+    void (*on_end)(rpc_call *c, void *data, void *state, const rpc_call_stats *stats);
+} rpc_interceptor;
+
+/* Appends an interceptor to srv's chain (order of registration = order of
+ * on_start). *ic is copied; data is passed to its callbacks and must outlive
+ * the server. Register before the server serves its first call. Returns 0,
+ * RPC_EINVAL (no on_start) or RPC_ENOMEM. */
+int rpc_server_add_interceptor(rpc_server *srv, const rpc_interceptor *ic, void *data);
+
+/* A PENDING interceptor's decision to go on: the next interceptor starts (or
+ * the handler, which then gets the requests held meanwhile). May be called
+ * from inside on_start too (then the same as returning CONTINUE). Returns 0,
+ * RPC_ECANCELLED if the call ended meanwhile (a harmless no-op), RPC_EINVAL if
+ * no interceptor is deciding. */
+int rpc_call_proceed(rpc_call *c);
+
+/* Ends a call that has not reached its handler with code (not RPC_OK) and
+ * message (copied; NULL for none), as a Trailers-Only answer. From on_start,
+ * or later by a PENDING interceptor. Returns 0, RPC_ECANCELLED if the call
+ * ended meanwhile (a no-op), RPC_EINVAL if code is RPC_OK or the handler
+ * already runs (it ends calls with rpc_call_finish). */
+int rpc_call_reject(rpc_call *c, rpc_status code, const char *message);
+
 /* Handler state. */
 void rpc_call_set_data(rpc_call *c, void *data);
 void *rpc_call_data(const rpc_call *c);
@@ -266,7 +402,7 @@ void rpc_call_resume_input(rpc_call *c);
  * wire; NULL for none; copied) after the queued messages. Without any message
  * sent, this is a Trailers-Only response. Later calls are no-ops, and no
  * callback but on_free follows (an on_message already being delivered
- * returns first). */
+ * returns first). The interceptors' on_end fire from inside this function. */
 void rpc_call_finish(rpc_call *c, rpc_status code, const char *message);
 
 /* As rpc_call_finish, with rich error details (grpc's "richer error model"):

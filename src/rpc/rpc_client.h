@@ -60,6 +60,18 @@ typedef struct rpc_channel_config {
     size_t max_recv_msg;           /* default 4 MiB */
     rpc_retry_policy retry;
     const char *user_agent; /* default "oms-c/VERSION" */
+    /* Call credentials: every call carries "authorization: Bearer <token>",
+     * on every attempt. token is a static token (copied). token_provider, if
+     * set, is asked instead for each call (before its first attempt, on the
+     * loop) with token_data and the call's path; it returns a token that is
+     * copied at once, or NULL to fail the call locally with UNAUTHENTICATED.
+     * A token that is not a printable-ASCII header value fails the call with
+     * UNAUTHENTICATED too. Tokens are never logged. They are installed as the
+     * channel's first client interceptor (rpc_channel_add_interceptor). Sent
+     * over h2c too: use TLS wherever the token matters. */
+    const char *token;
+    const char *(*token_provider)(void *token_data, const char *path);
+    void *token_data;
 } rpc_channel_config;
 
 void rpc_channel_config_init(rpc_channel_config *cfg);
@@ -146,6 +158,55 @@ void *rpc_client_call_data(const rpc_client_call *c);
 void rpc_client_call_set_data(rpc_client_call *c, void *data);
 /* Attempts made so far (1 + retries). */
 int rpc_client_call_attempts(const rpc_client_call *c);
+
+/* Ends the call with a local status (code, message copied; NULL for none):
+ * the stream, if any, is reset and on_status(code, message) follows from the
+ * loop, never from inside this function. A no-op on a call that is over. */
+void rpc_client_call_fail(rpc_client_call *c, rpc_status code, const char *message);
+
+/* "/pkg.Service/Method" of the call. */
+const char *rpc_client_call_path(const rpc_client_call *c);
+
+/* The call's request metadata (opts->md and what interceptors added), valid
+ * until the call is freed or metadata is added. */
+rpc_metadata rpc_client_call_metadata(const rpc_client_call *c);
+
+/* Adds request metadata (key and value copied), sent with every attempt,
+ * retries included. Only before the call's first attempt: from a client
+ * interceptor's on_start (or right after rpc_channel_call returns). key must
+ * be a legal, non-reserved lower-case key; values of "-bin" keys are raw
+ * bytes, others printable ASCII. Returns 0, RPC_EINVAL (bad key or value, or
+ * too late) or RPC_ENOMEM. */
+int rpc_client_call_add_md(rpc_client_call *c, const char *key, const uint8_t *v, size_t len);
+
+/* --- client interceptors -------------------------------------------------------
+ *
+ * A channel's chain of interceptors sees every call made on it:
+ *  - on_start(c, data) runs once per call, before its first attempt (from the
+ *    loop, never from inside rpc_channel_call), in registration order. It may
+ *    read the call (rpc_client_call_path, rpc_client_call_metadata), add
+ *    request metadata (rpc_client_call_add_md: e.g. authorization), or fail
+ *    the call locally (rpc_client_call_fail: later interceptors do not start,
+ *    nothing is sent, on_status gets that status).
+ *  - on_end(c, data, stats) fires once for every interceptor whose on_start
+ *    ran, in reverse order, right before the call's on_status: final status,
+ *    duration from rpc_channel_call, request messages and bytes queued (each
+ *    once, however many attempts replayed them), response messages and bytes
+ *    received (of every attempt). stats->principal is NULL. It may read the
+ *    call; it must not start, fail or cancel it.
+ * A call cancelled or failed before its first attempt started (e.g. its
+ * channel was freed) skips on_start and so on_end. Callbacks fire on the
+ * channel's loop. */
+typedef struct rpc_client_interceptor {
+    const char *name;                                 /* for logs; may be NULL */
+    void (*on_start)(rpc_client_call *c, void *data); /* optional */
+    void (*on_end)(rpc_client_call *c, void *data, const rpc_call_stats *stats); /* optional */
+} rpc_client_interceptor;
+
+/* Appends an interceptor to ch's chain (*ic copied; data must outlive the
+ * channel). Calls started before it was added do not see it. Returns 0 or
+ * RPC_ENOMEM. */
+int rpc_channel_add_interceptor(rpc_channel *ch, const rpc_client_interceptor *ic, void *data);
 
 /* --- blocking helper, for command-line programs ---------------------------- */
 

@@ -237,6 +237,8 @@ int rpc__status_details_pack(rpc_arena *a, rpc_status code, const char *message,
 typedef struct rpc_method {
     const char *path; /* "/pkg.Service/Method", owned by the server */
     size_t pathlen;
+    const char *service; /* "pkg.Service" (the server's copy) */
+    const char *name;    /* "Method": the tail of path */
     const ProtobufCMessageDescriptor *input;
     const ProtobufCMessageDescriptor *output;
     const rpc_method_ops *ops; /* NULL: UNIMPLEMENTED */
@@ -244,6 +246,20 @@ typedef struct rpc_method {
     void *service_data;
     const void *typed;
 } rpc_method;
+
+/* One registered server interceptor (server.c). */
+typedef struct rpc__icept {
+    rpc_interceptor ic;
+    void *data;
+} rpc__icept;
+
+/* Where a call's interceptor chain is (rpc_call.ic_mode). */
+enum {
+    RPC_IC_IDLE = 0,     /* no interceptor is deciding */
+    RPC_IC_IN_START = 1, /* inside an on_start */
+    RPC_IC_PENDING = 2,  /* an on_start returned PENDING: waiting for proceed/reject */
+    RPC_IC_PROCEEDED = 3 /* rpc_call_proceed() from inside on_start */
+};
 
 struct rpc_call {
     rpc_server *srv;
@@ -269,6 +285,24 @@ struct rpc_call {
     const char *tls_identity;       /* the connection's, kept after the stream goes */
     int refs;
     unsigned nreq;
+    /* traffic, for rpc_call_stats: whole messages and their wire bytes */
+    uint64_t msgs_in, bytes_in, msgs_out, bytes_out;
+    /* interceptors: all zero/NULL when the server has none */
+    const rpc__icept *ics; /* the server's chain */
+    uint32_t nics;
+    uint32_t ic_next;    /* next interceptor to start */
+    uint32_t ic_started; /* how many on_start ran (each gets one on_end) */
+    uint8_t ic_mode;     /* RPC_IC_* */
+    void **ic_state;     /* per interceptor slot, in the arena */
+    const char *peer;    /* copied at start, for on_end after the stream went */
+    uint64_t start_ns;   /* uv_hrtime() at the request headers */
+    uint64_t end_ns;
+    rpc_status end_code;
+    const char *end_message; /* in the arena; NULL: none */
+    bool gate : 1;           /* interceptors are deciding: hold input */
+    bool started : 1;        /* the handler sees the call */
+    bool ic_end_due : 1;     /* ended inside on_start: on_end once it returns */
+    bool ic_ended : 1;       /* on_end fired */
     bool deadline_on : 1;
     bool timer_on : 1;
     bool headers_sent : 1;
@@ -285,6 +319,9 @@ struct rpc_call {
 
 /* call.c */
 rpc_call *rpc__call_new(rpc_server *srv, http2_stream *s, const rpc_method *m);
+/* A call to a path no service registered (servers with interceptors only):
+ * its method, in the call's arena, has no ops. */
+rpc_call *rpc__call_new_unknown(rpc_server *srv, http2_stream *s, const char *path, size_t len);
 void rpc__call_on_data(rpc_call *c, const uint8_t *p, size_t n);
 void rpc__call_on_end(rpc_call *c);
 void rpc__call_on_writable(rpc_call *c);
@@ -300,11 +337,22 @@ void rpc__call_assert_send_ok(const rpc_call *c, const char *where);
 void rpc__call_on_close(rpc_call *c, uint32_t h2_error);
 /* Starts the deadline timer. */
 void rpc__call_set_deadline(rpc_call *c, uint64_t ms);
+/* intercept.c: runs the interceptor chain of a call whose headers are
+ * parsed (c->ics set): then the handler, or UNIMPLEMENTED for a method
+ * without one. */
+void rpc__call_intercept(rpc_call *c);
+/* intercept.c: the call ended (done): the started interceptors' on_end, once
+ * (deferred while an on_start runs). */
+void rpc__call_ic_end(rpc_call *c);
+/* call.c: the chain let the call through: input flows to the handler. */
+void rpc__call_start_handler(rpc_call *c);
 /* Trailers-Only answer on a stream that has no call (bad request). */
 void rpc__respond_error(http2_stream *s, rpc_status code, const char *message);
 /* server.c */
 void rpc__server_call_started(rpc_server *srv);
 void rpc__server_call_freed(rpc_server *srv);
 const rpc_server_config *rpc__server_config(const rpc_server *srv);
+/* The server's interceptor chain; NULL and *n = 0 when it has none. */
+const rpc__icept *rpc__server_interceptors(const rpc_server *srv, uint32_t *n);
 
 #endif

@@ -17,6 +17,8 @@ struct rpc_server {
     size_t cap; /* power of two */
     char **services;
     size_t nservices;
+    rpc__icept *ics; /* the interceptor chain, in order */
+    uint32_t nics;
     atomic_size_t active_calls;
 };
 
@@ -52,7 +54,26 @@ void rpc_server_free(rpc_server *srv)
     for (size_t i = 0; i < srv->nservices; i++)
         oms_free(srv->services[i]);
     oms_free(srv->services);
+    oms_free(srv->ics);
     oms_free(srv);
+}
+
+int rpc_server_add_interceptor(rpc_server *srv, const rpc_interceptor *ic, void *data)
+{
+    if (!ic || !ic->on_start || srv->nics == UINT32_MAX)
+        return RPC_EINVAL;
+    rpc__icept *a = oms_realloc(srv->ics, (srv->nics + 1) * sizeof *a);
+    if (!a)
+        return RPC_ENOMEM;
+    a[srv->nics++] = (rpc__icept){*ic, data};
+    srv->ics = a;
+    return 0;
+}
+
+const rpc__icept *rpc__server_interceptors(const rpc_server *srv, uint32_t *n)
+{
+    *n = srv->nics;
+    return srv->ics;
 }
 
 const rpc_server_config *rpc__server_config(const rpc_server *srv)
@@ -122,6 +143,8 @@ int rpc_server_add_service(rpc_server *srv, const rpc_service_impl *impl)
         }
         m->path = path;
         m->pathlen = n;
+        m->service = names[srv->nservices - 1];
+        m->name = path + 1 + strlen(d->name) + 1;
         m->input = d->methods[i].input;
         m->check_strings = rpc__desc_has_strings(m->input);
         m->output = d->methods[i].output;
@@ -141,6 +164,14 @@ size_t rpc_server_service_count(const rpc_server *srv)
 const char *rpc_server_service_name(const rpc_server *srv, size_t i)
 {
     return i < srv->nservices ? srv->services[i] : NULL;
+}
+
+void rpc_server_each_method(const rpc_server *srv, void (*cb)(const char *path, void *arg),
+                            void *arg)
+{
+    for (size_t i = 0; i < srv->cap; i++)
+        if (srv->methods[i].path)
+            cb(srv->methods[i].path, arg);
 }
 
 size_t rpc_server_active_calls(const rpc_server *srv)
@@ -274,7 +305,10 @@ static void on_open(http2_stream *s, const http2_header *h, size_t n)
             }
         }
     }
-    if (!m || !m->ops) {
+    /* With interceptors, calls to unknown methods become calls too (access
+     * logs, metrics, authentication first): the chain answers UNIMPLEMENTED
+     * after its last interceptor. */
+    if ((!m || !m->ops) && !srv->nics) {
         char msg[300];
         snprintf(msg, sizeof msg, "%s: %s", m ? "method not implemented" : "unknown method",
                  path ? RPC_QUOTE(path->value, path->valuelen) : "");
@@ -282,7 +316,9 @@ static void on_open(http2_stream *s, const http2_header *h, size_t n)
         return;
     }
 
-    rpc_call *c = rpc__call_new(srv, s, m);
+    rpc_call *c =
+        m ? rpc__call_new(srv, s, m)
+          : rpc__call_new_unknown(srv, s, path ? path->value : "", path ? path->valuelen : 0);
     if (!c) {
         rpc__respond_error(s, RPC_RESOURCE_EXHAUSTED, "out of memory");
         return;
@@ -326,6 +362,8 @@ static void on_open(http2_stream *s, const http2_header *h, size_t n)
         }
         rpc__call_set_deadline(c, ms);
     }
+    if (c->ics)
+        rpc__call_intercept(c);
 }
 
 static void on_data(http2_stream *s, const uint8_t *p, size_t n)

@@ -4,7 +4,7 @@
 Installs the build tree into a temp prefix, checks the layout and what the
 libraries hold, builds examples/hello against the prefix with
 find_package(omsrpc) + omsrpc_generate(), runs its server and client over h2c
-and TLS, and links tests/install/link_check.c through pkg-config (shared and
+and TLS and its interceptor examples (logging server, header client) over h2c, and links tests/install/link_check.c through pkg-config (shared and
 static) and through omsrpc::omsrpc_static. Prints PASS/FAIL lines and
 "N passed, M failed"; exits non-zero on any failure. Temp dirs and servers are
 removed on every exit path (--keep leaves the temp dir, for debugging).
@@ -173,6 +173,31 @@ def check_example(a, prefix, tmp):
               and out.splitlines() == want, f"rc {rc}, stdout {out!r}, stderr {tail(err)}")
         rc = stop_server(p)
         check("hello_server exits 0 on SIGINT", rc == 0, f"rc {rc}: {tail(p.stderr.read())}")
+
+    # Interceptors: the logging server logs every call with the header client's
+    # x-request-id; without the id the call is rejected before the handler, and
+    # still logged.
+    lserver = os.path.join(bld, "hello_logging_server")
+    hclient = os.path.join(bld, "hello_header_client")
+    p, port = start_server(lserver, ["--h2c", "--listen", "127.0.0.1:0"])
+    if check("hello_logging_server --h2c starts on a free port", p is not None, str(port)):
+        rc, out, err = run([hclient, "--h2c", "--target", f"127.0.0.1:{port}", "icpt"])
+        check("hello_header_client: SayHello with x-request-id, its interceptor reports the end",
+              rc == 0 and out.splitlines() == ["Hello, icpt!"]
+              and re.search(r"SayHello: OK in [0-9.]+ ms, sent 1 msg/\d+ B, received 1 msg", err),
+              f"rc {rc}, stdout {out!r}, stderr {tail(err)}")
+        rc, out, err = run([hclient, "--h2c", "--no-id", "--target", f"127.0.0.1:{port}"])
+        check("hello_header_client --no-id: rejected by the server's interceptor",
+              rc == 1 and "status 3: x-request-id header required" in err
+              and "INVALID_ARGUMENT" in err, f"rc {rc}, stdout {out!r}, stderr {tail(err)}")
+        rc = stop_server(p)
+        log = p.stdout.read().splitlines()
+        check("hello_logging_server logs both calls, the rejected one too", rc == 0
+              and len(log) == 2
+              and re.match(r"hello\.v1\.Greeter/SayHello id=hello-1 peer=127\.0\.0\.1:\d+ "
+                           r"code=OK [0-9.]+ ms in=1 msg/\d+ B out=1 msg/\d+ B$", log[0])
+              and re.match(r"hello\.v1\.Greeter/SayHello id=- .* code=INVALID_ARGUMENT .* "
+                           r"out=0 msg/0 B$", log[1]), f"rc {rc}, log {log!r}")
 
     # TLS with a temp CA (scripts/certs.sh): verified with --ca, refused without it.
     certs = os.path.join(tmp, "certs")

@@ -7,6 +7,7 @@ command-line contract and prints the same ready line:
 
   ref_server.py [--listen HOST:PORT] [--h2c] [--tls-cert F --tls-key F]
                 [--max-recv-msg BYTES] [--max-streams N] [--grace S] [--log-level L]
+                [--log-metadata KEY]
   -> stdout: "listening on HOST:PORT (tls|h2c)"; SIGTERM: graceful stop, exit 0.
 
 Services (same as omsd):
@@ -404,6 +405,21 @@ class Bench:
 STOPPING = threading.Event()
 
 
+class MetadataLog(grpc.ServerInterceptor):
+    """--log-metadata KEY: one stderr line per call, before it is served:
+    "md METHOD KEY=VALUE" ("-" when the call has no KEY), so that a test can
+    see what a client sent (run_call_creds.py: call credentials)."""
+
+    def __init__(self, key):
+        self.key = key
+
+    def intercept_service(self, continuation, details):
+        v = dict(details.invocation_metadata or ()).get(self.key)
+        print("md %s %s=%s" % (details.method, self.key, "-" if v is None else v),
+              file=sys.stderr, flush=True)
+        return continuation(details)
+
+
 def main():
     global MAX_RECV
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -415,6 +431,7 @@ def main():
     p.add_argument("--max-streams", type=int, default=0)
     p.add_argument("--grace", type=float, default=5)
     p.add_argument("--log-level", default="info")
+    p.add_argument("--log-metadata", metavar="KEY", help="log each call's KEY metadata")
     a = p.parse_args()
     host, _, port = a.listen.rpartition(":")
     if not host or not port.isdigit() or int(port) > 65535:
@@ -443,7 +460,8 @@ def main():
                                    reflection_handler(S.refl_v1_pb2),
                                    reflection_handler(S.refl_v1alpha_pb2),
                                    Bench().handler()],
-                         options=options, maximum_concurrent_rpcs=None)
+                         options=options, maximum_concurrent_rpcs=None,
+                         interceptors=[MetadataLog(a.log_metadata)] if a.log_metadata else None)
     if a.h2c:
         bound = server.add_insecure_port(a.listen)
     else:

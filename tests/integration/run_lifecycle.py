@@ -200,6 +200,41 @@ def bad_arguments(env):
     check(not bad, "%d bad argument sets misbehaved:\n  %s", len(bad), "\n  ".join(bad))
 
 
+def authz_policy_file(env):
+    """--authz-policy FILE is checked at start: a bad file exits 2 naming FILE:LINE; a good one
+    starts (authentication is off: calls are allowed as before)."""
+    bad = os.path.join(env.workdir, "authz-bad.policy")
+    with open(bad, "w") as f:
+        f.write("# a comment\nmethod /oms.v1.OrderService/GetOrder orders:read\n"
+                "method /oms.v1.OrderService/GetOrder orders:admin\n")
+    p = subprocess.run(h.wrap_argv(_base_argv(env, ["--authz-policy", bad])), capture_output=True,
+                       stdin=subprocess.DEVNULL, cwd=env.workdir, timeout=h.START_TIMEOUT,
+                       **h.popen_kwargs())
+    err = p.stderr.decode(errors="replace")
+    eq(p.returncode, 2, "exit status with a bad policy (stderr %r)" % err[-500:])
+    check("%s:3: duplicate method /oms.v1.OrderService/GetOrder (first at line 2)" % bad in err,
+          "stderr does not name the file and line: %r", err[-500:])
+    check(b"listening on" not in p.stdout, "a bad policy printed a listening line")
+    p = subprocess.run(h.wrap_argv(_base_argv(env, ["--authz-policy", bad + ".missing"])),
+                       capture_output=True, stdin=subprocess.DEVNULL, cwd=env.workdir,
+                       timeout=h.START_TIMEOUT, **h.popen_kwargs())
+    eq(p.returncode, 2, "exit status with a missing policy file")
+    good = os.path.join(env.workdir, "authz-good.policy")
+    with open(good, "w") as f:
+        f.write("method /oms.v1.OrderService/* orders:read\nmethod /grpc.testing.TestService/* t\n")
+    s = h.Server(env.args.server, env.args.omsd, env.args.source_dir, env.workdir, h2c=True,
+                 certs=env.certs, name="%s-authz" % env.args.server,
+                 extra_args=["--authz-policy", good, "--reflection-auth"])
+    env.suite.start_server(s)
+    try:
+        ch = s.channel()
+        env.stubs.test_pb2_grpc.TestServiceStub(ch).EmptyCall(env.stubs.empty_pb2.Empty(),
+                                                              timeout=T)
+        ch.close()
+    finally:
+        env.suite.stop_server(s)
+
+
 def listen_ipv6(env):
     try:
         probe = socket.socket(socket.AF_INET6)
@@ -473,6 +508,7 @@ def main():
         su.run("cli.version_everywhere", version_everywhere, env)
         su.run("startup.port_in_use", port_in_use, env)
         su.run("startup.bad_arguments", bad_arguments, env)
+        su.run("startup.authz_policy_file", authz_policy_file, env)
         su.run("startup.listen_ipv6", listen_ipv6, env)
         su.run("startup.default_cert_paths", default_cert_paths, env)
         su.run("startup.port_in_use_by_second_server", port_in_use_by_omsd, env)

@@ -216,6 +216,12 @@ def no_oversell(sp):
     eq(len(sp.ord_api.list_orders(customer_id=cu.id)), 5, "stored orders")
 
 
+def leaks_address(details, port):
+    """Whether a status message names a peer address, a port or an OS error."""
+    d = details.lower()
+    return ("127.0.0.1" in d or ":%d" % port in d or "refused" in d or "connect " in d)
+
+
 def customers_down(sp):
     """The customers process killed: CreateOrder answers UNAVAILABLE (or
     DEADLINE_EXCEEDED), reserves nothing; after its restart on the same port and
@@ -230,9 +236,14 @@ def customers_down(sp):
     try:
         for i in range(3):
             t0 = time.monotonic()
-            expect_error(sp.grpc, lambda: oa.create_order(cu.id, [(A, 2)], key="cd-%s-%d" % (
+            e = expect_error(sp.grpc, lambda: oa.create_order(cu.id, [(A, 2)], key="cd-%s-%d" % (
                 oi.RUN, i), timeout=15), (sp.SC.UNAVAILABLE, sp.SC.DEADLINE_EXCEEDED), (),
                 "CreateOrder with the customers process down")
+            # issue 12 section 5: the answer names no internal address or OS error
+            d = e.details() or ""
+            check(not leaks_address(d, port), "CreateOrder's error leaks an internal address: %r", d)
+            if e.code() == sp.SC.UNAVAILABLE:
+                eq(d, "customer service unavailable", "CreateOrder's message, customers down")
             dt = time.monotonic() - t0
             check(dt < 12, "CreateOrder took %.1fs to fail with the customers process down", dt)
         eq(ia.product(A).reserved, 1, "nothing reserved while customers is down")
@@ -282,6 +293,8 @@ def kill_midrun(sp, scale, victim):
     codes = {}
     allowed = (sp.SC.UNAVAILABLE, sp.SC.DEADLINE_EXCEEDED)
     ord_target = sp.ord.target()
+    inv_port = sp.inv.port
+    leaked = []
 
     def new_channel():
         ch = sp.ord.channel(options=[("grpc.use_local_subchannel_pool", 1),
@@ -322,6 +335,8 @@ def kill_midrun(sp, scale, victim):
                                                     e.code().name, e.details()))
                     if e.code() not in allowed:
                         bad.append((key, e.code().name, e.details()))
+                    elif victim == "inventory" and leaks_address(e.details() or "", inv_port):
+                        leaked.append(e.details())
                 time.sleep(0.02)
     chans = []
     samples = []
@@ -372,6 +387,8 @@ def kill_midrun(sp, scale, victim):
             problems.append(str(e))
     soft(check, not bad, "calls failed with codes other than UNAVAILABLE/DEADLINE_EXCEEDED: %d, e.g. %s",
           len(bad), bad[:3])
+    soft(check, not leaked, "errors name internal addresses (issue 12 section 5): %d, e.g. %s",
+         len(leaked), leaked[:3])
     check(len(acked) > 0, "no call succeeded")
     check(sp.ord.alive(), "the order process died")
     # every acked order exists
