@@ -124,7 +124,7 @@ FZ_API int fz_open(fz_conn *f, http2_ep *ep, const http2_conn_handler *h, void *
     snprintf(c->peer, sizeof c->peer, "fuzz");
     int rv = uv_tcp_open(&c->tcp, sv[0]);
     if (rv == 0)
-        rv = ep->ssl_ctx ? http2__tls_conn_init(c) : http2__conn_start_session(c);
+        rv = ep->tls || ep->ssl_ctx ? http2__tls_conn_init(c) : http2__conn_start_session(c);
     if (rv != 0) {
         if (!c->closing)
             http2__conn_close(c);

@@ -49,6 +49,7 @@ typedef struct options {
     int port;
     bool tls;
     const char *ca_file;
+    const char *cert_file, *key_file; /* --cert/--key: client certificate (mTLS) */
     const char *host_override;
     const char *test_case;
     uint64_t rpc_timeout_ms;
@@ -915,6 +916,8 @@ static void usage(FILE *f)
                "  --server_port PORT           (default 50051)\n"
                "  --use_tls true|false         TLS with ALPN h2, or h2c (default true)\n"
                "  --ca_file FILE               PEM roots for TLS (default: the system's)\n"
+               "  --cert FILE, --key FILE      client certificate and its key (PEM), for\n"
+               "                               servers that ask for one (both or neither)\n"
                "  --server_host_override NAME  name for the certificate check, SNI and\n"
                "                               :authority (default: --server_host)\n"
                "  --test_case NAME|all         (default all)\n"
@@ -959,11 +962,14 @@ static int parse_options(int argc, char **argv)
         O_TOKEN,
         O_TOKEN_FILE
     };
+    enum { O_CERT = 320, O_KEY }; /* mTLS */
     static const struct option longopts[] = {
         {"server_host", required_argument, NULL, O_HOST},
         {"server_port", required_argument, NULL, O_PORT},
         {"use_tls", required_argument, NULL, O_TLS},
         {"ca_file", required_argument, NULL, O_CA},
+        {"cert", required_argument, NULL, O_CERT},
+        {"key", required_argument, NULL, O_KEY},
         {"server_host_override", required_argument, NULL, O_OVERRIDE},
         {"test_case", required_argument, NULL, O_CASE},
         {"rpc_timeout_ms", required_argument, NULL, O_TIMEOUT},
@@ -1005,6 +1011,12 @@ static int parse_options(int argc, char **argv)
             break;
         case O_CA:
             opt.ca_file = optarg;
+            break;
+        case O_CERT:
+            opt.cert_file = optarg;
+            break;
+        case O_KEY:
+            opt.key_file = optarg;
             break;
         case O_OVERRIDE:
             opt.host_override = optarg;
@@ -1057,6 +1069,10 @@ static int parse_options(int argc, char **argv)
                 argv[optind]);
         return -1;
     }
+    if (!opt.cert_file != !opt.key_file) {
+        fprintf(stderr, "oms-interop-client: --cert and --key go together\n");
+        return -1;
+    }
     if (strcmp(opt.test_case, "all") != 0) {
         size_t i = 0;
         while (i < NCASES && strcmp(cases[i].name, opt.test_case) != 0)
@@ -1094,6 +1110,8 @@ int main(int argc, char **argv)
     cfg.target = target;
     cfg.tls = opt.tls;
     cfg.ca_file = opt.ca_file;
+    cfg.cert_file = opt.cert_file;
+    cfg.key_file = opt.key_file;
     cfg.server_name = opt.host_override;
     cfg.user_agent = "oms-interop-client";
     char *token;

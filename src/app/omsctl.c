@@ -111,6 +111,9 @@ static const char global_help[] =
     "                      working directory, else ../" OMSCTL_DEFAULT_CA " next to the\n"
     "                      omsctl binary, else " OMS_DEFAULT_CA_FILE " if it exists,\n"
     "                      else the system's roots)\n"
+    "  --cert FILE         client certificate (PEM) for servers that ask for one\n"
+    "  --key FILE          its private key (both or neither); before the command\n"
+    "                      only (after it, create's --key is the idempotency key)\n"
     "  --h2c               plaintext HTTP/2 instead of TLS\n"
     "  --server-name NAME  TLS server name (SNI and certificate check; default: the host)\n"
     "  --token TOKEN       bearer token: every call carries 'authorization: Bearer\n"
@@ -313,7 +316,7 @@ int omsctl_parse_args(const char *cmd, int argc, char **argv, int first, const c
 
 static const char *const global_flags[] = {"--target", "--ca",         "--server-name", "--timeout",
                                            "--token",  "--token-file", "--h2c",         "--json",
-                                           "--help",   "--version"};
+                                           "--help",   "--version",    "--cert",        "--key"};
 #define NGLOBAL (sizeof global_flags / sizeof global_flags[0])
 
 int omsctl_unknown_option(const char *cmd, const char *arg, const char *const *names, size_t n)
@@ -343,8 +346,8 @@ bool omsctl_global_flag(omsctl *ctl, int argc, char **argv, int *i, int *rc)
         ctl->json = true;
         return true;
     }
-    const char *names[] = {"--target",  "--ca",    "--server-name",
-                           "--timeout", "--token", "--token-file"};
+    const char *names[] = {"--target", "--ca",         "--server-name", "--timeout",
+                           "--token",  "--token-file", "--cert"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
         if (!omsctl_opt(argc, argv, i, names[k], &v, &missing))
             continue;
@@ -372,6 +375,9 @@ bool omsctl_global_flag(omsctl *ctl, int argc, char **argv, int *i, int *rc)
         case 5:
             ctl->token_file = v;
             break;
+        case 6:
+            ctl->cert_file = v;
+            break;
         default: {
             char *end;
             errno = 0;
@@ -398,6 +404,10 @@ int omsctl_connect(omsctl *ctl)
     cfg.tls = !ctl->h2c;
     cfg.ca_file = ctl->h2c ? NULL : ctl->ca_file;
     cfg.server_name = ctl->server_name;
+    if (!ctl->cert_file != !ctl->key_file)
+        return omsctl_usage_error(NULL, "--cert and --key go together");
+    cfg.cert_file = ctl->h2c ? NULL : ctl->cert_file;
+    cfg.key_file = ctl->h2c ? NULL : ctl->key_file;
     cfg.user_agent = "omsctl";
     if (ctl->fast_backoff) {
         /* watch resumes a stream after a server restart: retry the
@@ -523,6 +533,14 @@ int main(int argc, char **argv)
             free(cargv);
             oms_cli_print_version(stdout, "omsctl");
             return OMSCTL_EXIT_OK;
+        } else if (cargc == 0 && strncmp(argv[i], "--key", 5) == 0 &&
+                   (argv[i][5] == '\0' || argv[i][5] == '=')) {
+            /* the client key: before the command only (create has a --key) */
+            bool missing = false;
+            if (!omsctl_opt(argc, argv, &i, "--key", &ctl.key_file, &missing) || missing) {
+                free(cargv);
+                return omsctl_usage_error(NULL, "--key needs a value");
+            }
         } else if (omsctl_global_flag(&ctl, argc, argv, &i, &rc)) {
             if (rc) {
                 free(cargv);

@@ -35,7 +35,8 @@ enum {
 /* Global flags and the channel every command uses. */
 typedef struct omsctl {
     const char *target;
-    const char *ca_file; /* NULL: the system's roots */
+    const char *ca_file;              /* NULL: the system's roots */
+    const char *cert_file, *key_file; /* --cert/--key: client certificate, or NULL */
     const char *server_name;
     bool h2c;
     bool json;

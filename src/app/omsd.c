@@ -10,7 +10,8 @@
  * every connection's streams (send windows, queued bytes, data provider and
  * on_writable state) and every order-event subscriber (cursor, ring head,
  * blocked/scheduled, its call's send state), with broken wake-up invariants
- * marked VIOLATION.
+ * marked VIOLATION. SIGHUP re-reads the TLS certificate, key and client CA
+ * (reload_credentials()) for new connections; open ones keep theirs.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -46,6 +47,10 @@ typedef struct options {
     int h2c;
     const char *cert;
     const char *key;
+    const char *client_ca; /* --client-ca */
+    int client_auth;       /* --client-auth: -1 unset, else http2_client_auth */
+    int tls_min_version;   /* 12 or 13 */
+    bool test_services;    /* --test-services on|off */
     uint64_t max_recv_msg;
     uint64_t max_streams;
     uint64_t max_header_list;
@@ -67,109 +72,122 @@ typedef struct options {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: omsd [options]\n"
-               "\n"
-               "The oms gRPC server: the order system (oms.v1.CustomerService,\n"
-               "InventoryService, OrderService), grpc.testing.TestService,\n"
-               "oms.bench.v1.OrderBench, grpc.health.v1.Health and server reflection.\n"
-               "\n"
-               "  --listen HOST:PORT     address to listen on (default 127.0.0.1:50051;\n"
-               "                         IPv6 as [::1]:50051; port 0 picks a free port)\n"
-               "  --h2c                  serve cleartext HTTP/2 (prior knowledge) instead of TLS\n"
-               "  --tls-cert FILE        server certificate chain, PEM (default certs/server.pem)\n"
-               "  --tls-key FILE         server private key, PEM (default certs/server.key)\n"
-               "  --max-recv-msg BYTES   largest request message accepted, after\n"
-               "                         decompression (default 4194304); larger ones get\n"
-               "                         RESOURCE_EXHAUSTED\n"
-               "  --max-streams N        SETTINGS_MAX_CONCURRENT_STREAMS per connection\n"
-               "                         (default 1000)\n"
-               "  --max-header-list BYTES  largest request header block (default 16384);\n"
-               "                         larger ones get RESOURCE_EXHAUSTED\n"
-               "  --handshake-timeout SECONDS  close connections that have not finished the\n"
-               "                         TLS handshake and sent the HTTP/2 preface by then\n"
-               "                         (default 10; 0 = never)\n"
-               "  --conn-send-budget BYTES  response bytes one connection may have queued for\n"
-               "                         a peer that does not read; past it, handlers are\n"
-               "                         paused and new calls wait (default 16777216; 0 = no\n"
-               "                         limit)\n"
-               "  --send-budget BYTES    response bytes all connections together may have\n"
-               "                         queued; past it, connections holding more than one\n"
-               "                         stream's buffer wait as if over their own budget\n"
-               "                         (default 268435456; 0 = no limit)\n"
-               "  --max-connections N    connections open at once, all workers together;\n"
-               "                         over it a new one is closed at once (default: the\n"
-               "                         descriptor limit, raised to its hard maximum, less 256)\n"
-               "  --max-connection-idle SECONDS  GOAWAY to a connection without a call for\n"
-               "                         that long (default 300; 0 = never)\n"
-               "  --max-connection-age SECONDS  GOAWAY to a connection that old; its calls\n"
-               "                         finish (default 0 = never)\n"
-               "  --max-connection-age-grace SECONDS  then close it that much later (default\n"
-               "                         0 = never)\n"
-               "  --keepalive-time SECONDS  PING a peer silent that long (default 7200)\n"
-               "  --keepalive-timeout SECONDS  close it if the PING is not answered within\n"
-               "                         (default 20)\n"
-               "  --keepalive-min-time SECONDS  client PINGs closer than this while calls\n"
-               "                         are open are strikes (with none open, any PING\n"
-               "                         within 2 h), unless the server sent data in\n"
-               "                         between; the third closes the connection with\n"
-               "                         GOAWAY ENHANCE_YOUR_CALM \"too_many_pings\" (grpc-go's\n"
-               "                         policy; default 300; 0 = no limit)\n"
-               "  --keepalive-permit-without-calls  let clients PING (every\n"
-               "                         --keepalive-min-time) with no call open\n"
-               "  --grace SECONDS        on SIGINT/SIGTERM, how long in-flight calls may run\n"
-               "                         before connections are closed (default 10);\n"
-               "                         SIGUSR1 logs every stream's and order-event\n"
-               "                         subscriber's flow-control state (\"state dump:\")\n"
-               "  --workers N            event loops, one thread and one SO_REUSEPORT listener\n"
-               "                         each (default: the number of cores)\n"
-               "\n"
-               "Order system:\n"
-               "  --store URL            sqlite:PATH (default sqlite:./oms.db)\n"
-               "  --services LIST        which of customers,inventory,orders to host, comma-\n"
-               "                         separated, or all (default all)\n"
-               "  --inventory-target ADDR  where the order service calls InventoryService when\n"
-               "                         this process does not host it (host:port[,host:port])\n"
-               "  --customers-target ADDR  the same for CustomerService\n"
-               "  --peer-ca FILE         CA for those peers (default certs/ca.pem if present)\n"
-               "  --peer-server-name NAME  TLS name the peers' certificates must carry\n"
-               "                         (default: the target's host)\n"
-               "  --peer-h2c             call the peers over cleartext HTTP/2\n"
-               "  --peer-timeout SECONDS  deadline of a peer call when the incoming call has\n"
-               "                         none or a longer one (default 5)\n"
-               "  --event-ring N         order events each loop keeps for live subscribers;\n"
-               "                         slower ones catch up from the store (default 65536)\n"
-               "  --import-max-rows N    rows one ImportOrders call processes; later rows are\n"
-               "                         counted as skipped in its summary (default 100000)\n"
-               "  --idempotency-retention DURATION  how long an idempotency key answers a\n"
-               "                         repeat with its first order (N[s|m|h|d]; default\n"
-               "                         24h; 0 = forever); older keys are forgotten\n"
-               "  --no-demo-data         do not seed an empty store with the demo catalog\n"
-               "  --bench-only           serve OrderBench (and health, reflection) only\n"
-               "Authentication and authorization (on with --jwt-keys, --jwt-secret-file or\n"
-               "--client-ca; otherwise every call is allowed, with a warning at start):\n"
-               "  --jwt-keys FILE        bearer tokens signed with these public keys (PEM\n"
-               "                         keys or certificates, or a JWKS file; RS256, ES256,\n"
-               "                         EdDSA)\n"
-               "  --jwt-secret-file FILE  bearer tokens signed HS256 with this secret (>= 32\n"
-               "                         bytes)\n"
-               "  --jwt-issuer ISS       tokens must carry this \"iss\"\n"
-               "  --jwt-audience AUD     tokens' \"aud\" must contain this\n"
-               "  --jwt-leeway SECONDS   clock skew allowed on exp/nbf/iat (default 30)\n"
-               "  SIGHUP reloads the keys (and certificates); a bad file keeps the old ones.\n"
-               "  --authz-policy FILE    the authorization policy (method scopes, mTLS principals'\n"
-               "                         scopes) replacing the built-in one; format in\n"
-               "                         docs/AUTHZ-POLICY.md: 'method /pkg.Svc/Method SCOPE...',\n"
-               "                         'method /pkg.Svc/* SCOPE...', 'public /pkg.Svc/*',\n"
-               "                         'principal NAME SCOPE...', 'imply SCOPE SCOPE...', #\n"
-               "                         comments. Checked at start (an error exits 2 naming\n"
-               "                         FILE:LINE); enforced while authentication is on\n"
-               "  --reflection-auth      server reflection needs the scope 'reflection' (default:\n"
-               "                         public, like grpc.health.v1)\n"
-               "  --log-level LEVEL      debug, info, warn, error or off (default info)\n"
-               "  -h, --help             show this help\n"
-               "  --version              print the version and git commit\n"
-               "\n"
-               "When ready, omsd prints one line to stdout: listening on HOST:PORT (tls|h2c)\n");
+    fprintf(f,
+            "usage: omsd [options]\n"
+            "\n"
+            "The oms gRPC server: the order system (oms.v1.CustomerService,\n"
+            "InventoryService, OrderService), grpc.testing.TestService,\n"
+            "oms.bench.v1.OrderBench, grpc.health.v1.Health and server reflection.\n"
+            "\n"
+            "  --listen HOST:PORT     address to listen on (default 127.0.0.1:50051;\n"
+            "                         IPv6 as [::1]:50051; port 0 picks a free port)\n"
+            "  --h2c                  serve cleartext HTTP/2 (prior knowledge) instead of TLS\n"
+            "  --tls-cert FILE        server certificate chain, PEM (default certs/server.pem)\n"
+            "  --tls-key FILE         server private key, PEM (default certs/server.key)\n"
+            "  --client-ca FILE       CA (PEM) for client certificates (mTLS); alone it\n"
+            "                         means --client-auth require\n"
+            "  --client-auth MODE     require or optional: whether a client without a\n"
+            "                         certificate fails the handshake (needs --client-ca)\n"
+            "  --tls-min-version V    1.2 (default) or 1.3\n"
+            "                         SIGHUP re-reads the certificate, key and client CA\n"
+            "                         for new connections (open ones are kept)\n"
+            "  --test-services on|off  serve grpc.testing.TestService and\n"
+            "                         oms.bench.v1.OrderBench (default on; turn off in\n"
+            "                         production)\n"
+            "  --max-recv-msg BYTES   largest request message accepted, after\n"
+            "                         decompression (default 4194304); larger ones get\n"
+            "                         RESOURCE_EXHAUSTED\n"
+            "  --max-streams N        SETTINGS_MAX_CONCURRENT_STREAMS per connection\n"
+            "                         (default 1000)\n"
+            "  --max-header-list BYTES  largest request header block (default 16384);\n"
+            "                         larger ones get RESOURCE_EXHAUSTED\n"
+            "  --handshake-timeout SECONDS  close connections that have not finished the\n"
+            "                         TLS handshake and sent the HTTP/2 preface by then\n"
+            "                         (default 10; 0 = never)\n"
+            "  --conn-send-budget BYTES  response bytes one connection may have queued for\n"
+            "                         a peer that does not read; past it, handlers are\n"
+            "                         paused and new calls wait (default 16777216; 0 = no\n"
+            "                         limit)\n"
+            "  --send-budget BYTES    response bytes all connections together may have\n"
+            "                         queued; past it, connections holding more than one\n"
+            "                         stream's buffer wait as if over their own budget\n"
+            "                         (default 268435456; 0 = no limit)\n"
+            "  --max-connections N    connections open at once, all workers together;\n"
+            "                         over it a new one is closed at once (default: the\n"
+            "                         descriptor limit, raised to its hard maximum, less 256)\n"
+            "  --max-connection-idle SECONDS  GOAWAY to a connection without a call for\n"
+            "                         that long (default 300; 0 = never)\n"
+            "  --max-connection-age SECONDS  GOAWAY to a connection that old; its calls\n"
+            "                         finish (default 0 = never)\n"
+            "  --max-connection-age-grace SECONDS  then close it that much later (default\n"
+            "                         0 = never)\n"
+            "  --keepalive-time SECONDS  PING a peer silent that long (default 7200)\n"
+            "  --keepalive-timeout SECONDS  close it if the PING is not answered within\n"
+            "                         (default 20)\n"
+            "  --keepalive-min-time SECONDS  client PINGs closer than this while calls\n"
+            "                         are open are strikes (with none open, any PING\n"
+            "                         within 2 h), unless the server sent data in\n"
+            "                         between; the third closes the connection with\n"
+            "                         GOAWAY ENHANCE_YOUR_CALM \"too_many_pings\" (grpc-go's\n"
+            "                         policy; default 300; 0 = no limit)\n"
+            "  --keepalive-permit-without-calls  let clients PING (every\n"
+            "                         --keepalive-min-time) with no call open\n"
+            "  --grace SECONDS        on SIGINT/SIGTERM, how long in-flight calls may run\n"
+            "                         before connections are closed (default 10);\n"
+            "                         SIGUSR1 logs every stream's and order-event\n"
+            "                         subscriber's flow-control state (\"state dump:\")\n"
+            "  --workers N            event loops, one thread and one SO_REUSEPORT listener\n"
+            "                         each (default: the number of cores)\n"
+            "\n"
+            "Order system:\n"
+            "  --store URL            sqlite:PATH (default sqlite:./oms.db)\n"
+            "  --services LIST        which of customers,inventory,orders to host, comma-\n"
+            "                         separated, or all (default all)\n"
+            "  --inventory-target ADDR  where the order service calls InventoryService when\n"
+            "                         this process does not host it (host:port[,host:port])\n"
+            "  --customers-target ADDR  the same for CustomerService\n"
+            "  --peer-ca FILE         CA for those peers (default certs/ca.pem if present)\n"
+            "  --peer-cert FILE       client certificate for calls to those peers (mTLS)\n"
+            "  --peer-key FILE        its private key (both or neither)\n"
+            "  --peer-server-name NAME  TLS name the peers' certificates must carry\n"
+            "                         (default: the target's host)\n"
+            "  --peer-h2c             call the peers over cleartext HTTP/2\n"
+            "  --peer-timeout SECONDS  deadline of a peer call when the incoming call has\n"
+            "                         none or a longer one (default 5)\n"
+            "  --event-ring N         order events each loop keeps for live subscribers;\n"
+            "                         slower ones catch up from the store (default 65536)\n"
+            "  --import-max-rows N    rows one ImportOrders call processes; later rows are\n"
+            "                         counted as skipped in its summary (default 100000)\n"
+            "  --idempotency-retention DURATION  how long an idempotency key answers a\n"
+            "                         repeat with its first order (N[s|m|h|d]; default\n"
+            "                         24h; 0 = forever); older keys are forgotten\n"
+            "  --no-demo-data         do not seed an empty store with the demo catalog\n"
+            "  --bench-only           serve OrderBench (and health, reflection) only\n"
+            "Authentication and authorization (on with --jwt-keys, --jwt-secret-file or\n"
+            "--client-ca; otherwise every call is allowed, with a warning at start):\n"
+            "  --jwt-keys FILE        bearer tokens signed with these public keys (PEM\n"
+            "                         keys or certificates, or a JWKS file; RS256, ES256,\n"
+            "                         EdDSA)\n"
+            "  --jwt-secret-file FILE  bearer tokens signed HS256 with this secret (>= 32\n"
+            "                         bytes)\n"
+            "  --jwt-issuer ISS       tokens must carry this \"iss\"\n"
+            "  --jwt-audience AUD     tokens' \"aud\" must contain this\n"
+            "  --jwt-leeway SECONDS   clock skew allowed on exp/nbf/iat (default 30)\n"
+            "  SIGHUP reloads the keys and certificates; a bad file keeps the old ones.\n"
+            "  --authz-policy FILE    the authorization policy (method scopes, mTLS principals'\n"
+            "                         scopes) replacing the built-in one; format in\n"
+            "                         docs/AUTHZ-POLICY.md: 'method /pkg.Svc/Method SCOPE...',\n"
+            "                         'method /pkg.Svc/* SCOPE...', 'public /pkg.Svc/*',\n"
+            "                         'principal NAME SCOPE...', 'imply SCOPE SCOPE...', #\n"
+            "                         comments. Checked at start (an error exits 2 naming\n"
+            "                         FILE:LINE); enforced while authentication is on\n"
+            "  --reflection-auth      server reflection needs the scope 'reflection' (default:\n"
+            "                         public, like grpc.health.v1)\n"
+            "  --log-level LEVEL      debug, info, warn, error or off (default info)\n"
+            "  -h, --help             show this help\n"
+            "  --version              print the version and git commit\n"
+            "\n"
+            "When ready, omsd prints one line to stdout: listening on HOST:PORT (tls|h2c)\n");
 }
 
 /* Parses "N", "Ns", "Nm", "Nh" or "Nd" (N a decimal, seconds by default)
@@ -320,13 +338,25 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_JWT_AUDIENCE,
         OPT_JWT_LEEWAY,
         OPT_AUTHZ_POLICY,
-        OPT_REFLECTION_AUTH
+        OPT_REFLECTION_AUTH,
+        OPT_CLIENT_CA,
+        OPT_CLIENT_AUTH,
+        OPT_TLS_MIN,
+        OPT_TEST_SERVICES,
+        OPT_PEER_CERT,
+        OPT_PEER_KEY
     };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"h2c", no_argument, NULL, OPT_H2C},
         {"tls-cert", required_argument, NULL, OPT_CERT},
         {"tls-key", required_argument, NULL, OPT_KEY},
+        {"client-ca", required_argument, NULL, OPT_CLIENT_CA},
+        {"client-auth", required_argument, NULL, OPT_CLIENT_AUTH},
+        {"tls-min-version", required_argument, NULL, OPT_TLS_MIN},
+        {"test-services", required_argument, NULL, OPT_TEST_SERVICES},
+        {"peer-cert", required_argument, NULL, OPT_PEER_CERT},
+        {"peer-key", required_argument, NULL, OPT_PEER_KEY},
         {"max-recv-msg", required_argument, NULL, OPT_MAXRECV},
         {"max-streams", required_argument, NULL, OPT_STREAMS},
         {"max-header-list", required_argument, NULL, OPT_HDRS},
@@ -388,6 +418,38 @@ static int parse_args(int argc, char **argv, options *o)
             break;
         case OPT_KEY:
             o->key = optarg;
+            break;
+        case OPT_CLIENT_CA:
+            o->client_ca = optarg;
+            break;
+        case OPT_CLIENT_AUTH:
+            if (strcmp(optarg, "require") != 0 && strcmp(optarg, "optional") != 0) {
+                fprintf(stderr, "omsd: --client-auth wants require or optional, got '%s'\n",
+                        optarg);
+                return -1;
+            }
+            o->client_auth =
+                optarg[0] == 'r' ? HTTP2_CLIENT_AUTH_REQUIRE : HTTP2_CLIENT_AUTH_OPTIONAL;
+            break;
+        case OPT_TLS_MIN:
+            if (strcmp(optarg, "1.2") != 0 && strcmp(optarg, "1.3") != 0) {
+                fprintf(stderr, "omsd: --tls-min-version wants 1.2 or 1.3, got '%s'\n", optarg);
+                return -1;
+            }
+            o->tls_min_version = optarg[2] == '3' ? 13 : 12;
+            break;
+        case OPT_TEST_SERVICES:
+            if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0) {
+                fprintf(stderr, "omsd: --test-services wants on or off, got '%s'\n", optarg);
+                return -1;
+            }
+            o->test_services = strcmp(optarg, "on") == 0;
+            break;
+        case OPT_PEER_CERT:
+            o->orders.peer_cert_file = optarg;
+            break;
+        case OPT_PEER_KEY:
+            o->orders.peer_key_file = optarg;
             break;
         case OPT_MAXRECV:
             if (parse_u64(optarg, 1, INT32_MAX, &o->max_recv_msg) != 0) {
@@ -584,6 +646,21 @@ static int parse_args(int argc, char **argv, options *o)
         fprintf(stderr, "omsd: unexpected argument '%s' (see --help)\n", argv[optind]);
         return -1;
     }
+    if (o->client_auth >= 0 && !o->client_ca) {
+        fprintf(stderr, "omsd: --client-auth needs --client-ca FILE (the CA that signs the "
+                        "client certificates)\n");
+        return -1;
+    }
+    if (o->client_ca && o->client_auth < 0)
+        o->client_auth = HTTP2_CLIENT_AUTH_REQUIRE;
+    if (o->client_ca && o->h2c) {
+        fprintf(stderr, "omsd: --client-ca needs TLS (not --h2c)\n");
+        return -1;
+    }
+    if (!o->orders.peer_cert_file != !o->orders.peer_key_file) {
+        fprintf(stderr, "omsd: --peer-cert and --peer-key go together\n");
+        return -1;
+    }
     return 0;
 }
 
@@ -627,16 +704,17 @@ typedef struct worker {
 
 typedef struct app {
     uv_loop_t *loop; /* the main thread's: signals only */
-    uv_signal_t sigint, sigterm, sigusr1;
+    uv_signal_t sigint, sigterm, sigusr1, sighup;
     uv_async_t drained; /* worker -> main: one more worker is done */
     worker *workers;
     int nworkers;
     atomic_int ndrained;
     orders *orders; /* NULL with --bench-only */
     omsd_auth auth;
-    uv_signal_t sighup;
     http2_conn_limit *conn_limit;
     http2_send_budget *send_budget;
+    http2_tls *tls; /* the workers' shared TLS context, NULL with --h2c */
+    bool test_services;
     double grace;
     int signals;
 } app;
@@ -712,12 +790,26 @@ static void on_all_drained(uv_async_t *h)
     signal(SIGHUP, SIG_IGN);
 }
 
-/* SIGHUP: reload what may change under a running server (keys). */
+/* SIGHUP: re-reads credentials from their files. Each part keeps what it
+ * had when its files are bad, and says why. New connections get the new TLS
+ * context; open ones keep theirs. Add further reloadable credentials here. */
+static void reload_credentials(app *a)
+{
+    char err[512];
+    if (a->tls) {
+        if (http2_tls_reload(a->tls, err, sizeof err) == 0)
+            OMS_INFO("reload: TLS certificate, key and client CA re-read");
+        else
+            OMS_ERROR("reload: keeping the previous TLS context: %s", err);
+    }
+    omsd_auth_reload(&a->auth);
+}
+
 static void on_sighup(uv_signal_t *h, int signum)
 {
     (void)signum;
-    app *a = h->data;
-    omsd_auth_reload(&a->auth);
+    OMS_INFO("SIGHUP: reloading credentials");
+    reload_credentials(h->data);
 }
 
 static void on_sigusr1(uv_signal_t *h, int signum)
@@ -763,9 +855,6 @@ static int worker_listen(worker *w, const options *o, http2_server_config *hcfg)
     hcfg->handler_data = w->rpc;
     if (http2_server_new(&w->loop, hcfg, &w->h2, err, sizeof err) != 0) {
         fprintf(stderr, "omsd: %s\n", err);
-        if (!o->h2c && (strstr(err, "certificate") || strstr(err, "key")))
-            fprintf(stderr, "omsd: create dev certificates with 'make certs' "
-                            "(scripts/certs.sh), or pass --tls-cert/--tls-key, or --h2c\n");
         return -1;
     }
     uv_async_init(&w->loop, &w->stop, on_worker_stop);
@@ -779,8 +868,9 @@ static int worker_listen(worker *w, const options *o, http2_server_config *hcfg)
  * Returns 0, or -1 with a message printed. */
 static int worker_serve(worker *w, interop_service *interop, bench_service *bench)
 {
-    if (rpc_server_add_service(w->rpc, interop_test_service(interop)) != 0 ||
-        rpc_server_add_service(w->rpc, bench_service_impl(bench)) != 0 ||
+    if ((w->app->test_services &&
+         (rpc_server_add_service(w->rpc, interop_test_service(interop)) != 0 ||
+          rpc_server_add_service(w->rpc, bench_service_impl(bench)) != 0)) ||
         rpc_server_add_service(w->rpc, rpc_health_impl(w->health)) != 0 ||
         rpc_reflection_register(w->rpc, w->refl) != 0 ||
         (w->app->orders && orders_register(w->app->orders, w->rpc) != 0)) {
@@ -821,6 +911,9 @@ int main(int argc, char **argv)
         .port = 50051,
         .cert = "certs/server.pem",
         .key = "certs/server.key",
+        .client_auth = -1,
+        .tls_min_version = 12,
+        .test_services = true,
         .max_recv_msg = 4u << 20,
         .max_streams = 1000,
         .max_header_list = 16u << 10,
@@ -848,7 +941,14 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     int rc = 1;
-    app a = {.loop = uv_default_loop(), .grace = o.grace, .nworkers = (int)o.workers};
+    if (o.bench_only && !o.test_services) {
+        fprintf(stderr, "omsd: --bench-only serves OrderBench: not with --test-services off\n");
+        return 2;
+    }
+    app a = {.loop = uv_default_loop(),
+             .grace = o.grace,
+             .nworkers = (int)o.workers,
+             .test_services = o.test_services};
     atomic_init(&a.ndrained, 0);
     interop_service *interop = interop_service_new();
     bench_service *bench = bench_service_new();
@@ -858,6 +958,7 @@ int main(int argc, char **argv)
         goto out;
     }
     o.auth.policy = o.authz.policy;
+    o.auth.client_certs = o.client_ca != NULL;
     if (omsd_auth_open(&a.auth, &o.auth) != 0)
         goto out;
     http2_server_config hcfg;
@@ -867,6 +968,20 @@ int main(int argc, char **argv)
     hcfg.tls = !o.h2c;
     hcfg.cert_file = o.cert;
     hcfg.key_file = o.key;
+    hcfg.client_ca_file = o.client_ca;
+    hcfg.client_auth = o.client_ca ? (http2_client_auth)o.client_auth : HTTP2_CLIENT_AUTH_OFF;
+    hcfg.tls_min_version = o.tls_min_version;
+    if (!o.h2c) { /* one context for every worker, so that SIGHUP swaps it once */
+        char err[512];
+        if (!(a.tls = http2_tls_new(&hcfg, err, sizeof err))) {
+            fprintf(stderr, "omsd: %s\n", err);
+            if (strstr(err, "certificate") || strstr(err, "key"))
+                fprintf(stderr, "omsd: create dev certificates with 'make certs' "
+                                "(scripts/certs.sh), or pass --tls-cert/--tls-key, or --h2c\n");
+            goto out;
+        }
+        hcfg.tls_ctx = a.tls;
+    }
     hcfg.max_concurrent_streams = (uint32_t)o.max_streams;
     hcfg.max_header_list = (uint32_t)o.max_header_list;
     hcfg.handshake_timeout_ms = (uint64_t)(o.handshake_timeout * 1000);
@@ -918,13 +1033,12 @@ int main(int argc, char **argv)
     uv_signal_init(a.loop, &a.sigterm);
     uv_signal_init(a.loop, &a.sigusr1);
     uv_signal_init(a.loop, &a.sighup);
-    a.sighup.data = &a;
-    uv_signal_start(&a.sighup, on_sighup, SIGHUP);
     uv_async_init(a.loop, &a.drained, on_all_drained);
-    a.sigint.data = a.sigterm.data = a.sigusr1.data = a.drained.data = &a;
+    a.sigint.data = a.sigterm.data = a.sigusr1.data = a.sighup.data = a.drained.data = &a;
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
     uv_signal_start(&a.sigusr1, on_sigusr1, SIGUSR1);
+    uv_signal_start(&a.sighup, on_sighup, SIGHUP);
 
     for (int i = 0; i < a.nworkers; i++) {
         worker *w = &a.workers[i];
@@ -953,6 +1067,7 @@ out:
     free(a.workers);
     http2_conn_limit_free(a.conn_limit);
     http2_send_budget_free(a.send_budget);
+    http2_tls_free(a.tls);
     orders_close(a.orders);
     omsd_auth_close(&a.auth);
     uv_loop_close(a.loop);

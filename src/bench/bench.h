@@ -46,6 +46,8 @@ typedef struct bench_config {
     const char *address;     /* one resolved address, "ip:port" or "[ip6]:port" */
     bool h2c;                /* cleartext instead of TLS */
     const char *ca_file;     /* TLS roots; NULL: the system's */
+    const char *cert_file;   /* client certificate (mTLS), or NULL */
+    const char *key_file;    /* its key (both or neither) */
     const char *server_name; /* SNI, certificate name and :authority */
     const char *token;       /* bearer token (call credentials); NULL: none */
     bench_call_type call;

@@ -37,6 +37,8 @@ static void usage(FILE *f)
         "  --h2c                  cleartext HTTP/2 (prior knowledge) instead of TLS\n"
         "  --ca FILE              PEM roots to verify the server with (default: the\n"
         "                         system's); not with --h2c\n"
+        "  --cert FILE            client certificate (PEM) for servers that ask for one\n"
+        "  --key FILE             its private key (both or neither)\n"
         "  --server-name NAME     name for SNI, the certificate check and :authority\n"
         "                         (default: HOST)\n"
         "  --token TOKEN          bearer token, sent as 'authorization: Bearer TOKEN' on\n"
@@ -207,11 +209,15 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_DRAIN,
         OPT_OPEN_TIMEOUT,
         OPT_TOKEN,
-        OPT_TOKEN_FILE
+        OPT_TOKEN_FILE,
+        OPT_CERT,
+        OPT_KEY
     };
     static const struct option longopts[] = {
         {"target", required_argument, NULL, OPT_TARGET},
         {"ca", required_argument, NULL, OPT_CA},
+        {"cert", required_argument, NULL, OPT_CERT},
+        {"key", required_argument, NULL, OPT_KEY},
         {"h2c", no_argument, NULL, OPT_H2C},
         {"server-name", required_argument, NULL, OPT_NAME},
         {"call", required_argument, NULL, OPT_CALL},
@@ -249,6 +255,12 @@ static int parse_args(int argc, char **argv, options *o)
             break;
         case OPT_CA:
             c->ca_file = optarg;
+            break;
+        case OPT_CERT:
+            c->cert_file = optarg;
+            break;
+        case OPT_KEY:
+            c->key_file = optarg;
             break;
         case OPT_H2C:
             c->h2c = true;
@@ -362,8 +374,13 @@ static int parse_args(int argc, char **argv, options *o)
         fprintf(stderr, "oms-bench: --target HOST:PORT is required (see --help)\n");
         return -1;
     }
-    if (c->h2c && c->ca_file) {
-        fprintf(stderr, "oms-bench: --ca is for TLS; it makes no sense with --h2c\n");
+    if (c->h2c && (c->ca_file || c->cert_file || c->key_file)) {
+        fprintf(stderr, "oms-bench: --ca, --cert and --key are for TLS; they make no sense with "
+                        "--h2c\n");
+        return -1;
+    }
+    if (!c->cert_file != !c->key_file) {
+        fprintf(stderr, "oms-bench: --cert and --key go together\n");
         return -1;
     }
     if (c->call == BENCH_ORDER_WATCH) {

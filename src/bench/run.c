@@ -518,6 +518,8 @@ void bench__channel_config(const bench_config *cfg, rpc_channel_config *cc)
     cc->target = cfg->address;
     cc->tls = !cfg->h2c;
     cc->ca_file = cfg->ca_file;
+    cc->cert_file = cfg->cert_file;
+    cc->key_file = cfg->key_file;
     cc->server_name = cfg->server_name;
     cc->token = cfg->token;
     cc->connect_timeout_ms = PREFLIGHT_MS;

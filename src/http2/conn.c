@@ -127,7 +127,7 @@ int http2__conn_accept(http2_server *srv)
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
         format_addr(&ss, c->peer, sizeof c->peer);
 
-    if (srv->ep.ssl_ctx)
+    if (srv->ep.tls)
         rv = http2__tls_conn_init(c);
     else
         rv = http2__conn_start_session(c);
@@ -138,7 +138,7 @@ int http2__conn_accept(http2_server *srv)
         return rv;
     }
     http2__policy_start(c);
-    OMS_DEBUG("conn %s: accepted (%s)", c->peer, srv->ep.ssl_ctx ? "tls" : "h2c");
+    OMS_DEBUG("conn %s: accepted (%s)", c->peer, srv->ep.tls ? "tls" : "h2c");
     return 0;
 }
 

@@ -26,6 +26,14 @@ typedef struct http2_send_budget http2_send_budget;
 typedef struct http2_client http2_client;
 typedef struct http2_conn http2_conn;
 typedef struct http2_stream http2_stream;
+typedef struct http2_tls http2_tls;
+
+/* Whether a TLS server asks clients for a certificate (mTLS). */
+typedef enum http2_client_auth {
+    HTTP2_CLIENT_AUTH_OFF = 0,  /* no certificate asked */
+    HTTP2_CLIENT_AUTH_OPTIONAL, /* asked; a client without one is accepted (no identity) */
+    HTTP2_CLIENT_AUTH_REQUIRE,  /* a client without one fails the handshake */
+} http2_client_auth;
 
 /* HTTP/2 error codes (RFC 9113 section 7) used across the seam. */
 enum {
@@ -93,6 +101,17 @@ typedef struct http2_server_config {
     int tls;          /* 1: TLS with ALPN h2; 0: h2c with prior knowledge */
     const char *cert_file;
     const char *key_file;
+    /* mTLS: client certificates must chain to a CA in client_ca_file (PEM),
+     * whose names are sent in the CertificateRequest. A certificate from
+     * another CA fails the handshake in both modes. Needs client_ca_file
+     * unless client_auth is OFF. */
+    const char *client_ca_file;
+    http2_client_auth client_auth; /* default OFF */
+    int tls_min_version;           /* 12 (default; 0 means 12) or 13 */
+    /* A TLS context shared by several servers (see http2_tls_new()); the
+     * server holds a reference. NULL: the server makes its own from the
+     * fields above. */
+    http2_tls *tls_ctx;
     uint32_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS */
     uint32_t stream_window;          /* SETTINGS_INITIAL_WINDOW_SIZE */
     uint32_t conn_window;            /* connection receive window */
@@ -187,6 +206,37 @@ http2_send_budget *http2_send_budget_new(size_t max);
 void http2_send_budget_free(http2_send_budget *b);
 /* Bytes queued now, summed over the process. */
 size_t http2_send_budget_queued(const http2_send_budget *b);
+
+/* --- server TLS context (certificate, key, client CA; reload) ------------ *
+ *
+ * Policy for every server context: TLS 1.2 minimum (tls_min_version 13
+ * raises it), TLS 1.2 suites ECDHE with AES-GCM or CHACHA20-POLY1305 only
+ * (TLS 1.3 suites are all AEAD), no renegotiation, no compression, ALPN h2.
+ * The identity of a verified client certificate is its first URI SAN, else
+ * its first DNS SAN, else its subject CN, and must be 1..256 bytes of UTF-8
+ * without control characters (NUL included): a verified certificate without
+ * such a name is refused (the connection closes after the handshake). See
+ * http2_stream_tls_identity(). */
+
+/* Loads cfg->cert_file, key_file and (with client_auth) client_ca_file into
+ * a new context; the file names are copied, to be read again by reload.
+ * Warns (once, here) if the key file is readable by group or others.
+ * Returns NULL with a reason in err on failure. Thread-safe object. */
+http2_tls *http2_tls_new(const http2_server_config *cfg, char *err, size_t errlen);
+
+/* Re-reads the certificate, key and client CA files into a NEW context that
+ * new connections get from now on; open connections keep the one they were
+ * accepted with until they close (nothing is dropped). On failure (err says
+ * why) the current context stays. Any thread. */
+int http2_tls_reload(http2_tls *t, char *err, size_t errlen);
+
+/* Drops the caller's reference (servers using it hold their own). NULL ok. */
+void http2_tls_free(http2_tls *t);
+
+/* http2_tls_reload() on the server's context (shared or its own): with a
+ * shared context, every server sharing it sees the change. UV_EINVAL for an
+ * h2c server. Any thread. */
+int http2_server_reload_tls(http2_server *srv, char *err, size_t errlen);
 
 /* Logs (at info) one line per connection and per stream: flow-control
  * windows, queued bytes, data provider and on_writable state (debug.c; omsd

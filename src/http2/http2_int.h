@@ -46,7 +46,8 @@ static inline size_t http2__bytes_size(const http2_bytes *b)
 typedef struct http2_ep {
     uv_loop_t *loop;
     bool client;
-    SSL_CTX *ssl_ctx; /* NULL for h2c */
+    SSL_CTX *ssl_ctx; /* client: NULL for h2c */
+    http2_tls *tls;   /* server: NULL for h2c (one reference held) */
     nghttp2_session_callbacks *callbacks;
     nghttp2_option *option;
     uv_prepare_t flusher; /* flushes dirty connections before the loop blocks */
@@ -281,8 +282,22 @@ bool http2__budget_over(http2_send_budget *b, size_t conn_queued, size_t floor);
 int http2__budget_register(http2_send_budget *b, uv_async_t *a);
 void http2__budget_unregister(http2_send_budget *b, uv_async_t *a);
 
+/* tls_ctx.c */
+#define HTTP2_TLS_IDENTITY_MAX 256 /* bytes */
+/* TLS 1.2 (12) or 1.3 (13) minimum, AEAD suites, no renegotiation or
+ * compression: for server and client contexts. */
+void http2__tls_policy(SSL_CTX *ctx, int min_version);
+/* An SSL on t's current context (which the SSL keeps alive); NULL: ENOMEM. */
+SSL *http2__tls_ssl_new(http2_tls *t);
+http2_tls *http2__tls_ref(http2_tls *t);
+/* The identity of certificate x (URI SAN, else DNS SAN, else CN) into *out
+ * (oms_strndup'ed): 0, -1 if it has no acceptable name, -2 out of memory. */
+int http2__tls_cert_identity(X509 *x, char **out);
+/* Server, after the handshake: the verified client certificate's identity
+ * into c->tls_identity. 0, or -1 (c->reason says why) to close. */
+int http2__tls_take_identity(http2_conn *c);
+
 /* tls.c */
-SSL_CTX *http2__tls_ctx_new(const char *cert, const char *key, char *err, size_t errlen);
 SSL_CTX *http2__tls_client_ctx_new(const http2_client_config *cfg, char *err, size_t errlen);
 int http2__tls_conn_init(http2_conn *c);
 /* Client: sends the ClientHello. */

@@ -75,9 +75,11 @@ void http2__ep_dispose(http2_ep *ep)
         nghttp2_session_callbacks_del(ep->callbacks);
     if (ep->ssl_ctx)
         SSL_CTX_free(ep->ssl_ctx);
+    http2_tls_free(ep->tls);
     ep->option = NULL;
     ep->callbacks = NULL;
     ep->ssl_ctx = NULL;
+    ep->tls = NULL;
 }
 
 void http2__ep_start(http2_ep *ep)
@@ -217,11 +219,13 @@ int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_serv
     ep->handler_data = cfg->handler_data;
     ep->conn_gone = on_conn_gone;
 
-    if (cfg->tls &&
-        !(ep->ssl_ctx = http2__tls_ctx_new(cfg->cert_file, cfg->key_file, err, errlen))) {
+    if (cfg->tls && cfg->tls_ctx) {
+        ep->tls = http2__tls_ref(cfg->tls_ctx);
+    } else if (cfg->tls && !(ep->tls = http2_tls_new(cfg, err, errlen))) {
         rv = UV_EINVAL;
         goto fail;
     }
+    srv->cfg.tls_ctx = NULL; /* ep->tls holds it */
     if ((rv = http2__ep_setup(ep, false)) != 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -330,6 +334,15 @@ int http2_server_start(http2_server *srv)
     if (rv == 0)
         rv = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection);
     return rv;
+}
+
+int http2_server_reload_tls(http2_server *srv, char *err, size_t errlen)
+{
+    if (!srv->ep.tls) {
+        snprintf(err, errlen, "not a TLS server");
+        return UV_EINVAL;
+    }
+    return http2_tls_reload(srv->ep.tls, err, errlen);
 }
 
 size_t http2_server_conn_count(const http2_server *srv)

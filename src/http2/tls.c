@@ -15,24 +15,6 @@
 
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
 
-/* Picks "h2" from the client's ALPN list. A client that does not offer it
- * gets a fatal no_application_protocol alert: gRPC over anything else is not
- * gRPC. */
-static int on_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                          const unsigned char *in, unsigned int inlen, void *arg)
-{
-    (void)arg;
-    unsigned char *sel;
-    if (SSL_select_next_proto(&sel, outlen, alpn_h2, sizeof alpn_h2, in, inlen) ==
-        OPENSSL_NPN_NEGOTIATED) {
-        *out = sel;
-        return SSL_TLSEXT_ERR_OK;
-    }
-    http2_conn *c = SSL_get_app_data(ssl);
-    OMS_WARN("tls: client %s did not offer ALPN h2; refusing the connection", c->peer);
-    return SSL_TLSEXT_ERR_ALERT_FATAL;
-}
-
 static void tls_error(char *err, size_t errlen, const char *what, const char *file)
 {
     unsigned long e = ERR_get_error();
@@ -41,39 +23,6 @@ static void tls_error(char *err, size_t errlen, const char *what, const char *fi
         ERR_error_string_n(e, buf, sizeof buf);
     snprintf(err, errlen, "%s %s: %s", what, file, e ? buf : "unknown error");
     ERR_clear_error();
-}
-
-SSL_CTX *http2__tls_ctx_new(const char *cert, const char *key, char *err, size_t errlen)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    if (!ctx) {
-        tls_error(err, errlen, "tls", "context");
-        return NULL;
-    }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    /* RFC 9113 section 9.2: TLS 1.2 with HTTP/2 needs an AEAD cipher with
-     * ephemeral key exchange; OpenSSL's default TLS 1.3 suites qualify. */
-    SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20");
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-        tls_error(err, errlen, "cannot load certificate", cert);
-        goto fail;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-        tls_error(err, errlen, "cannot load private key", key);
-        goto fail;
-    }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
-        tls_error(err, errlen, "private key does not match certificate", cert);
-        goto fail;
-    }
-    SSL_CTX_set_alpn_select_cb(ctx, on_alpn_select, NULL);
-    return ctx;
-fail:
-    SSL_CTX_free(ctx);
-    return NULL;
 }
 
 /* Moves whatever OpenSSL produced into the connection's output buffer. */
@@ -92,7 +41,7 @@ static int drain_wbio(http2_conn *c)
 
 int http2__tls_conn_init(http2_conn *c)
 {
-    c->ssl = SSL_new(c->ep->ssl_ctx);
+    c->ssl = c->ep->tls ? http2__tls_ssl_new(c->ep->tls) : SSL_new(c->ep->ssl_ctx);
     if (!c->ssl)
         return UV_ENOMEM;
     c->rbio = BIO_new(BIO_s_mem());
@@ -121,14 +70,15 @@ SSL_CTX *http2__tls_client_ctx_new(const http2_client_config *cfg, char *err, si
         tls_error(err, errlen, "tls", "context");
         return NULL;
     }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20");
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    http2__tls_policy(ctx, 12);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     if (cfg->ca_file ? SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL) != 1
                      : SSL_CTX_set_default_verify_paths(ctx) != 1) {
         tls_error(err, errlen, "cannot load CA certificates", cfg->ca_file ? cfg->ca_file : "");
+        goto fail;
+    }
+    if (!cfg->cert_file != !cfg->key_file) {
+        snprintf(err, errlen, "a client certificate needs its key and a key its certificate");
         goto fail;
     }
     if (cfg->cert_file && SSL_CTX_use_certificate_chain_file(ctx, cfg->cert_file) != 1) {
@@ -137,6 +87,10 @@ SSL_CTX *http2__tls_client_ctx_new(const http2_client_config *cfg, char *err, si
     }
     if (cfg->key_file && SSL_CTX_use_PrivateKey_file(ctx, cfg->key_file, SSL_FILETYPE_PEM) != 1) {
         tls_error(err, errlen, "cannot load client key", cfg->key_file);
+        goto fail;
+    }
+    if (cfg->cert_file && SSL_CTX_check_private_key(ctx) != 1) {
+        tls_error(err, errlen, "client key does not match certificate", cfg->cert_file);
         goto fail;
     }
     if (SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof alpn_h2) != 0) {
@@ -183,9 +137,9 @@ int http2__tls_feed(http2_conn *c, const uint8_t *p, size_t n)
                 return 0;
             unsigned long code = ERR_peek_error();
             long vr = SSL_get_verify_result(c->ssl);
-            if (c->ep->client && vr != X509_V_OK)
-                snprintf(c->reason, sizeof c->reason, "tls: certificate verify failed: %s",
-                         X509_verify_cert_error_string(vr));
+            if (vr != X509_V_OK)
+                snprintf(c->reason, sizeof c->reason, "tls: %scertificate verify failed: %s",
+                         c->ep->client ? "" : "client ", X509_verify_cert_error_string(vr));
             else
                 snprintf(c->reason, sizeof c->reason, "tls: handshake failed: %s",
                          code ? ERR_reason_error_string(code) : "connection reset");
@@ -204,6 +158,8 @@ int http2__tls_feed(http2_conn *c, const uint8_t *p, size_t n)
                      c->ep->client ? "server" : "client", c->peer);
             return -1;
         }
+        if (!c->ep->client && http2__tls_take_identity(c) != 0)
+            return -1;
         c->handshake_done = 1;
         if (http2__conn_start_session(c) != 0)
             return -1;
@@ -225,6 +181,13 @@ int http2__tls_feed(http2_conn *c, const uint8_t *p, size_t n)
             return 0;
         if (e == SSL_ERROR_ZERO_RETURN)
             return -1; /* close_notify */
+        unsigned long code = ERR_peek_error();
+        if (e == SSL_ERROR_SSL && code && !c->reason[0]) {
+            /* e.g. a TLS 1.3 server refusing our certificate (or its
+             * absence) after our side of the handshake was done */
+            snprintf(c->reason, sizeof c->reason, "tls: %s", ERR_reason_error_string(code));
+            OMS_INFO("tls: %s %s: %s", c->ep->client ? "server" : "client", c->peer, c->reason + 5);
+        }
         ERR_clear_error();
         return -1;
     }

@@ -185,6 +185,8 @@ static void free_strings(orders *o)
     oms_free(o->customers_target);
     oms_free(o->peer_ca_file);
     oms_free(o->peer_server_name);
+    oms_free(o->peer_cert_file);
+    oms_free(o->peer_key_file);
 }
 
 /* Copies cfg into o, strings too, with defaults for zeros and page_size capped. */
@@ -195,7 +197,9 @@ static int copy_config(orders *o, const orders_config *cfg, char *err, size_t er
         dup_str(cfg->inventory_target, &o->inventory_target) ||
         dup_str(cfg->customers_target, &o->customers_target) ||
         dup_str(cfg->peer_ca_file, &o->peer_ca_file) ||
-        dup_str(cfg->peer_server_name, &o->peer_server_name)) {
+        dup_str(cfg->peer_server_name, &o->peer_server_name) ||
+        dup_str(cfg->peer_cert_file, &o->peer_cert_file) ||
+        dup_str(cfg->peer_key_file, &o->peer_key_file)) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -204,6 +208,8 @@ static int copy_config(orders *o, const orders_config *cfg, char *err, size_t er
     o->cfg.customers_target = o->customers_target;
     o->cfg.peer_ca_file = o->peer_ca_file;
     o->cfg.peer_server_name = o->peer_server_name;
+    o->cfg.peer_cert_file = o->peer_cert_file;
+    o->cfg.peer_key_file = o->peer_key_file;
     if (o->cfg.page_size == 0)
         o->cfg.page_size = 100;
     if (o->cfg.page_size > PAGE_MAX)
@@ -336,6 +342,8 @@ static rpc_channel *peer_channel(orders *o, uv_loop_t *loop, const char *target,
     cc.tls = o->cfg.peer_tls;
     cc.ca_file = o->cfg.peer_ca_file;
     cc.server_name = o->cfg.peer_server_name;
+    cc.cert_file = o->cfg.peer_cert_file;
+    cc.key_file = o->cfg.peer_key_file;
     /* cc.retry: the default policy retries UNAVAILABLE */
     return rpc_channel_new(loop, &cc, err, errlen);
 }

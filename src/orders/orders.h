@@ -56,6 +56,8 @@ typedef struct orders_config {
     bool peer_tls;                /* default true */
     const char *peer_ca_file;     /* PEM roots for the peers; NULL: system default */
     const char *peer_server_name; /* TLS name to check; default: the target host */
+    const char *peer_cert_file;   /* client certificate for the peers (mTLS), PEM; NULL: none */
+    const char *peer_key_file;    /* its private key (both or neither) */
     uint64_t peer_timeout_ms;     /* deadline of a peer call when the incoming call has
                                      none (or a longer one); default 5000 */
 
