@@ -28,6 +28,7 @@
 #include <uv.h>
 
 #include "base/cli.h"
+#include "base/cli_token.h"
 #include "app/omsd_auth.h"
 #include "app/services.h"
 #include "base/log.h"
@@ -47,10 +48,11 @@ typedef struct options {
     int h2c;
     const char *cert;
     const char *key;
-    const char *client_ca; /* --client-ca */
-    int client_auth;       /* --client-auth: -1 unset, else http2_client_auth */
-    int tls_min_version;   /* 12 or 13 */
-    bool test_services;    /* --test-services on|off */
+    const char *client_ca;       /* --client-ca */
+    const char *peer_token_file; /* --peer-token-file */
+    int client_auth;             /* --client-auth: -1 unset, else http2_client_auth */
+    int tls_min_version;         /* 12 or 13 */
+    bool test_services;          /* --test-services on|off */
     uint64_t max_recv_msg;
     uint64_t max_streams;
     uint64_t max_header_list;
@@ -149,6 +151,8 @@ static void usage(FILE *f)
             "  --peer-ca FILE         CA for those peers (default certs/ca.pem if present)\n"
             "  --peer-cert FILE       client certificate for calls to those peers (mTLS)\n"
             "  --peer-key FILE        its private key (both or neither)\n"
+            "  --peer-token-file FILE  bearer token the order service sends those peers\n"
+            "                         (a service token; read at start)\n"
             "  --peer-server-name NAME  TLS name the peers' certificates must carry\n"
             "                         (default: the target's host)\n"
             "  --peer-h2c             call the peers over cleartext HTTP/2\n"
@@ -344,7 +348,8 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_TLS_MIN,
         OPT_TEST_SERVICES,
         OPT_PEER_CERT,
-        OPT_PEER_KEY
+        OPT_PEER_KEY,
+        OPT_PEER_TOKEN
     };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
@@ -357,6 +362,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"test-services", required_argument, NULL, OPT_TEST_SERVICES},
         {"peer-cert", required_argument, NULL, OPT_PEER_CERT},
         {"peer-key", required_argument, NULL, OPT_PEER_KEY},
+        {"peer-token-file", required_argument, NULL, OPT_PEER_TOKEN},
         {"max-recv-msg", required_argument, NULL, OPT_MAXRECV},
         {"max-streams", required_argument, NULL, OPT_STREAMS},
         {"max-header-list", required_argument, NULL, OPT_HDRS},
@@ -450,6 +456,9 @@ static int parse_args(int argc, char **argv, options *o)
             break;
         case OPT_PEER_KEY:
             o->orders.peer_key_file = optarg;
+            break;
+        case OPT_PEER_TOKEN:
+            o->peer_token_file = optarg;
             break;
         case OPT_MAXRECV:
             if (parse_u64(optarg, 1, INT32_MAX, &o->max_recv_msg) != 0) {
@@ -660,6 +669,14 @@ static int parse_args(int argc, char **argv, options *o)
     if (!o->orders.peer_cert_file != !o->orders.peer_key_file) {
         fprintf(stderr, "omsd: --peer-cert and --peer-key go together\n");
         return -1;
+    }
+    if (o->peer_token_file) {
+        char *tok, err[256];
+        if (oms_cli_token(NULL, o->peer_token_file, &tok, err, sizeof err) != 0) {
+            fprintf(stderr, "omsd: --peer-token-file: %s\n", err);
+            return -1;
+        }
+        o->orders.peer_token = tok; /* freed at the end of main */
     }
     return 0;
 }
@@ -1070,6 +1087,7 @@ out:
     http2_tls_free(a.tls);
     orders_close(a.orders);
     omsd_auth_close(&a.auth);
+    free((char *)o.orders.peer_token);
     uv_loop_close(a.loop);
     bench_service_free(bench);
     interop_service_free(interop);

@@ -187,6 +187,7 @@ static void free_strings(orders *o)
     oms_free(o->peer_server_name);
     oms_free(o->peer_cert_file);
     oms_free(o->peer_key_file);
+    oms_free(o->peer_token);
 }
 
 /* Copies cfg into o, strings too, with defaults for zeros and page_size capped. */
@@ -199,7 +200,8 @@ static int copy_config(orders *o, const orders_config *cfg, char *err, size_t er
         dup_str(cfg->peer_ca_file, &o->peer_ca_file) ||
         dup_str(cfg->peer_server_name, &o->peer_server_name) ||
         dup_str(cfg->peer_cert_file, &o->peer_cert_file) ||
-        dup_str(cfg->peer_key_file, &o->peer_key_file)) {
+        dup_str(cfg->peer_key_file, &o->peer_key_file) ||
+        dup_str(cfg->peer_token, &o->peer_token)) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -210,6 +212,7 @@ static int copy_config(orders *o, const orders_config *cfg, char *err, size_t er
     o->cfg.peer_server_name = o->peer_server_name;
     o->cfg.peer_cert_file = o->peer_cert_file;
     o->cfg.peer_key_file = o->peer_key_file;
+    o->cfg.peer_token = o->peer_token;
     if (o->cfg.page_size == 0)
         o->cfg.page_size = 100;
     if (o->cfg.page_size > PAGE_MAX)
@@ -344,6 +347,7 @@ static rpc_channel *peer_channel(orders *o, uv_loop_t *loop, const char *target,
     cc.server_name = o->cfg.peer_server_name;
     cc.cert_file = o->cfg.peer_cert_file;
     cc.key_file = o->cfg.peer_key_file;
+    cc.token = o->cfg.peer_token;
     /* cc.retry: the default policy retries UNAVAILABLE */
     return rpc_channel_new(loop, &cc, err, errlen);
 }

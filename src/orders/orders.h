@@ -58,6 +58,7 @@ typedef struct orders_config {
     const char *peer_server_name; /* TLS name to check; default: the target host */
     const char *peer_cert_file;   /* client certificate for the peers (mTLS), PEM; NULL: none */
     const char *peer_key_file;    /* its private key (both or neither) */
+    const char *peer_token;       /* bearer token sent to the peers; NULL: none */
     uint64_t peer_timeout_ms;     /* deadline of a peer call when the incoming call has
                                      none (or a longer one); default 5000 */
 

@@ -143,7 +143,7 @@ void orders__sweep_stop(orders_loop *ol);
 struct orders {
     orders_config cfg; /* strings point into the copies below */
     char *store_url, *inventory_target, *customers_target, *peer_ca_file, *peer_server_name,
-        *peer_cert_file, *peer_key_file;
+        *peer_cert_file, *peer_key_file, *peer_token;
     store *st;
     orders_hub *hub; /* NULL when the order service is not hosted */
 

@@ -13,8 +13,11 @@ WatchOrders stream is open: the stream keeps delivering, a new connection
 sees the new certificate (SHA-256 of its DER), a garbage certificate file is
 logged and the previous one kept. Split deployment with --client-ca on
 inventory/customers and --peer-cert/--peer-key on orders; without the peer
-certificate CreateOrder fails. --test-services off, start-up errors, the
-key-permission warning, omsctl --cert/--key.
+certificate CreateOrder fails; the same on service tokens (--peer-token-file
+against --jwt-secret-file peers). Certificates as principals (--client-ca turns
+authentication on): a policy line narrows one, an unnamed one gets every
+scope. --test-services off, start-up errors, the key-permission warning,
+omsctl --cert/--key.
 """
 
 import hashlib
@@ -350,6 +353,100 @@ class Mtls:
             for s in (bare, ords, cus, inv):
                 self.env.suite.stop_server(s)
 
+    def peer_token(self):
+        """Split deployment on bearer tokens: inventory and customers verify an
+        HS256 secret, the orders process sends --peer-token-file. A service
+        token with the scopes it needs works; one without inventory:write is
+        refused by inventory, and the caller is told the order service was
+        refused (not the peer's address)."""
+        omsctl = os.path.join(os.path.dirname(os.path.abspath(self.env.args.omsd)), "omsctl")
+        secret = os.path.join(self.env.workdir, "peer-secret")
+        with open(secret, "wb") as f:
+            f.write(os.urandom(24).hex().encode())
+
+        def token_file(name, scope):
+            r = subprocess.run([omsctl, "token", "--key", secret, "--alg", "HS256", "--sub",
+                                "orders-service", "--scope", scope, "--ttl", "1h"],
+                               capture_output=True, text=True, timeout=60)
+            eq(r.returncode, 0, "omsctl token (%s)" % r.stderr)
+            path = os.path.join(self.env.workdir, name)
+            with open(path, "w") as f:
+                f.write(r.stdout.strip() + "\n")
+            return path
+        good = token_file("peer-good.jwt", "inventory:read inventory:write customers:read")
+        weak = token_file("peer-weak.jwt", "inventory:read customers:read")
+        ca = self.p("ca.pem")
+        inv = oi.start_server(self.env, "token-inventory",
+                              extra=["--services", "inventory", "--jwt-secret-file", secret])
+        cus = oi.start_server(self.env, "token-customers",
+                              extra=["--services", "customers", "--jwt-secret-file", secret])
+        peers = ["--services", "orders", "--no-demo-data",
+                 "--inventory-target", "127.0.0.1:%d" % inv.port,
+                 "--customers-target", "127.0.0.1:%d" % cus.port, "--peer-ca", ca]
+        ords = oi.start_server(self.env, "token-orders", extra=peers + ["--peer-token-file", good])
+        weak_ords = oi.start_server(self.env, "token-orders-weak",
+                                    extra=peers + ["--peer-token-file", weak])
+        try:
+            api = oi.api_for(self.env, ords)
+            o = api.create_order("c-1", [("SKU-002", 1)])
+            check(o.id, "CreateOrder with a service token gave no id")
+            api.close()
+            api = oi.api_for(self.env, weak_ords)
+            try:
+                api.create_order("c-1", [("SKU-002", 1)], timeout=10)
+                raise h.Failure("CreateOrder worked with a token lacking inventory:write")
+            except self.grpc.RpcError as e:
+                eq(e.code(), self.SC.INTERNAL, "CreateOrder with a weak service token (%r)"
+                   % e.details())
+                eq(e.details(), "inventory service refused the order service",
+                   "CreateOrder with a weak service token")
+            api.close()
+        finally:
+            for s in (weak_ords, ords, cus, inv):
+                self.env.suite.stop_server(s)
+
+    # ---- certificates as principals
+
+    def cert_principal(self):
+        """--client-ca turns authentication on: a verified certificate is the
+        call's principal. A policy `principal` line narrows client.pem to
+        inventory:read; orders.pem, not named, gets every scope; no certificate
+        (optional mode) is UNAUTHENTICATED outside the public methods."""
+        policy = os.path.join(self.env.workdir, "cert-policy.txt")
+        with open(os.path.join(self.env.args.source_dir, "docs", "AUTHZ-POLICY.md")) as f:
+            text = f.read()
+        block = text.split("## The default policy", 1)[1].split("```", 2)[1]
+        with open(policy, "w") as f:
+            f.write(block.strip() + "\nprincipal spiffe://oms.local/client/dev inventory:read\n")
+        srv = self.server("cert-principal", ["--client-ca", self.p("ca.pem"),
+                                             "--client-auth", "optional",
+                                             "--authz-policy", policy])
+
+        def call(creds, fn):
+            api = oi.Api(self.S, self.grpc.secure_channel("localhost:%d" % srv.port, creds))
+            try:
+                fn(api)
+                return "OK", ""
+            except self.grpc.RpcError as e:
+                return e.code().name, e.details()
+            finally:
+                api.close()
+        get = lambda a: a.product("SKU-001")  # noqa: E731
+        create = lambda a: a.create_order("c-1", [("SKU-001", 1)])  # noqa: E731
+        try:
+            narrowed = self.creds(self.certs, "client")
+            full = self.creds(self.certs, "orders")
+            anon = self.grpc.ssl_channel_credentials(read(self.p("ca.pem")))
+            eq(call(narrowed, get)[0], "OK", "GetProduct with client.pem (inventory:read)")
+            eq(call(narrowed, create), ("PERMISSION_DENIED", "missing scope orders:write"),
+               "CreateOrder with client.pem (narrowed to inventory:read)")
+            eq(call(full, create)[0], "OK", "CreateOrder with orders.pem (not named: every scope)")
+            eq(call(anon, get), ("UNAUTHENTICATED", "authentication required"),
+               "GetProduct without a certificate")
+            eq(self.health(srv, anon), self.SC.OK, "health without a certificate (public)")
+        finally:
+            self.env.suite.stop_server(srv)
+
     # ---- exposure and start-up
 
     def test_services_off(self):
@@ -415,6 +512,8 @@ def main():
         run("policy.versions_and_suites", m.policy)
         run("reload.sighup_with_open_stream", m.reload)
         run("split.peer_certificate", m.split)
+        run("split.peer_token", m.peer_token)
+        run("authz.cert_principal", m.cert_principal)
         run("test_services.off", m.test_services_off)
         run("startup.errors", m.startup_errors)
         run("startup.key_mode_warning", m.key_mode_warning)
