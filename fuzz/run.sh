@@ -2,9 +2,10 @@
 # Runs every fuzz target (or those named) on its seed corpus for a bounded
 # time and fails on the first crash, leak, sanitizer report or timeout.
 #
-#   fuzz/run.sh [-t SECONDS] [-b BUILD_DIR] [-w WORK_DIR] [target...]
+#   fuzz/run.sh [-t SECONDS] [-n RUNS] [-b BUILD_DIR] [-w WORK_DIR] [target...]
 #
-# SECONDS per target (default 8). The corpus under fuzz/corpus/<target>/ is
+# SECONDS per target (default 8); with -n, a target also stops after RUNS
+# executions (a long run: -t 3600 -n 10000000). The corpus under fuzz/corpus/<target>/ is
 # only read: new inputs go to WORK_DIR/<target>/ (default: a temporary
 # directory, removed after), crash files to WORK_DIR/artifacts/. Prints one
 # line per target: executions, new corpus entries, result.
@@ -15,14 +16,16 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 secs=8
+runs=
 build=$root/build-fuzz
 work=
-while getopts "t:b:w:" o; do
+while getopts "t:n:b:w:" o; do
   case $o in
     t) secs=$OPTARG ;;
+    n) runs=$OPTARG ;;
     b) build=$OPTARG ;;
     w) work=$OPTARG ;;
-    *) echo "usage: $0 [-t SECONDS] [-b BUILD_DIR] [-w WORK_DIR] [target...]" >&2; exit 2 ;;
+    *) echo "usage: $0 [-t SECONDS] [-n RUNS] [-b BUILD_DIR] [-w WORK_DIR] [target...]" >&2; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -66,7 +69,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$work/$t"
   log=$work/$t.log
   before=$(ls "$work/$t" | wc -l)
-  if "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  if "$bin" -max_total_time="$secs" ${runs:+-runs=$runs} -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
        -artifact_prefix="$work/artifacts/${t}-" "$work/$t" "$here/corpus/$t" >"$log" 2>&1; then
     res=ok
   else
