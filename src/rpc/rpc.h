@@ -276,7 +276,9 @@ const char *rpc_call_tls_identity(const rpc_call *c);
  * shared by every loop that serves the server, so it must be thread-safe or
  * read-only when the server runs on several loops.
  *
- * Cost: a server without interceptors pays one branch per call. */
+ * Cost: a server without interceptors allocates nothing for them and reads
+ * no clock; what remains is a few flag tests and the message/byte counters
+ * (about 50 instructions of some 33,000 per unary call, by callgrind). */
 
 /* What on_start decides (rpc_call_reject() ends the call instead). */
 typedef enum rpc_intercept_action {
