@@ -5,7 +5,8 @@
 #   fuzz/run.sh [-t SECONDS] [-n RUNS] [-b BUILD_DIR] [-w WORK_DIR] [target...]
 #
 # SECONDS per target (default 8); with -n, a target also stops after RUNS
-# executions (a long run: -t 3600 -n 10000000). The corpus under fuzz/corpus/<target>/ is
+# executions (a long run: -t 3600 -n 10000000). FUZZ_TIMEOUT (seconds, default
+# 10) is the per-input timeout; raise it when the run may be paused (SIGSTOP). The corpus under fuzz/corpus/<target>/ is
 # only read: new inputs go to WORK_DIR/<target>/ (default: a temporary
 # directory, removed after), crash files to WORK_DIR/artifacts/. Prints one
 # line per target: executions, new corpus entries, result.
@@ -69,7 +70,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$work/$t"
   log=$work/$t.log
   before=$(ls "$work/$t" | wc -l)
-  if "$bin" -max_total_time="$secs" ${runs:+-runs=$runs} -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  if "$bin" -max_total_time="$secs" ${runs:+-runs=$runs} -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb=2048 -print_final_stats=1 \
        -artifact_prefix="$work/artifacts/${t}-" "$work/$t" "$here/corpus/$t" >"$log" 2>&1; then
     res=ok
   else
