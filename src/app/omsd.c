@@ -68,8 +68,9 @@ typedef struct options {
     uint64_t send_budget; /* all connections together */
     uint64_t workers;
     oms_log_level log_level;
-    oms_log_format log_format; /* --log-format */
-    const char *access_log;    /* --access-log PATH|-; NULL: off */
+    oms_log_format log_format;  /* --log-format */
+    const char *access_log;     /* --access-log PATH|-; NULL: off */
+    uint64_t access_log_buffer; /* --access-log-buffer BYTES; 0: the default */
     bool bench_only;
     orders_config orders;
     omsd_authz authz; /* --authz-policy, --reflection-auth */
@@ -199,6 +200,8 @@ static void usage(FILE *f)
             "                         id) appended to PATH, or stdout for -; SIGHUP reopens\n"
             "                         it (logrotate); lines are dropped, never waited for,\n"
             "                         when the disk falls behind\n"
+            "  --access-log-buffer BYTES  access-log lines held for the writer (default\n"
+            "                         4194304; past it lines are dropped and counted)\n"
             "  -h, --help             show this help\n"
             "  --version              print the version and git commit\n"
             "\n"
@@ -362,7 +365,8 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_PEER_KEY,
         OPT_PEER_TOKEN,
         OPT_LOG_FORMAT,
-        OPT_ACCESS_LOG
+        OPT_ACCESS_LOG,
+        OPT_ACCESS_LOG_BUFFER
     };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
@@ -401,6 +405,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"log-level", required_argument, NULL, OPT_LOG},
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
         {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
+        {"access-log-buffer", required_argument, NULL, OPT_ACCESS_LOG_BUFFER},
         {"store", required_argument, NULL, OPT_STORE},
         {"services", required_argument, NULL, OPT_SERVICES},
         {"inventory-target", required_argument, NULL, OPT_INV},
@@ -664,6 +669,13 @@ static int parse_args(int argc, char **argv, options *o)
                 return -1;
             }
             o->access_log = optarg;
+            break;
+        case OPT_ACCESS_LOG_BUFFER:
+            if (parse_u64(optarg, 8192, 1ull << 30, &o->access_log_buffer) != 0) {
+                fprintf(stderr, "omsd: --access-log-buffer wants 8192..%llu bytes, got '%s'\n",
+                        1ull << 30, optarg);
+                return -1;
+            }
             break;
         case 'h':
             usage(stdout);
@@ -1076,7 +1088,8 @@ int main(int argc, char **argv)
     }
     if (o.access_log) {
         char err[512];
-        if (!(a.access = omsd_access_open(o.access_log, 0, err, sizeof err))) {
+        if (!(a.access =
+                  omsd_access_open(o.access_log, (size_t)o.access_log_buffer, err, sizeof err))) {
             fprintf(stderr, "omsd: --access-log: %s\n", err);
             goto out;
         }
