@@ -173,12 +173,12 @@ static void writer_main(void *arg)
         if (reopen && a->path) {
             int fd = open_file(a->path);
             if (fd < 0) {
-                OMS_ERROR("access log: cannot reopen %s: %s (keeping the old file)", a->path,
+                OMS_ERROR("access-log: cannot reopen %s: %s (keeping the old file)", a->path,
                           strerror(errno));
             } else {
                 close(a->fd);
                 a->fd = fd;
-                OMS_INFO("access log: reopened %s", a->path);
+                OMS_INFO("access-log: reopened %s", a->path);
             }
         }
         /* [tail, head) is ours until tail moves: producers write elsewhere */
@@ -188,12 +188,12 @@ static void writer_main(void *arg)
                 n = a->cap - at;
             int rv = write_all(a->fd, a->ring + at, n);
             if (rv != 0 && write_errors++ == 0)
-                OMS_ERROR("access log: write: %s (lines are lost while it fails)", strerror(-rv));
+                OMS_ERROR("access-log: write: %s (lines are lost while it fails)", strerror(-rv));
             tail += n;
         }
         uint64_t d = atomic_load(&a->dropped), now = uv_hrtime();
         if (d != reported && (last_warn == 0 || now - last_warn >= WARN_INTERVAL_NS)) {
-            OMS_WARN("access log: %llu line(s) dropped: the log cannot keep up with the calls "
+            OMS_WARN("access-log: %llu line(s) dropped: the log cannot keep up with the calls "
                      "(%llu in all)",
                      (unsigned long long)(d - reported), (unsigned long long)d);
             reported = d;

@@ -270,7 +270,7 @@ def reopen(c):
     rotated = c.acc + ".1"
     os.rename(c.acc, rotated)
     c.srv.signal(signal.SIGHUP)
-    wait_for(lambda: "access log: reopened" in c.srv.log_text(), "the reopen in the server log")
+    wait_for(lambda: "access-log: reopened" in c.srv.log_text(), "the reopen in the server log")
     tid2, _, tp2 = new_tp()
     c.test.EmptyCall(S.empty_pb2.Empty(), metadata=[("traceparent", tp2)], timeout=T)
     line_for(c.acc, tid2)
@@ -295,7 +295,7 @@ def drops(env):
         # the writer is stuck on the full pipe: calls went on all the same
         check(took < T, "%d calls took %.1fs", n, took)
         data = b""
-        total_re = re.compile(r"access log: (\d+) line\(s\) dropped.*\((\d+) in all\)")
+        total_re = re.compile(r"access-log: (\d+) line\(s\) dropped.*\((\d+) in all\)")
 
         def settled():
             nonlocal data
