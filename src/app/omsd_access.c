@@ -18,7 +18,9 @@
 
 #define DEFAULT_BUFFER (4u << 20)
 /* A line longer than this loses its longest members (a hostile path). */
-#define LINE_MAX_BYTES   4096
+#define LINE_MAX_BYTES 4096
+/* Input bytes of the principal and method kept (a longer one is cut). */
+#define FIELD_MAX        256
 #define WARN_INTERVAL_NS 1000000000ull
 
 struct omsd_access {
@@ -71,8 +73,12 @@ size_t omsd_access_format(rpc_call *c, const rpc_call_stats *st, int64_t sec, lo
     oms_json_begin(&j, buf, cap);
     oms_json_cstr(&j, "time", when);
     oms_json_cstr(&j, "peer", rpc_call_peer(c));
-    oms_json_cstr(&j, "principal", st->principal ? st->principal->subject : NULL);
-    oms_json_cstr(&j, "method", rpc_call_path(c));
+    /* bounded so that the fields after them always fit (escaped, a byte
+     * takes up to 6); the subject is validated by authentication */
+    const char *sub = st->principal ? st->principal->subject : NULL;
+    const char *path = rpc_call_path(c);
+    oms_json_str(&j, "principal", sub, sub ? strnlen(sub, FIELD_MAX) : 0);
+    oms_json_str(&j, "method", path, path ? strnlen(path, FIELD_MAX) : 0);
     oms_json_cstr(&j, "type", type_name(rpc_call_get_type(c)));
     oms_json_cstr(&j, "status", rpc_status_name((int)st->code));
     oms_json_u64(&j, "code", (uint64_t)st->code);

@@ -142,7 +142,7 @@ void oms_json_begin(oms_json *j, char *buf, size_t cap)
         j->full = true;
 }
 
-void oms_json_str(oms_json *j, const char *k, const void *v, size_t n)
+static void str(oms_json *j, const char *k, const void *v, size_t n, bool keep_cut)
 {
     size_t mark = j->len;
     bool first = j->first;
@@ -156,15 +156,25 @@ void oms_json_str(oms_json *j, const char *k, const void *v, size_t n)
             /* leave room for the closing quote and TAIL */
             size_t room = j->cap - j->len - TAIL;
             j->len += oms_json_escape(j->buf + j->len, room, v, n, &cut);
-            if (cut)
+            if (cut && !keep_cut)
                 j->full = true;
         }
-        put(j, "\"", 1);
+        put(j, "\"", 1); /* room was kept for it */
     }
     if (j->full) { /* drop the partial member, keep the object valid */
         j->len = mark;
         j->first = first;
     }
+}
+
+void oms_json_str(oms_json *j, const char *k, const void *v, size_t n)
+{
+    str(j, k, v, n, false);
+}
+
+void oms_json_str_cut(oms_json *j, const char *k, const void *v, size_t n)
+{
+    str(j, k, v, n, true);
 }
 
 void oms_json_cstr(oms_json *j, const char *k, const char *v)

@@ -31,6 +31,9 @@ size_t oms_json_escape(char *out, size_t cap, const void *s, size_t n, bool *cut
 void oms_json_begin(oms_json *j, char *buf, size_t cap);
 /* "key":"value" with n bytes of v escaped; v NULL: null. */
 void oms_json_str(oms_json *j, const char *key, const void *v, size_t n);
+/* As oms_json_str, but a value too long for the buffer is kept cut short
+ * (at a character boundary) instead of left out: for the last member. */
+void oms_json_str_cut(oms_json *j, const char *key, const void *v, size_t n);
 /* The same for a NUL-terminated v (NULL: null). */
 void oms_json_cstr(oms_json *j, const char *key, const char *v);
 void oms_json_u64(oms_json *j, const char *key, uint64_t v);

@@ -97,7 +97,7 @@ void oms_log(oms_log_level level, const char *fmt, ...)
         oms_json_cstr(&j, "time", when);
         oms_json_cstr(&j, "level", tags[level]);
         oms_json_cstr(&j, "component", comp);
-        oms_json_cstr(&j, "msg", msg + skip);
+        oms_json_str_cut(&j, "msg", msg + skip, strlen(msg + skip));
         len = oms_json_end(&j);
     } else {
         int n = snprintf(line, sizeof line, "%s %s %s: %s", when, tags[level], comp, msg + skip);

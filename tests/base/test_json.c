@@ -74,6 +74,20 @@ Test(base_json, objects_stay_valid_when_full)
     cr_expect_str_eq(buf, "{\"a\":\"x\"}\n", "a member that does not fit is left out");
 }
 
+Test(base_json, last_member_cut_short_stays_valid)
+{
+    char buf[32];
+    oms_json j;
+    oms_json_begin(&j, buf, sizeof buf);
+    oms_json_cstr(&j, "a", "x");
+    oms_json_str_cut(&j, "msg", "0123456789abcdef\xc3\xa9\xc3\xa9\xc3\xa9", 22);
+    size_t n = oms_json_end(&j);
+    cr_expect_eq(n, strlen(buf));
+    cr_expect_lt(n, sizeof buf);
+    cr_expect_eq(strncmp(buf, "{\"a\":\"x\",\"msg\":\"0123456789", 25), 0, "%s", buf);
+    cr_expect_str_eq(buf + n - 3, "\"}\n", "%s", buf);
+}
+
 Test(base_json, time_is_rfc3339_utc_with_ms)
 {
     char t[32];
