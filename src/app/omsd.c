@@ -11,7 +11,9 @@
  * on_writable state) and every order-event subscriber (cursor, ring head,
  * blocked/scheduled, its call's send state), with broken wake-up invariants
  * marked VIOLATION. SIGHUP re-reads the TLS certificate, key and client CA
- * (reload_credentials()) for new connections; open ones keep theirs.
+ * (reload_credentials()) for new connections; open ones keep theirs; and
+ * reopens the --access-log file. Under systemd (Type=notify) READY=1 goes out
+ * with the "listening on" line, STOPPING=1 when a drain starts.
  */
 #include <errno.h>
 #include <getopt.h>
