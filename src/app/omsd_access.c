@@ -22,6 +22,10 @@
 /* Input bytes of the principal and method kept (a longer one is cut). */
 #define FIELD_MAX        256
 #define WARN_INTERVAL_NS 1000000000ull
+/* Lines wait this long to be written together: one writer wake-up per
+ * interval, not per call (a futex wake-up and context switch per call showed
+ * as the top cost under perf). A buffer an eighth full is written at once. */
+#define FLUSH_INTERVAL_NS 10000000ull
 
 struct omsd_access {
     char *path; /* NULL: standard output */
@@ -33,9 +37,10 @@ struct omsd_access {
      * are taken modulo cap */
     char *ring;
     size_t cap;
-    size_t head, tail; /* under lock */
-    bool stop, reopen; /* under lock */
-    bool writer_idle;  /* under lock: waiting on cond */
+    size_t head, tail;    /* under lock */
+    bool stop, reopen;    /* under lock */
+    bool writer_idle;     /* under lock: waiting on cond, nothing buffered */
+    bool writer_batching; /* under lock: waiting FLUSH_INTERVAL_NS for more */
     atomic_uint_fast64_t dropped;
 };
 
@@ -112,7 +117,7 @@ static void push(omsd_access *a, const char *line, size_t n)
     memcpy(a->ring + at, line, first);
     memcpy(a->ring, line + first, n - first);
     a->head += n;
-    bool wake = a->writer_idle;
+    bool wake = a->writer_idle || (a->writer_batching && a->head - a->tail >= a->cap / 8);
     uv_mutex_unlock(&a->lock);
     if (wake)
         uv_cond_signal(&a->cond);
@@ -170,6 +175,11 @@ static void writer_main(void *arg)
             a->writer_idle = false;
             if (atomic_load(&a->dropped) != reported)
                 break;
+        }
+        if (a->head != a->tail && !a->stop && !a->reopen && a->head - a->tail < a->cap / 8) {
+            a->writer_batching = true;
+            uv_cond_timedwait(&a->cond, &a->lock, FLUSH_INTERVAL_NS);
+            a->writer_batching = false;
         }
         bool reopen = a->reopen, stop = a->stop;
         a->reopen = false;
