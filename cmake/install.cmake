@@ -79,7 +79,7 @@ endforeach()
 
 install(FILES src/base/log.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/oms/base)
 install(FILES src/http2/http2.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/oms/http2)
-install(FILES src/rpc/rpc.h src/rpc/rpc_client.h src/rpc/health.h src/rpc/reflection.h
+install(FILES src/rpc/rpc.h src/rpc/rpc_client.h src/rpc/health.h src/rpc/reflection.h src/rpc/trace.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/oms/rpc)
 install(TARGETS omsrpc omsrpc_static protoc-gen-omsrpc EXPORT omsrpcTargets
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}

@@ -11,7 +11,9 @@
  * on_writable state) and every order-event subscriber (cursor, ring head,
  * blocked/scheduled, its call's send state), with broken wake-up invariants
  * marked VIOLATION. SIGHUP re-reads the TLS certificate, key and client CA
- * (reload_credentials()) for new connections; open ones keep theirs.
+ * (reload_credentials()) for new connections; open ones keep theirs; and
+ * reopens the --access-log file. Under systemd (Type=notify) READY=1 goes out
+ * with the "listening on" line, STOPPING=1 when a drain starts.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,11 +26,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "base/cli.h"
 #include "base/cli_token.h"
+#include "app/omsd_access.h"
 #include "app/omsd_auth.h"
 #include "app/services.h"
 #include "base/log.h"
@@ -66,6 +70,9 @@ typedef struct options {
     uint64_t send_budget; /* all connections together */
     uint64_t workers;
     oms_log_level log_level;
+    oms_log_format log_format;  /* --log-format */
+    const char *access_log;     /* --access-log PATH|-; NULL: off */
+    uint64_t access_log_buffer; /* --access-log-buffer BYTES; 0: the default */
     bool bench_only;
     orders_config orders;
     omsd_authz authz; /* --authz-policy, --reflection-auth */
@@ -188,6 +195,15 @@ static void usage(FILE *f)
             "  --reflection-auth      server reflection needs the scope 'reflection' (default:\n"
             "                         public, like grpc.health.v1)\n"
             "  --log-level LEVEL      debug, info, warn, error or off (default info)\n"
+            "  --log-format FORMAT    text (default) or json: the server log on stderr,\n"
+            "                         one line each with time, level and component\n"
+            "  --access-log PATH|-    one JSON line per finished call (peer, principal,\n"
+            "                         method, status, duration, messages and bytes, trace\n"
+            "                         id) appended to PATH, or stdout for -; SIGHUP reopens\n"
+            "                         it (logrotate); lines are dropped, never waited for,\n"
+            "                         when the disk falls behind\n"
+            "  --access-log-buffer BYTES  access-log lines held for the writer (default\n"
+            "                         4194304; past it lines are dropped and counted)\n"
             "  -h, --help             show this help\n"
             "  --version              print the version and git commit\n"
             "\n"
@@ -349,7 +365,10 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_TEST_SERVICES,
         OPT_PEER_CERT,
         OPT_PEER_KEY,
-        OPT_PEER_TOKEN
+        OPT_PEER_TOKEN,
+        OPT_LOG_FORMAT,
+        OPT_ACCESS_LOG,
+        OPT_ACCESS_LOG_BUFFER
     };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
@@ -386,6 +405,9 @@ static int parse_args(int argc, char **argv, options *o)
         {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE},
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"log-level", required_argument, NULL, OPT_LOG},
+        {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+        {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
+        {"access-log-buffer", required_argument, NULL, OPT_ACCESS_LOG_BUFFER},
         {"store", required_argument, NULL, OPT_STORE},
         {"services", required_argument, NULL, OPT_SERVICES},
         {"inventory-target", required_argument, NULL, OPT_INV},
@@ -637,6 +659,26 @@ static int parse_args(int argc, char **argv, options *o)
                 return -1;
             }
             break;
+        case OPT_LOG_FORMAT:
+            if (oms_log_parse_format(optarg, &o->log_format) != 0) {
+                fprintf(stderr, "omsd: --log-format wants text or json, got '%s'\n", optarg);
+                return -1;
+            }
+            break;
+        case OPT_ACCESS_LOG:
+            if (!*optarg) {
+                fprintf(stderr, "omsd: --access-log wants a file or -\n");
+                return -1;
+            }
+            o->access_log = optarg;
+            break;
+        case OPT_ACCESS_LOG_BUFFER:
+            if (parse_u64(optarg, 8192, 1ull << 30, &o->access_log_buffer) != 0) {
+                fprintf(stderr, "omsd: --access-log-buffer wants 8192..%llu bytes, got '%s'\n",
+                        1ull << 30, optarg);
+                return -1;
+            }
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -728,6 +770,7 @@ typedef struct app {
     atomic_int ndrained;
     orders *orders; /* NULL with --bench-only */
     omsd_auth auth;
+    omsd_access *access; /* --access-log, or NULL */
     http2_conn_limit *conn_limit;
     http2_send_budget *send_budget;
     http2_tls *tls; /* the workers' shared TLS context, NULL with --h2c */
@@ -826,7 +869,10 @@ static void on_sighup(uv_signal_t *h, int signum)
 {
     (void)signum;
     OMS_INFO("SIGHUP: reloading credentials");
-    reload_credentials(h->data);
+    app *a = h->data;
+    reload_credentials(a);
+    if (a->access)
+        omsd_access_reopen(a->access);
 }
 
 static void on_sigusr1(uv_signal_t *h, int signum)
@@ -845,6 +891,7 @@ static void on_signal(uv_signal_t *h, int signum)
         exit(1);
     }
     OMS_INFO("%s: draining (grace %.1fs)", strsignal(signum), a->grace);
+    sd_notify(0, "STOPPING=1"); /* systemd (Type=notify); a no-op without NOTIFY_SOCKET */
     for (int i = 0; i < a->nworkers; i++)
         uv_async_send(&a->workers[i].stop);
 }
@@ -953,6 +1000,7 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &o) != 0)
         return 2;
     oms_log_set_level(o.log_level);
+    oms_log_set_format(o.log_format);
     if (omsd_authz_load(&o.authz) != 0)
         return 2;
     signal(SIGPIPE, SIG_IGN);
@@ -1040,8 +1088,17 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    if (o.access_log) {
+        char err[512];
+        if (!(a.access =
+                  omsd_access_open(o.access_log, (size_t)o.access_log_buffer, err, sizeof err))) {
+            fprintf(stderr, "omsd: --access-log: %s\n", err);
+            goto out;
+        }
+    }
     for (int i = 0; i < a.nworkers; i++)
         if (worker_serve(&a.workers[i], interop, bench) != 0 ||
+            (a.access && omsd_access_attach(a.access, a.workers[i].rpc) != 0) ||
             omsd_auth_attach(&a.auth, &o.authz, a.workers[i].rpc) != 0)
             goto out;
     omsd_authz_log_uncovered(&o.authz, a.workers[0].rpc);
@@ -1072,6 +1129,7 @@ int main(int argc, char **argv)
     else
         printf("listening on %s:%d (%s)\n", o.host, port, o.h2c ? "h2c" : "tls");
     fflush(stdout);
+    sd_notify(0, "READY=1"); /* every listener is up: systemd (Type=notify) may go on */
     if (a.nworkers > 1)
         OMS_INFO("%d workers", a.nworkers);
 
@@ -1082,6 +1140,7 @@ out:
     for (int i = 0; a.workers && i < a.nworkers; i++)
         worker_dispose(&a.workers[i]);
     free(a.workers);
+    omsd_access_close(a.access); /* the servers are gone: write what is left */
     http2_conn_limit_free(a.conn_limit);
     http2_send_budget_free(a.send_budget);
     http2_tls_free(a.tls);

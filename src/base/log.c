@@ -1,5 +1,7 @@
 #include "base/log.h"
 
+#include "base/json.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +10,47 @@
 
 /* Written once before any loop starts; read-only afterwards. */
 static oms_log_level min_level = OMS_LOG_INFO;
+static oms_log_format format = OMS_LOG_TEXT;
+
+int oms_log_parse_format(const char *s, oms_log_format *out)
+{
+    if (strcmp(s, "text") == 0)
+        *out = OMS_LOG_TEXT;
+    else if (strcmp(s, "json") == 0)
+        *out = OMS_LOG_JSON;
+    else
+        return -1;
+    return 0;
+}
+
+void oms_log_set_format(oms_log_format f)
+{
+    format = f;
+}
+
+size_t oms_log_component(const char *msg, char *comp, size_t cap)
+{
+    static const struct {
+        const char *word, *comp;
+    } layers[] = {{"conn ", "http2"}, {"call ", "rpc"}, {"channel ", "rpc"}};
+    size_t n = 0;
+    if (msg[0] >= 'a' && msg[0] <= 'z') {
+        while (n < 16 && ((msg[n] >= 'a' && msg[n] <= 'z') || (msg[n] >= '0' && msg[n] <= '9') ||
+                          msg[n] == '_' || msg[n] == '-'))
+            n++;
+        if (msg[n] == ':' && msg[n + 1] == ' ' && n < cap) {
+            memcpy(comp, msg, n);
+            comp[n] = '\0';
+            return n + 2;
+        }
+    }
+    const char *c = "main";
+    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++)
+        if (strncmp(msg, layers[i].word, strlen(layers[i].word)) == 0)
+            c = layers[i].comp;
+    snprintf(comp, cap, "%s", c);
+    return 0;
+}
 
 int oms_log_parse_level(const char *s, oms_log_level *out)
 {
@@ -36,24 +79,33 @@ void oms_log(oms_log_level level, const char *fmt, ...)
     static const char *const tags[] = {"debug", "info", "warn", "error"};
     if (level < min_level || level >= OMS_LOG_OFF)
         return;
-    char line[1024];
+    char msg[1024], line[2048], comp[24], when[32];
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000, tags[level]);
+    oms_json_time(when, sizeof when, (int64_t)ts.tv_sec, ts.tv_nsec);
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    int m = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (m < 0)
-        m = 0;
-    size_t len = (size_t)n + (size_t)m;
-    if (len > sizeof line - 2)
-        len = sizeof line - 2;
-    line[len++] = '\n';
+        msg[0] = '\0';
+    size_t skip = oms_log_component(msg, comp, sizeof comp);
+    size_t len;
+    if (format == OMS_LOG_JSON) {
+        oms_json j;
+        oms_json_begin(&j, line, sizeof line);
+        oms_json_cstr(&j, "time", when);
+        oms_json_cstr(&j, "level", tags[level]);
+        oms_json_cstr(&j, "component", comp);
+        oms_json_str_cut(&j, "msg", msg + skip, strlen(msg + skip));
+        len = oms_json_end(&j);
+    } else {
+        int n = snprintf(line, sizeof line, "%s %s %s: %s", when, tags[level], comp, msg + skip);
+        len = n < 0 ? 0 : (size_t)n;
+        if (len > sizeof line - 2)
+            len = sizeof line - 2;
+        line[len++] = '\n';
+    }
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
 }

@@ -394,8 +394,9 @@ const Oms__V1__InventoryService_Server orders__inventory_handlers = {
 /* --- the in-process ports --------------------------------------------------------- */
 
 static void local_get_customer(orders_loop *ol, const char *id, uint64_t timeout_ms,
-                               orders_customer_cb cb, void *arg)
+                               const rpc_trace *trace, orders_customer_cb cb, void *arg)
 {
+    (void)trace;
     (void)timeout_ms; /* a local read does not wait */
     char msg[192];
     if (!*id || strlen(id) > STORE_ID_MAX) {
@@ -432,8 +433,10 @@ static void finish_reserve_port(inv_op *r)
 }
 
 static void local_reserve(orders_loop *ol, const char *order_id, const store_line *lines, size_t n,
-                          uint64_t timeout_ms, orders_reserve_cb cb, void *arg)
+                          uint64_t timeout_ms, const rpc_trace *trace, orders_reserve_cb cb,
+                          void *arg)
 {
+    (void)trace;
     (void)timeout_ms; /* the store answers once the commit is durable */
     char why[160];
     if (!reserve_check(order_id, lines, n, why, sizeof why)) {
@@ -464,8 +467,9 @@ static void finish_release_port(inv_op *r)
 
 /* No retries: the store either commits the release or is closing. */
 static void local_release(orders_loop *ol, const char *order_id, uint64_t timeout_ms,
-                          orders_release_cb cb, void *arg)
+                          const rpc_trace *trace, orders_release_cb cb, void *arg)
 {
+    (void)trace;
     (void)timeout_ms;
     char why[96];
     if (!order_id_check(order_id, why, sizeof why)) {

@@ -33,6 +33,8 @@ typedef struct create_flow {
     orders_create_cb cb;
     void *arg;
     uint64_t timeout_ms; /* bound of each peer call; 0: the port's default */
+    rpc_trace trace;     /* the calling RPC's, carried to the peers */
+    const rpc_trace *tp; /* &trace, or NULL: none */
     char customer_id[STORE_ID_MAX + 1];
     store_order *order; /* the order being built; its lines are the request's */
     store_write w;      /* ORDER_CREATE; lives until its done fired */
@@ -98,7 +100,7 @@ static void flow_release_then_done(create_flow *f, rpc_status code, const char *
     snprintf(f->msg, sizeof f->msg, "%s", msg ? msg : "");
     f->first = first;
     /* Last action: the callback may fire before release returns. */
-    f->ol->inventory->release(f->ol, f->order->id, f->timeout_ms, on_released, f);
+    f->ol->inventory->release(f->ol, f->order->id, f->timeout_ms, f->tp, on_released, f);
 }
 
 static void on_order_created(store_write *w)
@@ -176,7 +178,7 @@ static void on_reserved(void *arg, rpc_status code, const char *msg, const store
          * a fresh id. */
         if (f->fresh_ids < CREATE_MAX_FRESH_IDS) {
             f->fresh_ids++;
-            f->ol->inventory->release(f->ol, o->id, f->timeout_ms, NULL, NULL);
+            f->ol->inventory->release(f->ol, o->id, f->timeout_ms, f->tp, NULL, NULL);
             reserve_fresh(f);
             return;
         }
@@ -327,7 +329,7 @@ static void reserve_fresh(create_flow *f)
         return;
     }
     f->ol->inventory->reserve(f->ol, f->order->id, f->order->lines, f->order->nlines, f->timeout_ms,
-                              on_reserved, f);
+                              f->tp, on_reserved, f);
 }
 
 static bool answer_known_key(orders_loop *ol, const store_order *req, orders_create_cb cb,
@@ -409,7 +411,8 @@ static bool answer_known_key(orders_loop *ol, const store_order *req, orders_cre
 }
 
 void orders__create_order(orders_loop *ol, const Oms__V1__CreateOrderRequest *req, const char *key,
-                          uint64_t timeout_ms, orders_create_cb cb, void *arg)
+                          uint64_t timeout_ms, const rpc_trace *trace, orders_create_cb cb,
+                          void *arg)
 {
     char why[160];
     rpc_status st = orders__validate_create(req, why, sizeof why);
@@ -436,6 +439,10 @@ void orders__create_order(orders_loop *ol, const Oms__V1__CreateOrderRequest *re
     f->cb = cb;
     f->arg = arg;
     f->timeout_ms = timeout_ms;
+    if (trace) {
+        f->trace = *trace;
+        f->tp = &f->trace;
+    }
     f->order = o;
     /* Lengths were validated above. */
     snprintf(f->customer_id, sizeof f->customer_id, "%s", req->customer_id);
@@ -451,5 +458,5 @@ void orders__create_order(orders_loop *ol, const Oms__V1__CreateOrderRequest *re
         return;
     }
     /* Last action: the in-process lookup answers before returning. */
-    ol->customers->get_customer(ol, f->customer_id, timeout_ms, on_customer, f);
+    ol->customers->get_customer(ol, f->customer_id, timeout_ms, f->tp, on_customer, f);
 }

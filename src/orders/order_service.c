@@ -131,7 +131,8 @@ static void on_create_order(rpc_call *c, const Oms__V1__CreateOrderRequest *req)
      * arena) until the flow reported. A cancelled call makes the reply a no-op;
      * the order, once stored, stays (the client retries with its key). */
     rpc_call_ref(c);
-    orders__create_order(ol, req, key, orders__peer_timeout(ol->o, c), on_create_done, c);
+    orders__create_order(ol, req, key, orders__peer_timeout(ol->o, c), rpc_call_trace(c),
+                         on_create_done, c);
 }
 
 /* --- GetOrder --------------------------------------------------------------- */
@@ -222,7 +223,7 @@ static void on_status_set(store_write *w)
      * the store released it in the status change's transaction (with_stock). */
     if (w->rc == STORE_OK && w->to_status == STORE_ORDER_CANCELLED && !w->with_stock) {
         f->ol->inventory->release(f->ol, w->order_id, orders__peer_timeout(f->ol->o, f->c),
-                                  on_cancel_released, f);
+                                  rpc_call_trace(f->c), on_cancel_released, f);
         return;
     }
     status_reply(f);
@@ -585,7 +586,7 @@ static void import_start(import_state *im, size_t idx, const Oms__V1__CreateOrde
     /* Rows take their own key only: one metadata key cannot cover many orders.
      * The flow copies what it needs from req before returning. */
     orders__create_order(im->ol, req, NULL, orders__peer_timeout(im->ol->o, im->c),
-                         on_import_row_done, job);
+                         rpc_call_trace(im->c), on_import_row_done, job);
 }
 
 static import_state *import_get(rpc_call *c)

@@ -349,7 +349,13 @@ static rpc_channel *peer_channel(orders *o, uv_loop_t *loop, const char *target,
     cc.key_file = o->cfg.peer_key_file;
     cc.token = o->cfg.peer_token;
     /* cc.retry: the default policy retries UNAVAILABLE */
-    return rpc_channel_new(loop, &cc, err, errlen);
+    rpc_channel *ch = rpc_channel_new(loop, &cc, err, errlen);
+    /* Every peer call carries the trace context of the call it is made for
+     * (a new trace for background work), so one order can be followed across
+     * the split deployment by its trace id. */
+    if (ch && rpc_channel_add_interceptor(ch, rpc_trace_client_interceptor(), NULL) != 0)
+        OMS_WARN("orders: peer %s: out of memory: calls go without trace context", target);
+    return ch;
 }
 
 /* Slot of loop in o->loops, or -1. Slots are never moved: a lookup on one

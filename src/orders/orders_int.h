@@ -26,6 +26,7 @@
 #include "orders/orders.h"
 #include "rpc/rpc.h"
 #include "rpc/rpc_client.h"
+#include "rpc/trace.h"
 #include "store/store.h"
 
 #define ORDERS_MAX_LOOPS 64
@@ -88,7 +89,9 @@ const orders_err *orders__err_from_details(orders_err *e, const uint8_t *details
  * the port function returns (the in-process customer lookup is a synchronous
  * store read), so a caller makes the port call its last action. msg is never
  * NULL; it and the records are borrowed for the callback. timeout_ms 0 means
- * the port's default (orders_config.peer_timeout_ms). */
+ * the port's default (orders_config.peer_timeout_ms). trace (borrowed for
+ * the port call; NULL: none) is the trace context of the call the port works
+ * for: a remote port's peer call carries it on (a child span). */
 
 typedef void (*orders_customer_cb)(void *arg, rpc_status code, const char *msg,
                                    const store_customer *c);
@@ -100,19 +103,19 @@ typedef void (*orders_release_cb)(void *arg, rpc_status code, const char *msg);
 
 typedef struct orders_customers_port {
     void (*get_customer)(orders_loop *ol, const char *id, uint64_t timeout_ms,
-                         orders_customer_cb cb, void *arg);
+                         const rpc_trace *trace, orders_customer_cb cb, void *arg);
 } orders_customers_port;
 
 typedef struct orders_inventory_port {
     /* All or nothing, idempotent per order_id (InventoryService.Reserve). */
     void (*reserve)(orders_loop *ol, const char *order_id, const store_line *lines, size_t n,
-                    uint64_t timeout_ms, orders_reserve_cb cb, void *arg);
+                    uint64_t timeout_ms, const rpc_trace *trace, orders_reserve_cb cb, void *arg);
     /* A compensating release: the port keeps retrying it on UNAVAILABLE or
      * DEADLINE_EXCEEDED (with backoff, while the process runs) after reporting
      * the first failure to cb, so a reservation is not left behind while the
      * inventory service is briefly away. cb may be NULL. */
     void (*release)(orders_loop *ol, const char *order_id, uint64_t timeout_ms,
-                    orders_release_cb cb, void *arg);
+                    const rpc_trace *trace, orders_release_cb cb, void *arg);
 } orders_inventory_port;
 
 /* inventory.c: the in-process ports, over the loop's store connection. */
@@ -287,9 +290,12 @@ typedef void (*orders_create_cb)(void *arg, rpc_status code, const char *msg,
  * checks the customer is ACTIVE, reserves stock (prices from inventory),
  * totals, stores the order and its event, and releases the reservation again
  * if anything after it fails. key overrides req->idempotency_key when req's
- * is empty (the idempotency-key metadata). timeout_ms bounds the peer calls. */
+ * is empty (the idempotency-key metadata). timeout_ms bounds the peer calls;
+ * trace (copied; NULL: none) is the calling RPC's trace context, which they
+ * carry on. */
 void orders__create_order(orders_loop *ol, const Oms__V1__CreateOrderRequest *req, const char *key,
-                          uint64_t timeout_ms, orders_create_cb cb, void *arg);
+                          uint64_t timeout_ms, const rpc_trace *trace, orders_create_cb cb,
+                          void *arg);
 
 /* --- watch.c: the streaming handlers of orders__order_handlers ---------------- */
 

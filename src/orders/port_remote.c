@@ -135,7 +135,7 @@ static void on_customer(void *data, rpc_status code, const char *message,
 }
 
 static void remote_get_customer(orders_loop *ol, const char *id, uint64_t timeout_ms,
-                                orders_customer_cb cb, void *arg)
+                                const rpc_trace *trace, orders_customer_cb cb, void *arg)
 {
     if (!ol->customers_ch) {
         cb(arg, RPC_UNAVAILABLE, "no customer service target", NULL);
@@ -150,7 +150,7 @@ static void remote_get_customer(orders_loop *ol, const char *id, uint64_t timeou
     x->arg = arg;
     Oms__V1__GetCustomerRequest req = OMS__V1__GET_CUSTOMER_REQUEST__INIT;
     req.id = (char *)id;
-    rpc_call_opts opts = {.timeout_ms = timeout_of(ol, timeout_ms)};
+    rpc_call_opts opts = {.timeout_ms = timeout_of(ol, timeout_ms), .trace = trace};
     if (!oms__v1__customer_service__get_customer__call(ol->customers_ch, &req, &opts, on_customer,
                                                        x)) {
         oms_free(x);
@@ -206,7 +206,8 @@ static void on_reservation(void *data, rpc_status code, const char *message,
 }
 
 static void remote_reserve(orders_loop *ol, const char *order_id, const store_line *lines, size_t n,
-                           uint64_t timeout_ms, orders_reserve_cb cb, void *arg)
+                           uint64_t timeout_ms, const rpc_trace *trace, orders_reserve_cb cb,
+                           void *arg)
 {
     if (!ol->inventory_ch) {
         cb(arg, RPC_UNAVAILABLE, "no inventory service target", NULL, 0, NULL);
@@ -239,7 +240,7 @@ static void remote_reserve(orders_loop *ol, const char *order_id, const store_li
     req.order_id = (char *)order_id;
     req.n_lines = n;
     req.lines = rlp;
-    rpc_call_opts opts = {.timeout_ms = timeout_of(ol, timeout_ms)};
+    rpc_call_opts opts = {.timeout_ms = timeout_of(ol, timeout_ms), .trace = trace};
     rpc_client_call *call =
         oms__v1__inventory_service__reserve__call(ol->inventory_ch, &req, &opts, on_reservation, x);
     oms_free(rl); /* req is only read during the call */
@@ -274,6 +275,8 @@ typedef struct release_op {
     int attempts;
     bool in_flight; /* a call is running */
     bool timer_on;  /* timer initialized (closed before freeing) */
+    bool traced;    /* trace holds the trace context of the call it works for */
+    rpc_trace trace;
     uv_timer_t timer;
 } release_op;
 
@@ -391,7 +394,8 @@ static void release_start(release_op *r, uint64_t timeout_ms)
 {
     Oms__V1__ReleaseRequest req = OMS__V1__RELEASE_REQUEST__INIT;
     req.order_id = r->order_id;
-    rpc_call_opts opts = {.timeout_ms = timeout_of(r->ol, timeout_ms)};
+    rpc_call_opts opts = {.timeout_ms = timeout_of(r->ol, timeout_ms),
+                          .trace = r->traced ? &r->trace : NULL};
     r->attempts++;
     r->in_flight = true;
     if (!oms__v1__inventory_service__release__call(r->ol->inventory_ch, &req, &opts, on_released,
@@ -414,7 +418,7 @@ static void release_start(release_op *r, uint64_t timeout_ms)
 }
 
 static void remote_release(orders_loop *ol, const char *order_id, uint64_t timeout_ms,
-                           orders_release_cb cb, void *arg)
+                           const rpc_trace *trace, orders_release_cb cb, void *arg)
 {
     if (!ol->inventory_ch) {
         if (cb)
@@ -441,6 +445,10 @@ static void remote_release(orders_loop *ol, const char *order_id, uint64_t timeo
     r->cb = cb;
     r->arg = arg;
     r->backoff_ms = RELEASE_BACKOFF_MS;
+    if (trace) { /* background retries keep the trace of the call they work for */
+        r->trace = *trace;
+        r->traced = true;
+    }
     r->next = rs->head;
     r->pprev = &rs->head;
     if (rs->head)

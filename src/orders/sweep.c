@@ -134,7 +134,7 @@ static void pump(orders_sweep *s)
             store_format_order_id(id, s->ids[s->pos++]);
             s->in_flight++;
             s->total++;
-            s->ol->inventory->release(s->ol, id, 0, on_release, s);
+            s->ol->inventory->release(s->ol, id, 0, NULL, on_release, s);
             continue;
         }
         if (s->in_flight > 0)

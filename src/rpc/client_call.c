@@ -7,6 +7,7 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "rpc/client_int.h"
+#include "rpc/trace.h"
 
 #define HDR(n, v)                                                                                  \
     {                                                                                              \
@@ -47,6 +48,7 @@ static void call_free(rpc_client_call *c)
     oms_free(c->final_message);
     oms_free(c->md_store);
     oms_free(c->path);
+    oms_free(c->trace);
     oms_free(c);
     rpc__channel_call_gone(ch);
 }
@@ -667,11 +669,15 @@ rpc_client_call *rpc_channel_call(rpc_channel *ch, const char *path,
     c->resp_desc = resp;
     c->check_strings = rpc__desc_has_strings(resp);
     c->data = data;
-    if (!(c->path = oms_strdup(path)) || (opts && copy_md(c, opts->md, opts->nmd) != 0)) {
+    if (!(c->path = oms_strdup(path)) || (opts && copy_md(c, opts->md, opts->nmd) != 0) ||
+        (opts && opts->trace && !(c->trace = oms_malloc(sizeof *c->trace)))) {
+        oms_free(c->md_store);
         oms_free(c->path);
         oms_free(c);
         return NULL;
     }
+    if (c->trace)
+        *c->trace = *opts->trace;
     if (opts) {
         c->compress = opts->compress;
         c->wait_for_ready = opts->wait_for_ready;

@@ -79,6 +79,7 @@ struct rpc_client_call {
     uint64_t deadline; /* loop time in ms, 0 = none */
     bool compress;
     bool wait_for_ready;
+    struct rpc_trace *trace; /* opts->trace copied (oms_malloc); NULL: none */
     /* the current attempt */
     http2_stream *stream;
     int attempts;

@@ -221,6 +221,13 @@ bool rpc_principal_has_scope(const rpc_principal *p, const char *scope);
  * (http2_stream_tls_identity()), or NULL. */
 const char *rpc_call_tls_identity(const rpc_call *c);
 
+/* The call's W3C trace context (rpc/trace.h): the caller's valid traceparent
+ * and tracestate, or a new trace when it sent none or an invalid one. Made on
+ * first use (in the call's arena), the same for every later caller: handlers
+ * and interceptors all see one trace id. NULL only on ENOMEM. */
+struct rpc_trace;
+const struct rpc_trace *rpc_call_trace(rpc_call *c);
+
 /* --- interceptors -----------------------------------------------------------
  *
  * A server's interceptors form a chain that every call goes through before

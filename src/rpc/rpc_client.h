@@ -109,6 +109,10 @@ typedef struct rpc_call_opts {
     size_t nmd;
     bool compress;       /* gzip the request messages */
     bool wait_for_ready; /* queue while no connection is ready instead of failing fast */
+    /* The trace context (rpc/trace.h) this call is made on behalf of, e.g. a
+     * server call's rpc_call_trace(); copied. Client interceptors read it with
+     * rpc_client_call_trace() (rpc_trace_client_interceptor sends it on). */
+    const struct rpc_trace *trace;
     /* rpc_blocking_unary() only (ignored elsewhere): if details is not NULL,
      * *details receives a malloc'ed copy of the status details of a failed
      * call (see rpc_client_call_status_details()) and *details_len their
@@ -179,6 +183,9 @@ rpc_metadata rpc_client_call_metadata(const rpc_client_call *c);
  * too late) or RPC_ENOMEM. */
 int rpc_client_call_add_md(rpc_client_call *c, const char *key, const uint8_t *v, size_t len);
 
+/* The call's opts->trace (a copy), or NULL when it was made without one. */
+const struct rpc_trace *rpc_client_call_trace(const rpc_client_call *c);
+
 /* --- client interceptors -------------------------------------------------------
  *
  * A channel's chain of interceptors sees every call made on it:
@@ -207,6 +214,11 @@ typedef struct rpc_client_interceptor {
  * channel). Calls started before it was added do not see it. Returns 0 or
  * RPC_ENOMEM. */
 int rpc_channel_add_interceptor(rpc_channel *ch, const rpc_client_interceptor *ic, void *data);
+
+/* A client interceptor that sends W3C trace context on every call: a
+ * traceparent with the trace id of rpc_client_call_trace() (a new trace when
+ * the call has none) and a new span id, and its tracestate. data: NULL. */
+const rpc_client_interceptor *rpc_trace_client_interceptor(void);
 
 /* --- blocking helper, for command-line programs ---------------------------- */
 

@@ -283,6 +283,7 @@ struct rpc_call {
     void *data;
     const rpc_principal *principal; /* in the arena; NULL: none attached */
     const char *tls_identity;       /* the connection's, kept after the stream goes */
+    const struct rpc_trace *trace;  /* in the arena, made by rpc_call_trace(); NULL: not yet */
     int refs;
     unsigned nreq;
     /* traffic, for rpc_call_stats: whole messages and their wire bytes */

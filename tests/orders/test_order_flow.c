@@ -1158,20 +1158,21 @@ static void fake_on_reserved(void *arg, rpc_status code, const char *m, const st
 }
 
 static void fake_reserve(orders_loop *l, const char *order_id, const store_line *lines, size_t n,
-                         uint64_t timeout_ms, orders_reserve_cb cb, void *arg)
+                         uint64_t timeout_ms, const rpc_trace *trace, orders_reserve_cb cb,
+                         void *arg)
 {
     fake_reserve_ctx *x = malloc(sizeof *x);
     cr_assert_not_null(x);
     x->cb = cb;
     x->arg = arg;
-    orders__local_inventory.reserve(l, order_id, lines, n, timeout_ms, fake_on_reserved, x);
+    orders__local_inventory.reserve(l, order_id, lines, n, timeout_ms, trace, fake_on_reserved, x);
 }
 
 static void fake_release(orders_loop *l, const char *order_id, uint64_t timeout_ms,
-                         orders_release_cb cb, void *arg)
+                         const rpc_trace *trace, orders_release_cb cb, void *arg)
 {
     releases++;
-    orders__local_inventory.release(l, order_id, timeout_ms, cb, arg);
+    orders__local_inventory.release(l, order_id, timeout_ms, trace, cb, arg);
 }
 
 static const orders_inventory_port fake_inventory = {.reserve = fake_reserve,
@@ -1207,7 +1208,7 @@ static rpc_status flow(const char *customer, const char *key, const line_spec *l
     create_req q;
     create_req_init(&q, customer, NULL, ls, n);
     memset(r, 0, sizeof *r);
-    orders__create_order(ol, &q.req, key, 1000, on_flow_done, r);
+    orders__create_order(ol, &q.req, key, 1000, NULL, on_flow_done, r);
     run_until(&r->done);
     return r->code;
 }
@@ -1243,7 +1244,7 @@ Test(order_flow, lost_reserve_reply_is_released)
     create_req q;
     create_req_init(&q, c_active, "fk", ls, 2);
     memset(&r, 0, sizeof r);
-    orders__create_order(ol, &q.req, NULL, 1000, on_flow_done, &r);
+    orders__create_order(ol, &q.req, NULL, 1000, NULL, on_flow_done, &r);
     cr_expect(r.done, "answered synchronously from the store");
     cr_expect_str_eq(r.id, first);
     cr_expect_eq(reserved("SKU-A"), 2);

@@ -702,7 +702,7 @@ Test(orders_services, split_ports, .timeout = 60)
     cr_expect_eq(ol->inventory, &orders__remote_inventory);
 
     outcome o = {0};
-    ol->customers->get_customer(ol, cid, 0, on_port_customer, &o);
+    ol->customers->get_customer(ol, cid, 0, NULL, on_port_customer, &o);
     run_until(&o.done);
     cr_expect_eq(o.code, RPC_OK, "%s", o.msg);
     cr_expect_str_eq(o.customer.id, cid);
@@ -711,13 +711,13 @@ Test(orders_services, split_ports, .timeout = 60)
     cr_expect_eq(o.customer.status, STORE_CUSTOMER_ACTIVE);
 
     o = (outcome){0};
-    ol->customers->get_customer(ol, "c-987654", 1000, on_port_customer, &o);
+    ol->customers->get_customer(ol, "c-987654", 1000, NULL, on_port_customer, &o);
     run_until(&o.done);
     cr_expect_eq(o.code, RPC_NOT_FOUND, "%s", o.msg);
 
     store_line lines[2] = {{.sku = "P-1", .quantity = 4}, {.sku = "P-2", .quantity = 1}};
     o = (outcome){0};
-    ol->inventory->reserve(ol, "o-501", lines, 2, 1000, on_port_reserve, &o);
+    ol->inventory->reserve(ol, "o-501", lines, 2, 1000, NULL, on_port_reserve, &o);
     run_until(&o.done);
     cr_expect_eq(o.code, RPC_OK, "%s", o.msg);
     cr_assert_eq(o.nlines, 2);
@@ -730,22 +730,22 @@ Test(orders_services, split_ports, .timeout = 60)
     /* a peer's status goes through as it is */
     store_line too_many[1] = {{.sku = "P-1", .quantity = 7}};
     o = (outcome){0};
-    ol->inventory->reserve(ol, "o-502", too_many, 1, 0, on_port_reserve, &o);
+    ol->inventory->reserve(ol, "o-502", too_many, 1, 0, NULL, on_port_reserve, &o);
     run_until(&o.done);
     cr_expect_eq(o.code, RPC_FAILED_PRECONDITION, "%s", o.msg);
     cr_expect(strstr(o.msg, "P-1") != NULL, "%s", o.msg);
     store_line unknown[1] = {{.sku = "P-9", .quantity = 1}};
     o = (outcome){0};
-    ol->inventory->reserve(ol, "o-503", unknown, 1, 0, on_port_reserve, &o);
+    ol->inventory->reserve(ol, "o-503", unknown, 1, 0, NULL, on_port_reserve, &o);
     run_until(&o.done);
     cr_expect_eq(o.code, RPC_NOT_FOUND, "%s", o.msg);
 
     o = (outcome){0};
-    ol->inventory->release(ol, "o-501", 0, on_port_release, &o);
+    ol->inventory->release(ol, "o-501", 0, NULL, on_port_release, &o);
     run_until(&o.done);
     cr_expect_eq(o.code, RPC_OK, "%s", o.msg);
     cr_expect_eq(product(ch, "P-1", NULL).reserved, 0);
-    ol->inventory->release(ol, "o-501", 0, NULL, NULL); /* no callback: fine */
+    ol->inventory->release(ol, "o-501", 0, NULL, NULL, NULL); /* no callback: fine */
 
     channel_free(ch);
     orders_split_close(b);
@@ -773,7 +773,7 @@ Test(orders_services, release_retried_in_background, .timeout = 60)
     orders *b = orders_split(a.dir, target);
     orders_loop *ol = orders__loop(b, &cloop);
     outcome o = {0};
-    ol->inventory->release(ol, "o-900", 300, on_port_release, &o);
+    ol->inventory->release(ol, "o-900", 300, NULL, on_port_release, &o);
     run_until(&o.done);
     cr_expect(o.code == RPC_UNAVAILABLE || o.code == RPC_DEADLINE_EXCEEDED, "%s: %s",
               rpc_status_name(o.code), o.msg);
@@ -795,7 +795,7 @@ Test(orders_services, release_retried_in_background, .timeout = 60)
 
     /* one left behind when the loop goes: logged, nothing leaks */
     node_stop(&a);
-    ol->inventory->release(ol, "o-901", 200, NULL, NULL);
+    ol->inventory->release(ol, "o-901", 200, NULL, NULL, NULL);
     spin_ms(500);
     channel_free(ch);
     orders_split_close(b);
@@ -825,18 +825,18 @@ Test(orders_services, local_ports, .timeout = 60)
     cr_expect_eq(ol->inventory, &orders__local_inventory);
 
     outcome r = {0};
-    ol->customers->get_customer(ol, "c-1", 0, on_port_customer, &r);
+    ol->customers->get_customer(ol, "c-1", 0, NULL, on_port_customer, &r);
     run_until(&r.done);
     cr_expect_eq(r.code, RPC_OK, "%s", r.msg);
     cr_expect_str_eq(r.customer.name, "Ada Lovelace");
     r = (outcome){0};
-    ol->customers->get_customer(ol, "c-99", 0, on_port_customer, &r);
+    ol->customers->get_customer(ol, "c-99", 0, NULL, on_port_customer, &r);
     run_until(&r.done);
     cr_expect_eq(r.code, RPC_NOT_FOUND);
 
     store_line lines[2] = {{.sku = "SKU-001", .quantity = 2}, {.sku = "SKU-002", .quantity = 1}};
     r = (outcome){0};
-    ol->inventory->reserve(ol, "o-1", lines, 2, 0, on_port_reserve, &r);
+    ol->inventory->reserve(ol, "o-1", lines, 2, 0, NULL, on_port_reserve, &r);
     run_until(&r.done);
     cr_expect_eq(r.code, RPC_OK, "%s", r.msg);
     cr_expect_eq(r.nlines, 2);
@@ -847,23 +847,23 @@ Test(orders_services, local_ports, .timeout = 60)
 
     store_line dup[2] = {{.sku = "SKU-001", .quantity = 2}, {.sku = "SKU-001", .quantity = 1}};
     r = (outcome){0};
-    ol->inventory->reserve(ol, "o-2", dup, 2, 0, on_port_reserve, &r);
+    ol->inventory->reserve(ol, "o-2", dup, 2, 0, NULL, on_port_reserve, &r);
     run_until(&r.done);
     cr_expect_eq(r.code, RPC_INVALID_ARGUMENT);
     store_line huge[1] = {{.sku = "SKU-001", .quantity = 1000000}};
     r = (outcome){0};
-    ol->inventory->reserve(ol, "o-3", huge, 1, 0, on_port_reserve, &r);
+    ol->inventory->reserve(ol, "o-3", huge, 1, 0, NULL, on_port_reserve, &r);
     run_until(&r.done);
     cr_expect_eq(r.code, RPC_FAILED_PRECONDITION, "%s", r.msg);
 
     r = (outcome){0};
-    ol->inventory->release(ol, "o-1", 0, on_port_release, &r);
+    ol->inventory->release(ol, "o-1", 0, NULL, on_port_release, &r);
     run_until(&r.done);
     cr_expect_eq(r.code, RPC_OK, "%s", r.msg);
     cr_expect_eq(store_get_product(ol->sl, "SKU-001", &p), STORE_OK);
     cr_expect_eq(p.reserved, 0);
     r = (outcome){0};
-    ol->inventory->release(ol, "o-1", 0, on_port_release, &r);
+    ol->inventory->release(ol, "o-1", 0, NULL, on_port_release, &r);
     run_until(&r.done);
     cr_expect_eq(r.code, RPC_OK, "releasing again is fine: %s", r.msg);
 

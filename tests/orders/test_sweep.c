@@ -98,7 +98,7 @@ static void reserve_orphan(orders *b, const char *sku, int64_t qty, char id[STOR
     store_line l = {.quantity = qty};
     snprintf(l.sku, sizeof l.sku, "%s", sku);
     outcome o = {0};
-    ol->inventory->reserve(ol, id, &l, 1, 0, on_reserve, &o);
+    ol->inventory->reserve(ol, id, &l, 1, 0, NULL, on_reserve, &o);
     run_until(&o.done);
     cr_assert_eq(o.code, RPC_OK, "%s", o.msg);
 }
@@ -116,7 +116,7 @@ static void create_order(orders *b, const char *cust, const char *sku, int64_t q
     req.n_lines = 1;
     req.lines = &lp;
     outcome o = {0};
-    orders__create_order(orders__loop(b, &cloop), &req, NULL, 2000, on_created, &o);
+    orders__create_order(orders__loop(b, &cloop), &req, NULL, 2000, NULL, on_created, &o);
     run_until(&o.done);
     cr_assert_eq(o.code, RPC_OK, "%s", o.msg);
     snprintf(id, STORE_ID_MAX + 1, "%s", o.id);
