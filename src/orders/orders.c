@@ -349,7 +349,10 @@ static rpc_channel *peer_channel(orders *o, uv_loop_t *loop, const char *target,
     cc.key_file = o->cfg.peer_key_file;
     cc.token = o->cfg.peer_token;
     /* cc.retry: the default policy retries UNAVAILABLE */
-    return rpc_channel_new(loop, &cc, err, errlen);
+    rpc_channel *ch = rpc_channel_new(loop, &cc, err, errlen);
+    if (ch && o->cfg.on_peer_channel)
+        o->cfg.on_peer_channel(o->cfg.peer_channel_arg, loop, ch);
+    return ch;
 }
 
 /* Slot of loop in o->loops, or -1. Slots are never moved: a lookup on one

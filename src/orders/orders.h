@@ -33,6 +33,7 @@
 #include <uv.h>
 
 #include "rpc/rpc.h"
+#include "rpc/rpc_client.h"
 
 typedef struct orders orders;
 
@@ -71,6 +72,11 @@ typedef struct orders_config {
      * order; older keys are forgotten in the background (the key may then
      * make a new order). Default 24 h; 0 keeps keys forever. */
     int64_t idempotency_retention_ms;
+    /* Called by orders_loop_attach for each peer channel it creates on loop
+     * (split mode), on the attaching thread, before any call is made: e.g.
+     * to add client interceptors (metrics). NULL: none. */
+    void (*on_peer_channel)(void *arg, uv_loop_t *loop, rpc_channel *ch);
+    void *peer_channel_arg;
 } orders_config;
 
 void orders_config_init(orders_config *cfg);
