@@ -1164,6 +1164,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "omsd: --metrics-listen: %s\n", err);
             goto out;
         }
+        /* before the listening line: tests find the port here */
+        OMS_INFO("admin: /metrics, /healthz, /readyz on port %d", omsd_admin_port(a.admin));
     }
     omsd_authz_log_uncovered(&o.authz, a.workers[0].rpc);
 
