@@ -319,9 +319,36 @@ static int end_target(conn *c)
     return head_append(c, "", 1, false); /* NUL after the target */
 }
 
+/* RFC 9110 tchar: Debian's libhttp-parser is built non-strict, which lets
+ * spaces into header names; the request is refused here instead. */
+static bool is_token(const char *s, size_t n)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (ch && strchr(extra, ch))))
+            return false;
+    }
+    return true;
+}
+
+/* field-value bytes: visible ASCII, space, tab, obs-text; no other controls. */
+static bool is_field_value(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return false;
+    }
+    return true;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     conn *c = p->data;
+    if (!is_token(at, len))
+        return -1; /* 400 */
     if (end_target(c) != 0)
         return -1;
     if (c->in_value || c->nheaders == 0) {
@@ -342,6 +369,8 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     conn *c = p->data;
+    if (!is_field_value(at, len))
+        return -1; /* 400 */
     size_t i = c->nheaders - 1;
     if (!c->in_value) {
         if (head_append(c, "", 1, false) != 0) /* ends the name */
