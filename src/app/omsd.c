@@ -31,6 +31,7 @@
 #include "base/cli_token.h"
 #include "app/omsd_admin.h"
 #include "app/omsd_auth.h"
+#include "app/omsd_metrics.h"
 #include "app/services.h"
 #include "base/log.h"
 #include "http2/http2.h"
@@ -743,6 +744,12 @@ typedef struct worker {
     int index;
     rpc_channel *peer_ch[2]; /* orders' peer channels on this loop (metrics) */
     int npeer_ch;
+    /* With metrics: the loop's event-hub statistics, copied each second by
+     * stats_timer (they are the loop's own, not safe to read from another
+     * thread) into atomics the scrape reads. */
+    uv_timer_t stats_timer;
+    bool stats_on;
+    _Atomic uint64_t hub[5]; /* orders_loop_stats' fields, in order */
 } worker;
 
 typedef struct app {
@@ -774,6 +781,10 @@ static void on_worker_drained(http2_server *srv, void *arg)
 {
     (void)srv;
     worker *w = arg;
+    if (w->stats_on) {
+        uv_close((uv_handle_t *)&w->stats_timer, on_closed_noop);
+        w->stats_on = false;
+    }
     uv_close((uv_handle_t *)&w->stop, on_closed_noop);
     uv_close((uv_handle_t *)&w->dump, on_closed_noop);
     if (w->attached) {
@@ -804,9 +815,24 @@ static void on_worker_dump(uv_async_t *h)
     OMS_INFO("state dump: worker %d end", w->index);
 }
 
+/* Copies the loop's event-hub statistics where a scrape can read them. */
+static void on_stats_timer(uv_timer_t *t)
+{
+    worker *w = t->data;
+    orders_loop_stats st;
+    orders_loop_get_stats(w->app->orders, &w->loop, &st);
+    const uint64_t v[5] = {st.subscribers, st.live, st.sent, st.store_reads, st.ring_restarts};
+    for (int i = 0; i < 5; i++)
+        atomic_store_explicit(&w->hub[i], v[i], memory_order_relaxed);
+}
+
 static void worker_main(void *arg)
 {
     worker *w = arg;
+    if (w->stats_on) {
+        uv_timer_start(&w->stats_timer, on_stats_timer, 0, 1000);
+        uv_unref((uv_handle_t *)&w->stats_timer);
+    }
     int rv = http2_server_start(w->h2);
     if (rv != 0) {
         OMS_ERROR("cannot start listening: %s", uv_strerror(rv));
@@ -939,6 +965,8 @@ static void worker_dispose(worker *w)
 {
     if (w->thread_on)
         uv_thread_join(&w->thread);
+    if (w->stats_on) /* never ran: start-up failed */
+        uv_close((uv_handle_t *)&w->stats_timer, on_closed_noop);
     http2_server_free(w->h2);
     if (w->attached) /* never ran: start-up failed */
         orders_loop_detach(w->app->orders, &w->loop);
@@ -1004,8 +1032,9 @@ static int metrics_setup(app *a)
     return 0;
 }
 
-/* /readyz: serving until a drain starts. The main loop runs the admin
- * listener, so a->signals is read on its own thread. */
+/* /readyz: serving until a drain starts, and while the store's latest
+ * transaction did not fail. The main loop runs the admin listener, so
+ * a->signals is read on its own thread. */
 static bool admin_ready(void *arg, char *why, size_t n)
 {
     app *a = arg;
@@ -1013,7 +1042,39 @@ static bool admin_ready(void *arg, char *why, size_t n)
         snprintf(why, n, "draining");
         return false;
     }
+    if (a->orders) {
+        store_stats st;
+        orders_store_stats(a->orders, &st);
+        if (st.last_failed) {
+            snprintf(why, n, "store unavailable (its latest transaction failed)");
+            return false;
+        }
+    }
     return true;
+}
+
+/* A scrape's families beyond the gRPC ones (on the main thread: reads the
+ * workers' counters with relaxed atomic loads). */
+static void admin_collect(void *arg, oms_mtext *t)
+{
+    app *a = arg;
+    http2_server_stats hs[64];
+    orders_loop_stats os[64];
+    size_t n = (size_t)a->nworkers;
+    for (size_t i = 0; i < n; i++) {
+        http2_server_get_stats(a->workers[i].h2, &hs[i]);
+        uint64_t v[5];
+        for (int k = 0; k < 5; k++)
+            v[k] = atomic_load_explicit(&a->workers[i].hub[k], memory_order_relaxed);
+        os[i] = (orders_loop_stats){v[0], v[1], v[2], v[3], v[4]};
+    }
+    omsd_metrics_transport(t, hs, n);
+    if (a->orders) {
+        store_stats st;
+        orders_store_stats(a->orders, &st);
+        omsd_metrics_store(t, &st);
+        omsd_metrics_events(t, os, n);
+    }
 }
 
 int main(int argc, char **argv)
@@ -1150,6 +1211,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "omsd: cannot set up metrics (out of memory)\n");
         goto out;
     }
+    for (int i = 0; a.metrics && a.orders && i < a.nworkers; i++) {
+        worker *w = &a.workers[i];
+        uv_timer_init(&w->loop, &w->stats_timer);
+        w->stats_timer.data = w;
+        w->stats_on = true;
+    }
     for (int i = 0; i < a.nworkers; i++)
         if (omsd_auth_attach(&a.auth, &o.authz, a.workers[i].rpc) != 0)
             goto out;
@@ -1159,6 +1226,7 @@ int main(int argc, char **argv)
                                 .port = o.metrics_port,
                                 .metrics = a.metrics,
                                 .ready = admin_ready,
+                                .collect = admin_collect,
                                 .arg = &a};
         if (omsd_admin_open(a.loop, &ac, &a.admin, err, sizeof err) != 0) {
             fprintf(stderr, "omsd: --metrics-listen: %s\n", err);

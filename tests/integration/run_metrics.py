@@ -178,6 +178,16 @@ def counters(c):
     for name in ("process_resident_memory_bytes", "process_cpu_seconds_total",
                  "process_open_fds", "process_start_time_seconds"):
         check(val(after, name) > 0 or name == "process_cpu_seconds_total", "%s missing", name)
+    # transport: our channel's connection was accepted and its streams counted
+    check(d("oms_http2_connections_accepted_total") >= 1, "no accepted connection counted")
+    n_streams = n_ok + n_nf + n_unknown + 1
+    eq(d("oms_http2_streams_total"), n_streams, "streams opened")
+    check(d("oms_http2_received_bytes_total") > 0 and d("oms_http2_sent_bytes_total") > 0,
+          "bytes in/out")
+    for name in ("oms_store_commit_seconds_count", "oms_store_queue_depth",
+                 "oms_events_sent_total", "oms_tls_handshakes_total"):
+        check(any(k[0] == name for k in after), "%s missing", name)
+    eq(val(after, "oms_store_available"), 1, "oms_store_available")
     c.last_text = text
 
 
@@ -209,6 +219,8 @@ def split_client(env):
     oa.create_order(cu.id, [(a, 1)])
     oa.create_order(cu.id, [(a, 2)])
     text, after = scrape(port)
+    check(val(after, "oms_store_commit_seconds_count") - val(before, "oms_store_commit_seconds_count")
+          >= 2, "store commits of the two orders")
     g = lbl("oms.v1.CustomerService", "GetCustomer", "unary")
     r = lbl("oms.v1.InventoryService", "Reserve", "unary")
     got = (val(after, "grpc_client_handled_total", grpc_code="OK", **g)
