@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -1032,9 +1033,11 @@ static int metrics_setup(app *a)
     return 0;
 }
 
-/* /readyz: serving until a drain starts, and while the store's latest
- * transaction did not fail. The main loop runs the admin listener, so
- * a->signals is read on its own thread. */
+/* /readyz: serving until a drain starts, and unless the store's latest
+ * transaction failed within the last 30 s. The window keeps a store that
+ * failed once and then saw no more writes (a balancer that took the process
+ * out sends none) from staying unready for ever. The main loop runs the admin
+ * listener, so a->signals is read on its own thread. */
 static bool admin_ready(void *arg, char *why, size_t n)
 {
     app *a = arg;
@@ -1045,7 +1048,10 @@ static bool admin_ready(void *arg, char *why, size_t n)
     if (a->orders) {
         store_stats st;
         orders_store_stats(a->orders, &st);
-        if (st.last_failed) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        if (st.last_failed && now_ms - st.last_failure_ms < 30000) {
             snprintf(why, n, "store unavailable (its latest transaction failed)");
             return false;
         }

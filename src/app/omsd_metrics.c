@@ -94,7 +94,7 @@ void omsd_metrics_store(oms_mtext *t, const store_stats *s)
     one(t, "oms_store_transaction_failures_total", "counter",
         "Store transactions that failed and were rolled back.", (double)s->failed);
     one(t, "oms_store_available", "gauge",
-        "1 unless the latest store transaction failed (then /readyz answers 503).",
+        "1 unless the latest store transaction failed (/readyz: 503 for 30 s after).",
         s->last_failed ? 0 : 1);
 }
 

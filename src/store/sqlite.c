@@ -181,6 +181,7 @@ static void fail_batch(store *st, store_write *batch, int64_t seq0, const char *
 {
     bump(&st->failed, 1);
     atomic_store_explicit(&st->last_failed, true, memory_order_relaxed);
+    atomic_store_explicit(&st->last_failure_ms, wall_ms(), memory_order_relaxed);
     char msg[STORE_MSG_MAX + 1];
     snprintf(msg, sizeof msg, "%s%.150s", strncmp(why, "store: ", 7) == 0 ? "" : "store: ", why);
     OMS_ERROR("store: sqlite:%s: transaction failed: %s", st->path, why);
@@ -792,6 +793,7 @@ void store_get_stats(store *st, store_stats *out)
     out->batch_requests = atomic_load_explicit(&st->batch_requests, memory_order_relaxed);
     out->failed = atomic_load_explicit(&st->failed, memory_order_relaxed);
     out->last_failed = atomic_load_explicit(&st->last_failed, memory_order_relaxed);
+    out->last_failure_ms = atomic_load_explicit(&st->last_failure_ms, memory_order_relaxed);
     out->queued = atomic_load_explicit(&st->queued, memory_order_relaxed);
 }
 

@@ -122,6 +122,7 @@ struct store {
     _Atomic uint64_t commit_hist[STORE_COMMIT_BUCKETS], batch_hist[STORE_BATCH_BUCKETS];
     _Atomic uint64_t batches, batch_requests, failed, queued;
     _Atomic bool last_failed;
+    _Atomic int64_t last_failure_ms;
 };
 
 /* sqlite_schema.c: pragmas and migrations on the writer connection. */

@@ -247,6 +247,7 @@ typedef struct store_stats {
     uint64_t batch_requests; /* requests in them */
     uint64_t failed;         /* transactions that failed (rolled back) */
     bool last_failed;        /* the latest transaction failed: writes fail now */
+    int64_t last_failure_ms; /* when a transaction last failed (Unix ms), 0: never */
     uint64_t queued;         /* requests waiting for the writer */
 } store_stats;
 
