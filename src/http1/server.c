@@ -67,6 +67,7 @@ typedef struct wreq {
 } wreq;
 
 static void conn_close(conn *c);
+static void on_read_linger(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
 const char *http1_reason(int status)
 {
@@ -219,11 +220,9 @@ static void on_written(uv_write_t *req, int status)
         uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <
             c->srv->cfg.max_pending_write / 2) {
         c->reading = true;
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, NULL);
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read_linger);
     }
 }
-
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
 /* Queues one answer. close: says "Connection: close" and finishes. */
 static void send_answer(conn *c, int status, const char *ctype, const char *allow, const void *body,

@@ -36,6 +36,14 @@ static void on_request(const http1_request *req, http1_response *resp, void *dat
     snprintf(buf, sizeof buf, "%s path=%s query=%s headers=%zu body=%zu", req->method, req->path,
              req->query ? req->query : "-", req->n_headers, req->body_len);
 done:
+    if (strcmp(req->path, "/big") == 0) { /* 64 KiB */
+        static char big[65536];
+        memset(big, 'b', sizeof big);
+        resp->status = 200;
+        resp->body = big;
+        resp->body_len = sizeof big;
+        return;
+    }
     resp->status = strcmp(req->path, "/missing") == 0 ? 404 : 200;
     resp->content_type = "text/plain";
     resp->body = buf;
@@ -436,5 +444,39 @@ Test(http1, control_bytes_in_values_are_400)
     expect_status_then_close(v, sizeof v - 1, "HTTP/1.1 400 ");
     const char del[] = "GET / HTTP/1.1\r\nX-A: a\x7f\r\n\r\n";
     expect_status_then_close(del, sizeof del - 1, "HTTP/1.1 400 ");
+    stop();
+}
+
+static void small_pending(http1_server_config *c)
+{
+    c->max_pending_write = 4096;
+    c->max_requests = 1000;
+}
+
+/* A client that pipelines many requests and reads nothing for a while: the
+ * server stops reading once answers pile up, and resumes when they drain. */
+Test(http1, slow_reader_backpressure)
+{
+    start(small_pending);
+    int fd = dial();
+    const char one[] = "GET /big HTTP/1.1\r\n\r\n";
+    enum { N = 300 }; /* 300 x 64 KiB: far past the socket buffers */
+    char *req = malloc(N * (sizeof one - 1));
+    for (int i = 0; i < N; i++)
+        memcpy(req + (size_t)i * (sizeof one - 1), one, sizeof one - 1);
+    send_all(fd, req, N * (sizeof one - 1));
+    free(req);
+    size_t want = 0, got = 0;
+    char head[256];
+    int n = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: 65536\r\n\r\n");
+    want = (size_t)N * ((size_t)n + 65536);
+    static char buf[1 << 16];
+    while (got < want) {
+        ssize_t r = recv(fd, buf, sizeof buf, 0);
+        cr_assert_gt(r, 0, "stopped after %zu of %zu bytes", got, want);
+        got += (size_t)r;
+    }
+    cr_assert_eq(got, want);
+    close(fd);
     stop();
 }
