@@ -11,6 +11,7 @@
   land in grpc_service="unknown", grpc_method="unknown".
 - `promtool check metrics` (Debian's prometheus package) accepts the output;
   skipped with a message if promtool is missing.
+- TLS: a handshake and a failed one (plain HTTP on the TLS port) are counted.
 - Split mode: the order process's calls to its peers appear as
   grpc_client_handled_total.
 - /readyz answers 503 during the drain (SIGTERM with a stream open), while
@@ -233,6 +234,32 @@ def split_client(env):
         env.suite.stop_server(s)
 
 
+def tls_transport(env):
+    S = env.stubs
+    s = env.server(h2c=False, extra_args=["--metrics-listen", "127.0.0.1:0"],
+                   name="metrics-tls")
+    port = admin_port(s)
+    _, before = scrape(port)
+    ch = s.channel()
+    S.test_pb2_grpc.TestServiceStub(ch).EmptyCall(S.empty_pb2.Empty(), timeout=T)
+    ch.close()
+    with socket.create_connection(("127.0.0.1", s.port), timeout=T) as sk:
+        sk.sendall(b"GET / HTTP/1.1\r\n\r\n")  # not a TLS ClientHello
+        while sk.recv(4096):
+            pass
+    deadline = time.monotonic() + 10
+    while True:  # the failure is counted once the server processed the bytes
+        _, after = scrape(port)
+        fails = val(after, "oms_tls_handshake_failures_total") - \
+            val(before, "oms_tls_handshake_failures_total")
+        if fails >= 1 or time.monotonic() > deadline:
+            break
+    eq(val(after, "oms_tls_handshakes_total") - val(before, "oms_tls_handshakes_total"), 1,
+       "TLS handshakes")
+    eq(fails, 1, "TLS handshake failures")
+    env.suite.stop_server(s)
+
+
 def readyz_drain(env):
     S = env.stubs
     s = env.server(h2c=True, grace=8, extra_args=["--metrics-listen", "127.0.0.1:0"],
@@ -271,6 +298,7 @@ def main():
             env.suite.run("promtool", promtool, c)
         env.suite.stop_server(c.s)
         env.suite.run("split_client", split_client, env)
+        env.suite.run("tls_transport", tls_transport, env)
         env.suite.run("readyz_drain", readyz_drain, env)
 
 
