@@ -18,7 +18,9 @@
  * stops being read once max_pending_write bytes wait.
  *
  * Limits (each one a config field; defaults in brackets):
- *  - request line + headers: max_header_bytes [8192]; past it 431 and close;
+ *  - request target + header names and values: max_header_bytes [8192],
+ *    at most 64 header fields; past either 431 and close (libhttp-parser's
+ *    own limit on the raw head, 80 KiB, answers 400);
  *  - body: max_body_bytes [65536]; past it 413 and close;
  *  - a request must arrive whole within request_timeout_ms [10000] of its
  *    first byte (slowloris): else 408 and close;
@@ -28,7 +30,12 @@
  *  - max_connections [64] open at once: a connection over it is closed at
  *    once, unread;
  *  - malformed requests (the parser's verdict: bad bytes, bad framing,
- *    HTTP/2 prefaces, Upgrade) get 400 and close.
+ *    HTTP/2 prefaces; and here: header names that are not tokens, control
+ *    bytes in values) get 400 and close;
+ *  - Upgrade and CONNECT requests are answered like any other, then the
+ *    connection closes: no protocol switch.
+ * A listen failure in http1_server_new releases its memory once the loop
+ * runs (the listener's close callback).
  */
 #ifndef OMS_HTTP1_H
 #define OMS_HTTP1_H
