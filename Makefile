@@ -22,9 +22,10 @@ build: deps
 certs:
 	@bash scripts/certs.sh certs
 
-# Installs what is missing, builds, makes dev certificates, starts omsd (TLS).
+# Installs what is missing, builds, makes dev certificates, starts omsd (TLS),
+# with its metrics and health endpoints on http://127.0.0.1:9464.
 run: build certs
-	./$(BUILD)/omsd $(OMSD_FLAGS)
+	./$(BUILD)/omsd --metrics-listen 127.0.0.1:9464 $(OMSD_FLAGS)
 
 # Builds and runs every test (unit + integration).
 test: build

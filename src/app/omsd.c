@@ -27,16 +27,22 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "base/cli.h"
 #include "base/cli_token.h"
 #include "app/omsd_access.h"
+#include "app/omsd_admin.h"
 #include "app/omsd_auth.h"
+#include "app/omsd_metrics.h"
 #include "app/services.h"
 #include "base/log.h"
 #include "http2/http2.h"
+#include "metrics/metrics.h"
+#include "oms/v1/customer.pb-c.h"
+#include "oms/v1/inventory.pb-c.h"
 #include "app/omsd_authz.h"
 #include "orders/orders.h"
 #include "rpc/health.h"
@@ -77,6 +83,8 @@ typedef struct options {
     orders_config orders;
     omsd_authz authz; /* --authz-policy, --reflection-auth */
     omsd_auth_opts auth;
+    char metrics_host[64]; /* --metrics-listen; "" = off */
+    int metrics_port;
 } options;
 
 static void usage(FILE *f)
@@ -194,6 +202,9 @@ static void usage(FILE *f)
             "                         FILE:LINE); enforced while authentication is on\n"
             "  --reflection-auth      server reflection needs the scope 'reflection' (default:\n"
             "                         public, like grpc.health.v1)\n"
+            "  --metrics-listen HOST:PORT  serve GET /metrics (Prometheus), /healthz and\n"
+            "                         /readyz (503 while draining) over HTTP/1.1 there\n"
+            "                         (default off)\n"
             "  --log-level LEVEL      debug, info, warn, error or off (default info)\n"
             "  --log-format FORMAT    text (default) or json: the server log on stderr,\n"
             "                         one line each with time, level and component\n"
@@ -255,8 +266,8 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
     return 0;
 }
 
-/* HOST:PORT or [V6]:PORT. */
-static int parse_listen(const char *s, options *o)
+/* HOST:PORT or [V6]:PORT into host (size hsz) and *port_out. */
+static int parse_hostport(const char *s, char *host_out, size_t hsz, int *port_out)
 {
     const char *colon;
     const char *host = s;
@@ -275,14 +286,19 @@ static int parse_listen(const char *s, options *o)
         hl = (size_t)(colon - s);
     }
     uint64_t port;
-    if (hl == 0 || hl >= sizeof o->host || parse_u64(colon + 1, 0, 65535, &port) != 0)
+    if (hl == 0 || hl >= hsz || parse_u64(colon + 1, 0, 65535, &port) != 0)
         return -1;
-    memcpy(o->host, host, hl);
-    o->host[hl] = '\0';
-    if (strcmp(o->host, "localhost") == 0)
-        strcpy(o->host, "127.0.0.1");
-    o->port = (int)port;
+    memcpy(host_out, host, hl);
+    host_out[hl] = '\0';
+    if (strcmp(host_out, "localhost") == 0)
+        strcpy(host_out, "127.0.0.1");
+    *port_out = (int)port;
     return 0;
+}
+
+static int parse_listen(const char *s, options *o)
+{
+    return parse_hostport(s, o->host, sizeof o->host, &o->port);
 }
 
 /* "all" or a comma-separated subset of customers,inventory,orders. */
@@ -368,7 +384,8 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_PEER_TOKEN,
         OPT_LOG_FORMAT,
         OPT_ACCESS_LOG,
-        OPT_ACCESS_LOG_BUFFER
+        OPT_ACCESS_LOG_BUFFER,
+        OPT_METRICS_LISTEN
     };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
@@ -408,6 +425,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
         {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
         {"access-log-buffer", required_argument, NULL, OPT_ACCESS_LOG_BUFFER},
+        {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
         {"store", required_argument, NULL, OPT_STORE},
         {"services", required_argument, NULL, OPT_SERVICES},
         {"inventory-target", required_argument, NULL, OPT_INV},
@@ -434,6 +452,14 @@ static int parse_args(int argc, char **argv, options *o)
         case OPT_LISTEN:
             if (parse_listen(optarg, o) != 0) {
                 fprintf(stderr, "omsd: --listen wants HOST:PORT or [IPV6]:PORT, got '%s'\n",
+                        optarg);
+                return -1;
+            }
+            break;
+        case OPT_METRICS_LISTEN:
+            if (parse_hostport(optarg, o->metrics_host, sizeof o->metrics_host, &o->metrics_port) !=
+                0) {
+                fprintf(stderr, "omsd: --metrics-listen wants HOST:PORT or [IPV6]:PORT, got '%s'\n",
                         optarg);
                 return -1;
             }
@@ -759,6 +785,14 @@ typedef struct worker {
     bool loop_on, thread_on;
     bool attached; /* orders_loop_attach done, orders_loop_detach not yet */
     int index;
+    rpc_channel *peer_ch[2]; /* orders' peer channels on this loop (metrics) */
+    int npeer_ch;
+    /* With metrics: the loop's event-hub statistics, copied each second by
+     * stats_timer (they are the loop's own, not safe to read from another
+     * thread) into atomics the scrape reads. */
+    uv_timer_t stats_timer;
+    bool stats_on;
+    _Atomic uint64_t hub[5]; /* orders_loop_stats' fields, in order */
 } worker;
 
 typedef struct app {
@@ -777,6 +811,8 @@ typedef struct app {
     bool test_services;
     double grace;
     int signals;
+    oms_metrics *metrics; /* NULL without --metrics-listen */
+    omsd_admin *admin;
 } app;
 
 static void on_closed_noop(uv_handle_t *h)
@@ -789,6 +825,10 @@ static void on_worker_drained(http2_server *srv, void *arg)
 {
     (void)srv;
     worker *w = arg;
+    if (w->stats_on) {
+        uv_close((uv_handle_t *)&w->stats_timer, on_closed_noop);
+        w->stats_on = false;
+    }
     uv_close((uv_handle_t *)&w->stop, on_closed_noop);
     uv_close((uv_handle_t *)&w->dump, on_closed_noop);
     if (w->attached) {
@@ -819,9 +859,24 @@ static void on_worker_dump(uv_async_t *h)
     OMS_INFO("state dump: worker %d end", w->index);
 }
 
+/* Copies the loop's event-hub statistics where a scrape can read them. */
+static void on_stats_timer(uv_timer_t *t)
+{
+    worker *w = t->data;
+    orders_loop_stats st;
+    orders_loop_get_stats(w->app->orders, &w->loop, &st);
+    const uint64_t v[5] = {st.subscribers, st.live, st.sent, st.store_reads, st.ring_restarts};
+    for (int i = 0; i < 5; i++)
+        atomic_store_explicit(&w->hub[i], v[i], memory_order_relaxed);
+}
+
 static void worker_main(void *arg)
 {
     worker *w = arg;
+    if (w->stats_on) {
+        uv_timer_start(&w->stats_timer, on_stats_timer, 0, 1000);
+        uv_unref((uv_handle_t *)&w->stats_timer);
+    }
     int rv = http2_server_start(w->h2);
     if (rv != 0) {
         OMS_ERROR("cannot start listening: %s", uv_strerror(rv));
@@ -842,6 +897,8 @@ static void on_all_drained(uv_async_t *h)
     uv_close((uv_handle_t *)&a->sigusr1, on_closed_noop);
     uv_close((uv_handle_t *)&a->sighup, on_closed_noop);
     uv_close((uv_handle_t *)&a->drained, on_closed_noop);
+    omsd_admin_close(a->admin);
+    a->admin = NULL;
     /* Closing the handles restored the default actions: a late signal must
      * not turn the clean exit into a kill. */
     signal(SIGINT, SIG_IGN);
@@ -956,6 +1013,8 @@ static void worker_dispose(worker *w)
 {
     if (w->thread_on)
         uv_thread_join(&w->thread);
+    if (w->stats_on) /* never ran: start-up failed */
+        uv_close((uv_handle_t *)&w->stats_timer, on_closed_noop);
     http2_server_free(w->h2);
     if (w->attached) /* never ran: start-up failed */
         orders_loop_detach(w->app->orders, &w->loop);
@@ -966,6 +1025,109 @@ static void worker_dispose(worker *w)
     rpc_reflection_free(w->refl);
     rpc_health_free(w->health);
     rpc_server_free(w->rpc);
+}
+
+/* orders' on_peer_channel: keeps the channel, whose metrics interceptor is
+ * added once the metrics tables are fixed (before any call). */
+static void on_peer_channel(void *arg, uv_loop_t *loop, rpc_channel *ch)
+{
+    app *a = arg;
+    for (int i = 0; i < a->nworkers; i++) {
+        worker *w = &a->workers[i];
+        if (&w->loop == loop && w->npeer_ch < 2)
+            w->peer_ch[w->npeer_ch++] = ch;
+    }
+}
+
+static void add_server_method(const char *path, void *arg)
+{
+    oms_metrics_add_server_method(arg, path);
+}
+
+static int add_client_service(oms_metrics *m, const ProtobufCServiceDescriptor *d)
+{
+    char path[256];
+    for (unsigned i = 0; i < d->n_methods; i++) {
+        snprintf(path, sizeof path, "/%s/%s", d->name, d->methods[i].name);
+        if (oms_metrics_add_client_method(m, path) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The metrics tables (every method served, every peer method), then each
+ * worker's counting interceptors: the server's first in its chain, so that
+ * calls rejected by authentication are counted too. */
+static int metrics_setup(app *a)
+{
+    rpc_server_each_method(a->workers[0].rpc, add_server_method, a->metrics);
+    bool peers = false; /* split mode: the grpc_client_* family too */
+    for (int i = 0; i < a->nworkers; i++)
+        peers = peers || a->workers[i].npeer_ch > 0;
+    if (peers && (add_client_service(a->metrics, &oms__v1__customer_service__descriptor) != 0 ||
+                  add_client_service(a->metrics, &oms__v1__inventory_service__descriptor) != 0))
+        return -1;
+    if (oms_metrics_start(a->metrics) != 0)
+        return -1;
+    for (int i = 0; i < a->nworkers; i++) {
+        worker *w = &a->workers[i];
+        if (oms_metrics_attach_server(a->metrics, (size_t)i, w->rpc) != 0)
+            return -1;
+        for (int k = 0; k < w->npeer_ch; k++)
+            if (oms_metrics_attach_channel(a->metrics, (size_t)i, w->peer_ch[k]) != 0)
+                return -1;
+    }
+    return 0;
+}
+
+/* /readyz: serving until a drain starts, and unless the store's latest
+ * transaction failed within the last 30 s. The window keeps a store that
+ * failed once and then saw no more writes (a balancer that took the process
+ * out sends none) from staying unready for ever. The main loop runs the admin
+ * listener, so a->signals is read on its own thread. */
+static bool admin_ready(void *arg, char *why, size_t n)
+{
+    app *a = arg;
+    if (a->signals > 0) {
+        snprintf(why, n, "draining");
+        return false;
+    }
+    if (a->orders) {
+        store_stats st;
+        orders_store_stats(a->orders, &st);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        if (st.last_failed && now_ms - st.last_failure_ms < 30000) {
+            snprintf(why, n, "store unavailable (its latest transaction failed)");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A scrape's families beyond the gRPC ones (on the main thread: reads the
+ * workers' counters with relaxed atomic loads). */
+static void admin_collect(void *arg, oms_mtext *t)
+{
+    app *a = arg;
+    http2_server_stats hs[64];
+    orders_loop_stats os[64];
+    size_t n = (size_t)a->nworkers;
+    for (size_t i = 0; i < n; i++) {
+        http2_server_get_stats(a->workers[i].h2, &hs[i]);
+        uint64_t v[5];
+        for (int k = 0; k < 5; k++)
+            v[k] = atomic_load_explicit(&a->workers[i].hub[k], memory_order_relaxed);
+        os[i] = (orders_loop_stats){v[0], v[1], v[2], v[3], v[4]};
+    }
+    omsd_metrics_transport(t, hs, n);
+    if (a->orders) {
+        store_stats st;
+        orders_store_stats(a->orders, &st);
+        omsd_metrics_store(t, &st);
+        omsd_metrics_events(t, os, n);
+    }
 }
 
 int main(int argc, char **argv)
@@ -1081,6 +1243,14 @@ int main(int argc, char **argv)
         hcfg.exclusive_port = 0;
     }
     /* Only now the store: created or migrated once the listener is sure. */
+    if (o.metrics_host[0]) {
+        if (!(a.metrics = oms_metrics_new((size_t)a.nworkers))) {
+            fprintf(stderr, "omsd: out of memory\n");
+            goto out;
+        }
+        o.orders.on_peer_channel = on_peer_channel;
+        o.orders.peer_channel_arg = &a;
+    }
     if (!o.bench_only) {
         char err[512];
         if (!(a.orders = orders_open(&o.orders, err, sizeof err))) {
@@ -1098,9 +1268,36 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < a.nworkers; i++)
         if (worker_serve(&a.workers[i], interop, bench) != 0 ||
-            (a.access && omsd_access_attach(a.access, a.workers[i].rpc) != 0) ||
-            omsd_auth_attach(&a.auth, &o.authz, a.workers[i].rpc) != 0)
+            (a.access && omsd_access_attach(a.access, a.workers[i].rpc) != 0))
             goto out;
+    if (a.metrics && metrics_setup(&a) != 0) {
+        fprintf(stderr, "omsd: cannot set up metrics (out of memory)\n");
+        goto out;
+    }
+    for (int i = 0; a.metrics && a.orders && i < a.nworkers; i++) {
+        worker *w = &a.workers[i];
+        uv_timer_init(&w->loop, &w->stats_timer);
+        w->stats_timer.data = w;
+        w->stats_on = true;
+    }
+    for (int i = 0; i < a.nworkers; i++)
+        if (omsd_auth_attach(&a.auth, &o.authz, a.workers[i].rpc) != 0)
+            goto out;
+    if (a.metrics) {
+        char err[512];
+        omsd_admin_config ac = {.host = o.metrics_host,
+                                .port = o.metrics_port,
+                                .metrics = a.metrics,
+                                .ready = admin_ready,
+                                .collect = admin_collect,
+                                .arg = &a};
+        if (omsd_admin_open(a.loop, &ac, &a.admin, err, sizeof err) != 0) {
+            fprintf(stderr, "omsd: --metrics-listen: %s\n", err);
+            goto out;
+        }
+        /* before the listening line: tests find the port here */
+        OMS_INFO("admin: /metrics, /healthz, /readyz on port %d", omsd_admin_port(a.admin));
+    }
     omsd_authz_log_uncovered(&o.authz, a.workers[0].rpc);
 
     uv_signal_init(a.loop, &a.sigint);
@@ -1129,6 +1326,13 @@ int main(int argc, char **argv)
     else
         printf("listening on %s:%d (%s)\n", o.host, port, o.h2c ? "h2c" : "tls");
     fflush(stdout);
+    if (a.admin) {
+        if (strchr(o.metrics_host, ':'))
+            printf("metrics on [%s]:%d\n", o.metrics_host, omsd_admin_port(a.admin));
+        else
+            printf("metrics on %s:%d\n", o.metrics_host, omsd_admin_port(a.admin));
+        fflush(stdout);
+    }
     sd_notify(0, "READY=1"); /* every listener is up: systemd (Type=notify) may go on */
     if (a.nworkers > 1)
         OMS_INFO("%d workers", a.nworkers);
@@ -1141,6 +1345,11 @@ out:
         worker_dispose(&a.workers[i]);
     free(a.workers);
     omsd_access_close(a.access); /* the servers are gone: write what is left */
+    if (a.admin) {               /* start-up failed after the admin listener opened */
+        omsd_admin_close(a.admin);
+        uv_run(a.loop, UV_RUN_NOWAIT);
+    }
+    oms_metrics_free(a.metrics);
     http2_conn_limit_free(a.conn_limit);
     http2_send_budget_free(a.send_budget);
     http2_tls_free(a.tls);

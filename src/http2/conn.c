@@ -114,11 +114,13 @@ int http2__conn_accept(http2_server *srv)
         return rv;
     }
     if (!http2__limit_take(srv->ep.limit)) { /* over the cap: closed at once */
+        http2__count(&srv->ep.ctr.refused, 1);
         http2__limit_refused(srv);
         http2__conn_fail(c, "over the connection limit");
         return 0;
     }
     c->counted = srv->ep.limit != NULL;
+    http2__count(&srv->ep.ctr.accepted, 1);
     uv_tcp_nodelay(&c->tcp, 1);
     if (srv->cfg.tcp_keepalive_s)
         uv_tcp_keepalive(&c->tcp, 1, srv->cfg.tcp_keepalive_s);
@@ -203,6 +205,7 @@ void http2__conn_close(http2_conn *c)
     if (c->closing)
         return;
     c->closing = 1;
+    http2__count(&c->ep->ctr.closed, 1);
     if (c->dirty) { /* unlink from the dirty list */
         http2_conn **pp = &c->ep->dirty;
         while (*pp && *pp != c)
@@ -251,6 +254,7 @@ static void fatal_goaway(http2_conn *c, uint32_t code)
     }
     c->close_after_write = 1;
     c->goaway_sent = 1;
+    http2__count_goaway(&c->ep->ctr, code);
     uv_read_stop((uv_stream_t *)&c->tcp);
     http2__conn_mark_dirty(c);
 }
@@ -263,6 +267,7 @@ static void final_goaway(http2_conn *c)
                           nghttp2_session_get_last_proc_stream_id(c->session), NGHTTP2_NO_ERROR,
                           NULL, 0);
     c->goaway_sent = 1;
+    http2__count_goaway(&c->ep->ctr, NGHTTP2_NO_ERROR);
     http2__conn_mark_dirty(c);
 }
 
@@ -351,6 +356,7 @@ void http2__conn_on_read(uv_stream_t *tcp, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->last_read = uv_now(c->ep->loop);
+    http2__count(&c->ep->ctr.bytes_in, (uint64_t)nread);
     int rv = c->ssl ? http2__tls_feed(c, (const uint8_t *)buf->base, (size_t)nread)
                     : http2__conn_recv(c, (const uint8_t *)buf->base, (size_t)nread);
     if (rv != 0) {
@@ -464,6 +470,7 @@ void http2__conn_flush(http2_conn *c)
             http2__conn_close(c);
             return;
         }
+        http2__count(&c->ep->ctr.bytes_out, n);
         c->writing = 1;
         return;
     }

@@ -189,6 +189,25 @@ void http2_server_free(http2_server *srv);
 /* Number of live connections. */
 size_t http2_server_conn_count(const http2_server *srv);
 
+/* Counters of one server since it was created (metrics). Each field is read
+ * with a relaxed atomic load: callable from any thread, while the server's
+ * loop keeps counting (the fields are not one snapshot). */
+#define HTTP2_GOAWAY_CODES 14 /* NO_ERROR (0) .. HTTP_1_1_REQUIRED (13) */
+typedef struct http2_server_stats {
+    uint64_t accepted; /* connections taken in (within the cap) */
+    uint64_t refused;  /* connections closed at once, over the cap */
+    uint64_t closed;   /* connections closed (accepted or refused) */
+    uint64_t streams_opened;
+    uint64_t streams_closed;
+    uint64_t goaway_sent[HTTP2_GOAWAY_CODES]; /* GOAWAYs we sent, by error code */
+    uint64_t tls_handshakes;                  /* completed (ALPN h2) */
+    uint64_t tls_failures;                    /* handshakes that failed */
+    uint64_t bytes_in, bytes_out;             /* on the socket (TLS records included) */
+} http2_server_stats;
+void http2_server_get_stats(const http2_server *srv, http2_server_stats *out);
+/* The HTTP/2 name of a GOAWAY/RST error code ("NO_ERROR"), "UNKNOWN" past 13. */
+const char *http2_error_name(uint32_t code);
+
 /* A cap on the connections open at once, shared by the servers of a process
  * (http2_server_config.conn_limit): thread-safe. It must outlive the servers
  * that use it. NULL on ENOMEM. */

@@ -4,6 +4,7 @@
 
 #include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "http2/http2.h"
@@ -43,8 +44,29 @@ static inline size_t http2__bytes_size(const http2_bytes *b)
 /* What a connection needs from its owner, a server or a client: the loop,
  * the TLS context, the nghttp2 callbacks and settings, and the per-loop
  * flusher with its list of dirty connections. */
+/* Counters of an endpoint (http2_server_stats): written on its loop only,
+ * read from any thread (relaxed atomics; http2__count is a plain add). */
+typedef struct http2_counters {
+    _Atomic uint64_t accepted, refused, closed, streams_opened, streams_closed;
+    _Atomic uint64_t goaway_sent[HTTP2_GOAWAY_CODES];
+    _Atomic uint64_t tls_handshakes, tls_failures, bytes_in, bytes_out;
+} http2_counters;
+
+static inline void http2__count(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+static inline void http2__count_goaway(http2_counters *k, uint32_t code)
+{
+    if (code < HTTP2_GOAWAY_CODES)
+        http2__count(&k->goaway_sent[code], 1);
+}
+
 typedef struct http2_ep {
     uv_loop_t *loop;
+    http2_counters ctr;
     bool client;
     SSL_CTX *ssl_ctx; /* client: NULL for h2c */
     http2_tls *tls;   /* server: NULL for h2c (one reference held) */

@@ -210,6 +210,7 @@ void http2__policy_ping(http2_conn *c)
     nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
                           nghttp2_session_get_last_proc_stream_id(c->session),
                           NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)"too_many_pings", 14);
+    http2__count_goaway(&c->ep->ctr, NGHTTP2_ENHANCE_YOUR_CALM);
     c->close_on_goaway = 1;
     c->goaway_sent = 1;
     http2__conn_mark_dirty(c);

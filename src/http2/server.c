@@ -350,6 +350,46 @@ size_t http2_server_conn_count(const http2_server *srv)
     return srv->ep.nconns;
 }
 
+static uint64_t rd(const _Atomic uint64_t *c)
+{
+    return atomic_load_explicit((_Atomic uint64_t *)c, memory_order_relaxed);
+}
+
+void http2_server_get_stats(const http2_server *srv, http2_server_stats *out)
+{
+    const http2_counters *k = &srv->ep.ctr;
+    out->accepted = rd(&k->accepted);
+    out->refused = rd(&k->refused);
+    out->closed = rd(&k->closed);
+    out->streams_opened = rd(&k->streams_opened);
+    out->streams_closed = rd(&k->streams_closed);
+    for (size_t i = 0; i < HTTP2_GOAWAY_CODES; i++)
+        out->goaway_sent[i] = rd(&k->goaway_sent[i]);
+    out->tls_handshakes = rd(&k->tls_handshakes);
+    out->tls_failures = rd(&k->tls_failures);
+    out->bytes_in = rd(&k->bytes_in);
+    out->bytes_out = rd(&k->bytes_out);
+}
+
+const char *http2_error_name(uint32_t code)
+{
+    static const char *const names[HTTP2_GOAWAY_CODES] = {"NO_ERROR",
+                                                          "PROTOCOL_ERROR",
+                                                          "INTERNAL_ERROR",
+                                                          "FLOW_CONTROL_ERROR",
+                                                          "SETTINGS_TIMEOUT",
+                                                          "STREAM_CLOSED",
+                                                          "FRAME_SIZE_ERROR",
+                                                          "REFUSED_STREAM",
+                                                          "CANCEL",
+                                                          "COMPRESSION_ERROR",
+                                                          "CONNECT_ERROR",
+                                                          "ENHANCE_YOUR_CALM",
+                                                          "INADEQUATE_SECURITY",
+                                                          "HTTP_1_1_REQUIRED"};
+    return code < HTTP2_GOAWAY_CODES ? names[code] : "UNKNOWN";
+}
+
 static void maybe_done(http2_server *srv)
 {
     if (srv->draining && srv->ep.nconns == 0 && srv->open_handles == 0 && srv->done_cb) {

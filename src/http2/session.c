@@ -23,6 +23,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     http2_stream *s = http2__stream_new(c, frame->hd.stream_id, c->ep->handler);
     if (!s)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
+    http2__count(&c->ep->ctr.streams_opened, 1);
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
     return 0;
 }
@@ -185,6 +186,8 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
     if (!s)
         return 0;
     s->closed = 1;
+    if (!c->ep->client)
+        http2__count(&c->ep->ctr.streams_closed, 1);
     /* Flow-control credit for bytes the handler never consumed would be lost
      * with the stream: give it back to the connection window. */
     if (s->unconsumed)

@@ -145,6 +145,7 @@ int http2__tls_feed(http2_conn *c, const uint8_t *p, size_t n)
                          code ? ERR_reason_error_string(code) : "connection reset");
             OMS_INFO("tls: handshake with %s failed: %s", c->peer, c->reason + 5);
             ERR_clear_error();
+            http2__count(&c->ep->ctr.tls_failures, 1);
             return -1;
         }
         const unsigned char *proto = NULL;
@@ -156,11 +157,13 @@ int http2__tls_feed(http2_conn *c, const uint8_t *p, size_t n)
             snprintf(c->reason, sizeof c->reason, "tls: peer did not negotiate ALPN h2");
             OMS_WARN("tls: %s %s did not negotiate ALPN h2; closing",
                      c->ep->client ? "server" : "client", c->peer);
+            http2__count(&c->ep->ctr.tls_failures, 1);
             return -1;
         }
         if (!c->ep->client && http2__tls_take_identity(c) != 0)
             return -1;
         c->handshake_done = 1;
+        http2__count(&c->ep->ctr.tls_handshakes, 1);
         if (http2__conn_start_session(c) != 0)
             return -1;
     }

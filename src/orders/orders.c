@@ -10,6 +10,7 @@
 
 #include "base/alloc.h"
 #include "base/log.h"
+#include "orders/hub.h"
 #include "orders/orders_int.h"
 
 #define PAGE_MAX 1000
@@ -355,6 +356,8 @@ static rpc_channel *peer_channel(orders *o, uv_loop_t *loop, const char *target,
      * the split deployment by its trace id. */
     if (ch && rpc_channel_add_interceptor(ch, rpc_trace_client_interceptor(), NULL) != 0)
         OMS_WARN("orders: peer %s: out of memory: calls go without trace context", target);
+    if (ch && o->cfg.on_peer_channel)
+        o->cfg.on_peer_channel(o->cfg.peer_channel_arg, loop, ch);
     return ch;
 }
 
@@ -473,6 +476,26 @@ void orders_loop_dump(orders *o, uv_loop_t *loop)
     orders_loop *ol = orders__loop(o, loop);
     if (ol && ol->hl)
         orders__hub_loop_dump(ol->hl);
+}
+
+void orders_loop_get_stats(orders *o, uv_loop_t *loop, orders_loop_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    orders_loop *ol = orders__loop(o, loop);
+    if (!ol || !ol->hl)
+        return;
+    orders_hub_stats hs;
+    orders__hub_loop_stats(ol->hl, &hs);
+    out->subscribers = hs.subs;
+    out->live = hs.live;
+    out->sent = hs.sent;
+    out->store_reads = hs.store_reads;
+    out->ring_restarts = hs.gaps;
+}
+
+void orders_store_stats(orders *o, store_stats *out)
+{
+    store_get_stats(o->st, out);
 }
 
 void orders_loop_detach(orders *o, uv_loop_t *loop)

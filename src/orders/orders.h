@@ -33,6 +33,8 @@
 #include <uv.h>
 
 #include "rpc/rpc.h"
+#include "rpc/rpc_client.h"
+#include "store/store.h"
 
 typedef struct orders orders;
 
@@ -71,6 +73,11 @@ typedef struct orders_config {
      * order; older keys are forgotten in the background (the key may then
      * make a new order). Default 24 h; 0 keeps keys forever. */
     int64_t idempotency_retention_ms;
+    /* Called by orders_loop_attach for each peer channel it creates on loop
+     * (split mode), on the attaching thread, before any call is made: e.g.
+     * to add client interceptors (metrics). NULL: none. */
+    void (*on_peer_channel)(void *arg, uv_loop_t *loop, rpc_channel *ch);
+    void *peer_channel_arg;
 } orders_config;
 
 void orders_config_init(orders_config *cfg);
@@ -104,6 +111,18 @@ void orders_loop_dump(orders *o, uv_loop_t *loop);
 /* On loop's thread, once no call of the loop is left: closes the loop's
  * handles (freed as the loop runs its close callbacks) and connections. */
 void orders_loop_detach(orders *o, uv_loop_t *loop);
+
+/* The store writer's counters (store_get_stats), from any thread: for
+ * metrics and readiness (last_failed). */
+void orders_store_stats(orders *o, store_stats *out);
+
+/* What loop's order-event hub holds now (on loop's thread): subscribers,
+ * of which live, events handed to streams, store catch-up reads, ring
+ * restarts. Zeros when the loop is not attached. */
+typedef struct orders_loop_stats {
+    uint64_t subscribers, live, sent, store_reads, ring_restarts;
+} orders_loop_stats;
+void orders_loop_get_stats(orders *o, uv_loop_t *loop, orders_loop_stats *out);
 
 /* Flushes the store (queued writes commit) and frees everything. Every loop
  * must have been detached and have stopped. NULL is fine. */

@@ -156,8 +156,32 @@ static store_rc classify(int sqlite_code)
 /* Fails every request of a batch (BEGIN or COMMIT failed, or SQLite rolled
  * the transaction back by itself) and forgets its events and seqs. code: the
  * SQLite error that failed it. */
+const uint64_t store_commit_bounds_us[STORE_COMMIT_BUCKETS] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
+const uint64_t store_batch_bounds[STORE_BATCH_BUCKETS] = {1,  2,   4,   8,    16,   32,
+                                                          64, 128, 256, 1024, 4096, 65536};
+
+/* The writer is the only writer of these: relaxed load + store. */
+static void bump(_Atomic uint64_t *c, uint64_t v)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+                          memory_order_relaxed);
+}
+
+static void observe(_Atomic uint64_t *hist, const uint64_t *bounds, size_t n, uint64_t v)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v <= bounds[i]) {
+            bump(&hist[i], 1);
+            return;
+        }
+}
+
 static void fail_batch(store *st, store_write *batch, int64_t seq0, const char *why, int code)
 {
+    bump(&st->failed, 1);
+    atomic_store_explicit(&st->last_failed, true, memory_order_relaxed);
+    atomic_store_explicit(&st->last_failure_ms, wall_ms(), memory_order_relaxed);
     char msg[STORE_MSG_MAX + 1];
     snprintf(msg, sizeof msg, "%s%.150s", strncmp(why, "store: ", 7) == 0 ? "" : "store: ", why);
     OMS_ERROR("store: sqlite:%s: transaction failed: %s", st->path, why);
@@ -296,8 +320,11 @@ static void run_batch(store *st, store_write *batch, size_t n)
         fail_batch(st, batch, seq0, why, code);
         goto complete;
     }
-    atomic_fetch_add(&st->commit_us, now_us() - t0);
+    uint64_t took = now_us() - t0;
+    atomic_fetch_add(&st->commit_us, took);
     atomic_fetch_add(&st->commits, 1);
+    observe(st->commit_hist, store_commit_bounds_us, STORE_COMMIT_BUCKETS, took);
+    atomic_store_explicit(&st->last_failed, false, memory_order_relaxed);
     st->hwm_persisted = st->batch_hwm;
     if (st->batch_noted > st->max_noted)
         st->max_noted = st->batch_noted;
@@ -313,6 +340,11 @@ static void run_batch(store *st, store_write *batch, size_t n)
 complete:
     st->nevs = 0;
     atomic_fetch_add(&st->writes, n);
+    if (n) {
+        bump(&st->batches, 1);
+        bump(&st->batch_requests, n);
+        observe(st->batch_hist, store_batch_bounds, STORE_BATCH_BUCKETS, n);
+    }
     uint64_t mb = atomic_load(&st->max_batch_seen);
     if (n > mb)
         atomic_store(&st->max_batch_seen, n);
@@ -366,6 +398,7 @@ static void *writer_main(void *arg)
         st->head = last->next;
         if (!st->head)
             st->tail = NULL;
+        atomic_fetch_sub(&st->queued, n);
         last->next = NULL;
         pthread_mutex_unlock(&st->mu);
         run_batch(st, batch, n);
@@ -403,6 +436,7 @@ void store_submit(store_loop *sl, store_write *w)
     else
         st->head = w;
     st->tail = w;
+    atomic_fetch_add(&st->queued, 1);
     pthread_cond_signal(&st->cv);
     pthread_mutex_unlock(&st->mu);
 }
@@ -449,6 +483,7 @@ static store_rc run_sync(store *st, store_op op, int64_t *delta)
         else
             st->head = &s->w;
         st->tail = &s->w;
+        atomic_fetch_add(&st->queued, 1);
         pthread_cond_signal(&st->cv);
     }
     pthread_mutex_unlock(&st->mu);
@@ -750,6 +785,16 @@ void store_get_stats(store *st, store_stats *out)
     out->writes = atomic_load(&st->writes);
     out->max_batch = atomic_load(&st->max_batch_seen);
     out->commit_us = atomic_load(&st->commit_us);
+    for (size_t i = 0; i < STORE_COMMIT_BUCKETS; i++)
+        out->commit_hist[i] = atomic_load_explicit(&st->commit_hist[i], memory_order_relaxed);
+    for (size_t i = 0; i < STORE_BATCH_BUCKETS; i++)
+        out->batch_hist[i] = atomic_load_explicit(&st->batch_hist[i], memory_order_relaxed);
+    out->batches = atomic_load_explicit(&st->batches, memory_order_relaxed);
+    out->batch_requests = atomic_load_explicit(&st->batch_requests, memory_order_relaxed);
+    out->failed = atomic_load_explicit(&st->failed, memory_order_relaxed);
+    out->last_failed = atomic_load_explicit(&st->last_failed, memory_order_relaxed);
+    out->last_failure_ms = atomic_load_explicit(&st->last_failure_ms, memory_order_relaxed);
+    out->queued = atomic_load_explicit(&st->queued, memory_order_relaxed);
 }
 
 /* --- store_loop --------------------------------------------------------------------- */

@@ -118,6 +118,11 @@ struct store {
     _Atomic int64_t next_order; /* last order number handed out */
     _Atomic int64_t last_seq;
     _Atomic uint64_t commits, writes, max_batch_seen, commit_us;
+    /* metrics (store_stats): written by the writer thread; queued under mu */
+    _Atomic uint64_t commit_hist[STORE_COMMIT_BUCKETS], batch_hist[STORE_BATCH_BUCKETS];
+    _Atomic uint64_t batches, batch_requests, failed, queued;
+    _Atomic bool last_failed;
+    _Atomic int64_t last_failure_ms;
 };
 
 /* sqlite_schema.c: pragmas and migrations on the writer connection. */

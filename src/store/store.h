@@ -225,12 +225,30 @@ int64_t store_last_seq(store *st);
  * released, or -1 on a store error. Thread-safe (runs on the writer). */
 long store_release_orphans(store *st);
 
-/* Writer counters since store_open, for logs, metrics and tests. */
+/* Histogram bounds of store_stats (upper bounds, inclusive). */
+#define STORE_COMMIT_BUCKETS 12
+#define STORE_BATCH_BUCKETS  12
+extern const uint64_t store_commit_bounds_us[STORE_COMMIT_BUCKETS];
+extern const uint64_t store_batch_bounds[STORE_BATCH_BUCKETS];
+
+/* Writer counters since store_open, for logs, metrics and tests. Each field
+ * is read atomically (relaxed); together they are not one snapshot. */
 typedef struct store_stats {
     uint64_t commits;   /* transactions committed (each one fsync) */
     uint64_t writes;    /* requests completed */
     uint64_t max_batch; /* most requests in one transaction */
     uint64_t commit_us; /* total time in COMMIT, microseconds */
+    /* commits whose COMMIT took <= store_commit_bounds_us[i] (and more than
+     * the bound before); above the last bound: commits - their sum */
+    uint64_t commit_hist[STORE_COMMIT_BUCKETS];
+    /* transactions (committed or not) of <= store_batch_bounds[i] requests */
+    uint64_t batch_hist[STORE_BATCH_BUCKETS];
+    uint64_t batches;        /* transactions run (committed or failed) */
+    uint64_t batch_requests; /* requests in them */
+    uint64_t failed;         /* transactions that failed (rolled back) */
+    bool last_failed;        /* the latest transaction failed: writes fail now */
+    int64_t last_failure_ms; /* when a transaction last failed (Unix ms), 0: never */
+    uint64_t queued;         /* requests waiting for the writer */
 } store_stats;
 
 void store_get_stats(store *st, store_stats *out);

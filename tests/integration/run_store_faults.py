@@ -13,9 +13,13 @@ skipped).
   let a file system be remounted read-only while omsd has its files open):
   CreateOrder answers UNAVAILABLE after the store's busy timeout, and writes
   resume once the lock is gone.
+- /readyz (--metrics-listen) answers 503 while the disk is full, 200 once
+  writes resumed.
 """
 
+import http.client
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -122,18 +126,40 @@ def _resumes(c, a, cu, sku, acked, refused, what):
     eq(len(ids), len(acked) + len(refused) + 1, "%s: orders of the customer" % what)
 
 
+def _admin_port(server):
+    m = re.search(r"admin: /metrics, /healthz, /readyz on port (\d+)", server.log_text())
+    check(m is not None, "no admin line in the log")
+    return int(m.group(1))
+
+
+def _readyz(port):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=T)
+    try:
+        c.request("GET", "/readyz")
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
 def disk_full(env, f):
     check(f.mount("1m"), "mount")
     server = oi.start_server(env, "omsd-full", h2c=True,
-                             extra=("--store", "sqlite:" + os.path.join(f.fs, "oms.db")))
+                             extra=("--store", "sqlite:" + os.path.join(f.fs, "oms.db"),
+                                    "--metrics-listen", "127.0.0.1:0"))
+    admin = _admin_port(server)
     a = oi.Api(env.stubs, server.channel())
     c = type("C", (), {"grpc": env.stubs.grpc})
     SC = env.stubs.grpc.StatusCode
     try:
+        eq(_readyz(admin)[0], 200, "/readyz before the fault")
         cu, sku, acked, refused = _write_fault_case(
             env, f, server, a, c, "full", (SC.RESOURCE_EXHAUSTED, SC.UNAVAILABLE), "full")
+        st, body = _readyz(admin)
+        eq(st, 503, "/readyz with the disk full (%r)" % body)
         f.remount("size=64m")
         _resumes(c, a, cu, sku, acked, refused, "after freeing space")
+        eq(_readyz(admin)[0], 200, "/readyz once writes resumed")
 
         # Another process takes the database's write lock and keeps it (as a
         # backup tool may). Linux refuses to remount a file system read-only
