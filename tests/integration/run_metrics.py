@@ -19,6 +19,7 @@
 """
 
 import http.client
+import json
 import os
 import re
 import shutil
@@ -288,6 +289,24 @@ def readyz_drain(env):
     env.suite.stop_server(s)
 
 
+def documented_names(c):
+    """Every metric the Grafana dashboard queries and docs/OPERATIONS.md names
+    is a family omsd exports (grpc_client_* only in split mode: checked by
+    split_client)."""
+    fams = set(re.findall(r"^# TYPE (\S+) ", c.last_text, re.M))
+    src = c.env.args.source_dir
+    with open(os.path.join(src, "contrib", "grafana", "oms.json")) as f:
+        exprs = " ".join(t.get("expr", "") for p in json.load(f)["panels"]
+                         for t in p.get("targets", []))
+    with open(os.path.join(src, "docs", "OPERATIONS.md")) as f:
+        ops = f.read()
+    names = set(re.findall(r"\b((?:grpc_server|oms|process)_[a-z_]+)", exprs + " " + ops))
+    missing = sorted(n for n in names
+                     if n not in fams and re.sub(r"_(bucket|sum|count)$", "", n) not in fams)
+    eq(missing, [], "metric names in the dashboard or OPERATIONS.md that /metrics lacks")
+    print("# %d documented metric names, all exported" % len(names))
+
+
 def main():
     args = h.common_args(__doc__.split("\n")[0]).parse_args()
     with h.Env("metrics", args) as env:
@@ -296,6 +315,7 @@ def main():
         env.suite.run("counters", counters, c)
         if hasattr(c, "last_text"):
             env.suite.run("promtool", promtool, c)
+            env.suite.run("documented_names", documented_names, c)
         env.suite.stop_server(c.s)
         env.suite.run("split_client", split_client, env)
         env.suite.run("tls_transport", tls_transport, env)
