@@ -209,9 +209,14 @@ static int send_headers(rpc_call *c)
     if (!h)
         return RPC_ENOMEM;
     size_t n = base_headers(c, h);
-    if (!unpack_md(c, &c->initial_md, h, &n))
+    int rv =
+        unpack_md(c, &c->initial_md, h, &n) ? http2_stream_respond(c->stream, h, n) : UV_ENOMEM;
+    if (rv == UV_ENOMEM) {
+        /* Nothing went out: the status that follows must carry the headers. */
+        c->headers_sent = false;
         return RPC_ENOMEM;
-    return http2_stream_respond(c->stream, h, n) == 0 ? 0 : RPC_ECANCELLED;
+    }
+    return rv == 0 ? 0 : RPC_ECANCELLED;
 }
 
 /* Writes status trailers (or a Trailers-Only response). */
@@ -232,7 +237,11 @@ static void send_status(rpc_call *c, rpc_status code, const char *message)
     bool trailers_only = !c->headers_sent;
     if (trailers_only) {
         n = base_headers(c, h);
-        unpack_md(c, &c->initial_md, h, &n);
+        if (!unpack_md(c, &c->initial_md, h, &n)) {
+            oms_free(enc);
+            http2_stream_reset(c->stream, HTTP2_INTERNAL_ERROR);
+            return;
+        }
         c->headers_sent = true;
     }
     h[n++] = (http2_header){"grpc-status", 11, codebuf, cl};
