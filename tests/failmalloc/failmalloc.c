@@ -33,6 +33,7 @@
  * scenario, a stride is used above it), OMS_FAILMALLOC_TIMEOUT_MS (default
  * 5000: each call's deadline).
  */
+#include <execinfo.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -45,6 +46,7 @@
 #include <uv.h>
 
 #include "base/alloc.h"
+#include "base/log.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "http2/http2.h"
 #include "oms/v1/customer.omsrpc.h"
@@ -58,14 +60,36 @@
 /* The run in progress, for messages. */
 static const char *cur_scenario = "setup";
 static uint64_t cur_n;
+static void print_fail_site(void);
 
 #define DIE(...)                                                                                   \
     do {                                                                                           \
         fprintf(stderr, "failmalloc: %s n=%llu: ", cur_scenario, (unsigned long long)cur_n);       \
         fprintf(stderr, __VA_ARGS__);                                                              \
         fprintf(stderr, "\n");                                                                     \
+        print_fail_site();                                                                         \
         exit(1);                                                                                   \
     } while (0)
+
+/* The call stack of the allocation that failed last (set on the failing
+ * thread, read once the run is over), printed with a problem. */
+static void *fail_stack[24];
+static atomic_int fail_depth;
+
+static void on_alloc_failed(void)
+{
+    atomic_store(&fail_depth, backtrace(fail_stack, 24));
+}
+
+static void print_fail_site(void)
+{
+    int n = atomic_load(&fail_depth);
+    if (n <= 0)
+        return;
+    fprintf(stderr, "  the allocation that failed (addr2line -f -e failmalloc_test for the "
+                    "static functions):\n");
+    backtrace_symbols_fd(fail_stack + 1, n - 1, 2);
+}
 
 /* --- the server -------------------------------------------------------------------- */
 
@@ -740,6 +764,7 @@ static bool run_once(const scenario *sc, uint64_t fail_nth, bool count, char *ou
         oms_alloc_count_on();
     else
         oms_alloc_fail_nth(fail_nth);
+    atomic_store(&fail_depth, 0);
     snprintf(out, outlen, "%s", sc->run());
     bool idle = server_idle();
     *counted = oms_alloc_counted();
@@ -748,6 +773,23 @@ static bool run_once(const scenario *sc, uint64_t fail_nth, bool count, char *ou
     if (sc->finish)
         sc->finish();
     return idle;
+}
+
+/* Whether an outcome is a fair answer to a failed allocation: the requests
+ * are valid, so a status blaming them (INVALID_ARGUMENT, NOT_FOUND, ...) is
+ * a wrong one. */
+static bool failure_ok(const char *out)
+{
+    static const char *const fair[] = {":UNAVAILABLE", ":RESOURCE_EXHAUSTED",
+                                       ":INTERNAL",    ":CANCELLED",
+                                       ":UNKNOWN",     ":rows-failed"};
+    if (strcmp(out, "ok") == 0)
+        return true;
+    const char *colon = strrchr(out, ':');
+    for (size_t i = 0; colon && i < sizeof fair / sizeof fair[0]; i++)
+        if (strcmp(colon, fair[i]) == 0)
+            return true;
+    return false;
 }
 
 static double secs_since(uint64_t t0)
@@ -789,6 +831,7 @@ static int run_scenario(const scenario *sc, uint64_t max_runs)
                     "left behind) after the run (%s)\n",
                     sc->name, n, out);
             problems++;
+            print_fail_site();
             if (!server_idle())
                 DIE("%s n=%" PRIu64 ": the server stays busy", sc->name, n);
         }
@@ -799,6 +842,12 @@ static int run_scenario(const scenario *sc, uint64_t max_runs)
             fprintf(stderr, "FAIL %s n=%" PRIu64 ": a call lost its answer (%s)\n", sc->name, n,
                     out);
             problems++;
+            print_fail_site();
+        } else if (!failure_ok(out)) {
+            fprintf(stderr, "FAIL %s n=%" PRIu64 ": out of memory answered as %s\n", sc->name, n,
+                    out);
+            problems++;
+            print_fail_site();
         }
         char again[128];
         if (!run_once(sc, 0, false, again, sizeof again, &counted, &fired) ||
@@ -818,8 +867,8 @@ static int run_scenario(const scenario *sc, uint64_t max_runs)
                 sc->name, not_fired, runs);
         problems++;
     }
-    printf("%-14s K=%-5" PRIu64 " runs=%-5" PRIu64 " stride=%" PRIu64 " fired=%" PRIu64
-           " %.1fs  outcomes:",
+    printf("# %s: K=%" PRIu64 " runs=%" PRIu64 " stride=%" PRIu64 " fired=%" PRIu64
+           " %.1fs; outcomes:",
            sc->name, k, runs, stride, runs - not_fired, secs_since(t0));
     for (int i = 0; i < 24 && t[i].n; i++)
         printf(" %s=%u", t[i].what, t[i].n);
@@ -898,6 +947,12 @@ int main(int argc, char **argv)
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     oms_alloc_exempt_thread();
+    oms_log_level lvl;
+    if (getenv("OMS_FAILMALLOC_LOG") &&
+        oms_log_parse_level(getenv("OMS_FAILMALLOC_LOG"), &lvl) == 0)
+        oms_log_set_level(lvl);
+    oms_alloc_set_fail_hook(on_alloc_failed);
+    backtrace(fail_stack, 1); /* loads libgcc now, not inside a failing allocation */
     signal(SIGPIPE, SIG_IGN);
     uint64_t max_runs = env_u64("OMS_FAILMALLOC_MAX_RUNS", 1500);
     T.timeout_ms = env_u64("OMS_FAILMALLOC_TIMEOUT_MS", 5000);
