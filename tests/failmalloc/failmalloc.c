@@ -31,9 +31,9 @@
  * Usage: failmalloc CERTS_SH [SCENARIO...]
  * Environment: OMS_FAILMALLOC_MAX_RUNS (default 1500: failing runs per
  * scenario, a stride is used above it), OMS_FAILMALLOC_TIMEOUT_MS (default
- * 15000: each call's deadline; above the store's 5 s SQLite busy timeout,
- * during which a store read may hold its loop: a loop stalled that long is
- * slow, not a lost answer. Runs slower than 3 s are counted as "slow").
+ * 15000: each call's deadline, well above the store's 5 s SQLite busy
+ * timeout, so that only a lost answer reaches it; runs slower than 3 s are
+ * counted as "slow").
  */
 #include <execinfo.h>
 #include <inttypes.h>
@@ -303,7 +303,9 @@ static bool client_run_until(const atomic_bool *flag, uint64_t ms)
             return false;
         bool ticked = false;
         T.tick.data = &ticked;
-        uv_timer_start(&T.tick, on_tick, 1, 0);
+        /* Repeating: a one-shot tick that expired before the loop polls
+         * (a loaded machine) would leave the poll without a timeout. */
+        uv_timer_start(&T.tick, on_tick, 1, 1);
         uv_run(&T.cl, UV_RUN_ONCE);
         uv_timer_stop(&T.tick);
     }
