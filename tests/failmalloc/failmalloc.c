@@ -18,8 +18,11 @@
  *
  * The idea is nghttp2's tests/failmalloc_test.c, over whole scenarios
  * (connect, unary, each stream type, WatchOrders catch-up, CreateOrder with
- * its commit, drain) instead of library calls. Not routed through the
- * failing allocator: OpenSSL, SQLite and libuv's own allocations.
+ * its commit, drain) instead of library calls. SQLite's allocations are
+ * routed too (src/store/sqlite.c, SQLITE_CONFIG_MALLOC); not routed: OpenSSL
+ * and libuv's own allocations. A store write that fails for want of memory
+ * is answered INTERNAL (STORE_ERROR) today: accepted here, though
+ * UNAVAILABLE or RESOURCE_EXHAUSTED would say more.
  *
  * One exception, on purpose: nghttp2's realloc() calls (growth of its
  * priority queues and buffers) are not failed (src/http2/session.c,
