@@ -67,6 +67,13 @@ def rows(build, quick):
          "sampled each second",
          [PY, os.path.join(IT, "run_soak.py"), *base, "--timeout", "900"],
          {"OMS_IT_SOAK_SECONDS": "60" if q else "600"}, "(no peer publishes a soak figure)"),
+        ("failmalloc", "failing allocator: TLS connect + unary, h2c unary, server/client/bidi "
+         "streaming, WatchOrders catch-up, CreateOrder commit, drain; each rerun failing its "
+         "1st..Kth server-side allocation (no crash, hang or wrong status; server goes on)",
+         [os.path.join(build, "tests", "failmalloc_test"),
+          os.path.join(ROOT, "scripts", "certs.sh")], {},
+         "nghttp2: tests/failmalloc_test over its session API; grpc-go: none (Go cannot fail "
+         "an allocation)"),
         ("fuzz", "libFuzzer targets (ASan+UBSan): http2 server (h2c, TLS) and client, deframer, "
          "oms.v1 requests, reflection, header parsers, CSV import, store records",
          ["bash", os.path.join(ROOT, "fuzz", "run.sh"), "-t", "10" if q else "300"], {},

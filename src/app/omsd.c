@@ -776,8 +776,9 @@ typedef struct worker {
     struct app *app;
     uv_loop_t loop;
     uv_thread_t thread;
-    uv_async_t stop; /* main -> worker: drain */
-    uv_async_t dump; /* main -> worker: log the state of streams and subscribers */
+    uv_async_t stop;       /* main -> worker: drain */
+    uv_async_t dump;       /* main -> worker: log the state of streams and subscribers */
+    uv_timer_t calls_wait; /* drained: polls for calls still waiting on the store */
     rpc_server *rpc;
     rpc_health *health;
     rpc_reflection *refl;
@@ -821,6 +822,29 @@ static void on_closed_noop(uv_handle_t *h)
 }
 
 /* Worker side. */
+static void worker_detach(worker *w)
+{
+    if (w->attached) {
+        orders_loop_detach(w->app->orders, &w->loop);
+        w->attached = false;
+    }
+    atomic_fetch_add(&w->app->ndrained, 1);
+    uv_async_send(&w->app->drained);
+}
+
+static void on_calls_check(uv_timer_t *t)
+{
+    worker *w = t->data;
+    if (rpc_server_active_calls(w->rpc) > 0)
+        return;
+    uv_close((uv_handle_t *)t, on_closed_noop);
+    worker_detach(w);
+}
+
+/* Every connection is gone, but a call whose connection went while its store
+ * write was in flight lives until that write completes (the write holds it),
+ * and the loop's store side may close only after that (store_loop_close):
+ * wait for the last call. */
 static void on_worker_drained(http2_server *srv, void *arg)
 {
     (void)srv;
@@ -831,12 +855,13 @@ static void on_worker_drained(http2_server *srv, void *arg)
     }
     uv_close((uv_handle_t *)&w->stop, on_closed_noop);
     uv_close((uv_handle_t *)&w->dump, on_closed_noop);
-    if (w->attached) {
-        orders_loop_detach(w->app->orders, &w->loop);
-        w->attached = false;
+    if (rpc_server_active_calls(w->rpc) == 0) {
+        worker_detach(w);
+        return;
     }
-    atomic_fetch_add(&w->app->ndrained, 1);
-    uv_async_send(&w->app->drained);
+    uv_timer_init(&w->loop, &w->calls_wait);
+    w->calls_wait.data = w;
+    uv_timer_start(&w->calls_wait, on_calls_check, 5, 5);
 }
 
 static void on_worker_stop(uv_async_t *h)

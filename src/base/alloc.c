@@ -5,11 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static atomic_bool g_watch;      /* counting (and maybe failing) is on */
+static atomic_bool g_watch;             /* counting (and maybe failing) is on */
 static atomic_uint_least64_t g_fail_at; /* 0: never fail */
 static atomic_uint_least64_t g_count;
 static atomic_bool g_fired;
 static _Thread_local bool t_exempt;
+static void (*_Atomic g_hook)(void);
 
 /* True when this allocation must fail. */
 static bool should_fail(void)
@@ -20,6 +21,9 @@ static bool should_fail(void)
     if (n != atomic_load_explicit(&g_fail_at, memory_order_relaxed))
         return false;
     atomic_store_explicit(&g_fired, true, memory_order_relaxed);
+    void (*hook)(void) = atomic_load(&g_hook);
+    if (hook)
+        hook();
     return true;
 }
 
@@ -87,4 +91,9 @@ bool oms_alloc_failed(void)
 void oms_alloc_exempt_thread(void)
 {
     t_exempt = true;
+}
+
+void oms_alloc_set_fail_hook(void (*hook)(void))
+{
+    atomic_store(&g_hook, hook);
 }

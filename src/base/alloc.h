@@ -39,5 +39,9 @@ void oms_alloc_count_on(void);
 bool oms_alloc_failed(void);
 /* The calling thread's allocations are never counted nor failed. */
 void oms_alloc_exempt_thread(void);
+/* hook (NULL: none) runs on the allocating thread each time the armed
+ * failure fires, just before NULL is returned: a test records there which
+ * allocation site failed (backtrace()). It must not allocate through us. */
+void oms_alloc_set_fail_hook(void (*hook)(void));
 
 #endif

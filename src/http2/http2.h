@@ -338,7 +338,8 @@ uv_loop_t *http2_stream_loop(const http2_stream *s);
 int32_t http2_stream_id(const http2_stream *s);
 
 /* Submits response headers (":status" first). The header strings are copied.
- * Returns 0, or a negative code if the stream is closed or headers went out. */
+ * Returns 0, UV_ENOMEM (nothing was queued: the stream is still unanswered),
+ * or another negative code if the stream is closed or headers went out. */
 int http2_stream_respond(http2_stream *s, const http2_header *h, size_t n);
 
 /* Queues body bytes (copied) behind the response (or request) headers. Returns 0 while the
@@ -350,10 +351,14 @@ int http2_stream_write(http2_stream *s, const uint8_t *p, size_t n);
 /* Ends the response (or request) after queued bytes: with trailers (n > 0)
  * or with an empty END_STREAM. On a server, if respond() was never called, h
  * is sent as the only header block (a "Trailers-Only" response; it must then
- * hold ":status"). */
+ * hold ":status"). Out of memory (UV_ENOMEM), the stream is reset instead
+ * (RST_STREAM INTERNAL_ERROR, see http2_stream_reset()): a stream the
+ * handler ended never waits for an end that cannot come. */
 int http2_stream_end(http2_stream *s, const http2_header *h, size_t n);
 
-/* Sends RST_STREAM with h2_error; on_close follows. */
+/* Sends RST_STREAM with h2_error; on_close follows. If nghttp2 cannot queue
+ * it (out of memory), the whole connection is closed instead (every stream
+ * gets on_close(HTTP2_CANCEL)), so no peer waits for a lost answer. */
 int http2_stream_reset(http2_stream *s, uint32_t h2_error);
 
 /* Returns n bytes of received DATA to the flow-control windows (stream and

@@ -120,7 +120,11 @@ struct http2_server {
     int accept_state;        /* LISTEN_* in server.c */
     int listening;
     int draining;
-    int open_handles;        /* listener, flusher, grace and accept timers not yet closed */
+    int open_handles;        /* listener, flusher, grace and accept timers (and reject
+                                while it closes) not yet closed */
+    uv_tcp_t reject;         /* takes a socket off the listener when there is no
+                                memory for its connection, to close it */
+    int rejecting;           /* reject is closing */
     uint64_t refused;        /* connections over the cap since the last log line */
     uint64_t refused_logged; /* loop time of that line */
     void (*done_cb)(http2_server *, void *);

@@ -106,6 +106,7 @@ enum { LISTEN_ACTIVE, LISTEN_CLOSING, LISTEN_PAUSED };
 
 static void on_handle_closed(uv_handle_t *h);
 static void on_connection(uv_stream_t *listener, int status);
+static void maybe_done(http2_server *srv);
 
 static void on_accept_retry(uv_timer_t *t)
 {
@@ -143,6 +144,35 @@ static void on_listener_paused(uv_handle_t *h)
     uv_timer_start(&srv->accept_timer, on_accept_retry, ACCEPT_RETRY_MS, 0);
 }
 
+static void on_rejected(uv_handle_t *h)
+{
+    http2_server *srv = h->data;
+    srv->rejecting = 0;
+    srv->open_handles--;
+    /* Another socket may have been left waiting meanwhile (see below). */
+    if (!srv->draining && srv->accept_state == LISTEN_ACTIVE)
+        on_connection((uv_stream_t *)&srv->listener, 0);
+    maybe_done(srv);
+}
+
+/* No memory for a connection object. libuv has already accept()ed the
+ * socket and stops watching the listener until someone takes it with
+ * uv_accept(): left alone, the server would never accept again. Take it
+ * with the server's own spare handle and close it (the peer sees the
+ * connection closed). While that handle is closing, a second such socket
+ * waits for on_rejected. */
+static void reject_pending(http2_server *srv)
+{
+    if (srv->rejecting)
+        return;
+    uv_tcp_init(srv->ep.loop, &srv->reject);
+    uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&srv->reject);
+    srv->rejecting = 1;
+    srv->open_handles++;
+    srv->reject.data = srv;
+    uv_close((uv_handle_t *)&srv->reject, on_rejected);
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     http2_server *srv = container_of(listener, http2_server, listener);
@@ -162,6 +192,8 @@ static void on_connection(uv_stream_t *listener, int status)
     if (srv->draining)
         return;
     int rv = http2__conn_accept(srv);
+    if (rv == UV_ENOMEM)
+        reject_pending(srv);
     if (rv < 0 && rv != UV_EAGAIN)
         OMS_WARN("accept: %s", uv_strerror(rv));
 }

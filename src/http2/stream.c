@@ -389,7 +389,7 @@ int http2_stream_respond(http2_stream *s, const http2_header *h, size_t n)
     if (nv != stack)
         oms_free(nv);
     if (rv != 0)
-        return UV_EINVAL;
+        return rv == NGHTTP2_ERR_NOMEM ? UV_ENOMEM : UV_EINVAL;
     s->responded = 1;
     http2__conn_mark_dirty(s->conn);
     return 0;
@@ -423,6 +423,14 @@ int http2_stream_write(http2_stream *s, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* The end of a stream could not be queued for want of memory: the stream is
+ * reset instead, so that the peer is not left waiting for it. */
+static int end_failed(http2_stream *s)
+{
+    http2_stream_reset(s, NGHTTP2_INTERNAL_ERROR);
+    return UV_ENOMEM;
+}
+
 int http2_stream_end(http2_stream *s, const http2_header *h, size_t n)
 {
     if (s->closed || s->ended)
@@ -430,18 +438,21 @@ int http2_stream_end(http2_stream *s, const http2_header *h, size_t n)
     if (!s->responded && !s->conn->ep->client) {
         if (hold_response(s)) {
             int rv = hold(s, h, n);
-            if (rv == 0)
-                s->ended = 1;
-            return rv;
+            if (rv != 0)
+                return end_failed(s);
+            s->ended = 1;
+            return 0;
         }
         /* Headers with END_STREAM: the whole response is one header block. */
         nghttp2_nv stack[16];
         nghttp2_nv *nv = make_nv(h, n, stack, 16);
         if (!nv)
-            return UV_ENOMEM;
+            return end_failed(s);
         int rv = nghttp2_submit_response(s->conn->session, s->id, nv, n, NULL);
         if (nv != stack)
             oms_free(nv);
+        if (rv == NGHTTP2_ERR_NOMEM)
+            return end_failed(s);
         if (rv != 0)
             return UV_EINVAL;
         s->responded = 1;
@@ -452,7 +463,7 @@ int http2_stream_end(http2_stream *s, const http2_header *h, size_t n)
     if (n > 0) {
         nghttp2_nv *nv = copy_nv(h, n);
         if (!nv)
-            return UV_ENOMEM;
+            return end_failed(s);
         s->trailers = nv;
         s->ntrailers = n;
     }
@@ -466,6 +477,11 @@ int http2_stream_reset(http2_stream *s, uint32_t h2_error)
     if (s->closed)
         return UV_EINVAL;
     int rv = nghttp2_submit_rst_stream(s->conn->session, NGHTTP2_FLAG_NONE, s->id, h2_error);
+    if (rv == NGHTTP2_ERR_NOMEM) {
+        /* Not even the RST_STREAM: the connection goes, with all its streams. */
+        http2__conn_fail(s->conn, "out of memory resetting stream %d", s->id);
+        return UV_ENOMEM;
+    }
     http2__conn_mark_dirty(s->conn);
     return rv == 0 ? 0 : UV_EINVAL;
 }

@@ -21,6 +21,29 @@ static void arena_free(void *ad, void *p)
     (void)p;
 }
 
+/* protobuf-c's unpack returns NULL both for bytes that are not a message and
+ * when an allocation fails: requests are decoded through this wrapper, which
+ * notes a failed allocation, so that the client is told which it was. */
+typedef struct decode_alloc {
+    ProtobufCAllocator *inner;
+    bool failed;
+} decode_alloc;
+
+static void *decode_alloc_fn(void *ud, size_t n)
+{
+    decode_alloc *d = ud;
+    void *p = d->inner->alloc(d->inner->allocator_data, n);
+    if (!p)
+        d->failed = true;
+    return p;
+}
+
+static void decode_free_fn(void *ud, void *p)
+{
+    decode_alloc *d = ud;
+    d->inner->free(d->inner->allocator_data, p);
+}
+
 /* Sets up a call for method m (NULL: the caller fills it in before anything
  * reads it). */
 static rpc_call *call_new(rpc_server *srv, http2_stream *s, const rpc_method *m)
@@ -283,9 +306,14 @@ static int send_headers(rpc_call *c)
     if (!h)
         return RPC_ENOMEM;
     size_t n = base_headers(c, h);
-    if (!unpack_md(c, &c->initial_md, h, &n))
+    int rv =
+        unpack_md(c, &c->initial_md, h, &n) ? http2_stream_respond(c->stream, h, n) : UV_ENOMEM;
+    if (rv == UV_ENOMEM) {
+        /* Nothing went out: the status that follows must carry the headers. */
+        c->headers_sent = false;
         return RPC_ENOMEM;
-    return http2_stream_respond(c->stream, h, n) == 0 ? 0 : RPC_ECANCELLED;
+    }
+    return rv == 0 ? 0 : RPC_ECANCELLED;
 }
 
 /* Writes status trailers (or a Trailers-Only response). */
@@ -306,7 +334,11 @@ static void send_status(rpc_call *c, rpc_status code, const char *message)
     bool trailers_only = !c->headers_sent;
     if (trailers_only) {
         n = base_headers(c, h);
-        unpack_md(c, &c->initial_md, h, &n);
+        if (!unpack_md(c, &c->initial_md, h, &n)) {
+            oms_free(enc);
+            http2_stream_reset(c->stream, HTTP2_INTERNAL_ERROR);
+            return;
+        }
         c->headers_sent = true;
     }
     h[n++] = (http2_header){"grpc-status", 11, codebuf, cl};
@@ -489,11 +521,15 @@ static void handle_message(rpc_call *c, const uint8_t *p, size_t len, bool compr
     }
     /* A single request lives as long as the call, so it is decoded into the
      * call's arena; streamed requests are freed after their callback. */
-    ProtobufCAllocator *alloc = streaming ? rpc_system_allocator() : &c->allocator;
-    ProtobufCMessage *req = protobuf_c_message_unpack(m->input, alloc, len, p);
+    decode_alloc da = {.inner = streaming ? rpc_system_allocator() : &c->allocator};
+    ProtobufCAllocator alloc = {decode_alloc_fn, decode_free_fn, &da};
+    ProtobufCMessage *req = protobuf_c_message_unpack(m->input, &alloc, len, p);
     rpc__buf_dispose(&plain);
     if (!req) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "cannot decode request message");
+        if (da.failed)
+            rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory decoding the request");
+        else
+            rpc_call_finish(c, RPC_INVALID_ARGUMENT, "cannot decode request message");
         return;
     }
     c->nreq++;

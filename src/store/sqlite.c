@@ -648,8 +648,62 @@ static void free_store(store *st)
 /* SQLite's memory statistics take a global mutex on every allocation; the
  * store does not use them. Must run before SQLite initialises (a no-op
  * otherwise). */
+/* SQLite allocates through base/alloc.h too, so that a failing allocator
+ * reaches its SQLITE_NOMEM paths and ours behind them. SQLite asks for sizes
+ * back (xSize): each block carries its size in an 8-byte header (SQLite
+ * wants 8-byte alignment). */
+static void *sq_malloc(int n)
+{
+    uint64_t *p = oms_malloc((size_t)n + 8);
+    if (!p)
+        return NULL;
+    p[0] = (uint64_t)n;
+    return p + 1;
+}
+
+static void sq_free(void *p)
+{
+    if (p)
+        oms_free((uint64_t *)p - 1);
+}
+
+static void *sq_realloc(void *p, int n)
+{
+    uint64_t *q = oms_realloc((uint64_t *)p - 1, (size_t)n + 8);
+    if (!q)
+        return NULL;
+    q[0] = (uint64_t)n;
+    return q + 1;
+}
+
+static int sq_size(void *p)
+{
+    return p ? (int)((uint64_t *)p)[-1] : 0;
+}
+
+static int sq_roundup(int n)
+{
+    return (n + 7) & ~7;
+}
+
+static int sq_init(void *arg)
+{
+    (void)arg;
+    return SQLITE_OK;
+}
+
+static void sq_shutdown(void *arg)
+{
+    (void)arg;
+}
+
+/* Before SQLite initializes (first store_open); if something else
+ * initialized it first, the calls fail and SQLite keeps its defaults. */
 static void configure_sqlite(void)
 {
+    static const sqlite3_mem_methods mem = {sq_malloc,  sq_free, sq_realloc,  sq_size,
+                                            sq_roundup, sq_init, sq_shutdown, NULL};
+    sqlite3_config(SQLITE_CONFIG_MALLOC, &mem);
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
