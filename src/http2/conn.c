@@ -53,6 +53,34 @@ void http2__bytes_dispose(http2_bytes *b)
     memset(b, 0, sizeof *b);
 }
 
+/* --- output gathering ------------------------------------------------------ */
+
+/* One chunk of nghttp2's output: for h2c straight into the next write, for
+ * TLS into the plaintext buffer that seal() encrypts as a whole, so a flush
+ * leaves in as few TLS records as its size allows rather than one record
+ * per frame. */
+static int gather(http2_conn *c, const uint8_t *p, size_t n)
+{
+    return http2__bytes_append(c->ssl ? &c->plain : &c->out, p, n);
+}
+
+/* Bytes gathered for the next write, plaintext not yet encrypted included. */
+static size_t gathered(const http2_conn *c)
+{
+    return http2__bytes_size(&c->out) + http2__bytes_size(&c->plain);
+}
+
+/* Encrypts what gather() collected into c->out (TLS; nothing to do for h2c). */
+static int seal(http2_conn *c)
+{
+    size_t n = http2__bytes_size(&c->plain);
+    if (n == 0)
+        return 0;
+    int rv = http2__tls_write(c, c->plain.data + c->plain.off, n);
+    c->plain.off = c->plain.len = 0; /* the buffer is kept for the next flush */
+    return rv;
+}
+
 /* --- lifecycle ------------------------------------------------------------ */
 
 void http2__conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -165,6 +193,7 @@ static void on_closed(uv_handle_t *h)
     if (c->ssl)
         SSL_free(c->ssl);
     http2__bytes_dispose(&c->out);
+    http2__bytes_dispose(&c->plain);
     oms_free(c->wbuf.base);
     oms_free(c->server_name);
     if (c->prev)
@@ -237,15 +266,13 @@ static void fatal_goaway(http2_conn *c, uint32_t code)
     if (c->session) {
         const uint8_t *data;
         ssize_t n;
-        while (c->out.len - c->out.off < HTTP2_WRITE_CHUNK &&
+        while (gathered(c) < HTTP2_WRITE_CHUNK &&
                (n = nghttp2_session_mem_send(c->session, &data)) > 0) {
-            if (c->ssl ? http2__tls_write(c, data, (size_t)n) != 0
-                       : http2__bytes_append(&c->out, data, (size_t)n) != 0)
+            if (gather(c, data, (size_t)n) != 0)
                 break;
         }
     }
-    int rv = c->ssl ? http2__tls_write(c, f, sizeof f) : http2__bytes_append(&c->out, f, sizeof f);
-    if (rv != 0) {
+    if (gather(c, f, sizeof f) != 0 || seal(c) != 0) {
         http2__conn_close(c);
         return;
     }
@@ -427,7 +454,7 @@ void http2__conn_flush(http2_conn *c)
     if (c->session && !c->close_after_write) {
         for (;;) {
             notify_writable(c);
-            while (c->out.len - c->out.off < HTTP2_WRITE_CHUNK) {
+            while (gathered(c) < HTTP2_WRITE_CHUNK) {
                 const uint8_t *data;
                 ssize_t n = nghttp2_session_mem_send(c->session, &data);
                 if (n < 0) {
@@ -438,16 +465,20 @@ void http2__conn_flush(http2_conn *c)
                 }
                 if (n == 0)
                     break;
-                int rv = c->ssl ? http2__tls_write(c, data, (size_t)n)
-                                : http2__bytes_append(&c->out, data, (size_t)n);
-                if (rv != 0) {
+                if (gather(c, data, (size_t)n) != 0) {
                     http2__conn_close(c);
                     return;
                 }
             }
-            if (!c->writable || c->out.len - c->out.off >= HTTP2_WRITE_CHUNK)
+            if (!c->writable || gathered(c) >= HTTP2_WRITE_CHUNK)
                 break;
         }
+    }
+    if (c->closing) /* fatal_goaway() could not queue its frame */
+        return;
+    if (seal(c) != 0) {
+        http2__conn_close(c);
+        return;
     }
     size_t n = c->out.len - c->out.off;
     if (n > 0) {
