@@ -447,6 +447,20 @@ static void notify_writable(http2_conn *c)
     }
 }
 
+/* Nothing to send, nothing in flight and no stream open: the connection
+ * gives its buffers back (the next flush allocates them again), and OpenSSL
+ * its record buffers (SSL_free_buffers keeps them while a partial record
+ * waits for its end). An idle connection then holds only its state. */
+static void release_idle(http2_conn *c)
+{
+    http2__bytes_dispose(&c->out);
+    http2__bytes_dispose(&c->plain);
+    oms_free(c->wbuf.base);
+    c->wbuf = uv_buf_init(NULL, 0);
+    if (c->ssl)
+        (void)SSL_free_buffers(c->ssl);
+}
+
 void http2__conn_flush(http2_conn *c)
 {
     if (c->closing || c->writing)
@@ -501,4 +515,6 @@ void http2__conn_flush(http2_conn *c)
     if (c->close_after_write || (c->session && !nghttp2_session_want_read(c->session) &&
                                  !nghttp2_session_want_write(c->session)))
         http2__conn_close(c);
+    else if (c->nstreams == 0)
+        release_idle(c);
 }
