@@ -4,9 +4,12 @@
  * Output never leaves from a callback: streams only mark the connection dirty,
  * and the loop's prepare hook (server.c) calls http2__conn_flush(), which runs
  * nghttp2_session_mem_send() into one buffer and hands it to one uv_write.
- * Only one write is in flight per connection; while it is and nghttp2 still
- * has output, the connection stops reading, so a peer that does not read
- * cannot make us buffer without bound.
+ * Over TLS the frames of a flush are gathered as plaintext first and
+ * encrypted by one SSL_write, so they leave as few full records (up to
+ * 16 KiB) rather than one record per frame. Only one write is in flight per
+ * connection; while it is and nghttp2 still has output, the connection stops
+ * reading, so a peer that does not read cannot make us buffer without bound.
+ * A connection with nothing to send and no stream gives its buffers back.
  */
 #include <malloc.h>
 #include <netinet/in.h>
