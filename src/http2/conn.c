@@ -62,9 +62,17 @@ void http2__bytes_dispose(http2_bytes *b)
  * TLS into the plaintext buffer that seal() encrypts as a whole, so a flush
  * leaves in as few TLS records as its size allows rather than one record
  * per frame. */
+static int seal(http2_conn *c);
+
 static int gather(http2_conn *c, const uint8_t *p, size_t n)
 {
-    return http2__bytes_append(c->ssl ? &c->plain : &c->out, p, n);
+    if (!c->ssl)
+        return http2__bytes_append(&c->out, p, n);
+    if (http2__bytes_append(&c->plain, p, n) != 0)
+        return -1;
+    /* A big flush is encrypted as it goes: the plaintext buffer stays small
+     * and the records full. */
+    return http2__bytes_size(&c->plain) >= HTTP2_SEAL_CHUNK ? seal(c) : 0;
 }
 
 /* Bytes gathered for the next write, plaintext not yet encrypted included. */

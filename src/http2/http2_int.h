@@ -16,6 +16,10 @@
 /* Output is gathered up to this many bytes per uv_write. */
 #define HTTP2_WRITE_CHUNK (256 * 1024)
 
+/* TLS: plaintext gathered is encrypted once it reaches this many bytes
+ * (four full records), and at the end of each flush. */
+#define HTTP2_SEAL_CHUNK (64 * 1024)
+
 /* Header bytes past max_header_list still decoded so that the request can
  * be answered (stream.c); a header list longer than that resets its stream
  * (an HPACK bomb decodes no further). */

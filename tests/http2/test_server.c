@@ -532,6 +532,36 @@ Test(http2_server, tls_large_response_fills_records)
     h2t_finish(&t);
 }
 
+/* A response written at once fills a flush past HTTP2_SEAL_CHUNK, which is
+ * then encrypted in pieces: the bytes still arrive whole and in order. */
+Test(http2_server, tls_big_flush_is_sealed_in_pieces)
+{
+    h2t t;
+    h2t_init(&t);
+    h2t_make_certs(&t);
+    t.cfg.stream_window = 1 << 20;
+    t.cfg.stream_send_buffer = 1 << 20;
+    t.mode = H2T_BIG;
+    t.big_total = 600000;
+    t.big_chunk = 16384;
+    h2t_start(&t);
+    h2c c;
+    h2c_connect_tls(&c, &t, alpn_h2, sizeof alpn_h2);
+    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20}};
+    h2c_session(&c, iv, 1, 0);
+    cr_assert_eq(nghttp2_session_set_local_window_size(c.ng, NGHTTP2_FLAG_NONE, 0, 1 << 20), 0);
+    h2c_handshake(&t, &c);
+    cli_stream *cs = h2c_request(&c, NULL, 0, NULL, 0, 0, 0);
+    PUMP_UNTIL(&t, &c, cs->closed || c.eof, 5000);
+    cr_assert(cs->closed);
+    cr_expect_eq(cs->status, 200);
+    cr_assert_eq(cs->body.len, t.big_total);
+    cr_expect_eq(h2t_check_pattern(cs->body.p, cs->body.len), cs->body.len);
+    cr_expect(h2t_has_field(&cs->trailers, "x-trailer", "big"));
+    h2c_close(&c);
+    h2t_finish(&t);
+}
+
 /* After a bad preface over TLS the rest of the input is ignored: one GOAWAY,
  * then close, however many TLS records the garbage spans. */
 Test(http2_server, tls_garbage_preface_gets_one_goaway)
