@@ -4,9 +4,12 @@
  * Output never leaves from a callback: streams only mark the connection dirty,
  * and the loop's prepare hook (server.c) calls http2__conn_flush(), which runs
  * nghttp2_session_mem_send() into one buffer and hands it to one uv_write.
- * Only one write is in flight per connection; while it is and nghttp2 still
- * has output, the connection stops reading, so a peer that does not read
- * cannot make us buffer without bound.
+ * Over TLS the frames of a flush are gathered as plaintext first and
+ * encrypted by one SSL_write, so they leave as few full records (up to
+ * 16 KiB) rather than one record per frame. Only one write is in flight per
+ * connection; while it is and nghttp2 still has output, the connection stops
+ * reading, so a peer that does not read cannot make us buffer without bound.
+ * A connection with nothing to send and no stream gives its buffers back.
  */
 #include <malloc.h>
 #include <netinet/in.h>
@@ -51,6 +54,42 @@ void http2__bytes_dispose(http2_bytes *b)
 {
     oms_free(b->data);
     memset(b, 0, sizeof *b);
+}
+
+/* --- output gathering ------------------------------------------------------ */
+
+/* One chunk of nghttp2's output: for h2c straight into the next write, for
+ * TLS into the plaintext buffer that seal() encrypts as a whole, so a flush
+ * leaves in as few TLS records as its size allows rather than one record
+ * per frame. */
+static int seal(http2_conn *c);
+
+static int gather(http2_conn *c, const uint8_t *p, size_t n)
+{
+    if (!c->ssl)
+        return http2__bytes_append(&c->out, p, n);
+    if (http2__bytes_append(&c->plain, p, n) != 0)
+        return -1;
+    /* A big flush is encrypted as it goes: the plaintext buffer stays small
+     * and the records full. */
+    return http2__bytes_size(&c->plain) >= HTTP2_SEAL_CHUNK ? seal(c) : 0;
+}
+
+/* Bytes gathered for the next write, plaintext not yet encrypted included. */
+static size_t gathered(const http2_conn *c)
+{
+    return http2__bytes_size(&c->out) + http2__bytes_size(&c->plain);
+}
+
+/* Encrypts what gather() collected into c->out (TLS; nothing to do for h2c). */
+static int seal(http2_conn *c)
+{
+    size_t n = http2__bytes_size(&c->plain);
+    if (n == 0)
+        return 0;
+    int rv = http2__tls_write(c, c->plain.data + c->plain.off, n);
+    c->plain.off = c->plain.len = 0; /* the buffer is kept for the next flush */
+    return rv;
 }
 
 /* --- lifecycle ------------------------------------------------------------ */
@@ -167,6 +206,7 @@ static void on_closed(uv_handle_t *h)
     if (c->ssl)
         SSL_free(c->ssl);
     http2__bytes_dispose(&c->out);
+    http2__bytes_dispose(&c->plain);
     oms_free(c->wbuf.base);
     oms_free(c->server_name);
     if (c->prev)
@@ -240,15 +280,13 @@ static void fatal_goaway(http2_conn *c, uint32_t code)
     if (c->session) {
         const uint8_t *data;
         ssize_t n;
-        while (c->out.len - c->out.off < HTTP2_WRITE_CHUNK &&
+        while (gathered(c) < HTTP2_WRITE_CHUNK &&
                (n = nghttp2_session_mem_send(c->session, &data)) > 0) {
-            if (c->ssl ? http2__tls_write(c, data, (size_t)n) != 0
-                       : http2__bytes_append(&c->out, data, (size_t)n) != 0)
+            if (gather(c, data, (size_t)n) != 0)
                 break;
         }
     }
-    int rv = c->ssl ? http2__tls_write(c, f, sizeof f) : http2__bytes_append(&c->out, f, sizeof f);
-    if (rv != 0) {
+    if (gather(c, f, sizeof f) != 0 || seal(c) != 0) {
         http2__conn_close(c);
         return;
     }
@@ -426,6 +464,20 @@ static void notify_writable(http2_conn *c)
     }
 }
 
+/* Nothing to send, nothing in flight and no stream open: the connection
+ * gives its buffers back (the next flush allocates them again), and OpenSSL
+ * its record buffers (SSL_free_buffers keeps them while a partial record
+ * waits for its end). An idle connection then holds only its state. */
+static void release_idle(http2_conn *c)
+{
+    http2__bytes_dispose(&c->out);
+    http2__bytes_dispose(&c->plain);
+    oms_free(c->wbuf.base);
+    c->wbuf = uv_buf_init(NULL, 0);
+    if (c->ssl)
+        (void)SSL_free_buffers(c->ssl);
+}
+
 void http2__conn_flush(http2_conn *c)
 {
     if (c->closing || c->writing)
@@ -433,7 +485,7 @@ void http2__conn_flush(http2_conn *c)
     if (c->session && !c->close_after_write) {
         for (;;) {
             notify_writable(c);
-            while (c->out.len - c->out.off < HTTP2_WRITE_CHUNK) {
+            while (gathered(c) < HTTP2_WRITE_CHUNK) {
                 const uint8_t *data;
                 ssize_t n = nghttp2_session_mem_send(c->session, &data);
                 if (n < 0) {
@@ -444,16 +496,20 @@ void http2__conn_flush(http2_conn *c)
                 }
                 if (n == 0)
                     break;
-                int rv = c->ssl ? http2__tls_write(c, data, (size_t)n)
-                                : http2__bytes_append(&c->out, data, (size_t)n);
-                if (rv != 0) {
+                if (gather(c, data, (size_t)n) != 0) {
                     http2__conn_close(c);
                     return;
                 }
             }
-            if (!c->writable || c->out.len - c->out.off >= HTTP2_WRITE_CHUNK)
+            if (!c->writable || gathered(c) >= HTTP2_WRITE_CHUNK)
                 break;
         }
+    }
+    if (c->closing) /* fatal_goaway() could not queue its frame */
+        return;
+    if (seal(c) != 0) {
+        http2__conn_close(c);
+        return;
     }
     size_t n = c->out.len - c->out.off;
     if (n > 0) {
@@ -477,4 +533,6 @@ void http2__conn_flush(http2_conn *c)
     if (c->close_after_write || (c->session && !nghttp2_session_want_read(c->session) &&
                                  !nghttp2_session_want_write(c->session)))
         http2__conn_close(c);
+    else if (c->nstreams == 0)
+        release_idle(c);
 }

@@ -17,6 +17,10 @@
 /* Output is gathered up to this many bytes per uv_write. */
 #define HTTP2_WRITE_CHUNK (256 * 1024)
 
+/* TLS: plaintext gathered is encrypted once it reaches this many bytes
+ * (four full records), and at the end of each flush. */
+#define HTTP2_SEAL_CHUNK (64 * 1024)
+
 /* Header bytes past max_header_list still decoded so that the request can
  * be answered (stream.c); a header list longer than that resets its stream
  * (an HPACK bomb decodes no further). */
@@ -160,13 +164,15 @@ struct http2_conn {
     uint8_t ping_strikes;
     char reason[200]; /* why the connection closed */
     nghttp2_session *session;
-    SSL *ssl; /* NULL for h2c */
-    BIO *rbio, *wbio;
+    SSL *ssl;              /* NULL for h2c */
+    const uint8_t *tls_in; /* ciphertext being fed to OpenSSL (borrowed, tls.c) */
+    size_t tls_in_n;
     http2_conn *prev, *next;
     http2_conn *dirty_next;
     uv_write_t wreq;
     uv_buf_t wbuf;          /* bytes of the write in flight */
     http2_bytes out;        /* bytes gathered for the next write */
+    http2_bytes plain;      /* TLS: one flush's frames, encrypted together into out */
     http2_stream *streams;  /* open streams (doubly linked) */
     http2_stream *writable; /* streams waiting for on_writable (singly linked) */
     size_t nstreams;
@@ -331,7 +337,8 @@ int http2__tls_connect(http2_conn *c);
 /* Feeds ciphertext in; decrypted bytes go to http2__conn_recv(). Returns 0 or
  * -1 when the connection must close. */
 int http2__tls_feed(http2_conn *c, const uint8_t *p, size_t n);
-/* Encrypts plaintext into c->out. */
+/* Encrypts plaintext into c->out, in records of up to 16 KiB: one call per
+ * flush keeps the records few and full. */
 int http2__tls_write(http2_conn *c, const uint8_t *p, size_t n);
 
 /* conn.c, called by tls.c with plaintext. */

@@ -1,12 +1,16 @@
-/* tls.c - TLS 1.2/1.3 over memory BIOs, ALPN "h2".
+/* tls.c - TLS 1.2/1.3 over the connection's own buffers, ALPN "h2".
  *
- * The socket is libuv's; OpenSSL only sees two memory BIOs: ciphertext read
- * from the socket is written into rbio, and whatever OpenSSL wants to send is
- * drained from wbio into the connection's output buffer, so TLS records ride
- * the same single-write-in-flight path as plaintext frames do for h2c.
+ * The socket is libuv's; OpenSSL only sees two BIOs of our own (conn_bio):
+ * the read BIO serves the ciphertext libuv just read, straight from the
+ * loop's read buffer (no copy into a memory BIO), and the write BIO appends
+ * whatever OpenSSL emits (records, alerts, handshake messages) to the
+ * connection's output buffer, so TLS records ride the same
+ * single-write-in-flight path as plaintext frames do for h2c, and a flush's
+ * records leave in one uv_write.
  */
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,18 +29,90 @@ static void tls_error(char *err, size_t errlen, const char *what, const char *fi
     ERR_clear_error();
 }
 
-/* Moves whatever OpenSSL produced into the connection's output buffer. */
-static int drain_wbio(http2_conn *c)
+/* --- the connection's BIOs ------------------------------------------------ */
+
+/* Write side: OpenSSL's output is appended to c->out (whoever made OpenSSL
+ * write marks the connection dirty). */
+static int on_bio_write(BIO *b, const char *p, int n)
 {
-    char *p;
-    long n = BIO_get_mem_data(c->wbio, &p);
-    if (n > 0) {
-        if (http2__bytes_append(&c->out, p, (size_t)n) != 0)
-            return -1;
-        (void)BIO_reset(c->wbio);
-        http2__conn_mark_dirty(c);
+    http2_conn *c = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (n <= 0)
+        return 0;
+    if (!c || http2__bytes_append(&c->out, p, (size_t)n) != 0)
+        return -1;
+    return n;
+}
+
+/* Read side: hands out the bytes http2__tls_feed() is feeding (borrowed from
+ * the read callback's buffer); none left means "retry when more arrives". */
+static int on_bio_read(BIO *b, char *p, int n)
+{
+    http2_conn *c = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (n <= 0)
+        return 0;
+    if (!c || c->tls_in_n == 0) {
+        BIO_set_retry_read(b);
+        return -1;
     }
-    return 0;
+    size_t k = c->tls_in_n < (size_t)n ? c->tls_in_n : (size_t)n;
+    memcpy(p, c->tls_in, k);
+    c->tls_in += k;
+    c->tls_in_n -= k;
+    return (int)k;
+}
+
+static long on_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num;
+    (void)ptr;
+    http2_conn *c = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH: /* handshake flights: c->out is flushed by the loop */
+        return 1;
+    case BIO_CTRL_PENDING: /* input not yet handed to OpenSSL */
+        return c ? (long)c->tls_in_n : 0;
+    default:
+        return 0;
+    }
+}
+
+static BIO_METHOD *bio_method;
+static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
+
+/* One method for every loop; it lives as long as the process. */
+static void make_bio_method(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "oms-conn");
+    if (!m)
+        return;
+    if (BIO_meth_set_write(m, on_bio_write) != 1 || BIO_meth_set_read(m, on_bio_read) != 1 ||
+        BIO_meth_set_ctrl(m, on_bio_ctrl) != 1) {
+        BIO_meth_free(m);
+        return;
+    }
+    bio_method = m;
+}
+
+static BIO *conn_bio(http2_conn *c)
+{
+    pthread_once(&bio_once, make_bio_method);
+    if (!bio_method)
+        return NULL;
+    BIO *b = BIO_new(bio_method);
+    if (!b)
+        return NULL;
+    BIO_set_data(b, c);
+    BIO_set_init(b, 1);
+    return b;
+}
+
+/* OpenSSL wrote (handshake, alert, session ticket): have the loop send it. */
+static void note_output(http2_conn *c)
+{
+    if (c->out.len > c->out.off)
+        http2__conn_mark_dirty(c);
 }
 
 int http2__tls_conn_init(http2_conn *c)
@@ -44,17 +120,15 @@ int http2__tls_conn_init(http2_conn *c)
     c->ssl = c->ep->tls ? http2__tls_ssl_new(c->ep->tls) : SSL_new(c->ep->ssl_ctx);
     if (!c->ssl)
         return UV_ENOMEM;
-    c->rbio = BIO_new(BIO_s_mem());
-    c->wbio = BIO_new(BIO_s_mem());
-    if (!c->rbio || !c->wbio) {
-        BIO_free(c->rbio);
-        BIO_free(c->wbio);
+    BIO *rbio = conn_bio(c), *wbio = conn_bio(c);
+    if (!rbio || !wbio) {
+        BIO_free(rbio);
+        BIO_free(wbio);
         SSL_free(c->ssl);
         c->ssl = NULL;
         return UV_ENOMEM;
     }
-    BIO_set_mem_eof_return(c->rbio, -1);
-    SSL_set_bio(c->ssl, c->rbio, c->wbio); /* the SSL owns both BIOs now */
+    SSL_set_bio(c->ssl, rbio, wbio); /* the SSL owns both BIOs now */
     SSL_set_app_data(c->ssl, c);
     if (c->ep->client)
         SSL_set_connect_state(c->ssl);
@@ -120,17 +194,16 @@ int http2__tls_connect(http2_conn *c)
     }
     SSL_do_handshake(c->ssl);
     ERR_clear_error();
-    return drain_wbio(c);
+    note_output(c);
+    return c->out.len > c->out.off ? 0 : -1; /* no ClientHello: out of memory */
 }
 
-int http2__tls_feed(http2_conn *c, const uint8_t *p, size_t n)
+/* Runs the handshake and SSL_read over the bytes in c->tls_in. */
+static int feed(http2_conn *c)
 {
-    if (BIO_write(c->rbio, p, (int)n) != (int)n)
-        return -1;
     if (!c->handshake_done) {
         int rv = SSL_do_handshake(c->ssl);
-        if (drain_wbio(c) != 0)
-            return -1;
+        note_output(c);
         if (rv != 1) {
             int e = SSL_get_error(c->ssl, rv);
             if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
@@ -178,8 +251,7 @@ int http2__tls_feed(http2_conn *c, const uint8_t *p, size_t n)
             continue;
         }
         int e = SSL_get_error(c->ssl, r);
-        if (drain_wbio(c) != 0)
-            return -1;
+        note_output(c);
         if (e == SSL_ERROR_WANT_READ)
             return 0;
         if (e == SSL_ERROR_ZERO_RETURN)
@@ -196,23 +268,31 @@ int http2__tls_feed(http2_conn *c, const uint8_t *p, size_t n)
     }
 }
 
+int http2__tls_feed(http2_conn *c, const uint8_t *p, size_t n)
+{
+    /* OpenSSL reads until its BIO runs dry (WANT_READ), keeping a partial
+     * record in its own buffer, so nothing of p is left when feed() returns
+     * 0; on an error the rest does not matter. */
+    c->tls_in = p;
+    c->tls_in_n = n;
+    int rv = feed(c);
+    c->tls_in = NULL;
+    c->tls_in_n = 0;
+    return rv;
+}
+
 int http2__tls_write(http2_conn *c, const uint8_t *p, size_t n)
 {
+    /* The write BIO never blocks, so SSL_write takes everything at once and
+     * cuts it into records of up to 16 KiB (max_send_fragment). */
     while (n > 0) {
-        int r = SSL_write(c->ssl, p, (int)n);
-        if (r <= 0) {
+        size_t w = 0;
+        if (SSL_write_ex(c->ssl, p, n, &w) != 1 || w == 0) {
             ERR_clear_error();
             return -1;
         }
-        p += r;
-        n -= (size_t)r;
-    }
-    char *data;
-    long len = BIO_get_mem_data(c->wbio, &data);
-    if (len > 0) {
-        if (http2__bytes_append(&c->out, data, (size_t)len) != 0)
-            return -1;
-        (void)BIO_reset(c->wbio);
+        p += w;
+        n -= w;
     }
     return 0;
 }

@@ -443,6 +443,125 @@ Test(http2_server, tls_client_without_alpn_is_closed)
     h2t_finish(&t);
 }
 
+/* Counts the TLS records carrying application data that the client reads
+ * (TLS 1.3: every encrypted record's outer type is application_data; the
+ * inner type tells a response's records from handshake messages). */
+static void count_app_records(int write_p, int version, int content_type, const void *buf,
+                              size_t len, SSL *ssl, void *arg)
+{
+    (void)version;
+    (void)ssl;
+    if (!write_p && content_type == SSL3_RT_INNER_CONTENT_TYPE && len == 1 &&
+        *(const uint8_t *)buf == SSL3_RT_APPLICATION_DATA)
+        (*(int *)arg)++;
+}
+
+/* A unary-sized exchange over TLS: the response's HEADERS, DATA and trailers
+ * (and whatever else the server says in that turn) are gathered and
+ * encrypted together, so they reach the client as one TLS record rather
+ * than one record per frame. */
+Test(http2_server, tls_unary_response_is_one_record)
+{
+    h2t t;
+    h2t_init(&t);
+    h2t_make_certs(&t);
+    h2t_start(&t);
+    h2c c;
+    h2c_connect_tls(&c, &t, alpn_h2, sizeof alpn_h2);
+    int records = 0;
+    SSL_set_msg_callback(c.ssl, count_app_records);
+    SSL_set_msg_callback_arg(c.ssl, &records);
+    h2c_session(&c, NULL, 0, 0);
+    h2c_handshake(&t, &c);
+    static uint8_t body[64];
+    h2t_fill(body, 0, sizeof body);
+    for (int i = 0; i < 3; i++) {
+        records = 0;
+        cli_stream *cs = h2c_request(&c, NULL, 0, body, sizeof body, 0, 0);
+        PUMP_UNTIL(&t, &c, cs->closed || c.eof, 3000);
+        cr_assert(cs->closed, "call %d did not complete", i);
+        cr_expect_eq(cs->status, 200);
+        cr_expect_eq(cs->body.len, sizeof body);
+        cr_expect(h2t_has_field(&cs->trailers, "x-trailer", "done"));
+        cr_expect_eq(records, 1, "call %d: the response took %d TLS records", i, records);
+    }
+    /* Ten calls that arrive together are answered in one turn: one record. */
+    records = 0;
+    cli_stream *cs[10];
+    for (int i = 0; i < 10; i++)
+        cs[i] = h2c_request(&c, NULL, 0, body, sizeof body, 0, 0);
+    PUMP_UNTIL(&t, &c, cs[9]->closed || c.eof, 3000);
+    for (int i = 0; i < 10; i++)
+        cr_assert(cs[i]->closed && cs[i]->status == 200, "call %d did not complete", i);
+    cr_expect_eq(records, 1, "10 responses took %d TLS records", records);
+    h2c_close(&c);
+    h2t_finish(&t);
+}
+
+/* A response larger than a record is cut into full 16 KiB records, not one
+ * record per DATA frame. */
+Test(http2_server, tls_large_response_fills_records)
+{
+    h2t t;
+    h2t_init(&t);
+    h2t_make_certs(&t);
+    t.cfg.stream_window = 1 << 20;
+    h2t_start(&t);
+    h2c c;
+    h2c_connect_tls(&c, &t, alpn_h2, sizeof alpn_h2);
+    int records = 0;
+    SSL_set_msg_callback(c.ssl, count_app_records);
+    SSL_set_msg_callback_arg(c.ssl, &records);
+    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20}};
+    h2c_session(&c, iv, 1, 0);
+    cr_assert_eq(nghttp2_session_set_local_window_size(c.ng, NGHTTP2_FLAG_NONE, 0, 1 << 20), 0);
+    h2c_handshake(&t, &c);
+    static uint8_t body[48000]; /* echoed back: 48,000 bytes of DATA, 3 frames */
+    h2t_fill(body, 0, sizeof body);
+    records = 0;
+    cli_stream *cs = h2c_request(&c, NULL, 0, body, sizeof body, 0, 0);
+    PUMP_UNTIL(&t, &c, cs->closed || c.eof, 3000);
+    cr_assert(cs->closed);
+    cr_assert_eq(cs->body.len, sizeof body);
+    cr_expect_eq(h2t_check_pattern(cs->body.p, cs->body.len), cs->body.len);
+    /* 48,000 bytes of body plus frame headers fit in 3 full records and a
+     * bit; the echo may answer in more than one turn as the request's DATA
+     * arrives, each turn's output ending in a partial record. */
+    cr_expect_leq(records, 6, "a 48,000-byte response took %d TLS records", records);
+    h2c_close(&c);
+    h2t_finish(&t);
+}
+
+/* A response written at once fills a flush past HTTP2_SEAL_CHUNK, which is
+ * then encrypted in pieces: the bytes still arrive whole and in order. */
+Test(http2_server, tls_big_flush_is_sealed_in_pieces)
+{
+    h2t t;
+    h2t_init(&t);
+    h2t_make_certs(&t);
+    t.cfg.stream_window = 1 << 20;
+    t.cfg.stream_send_buffer = 1 << 20;
+    t.mode = H2T_BIG;
+    t.big_total = 600000;
+    t.big_chunk = 16384;
+    h2t_start(&t);
+    h2c c;
+    h2c_connect_tls(&c, &t, alpn_h2, sizeof alpn_h2);
+    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20}};
+    h2c_session(&c, iv, 1, 0);
+    cr_assert_eq(nghttp2_session_set_local_window_size(c.ng, NGHTTP2_FLAG_NONE, 0, 1 << 20), 0);
+    h2c_handshake(&t, &c);
+    cli_stream *cs = h2c_request(&c, NULL, 0, NULL, 0, 0, 0);
+    PUMP_UNTIL(&t, &c, cs->closed || c.eof, 5000);
+    cr_assert(cs->closed);
+    cr_expect_eq(cs->status, 200);
+    cr_assert_eq(cs->body.len, t.big_total);
+    cr_expect_eq(h2t_check_pattern(cs->body.p, cs->body.len), cs->body.len);
+    cr_expect(h2t_has_field(&cs->trailers, "x-trailer", "big"));
+    h2c_close(&c);
+    h2t_finish(&t);
+}
+
 /* After a bad preface over TLS the rest of the input is ignored: one GOAWAY,
  * then close, however many TLS records the garbage spans. */
 Test(http2_server, tls_garbage_preface_gets_one_goaway)
