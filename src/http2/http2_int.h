@@ -319,6 +319,8 @@ void http2__budget_unregister(http2_send_budget *b, uv_async_t *a);
 /* TLS 1.2 (12) or 1.3 (13) minimum, AEAD suites, no renegotiation or
  * compression: for server and client contexts. */
 void http2__tls_policy(SSL_CTX *ctx, int min_version);
+/* "WHAT FILE: <OpenSSL's first queued error>" into err; clears the queue. */
+void http2__tls_error(char *err, size_t errlen, const char *what, const char *file);
 /* An SSL on t's current context (which the SSL keeps alive); NULL: ENOMEM. */
 SSL *http2__tls_ssl_new(http2_tls *t);
 http2_tls *http2__tls_ref(http2_tls *t);

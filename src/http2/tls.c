@@ -19,16 +19,6 @@
 
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
 
-static void tls_error(char *err, size_t errlen, const char *what, const char *file)
-{
-    unsigned long e = ERR_get_error();
-    char buf[256] = "";
-    if (e)
-        ERR_error_string_n(e, buf, sizeof buf);
-    snprintf(err, errlen, "%s %s: %s", what, file, e ? buf : "unknown error");
-    ERR_clear_error();
-}
-
 /* --- the connection's BIOs ------------------------------------------------ */
 
 /* Write side: OpenSSL's output is appended to c->out (whoever made OpenSSL
@@ -141,14 +131,15 @@ SSL_CTX *http2__tls_client_ctx_new(const http2_client_config *cfg, char *err, si
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) {
-        tls_error(err, errlen, "tls", "context");
+        http2__tls_error(err, errlen, "tls", "context");
         return NULL;
     }
     http2__tls_policy(ctx, 12);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     if (cfg->ca_file ? SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL) != 1
                      : SSL_CTX_set_default_verify_paths(ctx) != 1) {
-        tls_error(err, errlen, "cannot load CA certificates", cfg->ca_file ? cfg->ca_file : "");
+        http2__tls_error(err, errlen, "cannot load CA certificates",
+                         cfg->ca_file ? cfg->ca_file : "");
         goto fail;
     }
     if (!cfg->cert_file != !cfg->key_file) {
@@ -156,19 +147,19 @@ SSL_CTX *http2__tls_client_ctx_new(const http2_client_config *cfg, char *err, si
         goto fail;
     }
     if (cfg->cert_file && SSL_CTX_use_certificate_chain_file(ctx, cfg->cert_file) != 1) {
-        tls_error(err, errlen, "cannot load client certificate", cfg->cert_file);
+        http2__tls_error(err, errlen, "cannot load client certificate", cfg->cert_file);
         goto fail;
     }
     if (cfg->key_file && SSL_CTX_use_PrivateKey_file(ctx, cfg->key_file, SSL_FILETYPE_PEM) != 1) {
-        tls_error(err, errlen, "cannot load client key", cfg->key_file);
+        http2__tls_error(err, errlen, "cannot load client key", cfg->key_file);
         goto fail;
     }
     if (cfg->cert_file && SSL_CTX_check_private_key(ctx) != 1) {
-        tls_error(err, errlen, "client key does not match certificate", cfg->cert_file);
+        http2__tls_error(err, errlen, "client key does not match certificate", cfg->cert_file);
         goto fail;
     }
     if (SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof alpn_h2) != 0) {
-        tls_error(err, errlen, "tls", "alpn");
+        http2__tls_error(err, errlen, "tls", "alpn");
         goto fail;
     }
     return ctx;

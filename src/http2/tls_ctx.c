@@ -49,7 +49,7 @@ static int on_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *ou
     return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
-static void tls_error(char *err, size_t errlen, const char *what, const char *file)
+void http2__tls_error(char *err, size_t errlen, const char *what, const char *file)
 {
     unsigned long e = ERR_get_error();
     char buf[256] = "";
@@ -74,33 +74,33 @@ static SSL_CTX *ctx_new(const http2_tls *t, char *err, size_t errlen)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
-        tls_error(err, errlen, "tls", "context");
+        http2__tls_error(err, errlen, "tls", "context");
         return NULL;
     }
     http2__tls_policy(ctx, t->min_version);
     SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
     if (SSL_CTX_use_certificate_chain_file(ctx, t->cert_file) != 1) {
-        tls_error(err, errlen, "cannot load certificate", t->cert_file);
+        http2__tls_error(err, errlen, "cannot load certificate", t->cert_file);
         goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, t->key_file, SSL_FILETYPE_PEM) != 1) {
-        tls_error(err, errlen, "cannot load private key", t->key_file);
+        http2__tls_error(err, errlen, "cannot load private key", t->key_file);
         goto fail;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
-        tls_error(err, errlen, "private key does not match certificate", t->cert_file);
+        http2__tls_error(err, errlen, "private key does not match certificate", t->cert_file);
         goto fail;
     }
     if (t->client_auth != HTTP2_CLIENT_AUTH_OFF) {
         if (SSL_CTX_load_verify_locations(ctx, t->client_ca_file, NULL) != 1) {
-            tls_error(err, errlen, "cannot load client CA", t->client_ca_file);
+            http2__tls_error(err, errlen, "cannot load client CA", t->client_ca_file);
             goto fail;
         }
         /* The CertificateRequest names the acceptable CAs, so a client with
          * several certificates picks the right one. */
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(t->client_ca_file);
         if (!names) {
-            tls_error(err, errlen, "no CA certificate in", t->client_ca_file);
+            http2__tls_error(err, errlen, "no CA certificate in", t->client_ca_file);
             goto fail;
         }
         SSL_CTX_set_client_CA_list(ctx, names);
