@@ -79,7 +79,9 @@ endforeach()
 add_library(oms_proto STATIC ${OMS_GEN_SOURCES})
 target_include_directories(oms_proto PUBLIC ${OMS_GEN_DIR})
 target_link_libraries(oms_proto PUBLIC PkgConfig::PROTOBUFC)
-set_target_properties(oms_proto PROPERTIES POSITION_INDEPENDENT_CODE ON)
+# Hidden: libomsrpc.so carries some of these objects (cmake/install.cmake) and
+# exports none of their descriptors (docs/ABI.md).
+set_target_properties(oms_proto PROPERTIES POSITION_INDEPENDENT_CODE ON C_VISIBILITY_PRESET hidden)
 
 # Descriptor set -> C array.
 set(OMS_FDS ${OMS_GEN_DIR}/oms.fds)
@@ -161,7 +163,7 @@ add_library(oms_rpc_gen OBJECT ${OMS_RPC_GEN_SERVER_SOURCES})
 target_include_directories(oms_rpc_gen PUBLIC ${CMAKE_SOURCE_DIR}/src)
 target_compile_options(oms_rpc_gen PRIVATE ${OMS_WARNINGS})
 target_link_libraries(oms_rpc_gen PUBLIC oms_proto PkgConfig::LIBUV)
-set_target_properties(oms_rpc_gen PROPERTIES POSITION_INDEPENDENT_CODE ON)
+set_target_properties(oms_rpc_gen PROPERTIES POSITION_INDEPENDENT_CODE ON C_VISIBILITY_PRESET hidden)
 
 # The services of src/app and src/orders (TestService, OrderBench, the order
 # system): their server tables sit above oms_rpc, in a library of their own.
