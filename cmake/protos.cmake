@@ -172,7 +172,7 @@ oms_omsrpc_generate(OMS_SVC_GEN OUT_DIR ${OMS_GEN_DIR} IMPORT_DIRS ${OMS_IMPORT_
          oms/v1/inventory.proto oms/v1/order.proto)
 add_library(oms_svc_gen STATIC ${OMS_SVC_GEN_SERVER_SOURCES})
 target_compile_options(oms_svc_gen PRIVATE ${OMS_WARNINGS})
-target_link_libraries(oms_svc_gen PUBLIC oms_rpc)
+target_link_libraries(oms_svc_gen PUBLIC oms_rpc oms_proto)
 
 # Client stubs of every service above, kept apart from the server tables so
 # that omsd links none of them. Built with everything else (so they always
@@ -180,7 +180,7 @@ target_link_libraries(oms_svc_gen PUBLIC oms_rpc)
 # implementation exists.
 add_library(oms_client_gen STATIC ${OMS_RPC_GEN_CLIENT_SOURCES} ${OMS_SVC_GEN_CLIENT_SOURCES})
 target_compile_options(oms_client_gen PRIVATE ${OMS_WARNINGS})
-target_link_libraries(oms_client_gen PUBLIC oms_rpc)
+target_link_libraries(oms_client_gen PUBLIC oms_rpc oms_proto)
 
 # One plugin run writes a proto's server and client files; two libraries use
 # them. A single owner target runs the rules, so that a parallel build never
