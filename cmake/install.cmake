@@ -77,7 +77,7 @@ foreach(t omsrpc omsrpc_static)
   endif()
 endforeach()
 
-install(FILES src/base/log.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/oms/base)
+install(FILES src/base/export.h src/base/log.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/oms/base)
 install(FILES src/http2/http2.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/oms/http2)
 install(FILES src/rpc/rpc.h src/rpc/rpc_client.h src/rpc/health.h src/rpc/reflection.h src/rpc/trace.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/oms/rpc)

@@ -79,7 +79,9 @@ endforeach()
 add_library(oms_proto STATIC ${OMS_GEN_SOURCES})
 target_include_directories(oms_proto PUBLIC ${OMS_GEN_DIR})
 target_link_libraries(oms_proto PUBLIC PkgConfig::PROTOBUFC)
-set_target_properties(oms_proto PROPERTIES POSITION_INDEPENDENT_CODE ON)
+# Hidden: libomsrpc.so carries some of these objects (cmake/install.cmake) and
+# exports none of their descriptors (docs/ABI.md).
+set_target_properties(oms_proto PROPERTIES POSITION_INDEPENDENT_CODE ON C_VISIBILITY_PRESET hidden)
 
 # Descriptor set -> C array.
 set(OMS_FDS ${OMS_GEN_DIR}/oms.fds)
@@ -161,7 +163,7 @@ add_library(oms_rpc_gen OBJECT ${OMS_RPC_GEN_SERVER_SOURCES})
 target_include_directories(oms_rpc_gen PUBLIC ${CMAKE_SOURCE_DIR}/src)
 target_compile_options(oms_rpc_gen PRIVATE ${OMS_WARNINGS})
 target_link_libraries(oms_rpc_gen PUBLIC oms_proto PkgConfig::LIBUV)
-set_target_properties(oms_rpc_gen PROPERTIES POSITION_INDEPENDENT_CODE ON)
+set_target_properties(oms_rpc_gen PROPERTIES POSITION_INDEPENDENT_CODE ON C_VISIBILITY_PRESET hidden)
 
 # The services of src/app and src/orders (TestService, OrderBench, the order
 # system): their server tables sit above oms_rpc, in a library of their own.
@@ -170,7 +172,7 @@ oms_omsrpc_generate(OMS_SVC_GEN OUT_DIR ${OMS_GEN_DIR} IMPORT_DIRS ${OMS_IMPORT_
          oms/v1/inventory.proto oms/v1/order.proto)
 add_library(oms_svc_gen STATIC ${OMS_SVC_GEN_SERVER_SOURCES})
 target_compile_options(oms_svc_gen PRIVATE ${OMS_WARNINGS})
-target_link_libraries(oms_svc_gen PUBLIC oms_rpc)
+target_link_libraries(oms_svc_gen PUBLIC oms_rpc oms_proto)
 
 # Client stubs of every service above, kept apart from the server tables so
 # that omsd links none of them. Built with everything else (so they always
@@ -178,7 +180,7 @@ target_link_libraries(oms_svc_gen PUBLIC oms_rpc)
 # implementation exists.
 add_library(oms_client_gen STATIC ${OMS_RPC_GEN_CLIENT_SOURCES} ${OMS_SVC_GEN_CLIENT_SOURCES})
 target_compile_options(oms_client_gen PRIVATE ${OMS_WARNINGS})
-target_link_libraries(oms_client_gen PUBLIC oms_rpc)
+target_link_libraries(oms_client_gen PUBLIC oms_rpc oms_proto)
 
 # One plugin run writes a proto's server and client files; two libraries use
 # them. A single owner target runs the rules, so that a parallel build never

@@ -20,6 +20,7 @@
 #define OMS_LOG_H
 
 #include <stddef.h>
+#include "base/export.h"
 
 typedef enum oms_log_level {
     OMS_LOG_DEBUG = 0,
@@ -35,20 +36,21 @@ typedef enum oms_log_format {
 } oms_log_format;
 
 /* Parses "text" or "json". Returns 0 or -1. */
-int oms_log_parse_format(const char *s, oms_log_format *out);
-void oms_log_set_format(oms_log_format f);
+OMS_EXTERN int oms_log_parse_format(const char *s, oms_log_format *out);
+OMS_EXTERN void oms_log_set_format(oms_log_format f);
 
 /* The component of message msg (the convention above) into comp (cap bytes);
  * returns how many bytes of msg the prefix takes ("orders: " -> 8), 0 when the
  * component was not written in msg. */
-size_t oms_log_component(const char *msg, char *comp, size_t cap);
+OMS_EXTERN size_t oms_log_component(const char *msg, char *comp, size_t cap);
 
 /* Parses "debug", "info", "warn", "error", "off". Returns 0 or -1. */
-int oms_log_parse_level(const char *s, oms_log_level *out);
-void oms_log_set_level(oms_log_level level);
-int oms_log_enabled(oms_log_level level);
+OMS_EXTERN int oms_log_parse_level(const char *s, oms_log_level *out);
+OMS_EXTERN void oms_log_set_level(oms_log_level level);
+OMS_EXTERN int oms_log_enabled(oms_log_level level);
 
-void oms_log(oms_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+OMS_EXTERN void oms_log(oms_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #define OMS_DEBUG(...)                                                                             \
     (oms_log_enabled(OMS_LOG_DEBUG) ? oms_log(OMS_LOG_DEBUG, __VA_ARGS__) : (void)0)

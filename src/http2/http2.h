@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
+#include "base/export.h"
 
 typedef struct http2_server http2_server;
 typedef struct http2_conn_limit http2_conn_limit;
@@ -162,32 +163,32 @@ typedef struct http2_server_config {
 
 /* Fills *cfg with the defaults (127.0.0.1:50051, TLS, 1000 streams, windows
  * sized for throughput). */
-void http2_server_config_init(http2_server_config *cfg);
+OMS_EXTERN void http2_server_config_init(http2_server_config *cfg);
 
 /* Creates a server on loop and binds its listening socket. cfg is copied;
  * its strings must outlive the server. On failure returns a negative code and
  * writes a human-readable reason into err (size errlen). */
-int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_server **out, char *err,
-                     size_t errlen);
+OMS_EXTERN int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_server **out,
+                                char *err, size_t errlen);
 
 /* The port actually bound (useful with port 0). */
-int http2_server_port(const http2_server *srv);
+OMS_EXTERN int http2_server_port(const http2_server *srv);
 
 /* Starts accepting connections. */
-int http2_server_start(http2_server *srv);
+OMS_EXTERN int http2_server_start(http2_server *srv);
 
 /* Graceful shutdown: stops accepting, sends GOAWAY to every connection and
  * lets in-flight streams finish. After grace_ms, remaining connections are
  * closed hard. done(srv, arg) fires once every connection is gone; the server
  * may then be freed. */
-void http2_server_shutdown(http2_server *srv, uint64_t grace_ms,
-                           void (*done)(http2_server *, void *), void *arg);
+OMS_EXTERN void http2_server_shutdown(http2_server *srv, uint64_t grace_ms,
+                                      void (*done)(http2_server *, void *), void *arg);
 
 /* Frees a server whose shutdown completed (or that never started). */
-void http2_server_free(http2_server *srv);
+OMS_EXTERN void http2_server_free(http2_server *srv);
 
 /* Number of live connections. */
-size_t http2_server_conn_count(const http2_server *srv);
+OMS_EXTERN size_t http2_server_conn_count(const http2_server *srv);
 
 /* Counters of one server since it was created (metrics). Each field is read
  * with a relaxed atomic load: callable from any thread, while the server's
@@ -204,27 +205,27 @@ typedef struct http2_server_stats {
     uint64_t tls_failures;                    /* handshakes that failed */
     uint64_t bytes_in, bytes_out;             /* on the socket (TLS records included) */
 } http2_server_stats;
-void http2_server_get_stats(const http2_server *srv, http2_server_stats *out);
+OMS_EXTERN void http2_server_get_stats(const http2_server *srv, http2_server_stats *out);
 /* The HTTP/2 name of a GOAWAY/RST error code ("NO_ERROR"), "UNKNOWN" past 13. */
-const char *http2_error_name(uint32_t code);
+OMS_EXTERN const char *http2_error_name(uint32_t code);
 
 /* A cap on the connections open at once, shared by the servers of a process
  * (http2_server_config.conn_limit): thread-safe. It must outlive the servers
  * that use it. NULL on ENOMEM. */
-http2_conn_limit *http2_conn_limit_new(size_t max);
-void http2_conn_limit_free(http2_conn_limit *l);
+OMS_EXTERN http2_conn_limit *http2_conn_limit_new(size_t max);
+OMS_EXTERN void http2_conn_limit_free(http2_conn_limit *l);
 /* Connections holding a place now. */
-size_t http2_conn_limit_open(const http2_conn_limit *l);
+OMS_EXTERN size_t http2_conn_limit_open(const http2_conn_limit *l);
 
 /* The response bytes all connections of the process may hold for their peers
  * (http2_server_config.send_budget; budget.c explains the rule): over max, a
  * connection holding at least one stream's send buffer waits as if over its
  * own budget, until the sum is below max again. Thread-safe; it must outlive
  * the servers that use it. max 0: no limit. NULL on ENOMEM. */
-http2_send_budget *http2_send_budget_new(size_t max);
-void http2_send_budget_free(http2_send_budget *b);
+OMS_EXTERN http2_send_budget *http2_send_budget_new(size_t max);
+OMS_EXTERN void http2_send_budget_free(http2_send_budget *b);
 /* Bytes queued now, summed over the process. */
-size_t http2_send_budget_queued(const http2_send_budget *b);
+OMS_EXTERN size_t http2_send_budget_queued(const http2_send_budget *b);
 
 /* --- server TLS context (certificate, key, client CA; reload) ------------ *
  *
@@ -241,26 +242,26 @@ size_t http2_send_budget_queued(const http2_send_budget *b);
  * a new context; the file names are copied, to be read again by reload.
  * Warns (once, here) if the key file is readable by group or others.
  * Returns NULL with a reason in err on failure. Thread-safe object. */
-http2_tls *http2_tls_new(const http2_server_config *cfg, char *err, size_t errlen);
+OMS_EXTERN http2_tls *http2_tls_new(const http2_server_config *cfg, char *err, size_t errlen);
 
 /* Re-reads the certificate, key and client CA files into a NEW context that
  * new connections get from now on; open connections keep the one they were
  * accepted with until they close (nothing is dropped). On failure (err says
  * why) the current context stays. Any thread. */
-int http2_tls_reload(http2_tls *t, char *err, size_t errlen);
+OMS_EXTERN int http2_tls_reload(http2_tls *t, char *err, size_t errlen);
 
 /* Drops the caller's reference (servers using it hold their own). NULL ok. */
-void http2_tls_free(http2_tls *t);
+OMS_EXTERN void http2_tls_free(http2_tls *t);
 
 /* http2_tls_reload() on the server's context (shared or its own): with a
  * shared context, every server sharing it sees the change. UV_EINVAL for an
  * h2c server. Any thread. */
-int http2_server_reload_tls(http2_server *srv, char *err, size_t errlen);
+OMS_EXTERN int http2_server_reload_tls(http2_server *srv, char *err, size_t errlen);
 
 /* Logs (at info) one line per connection and per stream: flow-control
  * windows, queued bytes, data provider and on_writable state (debug.c; omsd
  * calls it on SIGUSR1). Loop thread only. */
-void http2_server_dump(const http2_server *srv);
+OMS_EXTERN void http2_server_dump(const http2_server *srv);
 
 /* --- client ------------------------------------------------------------- */
 
@@ -277,17 +278,17 @@ typedef struct http2_client_config {
     uint64_t keepalive_timeout_ms; /* close when the PING ACK is this late */
 } http2_client_config;
 
-void http2_client_config_init(http2_client_config *cfg);
+OMS_EXTERN void http2_client_config_init(http2_client_config *cfg);
 
 /* Creates the client side for one loop: TLS context and nghttp2 setup shared
  * by its connections. cfg is copied; its strings are only read here. */
-int http2_client_new(uv_loop_t *loop, const http2_client_config *cfg, http2_client **out, char *err,
-                     size_t errlen);
+OMS_EXTERN int http2_client_new(uv_loop_t *loop, const http2_client_config *cfg, http2_client **out,
+                                char *err, size_t errlen);
 
 /* Closes every connection (their streams get on_close, then the connection
  * handlers' on_close) and frees the client once libuv is done with it;
  * done(arg) then fires (never from inside this call). */
-void http2_client_free(http2_client *cl, void (*done)(void *), void *arg);
+OMS_EXTERN void http2_client_free(http2_client *cl, void (*done)(void *), void *arg);
 
 /* Connection events for client connections. */
 typedef struct http2_conn_handler {
@@ -304,49 +305,50 @@ typedef struct http2_conn_handler {
 /* Starts connecting to addr. server_name is used for SNI and the
  * certificate's hostname/IP check (copied; NULL: no check, h2c). Returns 0
  * with *out set (events follow on h) or a negative code (nothing follows). */
-int http2_client_connect(http2_client *cl, const struct sockaddr *addr, const char *server_name,
-                         const http2_conn_handler *h, void *data, http2_conn **out);
+OMS_EXTERN int http2_client_connect(http2_client *cl, const struct sockaddr *addr,
+                                    const char *server_name, const http2_conn_handler *h,
+                                    void *data, http2_conn **out);
 
-void *http2_conn_data(const http2_conn *c);
+OMS_EXTERN void *http2_conn_data(const http2_conn *c);
 /* Closes at once: open streams get on_close(HTTP2_CANCEL), then on_close. */
-void http2_conn_close(http2_conn *c, const char *reason);
+OMS_EXTERN void http2_conn_close(http2_conn *c, const char *reason);
 /* Why the connection is closing or closed, or NULL while it is fine. */
-const char *http2_conn_error(const http2_conn *c);
+OMS_EXTERN const char *http2_conn_error(const http2_conn *c);
 /* Open streams on the connection. */
-size_t http2_conn_stream_count(const http2_conn *c);
+OMS_EXTERN size_t http2_conn_stream_count(const http2_conn *c);
 /* Peer address "ip:port". */
-const char *http2_conn_peer(const http2_conn *c);
+OMS_EXTERN const char *http2_conn_peer(const http2_conn *c);
 
 /* Opens a client stream with request headers h (copied; pseudo-headers
  * first). The body follows with http2_stream_write() and ends with
  * http2_stream_end(s, NULL, 0). Returns NULL if the connection cannot take
  * a stream (not connected, GOAWAY, closing, ENOMEM). */
-http2_stream *http2_conn_request(http2_conn *c, const http2_header *h, size_t n,
-                                 const http2_stream_handler *sh, void *data);
+OMS_EXTERN http2_stream *http2_conn_request(http2_conn *c, const http2_header *h, size_t n,
+                                            const http2_stream_handler *sh, void *data);
 
 /* --- streams ------------------------------------------------------------ */
 
 /* Per-stream pointer for the handler's state. */
-void http2_stream_set_data(http2_stream *s, void *data);
-void *http2_stream_data(const http2_stream *s);
+OMS_EXTERN void http2_stream_set_data(http2_stream *s, void *data);
+OMS_EXTERN void *http2_stream_data(const http2_stream *s);
 /* cfg->handler_data of the server that accepted the stream (NULL for
  * client streams). */
-void *http2_stream_server_data(const http2_stream *s);
+OMS_EXTERN void *http2_stream_server_data(const http2_stream *s);
 /* The stream's connection. */
-http2_conn *http2_stream_conn(const http2_stream *s);
-uv_loop_t *http2_stream_loop(const http2_stream *s);
-int32_t http2_stream_id(const http2_stream *s);
+OMS_EXTERN http2_conn *http2_stream_conn(const http2_stream *s);
+OMS_EXTERN uv_loop_t *http2_stream_loop(const http2_stream *s);
+OMS_EXTERN int32_t http2_stream_id(const http2_stream *s);
 
 /* Submits response headers (":status" first). The header strings are copied.
  * Returns 0, UV_ENOMEM (nothing was queued: the stream is still unanswered),
  * or another negative code if the stream is closed or headers went out. */
-int http2_stream_respond(http2_stream *s, const http2_header *h, size_t n);
+OMS_EXTERN int http2_stream_respond(http2_stream *s, const http2_header *h, size_t n);
 
 /* Queues body bytes (copied) behind the response (or request) headers. Returns 0 while the
  * stream's send buffer is below its limit, HTTP2_AGAIN once it is at or above
  * it (the bytes were still queued: wait for on_writable before writing more),
  * or another negative code if the stream is closed. */
-int http2_stream_write(http2_stream *s, const uint8_t *p, size_t n);
+OMS_EXTERN int http2_stream_write(http2_stream *s, const uint8_t *p, size_t n);
 
 /* Ends the response (or request) after queued bytes: with trailers (n > 0)
  * or with an empty END_STREAM. On a server, if respond() was never called, h
@@ -354,27 +356,27 @@ int http2_stream_write(http2_stream *s, const uint8_t *p, size_t n);
  * hold ":status"). Out of memory (UV_ENOMEM), the stream is reset instead
  * (RST_STREAM INTERNAL_ERROR, see http2_stream_reset()): a stream the
  * handler ended never waits for an end that cannot come. */
-int http2_stream_end(http2_stream *s, const http2_header *h, size_t n);
+OMS_EXTERN int http2_stream_end(http2_stream *s, const http2_header *h, size_t n);
 
 /* Sends RST_STREAM with h2_error; on_close follows. If nghttp2 cannot queue
  * it (out of memory), the whole connection is closed instead (every stream
  * gets on_close(HTTP2_CANCEL)), so no peer waits for a lost answer. */
-int http2_stream_reset(http2_stream *s, uint32_t h2_error);
+OMS_EXTERN int http2_stream_reset(http2_stream *s, uint32_t h2_error);
 
 /* Returns n bytes of received DATA to the flow-control windows (stream and
  * connection), letting the peer send more. */
-void http2_stream_consume(http2_stream *s, size_t n);
+OMS_EXTERN void http2_stream_consume(http2_stream *s, size_t n);
 
 /* Bytes queued by write() not yet handed to nghttp2. */
-size_t http2_stream_pending(const http2_stream *s);
+OMS_EXTERN size_t http2_stream_pending(const http2_stream *s);
 
 /* Peer address of the stream's connection as "ip:port" (for logs). */
-const char *http2_stream_peer(const http2_stream *s);
+OMS_EXTERN const char *http2_stream_peer(const http2_stream *s);
 
 /* The identity of the verified TLS client certificate of the stream's
  * connection (URI SAN, else DNS SAN, else subject CN), or NULL: no TLS, no
  * client certificate, or not verified. Lives as long as the connection. */
-const char *http2_stream_tls_identity(const http2_stream *s);
+OMS_EXTERN const char *http2_stream_tls_identity(const http2_stream *s);
 
 /* --- state for humans and tests (debug.c) ------------------------------- */
 
@@ -382,14 +384,14 @@ const char *http2_stream_tls_identity(const http2_stream *s);
  * (stream and connection), queued bytes, whether the data provider is
  * deferred, whether a writer waits for on_writable, the connection's output
  * state. Returns the length written. */
-int http2_stream_describe(const http2_stream *s, char *buf, size_t n);
+OMS_EXTERN int http2_stream_describe(const http2_stream *s, char *buf, size_t n);
 /* The wake-up invariant of the pull model: bytes queued are never left
  * behind a deferred data provider, and a writer waiting for on_writable has
  * bytes queued whose draining will call it. Returns 0, or -1 with why[]. */
-int http2_stream_check(const http2_stream *s, char *why, size_t n);
+OMS_EXTERN int http2_stream_check(const http2_stream *s, char *why, size_t n);
 /* Whether on_writable will come (or the stream is closed, so on_close
  * will): a write returned HTTP2_AGAIN and has not been answered yet, or the
  * call is queued. */
-bool http2_stream_writable_armed(const http2_stream *s);
+OMS_EXTERN bool http2_stream_writable_armed(const http2_stream *s);
 
 #endif

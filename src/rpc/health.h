@@ -17,6 +17,7 @@
 #define OMS_RPC_HEALTH_H
 
 #include "rpc/rpc.h"
+#include "base/export.h"
 
 typedef struct rpc_health rpc_health;
 
@@ -29,12 +30,12 @@ typedef enum rpc_health_status {
 
 /* Creates a health registry with "" (the whole server) SERVING, as grpc-go
  * and gRPC C++ do. Returns NULL on ENOMEM. */
-rpc_health *rpc_health_new(void);
+OMS_EXTERN rpc_health *rpc_health_new(void);
 
 /* Frees h. Calls still open lose their link to it (watchers are detached
  * and get no more updates), but Check and Watch calls must not start after
  * this: free h after the server it was registered with. NULL is a no-op. */
-void rpc_health_free(rpc_health *h);
+OMS_EXTERN void rpc_health_free(rpc_health *h);
 
 /* Sets the status of service (copied; "" for the whole server) and sends it
  * to every Watch call on that name whose last status differs.
@@ -42,20 +43,20 @@ void rpc_health_free(rpc_health *h);
  * After rpc_health_shutdown() changes are ignored and 0 is returned.
  * Loop thread only. Returns 0, RPC_EINVAL (NULL name or a status out of
  * range) or RPC_ENOMEM. */
-int rpc_health_set(rpc_health *h, const char *service, rpc_health_status status);
+OMS_EXTERN int rpc_health_set(rpc_health *h, const char *service, rpc_health_status status);
 
 /* The status of service, RPC_HEALTH_SERVICE_UNKNOWN when not set. */
-rpc_health_status rpc_health_get(const rpc_health *h, const char *service);
+OMS_EXTERN rpc_health_status rpc_health_get(const rpc_health *h, const char *service);
 
 /* Sets every known service NOT_SERVING (watchers are told) and ignores later
  * rpc_health_set() calls, so load balancers drain the server before it stops
  * (omsd calls this on SIGTERM, before the drain). Each Watch then ends with
  * UNAVAILABLE once its NOT_SERVING is out, so watchers do not hold their
  * connections open through the drain. Loop thread only. */
-void rpc_health_shutdown(rpc_health *h);
+OMS_EXTERN void rpc_health_shutdown(rpc_health *h);
 
 /* The Health service to pass to rpc_server_add_service(). The table belongs
  * to h and lives as long as h. */
-const rpc_service_impl *rpc_health_impl(rpc_health *h);
+OMS_EXTERN const rpc_service_impl *rpc_health_impl(rpc_health *h);
 
 #endif

@@ -33,6 +33,7 @@
 #include <uv.h>
 
 #include "http2/http2.h"
+#include "base/export.h"
 
 typedef struct rpc_server rpc_server;
 typedef struct rpc_call rpc_call;
@@ -59,7 +60,7 @@ typedef enum rpc_status {
 } rpc_status;
 
 /* "OK", "CANCELLED", ... "UNAUTHENTICATED"; "UNKNOWN_CODE" out of range. */
-const char *rpc_status_name(int code);
+OMS_EXTERN const char *rpc_status_name(int code);
 
 /* Return codes of rpc_call_* functions. */
 enum {
@@ -117,33 +118,33 @@ typedef struct rpc_server_config {
      * transport's: http2_server_config.stream_send_buffer. */
 } rpc_server_config;
 
-void rpc_server_config_init(rpc_server_config *cfg);
+OMS_EXTERN void rpc_server_config_init(rpc_server_config *cfg);
 
 /* Creates an empty server (no global state). Returns NULL on ENOMEM. */
-rpc_server *rpc_server_new(const rpc_server_config *cfg);
-void rpc_server_free(rpc_server *srv);
+OMS_EXTERN rpc_server *rpc_server_new(const rpc_server_config *cfg);
+OMS_EXTERN void rpc_server_free(rpc_server *srv);
 
 /* Registers a service. impl and its ops array are copied; the rpc_method_ops
  * tables, impl->typed and impl->data they point to must outlive the server.
  * Returns 0, RPC_EINVAL if a method path is already registered, RPC_ENOMEM. */
-int rpc_server_add_service(rpc_server *srv, const rpc_service_impl *impl);
+OMS_EXTERN int rpc_server_add_service(rpc_server *srv, const rpc_service_impl *impl);
 
 /* Number and names of registered services (full names like
  * "grpc.health.v1.Health"), for reflection and health. */
-size_t rpc_server_service_count(const rpc_server *srv);
-const char *rpc_server_service_name(const rpc_server *srv, size_t i);
+OMS_EXTERN size_t rpc_server_service_count(const rpc_server *srv);
+OMS_EXTERN const char *rpc_server_service_name(const rpc_server *srv, size_t i);
 /* Calls cb(path, arg) for each registered method ("/package.Service/Method"),
  * in no particular order (e.g. to check a policy covers them). */
-void rpc_server_each_method(const rpc_server *srv, void (*cb)(const char *path, void *arg),
-                            void *arg);
+OMS_EXTERN void rpc_server_each_method(const rpc_server *srv,
+                                       void (*cb)(const char *path, void *arg), void *arg);
 
 /* The http2 stream handler that feeds this server: pass it with the server as
  * handler_data in http2_server_config. */
-const http2_stream_handler *rpc_server_stream_handler(void);
+OMS_EXTERN const http2_stream_handler *rpc_server_stream_handler(void);
 
 /* Calls that have started and not yet been freed, over every loop using the
  * server on this thread (a drain waits for this to reach zero). */
-size_t rpc_server_active_calls(const rpc_server *srv);
+OMS_EXTERN size_t rpc_server_active_calls(const rpc_server *srv);
 
 /* --- metadata ----------------------------------------------------------- */
 
@@ -161,33 +162,33 @@ typedef struct rpc_metadata {
 } rpc_metadata;
 
 /* First value of key, or NULL; *len gets its length. */
-const uint8_t *rpc_metadata_get(const rpc_metadata *md, const char *key, size_t *len);
+OMS_EXTERN const uint8_t *rpc_metadata_get(const rpc_metadata *md, const char *key, size_t *len);
 
 /* --- calls -------------------------------------------------------------- */
 
 /* Custom request metadata (reserved keys such as :path, te, grpc-timeout,
  * content-type, grpc-encoding are left out). Valid for the call's life. */
-const rpc_metadata *rpc_call_metadata(const rpc_call *c);
+OMS_EXTERN const rpc_metadata *rpc_call_metadata(const rpc_call *c);
 
 /* "/package.Service/Method". */
-const char *rpc_call_path(const rpc_call *c);
-const char *rpc_call_peer(const rpc_call *c);
+OMS_EXTERN const char *rpc_call_path(const rpc_call *c);
+OMS_EXTERN const char *rpc_call_peer(const rpc_call *c);
 
 /* The loop the call runs on (its connection's), for the whole call's life. */
-uv_loop_t *rpc_call_loop(const rpc_call *c);
+OMS_EXTERN uv_loop_t *rpc_call_loop(const rpc_call *c);
 
 /* Milliseconds left before the call's deadline (grpc-timeout), at least 1
  * while it runs; 0 if the call has no deadline. For propagating the deadline
  * to calls made on the call's behalf. */
-uint64_t rpc_call_remaining_ms(const rpc_call *c);
+OMS_EXTERN uint64_t rpc_call_remaining_ms(const rpc_call *c);
 
 /* Whether the last request message delivered arrived compressed. */
-bool rpc_call_last_compressed(const rpc_call *c);
+OMS_EXTERN bool rpc_call_last_compressed(const rpc_call *c);
 
 /* impl->data of the service. */
-void *rpc_call_service_data(const rpc_call *c);
+OMS_EXTERN void *rpc_call_service_data(const rpc_call *c);
 /* impl->typed of the service. */
-const void *rpc_call_typed(const rpc_call *c);
+OMS_EXTERN const void *rpc_call_typed(const rpc_call *c);
 
 /* --- who is calling ---------------------------------------------------------
  *
@@ -211,22 +212,22 @@ typedef struct rpc_principal {
 /* Attaches a deep copy of p (strings included; allocated from the call's
  * arena, freed with the call) as the call's principal, replacing any earlier
  * one. Returns 0, RPC_ENOMEM or RPC_EINVAL (p->subject NULL). */
-int rpc_call_set_principal(rpc_call *c, const rpc_principal *p);
+OMS_EXTERN int rpc_call_set_principal(rpc_call *c, const rpc_principal *p);
 /* The principal attached by authentication, or NULL when none was (auth is
  * off, or the method is public). Valid until the call is freed. */
-const rpc_principal *rpc_call_principal(const rpc_call *c);
+OMS_EXTERN const rpc_principal *rpc_call_principal(const rpc_call *c);
 /* Whether p was granted scope (always, when p->all_scopes). */
-bool rpc_principal_has_scope(const rpc_principal *p, const char *scope);
+OMS_EXTERN bool rpc_principal_has_scope(const rpc_principal *p, const char *scope);
 /* The verified TLS client certificate identity of the call's connection
  * (http2_stream_tls_identity()), or NULL. */
-const char *rpc_call_tls_identity(const rpc_call *c);
+OMS_EXTERN const char *rpc_call_tls_identity(const rpc_call *c);
 
 /* The call's W3C trace context (rpc/trace.h): the caller's valid traceparent
  * and tracestate, or a new trace when it sent none or an invalid one. Made on
  * first use (in the call's arena), the same for every later caller: handlers
  * and interceptors all see one trace id. NULL only on ENOMEM. */
 struct rpc_trace;
-const struct rpc_trace *rpc_call_trace(rpc_call *c);
+OMS_EXTERN const struct rpc_trace *rpc_call_trace(rpc_call *c);
 
 /* --- interceptors -----------------------------------------------------------
  *
@@ -320,15 +321,15 @@ typedef struct rpc_call_stats {
 
 /* "package.Service" and "Method" of the path (for a malformed path of an
  * unknown method, "" where a part is missing). Valid for the call's life. */
-const char *rpc_call_service(const rpc_call *c);
-const char *rpc_call_method(const rpc_call *c);
+OMS_EXTERN const char *rpc_call_service(const rpc_call *c);
+OMS_EXTERN const char *rpc_call_method(const rpc_call *c);
 /* The method's shape, RPC_CALL_UNKNOWN when no handler serves it. */
-rpc_call_type rpc_call_get_type(const rpc_call *c);
+OMS_EXTERN rpc_call_type rpc_call_get_type(const rpc_call *c);
 /* Messages and bytes each way so far, the status once the call ended
  * (RPC_UNKNOWN before; its message only on servers with interceptors),
  * duration so far (0 on a server without interceptors: the clock is read
  * only for them). principal as rpc_call_principal. */
-void rpc_call_get_stats(const rpc_call *c, rpc_call_stats *out);
+OMS_EXTERN void rpc_call_get_stats(const rpc_call *c, rpc_call_stats *out);
 
 typedef struct rpc_interceptor {
     const char *name; /* for logs; may be NULL */
@@ -343,47 +344,47 @@ typedef struct rpc_interceptor {
  * on_start). *ic is copied; data is passed to its callbacks and must outlive
  * the server. Register before the server serves its first call. Returns 0,
  * RPC_EINVAL (no on_start) or RPC_ENOMEM. */
-int rpc_server_add_interceptor(rpc_server *srv, const rpc_interceptor *ic, void *data);
+OMS_EXTERN int rpc_server_add_interceptor(rpc_server *srv, const rpc_interceptor *ic, void *data);
 
 /* A PENDING interceptor's decision to go on: the next interceptor starts (or
  * the handler, which then gets the requests held meanwhile). May be called
  * from inside on_start too (then the same as returning CONTINUE). Returns 0,
  * RPC_ECANCELLED if the call ended meanwhile (a harmless no-op), RPC_EINVAL if
  * no interceptor is deciding. */
-int rpc_call_proceed(rpc_call *c);
+OMS_EXTERN int rpc_call_proceed(rpc_call *c);
 
 /* Ends a call that has not reached its handler with code (not RPC_OK) and
  * message (copied; NULL for none), as a Trailers-Only answer. From on_start,
  * or later by a PENDING interceptor. Returns 0, RPC_ECANCELLED if the call
  * ended meanwhile (a no-op), RPC_EINVAL if code is RPC_OK or the handler
  * already runs (it ends calls with rpc_call_finish). */
-int rpc_call_reject(rpc_call *c, rpc_status code, const char *message);
+OMS_EXTERN int rpc_call_reject(rpc_call *c, rpc_status code, const char *message);
 
 /* Handler state. */
-void rpc_call_set_data(rpc_call *c, void *data);
-void *rpc_call_data(const rpc_call *c);
+OMS_EXTERN void rpc_call_set_data(rpc_call *c, void *data);
+OMS_EXTERN void *rpc_call_data(const rpc_call *c);
 
 /* Zeroed memory freed with the call. NULL on ENOMEM. */
-void *rpc_call_alloc(rpc_call *c, size_t n);
+OMS_EXTERN void *rpc_call_alloc(rpc_call *c, size_t n);
 
 /* The call's protobuf-c allocator (arena): messages unpacked through it live
  * as long as the call. */
-ProtobufCAllocator *rpc_call_allocator(rpc_call *c);
+OMS_EXTERN ProtobufCAllocator *rpc_call_allocator(rpc_call *c);
 
 /* A protobuf-c allocator over base/alloc.h for messages that outlive a call:
  * unpack and free_unpacked with this same allocator. */
-ProtobufCAllocator *rpc_system_allocator(void);
+OMS_EXTERN ProtobufCAllocator *rpc_system_allocator(void);
 
 /* Adds response metadata. Initial metadata must be added before the first
  * send or finish; trailing metadata before finish. key must be lower-case;
  * "-bin" values are base64-encoded on the wire. Both are copied.
  * Returns 0, RPC_EINVAL (bad key or too late) or RPC_ECANCELLED. */
-int rpc_call_add_initial_md(rpc_call *c, const char *key, const uint8_t *v, size_t len);
-int rpc_call_add_trailing_md(rpc_call *c, const char *key, const uint8_t *v, size_t len);
+OMS_EXTERN int rpc_call_add_initial_md(rpc_call *c, const char *key, const uint8_t *v, size_t len);
+OMS_EXTERN int rpc_call_add_trailing_md(rpc_call *c, const char *key, const uint8_t *v, size_t len);
 
 /* Whether later messages are compressed with the encoding the client accepts
  * (gzip when offered). Default: off. */
-void rpc_call_set_compress(rpc_call *c, bool on);
+OMS_EXTERN void rpc_call_set_compress(rpc_call *c, bool on);
 
 /* Serializes and queues m (response headers go first, implicitly); m is only
  * read during the call. Returns 0 if more may be sent now, RPC_AGAIN if queued
@@ -391,10 +392,10 @@ void rpc_call_set_compress(rpc_call *c, bool on);
  * (the call is over), RPC_ETOOBIG / RPC_ENOMEM (the call was just finished
  * with RESOURCE_EXHAUSTED or INTERNAL). No handler callback fires from inside
  * this function. */
-int rpc_call_send(rpc_call *c, const ProtobufCMessage *m);
+OMS_EXTERN int rpc_call_send(rpc_call *c, const ProtobufCMessage *m);
 
 /* As rpc_call_send, overriding rpc_call_set_compress for this message. */
-int rpc_call_send_ex(rpc_call *c, const ProtobufCMessage *m, bool compress);
+OMS_EXTERN int rpc_call_send_ex(rpc_call *c, const ProtobufCMessage *m, bool compress);
 
 /* Holds request messages back, for a client-streaming handler that cannot
  * take more for now (e.g. it has as many requests in progress as it allows):
@@ -404,15 +405,15 @@ int rpc_call_send_ex(rpc_call *c, const ProtobufCMessage *m, bool compress);
  * Cancellation still fires. resume delivers what was held: it may call
  * on_message and on_half_close before it returns, except from inside
  * on_message (delivery then goes on after that callback returns). */
-void rpc_call_pause_input(rpc_call *c);
-void rpc_call_resume_input(rpc_call *c);
+OMS_EXTERN void rpc_call_pause_input(rpc_call *c);
+OMS_EXTERN void rpc_call_resume_input(rpc_call *c);
 
 /* Ends the call with status code and message (UTF-8, percent-encoded on the
  * wire; NULL for none; copied) after the queued messages. Without any message
  * sent, this is a Trailers-Only response. Later calls are no-ops, and no
  * callback but on_free follows (an on_message already being delivered
  * returns first). The interceptors' on_end fire from inside this function. */
-void rpc_call_finish(rpc_call *c, rpc_status code, const char *message);
+OMS_EXTERN void rpc_call_finish(rpc_call *c, rpc_status code, const char *message);
 
 /* As rpc_call_finish, with rich error details (grpc's "richer error model"):
  * a google.rpc.Status {code, message, details} goes in the
@@ -426,13 +427,13 @@ void rpc_call_finish(rpc_call *c, rpc_status code, const char *message);
  * If the details cannot be packed (ENOMEM) the call still ends with code and
  * message, without them. A no-op on a call that is over, like
  * rpc_call_finish. */
-void rpc_call_finish_details(rpc_call *c, rpc_status code, const char *message,
-                             const ProtobufCMessage *const *details, size_t n);
+OMS_EXTERN void rpc_call_finish_details(rpc_call *c, rpc_status code, const char *message,
+                                        const ProtobufCMessage *const *details, size_t n);
 
 /* Ends the call after a send returned rc < 0: RESOURCE_EXHAUSTED for
  * RPC_ETOOBIG, INTERNAL otherwise; a call that is already over
  * (RPC_ECANCELLED) is left alone. */
-void rpc_call_finish_send_error(rpc_call *c, int rc);
+OMS_EXTERN void rpc_call_finish_send_error(rpc_call *c, int rc);
 
 /* Client bytes quoted for a status message, which must never echo raw
  * input: printable ASCII other than the backslash is kept; every other byte
@@ -444,36 +445,36 @@ void rpc_call_finish_send_error(rpc_call *c, int rc);
  * and rpc that quotes a request field, a header or a path goes through this. */
 #define RPC_QUOTE_MAX  64
 #define RPC_QUOTE_SIZE (RPC_QUOTE_MAX * 4 + 4)
-char *rpc_quote(char out[RPC_QUOTE_SIZE], const void *s, size_t len);
+OMS_EXTERN char *rpc_quote(char out[RPC_QUOTE_SIZE], const void *s, size_t len);
 #define RPC_QUOTE(s, len) rpc_quote((char[RPC_QUOTE_SIZE]){0}, (s), (len))
 
 /* Whether n bytes make a proto3 string as rpc checks them on the wire (every
  * request a server decodes, every response a client decodes): well-formed
  * UTF-8 without NUL. For clients that refuse bad input before sending it. */
-bool rpc_string_ok(const void *s, size_t n);
+OMS_EXTERN bool rpc_string_ok(const void *s, size_t n);
 
 /* Whether the call has ended (finished or cancelled). */
-bool rpc_call_done(const rpc_call *c);
+OMS_EXTERN bool rpc_call_done(const rpc_call *c);
 
 /* --- send state for humans and tests (call_debug.c) ---------------------- */
 
 /* Writes one line about c's send side into buf (size n, always terminated):
  * blocked by RPC_AGAIN, done, and the stream's flow-control state
  * (http2_stream_describe). Returns the length written. */
-int rpc_call_describe(const rpc_call *c, char *buf, size_t n);
+OMS_EXTERN int rpc_call_describe(const rpc_call *c, char *buf, size_t n);
 /* Whether on_ready will come: a send returned RPC_AGAIN and the stream will
  * call on_writable, or the call is over (on_cancel/on_free follow). */
-bool rpc_call_ready_armed(const rpc_call *c);
+OMS_EXTERN bool rpc_call_ready_armed(const rpc_call *c);
 /* The send path's wake-up invariants (a blocked call's stream will call
  * on_writable; http2_stream_check). Returns 0, or -1 with why[]. */
-int rpc_call_check(const rpc_call *c, char *why, size_t n);
+OMS_EXTERN int rpc_call_check(const rpc_call *c, char *why, size_t n);
 
 /* Fires cb(c) once after ms milliseconds, on the call's loop. One timer per
  * call: setting it again re-arms it. It is stopped when the call ends. */
-int rpc_call_set_timer(rpc_call *c, uint64_t ms, void (*cb)(rpc_call *c));
+OMS_EXTERN int rpc_call_set_timer(rpc_call *c, uint64_t ms, void (*cb)(rpc_call *c));
 
 /* References for handlers that finish asynchronously. */
-void rpc_call_ref(rpc_call *c);
-void rpc_call_unref(rpc_call *c);
+OMS_EXTERN void rpc_call_ref(rpc_call *c);
+OMS_EXTERN void rpc_call_unref(rpc_call *c);
 
 #endif

@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "rpc/rpc.h"
+#include "base/export.h"
 
 typedef struct rpc_channel rpc_channel;
 typedef struct rpc_client_call rpc_client_call;
@@ -74,17 +75,17 @@ typedef struct rpc_channel_config {
     void *token_data;
 } rpc_channel_config;
 
-void rpc_channel_config_init(rpc_channel_config *cfg);
+OMS_EXTERN void rpc_channel_config_init(rpc_channel_config *cfg);
 
 /* Creates a channel (no connection is made until the first call). cfg is
  * copied (strings too). Returns NULL with a reason in err on a malformed
  * target or unreadable TLS files. */
-rpc_channel *rpc_channel_new(uv_loop_t *loop, const rpc_channel_config *cfg, char *err,
-                             size_t errlen);
+OMS_EXTERN rpc_channel *rpc_channel_new(uv_loop_t *loop, const rpc_channel_config *cfg, char *err,
+                                        size_t errlen);
 
 /* Cancels every call (each gets on_status CANCELLED), closes connections and
  * frees the channel once its handles are closed; done(arg) then fires. */
-void rpc_channel_free(rpc_channel *ch, void (*done)(void *arg), void *arg);
+OMS_EXTERN void rpc_channel_free(rpc_channel *ch, void (*done)(void *arg), void *arg);
 
 /* --- calls -------------------------------------------------------------- */
 
@@ -125,29 +126,31 @@ typedef struct rpc_call_opts {
  * as resp. opts may be NULL. ops must outlive the call. Returns NULL on ENOMEM
  * (no callback fires then). Never fails otherwise: errors arrive through
  * on_status, never from inside this function. */
-rpc_client_call *rpc_channel_call(rpc_channel *ch, const char *path,
-                                  const ProtobufCMessageDescriptor *resp, const rpc_client_ops *ops,
-                                  void *data, const rpc_call_opts *opts);
+OMS_EXTERN rpc_client_call *rpc_channel_call(rpc_channel *ch, const char *path,
+                                             const ProtobufCMessageDescriptor *resp,
+                                             const rpc_client_ops *ops, void *data,
+                                             const rpc_call_opts *opts);
 
 /* Queues one request message (copied). Returns 0 if more may be sent now,
  * RPC_AGAIN if the caller should wait for on_ready, RPC_ECANCELLED if the call
  * is over or already half-closed. */
-int rpc_client_call_send(rpc_client_call *c, const ProtobufCMessage *m);
+OMS_EXTERN int rpc_client_call_send(rpc_client_call *c, const ProtobufCMessage *m);
 
 /* As rpc_client_call_send, choosing compression for this message. A message
  * is compressed only in a call started with opts->compress (which sends
  * grpc-encoding: gzip); there, compress=false sends it uncompressed. */
-int rpc_client_call_send_ex(rpc_client_call *c, const ProtobufCMessage *m, bool compress);
+OMS_EXTERN int rpc_client_call_send_ex(rpc_client_call *c, const ProtobufCMessage *m,
+                                       bool compress);
 
 /* Inside on_message: whether that response message arrived compressed. */
-bool rpc_client_call_last_compressed(const rpc_client_call *c);
+OMS_EXTERN bool rpc_client_call_last_compressed(const rpc_client_call *c);
 
 /* Half-closes: no more request messages. */
-int rpc_client_call_close_send(rpc_client_call *c);
+OMS_EXTERN int rpc_client_call_close_send(rpc_client_call *c);
 
 /* Cancels: RST_STREAM(CANCEL) to the server, on_status(CANCELLED) follows
  * (later, from the loop; never from inside this function). */
-void rpc_client_call_cancel(rpc_client_call *c);
+OMS_EXTERN void rpc_client_call_cancel(rpc_client_call *c);
 
 /* Inside on_status: the rich error details the server sent with its status
  * (the grpc-status-details-bin trailer, base64-decoded: a serialized
@@ -156,24 +159,24 @@ void rpc_client_call_cancel(rpc_client_call *c);
  * with *len = 0 when there are none, the trailer was not valid base64, or the
  * status is a local one (deadline, cancellation, connection loss). The bytes
  * belong to the call: valid until on_status returns, copy what you keep. */
-const uint8_t *rpc_client_call_status_details(const rpc_client_call *c, size_t *len);
+OMS_EXTERN const uint8_t *rpc_client_call_status_details(const rpc_client_call *c, size_t *len);
 
-void *rpc_client_call_data(const rpc_client_call *c);
-void rpc_client_call_set_data(rpc_client_call *c, void *data);
+OMS_EXTERN void *rpc_client_call_data(const rpc_client_call *c);
+OMS_EXTERN void rpc_client_call_set_data(rpc_client_call *c, void *data);
 /* Attempts made so far (1 + retries). */
-int rpc_client_call_attempts(const rpc_client_call *c);
+OMS_EXTERN int rpc_client_call_attempts(const rpc_client_call *c);
 
 /* Ends the call with a local status (code, message copied; NULL for none):
  * the stream, if any, is reset and on_status(code, message) follows from the
  * loop, never from inside this function. A no-op on a call that is over. */
-void rpc_client_call_fail(rpc_client_call *c, rpc_status code, const char *message);
+OMS_EXTERN void rpc_client_call_fail(rpc_client_call *c, rpc_status code, const char *message);
 
 /* "/pkg.Service/Method" of the call. */
-const char *rpc_client_call_path(const rpc_client_call *c);
+OMS_EXTERN const char *rpc_client_call_path(const rpc_client_call *c);
 
 /* The call's request metadata (opts->md and what interceptors added), valid
  * until the call is freed or metadata is added. */
-rpc_metadata rpc_client_call_metadata(const rpc_client_call *c);
+OMS_EXTERN rpc_metadata rpc_client_call_metadata(const rpc_client_call *c);
 
 /* Adds request metadata (key and value copied), sent with every attempt,
  * retries included. Only before the call's first attempt: from a client
@@ -181,10 +184,11 @@ rpc_metadata rpc_client_call_metadata(const rpc_client_call *c);
  * be a legal, non-reserved lower-case key; values of "-bin" keys are raw
  * bytes, others printable ASCII. Returns 0, RPC_EINVAL (bad key or value, or
  * too late) or RPC_ENOMEM. */
-int rpc_client_call_add_md(rpc_client_call *c, const char *key, const uint8_t *v, size_t len);
+OMS_EXTERN int rpc_client_call_add_md(rpc_client_call *c, const char *key, const uint8_t *v,
+                                      size_t len);
 
 /* The call's opts->trace (a copy), or NULL when it was made without one. */
-const struct rpc_trace *rpc_client_call_trace(const rpc_client_call *c);
+OMS_EXTERN const struct rpc_trace *rpc_client_call_trace(const rpc_client_call *c);
 
 /* --- client interceptors -------------------------------------------------------
  *
@@ -213,12 +217,13 @@ typedef struct rpc_client_interceptor {
 /* Appends an interceptor to ch's chain (*ic copied; data must outlive the
  * channel). Calls started before it was added do not see it. Returns 0 or
  * RPC_ENOMEM. */
-int rpc_channel_add_interceptor(rpc_channel *ch, const rpc_client_interceptor *ic, void *data);
+OMS_EXTERN int rpc_channel_add_interceptor(rpc_channel *ch, const rpc_client_interceptor *ic,
+                                           void *data);
 
 /* A client interceptor that sends W3C trace context on every call: a
  * traceparent with the trace id of rpc_client_call_trace() (a new trace when
  * the call has none) and a new span id, and its tracestate. data: NULL. */
-const rpc_client_interceptor *rpc_trace_client_interceptor(void);
+OMS_EXTERN const rpc_client_interceptor *rpc_trace_client_interceptor(void);
 
 /* --- blocking helper, for command-line programs ---------------------------- */
 
@@ -226,8 +231,10 @@ const rpc_client_interceptor *rpc_trace_client_interceptor(void);
  * running). On RPC_OK, *resp holds the decoded response (free it with
  * protobuf_c_message_free_unpacked(*resp, NULL)). msg receives the status
  * message (may be NULL). */
-rpc_status rpc_blocking_unary(rpc_channel *ch, const char *path, const ProtobufCMessage *req,
-                              const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
-                              const rpc_call_opts *opts, char *msg, size_t msglen);
+OMS_EXTERN rpc_status rpc_blocking_unary(rpc_channel *ch, const char *path,
+                                         const ProtobufCMessage *req,
+                                         const ProtobufCMessageDescriptor *resp_desc,
+                                         ProtobufCMessage **resp, const rpc_call_opts *opts,
+                                         char *msg, size_t msglen);
 
 #endif

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "base/export.h"
 
 /* The longest tracestate kept (the spec asks to propagate at least 512
  * characters); a longer one is dropped whole. */
@@ -40,36 +41,36 @@ typedef struct rpc_trace {
  * flags two lowercase hex digits. On success fills trace_id, parent_id
  * (= the caller's span id) and flags of *out and returns 0; otherwise
  * returns -1 and leaves *out alone. */
-int rpc_traceparent_parse(const void *v, size_t n, rpc_trace *out);
+OMS_EXTERN int rpc_traceparent_parse(const void *v, size_t n, rpc_trace *out);
 
 /* Whether n bytes are a tracestate value we pass on: at most
  * RPC_TRACESTATE_MAX printable ASCII characters (0x20..0x7e), at most 32
  * comma-separated members, each key=value with a non-empty key made of
  * lowercase letters, digits, '_', '-', '*', '/', '@' and a value without ','
  * and '=' (spaces around members allowed). */
-bool rpc_tracestate_valid(const void *v, size_t n);
+OMS_EXTERN bool rpc_tracestate_valid(const void *v, size_t n);
 
 /* Fills *out from a request's headers: tp/tplen the first traceparent value
  * (NULL if none), ntp how many traceparent headers there were (more than one
  * is invalid), ts/tslen the tracestate (NULL if none). Invalid or absent:
  * a new trace id. Either way a new span id. */
-void rpc_trace_from_headers(rpc_trace *out, const void *tp, size_t tplen, size_t ntp,
-                            const void *ts, size_t tslen);
+OMS_EXTERN void rpc_trace_from_headers(rpc_trace *out, const void *tp, size_t tplen, size_t ntp,
+                                       const void *ts, size_t tslen);
 
 /* A child context of parent for an outgoing call: same trace id, flags and
  * tracestate, parent_id = parent's span, a new span id. parent NULL: a new
  * trace. */
-void rpc_trace_child(rpc_trace *out, const rpc_trace *parent);
+OMS_EXTERN void rpc_trace_child(rpc_trace *out, const rpc_trace *parent);
 
 /* Writes the traceparent header value of t (this span as the parent of the
  * callee: "00-<trace>-<span>-<flags>") and a NUL into out. */
-void rpc_trace_format(const rpc_trace *t, char out[RPC_TRACEPARENT_LEN + 1]);
+OMS_EXTERN void rpc_trace_format(const rpc_trace *t, char out[RPC_TRACEPARENT_LEN + 1]);
 
 /* Lowercase hex of n bytes and a NUL into out (2n+1 bytes). */
-void rpc_trace_hex(const uint8_t *b, size_t n, char *out);
+OMS_EXTERN void rpc_trace_hex(const uint8_t *b, size_t n, char *out);
 
 /* n random bytes from getrandom(2) (per-thread pool). Returns 0, or -1 when
  * the kernel gives none (then the bytes come from a weaker fallback). */
-int rpc_random_bytes(void *p, size_t n);
+OMS_EXTERN int rpc_random_bytes(void *p, size_t n);
 
 #endif

@@ -107,13 +107,48 @@ def defined_symbols(lib):
     return {line.split()[-1] for line in out.splitlines() if len(line.split()) >= 3}
 
 
+# The installed headers' public declarations: OMS_EXTERN <type> name(...).
+EXTERN_DECL = re.compile(r"^OMS_EXTERN\b[^(;]*?\b(\w+)\s*\(", re.M)
+# What libomsrpc.so may export: the documented API's prefixes, never an
+# internal (rpc__*, http2__*, oms__*) or a generated descriptor (google__*,
+# grpc__*): docs/ABI.md.
+PUBLIC_SYMBOL = re.compile(r"^(rpc|http2|oms)_(?!_)\w+$")
+
+
+def public_declarations(include_dir):
+    names = set()
+    for root, _, files in os.walk(include_dir):
+        for f in files:
+            if f.endswith(".h"):
+                with open(os.path.join(root, f)) as fh:
+                    names |= set(EXTERN_DECL.findall(fh.read()))
+    return names
+
+
+def abi_problems(exported, declared):
+    """Why a shared library's dynamic symbols are not exactly the public API
+    (empty when they are): internals or descriptors exported, exports no
+    installed header declares OMS_EXTERN, OMS_EXTERN declarations not exported."""
+    problems = []
+    bad = sorted(s for s in exported if not PUBLIC_SYMBOL.match(s))
+    if bad:
+        problems.append(f"{len(bad)} internal/generated symbols exported: {bad[:8]}")
+    undeclared = sorted(s for s in exported - declared if PUBLIC_SYMBOL.match(s))
+    if undeclared:
+        problems.append(f"exported but not OMS_EXTERN in an installed header: {undeclared[:8]}")
+    missing = sorted(declared - exported)
+    if missing:
+        problems.append(f"OMS_EXTERN in a header but not exported: {missing[:8]}")
+    return problems
+
+
 def check_install(a, prefix):
     rc, out, err = run([a.cmake, "--install", a.build_dir, "--prefix", prefix])
     if not check("cmake --install into a temp prefix", rc == 0, tail(out + err)):
         return False
     lib = os.path.join(prefix, a.libdir)
     expected = [
-        "include/oms/base/log.h", "include/oms/http2/http2.h", "include/oms/rpc/rpc.h",
+        "include/oms/base/export.h", "include/oms/base/log.h", "include/oms/http2/http2.h", "include/oms/rpc/rpc.h",
         "include/oms/rpc/rpc_client.h", "include/oms/rpc/health.h",
         "include/oms/rpc/reflection.h", "bin/protoc-gen-omsrpc",
         f"{a.libdir}/libomsrpc.a", f"{a.libdir}/libomsrpc.so",
@@ -132,20 +167,37 @@ def check_install(a, prefix):
           and os.path.exists(os.path.join(lib, name))
           and os.path.realpath(so).endswith("libomsrpc.so." + a.version), f"SONAME {name}")
 
-    # Both libraries: every layer and the health/reflection/descriptor
-    # messages, none of the test or bench protos.
-    want = {"oms_log", "http2_server_new", "rpc_server_new", "rpc_channel_new",
-            "rpc_health_new", "rpc_reflection_new",
-            "grpc__health__v1__health_check_request__descriptor",
-            "grpc__reflection__v1__server_reflection_request__descriptor",
-            "grpc__reflection__v1alpha__server_reflection_request__descriptor",
-            "google__protobuf__file_descriptor_set__descriptor"}
-    for f in ("libomsrpc.so", "libomsrpc.a"):
-        syms = defined_symbols(os.path.join(lib, f))
-        extra = sorted(s for s in syms if s.startswith(("grpc__testing__", "oms__bench__")))
-        check(f"{f}: base + http2 + rpc + health/reflection/descriptor protos only",
-              want <= syms and not extra,
-              f"missing {sorted(want - syms)}, unexpected {extra[:5]}")
+    # The archive: every layer and the health/reflection/descriptor messages
+    # (hidden, but there), none of the test or bench protos.
+    api = {"oms_log", "http2_server_new", "rpc_server_new", "rpc_channel_new",
+           "rpc_health_new", "rpc_reflection_new"}
+    want = api | {"grpc__health__v1__health_check_request__descriptor",
+                  "grpc__reflection__v1__server_reflection_request__descriptor",
+                  "grpc__reflection__v1alpha__server_reflection_request__descriptor",
+                  "google__protobuf__file_descriptor_set__descriptor"}
+    syms = defined_symbols(os.path.join(lib, "libomsrpc.a"))
+    extra = sorted(s for s in syms if s.startswith(("grpc__testing__", "oms__bench__")))
+    check("libomsrpc.a: base + http2 + rpc + health/reflection/descriptor protos only",
+          want <= syms and not extra, f"missing {sorted(want - syms)}, unexpected {extra[:5]}")
+
+    # The shared library exports exactly the OMS_EXTERN declarations of the
+    # installed headers (docs/ABI.md): no rpc__/http2__ internal, no
+    # google__/grpc__ descriptor (which would clash with a program that
+    # compiles its own descriptor.pb-c.c).
+    exported = defined_symbols(so)
+    declared = public_declarations(os.path.join(prefix, "include", "oms"))
+    problems = abi_problems(exported, declared)
+    print(f"libomsrpc.so exports {len(exported)} symbols, the headers declare "
+          f"{len(declared)} OMS_EXTERN", flush=True)
+    check("libomsrpc.so exports exactly the public API (nm -D --defined-only)",
+          api <= exported and len(declared) > 100 and not problems,
+          "; ".join(problems) or f"missing {sorted(api - exported)}")
+    # The check itself catches a leak: the same comparison on a planted one.
+    check("the ABI check flags a planted internal, descriptor and undeclared export",
+          len(abi_problems(exported | {"rpc__call_planted", "google__protobuf__planted",
+                                       "rpc_planted_undeclared"}, declared)) == 2
+          and "rpc__call_planted" in abi_problems(exported | {"rpc__call_planted"},
+                                                  declared)[0])
     return True
 
 

@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""Checks the layering of src/ (STYLE.md §1, DESIGN.md) on every #include.
+
+Rules, for every .c and .h under src/, tools/ and examples/:
+  1. A directory includes only the layers it may depend on (LAYERS below:
+     app -> orders -> store / rpc -> http2 -> base; no upward include).
+  2. A layer's internal headers stay inside it: "X/foo_int.h", any header of
+     X that includes one (orders/hub.h includes orders_int.h, so it is
+     internal too) or includes a private library below, only from src/X.
+  3. Third-party libraries stay where STYLE.md puts them (PRIVATE_LIBS below):
+     nghttp2 in http2; OpenSSL in http2 and auth; SQLite and libpq in store.
+  4. examples/ include only what cmake/install.cmake installs.
+
+Why a check and not include directories: nghttp2.h, openssl/*.h and sqlite3.h
+live in /usr/include, on every compiler's default search path, so no
+target_include_directories/PRIVATE link can hide them; and a quoted include
+resolves next to the including file first, so "../http2/http2_int.h" builds
+whatever the include directories say. Only a look at the source stops both.
+
+Prints one line per violation (file:line: rule) and exits 1 if any; 0 and a
+summary otherwise. --root points at another tree (the self-test plants
+violations in a copy).
+"""
+import argparse
+import os
+import re
+import sys
+
+# Layer -> the layers its files may include (itself always). Generated code
+# (google/, grpc/, oms/ from proto/) is allowed where GENERATED says so.
+LAYERS = {
+    "base": set(),
+    "http2": {"base"},
+    "http1": {"base"},
+    "rpc": {"base", "http2"},
+    "store": {"base"},
+    "auth": {"base"},
+    "authz": {"base", "rpc"},
+    "authn": {"base", "rpc", "auth", "authz"},
+    "metrics": {"base", "rpc"},
+    "orders": {"base", "rpc", "store"},
+    "bench": {"base", "rpc"},
+    "app": {"base", "http1", "http2", "rpc", "store", "auth", "authz", "authn", "metrics",
+            "orders", "bench"},
+}
+GENERATED = {"google", "grpc", "oms"}  # proto packages' include roots
+GENERATED_USERS = {"rpc", "orders", "bench", "app"}
+
+# Third-party header (prefix) -> the layers that may include it.
+PRIVATE_LIBS = {
+    "nghttp2/": {"http2"},
+    "openssl/": {"http2", "auth"},
+    "sqlite3.h": {"store"},
+    "libpq-fe.h": {"store"},
+    "zlib.h": {"rpc"},
+    "jansson.h": {"auth"},
+    "http_parser.h": {"http1"},
+}
+
+# What cmake/install.cmake installs: all an example may include from oms.
+INSTALLED = {"base/export.h", "base/log.h", "http2/http2.h", "rpc/rpc.h", "rpc/rpc_client.h",
+             "rpc/health.h", "rpc/reflection.h", "rpc/trace.h"}
+
+INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
+
+
+def private_lib(inc):
+    """The PRIVATE_LIBS key inc belongs to, or None."""
+    for lib in PRIVATE_LIBS:
+        if inc == lib or (lib.endswith("/") and inc.startswith(lib)):
+            return lib
+    return None
+
+
+def includes(path):
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            m = INCLUDE.match(line)
+            if m:
+                yield n, m.group(1), m.group(2)
+
+
+def sources(top):
+    for root, dirs, files in os.walk(top):
+        dirs.sort()
+        for f in sorted(files):
+            if f.endswith((".c", ".h")):
+                yield os.path.join(root, f)
+
+
+def internal_headers(src):
+    """Layer-relative names ("orders/hub.h") of every internal header: *_int.h,
+    a header that includes a private library (so http2.h including nghttp2.h
+    would make it internal, and rpc's include of it an error), and, to a
+    fixed point, any header that includes an internal one."""
+    internal = set()
+    headers = {}
+    for layer in sorted(os.listdir(src)):
+        d = os.path.join(src, layer)
+        if not os.path.isdir(d):
+            continue
+        for f in sorted(os.listdir(d)):
+            if f.endswith(".h"):
+                name = f"{layer}/{f}"
+                incs = list(includes(os.path.join(d, f)))
+                headers[name] = [inc if "/" in inc else f"{layer}/{inc}"
+                                 for _, q, inc in incs if q == '"']
+                if f.endswith("_int.h") or any(private_lib(inc) for _, _, inc in incs):
+                    internal.add(name)
+    changed = True
+    while changed:
+        changed = False
+        for name, incs in headers.items():
+            # Within a layer only: rpc.h including an http2 internal is rpc.h's
+            # violation (reported there), not a reason to hide rpc.h.
+            layer = name.split("/")[0]
+            if name not in internal and any(i in internal and i.startswith(layer + "/")
+                                            for i in incs):
+                internal.add(name)
+                changed = True
+    return internal
+
+
+def check(root):
+    src = os.path.join(root, "src")
+    internal = internal_headers(src)
+    problems = []
+    files = 0
+    for top in ("src", "tools", "examples"):
+        d = os.path.join(root, top)
+        if not os.path.isdir(d):
+            continue
+        for path in sources(d):
+            files += 1
+            rel = os.path.relpath(path, root)
+            parts = rel.split(os.sep)
+            layer = parts[1] if top == "src" else None
+            for n, quote, inc in includes(path):
+                where = f"{rel}:{n}: #include {quote}{inc}{'>' if quote == '<' else quote}"
+                lib = private_lib(inc)
+                if lib is not None and layer not in PRIVATE_LIBS[lib]:
+                    problems.append(f"{where}: {lib.rstrip('/')} is private to "
+                                    f"{', '.join(sorted(PRIVATE_LIBS[lib]))} (STYLE.md §1)")
+                if quote != '"':
+                    continue
+                # Resolve "../x/y.h" and same-directory includes to "layer/file".
+                target = os.path.normpath(os.path.join(os.path.dirname(rel), inc))
+                tparts = target.split(os.sep)
+                if len(tparts) == 3 and tparts[0] == "src" and os.path.exists(
+                        os.path.join(root, target)):
+                    name = f"{tparts[1]}/{tparts[2]}"
+                elif "/" in inc and inc.split("/")[0] in LAYERS:
+                    name = os.path.normpath(inc)
+                else:
+                    name = None  # local to tools/examples, or generated
+                if top == "examples":
+                    if name is not None and name not in INSTALLED:
+                        problems.append(f"{where}: examples use only the installed headers")
+                    continue
+                if name is None:
+                    if top == "src" and inc.split("/")[0] in GENERATED and \
+                            layer not in GENERATED_USERS:
+                        problems.append(f"{where}: {layer} does not use generated code")
+                    continue
+                tlayer = name.split("/")[0]
+                if top != "src":
+                    if name in internal:
+                        problems.append(f"{where}: {name} is internal to src/{tlayer}")
+                    continue
+                if tlayer == layer:
+                    continue
+                if name in internal:
+                    problems.append(f"{where}: {name} is internal to src/{tlayer}")
+                elif tlayer not in LAYERS.get(layer, set()):
+                    problems.append(f"{where}: {layer} may not depend on {tlayer} "
+                                    "(layers point down: DESIGN.md)")
+    unknown = sorted(d for d in os.listdir(src)
+                     if os.path.isdir(os.path.join(src, d)) and d not in LAYERS)
+    for d in unknown:
+        problems.append(f"src/{d}: a layer check_layers.py does not know; add it to LAYERS")
+    return files, len(internal), problems
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", default=os.path.join(os.path.dirname(__file__), ".."))
+    a = ap.parse_args()
+    files, internal, problems = check(a.root)
+    for p in problems:
+        print(p)
+    if problems:
+        print(f"{len(problems)} layering violations in {files} files")
+        return 1
+    print(f"layering ok: {files} files, {internal} internal headers")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
