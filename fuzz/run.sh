@@ -7,9 +7,10 @@
 # SECONDS per target (default 8); with -n, a target also stops after RUNS
 # executions (a long run: -t 3600 -n 10000000). FUZZ_TIMEOUT (seconds,
 # default 10) is the per-input timeout; raise it when the run may be paused
-# (SIGSTOP). The corpus under fuzz/corpus/<target>/ is only read: new inputs go to WORK_DIR/<target>/ (default: a temporary
-# directory, removed after), crash files to WORK_DIR/artifacts/. Prints one
-# line per target: executions, new corpus entries, result.
+# (SIGSTOP). The corpus under fuzz/corpus/<target>/ is only read: new inputs
+# go to WORK_DIR/<target>/ (default: a temporary directory, removed after),
+# crash files to WORK_DIR/artifacts/. Prints one line per target: executions,
+# new corpus entries, result.
 #
 # Exit codes: 0 all passed, 1 a target failed, 77 clang is missing (ctest
 # reports the test as skipped).
