@@ -81,6 +81,7 @@ def rows(build, quick):
     ]
 
 
+KEEP = "<!-- sections below are kept by scripts/reliability.py -->"
 FIGURE = re.compile(r"^# (?!---|logs kept|output kept|load scale|exit status)(.*)$")
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed")
 
@@ -165,8 +166,16 @@ def main():
         f = "<br>".join(x.replace("|", "\\|") for x in figs[:12]) or "-"
         lines.append("| %s | %s | %s | %s | %.0f s | %s |" % (name, what, result, f, dt, peers))
     lines.append("")
+    # Sections written by hand (e.g. a long fuzzing run's figures) follow the
+    # marker; they are kept as they are.
+    kept = ""
+    if os.path.exists(a.out):
+        with open(a.out) as f:
+            old = f.read()
+        if KEEP in old:
+            kept = old[old.index(KEEP):]
     with open(a.out, "w") as f:
-        f.write("\n".join(lines))
+        f.write("\n".join(lines) + ("\n" + kept if kept else ""))
     print("wrote %s" % a.out)
     sys.exit(0 if all(r[2].startswith(("pass", "skipped")) for r in out) else 1)
 
