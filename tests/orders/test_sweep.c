@@ -57,15 +57,27 @@ static bool wait_sweep_idle(orders *b)
     return orders__sweep_idle(ol);
 }
 
-/* Detaches and closes o; the client loop keeps the test's channel, so it
- * runs for a while for o's handles and channels to close. */
+static void count_closing(uv_handle_t *h, void *arg)
+{
+    if (uv_is_closing(h))
+        ++*(int *)arg;
+}
+
+/* Detaches and closes o. The client loop keeps the test's channel (it never
+ * runs dry): run it until no handle is closing any more (o's handles and
+ * channels closed at the detach), up to 10 s. */
 static void orders_split_close(orders *o)
 {
     orders_loop_detach(o, &cloop);
-    for (int i = 0; i < 30; i++) {
+    int closing = 1;
+    for (int i = 0; i < 10000 && closing; i++) {
         uv_run(&cloop, UV_RUN_NOWAIT);
-        usleep(5000);
+        closing = 0;
+        uv_walk(&cloop, count_closing, &closing);
+        if (closing)
+            usleep(1000);
     }
+    cr_assert_eq(closing, 0, "the detached loop's handles closed");
     orders_close(o);
 }
 
