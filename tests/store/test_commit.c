@@ -695,3 +695,23 @@ Test(store_commit, reads_do_not_wait_for_a_held_write_lock)
     cr_assert_str_eq(w.customer.id, "c-3");
     tenv_close(&e);
 }
+
+/* A failed bind (here: a parameter index out of range) is not ignored: the
+ * next store__step on that statement returns it instead of running the
+ * statement with the parameter missing; the step after that runs normally. */
+Test(store_commit, failed_bind_fails_the_step)
+{
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT ?1", -1, &s, NULL), SQLITE_OK);
+    store__bind_int64(s, 1, 7);
+    store__bind_int64(s, 2, 8); /* no such parameter */
+    cr_assert_eq(store__step(s), SQLITE_RANGE);
+    sqlite3_reset(s);
+    store__bind_text(s, 1, "ok", -1, SQLITE_STATIC);
+    cr_assert_eq(store__step(s), SQLITE_ROW);
+    cr_assert_str_eq((const char *)sqlite3_column_text(s, 0), "ok");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
