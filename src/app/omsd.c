@@ -803,7 +803,8 @@ typedef struct app {
     worker *workers;
     int nworkers;
     atomic_int ndrained;
-    orders *orders; /* NULL with --bench-only */
+    atomic_bool failed; /* a worker could not start: stop all, exit 1 */
+    orders *orders;     /* NULL with --bench-only */
     omsd_auth auth;
     omsd_access *access; /* --access-log, or NULL */
     http2_conn_limit *conn_limit;
@@ -903,17 +904,24 @@ static void worker_main(void *arg)
         uv_unref((uv_handle_t *)&w->stats_timer);
     }
     int rv = http2_server_start(w->h2);
-    if (rv != 0) {
-        OMS_ERROR("cannot start listening: %s", uv_strerror(rv));
-        exit(1);
+    if (rv != 0) { /* not exit() here: the main loop stops every worker */
+        OMS_ERROR("worker %d: cannot start listening: %s", w->index, uv_strerror(rv));
+        atomic_store(&w->app->failed, true);
+        uv_async_send(&w->app->drained);
     }
-    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_run(&w->loop, UV_RUN_DEFAULT); /* runs the stop that follows a failure */
 }
 
 /* Main side. */
 static void on_all_drained(uv_async_t *h)
 {
     app *a = h->data;
+    if (atomic_load(&a->failed) && a->signals == 0) {
+        a->signals++; /* as a first signal: a later one exits at once */
+        OMS_ERROR("a worker failed to start; stopping");
+        for (int i = 0; i < a->nworkers; i++)
+            uv_async_send(&a->workers[i].stop);
+    }
     if (atomic_load(&a->ndrained) < a->nworkers)
         return;
     OMS_INFO("drained; exiting");
@@ -1003,9 +1011,14 @@ static int worker_listen(worker *w, const options *o, http2_server_config *hcfg)
         fprintf(stderr, "omsd: %s\n", err);
         return -1;
     }
-    uv_async_init(&w->loop, &w->stop, on_worker_stop);
+    int rv = uv_async_init(&w->loop, &w->stop, on_worker_stop);
+    if (rv == 0)
+        rv = uv_async_init(&w->loop, &w->dump, on_worker_dump);
+    if (rv != 0) {
+        fprintf(stderr, "omsd: uv_async_init: %s\n", uv_strerror(rv));
+        return -1;
+    }
     w->stop.data = w;
-    uv_async_init(&w->loop, &w->dump, on_worker_dump);
     w->dump.data = w;
     return 0;
 }
@@ -1202,6 +1215,7 @@ int main(int argc, char **argv)
              .nworkers = (int)o.workers,
              .test_services = o.test_services};
     atomic_init(&a.ndrained, 0);
+    atomic_init(&a.failed, false);
     interop_service *interop = interop_service_new();
     bench_service *bench = bench_service_new();
     a.workers = calloc((size_t)a.nworkers, sizeof *a.workers);
@@ -1325,16 +1339,28 @@ int main(int argc, char **argv)
     }
     omsd_authz_log_uncovered(&o.authz, a.workers[0].rpc);
 
-    uv_signal_init(a.loop, &a.sigint);
-    uv_signal_init(a.loop, &a.sigterm);
-    uv_signal_init(a.loop, &a.sigusr1);
-    uv_signal_init(a.loop, &a.sighup);
-    uv_async_init(a.loop, &a.drained, on_all_drained);
+    int sv = uv_signal_init(a.loop, &a.sigint);
+    if (sv == 0)
+        sv = uv_signal_init(a.loop, &a.sigterm);
+    if (sv == 0)
+        sv = uv_signal_init(a.loop, &a.sigusr1);
+    if (sv == 0)
+        sv = uv_signal_init(a.loop, &a.sighup);
+    if (sv == 0)
+        sv = uv_async_init(a.loop, &a.drained, on_all_drained);
     a.sigint.data = a.sigterm.data = a.sigusr1.data = a.sighup.data = a.drained.data = &a;
-    uv_signal_start(&a.sigint, on_signal, SIGINT);
-    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
-    uv_signal_start(&a.sigusr1, on_sigusr1, SIGUSR1);
-    uv_signal_start(&a.sighup, on_sighup, SIGHUP);
+    if (sv == 0)
+        sv = uv_signal_start(&a.sigint, on_signal, SIGINT);
+    if (sv == 0)
+        sv = uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+    if (sv == 0)
+        sv = uv_signal_start(&a.sigusr1, on_sigusr1, SIGUSR1);
+    if (sv == 0)
+        sv = uv_signal_start(&a.sighup, on_sighup, SIGHUP);
+    if (sv != 0) {
+        fprintf(stderr, "omsd: signal handling: %s\n", uv_strerror(sv));
+        goto out;
+    }
 
     for (int i = 0; i < a.nworkers; i++) {
         worker *w = &a.workers[i];
@@ -1363,7 +1389,7 @@ int main(int argc, char **argv)
         OMS_INFO("%d workers", a.nworkers);
 
     uv_run(a.loop, UV_RUN_DEFAULT);
-    rc = 0;
+    rc = atomic_load(&a.failed) ? 1 : 0;
 
 out:
     for (int i = 0; a.workers && i < a.nworkers; i++)

@@ -220,7 +220,8 @@ static void on_written(uv_write_t *req, int status)
         uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <
             c->srv->cfg.max_pending_write / 2) {
         c->reading = true;
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read_linger);
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read_linger) != 0)
+            conn_close(c);
     }
 }
 
@@ -573,7 +574,8 @@ static void on_connection(uv_stream_t *ls, int status)
     c->parser.data = c;
     timer_set(c, s->cfg.idle_timeout_ms ? s->cfg.idle_timeout_ms : s->cfg.request_timeout_ms);
     c->reading = true;
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read_linger);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read_linger) != 0)
+        conn_close(c);
 }
 
 static void on_listener_closed(uv_handle_t *h)

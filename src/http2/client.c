@@ -163,7 +163,11 @@ static void on_keepalive(uv_timer_t *t)
         uv_timer_start(t, on_keepalive, ep->keepalive_ms - (now - c->ping_sent), 0);
         return;
     }
-    nghttp2_submit_ping(c->session, NGHTTP2_FLAG_NONE, NULL);
+    int rv = nghttp2_submit_ping(c->session, NGHTTP2_FLAG_NONE, NULL);
+    if (rv != 0) {
+        http2__conn_fail(c, "keepalive: PING: %s", nghttp2_strerror(rv));
+        return;
+    }
     c->last_ping = c->ping_sent = now ? now : 1;
     http2__conn_mark_dirty(c);
     uint64_t next =

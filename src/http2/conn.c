@@ -301,9 +301,13 @@ static void fatal_goaway(http2_conn *c, uint32_t code)
  * served, later ones were never started (the client may retry them). */
 static void final_goaway(http2_conn *c)
 {
-    nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
-                          nghttp2_session_get_last_proc_stream_id(c->session), NGHTTP2_NO_ERROR,
-                          NULL, 0);
+    int rv = nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
+                                   nghttp2_session_get_last_proc_stream_id(c->session),
+                                   NGHTTP2_NO_ERROR, NULL, 0);
+    if (rv != 0) { /* cannot say goodbye: close without it */
+        http2__conn_fail(c, "GOAWAY: %s", nghttp2_strerror(rv));
+        return;
+    }
     c->goaway_sent = 1;
     http2__count_goaway(&c->ep->ctr, NGHTTP2_NO_ERROR);
     http2__conn_mark_dirty(c);
@@ -441,7 +445,11 @@ static void on_written(uv_write_t *req, int status)
     }
     if (c->read_paused && !c->close_after_write) {
         c->read_paused = 0;
-        uv_read_start((uv_stream_t *)&c->tcp, http2__conn_on_alloc, http2__conn_on_read);
+        int rv = uv_read_start((uv_stream_t *)&c->tcp, http2__conn_on_alloc, http2__conn_on_read);
+        if (rv != 0) {
+            http2__conn_fail(c, "read resume: %s", uv_strerror(rv));
+            return;
+        }
     }
     http2__conn_flush(c);
 }

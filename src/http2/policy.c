@@ -207,9 +207,13 @@ void http2__policy_ping(http2_conn *c)
     OMS_INFO("conn %s: too many PINGs (%u strikes); sending GOAWAY", c->peer, c->ping_strikes);
     if (!c->reason[0])
         snprintf(c->reason, sizeof c->reason, "too many pings");
-    nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
-                          nghttp2_session_get_last_proc_stream_id(c->session),
-                          NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)"too_many_pings", 14);
+    int rv = nghttp2_submit_goaway(
+        c->session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->session),
+        NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)"too_many_pings", 14);
+    if (rv != 0) {
+        http2__conn_fail(c, "GOAWAY: %s", nghttp2_strerror(rv));
+        return;
+    }
     http2__count_goaway(&c->ep->ctr, NGHTTP2_ENHANCE_YOUR_CALM);
     c->close_on_goaway = 1;
     c->goaway_sent = 1;

@@ -350,16 +350,22 @@ int http2_server_start(http2_server *srv)
     uv_timer_init(srv->ep.loop, &srv->accept_timer);
     http2__ep_start(&srv->ep);
     srv->open_handles = 4;
+    int rv = 0;
     if (srv->ep.budget) {
-        uv_async_init(srv->ep.loop, &srv->budget_async, on_budget_wake);
-        srv->open_handles++;
-        if (http2__budget_register(srv->ep.budget, &srv->budget_async) != 0)
-            OMS_WARN("send budget: too many servers; this one is not woken early");
+        rv = uv_async_init(srv->ep.loop, &srv->budget_async, on_budget_wake);
+        if (rv == 0) {
+            srv->open_handles++;
+            if (http2__budget_register(srv->ep.budget, &srv->budget_async) != 0)
+                OMS_WARN("send budget: too many servers; this one is not woken early");
+        } else {
+            OMS_ERROR("send budget: uv_async_init: %s", uv_strerror(rv));
+        }
     }
     srv->listening = 1;
     srv->accept_state = LISTEN_ACTIVE;
     srv->spare_fd = fcntl(srv->fd, F_DUPFD_CLOEXEC, 0); /* -1: no pause on EMFILE */
-    int rv = uv_tcp_open(&srv->listener, srv->fd);
+    if (rv == 0)
+        rv = uv_tcp_open(&srv->listener, srv->fd);
     if (rv != 0)
         close(srv->fd);
     srv->fd = -1; /* the listener owns it now (or it is gone) */
@@ -449,7 +455,7 @@ static void close_handles(http2_server *srv)
     uv_close((uv_handle_t *)&srv->ep.flusher, on_handle_closed);
     srv->accept_timer.data = srv;
     uv_close((uv_handle_t *)&srv->accept_timer, on_handle_closed);
-    if (srv->ep.budget) {
+    if (srv->ep.budget && srv->budget_async.loop) { /* NULL: its init failed */
         http2__budget_unregister(srv->ep.budget, &srv->budget_async);
         srv->budget_async.data = srv;
         uv_close((uv_handle_t *)&srv->budget_async, on_handle_closed);

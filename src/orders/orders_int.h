@@ -140,6 +140,9 @@ void orders__sweep_start(orders_loop *ol);
 /* On ol's thread, at detach (before the channels go): stops issuing
  * releases; what is left stays for the next start. */
 void orders__sweep_stop(orders_loop *ol);
+/* On ol's thread: true when ol runs no sweep, or its sweep checked every
+ * range and has no release in flight (tests wait on it). */
+bool orders__sweep_idle(const orders_loop *ol);
 
 /* --- the process-wide object and its loops --------------------------------- */
 

@@ -207,3 +207,9 @@ void orders__sweep_stop(orders_loop *ol)
     uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *)&s->timer, on_timer_closed);
 }
+
+bool orders__sweep_idle(const orders_loop *ol)
+{
+    const orders_sweep *s = ol->sweep;
+    return !s || (s->cur >= s->nranges && s->in_flight == 0);
+}

@@ -142,8 +142,9 @@ OMS_EXTERN void rpc_server_each_method(const rpc_server *srv,
  * handler_data in http2_server_config. */
 OMS_EXTERN const http2_stream_handler *rpc_server_stream_handler(void);
 
-/* Calls that have started and not yet been freed, over every loop using the
- * server on this thread (a drain waits for this to reach zero). */
+/* Calls that have started and not yet been freed on srv, over every loop and
+ * thread using it (one atomic counter per server, not per thread: callable
+ * from any thread). A drain waits for this to reach zero. */
 OMS_EXTERN size_t rpc_server_active_calls(const rpc_server *srv);
 
 /* --- metadata ----------------------------------------------------------- */

@@ -132,3 +132,46 @@ void store__lines_decode(const uint8_t *p, size_t len, store_line *out, size_t n
         off += 16;
     }
 }
+
+/* The statement whose last bind failed on this thread, and the failure:
+ * store__step returns it instead of running the statement with a missing
+ * parameter, so the caller's step check fails the operation. */
+static _Thread_local sqlite3_stmt *bind_failed;
+static _Thread_local int bind_failed_rc;
+
+static void bind_rc(sqlite3_stmt *s, int rc)
+{
+    if (rc != SQLITE_OK) {
+        bind_failed = s;
+        bind_failed_rc = rc;
+    }
+}
+
+void store__bind_int(sqlite3_stmt *s, int i, int v)
+{
+    bind_rc(s, sqlite3_bind_int(s, i, v));
+}
+
+void store__bind_int64(sqlite3_stmt *s, int i, int64_t v)
+{
+    bind_rc(s, sqlite3_bind_int64(s, i, v));
+}
+
+void store__bind_text(sqlite3_stmt *s, int i, const char *v, int n, void (*d)(void *))
+{
+    bind_rc(s, sqlite3_bind_text(s, i, v, n, d));
+}
+
+void store__bind_blob(sqlite3_stmt *s, int i, const void *v, int n, void (*d)(void *))
+{
+    bind_rc(s, sqlite3_bind_blob(s, i, v, n, d));
+}
+
+int store__step(sqlite3_stmt *s)
+{
+    if (bind_failed == s) {
+        bind_failed = NULL;
+        return bind_failed_rc;
+    }
+    return sqlite3_step(s);
+}

@@ -56,9 +56,9 @@ static bool forget_due(const store *st, int64_t now)
 static bool forget_keys(store *st, int64_t now)
 {
     sqlite3_stmt *s = st->ws[WS_KEYS_FORGET];
-    sqlite3_bind_int64(s, 1, now - st->key_retention_ms);
-    sqlite3_bind_int(s, 2, STORE_KEYS_FORGET_MAX);
-    int rc = sqlite3_step(s);
+    store__bind_int64(s, 1, now - st->key_retention_ms);
+    store__bind_int(s, 2, STORE_KEYS_FORGET_MAX);
+    int rc = store__step(s);
     sqlite3_reset(s);
     /* A full page: more are due at once; else look again a quarter of the
      * retention later (at least 100 ms, at most a minute). */
@@ -77,7 +77,7 @@ static bool forget_keys(store *st, int64_t now)
 static int run(store *st, int which)
 {
     sqlite3_stmt *s = st->ws[which];
-    int rc = sqlite3_step(s);
+    int rc = store__step(s);
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
@@ -194,6 +194,17 @@ static void fail_batch(store *st, store_write *batch, int64_t seq0, const char *
     st->batch_hwm = st->hwm_persisted;
 }
 
+/* Fails the batch on the SQL error just seen and rolls its transaction back. */
+static void abort_batch(store *st, store_write *batch, int64_t seq0)
+{
+    char why[STORE_MSG_MAX + 1];
+    store__copy(why, sizeof why, sqlite3_errmsg(st->db));
+    int code = sqlite3_extended_errcode(st->db);
+    if (!sqlite3_get_autocommit(st->db))
+        run(st, WS_ROLLBACK);
+    fail_batch(st, batch, seq0, why, code);
+}
+
 /* Whether a request needs a savepoint of its own. The ops below fail (with
  * anything but STORE_ERROR) before their first write, or their only write is
  * one statement, which SQLite makes atomic: they skip the two extra
@@ -246,8 +257,10 @@ static void run_batch(store *st, store_write *batch, size_t n)
         }
         store_rc rc = store__apply(st, w);
         if (rc == STORE_OK) {
-            if (sp)
-                run(st, WS_RELEASE_SP);
+            if (sp && run(st, WS_RELEASE_SP) != SQLITE_OK) {
+                abort_batch(st, batch, seq0); /* the savepoint is still open */
+                goto complete;
+            }
             continue;
         }
         int code = rc == STORE_ERROR ? sqlite3_extended_errcode(st->db) : SQLITE_OK;
@@ -264,9 +277,9 @@ static void run_batch(store *st, store_write *batch, size_t n)
             fail_batch(st, batch, seq0, why, code);
             goto complete;
         }
-        if (sp) {
-            run(st, WS_ROLLBACK_SP);
-            run(st, WS_RELEASE_SP);
+        if (sp && (run(st, WS_ROLLBACK_SP) != SQLITE_OK || run(st, WS_RELEASE_SP) != SQLITE_OK)) {
+            abort_batch(st, batch, seq0); /* the savepoint is still open */
+            goto complete;
         }
         if (rc == STORE_ERROR) /* this request alone failed on an SQL error */
             w->rc = classify(code);
@@ -287,19 +300,14 @@ static void run_batch(store *st, store_write *batch, size_t n)
         snprintf(sql, sizeof sql, "UPDATE sweep_ranges SET last = %lld WHERE first = %lld",
                  (long long)new_mark, (long long)st->run_first);
         if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
-            char why[STORE_MSG_MAX + 1];
-            store__copy(why, sizeof why, sqlite3_errmsg(st->db));
-            int code = sqlite3_extended_errcode(st->db);
-            if (!sqlite3_get_autocommit(st->db))
-                run(st, WS_ROLLBACK);
-            fail_batch(st, batch, seq0, why, code);
+            abort_batch(st, batch, seq0);
             goto complete;
         }
     }
     if (st->batch_hwm > st->hwm_persisted) {
         sqlite3_stmt *s = st->ws[WS_META_SET_HWM];
-        sqlite3_bind_int64(s, 1, st->batch_hwm);
-        int rc = sqlite3_step(s);
+        store__bind_int64(s, 1, st->batch_hwm);
+        int rc = store__step(s);
         sqlite3_reset(s);
         if (rc != SQLITE_DONE) {
             char why[STORE_MSG_MAX + 1];
@@ -312,12 +320,7 @@ static void run_batch(store *st, store_write *batch, size_t n)
     }
     uint64_t t0 = now_us();
     if (run(st, WS_COMMIT) != SQLITE_OK) {
-        char why[STORE_MSG_MAX + 1];
-        store__copy(why, sizeof why, sqlite3_errmsg(st->db));
-        int code = sqlite3_extended_errcode(st->db);
-        if (!sqlite3_get_autocommit(st->db))
-            run(st, WS_ROLLBACK);
-        fail_batch(st, batch, seq0, why, code);
+        abort_batch(st, batch, seq0);
         goto complete;
     }
     uint64_t took = now_us() - t0;
@@ -546,7 +549,7 @@ static int64_t query_int(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *s = NULL;
     int64_t v = 0;
-    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK && store__step(s) == SQLITE_ROW)
         v = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
     return v;
@@ -561,7 +564,7 @@ static int open_id_block(store *st, int64_t start, char *err, size_t errlen)
     size_t cap = 0;
     int rc = sqlite3_prepare_v2(st->db, "SELECT first, last FROM sweep_ranges ORDER BY first", -1,
                                 &s, NULL);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while (rc == SQLITE_OK && (rc = store__step(s)) == SQLITE_ROW) {
         if (st->npending == cap) {
             cap = cap ? cap * 2 : 8;
             void *p = oms_realloc(st->pending, cap * sizeof *st->pending);

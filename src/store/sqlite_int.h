@@ -161,4 +161,14 @@ void store__lines_decode(const uint8_t *p, size_t len, store_line *out, size_t n
 /* Copies a text column into a fixed buffer. */
 void store__col_text(sqlite3_stmt *s, int col, char *dst, size_t cap);
 
+/* Binds as sqlite3_bind_*; a failed bind (SQLITE_RANGE, _TOOBIG, _NOMEM)
+ * is kept for the statement on this thread, and the next store__step on it
+ * returns that code without running it. Use store__step after store__bind_*. */
+void store__bind_int(sqlite3_stmt *s, int i, int v);
+void store__bind_int64(sqlite3_stmt *s, int i, int64_t v);
+void store__bind_text(sqlite3_stmt *s, int i, const char *v, int n, void (*d)(void *));
+void store__bind_blob(sqlite3_stmt *s, int i, const void *v, int n, void (*d)(void *));
+/* sqlite3_step, or the failure of a bind on s since its last step. */
+int store__step(sqlite3_stmt *s);
+
 #endif

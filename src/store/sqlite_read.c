@@ -110,8 +110,8 @@ store_rc store_get_customer(store_loop *sl, const char *id, store_customer *out)
     if (!store__parse_id(id, 'c', &n))
         return STORE_NOT_FOUND;
     sqlite3_stmt *s = sl->rs[RS_CUSTOMER_GET];
-    sqlite3_bind_int64(s, 1, n);
-    int rc = sqlite3_step(s);
+    store__bind_int64(s, 1, n);
+    int rc = store__step(s);
     if (rc == SQLITE_ROW)
         customer_from_row(s, out);
     sqlite3_reset(s);
@@ -128,8 +128,8 @@ store_rc store_get_product(store_loop *sl, const char *sku, store_product *out)
     if (!sku || !*sku || strnlen(sku, STORE_SKU_MAX + 1) > STORE_SKU_MAX)
         return STORE_NOT_FOUND;
     sqlite3_stmt *s = sl->rs[RS_PRODUCT_GET];
-    sqlite3_bind_text(s, 1, sku, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
+    store__bind_text(s, 1, sku, -1, SQLITE_STATIC);
+    int rc = store__step(s);
     if (rc == SQLITE_ROW)
         product_from_row(s, out);
     sqlite3_reset(s);
@@ -147,11 +147,11 @@ long store_list_customers(store_loop *sl, const char *after_id, store_customer *
     if (after_id && *after_id && !store__parse_id(after_id, 'c', &after))
         return -1;
     sqlite3_stmt *s = sl->rs[RS_CUSTOMER_LIST];
-    sqlite3_bind_int64(s, 1, after);
-    sqlite3_bind_int(s, 2, clamp_limit(limit));
+    store__bind_int64(s, 1, after);
+    store__bind_int(s, 2, clamp_limit(limit));
     long n = 0;
     int rc = SQLITE_DONE;
-    while ((size_t)n < limit && (rc = sqlite3_step(s)) == SQLITE_ROW)
+    while ((size_t)n < limit && (rc = store__step(s)) == SQLITE_ROW)
         customer_from_row(s, &out[n++]);
     if ((size_t)n < limit && rc != SQLITE_DONE) {
         read_error(sl, "list customers");
@@ -165,11 +165,11 @@ long store_list_products(store_loop *sl, const char *after_sku, store_product *o
 {
     sqlite3_stmt *s = sl->rs[RS_PRODUCT_LIST];
     const char *after = after_sku ? after_sku : "";
-    sqlite3_bind_text(s, 1, after, (int)strnlen(after, STORE_SKU_MAX), SQLITE_STATIC);
-    sqlite3_bind_int(s, 2, clamp_limit(limit));
+    store__bind_text(s, 1, after, (int)strnlen(after, STORE_SKU_MAX), SQLITE_STATIC);
+    store__bind_int(s, 2, clamp_limit(limit));
     long n = 0;
     int rc = SQLITE_DONE;
-    while ((size_t)n < limit && (rc = sqlite3_step(s)) == SQLITE_ROW)
+    while ((size_t)n < limit && (rc = store__step(s)) == SQLITE_ROW)
         product_from_row(s, &out[n++]);
     if ((size_t)n < limit && rc != SQLITE_DONE) {
         read_error(sl, "list products");
@@ -182,7 +182,7 @@ long store_list_products(store_loop *sl, const char *after_sku, store_product *o
 static store_rc get_order(store_loop *sl, sqlite3_stmt *s, store_order **out)
 {
     *out = NULL;
-    int rc = sqlite3_step(s);
+    int rc = store__step(s);
     store_rc r = STORE_NOT_FOUND;
     if (rc == SQLITE_ROW)
         r = store__order_from_row(s, out);
@@ -201,7 +201,7 @@ store_rc store_get_order(store_loop *sl, const char *id, store_order **out)
     if (!store__parse_id(id, 'o', &n))
         return STORE_NOT_FOUND;
     sqlite3_stmt *s = sl->rs[RS_ORDER_GET];
-    sqlite3_bind_int64(s, 1, n);
+    store__bind_int64(s, 1, n);
     return get_order(sl, s, out);
 }
 
@@ -213,8 +213,8 @@ store_rc store_find_order_by_key(store_loop *sl, const char *customer_id,
         strnlen(idempotency_key, STORE_KEY_MAX + 1) > STORE_KEY_MAX)
         return STORE_NOT_FOUND;
     sqlite3_stmt *s = sl->rs[RS_ORDER_GET_BY_KEY];
-    sqlite3_bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, idempotency_key, -1, SQLITE_STATIC);
+    store__bind_text(s, 1, customer_id, -1, SQLITE_STATIC);
+    store__bind_text(s, 2, idempotency_key, -1, SQLITE_STATIC);
     return get_order(sl, s, out);
 }
 
@@ -254,9 +254,9 @@ long store_list_orders(store_loop *sl, const store_order_filter *f, const char *
          * the primary key from its cursor, so paging through a range costs
          * O(orders in it), whatever the page size. */
         sqlite3_stmt *m = sl->rs[RS_ORDERS_FIRST_CREATED];
-        sqlite3_bind_int64(m, 1, f->created_from ? f->created_from : INT64_MIN);
-        sqlite3_bind_int64(m, 2, f->created_to ? f->created_to : INT64_MAX);
-        int rc = sqlite3_step(m);
+        store__bind_int64(m, 1, f->created_from ? f->created_from : INT64_MIN);
+        store__bind_int64(m, 2, f->created_to ? f->created_to : INT64_MAX);
+        int rc = store__step(m);
         bool none = rc != SQLITE_ROW || sqlite3_column_type(m, 0) == SQLITE_NULL;
         if (!none)
             after = sqlite3_column_int64(m, 0) - 1;
@@ -271,17 +271,17 @@ long store_list_orders(store_loop *sl, const store_order_filter *f, const char *
     sqlite3_stmt *s = list_orders_stmt(sl, shape);
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, after);
+    store__bind_int64(s, 1, after);
     if (shape & 1)
-        sqlite3_bind_text(s, 2, f->customer_id, (int)strnlen(f->customer_id, STORE_ID_MAX),
-                          SQLITE_STATIC);
-    sqlite3_bind_int(s, 3, f->status);
-    sqlite3_bind_int64(s, 4, f->created_from);
-    sqlite3_bind_int64(s, 5, f->created_to);
-    sqlite3_bind_int(s, 6, clamp_limit(limit));
+        store__bind_text(s, 2, f->customer_id, (int)strnlen(f->customer_id, STORE_ID_MAX),
+                         SQLITE_STATIC);
+    store__bind_int(s, 3, f->status);
+    store__bind_int64(s, 4, f->created_from);
+    store__bind_int64(s, 5, f->created_to);
+    store__bind_int(s, 6, clamp_limit(limit));
     long n = 0;
     int rc = SQLITE_DONE;
-    while ((size_t)n < limit && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((size_t)n < limit && (rc = store__step(s)) == SQLITE_ROW) {
         if (store__order_from_row(s, &out[n]) != STORE_OK) {
             rc = SQLITE_NOMEM;
             break;
@@ -309,15 +309,15 @@ long store_read_events(store_loop *sl, int64_t from_seq, const char *order_id, s
         if (!store__parse_id(order_id, 'o', &num))
             return 0; /* no such order: no events */
         s = sl->rs[RS_EVENTS_BY_ORDER];
-        sqlite3_bind_int64(s, 3, num);
+        store__bind_int64(s, 3, num);
     } else {
         s = sl->rs[RS_EVENTS_RANGE];
     }
-    sqlite3_bind_int64(s, 1, from_seq);
-    sqlite3_bind_int(s, 2, clamp_limit(limit));
+    store__bind_int64(s, 1, from_seq);
+    store__bind_int(s, 2, clamp_limit(limit));
     long n = 0;
     int rc = SQLITE_DONE;
-    while ((size_t)n < limit && (rc = sqlite3_step(s)) == SQLITE_ROW)
+    while ((size_t)n < limit && (rc = store__step(s)) == SQLITE_ROW)
         event_from_row(s, &out[n++]);
     if ((size_t)n < limit && rc != SQLITE_DONE) {
         read_error(sl, "read events");

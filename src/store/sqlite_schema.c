@@ -114,7 +114,7 @@ static int read_version(store *st, char *err, size_t errlen)
         snprintf(err, errlen, "sqlite:%s: %s", st->path, sqlite3_errmsg(st->db));
         return -1;
     }
-    int v = 0, rc = sqlite3_step(s);
+    int v = 0, rc = store__step(s);
     if (rc == SQLITE_ROW)
         v = sqlite3_column_int(s, 0);
     else if (rc != SQLITE_DONE) {
@@ -139,7 +139,7 @@ int store__schema_migrate(store *st, char *err, size_t errlen)
     char check[16];
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode", -1, &s, NULL) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW)
+        store__step(s) == SQLITE_ROW)
         store__col_text(s, 0, check, sizeof check);
     else
         check[0] = '\0';

@@ -19,13 +19,13 @@ long store_list_unused_order_ids(store_loop *sl, int64_t first, int64_t last, in
         OMS_ERROR("store: list unused order ids: %s", sqlite3_errmsg(sl->db));
         return -1;
     }
-    sqlite3_bind_int64(s, 1, first);
-    sqlite3_bind_int64(s, 2, last);
+    store__bind_int64(s, 1, first);
+    store__bind_int64(s, 2, last);
     size_t n = 0;
     int64_t cur = first; /* the next number not yet accounted for */
     int rc = SQLITE_ROW;
     while (n < limit && cur <= last) {
-        rc = sqlite3_step(s);
+        rc = store__step(s);
         int64_t next_order = last + 1; /* none left: the gap runs to the end */
         if (rc == SQLITE_ROW)
             next_order = sqlite3_column_int64(s, 0);

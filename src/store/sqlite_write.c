@@ -77,14 +77,14 @@ static store_rc append_event(store *st, store_write *w, int64_t order_num, const
 {
     sqlite3_stmt *s = st->ws[WS_EVENT_INSERT];
     int64_t seq = st->seq + 1;
-    sqlite3_bind_int64(s, 1, seq);
-    sqlite3_bind_int64(s, 2, order_num);
-    sqlite3_bind_text(s, 3, customer_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 4, status);
-    sqlite3_bind_int(s, 5, previous);
-    sqlite3_bind_int64(s, 6, version);
-    sqlite3_bind_int64(s, 7, at);
-    int rc = sqlite3_step(s);
+    store__bind_int64(s, 1, seq);
+    store__bind_int64(s, 2, order_num);
+    store__bind_text(s, 3, customer_id, -1, SQLITE_STATIC);
+    store__bind_int(s, 4, status);
+    store__bind_int(s, 5, previous);
+    store__bind_int64(s, 6, version);
+    store__bind_int64(s, 7, at);
+    int rc = store__step(s);
     sqlite3_reset(s);
     if (rc != SQLITE_DONE)
         return sql_error(st, w, "append event");
@@ -109,10 +109,10 @@ static store_rc customer_create(store *st, store_write *w)
     if (!field_ok(c->name, sizeof c->name) || !field_ok(c->email, sizeof c->email))
         return fail(w, STORE_INVALID, "customer name and email are required");
     sqlite3_stmt *s = st->ws[WS_CUSTOMER_INSERT];
-    sqlite3_bind_text(s, 1, c->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, c->email, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, w->at);
-    int rc = sqlite3_step(s);
+    store__bind_text(s, 1, c->name, -1, SQLITE_STATIC);
+    store__bind_text(s, 2, c->email, -1, SQLITE_STATIC);
+    store__bind_int64(s, 3, w->at);
+    int rc = store__step(s);
     sqlite3_reset(s);
     if (rc == SQLITE_CONSTRAINT_UNIQUE)
         return fail(w, STORE_EXISTS, "email %.120s is taken", c->email);
@@ -133,15 +133,15 @@ static store_rc customer_set_status(store *st, store_write *w)
     if (!field_ok(c->id, sizeof c->id) || !store__parse_id(c->id, 'c', &id))
         return fail(w, STORE_NOT_FOUND, "customer %.31s not found", c->id);
     sqlite3_stmt *s = st->ws[WS_CUSTOMER_SET_STATUS];
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int(s, 2, c->status);
-    int rc = sqlite3_step(s);
+    store__bind_int64(s, 1, id);
+    store__bind_int(s, 2, c->status);
+    int rc = store__step(s);
     if (rc == SQLITE_ROW) {
         store__col_text(s, 0, c->name, sizeof c->name);
         store__col_text(s, 1, c->email, sizeof c->email);
         c->status = sqlite3_column_int(s, 2);
         c->created_at = sqlite3_column_int64(s, 3);
-        rc = sqlite3_step(s);
+        rc = store__step(s);
         sqlite3_reset(s);
         return rc == SQLITE_DONE ? STORE_OK : sql_error(st, w, "set customer status");
     }
@@ -159,16 +159,16 @@ static store_rc product_upsert(store *st, store_write *w)
     if (p->unit_price_cents < 0)
         return fail(w, STORE_INVALID, "negative unit price");
     sqlite3_stmt *s = st->ws[WS_PRODUCT_UPSERT];
-    sqlite3_bind_text(s, 1, p->sku, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, p->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, p->unit_price_cents);
-    sqlite3_bind_int64(s, 4, w->at);
-    int rc = sqlite3_step(s);
+    store__bind_text(s, 1, p->sku, -1, SQLITE_STATIC);
+    store__bind_text(s, 2, p->name, -1, SQLITE_STATIC);
+    store__bind_int64(s, 3, p->unit_price_cents);
+    store__bind_int64(s, 4, w->at);
+    int rc = store__step(s);
     if (rc == SQLITE_ROW) {
         p->on_hand = sqlite3_column_int64(s, 0);
         p->reserved = sqlite3_column_int64(s, 1);
         p->updated_at = w->at;
-        rc = sqlite3_step(s);
+        rc = store__step(s);
     }
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? STORE_OK : sql_error(st, w, "upsert product");
@@ -178,8 +178,8 @@ static store_rc product_upsert(store *st, store_write *w)
 static int product_get(store *st, store_product *p)
 {
     sqlite3_stmt *s = st->ws[WS_PRODUCT_GET];
-    sqlite3_bind_text(s, 1, p->sku, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
+    store__bind_text(s, 1, p->sku, -1, SQLITE_STATIC);
+    int rc = store__step(s);
     if (rc == SQLITE_ROW) {
         store__col_text(s, 0, p->name, sizeof p->name);
         p->unit_price_cents = sqlite3_column_int64(s, 1);
@@ -209,10 +209,10 @@ static store_rc stock_adjust(store *st, store_write *w)
                     "sku %s: on hand %" PRId64 " would fall below reserved %" PRId64, p->sku,
                     on_hand, p->reserved);
     sqlite3_stmt *s = st->ws[WS_PRODUCT_SET_ON_HAND];
-    sqlite3_bind_text(s, 1, p->sku, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, on_hand);
-    sqlite3_bind_int64(s, 3, w->at);
-    rc = sqlite3_step(s);
+    store__bind_text(s, 1, p->sku, -1, SQLITE_STATIC);
+    store__bind_int64(s, 2, on_hand);
+    store__bind_int64(s, 3, w->at);
+    rc = store__step(s);
     sqlite3_reset(s);
     if (rc != SQLITE_DONE)
         return sql_error(st, w, "adjust stock");
@@ -258,13 +258,13 @@ static store_rc reserve_lines(store *st, store_write *w, store_line *lines, size
         if (!field_ok(l->sku, sizeof l->sku) || l->quantity <= 0)
             return fail(w, STORE_INVALID, "line %zu: a sku and a positive quantity are required",
                         i + 1);
-        sqlite3_bind_text(u, 1, l->sku, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(u, 2, l->quantity);
-        int rc = sqlite3_step(u);
+        store__bind_text(u, 1, l->sku, -1, SQLITE_STATIC);
+        store__bind_int64(u, 2, l->quantity);
+        int rc = store__step(u);
         bool changed = rc == SQLITE_ROW;
         if (changed) {
             l->unit_price_cents = sqlite3_column_int64(u, 0);
-            rc = sqlite3_step(u);
+            rc = store__step(u);
         }
         sqlite3_reset(u);
         if (rc != SQLITE_DONE)
@@ -287,10 +287,10 @@ static store_rc reserve_lines(store *st, store_write *w, store_line *lines, size
 static store_rc reservation_insert(store *st, store_write *w, const char *order_id, size_t len)
 {
     sqlite3_stmt *s = st->ws[WS_RESERVATION_INSERT];
-    sqlite3_bind_text(s, 1, order_id, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 2, st->blob, (int)len, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, w->at);
-    int rc = sqlite3_step(s);
+    store__bind_text(s, 1, order_id, -1, SQLITE_STATIC);
+    store__bind_blob(s, 2, st->blob, (int)len, SQLITE_STATIC);
+    store__bind_int64(s, 3, w->at);
+    int rc = store__step(s);
     sqlite3_reset(s);
     if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
         return fail(w, STORE_EXISTS, "order %.31s already has a reservation", order_id);
@@ -310,8 +310,8 @@ static store_rc reservation_insert(store *st, store_write *w, const char *order_
 static int order_status(store *st, int64_t num)
 {
     sqlite3_stmt *e = st->ws[WS_ORDER_EXISTS];
-    sqlite3_bind_int64(e, 1, num);
-    int rc = sqlite3_step(e);
+    store__bind_int64(e, 1, num);
+    int rc = store__step(e);
     int status = rc == SQLITE_ROW ? sqlite3_column_int(e, 0) : rc == SQLITE_DONE ? 0 : -1;
     sqlite3_reset(e);
     return status;
@@ -339,8 +339,8 @@ static store_rc reserve(store *st, store_write *w)
     if (w->nlines == 0 || w->nlines > STORE_MAX_LINES || !w->lines)
         return fail(w, STORE_INVALID, "a reservation needs 1 to %d lines", STORE_MAX_LINES);
     sqlite3_stmt *s = st->ws[WS_RESERVATION_GET];
-    sqlite3_bind_text(s, 1, w->order_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
+    store__bind_text(s, 1, w->order_id, -1, SQLITE_STATIC);
+    int rc = store__step(s);
     if (rc == SQLITE_ROW) {
         store_rc r;
         if (sqlite3_column_int(s, 1))
@@ -368,8 +368,8 @@ static store_rc reserve(store *st, store_write *w)
 static store_rc release(store *st, store_write *w, const char *order_id)
 {
     sqlite3_stmt *s = st->ws[WS_RESERVATION_GET];
-    sqlite3_bind_text(s, 1, order_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
+    store__bind_text(s, 1, order_id, -1, SQLITE_STATIC);
+    int rc = store__step(s);
     if (rc != SQLITE_ROW) {
         sqlite3_reset(s);
         return rc == SQLITE_DONE ? STORE_OK : sql_error(st, w, "release");
@@ -389,17 +389,17 @@ static store_rc release(store *st, store_write *w, const char *order_id)
         return fail(w, STORE_ERROR, "store: corrupt reservation %.31s", order_id);
     sqlite3_stmt *u = st->ws[WS_PRODUCT_UNRESERVE];
     for (long i = 0; i < n; i++) {
-        sqlite3_bind_text(u, 1, lines[i].sku, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(u, 2, lines[i].quantity);
-        rc = sqlite3_step(u);
+        store__bind_text(u, 1, lines[i].sku, -1, SQLITE_STATIC);
+        store__bind_int64(u, 2, lines[i].quantity);
+        rc = store__step(u);
         sqlite3_reset(u);
         if (rc != SQLITE_DONE)
             return sql_error(st, w, "release");
     }
     s = st->ws[WS_RESERVATION_RELEASE];
-    sqlite3_bind_text(s, 1, order_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, w->at);
-    rc = sqlite3_step(s);
+    store__bind_text(s, 1, order_id, -1, SQLITE_STATIC);
+    store__bind_int64(s, 2, w->at);
+    rc = store__step(s);
     sqlite3_reset(s);
     if (rc != SQLITE_DONE)
         return sql_error(st, w, "release");
@@ -430,9 +430,9 @@ static store_rc release_request(store *st, store_write *w)
 static store_rc keys_forget(store *st, store_write *w)
 {
     sqlite3_stmt *s = st->ws[WS_KEYS_FORGET];
-    sqlite3_bind_int64(s, 1, w->delta);
-    sqlite3_bind_int(s, 2, STORE_KEYS_FORGET_MAX);
-    int rc = sqlite3_step(s);
+    store__bind_int64(s, 1, w->delta);
+    store__bind_int(s, 2, STORE_KEYS_FORGET_MAX);
+    int rc = store__step(s);
     sqlite3_reset(s);
     if (rc != SQLITE_DONE)
         return sql_error(st, w, "forget idempotency keys");
@@ -467,7 +467,7 @@ store_rc store__order_from_row(sqlite3_stmt *s, store_order **out)
 /* Runs a bound single-order query; NOT_FOUND, OK with *out, or ERROR. */
 static store_rc load_order(store *st, store_write *w, sqlite3_stmt *s, store_order **out)
 {
-    int rc = sqlite3_step(s);
+    int rc = store__step(s);
     store_rc r = STORE_NOT_FOUND;
     if (rc == SQLITE_ROW)
         r = store__order_from_row(s, out);
@@ -485,22 +485,22 @@ static store_rc order_insert(store *st, store_write *w, int64_t num, const store
                              size_t len)
 {
     sqlite3_stmt *s = st->ws[WS_ORDER_INSERT];
-    sqlite3_bind_int64(s, 1, num);
-    sqlite3_bind_text(s, 2, o->customer_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, o->idempotency_key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 4, o->total_cents);
-    sqlite3_bind_int64(s, 5, o->created_at);
-    sqlite3_bind_blob(s, 6, st->blob, (int)len, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
+    store__bind_int64(s, 1, num);
+    store__bind_text(s, 2, o->customer_id, -1, SQLITE_STATIC);
+    store__bind_text(s, 3, o->idempotency_key, -1, SQLITE_STATIC);
+    store__bind_int64(s, 4, o->total_cents);
+    store__bind_int64(s, 5, o->created_at);
+    store__bind_blob(s, 6, st->blob, (int)len, SQLITE_STATIC);
+    int rc = store__step(s);
     sqlite3_reset(s);
     if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
         bool by_key = rc == SQLITE_CONSTRAINT_UNIQUE;
         sqlite3_stmt *q = st->ws[by_key ? WS_ORDER_GET_BY_KEY : WS_ORDER_GET];
         if (by_key) {
-            sqlite3_bind_text(q, 1, o->customer_id, -1, SQLITE_STATIC);
-            sqlite3_bind_text(q, 2, o->idempotency_key, -1, SQLITE_STATIC);
+            store__bind_text(q, 1, o->customer_id, -1, SQLITE_STATIC);
+            store__bind_text(q, 2, o->idempotency_key, -1, SQLITE_STATIC);
         } else
-            sqlite3_bind_int64(q, 1, num);
+            store__bind_int64(q, 1, num);
         store_rc r = load_order(st, w, q, &w->result);
         if (r != STORE_OK)
             return r == STORE_NOT_FOUND ? sql_error(st, w, "create order") : r;
@@ -545,8 +545,8 @@ static store_rc key_taken(store *st, store_write *w, const char *customer_id, co
     if (!key[0])
         return STORE_OK;
     sqlite3_stmt *q = st->ws[WS_ORDER_GET_BY_KEY];
-    sqlite3_bind_text(q, 1, customer_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, key, -1, SQLITE_STATIC);
+    store__bind_text(q, 1, customer_id, -1, SQLITE_STATIC);
+    store__bind_text(q, 2, key, -1, SQLITE_STATIC);
     store_rc r = load_order(st, w, q, &w->result);
     if (r == STORE_NOT_FOUND)
         return STORE_OK;
@@ -570,8 +570,8 @@ static store_rc place_check(store *st, store_write *w, store_order *o)
             if (strcmp(o->lines[j].sku, l->sku) == 0)
                 return fail(w, STORE_INVALID, "line %zu: sku %s already in line %zu", i + 1, l->sku,
                             j + 1);
-        sqlite3_bind_text(s, 1, l->sku, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(s);
+        store__bind_text(s, 1, l->sku, -1, SQLITE_STATIC);
+        int rc = store__step(s);
         int64_t available = 0;
         if (rc == SQLITE_ROW) {
             l->unit_price_cents = sqlite3_column_int64(s, 0);
@@ -637,8 +637,8 @@ static store_rc order_place(store *st, store_write *w)
          * deployment left): EXISTS without a result, before any write, and
          * the caller takes a fresh id. */
         sqlite3_stmt *q = st->ws[WS_RESERVATION_GET];
-        sqlite3_bind_text(q, 1, o->id, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(q);
+        store__bind_text(q, 1, o->id, -1, SQLITE_STATIC);
+        int rc = store__step(q);
         sqlite3_reset(q);
         if (rc == SQLITE_ROW)
             r = fail(w, STORE_EXISTS, "order id %s already names a reservation", o->id);
@@ -652,9 +652,9 @@ static store_rc order_place(store *st, store_write *w)
     }
     sqlite3_stmt *u = st->ws[WS_PRODUCT_ADD_RESERVED];
     for (size_t i = 0; r == STORE_OK && i < o->nlines; i++) {
-        sqlite3_bind_text(u, 1, o->lines[i].sku, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(u, 2, o->lines[i].quantity);
-        int rc = sqlite3_step(u);
+        store__bind_text(u, 1, o->lines[i].sku, -1, SQLITE_STATIC);
+        store__bind_int64(u, 2, o->lines[i].quantity);
+        int rc = store__step(u);
         sqlite3_reset(u);
         if (rc != SQLITE_DONE)
             r = sql_error(st, w, "place order");
@@ -686,7 +686,7 @@ static store_rc order_set_status(store *st, store_write *w)
     if (w->to_status < STORE_ORDER_PENDING || w->to_status > STORE_ORDER_CANCELLED)
         return fail(w, STORE_INVALID, "invalid order status %d", w->to_status);
     sqlite3_stmt *q = st->ws[WS_ORDER_GET];
-    sqlite3_bind_int64(q, 1, num);
+    store__bind_int64(q, 1, num);
     store_order *o = NULL;
     store_rc r = load_order(st, w, q, &o);
     if (r == STORE_NOT_FOUND)
@@ -712,12 +712,12 @@ static store_rc order_set_status(store *st, store_write *w)
     if (w->to_status == STORE_ORDER_CANCELLED)
         store__copy(o->cancel_reason, sizeof o->cancel_reason, w->reason);
     sqlite3_stmt *s = st->ws[WS_ORDER_UPDATE_STATUS];
-    sqlite3_bind_int64(s, 1, num);
-    sqlite3_bind_int(s, 2, o->status);
-    sqlite3_bind_int64(s, 3, o->version);
-    sqlite3_bind_int64(s, 4, o->updated_at);
-    sqlite3_bind_text(s, 5, o->cancel_reason, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
+    store__bind_int64(s, 1, num);
+    store__bind_int(s, 2, o->status);
+    store__bind_int64(s, 3, o->version);
+    store__bind_int64(s, 4, o->updated_at);
+    store__bind_text(s, 5, o->cancel_reason, -1, SQLITE_STATIC);
+    int rc = store__step(s);
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) {
         r = sql_error(st, w, "set order status");
@@ -748,7 +748,7 @@ static store_rc release_orphans(store *st, store_write *w)
     sqlite3_stmt *s = st->ws[WS_LIVE_RESERVATIONS];
     int rc;
     store_rc r = STORE_OK;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = store__step(s)) == SQLITE_ROW) {
         char id[STORE_ID_MAX + 1];
         store__col_text(s, 0, id, sizeof id);
         int64_t num;

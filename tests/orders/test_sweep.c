@@ -45,15 +45,39 @@ static int64_t wait_reserved(rpc_channel *ch, const char *sku, int64_t want)
     return r;
 }
 
-/* Detaches and closes o; the client loop keeps the test's channel, so it
- * runs for a while for o's handles and channels to close. */
+/* Runs the client loop until b's sweep is idle (orders__sweep_idle), up to
+ * 10 s; returns whether it is. */
+static bool wait_sweep_idle(orders *b)
+{
+    orders_loop *ol = orders__loop(b, &cloop);
+    for (int i = 0; i < 10000 && !orders__sweep_idle(ol); i++) {
+        uv_run(&cloop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    return orders__sweep_idle(ol);
+}
+
+static void count_closing(uv_handle_t *h, void *arg)
+{
+    if (uv_is_closing(h))
+        ++*(int *)arg;
+}
+
+/* Detaches and closes o. The client loop keeps the test's channel (it never
+ * runs dry): run it until no handle is closing any more (o's handles and
+ * channels closed at the detach), up to 10 s. */
 static void orders_split_close(orders *o)
 {
     orders_loop_detach(o, &cloop);
-    for (int i = 0; i < 30; i++) {
+    int closing = 1;
+    for (int i = 0; i < 10000 && closing; i++) {
         uv_run(&cloop, UV_RUN_NOWAIT);
-        usleep(5000);
+        closing = 0;
+        uv_walk(&cloop, count_closing, &closing);
+        if (closing)
+            usleep(1000);
     }
+    cr_assert_eq(closing, 0, "the detached loop's handles closed");
     orders_close(o);
 }
 
@@ -198,10 +222,7 @@ Test(orders_sweep, restart_releases_reservations_without_orders, .timeout = 60)
     store_id_range r[4];
     size_t n = store_pending_sweeps(b->st, r, 4);
     cr_assert_eq(n, 1, "one earlier run");
-    for (int i = 0; i < 500; i++) { /* let the sweep finish its range */
-        uv_run(&cloop, UV_RUN_NOWAIT);
-        usleep(2000);
-    }
+    cr_assert(wait_sweep_idle(b), "the sweep finishes its range");
     orders_split_close(b);
 
     b = orders_split_open(a.dir, target);
@@ -230,10 +251,7 @@ Test(orders_sweep, failed_release_keeps_range, .timeout = 60)
 
     /* a start against a target where nothing listens: the releases fail */
     b = orders_split_open(a.dir, "127.0.0.1:1");
-    for (int i = 0; i < 300; i++) {
-        uv_run(&cloop, UV_RUN_NOWAIT);
-        usleep(2000);
-    }
+    cr_assert(wait_sweep_idle(b), "the sweep's releases failed");
     orders_split_close(b);
     cr_assert_eq(reserved(ch, "S-1"), 4);
 

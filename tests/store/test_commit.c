@@ -671,12 +671,20 @@ Test(store_commit, reads_do_not_wait_for_a_held_write_lock)
     strcpy(w.customer.name, "Bob");
     strcpy(w.customer.email, "bob@example.com");
     store_submit(e.sl, &w);
-    for (int i = 0; i < 20; i++) { /* ~200 ms of reads while the writer waits */
+    /* Wait (up to 10 s) for the writer to take the request: from then on it
+     * waits for the lock, and the reads below run while it does. */
+    store_stats ss;
+    store_get_stats(e.st, &ss);
+    for (int i = 0; i < 10000 && ss.queued != 0; i++) {
+        usleep(1000);
+        store_get_stats(e.st, &ss);
+    }
+    cr_assert_eq(ss.queued, 0, "the writer took the request");
+    for (int i = 0; i < 20; i++) {
         store_customer c;
         cr_assert_eq(store_get_customer(e.sl, id, &c), STORE_OK);
         cr_assert_eq(store_get_customer(e.sl, "c-2", &c), STORE_NOT_FOUND);
         uv_run(&e.loop, UV_RUN_NOWAIT);
-        usleep(10 * 1000);
     }
     cr_assert_eq(done, 0, "the write waits for the lock");
     cr_assert_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
@@ -686,4 +694,24 @@ Test(store_commit, reads_do_not_wait_for_a_held_write_lock)
     cr_assert_eq(w.rc, STORE_OK, "%s", w.msg);
     cr_assert_str_eq(w.customer.id, "c-3");
     tenv_close(&e);
+}
+
+/* A failed bind (here: a parameter index out of range) is not ignored: the
+ * next store__step on that statement returns it instead of running the
+ * statement with the parameter missing; the step after that runs normally. */
+Test(store_commit, failed_bind_fails_the_step)
+{
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT ?1", -1, &s, NULL), SQLITE_OK);
+    store__bind_int64(s, 1, 7);
+    store__bind_int64(s, 2, 8); /* no such parameter */
+    cr_assert_eq(store__step(s), SQLITE_RANGE);
+    sqlite3_reset(s);
+    store__bind_text(s, 1, "ok", -1, SQLITE_STATIC);
+    cr_assert_eq(store__step(s), SQLITE_ROW);
+    cr_assert_str_eq((const char *)sqlite3_column_text(s, 0), "ok");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
 }
