@@ -1137,16 +1137,18 @@ static void admin_collect(void *arg, oms_mtext *t)
 {
     app *a = arg;
     http2_server_stats hs[64];
+    uint64_t closed_by[64][HTTP2_CLOSE_REASONS];
     orders_loop_stats os[64];
     size_t n = (size_t)a->nworkers;
     for (size_t i = 0; i < n; i++) {
         http2_server_get_stats(a->workers[i].h2, &hs[i]);
+        http2_server_get_closed_by(a->workers[i].h2, closed_by[i]);
         uint64_t v[5];
         for (int k = 0; k < 5; k++)
             v[k] = atomic_load_explicit(&a->workers[i].hub[k], memory_order_relaxed);
         os[i] = (orders_loop_stats){v[0], v[1], v[2], v[3], v[4]};
     }
-    omsd_metrics_transport(t, hs, n);
+    omsd_metrics_transport(t, hs, (const uint64_t(*)[HTTP2_CLOSE_REASONS])closed_by, n);
     if (a->orders) {
         store_stats st;
         orders_store_stats(a->orders, &st);

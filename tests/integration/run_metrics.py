@@ -261,6 +261,49 @@ def tls_transport(env):
     env.suite.stop_server(s)
 
 
+CLOSE_REASONS = ["peer", "idle", "age", "limit", "flood", "protocol_error",
+                 "keepalive_timeout", "drain", "tls_error", "other"]
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def close_reasons(env):
+    """oms_http2_connections_closed_total{reason}: every reason present from
+    the start (0), then exact counts after a peer close and an idle close."""
+    s = env.server(h2c=True, extra_args=["--metrics-listen", "127.0.0.1:0",
+                                         "--max-connection-idle", "1"],
+                   name="metrics-close")
+    port = admin_port(s)
+    _, before = scrape(port)
+    for r in CLOSE_REASONS:
+        check(("oms_http2_connections_closed_total", frozenset({("reason", r)})) in before,
+              "no closed_total series for reason %s at start", r)
+        eq(val(before, "oms_http2_connections_closed_total", reason=r), 0, "closed " + r)
+
+    def wait_closed(reason, want):
+        deadline = time.monotonic() + 10
+        while True:
+            _, now = scrape(port)
+            got = val(now, "oms_http2_connections_closed_total", reason=reason)
+            if got >= want or time.monotonic() > deadline:
+                return now
+
+    # peer: preface and SETTINGS, then the client closes
+    with socket.create_connection(("127.0.0.1", s.port), timeout=T) as sk:
+        sk.sendall(H2_PREFACE)
+    now = wait_closed("peer", 1)
+    got = {r: val(now, "oms_http2_connections_closed_total", reason=r) for r in CLOSE_REASONS}
+    eq(got, dict({r: 0 for r in CLOSE_REASONS}, peer=1), "closed by peer")
+    # idle: the client stays silent; the server's GOAWAY after 1 s closes it
+    with socket.create_connection(("127.0.0.1", s.port), timeout=T) as sk:
+        sk.sendall(H2_PREFACE)
+        while sk.recv(4096):  # until the server closes
+            pass
+    now = wait_closed("idle", 1)
+    got = {r: val(now, "oms_http2_connections_closed_total", reason=r) for r in CLOSE_REASONS}
+    eq(got, dict({r: 0 for r in CLOSE_REASONS}, peer=1, idle=1), "closed by reason")
+    env.suite.stop_server(s)
+
+
 def readyz_drain(env):
     S = env.stubs
     s = env.server(h2c=True, grace=8, extra_args=["--metrics-listen", "127.0.0.1:0"],
@@ -300,7 +343,7 @@ def documented_names(c):
                          for t in p.get("targets", []))
     with open(os.path.join(src, "docs", "OPERATIONS.md")) as f:
         ops = f.read()
-    names = set(re.findall(r"\b((?:grpc_server|oms|process)_[a-z_]+)", exprs + " " + ops))
+    names = set(re.findall(r"\b((?:grpc_server|oms|process)_[a-z0-9_]+)", exprs + " " + ops))
     missing = sorted(n for n in names
                      if n not in fams and re.sub(r"_(bucket|sum|count)$", "", n) not in fams)
     eq(missing, [], "metric names in the dashboard or OPERATIONS.md that /metrics lacks")
@@ -319,6 +362,7 @@ def main():
         env.suite.stop_server(c.s)
         env.suite.run("split_client", split_client, env)
         env.suite.run("tls_transport", tls_transport, env)
+        env.suite.run("close_reasons", close_reasons, env)
         env.suite.run("readyz_drain", readyz_drain, env)
 
 
