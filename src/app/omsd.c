@@ -1064,9 +1064,16 @@ static void on_peer_channel(void *arg, uv_loop_t *loop, rpc_channel *ch)
     }
 }
 
+typedef struct method_adder {
+    oms_metrics *m;
+    const rpc_server *srv;
+} method_adder;
+
+/* Every method served, with its type: zero-valued series from the start. */
 static void add_server_method(const char *path, void *arg)
 {
-    oms_metrics_add_server_method(arg, path);
+    method_adder *x = arg;
+    oms_metrics_add_server_method(x->m, path, (int)rpc_server_method_type(x->srv, path));
 }
 
 static int add_client_service(oms_metrics *m, const ProtobufCServiceDescriptor *d)
@@ -1085,7 +1092,8 @@ static int add_client_service(oms_metrics *m, const ProtobufCServiceDescriptor *
  * calls rejected by authentication are counted too. */
 static int metrics_setup(app *a)
 {
-    rpc_server_each_method(a->workers[0].rpc, add_server_method, a->metrics);
+    method_adder adder = {a->metrics, a->workers[0].rpc};
+    rpc_server_each_method(a->workers[0].rpc, add_server_method, &adder);
     bool peers = false; /* split mode: the grpc_client_* family too */
     for (int i = 0; i < a->nworkers; i++)
         peers = peers || a->workers[i].npeer_ch > 0;

@@ -126,6 +126,32 @@ def endpoints(c):
     check(data.startswith(b"HTTP/1.1 400 "), "garbage got %r", data[:60])
 
 
+def zero_series(c):
+    """Right after start, before any call: every registered method has its
+    series at 0 with its real grpc_type (dashboards and absent() alerts see
+    them); no "unknown" row yet."""
+    text, now = scrape(c.port)
+    g = "grpc.testing.TestService"
+    want = {
+        ("EmptyCall", g, "unary"), ("StreamingOutputCall", g, "server_stream"),
+        ("StreamingInputCall", g, "client_stream"), ("FullDuplexCall", g, "bidi_stream"),
+        ("Check", "grpc.health.v1.Health", "unary"), ("Watch", "grpc.health.v1.Health", "server_stream"),
+    }
+    for meth, svc, typ in sorted(want):
+        key = lbl(svc, meth, typ)
+        for name in ("grpc_server_started_total", "grpc_server_msg_received_total",
+                     "grpc_server_msg_sent_total", "grpc_server_handling_seconds_count"):
+            check((name, frozenset(key.items())) in now, "no %s for %s/%s (%s) at start",
+                  name, svc, meth, typ)
+            eq(now[(name, frozenset(key.items()))], 0, "%s %s" % (name, meth))
+        k = frozenset(dict(key, grpc_code="OK").items())
+        eq(now.get(("grpc_server_handled_total", k)), 0, "handled OK %s" % meth)
+    check('grpc_method="unknown"' not in text, "an unknown row before any call")
+    started = [k for k in now if k[0] == "grpc_server_started_total"]
+    check(all(now[k] == 0 for k in started), "a started count above 0 before any call")
+    print("# %d methods with zero series at start" % len(started))
+
+
 def counters(c):
     S, grpc = c.env.stubs, c.env.stubs.grpc
     _, before = scrape(c.port)
@@ -354,6 +380,7 @@ def main():
     args = h.common_args(__doc__.split("\n")[0]).parse_args()
     with h.Env("metrics", args) as env:
         c = Ctx(env)
+        env.suite.run("zero_series", zero_series, c)
         env.suite.run("endpoints", endpoints, c)
         env.suite.run("counters", counters, c)
         if hasattr(c, "last_text"):
