@@ -772,6 +772,11 @@ static size_t connection_cap(uint64_t flag)
  * when there are several), rpc server, health and reflection; the
  * interop and bench services are shared (read-only tables, a mutex-guarded
  * order map). A connection lives on one worker for its whole life. */
+/* orders_loop_stats is all uint64_t: copied as that many words. */
+#define HUB_STATS ((int)(sizeof(orders_loop_stats) / sizeof(uint64_t)))
+_Static_assert(sizeof(orders_loop_stats) % sizeof(uint64_t) == 0,
+               "orders_loop_stats: uint64_t only");
+
 typedef struct worker {
     struct app *app;
     uv_loop_t loop;
@@ -793,7 +798,7 @@ typedef struct worker {
      * thread) into atomics the scrape reads. */
     uv_timer_t stats_timer;
     bool stats_on;
-    _Atomic uint64_t hub[5]; /* orders_loop_stats' fields, in order */
+    _Atomic uint64_t hub[HUB_STATS]; /* orders_loop_stats' fields, in order */
 } worker;
 
 typedef struct app {
@@ -890,8 +895,9 @@ static void on_stats_timer(uv_timer_t *t)
     worker *w = t->data;
     orders_loop_stats st;
     orders_loop_get_stats(w->app->orders, &w->loop, &st);
-    const uint64_t v[5] = {st.subscribers, st.live, st.sent, st.store_reads, st.ring_restarts};
-    for (int i = 0; i < 5; i++)
+    uint64_t v[HUB_STATS];
+    memcpy(v, &st, sizeof v);
+    for (int i = 0; i < HUB_STATS; i++)
         atomic_store_explicit(&w->hub[i], v[i], memory_order_relaxed);
 }
 
@@ -1151,10 +1157,10 @@ static void admin_collect(void *arg, oms_mtext *t)
     for (size_t i = 0; i < n; i++) {
         http2_server_get_stats(a->workers[i].h2, &hs[i]);
         http2_server_get_closed_by(a->workers[i].h2, closed_by[i]);
-        uint64_t v[5];
-        for (int k = 0; k < 5; k++)
+        uint64_t v[HUB_STATS];
+        for (int k = 0; k < HUB_STATS; k++)
             v[k] = atomic_load_explicit(&a->workers[i].hub[k], memory_order_relaxed);
-        os[i] = (orders_loop_stats){v[0], v[1], v[2], v[3], v[4]};
+        memcpy(&os[i], v, sizeof v);
     }
     omsd_metrics_transport(t, hs, (const uint64_t(*)[HTTP2_CLOSE_REASONS])closed_by, n);
     if (a->orders) {

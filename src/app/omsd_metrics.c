@@ -116,6 +116,10 @@ void omsd_metrics_events(oms_mtext *t, const orders_loop_stats *s, size_t n)
         sum.sent += s[i].sent;
         sum.store_reads += s[i].store_reads;
         sum.ring_restarts += s[i].ring_restarts;
+        for (size_t k = 0; k < ORDERS_LAG_BUCKETS; k++)
+            sum.lag_hist[k] += s[i].lag_hist[k];
+        sum.lag_count += s[i].lag_count;
+        sum.lag_sum_ms += s[i].lag_sum_ms;
     }
     oms_mtext_family(t, "oms_events_subscribers", "gauge",
                      "WatchOrders subscribers by state (sampled each second).");
@@ -132,4 +136,9 @@ void omsd_metrics_events(oms_mtext *t, const orders_loop_stats *s, size_t n)
     one(t, "oms_events_ring_restarts_total", "counter",
         "Times a loop's event ring restarted (inbox overflow or a lost publish).",
         (double)sum.ring_restarts);
+    histogram(t, "oms_events_delivery_lag_seconds",
+              "Order events: store transaction (ms clock) to handed to a WatchOrders stream, "
+              "seconds (sampled each second).",
+              orders_lag_bounds_ms, sum.lag_hist, ORDERS_LAG_BUCKETS, 1e-3, sum.lag_count,
+              (double)sum.lag_sum_ms / 1e3);
 }

@@ -33,6 +33,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import omsd as h  # noqa: E402
 import orders_it as oi  # noqa: E402
+import orders_it as oi  # noqa: E402
 from omsd import check, eq  # noqa: E402
 
 T = h.RPC_TIMEOUT
@@ -219,6 +220,39 @@ def counters(c):
     c.last_text = text
 
 
+def delivery_lag(c):
+    """An order event handed to a WatchOrders stream is observed in
+    oms_events_delivery_lag_seconds (the hub's stats are sampled each second:
+    polled with a deadline)."""
+    a = oi.Api(c.env.stubs, c.s.channel())
+    try:
+        cust = a.cust.CreateCustomer(a.cpb.CreateCustomerRequest(
+            name="Lag", email="lag-%d@example.com" % os.getpid()), timeout=T).id
+        sku = "SKU-LAG-%d" % os.getpid()
+        a.inv.UpsertProduct(a.ipb.UpsertProductRequest(sku=sku, name="lag", unit_price_cents=1),
+                            timeout=T)
+        a.inv.AdjustStock(a.ipb.AdjustStockRequest(sku=sku, delta=10), timeout=T)
+        oid = a.ord.CreateOrder(a.opb.CreateOrderRequest(
+            customer_id=cust, lines=[a.opb.CreateOrderLine(sku=sku, quantity=1)]), timeout=T).id
+        it = a.ord.WatchOrders(a.opb.WatchOrdersRequest(order_ids=[oid], since_seq=1), timeout=T)
+        ev = next(it)
+        it.cancel()
+        eq(ev.order_id, oid, "the watched order's event")
+    finally:
+        a.close()
+    deadline = time.monotonic() + 10
+    while True:
+        text, now = scrape(c.port)
+        n = val(now, "oms_events_delivery_lag_seconds_count")
+        if n >= 1 or time.monotonic() > deadline:
+            break
+    check(n >= 1, "no delivery lag observed")
+    eq(val(now, "oms_events_delivery_lag_seconds_bucket", le="+Inf"), n, "+Inf bucket = count")
+    s = val(now, "oms_events_delivery_lag_seconds_sum")
+    check(0 <= s < 60 * n, "delivery lag sum %r for %d events", s, n)
+    c.last_text = text
+
+
 def promtool(c):
     tool = shutil.which("promtool")
     if not tool:
@@ -383,6 +417,7 @@ def main():
         env.suite.run("zero_series", zero_series, c)
         env.suite.run("endpoints", endpoints, c)
         env.suite.run("counters", counters, c)
+        env.suite.run("delivery_lag", delivery_lag, c)
         if hasattr(c, "last_text"):
             env.suite.run("promtool", promtool, c)
             env.suite.run("documented_names", documented_names, c)
