@@ -772,6 +772,11 @@ static size_t connection_cap(uint64_t flag)
  * when there are several), rpc server, health and reflection; the
  * interop and bench services are shared (read-only tables, a mutex-guarded
  * order map). A connection lives on one worker for its whole life. */
+/* orders_loop_stats is all uint64_t: copied as that many words. */
+#define HUB_STATS ((int)(sizeof(orders_loop_stats) / sizeof(uint64_t)))
+_Static_assert(sizeof(orders_loop_stats) % sizeof(uint64_t) == 0,
+               "orders_loop_stats: uint64_t only");
+
 typedef struct worker {
     struct app *app;
     uv_loop_t loop;
@@ -793,7 +798,7 @@ typedef struct worker {
      * thread) into atomics the scrape reads. */
     uv_timer_t stats_timer;
     bool stats_on;
-    _Atomic uint64_t hub[5]; /* orders_loop_stats' fields, in order */
+    _Atomic uint64_t hub[HUB_STATS]; /* orders_loop_stats' fields, in order */
 } worker;
 
 typedef struct app {
@@ -891,8 +896,9 @@ static void on_stats_timer(uv_timer_t *t)
     worker *w = t->data;
     orders_loop_stats st;
     orders_loop_get_stats(w->app->orders, &w->loop, &st);
-    const uint64_t v[5] = {st.subscribers, st.live, st.sent, st.store_reads, st.ring_restarts};
-    for (int i = 0; i < 5; i++)
+    uint64_t v[HUB_STATS];
+    memcpy(v, &st, sizeof v);
+    for (int i = 0; i < HUB_STATS; i++)
         atomic_store_explicit(&w->hub[i], v[i], memory_order_relaxed);
 }
 
@@ -1077,9 +1083,16 @@ static void on_peer_channel(void *arg, uv_loop_t *loop, rpc_channel *ch)
     }
 }
 
+typedef struct method_adder {
+    oms_metrics *m;
+    const rpc_server *srv;
+} method_adder;
+
+/* Every method served, with its type: zero-valued series from the start. */
 static void add_server_method(const char *path, void *arg)
 {
-    oms_metrics_add_server_method(arg, path);
+    method_adder *x = arg;
+    oms_metrics_add_server_method(x->m, path, (int)rpc_server_method_type(x->srv, path));
 }
 
 static int add_client_service(oms_metrics *m, const ProtobufCServiceDescriptor *d)
@@ -1098,7 +1111,8 @@ static int add_client_service(oms_metrics *m, const ProtobufCServiceDescriptor *
  * calls rejected by authentication are counted too. */
 static int metrics_setup(app *a)
 {
-    rpc_server_each_method(a->workers[0].rpc, add_server_method, a->metrics);
+    method_adder adder = {a->metrics, a->workers[0].rpc};
+    rpc_server_each_method(a->workers[0].rpc, add_server_method, &adder);
     bool peers = false; /* split mode: the grpc_client_* family too */
     for (int i = 0; i < a->nworkers; i++)
         peers = peers || a->workers[i].npeer_ch > 0;
@@ -1150,16 +1164,18 @@ static void admin_collect(void *arg, oms_mtext *t)
 {
     app *a = arg;
     http2_server_stats hs[64];
+    uint64_t closed_by[64][HTTP2_CLOSE_REASONS];
     orders_loop_stats os[64];
     size_t n = (size_t)a->nworkers;
     for (size_t i = 0; i < n; i++) {
         http2_server_get_stats(a->workers[i].h2, &hs[i]);
-        uint64_t v[5];
-        for (int k = 0; k < 5; k++)
+        http2_server_get_closed_by(a->workers[i].h2, closed_by[i]);
+        uint64_t v[HUB_STATS];
+        for (int k = 0; k < HUB_STATS; k++)
             v[k] = atomic_load_explicit(&a->workers[i].hub[k], memory_order_relaxed);
-        os[i] = (orders_loop_stats){v[0], v[1], v[2], v[3], v[4]};
+        memcpy(&os[i], v, sizeof v);
     }
-    omsd_metrics_transport(t, hs, n);
+    omsd_metrics_transport(t, hs, (const uint64_t(*)[HTTP2_CLOSE_REASONS])closed_by, n);
     if (a->orders) {
         store_stats st;
         orders_store_stats(a->orders, &st);

@@ -10,8 +10,10 @@ static void one(oms_mtext *t, const char *name, const char *type, const char *he
     oms_mtext_sample(t, name, NULL, v);
 }
 
-void omsd_metrics_transport(oms_mtext *t, const http2_server_stats *s, size_t n)
+void omsd_metrics_transport(oms_mtext *t, const http2_server_stats *s,
+                            const uint64_t (*closed_by)[HTTP2_CLOSE_REASONS], size_t n)
 {
+    uint64_t by[HTTP2_CLOSE_REASONS] = {0};
     http2_server_stats sum;
     memset(&sum, 0, sizeof sum);
     for (size_t i = 0; i < n; i++) {
@@ -26,13 +28,19 @@ void omsd_metrics_transport(oms_mtext *t, const http2_server_stats *s, size_t n)
         sum.tls_failures += s[i].tls_failures;
         sum.bytes_in += s[i].bytes_in;
         sum.bytes_out += s[i].bytes_out;
+        for (size_t k = 0; k < HTTP2_CLOSE_REASONS; k++)
+            by[k] += closed_by[i][k];
     }
     one(t, "oms_http2_connections_accepted_total", "counter",
         "gRPC (HTTP/2) connections accepted within the connection cap.", (double)sum.accepted);
     one(t, "oms_http2_connections_refused_total", "counter",
         "Connections closed at once because the connection cap was reached.", (double)sum.refused);
-    one(t, "oms_http2_connections_closed_total", "counter",
-        "Connections closed, for any reason (refused ones included).", (double)sum.closed);
+    oms_mtext_family(t, "oms_http2_connections_closed_total", "counter",
+                     "Connections closed, by reason (refused ones included, as limit).");
+    for (int k = 0; k < HTTP2_CLOSE_REASONS; k++) {
+        const char *labels[] = {"reason", http2_close_reason_name(k), NULL};
+        oms_mtext_sample(t, "oms_http2_connections_closed_total", labels, (double)by[k]);
+    }
     uint64_t open = sum.accepted + sum.refused;
     one(t, "oms_http2_connections_open", "gauge", "Connections open now.",
         (double)(open > sum.closed ? open - sum.closed : 0));
@@ -108,6 +116,10 @@ void omsd_metrics_events(oms_mtext *t, const orders_loop_stats *s, size_t n)
         sum.sent += s[i].sent;
         sum.store_reads += s[i].store_reads;
         sum.ring_restarts += s[i].ring_restarts;
+        for (size_t k = 0; k < ORDERS_LAG_BUCKETS; k++)
+            sum.lag_hist[k] += s[i].lag_hist[k];
+        sum.lag_count += s[i].lag_count;
+        sum.lag_sum_ms += s[i].lag_sum_ms;
     }
     oms_mtext_family(t, "oms_events_subscribers", "gauge",
                      "WatchOrders subscribers by state (sampled each second).");
@@ -124,4 +136,9 @@ void omsd_metrics_events(oms_mtext *t, const orders_loop_stats *s, size_t n)
     one(t, "oms_events_ring_restarts_total", "counter",
         "Times a loop's event ring restarted (inbox overflow or a lost publish).",
         (double)sum.ring_restarts);
+    histogram(t, "oms_events_delivery_lag_seconds",
+              "Order events: store transaction (ms clock) to handed to a WatchOrders stream, "
+              "seconds (sampled each second).",
+              orders_lag_bounds_ms, sum.lag_hist, ORDERS_LAG_BUCKETS, 1e-3, sum.lag_count,
+              (double)sum.lag_sum_ms / 1e3);
 }

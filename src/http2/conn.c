@@ -155,6 +155,7 @@ int http2__conn_accept(http2_server *srv)
     if (!http2__limit_take(srv->ep.limit)) { /* over the cap: closed at once */
         http2__count(&srv->ep.ctr.refused, 1);
         http2__limit_refused(srv);
+        http2__conn_why(c, HTTP2_CLOSE_LIMIT);
         http2__conn_fail(c, "over the connection limit");
         return 0;
     }
@@ -246,6 +247,7 @@ void http2__conn_close(http2_conn *c)
         return;
     c->closing = 1;
     http2__count(&c->ep->ctr.closed, 1);
+    http2__count(&c->ep->ctr.closed_by[c->why < HTTP2_CLOSE_REASONS ? c->why : 0], 1);
     if (c->dirty) { /* unlink from the dirty list */
         http2_conn **pp = &c->ep->dirty;
         while (*pp && *pp != c)
@@ -266,6 +268,9 @@ void http2__conn_close(http2_conn *c)
  * then closes once it is written. */
 static void fatal_goaway(http2_conn *c, uint32_t code)
 {
+    http2__conn_why(c, code == HTTP2_ENHANCE_YOUR_CALM ? HTTP2_CLOSE_FLOOD
+                       : code == HTTP2_PROTOCOL_ERROR  ? HTTP2_CLOSE_PROTOCOL_ERROR
+                                                       : HTTP2_CLOSE_OTHER);
     int32_t last = c->session ? nghttp2_session_get_last_proc_stream_id(c->session) : 0;
     uint8_t f[17] = {0, 0, 8, NGHTTP2_GOAWAY, 0, 0, 0, 0, 0};
     f[9] = (uint8_t)((last >> 24) & 0x7f);
@@ -327,7 +332,8 @@ void http2__conn_drain(http2_conn *c)
 {
     if (c->closing || c->goaway_sent || c->drain_notice)
         return;
-    if (!c->session) { /* still in the TLS handshake: nothing to drain */
+    http2__conn_why(c, HTTP2_CLOSE_DRAIN); /* unless idle/age decided it first */
+    if (!c->session) {                     /* still in the TLS handshake: nothing to drain */
         http2__conn_close(c);
         return;
     }
@@ -393,6 +399,8 @@ void http2__conn_on_read(uv_stream_t *tcp, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         if (nread != UV_EOF)
             OMS_DEBUG("conn %s: read: %s", c->peer, uv_strerror((int)nread));
+        http2__conn_why(c, nread == UV_EOF || nread == UV_ECONNRESET ? HTTP2_CLOSE_PEER
+                                                                     : HTTP2_CLOSE_OTHER);
         http2__conn_fail(c, "%s",
                          nread == UV_EOF ? "connection closed by peer" : uv_strerror((int)nread));
         return;
@@ -402,6 +410,8 @@ void http2__conn_on_read(uv_stream_t *tcp, ssize_t nread, const uv_buf_t *buf)
     int rv = c->ssl ? http2__tls_feed(c, (const uint8_t *)buf->base, (size_t)nread)
                     : http2__conn_recv(c, (const uint8_t *)buf->base, (size_t)nread);
     if (rv != 0) {
+        if (c->ssl && (!c->handshake_done || strncmp(c->reason, "tls:", 4) == 0))
+            http2__conn_why(c, HTTP2_CLOSE_TLS_ERROR);
         /* A failed TLS handshake may still have an alert to send. */
         if (c->out.len > c->out.off && !c->closing) {
             c->close_after_write = 1;
@@ -440,6 +450,8 @@ static void on_written(uv_write_t *req, int status)
         return;
     if (status < 0) {
         OMS_DEBUG("conn %s: write: %s", c->peer, uv_strerror(status));
+        http2__conn_why(c, status == UV_EPIPE || status == UV_ECONNRESET ? HTTP2_CLOSE_PEER
+                                                                         : HTTP2_CLOSE_OTHER);
         http2__conn_fail(c, "write: %s", uv_strerror(status));
         return;
     }

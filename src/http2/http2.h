@@ -194,6 +194,22 @@ OMS_EXTERN size_t http2_server_conn_count(const http2_server *srv);
  * with a relaxed atomic load: callable from any thread, while the server's
  * loop keeps counting (the fields are not one snapshot). */
 #define HTTP2_GOAWAY_CODES 14 /* NO_ERROR (0) .. HTTP_1_1_REQUIRED (13) */
+/* Why a server connection closed (http2_server_stats.closed_by): the first
+ * cause decided wins (an idle GOAWAY the peer then answers by closing counts
+ * as idle). Names: http2_close_reason_name(). */
+typedef enum http2_close_reason {
+    HTTP2_CLOSE_OTHER = 0,         /* anything else (out of memory, write error) */
+    HTTP2_CLOSE_PEER,              /* the peer closed the connection (EOF, close_notify) */
+    HTTP2_CLOSE_IDLE,              /* max connection idle: GOAWAY, then closed */
+    HTTP2_CLOSE_AGE,               /* max connection age (and its grace) */
+    HTTP2_CLOSE_LIMIT,             /* over the connection cap, closed at once */
+    HTTP2_CLOSE_FLOOD,             /* ENHANCE_YOUR_CALM: frame/reset/ping floods */
+    HTTP2_CLOSE_PROTOCOL_ERROR,    /* a GOAWAY with another error code (bad frames) */
+    HTTP2_CLOSE_KEEPALIVE_TIMEOUT, /* keepalive PING unanswered, handshake timeout */
+    HTTP2_CLOSE_DRAIN,             /* server shutdown drain (and its grace period) */
+    HTTP2_CLOSE_TLS_ERROR,         /* TLS handshake or record failure */
+    HTTP2_CLOSE_REASONS
+} http2_close_reason;
 typedef struct http2_server_stats {
     uint64_t accepted; /* connections taken in (within the cap) */
     uint64_t refused;  /* connections closed at once, over the cap */
@@ -206,8 +222,17 @@ typedef struct http2_server_stats {
     uint64_t bytes_in, bytes_out;             /* on the socket (TLS records included) */
 } http2_server_stats;
 OMS_EXTERN void http2_server_get_stats(const http2_server *srv, http2_server_stats *out);
+/* The closed connections of one server by reason (out[HTTP2_CLOSE_REASONS],
+ * indexed by http2_close_reason; they sum to http2_server_stats.closed).
+ * Relaxed atomic loads, like http2_server_get_stats: any thread. A separate
+ * call so that http2_server_stats keeps its size (docs/ABI.md). */
+OMS_EXTERN void http2_server_get_closed_by(const http2_server *srv,
+                                           uint64_t out[HTTP2_CLOSE_REASONS]);
 /* The HTTP/2 name of a GOAWAY/RST error code ("NO_ERROR"), "UNKNOWN" past 13. */
 OMS_EXTERN const char *http2_error_name(uint32_t code);
+/* The metric label of a close reason ("peer", "idle", ..., "other"); "other"
+ * for values out of range. */
+OMS_EXTERN const char *http2_close_reason_name(int reason);
 
 /* A cap on the connections open at once, shared by the servers of a process
  * (http2_server_config.conn_limit): thread-safe. It must outlive the servers

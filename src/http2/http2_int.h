@@ -54,6 +54,7 @@ typedef struct http2_counters {
     _Atomic uint64_t accepted, refused, closed, streams_opened, streams_closed;
     _Atomic uint64_t goaway_sent[HTTP2_GOAWAY_CODES];
     _Atomic uint64_t tls_handshakes, tls_failures, bytes_in, bytes_out;
+    _Atomic uint64_t closed_by[HTTP2_CLOSE_REASONS];
 } http2_counters;
 
 static inline void http2__count(_Atomic uint64_t *c, uint64_t n)
@@ -162,6 +163,7 @@ struct http2_conn {
     uint64_t drain_at;   /* server: loop time of the drain notice */
     uint64_t ping_at;    /* server: loop time of the client's last PING, 0: none yet */
     uint8_t ping_strikes;
+    uint8_t why;      /* http2_close_reason, 0 (other) until one is decided */
     char reason[200]; /* why the connection closed */
     nghttp2_session *session;
     SSL *ssl;              /* NULL for h2c */
@@ -273,6 +275,12 @@ bool http2__conn_drain_ack(http2_conn *c, const uint8_t *opaque);
 void http2__conn_drain_finish(http2_conn *c);
 #define HTTP2_DRAIN_ACK_WAIT_MS 1000
 void http2__conn_close(http2_conn *c);
+/* Records why the connection closes (first cause wins; counted at close). */
+static inline void http2__conn_why(http2_conn *c, http2_close_reason why)
+{
+    if (!c->why && !c->closing)
+        c->why = (uint8_t)why;
+}
 
 int http2__session_callbacks_new(nghttp2_session_callbacks **out);
 nghttp2_option *http2__session_option_new(bool client);

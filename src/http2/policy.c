@@ -22,6 +22,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/alloc.h"
 #include "base/log.h"
@@ -130,6 +131,7 @@ void http2__policy_arm(http2_conn *c)
 static void policy_goaway(http2_conn *c, const char *why)
 {
     OMS_DEBUG("conn %s: %s; sending GOAWAY", c->peer, why);
+    http2__conn_why(c, strcmp(why, "idle") == 0 ? HTTP2_CLOSE_IDLE : HTTP2_CLOSE_AGE);
     if (!c->reason[0])
         snprintf(c->reason, sizeof c->reason, "%s", why);
     http2__conn_drain(c);
@@ -146,11 +148,13 @@ static void on_policy_timer(uv_timer_t *t)
         OMS_INFO("conn %s: no %s within %llu ms; closing", c->peer,
                  c->handshake_done || !c->ssl ? "HTTP/2 preface" : "TLS handshake",
                  (unsigned long long)ep->handshake_timeout_ms);
+        http2__conn_why(c, HTTP2_CLOSE_KEEPALIVE_TIMEOUT);
         http2__conn_fail(c, "handshake timeout");
         return;
     }
     if (c->age_goaway && ep->age_grace_ms && now >= c->goaway_at + ep->age_grace_ms) {
         OMS_INFO("conn %s: max connection age and its grace over; closing", c->peer);
+        http2__conn_why(c, HTTP2_CLOSE_AGE);
         http2__conn_fail(c, "max connection age");
         return;
     }
@@ -168,6 +172,7 @@ static void on_policy_timer(uv_timer_t *t)
         if (c->last_ping && now >= c->last_ping + ep->keepalive_timeout_ms) {
             OMS_INFO("conn %s: keepalive PING unanswered for %llu ms; closing", c->peer,
                      (unsigned long long)ep->keepalive_timeout_ms);
+            http2__conn_why(c, HTTP2_CLOSE_KEEPALIVE_TIMEOUT);
             http2__conn_fail(c, "keepalive timeout");
             return;
         }
@@ -207,6 +212,7 @@ void http2__policy_ping(http2_conn *c)
     OMS_INFO("conn %s: too many PINGs (%u strikes); sending GOAWAY", c->peer, c->ping_strikes);
     if (!c->reason[0])
         snprintf(c->reason, sizeof c->reason, "too many pings");
+    http2__conn_why(c, HTTP2_CLOSE_FLOOD);
     int rv = nghttp2_submit_goaway(
         c->session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->session),
         NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)"too_many_pings", 14);

@@ -409,6 +409,29 @@ void http2_server_get_stats(const http2_server *srv, http2_server_stats *out)
     out->bytes_out = rd(&k->bytes_out);
 }
 
+void http2_server_get_closed_by(const http2_server *srv, uint64_t out[HTTP2_CLOSE_REASONS])
+{
+    for (size_t i = 0; i < HTTP2_CLOSE_REASONS; i++)
+        out[i] = rd(&srv->ep.ctr.closed_by[i]);
+}
+
+const char *http2_close_reason_name(int reason)
+{
+    static const char *const names[HTTP2_CLOSE_REASONS] = {
+        [HTTP2_CLOSE_OTHER] = "other",
+        [HTTP2_CLOSE_PEER] = "peer",
+        [HTTP2_CLOSE_IDLE] = "idle",
+        [HTTP2_CLOSE_AGE] = "age",
+        [HTTP2_CLOSE_LIMIT] = "limit",
+        [HTTP2_CLOSE_FLOOD] = "flood",
+        [HTTP2_CLOSE_PROTOCOL_ERROR] = "protocol_error",
+        [HTTP2_CLOSE_KEEPALIVE_TIMEOUT] = "keepalive_timeout",
+        [HTTP2_CLOSE_DRAIN] = "drain",
+        [HTTP2_CLOSE_TLS_ERROR] = "tls_error",
+    };
+    return reason >= 0 && reason < HTTP2_CLOSE_REASONS ? names[reason] : "other";
+}
+
 const char *http2_error_name(uint32_t code)
 {
     static const char *const names[HTTP2_GOAWAY_CODES] = {"NO_ERROR",
@@ -480,6 +503,7 @@ static void on_grace_expired(uv_timer_t *t)
         OMS_WARN("grace period over: closing %zu connection(s) with calls in flight", busy);
     for (http2_conn *c = srv->ep.conns, *next; c; c = next) {
         next = c->next;
+        http2__conn_why(c, HTTP2_CLOSE_DRAIN);
         http2__conn_fail(c, "grace period over");
     }
 }

@@ -214,6 +214,10 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
         http2__check_ping_sent(c, frame->ping.opaque_data);
     if (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA)
         c->ping_reset = 1; /* ping enforcement (policy.c) */
+    if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR)
+        http2__conn_why(c, frame->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM
+                               ? HTTP2_CLOSE_FLOOD
+                               : HTTP2_CLOSE_PROTOCOL_ERROR);
     if (frame->hd.type == NGHTTP2_GOAWAY && c->close_on_goaway && !c->close_after_write) {
         c->close_after_write = 1; /* flush closes once this is written */
         uv_read_stop((uv_stream_t *)&c->tcp);

@@ -245,8 +245,10 @@ static int feed(http2_conn *c)
         note_output(c);
         if (e == SSL_ERROR_WANT_READ)
             return 0;
-        if (e == SSL_ERROR_ZERO_RETURN)
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            http2__conn_why(c, HTTP2_CLOSE_PEER);
             return -1; /* close_notify */
+        }
         unsigned long code = ERR_peek_error();
         if (e == SSL_ERROR_SSL && code && !c->reason[0]) {
             /* e.g. a TLS 1.3 server refusing our certificate (or its

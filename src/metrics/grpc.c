@@ -33,6 +33,7 @@ typedef struct method {
     char *path;    /* "/pkg.Svc/M" */
     char *service; /* "pkg.Svc" */
     char *name;    /* "M" */
+    int type;      /* rpc_call_type known up front, or TYPE_UNSEEN */
 } method;
 
 typedef struct table {
@@ -98,7 +99,7 @@ void oms_metrics_free(oms_metrics *m)
     oms_free(m);
 }
 
-static int table_add(table *t, const char *path)
+static int table_add(table *t, const char *path, int type)
 {
     const char *slash = path[0] == '/' ? strchr(path + 1, '/') : NULL;
     if (!slash || slash == path + 1 || !slash[1] || strchr(slash + 1, '/'))
@@ -118,6 +119,7 @@ static int table_add(table *t, const char *path)
     e->path = oms_strdup(path);
     e->service = oms_strndup(path + 1, (size_t)(slash - path - 1));
     e->name = oms_strdup(slash + 1);
+    e->type = type;
     if (!e->path || !e->service || !e->name) {
         oms_free(e->path);
         oms_free(e->service);
@@ -128,14 +130,17 @@ static int table_add(table *t, const char *path)
     return 0;
 }
 
-int oms_metrics_add_server_method(oms_metrics *m, const char *path)
+int oms_metrics_add_server_method(oms_metrics *m, const char *path, int type)
 {
-    return m->started ? -1 : table_add(&m->srv, path);
+    if (type != RPC_CALL_UNARY && type != RPC_CALL_CLIENT_STREAMING &&
+        type != RPC_CALL_SERVER_STREAMING && type != RPC_CALL_BIDI_STREAMING)
+        type = TYPE_UNSEEN;
+    return m->started ? -1 : table_add(&m->srv, path, type);
 }
 
 int oms_metrics_add_client_method(oms_metrics *m, const char *path)
 {
-    return m->started ? -1 : table_add(&m->cli, path);
+    return m->started ? -1 : table_add(&m->cli, path, TYPE_UNSEEN);
 }
 
 static int by_path(const void *a, const void *b)
@@ -143,11 +148,13 @@ static int by_path(const void *a, const void *b)
     return strcmp(((const method *)a)->path, ((const method *)b)->path);
 }
 
-static slot *slots_new(size_t n)
+/* nloops blocks of t->n + 1 slots; a method's type starts as its table's. */
+static slot *slots_new(size_t nloops, const table *t)
 {
-    slot *s = oms_calloc(n, sizeof *s);
-    for (size_t i = 0; s && i < n; i++)
-        atomic_init(&s[i].type, TYPE_UNSEEN);
+    size_t stride = t->n + 1;
+    slot *s = oms_calloc(nloops * stride, sizeof *s);
+    for (size_t i = 0; s && i < nloops * stride; i++)
+        atomic_init(&s[i].type, i % stride < t->n ? t->m[i % stride].type : TYPE_UNSEEN);
     return s;
 }
 
@@ -157,8 +164,8 @@ int oms_metrics_start(oms_metrics *m)
         qsort(m->srv.m, m->srv.n, sizeof *m->srv.m, by_path);
     if (m->cli.n)
         qsort(m->cli.m, m->cli.n, sizeof *m->cli.m, by_path);
-    m->srv_slots = slots_new(m->nloops * (m->srv.n + 1));
-    m->cli_slots = slots_new(m->nloops * (m->cli.n + 1));
+    m->srv_slots = slots_new(m->nloops, &m->srv);
+    m->cli_slots = slots_new(m->nloops, &m->cli);
     m->ctx = oms_calloc(m->nloops, sizeof *m->ctx);
     m->cctx = oms_calloc(m->nloops, sizeof *m->cctx);
     if (!m->srv_slots || !m->cli_slots || !m->ctx || !m->cctx)

@@ -8,7 +8,7 @@
  * half-updated (started but not yet handled), never torn values.
  *
  *     oms_metrics *m = oms_metrics_new(nloops);
- *     oms_metrics_add_server_method(m, "/pkg.Svc/Method");  // every method served
+ *     oms_metrics_add_server_method(m, "/pkg.Svc/Method", type); // every method served
  *     oms_metrics_add_client_method(m, "/pkg.Peer/Call");   // every method called
  *     oms_metrics_start(m);                                 // tables fixed from here
  *     oms_metrics_attach_server(m, i, loop_i_server);        // per loop i
@@ -18,10 +18,13 @@
  * Labels are go-grpc-middleware's (grpc_type, grpc_service, grpc_method,
  * grpc_code). A path no table holds (a client calling random names) counts as
  * grpc_service="unknown", grpc_method="unknown", grpc_type="unknown": label
- * sets stay bounded by the methods registered. A method appears in the output
- * once it was called (its grpc_type is learnt from the call). Client calls
- * are labelled grpc_type="unary" (the peers' methods the orders process
- * calls are all unary).
+ * sets stay bounded by the methods registered. A server method added with its
+ * type (rpc_server_method_type) is in the output from the start with zero
+ * values (grpc_server_handled_total with grpc_code="OK"), so that dashboards
+ * and alerts see it before its first call; one added with RPC_CALL_UNKNOWN,
+ * and the "unknown" row, appear once called (the type is learnt from the
+ * call). Client methods appear once called, labelled grpc_type="unary" (the
+ * peers' methods the orders process calls are all unary).
  */
 #ifndef OMS_METRICS_H
 #define OMS_METRICS_H
@@ -45,9 +48,11 @@ typedef struct oms_mtext {
 oms_metrics *oms_metrics_new(size_t nloops);
 void oms_metrics_free(oms_metrics *m);
 
-/* Before oms_metrics_start only. path "/pkg.Service/Method" (copied).
- * Returns 0, -1 on ENOMEM or a malformed path (ignored duplicates: 0). */
-int oms_metrics_add_server_method(oms_metrics *m, const char *path);
+/* Before oms_metrics_start only. path "/pkg.Service/Method" (copied); type:
+ * an rpc_call_type (its series start at zero), or RPC_CALL_UNKNOWN (the
+ * method shows once called). Returns 0, -1 on ENOMEM or a malformed path
+ * (ignored duplicates: 0). */
+int oms_metrics_add_server_method(oms_metrics *m, const char *path, int type);
 int oms_metrics_add_client_method(oms_metrics *m, const char *path);
 /* Fixes the tables and allocates the blocks. Returns 0 or -1 (ENOMEM). */
 int oms_metrics_start(oms_metrics *m);

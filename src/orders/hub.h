@@ -76,13 +76,15 @@ bool orders__hub_loop_draining(const orders_hub_loop *hl);
 void orders__hub_loop_end_all(orders_hub_loop *hl, rpc_status code, const char *msg);
 
 typedef struct orders_hub_stats {
-    int64_t lo, hi;       /* the ring holds seqs [lo, hi] (empty when lo > hi) */
-    size_t subs;          /* subscribers of the loop */
-    size_t live;          /* ... of which LIVE */
-    uint64_t sent;        /* events handed to ops->send */
-    uint64_t store_reads; /* store_read_events calls by the catch-up */
-    uint64_t blocked;     /* sends that returned RPC_AGAIN */
-    uint64_t gaps;        /* ring restarts (inbox overflow or lost publish) */
+    int64_t lo, hi;                        /* the ring holds seqs [lo, hi] (empty when lo > hi) */
+    size_t subs;                           /* subscribers of the loop */
+    size_t live;                           /* ... of which LIVE */
+    uint64_t sent;                         /* events handed to ops->send */
+    uint64_t store_reads;                  /* store_read_events calls by the catch-up */
+    uint64_t blocked;                      /* sends that returned RPC_AGAIN */
+    uint64_t gaps;                         /* ring restarts (inbox overflow or lost publish) */
+    uint64_t lag_hist[ORDERS_LAG_BUCKETS]; /* delivery lag (orders_loop_stats) */
+    uint64_t lag_count, lag_sum_ms;
 } orders_hub_stats;
 
 void orders__hub_loop_stats(const orders_hub_loop *hl, orders_hub_stats *out);

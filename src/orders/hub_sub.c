@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/alloc.h"
 #include "base/log.h"
@@ -136,10 +137,30 @@ static void go_live(orders_sub *s)
         orders__sub_end(s, RPC_OK, NULL);
 }
 
+const uint64_t orders_lag_bounds_ms[ORDERS_LAG_BUCKETS] = {
+    1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 60000};
+
+/* Counts e's delivery lag (loop thread only: no lock, plain adds). */
+static void observe_lag(orders_hub_stats *st, const store_event *e)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    uint64_t lag = now > e->at ? (uint64_t)(now - e->at) : 0;
+    size_t b = 0;
+    while (b < ORDERS_LAG_BUCKETS && lag > orders_lag_bounds_ms[b])
+        b++;
+    if (b < ORDERS_LAG_BUCKETS)
+        st->lag_hist[b]++;
+    st->lag_count++;
+    st->lag_sum_ms += lag;
+}
+
 /* Hands e to s; pos must already cover e. */
 void orders__sub_emit(orders_sub *s, const store_event *e)
 {
     s->hl->st.sent++;
+    observe_lag(&s->hl->st, e);
     int rc = s->ops->send(s->arg, e);
     if (rc == RPC_AGAIN) {
         OMS_DEBUG("hub: subscriber %p blocked at seq %lld (%s)", (void *)s, (long long)e->seq,

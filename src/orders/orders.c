@@ -491,6 +491,9 @@ void orders_loop_get_stats(orders *o, uv_loop_t *loop, orders_loop_stats *out)
     out->sent = hs.sent;
     out->store_reads = hs.store_reads;
     out->ring_restarts = hs.gaps;
+    memcpy(out->lag_hist, hs.lag_hist, sizeof out->lag_hist);
+    out->lag_count = hs.lag_count;
+    out->lag_sum_ms = hs.lag_sum_ms;
 }
 
 void orders_store_stats(orders *o, store_stats *out)

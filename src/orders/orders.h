@@ -116,11 +116,21 @@ void orders_loop_detach(orders *o, uv_loop_t *loop);
  * metrics and readiness (last_failed). */
 void orders_store_stats(orders *o, store_stats *out);
 
+/* Delivery lag histogram bounds (upper, inclusive), ms: from the event's
+ * store transaction timestamp (store_event.at, wall clock, ms) to the moment
+ * the hub hands it to a stream, so the commit itself is included. */
+#define ORDERS_LAG_BUCKETS 14
+extern const uint64_t orders_lag_bounds_ms[ORDERS_LAG_BUCKETS];
+
 /* What loop's order-event hub holds now (on loop's thread): subscribers,
  * of which live, events handed to streams, store catch-up reads, ring
- * restarts. Zeros when the loop is not attached. */
+ * restarts, and the delivery lag of the events sent (lag_hist[i]: events
+ * with lag <= orders_lag_bounds_ms[i] and above the previous bound; lag_count
+ * all of them, lag_sum_ms their sum). Zeros when the loop is not attached. */
 typedef struct orders_loop_stats {
     uint64_t subscribers, live, sent, store_reads, ring_restarts;
+    uint64_t lag_hist[ORDERS_LAG_BUCKETS];
+    uint64_t lag_count, lag_sum_ms;
 } orders_loop_stats;
 void orders_loop_get_stats(orders *o, uv_loop_t *loop, orders_loop_stats *out);
 

@@ -326,6 +326,12 @@ OMS_EXTERN const char *rpc_call_service(const rpc_call *c);
 OMS_EXTERN const char *rpc_call_method(const rpc_call *c);
 /* The method's shape, RPC_CALL_UNKNOWN when no handler serves it. */
 OMS_EXTERN rpc_call_type rpc_call_get_type(const rpc_call *c);
+/* The shape of a registered method ("/package.Service/Method"), as
+ * rpc_call_get_type() reports it for its calls: RPC_CALL_UNKNOWN if the path
+ * is not registered or no handler serves it. For tables built before any
+ * call (metrics with zero-valued series); not thread-safe against
+ * rpc_server_add_service. */
+OMS_EXTERN rpc_call_type rpc_server_method_type(const rpc_server *srv, const char *path);
 /* Messages and bytes each way so far, the status once the call ended
  * (RPC_UNKNOWN before; its message only on servers with interceptors),
  * duration so far (0 on a server without interceptors: the clock is read

@@ -174,6 +174,16 @@ void rpc_server_each_method(const rpc_server *srv, void (*cb)(const char *path, 
             cb(srv->methods[i].path, arg);
 }
 
+rpc_call_type rpc_server_method_type(const rpc_server *srv, const char *path)
+{
+    if (!path || !srv->cap)
+        return RPC_CALL_UNKNOWN;
+    const rpc_method *m = find_slot(srv->methods, srv->cap, path, strlen(path));
+    if (!m->path || !m->ops)
+        return RPC_CALL_UNKNOWN;
+    return (rpc_call_type)(m->ops->flags & (RPC_CLIENT_STREAMING | RPC_SERVER_STREAMING));
+}
+
 size_t rpc_server_active_calls(const rpc_server *srv)
 {
     return atomic_load(&srv->active_calls);

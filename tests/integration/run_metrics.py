@@ -33,6 +33,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import omsd as h  # noqa: E402
 import orders_it as oi  # noqa: E402
+import orders_it as oi  # noqa: E402
 from omsd import check, eq  # noqa: E402
 
 T = h.RPC_TIMEOUT
@@ -126,6 +127,32 @@ def endpoints(c):
     check(data.startswith(b"HTTP/1.1 400 "), "garbage got %r", data[:60])
 
 
+def zero_series(c):
+    """Right after start, before any call: every registered method has its
+    series at 0 with its real grpc_type (dashboards and absent() alerts see
+    them); no "unknown" row yet."""
+    text, now = scrape(c.port)
+    g = "grpc.testing.TestService"
+    want = {
+        ("EmptyCall", g, "unary"), ("StreamingOutputCall", g, "server_stream"),
+        ("StreamingInputCall", g, "client_stream"), ("FullDuplexCall", g, "bidi_stream"),
+        ("Check", "grpc.health.v1.Health", "unary"), ("Watch", "grpc.health.v1.Health", "server_stream"),
+    }
+    for meth, svc, typ in sorted(want):
+        key = lbl(svc, meth, typ)
+        for name in ("grpc_server_started_total", "grpc_server_msg_received_total",
+                     "grpc_server_msg_sent_total", "grpc_server_handling_seconds_count"):
+            check((name, frozenset(key.items())) in now, "no %s for %s/%s (%s) at start",
+                  name, svc, meth, typ)
+            eq(now[(name, frozenset(key.items()))], 0, "%s %s" % (name, meth))
+        k = frozenset(dict(key, grpc_code="OK").items())
+        eq(now.get(("grpc_server_handled_total", k)), 0, "handled OK %s" % meth)
+    check('grpc_method="unknown"' not in text, "an unknown row before any call")
+    started = [k for k in now if k[0] == "grpc_server_started_total"]
+    check(all(now[k] == 0 for k in started), "a started count above 0 before any call")
+    print("# %d methods with zero series at start" % len(started))
+
+
 def counters(c):
     S, grpc = c.env.stubs, c.env.stubs.grpc
     _, before = scrape(c.port)
@@ -190,6 +217,39 @@ def counters(c):
                  "oms_events_sent_total", "oms_tls_handshakes_total"):
         check(any(k[0] == name for k in after), "%s missing", name)
     eq(val(after, "oms_store_available"), 1, "oms_store_available")
+    c.last_text = text
+
+
+def delivery_lag(c):
+    """An order event handed to a WatchOrders stream is observed in
+    oms_events_delivery_lag_seconds (the hub's stats are sampled each second:
+    polled with a deadline)."""
+    a = oi.Api(c.env.stubs, c.s.channel())
+    try:
+        cust = a.cust.CreateCustomer(a.cpb.CreateCustomerRequest(
+            name="Lag", email="lag-%d@example.com" % os.getpid()), timeout=T).id
+        sku = "SKU-LAG-%d" % os.getpid()
+        a.inv.UpsertProduct(a.ipb.UpsertProductRequest(sku=sku, name="lag", unit_price_cents=1),
+                            timeout=T)
+        a.inv.AdjustStock(a.ipb.AdjustStockRequest(sku=sku, delta=10), timeout=T)
+        oid = a.ord.CreateOrder(a.opb.CreateOrderRequest(
+            customer_id=cust, lines=[a.opb.CreateOrderLine(sku=sku, quantity=1)]), timeout=T).id
+        it = a.ord.WatchOrders(a.opb.WatchOrdersRequest(order_ids=[oid], since_seq=1), timeout=T)
+        ev = next(it)
+        it.cancel()
+        eq(ev.order_id, oid, "the watched order's event")
+    finally:
+        a.close()
+    deadline = time.monotonic() + 10
+    while True:
+        text, now = scrape(c.port)
+        n = val(now, "oms_events_delivery_lag_seconds_count")
+        if n >= 1 or time.monotonic() > deadline:
+            break
+    check(n >= 1, "no delivery lag observed")
+    eq(val(now, "oms_events_delivery_lag_seconds_bucket", le="+Inf"), n, "+Inf bucket = count")
+    s = val(now, "oms_events_delivery_lag_seconds_sum")
+    check(0 <= s < 60 * n, "delivery lag sum %r for %d events", s, n)
     c.last_text = text
 
 
@@ -261,6 +321,49 @@ def tls_transport(env):
     env.suite.stop_server(s)
 
 
+CLOSE_REASONS = ["peer", "idle", "age", "limit", "flood", "protocol_error",
+                 "keepalive_timeout", "drain", "tls_error", "other"]
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def close_reasons(env):
+    """oms_http2_connections_closed_total{reason}: every reason present from
+    the start (0), then exact counts after a peer close and an idle close."""
+    s = env.server(h2c=True, extra_args=["--metrics-listen", "127.0.0.1:0",
+                                         "--max-connection-idle", "1"],
+                   name="metrics-close")
+    port = admin_port(s)
+    _, before = scrape(port)
+    for r in CLOSE_REASONS:
+        check(("oms_http2_connections_closed_total", frozenset({("reason", r)})) in before,
+              "no closed_total series for reason %s at start", r)
+        eq(val(before, "oms_http2_connections_closed_total", reason=r), 0, "closed " + r)
+
+    def wait_closed(reason, want):
+        deadline = time.monotonic() + 10
+        while True:
+            _, now = scrape(port)
+            got = val(now, "oms_http2_connections_closed_total", reason=reason)
+            if got >= want or time.monotonic() > deadline:
+                return now
+
+    # peer: preface and SETTINGS, then the client closes
+    with socket.create_connection(("127.0.0.1", s.port), timeout=T) as sk:
+        sk.sendall(H2_PREFACE)
+    now = wait_closed("peer", 1)
+    got = {r: val(now, "oms_http2_connections_closed_total", reason=r) for r in CLOSE_REASONS}
+    eq(got, dict({r: 0 for r in CLOSE_REASONS}, peer=1), "closed by peer")
+    # idle: the client stays silent; the server's GOAWAY after 1 s closes it
+    with socket.create_connection(("127.0.0.1", s.port), timeout=T) as sk:
+        sk.sendall(H2_PREFACE)
+        while sk.recv(4096):  # until the server closes
+            pass
+    now = wait_closed("idle", 1)
+    got = {r: val(now, "oms_http2_connections_closed_total", reason=r) for r in CLOSE_REASONS}
+    eq(got, dict({r: 0 for r in CLOSE_REASONS}, peer=1, idle=1), "closed by reason")
+    env.suite.stop_server(s)
+
+
 def readyz_drain(env):
     S = env.stubs
     s = env.server(h2c=True, grace=8, extra_args=["--metrics-listen", "127.0.0.1:0"],
@@ -300,7 +403,7 @@ def documented_names(c):
                          for t in p.get("targets", []))
     with open(os.path.join(src, "docs", "OPERATIONS.md")) as f:
         ops = f.read()
-    names = set(re.findall(r"\b((?:grpc_server|oms|process)_[a-z_]+)", exprs + " " + ops))
+    names = set(re.findall(r"\b((?:grpc_server|oms|process)_[a-z0-9_]+)", exprs + " " + ops))
     missing = sorted(n for n in names
                      if n not in fams and re.sub(r"_(bucket|sum|count)$", "", n) not in fams)
     eq(missing, [], "metric names in the dashboard or OPERATIONS.md that /metrics lacks")
@@ -311,14 +414,17 @@ def main():
     args = h.common_args(__doc__.split("\n")[0]).parse_args()
     with h.Env("metrics", args) as env:
         c = Ctx(env)
+        env.suite.run("zero_series", zero_series, c)
         env.suite.run("endpoints", endpoints, c)
         env.suite.run("counters", counters, c)
+        env.suite.run("delivery_lag", delivery_lag, c)
         if hasattr(c, "last_text"):
             env.suite.run("promtool", promtool, c)
             env.suite.run("documented_names", documented_names, c)
         env.suite.stop_server(c.s)
         env.suite.run("split_client", split_client, env)
         env.suite.run("tls_transport", tls_transport, env)
+        env.suite.run("close_reasons", close_reasons, env)
         env.suite.run("readyz_drain", readyz_drain, env)
 
 

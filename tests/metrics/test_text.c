@@ -29,12 +29,14 @@ Test(metrics_text, family_and_samples)
 Test(metrics_text, registry_without_calls)
 {
     oms_metrics *m = oms_metrics_new(2);
-    cr_assert_eq(oms_metrics_add_server_method(m, "/a.B/C"), 0);
-    cr_assert_eq(oms_metrics_add_server_method(m, "/a.B/C"), 0); /* duplicate: ignored */
-    cr_assert_eq(oms_metrics_add_server_method(m, "nope"), -1);
-    cr_assert_eq(oms_metrics_add_server_method(m, "/a.B/C/D"), -1);
+    cr_assert_eq(oms_metrics_add_server_method(m, "/a.B/C", RPC_CALL_UNKNOWN), 0);
+    cr_assert_eq(oms_metrics_add_server_method(m, "/a.B/C", RPC_CALL_UNARY),
+                 0);                                                 /* duplicate: ignored */
+    cr_assert_eq(oms_metrics_add_server_method(m, "/a.B/X", 99), 0); /* bad type: unknown */
+    cr_assert_eq(oms_metrics_add_server_method(m, "nope", RPC_CALL_UNARY), -1);
+    cr_assert_eq(oms_metrics_add_server_method(m, "/a.B/C/D", RPC_CALL_UNARY), -1);
     cr_assert_eq(oms_metrics_start(m), 0);
-    cr_assert_eq(oms_metrics_add_server_method(m, "/a.B/D"), -1); /* too late */
+    cr_assert_eq(oms_metrics_add_server_method(m, "/a.B/D", RPC_CALL_UNARY), -1); /* too late */
     oms_mtext t = {0};
     oms_metrics_render(m, &t);
     cr_assert(!t.failed);
@@ -43,6 +45,38 @@ Test(metrics_text, registry_without_calls)
     cr_assert(strstr(t.buf, "# TYPE grpc_server_handling_seconds histogram\n"));
     cr_assert_null(strstr(t.buf, "grpc_server_started_total{"));
     cr_assert_null(strstr(t.buf, "grpc_client_"), "no client family without client methods");
+    oms_mtext_dispose(&t);
+    oms_metrics_free(m);
+}
+
+Test(metrics_text, typed_methods_start_at_zero)
+{
+    oms_metrics *m = oms_metrics_new(3);
+    cr_assert_eq(oms_metrics_add_server_method(m, "/a.B/U", RPC_CALL_UNARY), 0);
+    cr_assert_eq(oms_metrics_add_server_method(m, "/a.B/S", RPC_CALL_SERVER_STREAMING), 0);
+    cr_assert_eq(oms_metrics_add_server_method(m, "/a.B/N", RPC_CALL_UNKNOWN), 0);
+    cr_assert_eq(oms_metrics_start(m), 0);
+    oms_mtext t = {0};
+    oms_metrics_render(m, &t);
+    cr_assert(!t.failed);
+    const char *want[] = {
+        "grpc_server_started_total{grpc_method=\"U\",grpc_service=\"a.B\",grpc_type=\"unary\"} "
+        "0\n",
+        "grpc_server_started_total{grpc_method=\"S\",grpc_service=\"a.B\",grpc_type=\"server_"
+        "stream\"} 0\n",
+        "grpc_server_handled_total{grpc_method=\"U\",grpc_service=\"a.B\",grpc_type=\"unary\","
+        "grpc_code=\"OK\"} 0\n",
+        "grpc_server_msg_received_total{grpc_method=\"S\",grpc_service=\"a.B\",grpc_type="
+        "\"server_stream\"} 0\n",
+        "grpc_server_msg_sent_total{grpc_method=\"U\",grpc_service=\"a.B\",grpc_type=\"unary\"} "
+        "0\n",
+        "grpc_server_handling_seconds_count{grpc_method=\"U\",grpc_service=\"a.B\",grpc_type="
+        "\"unary\"} 0\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(strstr(t.buf, want[i]), "missing %s in\n%s", want[i], t.buf);
+    cr_assert_null(strstr(t.buf, "grpc_method=\"N\""), "untyped method: once called");
+    cr_assert_null(strstr(t.buf, "grpc_method=\"unknown\""), "unknown row: once called");
     oms_mtext_dispose(&t);
     oms_metrics_free(m);
 }
