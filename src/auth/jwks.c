@@ -72,6 +72,20 @@ out:
     return pkey;
 }
 
+/* b64_member for a member that must decode to exactly 32 bytes (a P-256
+ * coordinate, an Ed25519 key). Returns 0 or -1 with why. */
+static int b64_member32(json_t *o, const char *name, uint8_t *buf, char *why, size_t whylen)
+{
+    long n = b64_member(o, name, buf, why, whylen);
+    if (n < 0)
+        return -1;
+    if (n != 32) {
+        snprintf(why, whylen, "\"%s\" is not 32 bytes", name);
+        return -1;
+    }
+    return 0;
+}
+
 static EVP_PKEY *ec_key(json_t *o, uint8_t *buf, char *why, size_t whylen)
 {
     const char *crv = json_string_value(json_object_get(o, "crv"));
@@ -81,21 +95,11 @@ static EVP_PKEY *ec_key(json_t *o, uint8_t *buf, char *why, size_t whylen)
     }
     uint8_t pub[65];
     pub[0] = 0x04; /* uncompressed point: 04 || x || y */
-    long xl = b64_member(o, "x", buf, why, whylen);
-    if (xl < 0)
+    if (b64_member32(o, "x", buf, why, whylen) != 0)
         return NULL;
-    if (xl != 32) {
-        snprintf(why, whylen, "\"x\" is not 32 bytes");
-        return NULL;
-    }
     memcpy(pub + 1, buf, 32);
-    long yl = b64_member(o, "y", buf, why, whylen);
-    if (yl < 0)
+    if (b64_member32(o, "y", buf, why, whylen) != 0)
         return NULL;
-    if (yl != 32) {
-        snprintf(why, whylen, "\"y\" is not 32 bytes");
-        return NULL;
-    }
     memcpy(pub + 33, buf, 32);
     EVP_PKEY *pkey = NULL;
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
@@ -115,13 +119,8 @@ static EVP_PKEY *okp_key(json_t *o, uint8_t *buf, char *why, size_t whylen)
         snprintf(why, whylen, "OKP curve %s not supported (only Ed25519)", crv ? crv : "missing");
         return NULL;
     }
-    long xl = b64_member(o, "x", buf, why, whylen);
-    if (xl < 0)
+    if (b64_member32(o, "x", buf, why, whylen) != 0)
         return NULL;
-    if (xl != 32) {
-        snprintf(why, whylen, "\"x\" is not 32 bytes");
-        return NULL;
-    }
     EVP_PKEY *pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, buf, 32);
     if (!pkey)
         snprintf(why, whylen, "not a valid Ed25519 public key");
