@@ -72,6 +72,9 @@ static void usage(FILE *f)
         "                         subscribers (default 100)\n"
         "  --duration SECONDS     measured time (default 10)\n"
         "  --warmup SECONDS       load before it, left out of every figure (default 2)\n"
+        "  --count N              end the window after N operations instead of after\n"
+        "                         --duration (closed loop only): a fixed amount of work,\n"
+        "                         like h2load -n, e.g. to count instructions per call\n"
         "  --rate R               open loop: R operations per second (calls, streams or\n"
         "                         round trips), due at fixed intervals; latency runs from\n"
         "                         when each was due, and operations finding all M slots\n"
@@ -196,6 +199,7 @@ static int parse_args(int argc, char **argv, options *o)
         OPT_CONNS,
         OPT_CONC,
         OPT_DURATION,
+        OPT_COUNT,
         OPT_WARMUP,
         OPT_RATE,
         OPT_PAYLOAD,
@@ -224,6 +228,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"connections", required_argument, NULL, OPT_CONNS},
         {"concurrency", required_argument, NULL, OPT_CONC},
         {"duration", required_argument, NULL, OPT_DURATION},
+        {"count", required_argument, NULL, OPT_COUNT},
         {"warmup", required_argument, NULL, OPT_WARMUP},
         {"rate", required_argument, NULL, OPT_RATE},
         {"payload", required_argument, NULL, OPT_PAYLOAD},
@@ -291,6 +296,11 @@ static int parse_args(int argc, char **argv, options *o)
         case OPT_DURATION:
             if (parse_seconds(optarg, 0.001, 86400 * 7, &c->duration_s) != 0)
                 return bad("--duration", "seconds, more than 0", optarg);
+            break;
+        case OPT_COUNT:
+            if (parse_uint(optarg, 1, UINT64_MAX / 2, &v) != 0)
+                return bad("--count", "operations, 1 or more", optarg);
+            c->count = v;
             break;
         case OPT_WARMUP:
             if (parse_seconds(optarg, 0, 86400, &c->warmup_s) != 0)
@@ -381,6 +391,11 @@ static int parse_args(int argc, char **argv, options *o)
     }
     if (!c->cert_file != !c->key_file) {
         fprintf(stderr, "oms-bench: --cert and --key go together\n");
+        return -1;
+    }
+    if (c->count && (c->rate > 0 || c->call == BENCH_ORDER_WATCH)) {
+        fprintf(stderr, "oms-bench: --count is for closed-loop runs (no --rate, not "
+                        "order-watch)\n");
         return -1;
     }
     if (c->call == BENCH_ORDER_WATCH) {

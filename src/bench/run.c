@@ -85,6 +85,7 @@ static void cpu_times(double *user, double *sys)
 /* --- counting ---------------------------------------------------------------- */
 
 static void start_op(bench_slot *s, uint64_t t);
+static void stop_run(bench_engine *r);
 
 /* When the i-th operation of an open-loop run falls due. */
 static uint64_t due_time(const bench_engine *r, uint64_t i)
@@ -122,6 +123,12 @@ void bench__op_done(bench_slot *s, bool reusable)
     if (r->cfg->progress) {
         r->interval.ops++;
         bench_hist_record(&r->interval_hist, ns);
+    }
+    /* --count: the window ends with its N-th operation (what is still in
+     * flight drains, uncounted, as at the end of a timed window) */
+    if (r->measuring && r->cfg->count && r->res->counts.ops >= r->cfg->count) {
+        s->count_end = s->call != NULL; /* its call ends in the window too */
+        stop_run(r);
     }
     if (reusable)
         slot_idle(s);
@@ -358,6 +365,8 @@ static void begin_window(bench_engine *r)
     r->t_measure = uv_hrtime();
     cpu_times(&r->cpu_user0, &r->cpu_sys0);
     r->measuring = true;
+    if (r->cfg->count)
+        return; /* bench__op_done ends it */
     uint64_t ms = (uint64_t)llround(r->cfg->duration_s * 1000);
     uv_timer_start(&r->phase_timer, on_run_end, ms ? ms : 1, 0);
 }
