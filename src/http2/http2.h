@@ -351,6 +351,20 @@ OMS_EXTERN const char *http2_conn_peer(const http2_conn *c);
 OMS_EXTERN http2_stream *http2_conn_request(http2_conn *c, const http2_header *h, size_t n,
                                             const http2_stream_handler *sh, void *data);
 
+/* Flags for http2_conn_request_ex: this header's name / value is borrowed
+ * rather than copied. */
+#define HTTP2_KEEP_NAME  1u
+#define HTTP2_KEEP_VALUE 2u
+
+/* As http2_conn_request, with flags[i] (HTTP2_KEEP_*) for h[i] (flags may be
+ * NULL: everything copied). A kept name or value is not copied: it must stay
+ * valid and unchanged until the connection is gone (after its on_close),
+ * e.g. a string literal or a string the connection's owner keeps, and a
+ * kept name must be lower case. For the headers every request repeats. */
+OMS_EXTERN http2_stream *http2_conn_request_ex(http2_conn *c, const http2_header *h, size_t n,
+                                               const uint8_t *flags, const http2_stream_handler *sh,
+                                               void *data);
+
 /* --- streams ------------------------------------------------------------ */
 
 /* Per-stream pointer for the handler's state. */

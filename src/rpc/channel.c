@@ -509,6 +509,7 @@ static void release(rpc_channel *ch)
 {
     void (*done)(void *) = ch->done;
     void *arg = ch->done_arg;
+    rpc__channel_drop_spares(ch);
     oms_free(ch->subs);
     oms_free(ch->strs);
     oms_free(ch->ics);

@@ -93,7 +93,11 @@ typedef struct rpc_client_ops {
     unsigned flags; /* RPC_CLIENT_STREAMING | RPC_SERVER_STREAMING, as in rpc.h */
     /* Response headers arrived (initial metadata; -bin values decoded). */
     void (*on_headers)(rpc_client_call *c, const rpc_metadata *md);
-    /* A response message, borrowed for the callback. */
+    /* A response message. With RPC_SERVER_STREAMING it is borrowed for the
+     * callback only. Without (a unary response), the first message stays
+     * valid until on_status returns, so it may be kept by pointer and used
+     * there (further messages, a protocol violation, are borrowed). Copy
+     * what must outlive on_status. */
     void (*on_message)(rpc_client_call *c, const ProtobufCMessage *resp);
     /* rpc_client_call_send() may be called again after RPC_AGAIN. */
     void (*on_ready)(rpc_client_call *c);
@@ -160,6 +164,12 @@ OMS_EXTERN void rpc_client_call_cancel(rpc_client_call *c);
  * status is a local one (deadline, cancellation, connection loss). The bytes
  * belong to the call: valid until on_status returns, copy what you keep. */
 OMS_EXTERN const uint8_t *rpc_client_call_status_details(const rpc_client_call *c, size_t *len);
+
+/* Memory that belongs to the call: zeroed, aligned for any type, valid until
+ * on_status returns (it goes with the call). E.g. a stub's per-call state:
+ * rpc_channel_call(..., NULL, ...), then rpc_client_call_alloc() and
+ * rpc_client_call_set_data(). NULL on ENOMEM. */
+OMS_EXTERN void *rpc_client_call_alloc(rpc_client_call *c, size_t n);
 
 OMS_EXTERN void *rpc_client_call_data(const rpc_client_call *c);
 OMS_EXTERN void rpc_client_call_set_data(rpc_client_call *c, void *data);
