@@ -180,6 +180,9 @@ struct http2_conn {
     size_t tls_in_n;
     http2_conn *prev, *next;
     http2_conn *dirty_next;
+    /* the stream of the header block being read, and its id (session.c) */
+    http2_stream *hdr_stream;
+    int32_t hdr_sid;
     uv_write_t wreq;
     uv_buf_t wbuf;          /* bytes of the write in flight */
     http2_bytes out;        /* bytes gathered for the next write */

@@ -40,7 +40,14 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
      * gRPC uses); a client reads response headers and trailers. */
     if (!c->ep->client && frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    http2_stream *s = stream_of(session, frame->hd.stream_id);
+    /* A block's fields come one callback each: the stream found for the
+     * first serves the rest (stream.c forgets it when the stream goes). */
+    http2_stream *s = c->hdr_stream;
+    if (!s || c->hdr_sid != frame->hd.stream_id) {
+        s = stream_of(session, frame->hd.stream_id);
+        c->hdr_stream = s;
+        c->hdr_sid = frame->hd.stream_id;
+    }
     if (!s)
         return 0;
     int rv = http2__stream_add_header(s, name, namelen, value, valuelen);

@@ -110,6 +110,8 @@ void http2__stream_free(http2_stream *s)
         c->streams = s->next;
     if (s->next)
         s->next->prev = s->prev;
+    if (c->hdr_stream == s)
+        c->hdr_stream = NULL;
     if (s->on_writable) {
         http2_stream **pp = &c->writable;
         while (*pp && *pp != s)

@@ -466,19 +466,58 @@ static bool collect_md(rpc_client_call *c, const http2_header *h, size_t n, rpc_
     return true;
 }
 
-static const http2_header *find(const http2_header *h, size_t n, const char *name)
+/* The fields of a response header or trailer block rpc reads, found in
+ * one pass (the first of each), and how many fields are metadata. */
+typedef struct resp_fields {
+    const http2_header *status, *grpc_status, *grpc_message, *encoding, *ctype, *details;
+    size_t custom; /* fields that are not reserved: metadata for the application */
+} resp_fields;
+
+/* Sets *slot to x if it is still empty and x is named lit (a literal). */
+#define FIELD(slot, x, lit)                                                                        \
+    do {                                                                                           \
+        if (!(slot) && memcmp((x)->name, lit, sizeof lit - 1) == 0)                                \
+            (slot) = (x);                                                                          \
+    } while (0)
+
+/* Names arrive lower case (nghttp2 refuses others), so the length picks the
+ * one name to compare. */
+static void classify(const http2_header *h, size_t n, resp_fields *f)
 {
-    size_t len = strlen(name);
-    for (size_t i = 0; i < n; i++)
-        if (h[i].namelen == len && memcmp(h[i].name, name, len) == 0)
-            return &h[i];
-    return NULL;
+    memset(f, 0, sizeof *f);
+    for (size_t i = 0; i < n; i++) {
+        const http2_header *x = &h[i];
+        switch (x->namelen) {
+        case 7:
+            FIELD(f->status, x, ":status");
+            break;
+        case 11:
+            FIELD(f->grpc_status, x, "grpc-status");
+            break;
+        case 12:
+            FIELD(f->grpc_message, x, "grpc-message");
+            FIELD(f->ctype, x, "content-type");
+            break;
+        case 13:
+            FIELD(f->encoding, x, "grpc-encoding");
+            break;
+        case 23:
+            FIELD(f->details, x, "grpc-status-details-bin");
+            break;
+        default:
+            break;
+        }
+        if (x->namelen && x->name[0] != ':' && x != f->ctype &&
+            !(x->namelen >= 5 && memcmp(x->name, "grpc-", 5) == 0) &&
+            !rpc__md_key_reserved(x->name, x->namelen))
+            f->custom++;
+    }
 }
 
 /* Reads grpc-status and grpc-message from a trailer (or Trailers-Only) block. */
-static void read_status(rpc_client_call *c, const http2_header *h, size_t n)
+static void read_status(rpc_client_call *c, const http2_header *h, size_t n, const resp_fields *f)
 {
-    const http2_header *st = find(h, n, "grpc-status");
+    const http2_header *st = f->grpc_status;
     if (!st)
         return;
     int code = 0;
@@ -491,11 +530,14 @@ static void read_status(rpc_client_call *c, const http2_header *h, size_t n)
     }
     c->status_seen = true;
     c->att_code = ok && code <= 16 ? (rpc_status)code : RPC_UNKNOWN;
-    const http2_header *msg = find(h, n, "grpc-message");
+    const http2_header *msg = f->grpc_message;
     oms_free(c->att_message);
     c->att_message = msg ? rpc__percent_decode(msg->value, msg->valuelen, NULL) : NULL;
-    collect_md(c, h, n, &c->trailers, &c->ntrailers);
-    const http2_header *det = find(h, n, "grpc-status-details-bin");
+    c->trailers = NULL;
+    c->ntrailers = 0;
+    if (f->custom)
+        collect_md(c, h, n, &c->trailers, &c->ntrailers);
+    const http2_header *det = f->details;
     c->details = NULL;
     c->details_len = 0;
     if (det) { /* undecodable base64 is dropped, like other -bin metadata */
@@ -513,7 +555,9 @@ static void on_response(http2_stream *s, const http2_header *h, size_t n)
     rpc_client_call *c = http2_stream_data(s);
     if (!c)
         return;
-    const http2_header *status = find(h, n, ":status");
+    resp_fields f;
+    classify(h, n, &f);
+    const http2_header *status = f.status;
     int http = 0;
     for (size_t i = 0; status && i < status->valuelen && i < 3; i++)
         http = http * 10 + (status->value[i] - '0');
@@ -527,10 +571,10 @@ static void on_response(http2_stream *s, const http2_header *h, size_t n)
         finish(c, rpc__status_from_http(http), m);
         return;
     }
-    if (find(h, n, "grpc-status")) {
+    if (f.grpc_status) {
         /* Trailers-Only: the call is not committed (gRFC A6), so an
          * UNAVAILABLE answered this way may still be retried. */
-        read_status(c, h, n);
+        read_status(c, h, n, &f);
         return;
     }
     c->headers_seen = true;
@@ -539,10 +583,10 @@ static void on_response(http2_stream *s, const http2_header *h, size_t n)
         rpc__buf_consume(&c->mem.out, c->out_written);
         c->out_written = 0;
     }
-    const http2_header *enc = find(h, n, "grpc-encoding");
+    const http2_header *enc = f.encoding;
     if (enc)
         c->resp_enc = rpc__encoding_parse(enc->value, enc->valuelen);
-    const http2_header *ct = find(h, n, "content-type");
+    const http2_header *ct = f.ctype;
     if (!ct || ct->valuelen < 16 || strncmp(ct->value, "application/grpc", 16) != 0) {
         http2_stream_reset(s, HTTP2_CANCEL);
         c->stream = NULL;
@@ -553,7 +597,7 @@ static void on_response(http2_stream *s, const http2_header *h, size_t n)
     if (c->ops->on_headers) {
         rpc_metadata md = {NULL, 0};
         rpc_md *items;
-        if (collect_md(c, h, n, &items, &md.count))
+        if (f.custom && collect_md(c, h, n, &items, &md.count))
             md.items = items;
         c->ops->on_headers(c, &md);
     }
@@ -562,8 +606,11 @@ static void on_response(http2_stream *s, const http2_header *h, size_t n)
 static void on_trailers(http2_stream *s, const http2_header *h, size_t n)
 {
     rpc_client_call *c = http2_stream_data(s);
-    if (c)
-        read_status(c, h, n);
+    if (!c)
+        return;
+    resp_fields f;
+    classify(h, n, &f);
+    read_status(c, h, n, &f);
 }
 
 static void protocol_error(rpc_client_call *c, http2_stream *s, rpc_status code, const char *m)
