@@ -64,7 +64,6 @@ fail:
 
 static void release(http2_client *cl)
 {
-    http2__stream_drop_spares(cl);
     http2__ep_dispose(&cl->ep);
     void (*done)(void *) = cl->done_cb;
     void *arg = cl->done_arg;

@@ -26,15 +26,6 @@
 
 int http2__bytes_append(http2_bytes *b, const void *p, size_t n)
 {
-    if (http2__bytes_reserve(b, n) != 0)
-        return -1;
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    return 0;
-}
-
-int http2__bytes_reserve(http2_bytes *b, size_t n)
-{
     if (b->off == b->len)
         b->off = b->len = 0;
     if (b->len + n > b->cap) {
@@ -54,6 +45,8 @@ int http2__bytes_reserve(http2_bytes *b, size_t n)
             b->cap = cap;
         }
     }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
     return 0;
 }
 

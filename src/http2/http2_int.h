@@ -39,8 +39,6 @@ typedef struct http2_bytes {
 } http2_bytes;
 
 int http2__bytes_append(http2_bytes *b, const void *p, size_t n);
-/* Room for n more bytes at b->data + b->len: 0, or -1 out of memory. */
-int http2__bytes_reserve(http2_bytes *b, size_t n);
 void http2__bytes_dispose(http2_bytes *b);
 static inline size_t http2__bytes_size(const http2_bytes *b)
 {
@@ -139,17 +137,10 @@ struct http2_server {
     int port;
 };
 
-/* Client: streams kept for reuse with their header and body buffers (up to
- * this size each), so that a small request allocates nothing in stream.c. */
-#define HTTP2_STREAM_SPARE     32
-#define HTTP2_STREAM_SPARE_BUF 4096
-
 struct http2_client {
     http2_ep ep;
     http2_client_config cfg;
     bool freeing;
-    struct http2_stream *spare; /* freed streams kept for reuse (via next) */
-    unsigned nspare;
     void (*done_cb)(void *);
     void *done_arg;
 };
@@ -382,8 +373,6 @@ void http2__stream_wake_all(http2_conn *c);
 int http2__stream_hold_data(http2_stream *s, const uint8_t *p, size_t n);
 http2_stream *http2__stream_new(http2_conn *c, int32_t id, const http2_stream_handler *h);
 void http2__stream_free(http2_stream *s);
-/* Frees a client's spare streams. */
-void http2__stream_drop_spares(http2_client *cl);
 ssize_t http2__stream_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
                            uint32_t *data_flags, nghttp2_data_source *source, void *user_data);
 /* Gathers one header field: 0, -1 out of memory, or 1 when the list is so

@@ -7,61 +7,10 @@
 #include "base/log.h"
 #include "http2/http2_int.h"
 
-/* A client's spare stream, zeroed but for its (emptied) header and body
- * buffers, or NULL. */
-static http2_stream *spare_stream(http2_conn *c)
-{
-    if (!c->ep->client)
-        return NULL;
-    http2_client *cl = container_of(c->ep, http2_client, ep);
-    http2_stream *s = cl->spare;
-    if (!s)
-        return NULL;
-    cl->spare = s->next;
-    cl->nspare--;
-    http2_bytes hbuf = s->hbuf, outq = s->outq;
-    memset(s, 0, sizeof *s);
-    s->hbuf = (http2_bytes){hbuf.data, 0, 0, hbuf.cap};
-    s->outq = (http2_bytes){outq.data, 0, 0, outq.cap};
-    return s;
-}
-
-/* Client streams go back to the client's spares (with their buffers, if
- * small); true if s was kept. */
-static bool keep_stream(http2_stream *s)
-{
-    http2_conn *c = s->conn;
-    if (!c->ep->client)
-        return false;
-    http2_client *cl = container_of(c->ep, http2_client, ep);
-    if (cl->freeing || cl->nspare >= HTTP2_STREAM_SPARE)
-        return false;
-    if (s->hbuf.cap > HTTP2_STREAM_SPARE_BUF)
-        http2__bytes_dispose(&s->hbuf);
-    if (s->outq.cap > HTTP2_STREAM_SPARE_BUF)
-        http2__bytes_dispose(&s->outq);
-    s->next = cl->spare;
-    cl->spare = s;
-    cl->nspare++;
-    return true;
-}
-
-void http2__stream_drop_spares(http2_client *cl)
-{
-    while (cl->spare) {
-        http2_stream *s = cl->spare;
-        cl->spare = s->next;
-        http2__bytes_dispose(&s->hbuf);
-        http2__bytes_dispose(&s->outq);
-        oms_free(s);
-    }
-    cl->nspare = 0;
-}
-
 http2_stream *http2__stream_new(http2_conn *c, int32_t id, const http2_stream_handler *h)
 {
-    http2_stream *s = spare_stream(c);
-    if (!s && !(s = oms_calloc(1, sizeof *s)))
+    http2_stream *s = oms_calloc(1, sizeof *s);
+    if (!s)
         return NULL;
     s->conn = c;
     s->handler = h;
@@ -135,12 +84,10 @@ void http2__stream_free(http2_stream *s)
     }
     unqueue(c, http2__bytes_size(&s->outq));
     http2__bytes_dispose(&s->inq);
-    oms_free(s->trailers);
-    oms_free(s->held_nv);
-    if (keep_stream(s))
-        return;
     http2__bytes_dispose(&s->hbuf);
     http2__bytes_dispose(&s->outq);
+    oms_free(s->trailers);
+    oms_free(s->held_nv);
     oms_free(s);
 }
 
@@ -165,14 +112,11 @@ int http2__stream_add_header(http2_stream *s, const uint8_t *name, size_t namele
     if (namelen == 14 && memcmp(name, "content-length", 14) == 0)
         s->has_clen = 1;
     uint32_t nl = (uint32_t)namelen, vl = (uint32_t)valuelen;
-    if (http2__bytes_reserve(&s->hbuf, 2 * sizeof nl + namelen + valuelen) != 0)
+    if (http2__bytes_append(&s->hbuf, &nl, sizeof nl) != 0 ||
+        http2__bytes_append(&s->hbuf, name, namelen) != 0 ||
+        http2__bytes_append(&s->hbuf, &vl, sizeof vl) != 0 ||
+        http2__bytes_append(&s->hbuf, value, valuelen) != 0)
         return -1;
-    uint8_t *p = s->hbuf.data + s->hbuf.len;
-    memcpy(p, &nl, sizeof nl);
-    memcpy(p + sizeof nl, name, namelen);
-    memcpy(p + sizeof nl + namelen, &vl, sizeof vl);
-    memcpy(p + 2 * sizeof nl + namelen, value, valuelen);
-    s->hbuf.len += 2 * sizeof nl + namelen + valuelen;
     s->nhdr++;
     return 0;
 }
@@ -208,12 +152,8 @@ static void deliver_headers(http2_stream *s,
     if (h != stackh)
         oms_free(h);
     /* The stream may have closed inside cb (a reset); hbuf is ours until
-     * http2__stream_free either way. A client keeps its buffer for the
-     * trailers (and its spare streams). */
-    if (s->conn->ep->client)
-        s->hbuf.off = s->hbuf.len = 0;
-    else
-        http2__bytes_dispose(&s->hbuf);
+     * http2__stream_free either way. */
+    http2__bytes_dispose(&s->hbuf);
     s->nhdr = 0;
     s->hlist = 0;
 }
