@@ -133,9 +133,9 @@ void rpc__client_call_deliver(rpc_client_call *c)
     if (c->ops->on_status)
         c->ops->on_status(c, c->final_code, c->final_message ? c->final_message : "", &trailers);
     if (c->deadline_on)
-        uv_close((uv_handle_t *)&c->deadline_timer, on_handle_closed);
+        uv_close((uv_handle_t *)&c->mem.deadline_timer, on_handle_closed);
     if (c->timer_on)
-        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+        uv_close((uv_handle_t *)&c->mem.timer, on_handle_closed);
     if (c->handles == 0)
         call_free(c);
 }
@@ -152,9 +152,9 @@ static void finish(rpc_client_call *c, rpc_status code, const char *message)
     c->final_message = message && *message ? oms_strdup(message) : NULL;
     rpc__channel_unwait(c->ch, c);
     if (c->deadline_on)
-        uv_timer_stop(&c->deadline_timer);
+        uv_timer_stop(&c->mem.deadline_timer);
     if (c->timer_on)
-        uv_timer_stop(&c->timer);
+        uv_timer_stop(&c->mem.timer);
     if (c->stream) {
         http2_stream_set_data(c->stream, NULL);
         http2_stream_reset(c->stream, HTTP2_CANCEL);
@@ -421,12 +421,12 @@ static void end_attempt(rpc_client_call *c, rpc_status code, const char *message
     OMS_DEBUG("call %s: attempt %d: %s; retrying in %llu ms", c->path, c->attempts,
               rpc__status_name(code), (unsigned long long)wait);
     if (!c->timer_on) {
-        uv_timer_init(c->ch->loop, &c->timer);
-        c->timer.data = c;
+        uv_timer_init(c->ch->loop, &c->mem.timer);
+        c->mem.timer.data = c;
         c->timer_on = true;
         c->handles++;
     }
-    uv_timer_start(&c->timer, on_retry_timer, wait, 0);
+    uv_timer_start(&c->mem.timer, on_retry_timer, wait, 0);
 }
 
 /* --- responses ------------------------------------------------------------ */
@@ -801,7 +801,11 @@ rpc_client_call *rpc_channel_call(rpc_channel *ch, const char *path,
     c->ch = ch;
     c->ops = ops;
     c->resp_desc = resp;
-    c->check_strings = rpc__desc_has_strings(resp);
+    if (ch->strings_desc != resp) { /* a channel usually calls one method or a few */
+        ch->strings_desc = resp;
+        ch->strings_has = rpc__desc_has_strings(resp);
+    }
+    c->check_strings = ch->strings_has;
     c->keep_resp = !(ops->flags & RPC_SERVER_STREAMING);
     c->data = data;
     c->pathlen = strlen(path);
@@ -833,11 +837,11 @@ rpc_client_call *rpc_channel_call(rpc_channel *ch, const char *path,
         return c;
     }
     if (c->deadline) {
-        uv_timer_init(ch->loop, &c->deadline_timer);
-        c->deadline_timer.data = c;
+        uv_timer_init(ch->loop, &c->mem.deadline_timer);
+        c->mem.deadline_timer.data = c;
         c->deadline_on = true;
         c->handles++;
-        uv_timer_start(&c->deadline_timer, on_deadline, opts->timeout_ms, 0);
+        uv_timer_start(&c->mem.deadline_timer, on_deadline, opts->timeout_ms, 0);
     }
     /* The first attempt starts from the loop, so that the caller can send
      * its first message before anything is written and no callback fires

@@ -59,6 +59,9 @@ struct rpc_channel {
      * user-agent, grpc-accept-encoding; borrowed by the connections */
     http2_header req_h[RPC_REQ_FIXED];
     rpc_client_call *spare; /* freed calls kept for reuse (singly linked) */
+    /* the last response descriptor asked about, and whether it has strings */
+    const ProtobufCMessageDescriptor *strings_desc;
+    bool strings_has;
     unsigned nspare;
     void (*done)(void *);
     void *done_arg;
@@ -69,6 +72,9 @@ struct rpc_channel {
  * call on the channel, so that a small call costs no malloc at all. */
 typedef struct rpc__call_mem {
     rpc_client_call *spare_next; /* ch->spare */
+    /* initialized when used (deadline_on, timer_on), so not zeroed */
+    uv_timer_t deadline_timer; /* set up only with a deadline */
+    uv_timer_t timer;          /* retry backoff; set up on the first retry */
     /* request bytes: everything sent while a retry is possible, then only
      * what is not yet written; its heap buffer is kept with a spare call */
     rpc_buf out;
@@ -137,8 +143,6 @@ struct rpc_client_call {
     bool done; /* on_status delivered or scheduled */
     rpc_status final_code;
     char *final_message;
-    uv_timer_t deadline_timer; /* set up only with a deadline */
-    uv_timer_t timer;          /* retry backoff; set up on the first retry */
     bool deadline_on;
     bool timer_on;
     int handles;  /* timers set up and not yet closed */
