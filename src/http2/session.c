@@ -16,8 +16,14 @@ static http2_stream *stream_of(nghttp2_session *session, int32_t id)
 static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     http2_conn *c = user_data;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* client streams exist from http2_conn_request() on */
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+        /* Client streams exist from http2_conn_request() on: a response or
+         * trailer block's stream is looked up once, here, for on_header (its
+         * hdr_stream serves a client's blocks too). */
+        if (c->ep->client && frame->hd.type == NGHTTP2_HEADERS)
+            c->hdr_stream = stream_of(session, frame->hd.stream_id);
+        return 0;
+    }
     if (c->refusing)
         return 0; /* past a reset flood: nghttp2 keeps parsing, we stop serving */
     http2_stream *s = http2__stream_new(c, frame->hd.stream_id, c->ep->handler);
@@ -25,6 +31,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     http2__count(&c->ep->ctr.streams_opened, 1);
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
+    c->hdr_stream = s; /* on_header's, for this block: no map lookup per field */
     return 0;
 }
 
@@ -40,14 +47,9 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
      * gRPC uses); a client reads response headers and trailers. */
     if (!c->ep->client && frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    /* A block's fields come one callback each: the stream found for the
-     * first serves the rest (stream.c forgets it when the stream goes). */
-    http2_stream *s = c->hdr_stream;
-    if (!s || c->hdr_sid != frame->hd.stream_id) {
-        s = stream_of(session, frame->hd.stream_id);
-        c->hdr_stream = s;
-        c->hdr_sid = frame->hd.stream_id;
-    }
+    http2_stream *s = c->hdr_stream && c->hdr_stream->id == frame->hd.stream_id
+                          ? c->hdr_stream
+                          : stream_of(session, frame->hd.stream_id);
     if (!s)
         return 0;
     int rv = http2__stream_add_header(s, name, namelen, value, valuelen);

@@ -53,14 +53,14 @@ static void unqueue(http2_conn *c, size_t n)
 void http2__stream_free(http2_stream *s)
 {
     http2_conn *c = s->conn;
+    if (c->hdr_stream == s)
+        c->hdr_stream = NULL;
     if (s->prev)
         s->prev->next = s->next;
     else
         c->streams = s->next;
     if (s->next)
         s->next->prev = s->prev;
-    if (c->hdr_stream == s)
-        c->hdr_stream = NULL;
     if (s->on_writable) {
         http2_stream **pp = &c->writable;
         while (*pp && *pp != s)
