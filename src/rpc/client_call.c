@@ -40,7 +40,7 @@ static void call_release(rpc_channel *ch, rpc_client_call *c)
     rpc__arena_dispose(&m->call_arena);
     rpc__arena_dispose(&m->arena);
     rpc__arena_dispose(&m->msg_arena);
-    if (ch->freeing || ch->nspare >= RPC_CALL_SPARE) {
+    if (ch->freeing || ch->nspare + 1 > RPC_CALL_SPARE) {
         rpc__buf_dispose(&m->out);
         oms_free(c);
         return;

@@ -87,8 +87,21 @@ typedef struct rpc__call_mem {
     uint8_t msg_inline[512];
 } rpc__call_mem;
 
-/* Spare calls a channel keeps (and their request buffers up to this size). */
-#define RPC_CALL_SPARE     32
+/* Spare calls a channel keeps (and their request buffers up to this size).
+ * None under AddressSanitizer: a call used after its on_status must still
+ * be reported, not find the next call in its place. */
+#if defined(__SANITIZE_ADDRESS__) /* GCC */
+#define RPC__ASAN 1
+#elif defined(__has_feature) /* clang */
+#if __has_feature(address_sanitizer)
+#define RPC__ASAN 1
+#endif
+#endif
+#ifdef RPC__ASAN
+#define RPC_CALL_SPARE 0
+#else
+#define RPC_CALL_SPARE 32
+#endif
 #define RPC_CALL_SPARE_BUF 4096
 
 struct rpc_client_call {
