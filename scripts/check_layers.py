@@ -59,7 +59,7 @@ PRIVATE_LIBS = {
 
 # What cmake/install.cmake installs: all an example may include from oms.
 INSTALLED = {"base/export.h", "base/log.h", "http2/http2.h", "rpc/rpc.h", "rpc/rpc_client.h",
-             "rpc/health.h", "rpc/reflection.h", "rpc/trace.h"}
+             "rpc/health.h", "rpc/reflection.h", "rpc/trace.h", "metrics/metrics.h"}
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
 
