@@ -3,7 +3,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "app/omsd_admin.h"
+#include "omsd/omsd_admin.h"
 #include "base/alloc.h"
 #include "base/cli.h"
 #include "http1/http1.h"

@@ -24,8 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/services.h"
-#include "app/svc_int.h"
+#include "services/services.h"
+#include "services/svc_int.h"
 #include "grpc/testing/empty.pb-c.h"
 #include "grpc/testing/messages.pb-c.h"
 #include "grpc/testing/test.omsrpc.h"

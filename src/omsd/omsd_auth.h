@@ -13,7 +13,7 @@
 
 #include "auth/jwt.h"
 #include "authn/authn.h"
-#include "app/omsd_authz.h"
+#include "omsd/omsd_authz.h"
 #include "authz/authz.h"
 #include "rpc/rpc.h"
 

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "app/bench_int.h"
+#include "services/orderbench/bench_int.h"
 
 static bool get_str(bench_store *s, const char *key, int32_t *status, char *buf, size_t cap,
                     size_t *len)

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/omsd_authz.h"
+#include "omsd/omsd_authz.h"
 #include "base/log.h"
 
 int omsd_authz_load(omsd_authz *z)

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/omsctl.h"
+#include "omsctl/omsctl.h"
 #include "oms/v1/order.omsrpc.h"
 
 #define MAX_ROW_LINES 1000 /* the server takes 100; past this a row is only counted */

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/bench_int.h"
+#include "services/orderbench/bench_int.h"
 
 /* Most orders serialize into this much stack; larger ones take one malloc. */
 #define PACK_STACK 512

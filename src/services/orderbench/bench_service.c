@@ -6,9 +6,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "app/bench_int.h"
-#include "app/services.h"
-#include "app/svc_int.h"
+#include "services/orderbench/bench_int.h"
+#include "services/services.h"
+#include "services/svc_int.h"
 #include "oms/bench/v1/bench.omsrpc.h"
 
 /* GetOrder copies stored bytes here first; larger orders go to the arena. */

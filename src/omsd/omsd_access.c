@@ -1,5 +1,5 @@
 /* omsd_access.c - the access log (omsd_access.h). */
-#include "app/omsd_access.h"
+#include "omsd/omsd_access.h"
 
 #include <errno.h>
 #include <fcntl.h>

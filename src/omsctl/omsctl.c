@@ -16,7 +16,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "app/omsctl.h"
+#include "omsctl/omsctl.h"
 #include "base/cli.h"
 #include "base/cli_token.h"
 #include "base/log.h"

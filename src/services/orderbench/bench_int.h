@@ -1,5 +1,5 @@
 /* bench_int.h - OrderBench internals: the order map and the order logic of
- * proto/oms/bench/v1/bench.proto, kept free of calls so tests/app can drive
+ * proto/oms/bench/v1/bench.proto, kept free of calls so tests/services can drive
  * them directly (not installed).
  */
 #ifndef OMS_APP_BENCH_INT_H

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "app/omsctl.h"
+#include "omsctl/omsctl.h"
 
 void omsctl_json_str(FILE *f, const char *s)
 {

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/omsctl.h"
+#include "omsctl/omsctl.h"
 #include "grpc/health/v1/health.omsrpc.h"
 #include "oms/v1/order.omsrpc.h"
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/bench_int.h"
+#include "services/orderbench/bench_int.h"
 
 #define CHUNK_BYTES   ((size_t)1 << 20) /* default chunk payload */
 #define INITIAL_SLOTS 1024              /* power of two */

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "app/omsctl.h"
+#include "omsctl/omsctl.h"
 #include "auth/jwt.h"
 
 #define MAX_TTL_S (366LL * 24 * 3600)

@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "app/omsd_metrics.h"
+#include "omsd/omsd_metrics.h"
 
 static void one(oms_mtext *t, const char *name, const char *type, const char *help, double v)
 {

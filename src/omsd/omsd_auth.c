@@ -1,5 +1,5 @@
 /* omsd_auth.c - omsd's auth set-up (omsd_auth.h). */
-#include "app/omsd_auth.h"
+#include "omsd/omsd_auth.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "app/bench_int.h"
+#include "services/orderbench/bench_int.h"
 
 typedef Oms__Bench__V1__LineItem line_item;
 typedef Oms__Bench__V1__CreateOrderRequest create_req;
