@@ -44,6 +44,8 @@ LAYERS = {
     "authz": {"base", "rpc"},
     "authn": {"base", "rpc", "auth", "authz"},
     "metrics": {"base", "rpc"},
+    # protobuf's canonical JSON mapping on protobuf-c descriptors (jansson)
+    "pbjson": {"base"},
     "orders": {"base", "rpc", "store"},
     # grpc.testing.TestService and oms.bench.v1.OrderBench; services/ holds
     # what they share (services.h, svc_int.h).
@@ -68,7 +70,7 @@ PRIVATE_LIBS = {
     "sqlite3.h": {"store"},
     "libpq-fe.h": {"store"},
     "zlib.h": {"rpc"},
-    "jansson.h": {"auth"},
+    "jansson.h": {"auth", "pbjson"},
     "http_parser.h": {"http1"},
 }
 
