@@ -341,6 +341,56 @@ static int apply(const oms_cli_opt *o, const char *arg, void *ctx)
     return rc;
 }
 
+/* The message of a bad value: "--name wants WANT, got 'ARG'". */
+static void bad_value_msg(const oms_cli_opt *o, const char *flag, const char *arg, char *msg,
+                          size_t n)
+{
+    char want[96];
+    if (!o->want)
+        default_want(o, want, sizeof want);
+    snprintf(msg, n, "%s wants %s, got '%s'", flag, o->want ? o->want : want, arg ? arg : "");
+}
+
+int oms_cli_match(const oms_cli_opt *opts, size_t n, int argc, char **argv, int *i, void *ctx,
+                  char *msg, size_t msgsz)
+{
+    const char *a = argv[*i];
+    if (msgsz)
+        msg[0] = '\0';
+    if (a[0] != '-' || a[1] != '-')
+        return 0;
+    for (size_t k = 0; k < n; k++) {
+        const oms_cli_opt *o = &opts[k];
+        if (o->type == OMS_CLI_SECTION || !o->name)
+            continue;
+        size_t l = strlen(o->name);
+        if (strncmp(a + 2, o->name, l) != 0 || (a[2 + l] != '\0' && a[2 + l] != '='))
+            continue;
+        const char *v = NULL;
+        if (!o->arg) {
+            if (a[2 + l] == '=') {
+                snprintf(msg, msgsz, "--%s takes no value", o->name);
+                return -1;
+            }
+        } else if (a[2 + l] == '=') {
+            v = a + 3 + l;
+        } else if (*i + 1 < argc) {
+            v = argv[++*i];
+        } else {
+            snprintf(msg, msgsz, "--%s needs a value", o->name);
+            return -1;
+        }
+        int r = apply(o, v, ctx);
+        if (r == -1) {
+            char flag[80];
+            snprintf(flag, sizeof flag, "--%s", o->name);
+            bad_value_msg(o, flag, v, msg, msgsz);
+        }
+        return r == 0 ? 1 : -1;
+    }
+    return 0;
+}
+
 int oms_cli_parse(const oms_cli_spec *spec, int argc, char **argv, void *ctx, int *first)
 {
     size_t n = spec->nopts;
@@ -388,14 +438,13 @@ int oms_cli_parse(const oms_cli_spec *spec, int argc, char **argv, void *ctx, in
         if (o) {
             int r = apply(o, o->arg ? optarg : NULL, ctx);
             if (r == -1) {
-                char flag[80], want[96];
+                char flag[80], msg[512];
                 if (argv[optind - 1][0] == '-' && argv[optind - 1][1] != '-' && o->short_name)
                     snprintf(flag, sizeof flag, "-%c", o->short_name);
                 else
                     snprintf(flag, sizeof flag, "--%s", o->name);
-                if (!o->want)
-                    default_want(o, want, sizeof want);
-                oms_cli_bad_value(spec->prog, flag, o->want ? o->want : want, optarg ? optarg : "");
+                bad_value_msg(o, flag, optarg, msg, sizeof msg);
+                fprintf(stderr, "%s: %s\n", spec->prog, msg);
             }
             if (r != 0)
                 rc = -1;
@@ -450,12 +499,10 @@ static void help_entry(FILE *f, int col, const char *left, const char *help)
     }
 }
 
-void oms_cli_help(const oms_cli_spec *spec, FILE *f)
+void oms_cli_help_opts(FILE *f, const oms_cli_opt *opts, size_t n, int col)
 {
-    int col = spec->help_col > 0 ? spec->help_col : 25;
-    fputs(spec->usage, f);
-    for (size_t i = 0; i < spec->nopts; i++) {
-        const oms_cli_opt *o = &spec->opts[i];
+    for (size_t i = 0; i < n; i++) {
+        const oms_cli_opt *o = &opts[i];
         if (!o->help)
             continue;
         if (o->type == OMS_CLI_SECTION || !o->name) {
@@ -469,6 +516,13 @@ void oms_cli_help(const oms_cli_spec *spec, FILE *f)
                  o->arg ? o->arg : "");
         help_entry(f, col, left, o->help);
     }
+}
+
+void oms_cli_help(const oms_cli_spec *spec, FILE *f)
+{
+    int col = spec->help_col > 0 ? spec->help_col : 25;
+    fputs(spec->usage, f);
+    oms_cli_help_opts(f, spec->opts, spec->nopts, col);
     help_entry(f, col, "  -h, --help", spec->help_text ? spec->help_text : "show this help");
     help_entry(f, col, "  --version", "print the version and git commit");
     if (spec->epilog)

@@ -143,6 +143,18 @@ typedef struct oms_cli_spec {
  * Uses getopt_long and resets its state (optind) first. */
 int oms_cli_parse(const oms_cli_spec *spec, int argc, char **argv, void *ctx, int *first);
 
+/* For programs whose flags may come anywhere (omsctl: before or after the
+ * command): matches argv[*i] against opts' long names exactly, as "--name",
+ * "--name=VALUE" or "--name VALUE", and applies it. Returns 1 when it
+ * matched (*i then at the last argument used), 0 when argv[*i] is none of
+ * them, -1 on a missing or bad value with the message ("--name needs a
+ * value", "--name wants WANT, got 'ARG'"; a handler's -2: "") in msg. */
+int oms_cli_match(const oms_cli_opt *opts, size_t n, int argc, char **argv, int *i, void *ctx,
+                  char *msg, size_t msgsz);
+
+/* Writes the entries of opts alone (as oms_cli_help does), help at col. */
+void oms_cli_help_opts(FILE *f, const oms_cli_opt *opts, size_t n, int col);
+
 /* Writes spec's usage, one entry per option ("  -h, --name ARG" then the
  * help at help_col, or two spaces after a longer left column; continuation
  * lines at help_col), -h/--help and --version, the epilog and more(). */

@@ -224,3 +224,48 @@ Test(base_cli_opts, help_is_generated_from_the_table)
                           "The end.\n");
     free(buf);
 }
+
+/* oms_cli_match: flags anywhere (omsctl's global flags), exact names only. */
+Test(base_cli_opts, match_one_argument_at_a_time)
+{
+    memset(&C, 0, sizeof C);
+    char *argv[] = {"prog",   "cmd", "--workers", "3",    "--grace=1.5", "--h2c",
+                    "--work", "1",   "--h2c=yes", "--ca", NULL};
+    int argc = 10, i = 1;
+    char msg[128];
+    cr_expect_eq(
+        oms_cli_match(OPTS, sizeof OPTS / sizeof OPTS[0], argc, argv, &i, &C, msg, sizeof msg), 0,
+        "an operand");
+    i = 2;
+    cr_expect_eq(oms_cli_match(OPTS, 10, argc, argv, &i, &C, msg, sizeof msg), 1);
+    cr_expect_eq(i, 3, "at the value used");
+    cr_expect_eq(C.workers, 3);
+    i = 4;
+    cr_expect_eq(oms_cli_match(OPTS, 10, argc, argv, &i, &C, msg, sizeof msg), 1);
+    cr_expect_float_eq(C.grace, 1.5, 1e-9);
+    i = 5;
+    cr_expect_eq(oms_cli_match(OPTS, 10, argc, argv, &i, &C, msg, sizeof msg), 1);
+    cr_expect(C.h2c);
+    i = 6;
+    cr_expect_eq(oms_cli_match(OPTS, 10, argc, argv, &i, &C, msg, sizeof msg), 0,
+                 "no prefixes here: a command's flag may start the same way");
+    i = 8;
+    cr_expect_eq(oms_cli_match(OPTS, 10, argc, argv, &i, &C, msg, sizeof msg), -1);
+    cr_expect_str_eq(msg, "--h2c takes no value");
+    i = 9;
+    cr_expect_eq(oms_cli_match(OPTS, 10, argc, argv, &i, &C, msg, sizeof msg), -1);
+    cr_expect_str_eq(msg, "--ca needs a value");
+}
+
+Test(base_cli_opts, match_bad_value_message)
+{
+    char *argv[] = {"prog", "--workers", "0x5", "--loud", "x", NULL};
+    int i = 1;
+    char msg[128];
+    cr_expect_eq(oms_cli_match(OPTS, 10, 5, argv, &i, &C, msg, sizeof msg), -1);
+    cr_expect_str_eq(msg, "--workers wants 1..64, got '0x5'");
+    i = 3;
+    cr_redirect_stderr();
+    cr_expect_eq(oms_cli_match(OPTS, 10, 5, argv, &i, &C, msg, sizeof msg), -1);
+    cr_expect_str_eq(msg, "", "the handler spoke for itself");
+}
