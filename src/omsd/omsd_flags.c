@@ -167,58 +167,13 @@ static int on_services(const oms_cli_opt *opt, const char *s, void *ctx)
     return 0;
 }
 
-static int on_inventory_target(const oms_cli_opt *opt, const char *arg, void *ctx)
+/* --inventory-target, --customers-target: checked at start, used by the
+ * order service's channels. */
+static int targets_ok(const oms_cli_opt *opt, const char *arg, void *ctx)
 {
     (void)opt;
-    if (oms_cli_targets(arg) < 0)
-        return -1;
-    ((omsd_options *)ctx)->orders.inventory_target = arg;
-    return 0;
-}
-
-static int on_customers_target(const oms_cli_opt *opt, const char *arg, void *ctx)
-{
-    (void)opt;
-    if (oms_cli_targets(arg) < 0)
-        return -1;
-    ((omsd_options *)ctx)->orders.customers_target = arg;
-    return 0;
-}
-
-static int on_peer_h2c(const oms_cli_opt *opt, const char *arg, void *ctx)
-{
-    (void)opt;
-    (void)arg;
-    ((omsd_options *)ctx)->orders.peer_tls = false;
-    return 0;
-}
-
-static int on_no_demo(const oms_cli_opt *opt, const char *arg, void *ctx)
-{
-    (void)opt;
-    (void)arg;
-    ((omsd_options *)ctx)->orders.demo_data = false;
-    return 0;
-}
-
-static int on_event_ring(const oms_cli_opt *opt, const char *arg, void *ctx)
-{
-    (void)opt;
-    uint64_t n;
-    if (oms_cli_u64(arg, 16, 1u << 24, &n) != 0)
-        return -1;
-    ((omsd_options *)ctx)->orders.event_ring = (size_t)n;
-    return 0;
-}
-
-static int on_import_max(const oms_cli_opt *opt, const char *arg, void *ctx)
-{
-    (void)opt;
-    uint64_t n;
-    if (oms_cli_u64(arg, 1, 100000000, &n) != 0)
-        return -1;
-    ((omsd_options *)ctx)->orders.max_import_rows = (size_t)n;
-    return 0;
+    (void)ctx;
+    return oms_cli_targets(arg) < 0 ? -1 : 0;
 }
 
 static int on_retention(const oms_cli_opt *opt, const char *arg, void *ctx)
@@ -277,6 +232,14 @@ static const char epilog[] =
 /* Checks across options, once all are read. */
 static int check(omsd_options *o)
 {
+    if (o->peer_h2c)
+        o->orders.peer_tls = false;
+    if (o->no_demo_data)
+        o->orders.demo_data = false;
+    if (o->event_ring)
+        o->orders.event_ring = (size_t)o->event_ring;
+    if (o->import_max_rows)
+        o->orders.max_import_rows = (size_t)o->import_max_rows;
     if (o->client_auth >= 0 && !o->client_ca) {
         fprintf(stderr, "omsd: --client-auth needs --client-ca FILE (the CA that signs the "
                         "client certificates)\n");
@@ -465,16 +428,18 @@ int omsd_parse_args(int argc, char **argv, omsd_options *o)
          .help = "which of customers,inventory,orders to host, comma-\n"
                  "separated, or all (default all)"},
         {.name = "inventory-target",
-         .type = OMS_CLI_CALL,
+         .type = OMS_CLI_STRING,
          .arg = "ADDR",
-         .fn = on_inventory_target,
+         .dest = &o->orders.inventory_target,
+         .fn = targets_ok,
          .want = "HOST:PORT[,HOST:PORT...]",
          .help = "where the order service calls InventoryService when\n"
                  "this process does not host it (host:port[,host:port])"},
         {.name = "customers-target",
-         .type = OMS_CLI_CALL,
+         .type = OMS_CLI_STRING,
          .arg = "ADDR",
-         .fn = on_customers_target,
+         .dest = &o->orders.customers_target,
+         .fn = targets_ok,
          .want = "HOST:PORT[,HOST:PORT...]",
          .help = "the same for CustomerService"},
         {.name = "peer-ca",
@@ -506,7 +471,7 @@ int omsd_parse_args(int argc, char **argv, omsd_options *o)
                  "(default: the target's host)"},
         {.name = "peer-h2c",
          .type = OMS_CLI_FLAG,
-         .fn = on_peer_h2c,
+         .dest = &o->peer_h2c,
          .help = "call the peers over cleartext HTTP/2"},
         {.name = "peer-timeout",
          .type = OMS_CLI_CALL,
@@ -516,17 +481,19 @@ int omsd_parse_args(int argc, char **argv, omsd_options *o)
          .help = "deadline of a peer call when the incoming call has\n"
                  "none or a longer one (default 5)"},
         {.name = "event-ring",
-         .type = OMS_CLI_CALL,
+         .type = OMS_CLI_U64,
          .arg = "N",
-         .fn = on_event_ring,
-         .want = "16..16777216",
+         .dest = &o->event_ring,
+         .min = 16,
+         .max = 1u << 24,
          .help = "order events each loop keeps for live subscribers;\n"
                  "slower ones catch up from the store (default 65536)"},
         {.name = "import-max-rows",
-         .type = OMS_CLI_CALL,
+         .type = OMS_CLI_U64,
          .arg = "N",
-         .fn = on_import_max,
-         .want = "1..100000000",
+         .dest = &o->import_max_rows,
+         .min = 1,
+         .max = 100000000,
          .help = "rows one ImportOrders call processes; later rows are\n"
                  "counted as skipped in its summary (default 100000)"},
         {.name = "idempotency-retention",
@@ -539,7 +506,7 @@ int omsd_parse_args(int argc, char **argv, omsd_options *o)
                  "24h; 0 = forever); older keys are forgotten"},
         {.name = "no-demo-data",
          .type = OMS_CLI_FLAG,
-         .fn = on_no_demo,
+         .dest = &o->no_demo_data,
          .help = "do not seed an empty store with the demo catalog"},
         {.name = "bench-only",
          .type = OMS_CLI_FLAG,
