@@ -24,8 +24,6 @@
  * channel always advertises gzip in grpc-accept-encoding, without which a
  * server would not compress responses.
  */
-#include <errno.h>
-#include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -905,36 +903,15 @@ static const test_case cases[] = {
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
-static void usage(FILE *f)
+static void list_cases(FILE *f)
 {
-    fprintf(f, "usage: oms-interop-client [options]\n"
-               "\n"
-               "gRPC interop test client (grpc/grpc doc/interop-test-descriptions.md,\n"
-               "non-auth cases) on the oms C client.\n"
-               "\n"
-               "  --server_host HOST           server name or address (default localhost)\n"
-               "  --server_port PORT           (default 50051)\n"
-               "  --use_tls true|false         TLS with ALPN h2, or h2c (default true)\n"
-               "  --ca_file FILE               PEM roots for TLS (default: the system's)\n"
-               "  --cert FILE, --key FILE      client certificate and its key (PEM), for\n"
-               "                               servers that ask for one (both or neither)\n"
-               "  --server_host_override NAME  name for the certificate check, SNI and\n"
-               "                               :authority (default: --server_host)\n"
-               "  --test_case NAME|all         (default all)\n"
-               "  --rpc_timeout_ms MS          deadline of every call but\n"
-               "                               timeout_on_sleeping_server (default 20000)\n"
-               "  --token TOKEN                bearer token on every call (default\n"
-               "                               $OMS_TOKEN; visible in ps)\n"
-               "  --token-file FILE            read the token from FILE\n"
-               "  -h, --help\n"
-               "  --version\n"
-               "\n"
-               "cases:");
+    fprintf(f, "\ncases:");
     for (size_t i = 0; i < NCASES; i++)
         fprintf(f, "%s %s", i % 3 ? "" : "\n ", cases[i].name);
     fprintf(f, "\n\nPrints PASS/FAIL per case and \"N passed, M failed\"; exits 1 on failure.\n");
 }
 
+/* true|1 or false|0 */
 static int parse_bool(const char *s, bool *out)
 {
     if (!strcmp(s, "true") || !strcmp(s, "1")) {
@@ -948,127 +925,133 @@ static int parse_bool(const char *s, bool *out)
     return -1;
 }
 
+static int on_port(const oms_cli_opt *o, const char *arg, void *ctx)
+{
+    (void)o;
+    (void)ctx;
+    uint64_t v;
+    if (oms_cli_u64(arg, 1, 65535, &v) != 0)
+        return -1;
+    opt.port = (int)v;
+    return 0;
+}
+
+static int on_tls(const oms_cli_opt *o, const char *arg, void *ctx)
+{
+    (void)o;
+    (void)ctx;
+    return parse_bool(arg, &opt.tls);
+}
+
+/* grpc's bundled test CA: use --ca_file instead */
+static int on_test_ca(const oms_cli_opt *o, const char *arg, void *ctx)
+{
+    (void)o;
+    (void)ctx;
+    bool b;
+    if (parse_bool(arg, &b) != 0)
+        return -1;
+    if (b && !opt.ca_file)
+        fprintf(stderr, "oms-interop-client: --use_test_ca: give the CA with --ca_file\n");
+    return 0;
+}
+
+static const oms_cli_opt opts[] = {
+    {.name = "server_host",
+     .type = OMS_CLI_STRING,
+     .arg = "HOST",
+     .dest = &opt.host,
+     .help = "server name or address (default localhost)"},
+    {.name = "server_port",
+     .type = OMS_CLI_CALL,
+     .arg = "PORT",
+     .fn = on_port,
+     .want = "1..65535",
+     .help = "(default 50051)"},
+    {.name = "use_tls",
+     .type = OMS_CLI_CALL,
+     .arg = "true|false",
+     .fn = on_tls,
+     .want = "true or false",
+     .help = "TLS with ALPN h2, or h2c (default true)"},
+    {.name = "ca_file",
+     .type = OMS_CLI_STRING,
+     .arg = "FILE",
+     .dest = &opt.ca_file,
+     .help = "PEM roots for TLS (default: the system's)"},
+    {.name = "cert",
+     .type = OMS_CLI_STRING,
+     .arg = "FILE",
+     .dest = &opt.cert_file,
+     .help = "client certificate (PEM), for servers that\n"
+             "ask for one"},
+    {.name = "key",
+     .type = OMS_CLI_STRING,
+     .arg = "FILE",
+     .dest = &opt.key_file,
+     .help = "its private key (PEM; both or neither)"},
+    {.name = "server_host_override",
+     .type = OMS_CLI_STRING,
+     .arg = "NAME",
+     .dest = &opt.host_override,
+     .help = "name for the certificate check, SNI and\n"
+             ":authority (default: --server_host)"},
+    {.name = "test_case",
+     .type = OMS_CLI_STRING,
+     .arg = "NAME|all",
+     .dest = &opt.test_case,
+     .help = "(default all)"},
+    {.name = "rpc_timeout_ms",
+     .type = OMS_CLI_U64,
+     .arg = "MS",
+     .dest = &opt.rpc_timeout_ms,
+     .min = 1,
+     .max = UINT64_MAX,
+     .want = "a positive number",
+     .help = "deadline of every call but\n"
+             "timeout_on_sleeping_server (default 20000)"},
+    {.name = "use_test_ca",
+     .type = OMS_CLI_CALL,
+     .arg = "BOOL",
+     .fn = on_test_ca,
+     .want = "true or false"},
+    {.name = "token",
+     .type = OMS_CLI_STRING,
+     .arg = "TOKEN",
+     .dest = &opt.token,
+     .help = "bearer token on every call (default\n"
+             "$OMS_TOKEN; visible in ps)"},
+    {.name = "token-file",
+     .type = OMS_CLI_STRING,
+     .arg = "FILE",
+     .dest = &opt.token_file,
+     .help = "read the token from FILE"},
+};
+
+static const oms_cli_spec spec = {
+    .prog = "oms-interop-client",
+    .usage = "usage: oms-interop-client [options]\n"
+             "\n"
+             "gRPC interop test client (grpc/grpc doc/interop-test-descriptions.md,\n"
+             "non-auth cases) on the oms C client.\n"
+             "\n",
+    .more = list_cases,
+    .opts = opts,
+    .nopts = sizeof opts / sizeof opts[0],
+    .help_col = 31,
+};
+
+/* 0, 1 after --help/--version (exit 0), -1 on bad usage (exit 2). */
 static int parse_options(int argc, char **argv)
 {
-    enum {
-        O_HOST = 256,
-        O_PORT,
-        O_TLS,
-        O_CA,
-        O_OVERRIDE,
-        O_CASE,
-        O_TIMEOUT,
-        O_TEST_CA,
-        O_TOKEN,
-        O_TOKEN_FILE
-    };
-    enum { O_CERT = 320, O_KEY }; /* mTLS */
-    static const struct option longopts[] = {
-        {"server_host", required_argument, NULL, O_HOST},
-        {"server_port", required_argument, NULL, O_PORT},
-        {"use_tls", required_argument, NULL, O_TLS},
-        {"ca_file", required_argument, NULL, O_CA},
-        {"cert", required_argument, NULL, O_CERT},
-        {"key", required_argument, NULL, O_KEY},
-        {"server_host_override", required_argument, NULL, O_OVERRIDE},
-        {"test_case", required_argument, NULL, O_CASE},
-        {"rpc_timeout_ms", required_argument, NULL, O_TIMEOUT},
-        {"use_test_ca", required_argument, NULL, O_TEST_CA},
-        {"token", required_argument, NULL, O_TOKEN},
-        {"token-file", required_argument, NULL, O_TOKEN_FILE},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     opt = (options){.host = "localhost",
                     .port = 50051,
                     .tls = true,
                     .test_case = "all",
                     .rpc_timeout_ms = 20000};
-    int c;
-    char *end;
-    bool b;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case O_HOST:
-            opt.host = optarg;
-            break;
-        case O_PORT: {
-            errno = 0;
-            long v = strtol(optarg, &end, 10);
-            if (errno || *end || v < 1 || v > 65535) {
-                fprintf(stderr, "oms-interop-client: --server_port wants 1..65535\n");
-                return -1;
-            }
-            opt.port = (int)v;
-            break;
-        }
-        case O_TLS:
-            if (parse_bool(optarg, &opt.tls) != 0) {
-                fprintf(stderr, "oms-interop-client: --use_tls wants true or false\n");
-                return -1;
-            }
-            break;
-        case O_CA:
-            opt.ca_file = optarg;
-            break;
-        case O_CERT:
-            opt.cert_file = optarg;
-            break;
-        case O_KEY:
-            opt.key_file = optarg;
-            break;
-        case O_OVERRIDE:
-            opt.host_override = optarg;
-            break;
-        case O_CASE:
-            opt.test_case = optarg;
-            break;
-        case O_TIMEOUT: {
-            errno = 0;
-            unsigned long long v = strtoull(optarg, &end, 10);
-            if (errno || *end || !*optarg || *optarg == '-' || v == 0) {
-                fprintf(stderr, "oms-interop-client: --rpc_timeout_ms wants a positive number\n");
-                return -1;
-            }
-            opt.rpc_timeout_ms = v;
-            break;
-        }
-        case O_TEST_CA: /* grpc's bundled test CA: use --ca_file instead */
-            if (parse_bool(optarg, &b) != 0) {
-                fprintf(stderr, "oms-interop-client: --use_test_ca wants true or false\n");
-                return -1;
-            }
-            if (b && !opt.ca_file)
-                fprintf(stderr, "oms-interop-client: --use_test_ca: give the CA with "
-                                "--ca_file\n");
-            break;
-        case O_TOKEN:
-            opt.token = optarg;
-            break;
-        case O_TOKEN_FILE:
-            opt.token_file = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            exit(0);
-        case 'V':
-            oms_cli_print_version(stdout, "oms-interop-client");
-            exit(0);
-        case ':':
-            fprintf(stderr, "oms-interop-client: %s needs a value (see --help)\n",
-                    argv[optind - 1]);
-            return -1;
-        default:
-            oms_cli_unknown_getopt("oms-interop-client", argv[optind - 1], longopts);
-            return -1;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "oms-interop-client: unexpected argument '%s' (see --help)\n",
-                argv[optind]);
-        return -1;
-    }
+    int rc = oms_cli_parse(&spec, argc, argv, NULL, NULL);
+    if (rc != 0)
+        return rc;
     if (!opt.cert_file != !opt.key_file) {
         fprintf(stderr, "oms-interop-client: --cert and --key go together\n");
         return -1;
@@ -1093,8 +1076,9 @@ static void on_channel_freed(void *arg)
 
 int main(int argc, char **argv)
 {
-    if (parse_options(argc, argv) != 0)
-        return 2;
+    int prc = parse_options(argc, argv);
+    if (prc != 0)
+        return prc > 0 ? 0 : 2;
     /* A client reports through its own lines: the libraries' info logs
      * (connections, TLS handshakes) stay out, as in oms-bench. */
     oms_log_set_level(OMS_LOG_WARN);

@@ -102,30 +102,7 @@ static const command commands[] = {
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
-static const char global_help[] =
-    "Global flags (before or after the command):\n"
-    "  --target ADDR       server, host:port[,host:port...] (default $OMS_TARGET "
-    "or " OMSCTL_DEFAULT_TARGET ")\n"
-    "  --ca FILE           PEM CA roots for TLS (default $OMS_CA, else " OMSCTL_DEFAULT_CA
-    " in the\n"
-    "                      working directory, else ../" OMSCTL_DEFAULT_CA " next to the\n"
-    "                      omsctl binary, else " OMS_DEFAULT_CA_FILE " if it exists,\n"
-    "                      else the system's roots)\n"
-    "  --cert FILE         client certificate (PEM) for servers that ask for one\n"
-    "  --key FILE          its private key (both or neither); before the command\n"
-    "                      only (after it, create's --key is the idempotency key)\n"
-    "  --h2c               plaintext HTTP/2 instead of TLS\n"
-    "  --server-name NAME  TLS server name (SNI and certificate check; default: the host)\n"
-    "  --token TOKEN       bearer token: every call carries 'authorization: Bearer\n"
-    "                      TOKEN' (default $OMS_TOKEN; visible in ps: prefer\n"
-    "                      --token-file or $OMS_TOKEN)\n"
-    "  --token-file FILE   read the token from FILE (surrounding whitespace ignored)\n"
-    "  --timeout SEC       deadline per call, default 10 (0: none); import has none\n"
-    "                      unless it is given; for watch and track it is how long to\n"
-    "                      run before exiting 0\n"
-    "  --json              JSON output: one object per result, or per line for streams\n"
-    "  -h, --help          this help; COMMAND --help: that command's\n"
-    "  --version           print the version and git commit\n"
+static const char global_help_tail[] =
     "\n"
     "Output: aligned columns, money in dollars (12.34), times in UTC. Errors go to\n"
     "stderr as \"omsctl: CODE: message\", with the server's error details indented\n"
@@ -139,6 +116,113 @@ static const char global_help[] =
     "  4  request rejected: INVALID_ARGUMENT, FAILED_PRECONDITION, ALREADY_EXISTS,\n"
     "     ABORTED, OUT_OF_RANGE (and import rows that failed)\n"
     "  5  any other server error (INTERNAL, UNIMPLEMENTED, PERMISSION_DENIED, ...)\n";
+
+/* The global flags: a table (base/cli.h) that matches them and writes their
+ * help. The client key comes first: before the command only (after it,
+ * create's --key is the idempotency key). */
+static int on_target(const oms_cli_opt *o, const char *arg, void *ctx)
+{
+    (void)o;
+    if (oms_cli_targets(arg) < 0)
+        return -1;
+    ((omsctl *)ctx)->target = arg;
+    return 0;
+}
+
+static int on_timeout(const oms_cli_opt *o, const char *arg, void *ctx)
+{
+    (void)o;
+    (void)arg;
+    ((omsctl *)ctx)->timeout_set = true;
+    return 0;
+}
+
+#define NGLOBAL_OPTS 11
+
+/* Fills t with the global flags storing into ctl; returns their number. */
+static size_t global_opts(omsctl *ctl, oms_cli_opt t[NGLOBAL_OPTS])
+{
+    const oms_cli_opt opts[NGLOBAL_OPTS] = {
+        {.name = "key",
+         .type = OMS_CLI_STRING,
+         .arg = "FILE",
+         .dest = &ctl->key_file,
+         .help = "its private key (both or neither); before the command\n"
+                 "only (after it, create's --key is the idempotency key)"},
+        {.name = "target",
+         .type = OMS_CLI_CALL,
+         .arg = "ADDR",
+         .fn = on_target,
+         .want = "host:port[,host:port...] (IPv6 as [::1]:port)",
+         .help =
+             "server, host:port[,host:port...] (default $OMS_TARGET or " OMSCTL_DEFAULT_TARGET ")"},
+        {.name = "ca",
+         .type = OMS_CLI_STRING,
+         .arg = "FILE",
+         .dest = &ctl->ca_file,
+         .help = "PEM CA roots for TLS (default $OMS_CA, else " OMSCTL_DEFAULT_CA " in the\n"
+                 "working directory, else ../" OMSCTL_DEFAULT_CA " next to the\n"
+                 "omsctl binary, else " OMS_DEFAULT_CA_FILE " if it exists,\n"
+                 "else the system's roots)"},
+        {.name = "cert",
+         .type = OMS_CLI_STRING,
+         .arg = "FILE",
+         .dest = &ctl->cert_file,
+         .help = "client certificate (PEM) for servers that ask for one"},
+        {.name = "h2c",
+         .type = OMS_CLI_FLAG,
+         .dest = &ctl->h2c,
+         .help = "plaintext HTTP/2 instead of TLS"},
+        {.name = "server-name",
+         .type = OMS_CLI_STRING,
+         .arg = "NAME",
+         .dest = &ctl->server_name,
+         .help = "TLS server name (SNI and certificate check; default: the host)"},
+        {.name = "token",
+         .type = OMS_CLI_STRING,
+         .arg = "TOKEN",
+         .dest = &ctl->token,
+         .help = "bearer token: every call carries 'authorization: Bearer\n"
+                 "TOKEN' (default $OMS_TOKEN; visible in ps: prefer\n"
+                 "--token-file or $OMS_TOKEN)"},
+        {.name = "token-file",
+         .type = OMS_CLI_STRING,
+         .arg = "FILE",
+         .dest = &ctl->token_file,
+         .help = "read the token from FILE (surrounding whitespace ignored)"},
+        {.name = "timeout",
+         .type = OMS_CLI_DOUBLE,
+         .arg = "SEC",
+         .dest = &ctl->timeout_s,
+         .fmax = 1e6,
+         .fn = on_timeout,
+         .want = "seconds >= 0",
+         .help = "deadline per call, default 10 (0: none); import has none\n"
+                 "unless it is given; for watch and track it is how long to\n"
+                 "run before exiting 0"},
+        {.name = "json",
+         .type = OMS_CLI_FLAG,
+         .dest = &ctl->json,
+         .help = "JSON output: one object per result, or per line for streams"},
+        {.name = "version", .type = OMS_CLI_FLAG, .help = "print the version and git commit"},
+    };
+    memcpy(t, opts, sizeof opts);
+    return NGLOBAL_OPTS;
+}
+
+static void print_global_help(FILE *f)
+{
+    omsctl dummy;
+    oms_cli_opt t[NGLOBAL_OPTS];
+    size_t n = global_opts(&dummy, t);
+    fprintf(f, "Global flags (before or after the command):\n");
+    oms_cli_help_opts(f, t + 1, 3, 22); /* --target, --ca, --cert */
+    oms_cli_help_opts(f, t, 1, 22);     /* --key */
+    oms_cli_help_opts(f, t + 4, n - 5, 22);
+    fprintf(f, "  -h, --help          this help; COMMAND --help: that command's\n");
+    oms_cli_help_opts(f, t + n - 1, 1, 22);
+    fputs(global_help_tail, f);
+}
 
 static const command *find_command(const char *name)
 {
@@ -165,7 +249,8 @@ void omsctl_usage(FILE *f, const char *cmd)
     if (c) {
         fprintf(f, "Usage:\n");
         print_synopsis(f, c->synopsis);
-        fprintf(f, "\n%s\n\n%s", c->help, global_help);
+        fprintf(f, "\n%s\n\n", c->help);
+        print_global_help(f);
         return;
     }
     fprintf(f, "omsctl - command-line client of the oms order-management system\n\nUsage:\n");
@@ -182,7 +267,8 @@ void omsctl_usage(FILE *f, const char *cmd)
             h += n + (nl ? 1 : 0);
         }
     }
-    fprintf(f, "\n%s", global_help);
+    fprintf(f, "\n");
+    print_global_help(f);
 }
 
 int omsctl_usage_error(const char *cmd, const char *fmt, ...)
@@ -314,85 +400,39 @@ int omsctl_parse_args(const char *cmd, int argc, char **argv, int first, const c
     return 0;
 }
 
-static const char *const global_flags[] = {"--target", "--ca",         "--server-name", "--timeout",
-                                           "--token",  "--token-file", "--h2c",         "--json",
-                                           "--help",   "--version",    "--cert",        "--key"};
-#define NGLOBAL (sizeof global_flags / sizeof global_flags[0])
-
 int omsctl_unknown_option(const char *cmd, const char *arg, const char *const *names, size_t n)
 {
     const char *cands[64];
+    char globals[NGLOBAL_OPTS + 1][24];
     size_t k = 0;
     for (size_t i = 0; i < n && k < 64; i++)
         cands[k++] = names[i];
-    for (size_t i = 0; i < NGLOBAL && k < 64; i++)
-        cands[k++] = global_flags[i];
+    omsctl dummy;
+    oms_cli_opt t[NGLOBAL_OPTS];
+    size_t ng = global_opts(&dummy, t);
+    for (size_t i = 0; i < ng && k < 64; i++) {
+        snprintf(globals[i], sizeof globals[i], "--%s", t[i].name);
+        cands[k++] = globals[i];
+    }
+    snprintf(globals[ng], sizeof globals[ng], "--help");
+    if (k < 64)
+        cands[k++] = globals[ng];
     char help[64];
     snprintf(help, sizeof help, "omsctl %s%s--help", cmd ? cmd : "", cmd ? " " : "");
     oms_cli_unknown("omsctl", arg, cands, k, help);
     return OMSCTL_EXIT_USAGE;
 }
 
-bool omsctl_global_flag(omsctl *ctl, int argc, char **argv, int *i, int *rc)
+bool omsctl_global_flag(omsctl *ctl, int argc, char **argv, int *i, bool before_command, int *rc)
 {
-    const char *v = NULL;
-    bool missing;
-    *rc = 0;
-    if (strcmp(argv[*i], "--h2c") == 0) {
-        ctl->h2c = true;
-        return true;
-    }
-    if (strcmp(argv[*i], "--json") == 0) {
-        ctl->json = true;
-        return true;
-    }
-    const char *names[] = {"--target", "--ca",         "--server-name", "--timeout",
-                           "--token",  "--token-file", "--cert"};
-    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
-        if (!omsctl_opt(argc, argv, i, names[k], &v, &missing))
-            continue;
-        if (missing) {
-            *rc = omsctl_usage_error(NULL, "%s needs a value", names[k]);
-            return true;
-        }
-        switch (k) {
-        case 0:
-            if (!*v) {
-                *rc = omsctl_usage_error(NULL, "--target is empty");
-                return true;
-            }
-            ctl->target = v;
-            break;
-        case 1:
-            ctl->ca_file = v;
-            break;
-        case 2:
-            ctl->server_name = v;
-            break;
-        case 4:
-            ctl->token = v;
-            break;
-        case 5:
-            ctl->token_file = v;
-            break;
-        case 6:
-            ctl->cert_file = v;
-            break;
-        default: {
-            char *end;
-            errno = 0;
-            double t = strtod(v, &end);
-            if (errno || *end || end == v || !(t >= 0) || t > 1e6) {
-                *rc = omsctl_usage_error(NULL, "--timeout wants seconds >= 0, not '%s'", v);
-                return true;
-            }
-            ctl->timeout_s = t;
-            ctl->timeout_set = true;
-        }
-        }
-        return true;
-    }
-    return false;
+    oms_cli_opt t[NGLOBAL_OPTS];
+    size_t n = global_opts(ctl, t) - 1; /* --version: main's */
+    char msg[512];
+    /* the client key only before the command */
+    int m = before_command ? oms_cli_match(t, n, argc, argv, i, ctl, msg, sizeof msg)
+                           : oms_cli_match(t + 1, n - 1, argc, argv, i, ctl, msg, sizeof msg);
+    *rc = m < 0 ? omsctl_usage_error(NULL, "%s", msg) : 0;
+    return m != 0;
 }
 
 int omsctl_connect(omsctl *ctl)
@@ -533,15 +573,7 @@ int main(int argc, char **argv)
             free(cargv);
             oms_cli_print_version(stdout, "omsctl");
             return OMSCTL_EXIT_OK;
-        } else if (cargc == 0 && strncmp(argv[i], "--key", 5) == 0 &&
-                   (argv[i][5] == '\0' || argv[i][5] == '=')) {
-            /* the client key: before the command only (create has a --key) */
-            bool missing = false;
-            if (!omsctl_opt(argc, argv, &i, "--key", &ctl.key_file, &missing) || missing) {
-                free(cargv);
-                return omsctl_usage_error(NULL, "--key needs a value");
-            }
-        } else if (omsctl_global_flag(&ctl, argc, argv, &i, &rc)) {
+        } else if (omsctl_global_flag(&ctl, argc, argv, &i, cargc == 0, &rc)) {
             if (rc) {
                 free(cargv);
                 return rc;

@@ -95,9 +95,10 @@ int omsctl_usage_error(const char *cmd, const char *fmt, ...) __attribute__((for
 /* Prints the usage of cmd (NULL: everything) to f. */
 void omsctl_usage(FILE *f, const char *cmd);
 
-/* Whether argv[i] is a global flag; if so, applies it (consuming its value,
- * advancing *i) and sets *rc to 0, or to an exit code on a bad value. */
-bool omsctl_global_flag(omsctl *ctl, int argc, char **argv, int *i, int *rc);
+/* Whether argv[i] is a global flag (the client's --key only before_command);
+ * if so, applies it (consuming its value, advancing *i) and sets *rc to 0, or
+ * to an exit code on a missing or bad value. */
+bool omsctl_global_flag(omsctl *ctl, int argc, char **argv, int *i, bool before_command, int *rc);
 /* Matches "--name VALUE" or "--name=VALUE" at argv[*i]; advances *i past the
  * value. *missing is set when the value is absent. */
 bool omsctl_opt(int argc, char **argv, int *i, const char *name, const char **val, bool *missing);
