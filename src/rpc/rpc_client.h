@@ -145,7 +145,9 @@ OMS_EXTERN int rpc_client_call_send_ex(rpc_client_call *c, const ProtobufCMessag
 /* Inside on_message: whether that response message arrived compressed. */
 OMS_EXTERN bool rpc_client_call_last_compressed(const rpc_client_call *c);
 
-/* Half-closes: no more request messages. */
+/* Half-closes: no more request messages (END_STREAM follows the messages
+ * already queued). Returns 0, or RPC_ECANCELLED if the call is over or was
+ * half-closed before (a harmless no-op then). Never calls back from inside. */
 OMS_EXTERN int rpc_client_call_close_send(rpc_client_call *c);
 
 /* Cancels: RST_STREAM(CANCEL) to the server, on_status(CANCELLED) follows
