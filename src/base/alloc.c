@@ -42,6 +42,11 @@ void *oms_realloc(void *p, size_t n)
     return should_fail() ? NULL : realloc(p, n);
 }
 
+bool oms_alloc_check(void)
+{
+    return !should_fail();
+}
+
 void oms_free(void *p)
 {
     free(p);

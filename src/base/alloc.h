@@ -23,6 +23,10 @@ void *oms_malloc(size_t n);
 void *oms_calloc(size_t n, size_t size);
 void *oms_realloc(void *p, size_t n);
 void oms_free(void *p);
+/* For allocators of their own (http2's page pool): counts one allocation
+ * as the functions above do; false when the armed failure says this one
+ * must fail. */
+bool oms_alloc_check(void);
 /* Returns NULL on ENOMEM. */
 char *oms_strdup(const char *s);
 char *oms_strndup(const char *s, size_t n);

@@ -9,7 +9,8 @@
  * 16 KiB) rather than one record per frame. Only one write is in flight per
  * connection; while it is and nghttp2 still has output, the connection stops
  * reading, so a peer that does not read cannot make us buffer without bound.
- * A connection with nothing to send and no stream gives its buffers back.
+ * A connection with nothing to send and no stream gives its buffers back,
+ * and nghttp2's big blocks a little later (mem.c).
  */
 #include <malloc.h>
 #include <netinet/in.h>
@@ -202,6 +203,7 @@ static void on_closed(uv_handle_t *h)
     }
     if (c->handler && c->handler->on_close)
         c->handler->on_close(c, c->reason[0] ? c->reason : "connection closed");
+    http2__idle_leave(c);
     if (c->session)
         nghttp2_session_del(c->session);
     if (c->ssl)
@@ -496,6 +498,7 @@ static void release_idle(http2_conn *c)
     c->wbuf = uv_buf_init(NULL, 0);
     if (c->ssl)
         (void)SSL_free_buffers(c->ssl);
+    http2__idle_enter(c); /* and nghttp2's pages a little later (mem.c) */
 }
 
 void http2__conn_flush(http2_conn *c)
@@ -548,6 +551,7 @@ void http2__conn_flush(http2_conn *c)
         }
         http2__count(&c->ep->ctr.bytes_out, n);
         c->writing = 1;
+        c->trimmed = 0; /* nghttp2's frame buffer is in use again */
         return;
     }
     if (c->close_after_write || (c->session && !nghttp2_session_want_read(c->session) &&

@@ -20,6 +20,7 @@ http2_stream *http2__stream_new(http2_conn *c, int32_t id, const http2_stream_ha
         c->streams->prev = s;
     c->streams = s;
     c->nstreams++;
+    http2__idle_leave(c);
     return s;
 }
 
