@@ -25,8 +25,10 @@
 
 /* --- byte buffers ------------------------------------------------------- */
 
-int http2__bytes_append(http2_bytes *b, const void *p, size_t n)
+uint8_t *http2__bytes_extend(http2_bytes *b, size_t n)
 {
+    if (n == 0 && !b->data)
+        return NULL; /* nothing to point at; callers ask for n > 0 */
     if (b->off == b->len)
         b->off = b->len = 0;
     if (b->len + n > b->cap) {
@@ -41,13 +43,24 @@ int http2__bytes_append(http2_bytes *b, const void *p, size_t n)
                 cap *= 2;
             uint8_t *d = oms_realloc(b->data, cap);
             if (!d)
-                return -1;
+                return NULL;
             b->data = d;
             b->cap = cap;
         }
     }
-    memcpy(b->data + b->len, p, n);
+    uint8_t *at = b->data + b->len;
     b->len += n;
+    return at;
+}
+
+int http2__bytes_append(http2_bytes *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    uint8_t *at = http2__bytes_extend(b, n);
+    if (!at)
+        return -1;
+    memcpy(at, p, n);
     return 0;
 }
 

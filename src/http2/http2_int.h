@@ -59,6 +59,9 @@ typedef struct http2_bytes {
 } http2_bytes;
 
 int http2__bytes_append(http2_bytes *b, const void *p, size_t n);
+/* Makes room for n (> 0) more bytes and counts them in: returns where they
+ * go (the caller writes them), NULL on ENOMEM. */
+uint8_t *http2__bytes_extend(http2_bytes *b, size_t n);
 void http2__bytes_dispose(http2_bytes *b);
 static inline size_t http2__bytes_size(const http2_bytes *b)
 {
