@@ -159,6 +159,64 @@ static void *paged_alloc(http2_conn *c, size_t n, bool counted, bool scratch, ht
     return p;
 }
 
+/* --- small blocks ---------------------------------------------------------
+ *
+ * nghttp2 makes and frees about eight blocks of 32-256 bytes per request
+ * (streams, outbound items, header copies). A connection's twenty streams
+ * ending in one flush free more of a size than glibc's tcache keeps (7), and
+ * the rest go through malloc's slow paths; per-thread free lists by size
+ * class (base/alloc.h) keep them. Every heap block carries a header with its
+ * class (0: a plain malloc block of any size), since nghttp2's free does not
+ * say how big a block is. */
+
+#define HDR           16 /* keeps malloc's 16-byte alignment */
+#define GRAIN         32
+#define SMALL_CLASSES 8 /* up to 256 bytes */
+
+static _Thread_local oms_freelist small_fl[SMALL_CLASSES] = {
+    OMS_FREELIST_INIT(HDR + 1 * GRAIN), OMS_FREELIST_INIT(HDR + 2 * GRAIN),
+    OMS_FREELIST_INIT(HDR + 3 * GRAIN), OMS_FREELIST_INIT(HDR + 4 * GRAIN),
+    OMS_FREELIST_INIT(HDR + 5 * GRAIN), OMS_FREELIST_INIT(HDR + 6 * GRAIN),
+    OMS_FREELIST_INIT(HDR + 7 * GRAIN), OMS_FREELIST_INIT(HDR + 8 * GRAIN),
+};
+
+static size_t block_class(const void *p)
+{
+    size_t k;
+    memcpy(&k, (const uint8_t *)p - HDR, sizeof k);
+    return k;
+}
+
+static void *with_header(uint8_t *b, size_t k)
+{
+    if (!b)
+        return NULL;
+    memcpy(b, &k, sizeof k);
+    return b + HDR;
+}
+
+/* A heap block of n bytes; counted: through fault injection. */
+static void *heap_get(size_t n, bool counted)
+{
+    if (counted && n <= SMALL_CLASSES * GRAIN) {
+        size_t k = n ? (n + GRAIN - 1) / GRAIN : 1;
+        return with_header(oms_freelist_get(&small_fl[k - 1]), k);
+    }
+    if (n > SIZE_MAX - HDR)
+        return NULL;
+    return with_header(counted ? oms_malloc(HDR + n) : malloc(HDR + n), 0);
+}
+
+static void heap_put(void *p)
+{
+    size_t k = block_class(p);
+    uint8_t *b = (uint8_t *)p - HDR;
+    if (k)
+        oms_freelist_put(&small_fl[k - 1], b);
+    else
+        oms_free(b);
+}
+
 static void *mem_malloc(size_t n, void *ud)
 {
     http2_conn *c = ud;
@@ -168,14 +226,16 @@ static void *mem_malloc(size_t n, void *ud)
         if (p || slot)
             return p;
     }
-    return oms_malloc(n);
+    return heap_get(n, true);
 }
 
 static void mem_free(void *p, void *ud)
 {
+    if (!p)
+        return;
     http2_paged *slot = find_paged(ud, p);
     if (!slot) {
-        oms_free(p);
+        heap_put(p);
         return;
     }
     pages_put(p, slot->n);
@@ -185,13 +245,16 @@ static void mem_free(void *p, void *ud)
 static void *mem_calloc(size_t n, size_t size, void *ud)
 {
     http2_conn *c = ud;
-    if (size && n <= SIZE_MAX / size && n * size >= HTTP2_PAGED_MIN) {
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    if (n * size >= HTTP2_PAGED_MIN) {
         http2_paged *slot;
         void *p = paged_alloc(c, n * size, true, false, &slot);
         if (p || slot)
             return p; /* the pool's pages are zero */
     }
-    return oms_calloc(n, size);
+    void *p = heap_get(n * size, true);
+    return p ? memset(p, 0, n * size) : NULL;
 }
 
 /* Not failed on purpose: nghttp2 1.52 (Debian 12) reallocs only to grow its
@@ -206,20 +269,27 @@ static void *mem_calloc(size_t n, size_t size, void *ud)
 static void *mem_realloc(void *p, size_t n, void *ud)
 {
     http2_conn *c = ud;
-    http2_paged *old = find_paged(c, p);
-    if (!old && (p || n < HTTP2_PAGED_MIN))
-        return realloc(p, n); /* a heap block stays one (its size is unknown here) */
+    http2_paged *old = p ? find_paged(c, p) : NULL;
+    if (p && !old && block_class(p) == 0) { /* a plain heap block stays one */
+        if (n > SIZE_MAX - HDR)
+            return NULL;
+        return with_header(realloc((uint8_t *)p - HDR, HDR + n), 0);
+    }
     http2_paged *slot = NULL;
     void *q =
         n >= HTTP2_PAGED_MIN ? paged_alloc(c, n, false, !p && n == FRAMEBUF_LEN, &slot) : NULL;
     if (!q && !slot)
-        q = malloc(n ? n : 1);
+        q = heap_get(n, false);
     if (!q)
         return NULL;
     if (old) {
         memcpy(q, p, old->n < n ? old->n : n);
         pages_put(p, old->n);
         old->p = NULL;
+    } else if (p) { /* a small block: its class says how much it can hold */
+        size_t have = block_class(p) * GRAIN;
+        memcpy(q, p, have < n ? have : n);
+        heap_put(p);
     }
     return q;
 }

@@ -183,3 +183,55 @@ Test(http2_mem, slots_small_blocks_and_failures)
         cr_expect_null(c->paged[i].p);
     free(c);
 }
+
+/* Heap blocks: small ones from the free lists, plain ones beyond; realloc
+ * keeps the bytes across every kind (small, plain, paged). */
+Test(http2_mem, heap_blocks_keep_their_bytes_through_realloc)
+{
+    http2_conn *c = calloc(1, sizeof *c);
+    nghttp2_mem m;
+    http2__mem_init(&m, c);
+    uint8_t *b[40];
+    for (int i = 0; i < 40; i++) { /* every class, and past them */
+        size_t n = (size_t)i * 20 + 1;
+        b[i] = m.malloc(n, c);
+        cr_assert_not_null(b[i]);
+        cr_expect_eq((uintptr_t)b[i] % 16, 0);
+        memset(b[i], i + 1, n);
+    }
+    for (int i = 0; i < 40; i++) {
+        size_t n = (size_t)i * 20 + 1;
+        for (size_t k = 0; k < n; k++)
+            cr_assert_eq(b[i][k], i + 1, "block %d byte %zu", i, k);
+        m.free(b[i], c);
+    }
+    uint8_t *p = m.calloc(3, 10, c);
+    cr_assert_not_null(p);
+    for (int k = 0; k < 30; k++)
+        cr_assert_eq(p[k], 0);
+    memset(p, 7, 30);
+    p = m.realloc(p, 200, c); /* small to small */
+    cr_assert_not_null(p);
+    p = m.realloc(p, 1000, c); /* small to plain */
+    cr_assert_not_null(p);
+    p = m.realloc(p, 3000, c); /* plain to plain */
+    cr_assert_not_null(p);
+    p = m.realloc(p, 9000, c); /* plain stays plain */
+    cr_assert_not_null(p);
+    for (int k = 0; k < 30; k++)
+        cr_assert_eq(p[k], 7, "byte %d", k);
+    m.free(p, c);
+    uint8_t *q = m.malloc(64, c);
+    memset(q, 9, 64);
+    q = m.realloc(q, 2 * HTTP2_PAGE, c); /* small to paged */
+    cr_assert_not_null(q);
+    cr_expect_eq((uintptr_t)q % HTTP2_PAGE, 0);
+    for (int k = 0; k < 64; k++)
+        cr_assert_eq(q[k], 9);
+    m.free(q, c);
+    m.free(NULL, c);
+    oms_alloc_fail_nth(1); /* small blocks fail like any allocation */
+    cr_expect_null(m.malloc(48, c));
+    oms_alloc_fail_nth(0);
+    free(c);
+}
