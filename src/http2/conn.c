@@ -25,6 +25,21 @@
 
 /* --- byte buffers ------------------------------------------------------- */
 
+/* A buffer's first size. Buffers of it come and go with every stream (a
+ * request's header block, a response message, a connection's flush):
+ * they are kept on a per-thread free list (base/alloc.h) rather than going
+ * through malloc and free each time. */
+#define BYTES_FIRST 1024
+static _Thread_local oms_freelist bytes_fl = OMS_FREELIST_INIT(BYTES_FIRST);
+
+static void bytes_release(void *p, size_t cap)
+{
+    if (p && cap == BYTES_FIRST)
+        oms_freelist_put(&bytes_fl, p);
+    else
+        oms_free(p);
+}
+
 uint8_t *http2__bytes_extend(http2_bytes *b, size_t n)
 {
     if (n == 0 && !b->data)
@@ -38,10 +53,11 @@ uint8_t *http2__bytes_extend(http2_bytes *b, size_t n)
             b->off = 0;
         }
         if (b->len + n > b->cap) {
-            size_t cap = b->cap ? b->cap : 1024;
+            size_t cap = b->cap ? b->cap : BYTES_FIRST;
             while (cap < b->len + n)
                 cap *= 2;
-            uint8_t *d = oms_realloc(b->data, cap);
+            uint8_t *d = !b->data && cap == BYTES_FIRST ? oms_freelist_get(&bytes_fl)
+                                                        : oms_realloc(b->data, cap);
             if (!d)
                 return NULL;
             b->data = d;
@@ -66,7 +82,7 @@ int http2__bytes_append(http2_bytes *b, const void *p, size_t n)
 
 void http2__bytes_dispose(http2_bytes *b)
 {
-    oms_free(b->data);
+    bytes_release(b->data, b->cap);
     memset(b, 0, sizeof *b);
 }
 
@@ -223,7 +239,7 @@ static void on_closed(uv_handle_t *h)
         SSL_free(c->ssl);
     http2__bytes_dispose(&c->out);
     http2__bytes_dispose(&c->plain);
-    oms_free(c->wbuf.base);
+    bytes_release(c->wbuf.base, c->wbuf.len);
     oms_free(c->server_name);
     if (c->prev)
         c->prev->next = c->next;
@@ -507,7 +523,7 @@ static void release_idle(http2_conn *c)
 {
     http2__bytes_dispose(&c->out);
     http2__bytes_dispose(&c->plain);
-    oms_free(c->wbuf.base);
+    bytes_release(c->wbuf.base, c->wbuf.len);
     c->wbuf = uv_buf_init(NULL, 0);
     if (c->ssl)
         (void)SSL_free_buffers(c->ssl);
