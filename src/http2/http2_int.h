@@ -199,11 +199,12 @@ struct http2_conn {
     http2_conn *prev, *next;
     http2_conn *dirty_next;
     uv_write_t wreq;
-    uv_buf_t wbuf;          /* bytes of the write in flight */
-    http2_bytes out;        /* bytes gathered for the next write */
-    http2_bytes plain;      /* TLS: one flush's frames, encrypted together into out */
-    http2_stream *streams;  /* open streams (doubly linked) */
-    http2_stream *writable; /* streams waiting for on_writable (singly linked) */
+    uv_buf_t wbuf;            /* bytes of the write in flight */
+    http2_bytes out;          /* bytes gathered for the next write */
+    http2_bytes plain;        /* TLS: one flush's frames, encrypted together into out */
+    http2_stream *streams;    /* open streams (doubly linked) */
+    http2_stream *writable;   /* streams waiting for on_writable (singly linked) */
+    http2_stream *hdr_stream; /* server: the stream whose request headers arrive, or NULL */
     size_t nstreams;
     size_t queued;           /* response bytes queued in the streams' outq */
     size_t queued_peak;      /* the most queued at once */

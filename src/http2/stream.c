@@ -59,6 +59,8 @@ static void unqueue(http2_conn *c, size_t n)
 void http2__stream_free(http2_stream *s)
 {
     http2_conn *c = s->conn;
+    if (c->hdr_stream == s)
+        c->hdr_stream = NULL;
     if (s->prev)
         s->prev->next = s->next;
     else
