@@ -404,11 +404,21 @@ static bool quiet(const http2_conn *c)
            http2__bytes_size(&c->plain) == 0 && !nghttp2_session_want_write(c->session);
 }
 
+/* Connections trimmed per timer run: ten thousand going idle together
+ * (two madvise calls each) must not hold the loop for tens of ms; the rest
+ * wait for the next run, a millisecond later (libuv 1.44 would run a timer
+ * re-armed with 0 again within the same turn). */
+#define TRIM_BATCH 256
+
 void http2__idle_on_timer(uv_timer_t *t)
 {
     http2_ep *ep = container_of(t, http2_ep, idle_timer);
     uint64_t now = uv_now(ep->loop);
-    while (ep->idle_head && ep->idle_head->idle_mark + HTTP2_IDLE_TRIM_MS <= now) {
+    for (int n = 0; ep->idle_head && ep->idle_head->idle_mark + HTTP2_IDLE_TRIM_MS <= now; n++) {
+        if (n == TRIM_BATCH) {
+            uv_timer_start(&ep->idle_timer, http2__idle_on_timer, 1, 0);
+            return;
+        }
         http2_conn *c = ep->idle_head;
         idle_unlink(c);
         /* Not quiet (a PING being answered): it joins again once it is. */

@@ -235,3 +235,35 @@ Test(http2_mem, heap_blocks_keep_their_bytes_through_realloc)
     oms_alloc_fail_nth(0);
     free(c);
 }
+
+static int trimmed_count(h2t *t)
+{
+    int n = 0;
+    for (http2_conn *c = t->srv->ep.conns; c; c = c->next)
+        n += c->trimmed;
+    return n;
+}
+
+/* More idle connections than one timer run trims (256): the rest follow
+ * in the next runs, and all of them end up trimmed. */
+Test(http2_mem, many_idle_connections_are_trimmed_in_batches)
+{
+    enum { N = 300 };
+    h2t t;
+    h2t_init(&t);
+    h2t_start(&t);
+    h2c *c = calloc(N, sizeof *c);
+    cr_assert_not_null(c);
+    for (int i = 0; i < N; i++) {
+        h2c_connect(&c[i], &t);
+        raw_handshake(&t, &c[i]);
+    }
+    cr_assert_eq(http2_server_conn_count(t.srv), N);
+    PUMP_UNTIL(&t, NULL, trimmed_count(&t) == N, 5000);
+    cr_expect_eq(trimmed_count(&t), N);
+    for (int i = 0; i < N; i++)
+        h2c_close(&c[i]);
+    PUMP_UNTIL(&t, NULL, http2_server_conn_count(t.srv) == 0, 5000);
+    free(c);
+    h2t_finish(&t);
+}
