@@ -1,19 +1,21 @@
 /* hub.c - order events from the store writer to every loop (hub.h,
  * orders_int.h); the subscribers themselves are in hub_sub.c.
  *
- * The writer thread publishes each commit's events: they are copied into
- * every attached loop's inbox (a mutex per loop, held for a memcpy) and the
- * loop is woken with uv_async_send. The loop moves them into its ring and
+ * The writer thread publishes each commit's events: they are copied once,
+ * before any lock, and the copy is linked into every attached loop's inbox
+ * (a mutex per loop, held to move a few pointers); the loop is woken with
+ * uv_async_send. The loop moves them into its ring and
  * fans each one out to the LIVE subscribers it matches, found through the
  * loop's order id and customer id indexes and its list of match-all ones. A
  * subscriber behind the ring's tail reads the store instead; the ring is
  * only a cache.
  *
  * Memory per loop: the ring (orders_config.event_ring events), an inbox of
- * at most max(ring, INBOX_MIN) events (two buffers of it, swapped) (when a loop falls that far
- * behind, its oldest inbox events are dropped: its ring restarts at the first kept one and its
- * subscribers read the gap from the store), a scratch page, and per subscriber its cursor and
- * filter (ids).
+ * at most max(ring, INBOX_MIN) events (when a loop falls that far behind, its
+ * oldest commits are dropped: its ring restarts at the first kept event and
+ * its subscribers read the gap from the store), a scratch page, and per
+ * subscriber its cursor and filter (ids). A commit's events are copied once
+ * and shared by every loop's inbox (hub_batch).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,44 +65,47 @@ void orders__hub_free(orders_hub *h)
     oms_free(h);
 }
 
-/* Appends evs to hl's inbox, keeping at most max(ring, INBOX_MIN) events
- * (the oldest go: the loop notices the gap and its subscribers read it from
- * the store). */
-static void inbox_append(orders_hub_loop *hl, const store_event *evs, size_t n)
+static void batch_unref(hub_batch *b)
+{
+    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
+        oms_free(b);
+}
+
+/* A copy of evs[0..n) with nlinks links. */
+static hub_batch *batch_new(const store_event *evs, size_t n, size_t nlinks)
+{
+    hub_batch *b = oms_malloc(sizeof *b + n * sizeof *evs + nlinks * sizeof(hub_link));
+    if (!b)
+        return NULL;
+    b->n = n;
+    b->links = (hub_link *)(void *)(b->evs + n);
+    memcpy(b->evs, evs, n * sizeof *evs);
+    return b;
+}
+
+/* Puts link l (of a batch of n events) on hl's inbox, keeping at most
+ * max(ring, INBOX_MIN) events: the oldest commits go to *dropped (the loop
+ * notices the gap and its subscribers read it from the store). Pointers
+ * only: hl->mu is held. */
+static void inbox_push(orders_hub_loop *hl, hub_link *l, size_t n, hub_link **dropped)
 {
     size_t max = hl->cap > INBOX_MIN ? hl->cap : INBOX_MIN;
-    if (n >= max) {
-        evs += n - max;
-        n = max;
-        hl->nin = 0;
+    l->next = NULL;
+    l->from = n > max ? n - max : 0;
+    n -= l->from;
+    while (hl->in_head && hl->nin + n > max) {
+        hub_link *old = hl->in_head;
+        hl->in_head = old->next;
+        hl->nin -= old->b->n - old->from;
+        old->next = *dropped;
+        *dropped = old;
     }
-    if (hl->nin + n > hl->incap && hl->incap < max) {
-        size_t nc = hl->incap ? hl->incap : INBOX_START;
-        while (nc < hl->nin + n && nc < max)
-            nc *= 2;
-        if (nc > max)
-            nc = max;
-        store_event *p = oms_realloc(hl->in, nc * sizeof *p);
-        if (p) {
-            hl->in = p;
-            hl->incap = nc;
-        }
-    }
-    if (hl->nin + n > hl->incap) { /* full (or no memory): drop the oldest */
-        size_t drop = hl->nin + n - hl->incap;
-        if (drop >= hl->nin) {
-            evs += drop - hl->nin;
-            n -= drop - hl->nin;
-            hl->nin = 0;
-        } else {
-            memmove(hl->in, hl->in + drop, (hl->nin - drop) * sizeof *hl->in);
-            hl->nin -= drop;
-        }
-    }
-    if (n) {
-        memcpy(hl->in + hl->nin, evs, n * sizeof *evs);
-        hl->nin += n;
-    }
+    if (hl->in_head)
+        hl->in_tail->next = l;
+    else
+        hl->in_head = l;
+    hl->in_tail = l;
+    hl->nin += n;
 }
 
 void orders__hub_publish(void *hub, const store_event *evs, size_t n)
@@ -108,17 +113,50 @@ void orders__hub_publish(void *hub, const store_event *evs, size_t n)
     orders_hub *h = hub;
     if (!h || !n)
         return;
+    /* The copy is made before the locks, with a link per loop attached now;
+     * a loop attached in between makes us try again with more links. */
     uv_mutex_lock(&h->lock);
+    size_t nl = h->nloops;
+    uv_mutex_unlock(&h->lock);
+    hub_batch *b = NULL;
+    hub_link *dropped = NULL;
+    for (;;) {
+        b = nl ? batch_new(evs, n, nl) : NULL;
+        uv_mutex_lock(&h->lock);
+        if (h->nloops <= nl)
+            break;
+        nl = h->nloops;
+        uv_mutex_unlock(&h->lock);
+        oms_free(b);
+    }
     if (evs[n - 1].seq > h->last_seq)
         h->last_seq = evs[n - 1].seq;
+    if (b)
+        atomic_init(&b->refs, h->nloops);
+    else if (h->nloops)
+        OMS_WARN("hub: out of memory handing %zu events to the loops; their subscribers read "
+                 "them from the store",
+                 n);
     for (size_t i = 0; i < h->nloops; i++) {
         orders_hub_loop *hl = h->loops[i];
         uv_mutex_lock(&hl->mu);
-        inbox_append(hl, evs, n);
+        if (b) {
+            b->links[i].b = b;
+            inbox_push(hl, &b->links[i], n, &dropped);
+        } else {
+            hl->lost = evs[n - 1].seq;
+        }
         uv_mutex_unlock(&hl->mu);
         uv_async_send(&hl->async);
     }
+    if (b && !h->nloops)
+        oms_free(b);
     uv_mutex_unlock(&h->lock);
+    while (dropped) { /* freed outside the locks */
+        hub_link *l = dropped;
+        dropped = l->next;
+        batch_unref(l->b);
+    }
 }
 
 static void on_async(uv_async_t *a);
@@ -196,8 +234,11 @@ static void on_handle_closed(uv_handle_t *hd)
     orders__table_dispose(&hl->by_order);
     orders__table_dispose(&hl->by_customer);
     uv_mutex_destroy(&hl->mu);
-    oms_free(hl->in);
-    oms_free(hl->spare);
+    while (hl->in_head) { /* detached from the hub: no publisher touches it */
+        hub_link *l = hl->in_head;
+        hl->in_head = l->next;
+        batch_unref(l->b);
+    }
     oms_free(hl->ring);
     oms_free(hl->page);
     oms_free(hl);
@@ -443,19 +484,24 @@ static void on_async(uv_async_t *a)
 {
     orders_hub_loop *hl = a->data;
     uv_mutex_lock(&hl->mu);
-    store_event *evs = hl->in;
-    size_t n = hl->nin, cap = hl->incap;
-    hl->in = hl->spare;
-    hl->incap = hl->sparecap;
+    hub_link *l = hl->in_head;
+    int64_t lost = hl->lost;
+    hl->in_head = hl->in_tail = NULL;
     hl->nin = 0;
+    hl->lost = 0;
     uv_mutex_unlock(&hl->mu);
     hl->depth++;
-    for (size_t i = 0; i < n; i++)
-        take(hl, &evs[i]);
+    while (l) {
+        hub_link *next = l->next;
+        for (size_t i = l->from; i < l->b->n; i++)
+            take(hl, &l->b->evs[i]);
+        batch_unref(l->b);
+        l = next;
+    }
+    if (lost > hl->hi) /* the newest events never came (no memory): read them */
+        restart_ring(hl, lost + 1);
     hl->depth--;
     orders__hub_reap(hl);
-    hl->spare = evs;
-    hl->sparecap = cap;
     HUB_ASSERT_OK(hl, NULL);
 }
 

@@ -5,13 +5,15 @@
 #ifndef OMS_ORDERS_HUB_INT_H
 #define OMS_ORDERS_HUB_INT_H
 
+#include <stdatomic.h>
+
 #include "orders/hub.h"
 
 #define DEFAULT_RING 65536
 #define MIN_RING     4
-#define INBOX_START  256
-/* An inbox holds max(ring, INBOX_MIN) events: enough for a few commits of
- * max_batch requests even when the ring is small. */
+/* An inbox holds max(ring, INBOX_MIN) events (whole commits: the oldest
+ * commits go first; one commit larger than that keeps its newest events):
+ * enough for a few commits of max_batch requests even when the ring is small. */
 #define INBOX_MIN 4096
 /* Events a subscriber examines per turn before it yields to the loop. */
 #define PUMP_BUDGET 4096
@@ -86,6 +88,26 @@ void orders__table_dispose(key_table *t);
 
 /* --- the hub, its loops, their subscribers --------------------------------------- */
 
+/* One commit's events, copied once on the writer thread (outside every lock)
+ * and shared by the loops it is handed to: each gets a link (in links[],
+ * allocated with the batch) put on its inbox under its lock, so the writer
+ * moves pointers only while it holds the locks. The last loop to be done
+ * with it frees it. */
+typedef struct hub_batch hub_batch;
+
+typedef struct hub_link {
+    hub_batch *b;
+    struct hub_link *next; /* in a loop's inbox */
+    size_t from;           /* the loop takes b->evs[from..n) (an oversized commit) */
+} hub_link;
+
+struct hub_batch {
+    atomic_size_t refs; /* loops that still hold a link */
+    size_t n;
+    hub_link *links; /* nlinks of them, after evs */
+    store_event evs[];
+};
+
 struct orders_hub {
     size_t ring;
     uv_mutex_t lock;  /* guards loops[], nloops, last_seq */
@@ -123,13 +145,12 @@ struct orders_hub_loop {
     uv_idle_t idle;
     int open_handles;
 
-    uv_mutex_t mu; /* guards the inbox */
-    store_event *in;
-    size_t nin, incap;
+    uv_mutex_t mu;               /* guards the inbox */
+    hub_link *in_head, *in_tail; /* commits published, oldest first */
+    size_t nin;                  /* events in them (past each link's from) */
+    int64_t lost;                /* newest seq not handed over (no memory), or 0 */
 
     /* loop thread only */
-    store_event *spare; /* the inbox being drained (swapped with in) */
-    size_t sparecap;
     store_event *ring;
     size_t cap;
     int64_t lo, hi;

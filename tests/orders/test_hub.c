@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/alloc.h"
 #include "orders/hub.h"
 
 /* --- a fake store: every committed event, in seq order -------------------- */
@@ -431,6 +432,40 @@ Test(orders_hub, inbox_overflow_restarts_the_ring_and_nothing_is_lost)
     cr_assert_eq(st.hi, 5000);
     check_rec(&f, r, "all after overflow");
     check_rec(&f, q, "o-3 after overflow");
+    cr_assert_eq(st.live, 2);
+    rec_free(r);
+    rec_free(q);
+    fx_dispose(&f);
+}
+
+/* The writer cannot copy a commit for the loops (no memory): the loop is
+ * still told how far the events go, and its live subscribers read them from
+ * the store, even when no later commit comes to show the gap. */
+Test(orders_hub, publish_out_of_memory_loses_nothing)
+{
+    fixture f;
+    fx_init(&f, 64);
+    rec *r = watch(&f, NULL, NULL, 0, 0);
+    const char *ids[] = {"o-2"};
+    rec *q = watch(&f, NULL, ids, 1, 0);
+    commit1(&f, 1);
+    settle(&f);
+    oms_alloc_fail_nth(1); /* the batch of the next publish */
+    int ords[] = {2, 3, 2};
+    commit_n(&f, ords, 3);
+    cr_assert(oms_alloc_failed());
+    oms_alloc_fail_nth(0);
+    settle(&f);
+    orders_hub_stats st;
+    orders__hub_loop_stats(f.hl, &st);
+    cr_assert_eq(st.gaps, 1);
+    check_rec(&f, r, "all after a lost handover");
+    check_rec(&f, q, "o-2 after a lost handover");
+    cr_assert_eq(r->n, 4);
+    commit1(&f, 2);
+    settle(&f);
+    check_rec(&f, r, "all, live again");
+    check_rec(&f, q, "o-2, live again");
     cr_assert_eq(st.live, 2);
     rec_free(r);
     rec_free(q);
