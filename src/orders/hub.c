@@ -172,8 +172,9 @@ orders_hub_loop *orders__hub_loop_open(orders_hub *h, orders_loop *ol)
     hl->src = (orders_hub_source){default_read, default_last, ol};
     hl->cap = h->ring;
     hl->ring = oms_malloc(hl->cap * sizeof *hl->ring);
+    hl->frames = oms_calloc(hl->cap, sizeof *hl->frames);
     hl->page = oms_malloc(PAGE_MAX * sizeof *hl->page);
-    if (!hl->ring || !hl->page)
+    if (!hl->ring || !hl->frames || !hl->page)
         goto fail_mem;
     if (uv_mutex_init(&hl->mu) != 0)
         goto fail_mem;
@@ -211,6 +212,7 @@ fail_async:
     uv_mutex_destroy(&hl->mu);
 fail_mem:
     oms_free(hl->ring);
+    oms_free(hl->frames);
     oms_free(hl->page);
     oms_free(hl);
     return NULL;
@@ -239,6 +241,10 @@ static void on_handle_closed(uv_handle_t *hd)
         hl->in_head = l->next;
         batch_unref(l->b);
     }
+    for (size_t i = 0; i < hl->cap; i++)
+        rpc_frame_unref(hl->frames[i]);
+    rpc_frame_unref(hl->tmpf);
+    oms_free(hl->frames);
     oms_free(hl->ring);
     oms_free(hl->page);
     oms_free(hl);
@@ -415,6 +421,29 @@ static void on_idle(uv_idle_t *i)
 
 /* --- live fan-out ------------------------------------------------------------------- */
 
+static rpc_frame *encode(const store_event *e)
+{
+    Oms__V1__OrderEvent m;
+    orders__event_msg(e, &m);
+    return rpc_frame_new(&m.base);
+}
+
+rpc_frame *orders__hub_frame(orders_hub_loop *hl, const store_event *e)
+{
+    if (e >= hl->ring && e < hl->ring + hl->cap) {
+        rpc_frame **f = &hl->frames[e - hl->ring];
+        if (!*f)
+            *f = encode(e);
+        return *f;
+    }
+    if (!hl->tmpf || hl->tmpf_seq != e->seq) {
+        rpc_frame_unref(hl->tmpf);
+        hl->tmpf = encode(e);
+        hl->tmpf_seq = e->seq;
+    }
+    return hl->tmpf;
+}
+
 static void offer(orders_sub *s, const store_event *e)
 {
     if (s->state != SUB_LIVE || e->seq <= s->pos)
@@ -472,8 +501,13 @@ static void take(orders_hub_loop *hl, const store_event *e)
         return; /* seen already (see orders__hub_loop_open) */
     if (e->seq != hl->hi + 1)
         restart_ring(hl, e->seq);
-    store_event *slot = &hl->ring[(size_t)e->seq % hl->cap];
+    size_t i = (size_t)e->seq % hl->cap;
+    store_event *slot = &hl->ring[i];
     *slot = *e;
+    if (hl->frames[i]) { /* the frame of the event this one replaces */
+        rpc_frame_unref(hl->frames[i]);
+        hl->frames[i] = NULL;
+    }
     hl->hi = e->seq;
     if (hl->hi - hl->lo + 1 > (int64_t)hl->cap)
         hl->lo = hl->hi - (int64_t)hl->cap + 1;

@@ -104,6 +104,14 @@ void orders__hub_loop_dump(orders_hub_loop *hl);
  * a violation. */
 size_t orders__hub_loop_check(const orders_hub_loop *hl, char *why, size_t n);
 
+/* The OrderEvent message of e (an event handed to ops->send by hl's hub)
+ * encoded once for every subscriber of hl it goes to, to send with
+ * rpc_call_send_frame. Borrowed: valid until that ops->send returns
+ * (rpc_frame_ref to keep it). NULL on ENOMEM: pack the message instead.
+ * Events of the ring keep their frame while they are in it; one from the
+ * store (a catch-up page) is kept until the next such event. */
+rpc_frame *orders__hub_frame(orders_hub_loop *hl, const store_event *e);
+
 /* A subscriber of hl matching nothing yet. ops (borrowed, must outlive s) and
  * arg are how the hub reaches its owner. NULL on ENOMEM. */
 orders_sub *orders__sub_new(orders_hub_loop *hl, const orders_sub_ops *ops, void *arg);

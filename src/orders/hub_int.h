@@ -152,7 +152,10 @@ struct orders_hub_loop {
 
     /* loop thread only */
     store_event *ring;
+    rpc_frame **frames; /* frames[i]: ring[i] encoded (orders__hub_frame), or NULL */
     size_t cap;
+    rpc_frame *tmpf; /* the last event encoded from outside the ring */
+    int64_t tmpf_seq;
     int64_t lo, hi;
     store_event *page; /* catch-up scratch, PAGE_MAX events */
     key_table by_order, by_customer;

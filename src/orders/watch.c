@@ -34,6 +34,7 @@
 
 typedef struct watch {
     rpc_call *c;
+    orders_hub_loop *hl;
     orders_sub *sub;
     bool track;        /* TrackOrders, else WatchOrders */
     const char *owner; /* the caller's customer (its principal's), or NULL */
@@ -41,12 +42,16 @@ typedef struct watch {
 
 /* Every event, replayed or live, goes through here: a customer-bound caller
  * never gets another customer's, whatever its filter matched (taken as sent,
- * so the subscriber's cursor moves on). */
+ * so the subscriber's cursor moves on). The message is packed once per loop
+ * and event (orders__hub_frame), whoever it goes to. */
 static int send_event(void *arg, const store_event *e)
 {
     watch *w = arg;
     if (w->owner && (!w->owner[0] || strcmp(e->customer_id, w->owner) != 0))
         return 0;
+    rpc_frame *f = orders__hub_frame(w->hl, e);
+    if (f)
+        return rpc_call_send_frame(w->c, f);
     Oms__V1__OrderEvent m;
     orders__event_msg(e, &m);
     return w->track ? oms__v1__order_service__track_orders__send(w->c, &m)
@@ -128,6 +133,7 @@ static watch *new_watch(rpc_call *c, orders_hub_loop *hl, bool track)
         return NULL;
     }
     w->c = c;
+    w->hl = hl;
     w->track = track;
     w->owner = orders__call_owner(c);
     rpc_call_set_data(c, w);
