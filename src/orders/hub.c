@@ -161,6 +161,7 @@ void orders__hub_publish(void *hub, const store_event *evs, size_t n)
 
 static void on_async(uv_async_t *a);
 static void on_idle(uv_idle_t *i);
+static bool advance(orders_hub_loop *hl);
 
 orders_hub_loop *orders__hub_loop_open(orders_hub *h, orders_loop *ol)
 {
@@ -236,6 +237,11 @@ static void on_handle_closed(uv_handle_t *hd)
     orders__table_dispose(&hl->by_order);
     orders__table_dispose(&hl->by_customer);
     uv_mutex_destroy(&hl->mu);
+    while (hl->pend) {
+        hub_link *l = hl->pend;
+        hl->pend = l->next;
+        batch_unref(l->b);
+    }
     while (hl->in_head) { /* detached from the hub: no publisher touches it */
         hub_link *l = hl->in_head;
         hl->in_head = l->next;
@@ -412,9 +418,10 @@ static void on_idle(uv_idle_t *i)
         s->in_sched = false;
         orders__sub_pump(s);
     }
+    bool more = advance(hl);
     hl->depth--;
     orders__hub_reap(hl);
-    if (list_empty(&hl->sched))
+    if (list_empty(&hl->sched) && !more)
         uv_idle_stop(&hl->idle);
     HUB_ASSERT_OK(hl, NULL);
 }
@@ -452,19 +459,111 @@ static void offer(orders_sub *s, const store_event *e)
     orders__sub_emit(s, e);
 }
 
-static void fan_out(orders_hub_loop *hl, const store_event *e)
+static void mark_insert(hlink *after, hlink *l)
 {
-    for (hlink *l = hl->live_all.next, *nx; l != &hl->live_all; l = nx) {
-        nx = l->next;
-        offer(container_of(l, orders_sub, live), e);
-    }
-    key_node *k = orders__table_find(&hl->by_order, e->order_id, orders__hash_id(e->order_id));
-    for (member *m = k ? k->head : NULL; m; m = m->next)
-        if (e->seq > m->floor)
+    l->prev = after;
+    l->next = after->next;
+    after->next->prev = l;
+    after->next = l;
+}
+
+/* Puts the member bookmark at the head of k's list (NULL: the phase has no
+ * members). */
+static void mem_mark_start(orders_hub_loop *hl, key_table *t, key_node *k)
+{
+    member *b = &hl->fan_mem;
+    hl->fan_t = t;
+    b->k = k;
+    b->prev = NULL;
+    b->next = k ? k->head : NULL;
+    if (!k)
+        return;
+    if (k->head)
+        k->head->prev = b;
+    k->head = b;
+}
+
+static void mem_mark_unlink(orders_hub_loop *hl)
+{
+    member *b = &hl->fan_mem;
+    if (!b->k)
+        return;
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        b->k->head = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
+    orders__table_drop_if_empty(hl->fan_t, b->k);
+    b->k = NULL;
+}
+
+/* The member after the bookmark, with the bookmark moved past it; NULL at
+ * the end of the list. */
+static member *mem_mark_next(orders_hub_loop *hl)
+{
+    member *b = &hl->fan_mem, *m = b->next;
+    if (!m)
+        return NULL;
+    if (b->prev)
+        b->prev->next = m;
+    else
+        b->k->head = m;
+    m->prev = b->prev;
+    b->next = m->next;
+    if (m->next)
+        m->next->prev = b;
+    m->next = b;
+    b->prev = m;
+    return m;
+}
+
+/* Starts fanning e (the ring's new hi) out: live_all first. */
+static void fan_start(orders_hub_loop *hl, const store_event *e)
+{
+    hl->fan_e = e;
+    hl->fan_phase = FAN_ALL;
+    mark_insert(&hl->live_all, &hl->fan_mark);
+}
+
+/* Goes on fanning hl->fan_e out, spending at most *budget; the event is
+ * done (fan_e NULL) unless the budget ran out. */
+static void fan_step(orders_hub_loop *hl, size_t *budget)
+{
+    const store_event *e = hl->fan_e;
+    while (hl->fan_e && *budget > 0) {
+        if (hl->fan_phase == FAN_ALL) {
+            hlink *l = hl->fan_mark.next;
+            list_del(&hl->fan_mark);
+            if (l == &hl->live_all) {
+                hl->fan_phase = FAN_ORDER;
+                mem_mark_start(
+                    hl, &hl->by_order,
+                    orders__table_find(&hl->by_order, e->order_id, orders__hash_id(e->order_id)));
+                continue;
+            }
+            mark_insert(l, &hl->fan_mark); /* before the offer: l may leave the list */
+            (*budget)--;
+            offer(container_of(l, orders_sub, live), e);
+            continue;
+        }
+        member *m = mem_mark_next(hl);
+        if (!m) {
+            mem_mark_unlink(hl);
+            if (hl->fan_phase == FAN_ORDER) {
+                hl->fan_phase = FAN_CUSTOMER;
+                mem_mark_start(hl, &hl->by_customer,
+                               orders__table_find(&hl->by_customer, e->customer_id,
+                                                  orders__hash_id(e->customer_id)));
+            } else {
+                hl->fan_e = NULL; /* done: every LIVE subscriber has dealt with hi */
+            }
+            continue;
+        }
+        (*budget)--;
+        if (hl->fan_phase == FAN_CUSTOMER || e->seq > m->floor)
             offer(m->s, e);
-    k = orders__table_find(&hl->by_customer, e->customer_id, orders__hash_id(e->customer_id));
-    for (member *m = k ? k->head : NULL; m; m = m->next)
-        offer(m->s, e);
+    }
 }
 
 /* The ring restarts at first (events were dropped before reaching us): LIVE
@@ -511,30 +610,70 @@ static void take(orders_hub_loop *hl, const store_event *e)
     hl->hi = e->seq;
     if (hl->hi - hl->lo + 1 > (int64_t)hl->cap)
         hl->lo = hl->hi - (int64_t)hl->cap + 1;
-    fan_out(hl, slot);
+    fan_start(hl, slot);
+}
+
+/* Moves events through the ring to the LIVE subscribers, FANOUT_BUDGET
+ * offers a turn: the event being fanned out, then the commits taken from
+ * the inbox, then (once those are through) the inbox again. The inbox is
+ * taken only when the commits before are through, so a loop that falls
+ * behind leaves them there, where their number is bounded. Returns whether
+ * work is left for the next turn. */
+static bool advance(orders_hub_loop *hl)
+{
+    size_t budget = FANOUT_BUDGET;
+    for (;;) {
+        fan_step(hl, &budget);
+        if (hl->fan_e)
+            return true; /* out of budget */
+        if (hl->pend) {
+            hub_link *l = hl->pend;
+            if (hl->pend_i < l->from)
+                hl->pend_i = l->from;
+            if (hl->pend_i < l->b->n) {
+                if (budget == 0)
+                    return true;
+                take(hl, &l->b->evs[hl->pend_i++]);
+                continue;
+            }
+            hl->pend = l->next;
+            hl->pend_i = 0;
+            batch_unref(l->b);
+            continue;
+        }
+        if (hl->pend_lost > hl->hi) /* the newest events never came (no memory): read them */
+            restart_ring(hl, hl->pend_lost + 1);
+        hl->pend_lost = 0;
+        if (budget == 0)
+            return true;
+        uv_mutex_lock(&hl->mu);
+        hl->pend = hl->in_head;
+        hl->pend_lost = hl->lost;
+        hl->in_head = hl->in_tail = NULL;
+        hl->nin = 0;
+        hl->lost = 0;
+        uv_mutex_unlock(&hl->mu);
+        hl->pend_i = 0;
+        if (!hl->pend && !hl->pend_lost)
+            return false;
+    }
+}
+
+/* Runs advance() inside the hub (frees deferred) and keeps the idle handle
+ * going while it has work left. */
+static void run_advance(orders_hub_loop *hl)
+{
+    hl->depth++;
+    bool more = advance(hl);
+    hl->depth--;
+    if (more && !hl->closing && !uv_is_active((uv_handle_t *)&hl->idle))
+        uv_idle_start(&hl->idle, on_idle);
 }
 
 static void on_async(uv_async_t *a)
 {
     orders_hub_loop *hl = a->data;
-    uv_mutex_lock(&hl->mu);
-    hub_link *l = hl->in_head;
-    int64_t lost = hl->lost;
-    hl->in_head = hl->in_tail = NULL;
-    hl->nin = 0;
-    hl->lost = 0;
-    uv_mutex_unlock(&hl->mu);
-    hl->depth++;
-    while (l) {
-        hub_link *next = l->next;
-        for (size_t i = l->from; i < l->b->n; i++)
-            take(hl, &l->b->evs[i]);
-        batch_unref(l->b);
-        l = next;
-    }
-    if (lost > hl->hi) /* the newest events never came (no memory): read them */
-        restart_ring(hl, lost + 1);
-    hl->depth--;
+    run_advance(hl);
     orders__hub_reap(hl);
     HUB_ASSERT_OK(hl, NULL);
 }

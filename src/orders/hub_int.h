@@ -15,6 +15,11 @@
  * commits go first; one commit larger than that keeps its newest events):
  * enough for a few commits of max_batch requests even when the ring is small. */
 #define INBOX_MIN 4096
+/* Live fan-out: subscribers offered an event (or looked at for one) per
+ * turn of the loop before the hub yields to it (the rest goes on from the
+ * idle handle), so that one event to 10,000 subscribers does not hold up
+ * the loop's other calls; and each turn's bytes go out with the turn. */
+#define FANOUT_BUDGET 512
 /* Events a subscriber examines per turn before it yields to the loop. */
 #define PUMP_BUDGET 4096
 /* Store page of an unfiltered (or customer) catch-up read. */
@@ -85,6 +90,8 @@ struct member {
 uint32_t orders__hash_id(const char *s);
 key_node *orders__table_find(const key_table *t, const char *id, uint32_t h);
 void orders__table_dispose(key_table *t);
+/* Frees k once no member is left on it. */
+void orders__table_drop_if_empty(key_table *t, key_node *k);
 
 /* --- the hub, its loops, their subscribers --------------------------------------- */
 
@@ -160,10 +167,34 @@ struct orders_hub_loop {
     store_event *page; /* catch-up scratch, PAGE_MAX events */
     key_table by_order, by_customer;
     hlink subs, live_all, sched, zombies;
-    int depth; /* > 0 while the hub iterates: frees are deferred */
+
+    /* Live fan-out, a budget per turn (FANOUT_BUDGET). The commits taken
+     * from the inbox and not yet through the ring: */
+    hub_link *pend; /* the first; its events from pend_i on are left */
+    size_t pend_i;
+    int64_t pend_lost; /* the inbox's lost when it was taken */
+    /* The event being fanned out (the ring's hi), or NULL. While it is, a
+     * LIVE subscriber has dealt with everything up to hi - 1 and with hi
+     * once it was offered it (live_hi()). The walk goes through live_all,
+     * then the event's order id members, then its customer's, each with a
+     * bookmark standing after the last one visited. */
+    const store_event *fan_e;
+    int fan_phase;    /* FAN_ALL, FAN_ORDER, FAN_CUSTOMER */
+    hlink fan_mark;   /* in live_all during FAN_ALL */
+    member fan_mem;   /* s == NULL: in a key's member list during the others */
+    key_table *fan_t; /* the table fan_mem.k is in */
+    int depth;        /* > 0 while the hub iterates: frees are deferred */
     bool draining, closing;
     orders_hub_stats st;
 };
+
+enum { FAN_ALL, FAN_ORDER, FAN_CUSTOMER };
+
+/* What every LIVE subscriber of hl has dealt with (see fan_e). */
+static inline int64_t live_hi(const orders_hub_loop *hl)
+{
+    return hl->fan_e ? hl->hi - 1 : hl->hi;
+}
 
 /* hub.c: queues s to be pumped from the loop's idle handle (a CATCHING one
  * out of budget, or behind after a ring restart); takes it off again. */

@@ -76,7 +76,7 @@ static key_node *table_get(key_table *t, const char *id, uint32_t h)
     return k;
 }
 
-static void table_drop_if_empty(key_table *t, key_node *k)
+void orders__table_drop_if_empty(key_table *t, key_node *k)
 {
     if (k->head)
         return;
@@ -351,7 +351,7 @@ static void unlink_member(key_table *t, member *m)
         m->k->head = m->next;
     if (m->next)
         m->next->prev = m->prev;
-    table_drop_if_empty(t, m->k);
+    orders__table_drop_if_empty(t, m->k);
     oms_free(m);
 }
 
@@ -501,8 +501,8 @@ int orders__sub_track(orders_sub *s, const char *const *ids, size_t n, int64_t s
     orders_hub_loop *hl = s->hl;
     if (s->state == SUB_DEAD)
         return 0;
-    /* What s has dealt with: a LIVE one everything up to hi. */
-    int64_t eff = s->state == SUB_LIVE && hl->hi > s->pos ? hl->hi : s->pos;
+    /* What s has dealt with: a LIVE one everything up to live_hi. */
+    int64_t eff = orders__sub_pos(s);
     int64_t floor = since_seq > 0 ? since_seq - 1 : newest(hl);
     size_t before = s->nmem;
     if (add_ids(s, ids, n, floor) != 0) {
@@ -555,10 +555,21 @@ void orders__sub_close_after(orders_sub *s)
 {
     if (s->state == SUB_DEAD)
         return;
+    orders_hub_loop *hl = s->hl;
     s->closing = true;
-    s->close_at = s->hl->hi;
-    if (s->state == SUB_LIVE || s->pos >= s->close_at)
+    s->close_at = hl->hi;
+    int64_t pos = orders__sub_pos(s);
+    if (pos >= s->close_at) {
         orders__sub_end(s, RPC_OK, NULL);
+        return;
+    }
+    if (s->state == SUB_LIVE) {
+        /* The event being fanned out has not reached s yet: s gets it from
+         * the ring instead, then ends. */
+        orders__sub_set_catching(s);
+        s->pos = pos;
+        orders__hub_schedule(s);
+    }
 }
 
 void orders__sub_ready(orders_sub *s)
@@ -581,8 +592,9 @@ void orders__sub_ready(orders_sub *s)
 
 int64_t orders__sub_pos(const orders_sub *s)
 {
-    if (s->state == SUB_LIVE && s->hl->hi > s->pos)
-        return s->hl->hi;
+    int64_t h = live_hi(s->hl);
+    if (s->state == SUB_LIVE && h > s->pos)
+        return h;
     return s->pos;
 }
 

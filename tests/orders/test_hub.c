@@ -746,6 +746,137 @@ Test(orders_hub, ten_thousand_subscribers)
     fx_dispose(&f);
 }
 
+/* --- bounded fan-out: an event to many subscribers over several turns ------ */
+
+/* N match-all subscribers (and, when ids, N of order "o-1" and N of its
+ * customer "c-1"): one event reaches FANOUT_BUDGET of them per turn of the
+ * loop, in turn after turn, and every one exactly once. */
+static rec **many(fixture *f, int n, bool ids)
+{
+    rec **r = calloc((size_t)n * 3, sizeof *r);
+    const char *o1[] = {"o-1"};
+    for (int i = 0; i < n; i++) {
+        r[i] = watch(f, NULL, NULL, 0, 0);
+        if (ids) {
+            r[n + i] = watch(f, NULL, o1, 1, 0);
+            r[2 * n + i] = watch(f, "c-1", NULL, 0, 0);
+        }
+    }
+    return r;
+}
+
+static void free_many(rec **r, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (r[i])
+            rec_free(r[i]);
+    free(r);
+}
+
+Test(orders_hub, fan_out_is_spread_over_turns)
+{
+    enum { N = 1500 };
+    fixture f;
+    fx_init(&f, 64);
+    rec **r = many(&f, N, true);
+    commit1(&f, 1);
+    commit1(&f, 2);
+    orders_hub_stats st;
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    orders__hub_loop_stats(f.hl, &st);
+    cr_assert_eq(st.sent, 512, "one turn offers FANOUT_BUDGET (sent %llu)",
+                 (unsigned long long)st.sent);
+    cr_assert_eq(st.hi, 1, "the second event waits for the first");
+    int turns = 1;
+    for (; turns < 100 && st.sent < 5 * N; turns++) {
+        uv_run(&f.loop, UV_RUN_NOWAIT);
+        orders__hub_loop_stats(f.hl, &st);
+    }
+    settle(&f);
+    orders__hub_loop_stats(f.hl, &st);
+    cr_assert_eq(st.sent, 3 * N + N, "1: all, o-1 and c-1; 2: all (sent %llu)",
+                 (unsigned long long)st.sent);
+    cr_assert_geq(turns, 5 * N / 512);
+    for (int i = 0; i < 3 * N; i++)
+        check_rec(&f, r[i], "many");
+    cr_assert_eq(st.live, 3 * N);
+    free_many(r, 3 * N);
+    fx_dispose(&f);
+}
+
+/* Subscribers that leave, close, block, track or are ended while an event
+ * is half fanned out: nobody gets an event twice or misses one, and the
+ * resume point of one not reached yet is that event. */
+Test(orders_hub, changes_in_the_middle_of_a_fan_out)
+{
+    enum { N = 1200 };
+    fixture f;
+    fx_init(&f, 64);
+    rec **r = many(&f, N, false);
+    const char *o9[] = {"o-9"};
+    rec *t = watch(&f, NULL, o9, 1, 0); /* tracks o-9, will add o-1 */
+    commit1(&f, 1);
+    uv_run(&f.loop, UV_RUN_NOWAIT); /* 512 of N reached */
+    cr_assert_eq(r[0]->n, 1);
+    cr_assert_eq(r[N - 1]->n, 0);
+    /* not reached yet: its resume point is the event in flight */
+    cr_assert_eq(orders__sub_pos(r[N - 1]->s), 0);
+    cr_assert_eq(orders__sub_pos(r[0]->s), 1);
+    /* freed: one reached, one not, the one right after the bookmark */
+    rec_free(r[1]);
+    r[1] = NULL;
+    rec_free(r[N - 2]);
+    r[N - 2] = NULL;
+    rec_free(r[512]);
+    r[512] = NULL;
+    /* closing: not reached yet, it still gets the event, then ends OK */
+    orders__sub_close_after(r[N - 3]->s);
+    cr_assert(!r[N - 3]->ended);
+    /* closing after it was reached: ends at once */
+    orders__sub_close_after(r[2]->s);
+    cr_assert(r[2]->ended);
+    /* tracking an order since seq 1, mid fan-out */
+    const char *o1[] = {"o-1"};
+    cr_assert_eq(orders__sub_track(t->s, o1, 1, 1), 0);
+    /* blocked on the next send */
+    r[N - 4]->again_every = 1;
+    /* a new subscriber from now on: not the event in flight */
+    rec *late = watch(&f, NULL, NULL, 0, 0);
+    settle(&f);
+    cr_assert(r[N - 3]->ended);
+    cr_assert_eq(r[N - 3]->code, RPC_OK);
+    cr_assert_eq(r[N - 3]->n, 1);
+    cr_assert_eq(t->n, 1, "o-1's event once");
+    cr_assert_eq(late->n, 0);
+    commit1(&f, 1);
+    settle(&f);
+    r[N - 4]->again_every = 0;
+    drain_rec(&f, r[N - 4]);
+    for (int i = 0; i < N; i++)
+        if (r[i] && !r[i]->ended)
+            check_rec(&f, r[i], "mid fan-out");
+    check_rec(&f, late, "late");
+    t->from = 1;
+    t->ids[t->nids++] = "o-1";
+    check_rec(&f, t, "tracked mid fan-out");
+    /* ended by a drain in the middle of one: resume points */
+    commit1(&f, 3);
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    orders__hub_loop_end_all(f.hl, RPC_UNAVAILABLE, "drain");
+    for (int i = 0; i < N; i++)
+        if (r[i] && r[i]->code == RPC_UNAVAILABLE) {
+            char want[64];
+            int64_t next = r[i]->seqs[r[i]->n - 1] + 1;
+            snprintf(want, sizeof want, "since_seq=%lld", (long long)next);
+            cr_assert(strstr(r[i]->msg, want), "sub %d: %s, want %s", i, r[i]->msg, want);
+        }
+    settle(&f);
+    rec_free(late);
+    rec_free(t);
+    free_many(r, N);
+    fx_dispose(&f);
+}
+
 /* The store writer publishing from its own thread while the loop runs and
  * subscribers keep falling behind at random. */
 typedef struct writer_arg {
