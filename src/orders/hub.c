@@ -412,11 +412,18 @@ static void on_idle(uv_idle_t *i)
         list_init(&hl->sched);
     }
     hl->depth++;
-    while (!list_empty(&batch)) {
+    size_t spent = 0;
+    while (!list_empty(&batch) && spent < IDLE_BUDGET) {
         orders_sub *s = container_of(batch.next, orders_sub, sched);
         list_del(&s->sched);
         s->in_sched = false;
-        orders__sub_pump(s);
+        spent += orders__sub_pump(s);
+    }
+    if (!list_empty(&batch)) { /* out of budget: the rest go first next turn */
+        batch.prev->next = hl->sched.next;
+        hl->sched.next->prev = batch.prev;
+        hl->sched.next = batch.next;
+        batch.next->prev = &hl->sched;
     }
     bool more = advance(hl);
     hl->depth--;

@@ -22,6 +22,9 @@
 #define FANOUT_BUDGET 512
 /* Events a subscriber examines per turn before it yields to the loop. */
 #define PUMP_BUDGET 4096
+/* What the catching-up subscribers together spend per turn of the idle
+ * handle (the rest stay scheduled for the next turns): at least one pump. */
+#define IDLE_BUDGET 4096
 /* Store page of an unfiltered (or customer) catch-up read. */
 #define SCAN_PAGE 256
 /* Subscribers with up to MERGE_IDS order ids (and nothing else) catch up with
@@ -211,7 +214,7 @@ void orders__sub_end(orders_sub *s, rpc_status code, const char *msg);
  * an error kills it. */
 void orders__sub_emit(orders_sub *s, const store_event *e);
 /* Brings a CATCHING s forward until LIVE, blocked, ended or out of budget. */
-void orders__sub_pump(orders_sub *s);
+size_t orders__sub_pump(orders_sub *s);
 /* Unlinks s from everything and frees it. */
 void orders__sub_destroy(orders_sub *s);
 /* 0, or -1 with why[] if s breaks a wake-up invariant (orders__hub_loop_check). */

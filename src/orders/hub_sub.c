@@ -268,23 +268,24 @@ static long read_page(orders_sub *s, int64_t *upto, size_t *cost, bool *gap)
 }
 
 /* Brings s forward until it is LIVE, blocked, ended or out of budget (then it
- * is scheduled to go on from the idle handle). */
-void orders__sub_pump(orders_sub *s)
+ * is scheduled to go on from the idle handle). Returns what it cost (events
+ * looked at, store reads). */
+size_t orders__sub_pump(orders_sub *s)
 {
     orders_hub_loop *hl = s->hl;
     size_t cost = 0;
     while (s->state == SUB_CATCHING && !s->blocked) {
         if (s->closing && s->pos >= s->close_at) {
             orders__sub_end(s, RPC_OK, NULL);
-            return;
+            return cost;
         }
         if (s->pos >= hl->hi) {
             go_live(s);
-            return;
+            return cost;
         }
         if (cost >= PUMP_BUDGET) {
             orders__hub_schedule(s);
-            return;
+            return cost;
         }
         if (!s->all && !s->cust && !s->nmem) { /* nothing can match */
             s->pos = hl->hi;
@@ -305,7 +306,7 @@ void orders__sub_pump(orders_sub *s)
         if (n < 0) {
             OMS_ERROR("hub: reading events from seq %lld failed", (long long)(s->pos + 1));
             orders__sub_end(s, RPC_INTERNAL, "reading order events from the store failed");
-            return;
+            return cost;
         }
         for (long i = 0; i < n && s->state != SUB_DEAD && !s->blocked; i++) {
             const store_event *e = &hl->page[i];
@@ -321,9 +322,10 @@ void orders__sub_pump(orders_sub *s)
             OMS_ERROR("hub: the store's events end at seq %lld, short of the ring's %lld..%lld",
                       (long long)s->pos, (long long)hl->lo, (long long)hl->hi);
             orders__sub_end(s, RPC_INTERNAL, "order events missing from the store");
-            return;
+            return cost;
         }
     }
+    return cost;
 }
 
 /* --- subscribers --------------------------------------------------------------------- */

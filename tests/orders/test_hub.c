@@ -877,6 +877,34 @@ Test(orders_hub, changes_in_the_middle_of_a_fan_out)
     fx_dispose(&f);
 }
 
+/* Many subscribers catching up at once (a lost handover sends every LIVE
+ * one to the store): the idle handle pumps a bounded share of them per turn,
+ * the rest the turns after, and each gets everything once. */
+Test(orders_hub, catch_up_of_many_is_spread_over_turns)
+{
+    enum { N = 3000 };
+    fixture f;
+    fx_init(&f, 64);
+    rec **r = many(&f, N, false);
+    oms_alloc_fail_nth(1);
+    int ords[] = {1, 2, 3};
+    commit_n(&f, ords, 3);
+    cr_assert(oms_alloc_failed());
+    oms_alloc_fail_nth(0);
+    uv_run(&f.loop, UV_RUN_NOWAIT); /* the restart: all scheduled */
+    uv_run(&f.loop, UV_RUN_NOWAIT); /* one idle turn */
+    int done = 0;
+    for (int i = 0; i < N; i++)
+        done += r[i]->n == 3;
+    cr_assert_gt(done, 0);
+    cr_assert_lt(done, N, "one turn pumped all %d", N);
+    settle(&f);
+    for (int i = 0; i < N; i++)
+        check_rec(&f, r[i], "caught up");
+    free_many(r, N);
+    fx_dispose(&f);
+}
+
 /* The store writer publishing from its own thread while the loop runs and
  * subscribers keep falling behind at random. */
 typedef struct writer_arg {
