@@ -4,11 +4,19 @@
  * The writer thread publishes each commit's events: they are copied once,
  * before any lock, and the copy is linked into every attached loop's inbox
  * (a mutex per loop, held to move a few pointers); the loop is woken with
- * uv_async_send. The loop moves them into its ring and
- * fans each one out to the LIVE subscribers it matches, found through the
- * loop's order id and customer id indexes and its list of match-all ones. A
- * subscriber behind the ring's tail reads the store instead; the ring is
- * only a cache.
+ * uv_async_send. The loop moves them into its ring and fans each one out to
+ * the LIVE subscribers it matches, found through the loop's order id and
+ * customer id indexes and its list of match-all ones. A subscriber behind
+ * the ring's tail reads the store instead; the ring is only a cache.
+ *
+ * Work per turn of the loop is bounded: the live fan-out makes at most
+ * FANOUT_BUDGET offers, and the catching-up subscribers pumped from the idle
+ * handle spend at most IDLE_BUDGET together; the idle handle goes on with
+ * the rest the next turn, after the loop has read its sockets and flushed
+ * what this turn queued (so a CreateOrder on the same loop waits one slice,
+ * not the whole fan-out). The event is packed into an rpc_frame once, on
+ * first use, kept beside its ring slot, and every subscriber's call sends
+ * those bytes (rpc_call_send_frame).
  *
  * Memory per loop: the ring (orders_config.event_ring events), an inbox of
  * at most max(ring, INBOX_MIN) events (when a loop falls that far behind, its

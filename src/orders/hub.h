@@ -8,7 +8,13 @@
  * event with seq <= pos has been dealt with: sent, or not for it) and is
  *  - LIVE: it has everything up to hi; each new event that matches its
  *    filter is sent as it enters the ring (subscribers are indexed by order
- *    id and customer id, so fan-out does not scan them);
+ *    id and customer id, so fan-out does not scan them). The fan-out of one
+ *    event may span several turns of the loop (a budget of sends per turn,
+ *    so that the loop's other calls go on): until it reached a LIVE
+ *    subscriber, that one has everything up to hi - 1 (orders__sub_pos);
+ *    the next event enters the ring once the previous one reached everyone.
+ *    Each event is packed once per loop (orders__hub_frame) and those bytes
+ *    go to every subscriber;
  *  - CATCHING UP: after a send returned RPC_AGAIN (then it waits for
  *    orders__sub_ready()), or when it starts in the past. It is pumped from
  *    the ring while pos + 1 >= lo, else from the store in pages, until
