@@ -244,6 +244,7 @@ static void on_handle_closed(uv_handle_t *hd)
         orders__sub_destroy(container_of(hl->subs.next, orders_sub, node));
     orders__table_dispose(&hl->by_order);
     orders__table_dispose(&hl->by_customer);
+    oms_free(hl->groups); /* empty: every subscriber left */
     uv_mutex_destroy(&hl->mu);
     while (hl->pend) {
         hub_link *l = hl->pend;

@@ -53,6 +53,12 @@ typedef struct orders_sub_ops {
      * (true when unsure). */
     int (*describe)(void *arg, char *buf, size_t n);
     bool (*armed)(void *arg);
+    /* Optional: the owner's connection (e.g. its peer "ip:port"; read when
+     * the subscriber goes live, not kept). Match-all subscribers of one
+     * connection are kept together in the fan-out order, so that each turn's
+     * budget of sends goes to few connections, which then get one larger
+     * write each instead of many small ones. */
+    const char *(*group)(void *arg);
 } orders_sub_ops;
 
 /* Where a loop's hub reads old events and the newest seq from. By default

@@ -98,6 +98,18 @@ void orders__table_drop_if_empty(key_table *t, key_node *k);
 
 /* --- the hub, its loops, their subscribers --------------------------------------- */
 
+/* The match-all LIVE subscribers of one connection (ops->group): they stand
+ * together in live_all, tail the last of them. */
+typedef struct live_group {
+    struct live_group *next; /* bucket chain */
+    hlink *tail;
+    size_t n;
+    uint32_t hash;
+    char key[64]; /* truncated: two connections may share a group (order only) */
+} live_group;
+
+#define GROUP_BUCKETS 1024
+
 /* One commit's events, copied once on the writer thread (outside every lock)
  * and shared by the loops it is handed to: each gets a link (in links[],
  * allocated with the batch) put on its inbox under its lock, so the writer
@@ -141,9 +153,10 @@ struct orders_sub {
     size_t nmem, memcap;
     uint32_t *slot; /* open addressing over mem: index + 1, 0 empty */
     size_t nslot;
-    hlink node;  /* in hl->subs */
-    hlink live;  /* in hl->live_all while LIVE and matching every order */
-    hlink sched; /* in hl->sched (to pump) or hl->zombies (to free) */
+    hlink node;        /* in hl->subs */
+    hlink live;        /* in hl->live_all while LIVE and matching every order */
+    live_group *group; /* its group in live_all, or NULL */
+    hlink sched;       /* in hl->sched (to pump) or hl->zombies (to free) */
     bool in_sched;
 };
 
@@ -170,6 +183,7 @@ struct orders_hub_loop {
     store_event *page; /* catch-up scratch, PAGE_MAX events */
     key_table by_order, by_customer;
     hlink subs, live_all, sched, zombies;
+    live_group **groups; /* GROUP_BUCKETS, made on first use */
 
     /* Live fan-out, a budget per turn (FANOUT_BUDGET). The commits taken
      * from the inbox and not yet through the ring: */
@@ -208,6 +222,8 @@ void orders__hub_reap(orders_hub_loop *hl);
 
 /* hub_sub.c */
 void orders__sub_set_catching(orders_sub *s);
+/* Takes s out of live_all (and its group); a no-op when it is not in it. */
+void orders__sub_live_leave(orders_sub *s);
 /* Ends s through ops->end (once). */
 void orders__sub_end(orders_sub *s, rpc_status code, const char *msg);
 /* Hands e to s (pos must already cover e): RPC_AGAIN blocks it (CATCHING),

@@ -99,12 +99,77 @@ void orders__table_dispose(key_table *t)
     *t = (key_table){0};
 }
 
+/* --- live_all, grouped by connection -------------------------------------------- */
+
+static void live_join(orders_sub *s)
+{
+    orders_hub_loop *hl = s->hl;
+    const char *key = s->ops->group ? s->ops->group(s->arg) : NULL;
+    if (key && !hl->groups)
+        hl->groups = oms_calloc(GROUP_BUCKETS, sizeof *hl->groups);
+    if (!key || !hl->groups) {
+        list_push(&hl->live_all, &s->live);
+        return;
+    }
+    char k[sizeof((live_group *)0)->key];
+    snprintf(k, sizeof k, "%s", key);
+    uint32_t h = orders__hash_id(k);
+    live_group **pp = &hl->groups[h % GROUP_BUCKETS], *g = *pp;
+    while (g && (g->hash != h || strcmp(g->key, k) != 0))
+        g = g->next;
+    if (!g && (g = oms_calloc(1, sizeof *g)) != NULL) {
+        g->hash = h;
+        memcpy(g->key, k, sizeof k);
+        g->next = *pp;
+        *pp = g;
+    }
+    if (!g) { /* no memory: ungrouped */
+        list_push(&hl->live_all, &s->live);
+        return;
+    }
+    if (g->n) { /* right after the group's last one */
+        hlink *t = g->tail;
+        s->live.prev = t;
+        s->live.next = t->next;
+        t->next->prev = &s->live;
+        t->next = &s->live;
+    } else {
+        list_push(&hl->live_all, &s->live);
+    }
+    g->tail = &s->live;
+    g->n++;
+    s->group = g;
+}
+
+void orders__sub_live_leave(orders_sub *s)
+{
+    live_group *g = s->group;
+    if (g) {
+        orders_hub_loop *hl = s->hl;
+        s->group = NULL;
+        if (--g->n == 0) {
+            live_group **pp = &hl->groups[g->hash % GROUP_BUCKETS];
+            while (*pp != g)
+                pp = &(*pp)->next;
+            *pp = g->next;
+            oms_free(g);
+        } else if (g->tail == &s->live) {
+            /* The group stands together (the fan-out bookmark aside). */
+            hlink *p = s->live.prev;
+            if (p == &hl->fan_mark)
+                p = p->prev;
+            g->tail = p;
+        }
+    }
+    list_del(&s->live);
+}
+
 /* --- subscriber state ------------------------------------------------------------ */
 
 void orders__sub_set_catching(orders_sub *s)
 {
     if (s->state == SUB_LIVE)
-        list_del(&s->live); /* a no-op unless it is in live_all */
+        orders__sub_live_leave(s); /* a no-op unless it is in live_all */
     s->state = SUB_CATCHING;
 }
 
@@ -112,7 +177,7 @@ void orders__sub_end(orders_sub *s, rpc_status code, const char *msg)
 {
     if (s->state == SUB_DEAD)
         return;
-    list_del(&s->live);
+    orders__sub_live_leave(s);
     orders__hub_unschedule(s);
     s->state = SUB_DEAD;
     s->ops->end(s->arg, code, msg);
@@ -121,7 +186,7 @@ void orders__sub_end(orders_sub *s, rpc_status code, const char *msg)
 /* The owner's send failed: the call is over, on_cancel/on_free follow. */
 static void kill_sub(orders_sub *s)
 {
-    list_del(&s->live);
+    orders__sub_live_leave(s);
     orders__hub_unschedule(s);
     s->state = SUB_DEAD;
 }
@@ -132,7 +197,7 @@ static void go_live(orders_sub *s)
               (long long)s->hl->lo, (long long)s->hl->hi);
     s->state = SUB_LIVE;
     if (s->all)
-        list_push(&s->hl->live_all, &s->live);
+        live_join(s);
     if (s->closing)
         orders__sub_end(s, RPC_OK, NULL);
 }
@@ -603,7 +668,7 @@ int64_t orders__sub_pos(const orders_sub *s)
 void orders__sub_destroy(orders_sub *s)
 {
     orders_hub_loop *hl = s->hl;
-    list_del(&s->live);
+    orders__sub_live_leave(s);
     list_del(&s->node);
     orders__hub_unschedule(s);
     for (size_t i = 0; i < s->nmem; i++)

@@ -76,8 +76,18 @@ static bool watch_armed(void *arg)
     return rpc_call_ready_armed(w->c);
 }
 
-static const orders_sub_ops watch_ops = {
-    .send = send_event, .end = end_watch, .describe = describe_watch, .armed = watch_armed};
+/* The connection: its peer address. */
+static const char *watch_group(void *arg)
+{
+    watch *w = arg;
+    return rpc_call_peer(w->c);
+}
+
+static const orders_sub_ops watch_ops = {.send = send_event,
+                                         .end = end_watch,
+                                         .describe = describe_watch,
+                                         .armed = watch_armed,
+                                         .group = watch_group};
 
 /* RPC_OK, or the status for a bad id list (field: its path, min: 0 or 1)
  * with why[] filled. */

@@ -905,6 +905,79 @@ Test(orders_hub, catch_up_of_many_is_spread_over_turns)
     fx_dispose(&f);
 }
 
+/* Match-all subscribers of one connection (ops->group) are offered an event
+ * one after another, however they joined, as they come and go. */
+static const char *send_log[64];
+static size_t nsend_log;
+
+static int grp_send(void *arg, const store_event *e)
+{
+    rec *r = arg;
+    if (nsend_log < 64)
+        send_log[nsend_log++] = r->customer; /* the group, for this test */
+    r->seqs = r->seqs ? r->seqs : calloc(64, sizeof *r->seqs);
+    r->seqs[r->n++] = e->seq;
+    return 0;
+}
+
+static const char *grp_group(void *arg)
+{
+    return ((rec *)arg)->customer;
+}
+
+static const orders_sub_ops grp_ops = {.send = grp_send, .end = rec_end, .group = grp_group};
+
+static rec *grp_watch(fixture *f, const char *group)
+{
+    rec *r = calloc(1, sizeof *r);
+    r->customer = group;
+    r->s = orders__sub_new(f->hl, &grp_ops, r);
+    cr_assert_eq(orders__sub_watch(r->s, NULL, NULL, 0), 0);
+    orders__sub_start(r->s, 0);
+    return r;
+}
+
+/* Each group's sends are one run in send_log[0..nsend_log). */
+static void check_runs(size_t want)
+{
+    cr_assert_eq(nsend_log, want);
+    for (size_t i = 0; i < nsend_log; i++)
+        for (size_t j = i + 2; j < nsend_log; j++)
+            if (strcmp(send_log[i], send_log[j]) == 0)
+                for (size_t k = i + 1; k < j; k++)
+                    cr_assert_str_eq(send_log[k], send_log[i], "group %s split at %zu", send_log[i],
+                                     k);
+    nsend_log = 0;
+}
+
+Test(orders_hub, match_all_subscribers_grouped_by_connection)
+{
+    fixture f;
+    fx_init(&f, 64);
+    const char *g[] = {"A", "B", "C"};
+    rec *r[12];
+    for (int i = 0; i < 9; i++)
+        r[i] = grp_watch(&f, g[i % 3]);
+    commit1(&f, 1);
+    settle(&f);
+    check_runs(9);
+    rec_free(r[3]); /* an A in the middle of its run */
+    rec_free(r[8]); /* the last C */
+    r[9] = grp_watch(&f, "C");
+    r[10] = grp_watch(&f, "A");
+    r[11] = grp_watch(&f, "D");
+    commit1(&f, 2);
+    settle(&f);
+    check_runs(10);
+    for (int i = 0; i < 12; i++)
+        if (i != 3 && i != 8) {
+            free(r[i]->seqs);
+            r[i]->seqs = NULL;
+            rec_free(r[i]);
+        }
+    fx_dispose(&f);
+}
+
 /* The store writer publishing from its own thread while the loop runs and
  * subscribers keep falling behind at random. */
 typedef struct writer_arg {
