@@ -41,7 +41,7 @@ PER=$((SUBS / PROCS))
 CONN=$(((PER + 499) / 500)) # omsd allows 1000 streams per connection
 PRATE=$(python3 -c "print($RATE / $PROCS)")
 L0=$(cut -d' ' -f1-3 /proc/loadavg)
-C0=$(awk '{print $14 + $15}' /proc/$SP/stat)
+read -r U0 S0 < <(awk '{print $14, $15}' /proc/$SP/stat)
 PIDS=()
 for p in $(seq 1 "$PROCS"); do
     "$BUILD/oms-bench" --target "127.0.0.1:$PORT" --h2c --call order-watch --concurrency "$PER" \
@@ -51,10 +51,12 @@ for p in $(seq 1 "$PROCS"); do
 done
 RC=0
 for pid in "${PIDS[@]}"; do wait "$pid" || RC=1; done
-C1=$(awk '{print $14 + $15}' /proc/$SP/stat)
+read -r U1 S1 < <(awk '{print $14, $15}' /proc/$SP/stat)
 L1=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "omsd --workers $WORKERS, $SUBS subscribers over $PROCS oms-bench processes, $RATE orders/s"
-echo "load average before: $L0  after: $L1  server CPU: $(((C1 - C0) * 1000 / $(getconf CLK_TCK))) ms"
+HZ=$(getconf CLK_TCK)
+echo "load average before: $L0  after: $L1  server CPU: user $(((U1 - U0) * 1000 / HZ)) ms," \
+    "system $(((S1 - S0) * 1000 / HZ)) ms"
 python3 - "$OUT" "$PROCS" <<'EOF'
 import json, sys
 out, n = sys.argv[1], int(sys.argv[2])
@@ -69,6 +71,6 @@ for p in range(1, n + 1):
           f"missing {w['missing']}, duplicates {w['duplicates']}, seq gaps {w['seq_gaps']} | "
           f"CreateOrder p50 {ms(c,'p50'):.2f} p99 {ms(c,'p99'):.2f} ms | "
           f"delivery p50 {ms(dl,'p50'):.2f} p99 {ms(dl,'p99'):.2f} ms | "
-          f"spread p99 {ms(sp,'p99'):.2f} ms")
+          f"spread p99 {ms(sp,'p99'):.2f} ms | client {w['client_us_per_delivery']:.2f} us/delivery")
 EOF
 exit $RC

@@ -638,6 +638,7 @@ static void take(orders_hub_loop *hl, const store_event *e)
 static bool advance(orders_hub_loop *hl)
 {
     size_t budget = FANOUT_BUDGET;
+    hl->now_ms = orders__wall_ms();
     for (;;) {
         fan_step(hl, &budget);
         if (hl->fan_e)

@@ -203,6 +203,7 @@ struct orders_hub_loop {
     int depth;        /* > 0 while the hub iterates: frees are deferred */
     bool draining, closing;
     orders_hub_stats st;
+    int64_t now_ms; /* wall clock (unix ms) when the current slice or pump began */
 };
 
 enum { FAN_ALL, FAN_ORDER, FAN_CUSTOMER };
@@ -221,6 +222,8 @@ void orders__hub_unschedule(orders_sub *s);
 void orders__hub_reap(orders_hub_loop *hl);
 
 /* hub_sub.c */
+/* CLOCK_REALTIME in ms (store_event.at's clock). */
+int64_t orders__wall_ms(void);
 void orders__sub_set_catching(orders_sub *s);
 /* Takes s out of live_all (and its group); a no-op when it is not in it. */
 void orders__sub_live_leave(orders_sub *s);

@@ -205,12 +205,20 @@ static void go_live(orders_sub *s)
 const uint64_t orders_lag_bounds_ms[ORDERS_LAG_BUCKETS] = {
     1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 60000};
 
-/* Counts e's delivery lag (loop thread only: no lock, plain adds). */
-static void observe_lag(orders_hub_stats *st, const store_event *e)
+int64_t orders__wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Counts e's delivery lag (loop thread only: no lock, plain adds), against
+ * the clock read when this fan-out slice or pump began (hl->now_ms): a
+ * slice lasts about a millisecond, the histogram's finest bucket. */
+static void observe_lag(orders_hub_loop *hl, const store_event *e)
+{
+    orders_hub_stats *st = &hl->st;
+    int64_t now = hl->now_ms;
     uint64_t lag = now > e->at ? (uint64_t)(now - e->at) : 0;
     size_t b = 0;
     while (b < ORDERS_LAG_BUCKETS && lag > orders_lag_bounds_ms[b])
@@ -225,7 +233,7 @@ static void observe_lag(orders_hub_stats *st, const store_event *e)
 void orders__sub_emit(orders_sub *s, const store_event *e)
 {
     s->hl->st.sent++;
-    observe_lag(&s->hl->st, e);
+    observe_lag(s->hl, e);
     int rc = s->ops->send(s->arg, e);
     if (rc == RPC_AGAIN) {
         OMS_DEBUG("hub: subscriber %p blocked at seq %lld (%s)", (void *)s, (long long)e->seq,
@@ -339,6 +347,7 @@ size_t orders__sub_pump(orders_sub *s)
 {
     orders_hub_loop *hl = s->hl;
     size_t cost = 0;
+    hl->now_ms = orders__wall_ms();
     while (s->state == SUB_CATCHING && !s->blocked) {
         if (s->closing && s->pos >= s->close_at) {
             orders__sub_end(s, RPC_OK, NULL);
