@@ -534,49 +534,68 @@ static member *mem_mark_next(orders_hub_loop *hl)
     return m;
 }
 
-/* Starts fanning e (the ring's new hi) out: live_all first. */
-static void fan_start(orders_hub_loop *hl, const store_event *e)
+static const store_event *ring_at(const orders_hub_loop *hl, int64_t seq)
 {
-    hl->fan_e = e;
+    return &hl->ring[(size_t)seq % hl->cap];
+}
+
+/* Starts fanning the ring's events [lo, hi] out: live_all first. */
+static void fan_start(orders_hub_loop *hl, int64_t lo)
+{
+    hl->fanning = true;
+    hl->fan_lo = hl->fan_cur = lo;
+    hl->fan_hi = hl->hi;
     hl->fan_phase = FAN_ALL;
     mark_insert(&hl->live_all, &hl->fan_mark);
 }
 
-/* Goes on fanning hl->fan_e out, spending at most *budget; the event is
- * done (fan_e NULL) unless the budget ran out. */
+/* The member walk of event fan_cur's order id (FAN_ORDER) or customer. */
+static void fan_members(orders_hub_loop *hl, int phase)
+{
+    const store_event *e = ring_at(hl, hl->fan_cur);
+    key_table *t = phase == FAN_ORDER ? &hl->by_order : &hl->by_customer;
+    const char *id = phase == FAN_ORDER ? e->order_id : e->customer_id;
+    hl->fan_phase = phase;
+    mem_mark_start(hl, t, orders__table_find(t, id, orders__hash_id(id)));
+}
+
+/* Goes on fanning [fan_lo, fan_hi] out, spending about *budget offers; the
+ * range is done (fanning false) unless the budget ran out. */
 static void fan_step(orders_hub_loop *hl, size_t *budget)
 {
-    const store_event *e = hl->fan_e;
-    while (hl->fan_e && *budget > 0) {
+    while (hl->fanning && *budget > 0) {
         if (hl->fan_phase == FAN_ALL) {
             hlink *l = hl->fan_mark.next;
             list_del(&hl->fan_mark);
             if (l == &hl->live_all) {
-                hl->fan_phase = FAN_ORDER;
-                mem_mark_start(
-                    hl, &hl->by_order,
-                    orders__table_find(&hl->by_order, e->order_id, orders__hash_id(e->order_id)));
+                fan_members(hl, FAN_ORDER);
                 continue;
             }
-            mark_insert(l, &hl->fan_mark); /* before the offer: l may leave the list */
+            mark_insert(l, &hl->fan_mark); /* before the offers: l may leave the list */
+            orders_sub *s = container_of(l, orders_sub, live);
             (*budget)--;
-            offer(container_of(l, orders_sub, live), e);
+            for (int64_t q = hl->fan_lo; q <= hl->fan_hi && s->state == SUB_LIVE; q++) {
+                offer(s, ring_at(hl, q));
+                if (q > hl->fan_lo && *budget > 0)
+                    (*budget)--;
+            }
             continue;
         }
         member *m = mem_mark_next(hl);
         if (!m) {
             mem_mark_unlink(hl);
             if (hl->fan_phase == FAN_ORDER) {
-                hl->fan_phase = FAN_CUSTOMER;
-                mem_mark_start(hl, &hl->by_customer,
-                               orders__table_find(&hl->by_customer, e->customer_id,
-                                                  orders__hash_id(e->customer_id)));
+                fan_members(hl, FAN_CUSTOMER);
+            } else if (hl->fan_cur < hl->fan_hi) {
+                hl->fan_cur++;
+                fan_members(hl, FAN_ORDER);
             } else {
-                hl->fan_e = NULL; /* done: every LIVE subscriber has dealt with hi */
+                hl->fanning = false; /* done: every LIVE subscriber has dealt with hi */
             }
             continue;
         }
         (*budget)--;
+        const store_event *e = ring_at(hl, hl->fan_cur);
         if (hl->fan_phase == FAN_CUSTOMER || e->seq > m->floor)
             offer(m->s, e);
     }
@@ -626,12 +645,54 @@ static void take(orders_hub_loop *hl, const store_event *e)
     hl->hi = e->seq;
     if (hl->hi - hl->lo + 1 > (int64_t)hl->cap)
         hl->lo = hl->hi - (int64_t)hl->cap + 1;
-    fan_start(hl, slot);
+}
+
+/* The next event taken from the inbox, NULL when none is left (used-up
+ * commits are let go on the way). */
+static const store_event *pend_peek(orders_hub_loop *hl)
+{
+    while (hl->pend) {
+        hub_link *l = hl->pend;
+        if (hl->pend_i < l->from)
+            hl->pend_i = l->from;
+        if (hl->pend_i < l->b->n)
+            return &l->b->evs[hl->pend_i];
+        hl->pend = l->next;
+        hl->pend_i = 0;
+        batch_unref(l->b);
+    }
+    return NULL;
+}
+
+/* Moves up to FAN_RANGE pending events (no more than the ring holds, and no
+ * gap among them) into the ring and starts fanning them out. Returns false
+ * when none is pending. */
+static bool take_range(orders_hub_loop *hl)
+{
+    size_t max = hl->cap < FAN_RANGE ? hl->cap : FAN_RANGE, n = 0;
+    int64_t first = 0;
+    const store_event *e;
+    while (n < max && (e = pend_peek(hl)) != NULL) {
+        if (e->seq <= hl->hi) { /* seen already (see orders__hub_loop_open) */
+            hl->pend_i++;
+            continue;
+        }
+        if (n && e->seq != hl->hi + 1)
+            break; /* a gap: the ring restarts, after this range */
+        if (!n)
+            first = e->seq;
+        take(hl, e);
+        hl->pend_i++;
+        n++;
+    }
+    if (n)
+        fan_start(hl, first);
+    return n > 0;
 }
 
 /* Moves events through the ring to the LIVE subscribers, FANOUT_BUDGET
- * offers a turn: the event being fanned out, then the commits taken from
- * the inbox, then (once those are through) the inbox again. The inbox is
+ * offers a turn: the events being fanned out, then the next range of those
+ * taken from the inbox, then (once those are through) the inbox again. The inbox is
  * taken only when the commits before are through, so a loop that falls
  * behind leaves them there, where their number is bounded. Returns whether
  * work is left for the next turn. */
@@ -641,26 +702,17 @@ static bool advance(orders_hub_loop *hl)
     hl->now_ms = orders__wall_ms();
     for (;;) {
         fan_step(hl, &budget);
-        if (hl->fan_e)
+        if (hl->fanning)
             return true; /* out of budget */
-        if (hl->pend) {
-            hub_link *l = hl->pend;
-            if (hl->pend_i < l->from)
-                hl->pend_i = l->from;
-            if (hl->pend_i < l->b->n) {
-                if (budget == 0)
-                    return true;
-                take(hl, &l->b->evs[hl->pend_i++]);
+        if (hl->pend || hl->pend_lost) {
+            if (budget == 0)
+                return true;
+            if (take_range(hl))
                 continue;
-            }
-            hl->pend = l->next;
-            hl->pend_i = 0;
-            batch_unref(l->b);
-            continue;
+            if (hl->pend_lost > hl->hi) /* the newest events never came (no memory) */
+                restart_ring(hl, hl->pend_lost + 1);
+            hl->pend_lost = 0;
         }
-        if (hl->pend_lost > hl->hi) /* the newest events never came (no memory): read them */
-            restart_ring(hl, hl->pend_lost + 1);
-        hl->pend_lost = 0;
         if (budget == 0)
             return true;
         uv_mutex_lock(&hl->mu);

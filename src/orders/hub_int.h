@@ -20,6 +20,8 @@
  * idle handle), so that one event to 10,000 subscribers does not hold up
  * the loop's other calls; and each turn's bytes go out with the turn. */
 #define FANOUT_BUDGET 512
+/* Events fanned out together (at most; and at most the ring). */
+#define FAN_RANGE 64
 /* Events a subscriber examines per turn before it yields to the loop. */
 #define PUMP_BUDGET 4096
 /* What the catching-up subscribers together spend per turn of the idle
@@ -190,12 +192,16 @@ struct orders_hub_loop {
     hub_link *pend; /* the first; its events from pend_i on are left */
     size_t pend_i;
     int64_t pend_lost; /* the inbox's lost when it was taken */
-    /* The event being fanned out (the ring's hi), or NULL. While it is, a
-     * LIVE subscriber has dealt with everything up to hi - 1 and with hi
-     * once it was offered it (live_hi()). The walk goes through live_all,
-     * then the event's order id members, then its customer's, each with a
-     * bookmark standing after the last one visited. */
-    const store_event *fan_e;
+    /* The events being fanned out, seqs [fan_lo, fan_hi] (fan_hi the
+     * ring's hi), while fanning. Until the walk reached it, a LIVE
+     * subscriber has dealt with everything up to fan_lo - 1 (live_hi()).
+     * The walk offers a match-all subscriber the whole range at once (one
+     * visit, its events queued together: one DATA frame when the loop is
+     * behind), then goes event by event (fan_cur) through the order id
+     * members and the customer's, each walk with a bookmark standing after
+     * the last one visited. */
+    bool fanning;
+    int64_t fan_lo, fan_hi, fan_cur;
     int fan_phase;    /* FAN_ALL, FAN_ORDER, FAN_CUSTOMER */
     hlink fan_mark;   /* in live_all during FAN_ALL */
     member fan_mem;   /* s == NULL: in a key's member list during the others */
@@ -208,10 +214,10 @@ struct orders_hub_loop {
 
 enum { FAN_ALL, FAN_ORDER, FAN_CUSTOMER };
 
-/* What every LIVE subscriber of hl has dealt with (see fan_e). */
+/* What every LIVE subscriber of hl has dealt with (see fanning). */
 static inline int64_t live_hi(const orders_hub_loop *hl)
 {
-    return hl->fan_e ? hl->hi - 1 : hl->hi;
+    return hl->fanning ? hl->fan_lo - 1 : hl->hi;
 }
 
 /* hub.c: queues s to be pumped from the loop's idle handle (a CATCHING one
