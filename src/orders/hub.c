@@ -328,10 +328,19 @@ void orders__hub_loop_dump(orders_hub_loop *hl)
     uv_mutex_lock(&hl->mu);
     size_t nin = hl->nin;
     uv_mutex_unlock(&hl->mu);
-    OMS_INFO("state dump: hub loop %p: ring %lld..%lld (cap %zu), inbox %zu, %zu subscribers, %zu "
-             "scheduled, idle %s; sent %llu, AGAIN %llu, store reads %llu, ring restarts %llu",
-             (void *)hl, (long long)hl->lo, (long long)hl->hi, hl->cap, nin, nsubs, nsched,
-             uv_is_active((uv_handle_t *)&hl->idle) ? "running" : "stopped",
+    char fan[96] = "no fan-out in progress";
+    if (hl->fanning)
+        snprintf(fan, sizeof fan, "fanning out %lld..%lld (%s, at %lld)", (long long)hl->fan_lo,
+                 (long long)hl->fan_hi,
+                 hl->fan_phase == FAN_ALL     ? "match-all"
+                 : hl->fan_phase == FAN_ORDER ? "order ids"
+                                              : "customers",
+                 (long long)hl->fan_cur);
+    OMS_INFO("state dump: hub loop %p: ring %lld..%lld (cap %zu), inbox %zu, %staken commits "
+             "waiting, %s, %zu subscribers, %zu scheduled, idle %s; sent %llu, AGAIN %llu, store "
+             "reads %llu, ring restarts %llu",
+             (void *)hl, (long long)hl->lo, (long long)hl->hi, hl->cap, nin, hl->pend ? "" : "no ",
+             fan, nsubs, nsched, uv_is_active((uv_handle_t *)&hl->idle) ? "running" : "stopped",
              (unsigned long long)hl->st.sent, (unsigned long long)hl->st.blocked,
              (unsigned long long)hl->st.store_reads, (unsigned long long)hl->st.gaps);
     for (const hlink *l = hl->subs.next; l != &hl->subs; l = l->next) {
