@@ -423,6 +423,26 @@ void rpc__respond_error(http2_stream *s, rpc_status code, const char *message)
     oms_free(enc);
 }
 
+/* Queues one whole gRPC message (prefix included) on c's stream. */
+static int queue_frame(rpc_call *c, const uint8_t *frame, size_t flen)
+{
+    int rv = http2_stream_write(c->stream, frame, flen);
+    if (rv >= 0 || rv == HTTP2_AGAIN) {
+        c->msgs_out++;
+        c->bytes_out += flen;
+    }
+    if (rv == HTTP2_AGAIN) {
+        c->blocked = true;
+        RPC_ASSERT_SEND_OK(c);
+        return RPC_AGAIN;
+    }
+    if (rv < 0) {
+        rpc_call_finish(c, RPC_INTERNAL, "cannot queue response");
+        return RPC_ECANCELLED;
+    }
+    return 0;
+}
+
 int rpc_call_send_ex(rpc_call *c, const ProtobufCMessage *m, bool compress)
 {
     if (c->done || !c->stream)
@@ -465,24 +485,47 @@ int rpc_call_send_ex(rpc_call *c, const ProtobufCMessage *m, bool compress)
         flen = zbuf.len;
     }
     rpc__frame_header(frame, compressed, (uint32_t)size);
-    rv = http2_stream_write(c->stream, frame, flen);
-    if (rv >= 0 || rv == HTTP2_AGAIN) {
-        c->msgs_out++;
-        c->bytes_out += flen;
-    }
+    rv = queue_frame(c, frame, flen);
     rpc__buf_dispose(&zbuf);
     if (c->scratch.cap > 1u << 20) /* do not keep a huge buffer per call */
         rpc__buf_dispose(&c->scratch);
-    if (rv == HTTP2_AGAIN) {
-        c->blocked = true;
-        RPC_ASSERT_SEND_OK(c);
-        return RPC_AGAIN;
-    }
-    if (rv < 0) {
-        rpc_call_finish(c, RPC_INTERNAL, "cannot queue response");
+    return rv;
+}
+
+int rpc_call_send_frame(rpc_call *c, rpc_frame *f)
+{
+    if (c->done || !c->stream)
         return RPC_ECANCELLED;
+    if (c->method->output && rpc__frame_desc(f) != c->method->output)
+        return RPC_EINVAL;
+    int rv = send_headers(c);
+    if (rv != 0) {
+        rpc_call_finish(c, RPC_INTERNAL, "cannot send response headers");
+        return rv;
     }
-    return 0;
+    size_t flen;
+    const uint8_t *frame = rpc__frame_bytes(f, &flen);
+    size_t size = flen - RPC_FRAME_HEADER;
+    if (size > rpc__server_config(c->srv)->max_send_msg) {
+        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "response message larger than max send size");
+        return RPC_ETOOBIG;
+    }
+    if (!c->compress || c->resp_enc == RPC_ENC_IDENTITY)
+        return queue_frame(c, frame, flen); /* the shared bytes, as they are */
+    /* This call compresses: its own copy. */
+    rpc_buf zbuf;
+    rpc__buf_init(&zbuf);
+    uint8_t hdr[RPC_FRAME_HEADER] = {0};
+    if (rpc__buf_append(&zbuf, hdr, sizeof hdr) != 0 ||
+        rpc__compress(c->resp_enc, frame + RPC_FRAME_HEADER, size, &zbuf) != 0) {
+        rpc__buf_dispose(&zbuf);
+        rpc_call_finish(c, RPC_INTERNAL, "compression failed");
+        return RPC_ENOMEM;
+    }
+    rpc__frame_header(zbuf.data, true, (uint32_t)(zbuf.len - RPC_FRAME_HEADER));
+    rv = queue_frame(c, zbuf.data, zbuf.len);
+    rpc__buf_dispose(&zbuf);
+    return rv;
 }
 
 int rpc_call_send(rpc_call *c, const ProtobufCMessage *m)
