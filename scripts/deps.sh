@@ -3,11 +3,11 @@
 set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config git openssl
-  libnghttp2-dev libuv1-dev libssl-dev zlib1g-dev libsystemd-dev
+  libnghttp2-dev libuv1-dev libssl-dev zlib1g-dev libsystemd-dev systemd
   libsqlite3-dev libjansson-dev libhttp-parser-dev prometheus libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev grpc-proto
   golang-github-gogo-googleapis-dev
   libcriterion-dev
-  python3 python3-grpcio python3-protobuf protobuf-compiler-grpc python3-h2 python3-jwt
+  python3 python3-grpcio python3-protobuf protobuf-compiler-grpc python3-h2 python3-jwt python3-cryptography
   nghttp2-client gnuplot-nox
   golang-go golang-github-spf13-cobra-dev golang-github-fatih-color-dev golang-golang-x-net-dev
   clang libclang-rt-14-dev

@@ -142,6 +142,10 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     case NGHTTP2_GOAWAY:
         OMS_DEBUG("conn %s: GOAWAY from peer, code %u", c->peer, frame->goaway.error_code);
         c->goaway_recv = 1;
+        /* The peer is going away: unless a reason was decided first, the
+         * close that follows is the peer's (not "other"). */
+        if (!c->ep->client)
+            http2__conn_why(c, HTTP2_CLOSE_PEER);
         if (c->handler && c->handler->on_goaway)
             c->handler->on_goaway(c, frame->goaway.error_code);
         break;
@@ -294,50 +298,17 @@ nghttp2_option *http2__session_option_new(bool client)
     return opt;
 }
 
-/* nghttp2's own allocations go through base/alloc.h too, so a failing
- * allocator reaches its out-of-memory paths as well as ours. */
-static void *mem_malloc(size_t n, void *ud)
-{
-    (void)ud;
-    return oms_malloc(n);
-}
-
-static void mem_free(void *p, void *ud)
-{
-    (void)ud;
-    oms_free(p);
-}
-
-static void *mem_calloc(size_t n, size_t size, void *ud)
-{
-    (void)ud;
-    return oms_calloc(n, size);
-}
-
-/* Not failed on purpose: nghttp2 1.52 (Debian 12) reallocs only to grow its
- * priority queues and buffers, and when growing the server's DATA queue fails
- * (SETTINGS_NO_RFC7540_PRIORITIES: session_attach_stream_item pushes the
- * stream on session->sched[].ob_data after attaching the item) it returns
- * NOMEM with the item still attached to the stream, and nghttp2_submit_data
- * frees that item: nghttp2_session_del later frees it again (a use after
- * free; assert in nghttp2_outbound_item_free). Nothing on our side can
- * repair that state, so these reallocs bypass fault injection (a real
- * out-of-memory still reaches them). tests/failmalloc documents it. */
-static void *mem_realloc(void *p, size_t n, void *ud)
-{
-    (void)ud;
-    return realloc(p, n);
-}
-
-static nghttp2_mem session_mem = {NULL, mem_malloc, mem_free, mem_calloc, mem_realloc};
-
 int http2__conn_start_session(http2_conn *c)
 {
     const http2_ep *ep = c->ep;
-    int rv =
-        ep->client
-            ? nghttp2_session_client_new3(&c->session, ep->callbacks, c, ep->option, &session_mem)
-            : nghttp2_session_server_new3(&c->session, ep->callbacks, c, ep->option, &session_mem);
+    /* nghttp2's own allocations go through mem.c (base/alloc.h underneath),
+     * so a failing allocator reaches its out-of-memory paths as well as
+     * ours; the session keeps a copy of mem. */
+    nghttp2_mem mem;
+    http2__mem_init(&mem, c);
+    int rv = ep->client
+                 ? nghttp2_session_client_new3(&c->session, ep->callbacks, c, ep->option, &mem)
+                 : nghttp2_session_server_new3(&c->session, ep->callbacks, c, ep->option, &mem);
     if (rv != 0)
         return UV_ENOMEM;
     if (!ep->client)

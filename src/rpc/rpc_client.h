@@ -149,7 +149,9 @@ OMS_EXTERN int rpc_client_call_send_ex(rpc_client_call *c, const ProtobufCMessag
 /* Inside on_message: whether that response message arrived compressed. */
 OMS_EXTERN bool rpc_client_call_last_compressed(const rpc_client_call *c);
 
-/* Half-closes: no more request messages. */
+/* Half-closes: no more request messages (END_STREAM follows the messages
+ * already queued). Returns 0, or RPC_ECANCELLED if the call is over or was
+ * half-closed before (a harmless no-op then). Never calls back from inside. */
 OMS_EXTERN int rpc_client_call_close_send(rpc_client_call *c);
 
 /* Cancels: RST_STREAM(CANCEL) to the server, on_status(CANCELLED) follows
@@ -183,6 +185,8 @@ OMS_EXTERN void rpc_client_call_fail(rpc_client_call *c, rpc_status code, const 
 
 /* "/pkg.Service/Method" of the call. */
 OMS_EXTERN const char *rpc_client_call_path(const rpc_client_call *c);
+/* The call's shape, from its rpc_client_ops.flags (never RPC_CALL_UNKNOWN). */
+OMS_EXTERN rpc_call_type rpc_client_call_type(const rpc_client_call *c);
 
 /* The call's request metadata (opts->md and what interceptors added), valid
  * until the call is freed or metadata is added. */
