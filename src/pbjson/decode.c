@@ -7,7 +7,6 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -18,52 +17,14 @@
 typedef struct dec {
     ProtobufCAllocator *a;
     unsigned flags;
-    bool failed;
-    char path[256]; /* as the caller spelled it: "items[1].quantity" */
-    size_t plen;
-    char *err;
-    size_t errlen;
+    pbjson__where w; /* path and first error */
 } dec;
-
-static void fail(dec *d, const char *fmt, ...)
-{
-    if (d->failed)
-        return;
-    d->failed = true;
-    /* A deep path keeps its end: the field that failed, and the reason. */
-    size_t cut = d->plen > 120 ? d->plen - 120 : 0;
-    int n = snprintf(d->err, d->errlen, "%s%s%s", cut ? "..." : "", d->path + cut,
-                     d->plen ? ": " : "");
-    va_list ap;
-    va_start(ap, fmt);
-    if (n >= 0 && (size_t)n < d->errlen)
-        vsnprintf(d->err + n, d->errlen - (size_t)n, fmt, ap);
-    va_end(ap);
-}
-
-static size_t path_push(dec *d, const char *fmt, ...)
-{
-    size_t old = d->plen;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(d->path + d->plen, sizeof d->path - d->plen, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        d->plen = d->plen + (size_t)n < sizeof d->path ? d->plen + (size_t)n : sizeof d->path - 1;
-    return old;
-}
-
-static void path_pop(dec *d, size_t old)
-{
-    d->plen = old;
-    d->path[old] = '\0';
-}
 
 static void *alloc(dec *d, size_t n)
 {
     void *p = d->a->alloc(d->a->allocator_data, n ? n : 1);
     if (!p)
-        fail(d, "out of memory");
+        pbjson__fail(&d->w, "out of memory");
     else
         memset(p, 0, n ? n : 1);
     return p;
@@ -112,7 +73,7 @@ static bool get_int(dec *d, const json_t *v, bool is_signed, int64_t lo, int64_t
     if (json_is_integer(v)) {
         json_int_t x = json_integer_value(v);
         if (is_signed ? (x < lo || x > hi) : (x < 0 || (uint64_t)x > uhi)) {
-            fail(d, "%" PRId64 " is out of range", (int64_t)x);
+            pbjson__fail(&d->w, "%" PRId64 " is out of range", (int64_t)x);
             return false;
         }
         *s = x, *u = (uint64_t)x;
@@ -128,7 +89,7 @@ static bool get_int(dec *d, const json_t *v, bool is_signed, int64_t lo, int64_t
         /* Decimal digits, sign, point and exponent only: strtod would also
          * take hex, "inf" and leading blanks. */
         if (n == 0 || n > 40 || strspn(t, "0123456789-.eE+") != n || t[0] == '+') {
-            fail(d, "\"%.40s\" is not an integer", t);
+            pbjson__fail(&d->w, "\"%.40s\" is not an integer", t);
             return false;
         }
         errno = 0;
@@ -136,7 +97,7 @@ static bool get_int(dec *d, const json_t *v, bool is_signed, int64_t lo, int64_t
             long long x = strtoll(t, &end, 10);
             if (*end == '\0' && errno == 0) {
                 if (x < lo || x > hi) {
-                    fail(d, "%s is out of range", t);
+                    pbjson__fail(&d->w, "%s is out of range", t);
                     return false;
                 }
                 *s = x, *u = (uint64_t)x;
@@ -146,7 +107,7 @@ static bool get_int(dec *d, const json_t *v, bool is_signed, int64_t lo, int64_t
             unsigned long long x = strtoull(t, &end, 10);
             if (*end == '\0' && errno == 0) {
                 if (x > uhi) {
-                    fail(d, "%s is out of range", t);
+                    pbjson__fail(&d->w, "%s is out of range", t);
                     return false;
                 }
                 *s = (int64_t)x, *u = x;
@@ -156,21 +117,21 @@ static bool get_int(dec *d, const json_t *v, bool is_signed, int64_t lo, int64_t
         errno = 0;
         r = strtod(t, &end);
         if (*end != '\0' || errno != 0 || !isfinite(r)) {
-            fail(d, "\"%.40s\" is not an integer", t);
+            pbjson__fail(&d->w, "\"%.40s\" is not an integer", t);
             return false;
         }
     } else {
-        fail(d, "want an integer, got %s", type_name(v));
+        pbjson__fail(&d->w, "want an integer, got %s", type_name(v));
         return false;
     }
     if (!isfinite(r) || r != floor(r)) {
-        fail(d, "%g is not an integer", r);
+        pbjson__fail(&d->w, "%g is not an integer", r);
         return false;
     }
     /* 2^63 and 2^64 are exact doubles; anything at or past them is out. */
     if (is_signed ? (r < (double)lo || r >= 9223372036854775808.0 || (int64_t)r > hi)
                   : (r < 0 || r >= 18446744073709551616.0 || (uint64_t)r > uhi)) {
-        fail(d, "%g is out of range", r);
+        pbjson__fail(&d->w, "%g is out of range", r);
         return false;
     }
     if (is_signed)
@@ -200,15 +161,15 @@ static bool get_double(dec *d, const json_t *v, bool is_float, double *out)
         size_t n = json_string_length(v);
         if (n == 0 || strspn(t, "0123456789-.eE+") != n || *end || errno == ERANGE ||
             !isfinite(*out)) {
-            fail(d, "\"%.40s\" is not a number", t);
+            pbjson__fail(&d->w, "\"%.40s\" is not a number", t);
             return false;
         }
     } else {
-        fail(d, "want a number, got %s", type_name(v));
+        pbjson__fail(&d->w, "want a number, got %s", type_name(v));
         return false;
     }
     if (is_float && isfinite(*out) && fabs(*out) > 3.4028234663852886e38) {
-        fail(d, "%g is out of range for a float", *out);
+        pbjson__fail(&d->w, "%g is out of range for a float", *out);
         return false;
     }
     return true;
@@ -260,7 +221,7 @@ static void get_value(dec *d, const ProtobufCFieldDescriptor *f, const json_t *v
         if (json_is_boolean(v))
             *(protobuf_c_boolean *)p = json_is_true(v);
         else
-            fail(d, "want true or false, got %s", type_name(v));
+            pbjson__fail(&d->w, "want true or false, got %s", type_name(v));
         return;
     case PROTOBUF_C_TYPE_ENUM:
         if (json_is_string(v)) {
@@ -269,23 +230,23 @@ static void get_value(dec *d, const ProtobufCFieldDescriptor *f, const json_t *v
             if (ev && strlen(json_string_value(v)) == json_string_length(v))
                 *(int *)p = ev->value;
             else
-                fail(d, "\"%.60s\" is not a value of %s", json_string_value(v),
-                     ((const ProtobufCEnumDescriptor *)f->descriptor)->name);
+                pbjson__fail(&d->w, "\"%.60s\" is not a value of %s", json_string_value(v),
+                             ((const ProtobufCEnumDescriptor *)f->descriptor)->name);
         } else if (json_is_number(v)) {
             if (get_int(d, v, true, INT32_MIN, INT32_MAX, 0, &s, &u))
                 *(int *)p = (int)s; /* proto3 enums are open */
         } else {
-            fail(d, "want an enum name or number, got %s", type_name(v));
+            pbjson__fail(&d->w, "want an enum name or number, got %s", type_name(v));
         }
         return;
     case PROTOBUF_C_TYPE_STRING: {
         if (!json_is_string(v)) {
-            fail(d, "want a string, got %s", type_name(v));
+            pbjson__fail(&d->w, "want a string, got %s", type_name(v));
             return;
         }
         size_t n = json_string_length(v);
         if (strlen(json_string_value(v)) != n) {
-            fail(d, "string holds a NUL character"); /* a C string cannot */
+            pbjson__fail(&d->w, "string holds a NUL character"); /* a C string cannot */
             return;
         }
         char *c = alloc(d, n + 1);
@@ -297,7 +258,7 @@ static void get_value(dec *d, const ProtobufCFieldDescriptor *f, const json_t *v
     }
     case PROTOBUF_C_TYPE_BYTES: {
         if (!json_is_string(v)) {
-            fail(d, "want base64 bytes in a string, got %s", type_name(v));
+            pbjson__fail(&d->w, "want base64 bytes in a string, got %s", type_name(v));
             return;
         }
         size_t n = json_string_length(v);
@@ -307,7 +268,7 @@ static void get_value(dec *d, const ProtobufCFieldDescriptor *f, const json_t *v
         long got = oms_base64_decode(json_string_value(v), n, b, OMS_B64_ANY);
         if (got < 0) {
             d->a->free(d->a->allocator_data, b);
-            fail(d, "not base64");
+            pbjson__fail(&d->w, "not base64");
             return;
         }
         ProtobufCBinaryData *bd = p;
@@ -329,7 +290,7 @@ static void get_key(dec *d, const ProtobufCFieldDescriptor *kf, const char *key,
         v = json_string(key);
     } else if (kf->type == PROTOBUF_C_TYPE_BOOL) {
         if (strcmp(key, "true") != 0 && strcmp(key, "false") != 0) {
-            fail(d, "map key \"%.40s\" is not true or false", key);
+            pbjson__fail(&d->w, "map key \"%.40s\" is not true or false", key);
             return;
         }
         v = json_boolean(key[0] == 't');
@@ -337,7 +298,7 @@ static void get_key(dec *d, const ProtobufCFieldDescriptor *kf, const char *key,
         v = json_string(key); /* integer keys: get_int reads numeric strings */
     }
     if (!v) {
-        fail(d, "out of memory");
+        pbjson__fail(&d->w, "out of memory");
         return;
     }
     get_value(d, kf, v, p, 0);
@@ -349,7 +310,7 @@ static void get_repeated(dec *d, ProtobufCMessage *m, const ProtobufCFieldDescri
 {
     bool map = pbjson__is_map(f);
     if (map ? !json_is_object(v) : !json_is_array(v)) {
-        fail(d, "want %s, got %s", map ? "an object (map)" : "an array", type_name(v));
+        pbjson__fail(&d->w, "want %s, got %s", map ? "an object (map)" : "an array", type_name(v));
         return;
     }
     size_t n = map ? json_object_size(v) : json_array_size(v);
@@ -368,7 +329,7 @@ static void get_repeated(dec *d, ProtobufCMessage *m, const ProtobufCFieldDescri
         size_t i = 0;
         json_object_foreach((json_t *)v, key, val)
         {
-            size_t old = path_push(d, "[\"%.40s\"]", key);
+            size_t old = pbjson__path_push(&d->w, "[\"%.40s\"]", key);
             ProtobufCMessage *entry = alloc(d, ed->sizeof_message);
             if (entry) {
                 ed->message_init(entry);
@@ -377,23 +338,23 @@ static void get_repeated(dec *d, ProtobufCMessage *m, const ProtobufCFieldDescri
                 if (!json_is_null(val))
                     get_value(d, vf, val, pbjson__member(entry, vf->offset), depth);
                 else if (vf->type == PROTOBUF_C_TYPE_MESSAGE)
-                    fail(d, "null map value");
+                    pbjson__fail(&d->w, "null map value");
             }
-            path_pop(d, old);
-            if (d->failed)
+            pbjson__path_pop(&d->w, old);
+            if (d->w.failed)
                 return;
             i++;
         }
         return;
     }
-    for (size_t i = 0; i < n && !d->failed; i++) {
-        size_t old = path_push(d, "[%zu]", i);
+    for (size_t i = 0; i < n && !d->w.failed; i++) {
+        size_t old = pbjson__path_push(&d->w, "[%zu]", i);
         const json_t *e = json_array_get(v, i);
         if (json_is_null(e))
-            fail(d, "null in a repeated field");
+            pbjson__fail(&d->w, "null in a repeated field");
         else
             get_value(d, f, e, arr + i * sz, depth);
-        path_pop(d, old);
+        pbjson__path_pop(&d->w, old);
     }
 }
 
@@ -424,7 +385,7 @@ static void set_field(dec *d, ProtobufCMessage *m, const ProtobufCFieldDescripto
     if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
         uint32_t *c = pbjson__member(m, f->quantifier_offset);
         if (*c != 0 && *c != f->id) {
-            fail(d, "a second member of the same oneof");
+            pbjson__fail(&d->w, "a second member of the same oneof");
             return;
         }
         if (json_is_null(v))
@@ -448,11 +409,11 @@ static ProtobufCMessage *get_message(dec *d, const ProtobufCMessageDescriptor *d
                                      const json_t *v, int depth)
 {
     if (depth > PBJSON_MAX_DEPTH) {
-        fail(d, "messages nested deeper than %d", PBJSON_MAX_DEPTH);
+        pbjson__fail(&d->w, "messages nested deeper than %d", PBJSON_MAX_DEPTH);
         return NULL;
     }
     if (!json_is_object(v)) {
-        fail(d, "want an object (%s), got %s", desc->name, type_name(v));
+        pbjson__fail(&d->w, "want an object (%s), got %s", desc->name, type_name(v));
         return NULL;
     }
     ProtobufCMessage *m = alloc(d, desc->sizeof_message);
@@ -467,21 +428,21 @@ static ProtobufCMessage *get_message(dec *d, const ProtobufCMessageDescriptor *d
     json_t *val;
     json_object_foreach((json_t *)v, key, val)
     {
-        size_t old = path_push(d, "%s%s", d->plen ? "." : "", key);
+        size_t old = pbjson__path_push(&d->w, "%s%s", d->w.plen ? "." : "", key);
         const ProtobufCFieldDescriptor *f = find_field(desc, key);
         if (!f) {
             if (!(d->flags & PBJSON_IGNORE_UNKNOWN))
-                fail(d, "unknown field of %s", desc->name);
+                pbjson__fail(&d->w, "unknown field of %s", desc->name);
         } else {
             size_t i = (size_t)(f - desc->fields);
             if (seen[i / 8] & (1u << (i % 8)))
-                fail(d, "field given twice (as \"%s\" and its other name)", key);
+                pbjson__fail(&d->w, "field given twice (as \"%s\" and its other name)", key);
             seen[i / 8] |= (uint8_t)(1u << (i % 8));
-            if (!d->failed)
+            if (!d->w.failed)
                 set_field(d, m, f, val, depth);
         }
-        path_pop(d, old);
-        if (d->failed)
+        pbjson__path_pop(&d->w, old);
+        if (d->w.failed)
             break;
     }
     return m; /* also when failed: the caller frees the whole tree */
@@ -492,7 +453,7 @@ ProtobufCMessage *pbjson_decode(const ProtobufCMessageDescriptor *desc, const ch
                                 size_t errlen)
 {
     static ProtobufCAllocator system = {oms_alloc_cb, oms_free_cb, NULL};
-    dec d = {.a = a ? a : &system, .flags = flags, .err = err, .errlen = errlen};
+    dec d = {.a = a ? a : &system, .flags = flags, .w = {.err = err, .errlen = errlen}};
     json_error_t je;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
@@ -502,7 +463,7 @@ ProtobufCMessage *pbjson_decode(const ProtobufCMessageDescriptor *desc, const ch
     }
     ProtobufCMessage *m = get_message(&d, desc, root, 0);
     json_decref(root);
-    if (d.failed) {
+    if (d.w.failed) {
         if (m)
             protobuf_c_message_free_unpacked(m, d.a);
         return NULL;

@@ -4,7 +4,6 @@
  * writer does not give. */
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -17,46 +16,26 @@ typedef struct enc {
     char *buf;
     size_t len, cap;
     unsigned flags;
-    bool failed;
-    char path[256]; /* of the field being written, for errors */
-    size_t plen;
-    char *err;
-    size_t errlen;
+    pbjson__where w; /* path and first error */
 } enc;
-
-static void fail(enc *e, const char *fmt, ...)
-{
-    if (e->failed)
-        return;
-    e->failed = true;
-    /* A deep path keeps its end: the field that failed, and the reason. */
-    size_t cut = e->plen > 120 ? e->plen - 120 : 0;
-    int n = snprintf(e->err, e->errlen, "%s%s%s", cut ? "..." : "", e->path + cut,
-                     e->plen ? ": " : "");
-    va_list ap;
-    va_start(ap, fmt);
-    if (n >= 0 && (size_t)n < e->errlen)
-        vsnprintf(e->err + n, e->errlen - (size_t)n, fmt, ap);
-    va_end(ap);
-}
 
 static bool reserve(enc *e, size_t more)
 {
-    if (e->failed)
+    if (e->w.failed)
         return false;
     if (e->cap - e->len > more)
         return true;
     size_t cap = e->cap ? e->cap : 256;
     while (cap - e->len <= more) {
         if (cap > SIZE_MAX / 2) {
-            fail(e, "out of memory");
+            pbjson__fail(&e->w, "out of memory");
             return false;
         }
         cap *= 2;
     }
     char *p = oms_realloc(e->buf, cap);
     if (!p) {
-        fail(e, "out of memory");
+        pbjson__fail(&e->w, "out of memory");
         return false;
     }
     e->buf = p;
@@ -76,24 +55,6 @@ static void put(enc *e, const char *s, size_t n)
 static void puts_(enc *e, const char *s)
 {
     put(e, s, strlen(s));
-}
-
-static size_t path_push(enc *e, const char *fmt, ...)
-{
-    size_t old = e->plen;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(e->path + e->plen, sizeof e->path - e->plen, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        e->plen = e->plen + (size_t)n < sizeof e->path ? e->plen + (size_t)n : sizeof e->path - 1;
-    return old;
-}
-
-static void path_pop(enc *e, size_t old)
-{
-    e->plen = old;
-    e->path[old] = '\0';
 }
 
 /* Well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
@@ -133,11 +94,11 @@ static bool utf8_ok(const uint8_t *s, size_t n)
 static void put_string(enc *e, const char *s, size_t n)
 {
     if (!utf8_ok((const uint8_t *)s, n)) {
-        fail(e, "string is not valid UTF-8");
+        pbjson__fail(&e->w, "string is not valid UTF-8");
         return;
     }
     if (n > (SIZE_MAX - 3) / 6 || !reserve(e, n * 6 + 3)) {
-        fail(e, "out of memory");
+        pbjson__fail(&e->w, "out of memory");
         return;
     }
     e->buf[e->len++] = '"';
@@ -313,8 +274,8 @@ static void put_repeated(enc *e, const ProtobufCMessage *m, const ProtobufCField
     bool map = pbjson__is_map(f);
     size_t sz = pbjson__elem_size(f->type);
     puts_(e, map ? "{" : "[");
-    for (size_t i = 0; i < n && !e->failed; i++) {
-        size_t old = path_push(e, "[%zu]", i);
+    for (size_t i = 0; i < n && !e->w.failed; i++) {
+        size_t old = pbjson__path_push(&e->w, "[%zu]", i);
         if (i)
             puts_(e, ",");
         if (map) {
@@ -327,7 +288,7 @@ static void put_repeated(enc *e, const ProtobufCMessage *m, const ProtobufCField
         } else {
             put_value(e, f, arr + i * sz, false, depth);
         }
-        path_pop(e, old);
+        pbjson__path_pop(&e->w, old);
     }
     puts_(e, map ? "}" : "]");
 }
@@ -335,13 +296,13 @@ static void put_repeated(enc *e, const ProtobufCMessage *m, const ProtobufCField
 static void put_message(enc *e, const ProtobufCMessage *m, int depth)
 {
     if (depth > PBJSON_MAX_DEPTH) {
-        fail(e, "messages nested deeper than %d", PBJSON_MAX_DEPTH);
+        pbjson__fail(&e->w, "messages nested deeper than %d", PBJSON_MAX_DEPTH);
         return;
     }
     const ProtobufCMessageDescriptor *d = m->descriptor;
     bool first = true;
     puts_(e, "{");
-    for (unsigned i = 0; i < d->n_fields && !e->failed; i++) {
+    for (unsigned i = 0; i < d->n_fields && !e->w.failed; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         const void *p = pbjson__member(m, f->offset);
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
@@ -350,13 +311,13 @@ static void put_message(enc *e, const ProtobufCMessage *m, int depth)
         } else if (!present(m, f, p)) {
             continue;
         }
-        size_t old = path_push(e, "%s%s", e->plen ? "." : "", f->name);
+        size_t old = pbjson__path_push(&e->w, "%s%s", e->w.plen ? "." : "", f->name);
         put_field_name(e, f, &first);
         if (f->label == PROTOBUF_C_LABEL_REPEATED)
             put_repeated(e, m, f, depth);
         else
             put_value(e, f, p, false, depth);
-        path_pop(e, old);
+        pbjson__path_pop(&e->w, old);
     }
     puts_(e, "}");
 }
@@ -364,9 +325,9 @@ static void put_message(enc *e, const ProtobufCMessage *m, int depth)
 char *pbjson_encode(const ProtobufCMessage *msg, unsigned flags, size_t *len, char *err,
                     size_t errlen)
 {
-    enc e = {.flags = flags, .err = err, .errlen = errlen};
+    enc e = {.flags = flags, .w = {.err = err, .errlen = errlen}};
     put_message(&e, msg, 0);
-    if (e.failed) {
+    if (e.w.failed) {
         oms_free(e.buf);
         return NULL;
     }

@@ -1,5 +1,42 @@
 /* field.c - field helpers shared by the encoder and the decoder. */
+#include <stdarg.h>
+#include <stdio.h>
+
 #include "pbjson/pbjson_int.h"
+
+void pbjson__fail(pbjson__where *w, const char *fmt, ...)
+{
+    if (w->failed)
+        return;
+    w->failed = true;
+    /* A deep path keeps its end: the field that failed, and the reason. */
+    size_t cut = w->plen > 120 ? w->plen - 120 : 0;
+    int n =
+        snprintf(w->err, w->errlen, "%s%s%s", cut ? "..." : "", w->path + cut, w->plen ? ": " : "");
+    va_list ap;
+    va_start(ap, fmt);
+    if (n >= 0 && (size_t)n < w->errlen)
+        vsnprintf(w->err + n, w->errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+size_t pbjson__path_push(pbjson__where *w, const char *fmt, ...)
+{
+    size_t old = w->plen;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(w->path + w->plen, sizeof w->path - w->plen, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        w->plen = w->plen + (size_t)n < sizeof w->path ? w->plen + (size_t)n : sizeof w->path - 1;
+    return old;
+}
+
+void pbjson__path_pop(pbjson__where *w, size_t old)
+{
+    w->plen = old;
+    w->path[old] = '\0';
+}
 
 size_t pbjson__elem_size(ProtobufCType type)
 {

@@ -11,6 +11,23 @@
 
 #define PBJSON_NAME_MAX 128
 
+/* Where the encoder or decoder is ("items[1].quantity") and the first error,
+ * written into the caller's err as "PATH: REASON". */
+typedef struct pbjson__where {
+    bool failed;
+    char path[256];
+    size_t plen;
+    char *err;
+    size_t errlen;
+} pbjson__where;
+
+/* Records the first failure only; later ones keep it. */
+void pbjson__fail(pbjson__where *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends to the path; returns the length to restore with pbjson__path_pop. */
+size_t pbjson__path_push(pbjson__where *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void pbjson__path_pop(pbjson__where *w, size_t old);
+
 static inline void *pbjson__member(const void *msg, unsigned offset)
 {
     return (char *)msg + offset;

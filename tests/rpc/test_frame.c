@@ -13,6 +13,7 @@
 
 #include "grpc/testing/messages.pb-c.h"
 #include "grpc/testing/test.pb-c.h"
+#include "loopback.h"
 #include "rpc/rpc_client.h"
 
 #define PATH  "/grpc.testing.TestService/StreamingOutputCall"
@@ -30,11 +31,7 @@ typedef struct srv_state {
     bool compress; /* rpc_call_set_compress on new calls */
 } srv_state;
 
-static uv_loop_t loop;
-static uv_timer_t watchdog;
-static rpc_server *rsrv;
-static http2_server *h2;
-static rpc_channel *chan;
+static loopback lb;
 static srv_state st;
 
 static int slot_of(rpc_call *c)
@@ -118,86 +115,15 @@ static void finish_all(void)
             rpc_call_finish(st.calls[i], RPC_OK, NULL);
 }
 
-static void on_watchdog(uv_timer_t *t)
-{
-    (void)t;
-    cr_assert_fail("the test did not finish in time");
-}
-
-static void run_until(const bool *flag)
-{
-    while (!*flag)
-        uv_run(&loop, UV_RUN_ONCE);
-}
-
 static void setup(void)
 {
-    char err[256];
     memset(&st, 0, sizeof st);
-    cr_assert_eq(uv_loop_init(&loop), 0);
-    rpc_server_config rcfg;
-    rpc_server_config_init(&rcfg);
-    rsrv = rpc_server_new(&rcfg);
-    cr_assert_not_null(rsrv);
-    const ProtobufCServiceDescriptor *d = &grpc__testing__test_service__descriptor;
-    const rpc_method_ops *ops[16] = {0};
-    cr_assert(d->n_methods <= 16);
-    const ProtobufCMethodDescriptor *md =
-        protobuf_c_service_descriptor_get_method_by_name(d, "StreamingOutputCall");
-    cr_assert_not_null(md);
-    ops[md - d->methods] = &output_ops;
-    rpc_service_impl impl = {.desc = d, .ops = ops};
-    cr_assert_eq(rpc_server_add_service(rsrv, &impl), 0);
-
-    http2_server_config hcfg;
-    http2_server_config_init(&hcfg);
-    hcfg.host = "127.0.0.1";
-    hcfg.port = 0;
-    hcfg.tls = 0;
-    hcfg.handler = rpc_server_stream_handler();
-    hcfg.handler_data = rsrv;
-    cr_assert_eq(http2_server_new(&loop, &hcfg, &h2, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(http2_server_start(h2), 0);
-
-    char target[64];
-    snprintf(target, sizeof target, "127.0.0.1:%d", http2_server_port(h2));
-    rpc_channel_config ccfg;
-    rpc_channel_config_init(&ccfg);
-    ccfg.target = target;
-    ccfg.tls = false;
-    chan = rpc_channel_new(&loop, &ccfg, err, sizeof err);
-    cr_assert_not_null(chan, "%s", err);
-    uv_timer_init(&loop, &watchdog);
-    uv_timer_start(&watchdog, on_watchdog, 20000, 0);
-}
-
-static void on_flag(void *arg)
-{
-    *(bool *)arg = true;
-}
-
-static void on_down(http2_server *s, void *arg)
-{
-    (void)s;
-    *(bool *)arg = true;
+    lb_setup(&lb, "StreamingOutputCall", &output_ops);
 }
 
 static void teardown(void)
 {
-    bool freed = false, down = false;
-    if (chan) {
-        rpc_channel_free(chan, on_flag, &freed);
-        run_until(&freed);
-    }
-    http2_server_shutdown(h2, 0, on_down, &down);
-    run_until(&down);
-    uv_timer_stop(&watchdog);
-    uv_close((uv_handle_t *)&watchdog, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    http2_server_free(h2);
-    cr_expect_eq(rpc_server_active_calls(rsrv), 0);
-    rpc_server_free(rsrv);
-    cr_expect_eq(uv_loop_close(&loop), 0);
+    lb_teardown(&lb);
 }
 
 /* --- client: one subscriber per call, checking every message ------------- */
@@ -246,9 +172,9 @@ static void open_calls(cli *k, int n)
 {
     for (int i = 0; i < n; i++) {
         k[i] = (cli){.want_tag = 1};
-        k[i].call =
-            rpc_channel_call(chan, PATH, &grpc__testing__streaming_output_call_response__descriptor,
-                             &cli_ops, &k[i], NULL);
+        k[i].call = rpc_channel_call(lb.chan, PATH,
+                                     &grpc__testing__streaming_output_call_response__descriptor,
+                                     &cli_ops, &k[i], NULL);
         cr_assert_not_null(k[i].call);
         Grpc__Testing__StreamingOutputCallRequest req =
             GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
@@ -256,13 +182,13 @@ static void open_calls(cli *k, int n)
         rpc_client_call_close_send(k[i].call);
     }
     while (st.ncalls < n)
-        uv_run(&loop, UV_RUN_ONCE);
+        uv_run(&lb.loop, UV_RUN_ONCE);
 }
 
 static void wait_done(cli *k, int n)
 {
     for (int i = 0; i < n; i++)
-        run_until(&k[i].done);
+        lb_run_until(&lb, &k[i].done);
 }
 
 TestSuite(rpc_frame, .init = setup, .fini = teardown, .timeout = 30);
@@ -311,12 +237,12 @@ Test(rpc_frame, call_cancelled_while_its_sends_are_queued)
         again += publish(BIG, t);
     cr_assert_gt(again, 0, "the queues filled (RPC_AGAIN)");
     /* the client has read part of it at most */
-    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_run(&lb.loop, UV_RUN_NOWAIT);
     rpc_client_call_cancel(k[0].call);
-    run_until(&k[0].done);
+    lb_run_until(&lb, &k[0].done);
     cr_expect_eq(k[0].code, RPC_CANCELLED);
     while (st.cancelled < 1)
-        uv_run(&loop, UV_RUN_ONCE);
+        uv_run(&lb.loop, UV_RUN_ONCE);
     cr_expect_null(st.calls[0]);
     for (int t = NBIG + 1; t <= NBIG + 3; t++) /* sent to the other one only */
         publish(BIG, t);
@@ -342,11 +268,11 @@ Test(rpc_frame, connection_closed_while_frames_are_queued)
     for (int i = 0; i < st.ncalls; i++)
         cr_assert_geq(rpc_call_send_frame(st.calls[i], kept), 0);
     bool freed = false;
-    rpc_channel_free(chan, on_flag, &freed);
-    chan = NULL;
-    run_until(&freed);
+    rpc_channel_free(lb.chan, lb_on_flag, &freed);
+    lb.chan = NULL;
+    lb_run_until(&lb, &freed);
     while (st.cancelled < 3)
-        uv_run(&loop, UV_RUN_ONCE);
+        uv_run(&lb.loop, UV_RUN_ONCE);
     for (int i = 0; i < 3; i++) {
         cr_expect(k[i].done);
         cr_expect_neq(k[i].code, RPC_OK);
@@ -368,14 +294,14 @@ Test(rpc_frame, compressing_call_gets_its_own_copy)
     k[1] = (cli){.want_tag = 1};
     rpc_call_opts opts = {.compress = true};
     k[1].call =
-        rpc_channel_call(chan, PATH, &grpc__testing__streaming_output_call_response__descriptor,
+        rpc_channel_call(lb.chan, PATH, &grpc__testing__streaming_output_call_response__descriptor,
                          &cli_ops, &k[1], &opts);
     Grpc__Testing__StreamingOutputCallRequest req =
         GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
     cr_assert_geq(rpc_client_call_send(k[1].call, &req.base), 0);
     rpc_client_call_close_send(k[1].call);
     while (st.ncalls < 2)
-        uv_run(&loop, UV_RUN_ONCE);
+        uv_run(&lb.loop, UV_RUN_ONCE);
     for (int t = 1; t <= 5; t++)
         publish(2000, t);
     finish_all();

@@ -11,6 +11,7 @@
 
 #include "grpc/testing/messages.pb-c.h"
 #include "grpc/testing/test.pb-c.h"
+#include "loopback.h"
 #include "rpc/rpc_client.h"
 
 #define PATH "/grpc.testing.TestService/StreamingInputCall"
@@ -29,11 +30,7 @@ typedef struct srv_state {
     bool half_closed;
 } srv_state;
 
-static uv_loop_t loop;
-static uv_timer_t watchdog;
-static rpc_server *rsrv;
-static http2_server *h2;
-static rpc_channel *chan;
+static loopback lb;
 static srv_state st;
 
 static void on_resume_timer(rpc_call *c)
@@ -75,84 +72,15 @@ static void on_half_close(rpc_call *c)
 static const rpc_method_ops input_ops = {
     .flags = RPC_CLIENT_STREAMING, .on_message = on_request, .on_half_close = on_half_close};
 
-static void on_watchdog(uv_timer_t *t)
-{
-    (void)t;
-    cr_assert_fail("the test did not finish in time");
-}
-
-static void run_until(const bool *flag)
-{
-    while (!*flag)
-        uv_run(&loop, UV_RUN_ONCE);
-}
-
 static void setup(void)
 {
-    char err[256];
     memset(&st, 0, sizeof st);
-    cr_assert_eq(uv_loop_init(&loop), 0);
-    rpc_server_config rcfg;
-    rpc_server_config_init(&rcfg);
-    rsrv = rpc_server_new(&rcfg);
-    cr_assert_not_null(rsrv);
-    const ProtobufCServiceDescriptor *d = &grpc__testing__test_service__descriptor;
-    const rpc_method_ops *ops[16] = {0};
-    cr_assert(d->n_methods <= 16);
-    const ProtobufCMethodDescriptor *md =
-        protobuf_c_service_descriptor_get_method_by_name(d, "StreamingInputCall");
-    cr_assert_not_null(md);
-    ops[md - d->methods] = &input_ops;
-    rpc_service_impl impl = {.desc = d, .ops = ops};
-    cr_assert_eq(rpc_server_add_service(rsrv, &impl), 0);
-
-    http2_server_config hcfg;
-    http2_server_config_init(&hcfg);
-    hcfg.host = "127.0.0.1";
-    hcfg.port = 0;
-    hcfg.tls = 0;
-    hcfg.handler = rpc_server_stream_handler();
-    hcfg.handler_data = rsrv;
-    cr_assert_eq(http2_server_new(&loop, &hcfg, &h2, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(http2_server_start(h2), 0);
-
-    char target[64];
-    snprintf(target, sizeof target, "127.0.0.1:%d", http2_server_port(h2));
-    rpc_channel_config ccfg;
-    rpc_channel_config_init(&ccfg);
-    ccfg.target = target;
-    ccfg.tls = false;
-    chan = rpc_channel_new(&loop, &ccfg, err, sizeof err);
-    cr_assert_not_null(chan, "%s", err);
-    uv_timer_init(&loop, &watchdog);
-    uv_timer_start(&watchdog, on_watchdog, 20000, 0);
-}
-
-static void on_flag(void *arg)
-{
-    *(bool *)arg = true;
-}
-
-static void on_down(http2_server *s, void *arg)
-{
-    (void)s;
-    *(bool *)arg = true;
+    lb_setup(&lb, "StreamingInputCall", &input_ops);
 }
 
 static void teardown(void)
 {
-    bool freed = false, down = false;
-    rpc_channel_free(chan, on_flag, &freed);
-    run_until(&freed);
-    http2_server_shutdown(h2, 0, on_down, &down);
-    run_until(&down);
-    uv_timer_stop(&watchdog);
-    uv_close((uv_handle_t *)&watchdog, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    http2_server_free(h2);
-    cr_expect_eq(rpc_server_active_calls(rsrv), 0);
-    rpc_server_free(rsrv);
-    cr_expect_eq(uv_loop_close(&loop), 0);
+    lb_teardown(&lb);
 }
 
 /* --- client ------------------------------------------------------------------- */
@@ -217,11 +145,12 @@ static const rpc_client_ops cli_ops = {.flags = RPC_CLIENT_STREAMING,
 static void run_stream(int n)
 {
     cli k = {.n = n};
-    k.call = rpc_channel_call(chan, PATH, &grpc__testing__streaming_input_call_response__descriptor,
-                              &cli_ops, &k, NULL);
+    k.call =
+        rpc_channel_call(lb.chan, PATH, &grpc__testing__streaming_input_call_response__descriptor,
+                         &cli_ops, &k, NULL);
     cr_assert_not_null(k.call);
     cli_pump(&k);
-    run_until(&k.done);
+    lb_run_until(&lb, &k.done);
     cr_expect_eq(k.code, RPC_OK);
     cr_expect_eq(st.got, n);
     cr_expect_not(st.out_of_order, "a request came while paused or out of order");
