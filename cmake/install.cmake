@@ -1,10 +1,11 @@
 # libomsrpc, installable: `cmake --install <build> --prefix <prefix>` puts
 #
-#   include/oms/{base,http2,rpc}/*.h   the public headers; users compile with
+#   include/oms/{base,http2,rpc,metrics}/*.h
+#                                      the public headers; users compile with
 #                                      -I<prefix>/include/oms, so they include
 #                                      each other as "rpc/rpc.h" as in-tree
 #   lib/libomsrpc.so.X.Y.Z, .so.X.Y, .so, lib/libomsrpc.a
-#                                      base + http2 + rpc, with the protobuf-c
+#                                      base + http2 + rpc + metrics, with the protobuf-c
 #                                      code of health, reflection and descriptor
 #   bin/protoc-gen-omsrpc              the protoc plugin (typed tables, stubs)
 #   lib/pkgconfig/omsrpc.pc
@@ -39,7 +40,7 @@ set(OMSRPC_PROTO_OBJECTS
     "$<FILTER:$<TARGET_OBJECTS:oms_proto>,INCLUDE,/(grpc/health/v1/health|grpc/reflection/v1/reflection|grpc/reflection/v1alpha/reflection|google/protobuf/descriptor|google/rpc/status|google/rpc/error_details|google/protobuf/any|google/protobuf/duration)\\.pb-c\\.c\\.o$>")
 set(OMSRPC_OBJECTS
     $<TARGET_OBJECTS:oms_base> $<TARGET_OBJECTS:oms_http2> $<TARGET_OBJECTS:oms_rpc>
-    $<TARGET_OBJECTS:oms_rpc_gen> ${OMSRPC_PROTO_OBJECTS})
+    $<TARGET_OBJECTS:oms_rpc_gen> $<TARGET_OBJECTS:oms_metrics> ${OMSRPC_PROTO_OBJECTS})
 
 # While the major version is 0 every minor release may break the ABI, so the
 # SONAME carries both (libomsrpc.so.0.1); from 1.0 on, the major alone.
@@ -59,9 +60,9 @@ set_target_properties(omsrpc_static PROPERTIES OUTPUT_NAME omsrpc LINKER_LANGUAG
 # An object missing from the list above fails here, not in a user's link.
 target_link_options(omsrpc PRIVATE -Wl,--no-undefined)
 target_link_libraries(omsrpc PUBLIC PkgConfig::OMSRPC_PUBLIC_DEPS
-                      PRIVATE PkgConfig::OMSRPC_PRIVATE_DEPS)
+                      PRIVATE PkgConfig::OMSRPC_PRIVATE_DEPS m)
 target_link_libraries(omsrpc_static PUBLIC PkgConfig::OMSRPC_PUBLIC_DEPS
-                      PRIVATE PkgConfig::OMSRPC_PRIVATE_DEPS)
+                      PRIVATE PkgConfig::OMSRPC_PRIVATE_DEPS m)
 set(OMSRPC_PC_CFLAGS "")
 set(OMSRPC_PC_LIBS "")
 foreach(t omsrpc omsrpc_static)
@@ -81,6 +82,7 @@ install(FILES src/base/export.h src/base/log.h DESTINATION ${CMAKE_INSTALL_INCLU
 install(FILES src/http2/http2.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/oms/http2)
 install(FILES src/rpc/rpc.h src/rpc/rpc_client.h src/rpc/health.h src/rpc/reflection.h src/rpc/trace.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/oms/rpc)
+install(FILES src/metrics/metrics.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/oms/metrics)
 install(TARGETS omsrpc omsrpc_static protoc-gen-omsrpc EXPORT omsrpcTargets
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}

@@ -165,7 +165,7 @@ target_compile_options(oms_rpc_gen PRIVATE ${OMS_WARNINGS})
 target_link_libraries(oms_rpc_gen PUBLIC oms_proto PkgConfig::LIBUV)
 set_target_properties(oms_rpc_gen PROPERTIES POSITION_INDEPENDENT_CODE ON C_VISIBILITY_PRESET hidden)
 
-# The services of src/app and src/orders (TestService, OrderBench, the order
+# The services of src/services and src/orders (TestService, OrderBench, the order
 # system): their server tables sit above oms_rpc, in a library of their own.
 oms_omsrpc_generate(OMS_SVC_GEN OUT_DIR ${OMS_GEN_DIR} IMPORT_DIRS ${OMS_IMPORT_DIRS}
   PROTOS grpc/testing/test.proto oms/bench/v1/bench.proto oms/v1/customer.proto

@@ -13,7 +13,7 @@
 
 #include "fuzz_conn.h"
 
-#include "app/services.h"
+#include "services/services.h"
 #include "base/log.h"
 #include "rpc/health.h"
 #include "rpc/reflection.h"

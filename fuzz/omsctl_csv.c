@@ -1,5 +1,5 @@
 /* omsctl_csv.c - fuzz target: omsctl's CSV import parser
- * (src/app/omsctl_import.c: pump/take_line/emit_row), fed a file's bytes.
+ * (src/omsctl/omsctl_import.c: pump/take_line/emit_row), fed a file's bytes.
  *
  * The parser is static in omsctl_import.c and sends each row through the
  * generated ImportOrders stub, so this file includes omsctl_import.c itself
@@ -13,7 +13,7 @@
 #define rpc_client_call_cancel     fz_call_cancel
 #define rpc_client_call_close_send fz_call_close_send
 
-#include "../src/app/omsctl_import.c"
+#include "../src/omsctl/omsctl_import.c"
 
 #include <stdio.h>
 

@@ -3,10 +3,14 @@
 
 Rules, for every .c and .h under src/, tools/ and examples/:
   1. A directory includes only the layers it may depend on (LAYERS below:
-     app -> orders -> store / rpc -> http2 -> base; no upward include).
+     programs (omsd, omsctl, bench, interop-client) -> services -> orders ->
+     store / rpc -> http2 -> base; no upward include). A layer is a directory
+     under src/, or a sub-directory listed on its own (services/interop);
+     every directory under src/ must be listed.
   2. A layer's internal headers stay inside it: "X/foo_int.h", any header of
      X that includes one (orders/hub.h includes orders_int.h, so it is
-     internal too) or includes a private library below, only from src/X.
+     internal too) or includes a private library below, only from src/X and
+     the layers under it (services/svc_int.h from services/interop).
   3. Third-party libraries stay where STYLE.md puts them (PRIVATE_LIBS below):
      nghttp2 in http2; OpenSSL in http2 and auth; SQLite and libpq in store.
   4. examples/ include only what cmake/install.cmake installs.
@@ -28,6 +32,8 @@ import sys
 
 # Layer -> the layers its files may include (itself always). Generated code
 # (google/, grpc/, oms/ from proto/) is allowed where GENERATED says so.
+# Below the line are the test services and, on top, the programs: nothing
+# includes a program, and programs do not include each other.
 LAYERS = {
     "base": set(),
     "http2": {"base"},
@@ -38,13 +44,24 @@ LAYERS = {
     "authz": {"base", "rpc"},
     "authn": {"base", "rpc", "auth", "authz"},
     "metrics": {"base", "rpc"},
+    # protobuf's canonical JSON mapping on protobuf-c descriptors (jansson)
+    "pbjson": {"base"},
     "orders": {"base", "rpc", "store"},
-    "bench": {"base", "rpc"},
-    "app": {"base", "http1", "http2", "rpc", "store", "auth", "authz", "authn", "metrics",
-            "orders", "bench"},
+    # grpc.testing.TestService and oms.bench.v1.OrderBench; services/ holds
+    # what they share (services.h, svc_int.h).
+    "services": {"base", "rpc"},
+    "services/interop": {"base", "rpc", "services"},
+    "services/orderbench": {"base", "rpc", "services"},
+    # The programs.
+    "omsd": {"base", "http1", "http2", "rpc", "store", "auth", "authz", "authn", "metrics",
+             "orders", "services"},
+    "omsctl": {"base", "rpc", "auth"},
+    "bench": {"base", "rpc"},  # oms-bench, the load generator
+    "interop-client": {"base", "rpc"},
 }
 GENERATED = {"google", "grpc", "oms"}  # proto packages' include roots
-GENERATED_USERS = {"rpc", "orders", "bench", "app"}
+GENERATED_USERS = {"rpc", "orders", "services/interop", "services/orderbench", "omsd", "omsctl",
+                   "bench", "interop-client"}
 
 # Third-party header (prefix) -> the layers that may include it.
 PRIVATE_LIBS = {
@@ -53,15 +70,31 @@ PRIVATE_LIBS = {
     "sqlite3.h": {"store"},
     "libpq-fe.h": {"store"},
     "zlib.h": {"rpc"},
-    "jansson.h": {"auth"},
+    "jansson.h": {"auth", "pbjson"},
     "http_parser.h": {"http1"},
 }
 
 # What cmake/install.cmake installs: all an example may include from oms.
 INSTALLED = {"base/export.h", "base/log.h", "http2/http2.h", "rpc/rpc.h", "rpc/rpc_client.h",
-             "rpc/health.h", "rpc/reflection.h", "rpc/trace.h"}
+             "rpc/health.h", "rpc/reflection.h", "rpc/trace.h", "metrics/metrics.h"}
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
+
+
+def layer_of(dirpath):
+    """The layer of a directory given relative to src/ ("services/interop",
+    "rpc"): the longest LAYERS key it is or lies under, or None."""
+    parts = dirpath.split("/") if dirpath else []
+    for n in range(len(parts), 0, -1):
+        key = "/".join(parts[:n])
+        if key in LAYERS:
+            return key
+    return None
+
+
+def within(layer, outer):
+    """True if layer is outer or a layer under it (services/interop in services)."""
+    return layer == outer or (layer is not None and layer.startswith(outer + "/"))
 
 
 def private_lib(inc):
@@ -95,26 +128,26 @@ def internal_headers(src):
     fixed point, any header that includes an internal one."""
     internal = set()
     headers = {}
-    for layer in sorted(os.listdir(src)):
-        d = os.path.join(src, layer)
-        if not os.path.isdir(d):
+    for path in sources(src):
+        if not path.endswith(".h"):
             continue
-        for f in sorted(os.listdir(d)):
-            if f.endswith(".h"):
-                name = f"{layer}/{f}"
-                incs = list(includes(os.path.join(d, f)))
-                headers[name] = [inc if "/" in inc else f"{layer}/{inc}"
-                                 for _, q, inc in incs if q == '"']
-                if f.endswith("_int.h") or any(private_lib(inc) for _, _, inc in incs):
-                    internal.add(name)
+        name = os.path.relpath(path, src).replace(os.sep, "/")
+        d = os.path.dirname(name)
+        if not d:
+            continue
+        incs = list(includes(path))
+        headers[name] = [inc if "/" in inc else f"{d}/{inc}" for _, q, inc in incs if q == '"']
+        if name.endswith("_int.h") or any(private_lib(inc) for _, _, inc in incs):
+            internal.add(name)
     changed = True
     while changed:
         changed = False
         for name, incs in headers.items():
             # Within a layer only: rpc.h including an http2 internal is rpc.h's
             # violation (reported there), not a reason to hide rpc.h.
-            layer = name.split("/")[0]
-            if name not in internal and any(i in internal and i.startswith(layer + "/")
+            layer = layer_of(os.path.dirname(name))
+            if name not in internal and any(i in internal and
+                                            layer_of(os.path.dirname(i)) == layer
                                             for i in incs):
                 internal.add(name)
                 changed = True
@@ -134,7 +167,7 @@ def check(root):
             files += 1
             rel = os.path.relpath(path, root)
             parts = rel.split(os.sep)
-            layer = parts[1] if top == "src" else None
+            layer = layer_of("/".join(parts[1:-1])) if top == "src" else None
             for n, quote, inc in includes(path):
                 where = f"{rel}:{n}: #include {quote}{inc}{'>' if quote == '<' else quote}"
                 lib = private_lib(inc)
@@ -143,12 +176,13 @@ def check(root):
                                     f"{', '.join(sorted(PRIVATE_LIBS[lib]))} (STYLE.md §1)")
                 if quote != '"':
                     continue
-                # Resolve "../x/y.h" and same-directory includes to "layer/file".
+                # Resolve "../x/y.h" and same-directory includes to "dir/file"
+                # relative to src/.
                 target = os.path.normpath(os.path.join(os.path.dirname(rel), inc))
                 tparts = target.split(os.sep)
-                if len(tparts) == 3 and tparts[0] == "src" and os.path.exists(
+                if len(tparts) >= 3 and tparts[0] == "src" and os.path.exists(
                         os.path.join(root, target)):
-                    name = f"{tparts[1]}/{tparts[2]}"
+                    name = "/".join(tparts[1:])
                 elif "/" in inc and inc.split("/")[0] in LAYERS:
                     name = os.path.normpath(inc)
                 else:
@@ -162,20 +196,21 @@ def check(root):
                             layer not in GENERATED_USERS:
                         problems.append(f"{where}: {layer} does not use generated code")
                     continue
-                tlayer = name.split("/")[0]
+                tlayer = layer_of(os.path.dirname(name)) or name.split("/")[0]
                 if top != "src":
                     if name in internal:
                         problems.append(f"{where}: {name} is internal to src/{tlayer}")
                     continue
                 if tlayer == layer:
                     continue
-                if name in internal:
+                if name in internal and not within(layer, tlayer):
                     problems.append(f"{where}: {name} is internal to src/{tlayer}")
-                elif tlayer not in LAYERS.get(layer, set()):
+                elif name not in internal and tlayer not in LAYERS.get(layer, set()):
                     problems.append(f"{where}: {layer} may not depend on {tlayer} "
                                     "(layers point down: DESIGN.md)")
-    unknown = sorted(d for d in os.listdir(src)
-                     if os.path.isdir(os.path.join(src, d)) and d not in LAYERS)
+    unknown = sorted(os.path.relpath(r, src).replace(os.sep, "/")
+                     for r, _, _ in os.walk(src) if r != src and
+                     os.path.relpath(r, src).replace(os.sep, "/") not in LAYERS)
     for d in unknown:
         problems.append(f"src/{d}: a layer check_layers.py does not know; add it to LAYERS")
     return files, len(internal), problems

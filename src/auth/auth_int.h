@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 
 #include "auth/jwt.h"
+#include "base/base64.h"
 
 #define AUTH_MAX_KEYS_FILE (1u << 20) /* bytes of a keys file */
 #define AUTH_MAX_SECRET    65536      /* bytes of a secret file */
@@ -30,15 +31,25 @@ struct auth_keys {
     int64_t leeway;
 };
 
-/* --- b64url.c --- */
+/* --- base64url (base/base64.h) --- */
+#define AUTH_B64URL (OMS_B64_URL | OMS_B64_NOPAD)
 /* Encoded length (no padding) of n bytes. */
-size_t auth__b64url_len(size_t n);
+static inline size_t auth__b64url_len(size_t n)
+{
+    return oms_base64_encoded_len(n, AUTH_B64URL);
+}
 /* Encodes n bytes into out (auth__b64url_len(n) + 1 bytes, NUL-terminated). */
-void auth__b64url_encode(const uint8_t *p, size_t n, char *out);
+static inline void auth__b64url_encode(const uint8_t *p, size_t n, char *out)
+{
+    out[oms_base64_encode(p, n, out, AUTH_B64URL)] = '\0';
+}
 /* Strict decoding: alphabet A-Z a-z 0-9 - _, no padding, no length of 4k+1,
- * unused trailing bits zero. out needs len * 3 / 4 + 1 bytes. Returns the
- * decoded length or -1. */
-long auth__b64url_decode(const char *s, size_t len, uint8_t *out);
+ * unused trailing bits zero (one text per byte string). out needs
+ * len * 3 / 4 + 1 bytes. Returns the decoded length or -1. */
+static inline long auth__b64url_decode(const char *s, size_t len, uint8_t *out)
+{
+    return oms_base64_decode(s, len, out, AUTH_B64URL | OMS_B64_STRICT);
+}
 
 /* --- keyutil.c --- */
 /* The key's type if it is one we verify with (RSA >= 2048 bits, EC P-256,

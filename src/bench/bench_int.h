@@ -3,6 +3,7 @@
 #define OMS_BENCH_INT_H
 
 #include "bench/bench.h"
+#include "bench/phase.h"
 #include "rpc/rpc_client.h"
 
 typedef struct bench_engine bench_engine;
@@ -55,14 +56,10 @@ struct bench_engine {
     unsigned nchannels;
     bench_slot *slots;
     unsigned nslots;
-    /* phases (uv_hrtime ns) */
-    uint64_t t_start;   /* load started (warm-up begins) */
-    uint64_t t_measure; /* warm-up over */
-    uint64_t t_end;     /* window over */
-    bool measuring;     /* inside the window */
-    bool running;       /* new operations may start */
-    bool finished;      /* drained; channels being freed */
-    unsigned inflight;  /* calls started and not yet ended */
+    bench_phase ph;    /* warm-up, window (phase.h) */
+    bool running;      /* new operations may start */
+    bool finished;     /* drained; channels being freed */
+    unsigned inflight; /* calls started and not yet ended */
     /* open loop */
     uint64_t next_due;   /* index of the next operation to fall due */
     uint64_t queue_head; /* operations [queue_head, next_due) are due and waiting */
@@ -76,7 +73,7 @@ struct bench_engine {
     bench_hist interval_hist;
     uint64_t t_last_progress;
     /* handles */
-    uv_timer_t phase_timer; /* warm-up end, run end, drain deadline */
+    uv_timer_t phase_timer; /* drain deadline, finish */
     uv_timer_t progress_timer;
     uv_poll_t tick; /* open loop: the timerfd */
     uv_check_t restart_check;
@@ -89,8 +86,6 @@ struct bench_engine {
     rpc_client_call **pre_calls; /* one per channel, NULL once ended */
     /* driver state */
     void *drv_data;
-    /* CPU time (s) of the process when the window opened */
-    double cpu_user0, cpu_sys0;
 };
 
 /* --- for drivers (run.c) --- */

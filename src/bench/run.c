@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -74,14 +73,6 @@ size_t bench__fit_length(size_t target, size_t min, size_t (*size_at)(void *arg,
     return len;
 }
 
-static void cpu_times(double *user, double *sys)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    *user = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6;
-    *sys = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
 /* --- counting ---------------------------------------------------------------- */
 
 static void start_op(bench_slot *s, uint64_t t);
@@ -89,7 +80,7 @@ static void start_op(bench_slot *s, uint64_t t);
 /* When the i-th operation of an open-loop run falls due. */
 static uint64_t due_time(const bench_engine *r, uint64_t i)
 {
-    return r->t_start + (uint64_t)((double)i * 1e9 / r->cfg->rate);
+    return r->ph.t_start + (uint64_t)((double)i * 1e9 / r->cfg->rate);
 }
 
 /* s has nothing in flight: give it the next operation (closed loop: at once;
@@ -115,7 +106,7 @@ void bench__op_done(bench_slot *s, bool reusable)
     uint64_t now = uv_hrtime();
     uint64_t ns = now > s->op_start ? now - s->op_start : 0;
     s->busy = false;
-    if (r->measuring) {
+    if (r->ph.measuring) {
         r->res->counts.ops++;
         bench_hist_record(&r->res->latency, ns);
     }
@@ -129,7 +120,7 @@ void bench__op_done(bench_slot *s, bool reusable)
 
 void bench__messages(bench_engine *r, uint64_t n)
 {
-    if (r->measuring)
+    if (r->ph.measuring)
         r->res->counts.messages += n;
     r->interval.messages += n;
 }
@@ -161,7 +152,7 @@ void bench__call_ended(bench_slot *s, rpc_status code, const char *message)
 {
     bench_engine *r = s->run;
     unsigned k = (unsigned)code < BENCH_NCODES ? (unsigned)code : RPC_UNKNOWN;
-    if (!s->cancelled && (r->measuring || s->count_end)) {
+    if (!s->cancelled && (r->ph.measuring || s->count_end)) {
         r->res->counts.calls++;
         r->res->counts.codes[k]++;
         if (k != RPC_OK && !r->res->first_error[k][0])
@@ -207,7 +198,7 @@ rpc_client_call *bench__adopt_call(bench_slot *s, rpc_client_call *c)
         /* Counted as an error; the slot stays out of the run rather than
          * spinning on a failing allocator. */
         s->busy = false;
-        if (r->measuring) {
+        if (r->ph.measuring) {
             r->res->counts.calls++;
             r->res->counts.codes[RPC_RESOURCE_EXHAUSTED]++;
             snprintf(r->res->first_error[RPC_RESOURCE_EXHAUSTED], sizeof r->res->first_error[0],
@@ -257,7 +248,7 @@ static void schedule_due(bench_engine *r)
             start_op(s, t);
             continue;
         }
-        if (r->measuring) {
+        if (r->ph.measuring) {
             r->res->queued++;
             uint64_t depth = r->next_due - r->queue_head;
             if (depth > r->res->max_queue)
@@ -288,6 +279,7 @@ static void finish(bench_engine *r)
     r->finished = true;
     r->running = false;
     uv_close((uv_handle_t *)&r->phase_timer, NULL);
+    bench__phase_close(&r->ph);
     uv_close((uv_handle_t *)&r->progress_timer, NULL);
     uv_close((uv_handle_t *)&r->sigint, NULL);
     uv_close((uv_handle_t *)&r->restart_check, NULL);
@@ -321,20 +313,8 @@ static void stop_run(bench_engine *r)
 {
     if (!r->running)
         return;
-    uint64_t now = uv_hrtime();
-    if (r->measuring) {
-        double u, s;
-        cpu_times(&u, &s);
-        r->res->cpu_user_s = u - r->cpu_user0;
-        r->res->cpu_sys_s = s - r->cpu_sys0;
-    } else if (!r->t_measure) {
-        r->t_measure = now; /* stopped during the warm-up: an empty window */
-    }
-    r->t_end = now;
-    r->measuring = false;
+    bench__phase_stop(&r->ph, r->res);
     r->running = false;
-    r->res->duration_s = (double)(r->t_end - r->t_measure) / 1e9;
-    r->res->warmup_s = (double)(r->t_measure - r->t_start) / 1e9;
     r->res->unstarted = r->next_due - r->queue_head;
     uv_timer_stop(&r->progress_timer);
     if (r->tfd >= 0)
@@ -348,23 +328,9 @@ static void stop_run(bench_engine *r)
         uv_timer_start(&r->phase_timer, on_drain_timeout, DRAIN_MS, 0);
 }
 
-static void on_run_end(uv_timer_t *t)
+static void on_window_end(bench_phase *p)
 {
-    stop_run(t->data);
-}
-
-static void begin_window(bench_engine *r)
-{
-    r->t_measure = uv_hrtime();
-    cpu_times(&r->cpu_user0, &r->cpu_sys0);
-    r->measuring = true;
-    uint64_t ms = (uint64_t)llround(r->cfg->duration_s * 1000);
-    uv_timer_start(&r->phase_timer, on_run_end, ms ? ms : 1, 0);
-}
-
-static void on_warmup_end(uv_timer_t *t)
-{
-    begin_window(t->data);
+    stop_run(p->data);
 }
 
 static void on_progress(uv_timer_t *t)
@@ -374,7 +340,7 @@ static void on_progress(uv_timer_t *t)
     uint64_t now = uv_hrtime();
     double dt = (double)(now - r->t_last_progress) / 1e9;
     /* a second that began in the warm-up is labelled so */
-    bool warm = !r->measuring || r->t_measure > r->t_last_progress;
+    bool warm = bench__phase_warm_since(&r->ph, r->t_last_progress);
     r->t_last_progress = now;
     uint64_t n = info->rate_in_msgs ? r->interval.messages : r->interval.ops;
     uint64_t errors = r->interval.calls - r->interval.codes[RPC_OK];
@@ -382,7 +348,7 @@ static void on_progress(uv_timer_t *t)
     bench__format_ns(p50, sizeof p50, (double)bench_hist_percentile(&r->interval_hist, 50));
     bench__format_ns(p99, sizeof p99, (double)bench_hist_percentile(&r->interval_hist, 99));
     fprintf(stderr, "[%5.1fs] %-7s %10.0f %s/s  p50 %s  p99 %s  errors %" PRIu64 "  in flight %u",
-            (double)(now - r->t_start) / 1e9, warm ? "warm-up" : "run",
+            (double)(now - r->ph.t_start) / 1e9, warm ? "warm-up" : "run",
             dt > 0 ? (double)n / dt : 0.0, info->rate_in_msgs ? "msgs" : "calls", p50, p99, errors,
             r->inflight);
     if (r->cfg->rate > 0)
@@ -396,13 +362,8 @@ static void on_progress(uv_timer_t *t)
 static void start_load(bench_engine *r)
 {
     r->running = true;
-    r->t_start = r->t_last_progress = uv_hrtime();
-    if (r->cfg->warmup_s > 0) {
-        uint64_t ms = (uint64_t)llround(r->cfg->warmup_s * 1000);
-        uv_timer_start(&r->phase_timer, on_warmup_end, ms ? ms : 1, 0);
-    } else {
-        begin_window(r);
-    }
+    bench__phase_start(&r->ph);
+    r->t_last_progress = r->ph.t_start;
     if (r->cfg->progress)
         uv_timer_start(&r->progress_timer, on_progress, 1000, 1000);
     if (r->cfg->rate > 0) {
@@ -415,7 +376,7 @@ static void start_load(bench_engine *r)
         schedule_due(r);
     } else {
         for (unsigned i = 0; i < r->nslots && r->running; i++)
-            start_op(&r->slots[i], r->t_start);
+            start_op(&r->slots[i], r->ph.t_start);
     }
 }
 
@@ -590,6 +551,7 @@ int bench_run(uv_loop_t *loop, const bench_config *cfg, bench_results *res, char
     }
     uv_timer_init(loop, &r->phase_timer);
     r->phase_timer.data = r;
+    bench__phase_init(&r->ph, loop, cfg, on_window_end, r);
     uv_timer_init(loop, &r->progress_timer);
     r->progress_timer.data = r;
     uv_check_init(loop, &r->restart_check);
@@ -615,7 +577,7 @@ int bench_run(uv_loop_t *loop, const bench_config *cfg, bench_results *res, char
     uv_run(loop, UV_RUN_DEFAULT);
     if (r->preflight_failed) {
         snprintf(err, errlen, "cannot reach %s: %s", cfg->target, r->preflight_error);
-    } else if (!r->t_start) {
+    } else if (!r->ph.t_start) {
         snprintf(err, errlen, "interrupted before the load started");
     } else {
         rv = 0;

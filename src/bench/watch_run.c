@@ -34,7 +34,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -101,7 +100,7 @@ struct watch_run {
     sub *subs;
     unsigned nsubs;
     int phase;
-    bool measuring;
+    bench_phase ph; /* warm-up, window (phase.h) */
     bool finished;
     bool failed;
     char fail_msg[256];
@@ -120,10 +119,9 @@ struct watch_run {
     int tfd;
     uint64_t armed_at;
     /* times (uv_hrtime ns) */
-    uint64_t t_open, t_start, t_measure, t_end, t_drain;
+    uint64_t t_open, t_drain;
     uint64_t t_first_window_send, t_last_window_delivery;
     int64_t wall_offset_ns; /* CLOCK_REALTIME - uv_hrtime */
-    double cpu_user0, cpu_sys0;
     /* progress */
     uint64_t last_deliveries, last_produced;
     bench_hist interval_hist;
@@ -134,14 +132,6 @@ struct watch_run {
     sub *resumes;
     int sigints;
 };
-
-static void cpu_times(double *user, double *sys)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    *user = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6;
-    *sys = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
 
 /* --- the order table --------------------------------------------------------- */
 
@@ -449,7 +439,7 @@ static void send_create(watch_run *w, bool sync)
     w->req.idempotency_key = w->cfg->no_key ? "" : key;
     p->w = w;
     p->sync = sync;
-    p->window = w->measuring && !sync;
+    p->window = w->ph.measuring && !sync;
     p->send_ns = uv_hrtime();
     rpc_call_opts opts = {.timeout_ms = CREATE_TIMEOUT_MS};
     rpc_client_call *c =
@@ -473,7 +463,7 @@ static void send_create(watch_run *w, bool sync)
 
 static uint64_t due_time(const watch_run *w, uint64_t i)
 {
-    return w->t_start + (uint64_t)((double)i * 1e9 / w->cfg->rate);
+    return w->ph.t_start + (uint64_t)((double)i * 1e9 / w->cfg->rate);
 }
 
 /* Sends every order now due and arms the timerfd for the next one (a
@@ -525,6 +515,7 @@ static void finish(watch_run *w)
         w->t_drain = uv_hrtime();
     w->phase = PH_DONE;
     uv_close((uv_handle_t *)&w->phase_timer, on_closed);
+    bench__phase_close(&w->ph);
     uv_close((uv_handle_t *)&w->sync_timer, on_closed);
     uv_close((uv_handle_t *)&w->progress_timer, on_closed);
     uv_close((uv_handle_t *)&w->resume_timer, on_closed);
@@ -550,20 +541,8 @@ static void stop_load(watch_run *w)
 {
     if (w->phase != PH_LOAD)
         return;
-    uint64_t now = uv_hrtime();
-    if (w->measuring) {
-        double u, s;
-        cpu_times(&u, &s);
-        w->res->cpu_user_s = u - w->cpu_user0;
-        w->res->cpu_sys_s = s - w->cpu_sys0;
-    } else if (!w->t_measure) {
-        w->t_measure = now;
-    }
-    w->measuring = false;
-    w->t_end = now;
+    bench__phase_stop(&w->ph, w->res);
     w->phase = PH_DRAIN;
-    w->res->duration_s = (double)(w->t_end - w->t_measure) / 1e9;
-    w->res->warmup_s = (double)(w->t_measure - w->t_start) / 1e9;
     uv_poll_stop(&w->tick);
     uv_timer_stop(&w->progress_timer);
     uint64_t ms = (uint64_t)llround(w->cfg->drain_s * 1000);
@@ -571,23 +550,9 @@ static void stop_load(watch_run *w)
     check_drained(w);
 }
 
-static void on_run_end(uv_timer_t *t)
+static void on_window_end(bench_phase *p)
 {
-    stop_load(t->data);
-}
-
-static void begin_window(watch_run *w)
-{
-    w->t_measure = uv_hrtime();
-    cpu_times(&w->cpu_user0, &w->cpu_sys0);
-    w->measuring = true;
-    uint64_t ms = (uint64_t)llround(w->cfg->duration_s * 1000);
-    uv_timer_start(&w->phase_timer, on_run_end, ms ? ms : 1, 0);
-}
-
-static void on_warmup_end(uv_timer_t *t)
-{
-    begin_window(t->data);
+    stop_load(p->data);
 }
 
 static void on_progress(uv_timer_t *t)
@@ -608,7 +573,7 @@ static void on_progress(uv_timer_t *t)
     fprintf(stderr,
             "[%5.1fs] %-7s %6" PRIu64 " orders  %10" PRIu64 " deliveries/s  p50 %s  p99 %s  "
             "errors %" PRIu64 "  creates in flight %u\n",
-            (double)(now - w->t_start) / 1e9, w->measuring ? "run" : "warm-up",
+            (double)(now - w->ph.t_start) / 1e9, w->ph.measuring ? "run" : "warm-up",
             wr->produced - w->last_produced, wr->deliveries - w->last_deliveries, p50, p99,
             w->res->counts.calls - w->res->counts.codes[RPC_OK], w->creates_inflight);
     w->last_produced = wr->produced;
@@ -621,15 +586,10 @@ static void start_load(watch_run *w)
 {
     w->phase = PH_LOAD;
     uv_timer_stop(&w->sync_timer);
-    w->t_start = uv_hrtime();
-    w->wr->open_s = (double)(w->t_start - w->t_open) / 1e9;
+    uv_timer_stop(&w->phase_timer); /* the open timeout; the drain's from now on */
+    bench__phase_start(&w->ph);
+    w->wr->open_s = (double)(w->ph.t_start - w->t_open) / 1e9;
     w->last_deliveries = w->wr->deliveries;
-    if (w->cfg->warmup_s > 0) {
-        uint64_t ms = (uint64_t)llround(w->cfg->warmup_s * 1000);
-        uv_timer_start(&w->phase_timer, on_warmup_end, ms ? ms : 1, 0);
-    } else {
-        begin_window(w);
-    }
     uv_poll_start(&w->tick, UV_READABLE, on_tick);
     schedule_due(w);
 }
@@ -763,6 +723,7 @@ int bench__run_watch(uv_loop_t *loop, const bench_config *cfg, bench_results *re
     w->wall_offset_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - (int64_t)hr;
 
     uv_timer_init(loop, &w->phase_timer);
+    bench__phase_init(&w->ph, loop, cfg, on_window_end, w);
     uv_timer_init(loop, &w->sync_timer);
     uv_timer_init(loop, &w->progress_timer);
     uv_timer_init(loop, &w->resume_timer);
@@ -788,7 +749,7 @@ int bench__run_watch(uv_loop_t *loop, const bench_config *cfg, bench_results *re
     tally(w);
     if (w->failed) {
         snprintf(err, errlen, "%s", w->fail_msg);
-    } else if (!w->t_start) {
+    } else if (!w->ph.t_start) {
         snprintf(err, errlen, "interrupted before the load started");
     } else {
         rv = 0;

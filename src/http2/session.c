@@ -133,6 +133,10 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     case NGHTTP2_GOAWAY:
         OMS_DEBUG("conn %s: GOAWAY from peer, code %u", c->peer, frame->goaway.error_code);
         c->goaway_recv = 1;
+        /* The peer is going away: unless a reason was decided first, the
+         * close that follows is the peer's (not "other"). */
+        if (!c->ep->client)
+            http2__conn_why(c, HTTP2_CLOSE_PEER);
         if (c->handler && c->handler->on_goaway)
             c->handler->on_goaway(c, frame->goaway.error_code);
         break;

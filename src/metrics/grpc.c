@@ -236,7 +236,7 @@ static void on_client_start(rpc_client_call *c, void *data)
     ctx *x = data;
     size_t i = lookup(&x->m->cli, rpc_client_call_path(c));
     slot *s = &x->slots[i];
-    int type = i == x->m->cli.n ? RPC_CALL_UNKNOWN : RPC_CALL_UNARY;
+    int type = i == x->m->cli.n ? RPC_CALL_UNKNOWN : (int)rpc_client_call_type(c);
     if (atomic_load_explicit(&s->type, memory_order_relaxed) != type)
         atomic_store_explicit(&s->type, type, memory_order_relaxed);
     add(&s->started, 1);

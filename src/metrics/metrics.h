@@ -23,8 +23,10 @@
  * values (grpc_server_handled_total with grpc_code="OK"), so that dashboards
  * and alerts see it before its first call; one added with RPC_CALL_UNKNOWN,
  * and the "unknown" row, appear once called (the type is learnt from the
- * call). Client methods appear once called, labelled grpc_type="unary" (the
- * peers' methods the orders process calls are all unary).
+ * call). Client methods appear once called, with the type of the call
+ * (rpc_client_call_type). A program on libomsrpc counts its own calls the
+ * same way (nloops 1, oms_metrics_attach_channel on its channel) and renders
+ * the text wherever it serves or logs it (examples/hello/client.c --metrics).
  */
 #ifndef OMS_METRICS_H
 #define OMS_METRICS_H
@@ -32,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/export.h"
 #include "rpc/rpc.h"
 #include "rpc/rpc_client.h"
 
@@ -45,42 +48,44 @@ typedef struct oms_mtext {
 } oms_mtext;
 
 /* nloops blocks. NULL on ENOMEM. */
-oms_metrics *oms_metrics_new(size_t nloops);
-void oms_metrics_free(oms_metrics *m);
+OMS_EXTERN oms_metrics *oms_metrics_new(size_t nloops);
+OMS_EXTERN void oms_metrics_free(oms_metrics *m);
 
 /* Before oms_metrics_start only. path "/pkg.Service/Method" (copied); type:
  * an rpc_call_type (its series start at zero), or RPC_CALL_UNKNOWN (the
  * method shows once called). Returns 0, -1 on ENOMEM or a malformed path
  * (ignored duplicates: 0). */
-int oms_metrics_add_server_method(oms_metrics *m, const char *path, int type);
-int oms_metrics_add_client_method(oms_metrics *m, const char *path);
+OMS_EXTERN int oms_metrics_add_server_method(oms_metrics *m, const char *path, int type);
+OMS_EXTERN int oms_metrics_add_client_method(oms_metrics *m, const char *path);
 /* Fixes the tables and allocates the blocks. Returns 0 or -1 (ENOMEM). */
-int oms_metrics_start(oms_metrics *m);
+OMS_EXTERN int oms_metrics_start(oms_metrics *m);
 
 /* Adds the counting interceptor to srv / ch, counting into block i (the
  * block of the loop srv / ch runs on). Returns 0 or an rpc error code. */
-int oms_metrics_attach_server(oms_metrics *m, size_t i, rpc_server *srv);
-int oms_metrics_attach_channel(oms_metrics *m, size_t i, rpc_channel *ch);
+OMS_EXTERN int oms_metrics_attach_server(oms_metrics *m, size_t i, rpc_server *srv);
+OMS_EXTERN int oms_metrics_attach_channel(oms_metrics *m, size_t i, rpc_channel *ch);
 
 /* Appends the grpc_server_* and grpc_client_* families to t. Any thread. */
-void oms_metrics_render(oms_metrics *m, oms_mtext *t);
+OMS_EXTERN void oms_metrics_render(oms_metrics *m, oms_mtext *t);
 
 /* Appends the process_* families (Linux /proc) and oms_build_info to t.
  * start_time: process start, Unix seconds. */
-void oms_metrics_render_process(oms_mtext *t, double start_time, const char *version,
-                                const char *commit);
+OMS_EXTERN void oms_metrics_render_process(oms_mtext *t, double start_time, const char *version,
+                                           const char *commit);
 
 /* --- exposition text ---------------------------------------------------- */
 
 /* # HELP and # TYPE lines (type: counter, gauge, histogram). */
-void oms_mtext_family(oms_mtext *t, const char *name, const char *type, const char *help);
+OMS_EXTERN void oms_mtext_family(oms_mtext *t, const char *name, const char *type,
+                                 const char *help);
 /* One sample: name{labels} value. labels is a NULL-terminated list of
  * key, value pairs (values escaped as the format wants: \\, \", \n); may be
  * NULL. A value that is a whole number prints without a fraction. */
-void oms_mtext_sample(oms_mtext *t, const char *name, const char *const *labels, double value);
+OMS_EXTERN void oms_mtext_sample(oms_mtext *t, const char *name, const char *const *labels,
+                                 double value);
 /* The same, with one more label pair appended (le for histograms). */
-void oms_mtext_sample_extra(oms_mtext *t, const char *name, const char *const *labels,
-                            const char *key, const char *val, double value);
-void oms_mtext_dispose(oms_mtext *t);
+OMS_EXTERN void oms_mtext_sample_extra(oms_mtext *t, const char *name, const char *const *labels,
+                                       const char *key, const char *val, double value);
+OMS_EXTERN void oms_mtext_dispose(oms_mtext *t);
 
 #endif

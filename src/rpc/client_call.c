@@ -807,6 +807,11 @@ const char *rpc_client_call_path(const rpc_client_call *c)
     return c->path;
 }
 
+rpc_call_type rpc_client_call_type(const rpc_client_call *c)
+{
+    return (rpc_call_type)(c->ops->flags & (RPC_CLIENT_STREAMING | RPC_SERVER_STREAMING));
+}
+
 rpc_metadata rpc_client_call_metadata(const rpc_client_call *c)
 {
     return (rpc_metadata){c->md, c->nmd};

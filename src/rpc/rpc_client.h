@@ -173,6 +173,8 @@ OMS_EXTERN void rpc_client_call_fail(rpc_client_call *c, rpc_status code, const 
 
 /* "/pkg.Service/Method" of the call. */
 OMS_EXTERN const char *rpc_client_call_path(const rpc_client_call *c);
+/* The call's shape, from its rpc_client_ops.flags (never RPC_CALL_UNKNOWN). */
+OMS_EXTERN rpc_call_type rpc_client_call_type(const rpc_client_call *c);
 
 /* The call's request metadata (opts->md and what interceptors added), valid
  * until the call is freed or metadata is added. */

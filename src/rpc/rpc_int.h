@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/base64.h"
 #include "rpc/rpc.h"
 
 /* --- buffers (buf.c) ---------------------------------------------------- */
@@ -126,15 +127,25 @@ bool rpc__md_value_valid(const uint8_t *v, size_t len);
  * upgrade). user-agent is not reserved. Compared case-insensitively. */
 bool rpc__md_key_reserved(const char *key, size_t len);
 
-/* Standard base64 with padding. out must hold rpc__base64_encoded_len(len)
- * bytes; returns the length written. */
-size_t rpc__base64_encoded_len(size_t len);
-size_t rpc__base64_encode(const uint8_t *in, size_t len, char *out);
-/* Decodes standard base64, padded or not (gRPC peers send both). out must
+/* Standard base64 with padding (base/base64.h). out must hold
+ * rpc__base64_encoded_len(len) bytes; returns the length written. */
+static inline size_t rpc__base64_encoded_len(size_t len)
+{
+    return oms_base64_encoded_len(len, 0);
+}
+static inline size_t rpc__base64_encode(const uint8_t *in, size_t len, char *out)
+{
+    return oms_base64_encode(in, len, out, 0);
+}
+/* Decodes standard base64, padded or not (gRPC peers send both), lenient on
+ * the unused bits of the last character (as Go's default decoder). out must
  * hold len * 3 / 4 + 3 bytes. Returns the decoded length or -1 if malformed
  * (characters outside the alphabet, padding that does not end a 4-character
  * group, a lone trailing character). */
-long rpc__base64_decode(const char *in, size_t len, uint8_t *out);
+static inline long rpc__base64_decode(const char *in, size_t len, uint8_t *out)
+{
+    return oms_base64_decode(in, len, out, 0);
+}
 
 /* --- compression (compress.c) ---------------------------------------------- */
 

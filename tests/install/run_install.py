@@ -223,6 +223,34 @@ def check_example(a, prefix, tmp):
         want = ["Hello, install-test!"] + [f"Hello #{i}, install-test!" for i in (1, 2, 3)]
         check("hello_client --h2c: SayHello and LotsOfReplies", rc == 0
               and out.splitlines() == want, f"rc {rc}, stdout {out!r}, stderr {tail(err)}")
+        # --metrics: the client library's grpc_client_* counters, as a
+        # program on libomsrpc asks for them (metrics/metrics.h)
+        rc, out, err = run([client, "--h2c", "--target", f"127.0.0.1:{port}", "--count", "2",
+                            "--metrics", "m"])
+        got = {}
+        for line in err.splitlines():
+            m = re.match(r"^(grpc_client_\w+)\{(.*)\} (\S+)$", line)
+            if m:
+                labels = frozenset(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+                got[(m.group(1), labels)] = float(m.group(3))
+
+        def sample(name, typ, meth, **extra):
+            labels = dict(grpc_type=typ, grpc_service="hello.v1.Greeter", grpc_method=meth)
+            return got.get((name, frozenset(dict(labels, **extra).items())))
+        want = {("started", "SayHello"): (sample("grpc_client_started_total", "unary",
+                                                  "SayHello"), 1),
+                ("handled OK", "SayHello"): (sample("grpc_client_handled_total", "unary",
+                                                    "SayHello", grpc_code="OK"), 1),
+                ("histogram", "SayHello"): (sample("grpc_client_handling_seconds_count", "unary",
+                                                   "SayHello"), 1),
+                ("started", "LotsOfReplies"): (sample("grpc_client_started_total",
+                                                      "server_stream", "LotsOfReplies"), 1),
+                ("received", "LotsOfReplies"): (sample("grpc_client_msg_received_total",
+                                                       "server_stream", "LotsOfReplies"), 2)}
+        wrong = {k: v for k, v in want.items() if v[0] != v[1]}
+        check("hello_client --metrics: its calls counted as grpc_client_* by type and code",
+              rc == 0 and len(out.splitlines()) == 3 and not wrong,
+              f"rc {rc}, (got, want) {wrong}, stderr {tail(err, 10)}")
         rc = stop_server(p)
         check("hello_server exits 0 on SIGINT", rc == 0, f"rc {rc}: {tail(p.stderr.read())}")
 

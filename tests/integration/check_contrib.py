@@ -10,9 +10,13 @@ environment file defines every variable the unit uses."""
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 
 src = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..")
+omsd = sys.argv[2] if len(sys.argv) > 2 else None  # the built omsd, for systemd-analyze
 failed = []
 
 
@@ -72,5 +76,19 @@ with open(os.path.join(src, "contrib", "systemd", "omsd.env")) as f:
     env = f.read()
 defined = set(re.findall(r"^(OMSD_[A-Z_]+)=", env, re.M))
 check(used and used <= defined, "omsd.env defines %s" % sorted(used))
+
+# systemd's own parser on the unit (Debian's systemd package: every directive
+# known, every value valid), with ExecStart pointed at the built omsd since
+# verify also wants the binary to exist.
+tool = shutil.which("systemd-analyze")
+check(tool is not None, "systemd-analyze is installed (scripts/deps.sh: systemd)")
+if tool and omsd:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "omsd.service")
+        with open(path, "w") as f:
+            f.write(unit.replace("/usr/local/bin/omsd", os.path.abspath(omsd)))
+        r = subprocess.run([tool, "verify", path], capture_output=True, text=True, timeout=20)
+        check(r.returncode == 0 and not r.stderr.strip(),
+              "systemd-analyze verify accepts the unit: rc %d %s" % (r.returncode, r.stderr.strip()))
 print("%d failed" % len(failed))
 sys.exit(1 if failed else 0)

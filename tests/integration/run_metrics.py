@@ -15,7 +15,9 @@
 - Split mode: the order process's calls to its peers appear as
   grpc_client_handled_total.
 - /readyz answers 503 during the drain (SIGTERM with a stream open), while
-  the stream still finishes.
+  the stream still finishes; connections closed by every reason are counted
+  under their label (peer, idle, limit, flood, protocol_error,
+  keepalive_timeout, age, tls_error, drain).
 """
 
 import http.client
@@ -33,7 +35,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import omsd as h  # noqa: E402
 import orders_it as oi  # noqa: E402
-import orders_it as oi  # noqa: E402
+import h2raw  # noqa: E402
 from omsd import check, eq  # noqa: E402
 
 T = h.RPC_TIMEOUT
@@ -318,12 +320,30 @@ def tls_transport(env):
     eq(val(after, "oms_tls_handshakes_total") - val(before, "oms_tls_handshakes_total"), 1,
        "TLS handshakes")
     eq(fails, 1, "TLS handshake failures")
+    eq(wait_closed(port, {"tls_error": 1}), dict({r: 0 for r in CLOSE_REASONS}, peer=1, tls_error=1),
+       "connections closed by reason (the call's, then the failed handshake)")
     env.suite.stop_server(s)
 
 
 CLOSE_REASONS = ["peer", "idle", "age", "limit", "flood", "protocol_error",
                  "keepalive_timeout", "drain", "tls_error", "other"]
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def closed_counts(port):
+    _, now = scrape(port)
+    return {r: val(now, "oms_http2_connections_closed_total", reason=r) for r in CLOSE_REASONS}
+
+
+def wait_closed(port, want):
+    """Scrapes until every reason in want reached its count (the close is
+    counted on the server's loop after the client saw it), then returns the
+    counts; bounded by a deadline, after which the caller's eq() reports."""
+    deadline = time.monotonic() + 10
+    while True:
+        got = closed_counts(port)
+        if all(got[r] >= n for r, n in want.items()) or time.monotonic() > deadline:
+            return got
 
 
 def close_reasons(env):
@@ -338,30 +358,89 @@ def close_reasons(env):
         check(("oms_http2_connections_closed_total", frozenset({("reason", r)})) in before,
               "no closed_total series for reason %s at start", r)
         eq(val(before, "oms_http2_connections_closed_total", reason=r), 0, "closed " + r)
-
-    def wait_closed(reason, want):
-        deadline = time.monotonic() + 10
-        while True:
-            _, now = scrape(port)
-            got = val(now, "oms_http2_connections_closed_total", reason=reason)
-            if got >= want or time.monotonic() > deadline:
-                return now
+    zero = {r: 0 for r in CLOSE_REASONS}
 
     # peer: preface and SETTINGS, then the client closes
     with socket.create_connection(("127.0.0.1", s.port), timeout=T) as sk:
         sk.sendall(H2_PREFACE)
-    now = wait_closed("peer", 1)
-    got = {r: val(now, "oms_http2_connections_closed_total", reason=r) for r in CLOSE_REASONS}
-    eq(got, dict({r: 0 for r in CLOSE_REASONS}, peer=1), "closed by peer")
+    eq(wait_closed(port, {"peer": 1}), dict(zero, peer=1), "closed by peer")
     # idle: the client stays silent; the server's GOAWAY after 1 s closes it
     with socket.create_connection(("127.0.0.1", s.port), timeout=T) as sk:
         sk.sendall(H2_PREFACE)
         while sk.recv(4096):  # until the server closes
             pass
-    now = wait_closed("idle", 1)
-    got = {r: val(now, "oms_http2_connections_closed_total", reason=r) for r in CLOSE_REASONS}
-    eq(got, dict({r: 0 for r in CLOSE_REASONS}, peer=1, idle=1), "closed by reason")
+    eq(wait_closed(port, {"idle": 1}), dict(zero, peer=1, idle=1), "closed by reason")
     env.suite.stop_server(s)
+
+
+def read_to_eof(sk):
+    try:
+        while sk.recv(4096):
+            pass
+    except ConnectionResetError:  # the server closed with our bytes unread
+        pass
+
+
+def close_reasons_policy(env):
+    """The reasons a connection policy decides, each counted once under its
+    own label: over --max-connections (limit), a PING flood (flood), a bad
+    frame (protocol_error), no preface within --handshake-timeout
+    (keepalive_timeout), then --max-connection-age on another server (age)."""
+    s = env.server(h2c=True, name="metrics-close-policy",
+                   extra_args=["--metrics-listen", "127.0.0.1:0", "--max-connections", "1",
+                               "--handshake-timeout", "1"])
+    port = admin_port(s)
+    want = {r: 0 for r in CLOSE_REASONS}
+
+    # limit: a second connection while one is open is closed at once
+    holder = h2raw.H2Client(s.host, s.port)
+    holder.wait_settings()
+    with socket.create_connection(("127.0.0.1", s.port), timeout=T) as sk:
+        read_to_eof(sk)
+    want["limit"] += 1
+    eq(wait_closed(port, {"limit": 1}), want, "closed over the connection cap")
+    holder.close()
+    want["peer"] += 1
+    eq(wait_closed(port, {"peer": 1}), want, "the holder closed by the peer")
+
+    # flood: PINGs with no call open, past the strikes
+    c = h2raw.H2Client(s.host, s.port)
+    for i in range(10):
+        c.ping(b"%08d" % i)
+        if c.wait(lambda: c.goaway is not None or c.closed, 0.3):
+            break
+    check(c.goaway is not None and c.goaway[0] == 0xb, "no ENHANCE_YOUR_CALM: %r", c.goaway)
+    check(c.wait(lambda: c.closed, 10), "the pinging connection stayed open")
+    c.close()
+    want["flood"] += 1
+    eq(wait_closed(port, {"flood": 1}), want, "closed for a PING flood")
+
+    # protocol_error: a DATA frame on stream 0 after the preface
+    with socket.create_connection(("127.0.0.1", s.port), timeout=T) as sk:
+        sk.sendall(H2_PREFACE + b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x")
+        data, _ = h2raw.read_all(sk, timeout=T)
+        frames = h2raw.parse_frames(data)
+    check(any(f[0] == 7 for f in frames), "no GOAWAY for DATA on stream 0")
+    want["protocol_error"] += 1
+    eq(wait_closed(port, {"protocol_error": 1}), want, "closed for a protocol error")
+
+    # keepalive_timeout: connected, but no preface within --handshake-timeout
+    with socket.create_connection(("127.0.0.1", s.port), timeout=T) as sk:
+        read_to_eof(sk)
+    want["keepalive_timeout"] += 1
+    eq(wait_closed(port, {"keepalive_timeout": 1}), want, "closed without a preface")
+    env.suite.stop_server(s)
+
+    a = env.server(h2c=True, name="metrics-close-age",
+                   extra_args=["--metrics-listen", "127.0.0.1:0", "--max-connection-age", "1",
+                               "--max-connection-age-grace", "1"])
+    aport = admin_port(a)
+    c = h2raw.H2Client(a.host, a.port)
+    check(c.wait(lambda: c.closed, 10), "a connection past --max-connection-age stayed open")
+    c.close()
+    eq(wait_closed(aport, {"age": 1}), dict({r: 0 for r in CLOSE_REASONS}, age=1),
+       "closed for its age")
+    env.suite.stop_server(a)
 
 
 def readyz_drain(env):
@@ -372,9 +451,11 @@ def readyz_drain(env):
     ch = s.channel()
     mp = S.messages_pb2
     req = mp.StreamingOutputCallRequest(response_parameters=[
-        mp.ResponseParameters(size=10, interval_us=300000) for _ in range(4)])
+        mp.ResponseParameters(size=10, interval_us=300000) for _ in range(10)])
     it = S.test_pb2_grpc.TestServiceStub(ch).StreamingOutputCall(req, timeout=T)
     next(it)
+    idle = h2raw.H2Client(s.host, s.port)  # a connection without a call
+    idle.wait_settings()
     eq(get(port, "/readyz")[0], 200, "/readyz before SIGTERM")
     s.signal(signal.SIGTERM)
     deadline = time.monotonic() + 5
@@ -385,8 +466,14 @@ def readyz_drain(env):
             break
     eq((st, body), (503, b"draining\n"), "/readyz during the drain")
     eq(get(port, "/healthz")[0], 200, "/healthz during the drain")
+    # the drain's GOAWAY closes the idle connection while the stream goes on
+    # (python-h2 does not answer the drain PING: the final GOAWAY follows
+    # after the server's 1 s ack wait, well before the stream's 3 s)
+    check(idle.wait(lambda: idle.closed, 10), "the idle connection stayed open in the drain")
+    idle.close()
+    eq(wait_closed(port, {"drain": 1})["drain"], 1, "closed by the drain")
     rest = list(it)
-    eq(len(rest), 3, "the open stream finished")
+    eq(len(rest), 9, "the open stream finished")
     ch.close()
     eq(s.wait(15), 0, "exit status after the drain")
     env.suite.stop_server(s)
@@ -425,6 +512,7 @@ def main():
         env.suite.run("split_client", split_client, env)
         env.suite.run("tls_transport", tls_transport, env)
         env.suite.run("close_reasons", close_reasons, env)
+        env.suite.run("close_reasons_policy", close_reasons_policy, env)
         env.suite.run("readyz_drain", readyz_drain, env)
 
 
