@@ -115,6 +115,18 @@ class PgTmp:
         self.url = "postgresql://oms@127.0.0.1:%d/oms" % self.port
         return self
 
+    def new_db(self, name):
+        """Creates database `name` (if missing); returns its URL."""
+        r = self._run([os.path.join(self.bindir, "psql"), "-h", self.sock, "-p", str(self.port),
+                       "-U", "oms", "-d", "oms", "-tAc",
+                       "SELECT 1 FROM pg_database WHERE datname = '%s'" % name])
+        if r.stdout.strip() != "1":
+            r = self._run([os.path.join(self.bindir, "createdb"), "-h", self.sock,
+                           "-p", str(self.port), "-U", "oms", name])
+            if r.returncode != 0:
+                raise RuntimeError("createdb %s failed:\n%s" % (name, r.stdout))
+        return "postgresql://oms@127.0.0.1:%d/%s" % (self.port, name)
+
     def log(self):
         try:
             with open(os.path.join(self.root, "log")) as f:

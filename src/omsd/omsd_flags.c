@@ -127,10 +127,13 @@ static int on_peer_timeout(const oms_cli_opt *opt, const char *arg, void *ctx)
     return 0;
 }
 
+/* sqlite:PATH, or a PostgreSQL URL (any libpq URL; its password is never
+ * echoed: a valid URL is not printed, only a rejected value is). */
 static int on_store(const oms_cli_opt *opt, const char *arg, void *ctx)
 {
     (void)opt;
-    if (strncmp(arg, "sqlite:", 7) != 0 || !arg[7])
+    bool pg = strncmp(arg, "postgres://", 11) == 0 || strncmp(arg, "postgresql://", 13) == 0;
+    if (!pg && (strncmp(arg, "sqlite:", 7) != 0 || !arg[7]))
         return -1;
     ((omsd_options *)ctx)->orders.store_url = arg;
     return 0;
@@ -418,8 +421,10 @@ int omsd_parse_args(int argc, char **argv, omsd_options *o)
          .type = OMS_CLI_CALL,
          .arg = "URL",
          .fn = on_store,
-         .want = "sqlite:PATH",
-         .help = "sqlite:PATH (default sqlite:./oms.db)"},
+         .want = "sqlite:PATH or postgres://...",
+         .help = "sqlite:PATH (default sqlite:./oms.db), or a PostgreSQL\n"
+                 "URL postgres://USER@HOST:PORT/DB?... (libpq; password\n"
+                 "from the URL, PGPASSWORD or PGPASSFILE)"},
         {.name = "services",
          .type = OMS_CLI_CALL,
          .arg = "LIST",
