@@ -97,14 +97,9 @@ class PgTmp:
             if r.returncode != 0:
                 raise RuntimeError("initdb failed:\n" + r.stdout)
             self.port = free_port()
-            opts = ("-c listen_addresses=127.0.0.1 -p %d -k %s -c max_connections=200 "
-                    "-c shared_buffers=32MB" % (self.port, self.sock))
-            r = self._run([os.path.join(self.bindir, "pg_ctl"), "start", "-w",
-                           "-t", str(START_TIMEOUT), "-D", self.data,
-                           "-l", os.path.join(self.root, "log"), "-o", opts])
-            self._started = True
-            if r.returncode != 0:
-                raise RuntimeError("pg_ctl start failed:\n%s\n%s" % (r.stdout, self.log()))
+            self._opts = ("-c listen_addresses=127.0.0.1 -p %d -k %s -c max_connections=200 "
+                          "-c shared_buffers=32MB" % (self.port, self.sock))
+            self.server_start()
             r = self._run([os.path.join(self.bindir, "createdb"), "-h", self.sock,
                            "-p", str(self.port), "-U", "oms", "oms"])
             if r.returncode != 0:
@@ -133,6 +128,22 @@ class PgTmp:
                 return f.read()[-4000:]
         except OSError:
             return ""
+
+    def server_start(self):
+        """Starts the server (again, after server_stop) on the same port and
+        socket; returns once it accepts connections (pg_ctl -w)."""
+        r = self._run([os.path.join(self.bindir, "pg_ctl"), "start", "-w",
+                       "-t", str(START_TIMEOUT), "-D", self.data,
+                       "-l", os.path.join(self.root, "log"), "-o", self._opts])
+        self._started = True
+        if r.returncode != 0:
+            raise RuntimeError("pg_ctl start failed:\n%s\n%s" % (r.stdout, self.log()))
+
+    def server_stop(self, mode="fast"):
+        """Stops the server, keeping its data (a restart: server_start)."""
+        r = self.pg_ctl("stop", "-m", mode)
+        if r.returncode != 0:
+            raise RuntimeError("pg_ctl stop failed:\n" + r.stdout)
 
     def pg_ctl(self, *args):
         """Runs pg_ctl ARGS on this server's data directory (restart, stop...)."""

@@ -110,6 +110,7 @@ typedef struct pg_loop {
     uv_loop_t *loop;
     uv_async_t async; /* runs completions on loop; freed in its close callback */
     pg_conn conn;     /* this loop's read connection */
+    store_rc read_rc; /* what the last failed read means (UNAVAILABLE: down) */
     pthread_mutex_t mu;
     store_write *done_head, *done_tail;
 } pg_loop;

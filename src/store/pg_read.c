@@ -1,8 +1,8 @@
 /* pg_read.c - synchronous reads on a store_loop's own PostgreSQL connection
  * (pg_int.h says why synchronous, and what a broken connection costs).
  * Keyset-paged like sqlite_read.c. A read whose connection is down fails
- * (STORE_ERROR / -1) without waiting for it: the caller answers and the
- * next read tries again, after the reconnect backoff. */
+ * (STORE_UNAVAILABLE, or -1 for lists) without waiting for it: the caller
+ * answers and the next read tries again, after the reconnect backoff. */
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,13 +60,28 @@ static PGconn *conn(pg_loop *l)
     return l->conn.c;
 }
 
+/* Runs a read; NULL on failure, with l->read_rc saying what it means: a
+ * database that is down or going away is UNAVAILABLE, not an error. */
 static PGresult *query(pg_loop *l, int stmt, const pg_params *p, const char *what)
 {
+    l->read_rc = STORE_UNAVAILABLE;
     PGconn *c = conn(l);
     if (!c)
         return NULL;
     PGresult *r = store__pg_run(c, stmt, p);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK && PQstatus(c) != CONNECTION_OK) {
+        /* The connection broke since the last read (a server restart): one
+         * reconnect and one more try, so that a restart costs no read. */
+        PQclear(r);
+        r = NULL;
+        if ((c = conn(l)) != NULL)
+            r = store__pg_run(c, stmt, p);
+        else
+            return NULL;
+    }
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        l->read_rc = store__pg_classify(r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL,
+                                        PQstatus(c) != CONNECTION_OK);
         OMS_ERROR("store: %s: %s: %s", l->st->name, what,
                   r ? PQresultErrorMessage(r) : PQerrorMessage(c));
         PQclear(r);
@@ -119,7 +134,7 @@ store_rc store__pg_get_customer(store_loop *sl, const char *id, store_customer *
     store__pg_p_i64(&p, n);
     PGresult *r = query(loop_of(sl), PR_CUSTOMER_GET, &p, "get customer");
     if (!r)
-        return STORE_ERROR;
+        return loop_of(sl)->read_rc;
     store_rc rc = PQntuples(r) ? STORE_OK : STORE_NOT_FOUND;
     if (rc == STORE_OK)
         customer_from_row(r, 0, out);
@@ -135,7 +150,7 @@ store_rc store__pg_get_product(store_loop *sl, const char *sku, store_product *o
     store__pg_p_text(&p, sku);
     PGresult *r = query(loop_of(sl), PR_PRODUCT_GET, &p, "get product");
     if (!r)
-        return STORE_ERROR;
+        return loop_of(sl)->read_rc;
     store_rc rc = PQntuples(r) ? STORE_OK : STORE_NOT_FOUND;
     if (rc == STORE_OK)
         product_from_row(r, 0, out);
@@ -184,7 +199,7 @@ static store_rc get_order(pg_loop *l, int stmt, const pg_params *p, store_order 
 {
     PGresult *r = query(l, stmt, p, "get order");
     if (!r)
-        return STORE_ERROR;
+        return l->read_rc;
     store_rc rc = STORE_NOT_FOUND;
     if (PQntuples(r))
         rc = store__pg_order_from_row(r, 0, out);
