@@ -243,6 +243,7 @@ static int check(omsd_options *o)
         o->orders.event_ring = (size_t)o->event_ring;
     if (o->import_max_rows)
         o->orders.max_import_rows = (size_t)o->import_max_rows;
+    o->orders.event_poll_ms = (int64_t)o->event_poll_ms;
     if (o->client_auth >= 0 && !o->client_ca) {
         fprintf(stderr, "omsd: --client-auth needs --client-ca FILE (the CA that signs the "
                         "client certificates)\n");
@@ -493,6 +494,15 @@ int omsd_parse_args(int argc, char **argv, omsd_options *o)
          .max = 1u << 24,
          .help = "order events each loop keeps for live subscribers;\n"
                  "slower ones catch up from the store (default 65536)"},
+        {.name = "event-poll-ms",
+         .type = OMS_CLI_U64,
+         .arg = "N",
+         .dest = &o->event_poll_ms,
+         .min = 1,
+         .max = 3600000,
+         .help = "PostgreSQL: read other instances' events every N ms\n"
+                 "instead of LISTEN/NOTIFY wake-ups (for engines\n"
+                 "without NOTIFY; default: LISTEN/NOTIFY)"},
         {.name = "import-max-rows",
          .type = OMS_CLI_U64,
          .arg = "N",

@@ -21,11 +21,14 @@
  * have committed: its requests fail UNAVAILABLE and a retry with the same
  * idempotency key finds the order.
  */
+#include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/log.h"
@@ -243,6 +246,14 @@ static bool block_wanted(pg_store *st)
     return want;
 }
 
+/* last_seq only grows: the writer and the follower both raise it. */
+static void raise_last_seq(pg_store *st, int64_t seq)
+{
+    int64_t cur = atomic_load(&st->last_seq);
+    while (cur < seq && !atomic_compare_exchange_weak(&st->last_seq, &cur, seq))
+        ;
+}
+
 static void run_batch(pg_store *st, store_write *batch, size_t n)
 {
     st->nevs = 0;
@@ -343,7 +354,9 @@ static void run_batch(pg_store *st, store_write *batch, size_t n)
         }
     }
     uint64_t t0 = now_us();
-    r = PQexec(st->w.c, "COMMIT");
+    /* NOTIFY is delivered at COMMIT: the other instances' followers wake. */
+    bool notify = st->following && st->event_poll_ms <= 0 && st->nevs;
+    r = PQexec(st->w.c, notify ? "NOTIFY oms_events; COMMIT" : "COMMIT");
     /* COMMIT of an aborted transaction answers ROLLBACK: not a commit. */
     bool committed = PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
     if (!committed) {
@@ -368,7 +381,7 @@ static void run_batch(pg_store *st, store_write *batch, size_t n)
         pthread_mutex_unlock(&st->id_mu);
         atomic_store(&st->mark_wanted, false);
     }
-    atomic_store(&st->last_seq, st->seq);
+    raise_last_seq(st, st->seq);
     if (st->nevs && st->on_events)
         st->on_events(st->events_arg, st->evs, st->nevs);
 complete:
@@ -686,6 +699,131 @@ static void trim_run(pg_store *st)
     }
 }
 
+/* --- the follower: every instance's events, for on_events ------------------ */
+
+#define FOLLOW_PAGE 1024
+
+/* Reads and publishes the events after *have, page by page. 0, or -1 when
+ * the connection failed. */
+static int follow_read(pg_store *st, pg_conn *fc, int64_t *have)
+{
+    for (;;) {
+        char from[24], lim[24];
+        snprintf(from, sizeof from, "%lld", (long long)*have);
+        snprintf(lim, sizeof lim, "%d", FOLLOW_PAGE);
+        const char *v[2] = {from, lim};
+        PGresult *r = PQexecParams(fc->c,
+                                   "SELECT seq, order_id, customer_id, status, previous_status, "
+                                   "version, at FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+                                   2, NULL, v, NULL, NULL, 1);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            OMS_WARN("store: %s: following events: %s", st->name, PQresultErrorMessage(r));
+            PQclear(r);
+            return -1;
+        }
+        int n = PQntuples(r);
+        for (int i = 0; i < n; i++) {
+            store_event *e = &st->fevs[i];
+            e->seq = store__pg_i64(r, i, 0);
+            store__format_id(e->order_id, 'o', store__pg_i64(r, i, 1));
+            store__pg_text(r, i, 2, e->customer_id, sizeof e->customer_id);
+            e->status = (int)store__pg_i64(r, i, 3);
+            e->previous_status = (int)store__pg_i64(r, i, 4);
+            e->version = store__pg_i64(r, i, 5);
+            e->at = store__pg_i64(r, i, 6);
+        }
+        PQclear(r);
+        if (n) {
+            *have = st->fevs[n - 1].seq;
+            raise_last_seq(st, *have);
+            st->on_events(st->events_arg, st->fevs, (size_t)n);
+        }
+        if (n < FOLLOW_PAGE)
+            return 0;
+    }
+}
+
+/* Sleeps until the database notifies (fc's socket), the stop pipe, or
+ * timeout_ms. Returns false when told to stop. */
+static bool follow_wait(pg_store *st, pg_conn *fc, int timeout_ms)
+{
+    struct pollfd p[2] = {{.fd = st->stop_pipe[0], .events = POLLIN},
+                          {.fd = fc->c ? PQsocket(fc->c) : -1, .events = POLLIN}};
+    int rc = poll(p, p[1].fd >= 0 ? 2 : 1, timeout_ms);
+    if (rc > 0 && (p[0].revents & POLLIN))
+        return false;
+    if (rc > 0 && fc->c && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+        PQconsumeInput(fc->c);
+        PGnotify *nf;
+        while ((nf = PQnotifies(fc->c)) != NULL)
+            PQfreemem(nf);
+    }
+    return true;
+}
+
+static void *follower_main(void *arg)
+{
+    pg_store *st = arg;
+    pg_conn fc = {0};
+    int64_t have = atomic_load(&st->last_seq);
+    bool listening = false;
+    int period = st->event_poll_ms > 0 ? (int)st->event_poll_ms : 1000;
+    for (;;) {
+        if (!fc.c || PQstatus(fc.c) != CONNECTION_OK) {
+            listening = false;
+            if (store__pg_ensure(&fc, st->url, NULL, 0) != 0) {
+                int64_t wait = fc.retry_at_ms - store__pg_mono_ms();
+                if (!follow_wait(st, &fc, wait > 10 ? (int)wait : 10))
+                    break;
+                continue;
+            }
+        }
+        if (!listening && st->event_poll_ms <= 0) {
+            PGresult *r = PQexec(fc.c, "LISTEN oms_events");
+            listening = PQresultStatus(r) == PGRES_COMMAND_OK;
+            PQclear(r);
+        }
+        /* After LISTEN: a commit notified before it is read here. */
+        if (follow_read(st, &fc, &have) != 0 && PQstatus(fc.c) != CONNECTION_OK)
+            continue;
+        if (!follow_wait(st, &fc, period))
+            break;
+    }
+    store__pg_disconnect(&fc);
+    return NULL;
+}
+
+static int start_follower(pg_store *st, char *err, size_t errlen)
+{
+    st->fevs = oms_malloc(FOLLOW_PAGE * sizeof *st->fevs);
+    if (!st->fevs || pipe2(st->stop_pipe, O_CLOEXEC) != 0) {
+        snprintf(err, errlen, "%s: cannot start the event follower", st->name);
+        return -1;
+    }
+    if (pthread_create(&st->follower, NULL, follower_main, st) != 0) {
+        close(st->stop_pipe[0]);
+        close(st->stop_pipe[1]);
+        snprintf(err, errlen, "%s: cannot start the event follower", st->name);
+        return -1;
+    }
+    pthread_setname_np(st->follower, "oms-store-follow");
+    st->following = true;
+    return 0;
+}
+
+static void stop_follower(pg_store *st)
+{
+    if (!st->following)
+        return;
+    char b = 1;
+    ssize_t rc = write(st->stop_pipe[1], &b, 1);
+    (void)rc;
+    pthread_join(st->follower, NULL);
+    close(st->stop_pipe[0]);
+    close(st->stop_pipe[1]);
+    st->following = false;
+}
+
 /* --- open, close, stats ------------------------------------------------------ */
 
 static void free_store(pg_store *st)
@@ -697,6 +835,7 @@ static void free_store(pg_store *st)
     oms_free(st->evs);
     oms_free(st->blob);
     oms_free(st->pending);
+    oms_free(st->fevs);
     oms_free(st);
 }
 
@@ -756,7 +895,11 @@ store *store__pg_open(const store_config *cfg, char *err, size_t errlen)
     st->next_forget_ms = store__pg_wall_ms();
     if (open_run(st, err, errlen) != 0)
         goto fail;
+    st->event_poll_ms = cfg->event_poll_ms;
+    if (st->on_events && start_follower(st, err, errlen) != 0)
+        goto fail;
     if (pthread_create(&st->writer, NULL, writer_main, st) != 0) {
+        stop_follower(st);
         snprintf(err, errlen, "%s: cannot start the writer thread", st->name);
         goto fail;
     }
@@ -779,6 +922,7 @@ static void pg_close(store *s)
     pthread_cond_signal(&st->cv);
     pthread_mutex_unlock(&st->mu);
     pthread_join(st->writer, NULL);
+    stop_follower(st);
     trim_run(st);
     store_stats stats;
     pg_get_stats(s, &stats);

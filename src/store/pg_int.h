@@ -152,6 +152,13 @@ struct pg_store {
     store_id_range *pending;
     size_t npending;
 
+    /* The follower (pg.c): other instances' events for on_events. */
+    int64_t event_poll_ms;
+    bool following; /* the follower thread runs */
+    pthread_t follower;
+    int stop_pipe[2];  /* store_close writes a byte: the follower exits */
+    store_event *fevs; /* its page */
+
     _Atomic int64_t last_seq;
     _Atomic uint64_t commits, writes, max_batch_seen, commit_us;
     _Atomic uint64_t commit_hist[STORE_COMMIT_BUCKETS], batch_hist[STORE_BATCH_BUCKETS];

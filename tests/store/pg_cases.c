@@ -364,3 +364,85 @@ Test(store_pg, dropped_connections_fail_unavailable_then_reconnect)
     cr_assert_eq(p.on_hand, 11, "exactly one adjust committed");
     tenv_close(&e);
 }
+
+/* on_events recorder for the follower tests (any thread). */
+typedef struct seen {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int64_t last; /* highest seq seen, in order */
+    bool out_of_order;
+} seen;
+
+static void on_seen(void *arg, const store_event *evs, size_t n)
+{
+    seen *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < n; i++) {
+        if (evs[i].seq <= s->last)
+            continue; /* the follower repeats what the writer published */
+        if (evs[i].seq != s->last + 1)
+            s->out_of_order = true;
+        s->last = evs[i].seq;
+    }
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Waits (bounded, 10 s) until s saw seq; returns what it saw. */
+static int64_t seen_wait(seen *s, int64_t seq)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 10;
+    pthread_mutex_lock(&s->mu);
+    while (s->last < seq && pthread_cond_timedwait(&s->cv, &s->mu, &ts) == 0)
+        ;
+    int64_t last = s->last;
+    pthread_mutex_unlock(&s->mu);
+    return last;
+}
+
+static void events_reach_the_other_instance(int64_t poll_ms)
+{
+    need_pg();
+    tenv e;
+    tenv_open(&e);
+    char cust[STORE_ID_MAX + 1];
+    cr_assert_eq(add_customer(&e, "Ann", "ann@example.com", cust), STORE_OK);
+    cr_assert_eq(add_product(&e, "A", 100, 1000), STORE_OK);
+    /* instance B only follows: it writes nothing */
+    seen s = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    store_config cfg;
+    store_config_init(&cfg);
+    cfg.url = e.url;
+    cfg.on_events = on_seen;
+    cfg.events_arg = &s;
+    cfg.event_poll_ms = poll_ms;
+    char err[256];
+    store *b = store_open(&cfg, err, sizeof err);
+    cr_assert_not_null(b, "%s", err);
+    enum { N = 30 };
+    for (int i = 0; i < N; i++) {
+        int done = 0;
+        store_write *w = place(e.sl, e.st, cust, "", "A", 1, &done);
+        while (!done)
+            uv_run(&e.loop, UV_RUN_ONCE);
+        cr_assert_eq(w->rc, STORE_OK, "%s", w->msg);
+        free_place(w);
+    }
+    cr_assert_eq(seen_wait(&s, N), N, "B saw A's events");
+    cr_assert_not(s.out_of_order);
+    cr_assert_eq(store_last_seq(b), N, "B's last seq follows A's commits");
+    store_close(b);
+    tenv_close(&e);
+}
+
+Test(store_pg, events_reach_the_other_instance_by_notify)
+{
+    events_reach_the_other_instance(0);
+}
+
+Test(store_pg, events_reach_the_other_instance_by_polling)
+{
+    events_reach_the_other_instance(50);
+}
