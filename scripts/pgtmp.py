@@ -26,6 +26,7 @@ import argparse
 import glob
 import os
 import pwd
+import select
 import shutil
 import socket
 import subprocess
@@ -157,6 +158,32 @@ class PgTmp:
         if self.root:
             shutil.rmtree(self.root, ignore_errors=True)
 
+    def watch_owner(self, pid=None):
+        """Leaves a detached watchdog (outside the caller's process tree, so a
+        runner killing that tree does not take it along) that stops this
+        server and removes its directory once process `pid` (default: this
+        one) is gone, however it ended; a clean stop() leaves it nothing to
+        do. Waits on a pidfd: no polling loop, no sleep."""
+        pid = pid or os.getpid()
+        child = os.fork()
+        if child:
+            os.waitpid(child, 0)
+            return
+        try:
+            os.setsid()
+            if os.fork():
+                os._exit(0)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            fd = os.pidfd_open(pid)
+            select.select([fd], [], [])
+            if os.path.isdir(self.data):
+                self._started = True
+                self.stop()
+        finally:
+            os._exit(0)
+
     def __enter__(self):
         return self.start()
 
@@ -180,6 +207,7 @@ def main():
             if not argv:
                 ap.error("run: a command is required")
             with PgTmp() as pg:
+                pg.watch_owner()  # a runner's timeout kill must not leak the server
                 env = dict(os.environ, OMS_TEST_PG_URL=pg.url)
                 return subprocess.call(argv, env=env)
         if a.cmd == "start":

@@ -254,6 +254,24 @@ static void raise_last_seq(pg_store *st, int64_t seq)
         ;
 }
 
+/* Hands evs (seq order) to on_events, one thread at a time and never below
+ * what was handed already: the writer publishes its own commits at once, the
+ * follower the other instances' commits. An event of another instance that
+ * the writer passed before the follower read it is not handed later: the hub
+ * saw the gap and read it from the store. */
+static void publish(pg_store *st, const store_event *evs, size_t n)
+{
+    pthread_mutex_lock(&st->ev_mu);
+    size_t skip = 0;
+    while (skip < n && evs[skip].seq <= st->published)
+        skip++;
+    if (skip < n) {
+        st->published = evs[n - 1].seq;
+        st->on_events(st->events_arg, evs + skip, n - skip);
+    }
+    pthread_mutex_unlock(&st->ev_mu);
+}
+
 static void run_batch(pg_store *st, store_write *batch, size_t n)
 {
     st->nevs = 0;
@@ -383,7 +401,7 @@ static void run_batch(pg_store *st, store_write *batch, size_t n)
     }
     raise_last_seq(st, st->seq);
     if (st->nevs && st->on_events)
-        st->on_events(st->events_arg, st->evs, st->nevs);
+        publish(st, st->evs, st->nevs);
 complete:
     st->nevs = 0;
     st->err[0] = '\0';
@@ -708,14 +726,17 @@ static void trim_run(pg_store *st)
 static int follow_read(pg_store *st, pg_conn *fc, int64_t *have)
 {
     for (;;) {
-        char from[24], lim[24];
+        char from[24], lim[24], run[24];
         snprintf(from, sizeof from, "%lld", (long long)*have);
         snprintf(lim, sizeof lim, "%d", FOLLOW_PAGE);
-        const char *v[2] = {from, lim};
+        snprintf(run, sizeof run, "%d", st->run);
+        const char *v[3] = {from, lim, run};
+        /* The other instances' events: this one's writer publishes its own. */
         PGresult *r = PQexecParams(fc->c,
                                    "SELECT seq, order_id, customer_id, status, previous_status, "
-                                   "version, at FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
-                                   2, NULL, v, NULL, NULL, 1);
+                                   "version, at FROM events WHERE seq > $1 AND run <> $3 "
+                                   "ORDER BY seq LIMIT $2",
+                                   3, NULL, v, NULL, NULL, 1);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
             OMS_WARN("store: %s: following events: %s", st->name, PQresultErrorMessage(r));
             PQclear(r);
@@ -736,7 +757,7 @@ static int follow_read(pg_store *st, pg_conn *fc, int64_t *have)
         if (n) {
             *have = st->fevs[n - 1].seq;
             raise_last_seq(st, *have);
-            st->on_events(st->events_arg, st->fevs, (size_t)n);
+            publish(st, st->fevs, (size_t)n);
         }
         if (n < FOLLOW_PAGE)
             return 0;
@@ -832,6 +853,7 @@ static void free_store(pg_store *st)
     pthread_cond_destroy(&st->cv);
     pthread_mutex_destroy(&st->mu);
     pthread_mutex_destroy(&st->id_mu);
+    pthread_mutex_destroy(&st->ev_mu);
     oms_free(st->evs);
     oms_free(st->blob);
     oms_free(st->pending);
@@ -858,6 +880,7 @@ store *store__pg_open(const store_config *cfg, char *err, size_t errlen)
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, NULL);
     pthread_mutex_init(&st->id_mu, NULL);
+    pthread_mutex_init(&st->ev_mu, NULL);
     strcpy(st->url, cfg->url);
     store__pg_redact(st->url, st->name, sizeof st->name);
     st->max_batch = cfg->max_batch ? cfg->max_batch : 1024;
@@ -890,6 +913,7 @@ store *store__pg_open(const store_config *cfg, char *err, size_t errlen)
     st->seq = atoll(PQgetvalue(r, 0, 0));
     PQclear(r);
     atomic_store(&st->last_seq, st->seq);
+    st->published = st->seq;
     st->id_block = cfg->id_block > 0 ? cfg->id_block : 16384;
     st->key_retention_ms = cfg->key_retention_ms > 0 ? cfg->key_retention_ms : 0;
     st->next_forget_ms = store__pg_wall_ms();

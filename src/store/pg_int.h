@@ -80,12 +80,13 @@ enum {
     PW_PRODUCT_AVAILABLE,
     PW_PRODUCT_ADD_RESERVED,
     PW_KEYS_FORGET,
+    PW_PLACE_WRITES,
     PW__COUNT
 };
 extern const char *const store__pg_writer_sql[PW__COUNT];
 
 /* Query parameters: text, except bytea (binary). */
-#define PG_MAX_PARAMS 8
+#define PG_MAX_PARAMS 12
 typedef struct pg_params {
     int n;
     const char *v[PG_MAX_PARAMS];
@@ -156,8 +157,10 @@ struct pg_store {
     int64_t event_poll_ms;
     bool following; /* the follower thread runs */
     pthread_t follower;
-    int stop_pipe[2];  /* store_close writes a byte: the follower exits */
-    store_event *fevs; /* its page */
+    int stop_pipe[2];      /* store_close writes a byte: the follower exits */
+    store_event *fevs;     /* its page */
+    pthread_mutex_t ev_mu; /* serialises on_events calls of writer and follower */
+    int64_t published;     /* highest seq handed to on_events (under ev_mu) */
 
     _Atomic int64_t last_seq;
     _Atomic uint64_t commits, writes, max_batch_seen, commit_us;

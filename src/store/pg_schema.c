@@ -13,7 +13,8 @@
  * compares). meta holds the two cross-instance counters: order_hwm (order-id
  * blocks are taken from it) and event_seq (the last event seq; its row lock
  * orders the writers of all instances, pg_int.h). sweep_ranges records each
- * block with the run that took it.
+ * block with the run that took it; events the run that committed them (an
+ * instance's follower reads only the others').
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,7 +70,8 @@ static const char *const migrations[] = {
     "  status integer NOT NULL,"
     "  previous_status integer NOT NULL,"
     "  version bigint NOT NULL,"
-    "  at bigint NOT NULL);"
+    "  at bigint NOT NULL,"
+    "  run integer NOT NULL);"
     "CREATE INDEX events_order ON events(order_id, seq);"
     "CREATE TABLE sweep_ranges ("
     "  first bigint PRIMARY KEY,"
@@ -172,11 +174,27 @@ const char *const store__pg_writer_sql[PW__COUNT] = {
     [PW_ORDER_UPDATE_STATUS] = "UPDATE orders SET status = $2, version = $3, updated_at = $4, "
                                "cancel_reason = $5 WHERE id = $1",
     [PW_EVENT_INSERT] = "INSERT INTO events(seq, order_id, customer_id, status, previous_status, "
-                        "version, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        "version, at, run) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     [PW_LIVE_RESERVATIONS] = "SELECT order_id FROM reservations WHERE released = 0",
     [PW_ORDER_EXISTS] = "SELECT status FROM orders WHERE id = $1",
     [PW_PRODUCT_AVAILABLE] = "SELECT unit_price, on_hand - reserved FROM products WHERE sku = $1",
     [PW_PRODUCT_ADD_RESERVED] = "UPDATE products SET reserved = reserved + $2 WHERE sku = $1",
+    /* ORDER_PLACE's writes in one round trip, all or none: the order (a
+     * taken id or key inserts nothing, and then nothing else happens), its
+     * lines' stock, its reservation and its event. $7/$8: the lines' skus
+     * and quantities as arrays. Returns 1 row: 1 if the order went in. */
+    [PW_PLACE_WRITES] =
+        "WITH o AS (INSERT INTO orders(id, customer_id, idempotency_key, status, version, total, "
+        "created_at, updated_at, cancel_reason, lines) VALUES ($1, $2, $3, 1, 1, $4, $5, $5, '', "
+        "$6) ON CONFLICT DO NOTHING RETURNING id), "
+        "p AS (UPDATE products SET reserved = products.reserved + q.qty FROM "
+        "unnest($7::text[], $8::bigint[]) AS q(sku, qty) WHERE products.sku = q.sku "
+        "AND EXISTS (SELECT 1 FROM o) RETURNING 1), "
+        "r AS (INSERT INTO reservations(order_id, lines, released, created_at) "
+        "SELECT $9, $6, 0, $10 FROM o RETURNING 1), "
+        "e AS (INSERT INTO events(seq, order_id, customer_id, status, previous_status, version, "
+        "at, run) SELECT $11, id, $2, 1, 0, 1, $5, $12 FROM o RETURNING 1) "
+        "SELECT (SELECT count(*) FROM o), (SELECT count(*) FROM p)",
     [PW_KEYS_FORGET] = "UPDATE orders SET idempotency_key = '' WHERE id IN (SELECT id FROM orders "
                        "WHERE idempotency_key <> '' AND created_at < $1 LIMIT $2)",
 };

@@ -88,6 +88,10 @@ static const char *status_name(int s)
     return s >= 0 && s <= 5 ? names[s] : "UNKNOWN";
 }
 
+static store_rc remember_event(pg_store *st, store_write *w, const char *order_id,
+                               const char *customer_id, int status, int previous, int64_t version,
+                               int64_t at);
+
 static store_rc append_event(pg_store *st, store_write *w, int64_t order_num, const char *order_id,
                              const char *customer_id, int status, int previous, int64_t version,
                              int64_t at)
@@ -103,8 +107,19 @@ static store_rc append_event(pg_store *st, store_write *w, int64_t order_num, co
     store__pg_p_i64(&p, previous);
     store__pg_p_i64(&p, version);
     store__pg_p_i64(&p, at);
+    store__pg_p_i64(&p, st->run);
     if (run_cmd(st, w, PW_EVENT_INSERT, &p, "append event") != STORE_OK)
         return STORE_ERROR;
+    return remember_event(st, w, order_id, customer_id, status, previous, version, at);
+}
+
+/* Counts the event just inserted with seq st->seq + 1 and keeps it for
+ * on_events. */
+static store_rc remember_event(pg_store *st, store_write *w, const char *order_id,
+                               const char *customer_id, int status, int previous, int64_t version,
+                               int64_t at)
+{
+    int64_t seq = st->seq + 1;
     st->seq = seq;
     store_event *e = &st->evs[st->nevs++];
     e->seq = seq;
@@ -598,6 +613,86 @@ static store_rc place_check(pg_store *st, store_write *w, store_order *o)
     return STORE_OK;
 }
 
+/* Appends a PostgreSQL array literal element: "..." with " and \ escaped. */
+static size_t array_elem(char *out, size_t at, const char *v, bool quote)
+{
+    if (at > 1)
+        out[at++] = ',';
+    if (quote)
+        out[at++] = '"';
+    for (; *v; v++) {
+        if (quote && (*v == '"' || *v == '\\'))
+            out[at++] = '\\';
+        out[at++] = *v;
+    }
+    if (quote)
+        out[at++] = '"';
+    return at;
+}
+
+/* ORDER_PLACE's writes (PW_PLACE_WRITES), once its checks passed: an order
+ * id or key taken meanwhile is EXISTS as order_insert says; anything else
+ * failing is an SQL error (the batch fails). */
+static store_rc place_writes(pg_store *st, store_write *w, int64_t num, const store_order *o)
+{
+    char skus[STORE_MAX_LINES * (2 * STORE_SKU_MAX + 3) + 3];
+    char qtys[STORE_MAX_LINES * 21 + 3];
+    size_t ns = 0, nq = 0;
+    skus[ns++] = '{';
+    qtys[nq++] = '{';
+    for (size_t i = 0; i < o->nlines; i++) {
+        char q[24];
+        snprintf(q, sizeof q, "%lld", (long long)o->lines[i].quantity);
+        ns = array_elem(skus, ns, o->lines[i].sku, true);
+        nq = array_elem(qtys, nq, q, false);
+    }
+    skus[ns++] = '}';
+    skus[ns] = '\0';
+    qtys[nq++] = '}';
+    qtys[nq] = '\0';
+    size_t len = store__lines_encode(o->lines, o->nlines, st->blob);
+    if (st->nevs == st->evs_cap)
+        return fail(w, STORE_ERROR, "store: too many events in one transaction");
+    pg_params p = {0};
+    store__pg_p_i64(&p, num);
+    store__pg_p_text(&p, o->customer_id);
+    store__pg_p_text(&p, o->idempotency_key);
+    store__pg_p_i64(&p, o->total_cents);
+    store__pg_p_i64(&p, o->created_at);
+    store__pg_p_bytea(&p, st->blob, len);
+    store__pg_p_text(&p, skus);
+    store__pg_p_text(&p, qtys);
+    store__pg_p_text(&p, o->id);
+    store__pg_p_i64(&p, w->at);
+    store__pg_p_i64(&p, st->seq + 1);
+    store__pg_p_i64(&p, st->run);
+    PGresult *r = run(st, PW_PLACE_WRITES, &p);
+    if (!store__pg_ok(r) || PQntuples(r) != 1) {
+        sql_error(st, w, "place order", r);
+        PQclear(r);
+        return STORE_ERROR;
+    }
+    int64_t inserted = store__pg_i64(r, 0, 0), lines = store__pg_i64(r, 0, 1);
+    PQclear(r);
+    if (inserted == 1 && lines != (int64_t)o->nlines)
+        return fail(w, STORE_ERROR, "store: place order: %lld of %zu lines reserved",
+                    (long long)lines, o->nlines);
+    if (inserted == 1)
+        return remember_event(st, w, o->id, o->customer_id, STORE_ORDER_PENDING, 0, 1,
+                              o->created_at);
+    /* The id or the key was taken: which one? */
+    store_rc rr = load_order(st, w, num, NULL, NULL, &w->result);
+    if (rr == STORE_OK)
+        return fail(w, STORE_EXISTS, "order %s exists", o->id);
+    if (rr != STORE_NOT_FOUND)
+        return rr;
+    rr = load_order(st, w, 0, o->customer_id, o->idempotency_key, &w->result);
+    if (rr == STORE_OK)
+        return fail(w, STORE_EXISTS, "idempotency key already used by order %s", w->result->id);
+    return rr == STORE_NOT_FOUND ? fail(w, STORE_ERROR, "store: place order: conflict vanished")
+                                 : rr;
+}
+
 /* ORDER_PLACE: every way it can fail is found by reads first (the counter
  * lock keeps them true until COMMIT), then the writes, which can only fail
  * with an SQL error (failing the batch). */
@@ -648,25 +743,8 @@ static store_rc order_place(pg_store *st, store_write *w)
         else if (found)
             r = fail(w, STORE_EXISTS, "order id %s already names a reservation", o->id);
     }
-    size_t len = 0;
-    if (r == STORE_OK) {
-        len = store__lines_encode(o->lines, o->nlines, st->blob);
-        r = order_insert(st, w, num, o, len); /* the first write */
-    }
-    for (size_t i = 0; r == STORE_OK && i < o->nlines; i++) {
-        pg_params p = {0};
-        store__pg_p_text(&p, o->lines[i].sku);
-        store__pg_p_i64(&p, o->lines[i].quantity);
-        r = run_cmd(st, w, PW_PRODUCT_ADD_RESERVED, &p, "place order");
-    }
-    if (r == STORE_OK) {
-        r = reservation_insert(st, w, o->id, len);
-        if (r == STORE_EXISTS)
-            r = fail(w, STORE_ERROR, "store: place order: reservation appeared");
-    }
     if (r == STORE_OK)
-        r = append_event(st, w, num, o->id, o->customer_id, STORE_ORDER_PENDING, 0, 1,
-                         o->created_at);
+        r = place_writes(st, w, num, o);
     if (r != STORE_OK) {
         store_order_free(o);
         return r;

@@ -172,6 +172,7 @@ def use_pg(env):
     sys.path.insert(0, os.path.join(env.args.source_dir, "scripts"))
     import pgtmp
     env.pg = pgtmp.PgTmp().start()
+    env.pg.watch_owner()  # stopped even if the runner is killed
     print("# PostgreSQL at %s" % env.pg.url, flush=True)
     env.pg_stop = env.pg.stop
 

@@ -621,6 +621,7 @@ static void *close_store(void *arg)
  * only to observe that; real callers close their loops first.) */
 Test(store_commit, submit_while_closing_completes_closed)
 {
+    TENV_SQLITE_ONLY(); /* reads the SQLite store's closing flag */
     tenv e;
     recorder rec;
     store_config cfg;
