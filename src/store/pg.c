@@ -715,6 +715,10 @@ static void trim_run(pg_store *st)
         if (!exec_ok(st, sql))
             OMS_WARN("store: %s: dropping the unused block: %s", st->name, st->err);
     }
+    /* The run is over: its lock goes now, not whenever the server notices
+     * the disconnect (a start right after this one sees its range pending). */
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%d, %d)", OMS_PG_LOCK_CLASS, st->run);
+    exec_ok(st, sql);
 }
 
 /* --- the follower: every instance's events, for on_events ------------------ */

@@ -14,7 +14,8 @@
  * blocks are taken from it) and event_seq (the last event seq; its row lock
  * orders the writers of all instances, pg_int.h). sweep_ranges records each
  * block with the run that took it; events the run that committed them (an
- * instance's follower reads only the others').
+ * instance's follower reads only the others'); reservations the run that made
+ * them (the orphan sweep at start takes only those of runs that are gone).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +47,8 @@ static const char *const migrations[] = {
     "  lines bytea NOT NULL,"
     "  released integer NOT NULL DEFAULT 0,"
     "  created_at bigint NOT NULL,"
-    "  released_at bigint);"
+    "  released_at bigint,"
+    "  run integer NOT NULL);"
     "CREATE TABLE orders ("
     "  id bigint PRIMARY KEY,"
     "  customer_id text COLLATE \"C\" NOT NULL,"
@@ -137,7 +139,10 @@ fail:
     return -1;
 }
 
-#define ORDER_COLS PG_ORDER_COLS
+#define ORDER_COLS     PG_ORDER_COLS
+#define STR_(x)        #x
+#define STR(x)         STR_(x)
+#define LOCK_CLASS_SQL STR(OMS_PG_LOCK_CLASS)
 
 const char *const store__pg_writer_sql[PW__COUNT] = {
     [PW_SEQ_LOCK] = "SELECT value FROM meta WHERE key = 'event_seq' FOR UPDATE",
@@ -161,8 +166,9 @@ const char *const store__pg_writer_sql[PW__COUNT] = {
     [PW_PRODUCT_UNRESERVE] =
         "UPDATE products SET reserved = greatest(reserved - $2, 0) WHERE sku = $1",
     [PW_RESERVATION_GET] = "SELECT lines, released FROM reservations WHERE order_id = $1",
-    [PW_RESERVATION_INSERT] = "INSERT INTO reservations(order_id, lines, released, created_at) "
-                              "VALUES ($1, $2, 0, $3) ON CONFLICT DO NOTHING",
+    [PW_RESERVATION_INSERT] =
+        "INSERT INTO reservations(order_id, lines, released, created_at, run) "
+        "VALUES ($1, $2, 0, $3, $4) ON CONFLICT DO NOTHING",
     [PW_RESERVATION_RELEASE] = "UPDATE reservations SET released = 1, released_at = $2 "
                                "WHERE order_id = $1",
     [PW_ORDER_INSERT] = "INSERT INTO orders(id, customer_id, idempotency_key, status, version, "
@@ -175,7 +181,13 @@ const char *const store__pg_writer_sql[PW__COUNT] = {
                                "cancel_reason = $5 WHERE id = $1",
     [PW_EVENT_INSERT] = "INSERT INTO events(seq, order_id, customer_id, status, previous_status, "
                         "version, at, run) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    [PW_LIVE_RESERVATIONS] = "SELECT order_id FROM reservations WHERE released = 0",
+    /* Live reservations made by this run ($1) or by runs that are gone: a
+     * live instance's are never another's orphans. */
+    [PW_LIVE_RESERVATIONS] =
+        "SELECT order_id FROM reservations r WHERE released = 0 AND (run = $1 OR NOT EXISTS "
+        "(SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid = " LOCK_CLASS_SQL
+        " AND l.objid = r.run AND l.objsubid = 2 AND l.database = (SELECT oid FROM pg_database "
+        "WHERE datname = current_database())))",
     [PW_ORDER_EXISTS] = "SELECT status FROM orders WHERE id = $1",
     [PW_PRODUCT_AVAILABLE] = "SELECT unit_price, on_hand - reserved FROM products WHERE sku = $1",
     [PW_PRODUCT_ADD_RESERVED] = "UPDATE products SET reserved = reserved + $2 WHERE sku = $1",
@@ -190,8 +202,8 @@ const char *const store__pg_writer_sql[PW__COUNT] = {
         "p AS (UPDATE products SET reserved = products.reserved + q.qty FROM "
         "unnest($7::text[], $8::bigint[]) AS q(sku, qty) WHERE products.sku = q.sku "
         "AND EXISTS (SELECT 1 FROM o) RETURNING 1), "
-        "r AS (INSERT INTO reservations(order_id, lines, released, created_at) "
-        "SELECT $9, $6, 0, $10 FROM o RETURNING 1), "
+        "r AS (INSERT INTO reservations(order_id, lines, released, created_at, run) "
+        "SELECT $9, $6, 0, $10, $12 FROM o RETURNING 1), "
         "e AS (INSERT INTO events(seq, order_id, customer_id, status, previous_status, version, "
         "at, run) SELECT $11, id, $2, 1, 0, 1, $5, $12 FROM o RETURNING 1) "
         "SELECT (SELECT count(*) FROM o), (SELECT count(*) FROM p)",

@@ -322,6 +322,7 @@ static store_rc reservation_insert(pg_store *st, store_write *w, const char *ord
     store__pg_p_text(&p, order_id);
     store__pg_p_bytea(&p, st->blob, len);
     store__pg_p_i64(&p, w->at);
+    store__pg_p_i64(&p, st->run);
     PGresult *r = run(st, PW_RESERVATION_INSERT, &p);
     store_rc rc = STORE_OK;
     if (!store__pg_ok(r))
@@ -805,11 +806,15 @@ out:
     return r;
 }
 
-/* Releases every live reservation without a live order in this database,
- * then forgets the sweep ranges of runs that are gone (the live ones' stay). */
+/* Releases every live reservation without a live order in this database
+ * that this run or a run that is gone made (another live instance's public
+ * Reserve holds are not orphans), then forgets the sweep ranges of runs that
+ * are gone (the live ones' stay). */
 static store_rc release_orphans(pg_store *st, store_write *w)
 {
-    PGresult *r = run(st, PW_LIVE_RESERVATIONS, NULL);
+    pg_params lp = {0};
+    store__pg_p_i64(&lp, st->run);
+    PGresult *r = run(st, PW_LIVE_RESERVATIONS, &lp);
     if (!store__pg_ok(r)) {
         sql_error(st, w, "release orphans", r);
         PQclear(r);

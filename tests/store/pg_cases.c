@@ -446,3 +446,46 @@ Test(store_pg, events_reach_the_other_instance_by_polling)
 {
     events_reach_the_other_instance(50);
 }
+
+static store_rc reserve_on(tenv *e, store_loop *sl, const char *id, const char *sku, int64_t q)
+{
+    store_line l = {.quantity = q};
+    strcpy(l.sku, sku);
+    store_write w = {.op = STORE_RESERVE, .at = 7, .lines = &l, .nlines = 1};
+    strcpy(w.order_id, id);
+    int done = 0;
+    w.done = on_count;
+    w.data = &done;
+    store_submit(sl, &w);
+    while (!done)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    store_order_free(w.result);
+    return w.rc;
+}
+
+Test(store_pg, orphan_sweep_leaves_a_live_instances_reservations)
+{
+    need_pg();
+    tenv e;
+    tenv_open(&e);
+    cr_assert_eq(add_product(&e, "A", 100, 10), STORE_OK);
+    peer b;
+    peer_open(&e, &b);
+    cr_assert_eq(reserve_on(&e, b.sl, "ext-1", "A", 3), STORE_OK);
+    cr_assert_eq(store_release_orphans(e.st), 0, "B is alive: its hold is not an orphan");
+    store_product p;
+    cr_assert_eq(store_get_product(e.sl, "A", &p), STORE_OK);
+    cr_assert_eq(p.reserved, 3);
+    peer_close(&e, &b); /* B gone: now it is */
+    /* B's backend drops its run lock once it has read the disconnect:
+     * wait for that (bounded), not for a time. */
+    long long held = 1;
+    for (int i = 0; i < 500 && held; i++)
+        held = pg_int(&e, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                          "AND objid = 2 AND objsubid = 2");
+    cr_assert_eq(held, 0, "B's run lock outlived its connection");
+    cr_assert_eq(store_release_orphans(e.st), 1);
+    cr_assert_eq(store_get_product(e.sl, "A", &p), STORE_OK);
+    cr_assert_eq(p.reserved, 0);
+    tenv_close(&e);
+}
