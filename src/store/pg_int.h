@@ -14,10 +14,10 @@
  * A read is one round trip on the loop's thread: the read API is synchronous,
  * so it waits for the database (not for the writer: READ COMMITTED reads see
  * the last commit and take no locks a writer holds). A read connection that
- * broke is not retried on every call: after a failed reconnect the loop's
- * reads fail at once (-1 / STORE_ERROR) until a backoff passed, so a database
- * that is down costs a loop one connect attempt per backoff period, bounded by
- * connect_timeout. (An asynchronous read API driven by uv_poll on PQsocket
+ * broke is reconnected and the read tried once more; after a failed
+ * reconnect the loop's reads fail at once (STORE_UNAVAILABLE, -1 for lists)
+ * until a backoff passed, so a database that is down costs a loop one connect
+ * attempt per backoff period, bounded by connect_timeout. (An asynchronous read API driven by uv_poll on PQsocket
  * would remove the round trip from the loop; store.h would change for it.)
  *
  * Many instances, one database. Every write transaction first locks the
@@ -188,8 +188,9 @@ void store__pg_disconnect(pg_conn *pc);
 void store__pg_p_i64(pg_params *p, int64_t v);
 void store__pg_p_text(pg_params *p, const char *s);
 void store__pg_p_bytea(pg_params *p, const void *b, size_t n);
-/* Runs prepared statement "s<i>" with binary results. Never NULL-free to
- * test: check with store__pg_ok. */
+/* Runs prepared statement "s<i>" (p may be NULL) with binary results; the
+ * result may be NULL (out of memory): check it with store__pg_ok, free it
+ * with PQclear. */
 PGresult *store__pg_run(PGconn *c, int i, const pg_params *p);
 /* True if r is COMMAND_OK or TUPLES_OK. */
 bool store__pg_ok(const PGresult *r);
