@@ -8,7 +8,7 @@ OMSD_FLAGS ?=
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 8
 
-.PHONY: all deps build run test test-sanitize fuzz fuzz-run certs format clean
+.PHONY: all deps build run test test-sanitize bench-store fuzz fuzz-run certs format clean
 
 all: build
 
@@ -27,9 +27,10 @@ certs:
 run: build certs
 	./$(BUILD)/omsd --metrics-listen 127.0.0.1:9464 $(OMSD_FLAGS)
 
-# Builds and runs every test (unit + integration).
+# Builds and runs every test (unit + integration); benchmarks are not tests
+# (label bench-store: `make bench-store`).
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j 2
+	cd $(BUILD) && ctest --output-on-failure -j 2 -LE bench-store
 
 # The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-sanitize: deps
@@ -37,7 +38,12 @@ test-sanitize: deps
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 2
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 2 -LE bench-store
+
+# The store's write-path benchmark (tests/store/bench_store.c): orders/s and
+# commit figures per mode, printed to stderr; run alone.
+bench-store: build
+	cd $(BUILD) && ctest -L bench-store --output-on-failure -V
 
 # libFuzzer targets (clang, ASan+UBSan) in their own build dir; see fuzz/README.md.
 fuzz: deps

@@ -25,10 +25,16 @@ Measured (VmRSS from /proc/PID/status, KiB):
   rss_start      the server after it printed its listening line, no connection
   rss_1k         with 1,000 connections open (only when N > 1000)
   rss_n          with all N open, after --settle seconds (default 1)
+  rss_streams    with --streams K: after each connection opened K request
+                 streams (HEADERS of a CreateOrder call to
+                 /oms.bench.v1.OrderBench/CreateOrder, no END_STREAM, no
+                 body: the server holds an open stream and call for each)
+                 and --settle seconds
   rss_closed     after every connection was closed and --settle seconds
   per_conn_bytes       (rss_n - rss_start) * 1024 / N   (the headline)
   marginal_bytes       (rss_n - rss_1k) * 1024 / (N - 1000): per extra
                        connection, without one-time costs
+  per_stream_bytes     (rss_streams - rss_n) * 1024 / (N * K): per open stream
 Exit status 0 when all N connections were established and the server is
 still alive, 1 otherwise. --json FILE writes every figure.
 """
@@ -140,6 +146,28 @@ async def open_idle(port, sslctx):
     return reader, writer
 
 
+def _hpack_literal(name, value):
+    """Literal header field without indexing, new name, no Huffman."""
+    assert len(name) < 127 and len(value) < 127
+    return bytes([0, len(name)]) + name + bytes([len(value)]) + value
+
+
+def request_headers(sid):
+    """HEADERS (END_HEADERS, no END_STREAM) of a CreateOrder call."""
+    block = b"".join(_hpack_literal(n, v) for n, v in [
+        (b":method", b"POST"), (b":scheme", b"http"),
+        (b":path", b"/oms.bench.v1.OrderBench/CreateOrder"), (b":authority", b"localhost"),
+        (b"content-type", b"application/grpc"), (b"te", b"trailers")])
+    return struct.pack(">I", len(block))[1:] + bytes([1, 4]) + struct.pack(">I", sid) + block
+
+
+async def open_streams(conns, k):
+    for _, w in conns:
+        w.write(b"".join(request_headers(2 * i + 1) for i in range(k)))
+    for _, w in conns:
+        await w.drain()
+
+
 async def open_many(port, sslctx, n, parallel, conns, errors):
     sem = asyncio.Semaphore(parallel)
 
@@ -195,6 +223,15 @@ async def measure(args, pid, port):
     # every connection still up? (a read would block on an idle connection)
     alive = sum(1 for r, w in conns if not r.at_eof() and not w.is_closing())
     res["alive"] = alive
+    if args.streams:
+        await open_streams(conns, args.streams)
+        await asyncio.sleep(args.settle)
+        res["rss_streams_kib"] = rss_kib(pid)
+        res["streams"] = len(conns) * args.streams
+        res["alive_streams"] = sum(1 for r, w in conns if not r.at_eof() and not w.is_closing())
+        if conns:
+            res["per_stream_bytes"] = round(
+                (res["rss_streams_kib"] - res["rss_n_kib"]) * 1024 / res["streams"])
     await close_all(conns)
     await asyncio.sleep(args.settle)
     res["rss_closed_kib"] = rss_kib(pid)
@@ -219,6 +256,8 @@ def main():
     ap.add_argument("--connections", type=int, default=10000)
     ap.add_argument("--parallel", type=int, default=100)
     ap.add_argument("--settle", type=float, default=1.0)
+    ap.add_argument("--streams", type=int, default=0,
+                    help="then open K request streams per connection and report RSS per stream")
     ap.add_argument("--cpu", default="0", help="taskset CPU list for the server ('' = none)")
     ap.add_argument("--json", help="write the figures to FILE ('-' = stdout)")
     args = ap.parse_args()
@@ -249,13 +288,17 @@ def main():
     res.update({"transport": args.transport, "server": os.path.basename(args.server),
                 "nofile": nofile})
     ok = res["connections"] == args.connections and res["server_alive"] and \
-        res["alive"] == args.connections
+        res["alive"] == args.connections and \
+        (not args.streams or res.get("alive_streams") == args.connections)
     res["ok"] = ok
     line = ("%s %s: %d/%d idle connections, RSS %d -> %d KiB (%d KiB after closing): "
             "%s bytes per connection (marginal %s)" % (
                 res["server"], args.transport, res["connections"], args.connections,
                 res["rss_start_kib"], res["rss_n_kib"], res["rss_closed_kib"],
                 res.get("per_conn_bytes"), res.get("marginal_bytes")))
+    if args.streams:
+        line += "; %d open streams: %s bytes per stream" % (res.get("streams", 0),
+                                                              res.get("per_stream_bytes"))
     print(line, file=sys.stderr if args.json == "-" else sys.stdout)
     if args.json:
         text = json.dumps(res, indent=2)

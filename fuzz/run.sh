@@ -12,8 +12,8 @@
 # crash files to WORK_DIR/artifacts/. Prints one line per target: executions,
 # new corpus entries, result.
 #
-# Exit codes: 0 all passed, 1 a target failed, 77 clang is missing (ctest
-# reports the test as skipped).
+# Exit codes: 0 all passed, 1 a target failed or clang is missing
+# (scripts/deps.sh installs it).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -33,8 +33,8 @@ done
 shift $((OPTIND - 1))
 
 if ! command -v clang >/dev/null 2>&1; then
-  echo "fuzz: clang not installed; skipping (scripts/deps.sh installs it)"
-  exit 77
+  echo "FAIL fuzz: clang not installed (apt install clang libclang-rt-14-dev, or run scripts/deps.sh)"
+  exit 1
 fi
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then

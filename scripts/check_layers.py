@@ -55,7 +55,7 @@ LAYERS = {
     # The programs.
     "omsd": {"base", "http1", "http2", "rpc", "store", "auth", "authz", "authn", "metrics",
              "orders", "services"},
-    "omsctl": {"base", "rpc", "auth"},
+    "omsctl": {"base", "rpc", "auth", "pbjson"},
     "bench": {"base", "rpc"},  # oms-bench, the load generator
     "interop-client": {"base", "rpc"},
 }

@@ -1,6 +1,7 @@
 /* alloc.c - the layers' allocator, with a failure a test can arm. */
 #include "base/alloc.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,9 +43,68 @@ void *oms_realloc(void *p, size_t n)
     return should_fail() ? NULL : realloc(p, n);
 }
 
+bool oms_alloc_check(void)
+{
+    return !should_fail();
+}
+
 void oms_free(void *p)
 {
     free(p);
+}
+
+/* --- per-thread free lists ------------------------------------------------ */
+
+static pthread_key_t g_fl_key;
+static pthread_once_t g_fl_once = PTHREAD_ONCE_INIT;
+static bool g_fl_key_ok;
+static _Thread_local oms_freelist *t_lists; /* this thread's, once used */
+
+/* Thread exit: what its lists hold goes back to malloc. */
+static void fl_thread_exit(void *unused)
+{
+    (void)unused;
+    for (oms_freelist *fl = t_lists; fl; fl = fl->next) {
+        while (fl->n)
+            free(fl->items[--fl->n]);
+        fl->registered = false;
+    }
+    t_lists = NULL;
+}
+
+static void fl_key_init(void)
+{
+    g_fl_key_ok = pthread_key_create(&g_fl_key, fl_thread_exit) == 0;
+}
+
+void *oms_freelist_get(oms_freelist *fl)
+{
+    if (should_fail())
+        return NULL;
+    if (fl->n)
+        return fl->items[--fl->n];
+    return malloc(fl->size);
+}
+
+void oms_freelist_put(oms_freelist *fl, void *p)
+{
+    if (!p)
+        return;
+    if (!fl->registered) {
+        pthread_once(&g_fl_once, fl_key_init);
+        /* Without the key nothing would free the list at thread exit. */
+        if (!g_fl_key_ok || pthread_setspecific(g_fl_key, fl) != 0) {
+            free(p);
+            return;
+        }
+        fl->registered = true;
+        fl->next = t_lists;
+        t_lists = fl;
+    }
+    if (fl->n < OMS_FREELIST_DEPTH)
+        fl->items[fl->n++] = p;
+    else
+        free(p);
 }
 
 char *oms_strndup(const char *s, size_t n)

@@ -23,9 +23,38 @@ void *oms_malloc(size_t n);
 void *oms_calloc(size_t n, size_t size);
 void *oms_realloc(void *p, size_t n);
 void oms_free(void *p);
+/* For allocators of their own (http2's page pool): counts one allocation
+ * as the functions above do; false when the armed failure says this one
+ * must fail. */
+bool oms_alloc_check(void);
 /* Returns NULL on ENOMEM. */
 char *oms_strdup(const char *s);
 char *oms_strndup(const char *s, size_t n);
+
+/* A per-thread free list of blocks of one size, for objects a loop makes
+ * and frees at a high rate (a stream, a call). glibc's tcache keeps only 7
+ * blocks per size and none over 1 KiB, so twenty streams of a connection
+ * ending in one flush go through malloc's slow paths; these lists keep up
+ * to OMS_FREELIST_DEPTH blocks per thread. Declare one per object size as
+ *   static _Thread_local oms_freelist fl = OMS_FREELIST_INIT(sizeof(T));
+ * oms_freelist_get returns an uninitialized block (NULL on ENOMEM; counted
+ * by the fault injection below like oms_malloc); oms_freelist_put takes a
+ * block from the same list (any thread's) or NULL. What a thread keeps is
+ * freed when it exits. */
+#define OMS_FREELIST_DEPTH 256
+typedef struct oms_freelist {
+    size_t size;
+    unsigned n;
+    bool registered;
+    struct oms_freelist *next; /* the thread's lists, for its exit */
+    void *items[OMS_FREELIST_DEPTH];
+} oms_freelist;
+#define OMS_FREELIST_INIT(sz)                                                                      \
+    {                                                                                              \
+        .size = (sz)                                                                               \
+    }
+void *oms_freelist_get(oms_freelist *fl);
+void oms_freelist_put(oms_freelist *fl, void *p);
 
 /* Arms (n >= 1) or disarms (n == 0) the failure; resets the counter. */
 void oms_alloc_fail_nth(uint64_t n);

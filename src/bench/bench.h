@@ -54,6 +54,8 @@ typedef struct bench_config {
     unsigned connections; /* rpc_channels, one connection each */
     unsigned concurrency; /* operations in flight, over all connections */
     double duration_s;    /* measured time */
+    uint64_t count;       /* or: the window ends after this many operations (0: use
+                             duration_s); for fixed-work runs (callgrind, h2load -n) */
     double warmup_s;      /* before it, not measured */
     double rate;          /* operations per second; 0 = closed loop */
     size_t payload;       /* request message size (bytes); 0 = minimal */

@@ -101,6 +101,11 @@ static int check(options *o)
         c->stock = o->stock ? (int64_t)o->stock : -1; /* 0: leave it alone */
     if (o->concurrency != UNSET)
         c->concurrency = (unsigned)o->concurrency;
+    if (c->count && (c->rate > 0 || c->call == BENCH_ORDER_WATCH)) {
+        fprintf(stderr, "oms-bench: --count is for closed-loop runs (no --rate, not "
+                        "order-watch)\n");
+        return -1;
+    }
     if (c->call == BENCH_ORDER_WATCH) {
         if (c->rate < 0)
             c->rate = 200;
@@ -235,6 +240,15 @@ static int parse_args(int argc, char **argv, options *o)
          .fmax = 86400,
          .want = "seconds, 0 or more",
          .help = "load before it, left out of every figure (default 2)"},
+        {.name = "count",
+         .type = OMS_CLI_U64,
+         .arg = "N",
+         .dest = &c->count,
+         .min = 1,
+         .max = UINT64_MAX / 2,
+         .help = "end the window after N operations instead of after\n"
+                 "--duration (closed loop only): a fixed amount of work,\n"
+                 "like h2load -n, e.g. to count instructions per call"},
         {.name = "rate",
          .type = OMS_CLI_DOUBLE,
          .arg = "R",

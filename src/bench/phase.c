@@ -32,6 +32,8 @@ static void begin_window(bench_phase *p)
     p->t_measure = uv_hrtime();
     cpu_times(&p->cpu_user0, &p->cpu_sys0);
     p->measuring = true;
+    if (p->counted)
+        return; /* --count: the owner ends the window at its N-th operation */
     uv_timer_start(&p->timer, on_window_end, timeout_ms(p->duration_s), 0);
 }
 
@@ -45,6 +47,7 @@ void bench__phase_init(bench_phase *p, uv_loop_t *loop, const bench_config *cfg,
 {
     *p = (bench_phase){.warmup_s = cfg->warmup_s,
                        .duration_s = cfg->duration_s,
+                       .counted = cfg->count != 0,
                        .on_window_end = cb,
                        .data = data};
     uv_timer_init(loop, &p->timer);

@@ -24,6 +24,7 @@ typedef void (*bench_phase_cb)(bench_phase *p);
 struct bench_phase {
     uv_timer_t timer; /* warm-up end, then window end */
     double warmup_s, duration_s;
+    bool counted; /* --count: the window ends when the owner says, not on time */
     bench_phase_cb on_window_end;
     void *data; /* the owner's */
     /* uv_hrtime ns; 0 until reached */

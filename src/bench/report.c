@@ -334,6 +334,7 @@ static void write_json(FILE *f, const bench_config *cfg, const bench_results *re
     fprintf(f, "    \"connections\": %u,\n    \"concurrency\": %u,\n", cfg->connections,
             cfg->concurrency);
     fprintf(f, "    \"duration_s\": %g,\n    \"warmup_s\": %g,\n", cfg->duration_s, cfg->warmup_s);
+    fprintf(f, "    \"count\": %" PRIu64 ",\n", cfg->count);
     fprintf(f, "    \"rate\": %g,\n    \"open_loop\": %s,\n", cfg->rate,
             cfg->rate > 0 ? "true" : "false");
     fprintf(f, "    \"payload\": %zu,\n    \"request_bytes\": %zu,\n", cfg->payload,

@@ -76,6 +76,7 @@ size_t bench__fit_length(size_t target, size_t min, size_t (*size_at)(void *arg,
 /* --- counting ---------------------------------------------------------------- */
 
 static void start_op(bench_slot *s, uint64_t t);
+static void stop_run(bench_engine *r);
 
 /* When the i-th operation of an open-loop run falls due. */
 static uint64_t due_time(const bench_engine *r, uint64_t i)
@@ -113,6 +114,12 @@ void bench__op_done(bench_slot *s, bool reusable)
     if (r->cfg->progress) {
         r->interval.ops++;
         bench_hist_record(&r->interval_hist, ns);
+    }
+    /* --count: the window ends with its N-th operation (what is still in
+     * flight drains, uncounted, as at the end of a timed window) */
+    if (r->ph.measuring && r->cfg->count && r->res->counts.ops >= r->cfg->count) {
+        s->count_end = s->call != NULL; /* its call ends in the window too */
+        stop_run(r);
     }
     if (reusable)
         slot_idle(s);

@@ -261,6 +261,13 @@ void http2_conn_close(http2_conn *c, const char *reason)
 http2_stream *http2_conn_request(http2_conn *c, const http2_header *h, size_t n,
                                  const http2_stream_handler *sh, void *data)
 {
+    return http2_conn_request_ex(c, h, n, NULL, sh, data);
+}
+
+http2_stream *http2_conn_request_ex(http2_conn *c, const http2_header *h, size_t n,
+                                    const uint8_t *flags, const http2_stream_handler *sh,
+                                    void *data)
+{
     if (!c->connected || c->closing || c->goaway_recv || c->close_after_write)
         return NULL;
     http2_stream *s = http2__stream_new(c, -1, sh);
@@ -273,9 +280,16 @@ http2_stream *http2_conn_request(http2_conn *c, const http2_header *h, size_t n,
         http2__stream_free(s);
         return NULL;
     }
-    for (size_t i = 0; i < n; i++)
+    /* nghttp2 copies (and lower-cases) what it is not told to keep. */
+    for (size_t i = 0; i < n; i++) {
+        uint8_t f = NGHTTP2_NV_FLAG_NONE;
+        if (flags && (flags[i] & HTTP2_KEEP_NAME))
+            f |= NGHTTP2_NV_FLAG_NO_COPY_NAME;
+        if (flags && (flags[i] & HTTP2_KEEP_VALUE))
+            f |= NGHTTP2_NV_FLAG_NO_COPY_VALUE;
         nv[i] = (nghttp2_nv){(uint8_t *)h[i].name, (uint8_t *)h[i].value, h[i].namelen,
-                             h[i].valuelen, NGHTTP2_NV_FLAG_NONE};
+                             h[i].valuelen, f};
+    }
     nghttp2_data_provider prd = {.source.ptr = s, .read_callback = http2__stream_read};
     int32_t id = nghttp2_submit_request(c->session, NULL, nv, n, &prd, s);
     if (nv != stack)

@@ -9,7 +9,8 @@
  * 16 KiB) rather than one record per frame. Only one write is in flight per
  * connection; while it is and nghttp2 still has output, the connection stops
  * reading, so a peer that does not read cannot make us buffer without bound.
- * A connection with nothing to send and no stream gives its buffers back.
+ * A connection with nothing to send and no stream gives its buffers back,
+ * and nghttp2's big blocks a little later (mem.c).
  */
 #include <malloc.h>
 #include <netinet/in.h>
@@ -24,8 +25,25 @@
 
 /* --- byte buffers ------------------------------------------------------- */
 
-int http2__bytes_append(http2_bytes *b, const void *p, size_t n)
+/* A buffer's first size. Buffers of it come and go with every stream (a
+ * request's header block, a response message, a connection's flush):
+ * they are kept on a per-thread free list (base/alloc.h) rather than going
+ * through malloc and free each time. */
+#define BYTES_FIRST 1024
+static _Thread_local oms_freelist bytes_fl = OMS_FREELIST_INIT(BYTES_FIRST);
+
+static void bytes_release(void *p, size_t cap)
 {
+    if (p && cap == BYTES_FIRST)
+        oms_freelist_put(&bytes_fl, p);
+    else
+        oms_free(p);
+}
+
+uint8_t *http2__bytes_extend(http2_bytes *b, size_t n)
+{
+    if (n == 0 && !b->data)
+        return NULL; /* nothing to point at; callers ask for n > 0 */
     if (b->off == b->len)
         b->off = b->len = 0;
     if (b->len + n > b->cap) {
@@ -35,24 +53,36 @@ int http2__bytes_append(http2_bytes *b, const void *p, size_t n)
             b->off = 0;
         }
         if (b->len + n > b->cap) {
-            size_t cap = b->cap ? b->cap : 1024;
+            size_t cap = b->cap ? b->cap : BYTES_FIRST;
             while (cap < b->len + n)
                 cap *= 2;
-            uint8_t *d = oms_realloc(b->data, cap);
+            uint8_t *d = !b->data && cap == BYTES_FIRST ? oms_freelist_get(&bytes_fl)
+                                                        : oms_realloc(b->data, cap);
             if (!d)
-                return -1;
+                return NULL;
             b->data = d;
             b->cap = cap;
         }
     }
-    memcpy(b->data + b->len, p, n);
+    uint8_t *at = b->data + b->len;
     b->len += n;
+    return at;
+}
+
+int http2__bytes_append(http2_bytes *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    uint8_t *at = http2__bytes_extend(b, n);
+    if (!at)
+        return -1;
+    memcpy(at, p, n);
     return 0;
 }
 
 void http2__bytes_dispose(http2_bytes *b)
 {
-    oms_free(b->data);
+    bytes_release(b->data, b->cap);
     memset(b, 0, sizeof *b);
 }
 
@@ -202,13 +232,14 @@ static void on_closed(uv_handle_t *h)
     }
     if (c->handler && c->handler->on_close)
         c->handler->on_close(c, c->reason[0] ? c->reason : "connection closed");
+    http2__idle_leave(c);
     if (c->session)
         nghttp2_session_del(c->session);
     if (c->ssl)
         SSL_free(c->ssl);
     http2__bytes_dispose(&c->out);
     http2__bytes_dispose(&c->plain);
-    oms_free(c->wbuf.base);
+    bytes_release(c->wbuf.base, c->wbuf.len);
     oms_free(c->server_name);
     if (c->prev)
         c->prev->next = c->next;
@@ -492,10 +523,11 @@ static void release_idle(http2_conn *c)
 {
     http2__bytes_dispose(&c->out);
     http2__bytes_dispose(&c->plain);
-    oms_free(c->wbuf.base);
+    bytes_release(c->wbuf.base, c->wbuf.len);
     c->wbuf = uv_buf_init(NULL, 0);
     if (c->ssl)
         (void)SSL_free_buffers(c->ssl);
+    http2__idle_enter(c); /* and nghttp2's pages a little later (mem.c) */
 }
 
 void http2__conn_flush(http2_conn *c)
@@ -548,6 +580,7 @@ void http2__conn_flush(http2_conn *c)
         }
         http2__count(&c->ep->ctr.bytes_out, n);
         c->writing = 1;
+        c->trimmed = 0; /* nghttp2's frame buffer is in use again */
         return;
     }
     if (c->close_after_write || (c->session && !nghttp2_session_want_read(c->session) &&

@@ -337,11 +337,16 @@ OMS_EXTERN int http2_client_connect(http2_client *cl, const struct sockaddr *add
 OMS_EXTERN void *http2_conn_data(const http2_conn *c);
 /* Closes at once: open streams get on_close(HTTP2_CANCEL), then on_close. */
 OMS_EXTERN void http2_conn_close(http2_conn *c, const char *reason);
-/* Why the connection is closing or closed, or NULL while it is fine. */
+/* Why the connection is closing or closed, or NULL while it is fine. The
+ * string belongs to c: it does not change once returned and stays valid until
+ * c is freed, right after its handler's on_close returns (copy it to keep it
+ * longer). */
 OMS_EXTERN const char *http2_conn_error(const http2_conn *c);
 /* Open streams on the connection. */
 OMS_EXTERN size_t http2_conn_stream_count(const http2_conn *c);
-/* Peer address "ip:port". */
+/* Peer address "ip:port" ("[ip6]:port"; "?" until the socket is connected).
+ * The string belongs to c and stays valid until c is freed, right after its
+ * handler's on_close returns; copy it to keep it longer. */
 OMS_EXTERN const char *http2_conn_peer(const http2_conn *c);
 
 /* Opens a client stream with request headers h (copied; pseudo-headers
@@ -350,6 +355,20 @@ OMS_EXTERN const char *http2_conn_peer(const http2_conn *c);
  * a stream (not connected, GOAWAY, closing, ENOMEM). */
 OMS_EXTERN http2_stream *http2_conn_request(http2_conn *c, const http2_header *h, size_t n,
                                             const http2_stream_handler *sh, void *data);
+
+/* Flags for http2_conn_request_ex: this header's name / value is borrowed
+ * rather than copied. */
+#define HTTP2_KEEP_NAME  1u
+#define HTTP2_KEEP_VALUE 2u
+
+/* As http2_conn_request, with flags[i] (HTTP2_KEEP_*) for h[i] (flags may be
+ * NULL: everything copied). A kept name or value is not copied: it must stay
+ * valid and unchanged until the connection is gone (after its on_close),
+ * e.g. a string literal or a string the connection's owner keeps, and a
+ * kept name must be lower case. For the headers every request repeats. */
+OMS_EXTERN http2_stream *http2_conn_request_ex(http2_conn *c, const http2_header *h, size_t n,
+                                               const uint8_t *flags, const http2_stream_handler *sh,
+                                               void *data);
 
 /* --- streams ------------------------------------------------------------ */
 

@@ -30,6 +30,26 @@
  * heap (malloc_trim), so the memory of an attack goes back. */
 #define HTTP2_TRIM_AFTER (8u << 20)
 
+/* nghttp2 allocations of at least this many bytes (its 16 KiB frame buffer,
+ * its stream map's table) get pages of their own (mem.c), which an idle
+ * connection gives back to the system; at most HTTP2_PAGED_BLOCKS per
+ * connection, more go to the heap as usual. */
+#define HTTP2_PAGE         4096
+#define HTTP2_PAGED_MIN    HTTP2_PAGE
+#define HTTP2_PAGED_BLOCKS 4
+
+/* A server connection without a stream for this long gives those pages
+ * back (mem.c): long enough that a busy connection never pays the page
+ * faults of taking them again, short next to the life of an idle one. */
+#define HTTP2_IDLE_TRIM_MS 200
+
+/* A block of nghttp2's on pages of its own (mem.c). */
+typedef struct http2_paged {
+    void *p;      /* page-aligned, or NULL: slot free */
+    size_t n;     /* bytes asked for */
+    bool scratch; /* a frame buffer: its bytes mean nothing between frames */
+} http2_paged;
+
 /* A growable byte buffer with a read offset. */
 typedef struct http2_bytes {
     uint8_t *data;
@@ -39,6 +59,9 @@ typedef struct http2_bytes {
 } http2_bytes;
 
 int http2__bytes_append(http2_bytes *b, const void *p, size_t n);
+/* Makes room for n (> 0) more bytes and counts them in: returns where they
+ * go (the caller writes them), NULL on ENOMEM. */
+uint8_t *http2__bytes_extend(http2_bytes *b, size_t n);
 void http2__bytes_dispose(http2_bytes *b);
 static inline size_t http2__bytes_size(const http2_bytes *b)
 {
@@ -101,6 +124,10 @@ typedef struct http2_ep {
     const http2_stream_handler *handler; /* server: for every request stream */
     void *handler_data;
     void (*conn_gone)(struct http2_ep *ep); /* a connection was freed */
+    /* server: connections without a stream, oldest first, whose pages mem.c
+     * gives back HTTP2_IDLE_TRIM_MS after they joined (idle_timer). */
+    struct http2_conn *idle_head, *idle_tail;
+    uv_timer_t idle_timer;  /* initialized by http2_server_start */
     uint8_t readbuf[65536]; /* shared by this loop's reads: each is consumed at once */
 } http2_ep;
 
@@ -172,11 +199,12 @@ struct http2_conn {
     http2_conn *prev, *next;
     http2_conn *dirty_next;
     uv_write_t wreq;
-    uv_buf_t wbuf;          /* bytes of the write in flight */
-    http2_bytes out;        /* bytes gathered for the next write */
-    http2_bytes plain;      /* TLS: one flush's frames, encrypted together into out */
-    http2_stream *streams;  /* open streams (doubly linked) */
-    http2_stream *writable; /* streams waiting for on_writable (singly linked) */
+    uv_buf_t wbuf;            /* bytes of the write in flight */
+    http2_bytes out;          /* bytes gathered for the next write */
+    http2_bytes plain;        /* TLS: one flush's frames, encrypted together into out */
+    http2_stream *streams;    /* open streams (doubly linked) */
+    http2_stream *writable;   /* streams waiting for on_writable (singly linked) */
+    http2_stream *hdr_stream; /* server: the stream whose request headers arrive, or NULL */
     size_t nstreams;
     size_t queued;           /* response bytes queued in the streams' outq */
     size_t queued_peak;      /* the most queued at once */
@@ -211,10 +239,15 @@ struct http2_conn {
     uint8_t scan_buf[14];               /* frame header (+ PRIORITY payload) */
     uint8_t scan_len;
     uint8_t closed_pos;
-    int32_t closed_ids[HTTP2_CLOSED_RING]; /* streams the peer ended (ring) */
-    double rst_tokens;                     /* mirror of nghttp2's stream reset limiter */
-    uint64_t rst_stamp;                    /* its last refill, in seconds */
-    char *tls_identity;                    /* verified client certificate's identity, or NULL */
+    int32_t closed_ids[HTTP2_CLOSED_RING];    /* streams the peer ended (ring) */
+    double rst_tokens;                        /* mirror of nghttp2's stream reset limiter */
+    uint64_t rst_stamp;                       /* its last refill, in seconds */
+    char *tls_identity;                       /* verified client certificate's identity, or NULL */
+    http2_paged paged[HTTP2_PAGED_BLOCKS];    /* nghttp2's big blocks (mem.c) */
+    struct http2_conn *idle_prev, *idle_next; /* ep->idle_head list */
+    uint64_t idle_mark;                       /* loop time it joined that list */
+    unsigned on_idle : 1;                     /* on ep->idle_head's list */
+    unsigned trimmed : 1;                     /* pages given back, nothing sent since */
     char peer[80];
 };
 
@@ -356,6 +389,22 @@ int http2__conn_recv(http2_conn *c, const uint8_t *p, size_t n);
 /* Starts the HTTP/2 session once the transport is ready (after the TLS
  * handshake, or at once for h2c). */
 int http2__conn_start_session(http2_conn *c);
+
+/* mem.c: nghttp2's allocator (mem_user_data is the connection); blocks of
+ * HTTP2_PAGED_MIN bytes or more go on pages of their own. */
+void http2__mem_init(nghttp2_mem *mem, http2_conn *c);
+/* Gives the pages of c's idle blocks back: a frame buffer's whole pages
+ * (between frames their bytes mean nothing), and every other block's pages
+ * that hold only zeros (the zero page the system maps back reads the same).
+ * c must be between frames: nothing queued in nghttp2, no stream. Returns
+ * the bytes given back. */
+size_t http2__mem_trim(http2_conn *c);
+/* The idle list (server connections): c has no stream and has written all
+ * it had; idle_leave takes it off (a stream opened, or it closes). The
+ * ep's idle_timer trims those idle for HTTP2_IDLE_TRIM_MS. */
+void http2__idle_enter(http2_conn *c);
+void http2__idle_leave(http2_conn *c);
+void http2__idle_on_timer(uv_timer_t *t);
 
 /* stream.c */
 /* Runs the on_open (then the held DATA and end) of streams that waited for

@@ -348,8 +348,9 @@ int http2_server_start(http2_server *srv)
     uv_tcp_init(srv->ep.loop, &srv->listener);
     uv_timer_init(srv->ep.loop, &srv->grace_timer);
     uv_timer_init(srv->ep.loop, &srv->accept_timer);
+    uv_timer_init(srv->ep.loop, &srv->ep.idle_timer);
     http2__ep_start(&srv->ep);
-    srv->open_handles = 4;
+    srv->open_handles = 5;
     int rv = 0;
     if (srv->ep.budget) {
         rv = uv_async_init(srv->ep.loop, &srv->budget_async, on_budget_wake);
@@ -478,6 +479,8 @@ static void close_handles(http2_server *srv)
     uv_close((uv_handle_t *)&srv->ep.flusher, on_handle_closed);
     srv->accept_timer.data = srv;
     uv_close((uv_handle_t *)&srv->accept_timer, on_handle_closed);
+    srv->ep.idle_timer.data = srv;
+    uv_close((uv_handle_t *)&srv->ep.idle_timer, on_handle_closed);
     if (srv->ep.budget && srv->budget_async.loop) { /* NULL: its init failed */
         http2__budget_unregister(srv->ep.budget, &srv->budget_async);
         srv->budget_async.data = srv;

@@ -16,8 +16,14 @@ static http2_stream *stream_of(nghttp2_session *session, int32_t id)
 static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     http2_conn *c = user_data;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* client streams exist from http2_conn_request() on */
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+        /* Client streams exist from http2_conn_request() on: a response or
+         * trailer block's stream is looked up once, here, for on_header (its
+         * hdr_stream serves a client's blocks too). */
+        if (c->ep->client && frame->hd.type == NGHTTP2_HEADERS)
+            c->hdr_stream = stream_of(session, frame->hd.stream_id);
+        return 0;
+    }
     if (c->refusing)
         return 0; /* past a reset flood: nghttp2 keeps parsing, we stop serving */
     http2_stream *s = http2__stream_new(c, frame->hd.stream_id, c->ep->handler);
@@ -25,6 +31,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     http2__count(&c->ep->ctr.streams_opened, 1);
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
+    c->hdr_stream = s; /* on_header's, for this block: no map lookup per field */
     return 0;
 }
 
@@ -40,7 +47,9 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
      * gRPC uses); a client reads response headers and trailers. */
     if (!c->ep->client && frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    http2_stream *s = stream_of(session, frame->hd.stream_id);
+    http2_stream *s = c->hdr_stream && c->hdr_stream->id == frame->hd.stream_id
+                          ? c->hdr_stream
+                          : stream_of(session, frame->hd.stream_id);
     if (!s)
         return 0;
     int rv = http2__stream_add_header(s, name, namelen, value, valuelen);
@@ -289,50 +298,17 @@ nghttp2_option *http2__session_option_new(bool client)
     return opt;
 }
 
-/* nghttp2's own allocations go through base/alloc.h too, so a failing
- * allocator reaches its out-of-memory paths as well as ours. */
-static void *mem_malloc(size_t n, void *ud)
-{
-    (void)ud;
-    return oms_malloc(n);
-}
-
-static void mem_free(void *p, void *ud)
-{
-    (void)ud;
-    oms_free(p);
-}
-
-static void *mem_calloc(size_t n, size_t size, void *ud)
-{
-    (void)ud;
-    return oms_calloc(n, size);
-}
-
-/* Not failed on purpose: nghttp2 1.52 (Debian 12) reallocs only to grow its
- * priority queues and buffers, and when growing the server's DATA queue fails
- * (SETTINGS_NO_RFC7540_PRIORITIES: session_attach_stream_item pushes the
- * stream on session->sched[].ob_data after attaching the item) it returns
- * NOMEM with the item still attached to the stream, and nghttp2_submit_data
- * frees that item: nghttp2_session_del later frees it again (a use after
- * free; assert in nghttp2_outbound_item_free). Nothing on our side can
- * repair that state, so these reallocs bypass fault injection (a real
- * out-of-memory still reaches them). tests/failmalloc documents it. */
-static void *mem_realloc(void *p, size_t n, void *ud)
-{
-    (void)ud;
-    return realloc(p, n);
-}
-
-static nghttp2_mem session_mem = {NULL, mem_malloc, mem_free, mem_calloc, mem_realloc};
-
 int http2__conn_start_session(http2_conn *c)
 {
     const http2_ep *ep = c->ep;
-    int rv =
-        ep->client
-            ? nghttp2_session_client_new3(&c->session, ep->callbacks, c, ep->option, &session_mem)
-            : nghttp2_session_server_new3(&c->session, ep->callbacks, c, ep->option, &session_mem);
+    /* nghttp2's own allocations go through mem.c (base/alloc.h underneath),
+     * so a failing allocator reaches its out-of-memory paths as well as
+     * ours; the session keeps a copy of mem. */
+    nghttp2_mem mem;
+    http2__mem_init(&mem, c);
+    int rv = ep->client
+                 ? nghttp2_session_client_new3(&c->session, ep->callbacks, c, ep->option, &mem)
+                 : nghttp2_session_server_new3(&c->session, ep->callbacks, c, ep->option, &mem);
     if (rv != 0)
         return UV_ENOMEM;
     if (!ep->client)

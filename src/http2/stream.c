@@ -7,11 +7,16 @@
 #include "base/log.h"
 #include "http2/http2_int.h"
 
+/* Streams come and go by the thousand per second: a free list per thread
+ * (base/alloc.h) keeps them out of malloc's slow paths. */
+static _Thread_local oms_freelist stream_fl = OMS_FREELIST_INIT(sizeof(http2_stream));
+
 http2_stream *http2__stream_new(http2_conn *c, int32_t id, const http2_stream_handler *h)
 {
-    http2_stream *s = oms_calloc(1, sizeof *s);
+    http2_stream *s = oms_freelist_get(&stream_fl);
     if (!s)
         return NULL;
+    memset(s, 0, sizeof *s);
     s->conn = c;
     s->handler = h;
     s->id = id;
@@ -20,6 +25,7 @@ http2_stream *http2__stream_new(http2_conn *c, int32_t id, const http2_stream_ha
         c->streams->prev = s;
     c->streams = s;
     c->nstreams++;
+    http2__idle_leave(c);
     return s;
 }
 
@@ -53,6 +59,8 @@ static void unqueue(http2_conn *c, size_t n)
 void http2__stream_free(http2_stream *s)
 {
     http2_conn *c = s->conn;
+    if (c->hdr_stream == s)
+        c->hdr_stream = NULL;
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -86,7 +94,7 @@ void http2__stream_free(http2_stream *s)
     http2__bytes_dispose(&s->outq);
     oms_free(s->trailers);
     oms_free(s->held_nv);
-    oms_free(s);
+    oms_freelist_put(&stream_fl, s);
 }
 
 /* Header fields are packed into hbuf as [u32 namelen][name][u32 valuelen]
@@ -110,11 +118,13 @@ int http2__stream_add_header(http2_stream *s, const uint8_t *name, size_t namele
     if (namelen == 14 && memcmp(name, "content-length", 14) == 0)
         s->has_clen = 1;
     uint32_t nl = (uint32_t)namelen, vl = (uint32_t)valuelen;
-    if (http2__bytes_append(&s->hbuf, &nl, sizeof nl) != 0 ||
-        http2__bytes_append(&s->hbuf, name, namelen) != 0 ||
-        http2__bytes_append(&s->hbuf, &vl, sizeof vl) != 0 ||
-        http2__bytes_append(&s->hbuf, value, valuelen) != 0)
+    uint8_t *p = http2__bytes_extend(&s->hbuf, 2 * sizeof nl + namelen + valuelen);
+    if (!p)
         return -1;
+    memcpy(p, &nl, sizeof nl);
+    memcpy(p + sizeof nl, name, namelen);
+    memcpy(p + sizeof nl + namelen, &vl, sizeof vl);
+    memcpy(p + 2 * sizeof nl + namelen, value, valuelen);
     s->nhdr++;
     return 0;
 }

@@ -203,7 +203,8 @@ static size_t global_opts(omsctl *ctl, oms_cli_opt t[NGLOBAL_OPTS])
         {.name = "json",
          .type = OMS_CLI_FLAG,
          .dest = &ctl->json,
-         .help = "JSON output: one object per result, or per line for streams"},
+         .help = "JSON output, one object per line; customers, products, orders and\n"
+                 "events in protobuf's JSON mapping (camelCase, int64 as strings)"},
         {.name = "version", .type = OMS_CLI_FLAG, .help = "print the version and git commit"},
     };
     memcpy(t, opts, sizeof opts);

@@ -1,16 +1,19 @@
 /* omsctl_out.c - omsctl's output: human columns and JSON lines.
  *
- * JSON needs no library: objects are written field by field and strings go
- * through omsctl_json_str(), which escapes quotes, backslashes and control
- * characters (bytes >= 0x80 pass through: the server's strings are UTF-8).
- * int64 fields are written as JSON numbers (every value oms uses fits a
- * double's 53 bits: cents, counts, milliseconds, sequence numbers).
+ * Messages (customers, products, orders, events) print in protobuf's
+ * canonical JSON mapping (src/pbjson): lowerCamelCase names, enums by their
+ * full names, int64 values as strings, fields at their default left out.
+ * omsctl's own objects (errors, import rows, health, tokens) are written
+ * field by field, strings through omsctl_json_str(), which escapes quotes,
+ * backslashes and control characters.
  */
 #include <inttypes.h>
 #include <string.h>
 #include <time.h>
 
+#include "base/alloc.h"
 #include "omsctl/omsctl.h"
+#include "pbjson/pbjson.h"
 
 void omsctl_json_str(FILE *f, const char *s)
 {
@@ -110,89 +113,43 @@ const char *omsctl_customer_status_name(Oms__V1__CustomerStatus s)
 
 /* --- JSON objects ------------------------------------------------------------ */
 
-static void json_key(FILE *f, const char *k, bool first)
+/* A message as canonical proto3 JSON (pbjson): the same text a Connect or
+ * grpc-gateway client gets for it, so the CLI and the wire agree. A message
+ * pbjson cannot write (a string that is not UTF-8) prints as an error
+ * object instead, on the same line. */
+static void json_message(FILE *f, const ProtobufCMessage *m)
 {
-    if (!first)
-        fputc(',', f);
-    omsctl_json_str(f, k);
-    fputc(':', f);
-}
-
-static void json_kstr(FILE *f, const char *k, const char *v, bool first)
-{
-    json_key(f, k, first);
-    omsctl_json_str(f, v);
-}
-
-static void json_kint(FILE *f, const char *k, int64_t v)
-{
-    json_key(f, k, false);
-    fprintf(f, "%" PRId64, v);
+    char err[200];
+    size_t len;
+    char *s = pbjson_encode(m, 0, &len, err, sizeof err);
+    if (s) {
+        fwrite(s, 1, len, f);
+        oms_free(s);
+        return;
+    }
+    fputs("{\"error\":", f);
+    omsctl_json_str(f, err);
+    fputc('}', f);
 }
 
 static void json_customer(FILE *f, const Oms__V1__Customer *c)
 {
-    fputc('{', f);
-    json_kstr(f, "id", c->id, true);
-    json_kstr(f, "name", c->name, false);
-    json_kstr(f, "email", c->email, false);
-    json_kstr(f, "status", omsctl_customer_status_name(c->status), false);
-    json_kint(f, "created_at", c->created_at);
-    fputc('}', f);
+    json_message(f, &c->base);
 }
 
 static void json_product(FILE *f, const Oms__V1__Product *p)
 {
-    fputc('{', f);
-    json_kstr(f, "sku", p->sku, true);
-    json_kstr(f, "name", p->name, false);
-    json_kint(f, "unit_price_cents", p->unit_price_cents);
-    json_kint(f, "on_hand", p->on_hand);
-    json_kint(f, "reserved", p->reserved);
-    json_kint(f, "available", p->available);
-    json_kint(f, "updated_at", p->updated_at);
-    fputc('}', f);
+    json_message(f, &p->base);
 }
 
 void omsctl_json_order(FILE *f, const Oms__V1__Order *o)
 {
-    fputc('{', f);
-    json_kstr(f, "id", o->id, true);
-    json_kstr(f, "customer_id", o->customer_id, false);
-    json_kstr(f, "status", omsctl_order_status_name(o->status), false);
-    json_kint(f, "total_cents", o->total_cents);
-    json_kint(f, "version", o->version);
-    json_kint(f, "created_at", o->created_at);
-    json_kint(f, "updated_at", o->updated_at);
-    json_kstr(f, "cancel_reason", o->cancel_reason, false);
-    json_key(f, "lines", false);
-    fputc('[', f);
-    for (size_t i = 0; i < o->n_lines; i++) {
-        const Oms__V1__OrderLine *l = o->lines[i];
-        if (i)
-            fputc(',', f);
-        fputc('{', f);
-        json_kstr(f, "sku", l->sku, true);
-        json_kint(f, "quantity", l->quantity);
-        json_kint(f, "unit_price_cents", l->unit_price_cents);
-        json_kint(f, "line_total_cents", l->line_total_cents);
-        fputc('}', f);
-    }
-    fputs("]}", f);
+    json_message(f, &o->base);
 }
 
 static void json_event(FILE *f, const Oms__V1__OrderEvent *e)
 {
-    fputc('{', f);
-    json_key(f, "seq", true);
-    fprintf(f, "%" PRId64, e->seq);
-    json_kstr(f, "order_id", e->order_id, false);
-    json_kstr(f, "customer_id", e->customer_id, false);
-    json_kstr(f, "status", omsctl_order_status_name(e->status), false);
-    json_kstr(f, "previous_status", omsctl_order_status_name(e->previous_status), false);
-    json_kint(f, "version", e->version);
-    json_kint(f, "at", e->at);
-    fputc('}', f);
+    json_message(f, &e->base);
 }
 
 /* --- printing ---------------------------------------------------------------- */

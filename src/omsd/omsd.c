@@ -334,11 +334,11 @@ static int worker_listen(worker *w, const omsd_options *o, http2_server_config *
 
 /* Registers the services on worker w's rpc server (after the store opened).
  * Returns 0, or -1 with a message printed. */
-static int worker_serve(worker *w, interop_service *interop, bench_service *bench)
+static int worker_serve(worker *w, interop_service *interop, orderbench_service *bench)
 {
     if ((w->app->test_services &&
          (rpc_server_add_service(w->rpc, interop_test_service(interop)) != 0 ||
-          rpc_server_add_service(w->rpc, bench_service_impl(bench)) != 0)) ||
+          rpc_server_add_service(w->rpc, orderbench_service_impl(bench)) != 0)) ||
         rpc_server_add_service(w->rpc, rpc_health_impl(w->health)) != 0 ||
         rpc_reflection_register(w->rpc, w->refl) != 0 ||
         (w->app->orders && orders_register(w->app->orders, w->rpc) != 0)) {
@@ -512,7 +512,7 @@ int main(int argc, char **argv)
     atomic_init(&a.ndrained, 0);
     atomic_init(&a.failed, false);
     interop_service *interop = interop_service_new();
-    bench_service *bench = bench_service_new();
+    orderbench_service *bench = orderbench_service_new();
     a.workers = calloc((size_t)a.nworkers, sizeof *a.workers);
     if (!interop || !bench || !a.workers) {
         fprintf(stderr, "omsd: cannot set up services (out of memory)\n");
@@ -703,7 +703,7 @@ out:
     omsd_auth_close(&a.auth);
     free((char *)o.orders.peer_token);
     uv_loop_close(a.loop);
-    bench_service_free(bench);
+    orderbench_service_free(bench);
     interop_service_free(interop);
     omsd_authz_dispose(&o.authz);
     return rc;

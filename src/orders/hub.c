@@ -1,19 +1,29 @@
 /* hub.c - order events from the store writer to every loop (hub.h,
  * orders_int.h); the subscribers themselves are in hub_sub.c.
  *
- * The writer thread publishes each commit's events: they are copied into
- * every attached loop's inbox (a mutex per loop, held for a memcpy) and the
- * loop is woken with uv_async_send. The loop moves them into its ring and
- * fans each one out to the LIVE subscribers it matches, found through the
- * loop's order id and customer id indexes and its list of match-all ones. A
- * subscriber behind the ring's tail reads the store instead; the ring is
- * only a cache.
+ * The writer thread publishes each commit's events: they are copied once,
+ * before any lock, and the copy is linked into every attached loop's inbox
+ * (a mutex per loop, held to move a few pointers); the loop is woken with
+ * uv_async_send. The loop moves them into its ring and fans each one out to
+ * the LIVE subscribers it matches, found through the loop's order id and
+ * customer id indexes and its list of match-all ones. A subscriber behind
+ * the ring's tail reads the store instead; the ring is only a cache.
+ *
+ * Work per turn of the loop is bounded: the live fan-out makes at most
+ * FANOUT_BUDGET offers, and the catching-up subscribers pumped from the idle
+ * handle spend at most IDLE_BUDGET together; the idle handle goes on with
+ * the rest the next turn, after the loop has read its sockets and flushed
+ * what this turn queued (so a CreateOrder on the same loop waits one slice,
+ * not the whole fan-out). The event is packed into an rpc_frame once, on
+ * first use, kept beside its ring slot, and every subscriber's call sends
+ * those bytes (rpc_call_send_frame).
  *
  * Memory per loop: the ring (orders_config.event_ring events), an inbox of
- * at most max(ring, INBOX_MIN) events (two buffers of it, swapped) (when a loop falls that far
- * behind, its oldest inbox events are dropped: its ring restarts at the first kept one and its
- * subscribers read the gap from the store), a scratch page, and per subscriber its cursor and
- * filter (ids).
+ * at most max(ring, INBOX_MIN) events (when a loop falls that far behind, its
+ * oldest commits are dropped: its ring restarts at the first kept event and
+ * its subscribers read the gap from the store), a scratch page, and per
+ * subscriber its cursor and filter (ids). A commit's events are copied once
+ * and shared by every loop's inbox (hub_batch).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,44 +73,47 @@ void orders__hub_free(orders_hub *h)
     oms_free(h);
 }
 
-/* Appends evs to hl's inbox, keeping at most max(ring, INBOX_MIN) events
- * (the oldest go: the loop notices the gap and its subscribers read it from
- * the store). */
-static void inbox_append(orders_hub_loop *hl, const store_event *evs, size_t n)
+static void batch_unref(hub_batch *b)
+{
+    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
+        oms_free(b);
+}
+
+/* A copy of evs[0..n) with nlinks links. */
+static hub_batch *batch_new(const store_event *evs, size_t n, size_t nlinks)
+{
+    hub_batch *b = oms_malloc(sizeof *b + n * sizeof *evs + nlinks * sizeof(hub_link));
+    if (!b)
+        return NULL;
+    b->n = n;
+    b->links = (hub_link *)(void *)(b->evs + n);
+    memcpy(b->evs, evs, n * sizeof *evs);
+    return b;
+}
+
+/* Puts link l (of a batch of n events) on hl's inbox, keeping at most
+ * max(ring, INBOX_MIN) events: the oldest commits go to *dropped (the loop
+ * notices the gap and its subscribers read it from the store). Pointers
+ * only: hl->mu is held. */
+static void inbox_push(orders_hub_loop *hl, hub_link *l, size_t n, hub_link **dropped)
 {
     size_t max = hl->cap > INBOX_MIN ? hl->cap : INBOX_MIN;
-    if (n >= max) {
-        evs += n - max;
-        n = max;
-        hl->nin = 0;
+    l->next = NULL;
+    l->from = n > max ? n - max : 0;
+    n -= l->from;
+    while (hl->in_head && hl->nin + n > max) {
+        hub_link *old = hl->in_head;
+        hl->in_head = old->next;
+        hl->nin -= old->b->n - old->from;
+        old->next = *dropped;
+        *dropped = old;
     }
-    if (hl->nin + n > hl->incap && hl->incap < max) {
-        size_t nc = hl->incap ? hl->incap : INBOX_START;
-        while (nc < hl->nin + n && nc < max)
-            nc *= 2;
-        if (nc > max)
-            nc = max;
-        store_event *p = oms_realloc(hl->in, nc * sizeof *p);
-        if (p) {
-            hl->in = p;
-            hl->incap = nc;
-        }
-    }
-    if (hl->nin + n > hl->incap) { /* full (or no memory): drop the oldest */
-        size_t drop = hl->nin + n - hl->incap;
-        if (drop >= hl->nin) {
-            evs += drop - hl->nin;
-            n -= drop - hl->nin;
-            hl->nin = 0;
-        } else {
-            memmove(hl->in, hl->in + drop, (hl->nin - drop) * sizeof *hl->in);
-            hl->nin -= drop;
-        }
-    }
-    if (n) {
-        memcpy(hl->in + hl->nin, evs, n * sizeof *evs);
-        hl->nin += n;
-    }
+    if (hl->in_head)
+        hl->in_tail->next = l;
+    else
+        hl->in_head = l;
+    hl->in_tail = l;
+    hl->nin += n;
 }
 
 void orders__hub_publish(void *hub, const store_event *evs, size_t n)
@@ -108,21 +121,55 @@ void orders__hub_publish(void *hub, const store_event *evs, size_t n)
     orders_hub *h = hub;
     if (!h || !n)
         return;
+    /* The copy is made before the locks, with a link per loop attached now;
+     * a loop attached in between makes us try again with more links. */
     uv_mutex_lock(&h->lock);
+    size_t nl = h->nloops;
+    uv_mutex_unlock(&h->lock);
+    hub_batch *b = NULL;
+    hub_link *dropped = NULL;
+    for (;;) {
+        b = nl ? batch_new(evs, n, nl) : NULL;
+        uv_mutex_lock(&h->lock);
+        if (h->nloops <= nl)
+            break;
+        nl = h->nloops;
+        uv_mutex_unlock(&h->lock);
+        oms_free(b);
+    }
     if (evs[n - 1].seq > h->last_seq)
         h->last_seq = evs[n - 1].seq;
+    if (b)
+        atomic_init(&b->refs, h->nloops);
+    else if (h->nloops)
+        OMS_WARN("hub: out of memory handing %zu events to the loops; their subscribers read "
+                 "them from the store",
+                 n);
     for (size_t i = 0; i < h->nloops; i++) {
         orders_hub_loop *hl = h->loops[i];
         uv_mutex_lock(&hl->mu);
-        inbox_append(hl, evs, n);
+        if (b) {
+            b->links[i].b = b;
+            inbox_push(hl, &b->links[i], n, &dropped);
+        } else {
+            hl->lost = evs[n - 1].seq;
+        }
         uv_mutex_unlock(&hl->mu);
         uv_async_send(&hl->async);
     }
+    if (b && !h->nloops)
+        oms_free(b);
     uv_mutex_unlock(&h->lock);
+    while (dropped) { /* freed outside the locks */
+        hub_link *l = dropped;
+        dropped = l->next;
+        batch_unref(l->b);
+    }
 }
 
 static void on_async(uv_async_t *a);
 static void on_idle(uv_idle_t *i);
+static bool advance(orders_hub_loop *hl);
 
 orders_hub_loop *orders__hub_loop_open(orders_hub *h, orders_loop *ol)
 {
@@ -134,8 +181,9 @@ orders_hub_loop *orders__hub_loop_open(orders_hub *h, orders_loop *ol)
     hl->src = (orders_hub_source){default_read, default_last, ol};
     hl->cap = h->ring;
     hl->ring = oms_malloc(hl->cap * sizeof *hl->ring);
+    hl->frames = oms_calloc(hl->cap, sizeof *hl->frames);
     hl->page = oms_malloc(PAGE_MAX * sizeof *hl->page);
-    if (!hl->ring || !hl->page)
+    if (!hl->ring || !hl->frames || !hl->page)
         goto fail_mem;
     if (uv_mutex_init(&hl->mu) != 0)
         goto fail_mem;
@@ -173,6 +221,7 @@ fail_async:
     uv_mutex_destroy(&hl->mu);
 fail_mem:
     oms_free(hl->ring);
+    oms_free(hl->frames);
     oms_free(hl->page);
     oms_free(hl);
     return NULL;
@@ -195,9 +244,22 @@ static void on_handle_closed(uv_handle_t *hd)
         orders__sub_destroy(container_of(hl->subs.next, orders_sub, node));
     orders__table_dispose(&hl->by_order);
     orders__table_dispose(&hl->by_customer);
+    oms_free(hl->groups); /* empty: every subscriber left */
     uv_mutex_destroy(&hl->mu);
-    oms_free(hl->in);
-    oms_free(hl->spare);
+    while (hl->pend) {
+        hub_link *l = hl->pend;
+        hl->pend = l->next;
+        batch_unref(l->b);
+    }
+    while (hl->in_head) { /* detached from the hub: no publisher touches it */
+        hub_link *l = hl->in_head;
+        hl->in_head = l->next;
+        batch_unref(l->b);
+    }
+    for (size_t i = 0; i < hl->cap; i++)
+        rpc_frame_unref(hl->frames[i]);
+    rpc_frame_unref(hl->tmpf);
+    oms_free(hl->frames);
     oms_free(hl->ring);
     oms_free(hl->page);
     oms_free(hl);
@@ -266,10 +328,19 @@ void orders__hub_loop_dump(orders_hub_loop *hl)
     uv_mutex_lock(&hl->mu);
     size_t nin = hl->nin;
     uv_mutex_unlock(&hl->mu);
-    OMS_INFO("state dump: hub loop %p: ring %lld..%lld (cap %zu), inbox %zu, %zu subscribers, %zu "
-             "scheduled, idle %s; sent %llu, AGAIN %llu, store reads %llu, ring restarts %llu",
-             (void *)hl, (long long)hl->lo, (long long)hl->hi, hl->cap, nin, nsubs, nsched,
-             uv_is_active((uv_handle_t *)&hl->idle) ? "running" : "stopped",
+    char fan[96] = "no fan-out in progress";
+    if (hl->fanning)
+        snprintf(fan, sizeof fan, "fanning out %lld..%lld (%s, at %lld)", (long long)hl->fan_lo,
+                 (long long)hl->fan_hi,
+                 hl->fan_phase == FAN_ALL     ? "match-all"
+                 : hl->fan_phase == FAN_ORDER ? "order ids"
+                                              : "customers",
+                 (long long)hl->fan_cur);
+    OMS_INFO("state dump: hub loop %p: ring %lld..%lld (cap %zu), inbox %zu, %staken commits "
+             "waiting, %s, %zu subscribers, %zu scheduled, idle %s; sent %llu, AGAIN %llu, store "
+             "reads %llu, ring restarts %llu",
+             (void *)hl, (long long)hl->lo, (long long)hl->hi, hl->cap, nin, hl->pend ? "" : "no ",
+             fan, nsubs, nsched, uv_is_active((uv_handle_t *)&hl->idle) ? "running" : "stopped",
              (unsigned long long)hl->st.sent, (unsigned long long)hl->st.blocked,
              (unsigned long long)hl->st.store_reads, (unsigned long long)hl->st.gaps);
     for (const hlink *l = hl->subs.next; l != &hl->subs; l = l->next) {
@@ -359,20 +430,51 @@ static void on_idle(uv_idle_t *i)
         list_init(&hl->sched);
     }
     hl->depth++;
-    while (!list_empty(&batch)) {
+    size_t spent = 0;
+    while (!list_empty(&batch) && spent < IDLE_BUDGET) {
         orders_sub *s = container_of(batch.next, orders_sub, sched);
         list_del(&s->sched);
         s->in_sched = false;
-        orders__sub_pump(s);
+        spent += orders__sub_pump(s);
     }
+    if (!list_empty(&batch)) { /* out of budget: the rest go first next turn */
+        batch.prev->next = hl->sched.next;
+        hl->sched.next->prev = batch.prev;
+        hl->sched.next = batch.next;
+        batch.next->prev = &hl->sched;
+    }
+    bool more = advance(hl);
     hl->depth--;
     orders__hub_reap(hl);
-    if (list_empty(&hl->sched))
+    if (list_empty(&hl->sched) && !more)
         uv_idle_stop(&hl->idle);
     HUB_ASSERT_OK(hl, NULL);
 }
 
 /* --- live fan-out ------------------------------------------------------------------- */
+
+static rpc_frame *encode(const store_event *e)
+{
+    Oms__V1__OrderEvent m;
+    orders__event_msg(e, &m);
+    return rpc_frame_new(&m.base);
+}
+
+rpc_frame *orders__hub_frame(orders_hub_loop *hl, const store_event *e)
+{
+    if (e >= hl->ring && e < hl->ring + hl->cap) {
+        rpc_frame **f = &hl->frames[e - hl->ring];
+        if (!*f)
+            *f = encode(e);
+        return *f;
+    }
+    if (!hl->tmpf || hl->tmpf_seq != e->seq) {
+        rpc_frame_unref(hl->tmpf);
+        hl->tmpf = encode(e);
+        hl->tmpf_seq = e->seq;
+    }
+    return hl->tmpf;
+}
 
 static void offer(orders_sub *s, const store_event *e)
 {
@@ -382,19 +484,130 @@ static void offer(orders_sub *s, const store_event *e)
     orders__sub_emit(s, e);
 }
 
-static void fan_out(orders_hub_loop *hl, const store_event *e)
+static void mark_insert(hlink *after, hlink *l)
 {
-    for (hlink *l = hl->live_all.next, *nx; l != &hl->live_all; l = nx) {
-        nx = l->next;
-        offer(container_of(l, orders_sub, live), e);
-    }
-    key_node *k = orders__table_find(&hl->by_order, e->order_id, orders__hash_id(e->order_id));
-    for (member *m = k ? k->head : NULL; m; m = m->next)
-        if (e->seq > m->floor)
+    l->prev = after;
+    l->next = after->next;
+    after->next->prev = l;
+    after->next = l;
+}
+
+/* Puts the member bookmark at the head of k's list (NULL: the phase has no
+ * members). */
+static void mem_mark_start(orders_hub_loop *hl, key_table *t, key_node *k)
+{
+    member *b = &hl->fan_mem;
+    hl->fan_t = t;
+    b->k = k;
+    b->prev = NULL;
+    b->next = k ? k->head : NULL;
+    if (!k)
+        return;
+    if (k->head)
+        k->head->prev = b;
+    k->head = b;
+}
+
+static void mem_mark_unlink(orders_hub_loop *hl)
+{
+    member *b = &hl->fan_mem;
+    if (!b->k)
+        return;
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        b->k->head = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
+    orders__table_drop_if_empty(hl->fan_t, b->k);
+    b->k = NULL;
+}
+
+/* The member after the bookmark, with the bookmark moved past it; NULL at
+ * the end of the list. */
+static member *mem_mark_next(orders_hub_loop *hl)
+{
+    member *b = &hl->fan_mem, *m = b->next;
+    if (!m)
+        return NULL;
+    if (b->prev)
+        b->prev->next = m;
+    else
+        b->k->head = m;
+    m->prev = b->prev;
+    b->next = m->next;
+    if (m->next)
+        m->next->prev = b;
+    m->next = b;
+    b->prev = m;
+    return m;
+}
+
+static const store_event *ring_at(const orders_hub_loop *hl, int64_t seq)
+{
+    return &hl->ring[(size_t)seq % hl->cap];
+}
+
+/* Starts fanning the ring's events [lo, hi] out: live_all first. */
+static void fan_start(orders_hub_loop *hl, int64_t lo)
+{
+    hl->fanning = true;
+    hl->fan_lo = hl->fan_cur = lo;
+    hl->fan_hi = hl->hi;
+    hl->fan_phase = FAN_ALL;
+    mark_insert(&hl->live_all, &hl->fan_mark);
+}
+
+/* The member walk of event fan_cur's order id (FAN_ORDER) or customer. */
+static void fan_members(orders_hub_loop *hl, int phase)
+{
+    const store_event *e = ring_at(hl, hl->fan_cur);
+    key_table *t = phase == FAN_ORDER ? &hl->by_order : &hl->by_customer;
+    const char *id = phase == FAN_ORDER ? e->order_id : e->customer_id;
+    hl->fan_phase = phase;
+    mem_mark_start(hl, t, orders__table_find(t, id, orders__hash_id(id)));
+}
+
+/* Goes on fanning [fan_lo, fan_hi] out, spending about *budget offers; the
+ * range is done (fanning false) unless the budget ran out. */
+static void fan_step(orders_hub_loop *hl, size_t *budget)
+{
+    while (hl->fanning && *budget > 0) {
+        if (hl->fan_phase == FAN_ALL) {
+            hlink *l = hl->fan_mark.next;
+            list_del(&hl->fan_mark);
+            if (l == &hl->live_all) {
+                fan_members(hl, FAN_ORDER);
+                continue;
+            }
+            mark_insert(l, &hl->fan_mark); /* before the offers: l may leave the list */
+            orders_sub *s = container_of(l, orders_sub, live);
+            (*budget)--;
+            for (int64_t q = hl->fan_lo; q <= hl->fan_hi && s->state == SUB_LIVE; q++) {
+                offer(s, ring_at(hl, q));
+                if (q > hl->fan_lo && *budget > 0)
+                    (*budget)--;
+            }
+            continue;
+        }
+        member *m = mem_mark_next(hl);
+        if (!m) {
+            mem_mark_unlink(hl);
+            if (hl->fan_phase == FAN_ORDER) {
+                fan_members(hl, FAN_CUSTOMER);
+            } else if (hl->fan_cur < hl->fan_hi) {
+                hl->fan_cur++;
+                fan_members(hl, FAN_ORDER);
+            } else {
+                hl->fanning = false; /* done: every LIVE subscriber has dealt with hi */
+            }
+            continue;
+        }
+        (*budget)--;
+        const store_event *e = ring_at(hl, hl->fan_cur);
+        if (hl->fan_phase == FAN_CUSTOMER || e->seq > m->floor)
             offer(m->s, e);
-    k = orders__table_find(&hl->by_customer, e->customer_id, orders__hash_id(e->customer_id));
-    for (member *m = k ? k->head : NULL; m; m = m->next)
-        offer(m->s, e);
+    }
 }
 
 /* The ring restarts at first (events were dropped before reaching us): LIVE
@@ -431,31 +644,115 @@ static void take(orders_hub_loop *hl, const store_event *e)
         return; /* seen already (see orders__hub_loop_open) */
     if (e->seq != hl->hi + 1)
         restart_ring(hl, e->seq);
-    store_event *slot = &hl->ring[(size_t)e->seq % hl->cap];
+    size_t i = (size_t)e->seq % hl->cap;
+    store_event *slot = &hl->ring[i];
     *slot = *e;
+    if (hl->frames[i]) { /* the frame of the event this one replaces */
+        rpc_frame_unref(hl->frames[i]);
+        hl->frames[i] = NULL;
+    }
     hl->hi = e->seq;
     if (hl->hi - hl->lo + 1 > (int64_t)hl->cap)
         hl->lo = hl->hi - (int64_t)hl->cap + 1;
-    fan_out(hl, slot);
+}
+
+/* The next event taken from the inbox, NULL when none is left (used-up
+ * commits are let go on the way). */
+static const store_event *pend_peek(orders_hub_loop *hl)
+{
+    while (hl->pend) {
+        hub_link *l = hl->pend;
+        if (hl->pend_i < l->from)
+            hl->pend_i = l->from;
+        if (hl->pend_i < l->b->n)
+            return &l->b->evs[hl->pend_i];
+        hl->pend = l->next;
+        hl->pend_i = 0;
+        batch_unref(l->b);
+    }
+    return NULL;
+}
+
+/* Moves up to FAN_RANGE pending events (no more than the ring holds, and no
+ * gap among them) into the ring and starts fanning them out. Returns false
+ * when none is pending. */
+static bool take_range(orders_hub_loop *hl)
+{
+    size_t max = hl->cap < FAN_RANGE ? hl->cap : FAN_RANGE, n = 0;
+    int64_t first = 0;
+    const store_event *e;
+    while (n < max && (e = pend_peek(hl)) != NULL) {
+        if (e->seq <= hl->hi) { /* seen already (see orders__hub_loop_open) */
+            hl->pend_i++;
+            continue;
+        }
+        if (n && e->seq != hl->hi + 1)
+            break; /* a gap: the ring restarts, after this range */
+        if (!n)
+            first = e->seq;
+        take(hl, e);
+        hl->pend_i++;
+        n++;
+    }
+    if (n)
+        fan_start(hl, first);
+    return n > 0;
+}
+
+/* Moves events through the ring to the LIVE subscribers, FANOUT_BUDGET
+ * offers a turn: the events being fanned out, then the next range of those
+ * taken from the inbox, then (once those are through) the inbox again. The inbox is
+ * taken only when the commits before are through, so a loop that falls
+ * behind leaves them there, where their number is bounded. Returns whether
+ * work is left for the next turn. */
+static bool advance(orders_hub_loop *hl)
+{
+    size_t budget = FANOUT_BUDGET;
+    hl->now_ms = orders__wall_ms();
+    for (;;) {
+        fan_step(hl, &budget);
+        if (hl->fanning)
+            return true; /* out of budget */
+        if (hl->pend || hl->pend_lost) {
+            if (budget == 0)
+                return true;
+            if (take_range(hl))
+                continue;
+            if (hl->pend_lost > hl->hi) /* the newest events never came (no memory) */
+                restart_ring(hl, hl->pend_lost + 1);
+            hl->pend_lost = 0;
+        }
+        if (budget == 0)
+            return true;
+        uv_mutex_lock(&hl->mu);
+        hl->pend = hl->in_head;
+        hl->pend_lost = hl->lost;
+        hl->in_head = hl->in_tail = NULL;
+        hl->nin = 0;
+        hl->lost = 0;
+        uv_mutex_unlock(&hl->mu);
+        hl->pend_i = 0;
+        if (!hl->pend && !hl->pend_lost)
+            return false;
+    }
+}
+
+/* Runs advance() inside the hub (frees deferred) and keeps the idle handle
+ * going while it has work left. */
+static void run_advance(orders_hub_loop *hl)
+{
+    hl->depth++;
+    bool more = advance(hl);
+    hl->depth--;
+    if (more && !hl->closing && !uv_is_active((uv_handle_t *)&hl->idle))
+        uv_idle_start(&hl->idle, on_idle);
 }
 
 static void on_async(uv_async_t *a)
 {
     orders_hub_loop *hl = a->data;
-    uv_mutex_lock(&hl->mu);
-    store_event *evs = hl->in;
-    size_t n = hl->nin, cap = hl->incap;
-    hl->in = hl->spare;
-    hl->incap = hl->sparecap;
-    hl->nin = 0;
-    uv_mutex_unlock(&hl->mu);
-    hl->depth++;
-    for (size_t i = 0; i < n; i++)
-        take(hl, &evs[i]);
-    hl->depth--;
+    run_advance(hl);
     orders__hub_reap(hl);
-    hl->spare = evs;
-    hl->sparecap = cap;
     HUB_ASSERT_OK(hl, NULL);
 }
 

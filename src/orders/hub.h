@@ -8,7 +8,13 @@
  * event with seq <= pos has been dealt with: sent, or not for it) and is
  *  - LIVE: it has everything up to hi; each new event that matches its
  *    filter is sent as it enters the ring (subscribers are indexed by order
- *    id and customer id, so fan-out does not scan them);
+ *    id and customer id, so fan-out does not scan them). The fan-out of one
+ *    event may span several turns of the loop (a budget of sends per turn,
+ *    so that the loop's other calls go on): until it reached a LIVE
+ *    subscriber, that one has everything up to hi - 1 (orders__sub_pos);
+ *    the next event enters the ring once the previous one reached everyone.
+ *    Each event is packed once per loop (orders__hub_frame) and those bytes
+ *    go to every subscriber;
  *  - CATCHING UP: after a send returned RPC_AGAIN (then it waits for
  *    orders__sub_ready()), or when it starts in the past. It is pumped from
  *    the ring while pos + 1 >= lo, else from the store in pages, until
@@ -47,6 +53,12 @@ typedef struct orders_sub_ops {
      * (true when unsure). */
     int (*describe)(void *arg, char *buf, size_t n);
     bool (*armed)(void *arg);
+    /* Optional: the owner's connection (e.g. its peer "ip:port"; read when
+     * the subscriber goes live, not kept). Match-all subscribers of one
+     * connection are kept together in the fan-out order, so that each turn's
+     * budget of sends goes to few connections, which then get one larger
+     * write each instead of many small ones. */
+    const char *(*group)(void *arg);
 } orders_sub_ops;
 
 /* Where a loop's hub reads old events and the newest seq from. By default
@@ -103,6 +115,14 @@ void orders__hub_loop_dump(orders_hub_loop *hl);
  * Debug builds (no NDEBUG) check them after every hub callback and abort on
  * a violation. */
 size_t orders__hub_loop_check(const orders_hub_loop *hl, char *why, size_t n);
+
+/* The OrderEvent message of e (an event handed to ops->send by hl's hub)
+ * encoded once for every subscriber of hl it goes to, to send with
+ * rpc_call_send_frame. Borrowed: valid until that ops->send returns
+ * (rpc_frame_ref to keep it). NULL on ENOMEM: pack the message instead.
+ * Events of the ring keep their frame while they are in it; one from the
+ * store (a catch-up page) is kept until the next such event. */
+rpc_frame *orders__hub_frame(orders_hub_loop *hl, const store_event *e);
 
 /* A subscriber of hl matching nothing yet. ops (borrowed, must outlive s) and
  * arg are how the hub reaches its owner. NULL on ENOMEM. */

@@ -76,7 +76,7 @@ static key_node *table_get(key_table *t, const char *id, uint32_t h)
     return k;
 }
 
-static void table_drop_if_empty(key_table *t, key_node *k)
+void orders__table_drop_if_empty(key_table *t, key_node *k)
 {
     if (k->head)
         return;
@@ -99,12 +99,77 @@ void orders__table_dispose(key_table *t)
     *t = (key_table){0};
 }
 
+/* --- live_all, grouped by connection -------------------------------------------- */
+
+static void live_join(orders_sub *s)
+{
+    orders_hub_loop *hl = s->hl;
+    const char *key = s->ops->group ? s->ops->group(s->arg) : NULL;
+    if (key && !hl->groups)
+        hl->groups = oms_calloc(GROUP_BUCKETS, sizeof *hl->groups);
+    if (!key || !hl->groups) {
+        list_push(&hl->live_all, &s->live);
+        return;
+    }
+    char k[sizeof((live_group *)0)->key];
+    snprintf(k, sizeof k, "%s", key);
+    uint32_t h = orders__hash_id(k);
+    live_group **pp = &hl->groups[h % GROUP_BUCKETS], *g = *pp;
+    while (g && (g->hash != h || strcmp(g->key, k) != 0))
+        g = g->next;
+    if (!g && (g = oms_calloc(1, sizeof *g)) != NULL) {
+        g->hash = h;
+        memcpy(g->key, k, sizeof k);
+        g->next = *pp;
+        *pp = g;
+    }
+    if (!g) { /* no memory: ungrouped */
+        list_push(&hl->live_all, &s->live);
+        return;
+    }
+    if (g->n) { /* right after the group's last one */
+        hlink *t = g->tail;
+        s->live.prev = t;
+        s->live.next = t->next;
+        t->next->prev = &s->live;
+        t->next = &s->live;
+    } else {
+        list_push(&hl->live_all, &s->live);
+    }
+    g->tail = &s->live;
+    g->n++;
+    s->group = g;
+}
+
+void orders__sub_live_leave(orders_sub *s)
+{
+    live_group *g = s->group;
+    if (g) {
+        orders_hub_loop *hl = s->hl;
+        s->group = NULL;
+        if (--g->n == 0) {
+            live_group **pp = &hl->groups[g->hash % GROUP_BUCKETS];
+            while (*pp != g)
+                pp = &(*pp)->next;
+            *pp = g->next;
+            oms_free(g);
+        } else if (g->tail == &s->live) {
+            /* The group stands together (the fan-out bookmark aside). */
+            hlink *p = s->live.prev;
+            if (p == &hl->fan_mark)
+                p = p->prev;
+            g->tail = p;
+        }
+    }
+    list_del(&s->live);
+}
+
 /* --- subscriber state ------------------------------------------------------------ */
 
 void orders__sub_set_catching(orders_sub *s)
 {
     if (s->state == SUB_LIVE)
-        list_del(&s->live); /* a no-op unless it is in live_all */
+        orders__sub_live_leave(s); /* a no-op unless it is in live_all */
     s->state = SUB_CATCHING;
 }
 
@@ -112,7 +177,7 @@ void orders__sub_end(orders_sub *s, rpc_status code, const char *msg)
 {
     if (s->state == SUB_DEAD)
         return;
-    list_del(&s->live);
+    orders__sub_live_leave(s);
     orders__hub_unschedule(s);
     s->state = SUB_DEAD;
     s->ops->end(s->arg, code, msg);
@@ -121,7 +186,7 @@ void orders__sub_end(orders_sub *s, rpc_status code, const char *msg)
 /* The owner's send failed: the call is over, on_cancel/on_free follow. */
 static void kill_sub(orders_sub *s)
 {
-    list_del(&s->live);
+    orders__sub_live_leave(s);
     orders__hub_unschedule(s);
     s->state = SUB_DEAD;
 }
@@ -132,7 +197,7 @@ static void go_live(orders_sub *s)
               (long long)s->hl->lo, (long long)s->hl->hi);
     s->state = SUB_LIVE;
     if (s->all)
-        list_push(&s->hl->live_all, &s->live);
+        live_join(s);
     if (s->closing)
         orders__sub_end(s, RPC_OK, NULL);
 }
@@ -140,12 +205,20 @@ static void go_live(orders_sub *s)
 const uint64_t orders_lag_bounds_ms[ORDERS_LAG_BUCKETS] = {
     1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 60000};
 
-/* Counts e's delivery lag (loop thread only: no lock, plain adds). */
-static void observe_lag(orders_hub_stats *st, const store_event *e)
+int64_t orders__wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Counts e's delivery lag (loop thread only: no lock, plain adds), against
+ * the clock read when this fan-out slice or pump began (hl->now_ms): a
+ * slice lasts about a millisecond, the histogram's finest bucket. */
+static void observe_lag(orders_hub_loop *hl, const store_event *e)
+{
+    orders_hub_stats *st = &hl->st;
+    int64_t now = hl->now_ms;
     uint64_t lag = now > e->at ? (uint64_t)(now - e->at) : 0;
     size_t b = 0;
     while (b < ORDERS_LAG_BUCKETS && lag > orders_lag_bounds_ms[b])
@@ -160,7 +233,7 @@ static void observe_lag(orders_hub_stats *st, const store_event *e)
 void orders__sub_emit(orders_sub *s, const store_event *e)
 {
     s->hl->st.sent++;
-    observe_lag(&s->hl->st, e);
+    observe_lag(s->hl, e);
     int rc = s->ops->send(s->arg, e);
     if (rc == RPC_AGAIN) {
         OMS_DEBUG("hub: subscriber %p blocked at seq %lld (%s)", (void *)s, (long long)e->seq,
@@ -268,23 +341,25 @@ static long read_page(orders_sub *s, int64_t *upto, size_t *cost, bool *gap)
 }
 
 /* Brings s forward until it is LIVE, blocked, ended or out of budget (then it
- * is scheduled to go on from the idle handle). */
-void orders__sub_pump(orders_sub *s)
+ * is scheduled to go on from the idle handle). Returns what it cost (events
+ * looked at, store reads). */
+size_t orders__sub_pump(orders_sub *s)
 {
     orders_hub_loop *hl = s->hl;
     size_t cost = 0;
+    hl->now_ms = orders__wall_ms();
     while (s->state == SUB_CATCHING && !s->blocked) {
         if (s->closing && s->pos >= s->close_at) {
             orders__sub_end(s, RPC_OK, NULL);
-            return;
+            return cost;
         }
         if (s->pos >= hl->hi) {
             go_live(s);
-            return;
+            return cost;
         }
         if (cost >= PUMP_BUDGET) {
             orders__hub_schedule(s);
-            return;
+            return cost;
         }
         if (!s->all && !s->cust && !s->nmem) { /* nothing can match */
             s->pos = hl->hi;
@@ -305,7 +380,7 @@ void orders__sub_pump(orders_sub *s)
         if (n < 0) {
             OMS_ERROR("hub: reading events from seq %lld failed", (long long)(s->pos + 1));
             orders__sub_end(s, RPC_INTERNAL, "reading order events from the store failed");
-            return;
+            return cost;
         }
         for (long i = 0; i < n && s->state != SUB_DEAD && !s->blocked; i++) {
             const store_event *e = &hl->page[i];
@@ -321,9 +396,10 @@ void orders__sub_pump(orders_sub *s)
             OMS_ERROR("hub: the store's events end at seq %lld, short of the ring's %lld..%lld",
                       (long long)s->pos, (long long)hl->lo, (long long)hl->hi);
             orders__sub_end(s, RPC_INTERNAL, "order events missing from the store");
-            return;
+            return cost;
         }
     }
+    return cost;
 }
 
 /* --- subscribers --------------------------------------------------------------------- */
@@ -351,7 +427,7 @@ static void unlink_member(key_table *t, member *m)
         m->k->head = m->next;
     if (m->next)
         m->next->prev = m->prev;
-    table_drop_if_empty(t, m->k);
+    orders__table_drop_if_empty(t, m->k);
     oms_free(m);
 }
 
@@ -501,8 +577,8 @@ int orders__sub_track(orders_sub *s, const char *const *ids, size_t n, int64_t s
     orders_hub_loop *hl = s->hl;
     if (s->state == SUB_DEAD)
         return 0;
-    /* What s has dealt with: a LIVE one everything up to hi. */
-    int64_t eff = s->state == SUB_LIVE && hl->hi > s->pos ? hl->hi : s->pos;
+    /* What s has dealt with: a LIVE one everything up to live_hi. */
+    int64_t eff = orders__sub_pos(s);
     int64_t floor = since_seq > 0 ? since_seq - 1 : newest(hl);
     size_t before = s->nmem;
     if (add_ids(s, ids, n, floor) != 0) {
@@ -555,10 +631,21 @@ void orders__sub_close_after(orders_sub *s)
 {
     if (s->state == SUB_DEAD)
         return;
+    orders_hub_loop *hl = s->hl;
     s->closing = true;
-    s->close_at = s->hl->hi;
-    if (s->state == SUB_LIVE || s->pos >= s->close_at)
+    s->close_at = hl->hi;
+    int64_t pos = orders__sub_pos(s);
+    if (pos >= s->close_at) {
         orders__sub_end(s, RPC_OK, NULL);
+        return;
+    }
+    if (s->state == SUB_LIVE) {
+        /* The event being fanned out has not reached s yet: s gets it from
+         * the ring instead, then ends. */
+        orders__sub_set_catching(s);
+        s->pos = pos;
+        orders__hub_schedule(s);
+    }
 }
 
 void orders__sub_ready(orders_sub *s)
@@ -581,15 +668,16 @@ void orders__sub_ready(orders_sub *s)
 
 int64_t orders__sub_pos(const orders_sub *s)
 {
-    if (s->state == SUB_LIVE && s->hl->hi > s->pos)
-        return s->hl->hi;
+    int64_t h = live_hi(s->hl);
+    if (s->state == SUB_LIVE && h > s->pos)
+        return h;
     return s->pos;
 }
 
 void orders__sub_destroy(orders_sub *s)
 {
     orders_hub_loop *hl = s->hl;
-    list_del(&s->live);
+    orders__sub_live_leave(s);
     list_del(&s->node);
     orders__hub_unschedule(s);
     for (size_t i = 0; i < s->nmem; i++)

@@ -34,6 +34,7 @@
 
 typedef struct watch {
     rpc_call *c;
+    orders_hub_loop *hl;
     orders_sub *sub;
     bool track;        /* TrackOrders, else WatchOrders */
     const char *owner; /* the caller's customer (its principal's), or NULL */
@@ -41,12 +42,16 @@ typedef struct watch {
 
 /* Every event, replayed or live, goes through here: a customer-bound caller
  * never gets another customer's, whatever its filter matched (taken as sent,
- * so the subscriber's cursor moves on). */
+ * so the subscriber's cursor moves on). The message is packed once per loop
+ * and event (orders__hub_frame), whoever it goes to. */
 static int send_event(void *arg, const store_event *e)
 {
     watch *w = arg;
     if (w->owner && (!w->owner[0] || strcmp(e->customer_id, w->owner) != 0))
         return 0;
+    rpc_frame *f = orders__hub_frame(w->hl, e);
+    if (f)
+        return rpc_call_send_frame(w->c, f);
     Oms__V1__OrderEvent m;
     orders__event_msg(e, &m);
     return w->track ? oms__v1__order_service__track_orders__send(w->c, &m)
@@ -71,8 +76,18 @@ static bool watch_armed(void *arg)
     return rpc_call_ready_armed(w->c);
 }
 
-static const orders_sub_ops watch_ops = {
-    .send = send_event, .end = end_watch, .describe = describe_watch, .armed = watch_armed};
+/* The connection: its peer address. */
+static const char *watch_group(void *arg)
+{
+    watch *w = arg;
+    return rpc_call_peer(w->c);
+}
+
+static const orders_sub_ops watch_ops = {.send = send_event,
+                                         .end = end_watch,
+                                         .describe = describe_watch,
+                                         .armed = watch_armed,
+                                         .group = watch_group};
 
 /* RPC_OK, or the status for a bad id list (field: its path, min: 0 or 1)
  * with why[] filled. */
@@ -128,6 +143,7 @@ static watch *new_watch(rpc_call *c, orders_hub_loop *hl, bool track)
         return NULL;
     }
     w->c = c;
+    w->hl = hl;
     w->track = track;
     w->owner = orders__call_owner(c);
     rpc_call_set_data(c, w);

@@ -462,21 +462,27 @@ void rpc__channel_unwait(rpc_channel *ch, rpc_client_call *c)
 
 /* Runs what was queued before this turn; what those calls queue waits for
  * the next turn, after I/O has been polled. */
+/* Runs the work queued so far, then once more what that queued (a call
+ * started from another's on_status): its request then leaves in this loop
+ * turn's flush rather than one turn later. Never more than that: a chain of
+ * calls cannot starve I/O. */
 static void on_idle(uv_idle_t *h)
 {
     rpc_channel *ch = h->data;
-    rpc_client_call *c = ch->defer_head;
-    ch->defer_head = ch->defer_tail = NULL;
-    while (c) {
-        rpc_client_call *next = c->defer_next;
-        int op = c->defer_op;
-        c->defer_next = NULL;
-        c->defer_op = 0;
-        if (op == RPC_DEFER_START)
-            rpc__client_call_start(c);
-        else if (op == RPC_DEFER_STATUS)
-            rpc__client_call_deliver(c); /* may free c */
-        c = next;
+    for (int pass = 0; pass < 2 && ch->defer_head; pass++) {
+        rpc_client_call *c = ch->defer_head;
+        ch->defer_head = ch->defer_tail = NULL;
+        while (c) {
+            rpc_client_call *next = c->defer_next;
+            int op = c->defer_op;
+            c->defer_next = NULL;
+            c->defer_op = 0;
+            if (op == RPC_DEFER_START)
+                rpc__client_call_start(c);
+            else if (op == RPC_DEFER_STATUS)
+                rpc__client_call_deliver(c); /* may free c */
+            c = next;
+        }
     }
     if (!ch->defer_head)
         uv_idle_stop(&ch->idle);
@@ -509,6 +515,7 @@ static void release(rpc_channel *ch)
 {
     void (*done)(void *) = ch->done;
     void *arg = ch->done_arg;
+    rpc__channel_drop_spares(ch);
     oms_free(ch->subs);
     oms_free(ch->strs);
     oms_free(ch->ics);

@@ -31,6 +31,61 @@ static const http2_stream_handler stream_handler;
 
 /* --- lifetime ------------------------------------------------------------ */
 
+/* The call's memory goes back to the heap, or is kept as one of the
+ * channel's spare calls (with its request buffer, if small) for the next
+ * rpc_channel_call. */
+static void call_release(rpc_channel *ch, rpc_client_call *c)
+{
+    rpc__call_mem *m = &c->mem;
+    rpc__arena_dispose(&m->call_arena);
+    rpc__arena_dispose(&m->arena);
+    rpc__arena_dispose(&m->msg_arena);
+    if (ch->freeing || ch->nspare + 1 > RPC_CALL_SPARE) {
+        rpc__buf_dispose(&m->out);
+        oms_free(c);
+        return;
+    }
+    if (m->out.cap > RPC_CALL_SPARE_BUF)
+        rpc__buf_dispose(&m->out);
+    m->out.len = 0;
+    m->spare_next = ch->spare;
+    ch->spare = c;
+    ch->nspare++;
+}
+
+void rpc__channel_drop_spares(rpc_channel *ch)
+{
+    while (ch->spare) {
+        rpc_client_call *c = ch->spare;
+        ch->spare = c->mem.spare_next;
+        rpc__buf_dispose(&c->mem.out);
+        oms_free(c);
+    }
+    ch->nspare = 0;
+}
+
+/* A spare call, or a new one: zeroed up to its kept part, arenas empty. */
+static rpc_client_call *call_alloc(rpc_channel *ch)
+{
+    rpc_client_call *c = ch->spare;
+    if (c) {
+        ch->spare = c->mem.spare_next;
+        ch->nspare--;
+    } else {
+        if (!(c = oms_malloc(sizeof *c)))
+            return NULL;
+        rpc__buf_init(&c->mem.out);
+    }
+    memset(c, 0, offsetof(rpc_client_call, mem));
+    rpc__call_mem *m = &c->mem;
+    m->spare_next = NULL;
+    rpc__arena_init(&m->call_arena, m->call_inline, sizeof m->call_inline);
+    rpc__arena_init(&m->arena, m->inline_arena, sizeof m->inline_arena);
+    rpc__arena_init(&m->msg_arena, m->msg_inline, sizeof m->msg_inline);
+    m->msg_alloc = (ProtobufCAllocator){arena_alloc, arena_free, &m->msg_arena};
+    return c;
+}
+
 static void call_free(rpc_client_call *c)
 {
     rpc_channel *ch = c->ch;
@@ -41,15 +96,9 @@ static void call_free(rpc_client_call *c)
     if (c->next)
         c->next->prev = c->prev;
     rpc__deframer_dispose(&c->deframer);
-    rpc__buf_dispose(&c->out);
-    rpc__arena_dispose(&c->arena);
-    rpc__arena_dispose(&c->msg_arena);
     oms_free(c->att_message);
     oms_free(c->final_message);
-    oms_free(c->md_store);
-    oms_free(c->path);
-    oms_free(c->trace);
-    oms_free(c);
+    call_release(ch, c);
     rpc__channel_call_gone(ch);
 }
 
@@ -84,9 +133,9 @@ void rpc__client_call_deliver(rpc_client_call *c)
     if (c->ops->on_status)
         c->ops->on_status(c, c->final_code, c->final_message ? c->final_message : "", &trailers);
     if (c->deadline_on)
-        uv_close((uv_handle_t *)&c->deadline_timer, on_handle_closed);
+        uv_close((uv_handle_t *)&c->mem.deadline_timer, on_handle_closed);
     if (c->timer_on)
-        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+        uv_close((uv_handle_t *)&c->mem.timer, on_handle_closed);
     if (c->handles == 0)
         call_free(c);
 }
@@ -103,9 +152,9 @@ static void finish(rpc_client_call *c, rpc_status code, const char *message)
     c->final_message = message && *message ? oms_strdup(message) : NULL;
     rpc__channel_unwait(c->ch, c);
     if (c->deadline_on)
-        uv_timer_stop(&c->deadline_timer);
+        uv_timer_stop(&c->mem.deadline_timer);
     if (c->timer_on)
-        uv_timer_stop(&c->timer);
+        uv_timer_stop(&c->mem.timer);
     if (c->stream) {
         http2_stream_set_data(c->stream, NULL);
         http2_stream_reset(c->stream, HTTP2_CANCEL);
@@ -175,8 +224,8 @@ static void reset_attempt(rpc_client_call *c)
     c->details = NULL;
     c->details_len = 0;
     c->server_status = false;
-    rpc__arena_dispose(&c->arena);
-    rpc__arena_init(&c->arena, c->inline_arena, sizeof c->inline_arena);
+    rpc__arena_dispose(&c->mem.arena);
+    rpc__arena_init(&c->mem.arena, c->mem.inline_arena, sizeof c->mem.inline_arena);
     c->out_written = 0;
 }
 
@@ -187,12 +236,12 @@ static bool flush_out(rpc_client_call *c)
 {
     if (!c->stream)
         return false;
-    if (c->out.len > c->out_written) {
-        int rv = http2_stream_write(c->stream, c->out.data + c->out_written,
-                                    c->out.len - c->out_written);
+    if (c->mem.out.len > c->out_written) {
+        int rv = http2_stream_write(c->stream, c->mem.out.data + c->out_written,
+                                    c->mem.out.len - c->out_written);
         if (rv < 0 && rv != HTTP2_AGAIN)
             return false; /* the stream is closing; on_close follows */
-        c->out_written = c->out.len;
+        c->out_written = c->mem.out.len;
         /* Once half-closed nothing more is sent: END_STREAM queues behind. */
         if (rv == HTTP2_AGAIN && !c->half_close) {
             c->blocked = true;
@@ -200,12 +249,39 @@ static bool flush_out(rpc_client_call *c)
         }
     }
     if (c->committed && c->out_written) {
-        c->out.len = 0;
+        c->mem.out.len = 0;
         c->out_written = 0;
     }
     if (c->half_close)
         http2_stream_end(c->stream, NULL, 0);
     return true;
+}
+
+/* What rpc__client_call_dispatch borrows of each of ch->req_h: everything
+ * but :path's value. */
+static const uint8_t req_keep[RPC_REQ_FIXED] = {
+    HTTP2_KEEP_NAME | HTTP2_KEEP_VALUE,
+    HTTP2_KEEP_NAME | HTTP2_KEEP_VALUE,
+    HTTP2_KEEP_NAME,
+    HTTP2_KEEP_NAME | HTTP2_KEEP_VALUE,
+    HTTP2_KEEP_NAME | HTTP2_KEEP_VALUE,
+    HTTP2_KEEP_NAME | HTTP2_KEEP_VALUE,
+    HTTP2_KEEP_NAME | HTTP2_KEEP_VALUE,
+    HTTP2_KEEP_NAME | HTTP2_KEEP_VALUE,
+};
+
+static void build_request_headers(rpc_channel *ch)
+{
+    const char *ua = ch->cfg.user_agent ? ch->cfg.user_agent : "oms-c/0.1";
+    http2_header *h = ch->req_h;
+    h[0] = (http2_header)HDR(":method", "POST");
+    h[1] = ch->tls ? (http2_header)HDR(":scheme", "https") : (http2_header)HDR(":scheme", "http");
+    h[2] = (http2_header){":path", 5, "", 0}; /* the call's */
+    h[3] = (http2_header){":authority", 10, ch->authority, strlen(ch->authority)};
+    h[4] = (http2_header)HDR("content-type", "application/grpc");
+    h[5] = (http2_header)HDR("te", "trailers");
+    h[6] = (http2_header){"user-agent", 10, ua, strlen(ua)};
+    h[7] = (http2_header)HDR("grpc-accept-encoding", RPC_ACCEPT_ENCODING);
 }
 
 void rpc__client_call_dispatch(rpc_client_call *c, http2_conn *conn, const char *error)
@@ -217,34 +293,39 @@ void rpc__client_call_dispatch(rpc_client_call *c, http2_conn *conn, const char 
         return;
     }
     rpc_channel *ch = c->ch;
+    if (!ch->req_h[0].name)
+        build_request_headers(ch);
     http2_header h[40];
-    size_t n = 0;
-    h[n++] = (http2_header)HDR(":method", "POST");
-    h[n++] = ch->tls ? (http2_header)HDR(":scheme", "https") : (http2_header)HDR(":scheme", "http");
-    h[n++] = (http2_header){":path", 5, c->path, strlen(c->path)};
-    h[n++] = (http2_header){":authority", 10, ch->authority, strlen(ch->authority)};
-    h[n++] = (http2_header)HDR("content-type", "application/grpc");
-    h[n++] = (http2_header)HDR("te", "trailers");
-    const char *ua = ch->cfg.user_agent ? ch->cfg.user_agent : "oms-c/0.1";
-    h[n++] = (http2_header){"user-agent", 10, ua, strlen(ua)};
-    h[n++] = (http2_header)HDR("grpc-accept-encoding", RPC_ACCEPT_ENCODING);
-    if (c->compress)
+    uint8_t keep[40];
+    /* The fixed headers are borrowed from the channel, which outlives its
+     * connections; the rest is copied by http2 (the call may end, and go,
+     * before its HEADERS frame is written). */
+    memcpy(h, ch->req_h, sizeof ch->req_h);
+    memcpy(keep, req_keep, sizeof req_keep);
+    size_t n = RPC_REQ_FIXED;
+    h[2].value = c->path;
+    h[2].valuelen = c->pathlen;
+    if (c->compress) {
+        keep[n] = HTTP2_KEEP_NAME | HTTP2_KEEP_VALUE;
         h[n++] = (http2_header)HDR("grpc-encoding", "gzip");
+    }
     char tbuf[10];
     if (c->deadline) {
         uint64_t now = uv_now(ch->loop);
         uint64_t left = c->deadline > now ? c->deadline - now : 1;
+        keep[n] = HTTP2_KEEP_NAME;
         h[n++] = (http2_header){"grpc-timeout", 12, tbuf, rpc__timeout_format(left, tbuf)};
     }
     /* Custom metadata; -bin values go out base64 (the arena holds them). */
     for (size_t i = 0; i < c->nmd && n < sizeof h / sizeof h[0]; i++) {
         const rpc_md *m = &c->md[i];
         size_t kl = strlen(m->key);
+        keep[n] = 0;
         http2_header *x = &h[n++];
         x->name = m->key;
         x->namelen = kl;
         if (rpc__md_key_is_bin(m->key, kl)) {
-            char *enc = rpc__arena_alloc(&c->arena, rpc__base64_encoded_len(m->len) + 1);
+            char *enc = rpc__arena_alloc(&c->mem.arena, rpc__base64_encoded_len(m->len) + 1);
             if (!enc) {
                 finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
                 return;
@@ -256,7 +337,7 @@ void rpc__client_call_dispatch(rpc_client_call *c, http2_conn *conn, const char 
             x->valuelen = m->len;
         }
     }
-    c->stream = http2_conn_request(conn, h, n, &stream_handler, c);
+    c->stream = http2_conn_request_ex(conn, h, n, keep, &stream_handler, c);
     if (!c->stream) {
         /* The connection went away between pick and request: try again. */
         char why[64];
@@ -340,12 +421,12 @@ static void end_attempt(rpc_client_call *c, rpc_status code, const char *message
     OMS_DEBUG("call %s: attempt %d: %s; retrying in %llu ms", c->path, c->attempts,
               rpc__status_name(code), (unsigned long long)wait);
     if (!c->timer_on) {
-        uv_timer_init(c->ch->loop, &c->timer);
-        c->timer.data = c;
+        uv_timer_init(c->ch->loop, &c->mem.timer);
+        c->mem.timer.data = c;
         c->timer_on = true;
         c->handles++;
     }
-    uv_timer_start(&c->timer, on_retry_timer, wait, 0);
+    uv_timer_start(&c->mem.timer, on_retry_timer, wait, 0);
 }
 
 /* --- responses ------------------------------------------------------------ */
@@ -355,7 +436,7 @@ static void end_attempt(rpc_client_call *c, rpc_status code, const char *message
 static bool collect_md(rpc_client_call *c, const http2_header *h, size_t n, rpc_md **out,
                        size_t *count)
 {
-    rpc_md *items = rpc__arena_alloc(&c->arena, (n ? n : 1) * sizeof *items);
+    rpc_md *items = rpc__arena_alloc(&c->mem.arena, (n ? n : 1) * sizeof *items);
     if (!items)
         return false;
     size_t k = 0;
@@ -363,18 +444,19 @@ static bool collect_md(rpc_client_call *c, const http2_header *h, size_t n, rpc_
         if (rpc__md_key_reserved(h[i].name, h[i].namelen))
             continue;
         rpc_md *m = &items[k];
-        m->key = rpc__arena_strndup(&c->arena, h[i].name, h[i].namelen);
+        m->key = rpc__arena_strndup(&c->mem.arena, h[i].name, h[i].namelen);
         if (!m->key)
             return false;
         if (rpc__md_key_is_bin(h[i].name, h[i].namelen)) {
-            uint8_t *v = rpc__arena_alloc(&c->arena, h[i].valuelen * 3 / 4 + 3);
+            uint8_t *v = rpc__arena_alloc(&c->mem.arena, h[i].valuelen * 3 / 4 + 3);
             long len = v ? rpc__base64_decode(h[i].value, h[i].valuelen, v) : -1;
             if (len < 0)
                 continue; /* drop what cannot be decoded */
             m->value = v;
             m->len = (size_t)len;
         } else {
-            m->value = (const uint8_t *)rpc__arena_strndup(&c->arena, h[i].value, h[i].valuelen);
+            m->value =
+                (const uint8_t *)rpc__arena_strndup(&c->mem.arena, h[i].value, h[i].valuelen);
             m->len = h[i].valuelen;
         }
         k++;
@@ -384,19 +466,58 @@ static bool collect_md(rpc_client_call *c, const http2_header *h, size_t n, rpc_
     return true;
 }
 
-static const http2_header *find(const http2_header *h, size_t n, const char *name)
+/* The fields of a response header or trailer block rpc reads, found in
+ * one pass (the first of each), and how many fields are metadata. */
+typedef struct resp_fields {
+    const http2_header *status, *grpc_status, *grpc_message, *encoding, *ctype, *details;
+    size_t custom; /* fields that are not reserved: metadata for the application */
+} resp_fields;
+
+/* Sets *slot to x if it is still empty and x is named lit (a literal). */
+#define FIELD(slot, x, lit)                                                                        \
+    do {                                                                                           \
+        if (!(slot) && memcmp((x)->name, lit, sizeof lit - 1) == 0)                                \
+            (slot) = (x);                                                                          \
+    } while (0)
+
+/* Names arrive lower case (nghttp2 refuses others), so the length picks the
+ * one name to compare. */
+static void classify(const http2_header *h, size_t n, resp_fields *f)
 {
-    size_t len = strlen(name);
-    for (size_t i = 0; i < n; i++)
-        if (h[i].namelen == len && memcmp(h[i].name, name, len) == 0)
-            return &h[i];
-    return NULL;
+    memset(f, 0, sizeof *f);
+    for (size_t i = 0; i < n; i++) {
+        const http2_header *x = &h[i];
+        switch (x->namelen) {
+        case 7:
+            FIELD(f->status, x, ":status");
+            break;
+        case 11:
+            FIELD(f->grpc_status, x, "grpc-status");
+            break;
+        case 12:
+            FIELD(f->grpc_message, x, "grpc-message");
+            FIELD(f->ctype, x, "content-type");
+            break;
+        case 13:
+            FIELD(f->encoding, x, "grpc-encoding");
+            break;
+        case 23:
+            FIELD(f->details, x, "grpc-status-details-bin");
+            break;
+        default:
+            break;
+        }
+        if (x->namelen && x->name[0] != ':' && x != f->ctype &&
+            !(x->namelen >= 5 && memcmp(x->name, "grpc-", 5) == 0) &&
+            !rpc__md_key_reserved(x->name, x->namelen))
+            f->custom++;
+    }
 }
 
 /* Reads grpc-status and grpc-message from a trailer (or Trailers-Only) block. */
-static void read_status(rpc_client_call *c, const http2_header *h, size_t n)
+static void read_status(rpc_client_call *c, const http2_header *h, size_t n, const resp_fields *f)
 {
-    const http2_header *st = find(h, n, "grpc-status");
+    const http2_header *st = f->grpc_status;
     if (!st)
         return;
     int code = 0;
@@ -409,15 +530,18 @@ static void read_status(rpc_client_call *c, const http2_header *h, size_t n)
     }
     c->status_seen = true;
     c->att_code = ok && code <= 16 ? (rpc_status)code : RPC_UNKNOWN;
-    const http2_header *msg = find(h, n, "grpc-message");
+    const http2_header *msg = f->grpc_message;
     oms_free(c->att_message);
     c->att_message = msg ? rpc__percent_decode(msg->value, msg->valuelen, NULL) : NULL;
-    collect_md(c, h, n, &c->trailers, &c->ntrailers);
-    const http2_header *det = find(h, n, "grpc-status-details-bin");
+    c->trailers = NULL;
+    c->ntrailers = 0;
+    if (f->custom)
+        collect_md(c, h, n, &c->trailers, &c->ntrailers);
+    const http2_header *det = f->details;
     c->details = NULL;
     c->details_len = 0;
     if (det) { /* undecodable base64 is dropped, like other -bin metadata */
-        uint8_t *v = rpc__arena_alloc(&c->arena, det->valuelen * 3 / 4 + 3);
+        uint8_t *v = rpc__arena_alloc(&c->mem.arena, det->valuelen * 3 / 4 + 3);
         long len = v ? rpc__base64_decode(det->value, det->valuelen, v) : -1;
         if (len >= 0) {
             c->details = v;
@@ -431,7 +555,9 @@ static void on_response(http2_stream *s, const http2_header *h, size_t n)
     rpc_client_call *c = http2_stream_data(s);
     if (!c)
         return;
-    const http2_header *status = find(h, n, ":status");
+    resp_fields f;
+    classify(h, n, &f);
+    const http2_header *status = f.status;
     int http = 0;
     for (size_t i = 0; status && i < status->valuelen && i < 3; i++)
         http = http * 10 + (status->value[i] - '0');
@@ -445,22 +571,22 @@ static void on_response(http2_stream *s, const http2_header *h, size_t n)
         finish(c, rpc__status_from_http(http), m);
         return;
     }
-    if (find(h, n, "grpc-status")) {
+    if (f.grpc_status) {
         /* Trailers-Only: the call is not committed (gRFC A6), so an
          * UNAVAILABLE answered this way may still be retried. */
-        read_status(c, h, n);
+        read_status(c, h, n, &f);
         return;
     }
     c->headers_seen = true;
     c->committed = true;
     if (c->out_written) { /* no replay any more: drop what went out */
-        rpc__buf_consume(&c->out, c->out_written);
+        rpc__buf_consume(&c->mem.out, c->out_written);
         c->out_written = 0;
     }
-    const http2_header *enc = find(h, n, "grpc-encoding");
+    const http2_header *enc = f.encoding;
     if (enc)
         c->resp_enc = rpc__encoding_parse(enc->value, enc->valuelen);
-    const http2_header *ct = find(h, n, "content-type");
+    const http2_header *ct = f.ctype;
     if (!ct || ct->valuelen < 16 || strncmp(ct->value, "application/grpc", 16) != 0) {
         http2_stream_reset(s, HTTP2_CANCEL);
         c->stream = NULL;
@@ -471,7 +597,7 @@ static void on_response(http2_stream *s, const http2_header *h, size_t n)
     if (c->ops->on_headers) {
         rpc_metadata md = {NULL, 0};
         rpc_md *items;
-        if (collect_md(c, h, n, &items, &md.count))
+        if (f.custom && collect_md(c, h, n, &items, &md.count))
             md.items = items;
         c->ops->on_headers(c, &md);
     }
@@ -480,8 +606,11 @@ static void on_response(http2_stream *s, const http2_header *h, size_t n)
 static void on_trailers(http2_stream *s, const http2_header *h, size_t n)
 {
     rpc_client_call *c = http2_stream_data(s);
-    if (c)
-        read_status(c, h, n);
+    if (!c)
+        return;
+    resp_fields f;
+    classify(h, n, &f);
+    read_status(c, h, n, &f);
 }
 
 static void protocol_error(rpc_client_call *c, http2_stream *s, rpc_status code, const char *m)
@@ -545,19 +674,32 @@ static void on_data(http2_stream *s, const uint8_t *p, size_t n)
                 return;
             }
         }
-        /* Decoded into a scratch arena that is emptied after the callback:
-         * a small response costs no malloc at all. */
-        ProtobufCMessage *m = protobuf_c_message_unpack(c->resp_desc, &c->msg_alloc, len, msg);
+        /* Decoded into the call's message arena: a small response costs no
+         * malloc at all. A stream's messages are borrowed for the callback
+         * and the arena is emptied after it; a unary call's (first) message
+         * stays until on_status (rpc_client.h), any further one gets an
+         * arena of its own for its callback. */
+        bool keep = c->keep_resp && !c->resp_kept;
+        rpc_arena extra;
+        ProtobufCAllocator extra_alloc = {arena_alloc, arena_free, &extra};
+        rpc__arena_init(&extra, NULL, 0);
+        ProtobufCMessage *m = protobuf_c_message_unpack(
+            c->resp_desc, c->keep_resp && !keep ? &extra_alloc : &c->mem.msg_alloc, len, msg);
         rpc__buf_dispose(&plain);
         if (!m) {
+            rpc__arena_dispose(&extra);
             protocol_error(c, s, RPC_INTERNAL, "cannot decode response message");
             return;
         }
         c->last_compressed = compressed;
+        c->resp_kept = c->resp_kept || keep;
         if (c->ops->on_message)
             c->ops->on_message(c, m);
-        rpc__arena_dispose(&c->msg_arena);
-        rpc__arena_init(&c->msg_arena, c->msg_inline, sizeof c->msg_inline);
+        rpc__arena_dispose(&extra);
+        if (!c->keep_resp) {
+            rpc__arena_dispose(&c->mem.msg_arena);
+            rpc__arena_init(&c->mem.msg_arena, c->mem.msg_inline, sizeof c->mem.msg_inline);
+        }
         if (c->done)
             return;
     }
@@ -629,30 +771,22 @@ static const http2_stream_handler stream_handler = {
 
 /* --- API -------------------------------------------------------------------- */
 
-/* Copies request metadata into one block. */
+/* Copies request metadata into the call's arena. */
 static int copy_md(rpc_client_call *c, const rpc_md *md, size_t n)
 {
     if (!n)
         return 0;
-    size_t bytes = n * sizeof(rpc_md);
-    for (size_t i = 0; i < n; i++)
-        bytes += strlen(md[i].key) + 1 + md[i].len + 1;
-    c->md_store = oms_malloc(bytes);
-    if (!c->md_store)
+    rpc_md *out = rpc__arena_alloc(&c->mem.call_arena, n * sizeof *out);
+    if (!out)
         return -1;
-    c->md = (rpc_md *)c->md_store;
-    char *p = (char *)(c->md + n);
     for (size_t i = 0; i < n; i++) {
-        size_t kl = strlen(md[i].key) + 1;
-        memcpy(p, md[i].key, kl);
-        c->md[i].key = p;
-        p += kl;
-        memcpy(p, md[i].value, md[i].len);
-        p[md[i].len] = '\0';
-        c->md[i].value = (const uint8_t *)p;
-        c->md[i].len = md[i].len;
-        p += md[i].len + 1;
+        char *k = rpc__arena_strndup(&c->mem.call_arena, md[i].key, strlen(md[i].key));
+        char *v = rpc__arena_strndup(&c->mem.call_arena, (const char *)md[i].value, md[i].len);
+        if (!k || !v)
+            return -1;
+        out[i] = (rpc_md){k, (const uint8_t *)v, md[i].len};
     }
+    c->md = out;
     c->nmd = n;
     return 0;
 }
@@ -661,19 +795,25 @@ rpc_client_call *rpc_channel_call(rpc_channel *ch, const char *path,
                                   const ProtobufCMessageDescriptor *resp, const rpc_client_ops *ops,
                                   void *data, const rpc_call_opts *opts)
 {
-    rpc_client_call *c = oms_calloc(1, sizeof *c);
+    rpc_client_call *c = call_alloc(ch);
     if (!c)
         return NULL;
     c->ch = ch;
     c->ops = ops;
     c->resp_desc = resp;
-    c->check_strings = rpc__desc_has_strings(resp);
+    if (ch->strings_desc != resp) { /* a channel usually calls one method or a few */
+        ch->strings_desc = resp;
+        ch->strings_has = rpc__desc_has_strings(resp);
+    }
+    c->check_strings = ch->strings_has;
+    c->keep_resp = !(ops->flags & RPC_SERVER_STREAMING);
     c->data = data;
-    if (!(c->path = oms_strdup(path)) || (opts && copy_md(c, opts->md, opts->nmd) != 0) ||
-        (opts && opts->trace && !(c->trace = oms_malloc(sizeof *c->trace)))) {
-        oms_free(c->md_store);
-        oms_free(c->path);
-        oms_free(c);
+    c->pathlen = strlen(path);
+    if (!(c->path = rpc__arena_strndup(&c->mem.call_arena, path, c->pathlen)) ||
+        (opts && copy_md(c, opts->md, opts->nmd) != 0) ||
+        (opts && opts->trace &&
+         !(c->trace = rpc__arena_alloc(&c->mem.call_arena, sizeof *c->trace)))) {
+        call_release(ch, c);
         return NULL;
     }
     if (c->trace)
@@ -687,11 +827,7 @@ rpc_client_call *rpc_channel_call(rpc_channel *ch, const char *path,
     c->nics = ch->nics;
     if (c->nics)
         c->start_ns = uv_hrtime();
-    rpc__arena_init(&c->arena, c->inline_arena, sizeof c->inline_arena);
-    rpc__arena_init(&c->msg_arena, c->msg_inline, sizeof c->msg_inline);
-    c->msg_alloc = (ProtobufCAllocator){arena_alloc, arena_free, &c->msg_arena};
     rpc__deframer_init(&c->deframer, ch->cfg.max_recv_msg);
-    rpc__buf_init(&c->out);
     c->next = ch->calls;
     if (ch->calls)
         ch->calls->prev = c;
@@ -701,11 +837,11 @@ rpc_client_call *rpc_channel_call(rpc_channel *ch, const char *path,
         return c;
     }
     if (c->deadline) {
-        uv_timer_init(ch->loop, &c->deadline_timer);
-        c->deadline_timer.data = c;
+        uv_timer_init(ch->loop, &c->mem.deadline_timer);
+        c->mem.deadline_timer.data = c;
         c->deadline_on = true;
         c->handles++;
-        uv_timer_start(&c->deadline_timer, on_deadline, opts->timeout_ms, 0);
+        uv_timer_start(&c->mem.deadline_timer, on_deadline, opts->timeout_ms, 0);
     }
     /* The first attempt starts from the loop, so that the caller can send
      * its first message before anything is written and no callback fires
@@ -729,17 +865,17 @@ int rpc_client_call_send_ex(rpc_client_call *c, const ProtobufCMessage *m, bool 
     if (c->done || c->half_close)
         return RPC_ECANCELLED;
     size_t size = protobuf_c_message_get_packed_size(m);
-    if (rpc__buf_reserve(&c->out, RPC_FRAME_HEADER + size) != 0)
+    if (rpc__buf_reserve(&c->mem.out, RPC_FRAME_HEADER + size) != 0)
         return RPC_ENOMEM;
-    uint8_t *frame = c->out.data + c->out.len;
+    uint8_t *frame = c->mem.out.data + c->mem.out.len;
     protobuf_c_message_pack(m, frame + RPC_FRAME_HEADER);
     bool compressed = false;
     if (compress && c->compress) { /* only under grpc-encoding: gzip */
         rpc_buf z;
         rpc__buf_init(&z);
         if (rpc__compress(RPC_ENC_GZIP, frame + RPC_FRAME_HEADER, size, &z) == 0) {
-            if (rpc__buf_reserve(&c->out, RPC_FRAME_HEADER + z.len) == 0) {
-                frame = c->out.data + c->out.len;
+            if (rpc__buf_reserve(&c->mem.out, RPC_FRAME_HEADER + z.len) == 0) {
+                frame = c->mem.out.data + c->mem.out.len;
                 memcpy(frame + RPC_FRAME_HEADER, z.data, z.len);
                 size = z.len;
                 compressed = true;
@@ -747,21 +883,21 @@ int rpc_client_call_send_ex(rpc_client_call *c, const ProtobufCMessage *m, bool 
         }
         rpc__buf_dispose(&z);
         if (!compressed) { /* repack: the buffer may have moved */
-            frame = c->out.data + c->out.len;
+            frame = c->mem.out.data + c->mem.out.len;
             protobuf_c_message_pack(m, frame + RPC_FRAME_HEADER);
         }
     }
     rpc__frame_header(frame, compressed, (uint32_t)size);
-    c->out.len += RPC_FRAME_HEADER + size;
+    c->mem.out.len += RPC_FRAME_HEADER + size;
     c->msgs_out++;
     c->bytes_out += RPC_FRAME_HEADER + size;
-    if (!c->committed && c->out.len > c->ch->cfg.retry.buffer_limit) {
+    if (!c->committed && c->mem.out.len > c->ch->cfg.retry.buffer_limit) {
         /* Too much to replay: this attempt is the last. */
         c->committed = true;
     }
     flush_out(c);
     if (c->blocked ||
-        (!c->stream && c->out.len - c->out_written >= c->ch->cfg.retry.buffer_limit)) {
+        (!c->stream && c->mem.out.len - c->out_written >= c->ch->cfg.retry.buffer_limit)) {
         c->blocked = true;
         return RPC_AGAIN;
     }
@@ -780,6 +916,11 @@ int rpc_client_call_close_send(rpc_client_call *c)
 void rpc_client_call_cancel(rpc_client_call *c)
 {
     finish(c, RPC_CANCELLED, "cancelled by the client");
+}
+
+void *rpc_client_call_alloc(rpc_client_call *c, size_t n)
+{
+    return rpc__arena_alloc(&c->mem.call_arena, n);
 }
 
 void *rpc_client_call_data(const rpc_client_call *c)
@@ -824,27 +965,19 @@ int rpc_client_call_add_md(rpc_client_call *c, const char *key, const uint8_t *v
         rpc__md_key_reserved(key, kl) ||
         (!rpc__md_key_is_bin(key, kl) && !rpc__md_value_valid(v, len)))
         return RPC_EINVAL;
-    /* One block holds all request metadata (copy_md): rebuild it one larger. */
-    rpc_md *all = oms_malloc((c->nmd + 1) * sizeof *all);
-    if (!all)
+    /* The metadata is rebuilt one larger in the call's arena (the old array
+     * stays there until the call ends: a few entries, before the first
+     * attempt only). */
+    rpc_md *all = rpc__arena_alloc(&c->mem.call_arena, (c->nmd + 1) * sizeof *all);
+    char *k = rpc__arena_strndup(&c->mem.call_arena, key, kl);
+    char *val = rpc__arena_strndup(&c->mem.call_arena, (const char *)v, len);
+    if (!all || !k || !val)
         return RPC_ENOMEM;
     if (c->nmd)
         memcpy(all, c->md, c->nmd * sizeof *all);
-    all[c->nmd] = (rpc_md){key, v, len};
-    uint8_t *old_store = c->md_store;
-    rpc_md *old_md = c->md;
-    size_t old_n = c->nmd;
-    c->md_store = NULL;
-    c->nmd = 0;
-    int rv = copy_md(c, all, old_n + 1);
-    oms_free(all);
-    if (rv != 0) {
-        c->md_store = old_store;
-        c->md = old_md;
-        c->nmd = old_n;
-        return RPC_ENOMEM;
-    }
-    oms_free(old_store);
+    all[c->nmd] = (rpc_md){k, (const uint8_t *)val, len};
+    c->md = all;
+    c->nmd++;
     return 0;
 }
 

@@ -30,6 +30,8 @@ typedef struct rpc__client_icept {
     void *data;
 } rpc__client_icept;
 
+#define RPC_REQ_FIXED 8
+
 struct rpc_channel {
     uv_loop_t *loop;
     rpc__client_icept *ics; /* the interceptor chain, in order (append-only) */
@@ -52,11 +54,58 @@ struct rpc_channel {
     uv_idle_t idle;
     bool idle_on;
     rpc_client_call *defer_head, *defer_tail;
+    /* the request headers every call sends, built once (client_call.c):
+     * :method, :scheme, :path (a placeholder), :authority, content-type, te,
+     * user-agent, grpc-accept-encoding; borrowed by the connections */
+    http2_header req_h[RPC_REQ_FIXED];
+    rpc_client_call *spare; /* freed calls kept for reuse (singly linked) */
+    /* the last response descriptor asked about, and whether it has strings */
+    const ProtobufCMessageDescriptor *strings_desc;
+    bool strings_has;
+    unsigned nspare;
     void (*done)(void *);
     void *done_arg;
 };
 
+/* The part of a call that is set up rather than zeroed, and that a spare
+ * call (rpc_channel.spare) keeps: its buffers stay allocated for the next
+ * call on the channel, so that a small call costs no malloc at all. */
+typedef struct rpc__call_mem {
+    rpc_client_call *spare_next; /* ch->spare */
+    /* initialized when used (deadline_on, timer_on), so not zeroed */
+    uv_timer_t deadline_timer; /* set up only with a deadline */
+    uv_timer_t timer;          /* retry backoff; set up on the first retry */
+    /* request bytes: everything sent while a retry is possible, then only
+     * what is not yet written; its heap buffer is kept with a spare call */
+    rpc_buf out;
+    rpc_arena call_arena; /* path, metadata, trace, rpc_client_call_alloc: the call's life */
+    rpc_arena arena;      /* trailer and header metadata of the final attempt */
+    rpc_arena msg_arena;  /* the response message being delivered */
+    ProtobufCAllocator msg_alloc;
+    uint8_t call_inline[256];
+    uint8_t inline_arena[256];
+    uint8_t msg_inline[512];
+} rpc__call_mem;
+
+/* Spare calls a channel keeps (and their request buffers up to this size).
+ * None under AddressSanitizer: a call used after its on_status must still
+ * be reported, not find the next call in its place. */
+#if defined(__SANITIZE_ADDRESS__) /* GCC */
+#define RPC__ASAN 1
+#elif defined(__has_feature) /* clang */
+#if __has_feature(address_sanitizer)
+#define RPC__ASAN 1
+#endif
+#endif
+#ifdef RPC__ASAN
+#define RPC_CALL_SPARE 0
+#else
+#define RPC_CALL_SPARE 32
+#endif
+#define RPC_CALL_SPARE_BUF 4096
+
 struct rpc_client_call {
+    /* --- zeroed for every call (up to `kept`) --- */
     rpc_channel *ch;
     rpc_client_call *prev, *next; /* ch->calls */
     rpc_client_call *wait_next;   /* ch->waiting */
@@ -64,11 +113,12 @@ struct rpc_client_call {
     const rpc_client_ops *ops;
     const ProtobufCMessageDescriptor *resp_desc;
     bool check_strings; /* resp_desc has string fields: rpc__check_strings */
+    bool keep_resp;     /* unary response: its message lives until on_status */
     void *data;
-    char *path;
-    rpc_md *md; /* request metadata (copies in md_store) */
+    char *path; /* in call_arena */
+    size_t pathlen;
+    rpc_md *md; /* request metadata (copies in call_arena) */
     size_t nmd;
-    uint8_t *md_store;
     /* interceptors: the channel's first nics (those registered when the call
      * was made); on_start ran for the first ic_started */
     uint32_t nics;
@@ -79,7 +129,7 @@ struct rpc_client_call {
     uint64_t deadline; /* loop time in ms, 0 = none */
     bool compress;
     bool wait_for_ready;
-    struct rpc_trace *trace; /* opts->trace copied (oms_malloc); NULL: none */
+    struct rpc_trace *trace; /* opts->trace copied (call_arena); NULL: none */
     /* the current attempt */
     http2_stream *stream;
     int attempts;
@@ -94,10 +144,6 @@ struct rpc_client_call {
     uint8_t *details; /* grpc-status-details-bin, decoded (in arena); NULL: none */
     size_t details_len;
     bool server_status; /* the attempt ended with the server's grpc-status */
-    rpc_arena arena;    /* trailer and header metadata of the final attempt */
-    /* request bytes: everything sent while a retry is possible, then only
-     * what is not yet written */
-    rpc_buf out;
     size_t out_written;
     bool committed; /* no more retries: replay bytes dropped */
     bool half_close;
@@ -105,21 +151,18 @@ struct rpc_client_call {
     bool refused;         /* the server refused the attempt unprocessed (REFUSED_STREAM) */
     int transparent;      /* transparent retries so far */
     bool last_compressed; /* the response message being delivered was compressed */
+    bool resp_kept;       /* keep_resp: the first response message is in msg_arena */
     /* ending */
     bool done; /* on_status delivered or scheduled */
     rpc_status final_code;
     char *final_message;
-    uv_timer_t deadline_timer; /* set up only with a deadline */
-    uv_timer_t timer;          /* retry backoff; set up on the first retry */
     bool deadline_on;
     bool timer_on;
     int handles;  /* timers set up and not yet closed */
     int defer_op; /* queued on ch->defer_head: RPC_DEFER_* */
     rpc_client_call *defer_next;
-    uint8_t inline_arena[256];
-    rpc_arena msg_arena; /* the response message being delivered */
-    ProtobufCAllocator msg_alloc;
-    uint8_t msg_inline[512];
+    /* --- set up for every call, not zeroed; kept with a spare call --- */
+    rpc__call_mem mem;
 };
 
 enum { RPC_DEFER_START = 1, RPC_DEFER_STATUS = 2 };
@@ -140,6 +183,8 @@ double rpc__channel_random(rpc_channel *ch);
  * token_provider (data: the channel). */
 extern const rpc_client_interceptor rpc__token_interceptor;
 
+/* client_call.c: frees the channel's spare calls. */
+void rpc__channel_drop_spares(rpc_channel *ch);
 /* client_call.c: the channel found a connection (or gave up: conn NULL). */
 void rpc__client_call_dispatch(rpc_client_call *c, http2_conn *conn, const char *error);
 /* Ends the call with a local status, delivered from the loop. */

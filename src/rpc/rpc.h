@@ -404,6 +404,35 @@ OMS_EXTERN int rpc_call_send(rpc_call *c, const ProtobufCMessage *m);
 /* As rpc_call_send, overriding rpc_call_set_compress for this message. */
 OMS_EXTERN int rpc_call_send_ex(rpc_call *c, const ProtobufCMessage *m, bool compress);
 
+/* --- one message, many calls (fan-out) ---------------------------------- */
+
+/* A response message encoded once (its gRPC length prefix and protobuf
+ * bytes) for sending on many calls, so that an event delivered to N
+ * subscribers is packed once instead of N times. Reference-counted, not
+ * thread-safe: a frame belongs to one loop's thread, like its calls. */
+typedef struct rpc_frame rpc_frame;
+
+/* Packs m (only read during the call) into a new frame holding one
+ * reference (the caller's). NULL on ENOMEM or when m is larger than a gRPC
+ * message can be (4 GiB). */
+OMS_EXTERN rpc_frame *rpc_frame_new(const ProtobufCMessage *m);
+/* Takes another reference; returns f. */
+OMS_EXTERN rpc_frame *rpc_frame_ref(rpc_frame *f);
+/* Drops one reference; the last one frees f. NULL is fine. */
+OMS_EXTERN void rpc_frame_unref(rpc_frame *f);
+/* The encoded message's size (without the 5-byte prefix). */
+OMS_EXTERN size_t rpc_frame_size(const rpc_frame *f);
+
+/* As rpc_call_send(c, m) for the m that f was made from: same return codes,
+ * same flow control, same limits (max_send_msg), and compression when the
+ * call has it on (then the message is compressed for this call alone).
+ * f is borrowed: the bytes are queued on the call's stream before this
+ * returns, so the caller may drop its reference at once, and a call that is
+ * cancelled or whose connection closes later never touches f again. f must
+ * hold the method's response type: another type answers RPC_EINVAL (nothing
+ * sent, the call goes on). No handler callback fires from inside. */
+OMS_EXTERN int rpc_call_send_frame(rpc_call *c, rpc_frame *f);
+
 /* Holds request messages back, for a client-streaming handler that cannot
  * take more for now (e.g. it has as many requests in progress as it allows):
  * until rpc_call_resume_input(), neither on_message nor on_half_close fires,

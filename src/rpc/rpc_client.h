@@ -93,7 +93,11 @@ typedef struct rpc_client_ops {
     unsigned flags; /* RPC_CLIENT_STREAMING | RPC_SERVER_STREAMING, as in rpc.h */
     /* Response headers arrived (initial metadata; -bin values decoded). */
     void (*on_headers)(rpc_client_call *c, const rpc_metadata *md);
-    /* A response message, borrowed for the callback. */
+    /* A response message. With RPC_SERVER_STREAMING it is borrowed for the
+     * callback only. Without (a unary response), the first message stays
+     * valid until on_status returns, so it may be kept by pointer and used
+     * there (further messages, a protocol violation, are borrowed). Copy
+     * what must outlive on_status. */
     void (*on_message)(rpc_client_call *c, const ProtobufCMessage *resp);
     /* rpc_client_call_send() may be called again after RPC_AGAIN. */
     void (*on_ready)(rpc_client_call *c);
@@ -145,7 +149,9 @@ OMS_EXTERN int rpc_client_call_send_ex(rpc_client_call *c, const ProtobufCMessag
 /* Inside on_message: whether that response message arrived compressed. */
 OMS_EXTERN bool rpc_client_call_last_compressed(const rpc_client_call *c);
 
-/* Half-closes: no more request messages. */
+/* Half-closes: no more request messages (END_STREAM follows the messages
+ * already queued). Returns 0, or RPC_ECANCELLED if the call is over or was
+ * half-closed before (a harmless no-op then). Never calls back from inside. */
 OMS_EXTERN int rpc_client_call_close_send(rpc_client_call *c);
 
 /* Cancels: RST_STREAM(CANCEL) to the server, on_status(CANCELLED) follows
@@ -160,6 +166,12 @@ OMS_EXTERN void rpc_client_call_cancel(rpc_client_call *c);
  * status is a local one (deadline, cancellation, connection loss). The bytes
  * belong to the call: valid until on_status returns, copy what you keep. */
 OMS_EXTERN const uint8_t *rpc_client_call_status_details(const rpc_client_call *c, size_t *len);
+
+/* Memory that belongs to the call: zeroed, aligned for any type, valid until
+ * on_status returns (it goes with the call). E.g. a stub's per-call state:
+ * rpc_channel_call(..., NULL, ...), then rpc_client_call_alloc() and
+ * rpc_client_call_set_data(). NULL on ENOMEM. */
+OMS_EXTERN void *rpc_client_call_alloc(rpc_client_call *c, size_t n);
 
 OMS_EXTERN void *rpc_client_call_data(const rpc_client_call *c);
 OMS_EXTERN void rpc_client_call_set_data(rpc_client_call *c, void *data);

@@ -74,6 +74,9 @@ bool rpc__deframer_partial(const rpc_deframer *d);
 
 /* Writes the 5-byte prefix for a message of len bytes. */
 void rpc__frame_header(uint8_t out[RPC_FRAME_HEADER], bool compressed, uint32_t len);
+/* frame.c: an rpc_frame's bytes (prefix included) and its message type. */
+const uint8_t *rpc__frame_bytes(const rpc_frame *f, size_t *len);
+const ProtobufCMessageDescriptor *rpc__frame_desc(const rpc_frame *f);
 
 /* --- percent-encoding of grpc-message (percent.c) ------------------------ */
 

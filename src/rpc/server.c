@@ -201,11 +201,9 @@ void rpc__server_call_freed(rpc_server *srv)
 
 /* --- request admission ------------------------------------------------------ */
 
-static bool hdr_is(const http2_header *h, const char *name)
-{
-    size_t n = strlen(name);
-    return h->namelen == n && memcmp(h->name, name, n) == 0;
-}
+/* lit: a string literal (its length known at compile time). */
+#define hdr_is(h, lit)                                                                             \
+    ((h)->namelen == sizeof(lit) - 1 && memcmp((h)->name, lit, sizeof(lit) - 1) == 0)
 
 /* "application/grpc" or "application/grpc+proto", optionally followed by
  * parameters (";charset=..."). */
@@ -213,7 +211,7 @@ static bool grpc_content_type(const char *v, size_t n)
 {
     static const char base[] = "application/grpc";
     size_t bl = sizeof base - 1;
-    if (n < bl || strncasecmp(v, base, bl) != 0)
+    if (n < bl || (memcmp(v, base, bl) != 0 && strncasecmp(v, base, bl) != 0))
         return false;
     v += bl;
     n -= bl;

@@ -212,6 +212,29 @@ static const ProtobufCFieldDescriptor *find_field(const ProtobufCMessageDescript
     return f;
 }
 
+/* A varint at *p (before end) into *v, *p moved past it; false if it runs
+ * past end or past 10 bytes. Inline: walk reads two per field. */
+static inline bool next_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    const uint8_t *q = *p;
+    if (q < end && *q < 0x80) { /* tags and short lengths: one byte */
+        *v = *q;
+        *p = q + 1;
+        return true;
+    }
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 64 && q < end; shift += 7) {
+        uint8_t b = *q++;
+        x |= (uint64_t)(b & 0x7F) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            *p = q;
+            return true;
+        }
+    }
+    return false;
+}
+
 static int walk(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n, int depth,
                 char *why, size_t whylen)
 {
@@ -219,35 +242,55 @@ static int walk(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
         snprintf(why, whylen, "message nested more than %d deep", MAX_DEPTH);
         return RPC_STRINGS_MALFORMED;
     }
-    size_t i = 0;
+    const uint8_t *q = p, *end = p + n;
     unsigned hint = 0;
-    while (i < n) {
-        uint64_t tag;
-        size_t field_start = i;
-        if (!read_varint(p, n, &i, &tag))
+    while (q < end) {
+        uint64_t tag, v;
+        const uint8_t *field_start = q;
+        if (!next_varint(&q, end, &tag))
             goto malformed;
-        unsigned wt = (unsigned)(tag & 7);
-        size_t at = 0, len = 0;
-        if (!skip_value(p, n, &i, wt, &at, &len))
-            goto malformed;
-        if (wt != 2)
+        switch (tag & 7) {
+        case 0: /* varint */
+            if (!next_varint(&q, end, &v))
+                goto malformed;
             continue;
+        case 1: /* 64-bit */
+            if (end - q < 8)
+                goto malformed;
+            q += 8;
+            continue;
+        case 5: /* 32-bit */
+            if (end - q < 4)
+                goto malformed;
+            q += 4;
+            continue;
+        case 2: /* length-delimited: below */
+            break;
+        default: /* groups (3, 4) are not proto3, and protobuf-c refuses them */
+            goto malformed;
+        }
+        if (!next_varint(&q, end, &v) || v > (uint64_t)(end - q))
+            goto malformed;
+        const uint8_t *at = q;
+        size_t len = (size_t)v;
+        q += len;
         uint32_t num = (uint32_t)(tag >> 3);
         const ProtobufCFieldDescriptor *f = find_field(d, num, &hint);
         if (!f)
             continue; /* unknown field: kept as bytes, never a string to us */
         if (f->type == PROTOBUF_C_TYPE_STRING) {
-            rpc_utf8_result r = rpc__utf8_check(p + at, len);
+            rpc_utf8_result r = rpc__utf8_check(at, len);
             if (r == RPC_UTF8_OK)
                 continue;
             snprintf(why, whylen, "%s", r == RPC_UTF8_NUL ? ": contains NUL" : ": invalid UTF-8");
-            prepend(why, whylen, f, occurrences_before(p, field_start, num), false);
+            prepend(why, whylen, f, occurrences_before(p, (size_t)(field_start - p), num), false);
             return RPC_STRINGS_BAD;
         }
         if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
-            int rv = walk(f->descriptor, p + at, len, depth + 1, why, whylen);
+            int rv = walk(f->descriptor, at, len, depth + 1, why, whylen);
             if (rv == RPC_STRINGS_BAD)
-                prepend(why, whylen, f, occurrences_before(p, field_start, num), true);
+                prepend(why, whylen, f, occurrences_before(p, (size_t)(field_start - p), num),
+                        true);
             if (rv != 0)
                 return rv;
         }

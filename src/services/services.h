@@ -14,10 +14,10 @@
  * rpc_server_free()). Typical wiring:
  *
  *     interop_service *is = interop_service_new();
- *     bench_service *bs = bench_service_new();
+ *     orderbench_service *bs = orderbench_service_new();
  *     if (!is || !bs) goto fail;
  *     rpc_server_add_service(srv, interop_test_service(is));
- *     rpc_server_add_service(srv, bench_service_impl(bs));
+ *     rpc_server_add_service(srv, orderbench_service_impl(bs));
  */
 #ifndef OMS_APP_SERVICES_H
 #define OMS_APP_SERVICES_H
@@ -41,17 +41,17 @@ const rpc_service_impl *interop_test_service(const interop_service *s);
 
 /* --- oms.bench.v1.OrderBench -------------------------------------------- */
 
-typedef struct bench_service bench_service;
+typedef struct orderbench_service orderbench_service;
 
 /* Creates the OrderBench service, owning the process-wide order map and id
  * counter (shared, under a mutex, by every loop serving it). Returns NULL on
  * ENOMEM or a proto/code mismatch. */
-bench_service *bench_service_new(void);
+orderbench_service *orderbench_service_new(void);
 /* Frees b and every stored order (NULL is fine). Only after the servers
  * using it are freed. */
-void bench_service_free(bench_service *b);
+void orderbench_service_free(orderbench_service *b);
 
 /* The service table. Borrowed from b; valid until b is freed. */
-const rpc_service_impl *bench_service_impl(const bench_service *b);
+const rpc_service_impl *orderbench_service_impl(const orderbench_service *b);
 
 #endif

@@ -153,9 +153,6 @@ static store_rc classify(int sqlite_code)
     }
 }
 
-/* Fails every request of a batch (BEGIN or COMMIT failed, or SQLite rolled
- * the transaction back by itself) and forgets its events and seqs. code: the
- * SQLite error that failed it. */
 const uint64_t store_commit_bounds_us[STORE_COMMIT_BUCKETS] = {
     100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
 const uint64_t store_batch_bounds[STORE_BATCH_BUCKETS] = {1,  2,   4,   8,    16,   32,
@@ -177,6 +174,8 @@ static void observe(_Atomic uint64_t *hist, const uint64_t *bounds, size_t n, ui
         }
 }
 
+/* Fails every request of a batch (its transaction no longer open) and forgets its events and seqs.
+ * code: the SQLite error that failed it. */
 static void fail_batch(store *st, store_write *batch, int64_t seq0, const char *why, int code)
 {
     bump(&st->failed, 1);
@@ -194,15 +193,24 @@ static void fail_batch(store *st, store_write *batch, int64_t seq0, const char *
     st->batch_hwm = st->hwm_persisted;
 }
 
-/* Fails the batch on the SQL error just seen and rolls its transaction back. */
-static void abort_batch(store *st, store_write *batch, int64_t seq0)
+/* The one way a batch fails once BEGIN was tried: rolls its transaction back
+ * unless SQLite already did (I/O error, full disk) or none is open, then
+ * fails every request with why and the SQLite error code. why is copied
+ * first, as the rollback replaces SQLite's message. */
+static void rollback_and_fail(store *st, store_write *batch, int64_t seq0, const char *why,
+                              int code)
 {
-    char why[STORE_MSG_MAX + 1];
-    store__copy(why, sizeof why, sqlite3_errmsg(st->db));
-    int code = sqlite3_extended_errcode(st->db);
+    char msg[STORE_MSG_MAX + 1];
+    store__copy(msg, sizeof msg, why);
     if (!sqlite3_get_autocommit(st->db))
         run(st, WS_ROLLBACK);
-    fail_batch(st, batch, seq0, why, code);
+    fail_batch(st, batch, seq0, msg, code);
+}
+
+/* rollback_and_fail on the SQL error just seen. */
+static void abort_batch(store *st, store_write *batch, int64_t seq0)
+{
+    rollback_and_fail(st, batch, seq0, sqlite3_errmsg(st->db), sqlite3_extended_errcode(st->db));
 }
 
 /* Whether a request needs a savepoint of its own. The ops below fail (with
@@ -242,7 +250,7 @@ static void run_batch(store *st, store_write *batch, size_t n)
     if (!any && !atomic_load(&st->mark_wanted) && !forget) /* only writes refused while closing */
         goto complete;
     if (run(st, WS_BEGIN) != SQLITE_OK) {
-        fail_batch(st, batch, seq0, sqlite3_errmsg(st->db), sqlite3_extended_errcode(st->db));
+        abort_batch(st, batch, seq0);
         goto complete;
     }
     for (store_write *w = batch; w; w = w->next) {
@@ -270,11 +278,7 @@ static void run_batch(store *st, store_write *batch, size_t n)
             /* SQLite rolled the whole transaction back (I/O error, full
              * disk), or an SQL error hit a request without a savepoint
              * midway: the batch cannot be trusted, fail all of it. */
-            char why[STORE_MSG_MAX + 1];
-            store__copy(why, sizeof why, w->msg);
-            if (!sqlite3_get_autocommit(st->db))
-                run(st, WS_ROLLBACK);
-            fail_batch(st, batch, seq0, why, code);
+            rollback_and_fail(st, batch, seq0, w->msg, code);
             goto complete;
         }
         if (sp && (run(st, WS_ROLLBACK_SP) != SQLITE_OK || run(st, WS_RELEASE_SP) != SQLITE_OK)) {
@@ -286,7 +290,7 @@ static void run_batch(store *st, store_write *batch, size_t n)
     }
     /* Forgetting old idempotency keys rides along (or runs alone). */
     if (forget && !forget_keys(st, now)) {
-        fail_batch(st, batch, seq0, sqlite3_errmsg(st->db), sqlite3_extended_errcode(st->db));
+        abort_batch(st, batch, seq0);
         goto complete;
     }
     /* A raise of the order-id mark rides along (or runs alone, batch NULL):
@@ -310,11 +314,7 @@ static void run_batch(store *st, store_write *batch, size_t n)
         int rc = store__step(s);
         sqlite3_reset(s);
         if (rc != SQLITE_DONE) {
-            char why[STORE_MSG_MAX + 1];
-            store__copy(why, sizeof why, sqlite3_errmsg(st->db));
-            int code = sqlite3_extended_errcode(st->db);
-            run(st, WS_ROLLBACK);
-            fail_batch(st, batch, seq0, why, code);
+            abort_batch(st, batch, seq0);
             goto complete;
         }
     }

@@ -10,7 +10,7 @@ public-key forgery, built here with hmac since PyJWT refuses to make it.
     /usr/bin/python3 tests/auth/run_jwt_interop.py --omsctl BIN --check BIN --keys DIR
 
 Prints one PASS/FAIL line per case and "N passed, M failed"; exit 1 on any
-failure, 77 (skipped) when PyJWT or cryptography are missing.
+failure, PyJWT or cryptography missing included (scripts/deps.sh installs them).
 """
 import argparse
 import base64
@@ -28,8 +28,10 @@ try:
     import jwt
     from cryptography.hazmat.primitives import serialization
 except ImportError as e:  # pragma: no cover
-    print("skipped: %s (apt install python3-jwt python3-cryptography)" % e)
-    sys.exit(77)
+    print("FAIL setup.imports: %s (apt install python3-jwt python3-cryptography, or run "
+          "scripts/deps.sh)" % e)
+    print("0 passed, 1 failed")
+    sys.exit(1)
 
 passed = failed = 0
 

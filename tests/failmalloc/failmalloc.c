@@ -25,7 +25,7 @@
  * UNAVAILABLE or RESOURCE_EXHAUSTED would say more.
  *
  * One exception, on purpose: nghttp2's realloc() calls (growth of its
- * priority queues and buffers) are not failed (src/http2/session.c,
+ * priority queues and buffers) are not failed (src/http2/mem.c,
  * mem_realloc). nghttp2 1.52 double-frees a DATA item when growing the
  * server's ob_data queue fails under SETTINGS_NO_RFC7540_PRIORITIES
  * (session_attach_stream_item leaves the freed item attached to the stream;

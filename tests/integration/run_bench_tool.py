@@ -39,7 +39,7 @@ from omsd import check, eq  # noqa: E402
 
 CALLS = ["unary", "server-stream", "client-stream", "bidi"]
 FLAGS = ["--target", "--ca", "--h2c", "--server-name", "--call", "--connections",
-         "--concurrency", "--duration", "--warmup", "--rate", "--payload", "--messages",
+         "--concurrency", "--duration", "--count", "--warmup", "--rate", "--payload", "--messages",
          "--json", "--help", "--customer", "--sku", "--quantity", "--no-key", "--stock",
          "--drain", "--open-timeout", "order-create", "order-watch"]
 BENCH_TIMEOUT = float(os.environ.get("OMS_IT_BENCH_TIMEOUT", "60"))
@@ -218,6 +218,20 @@ def case_open_loop(env, server):
     check("queued" in r.stdout, "open loop summary lacks the queue line")
 
 
+def case_count(env, server):
+    """--count N: the window ends at the N-th operation, whatever --duration says."""
+    for call, n in (("unary", 300), ("bidi", 200)):
+        r = short_run(env, server, call, ["--count", str(n), "--duration", "600",
+                                          "--concurrency", "8"], name="count-" + call)
+        j = r.json
+        eq(j["config"]["count"], n, "%s: config.count" % call)
+        eq(j["ops"], n, "%s: operations in the window" % call)
+        eq(j["errors"], 0, "%s: errors" % call)
+        if call == "unary":
+            eq(j["calls"], n, "unary: calls counted (the N-th one included)")
+        check(j["duration_s"] < 60, "%s: the window lasted %s s", call, j["duration_s"])
+
+
 def case_payload(env, server):
     for call in ("unary", "client-stream", "bidi"):
         for size in (100, 1000, 5000):
@@ -298,6 +312,10 @@ def main():
             "unknown option")
         run("usage.ca_with_h2c", case_usage, bench,
             ["--target", "127.0.0.1:1", "--h2c", "--ca", "x.pem"], "--ca")
+        run("usage.bad_count", case_usage, bench,
+            ["--target", "127.0.0.1:1", "--count", "0"], "--count")
+        run("usage.count_open_loop", case_usage, bench,
+            ["--target", "127.0.0.1:1", "--count", "10", "--rate", "100"], "--count")
         run("usage.bad_quantity", case_usage, bench,
             ["--target", "127.0.0.1:1", "--call", "order-create", "--quantity", "0"],
             "--quantity")
@@ -316,6 +334,7 @@ def main():
             run("%s.order_watch" % tr, case_order_watch, env, server)
             if tr == "h2c":
                 run("h2c.open_loop", case_open_loop, env, server)
+                run("h2c.count", case_count, env, server)
                 run("h2c.payload", case_payload, env, server)
                 run("h2c.bidi_stream_limit", case_bidi_stream_limit, env, server)
                 run("h2c.server_stream_n", case_server_stream_n, env, server)

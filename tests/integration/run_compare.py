@@ -96,8 +96,11 @@ def main():
         suite.record("compare.json", False, str(e))
     suite.record("compare.markdown", os.path.isfile(os.path.join(out, "test.md")),
                  "no test.md")
-    if res is not None and res.get("nghttpd", {}).get("skipped") is None and \
-            subprocess.call(["sh", "-c", "command -v gnuplot"], stdout=subprocess.DEVNULL) == 0:
+    # The plot is part of the report: gnuplot missing is a failure, not a skip.
+    gnuplot = subprocess.call(["sh", "-c", "command -v gnuplot"], stdout=subprocess.DEVNULL) == 0
+    suite.record("compare.gnuplot", gnuplot,
+                 "gnuplot not installed (apt install gnuplot-nox, or run scripts/deps.sh)")
+    if res is not None and res.get("nghttpd", {}).get("skipped") is None and gnuplot:
         suite.record("compare.svg", os.path.isfile(os.path.join(out, "test.svg")), "no test.svg")
 
     if res is not None:

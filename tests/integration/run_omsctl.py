@@ -114,6 +114,13 @@ class Env2:
                                 **h.popen_kwargs())
 
 
+def num(obj, key):
+    """An integer field of a message printed in protobuf's JSON mapping:
+    int64 values come as strings, and a field at its default (0) is left
+    out."""
+    return int(obj.get(key, 0))
+
+
 def flags(server):
     if server.h2c:
         return ["--target", "127.0.0.1:%d" % server.port, "--h2c"]
@@ -261,8 +268,9 @@ def case_customers(c, server):
     cid = j["id"]
     eq(j["name"], "Ann \"Quote\" Example", "name (JSON escaping)")
     eq(j["email"], email, "email")
-    eq(j["status"], "ACTIVE", "status")
-    check(j["created_at"] > 0, "created_at %s", j["created_at"])
+    eq(j["status"], "CUSTOMER_STATUS_ACTIVE", "status (enums by their full names)")
+    check(num(j, "createdAt") > 0, "createdAt %r (int64 as a string)", j.get("createdAt"))
+    check(isinstance(j["createdAt"], str), "int64 as a JSON string: %r", j["createdAt"])
     r = ok(c.run(f + ["customers", "get", cid]))
     for s in (cid, email, "ACTIVE", "Ann \"Quote\" Example"):
         check(s in r.out, "customers get lacks %r:\n%s", s, r.describe())
@@ -273,7 +281,8 @@ def case_customers(c, server):
     eq(head, ["ID", "NAME", "EMAIL", "STATUS"], "customers header")
     check(any(l.split()[0] == cid and l.rstrip().endswith("ACTIVE") for l in r.out.splitlines()),
           "customers list lacks %s:\n%s", cid, r.out)
-    eq(ok(c.run(f + ["--json", "customers", "suspend", cid])).one()["status"], "SUSPENDED",
+    eq(ok(c.run(f + ["--json", "customers", "suspend", cid])).one()["status"],
+       "CUSTOMER_STATUS_SUSPENDED",
        "after suspend")
     r = ok(c.run(f + ["customers", "activate", cid]))
     check("ACTIVE" in r.out, "activate:\n%s", r.describe())
@@ -287,8 +296,9 @@ def case_products_stock(c, server):
     f = flags(server)
     sku = uniq("SKU-P")
     j = ok(c.run(f + ["--json", "products", "upsert", sku, "Gear, large", "1999"])).one()
-    eq((j["sku"], j["name"], j["unit_price_cents"], j["on_hand"]), (sku, "Gear, large", 1999, 0),
-       "upsert")
+    eq((j["sku"], j["name"], num(j, "unitPriceCents"), num(j, "onHand")),
+       (sku, "Gear, large", 1999, 0), "upsert")
+    check("onHand" not in j, "a field at its default is left out: %r", j)
     r = ok(c.run(f + ["products", "get", sku]))
     check("19.99" in r.out and "Gear, large" in r.out, "products get:\n%s", r.describe())
     r = ok(c.run(f + ["products"]))
@@ -296,7 +306,8 @@ def case_products_stock(c, server):
     check(any(l.startswith(sku + " ") and "19.99" in l for l in r.out.splitlines()),
           "products list lacks %s:\n%s", sku, r.out)
     j = ok(c.run(f + ["--json", "stock", sku, "40"])).one()
-    eq((j["on_hand"], j["reserved"], j["available"]), (40, 0, 40), "after stock +40")
+    eq((num(j, "onHand"), num(j, "reserved"), num(j, "available")), (40, 0, 40),
+       "after stock +40")
     r = ok(c.run(f + ["stock", sku, "-15"]))
     check("25" in r.out, "stock -15:\n%s", r.describe())
     r = ok(c.run(f + ["stock"]))
@@ -306,7 +317,8 @@ def case_products_stock(c, server):
     eq(row, [[sku, "25", "0", "25"]], "stock row")
     rows = ok(c.run(f + ["--json", "stock"])).json()
     mine = [x for x in rows if x["sku"] == sku]
-    eq([(x["on_hand"], x["reserved"], x["available"]) for x in mine], [(25, 0, 25)],
+    eq([(num(x, "onHand"), num(x, "reserved"), num(x, "available")) for x in mine],
+       [(25, 0, 25)],
        "stock --json")
     fails(c.run(f + ["stock", sku, "-1000"]), 4, "FAILED_PRECONDITION")
     fails(c.run(f + ["products", "get", "NO-SUCH-SKU-" + RUN]), 3, "NOT_FOUND")
@@ -321,15 +333,15 @@ def case_orders(c, server):
     o = ok(c.run(f + ["--json", "create", w.cust, "%s:2" % w.sku_a, "%s:3" % w.sku_b,
                       "--key", key])).one()
     oid = o["id"]
-    eq((o["status"], o["version"], o["total_cents"], len(o["lines"])),
-       ("PENDING", 1, 2 * 1234 + 3 * 250, 2), "created order")
+    eq((o["status"], num(o, "version"), num(o, "totalCents"), len(o["lines"])),
+       ("ORDER_STATUS_PENDING", 1, 2 * 1234 + 3 * 250, 2), "created order")
     eq(ok(c.run(f + ["--json", "create", w.cust, "%s:2" % w.sku_a, "%s:3" % w.sku_b,
                      "--key", key])).one()["id"], oid, "idempotent retry")
     r = ok(c.run(f + ["orders", "get", oid]))
     for s in (oid, w.cust, "PENDING", "32.18", "24.68", "7.50", w.sku_a, w.sku_b):
         check(s in r.out, "orders get lacks %r:\n%s", s, r.describe())
     st = [x for x in ok(c.run(f + ["--json", "stock"])).json() if x["sku"] == w.sku_a]
-    eq((st[0]["on_hand"], st[0]["reserved"], st[0]["available"]), (100, 2, 98),
+    eq((num(st[0], "onHand"), num(st[0], "reserved"), num(st[0], "available")), (100, 2, 98),
        "stock after the order")
 
     # filters
@@ -342,7 +354,7 @@ def case_orders(c, server):
     mine = ok(c.run(f + ["--json", "orders", "list", "--customer", w.cust, "--status",
                          "PENDING", "--page-size", "1"])).json()
     eq([x["id"] for x in mine], [oid, o2], "orders list --status --page-size 1")
-    t0 = o["created_at"]
+    t0 = num(o, "createdAt")
     mine = ok(c.run(f + ["--json", "orders", "--customer", w.cust, "--from", str(t0),
                          "--to", str(t0 + 1)])).json()
     check(oid in [x["id"] for x in mine], "orders --from/--to lacks %s", oid)
@@ -353,7 +365,7 @@ def case_orders(c, server):
 
     # the status machine
     j = ok(c.run(f + ["--json", "status", oid, "Confirmed", "--expected-version", "1"])).one()
-    eq((j["status"], j["version"]), ("CONFIRMED", 2), "confirmed")
+    eq((j["status"], num(j, "version")), ("ORDER_STATUS_CONFIRMED", 2), "confirmed")
     r = fails(c.run(f + ["status", oid, "shipped", "--expected-version", "1"]), 4, "ABORTED")
     eq(r.err.splitlines(), [
         "omsctl: ABORTED: order %s is at version 2, not 1" % oid,
@@ -363,11 +375,13 @@ def case_orders(c, server):
     check("SHIPPED" in r.out, "status shipped:\n%s", r.describe())
     fails(c.run(f + ["cancel", oid]), 4, "FAILED_PRECONDITION")
     fails(c.run(f + ["status", oid, "confirmed"]), 4, "FAILED_PRECONDITION")
-    eq(ok(c.run(f + ["--json", "status", oid, "delivered"])).one()["status"], "DELIVERED",
+    eq(ok(c.run(f + ["--json", "status", oid, "delivered"])).one()["status"],
+       "ORDER_STATUS_DELIVERED",
        "delivered")
     j = ok(c.run(f + ["--json", "cancel", o2, "--reason", "changed my mind",
                       "--expected-version", "1"])).one()
-    eq((j["status"], j["cancel_reason"]), ("CANCELLED", "changed my mind"), "cancelled")
+    eq((j["status"], j["cancelReason"]), ("ORDER_STATUS_CANCELLED", "changed my mind"),
+       "cancelled")
     r = ok(c.run(f + ["orders", "get", o2]))
     check("CANCELLED" in r.out and "changed my mind" in r.out, "get cancelled:\n%s", r.out)
     mine = ok(c.run(f + ["--json", "orders", "--customer", w.cust, "--status",
@@ -454,7 +468,8 @@ def case_import(c, server):
                   "skipped": 0},
        "summary")
     o = ok(c.run(f + ["--json", "orders", "get", rows["r1"]["order_id"]])).one()
-    eq(sorted((l["sku"], l["quantity"]) for l in o["lines"]), sorted([(w.sku_a, 1), (w.sku_b, 2)]),
+    eq(sorted((l["sku"], num(l, "quantity")) for l in o["lines"]),
+       sorted([(w.sku_a, 1), (w.sku_b, 2)]),
        "the two-line row is one order")
     # r6 was never sent: its good first line made no order
     mine = ok(c.run(f + ["--json", "orders", "--customer", w.cust])).json()
@@ -604,31 +619,33 @@ def case_track(c, server):
     rd = Reader(p)
     try:
         def seen(oid, status):
-            return lambda ls: any(e["order_id"] == oid and e["status"] == status
+            return lambda ls: any(e["orderId"] == oid and e["status"] == status
                                   for e in map(json.loads, ls))
-        rd.wait_for(seen(o1, "PENDING"), 20, "o1's creation (replay)")
+        rd.wait_for(seen(o1, "ORDER_STATUS_PENDING"), 20, "o1's creation (replay)")
         ok(c.run(f + ["status", o1, "confirmed"]))
-        rd.wait_for(seen(o1, "CONFIRMED"), 20, "o1 confirmed (live)")
+        rd.wait_for(seen(o1, "ORDER_STATUS_CONFIRMED"), 20, "o1 confirmed (live)")
         p.stdin.write(("+%s\n" % o2).encode())
         p.stdin.flush()
-        rd.wait_for(seen(o2, "PENDING"), 20, "o2 after '+o2'")
+        rd.wait_for(seen(o2, "ORDER_STATUS_PENDING"), 20, "o2 after '+o2'")
         p.stdin.write(("unsub %s\nsub %s\n" % (o1, o3)).encode())
         p.stdin.flush()
-        rd.wait_for(seen(o3, "PENDING"), 20, "o3 after 'sub o3'")
+        rd.wait_for(seen(o3, "ORDER_STATUS_PENDING"), 20, "o3 after 'sub o3'")
         ok(c.run(f + ["status", o1, "shipped"]))   # unsubscribed: not shown
         ok(c.run(f + ["cancel", o2]))
-        rd.wait_for(seen(o2, "CANCELLED"), 20, "o2 cancelled")
+        rd.wait_for(seen(o2, "ORDER_STATUS_CANCELLED"), 20, "o2 cancelled")
         p.stdin.write(b"bogus command\n")
         p.stdin.flush()
         ok(c.run(f + ["cancel", o3]))
-        rd.wait_for(seen(o3, "CANCELLED"), 20, "o3 cancelled")
-        check(not seen(o1, "SHIPPED")(rd.lines), "o1 event after unsub:\n%s",
+        rd.wait_for(seen(o3, "ORDER_STATUS_CANCELLED"), 20, "o3 cancelled")
+        check(not seen(o1, "ORDER_STATUS_SHIPPED")(rd.lines), "o1 event after unsub:\n%s",
               "\n".join(rd.lines))
         evs = rd.events()
         for e in evs:
-            for k in ("seq", "order_id", "customer_id", "status", "previous_status", "version",
-                      "at"):
+            for k in ("seq", "orderId", "customerId", "status", "version", "at"):
                 check(k in e, "event lacks %s: %s", k, e)
+            # previousStatus is left out at its default: only a creation has none
+            check(("previousStatus" in e) == (e["status"] != "ORDER_STATUS_PENDING"),
+                  "previousStatus of %s", e)
         # EOF half-closes; the server may end the stream then (exit 0), else SIGINT does
         p.stdin.close()
         try:
@@ -758,11 +775,11 @@ def case_watch_resume(c, env):
     rd = Reader(p)
     s2 = None
     try:
-        rd.wait_for(lambda ls: any(json.loads(l)["order_id"] == o1 for l in ls), 20,
+        rd.wait_for(lambda ls: any(json.loads(l)["orderId"] == o1 for l in ls), 20,
                     "the replay up to o1")
         ok(c.run(f + ["status", o1, "confirmed"]))
-        rd.wait_for(lambda ls: any(json.loads(l)["order_id"] == o1 and
-                                   json.loads(l)["status"] == "CONFIRMED" for l in ls), 20,
+        rd.wait_for(lambda ls: any(json.loads(l)["orderId"] == o1 and
+                                   json.loads(l)["status"] == "ORDER_STATUS_CONFIRMED" for l in ls), 20,
                     "o1 confirmed, live")
         env.suite.stop_server(s1)
         s2 = start_fixed(env, "watch-restart", port, 1)
@@ -770,8 +787,8 @@ def case_watch_resume(c, env):
         ok(c.run(f + ["status", o1, "shipped"]))
         o2 = ok(c.run(f + ["--json", "create", w.cust, "%s:2" % w.sku_b])).one()["id"]
         ok(c.run(f + ["cancel", o2, "--reason", "test"]))
-        rd.wait_for(lambda ls: any(json.loads(l)["order_id"] == o2 and
-                                   json.loads(l)["status"] == "CANCELLED" for l in ls), 30,
+        rd.wait_for(lambda ls: any(json.loads(l)["orderId"] == o2 and
+                                   json.loads(l)["status"] == "ORDER_STATUS_CANCELLED" for l in ls), 30,
                     "events after the restart")
         # connection loss without a goodbye: kill -9, then the same again
         s2.proc.kill()
@@ -781,19 +798,19 @@ def case_watch_resume(c, env):
         s3 = start_fixed(env, "watch-restart", port, 2)
         s2 = s3
         ok(c.run(f + ["status", o1, "delivered"]))
-        rd.wait_for(lambda ls: any(json.loads(l)["order_id"] == o1 and
-                                   json.loads(l)["status"] == "DELIVERED" for l in ls), 30,
+        rd.wait_for(lambda ls: any(json.loads(l)["orderId"] == o1 and
+                                   json.loads(l)["status"] == "ORDER_STATUS_DELIVERED" for l in ls), 30,
                     "events after kill -9 and restart")
         p.send_signal(signal.SIGINT)
         eq(rd.finish(), 0, "watch exit status after SIGINT")
-        seqs = [e["seq"] for e in rd.events()]
+        seqs = [int(e["seq"]) for e in rd.events()]
         eq(seqs, list(range(1, len(seqs) + 1)), "seqs (gap-free from 1, no repeat)")
         notes = [l for l in rd.err if "reconnecting" in l]
         check(len(notes) >= 2, "want a reconnect note per outage on stderr: %s", rd.err)
-        mine = [(e["order_id"], e["status"]) for e in rd.events()
-                if e["order_id"] in (o1, o2)]
-        eq(mine, [(o1, "PENDING"), (o1, "CONFIRMED"), (o1, "SHIPPED"), (o2, "PENDING"),
-                  (o2, "CANCELLED"), (o1, "DELIVERED")], "o1/o2 events")
+        mine = [(e["orderId"], e["status"]) for e in rd.events()
+                if e["orderId"] in (o1, o2)]
+        eq(mine, [(o1, "ORDER_STATUS_PENDING"), (o1, "ORDER_STATUS_CONFIRMED"), (o1, "ORDER_STATUS_SHIPPED"), (o2, "ORDER_STATUS_PENDING"),
+                  (o2, "ORDER_STATUS_CANCELLED"), (o1, "ORDER_STATUS_DELIVERED")], "o1/o2 events")
     finally:
         stop_child(p)
         env.suite.stop_server(s2 or s1)
@@ -824,7 +841,7 @@ def case_watch_waits_for_server(c, env):
         s = start_fixed(env, "watch-late", port, 0)
         w = World(c, s)
         o1 = ok(c.run(f + ["--json", "create", w.cust, "%s:1" % w.sku_a])).one()["id"]
-        rd.wait_for(lambda ls: any(json.loads(l)["order_id"] == o1 for l in ls), 30,
+        rd.wait_for(lambda ls: any(json.loads(l)["orderId"] == o1 for l in ls), 30,
                     "o1's event once the server is up")
         p.send_signal(signal.SIGINT)
         eq(rd.finish(), 0, "watch exit status after SIGINT")
@@ -855,7 +872,7 @@ def case_watch_filters(c, server):
     ok(c.run(f + ["status", o2, "confirmed"]))
     # --timeout on a stream is a duration: it ends with exit 0
     r = ok(c.run(f + ["--json", "--timeout", "2", "watch", "--order", o2, "--since", "1"]))
-    eq([(e["order_id"], e["status"]) for e in r.json()], [(o2, "PENDING"), (o2, "CONFIRMED")],
+    eq([(e["orderId"], e["status"]) for e in r.json()], [(o2, "ORDER_STATUS_PENDING"), (o2, "ORDER_STATUS_CONFIRMED")],
        "watch --order")
     r = ok(c.run(f + ["--timeout", "2", "watch", "--customer", w.cust, "--since", "1"]))
     lines = r.out.splitlines()

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/alloc.h"
 #include "orders/hub.h"
 
 /* --- a fake store: every committed event, in seq order -------------------- */
@@ -437,6 +438,40 @@ Test(orders_hub, inbox_overflow_restarts_the_ring_and_nothing_is_lost)
     fx_dispose(&f);
 }
 
+/* The writer cannot copy a commit for the loops (no memory): the loop is
+ * still told how far the events go, and its live subscribers read them from
+ * the store, even when no later commit comes to show the gap. */
+Test(orders_hub, publish_out_of_memory_loses_nothing)
+{
+    fixture f;
+    fx_init(&f, 64);
+    rec *r = watch(&f, NULL, NULL, 0, 0);
+    const char *ids[] = {"o-2"};
+    rec *q = watch(&f, NULL, ids, 1, 0);
+    commit1(&f, 1);
+    settle(&f);
+    oms_alloc_fail_nth(1); /* the batch of the next publish */
+    int ords[] = {2, 3, 2};
+    commit_n(&f, ords, 3);
+    cr_assert(oms_alloc_failed());
+    oms_alloc_fail_nth(0);
+    settle(&f);
+    orders_hub_stats st;
+    orders__hub_loop_stats(f.hl, &st);
+    cr_assert_eq(st.gaps, 1);
+    check_rec(&f, r, "all after a lost handover");
+    check_rec(&f, q, "o-2 after a lost handover");
+    cr_assert_eq(r->n, 4);
+    commit1(&f, 2);
+    settle(&f);
+    check_rec(&f, r, "all, live again");
+    check_rec(&f, q, "o-2, live again");
+    cr_assert_eq(st.live, 2);
+    rec_free(r);
+    rec_free(q);
+    fx_dispose(&f);
+}
+
 Test(orders_hub, filters)
 {
     fixture f;
@@ -708,6 +743,246 @@ Test(orders_hub, ten_thousand_subscribers)
         free(same[i].seqs);
         free(distinct[i].seqs);
     }
+    fx_dispose(&f);
+}
+
+/* --- bounded fan-out: an event to many subscribers over several turns ------ */
+
+/* N match-all subscribers (and, when ids, N of order "o-1" and N of its
+ * customer "c-1"): the events pending are offered together, FANOUT_BUDGET
+ * offers per turn of the loop, turn after turn, and every subscriber gets
+ * each of its events exactly once, in order. */
+static rec **many(fixture *f, int n, bool ids)
+{
+    rec **r = calloc((size_t)n * 3, sizeof *r);
+    const char *o1[] = {"o-1"};
+    for (int i = 0; i < n; i++) {
+        r[i] = watch(f, NULL, NULL, 0, 0);
+        if (ids) {
+            r[n + i] = watch(f, NULL, o1, 1, 0);
+            r[2 * n + i] = watch(f, "c-1", NULL, 0, 0);
+        }
+    }
+    return r;
+}
+
+static void free_many(rec **r, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (r[i])
+            rec_free(r[i]);
+    free(r);
+}
+
+Test(orders_hub, fan_out_is_spread_over_turns)
+{
+    enum { N = 1500 };
+    fixture f;
+    fx_init(&f, 64);
+    rec **r = many(&f, N, true);
+    commit1(&f, 1);
+    commit1(&f, 2);
+    orders_hub_stats st;
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    orders__hub_loop_stats(f.hl, &st);
+    cr_assert_eq(st.sent, 512, "one turn offers FANOUT_BUDGET (sent %llu)",
+                 (unsigned long long)st.sent);
+    cr_assert_eq(st.hi, 2, "both events are fanned out together");
+    int both = 0, none = 0;
+    for (int i = 0; i < N; i++) {
+        both += r[i]->n == 2;
+        none += r[i]->n == 0;
+    }
+    cr_assert_eq(both, 256, "a visit offers both events (%d got both)", both);
+    cr_assert_eq(none, N - 256);
+    int turns = 1;
+    for (; turns < 100 && st.sent < 5 * N; turns++) {
+        uv_run(&f.loop, UV_RUN_NOWAIT);
+        orders__hub_loop_stats(f.hl, &st);
+    }
+    settle(&f);
+    orders__hub_loop_stats(f.hl, &st);
+    cr_assert_eq(st.sent, 3 * N + N, "1: all, o-1 and c-1; 2: all (sent %llu)",
+                 (unsigned long long)st.sent);
+    cr_assert_geq(turns, 5 * N / 512);
+    for (int i = 0; i < 3 * N; i++)
+        check_rec(&f, r[i], "many");
+    cr_assert_eq(st.live, 3 * N);
+    free_many(r, 3 * N);
+    fx_dispose(&f);
+}
+
+/* Subscribers that leave, close, block, track or are ended while an event
+ * is half fanned out: nobody gets an event twice or misses one, and the
+ * resume point of one not reached yet is that event. */
+Test(orders_hub, changes_in_the_middle_of_a_fan_out)
+{
+    enum { N = 1200 };
+    fixture f;
+    fx_init(&f, 64);
+    rec **r = many(&f, N, false);
+    const char *o9[] = {"o-9"};
+    rec *t = watch(&f, NULL, o9, 1, 0); /* tracks o-9, will add o-1 */
+    commit1(&f, 1);
+    uv_run(&f.loop, UV_RUN_NOWAIT); /* 512 of N reached */
+    cr_assert_eq(r[0]->n, 1);
+    cr_assert_eq(r[N - 1]->n, 0);
+    /* not reached yet: its resume point is the event in flight */
+    cr_assert_eq(orders__sub_pos(r[N - 1]->s), 0);
+    cr_assert_eq(orders__sub_pos(r[0]->s), 1);
+    /* freed: one reached, one not, the one right after the bookmark */
+    rec_free(r[1]);
+    r[1] = NULL;
+    rec_free(r[N - 2]);
+    r[N - 2] = NULL;
+    rec_free(r[512]);
+    r[512] = NULL;
+    /* closing: not reached yet, it still gets the event, then ends OK */
+    orders__sub_close_after(r[N - 3]->s);
+    cr_assert(!r[N - 3]->ended);
+    /* closing after it was reached: ends at once */
+    orders__sub_close_after(r[2]->s);
+    cr_assert(r[2]->ended);
+    /* tracking an order since seq 1, mid fan-out */
+    const char *o1[] = {"o-1"};
+    cr_assert_eq(orders__sub_track(t->s, o1, 1, 1), 0);
+    /* blocked on the next send */
+    r[N - 4]->again_every = 1;
+    /* a new subscriber from now on: not the event in flight */
+    rec *late = watch(&f, NULL, NULL, 0, 0);
+    settle(&f);
+    cr_assert(r[N - 3]->ended);
+    cr_assert_eq(r[N - 3]->code, RPC_OK);
+    cr_assert_eq(r[N - 3]->n, 1);
+    cr_assert_eq(t->n, 1, "o-1's event once");
+    cr_assert_eq(late->n, 0);
+    commit1(&f, 1);
+    settle(&f);
+    r[N - 4]->again_every = 0;
+    drain_rec(&f, r[N - 4]);
+    for (int i = 0; i < N; i++)
+        if (r[i] && !r[i]->ended)
+            check_rec(&f, r[i], "mid fan-out");
+    check_rec(&f, late, "late");
+    t->from = 1;
+    t->ids[t->nids++] = "o-1";
+    check_rec(&f, t, "tracked mid fan-out");
+    /* ended by a drain in the middle of one: resume points */
+    commit1(&f, 3);
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    orders__hub_loop_end_all(f.hl, RPC_UNAVAILABLE, "drain");
+    for (int i = 0; i < N; i++)
+        if (r[i] && r[i]->code == RPC_UNAVAILABLE) {
+            char want[64];
+            int64_t next = r[i]->seqs[r[i]->n - 1] + 1;
+            snprintf(want, sizeof want, "since_seq=%lld", (long long)next);
+            cr_assert(strstr(r[i]->msg, want), "sub %d: %s, want %s", i, r[i]->msg, want);
+        }
+    settle(&f);
+    rec_free(late);
+    rec_free(t);
+    free_many(r, N);
+    fx_dispose(&f);
+}
+
+/* Many subscribers catching up at once (a lost handover sends every LIVE
+ * one to the store): the idle handle pumps a bounded share of them per turn,
+ * the rest the turns after, and each gets everything once. */
+Test(orders_hub, catch_up_of_many_is_spread_over_turns)
+{
+    enum { N = 3000 };
+    fixture f;
+    fx_init(&f, 64);
+    rec **r = many(&f, N, false);
+    oms_alloc_fail_nth(1);
+    int ords[] = {1, 2, 3};
+    commit_n(&f, ords, 3);
+    cr_assert(oms_alloc_failed());
+    oms_alloc_fail_nth(0);
+    uv_run(&f.loop, UV_RUN_NOWAIT); /* the restart: all scheduled */
+    uv_run(&f.loop, UV_RUN_NOWAIT); /* one idle turn */
+    int done = 0;
+    for (int i = 0; i < N; i++)
+        done += r[i]->n == 3;
+    cr_assert_gt(done, 0);
+    cr_assert_lt(done, N, "one turn pumped all %d", N);
+    settle(&f);
+    for (int i = 0; i < N; i++)
+        check_rec(&f, r[i], "caught up");
+    free_many(r, N);
+    fx_dispose(&f);
+}
+
+/* Match-all subscribers of one connection (ops->group) are offered an event
+ * one after another, however they joined, as they come and go. */
+static const char *send_log[64];
+static size_t nsend_log;
+
+static int grp_send(void *arg, const store_event *e)
+{
+    rec *r = arg;
+    if (nsend_log < 64)
+        send_log[nsend_log++] = r->customer; /* the group, for this test */
+    r->seqs = r->seqs ? r->seqs : calloc(64, sizeof *r->seqs);
+    r->seqs[r->n++] = e->seq;
+    return 0;
+}
+
+static const char *grp_group(void *arg)
+{
+    return ((rec *)arg)->customer;
+}
+
+static const orders_sub_ops grp_ops = {.send = grp_send, .end = rec_end, .group = grp_group};
+
+static rec *grp_watch(fixture *f, const char *group)
+{
+    rec *r = calloc(1, sizeof *r);
+    r->customer = group;
+    r->s = orders__sub_new(f->hl, &grp_ops, r);
+    cr_assert_eq(orders__sub_watch(r->s, NULL, NULL, 0), 0);
+    orders__sub_start(r->s, 0);
+    return r;
+}
+
+/* Each group's sends are one run in send_log[0..nsend_log). */
+static void check_runs(size_t want)
+{
+    cr_assert_eq(nsend_log, want);
+    for (size_t i = 0; i < nsend_log; i++)
+        for (size_t j = i + 2; j < nsend_log; j++)
+            if (strcmp(send_log[i], send_log[j]) == 0)
+                for (size_t k = i + 1; k < j; k++)
+                    cr_assert_str_eq(send_log[k], send_log[i], "group %s split at %zu", send_log[i],
+                                     k);
+    nsend_log = 0;
+}
+
+Test(orders_hub, match_all_subscribers_grouped_by_connection)
+{
+    fixture f;
+    fx_init(&f, 64);
+    const char *g[] = {"A", "B", "C"};
+    rec *r[12];
+    for (int i = 0; i < 9; i++)
+        r[i] = grp_watch(&f, g[i % 3]);
+    commit1(&f, 1);
+    settle(&f);
+    check_runs(9);
+    rec_free(r[3]); /* an A in the middle of its run */
+    rec_free(r[8]); /* the last C */
+    r[9] = grp_watch(&f, "C");
+    r[10] = grp_watch(&f, "A");
+    r[11] = grp_watch(&f, "D");
+    commit1(&f, 2);
+    settle(&f);
+    check_runs(10);
+    for (int i = 0; i < 12; i++)
+        if (i != 3 && i != 8) {
+            free(r[i]->seqs);
+            r[i]->seqs = NULL;
+            rec_free(r[i]);
+        }
     fx_dispose(&f);
 }
 

@@ -627,15 +627,14 @@ char *emit_server(const gen_file *f)
 
 static const char client_common[] =
     "/* A call started by the stubs below; it is the call's data\n"
-    " * (rpc_client_call_data()) until on_status returned, then freed. It is\n"
-    " * malloc'ed because rpc_client.h has no typed slot nor arena per call. */\n"
+    " * (rpc_client_call_data()), in the call's own memory\n"
+    " * (rpc_client_call_alloc()): it goes with the call after on_status. */\n"
     "typedef struct omsrpc_call {\n"
-    "    const void *cb;         /* streaming: the method's typed callbacks */\n"
-    "    void (*done)(void);     /* unary: the method's done callback, converted back\n"
-    "                               to its own type before it is called */\n"
-    "    void *data;             /* the caller's */\n"
-    "    ProtobufCMessage *resp; /* unary: copy of the response (system allocator) */\n"
-    "    bool lost;              /* unary: the response could not be copied */\n"
+    "    const void *cb;     /* streaming: the method's typed callbacks */\n"
+    "    void (*done)(void); /* unary: the method's done callback, converted back\n"
+    "                           to its own type before it is called */\n"
+    "    void *data;         /* the caller's */\n"
+    "    const ProtobufCMessage *resp; /* unary: the response, valid until on_status */\n"
     "} omsrpc_call;\n"
     "\n"
     "/* Starts a call on path with state st; sends req and half-closes when req\n"
@@ -646,51 +645,36 @@ static const char client_common[] =
     "*opts,\n"
     "                                     const ProtobufCMessage *req, omsrpc_call st)\n"
     "{\n"
-    "    omsrpc_call *s = malloc(sizeof *s);\n"
-    "    if (!s)\n"
+    "    rpc_client_call *c = rpc_channel_call(ch, path, resp, ops, NULL, opts);\n"
+    "    if (!c)\n"
     "        return NULL;\n"
-    "    *s = st;\n"
-    "    rpc_client_call *c = rpc_channel_call(ch, path, resp, ops, s, opts);\n"
-    "    if (!c) {\n"
-    "        free(s);\n"
+    "    omsrpc_call *s = rpc_client_call_alloc(c, sizeof *s);\n"
+    "    if (!s) {\n"
+    "        /* its on_status finds no state and does nothing */\n"
+    "        rpc_client_call_cancel(c);\n"
     "        return NULL;\n"
     "    }\n"
+    "    *s = st;\n"
+    "    rpc_client_call_set_data(c, s);\n"
     "    /* a request that cannot even be queued cancels: on_status follows */\n"
     "    if (req && (rpc_client_call_send(c, req) < 0 || rpc_client_call_close_send(c) < 0))\n"
     "        rpc_client_call_cancel(c);\n"
     "    return c;\n"
-    "}\n"
-    "\n"
-    "static void omsrpc_end(omsrpc_call *s)\n"
-    "{\n"
-    "    if (s->resp)\n"
-    "        protobuf_c_message_free_unpacked(s->resp, NULL);\n"
-    "    free(s);\n"
     "}\n";
 
 static const char client_unary_helpers[] =
     "\n"
-    "/* A unary call's response must live until on_status, but rpc_client.h\n"
-    " * lends it to on_message only: keep a copy (packed and unpacked). */\n"
+    "/* A unary call's response stays valid until on_status (rpc_client.h):\n"
+    " * keep it by pointer. */\n"
     "static void omsrpc_unary_on_message(rpc_client_call *c, const ProtobufCMessage *m)\n"
     "{\n"
     "    omsrpc_call *s = rpc_client_call_data(c);\n"
-    "    if (s->resp || s->lost)\n"
-    "        return; /* one response per unary call: a second one is ignored */\n"
-    "    uint8_t stackbuf[1024];\n"
-    "    size_t n = protobuf_c_message_get_packed_size(m);\n"
-    "    uint8_t *buf = n <= sizeof stackbuf ? stackbuf : malloc(n);\n"
-    "    if (buf) {\n"
-    "        protobuf_c_message_pack(m, buf);\n"
-    "        s->resp = protobuf_c_message_unpack(m->descriptor, NULL, n, buf);\n"
-    "        if (buf != stackbuf)\n"
-    "            free(buf);\n"
-    "    }\n"
-    "    s->lost = !s->resp;\n"
+    "    if (s && !s->resp)\n"
+    "        s->resp = m; /* one response per unary call: a second one is ignored */\n"
     "}\n"
     "\n"
     "/* The response to hand to done: NULL unless the call ended OK with one. An\n"
-    " * OK without a usable response becomes an error, so done never sees OK with\n"
+    " * OK without a response becomes an error, so done never sees OK with\n"
     " * NULL. */\n"
     "static const ProtobufCMessage *omsrpc_unary_result(const omsrpc_call *s, rpc_status "
     "*code,\n"
@@ -698,11 +682,6 @@ static const char client_unary_helpers[] =
     "{\n"
     "    if (*code != RPC_OK)\n"
     "        return NULL;\n"
-    "    if (s->lost) {\n"
-    "        *code = RPC_RESOURCE_EXHAUSTED;\n"
-    "        *message = \"client out of memory keeping the response\";\n"
-    "        return NULL;\n"
-    "    }\n"
     "    if (!s->resp) {\n"
     "        *code = RPC_INTERNAL;\n"
     "        *message = \"no response message for a unary call\";\n"
@@ -724,13 +703,14 @@ static void client_unary(sbuf *b, gen_pool *p, const gen_service *s, const gen_m
     sb_puts(b, "{\n"
                "    (void)trailers;\n"
                "    omsrpc_call *s = rpc_client_call_data(c);\n"
+               "    if (!s)\n"
+               "        return;\n"
                "    const ProtobufCMessage *resp = omsrpc_unary_result(s, &code, &message);\n");
     sb_assign(b, 4, strf(p, "%s done", done), strf(p, "(%s)s->done", done));
     sb_puts(b, "    if (done)\n");
     call(b, 8, "done(", ");", 4, "s->data", "code", "message",
          strf(p, "(const %s *)resp", m->out_type));
-    sb_puts(b, "    omsrpc_end(s);\n"
-               "}\n\n");
+    sb_puts(b, "}\n\n");
     sb_printf(b,
               "static const rpc_client_ops %s__ops = {\n"
               "    .flags = %s,\n"
@@ -788,12 +768,12 @@ static void client_forward(sbuf *b, gen_pool *p, const gen_method *m, const char
     sb_printf(b,
               "{\n"
               "    omsrpc_call *s = rpc_client_call_data(c);\n"
+              "    if (!s)\n"
+              "        return;\n"
               "    const %s *cb = s->cb;\n"
               "    if (cb->%s)\n",
               cbtype, cb);
     call(b, 8, strf(p, "cb->%s(", cb), ");", args[0] ? 3 : 2, "c", "s->data", args);
-    if (strcmp(cb, "on_status") == 0)
-        sb_puts(b, "    omsrpc_end(s);\n");
     sb_puts(b, "}\n\n");
 }
 

@@ -1,16 +1,16 @@
-/* bench_order.c - the OrderBench business logic the contract fixes
+/* orderbench_order.c - the OrderBench business logic the contract fixes
  * (proto/oms/bench/v1/bench.proto), without calls, so it is tested alone.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "services/orderbench/bench_int.h"
+#include "services/orderbench/orderbench_int.h"
 
 /* Most orders serialize into this much stack; larger ones take one malloc. */
 #define PACK_STACK 512
 
-rpc_status bench_order_check(const Oms__Bench__V1__CreateOrderRequest *req, int64_t *total,
-                             const char **why)
+rpc_status orderbench_order_check(const Oms__Bench__V1__CreateOrderRequest *req, int64_t *total,
+                                  const char **why)
 {
     if (!req->customer_id || req->customer_id[0] == '\0') {
         *why = "customer_id must not be empty";
@@ -36,7 +36,7 @@ rpc_status bench_order_check(const Oms__Bench__V1__CreateOrderRequest *req, int6
     return RPC_OK;
 }
 
-size_t bench_order_id(char id[BENCH_ID_MAX], uint64_t n)
+size_t orderbench_order_id(char id[BENCH_ID_MAX], uint64_t n)
 {
     char digits[20];
     size_t k = 0;
@@ -52,19 +52,20 @@ size_t bench_order_id(char id[BENCH_ID_MAX], uint64_t n)
     return 2 + k;
 }
 
-rpc_status bench_order_create(bench_store *s, const Oms__Bench__V1__CreateOrderRequest *req,
-                              int64_t now_ms, Oms__Bench__V1__Order *order, char id[BENCH_ID_MAX],
-                              const char **why)
+rpc_status orderbench_order_create(orderbench_store *s,
+                                   const Oms__Bench__V1__CreateOrderRequest *req, int64_t now_ms,
+                                   Oms__Bench__V1__Order *order, char id[BENCH_ID_MAX],
+                                   const char **why)
 {
     int64_t total;
-    rpc_status st = bench_order_check(req, &total, why);
+    rpc_status st = orderbench_order_check(req, &total, why);
     if (st != RPC_OK)
         return st;
 
     /* ids are taken outside the map's mutex; two racing creates may insert
      * "o-6" before "o-5", which nothing observes */
     uint64_t n = atomic_fetch_add_explicit(&s->next, 1, memory_order_relaxed) + 1;
-    size_t idlen = bench_order_id(id, n);
+    size_t idlen = orderbench_order_id(id, n);
 
     oms__bench__v1__order__init(order);
     order->id = id;
@@ -82,7 +83,7 @@ rpc_status bench_order_create(bench_store *s, const Oms__Bench__V1__CreateOrderR
     if (!buf)
         goto nomem;
     oms__bench__v1__order__pack(order, buf);
-    int rv = bench_store_put(s, id, idlen, (int32_t)order->status, buf, len);
+    int rv = orderbench_store_put(s, id, idlen, (int32_t)order->status, buf, len);
     if (buf != stack)
         free(buf);
     if (rv == 0)
@@ -96,7 +97,7 @@ nomem:
     return RPC_RESOURCE_EXHAUSTED;
 }
 
-Oms__Bench__V1__OrderStatus bench_watch_status(int64_t k)
+Oms__Bench__V1__OrderStatus orderbench_watch_status(int64_t k)
 {
     return (Oms__Bench__V1__OrderStatus)(1 + (k - 1) % 5);
 }

@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "services/orderbench/bench_int.h"
+#include "services/orderbench/orderbench_int.h"
 
 typedef Oms__Bench__V1__LineItem line_item;
 typedef Oms__Bench__V1__CreateOrderRequest create_req;
@@ -33,21 +33,21 @@ static create_req *make_req(req_fixture *f, const char *customer, size_t n, cons
     return &f->req;
 }
 
-Test(bench_order, total_is_sum_of_lines)
+Test(orderbench_order, total_is_sum_of_lines)
 {
     req_fixture f;
     int64_t total = -1;
     const char *why = NULL;
     const int32_t q[] = {2, 3, 1};
     const int64_t p[] = {150, 1000, -25};
-    cr_assert_eq(bench_order_check(make_req(&f, "c-1", 3, q, p), &total, &why), RPC_OK);
+    cr_assert_eq(orderbench_order_check(make_req(&f, "c-1", 3, q, p), &total, &why), RPC_OK);
     cr_assert_eq(total, 2 * 150 + 3 * 1000 - 25);
 
-    cr_assert_eq(bench_order_check(make_req(&f, "c-1", 0, NULL, NULL), &total, &why), RPC_OK);
+    cr_assert_eq(orderbench_order_check(make_req(&f, "c-1", 0, NULL, NULL), &total, &why), RPC_OK);
     cr_assert_eq(total, 0);
 }
 
-Test(bench_order, rejects_empty_customer_and_bad_quantity)
+Test(orderbench_order, rejects_empty_customer_and_bad_quantity)
 {
     req_fixture f;
     int64_t total;
@@ -56,58 +56,59 @@ Test(bench_order, rejects_empty_customer_and_bad_quantity)
     const int32_t zero[] = {1, 0};
     const int32_t neg[] = {-3};
     const int64_t p[] = {10, 10};
-    cr_assert_eq(bench_order_check(make_req(&f, "", 1, ok, p), &total, &why), RPC_INVALID_ARGUMENT);
-    cr_assert_not_null(why);
-    cr_assert_eq(bench_order_check(make_req(&f, "c", 2, zero, p), &total, &why),
+    cr_assert_eq(orderbench_order_check(make_req(&f, "", 1, ok, p), &total, &why),
                  RPC_INVALID_ARGUMENT);
-    cr_assert_eq(bench_order_check(make_req(&f, "c", 1, neg, p), &total, &why),
+    cr_assert_not_null(why);
+    cr_assert_eq(orderbench_order_check(make_req(&f, "c", 2, zero, p), &total, &why),
+                 RPC_INVALID_ARGUMENT);
+    cr_assert_eq(orderbench_order_check(make_req(&f, "c", 1, neg, p), &total, &why),
                  RPC_INVALID_ARGUMENT);
 }
 
-Test(bench_order, total_overflow_is_invalid_argument)
+Test(orderbench_order, total_overflow_is_invalid_argument)
 {
     req_fixture f;
     int64_t total;
     const char *why = NULL;
     const int32_t q1[] = {INT32_MAX};
     const int64_t p1[] = {INT64_MAX / 2};
-    cr_assert_eq(bench_order_check(make_req(&f, "c", 1, q1, p1), &total, &why),
+    cr_assert_eq(orderbench_order_check(make_req(&f, "c", 1, q1, p1), &total, &why),
                  RPC_INVALID_ARGUMENT);
     cr_assert_str_eq(why, "total_cents overflows int64");
 
     /* each line fits, the sum does not */
     const int32_t q2[] = {1, 1};
     const int64_t p2[] = {INT64_MAX, 1};
-    cr_assert_eq(bench_order_check(make_req(&f, "c", 2, q2, p2), &total, &why),
+    cr_assert_eq(orderbench_order_check(make_req(&f, "c", 2, q2, p2), &total, &why),
                  RPC_INVALID_ARGUMENT);
 
     const int64_t p3[] = {INT64_MIN, -1};
-    cr_assert_eq(bench_order_check(make_req(&f, "c", 2, q2, p3), &total, &why),
+    cr_assert_eq(orderbench_order_check(make_req(&f, "c", 2, q2, p3), &total, &why),
                  RPC_INVALID_ARGUMENT);
 
     /* right at the edge is fine */
     const int64_t p4[] = {INT64_MAX - 1, 1};
-    cr_assert_eq(bench_order_check(make_req(&f, "c", 2, q2, p4), &total, &why), RPC_OK);
+    cr_assert_eq(orderbench_order_check(make_req(&f, "c", 2, q2, p4), &total, &why), RPC_OK);
     cr_assert_eq(total, INT64_MAX);
 }
 
-Test(bench_order, ids)
+Test(orderbench_order, ids)
 {
     char id[BENCH_ID_MAX];
-    cr_assert_eq(bench_order_id(id, 1), 3);
+    cr_assert_eq(orderbench_order_id(id, 1), 3);
     cr_assert_str_eq(id, "o-1");
-    cr_assert_eq(bench_order_id(id, 0), 3);
+    cr_assert_eq(orderbench_order_id(id, 0), 3);
     cr_assert_str_eq(id, "o-0");
-    bench_order_id(id, 1234567890);
+    orderbench_order_id(id, 1234567890);
     cr_assert_str_eq(id, "o-1234567890");
-    cr_assert_eq(bench_order_id(id, UINT64_MAX), 22);
+    cr_assert_eq(orderbench_order_id(id, UINT64_MAX), 22);
     cr_assert_str_eq(id, "o-18446744073709551615");
 }
 
-Test(bench_order, create_numbers_stores_and_returns_the_order)
+Test(orderbench_order, create_numbers_stores_and_returns_the_order)
 {
-    bench_store s;
-    cr_assert_eq(bench_store_init(&s, 0, 0), 0);
+    orderbench_store s;
+    cr_assert_eq(orderbench_store_init(&s, 0, 0), 0);
     req_fixture f;
     const int32_t q[] = {2, 1};
     const int64_t p[] = {500, 99};
@@ -116,7 +117,7 @@ Test(bench_order, create_numbers_stores_and_returns_the_order)
     Oms__Bench__V1__Order order;
     char id[BENCH_ID_MAX];
     const char *why = NULL;
-    cr_assert_eq(bench_order_create(&s, req, 1700000000123, &order, id, &why), RPC_OK);
+    cr_assert_eq(orderbench_order_create(&s, req, 1700000000123, &order, id, &why), RPC_OK);
     cr_assert_str_eq(order.id, "o-1");
     cr_assert_str_eq(order.customer_id, "cust-42");
     cr_assert_eq(order.n_items, 2);
@@ -124,15 +125,15 @@ Test(bench_order, create_numbers_stores_and_returns_the_order)
     cr_assert_eq(order.status, OMS__BENCH__V1__ORDER_STATUS__ORDER_STATUS_PENDING);
     cr_assert_eq(order.created_at_unix_ms, 1700000000123);
 
-    cr_assert_eq(bench_order_create(&s, req, 1, &order, id, &why), RPC_OK);
+    cr_assert_eq(orderbench_order_create(&s, req, 1, &order, id, &why), RPC_OK);
     cr_assert_str_eq(id, "o-2");
-    cr_assert_eq(bench_store_count(&s), 2);
+    cr_assert_eq(orderbench_store_count(&s), 2);
 
     /* the stored copy unpacks to the returned order */
     uint8_t buf[256];
     int32_t status;
     size_t len;
-    cr_assert(bench_store_get(&s, "o-1", 3, &status, buf, sizeof buf, &len));
+    cr_assert(orderbench_store_get(&s, "o-1", 3, &status, buf, sizeof buf, &len));
     cr_assert_eq(status, OMS__BENCH__V1__ORDER_STATUS__ORDER_STATUS_PENDING);
     cr_assert_leq(len, sizeof buf);
     Oms__Bench__V1__Order *got = oms__bench__v1__order__unpack(NULL, len, buf);
@@ -150,18 +151,18 @@ Test(bench_order, create_numbers_stores_and_returns_the_order)
     /* an invalid request takes no id and stores nothing */
     req_fixture g;
     const int32_t bad[] = {0};
-    cr_assert_eq(bench_order_create(&s, make_req(&g, "c", 1, bad, p), 1, &order, id, &why),
+    cr_assert_eq(orderbench_order_create(&s, make_req(&g, "c", 1, bad, p), 1, &order, id, &why),
                  RPC_INVALID_ARGUMENT);
-    cr_assert_eq(bench_order_create(&s, req, 1, &order, id, &why), RPC_OK);
+    cr_assert_eq(orderbench_order_create(&s, req, 1, &order, id, &why), RPC_OK);
     cr_assert_str_eq(id, "o-3");
-    cr_assert_eq(bench_store_count(&s), 3);
-    bench_store_dispose(&s);
+    cr_assert_eq(orderbench_store_count(&s), 3);
+    orderbench_store_dispose(&s);
 }
 
-Test(bench_order, create_large_order_packs_off_stack)
+Test(orderbench_order, create_large_order_packs_off_stack)
 {
-    bench_store s;
-    cr_assert_eq(bench_store_init(&s, 0, 0), 0);
+    orderbench_store s;
+    cr_assert_eq(orderbench_store_init(&s, 0, 0), 0);
     req_fixture f;
     static char sku[4000];
     memset(sku, 's', sizeof sku - 1);
@@ -172,19 +173,19 @@ Test(bench_order, create_large_order_packs_off_stack)
     Oms__Bench__V1__Order order;
     char id[BENCH_ID_MAX];
     const char *why;
-    cr_assert_eq(bench_order_create(&s, req, 5, &order, id, &why), RPC_OK);
+    cr_assert_eq(orderbench_order_create(&s, req, 5, &order, id, &why), RPC_OK);
     int32_t status;
     size_t len;
-    cr_assert(bench_store_get(&s, id, strlen(id), &status, NULL, 0, &len));
+    cr_assert(orderbench_store_get(&s, id, strlen(id), &status, NULL, 0, &len));
     cr_assert_eq(len, oms__bench__v1__order__get_packed_size(&order));
     cr_assert_gt(len, 4000);
-    bench_store_dispose(&s);
+    orderbench_store_dispose(&s);
 }
 
-Test(bench_order, watch_statuses_cycle_pending_to_cancelled)
+Test(orderbench_order, watch_statuses_cycle_pending_to_cancelled)
 {
     const int expect[] = {1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1};
     for (int k = 1; k <= 11; k++)
-        cr_assert_eq(bench_watch_status(k), expect[k - 1], "k=%d", k);
-    cr_assert_eq(bench_watch_status(INT32_MAX), 1 + (INT32_MAX - 1) % 5);
+        cr_assert_eq(orderbench_watch_status(k), expect[k - 1], "k=%d", k);
+    cr_assert_eq(orderbench_watch_status(INT32_MAX), 1 + (INT32_MAX - 1) % 5);
 }

@@ -1,12 +1,12 @@
-/* bench_service.c - oms.bench.v1.OrderBench: the benchmark contract of
+/* orderbench_service.c - oms.bench.v1.OrderBench: the benchmark contract of
  * proto/oms/bench/v1/bench.proto on rpc's call API. The logic lives in
- * bench_order.c and bench_store.c; this file only moves messages.
+ * orderbench_order.c and orderbench_store.c; this file only moves messages.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "services/orderbench/bench_int.h"
+#include "services/orderbench/orderbench_int.h"
 #include "services/services.h"
 #include "services/svc_int.h"
 #include "oms/bench/v1/bench.omsrpc.h"
@@ -14,8 +14,8 @@
 /* GetOrder copies stored bytes here first; larger orders go to the arena. */
 #define GET_STACK 1024
 
-struct bench_service {
-    bench_store store;
+struct orderbench_service {
+    orderbench_store store;
     const rpc_method_ops *ops[OMS__BENCH__V1__ORDER_BENCH__N_METHODS]; /* impl's */
     rpc_service_impl impl;
 };
@@ -33,12 +33,12 @@ static int64_t now_unix_ms(void)
  * response borrows the request's strings and items. */
 static void on_create_order(rpc_call *c, const Oms__Bench__V1__CreateOrderRequest *req)
 {
-    bench_service *b = rpc_call_service_data(c);
+    orderbench_service *b = rpc_call_service_data(c);
     Oms__Bench__V1__Order order;
     char id[BENCH_ID_MAX];
     const char *why = NULL;
 
-    rpc_status st = bench_order_create(&b->store, req, now_unix_ms(), &order, id, &why);
+    rpc_status st = orderbench_order_create(&b->store, req, now_unix_ms(), &order, id, &why);
     if (st != RPC_OK) {
         rpc_call_finish(c, st, why);
         return;
@@ -53,7 +53,7 @@ static void on_create_order(rpc_call *c, const Oms__Bench__V1__CreateOrderReques
 
 static void on_get_order(rpc_call *c, const Oms__Bench__V1__GetOrderRequest *req)
 {
-    bench_service *b = rpc_call_service_data(c);
+    orderbench_service *b = rpc_call_service_data(c);
     size_t idlen = strlen(req->id);
     uint8_t stack[GET_STACK];
     uint8_t *buf = stack;
@@ -61,7 +61,7 @@ static void on_get_order(rpc_call *c, const Oms__Bench__V1__GetOrderRequest *req
     int32_t status;
 
     for (;;) {
-        if (!bench_store_get(&b->store, req->id, idlen, &status, buf, cap, &len)) {
+        if (!orderbench_store_get(&b->store, req->id, idlen, &status, buf, cap, &len)) {
             rpc_call_finish(c, RPC_NOT_FOUND, "order not found");
             return;
         }
@@ -102,7 +102,7 @@ static void pump_watch(rpc_call *c, watch_state *w)
     Oms__Bench__V1__OrderEvent ev = OMS__BENCH__V1__ORDER_EVENT__INIT;
     ev.order_id = (char *)"watch";
     while (w->next <= w->count) {
-        ev.status = bench_watch_status(w->next);
+        ev.status = orderbench_watch_status(w->next);
         ev.seq = w->next++;
         int rc = oms__bench__v1__order_bench__watch_orders__send(c, &ev);
         if (rc < 0) {
@@ -146,7 +146,7 @@ static void on_watch_ready(rpc_call *c)
  * no action here. */
 static void on_track_message(rpc_call *c, const Oms__Bench__V1__TrackRequest *req)
 {
-    bench_service *b = rpc_call_service_data(c);
+    orderbench_service *b = rpc_call_service_data(c);
     if (rpc_call_done(c))
         return;
 
@@ -160,7 +160,8 @@ static void on_track_message(rpc_call *c, const Oms__Bench__V1__TrackRequest *re
     }
     int32_t status;
     size_t len;
-    if (!bench_store_get(&b->store, req->order_id, strlen(req->order_id), &status, NULL, 0, &len))
+    if (!orderbench_store_get(&b->store, req->order_id, strlen(req->order_id), &status, NULL, 0,
+                              &len))
         status = OMS__BENCH__V1__ORDER_STATUS__ORDER_STATUS_UNSPECIFIED;
 
     Oms__Bench__V1__OrderEvent ev = OMS__BENCH__V1__ORDER_EVENT__INIT;
@@ -179,41 +180,41 @@ static void on_track_half_close(rpc_call *c)
 
 /* --- the service table -------------------------------------------------- */
 
-static const Oms__Bench__V1__OrderBench_Server bench_handlers = {
+static const Oms__Bench__V1__OrderBench_Server orderbench_handlers = {
     .create_order = {.on_request = on_create_order},
     .get_order = {.on_request = on_get_order},
     .watch_orders = {.on_request = on_watch_message, .on_ready = on_watch_ready},
     .track = {.on_request = on_track_message, .on_half_close = on_track_half_close},
 };
 
-bench_service *bench_service_new(void)
+orderbench_service *orderbench_service_new(void)
 {
-    bench_service *b = calloc(1, sizeof *b);
+    orderbench_service *b = calloc(1, sizeof *b);
     if (!b)
         goto fail_alloc;
-    if (bench_store_init(&b->store, 0, 0) != 0)
+    if (orderbench_store_init(&b->store, 0, 0) != 0)
         goto fail_store;
-    if (oms__bench__v1__order_bench__server_impl(&b->impl, b->ops, &bench_handlers, b) != 0)
+    if (oms__bench__v1__order_bench__server_impl(&b->impl, b->ops, &orderbench_handlers, b) != 0)
         goto fail_ops;
     return b;
 
 fail_ops:
-    bench_store_dispose(&b->store);
+    orderbench_store_dispose(&b->store);
 fail_store:
     free(b);
 fail_alloc:
     return NULL;
 }
 
-void bench_service_free(bench_service *b)
+void orderbench_service_free(orderbench_service *b)
 {
     if (!b)
         return;
-    bench_store_dispose(&b->store);
+    orderbench_store_dispose(&b->store);
     free(b);
 }
 
-const rpc_service_impl *bench_service_impl(const bench_service *b)
+const rpc_service_impl *orderbench_service_impl(const orderbench_service *b)
 {
     return &b->impl;
 }

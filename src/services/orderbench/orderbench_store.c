@@ -1,25 +1,25 @@
-/* bench_store.c - the OrderBench order map: one mutex, open addressing,
+/* orderbench_store.c - the OrderBench order map: one mutex, open addressing,
  * entries bump-allocated from chunks so that clearing 1,000,000 orders is a
  * memset and a few free()s.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "services/orderbench/bench_int.h"
+#include "services/orderbench/orderbench_int.h"
 
 #define CHUNK_BYTES   ((size_t)1 << 20) /* default chunk payload */
 #define INITIAL_SLOTS 1024              /* power of two */
 
 /* key bytes, then value bytes; 8-byte aligned inside its chunk */
-struct bench_entry {
+struct orderbench_entry {
     uint32_t klen;
     uint32_t vlen;
     int32_t status;
     uint8_t bytes[];
 };
 
-struct bench_chunk {
-    bench_chunk *next;
+struct orderbench_chunk {
+    orderbench_chunk *next;
     size_t used; /* bytes of data handed out */
     size_t cap;  /* bytes of data */
     uint8_t data[];
@@ -43,12 +43,12 @@ static uint64_t hash_key(const char *key, size_t n)
     return h;
 }
 
-static bool key_equal(const bench_entry *e, const char *key, size_t klen)
+static bool key_equal(const orderbench_entry *e, const char *key, size_t klen)
 {
     return e->klen == klen && memcmp(e->bytes, key, klen) == 0;
 }
 
-int bench_store_init(bench_store *s, size_t max_orders, size_t max_bytes)
+int orderbench_store_init(orderbench_store *s, size_t max_orders, size_t max_bytes)
 {
     memset(s, 0, sizeof *s);
     s->max_orders = max_orders ? max_orders : BENCH_STORE_MAX_ORDERS;
@@ -66,16 +66,16 @@ int bench_store_init(bench_store *s, size_t max_orders, size_t max_bytes)
     return 0;
 }
 
-static void free_chunks(bench_chunk *ch)
+static void free_chunks(orderbench_chunk *ch)
 {
     while (ch) {
-        bench_chunk *next = ch->next;
+        orderbench_chunk *next = ch->next;
         free(ch);
         ch = next;
     }
 }
 
-void bench_store_dispose(bench_store *s)
+void orderbench_store_dispose(orderbench_store *s)
 {
     free_chunks(s->chunks);
     free(s->slots);
@@ -86,9 +86,9 @@ void bench_store_dispose(bench_store *s)
 
 /* Empties the map but keeps the slot array at its grown size (the next
  * million inserts need it again) and one standard chunk to bump into. */
-static void clear_locked(bench_store *s)
+static void clear_locked(orderbench_store *s)
 {
-    bench_chunk *keep = s->chunks;
+    orderbench_chunk *keep = s->chunks;
     if (keep && keep->cap == CHUNK_BYTES) {
         free_chunks(keep->next);
         keep->next = NULL;
@@ -105,10 +105,10 @@ static void clear_locked(bench_store *s)
 }
 
 /* Doubles the slot array; 0 or BENCH_ENOMEM (the old array stays). */
-static int grow_locked(bench_store *s)
+static int grow_locked(orderbench_store *s)
 {
     size_t n = (s->mask + 1) * 2;
-    bench_slot *slots = calloc(n, sizeof *slots);
+    orderbench_slot *slots = calloc(n, sizeof *slots);
     if (!slots)
         return BENCH_ENOMEM;
     for (size_t i = 0; i <= s->mask; i++) {
@@ -126,9 +126,9 @@ static int grow_locked(bench_store *s)
 }
 
 /* need bytes (a multiple of 8) from the head chunk, or a new one. */
-static void *alloc_locked(bench_store *s, size_t need)
+static void *alloc_locked(orderbench_store *s, size_t need)
 {
-    bench_chunk *ch = s->chunks;
+    orderbench_chunk *ch = s->chunks;
     if (!ch || ch->cap - ch->used < need) {
         size_t cap = need > CHUNK_BYTES ? need : CHUNK_BYTES;
         ch = malloc(sizeof *ch + cap);
@@ -144,12 +144,12 @@ static void *alloc_locked(bench_store *s, size_t need)
     return p;
 }
 
-int bench_store_put(bench_store *s, const char *key, size_t klen, int32_t status, const void *value,
-                    size_t len)
+int orderbench_store_put(orderbench_store *s, const char *key, size_t klen, int32_t status,
+                         const void *value, size_t len)
 {
     if (klen > UINT32_MAX || len > UINT32_MAX)
         return BENCH_EINVAL;
-    size_t need = (offsetof(bench_entry, bytes) + klen + len + 7) & ~(size_t)7;
+    size_t need = (offsetof(orderbench_entry, bytes) + klen + len + 7) & ~(size_t)7;
     uint64_t h = hash_key(key, klen);
     int rv = 0;
 
@@ -159,7 +159,7 @@ int bench_store_put(bench_store *s, const char *key, size_t klen, int32_t status
     /* load factor <= 0.7: 1,000,000 orders fit in 2^21 slots (32 MiB) */
     if ((s->count + 1) * 10 > (s->mask + 1) * 7 && (rv = grow_locked(s)) != 0)
         goto out;
-    bench_entry *e = alloc_locked(s, need);
+    orderbench_entry *e = alloc_locked(s, need);
     if (!e) {
         rv = BENCH_ENOMEM;
         goto out;
@@ -189,15 +189,15 @@ out:
     return rv;
 }
 
-bool bench_store_get(bench_store *s, const char *key, size_t klen, int32_t *status, void *buf,
-                     size_t cap, size_t *len)
+bool orderbench_store_get(orderbench_store *s, const char *key, size_t klen, int32_t *status,
+                          void *buf, size_t cap, size_t *len)
 {
     uint64_t h = hash_key(key, klen);
     bool found = false;
 
     pthread_mutex_lock(&s->mu);
     for (size_t i = h & s->mask; s->slots[i].e; i = (i + 1) & s->mask) {
-        const bench_entry *e = s->slots[i].e;
+        const orderbench_entry *e = s->slots[i].e;
         if (s->slots[i].hash != h || !key_equal(e, key, klen))
             continue;
         found = true;
@@ -211,7 +211,7 @@ bool bench_store_get(bench_store *s, const char *key, size_t klen, int32_t *stat
     return found;
 }
 
-size_t bench_store_count(bench_store *s)
+size_t orderbench_store_count(orderbench_store *s)
 {
     pthread_mutex_lock(&s->mu);
     size_t n = s->count;
