@@ -4,7 +4,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config git openssl
   libnghttp2-dev libuv1-dev libssl-dev zlib1g-dev libsystemd-dev systemd
-  libsqlite3-dev libjansson-dev libhttp-parser-dev prometheus libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev grpc-proto
+  libsqlite3-dev libpq-dev postgresql libjansson-dev libhttp-parser-dev prometheus libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev grpc-proto
   golang-github-gogo-googleapis-dev
   libcriterion-dev
   python3 python3-grpcio python3-protobuf protobuf-compiler-grpc python3-h2 python3-jwt python3-cryptography

@@ -127,10 +127,13 @@ static int on_peer_timeout(const oms_cli_opt *opt, const char *arg, void *ctx)
     return 0;
 }
 
+/* sqlite:PATH, or a PostgreSQL URL (any libpq URL; its password is never
+ * echoed: a valid URL is not printed, only a rejected value is). */
 static int on_store(const oms_cli_opt *opt, const char *arg, void *ctx)
 {
     (void)opt;
-    if (strncmp(arg, "sqlite:", 7) != 0 || !arg[7])
+    bool pg = strncmp(arg, "postgres://", 11) == 0 || strncmp(arg, "postgresql://", 13) == 0;
+    if (!pg && (strncmp(arg, "sqlite:", 7) != 0 || !arg[7]))
         return -1;
     ((omsd_options *)ctx)->orders.store_url = arg;
     return 0;
@@ -240,6 +243,7 @@ static int check(omsd_options *o)
         o->orders.event_ring = (size_t)o->event_ring;
     if (o->import_max_rows)
         o->orders.max_import_rows = (size_t)o->import_max_rows;
+    o->orders.event_poll_ms = (int64_t)o->event_poll_ms;
     if (o->client_auth >= 0 && !o->client_ca) {
         fprintf(stderr, "omsd: --client-auth needs --client-ca FILE (the CA that signs the "
                         "client certificates)\n");
@@ -418,8 +422,10 @@ int omsd_parse_args(int argc, char **argv, omsd_options *o)
          .type = OMS_CLI_CALL,
          .arg = "URL",
          .fn = on_store,
-         .want = "sqlite:PATH",
-         .help = "sqlite:PATH (default sqlite:./oms.db)"},
+         .want = "sqlite:PATH or postgres://...",
+         .help = "sqlite:PATH (default sqlite:./oms.db), or a PostgreSQL\n"
+                 "URL postgres://USER@HOST:PORT/DB?... (libpq; password\n"
+                 "from the URL, PGPASSWORD or PGPASSFILE)"},
         {.name = "services",
          .type = OMS_CLI_CALL,
          .arg = "LIST",
@@ -488,6 +494,15 @@ int omsd_parse_args(int argc, char **argv, omsd_options *o)
          .max = 1u << 24,
          .help = "order events each loop keeps for live subscribers;\n"
                  "slower ones catch up from the store (default 65536)"},
+        {.name = "event-poll-ms",
+         .type = OMS_CLI_U64,
+         .arg = "N",
+         .dest = &o->event_poll_ms,
+         .min = 1,
+         .max = 3600000,
+         .help = "PostgreSQL: read other instances' events every N ms\n"
+                 "instead of LISTEN/NOTIFY wake-ups (for engines\n"
+                 "without NOTIFY; default: LISTEN/NOTIFY)"},
         {.name = "import-max-rows",
          .type = OMS_CLI_U64,
          .arg = "N",

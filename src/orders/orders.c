@@ -276,6 +276,7 @@ orders *orders_open(const orders_config *cfg, char *err, size_t errlen)
     scfg.url = o->cfg.store_url;
     scfg.key_retention_ms =
         o->cfg.idempotency_retention_ms > 0 ? o->cfg.idempotency_retention_ms : 0;
+    scfg.event_poll_ms = o->cfg.event_poll_ms;
     if (o->hub) {
         scfg.on_events = orders__hub_publish;
         scfg.events_arg = o->hub;

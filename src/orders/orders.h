@@ -73,6 +73,9 @@ typedef struct orders_config {
      * order; older keys are forgotten in the background (the key may then
      * make a new order). Default 24 h; 0 keeps keys forever. */
     int64_t idempotency_retention_ms;
+    /* PostgreSQL store: 0 = other instances' events wake this one through
+     * LISTEN/NOTIFY; N = read them every N ms instead (store_config). */
+    int64_t event_poll_ms;
     /* Called by orders_loop_attach for each peer channel it creates on loop
      * (split mode), on the attaching thread, before any call is made: e.g.
      * to add client interceptors (metrics). NULL: none. */

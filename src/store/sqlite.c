@@ -412,7 +412,7 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-void store_submit(store_loop *sl, store_write *w)
+void store__sqlite_submit(store_loop *sl, store_write *w)
 {
     store *st = sl->st;
     w->sl = sl;
@@ -504,7 +504,7 @@ static store_rc run_sync(store *st, store_op op, int64_t *delta)
     return r;
 }
 
-long store_release_orphans(store *st)
+long store__sqlite_release_orphans(store *st)
 {
     int64_t n = 0;
     if (run_sync(st, STORE__OP_RELEASE_ORPHANS, &n) != STORE_OK)
@@ -512,7 +512,7 @@ long store_release_orphans(store *st)
     return (long)n; /* the count of releases */
 }
 
-store_rc store_sweep_done(store *st, const store_id_range *r)
+store_rc store__sqlite_sweep_done(store *st, const store_id_range *r)
 {
     int64_t first = r->first;
     if (first >= st->run_first)
@@ -520,7 +520,7 @@ store_rc store_sweep_done(store *st, const store_id_range *r)
     return run_sync(st, STORE__OP_SWEEP_DONE, &first);
 }
 
-size_t store_pending_sweeps(store *st, store_id_range *out, size_t cap)
+size_t store__sqlite_pending_sweeps(store *st, store_id_range *out, size_t cap)
 {
     for (size_t i = 0; i < st->npending && i < cap; i++)
         out[i] = st->pending[i];
@@ -710,7 +710,7 @@ static void configure_sqlite(void)
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
-store *store_open(const store_config *cfg, char *err, size_t errlen)
+store *store__sqlite_open(const store_config *cfg, char *err, size_t errlen)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, configure_sqlite);
@@ -718,7 +718,8 @@ store *store_open(const store_config *cfg, char *err, size_t errlen)
         err[0] = '\0';
     const char *url = cfg && cfg->url ? cfg->url : "";
     if (strncmp(url, "sqlite:", 7) != 0) {
-        snprintf(err, errlen, "unsupported store url '%.200s' (want sqlite:PATH)", url);
+        snprintf(err, errlen, "unsupported store url '%.200s' (want sqlite:PATH or postgres://...)",
+                 url);
         return NULL;
     }
     const char *path = url + 7;
@@ -735,6 +736,7 @@ store *store_open(const store_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    st->base.be = &store__sqlite_backend;
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, NULL);
     strcpy(st->path, path);
@@ -777,7 +779,7 @@ fail:
     return NULL;
 }
 
-void store_close(store *st)
+void store__sqlite_close(store *st)
 {
     if (!st)
         return;
@@ -788,7 +790,7 @@ void store_close(store *st)
     pthread_join(st->writer, NULL);
     trim_run_range(st);
     store_stats s;
-    store_get_stats(st, &s);
+    store__sqlite_get_stats(st, &s);
     if (s.commits) /* the commit (fsync) time is the write path's floor */
         OMS_INFO("store: sqlite:%s: %llu writes in %llu commits (%.1f per commit, max %llu), "
                  "%.0f us per commit",
@@ -808,7 +810,7 @@ static void want_mark(store *st)
     pthread_mutex_unlock(&st->mu);
 }
 
-store_rc store_next_order_id(store *st, char out[STORE_ID_MAX + 1])
+store_rc store__sqlite_next_order_id(store *st, char out[STORE_ID_MAX + 1])
 {
     int64_t n = atomic_load(&st->next_order), mark;
     do {
@@ -831,12 +833,12 @@ void store_format_order_id(char out[STORE_ID_MAX + 1], int64_t n)
     store__format_id(out, 'o', n);
 }
 
-int64_t store_last_seq(store *st)
+int64_t store__sqlite_last_seq(store *st)
 {
     return atomic_load(&st->last_seq);
 }
 
-void store_get_stats(store *st, store_stats *out)
+void store__sqlite_get_stats(store *st, store_stats *out)
 {
     out->commits = atomic_load(&st->commits);
     out->writes = atomic_load(&st->writes);
@@ -856,13 +858,14 @@ void store_get_stats(store *st, store_stats *out)
 
 /* --- store_loop --------------------------------------------------------------------- */
 
-store_loop *store_loop_open(store *st, uv_loop_t *loop, char *err, size_t errlen)
+store_loop *store__sqlite_loop_open(store *st, uv_loop_t *loop, char *err, size_t errlen)
 {
     store_loop *sl = oms_calloc(1, sizeof *sl);
     if (!sl) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    sl->base.be = &store__sqlite_backend;
     sl->st = st;
     sl->loop = loop;
     pthread_mutex_init(&sl->mu, NULL);
@@ -894,7 +897,7 @@ static void on_async_close(uv_handle_t *h)
     oms_free(sl);
 }
 
-void store_loop_close(store_loop *sl)
+void store__sqlite_loop_close(store_loop *sl)
 {
     if (!sl)
         return;
@@ -903,3 +906,26 @@ void store_loop_close(store_loop *sl)
     sl->db = NULL;
     uv_close((uv_handle_t *)&sl->async, on_async_close);
 }
+
+const store__backend store__sqlite_backend = {
+    .name = "sqlite",
+    .close = store__sqlite_close,
+    .next_order_id = store__sqlite_next_order_id,
+    .pending_sweeps = store__sqlite_pending_sweeps,
+    .sweep_done = store__sqlite_sweep_done,
+    .last_seq = store__sqlite_last_seq,
+    .release_orphans = store__sqlite_release_orphans,
+    .get_stats = store__sqlite_get_stats,
+    .loop_open = store__sqlite_loop_open,
+    .loop_close = store__sqlite_loop_close,
+    .submit = store__sqlite_submit,
+    .list_unused_order_ids = store__sqlite_list_unused_order_ids,
+    .get_customer = store__sqlite_get_customer,
+    .get_product = store__sqlite_get_product,
+    .list_customers = store__sqlite_list_customers,
+    .list_products = store__sqlite_list_products,
+    .get_order = store__sqlite_get_order,
+    .find_order_by_key = store__sqlite_find_order_by_key,
+    .list_orders = store__sqlite_list_orders,
+    .read_events = store__sqlite_read_events,
+};

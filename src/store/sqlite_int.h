@@ -13,7 +13,7 @@
 #include <sqlite3.h>
 #include <stdatomic.h>
 
-#include "store/store.h"
+#include "store_int.h"
 
 /* Internal ops, never submitted by callers: they run on the writer with
  * sl == NULL and their done() is called on the writer thread. */
@@ -69,6 +69,7 @@ enum {
 #define RS_LIST_ORDERS_SHAPES 16 /* customer, status, from, to: one bit each */
 
 struct store_loop {
+    store__base base; /* first: store.c dispatches through it */
     store *st;
     uv_loop_t *loop;
     uv_async_t async; /* runs completions on loop; freed in its close callback */
@@ -81,6 +82,7 @@ struct store_loop {
 };
 
 struct store {
+    store__base base; /* first: store.c dispatches through it */
     char path[1024];
     size_t max_batch;
     store_events_cb on_events;
@@ -141,23 +143,35 @@ store_rc store__order_from_row(sqlite3_stmt *s, store_order **out);
 int store__prepare_reader(store_loop *sl, char *err, size_t errlen);
 void store__finalize_reader(store_loop *sl);
 
-/* record.c */
-/* "c-12" / "o-12" -> 12; returns false unless the id is prefix, '-', 1..18
- * digits without a leading zero. */
-bool store__parse_id(const char *id, char prefix, int64_t *n);
-void store__format_id(char out[STORE_ID_MAX + 1], char prefix, int64_t n);
-/* Copies at most cap-1 bytes and NUL-terminates. */
-void store__copy(char *dst, size_t cap, const char *src);
-/* Bounded length of a fixed char array field: cap if it lacks a NUL. */
-#define STORE__LINES_BLOB_MAX (STORE_MAX_LINES * (1 + STORE_SKU_MAX + 16))
-/* Encodes lines into buf (at least STORE__LINES_BLOB_MAX bytes); returns the
- * size. */
-size_t store__lines_encode(const store_line *lines, size_t n, uint8_t *buf);
-/* Counts the lines of a blob; -1 if malformed. */
-long store__lines_count(const uint8_t *p, size_t len);
-/* Decodes n lines (as counted) into out. */
-void store__lines_decode(const uint8_t *p, size_t len, store_line *out, size_t n);
+/* The backend's table (sqlite.c) and its calls (store.h's contracts). */
+extern const store__backend store__sqlite_backend;
+void store__sqlite_close(store *st);
+store_rc store__sqlite_next_order_id(store *st, char out[STORE_ID_MAX + 1]);
+size_t store__sqlite_pending_sweeps(store *st, store_id_range *out, size_t cap);
+store_rc store__sqlite_sweep_done(store *st, const store_id_range *r);
+int64_t store__sqlite_last_seq(store *st);
+long store__sqlite_release_orphans(store *st);
+void store__sqlite_get_stats(store *st, store_stats *out);
+store_loop *store__sqlite_loop_open(store *st, uv_loop_t *loop, char *err, size_t errlen);
+void store__sqlite_loop_close(store_loop *sl);
+void store__sqlite_submit(store_loop *sl, store_write *w);
+long store__sqlite_list_unused_order_ids(store_loop *sl, int64_t first, int64_t last, int64_t *out,
+                                         size_t limit);
+store_rc store__sqlite_get_customer(store_loop *sl, const char *id, store_customer *out);
+store_rc store__sqlite_get_product(store_loop *sl, const char *sku, store_product *out);
+long store__sqlite_list_customers(store_loop *sl, const char *after_id, store_customer *out,
+                                  size_t limit);
+long store__sqlite_list_products(store_loop *sl, const char *after_sku, store_product *out,
+                                 size_t limit);
+store_rc store__sqlite_get_order(store_loop *sl, const char *id, store_order **out);
+store_rc store__sqlite_find_order_by_key(store_loop *sl, const char *customer_id,
+                                         const char *idempotency_key, store_order **out);
+long store__sqlite_list_orders(store_loop *sl, const store_order_filter *f, const char *after_id,
+                               store_order **out, size_t limit);
+long store__sqlite_read_events(store_loop *sl, int64_t from_seq, const char *order_id,
+                               store_event *out, size_t limit);
 
+/* record.c (sqlite helpers; the shared ones are in store_int.h) */
 /* Copies a text column into a fixed buffer. */
 void store__col_text(sqlite3_stmt *s, int col, char *dst, size_t cap);
 

@@ -104,7 +104,7 @@ static void event_from_row(sqlite3_stmt *s, store_event *e)
     e->at = sqlite3_column_int64(s, 6);
 }
 
-store_rc store_get_customer(store_loop *sl, const char *id, store_customer *out)
+store_rc store__sqlite_get_customer(store_loop *sl, const char *id, store_customer *out)
 {
     int64_t n;
     if (!store__parse_id(id, 'c', &n))
@@ -123,7 +123,7 @@ store_rc store_get_customer(store_loop *sl, const char *id, store_customer *out)
     return STORE_ERROR;
 }
 
-store_rc store_get_product(store_loop *sl, const char *sku, store_product *out)
+store_rc store__sqlite_get_product(store_loop *sl, const char *sku, store_product *out)
 {
     if (!sku || !*sku || strnlen(sku, STORE_SKU_MAX + 1) > STORE_SKU_MAX)
         return STORE_NOT_FOUND;
@@ -141,7 +141,8 @@ store_rc store_get_product(store_loop *sl, const char *sku, store_product *out)
     return STORE_ERROR;
 }
 
-long store_list_customers(store_loop *sl, const char *after_id, store_customer *out, size_t limit)
+long store__sqlite_list_customers(store_loop *sl, const char *after_id, store_customer *out,
+                                  size_t limit)
 {
     int64_t after = 0;
     if (after_id && *after_id && !store__parse_id(after_id, 'c', &after))
@@ -161,7 +162,8 @@ long store_list_customers(store_loop *sl, const char *after_id, store_customer *
     return n;
 }
 
-long store_list_products(store_loop *sl, const char *after_sku, store_product *out, size_t limit)
+long store__sqlite_list_products(store_loop *sl, const char *after_sku, store_product *out,
+                                 size_t limit)
 {
     sqlite3_stmt *s = sl->rs[RS_PRODUCT_LIST];
     const char *after = after_sku ? after_sku : "";
@@ -194,7 +196,7 @@ static store_rc get_order(store_loop *sl, sqlite3_stmt *s, store_order **out)
     return r;
 }
 
-store_rc store_get_order(store_loop *sl, const char *id, store_order **out)
+store_rc store__sqlite_get_order(store_loop *sl, const char *id, store_order **out)
 {
     int64_t n;
     *out = NULL;
@@ -205,8 +207,8 @@ store_rc store_get_order(store_loop *sl, const char *id, store_order **out)
     return get_order(sl, s, out);
 }
 
-store_rc store_find_order_by_key(store_loop *sl, const char *customer_id,
-                                 const char *idempotency_key, store_order **out)
+store_rc store__sqlite_find_order_by_key(store_loop *sl, const char *customer_id,
+                                         const char *idempotency_key, store_order **out)
 {
     *out = NULL;
     if (!customer_id || !idempotency_key || !*idempotency_key ||
@@ -237,8 +239,8 @@ static sqlite3_stmt *list_orders_stmt(store_loop *sl, unsigned shape)
     return sl->list_orders[shape];
 }
 
-long store_list_orders(store_loop *sl, const store_order_filter *f, const char *after_id,
-                       store_order **out, size_t limit)
+long store__sqlite_list_orders(store_loop *sl, const store_order_filter *f, const char *after_id,
+                               store_order **out, size_t limit)
 {
     int64_t after = 0;
     if (after_id && *after_id && !store__parse_id(after_id, 'o', &after))
@@ -300,8 +302,8 @@ long store_list_orders(store_loop *sl, const store_order_filter *f, const char *
     return n;
 }
 
-long store_read_events(store_loop *sl, int64_t from_seq, const char *order_id, store_event *out,
-                       size_t limit)
+long store__sqlite_read_events(store_loop *sl, int64_t from_seq, const char *order_id,
+                               store_event *out, size_t limit)
 {
     sqlite3_stmt *s;
     if (order_id) {

@@ -5,8 +5,8 @@
 #include "base/log.h"
 #include "sqlite_int.h"
 
-long store_list_unused_order_ids(store_loop *sl, int64_t first, int64_t last, int64_t *out,
-                                 size_t limit)
+long store__sqlite_list_unused_order_ids(store_loop *sl, int64_t first, int64_t last, int64_t *out,
+                                         size_t limit)
 {
     if (first < 1)
         first = 1;

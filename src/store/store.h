@@ -19,7 +19,9 @@
  *  - Every state change of an order appends an order event in the same
  *    transaction, with a global, gap-free sequence number starting at 1. After
  *    each durable commit, the writer hands that commit's events, in seq
- *    order, to the on_events hook (on the writer thread).
+ *    order, to the on_events hook (on the writer thread). On PostgreSQL a
+ *    follower thread also hands it the events other instances committed
+ *    (store_config.event_poll_ms).
  *
  * Errors: functions return STORE_OK or a store_rc; requests carry a short
  * human-readable reason in their msg field for the failing cases (e.g.
@@ -151,6 +153,14 @@ typedef struct store_config {
      * quarter of the retention apart, between 100 ms and 1 min). 0: kept
      * forever (the default here; omsd's is 24 h). */
     int64_t key_retention_ms;
+    /* PostgreSQL, with on_events set: how other instances' events reach this
+     * one. 0 (default): LISTEN/NOTIFY wakes a follower thread, which reads
+     * them from the event table (and looks once a second regardless); N > 0:
+     * no LISTEN/NOTIFY, the follower reads every N ms (for engines without
+     * it). The follower calls on_events (from its own thread) with every
+     * event committed by any instance, in seq order, its own included (the
+     * hub drops what it has seen). Ignored by SQLite. */
+    int64_t event_poll_ms;
 } store_config;
 
 void store_config_init(store_config *cfg);

@@ -11,6 +11,7 @@ scaled, never what is checked.
 import itertools
 import os
 import signal
+import sys
 import threading
 import time
 import uuid
@@ -164,9 +165,34 @@ class OmsServer(h.Server):
         return a
 
 
+def use_pg(env):
+    """From now on start_server gives every server name a PostgreSQL database
+    of its own (a restart under the same name finds its data again) on a
+    throwaway server (scripts/pgtmp.py), stopped with env.pg_stop()."""
+    sys.path.insert(0, os.path.join(env.args.source_dir, "scripts"))
+    import pgtmp
+    env.pg = pgtmp.PgTmp().start()
+    env.pg.watch_owner()  # stopped even if the runner is killed
+    print("# PostgreSQL at %s" % env.pg.url, flush=True)
+    env.pg_stop = env.pg.stop
+
+
+def store_args(env, name):
+    """--store for server `name` when the suite runs on PostgreSQL, else ()."""
+    pg = getattr(env, "pg", None)
+    if not pg:
+        return []
+    db = "oms_" + "".join(c if c.isalnum() else "_" for c in name.lower())
+    return ["--store", pg.new_db(db)]
+
+
 def start_server(env, name, h2c=False, extra=(), port=0, incarnation=0, retry_s=10.0):
-    """Starts omsd named `name` (its workdir, hence ./oms.db, is per name).
-    With a fixed port, retries while the port is not yet free."""
+    """Starts omsd named `name` (its workdir, hence ./oms.db, is per name;
+    on PostgreSQL its database, see use_pg). With a fixed port, retries while
+    the port is not yet free."""
+    extra = list(extra)
+    if "--store" not in extra:
+        extra = store_args(env, name) + extra
     deadline = time.monotonic() + retry_s
     while True:
         s = OmsServer(env.args.server, env.args.omsd, env.args.source_dir, env.workdir,

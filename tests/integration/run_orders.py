@@ -1727,19 +1727,31 @@ CASES = [
 
 def main():
     p = h.common_args(__doc__.split("\n")[0])
+    p.add_argument("--pg", action="store_true",
+                   help="omsd --store postgres://... on a throwaway PostgreSQL (scripts/pgtmp.py)")
     args = p.parse_args()
-    with h.Env("orders", args) as env:
-        env.scale = oi.load_scale(args)
-        print("# load scale %.2f" % env.scale, flush=True)
-        for tr in env.transports:
-            server = oi.start_server(env, "omsd-%s" % tr, h2c=(tr == "h2c"))
-            c = Ctx(env, server)
-            for name, fn in CASES:
-                env.suite.run("%s.%s" % (tr, name), c.run_case, fn)
-            env.suite.run("%s.watch.unavailable_on_sigterm" % tr, watch_on_sigterm, c)
-            c.api.close()
-            env.suite.stop_server(server)
-        env.suite.run("integrity.key_retention", integrity_key_retention, env)
+    with h.Env("orders_pg" if args.pg else "orders", args) as env:
+        if args.pg:
+            oi.use_pg(env)
+        try:
+            run_all(env, args)
+        finally:
+            if args.pg:
+                env.pg_stop()
+
+
+def run_all(env, args):
+    env.scale = oi.load_scale(args)
+    print("# load scale %.2f" % env.scale, flush=True)
+    for tr in env.transports:
+        server = oi.start_server(env, "omsd-%s" % tr, h2c=(tr == "h2c"))
+        c = Ctx(env, server)
+        for name, fn in CASES:
+            env.suite.run("%s.%s" % (tr, name), c.run_case, fn)
+        env.suite.run("%s.watch.unavailable_on_sigterm" % tr, watch_on_sigterm, c)
+        c.api.close()
+        env.suite.stop_server(server)
+    env.suite.run("integrity.key_retention", integrity_key_retention, env)
 
 
 if __name__ == "__main__":

@@ -401,26 +401,38 @@ def full_replay(st):
 
 def main():
     p = h.common_args(__doc__.split("\n")[0])
+    p.add_argument("--pg", action="store_true",
+                   help="omsd --store postgres://... on a throwaway PostgreSQL (scripts/pgtmp.py)")
     args = p.parse_args()
-    with h.Env("orders_durability", args) as env:
-        scale = oi.load_scale(args)
-        nthreads = max(4, int(round(16 * min(scale, 1.0))))
-        print("# load scale %.2f: %d client threads, %d cycles" % (scale, nthreads, CYCLES),
-              flush=True)
-        rng = random.Random(int(os.environ.get("OMS_IT_SEED", "0")) or None)
-        st = State(env)
-        trs = env.transports
-        if not env.suite.run("setup", setup, st, trs[0]):
-            return
-        for cycle in range(1, CYCLES + 1):
-            tr = trs[(cycle - 1) % len(trs)]
-            if not env.suite.run("cycle%d.%s.kill9_restart" % (cycle, tr), cycle_case, st, cycle,
-                                 tr, nthreads, rng):
-                if st.server is None or not st.server.alive():
-                    break
-        if st.server is not None and st.server.alive():
-            env.suite.run("full_replay_gap_free", full_replay, st)
-            env.suite.stop_server(st.server)
+    with h.Env("orders_durability_pg" if args.pg else "orders_durability", args) as env:
+        if args.pg:
+            oi.use_pg(env)
+        try:
+            run_all(env, args)
+        finally:
+            if args.pg:
+                env.pg_stop()
+
+
+def run_all(env, args):
+    scale = oi.load_scale(args)
+    nthreads = max(4, int(round(16 * min(scale, 1.0))))
+    print("# load scale %.2f: %d client threads, %d cycles" % (scale, nthreads, CYCLES),
+          flush=True)
+    rng = random.Random(int(os.environ.get("OMS_IT_SEED", "0")) or None)
+    st = State(env)
+    trs = env.transports
+    if not env.suite.run("setup", setup, st, trs[0]):
+        return
+    for cycle in range(1, CYCLES + 1):
+        tr = trs[(cycle - 1) % len(trs)]
+        if not env.suite.run("cycle%d.%s.kill9_restart" % (cycle, tr), cycle_case, st, cycle,
+                             tr, nthreads, rng):
+            if st.server is None or not st.server.alive():
+                break
+    if st.server is not None and st.server.alive():
+        env.suite.run("full_replay_gap_free", full_replay, st)
+        env.suite.stop_server(st.server)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,11 @@
 /* store_test_util.h - shared helpers of the store tests: a temporary
- * database directory, a store with one loop on the test's thread, and
- * synchronous wrappers around store_submit(). */
+ * database, a store with one loop on the test's thread, and synchronous
+ * wrappers around store_submit().
+ *
+ * One set of tests, two backends: with OMS_TEST_PG_URL set (scripts/pgtmp.py
+ * run -- TEST, as ctest's unit.store_pg.* do) every tenv gets a fresh
+ * PostgreSQL database of its own on that server instead of an SQLite file;
+ * tests of one backend's internals skip on the other (TENV_SQLITE_ONLY). */
 #ifndef OMS_STORE_TEST_UTIL_H
 #define OMS_STORE_TEST_UTIL_H
 
@@ -9,27 +14,85 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libpq-fe.h>
 #include <unistd.h>
 
 #include "store/store.h"
 
 typedef struct tenv {
     char dir[64];
-    char url[128];
+    char url[256];
+    char pgdb[64]; /* the PostgreSQL database made for this tenv, "" on SQLite */
     store *st;
     uv_loop_t loop;
     store_loop *sl;
 } tenv;
+
+/* The PostgreSQL server's URL when the tests run against PostgreSQL. */
+static inline const char *tenv_pg(void)
+{
+    const char *u = getenv("OMS_TEST_PG_URL");
+    return u && *u ? u : NULL;
+}
+
+#define TENV_SQLITE_ONLY()                                                                         \
+    do {                                                                                           \
+        if (tenv_pg())                                                                             \
+            cr_skip_test("SQLite internals");                                                      \
+    } while (0)
+
+/* Runs sql on the server's admin database (the URL's own). */
+static inline void tenv_pg_admin(const char *sql)
+{
+    PGconn *c = PQconnectdb(tenv_pg());
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
+              "%s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* Runs sql on this tenv's database (PostgreSQL). */
+static inline void tenv_pg_exec(const tenv *e, const char *sql)
+{
+    PGconn *c = PQconnectdb(e->url);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
+              "%s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+}
 
 static inline void tenv_mkdir(tenv *e)
 {
     strcpy(e->dir, "/tmp/oms-store-XXXXXX");
     cr_assert_not_null(mkdtemp(e->dir));
     snprintf(e->url, sizeof e->url, "sqlite:%s/oms.db", e->dir);
+    e->pgdb[0] = '\0';
+    const char *pg = tenv_pg();
+    if (!pg)
+        return;
+    /* A database per tenv: the server URL with its path replaced. */
+    static int n;
+    snprintf(e->pgdb, sizeof e->pgdb, "t_%d_%d", (int)getpid(), ++n);
+    char sql[128];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", e->pgdb);
+    tenv_pg_admin(sql);
+    const char *slash = strrchr(pg, '/');
+    cr_assert(slash && slash > strstr(pg, "://") + 2, "OMS_TEST_PG_URL needs a /database");
+    snprintf(e->url, sizeof e->url, "%.*s/%s", (int)(slash - pg), pg, e->pgdb);
 }
 
 static inline void tenv_rmdir(tenv *e)
 {
+    if (e->pgdb[0]) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", e->pgdb);
+        tenv_pg_admin(sql);
+        e->pgdb[0] = '\0';
+    }
     DIR *d = opendir(e->dir);
     if (d) {
         struct dirent *de;

@@ -365,6 +365,7 @@ Test(store_commit, release_orphans)
 
 Test(store_commit, reopen_keeps_everything)
 {
+    TENV_SQLITE_ONLY(); /* PostgreSQL: pg_cases.c */
     tenv e;
     tenv_open(&e);
     char cust[STORE_ID_MAX + 1], a[STORE_ID_MAX + 1], b[STORE_ID_MAX + 1];
@@ -524,8 +525,14 @@ Test(store_commit, transaction_rolled_back_by_sqlite_fails_the_batch)
     recorder_init(&rec, &cfg);
     tenv_mkdir(&e);
     tenv_start(&e, &cfg);
-    exec_sql(&e, "CREATE TRIGGER boom BEFORE INSERT ON customers WHEN NEW.name = 'boom' "
-                 "BEGIN SELECT RAISE(ROLLBACK, 'boom'); END;");
+    if (tenv_pg()) /* an error inside a request without a savepoint */
+        tenv_pg_exec(&e, "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                         "IF NEW.name = 'boom' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; "
+                         "END $$; CREATE TRIGGER boom BEFORE INSERT ON customers FOR EACH ROW "
+                         "EXECUTE FUNCTION boom()");
+    else
+        exec_sql(&e, "CREATE TRIGGER boom BEFORE INSERT ON customers WHEN NEW.name = 'boom' "
+                     "BEGIN SELECT RAISE(ROLLBACK, 'boom'); END;");
     run_poisoned_batch(&e, &rec, "boom", STORE_ERROR);
     tenv_close(&e);
 }
@@ -539,11 +546,20 @@ Test(store_commit, failed_commit_fails_the_batch)
     tenv_mkdir(&e);
     tenv_start(&e, &cfg);
     /* a deferred foreign key violation makes COMMIT itself fail */
-    exec_sql(&e, "CREATE TABLE parent (id INTEGER PRIMARY KEY);"
-                 "CREATE TABLE child (p INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY "
-                 "DEFERRED);"
-                 "CREATE TRIGGER late AFTER INSERT ON customers WHEN NEW.name = 'late' "
-                 "BEGIN INSERT INTO child VALUES (42); END;");
+    if (tenv_pg())
+        tenv_pg_exec(&e, "CREATE TABLE parent (id integer PRIMARY KEY);"
+                         "CREATE TABLE child (p integer REFERENCES parent(id) DEFERRABLE "
+                         "INITIALLY DEFERRED);"
+                         "CREATE FUNCTION late() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                         "IF NEW.name = 'late' THEN INSERT INTO child VALUES (42); END IF; "
+                         "RETURN NEW; END $$; CREATE TRIGGER late AFTER INSERT ON customers "
+                         "FOR EACH ROW EXECUTE FUNCTION late()");
+    else
+        exec_sql(&e, "CREATE TABLE parent (id INTEGER PRIMARY KEY);"
+                     "CREATE TABLE child (p INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY "
+                     "DEFERRED);"
+                     "CREATE TRIGGER late AFTER INSERT ON customers WHEN NEW.name = 'late' "
+                     "BEGIN INSERT INTO child VALUES (42); END;");
     run_poisoned_batch(&e, &rec, "late", STORE_ERROR);
     tenv_close(&e);
 }
@@ -605,6 +621,7 @@ static void *close_store(void *arg)
  * only to observe that; real callers close their loops first.) */
 Test(store_commit, submit_while_closing_completes_closed)
 {
+    TENV_SQLITE_ONLY(); /* reads the SQLite store's closing flag */
     tenv e;
     recorder rec;
     store_config cfg;
@@ -653,6 +670,7 @@ Test(store_commit, submit_while_closing_completes_closed)
  * write lock delays writes (busy timeout), never reads. */
 Test(store_commit, reads_do_not_wait_for_a_held_write_lock)
 {
+    TENV_SQLITE_ONLY(); /* PostgreSQL: pg_cases.c */
     tenv e;
     tenv_open(&e);
     char id[STORE_ID_MAX + 1];
@@ -701,6 +719,7 @@ Test(store_commit, reads_do_not_wait_for_a_held_write_lock)
  * statement with the parameter missing; the step after that runs normally. */
 Test(store_commit, failed_bind_fails_the_step)
 {
+    TENV_SQLITE_ONLY(); /* PostgreSQL: pg_cases.c */
     sqlite3 *db = NULL;
     cr_assert_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
     sqlite3_stmt *s = NULL;

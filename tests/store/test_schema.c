@@ -102,7 +102,7 @@ Test(store_schema, bad_urls_are_refused)
     store_config_init(&cfg);
     cr_assert_eq(cfg.max_batch, 1024);
     char err[256];
-    const char *bad[] = {"postgres://localhost/oms", "", "sqlite:", "sqlite::memory:", "oms.db"};
+    const char *bad[] = {"mysql://localhost/oms", "", "sqlite:", "sqlite::memory:", "oms.db"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cfg.url = bad[i];
         err[0] = '\0';
