@@ -87,4 +87,3 @@ bool rpc__md_key_reserved(const char *key, size_t len)
         return false;
     }
 }
-

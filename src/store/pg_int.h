@@ -17,8 +17,8 @@
  * broke is reconnected and the read tried once more; after a failed
  * reconnect the loop's reads fail at once (STORE_UNAVAILABLE, -1 for lists)
  * until a backoff passed, so a database that is down costs a loop one connect
- * attempt per backoff period, bounded by connect_timeout. (An asynchronous read API driven by uv_poll on PQsocket
- * would remove the round trip from the loop; store.h would change for it.)
+ * attempt per backoff period, bounded by connect_timeout. (An asynchronous read API driven by
+ * uv_poll on PQsocket would remove the round trip from the loop; store.h would change for it.)
  *
  * Many instances, one database. Every write transaction first locks the
  * event counter row (meta 'event_seq', SELECT ... FOR UPDATE) and holds it to

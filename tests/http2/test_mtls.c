@@ -2,7 +2,7 @@
  * TLS policy and reloading the server's context with connections open.
  *
  * Certificates come from scripts/certs.sh run into fresh temporary
- * directories (h2t_make_certs(), then a second run elsewhere for a foreign
+ * directories (h2t_make_certs(), and certs.sh into another directory for a foreign
  * CA); names for the identity rules are built in memory with OpenSSL's X509
  * API, hostile bytes included. */
 #include "h2harness.h"

@@ -168,7 +168,7 @@ def case_order_create(env, server):
     eq(r.json["order"]["idempotency_keys"], False, "--no-key")
     # the first run's orders are all the top-up has to make good
     check(0 <= r.json["order"]["stock_added"] <= j["calls"] + 1000,
-          "second run topped up %s after %s orders", r.json["order"]["stock_added"], j["calls"])
+          "the later bench topped up %s after %s orders", r.json["order"]["stock_added"], j["calls"])
     # at most the rate (calls still in flight when the second ends are not
     # counted, which on a loaded machine or a sanitizer build can be many)
     check(50 <= r.json["calls"] <= 230, "200 calls/s for 1 s gave %s", r.json["calls"])

@@ -5,8 +5,8 @@ CMake into the build tree) against omsd, over h2c and over TLS.
 Every one of h2spec's 146 cases must pass except http2/5.1.1/2 (a HEADERS
 frame on a stream id lower than one already used: nghttp2 cannot tell such
 an id from a stream it closed and ignores it, as nghttpd does; that case is
-listed as XFAIL). A case that fails "sometimes" fails this test: nothing is
-rerun.
+listed as XFAIL). A case that fails "sometimes" fails this test: each case
+runs once.
 
 Usage: run_h2spec.py --omsd PATH --h2spec PATH [--transport tls,h2c]
        [--runs N]  (N full h2spec runs per transport, to show stability)

@@ -33,13 +33,29 @@ static int64_t reserved(rpc_channel *ch, const char *sku)
     return r;
 }
 
+static void on_turn_timer(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* One turn of the client loop that waits at most ms for something to happen
+ * (I/O or a timer of the code under test), instead of sleeping beside it. */
+static void cloop_turn(uint64_t ms)
+{
+    uv_timer_t t;
+    uv_timer_init(&cloop, &t);
+    uv_timer_start(&t, on_turn_timer, ms, 0);
+    uv_run(&cloop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&cloop, UV_RUN_NOWAIT); /* the timer's close, before t goes */
+}
+
 /* Waits (running the client loop, up to 10 s) for sku's reserved to be want. */
 static int64_t wait_reserved(rpc_channel *ch, const char *sku, int64_t want)
 {
     int64_t r = reserved(ch, sku);
     for (int i = 0; i < 1000 && r != want; i++) {
-        uv_run(&cloop, UV_RUN_NOWAIT);
-        usleep(10000);
+        cloop_turn(10);
         r = reserved(ch, sku);
     }
     return r;
@@ -51,8 +67,7 @@ static bool wait_sweep_idle(orders *b)
 {
     orders_loop *ol = orders__loop(b, &cloop);
     for (int i = 0; i < 10000 && !orders__sweep_idle(ol); i++) {
-        uv_run(&cloop, UV_RUN_NOWAIT);
-        usleep(1000);
+        cloop_turn(1);
     }
     return orders__sweep_idle(ol);
 }
@@ -71,11 +86,9 @@ static void orders_split_close(orders *o)
     orders_loop_detach(o, &cloop);
     int closing = 1;
     for (int i = 0; i < 10000 && closing; i++) {
-        uv_run(&cloop, UV_RUN_NOWAIT);
+        cloop_turn(1);
         closing = 0;
         uv_walk(&cloop, count_closing, &closing);
-        if (closing)
-            usleep(1000);
     }
     cr_assert_eq(closing, 0, "the detached loop's handles closed");
     orders_close(o);

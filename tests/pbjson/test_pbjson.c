@@ -216,8 +216,8 @@ Test(pbjson, hostile_and_careless_inputs)
     expect_error("{\"flag\":1}", "flag: want true or false, got a number");
     expect_error("{\"text\":5}", "text: want a string, got a number");
     expect_error("{\"text\":\"a\\u0000b\"}", "malformed JSON"); /* NUL: not in a C string */
-    expect_error("{\"text\":\"\xff\"}", "malformed JSON");    /* not UTF-8 */
-    expect_error("{\"text\":\"\\ud800\"}", "malformed JSON"); /* a lone surrogate */
+    expect_error("{\"text\":\"\xff\"}", "malformed JSON");      /* not UTF-8 */
+    expect_error("{\"text\":\"\\ud800\"}", "malformed JSON");   /* a lone surrogate */
     expect_error("{\"data\":\"***\"}", "data: not base64");
     expect_error("{\"data\":\"+_8=\"}", "data: not base64"); /* alphabets mixed */
     expect_error("{\"data\":[1,2]}", "data: want base64 bytes in a string, got an array");
