@@ -30,24 +30,12 @@ import sys
 import tempfile
 import time
 
-CREATE_PATH = "/oms.bench.v1.OrderBench/CreateOrder"
-LISTEN_RE = re.compile(rb"listening on (\S+):(\d+) \((tls|h2c)\)")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# the gRPC path, the log line and the protobuf encoding helpers are the server
+# script's (bench/callgrind_unary.py)
+from callgrind_unary import CREATE_PATH, LISTEN_RE, _ld, _varint  # noqa: E402
+
 REFS_RE = re.compile(rb"I\s+refs:\s+([\d,]+)")
-
-
-def _varint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
-
-
-def _ld(field, data):
-    return bytes([field << 3 | 2]) + _varint(len(data)) + data
 
 
 def request_body():
