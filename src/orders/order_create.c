@@ -49,6 +49,8 @@ typedef struct create_flow {
     orders_err err;     /* the failure's details; reason NONE: none */
     int fresh_ids;      /* ids given up to another run's reservation (split mode) */
     orders_deferred d;  /* an answer known at the start, reported from the loop */
+    orders_key_wait kw; /* split mode, keyed: the flow's place at the key's gate */
+    bool key_held;      /* kw holds the key: left when the flow is freed */
 } create_flow;
 
 /* Order ids a flow may find taken by a dead run's reservation before it gives
@@ -58,6 +60,8 @@ typedef struct create_flow {
 
 static void flow_free(create_flow *f)
 {
+    if (f->key_held) /* after the report: the next flow with the key sees it */
+        orders__key_leave(&f->kw);
     store_order_free(f->first);
     store_order_free(f->order);
     oms_free(f);
@@ -168,6 +172,13 @@ static void on_order_created(store_write *w)
 
 static void reserve_fresh(create_flow *f);
 
+static void on_stale_released(void *arg, rpc_status code, const char *msg)
+{
+    (void)code; /* a failed release goes on being retried by the port */
+    (void)msg;
+    reserve_fresh(arg);
+}
+
 static void on_reserved(void *arg, rpc_status code, const char *msg, const store_line *lines,
                         size_t n, const orders_err *err)
 {
@@ -204,10 +215,14 @@ static void on_reserved(void *arg, rpc_status code, const char *msg, const store
          * order does not exist, so it is released, and ours is reserved under
          * a fresh id. */
         if (f->fresh_ids < CREATE_MAX_FRESH_IDS) {
+            /* The new id is taken once the stale release had its first try,
+             * so the stock is back before the client hears of its order. */
             f->fresh_ids++;
-            if (f->ol->inventory->release(f->ol, o->id, f->timeout_ms, f->tp, NULL, NULL) != RPC_OK)
+            if (f->ol->inventory->release(f->ol, o->id, f->timeout_ms, f->tp, on_stale_released,
+                                          f) != RPC_OK) {
                 OMS_ERROR("orders: release of %s left behind: out of memory", o->id);
-            reserve_fresh(f);
+                reserve_fresh(f);
+            }
             return;
         }
         if (n != o->nlines)
@@ -443,6 +458,26 @@ static bool known_key(create_flow *f)
     return true;
 }
 
+/* The flow's turn at its key's gate (split mode), from the loop: the flows
+ * before it with the key have reported, so the lookup sees their orders. */
+static void on_key_turn(orders_deferred *d)
+{
+    create_flow *f = container_of(d, create_flow, kw.d);
+    if (f->kw.refused) {
+        flow_done(f, RPC_UNAVAILABLE, "server shutting down", NULL);
+        return;
+    }
+    f->key_held = true;
+    if (known_key(f)) {
+        flow_done_kept(f);
+        return;
+    }
+    rpc_status st = f->ol->customers->get_customer(f->ol, f->customer_id, f->timeout_ms, f->tp,
+                                                   on_customer, f);
+    if (st != RPC_OK)
+        flow_done(f, st, "out of memory", NULL);
+}
+
 /* Reports the outcome kept in f from the loop. */
 static void flow_done_later(create_flow *f)
 {
@@ -492,10 +527,16 @@ rpc_status orders__create_order(orders_loop *ol, const Oms__V1__CreateOrderReque
         snprintf(o->lines[i].sku, sizeof o->lines[i].sku, "%s", req->lines[i]->sku);
         o->lines[i].quantity = req->lines[i]->quantity;
     }
-    /* All-in-one: ORDER_PLACE answers a taken key (see answered_by_key). */
-    if (key[0] && ol->inventory != &orders__local_inventory && known_key(f)) {
-        flow_done_later(f);
-        return RPC_OK;
+    /* All-in-one: ORDER_PLACE answers a taken key (see answered_by_key).
+     * Split mode: one flow per key at a time (keygate.c). */
+    if (key[0] && ol->inventory != &orders__local_inventory) {
+        if (!orders__key_enter(&f->kw, ol, o->customer_id, o->idempotency_key, on_key_turn))
+            return RPC_OK; /* on_key_turn goes on */
+        f->key_held = true;
+        if (known_key(f)) {
+            flow_done_later(f);
+            return RPC_OK;
+        }
     }
     st = ol->customers->get_customer(ol, f->customer_id, timeout_ms, f->tp, on_customer, f);
     if (st != RPC_OK)

@@ -524,6 +524,7 @@ void orders_loop_detach(orders *o, uv_loop_t *loop)
     /* Sweep and retries first: their calls are on the channels freed next. */
     orders__sweep_stop(ol);
     orders__remote_loop_stop(ol);
+    orders__key_detach(ol); /* before the flush, which reports the refusals */
     /* Completions still queued run now, while the channels and the store are
      * there (none should be: the loop's calls ended); a release's first
      * attempt that was still queued is reported left behind, not started. */

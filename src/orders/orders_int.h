@@ -12,6 +12,7 @@
  *   watch.c         WatchOrders and TrackOrders (replay, then live)
  *   sweep.c         split mode's start-up release of dead runs' reservations
  *   defer.c         completions delivered from the loop (never from inside a call)
+ *   keygate.c       one CreateOrder flow at a time per idempotency key (split mode)
  */
 #ifndef OMS_ORDERS_INT_H
 #define OMS_ORDERS_INT_H
@@ -111,11 +112,51 @@ int orders__defer_open(orders_loop *ol);
 /* On ol's thread: cb(d) runs later from the loop, once, in queue order. d
  * stays the caller's: it must live until cb ran (cb may free it). */
 void orders__defer(orders_loop *ol, orders_deferred *d, orders_deferred_cb cb);
-/* At detach, on ol's thread: runs what is queued now (and what that queues). */
+/* From any thread (ol attached): cb(d) runs later from ol's loop, once, in
+ * post order. */
+void orders__defer_post(orders_loop *ol, orders_deferred *d, orders_deferred_cb cb);
+/* At detach, on ol's thread: runs what is queued or posted now (and what
+ * that queues). */
 void orders__defer_flush(orders_loop *ol);
 /* At detach, last: flushes, then closes the handles (freed from their close
  * callbacks as the loop runs on). */
 void orders__defer_close(orders_loop *ol);
+
+/* --- keygate.c: one flow at a time per idempotency key -------------------------
+ *
+ * With the inventory in another process, a CreateOrder flow reserves stock
+ * before its order (and with it the key) is stored. Two flows with one
+ * customer's key would both miss the key and race for the stock, and the one
+ * that lost would answer FAILED_PRECONDITION where the key's first order (or
+ * INVALID_ARGUMENT, for other lines) is the answer. So such flows pass a gate
+ * per (customer, key), process-wide: one at a time, in arrival order, each
+ * after the one before reported (its order stored or not), so its key lookup
+ * sees the outcome. Other processes running the order service on the same
+ * store are not covered (see docs/SCALING.md). */
+
+#define ORDERS_KEY_BUCKETS 256
+
+typedef struct orders_key_wait orders_key_wait;
+struct orders_key_wait {
+    orders_deferred d; /* the turn: d.cb runs on ol's loop */
+    orders_loop *ol;
+    const char *customer_id, *key; /* borrowed while waiting or holding */
+    uint32_t hash;
+    bool refused;                 /* the turn never came: the loop detached */
+    orders_key_wait *next;        /* holders in one bucket */
+    orders_key_wait *queue;       /* the waiters behind a holder, first first */
+    orders_key_wait **queue_tail; /* a holder's: the last waiter's queue field */
+};
+
+/* On ol's thread. True: w holds the key now. False: w waits, and on_turn(&w->d)
+ * runs later from ol's loop, holding the key, or with w->refused set (not
+ * holding it) when ol detaches first. w must live until it left. */
+bool orders__key_enter(orders_key_wait *w, orders_loop *ol, const char *customer_id,
+                       const char *key, orders_deferred_cb on_turn);
+/* On w->ol's thread, holding: gives the key to the next waiter. */
+void orders__key_leave(orders_key_wait *w);
+/* At detach, on ol's thread: ol's waiters get their turn refused. */
+void orders__key_detach(orders_loop *ol);
 
 /* --- ports: how the order service reaches customers and inventory ------------
  *
@@ -197,6 +238,7 @@ struct orders {
     uv_loop_t *loop_keys[ORDERS_MAX_LOOPS];
     size_t nloops;
     bool sweep_started; /* under lock */
+    orders_key_wait *key_holders[ORDERS_KEY_BUCKETS]; /* keygate.c, under lock */
 };
 
 struct orders_loop {
