@@ -472,8 +472,8 @@ static void on_key_turn(orders_deferred *d)
         flow_done_kept(f);
         return;
     }
-    rpc_status st = f->ol->customers->get_customer(f->ol, f->customer_id, f->timeout_ms, f->tp,
-                                                   on_customer, f);
+    rpc_status st =
+        f->ol->customers->get_customer(f->ol, f->customer_id, f->timeout_ms, f->tp, on_customer, f);
     if (st != RPC_OK)
         flow_done(f, st, "out of memory", NULL);
 }

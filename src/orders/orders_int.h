@@ -237,7 +237,7 @@ struct orders {
     orders_loop *loops[ORDERS_MAX_LOOPS];
     uv_loop_t *loop_keys[ORDERS_MAX_LOOPS];
     size_t nloops;
-    bool sweep_started; /* under lock */
+    bool sweep_started;                               /* under lock */
     orders_key_wait *key_holders[ORDERS_KEY_BUCKETS]; /* keygate.c, under lock */
 };
 
