@@ -4,7 +4,9 @@
  *
  * Reserve and Release share one request (inv_op) between the handlers, which
  * allocate it from the call's arena and answer the call, and the local port,
- * which allocates it on the heap and reports to its callback.
+ * which allocates it on the heap and reports to its callback. The ports
+ * report from the loop only (orders_int.h): through the store's completion,
+ * or, for what they know at once, through the loop's completion queue.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,7 @@ struct inv_op {
     orders_reserve_cb reserve_cb; /* port: the user's callback */
     orders_release_cb release_cb;
     void *arg;
+    orders_deferred d;  /* port: a refusal, reported from the loop */
     store_line lines[]; /* RESERVE: w.nlines */
 };
 
@@ -393,28 +396,70 @@ const Oms__V1__InventoryService_Server orders__inventory_handlers = {
 
 /* --- the in-process ports --------------------------------------------------------- */
 
-static void local_get_customer(orders_loop *ol, const char *id, uint64_t timeout_ms,
-                               const rpc_trace *trace, orders_customer_cb cb, void *arg)
+/* A customer lookup: the store read runs from the loop too, so the answer
+ * comes one completion-queue run after the call (no copy of the record). */
+typedef struct cust_op {
+    orders_deferred d;
+    orders_loop *ol;
+    orders_customer_cb cb;
+    void *arg;
+    bool bad_id; /* empty or too long: not looked up */
+    char id[STORE_ID_MAX + 1];
+} cust_op;
+
+static void run_get_customer(orders_deferred *d)
+{
+    cust_op *x = container_of(d, cust_op, d);
+    const char *id = x->id;
+    char msg[192];
+    store_customer r;
+    store_rc rc = x->bad_id ? STORE_NOT_FOUND : store_get_customer(x->ol->sl, id, &r);
+    if (rc == STORE_OK)
+        x->cb(x->arg, RPC_OK, "", &r);
+    else if (x->bad_id)
+        x->cb(x->arg, RPC_NOT_FOUND, *id ? "customer not found" : "customer id required", NULL);
+    else {
+        if (rc == STORE_NOT_FOUND)
+            snprintf(msg, sizeof msg, "customer %s not found", RPC_QUOTE(id, strlen(id)));
+        else
+            snprintf(msg, sizeof msg, "reading customer %s: %s", RPC_QUOTE(id, strlen(id)),
+                     store_rc_name(rc));
+        x->cb(x->arg, orders__status(rc), msg, NULL);
+    }
+    oms_free(x);
+}
+
+static rpc_status local_get_customer(orders_loop *ol, const char *id, uint64_t timeout_ms,
+                                     const rpc_trace *trace, orders_customer_cb cb, void *arg)
 {
     (void)trace;
     (void)timeout_ms; /* a local read does not wait */
-    char msg[192];
-    if (!*id || strlen(id) > STORE_ID_MAX) {
-        cb(arg, RPC_NOT_FOUND, *id ? "customer not found" : "customer id required", NULL);
-        return;
-    }
-    store_customer r;
-    store_rc rc = store_get_customer(ol->sl, id, &r);
-    if (rc == STORE_OK) {
-        cb(arg, RPC_OK, "", &r);
-        return;
-    }
-    if (rc == STORE_NOT_FOUND)
-        snprintf(msg, sizeof msg, "customer %s not found", RPC_QUOTE(id, strlen(id)));
-    else
-        snprintf(msg, sizeof msg, "reading customer %s: %s", RPC_QUOTE(id, strlen(id)),
-                 store_rc_name(rc));
-    cb(arg, orders__status(rc), msg, NULL);
+    cust_op *x = oms_calloc(1, sizeof *x);
+    if (!x)
+        return RPC_RESOURCE_EXHAUSTED;
+    x->ol = ol;
+    x->cb = cb;
+    x->arg = arg;
+    x->bad_id = !*id || strlen(id) > STORE_ID_MAX;
+    if (!x->bad_id)
+        memcpy(x->id, id, strlen(id) + 1);
+    orders__defer(ol, &x->d, run_get_customer);
+    return RPC_OK;
+}
+
+static void run_finish(orders_deferred *d)
+{
+    inv_op *r = container_of(d, inv_op, d);
+    r->finish(r);
+}
+
+/* Fails port op r with INVALID_ARGUMENT and why, from the loop. */
+static void op_refuse(orders_loop *ol, inv_op *r, const char *why, void (*finish)(inv_op *))
+{
+    r->w.rc = STORE_INVALID;
+    snprintf(r->w.msg, sizeof r->w.msg, "%s", why);
+    r->finish = finish;
+    orders__defer(ol, &r->d, run_finish);
 }
 
 static void finish_reserve_port(inv_op *r)
@@ -432,30 +477,30 @@ static void finish_reserve_port(inv_op *r)
     oms_free(r);
 }
 
-static void local_reserve(orders_loop *ol, const char *order_id, const store_line *lines, size_t n,
-                          uint64_t timeout_ms, const rpc_trace *trace, orders_reserve_cb cb,
-                          void *arg)
+static rpc_status local_reserve(orders_loop *ol, const char *order_id, const store_line *lines,
+                                size_t n, uint64_t timeout_ms, const rpc_trace *trace,
+                                orders_reserve_cb cb, void *arg)
 {
     (void)trace;
     (void)timeout_ms; /* the store answers once the commit is durable */
     char why[160];
-    if (!reserve_check(order_id, lines, n, why, sizeof why)) {
-        cb(arg, RPC_INVALID_ARGUMENT, why, NULL, 0, NULL);
-        return;
-    }
-    inv_op *r = oms_calloc(1, sizeof *r + n * sizeof r->lines[0]);
-    if (!r) {
-        cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0, NULL);
-        return;
+    bool ok = reserve_check(order_id, lines, n, why, sizeof why);
+    inv_op *r = oms_calloc(1, sizeof *r + (ok ? n : 0) * sizeof r->lines[0]);
+    if (!r)
+        return RPC_RESOURCE_EXHAUSTED;
+    r->reserve_cb = cb;
+    r->arg = arg;
+    if (!ok) {
+        op_refuse(ol, r, why, finish_reserve_port);
+        return RPC_OK;
     }
     for (size_t i = 0; i < n; i++) {
         memcpy(r->lines[i].sku, lines[i].sku, sizeof r->lines[i].sku);
         r->lines[i].quantity = lines[i].quantity;
     }
-    r->reserve_cb = cb;
-    r->arg = arg;
     reserve_fill(r, order_id, n);
-    op_submit(ol, r, finish_reserve_port);
+    op_submit(ol, r, finish_reserve_port); /* done fires later, never from inside */
+    return RPC_OK;
 }
 
 static void finish_release_port(inv_op *r)
@@ -466,27 +511,25 @@ static void finish_release_port(inv_op *r)
 }
 
 /* No retries: the store either commits the release or is closing. */
-static void local_release(orders_loop *ol, const char *order_id, uint64_t timeout_ms,
-                          const rpc_trace *trace, orders_release_cb cb, void *arg)
+static rpc_status local_release(orders_loop *ol, const char *order_id, uint64_t timeout_ms,
+                                const rpc_trace *trace, orders_release_cb cb, void *arg)
 {
     (void)trace;
     (void)timeout_ms;
     char why[96];
-    if (!order_id_check(order_id, why, sizeof why)) {
-        if (cb)
-            cb(arg, RPC_INVALID_ARGUMENT, why);
-        return;
-    }
+    bool ok = order_id_check(order_id, why, sizeof why);
     inv_op *r = oms_calloc(1, sizeof *r);
-    if (!r) {
-        if (cb)
-            cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory");
-        return;
-    }
+    if (!r)
+        return RPC_RESOURCE_EXHAUSTED;
     r->release_cb = cb;
     r->arg = arg;
+    if (!ok) {
+        op_refuse(ol, r, why, finish_release_port);
+        return RPC_OK;
+    }
     release_fill(r, order_id);
     op_submit(ol, r, finish_release_port);
+    return RPC_OK;
 }
 
 const orders_customers_port orders__local_customers = {.get_customer = local_get_customer};

@@ -19,13 +19,17 @@
  *
  * A flow knows nothing of rpc calls: it copies what it needs from the request
  * up front and reports once through its callback, so one call can run many
- * flows (ImportOrders) and the caller keeps its call alive with a ref.
+ * flows (ImportOrders) and the caller keeps its call alive with a ref. It
+ * reports from the loop only: the ports do (orders_int.h), and an answer
+ * known at once (a refused request, a known idempotency key) goes through the
+ * loop's completion queue.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/log.h"
 #include "orders/orders_int.h"
 
 typedef struct create_flow {
@@ -44,6 +48,9 @@ typedef struct create_flow {
     store_order *first; /* owned: the first order of a key another call won */
     orders_err err;     /* the failure's details; reason NONE: none */
     int fresh_ids;      /* ids given up to another run's reservation (split mode) */
+    orders_deferred d;  /* an answer known at the start, reported from the loop */
+    orders_key_wait kw; /* split mode, keyed: the flow's place at the key's gate */
+    bool key_held;      /* kw holds the key: left when the flow is freed */
 } create_flow;
 
 /* Order ids a flow may find taken by a dead run's reservation before it gives
@@ -53,6 +60,8 @@ typedef struct create_flow {
 
 static void flow_free(create_flow *f)
 {
+    if (f->key_held) /* after the report: the next flow with the key sees it */
+        orders__key_leave(&f->kw);
     store_order_free(f->first);
     store_order_free(f->order);
     oms_free(f);
@@ -80,12 +89,31 @@ static const orders_err *key_reused(orders_err *e, const char *customer_id)
     return e;
 }
 
+/* Reports the outcome kept in the flow (code, msg, first, err) and frees it. */
+static void flow_done_kept(create_flow *f)
+{
+    flow_done_err(f, f->code, f->msg, f->first, f->err.reason ? &f->err : NULL);
+}
+
+/* Keeps an outcome in the flow: code, msg (copied), first (owned by the flow
+ * from here; reported with RPC_OK), and f->err as set. */
+static void flow_keep(create_flow *f, rpc_status code, const char *msg, store_order *first)
+{
+    f->code = code;
+    snprintf(f->msg, sizeof f->msg, "%s", msg ? msg : "");
+    f->first = first;
+}
+
+static void run_done_kept(orders_deferred *d)
+{
+    flow_done_kept(container_of(d, create_flow, d));
+}
+
 static void on_released(void *arg, rpc_status code, const char *msg)
 {
     (void)code; /* a failed release goes on being retried by the port */
     (void)msg;
-    create_flow *f = arg;
-    flow_done_err(f, f->code, f->msg, f->first, f->err.reason ? &f->err : NULL);
+    flow_done_kept(arg);
 }
 
 /* Compensation, then the answer: the caller hears of the failure (or of the
@@ -96,11 +124,14 @@ static void on_released(void *arg, rpc_status code, const char *msg)
 static void flow_release_then_done(create_flow *f, rpc_status code, const char *msg,
                                    store_order *first)
 {
-    f->code = code;
-    snprintf(f->msg, sizeof f->msg, "%s", msg ? msg : "");
-    f->first = first;
-    /* Last action: the callback may fire before release returns. */
-    f->ol->inventory->release(f->ol, f->order->id, f->timeout_ms, f->tp, on_released, f);
+    flow_keep(f, code, msg, first);
+    if (f->ol->inventory->release(f->ol, f->order->id, f->timeout_ms, f->tp, on_released, f) !=
+        RPC_OK) {
+        /* Out of memory: not even a first try; reported now (from the loop:
+         * every caller of this is a completion). */
+        OMS_ERROR("orders: release of %s left behind: out of memory", f->order->id);
+        flow_done_kept(f);
+    }
 }
 
 static void on_order_created(store_write *w)
@@ -141,6 +172,13 @@ static void on_order_created(store_write *w)
 
 static void reserve_fresh(create_flow *f);
 
+static void on_stale_released(void *arg, rpc_status code, const char *msg)
+{
+    (void)code; /* a failed release goes on being retried by the port */
+    (void)msg;
+    reserve_fresh(arg);
+}
+
 static void on_reserved(void *arg, rpc_status code, const char *msg, const store_line *lines,
                         size_t n, const orders_err *err)
 {
@@ -177,9 +215,14 @@ static void on_reserved(void *arg, rpc_status code, const char *msg, const store
          * order does not exist, so it is released, and ours is reserved under
          * a fresh id. */
         if (f->fresh_ids < CREATE_MAX_FRESH_IDS) {
+            /* The new id is taken once the stale release had its first try,
+             * so the stock is back before the client hears of its order. */
             f->fresh_ids++;
-            f->ol->inventory->release(f->ol, o->id, f->timeout_ms, f->tp, NULL, NULL);
-            reserve_fresh(f);
+            if (f->ol->inventory->release(f->ol, o->id, f->timeout_ms, f->tp, on_stale_released,
+                                          f) != RPC_OK) {
+                OMS_ERROR("orders: release of %s left behind: out of memory", o->id);
+                reserve_fresh(f);
+            }
             return;
         }
         if (n != o->nlines)
@@ -319,7 +362,8 @@ static int64_t next_order_id(store *st, char out[STORE_ID_MAX + 1], store_rc *rc
 }
 
 /* Takes a new order id and reserves the order's lines under it (inventory
- * port); on_reserved may run before this returns. */
+ * port); on_reserved runs later, from the loop. Called from completions, so
+ * a failure to start is reported at once. */
 static void reserve_fresh(create_flow *f)
 {
     store_rc rc;
@@ -328,12 +372,14 @@ static void reserve_fresh(create_flow *f)
         flow_done(f, orders__status(rc), "no order id available yet, retry", NULL);
         return;
     }
-    f->ol->inventory->reserve(f->ol, f->order->id, f->order->lines, f->order->nlines, f->timeout_ms,
-                              f->tp, on_reserved, f);
+    rpc_status st =
+        f->ol->inventory->reserve(f->ol, f->order->id, f->order->lines, f->order->nlines,
+                                  f->timeout_ms, f->tp, on_reserved, f);
+    if (st != RPC_OK) /* nothing started, so nothing reserved */
+        flow_done(f, st, "out of memory", NULL);
 }
 
-static bool answer_known_key(orders_loop *ol, const store_order *req, orders_create_cb cb,
-                             void *arg);
+static bool known_key(create_flow *f);
 
 /* All-in-one mode skips the key lookup up front (ORDER_PLACE answers a taken
  * key with the first order in the same step); a flow that stops before it
@@ -342,9 +388,9 @@ static bool answer_known_key(orders_loop *ol, const store_order *req, orders_cre
 static bool answered_by_key(create_flow *f)
 {
     if (f->ol->inventory != &orders__local_inventory || !f->order->idempotency_key[0] ||
-        !answer_known_key(f->ol, f->order, f->cb, f->arg))
+        !known_key(f))
         return false;
-    flow_free(f);
+    flow_done_kept(f);
     return true;
 }
 
@@ -381,63 +427,92 @@ static void on_customer(void *arg, rpc_status code, const char *msg, const store
         place_order(f);
         return;
     }
-    reserve_fresh(f); /* last action: its callback may fire before it returns */
+    reserve_fresh(f);
 }
 
-/* Answers a key the customer used before: with its first order if req asks
- * for the same, else INVALID_ARGUMENT. Returns true when it answered (found,
- * or a store error). */
-static bool answer_known_key(orders_loop *ol, const store_order *req, orders_create_cb cb,
-                             void *arg)
+/* Looks f's idempotency key up: when the customer used it before, keeps the
+ * answer in f (its first order if f asks for the same, else
+ * INVALID_ARGUMENT) and returns true; so it does on a store error. False
+ * when the key is new. */
+static bool known_key(create_flow *f)
 {
+    const store_order *req = f->order;
     store_order *first = NULL;
-    store_rc rc = store_find_order_by_key(ol->sl, req->customer_id, req->idempotency_key, &first);
+    store_rc rc =
+        store_find_order_by_key(f->ol->sl, req->customer_id, req->idempotency_key, &first);
     if (rc == STORE_NOT_FOUND)
         return false;
     if (rc == STORE_OK) {
-        orders_err e;
-        if (orders__same_request(first, req))
-            cb(arg, RPC_OK, "", first, NULL);
-        else
-            cb(arg, RPC_INVALID_ARGUMENT, ORDERS_KEY_REUSED_MSG, NULL,
-               key_reused(&e, req->customer_id));
-        store_order_free(first);
+        if (orders__same_request(first, req)) {
+            flow_keep(f, RPC_OK, "", first);
+        } else {
+            store_order_free(first);
+            key_reused(&f->err, req->customer_id);
+            flow_keep(f, RPC_INVALID_ARGUMENT, ORDERS_KEY_REUSED_MSG, NULL);
+        }
         return true;
     }
     char why[64];
     snprintf(why, sizeof why, "looking up idempotency key: %s", store_rc_name(rc));
-    cb(arg, orders__status(rc), why, NULL, NULL);
+    flow_keep(f, orders__status(rc), why, NULL);
     return true;
 }
 
-void orders__create_order(orders_loop *ol, const Oms__V1__CreateOrderRequest *req, const char *key,
-                          uint64_t timeout_ms, const rpc_trace *trace, orders_create_cb cb,
-                          void *arg)
+/* The flow's turn at its key's gate (split mode), from the loop: the flows
+ * before it with the key have reported, so the lookup sees their orders. */
+static void on_key_turn(orders_deferred *d)
 {
-    char why[160];
-    rpc_status st = orders__validate_create(req, why, sizeof why);
-    if (st != RPC_OK) {
-        cb(arg, st, why, NULL, NULL);
+    create_flow *f = container_of(d, create_flow, kw.d);
+    if (f->kw.refused) {
+        flow_done(f, RPC_UNAVAILABLE, "server shutting down", NULL);
         return;
     }
+    f->key_held = true;
+    if (known_key(f)) {
+        flow_done_kept(f);
+        return;
+    }
+    rpc_status st =
+        f->ol->customers->get_customer(f->ol, f->customer_id, f->timeout_ms, f->tp, on_customer, f);
+    if (st != RPC_OK)
+        flow_done(f, st, "out of memory", NULL);
+}
+
+/* Reports the outcome kept in f from the loop. */
+static void flow_done_later(create_flow *f)
+{
+    orders__defer(f->ol, &f->d, run_done_kept);
+}
+
+rpc_status orders__create_order(orders_loop *ol, const Oms__V1__CreateOrderRequest *req,
+                                const char *key, uint64_t timeout_ms, const rpc_trace *trace,
+                                orders_create_cb cb, void *arg)
+{
+    create_flow *f = oms_calloc(1, sizeof *f);
+    if (!f)
+        return RPC_RESOURCE_EXHAUSTED;
+    f->ol = ol;
+    f->cb = cb;
+    f->arg = arg;
+    char why[160];
+    rpc_status st = orders__validate_create(req, why, sizeof why);
     if (req->idempotency_key[0])
         key = req->idempotency_key;
     if (!key)
         key = "";
-    if (!orders__check_len("idempotency-key", key, 0, STORE_KEY_MAX, why, sizeof why)) {
-        cb(arg, RPC_INVALID_ARGUMENT, why, NULL, NULL);
-        return;
+    if (st == RPC_OK &&
+        !orders__check_len("idempotency-key", key, 0, STORE_KEY_MAX, why, sizeof why))
+        st = RPC_INVALID_ARGUMENT;
+    if (st != RPC_OK) {
+        flow_keep(f, st, why, NULL);
+        flow_done_later(f);
+        return RPC_OK;
     }
-    create_flow *f = oms_calloc(1, sizeof *f);
-    store_order *o = f ? store_order_new(req->n_lines) : NULL;
+    store_order *o = store_order_new(req->n_lines);
     if (!o) {
         oms_free(f);
-        cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
-        return;
+        return RPC_RESOURCE_EXHAUSTED;
     }
-    f->ol = ol;
-    f->cb = cb;
-    f->arg = arg;
     f->timeout_ms = timeout_ms;
     if (trace) {
         f->trace = *trace;
@@ -452,11 +527,19 @@ void orders__create_order(orders_loop *ol, const Oms__V1__CreateOrderRequest *re
         snprintf(o->lines[i].sku, sizeof o->lines[i].sku, "%s", req->lines[i]->sku);
         o->lines[i].quantity = req->lines[i]->quantity;
     }
-    /* All-in-one: ORDER_PLACE answers a taken key (see answered_by_key). */
-    if (key[0] && ol->inventory != &orders__local_inventory && answer_known_key(ol, o, cb, arg)) {
-        flow_free(f);
-        return;
+    /* All-in-one: ORDER_PLACE answers a taken key (see answered_by_key).
+     * Split mode: one flow per key at a time (keygate.c). */
+    if (key[0] && ol->inventory != &orders__local_inventory) {
+        if (!orders__key_enter(&f->kw, ol, o->customer_id, o->idempotency_key, on_key_turn))
+            return RPC_OK; /* on_key_turn goes on */
+        f->key_held = true;
+        if (known_key(f)) {
+            flow_done_later(f);
+            return RPC_OK;
+        }
     }
-    /* Last action: the in-process lookup answers before returning. */
-    ol->customers->get_customer(ol, f->customer_id, timeout_ms, f->tp, on_customer, f);
+    st = ol->customers->get_customer(ol, f->customer_id, timeout_ms, f->tp, on_customer, f);
+    if (st != RPC_OK)
+        flow_free(f); /* nothing started: cb never fires */
+    return st;
 }

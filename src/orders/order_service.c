@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/log.h"
 #include "orders/orders_int.h"
 
 /* ImportOrders: CreateOrder flows running at once per call. */
@@ -131,8 +132,11 @@ static void on_create_order(rpc_call *c, const Oms__V1__CreateOrderRequest *req)
      * arena) until the flow reported. A cancelled call makes the reply a no-op;
      * the order, once stored, stays (the client retries with its key). */
     rpc_call_ref(c);
-    orders__create_order(ol, req, key, orders__peer_timeout(ol->o, c), rpc_call_trace(c),
-                         on_create_done, c);
+    if (orders__create_order(ol, req, key, orders__peer_timeout(ol->o, c), rpc_call_trace(c),
+                             on_create_done, c) != RPC_OK) {
+        rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        rpc_call_unref(c);
+    }
 }
 
 /* --- GetOrder --------------------------------------------------------------- */
@@ -222,9 +226,10 @@ static void on_status_set(store_write *w)
      * reading the stock after it finds it back. With the in-process inventory
      * the store released it in the status change's transaction (with_stock). */
     if (w->rc == STORE_OK && w->to_status == STORE_ORDER_CANCELLED && !w->with_stock) {
-        f->ol->inventory->release(f->ol, w->order_id, orders__peer_timeout(f->ol->o, f->c),
-                                  rpc_call_trace(f->c), on_cancel_released, f);
-        return;
+        if (f->ol->inventory->release(f->ol, w->order_id, orders__peer_timeout(f->ol->o, f->c),
+                                      rpc_call_trace(f->c), on_cancel_released, f) == RPC_OK)
+            return;
+        OMS_ERROR("orders: release of cancelled %s left behind: out of memory", w->order_id);
     }
     status_reply(f);
 }
@@ -562,8 +567,7 @@ static void on_import_row_done(void *arg, rpc_status code, const char *msg,
     oms_free(job);
     im->inflight--;
     if (im->paused && !im->ended) {
-        /* May deliver held rows (and the half-close) before it returns; a
-         * synchronous answer from inside on_message only counts down here. */
+        /* May deliver held rows (and the half-close) before it returns. */
         im->paused = false;
         rpc_call_resume_input(c);
     }
@@ -585,8 +589,13 @@ static void import_start(import_state *im, size_t idx, const Oms__V1__CreateOrde
     rpc_call_ref(im->c);
     /* Rows take their own key only: one metadata key cannot cover many orders.
      * The flow copies what it needs from req before returning. */
-    orders__create_order(im->ol, req, NULL, orders__peer_timeout(im->ol->o, im->c),
-                         rpc_call_trace(im->c), on_import_row_done, job);
+    if (orders__create_order(im->ol, req, NULL, orders__peer_timeout(im->ol->o, im->c),
+                             rpc_call_trace(im->c), on_import_row_done, job) != RPC_OK) {
+        oms_free(job);
+        im->inflight--;
+        import_set_result(im, idx, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        rpc_call_unref(im->c); /* not the last: the handler's caller holds the call */
+    }
 }
 
 static import_state *import_get(rpc_call *c)

@@ -399,6 +399,10 @@ int orders_loop_attach(orders *o, uv_loop_t *loop, char *err, size_t errlen)
     }
     ol->o = o;
     ol->loop = loop;
+    if (orders__defer_open(ol) != 0) {
+        snprintf(err, errlen, "out of memory (completion queue)");
+        goto fail_defer;
+    }
     if (!(ol->sl = store_loop_open(o->st, loop, lerr, sizeof lerr))) {
         snprintf(err, errlen, "%s", lerr);
         goto fail_sl;
@@ -448,6 +452,8 @@ fail_cch:
 fail_hl:
     store_loop_close(ol->sl);
 fail_sl:
+    orders__defer_close(ol);
+fail_defer:
     oms_free(ol);
 fail_slot:
     uv_mutex_unlock(&o->lock);
@@ -518,10 +524,16 @@ void orders_loop_detach(orders *o, uv_loop_t *loop)
     /* Sweep and retries first: their calls are on the channels freed next. */
     orders__sweep_stop(ol);
     orders__remote_loop_stop(ol);
+    orders__key_detach(ol); /* before the flush, which reports the refusals */
+    /* Completions still queued run now, while the channels and the store are
+     * there (none should be: the loop's calls ended); a release's first
+     * attempt that was still queued is reported left behind, not started. */
+    orders__defer_flush(ol);
     rpc_channel_free(ol->customers_ch, NULL, NULL);
     rpc_channel_free(ol->inventory_ch, NULL, NULL);
     if (ol->hl)
         orders__hub_loop_close(ol->hl);
+    orders__defer_close(ol); /* what the teardown queued, while the store is there */
     store_loop_close(ol->sl);
     oms_free(ol);
 }

@@ -11,6 +11,8 @@
  *   hub.c           event fan-out: store writer -> per-loop queues
  *   watch.c         WatchOrders and TrackOrders (replay, then live)
  *   sweep.c         split mode's start-up release of dead runs' reservations
+ *   defer.c         completions delivered from the loop (never from inside a call)
+ *   keygate.c       one CreateOrder flow at a time per idempotency key (split mode)
  */
 #ifndef OMS_ORDERS_INT_H
 #define OMS_ORDERS_INT_H
@@ -30,6 +32,10 @@
 #include "store/store.h"
 
 #define ORDERS_MAX_LOOPS 64
+
+#ifndef container_of
+#define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
+#endif
 
 typedef struct orders_loop orders_loop;
 typedef struct orders_hub orders_hub;
@@ -83,15 +89,87 @@ const orders_err *orders__err_from_write(orders_err *e, const store_write *w);
  * an ErrorInfo of domain oms.v1 with a known reason was found, else NULL. */
 const orders_err *orders__err_from_details(orders_err *e, const uint8_t *details, size_t len);
 
+/* --- defer.c: completions from the loop ---------------------------------------
+ *
+ * The rule every callback of this layer keeps (ports, orders__create_order):
+ * it never runs inside the call that started it, as uv_write()'s callback
+ * never does. A result known at once (a synchronous store read, a request
+ * refused up front) is queued here and delivered from ol's loop: in the same
+ * loop iteration when queued from an I/O callback (a handler), else in the
+ * next one; no timer is involved. */
+
+typedef struct orders_deferred orders_deferred;
+typedef void (*orders_deferred_cb)(orders_deferred *d);
+/* Embedded in the object it completes (recover it with container_of). */
+struct orders_deferred {
+    orders_deferred *next;
+    orders_deferred_cb cb;
+};
+
+/* At attach (before the loop runs, or on its thread): ol->defer. 0, or -1
+ * (out of memory). */
+int orders__defer_open(orders_loop *ol);
+/* On ol's thread: cb(d) runs later from the loop, once, in queue order. d
+ * stays the caller's: it must live until cb ran (cb may free it). */
+void orders__defer(orders_loop *ol, orders_deferred *d, orders_deferred_cb cb);
+/* From any thread (ol attached): cb(d) runs later from ol's loop, once, in
+ * post order. */
+void orders__defer_post(orders_loop *ol, orders_deferred *d, orders_deferred_cb cb);
+/* At detach, on ol's thread: runs what is queued or posted now (and what
+ * that queues). */
+void orders__defer_flush(orders_loop *ol);
+/* At detach, last: flushes, then closes the handles (freed from their close
+ * callbacks as the loop runs on). */
+void orders__defer_close(orders_loop *ol);
+
+/* --- keygate.c: one flow at a time per idempotency key -------------------------
+ *
+ * With the inventory in another process, a CreateOrder flow reserves stock
+ * before its order (and with it the key) is stored. Two flows with one
+ * customer's key would both miss the key and race for the stock, and the one
+ * that lost would answer FAILED_PRECONDITION where the key's first order (or
+ * INVALID_ARGUMENT, for other lines) is the answer. So such flows pass a gate
+ * per (customer, key), process-wide: one at a time, in arrival order, each
+ * after the one before reported (its order stored or not), so its key lookup
+ * sees the outcome. Other processes running the order service on the same
+ * store are not covered (see docs/SCALING.md). */
+
+#define ORDERS_KEY_BUCKETS 256
+
+typedef struct orders_key_wait orders_key_wait;
+struct orders_key_wait {
+    orders_deferred d; /* the turn: d.cb runs on ol's loop */
+    orders_loop *ol;
+    const char *customer_id, *key; /* borrowed while waiting or holding */
+    uint32_t hash;
+    bool refused;                 /* the turn never came: the loop detached */
+    orders_key_wait *next;        /* holders in one bucket */
+    orders_key_wait *queue;       /* the waiters behind a holder, first first */
+    orders_key_wait **queue_tail; /* a holder's: the last waiter's queue field */
+};
+
+/* On ol's thread. True: w holds the key now. False: w waits, and on_turn(&w->d)
+ * runs later from ol's loop, holding the key, or with w->refused set (not
+ * holding it) when ol detaches first. w must live until it left. */
+bool orders__key_enter(orders_key_wait *w, orders_loop *ol, const char *customer_id,
+                       const char *key, orders_deferred_cb on_turn);
+/* On w->ol's thread, holding: gives the key to the next waiter. */
+void orders__key_leave(orders_key_wait *w);
+/* At detach, on ol's thread: ol's waiters get their turn refused. */
+void orders__key_detach(orders_loop *ol);
+
 /* --- ports: how the order service reaches customers and inventory ------------
  *
- * Each callback fires exactly once, on the loop's thread. It may fire before
- * the port function returns (the in-process customer lookup is a synchronous
- * store read), so a caller makes the port call its last action. msg is never
- * NULL; it and the records are borrowed for the callback. timeout_ms 0 means
- * the port's default (orders_config.peer_timeout_ms). trace (borrowed for
- * the port call; NULL: none) is the trace context of the call the port works
- * for: a remote port's peer call carries it on (a child span). */
+ * A port function returns RPC_OK once it started: its callback then fires
+ * exactly once, on the loop's thread, from the loop (defer.c), never before
+ * the port function returned, whatever the outcome (an in-process lookup, a
+ * request refused at once, a missing peer target). Any other return
+ * (RPC_RESOURCE_EXHAUSTED: out of memory) means nothing started and the
+ * callback never fires. msg is never NULL; it and the records are borrowed
+ * for the callback. timeout_ms 0 means the port's default
+ * (orders_config.peer_timeout_ms). trace (borrowed for the port call; NULL:
+ * none) is the trace context of the call the port works for: a remote port's
+ * peer call carries it on (a child span). */
 
 typedef void (*orders_customer_cb)(void *arg, rpc_status code, const char *msg,
                                    const store_customer *c);
@@ -102,20 +180,21 @@ typedef void (*orders_reserve_cb)(void *arg, rpc_status code, const char *msg,
 typedef void (*orders_release_cb)(void *arg, rpc_status code, const char *msg);
 
 typedef struct orders_customers_port {
-    void (*get_customer)(orders_loop *ol, const char *id, uint64_t timeout_ms,
-                         const rpc_trace *trace, orders_customer_cb cb, void *arg);
+    rpc_status (*get_customer)(orders_loop *ol, const char *id, uint64_t timeout_ms,
+                               const rpc_trace *trace, orders_customer_cb cb, void *arg);
 } orders_customers_port;
 
 typedef struct orders_inventory_port {
     /* All or nothing, idempotent per order_id (InventoryService.Reserve). */
-    void (*reserve)(orders_loop *ol, const char *order_id, const store_line *lines, size_t n,
-                    uint64_t timeout_ms, const rpc_trace *trace, orders_reserve_cb cb, void *arg);
+    rpc_status (*reserve)(orders_loop *ol, const char *order_id, const store_line *lines, size_t n,
+                          uint64_t timeout_ms, const rpc_trace *trace, orders_reserve_cb cb,
+                          void *arg);
     /* A compensating release: the port keeps retrying it on UNAVAILABLE or
      * DEADLINE_EXCEEDED (with backoff, while the process runs) after reporting
      * the first failure to cb, so a reservation is not left behind while the
      * inventory service is briefly away. cb may be NULL. */
-    void (*release)(orders_loop *ol, const char *order_id, uint64_t timeout_ms,
-                    const rpc_trace *trace, orders_release_cb cb, void *arg);
+    rpc_status (*release)(orders_loop *ol, const char *order_id, uint64_t timeout_ms,
+                          const rpc_trace *trace, orders_release_cb cb, void *arg);
 } orders_inventory_port;
 
 /* inventory.c: the in-process ports, over the loop's store connection. */
@@ -158,7 +237,8 @@ struct orders {
     orders_loop *loops[ORDERS_MAX_LOOPS];
     uv_loop_t *loop_keys[ORDERS_MAX_LOOPS];
     size_t nloops;
-    bool sweep_started; /* under lock */
+    bool sweep_started;                               /* under lock */
+    orders_key_wait *key_holders[ORDERS_KEY_BUCKETS]; /* keygate.c, under lock */
 };
 
 struct orders_loop {
@@ -171,6 +251,7 @@ struct orders_loop {
     rpc_channel *customers_ch; /* split mode only */
     rpc_channel *inventory_ch;
     void *remote;               /* port_remote.c's per-loop state (release retries) */
+    struct orders_defer *defer; /* defer.c's queue */
     struct orders_sweep *sweep; /* sweep.c's, on the first loop in split mode */
 };
 
@@ -283,9 +364,9 @@ bool orders__sku_ok(const char *s);
 
 /* --- order_create.c: the CreateOrder flow -------------------------------------- */
 
-/* Result of one order creation: fires once on the loop (maybe before
- * orders__create_order returns); order is borrowed for the callback and set
- * only on RPC_OK; err (borrowed too) details a failure, or is NULL. */
+/* Result of one order creation: fires once on the loop, from the loop (never
+ * before orders__create_order returned); order is borrowed for the callback
+ * and set only on RPC_OK; err (borrowed too) details a failure, or is NULL. */
 typedef void (*orders_create_cb)(void *arg, rpc_status code, const char *msg,
                                  const store_order *order, const orders_err *err);
 
@@ -295,10 +376,12 @@ typedef void (*orders_create_cb)(void *arg, rpc_status code, const char *msg,
  * if anything after it fails. key overrides req->idempotency_key when req's
  * is empty (the idempotency-key metadata). timeout_ms bounds the peer calls;
  * trace (copied; NULL: none) is the calling RPC's trace context, which they
- * carry on. */
-void orders__create_order(orders_loop *ol, const Oms__V1__CreateOrderRequest *req, const char *key,
-                          uint64_t timeout_ms, const rpc_trace *trace, orders_create_cb cb,
-                          void *arg);
+ * carry on. req and key are only read during the call. Returns RPC_OK once
+ * started (cb fires later), or RPC_RESOURCE_EXHAUSTED when nothing started
+ * (out of memory; cb never fires). */
+rpc_status orders__create_order(orders_loop *ol, const Oms__V1__CreateOrderRequest *req,
+                                const char *key, uint64_t timeout_ms, const rpc_trace *trace,
+                                orders_create_cb cb, void *arg);
 
 /* --- watch.c: the streaming handlers of orders__order_handlers ---------------- */
 

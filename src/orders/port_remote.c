@@ -14,6 +14,10 @@
  * retried in the background with backoff until it succeeds or the loop is
  * detached, so a reservation is not left behind while inventory is briefly
  * away.
+ *
+ * Every outcome is reported from the loop: a peer call's from its callback
+ * (rpc never calls back from inside rpc_channel_call), a refusal known at once
+ * (no target configured, too many lines) through the completion queue.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -97,6 +101,8 @@ static uint64_t timeout_of(const orders_loop *ol, uint64_t timeout_ms)
 typedef struct cust_ctx {
     orders_customer_cb cb;
     void *arg;
+    orders_deferred d; /* a refusal known at once */
+    const char *refusal;
 } cust_ctx;
 
 static void copy_field(char *dst, size_t cap, const char *src, bool *ok)
@@ -134,28 +140,35 @@ static void on_customer(void *data, rpc_status code, const char *message,
     oms_free(x);
 }
 
-static void remote_get_customer(orders_loop *ol, const char *id, uint64_t timeout_ms,
-                                const rpc_trace *trace, orders_customer_cb cb, void *arg)
+static void run_customer_refusal(orders_deferred *d)
 {
-    if (!ol->customers_ch) {
-        cb(arg, RPC_UNAVAILABLE, "no customer service target", NULL);
-        return;
-    }
-    cust_ctx *x = oms_malloc(sizeof *x);
-    if (!x) {
-        cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
-        return;
-    }
+    cust_ctx *x = container_of(d, cust_ctx, d);
+    x->cb(x->arg, RPC_UNAVAILABLE, x->refusal, NULL);
+    oms_free(x);
+}
+
+static rpc_status remote_get_customer(orders_loop *ol, const char *id, uint64_t timeout_ms,
+                                      const rpc_trace *trace, orders_customer_cb cb, void *arg)
+{
+    cust_ctx *x = oms_calloc(1, sizeof *x);
+    if (!x)
+        return RPC_RESOURCE_EXHAUSTED;
     x->cb = cb;
     x->arg = arg;
+    if (!ol->customers_ch) {
+        x->refusal = "no customer service target";
+        orders__defer(ol, &x->d, run_customer_refusal);
+        return RPC_OK;
+    }
     Oms__V1__GetCustomerRequest req = OMS__V1__GET_CUSTOMER_REQUEST__INIT;
     req.id = (char *)id;
     rpc_call_opts opts = {.timeout_ms = timeout_of(ol, timeout_ms), .trace = trace};
     if (!oms__v1__customer_service__get_customer__call(ol->customers_ch, &req, &opts, on_customer,
                                                        x)) {
         oms_free(x);
-        cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return RPC_RESOURCE_EXHAUSTED;
     }
+    return RPC_OK;
 }
 
 /* --- Reserve ------------------------------------------------------------------------ */
@@ -164,6 +177,9 @@ typedef struct reserve_ctx {
     orders_reserve_cb cb;
     void *arg;
     rpc_client_call *call; /* for its status details, inside the done callback */
+    orders_deferred d;     /* a refusal known at once */
+    rpc_status refusal_code;
+    const char *refusal;
 } reserve_ctx;
 
 static void on_reservation(void *data, rpc_status code, const char *message,
@@ -205,31 +221,36 @@ static void on_reservation(void *data, rpc_status code, const char *message,
     oms_free(x);
 }
 
-static void remote_reserve(orders_loop *ol, const char *order_id, const store_line *lines, size_t n,
-                           uint64_t timeout_ms, const rpc_trace *trace, orders_reserve_cb cb,
-                           void *arg)
+static void run_reserve_refusal(orders_deferred *d)
 {
-    if (!ol->inventory_ch) {
-        cb(arg, RPC_UNAVAILABLE, "no inventory service target", NULL, 0, NULL);
-        return;
+    reserve_ctx *x = container_of(d, reserve_ctx, d);
+    x->cb(x->arg, x->refusal_code, x->refusal, NULL, 0, NULL);
+    oms_free(x);
+}
+
+static rpc_status remote_reserve(orders_loop *ol, const char *order_id, const store_line *lines,
+                                 size_t n, uint64_t timeout_ms, const rpc_trace *trace,
+                                 orders_reserve_cb cb, void *arg)
+{
+    reserve_ctx *x = oms_calloc(1, sizeof *x);
+    if (!x)
+        return RPC_RESOURCE_EXHAUSTED;
+    x->cb = cb;
+    x->arg = arg;
+    if (!ol->inventory_ch || n > STORE_MAX_LINES) {
+        x->refusal_code = ol->inventory_ch ? RPC_INVALID_ARGUMENT : RPC_UNAVAILABLE;
+        x->refusal = ol->inventory_ch ? "lines: too many" : "no inventory service target";
+        orders__defer(ol, &x->d, run_reserve_refusal);
+        return RPC_OK;
     }
-    if (n > STORE_MAX_LINES) {
-        cb(arg, RPC_INVALID_ARGUMENT, "lines: too many", NULL, 0, NULL);
-        return;
-    }
-    reserve_ctx *x = oms_malloc(sizeof *x);
     Oms__V1__ReserveLine *rl = oms_calloc(n ? n : 1, sizeof *rl);
     Oms__V1__ReserveLine **rlp = oms_calloc(n ? n : 1, sizeof *rlp);
-    if (!x || !rl || !rlp) {
+    if (!rl || !rlp) {
         oms_free(x);
         oms_free(rl);
         oms_free(rlp);
-        cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0, NULL);
-        return;
+        return RPC_RESOURCE_EXHAUSTED;
     }
-    x->cb = cb;
-    x->arg = arg;
-    x->call = NULL;
     for (size_t i = 0; i < n; i++) {
         oms__v1__reserve_line__init(&rl[i]);
         rl[i].sku = (char *)lines[i].sku;
@@ -247,10 +268,10 @@ static void remote_reserve(orders_loop *ol, const char *order_id, const store_li
     oms_free(rlp);
     if (!call) {
         oms_free(x);
-        cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0, NULL);
-        return;
+        return RPC_RESOURCE_EXHAUSTED;
     }
     x->call = call; /* its callbacks never fire from inside the call above */
+    return RPC_OK;
 }
 
 /* --- Release, with background retries -------------------------------------------------- */
@@ -274,9 +295,12 @@ typedef struct release_op {
     uint64_t backoff_ms; /* wait before the next retry */
     int attempts;
     bool in_flight; /* a call is running */
+    bool queued;    /* the first attempt waits in the completion queue */
     bool timer_on;  /* timer initialized (closed before freeing) */
     bool traced;    /* trace holds the trace context of the call it works for */
     rpc_trace trace;
+    uint64_t first_timeout_ms; /* the caller's, for the first attempt */
+    orders_deferred d;         /* the first attempt starts from the loop */
     uv_timer_t timer;
 } release_op;
 
@@ -417,26 +441,61 @@ static void release_start(release_op *r, uint64_t timeout_ms)
     }
 }
 
-static void remote_release(orders_loop *ol, const char *order_id, uint64_t timeout_ms,
-                           const rpc_trace *trace, orders_release_cb cb, void *arg)
+/* A release refused at once (no target, a bad id), reported from the loop. */
+typedef struct release_refusal {
+    orders_deferred d;
+    orders_release_cb cb;
+    void *arg;
+    rpc_status code;
+    const char *msg;
+} release_refusal;
+
+static void run_release_refusal(orders_deferred *d)
 {
-    if (!ol->inventory_ch) {
-        if (cb)
-            cb(arg, RPC_UNAVAILABLE, "no inventory service target");
+    release_refusal *x = container_of(d, release_refusal, d);
+    x->cb(x->arg, x->code, x->msg);
+    oms_free(x);
+}
+
+/* The first attempt starts from the loop, so that even its failure to start
+ * (out of memory: report() at once) reaches cb from the loop. */
+static void run_first_attempt(orders_deferred *d)
+{
+    release_op *r = container_of(d, release_op, d);
+    r->queued = false;
+    if (!r->ol) { /* the loop was detached meanwhile: left behind, as logged */
+        report(r, RPC_UNAVAILABLE, "inventory service unavailable");
+        op_free(r);
         return;
     }
-    if (!*order_id || strlen(order_id) > STORE_ID_MAX) {
-        if (cb)
-            cb(arg, RPC_INVALID_ARGUMENT, "order_id: must be 1..31 bytes");
-        return;
+    release_start(r, r->first_timeout_ms);
+}
+
+static rpc_status remote_release(orders_loop *ol, const char *order_id, uint64_t timeout_ms,
+                                 const rpc_trace *trace, orders_release_cb cb, void *arg)
+{
+    const char *refused = !ol->inventory_ch ? "no inventory service target"
+                          : !*order_id || strlen(order_id) > STORE_ID_MAX
+                              ? "order_id: must be 1..31 bytes"
+                              : NULL;
+    if (refused) {
+        if (!cb)
+            return RPC_OK; /* nobody to tell */
+        release_refusal *x = oms_malloc(sizeof *x);
+        if (!x)
+            return RPC_RESOURCE_EXHAUSTED;
+        x->cb = cb;
+        x->arg = arg;
+        x->code = ol->inventory_ch ? RPC_INVALID_ARGUMENT : RPC_UNAVAILABLE;
+        x->msg = refused;
+        orders__defer(ol, &x->d, run_release_refusal);
+        return RPC_OK;
     }
     remote_state *rs = remote_of(ol);
     release_op *r = rs ? oms_calloc(1, sizeof *r) : NULL;
     if (!r) {
         OMS_ERROR("orders: release of %s left behind: out of memory", order_id);
-        if (cb)
-            cb(arg, RPC_RESOURCE_EXHAUSTED, "out of memory");
-        return;
+        return RPC_RESOURCE_EXHAUSTED;
     }
     rs->live++;
     r->rs = rs;
@@ -454,7 +513,10 @@ static void remote_release(orders_loop *ol, const char *order_id, uint64_t timeo
     if (rs->head)
         rs->head->pprev = &r->next;
     rs->head = r;
-    release_start(r, timeout_ms);
+    r->first_timeout_ms = timeout_ms;
+    r->queued = true;
+    orders__defer(ol, &r->d, run_first_attempt);
+    return RPC_OK;
 }
 
 void orders__remote_loop_stop(orders_loop *ol)
@@ -471,8 +533,8 @@ void orders__remote_loop_stop(orders_loop *ol)
                  r->order_id, r->attempts);
         r->ol = NULL;
         /* In flight: the channel, freed next, cancels the call and on_released
-         * frees r. Waiting: freed now. */
-        if (!r->in_flight)
+         * frees r. Queued: run_first_attempt frees it. Waiting: freed now. */
+        if (!r->in_flight && !r->queued)
             op_free(r);
     }
     if (left)

@@ -36,7 +36,7 @@ typedef struct orders_sweep {
     int64_t ids[SWEEP_PAGE];
     size_t nids, pos;
     bool listed;       /* every id of the range was issued */
-    bool pumping;      /* inside pump(): callbacks do not recurse into it */
+    bool pumping;      /* inside pump(): on_release does not recurse into it */
     size_t in_flight;  /* releases not answered yet */
     uint64_t released; /* in the current range */
     uint64_t failed;
@@ -134,7 +134,9 @@ static void pump(orders_sweep *s)
             store_format_order_id(id, s->ids[s->pos++]);
             s->in_flight++;
             s->total++;
-            s->ol->inventory->release(s->ol, id, 0, NULL, on_release, s);
+            rpc_status st = s->ol->inventory->release(s->ol, id, 0, NULL, on_release, s);
+            if (st != RPC_OK) /* not started: counted as a failed release */
+                on_release(s, st, "out of memory");
             continue;
         }
         if (s->in_flight > 0)

@@ -1157,22 +1157,26 @@ static void fake_on_reserved(void *arg, rpc_status code, const char *m, const st
     free(x);
 }
 
-static void fake_reserve(orders_loop *l, const char *order_id, const store_line *lines, size_t n,
-                         uint64_t timeout_ms, const rpc_trace *trace, orders_reserve_cb cb,
-                         void *arg)
+static rpc_status fake_reserve(orders_loop *l, const char *order_id, const store_line *lines,
+                               size_t n, uint64_t timeout_ms, const rpc_trace *trace,
+                               orders_reserve_cb cb, void *arg)
 {
     fake_reserve_ctx *x = malloc(sizeof *x);
     cr_assert_not_null(x);
     x->cb = cb;
     x->arg = arg;
-    orders__local_inventory.reserve(l, order_id, lines, n, timeout_ms, trace, fake_on_reserved, x);
+    rpc_status st = orders__local_inventory.reserve(l, order_id, lines, n, timeout_ms, trace,
+                                                    fake_on_reserved, x);
+    if (st != RPC_OK)
+        free(x);
+    return st;
 }
 
-static void fake_release(orders_loop *l, const char *order_id, uint64_t timeout_ms,
-                         const rpc_trace *trace, orders_release_cb cb, void *arg)
+static rpc_status fake_release(orders_loop *l, const char *order_id, uint64_t timeout_ms,
+                               const rpc_trace *trace, orders_release_cb cb, void *arg)
 {
     releases++;
-    orders__local_inventory.release(l, order_id, timeout_ms, trace, cb, arg);
+    return orders__local_inventory.release(l, order_id, timeout_ms, trace, cb, arg);
 }
 
 static const orders_inventory_port fake_inventory = {.reserve = fake_reserve,
@@ -1235,8 +1239,8 @@ Test(order_flow, lost_reserve_reply_is_released)
     cr_expect_eq(flow(c_active, NULL, short_of, 1, &r), RPC_FAILED_PRECONDITION);
     cr_expect_eq(releases, 0);
 
-    /* The happy path releases nothing either; then the key answers at once
-     * (before the flow returns), without a second reservation. */
+    /* The happy path releases nothing either; then the key answers from the
+     * store (after the flow returned), without a second reservation. */
     cr_expect_eq(flow(c_active, "fk", ls, 2, &r), RPC_OK, "%s", r.msg);
     cr_expect_eq(releases, 0);
     char first[STORE_ID_MAX + 1];
@@ -1244,8 +1248,9 @@ Test(order_flow, lost_reserve_reply_is_released)
     create_req q;
     create_req_init(&q, c_active, "fk", ls, 2);
     memset(&r, 0, sizeof r);
-    orders__create_order(ol, &q.req, NULL, 1000, NULL, on_flow_done, &r);
-    cr_expect(r.done, "answered synchronously from the store");
+    cr_assert_eq(orders__create_order(ol, &q.req, NULL, 1000, NULL, on_flow_done, &r), RPC_OK);
+    cr_expect_not(r.done, "answered from the loop, not from inside the call");
+    run_until(&r.done);
     cr_expect_str_eq(r.id, first);
     cr_expect_eq(reserved("SKU-A"), 2);
 
@@ -1254,6 +1259,42 @@ Test(order_flow, lost_reserve_reply_is_released)
     cr_expect_eq(flow(c_active, NULL, big, 1, &r), RPC_INVALID_ARGUMENT);
     cr_expect_eq(releases, 1);
     expect_reserved("SKU-BIG", 0);
+    ol->inventory = &orders__local_inventory;
+}
+
+/* Split mode: the order (and its key) is stored after the stock is reserved,
+ * so flows with one customer's key take turns (keygate.c). Started together,
+ * the first reserves 4 of SKU-B's 5; the second, other lines with the same key,
+ * must hear INVALID_ARGUMENT, not lose the race for the stock
+ * (FAILED_PRECONDITION); the third, the same lines, gets the first order; a
+ * fourth with another customer's same key is its own order and waits for
+ * nobody. Nothing stays reserved but the two orders' lines. */
+Test(order_flow, same_key_flows_take_turns_in_split_mode)
+{
+    ol->inventory = &fake_inventory;
+    reserve_says = RPC_OK;
+    line_spec four[] = {{"SKU-B", 4}}, three[] = {{"SKU-B", 3}}, one[] = {{"SKU-B", 1}};
+    create_req qa, qb, qc, qd;
+    create_req_init(&qa, c_active, "gate", four, 1);
+    create_req_init(&qb, c_active, "gate", three, 1);
+    create_req_init(&qc, c_active, "gate", four, 1);
+    create_req_init(&qd, c_other, "gate", one, 1);
+    flow_result a = {0}, b = {0}, c = {0}, d = {0};
+    cr_assert_eq(orders__create_order(ol, &qa.req, NULL, 1000, NULL, on_flow_done, &a), RPC_OK);
+    cr_assert_eq(orders__create_order(ol, &qb.req, NULL, 1000, NULL, on_flow_done, &b), RPC_OK);
+    cr_assert_eq(orders__create_order(ol, &qc.req, NULL, 1000, NULL, on_flow_done, &c), RPC_OK);
+    cr_assert_eq(orders__create_order(ol, &qd.req, NULL, 1000, NULL, on_flow_done, &d), RPC_OK);
+    run_until(&c.done);
+    run_until(&d.done);
+    cr_assert(a.done && b.done);
+    cr_expect_eq(a.code, RPC_OK, "%s", a.msg);
+    cr_expect_eq(b.code, RPC_INVALID_ARGUMENT, "%s", b.msg);
+    cr_expect_eq(b.err.reason, ORDERS_REASON_IDEMPOTENCY_KEY_REUSED);
+    cr_expect_eq(c.code, RPC_OK, "%s", c.msg);
+    cr_expect_str_eq(c.id, a.id);
+    cr_expect_eq(d.code, RPC_OK, "%s", d.msg);
+    cr_expect_str_neq(d.id, a.id);
+    expect_reserved("SKU-B", 5);
     ol->inventory = &orders__local_inventory;
 }
 
@@ -1282,8 +1323,7 @@ Test(order_flow, reused_id_with_a_dead_runs_reservation)
     flow_result r;
     cr_assert_eq(flow(c_active, NULL, ls, 1, &r), RPC_OK, "%s", r.msg);
     cr_expect_str_neq(r.id, next);
-    cr_expect_eq(releases, 1, "the dead run's reservation is released");
-    run_for(50); /* the release is not waited for */
+    cr_expect_eq(releases, 1, "the dead run's reservation is released before the answer");
     expect_reserved("SKU-C", 0);
     expect_reserved("SKU-A", 2);
     store_order *o = NULL;
@@ -1292,4 +1332,222 @@ Test(order_flow, reused_id_with_a_dead_runs_reservation)
     cr_expect_eq(o->total_cents, 2 * 250);
     store_order_free(o);
     ol->inventory = &orders__local_inventory;
+}
+
+/* --- completions come from the loop, never from inside the call ------------------------ */
+
+/* Set around every port or flow call below: a callback that finds it set runs
+ * inside the call that started it, the re-entry the ports promise never to do. */
+static bool inside;
+
+typedef struct reentry {
+    bool done, reentered;
+    rpc_status code;
+    char msg[160];
+    struct reentry *next; /* on_chain_customer: the port call it starts from its callback */
+} reentry;
+
+static void reentry_note(reentry *r, rpc_status code, const char *m)
+{
+    r->reentered |= inside;
+    cr_expect_not(r->done, "reported once");
+    r->done = true;
+    r->code = code;
+    snprintf(r->msg, sizeof r->msg, "%s", m);
+}
+
+static void on_re_customer(void *arg, rpc_status code, const char *m, const store_customer *c)
+{
+    cr_expect_eq(c != NULL, code == RPC_OK);
+    reentry_note(arg, code, m);
+}
+
+static void on_re_reserve(void *arg, rpc_status code, const char *m, const store_line *lines,
+                          size_t n, const orders_err *err)
+{
+    (void)lines;
+    (void)err;
+    cr_expect_eq(n > 0, code == RPC_OK);
+    reentry_note(arg, code, m);
+}
+
+static void on_re_release(void *arg, rpc_status code, const char *m)
+{
+    reentry_note(arg, code, m);
+}
+
+static void on_re_created(void *arg, rpc_status code, const char *m, const store_order *order,
+                          const orders_err *err)
+{
+    (void)err;
+    cr_expect_eq(order != NULL, code == RPC_OK);
+    reentry_note(arg, code, m);
+}
+
+/* Runs a port or flow call with `inside` set; it must have started. */
+#define START(call)                                                                                \
+    do {                                                                                           \
+        inside = true;                                                                             \
+        rpc_status st_ = (call);                                                                   \
+        inside = false;                                                                            \
+        cr_assert_eq(st_, RPC_OK, "%s did not start", #call);                                      \
+    } while (0)
+
+static void expect_outcome(reentry *r, rpc_status want, const char *what)
+{
+    run_until(&r->done);
+    cr_expect_not(r->reentered, "%s: callback ran inside the call", what);
+    cr_expect_eq(r->code, want, "%s: %s: %s", what, rpc_status_name(r->code), r->msg);
+}
+
+/* r's callback did not run inside the call (nor before it returned), and
+ * comes from the loop with want. */
+static void expect_from_loop(reentry *r, rpc_status want, const char *what)
+{
+    cr_expect_not(r->done, "%s: answered before the call returned", what);
+    expect_outcome(r, want, what);
+}
+
+/* As expect_from_loop, for a result known at once: it costs one loop turn,
+ * not a timer; one uv_run(NOWAIT) (timers due now, idle, poll without
+ * blocking, check) delivers it. */
+static void expect_next_turn(reentry *r, rpc_status want, const char *what)
+{
+    cr_expect_not(r->done, "%s: answered before the call returned", what);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    cr_expect(r->done, "%s: not delivered in the next loop turn", what);
+    expect_outcome(r, want, what);
+}
+
+/* Starts a second port call from inside a port callback, as the create flow
+ * does: its own callback must wait for the loop as well. */
+static void on_chain_customer(void *arg, rpc_status code, const char *m, const store_customer *c)
+{
+    reentry *r = arg;
+    on_re_customer(r, code, m, c);
+    store_line dup[2] = {{.sku = "SKU-A", .quantity = 1}, {.sku = "SKU-A", .quantity = 1}};
+    START(ol->inventory->reserve(ol, "o-re-9", dup, 2, 0, NULL, on_re_reserve, r->next));
+    cr_expect_not(r->next->done, "the nested call answered inside its caller's callback");
+}
+
+Test(order_flow, port_callbacks_never_run_inside_the_call)
+{
+    reentry r;
+    char long_id[STORE_ID_MAX + 8];
+    memset(long_id, 'c', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+
+    /* In-process customers: a store read, answered from the loop. */
+    static const struct {
+        const char *id;
+        rpc_status want;
+    } customers[] = {{NULL, RPC_OK}, {"c-999999", RPC_NOT_FOUND}, {"", RPC_NOT_FOUND}};
+    for (size_t i = 0; i < sizeof customers / sizeof customers[0]; i++) {
+        r = (reentry){0};
+        START(ol->customers->get_customer(ol, customers[i].id ? customers[i].id : c_active, 0, NULL,
+                                          on_re_customer, &r));
+        expect_next_turn(&r, customers[i].want, "get_customer");
+    }
+    r = (reentry){0};
+    START(ol->customers->get_customer(ol, long_id, 0, NULL, on_re_customer, &r));
+    expect_next_turn(&r, RPC_NOT_FOUND, "get_customer, id too long");
+
+    /* In-process inventory: refusals known at once, and the store's answers. */
+    store_line one = {.sku = "SKU-A", .quantity = 1};
+    r = (reentry){0};
+    START(ol->inventory->reserve(ol, "o-re-1", &one, 1, 0, NULL, on_re_reserve, &r));
+    expect_from_loop(&r, RPC_OK, "reserve");
+    expect_reserved("SKU-A", 1);
+    store_line dup[2] = {one, one};
+    r = (reentry){0};
+    START(ol->inventory->reserve(ol, "o-re-2", dup, 2, 0, NULL, on_re_reserve, &r));
+    expect_next_turn(&r, RPC_INVALID_ARGUMENT, "reserve, duplicate SKU");
+    r = (reentry){0};
+    START(ol->inventory->reserve(ol, "", &one, 1, 0, NULL, on_re_reserve, &r));
+    expect_next_turn(&r, RPC_INVALID_ARGUMENT, "reserve, no order id");
+    store_line many = {.sku = "SKU-B", .quantity = 1000};
+    r = (reentry){0};
+    START(ol->inventory->reserve(ol, "o-re-3", &many, 1, 0, NULL, on_re_reserve, &r));
+    expect_from_loop(&r, RPC_FAILED_PRECONDITION, "reserve, short of stock");
+    r = (reentry){0};
+    START(ol->inventory->release(ol, "o-re-1", 0, NULL, on_re_release, &r));
+    expect_from_loop(&r, RPC_OK, "release");
+    expect_reserved("SKU-A", 0);
+    r = (reentry){0};
+    START(ol->inventory->release(ol, long_id, 0, NULL, on_re_release, &r));
+    expect_next_turn(&r, RPC_INVALID_ARGUMENT, "release, id too long");
+
+    /* The remote ports refuse at once without a peer target (this loop has
+     * none): from the loop too. */
+    r = (reentry){0};
+    START(orders__remote_customers.get_customer(ol, c_active, 0, NULL, on_re_customer, &r));
+    expect_next_turn(&r, RPC_UNAVAILABLE, "remote get_customer, no target");
+    r = (reentry){0};
+    START(orders__remote_inventory.reserve(ol, "o-re-4", &one, 1, 0, NULL, on_re_reserve, &r));
+    expect_next_turn(&r, RPC_UNAVAILABLE, "remote reserve, no target");
+    r = (reentry){0};
+    START(orders__remote_inventory.release(ol, "o-re-4", 0, NULL, on_re_release, &r));
+    expect_next_turn(&r, RPC_UNAVAILABLE, "remote release, no target");
+    START(orders__remote_inventory.release(ol, "o-re-4", 0, NULL, NULL, NULL)); /* no cb: fine */
+
+    /* A callback that starts the next port call, as the flow does. */
+    reentry first = {0}, second = {0};
+    first.next = &second;
+    START(ol->customers->get_customer(ol, c_active, 0, NULL, on_chain_customer, &first));
+    expect_from_loop(&first, RPC_OK, "chain: get_customer");
+    expect_from_loop(&second, RPC_INVALID_ARGUMENT, "chain: reserve from its callback");
+}
+
+Test(order_flow, create_order_never_reports_inside_the_call)
+{
+    line_spec ls[] = {{"SKU-A", 1}};
+    create_req q;
+    reentry r;
+
+    /* Refused at once: the request itself. */
+    create_req_init(&q, c_active, NULL, ls, 1);
+    q.req.n_lines = 0;
+    r = (reentry){0};
+    START(orders__create_order(ol, &q.req, NULL, 1000, NULL, on_re_created, &r));
+    expect_next_turn(&r, RPC_INVALID_ARGUMENT, "create, no lines");
+    create_req_init(&q, c_active, NULL, ls, 1);
+    char long_key[STORE_KEY_MAX + 2];
+    memset(long_key, 'k', sizeof long_key - 1);
+    long_key[sizeof long_key - 1] = '\0';
+    r = (reentry){0};
+    START(orders__create_order(ol, &q.req, long_key, 1000, NULL, on_re_created, &r));
+    expect_next_turn(&r, RPC_INVALID_ARGUMENT, "create, key too long");
+
+    /* All-in-one: customer check, ORDER_PLACE; suspended and unknown customers. */
+    r = (reentry){0};
+    START(orders__create_order(ol, &q.req, "re-key", 1000, NULL, on_re_created, &r));
+    expect_from_loop(&r, RPC_OK, "create");
+    create_req_init(&q, c_suspended, NULL, ls, 1);
+    r = (reentry){0};
+    START(orders__create_order(ol, &q.req, NULL, 1000, NULL, on_re_created, &r));
+    expect_from_loop(&r, RPC_FAILED_PRECONDITION, "create, suspended customer");
+    create_req_init(&q, "c-999999", NULL, ls, 1);
+    r = (reentry){0};
+    START(orders__create_order(ol, &q.req, NULL, 1000, NULL, on_re_created, &r));
+    expect_from_loop(&r, RPC_NOT_FOUND, "create, unknown customer");
+
+    /* Split-style inventory: a known key is looked up before anything runs,
+     * and answered from the loop (its first order, or the reuse refusal). */
+    ol->inventory = &fake_inventory;
+    reserve_says = RPC_OK;
+    create_req_init(&q, c_active, NULL, ls, 1);
+    r = (reentry){0};
+    START(orders__create_order(ol, &q.req, "re-key", 1000, NULL, on_re_created, &r));
+    expect_next_turn(&r, RPC_OK, "create, key seen before");
+    line_spec other[] = {{"SKU-B", 1}};
+    create_req_init(&q, c_active, NULL, other, 1);
+    r = (reentry){0};
+    START(orders__create_order(ol, &q.req, "re-key", 1000, NULL, on_re_created, &r));
+    expect_next_turn(&r, RPC_INVALID_ARGUMENT, "create, key reused for other lines");
+    r = (reentry){0};
+    START(orders__create_order(ol, &q.req, NULL, 1000, NULL, on_re_created, &r));
+    expect_from_loop(&r, RPC_OK, "create through reserve");
+    ol->inventory = &orders__local_inventory;
+    expect_reserved("SKU-A", 1);
+    expect_reserved("SKU-B", 1);
 }
