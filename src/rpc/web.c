@@ -20,6 +20,7 @@
 #include <strings.h>
 
 #include "base/alloc.h"
+#include "google/rpc/status.pb-c.h"
 #include "pbjson/pbjson.h"
 #include "rpc/rpc_int.h"
 
@@ -205,12 +206,74 @@ static int metadata_json(rpc_buf *b, const http2_header *h, size_t n)
     return rpc__buf_append(b, "}", 1) == 0 ? 0 : RPC_ENOMEM;
 }
 
-/* The headers of md (packed) as an array in the arena; NULL on ENOMEM. */
+#define DETAILS_KEY "grpc-status-details-bin"
+
+/* The headers of md (packed) as an array in the arena; NULL on ENOMEM.
+ * Connect carries rich error details in its error JSON, not as metadata. */
 static http2_header *md_headers(rpc_call *c, const rpc_buf *md, size_t *n)
 {
     *n = 0;
     http2_header *h = rpc__arena_alloc(&c->arena, (rpc__call_md_count(md) + 1) * sizeof *h);
-    return h && rpc__call_md_headers(c, md, h, n) ? h : NULL;
+    if (!h || !rpc__call_md_headers(c, md, h, n))
+        return NULL;
+    if (c->proto >= RPC_PROTO_CONNECT)
+        for (size_t i = 0; i < *n; i++)
+            if (h[i].namelen == sizeof DETAILS_KEY - 1 &&
+                memcmp(h[i].name, DETAILS_KEY, h[i].namelen) == 0)
+                h[i--] = h[--*n];
+    return h;
+}
+
+/* Appends ,"details":[{"type":"google.rpc.BadRequest","value":"<base64>"}]
+ * from the google.rpc.Status rpc_call_finish_details() put in the trailing
+ * metadata (Connect's form of the same details); nothing without one. */
+static int details_json(const rpc_call *c, rpc_buf *b)
+{
+    const rpc_buf *md = &c->trailing_md;
+    for (size_t off = 0; off < md->len;) {
+        uint32_t kl, vl;
+        memcpy(&kl, md->data + off, 4);
+        memcpy(&vl, md->data + off + 4 + kl, 4);
+        const uint8_t *key = md->data + off + 4, *v = md->data + off + 8 + kl;
+        off += 8 + (size_t)kl + vl;
+        if (kl != sizeof DETAILS_KEY - 1 || memcmp(key, DETAILS_KEY, kl) != 0)
+            continue;
+        Google__Rpc__Status *st = google__rpc__status__unpack(NULL, vl, v);
+        if (!st)
+            return RPC_ENOMEM; /* packed by us: only ENOMEM fails */
+        int rv = rpc__buf_append(b, ",\"details\":[", 12);
+        for (size_t i = 0; rv == 0 && i < st->n_details; i++) {
+            const Google__Protobuf__Any *a = st->details[i];
+            const char *type = strrchr(a->type_url, '/');
+            type = type ? type + 1 : a->type_url;
+            char *enc = oms_malloc(rpc__base64_encoded_len(a->value.len) + 1);
+            size_t el = enc ? rpc__base64_encode(a->value.data, a->value.len, enc) : 0;
+            rv = enc && (!i || rpc__buf_append(b, ",", 1) == 0) &&
+                         rpc__buf_append(b, "{\"type\":", 8) == 0 &&
+                         rpc__json_string(b, type, strlen(type)) == 0 &&
+                         rpc__buf_append(b, ",\"value\":", 9) == 0 &&
+                         rpc__json_string(b, enc, el) == 0 && rpc__buf_append(b, "}", 1) == 0
+                     ? 0
+                     : RPC_ENOMEM;
+            oms_free(enc);
+        }
+        if (rv == 0)
+            rv = rpc__buf_append(b, "]", 1);
+        google__rpc__status__free_unpacked(st, NULL);
+        return rv;
+    }
+    return 0;
+}
+
+/* The Connect error object, with details when the call has some. */
+static int error_json(const rpc_call *c, rpc_buf *b, rpc_status code, const char *message)
+{
+    if (rpc__connect_error_json(b, code, message) != 0)
+        return RPC_ENOMEM;
+    b->len--; /* reopen the object */
+    if (details_json(c, b) != 0 || rpc__buf_append(b, "}", 1) != 0)
+        return RPC_ENOMEM;
+    return 0;
 }
 
 /* The status body of gRPC-Web and Connect streams, into b: the trailer
@@ -225,8 +288,8 @@ static int status_frame(rpc_call *c, rpc_status code, const char *message, rpc_b
         uint8_t prefix[RPC_FRAME_HEADER] = {0};
         if (rpc__buf_append(b, prefix, sizeof prefix) != 0 || rpc__buf_append(b, "{", 1) != 0 ||
             (code != RPC_OK &&
-             (rpc__buf_append(b, "\"error\":", 8) != 0 ||
-              rpc__connect_error_json(b, code, message) != 0 || rpc__buf_append(b, ",", 1) != 0)) ||
+             (rpc__buf_append(b, "\"error\":", 8) != 0 || error_json(c, b, code, message) != 0 ||
+              rpc__buf_append(b, ",", 1) != 0)) ||
             rpc__buf_append(b, "\"metadata\":", 11) != 0 || metadata_json(b, t, nt) != 0 ||
             rpc__buf_append(b, "}", 1) != 0)
             return RPC_ENOMEM;
@@ -261,7 +324,7 @@ static void connect_unary_end(rpc_call *c, rpc_status code, const char *message)
     const rpc_buf *body = &c->web_out;
     if (code != RPC_OK) {
         c->web_compressed = false;
-        if (rpc__connect_error_json(&err, code, message) != 0)
+        if (error_json(c, &err, code, message) != 0)
             goto fail;
         body = &err;
     } else if (c->json && !c->web_out.len && rpc__buf_append(&c->web_out, "{}", 2) != 0) {

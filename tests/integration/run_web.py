@@ -399,6 +399,21 @@ def connect_nothing_stored(c):
     eq(count_orders(c), before, "orders after the hostile creates")
 
 
+def error_details(c):
+    """Rich error details: Connect's "details", gRPC-Web's trailer."""
+    bad = {"customerId": "c-1", "lines": [{"sku": "SKU-001", "quantity": "0"}]}
+    code, hd, err = c.connect_json("/oms.v1.OrderService/CreateOrder", bad)
+    eq((code, err["code"]), (400, "invalid_argument"), "quantity 0")
+    eq([d["type"] for d in err.get("details", [])], ["google.rpc.BadRequest"], "details")
+    check(b"lines[0].quantity" in base64.b64decode(err["details"][0]["value"]), "detail %r", err)
+    check(not any("details" in k for k in hd), "details also as a header: %r", hd)
+    st = c.request("/oms.v1.OrderService/CreateOrder",
+                   frame(b"\x0a\x03c-1\x12\x0b\x0a\x07SKU-001\x10\x00"))
+    t = web_trailers(frames(st.data)[-1][1])
+    eq(t.get("grpc-status"), "3", "grpc-status")
+    check(t.get("grpc-status-details-bin"), "no details in the trailer frame: %r", t)
+
+
 def connect_stream(c):
     st = c.request(LIST_PRODUCTS, frame(b"{}"), "application/connect+json",
                    headers=[("connect-protocol-version", "1")])
@@ -480,6 +495,7 @@ CASES = [
     ("connect.errors", connect_errors),
     ("connect.hostile_json", connect_hostile_json),
     ("connect.nothing_stored", connect_nothing_stored),
+    ("connect.error_details", error_details),
     ("connect.stream", connect_stream),
     ("connect.stream_deadline", connect_stream_deadline),
     ("cors.preflight", cors_preflight),
