@@ -2,7 +2,6 @@
  * request stream into a call: routing by :path, request validation, header
  * parsing (deadline, encodings, custom metadata). */
 #include <stdatomic.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,29 +273,40 @@ typedef struct req_headers {
     size_t ncustom;
 } req_headers;
 
+/* The slot in r for a header on_open reads, or NULL. By length first: this
+ * runs for every header of every call. */
+static const http2_header **known_slot(req_headers *r, const http2_header *x)
+{
+#define IS(lit) (memcmp(x->name, lit, sizeof(lit) - 1) == 0)
+    switch (x->namelen) {
+    case 6:
+        return IS("origin") ? &r->origin : NULL;
+    case 12:
+        return IS("content-type") ? &r->ctype : IS("grpc-timeout") ? &r->grpc_timeout : NULL;
+    case 13:
+        return IS("grpc-encoding") ? &r->grpc_encoding : NULL;
+    case 15:
+        return IS("accept-encoding") ? &r->accept_encoding : NULL;
+    case 16:
+        return IS("content-encoding") ? &r->content_encoding : NULL;
+    case 18:
+        return IS("connect-timeout-ms") ? &r->connect_timeout : NULL;
+    case 20:
+        return IS("grpc-accept-encoding") ? &r->grpc_accept : NULL;
+    case 23:
+        return IS("connect-accept-encoding") ? &r->cc_accept : NULL;
+    case 24:
+        return IS("connect-protocol-version")   ? &r->connect_version
+               : IS("connect-content-encoding") ? &r->cc_encoding
+                                                : NULL;
+    default:
+        return NULL;
+    }
+#undef IS
+}
+
 static void scan_headers(req_headers *r, const http2_header *h, size_t n)
 {
-#define KNOWN(lit, field)                                                                          \
-    {                                                                                              \
-        lit, sizeof(lit) - 1, offsetof(req_headers, field)                                         \
-    }
-    static const struct {
-        const char *name;
-        size_t len, off;
-    } known[] = {
-        KNOWN("content-type", ctype),
-        KNOWN("grpc-timeout", grpc_timeout),
-        KNOWN("grpc-encoding", grpc_encoding),
-        KNOWN("grpc-accept-encoding", grpc_accept),
-        KNOWN("origin", origin),
-        KNOWN("connect-timeout-ms", connect_timeout),
-        KNOWN("connect-protocol-version", connect_version),
-        KNOWN("content-encoding", content_encoding),
-        KNOWN("accept-encoding", accept_encoding),
-        KNOWN("connect-content-encoding", cc_encoding),
-        KNOWN("connect-accept-encoding", cc_accept),
-    };
-#undef KNOWN
     memset(r, 0, sizeof *r);
     for (size_t i = 0; i < n; i++) {
         const http2_header *x = &h[i];
@@ -307,12 +317,9 @@ static void scan_headers(req_headers *r, const http2_header *h, size_t n)
                 r->path = x;
             continue;
         }
-        size_t k = 0;
-        while (k < sizeof known / sizeof known[0] &&
-               !(known[k].len == x->namelen && memcmp(known[k].name, x->name, x->namelen) == 0))
-            k++;
-        if (k < sizeof known / sizeof known[0])
-            *(const http2_header **)((char *)r + known[k].off) = x;
+        const http2_header **slot = known_slot(r, x);
+        if (slot)
+            *slot = x;
         else if (!rpc__md_key_reserved(x->name, x->namelen))
             r->ncustom++;
     }
