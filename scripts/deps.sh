@@ -25,17 +25,20 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # The web tests' independent clients come from the npm registry (not Debian):
-# buf (`buf curl --protocol grpcweb|connect`), installed once into the build
+# buf (`buf curl --protocol grpcweb|connect`) and the Connect client for node
+# (@connectrpc/connect-node), installed once into the build
 # tree (OMS_NPM_PREFIX, default build/npm; `make` passes $(BUILD)/npm). A
 # machine without npm or the registry still builds: the web test then says
 # what is missing.
 npm_prefix=${OMS_NPM_PREFIX:-$(cd "$(dirname "$0")/.." && pwd)/build/npm}
-if [ ! -x "$npm_prefix/node_modules/.bin/buf" ]; then
+if [ ! -x "$npm_prefix/node_modules/.bin/buf" ] ||
+   [ ! -d "$npm_prefix/node_modules/@connectrpc/connect-node" ]; then
   if command -v npm >/dev/null; then
     mkdir -p "$npm_prefix"
-    npm install --prefix "$npm_prefix" --no-audit --no-fund --silent @bufbuild/buf@1.75.0 >&2 ||
-      echo "deps.sh: npm install @bufbuild/buf failed: the web test will fail" >&2
+    npm install --prefix "$npm_prefix" --no-audit --no-fund --silent @bufbuild/buf@1.75.0 \
+      @bufbuild/protobuf@2 @connectrpc/connect@2 @connectrpc/connect-node@2 >&2 ||
+      echo "deps.sh: npm install failed: the web test will fail" >&2
   else
-    echo "deps.sh: npm not found (apt-get install npm): the web test needs buf from npm" >&2
+    echo "deps.sh: npm not found (apt-get install npm): the web test needs npm packages" >&2
   fi
 fi

@@ -3,7 +3,9 @@
 
 Independent clients: `buf curl --protocol grpcweb|connect` (npm @bufbuild/buf,
 installed by scripts/deps.sh into <build>/npm) on every oms.v1 unary and
-server-streaming method; plain curl with JSON; raw HTTP/2 (python3-h2,
+server-streaming method; the npm @connectrpc/connect-node client with its
+Connect and gRPC-Web transports over HTTP/2 (web_client.mjs); plain curl with
+JSON; raw HTTP/2 (python3-h2,
 h2raw.py) for what a client library would never send: bad base64, truncated
 frames, huge declared lengths, JSON of the wrong type, unknown fields, bombs,
 foreign origins. Every hostile case checks its answer and that the server
@@ -202,6 +204,19 @@ def buf_cases(tag):
         ("oms.v1.OrderService/CancelOrder", lambda st: {"id": st["order"], "reason": "web"},
          lambda st, o: eq(o["status"], "ORDER_STATUS_CANCELLED", "status"), False, None),
     ]
+
+
+def connect_node(c, transport):
+    """web_client.mjs: unary, error code and details, a stream, WatchOrders."""
+    modules = os.path.dirname(os.path.dirname(os.path.dirname(c.buf)))  # <npm>/node_modules/.bin/buf
+    argv = ["node", os.path.join(h.HERE, "web_client.mjs"), "--modules", modules, "--schema",
+            c.schema, "--base-url", c.url(""), "--transport", transport]
+    if not c.server.h2c:
+        argv += ["--ca", c.server.ca_path()]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=T * 2)
+    check(r.returncode == 0, "web_client.mjs --transport %s: rc %d\n%s%s", transport,
+          r.returncode, r.stdout, r.stderr)
+    eq(r.stdout.count("ok "), 5, "steps passed")
 
 
 # --- gRPC-Web on the wire -----------------------------------------------------------
@@ -528,6 +543,8 @@ def main():
                 for path, req, chk, stream, timeout in buf_cases(tag):
                     env.suite.run("%s.buf.%s.%s" % (tr, protocol, path.split("/")[1]), buf_method,
                                   c, protocol, tag, "/" + path, req, chk, stream, timeout)
+            for transport in ("connect", "grpcweb"):
+                env.suite.run("%s.connect_node.%s" % (tr, transport), connect_node, c, transport)
             for name, fn in CASES:
                 def body(fn=fn):
                     fn(c)
