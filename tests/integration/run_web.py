@@ -22,6 +22,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import time
 import urllib.parse
 
 sys.dont_write_bytecode = True
@@ -492,6 +493,29 @@ def cors_actual(c):
               "CORS headers for a foreign origin: %r", st.headers)
 
 
+def auth_on(c, secret):
+    """With authentication on, the web protocols go through the same
+    interceptors: no token is refused in each protocol's form, a token with
+    the method's scope is let through."""
+    import jwt
+    now = int(time.time())
+    tok = jwt.encode({"sub": "web-it", "iat": now - 2, "exp": now + 600,
+                      "scope": "customers:read"}, secret, algorithm="HS256")
+    code, _, err = c.connect_json(GET_CUSTOMER, {"id": "c-1"})
+    eq((code, err["code"]), (401, "unauthenticated"), "Connect without a token")
+    grpcweb_error(c, GET_CUSTOMER, frame(b"\x0a\x03c-1"), 16, "")
+    auth = [("authorization", "Bearer " + tok)]
+    code, _, body = c.connect_json(GET_CUSTOMER, {"id": "c-1"}, headers=auth)
+    eq((code, body.get("id")), (200, "c-1"), "Connect with a token")
+    st = c.request(GET_CUSTOMER, frame(b"\x0a\x03c-1"), headers=auth)
+    eq(web_trailers(frames(st.data)[-1][1]).get("grpc-status"), "0", "gRPC-Web with a token")
+    st = c.request(GET_CUSTOMER + "?encoding=json&message=%7B%22id%22%3A%22c-2%22%7D",
+                   method="GET", ctype=None, headers=auth)
+    eq(st.http_status, 200, "Connect GET with a token")
+    code, _, err = c.connect_json(GET_ORDER, {"id": "o-1"}, headers=auth)
+    eq((code, err["code"]), (403, "permission_denied"), "a scope the token lacks")
+
+
 CASES = [
     ("grpcweb.unary_binary", grpcweb_unary_binary),
     ("grpcweb.text_stream", grpcweb_text_stream),
@@ -551,6 +575,14 @@ def main():
                     c.healthy()
                 env.suite.run("%s.%s" % (tr, name), body)
             env.suite.stop_server(server)
+        secret_path = os.path.join(env.workdir, "jwt.secret")
+        secret = os.urandom(32)
+        with open(secret_path, "wb") as f:
+            f.write(secret)
+        server = env.server(h2c=True, name="omsd-auth", extra_args=[
+            "--cors-origin", ORIGIN, "--jwt-secret-file", secret_path])
+        env.suite.run("auth.web_protocols", auth_on, Ctx(env, server, buf, schema), secret)
+        env.suite.stop_server(server)
 
 
 if __name__ == "__main__":
