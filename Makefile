@@ -13,7 +13,7 @@ FUZZ_SECONDS ?= 8
 all: build
 
 deps:
-	@bash scripts/deps.sh
+	@OMS_NPM_PREFIX=$(abspath $(BUILD))/npm bash scripts/deps.sh
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null

@@ -23,10 +23,10 @@ include(CMakePackageConfigHelpers)
 
 # Their dependencies, as the .pc file and the package config find them too
 # (cmake/omsrpcConfig.cmake.in makes the same two pkg-config calls): the
-# public headers include uv.h and protobuf-c/protobuf-c.h; nghttp2, OpenSSL
-# and zlib stay inside the library (needed only when linking it statically).
+# public headers include uv.h and protobuf-c/protobuf-c.h; nghttp2, OpenSSL,
+# zlib and jansson (pbjson, Connect's JSON) stay inside the library (needed only when linking it statically).
 set(OMSRPC_PC_REQUIRES libprotobuf-c libuv)
-set(OMSRPC_PC_REQUIRES_PRIVATE libnghttp2 openssl zlib)
+set(OMSRPC_PC_REQUIRES_PRIVATE libnghttp2 openssl zlib jansson)
 pkg_check_modules(OMSRPC_PUBLIC_DEPS REQUIRED IMPORTED_TARGET ${OMSRPC_PC_REQUIRES})
 pkg_check_modules(OMSRPC_PRIVATE_DEPS REQUIRED IMPORTED_TARGET ${OMSRPC_PC_REQUIRES_PRIVATE})
 
@@ -39,7 +39,8 @@ pkg_check_modules(OMSRPC_PRIVATE_DEPS REQUIRED IMPORTED_TARGET ${OMSRPC_PC_REQUI
 set(OMSRPC_PROTO_OBJECTS
     "$<FILTER:$<TARGET_OBJECTS:oms_proto>,INCLUDE,/(grpc/health/v1/health|grpc/reflection/v1/reflection|grpc/reflection/v1alpha/reflection|google/protobuf/descriptor|google/rpc/status|google/rpc/error_details|google/protobuf/any|google/protobuf/duration)\\.pb-c\\.c\\.o$>")
 set(OMSRPC_OBJECTS
-    $<TARGET_OBJECTS:oms_base> $<TARGET_OBJECTS:oms_http2> $<TARGET_OBJECTS:oms_rpc>
+    $<TARGET_OBJECTS:oms_base> $<TARGET_OBJECTS:oms_http2> $<TARGET_OBJECTS:oms_pbjson>
+    $<TARGET_OBJECTS:oms_rpc>
     $<TARGET_OBJECTS:oms_rpc_gen> $<TARGET_OBJECTS:oms_metrics> ${OMSRPC_PROTO_OBJECTS})
 
 # While the major version is 0 every minor release may break the ABI, so the

@@ -38,7 +38,7 @@ LAYERS = {
     "base": set(),
     "http2": {"base"},
     "http1": {"base"},
-    "rpc": {"base", "http2"},
+    "rpc": {"base", "http2", "pbjson"},  # pbjson: Connect's JSON messages
     "store": {"base"},
     "auth": {"base"},
     "authz": {"base", "rpc"},

@@ -307,6 +307,7 @@ static int worker_listen(worker *w, const omsd_options *o, http2_server_config *
     rpc_server_config rcfg;
     rpc_server_config_init(&rcfg);
     rcfg.max_recv_msg = o->max_recv_msg;
+    rcfg.cors_origins = o->cors_origin;
     w->rpc = rpc_server_new(&rcfg);
     w->health = rpc_health_new();
     w->refl = rpc_reflection_new(oms_descriptor_set, oms_descriptor_set_len);

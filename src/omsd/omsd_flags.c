@@ -323,6 +323,14 @@ int omsd_parse_args(int argc, char **argv, omsd_options *o)
          .help = "serve grpc.testing.TestService and\n"
                  "oms.bench.v1.OrderBench (default on; turn off in\n"
                  "production)"},
+        {.name = "cors-origin",
+         .type = OMS_CLI_STRING,
+         .arg = "LIST",
+         .dest = &o->cors_origin,
+         .help = "browser origins that may call gRPC-Web and\n"
+                 "Connect across origins, comma separated\n"
+                 "(\"https://app.example\"; \"*\" for any, in\n"
+                 "development; default none)"},
         {.name = "max-recv-msg",
          .type = OMS_CLI_SIZE,
          .arg = "BYTES",

@@ -38,6 +38,7 @@ typedef struct omsd_options {
     oms_log_level log_level;
     oms_log_format log_format;  /* --log-format */
     const char *access_log;     /* --access-log PATH|-; NULL: off */
+    const char *cors_origin;    /* --cors-origin LIST; NULL: none */
     uint64_t access_log_buffer; /* --access-log-buffer BYTES; 0: the default */
     bool bench_only;
     orders_config orders;

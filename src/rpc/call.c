@@ -152,6 +152,8 @@ static void call_free(rpc_call *c)
     rpc__buf_dispose(&c->scratch);
     rpc__buf_dispose(&c->initial_md);
     rpc__buf_dispose(&c->trailing_md);
+    rpc__buf_dispose(&c->web_in);
+    rpc__buf_dispose(&c->web_out);
     rpc__arena_dispose(&c->arena);
     rpc__server_call_freed(c->srv);
     oms_freelist_put(&call_fl, c);
@@ -236,7 +238,7 @@ int rpc_call_add_trailing_md(rpc_call *c, const char *key, const uint8_t *v, siz
 
 /* Appends the packed metadata in b to h[] (from *n), base64-encoding -bin
  * values into the arena. Returns false on ENOMEM. */
-static bool unpack_md(rpc_call *c, const rpc_buf *b, http2_header *h, size_t *n)
+bool rpc__call_md_headers(rpc_call *c, const rpc_buf *b, http2_header *h, size_t *n)
 {
     for (size_t off = 0; off < b->len;) {
         uint32_t kl, vl;
@@ -267,7 +269,7 @@ static bool unpack_md(rpc_call *c, const rpc_buf *b, http2_header *h, size_t *n)
     return true;
 }
 
-static size_t count_md(const rpc_buf *b)
+size_t rpc__call_md_count(const rpc_buf *b)
 {
     size_t n = 0;
     for (size_t off = 0; off < b->len; n++) {
@@ -286,8 +288,11 @@ static size_t count_md(const rpc_buf *b)
         n, sizeof(n) - 1, v, sizeof(v) - 1                                                         \
     }
 
-static size_t base_headers(const rpc_call *c, http2_header *h)
+/* :status and the rest before the metadata: at most RPC_WEB_HEADERS_MAX. */
+static size_t base_headers(rpc_call *c, http2_header *h)
 {
+    if (c->proto != RPC_PROTO_GRPC)
+        return rpc__web_base_headers(c, h, "200");
     size_t n = 0;
     h[n++] = (http2_header)HDR(":status", "200");
     h[n++] = (http2_header)HDR("content-type", "application/grpc");
@@ -299,19 +304,21 @@ static size_t base_headers(const rpc_call *c, http2_header *h)
     return n;
 }
 
-static int send_headers(rpc_call *c)
+int rpc__call_send_headers(rpc_call *c)
 {
-    if (c->headers_sent)
+    /* Connect unary's headers depend on the status: they go with it. */
+    if (c->headers_sent || c->proto == RPC_PROTO_CONNECT)
         return 0;
     c->headers_sent = true;
-    size_t nmd = count_md(&c->initial_md);
+    size_t nmd = rpc__call_md_count(&c->initial_md);
     http2_header stackh[16];
-    http2_header *h = 4 + nmd <= 16 ? stackh : rpc__arena_alloc(&c->arena, (4 + nmd) * sizeof *h);
+    size_t cap = RPC_WEB_HEADERS_MAX + nmd;
+    http2_header *h = cap <= 16 ? stackh : rpc__arena_alloc(&c->arena, cap * sizeof *h);
     if (!h)
         return RPC_ENOMEM;
     size_t n = base_headers(c, h);
-    int rv =
-        unpack_md(c, &c->initial_md, h, &n) ? http2_stream_respond(c->stream, h, n) : UV_ENOMEM;
+    int rv = rpc__call_md_headers(c, &c->initial_md, h, &n) ? http2_stream_respond(c->stream, h, n)
+                                                            : UV_ENOMEM;
     if (rv == UV_ENOMEM) {
         /* Nothing went out: the status that follows must carry the headers. */
         c->headers_sent = false;
@@ -339,12 +346,18 @@ static size_t format_code(rpc_status code, char *buf)
 /* Writes status trailers (or a Trailers-Only response). */
 static void send_status(rpc_call *c, rpc_status code, const char *message)
 {
+    if (c->proto != RPC_PROTO_GRPC) {
+        rpc__web_status(c, code, message);
+        return;
+    }
     char codebuf[12];
     size_t cl = format_code(code, codebuf);
     char *enc = message && *message ? rpc__percent_encode(message, strlen(message)) : NULL;
-    size_t nmd = count_md(&c->trailing_md) + (c->headers_sent ? 0 : count_md(&c->initial_md));
+    size_t nmd = rpc__call_md_count(&c->trailing_md) +
+                 (c->headers_sent ? 0 : rpc__call_md_count(&c->initial_md));
     http2_header stackh[24];
-    http2_header *h = 6 + nmd <= 24 ? stackh : rpc__arena_alloc(&c->arena, (6 + nmd) * sizeof *h);
+    size_t cap = RPC_WEB_HEADERS_MAX + 2 + nmd;
+    http2_header *h = cap <= 24 ? stackh : rpc__arena_alloc(&c->arena, cap * sizeof *h);
     if (!h) {
         oms_free(enc);
         http2_stream_reset(c->stream, HTTP2_INTERNAL_ERROR);
@@ -354,7 +367,7 @@ static void send_status(rpc_call *c, rpc_status code, const char *message)
     bool trailers_only = !c->headers_sent;
     if (trailers_only) {
         n = base_headers(c, h);
-        if (!unpack_md(c, &c->initial_md, h, &n)) {
+        if (!rpc__call_md_headers(c, &c->initial_md, h, &n)) {
             oms_free(enc);
             http2_stream_reset(c->stream, HTTP2_INTERNAL_ERROR);
             return;
@@ -364,7 +377,7 @@ static void send_status(rpc_call *c, rpc_status code, const char *message)
     h[n++] = (http2_header){"grpc-status", 11, codebuf, cl};
     if (enc)
         h[n++] = (http2_header){"grpc-message", 12, enc, strlen(enc)};
-    if (!unpack_md(c, &c->trailing_md, h, &n)) {
+    if (!rpc__call_md_headers(c, &c->trailing_md, h, &n)) {
         oms_free(enc);
         http2_stream_reset(c->stream, HTTP2_INTERNAL_ERROR);
         return;
@@ -426,7 +439,8 @@ void rpc__respond_error(http2_stream *s, rpc_status code, const char *message)
 /* Queues one whole gRPC message (prefix included) on c's stream. */
 static int queue_frame(rpc_call *c, const uint8_t *frame, size_t flen)
 {
-    int rv = http2_stream_write(c->stream, frame, flen);
+    int rv = c->proto == RPC_PROTO_GRPC ? http2_stream_write(c->stream, frame, flen)
+                                        : rpc__web_write(c, frame, flen);
     if (rv >= 0 || rv == HTTP2_AGAIN) {
         c->msgs_out++;
         c->bytes_out += flen;
@@ -447,13 +461,19 @@ int rpc_call_send_ex(rpc_call *c, const ProtobufCMessage *m, bool compress)
 {
     if (c->done || !c->stream)
         return RPC_ECANCELLED;
-    int rv = send_headers(c);
+    int rv = rpc__call_send_headers(c);
     if (rv != 0) {
         rpc_call_finish(c, RPC_INTERNAL, "cannot send response headers");
         return rv;
     }
-    size_t size = protobuf_c_message_get_packed_size(m);
+    char *json = NULL;
+    size_t size;
+    if (c->json && !(json = rpc__web_encode_json(c, m, &size)))
+        return RPC_ECANCELLED;
+    if (!json)
+        size = protobuf_c_message_get_packed_size(m);
     if (size > rpc__server_config(c->srv)->max_send_msg) {
+        oms_free(json);
         rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "response message larger than max send size");
         return RPC_ETOOBIG;
     }
@@ -464,12 +484,18 @@ int rpc_call_send_ex(rpc_call *c, const ProtobufCMessage *m, bool compress)
     c->scratch.len = 0;
     if (flen > sizeof stackbuf) {
         if (rpc__buf_reserve(&c->scratch, flen) != 0) {
+            oms_free(json);
             rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
             return RPC_ENOMEM;
         }
         frame = c->scratch.data;
     }
-    protobuf_c_message_pack(m, frame + RPC_FRAME_HEADER);
+    if (json) {
+        memcpy(frame + RPC_FRAME_HEADER, json, size);
+        oms_free(json);
+    } else {
+        protobuf_c_message_pack(m, frame + RPC_FRAME_HEADER);
+    }
     rpc_buf zbuf;
     rpc__buf_init(&zbuf);
     if (compressed) {
@@ -498,7 +524,21 @@ int rpc_call_send_frame(rpc_call *c, rpc_frame *f)
         return RPC_ECANCELLED;
     if (c->method->output && rpc__frame_desc(f) != c->method->output)
         return RPC_EINVAL;
-    int rv = send_headers(c);
+    if (c->json) { /* JSON is made per call, from the message */
+        size_t fl;
+        const uint8_t *fb = rpc__frame_bytes(f, &fl);
+        ProtobufCMessage *m =
+            protobuf_c_message_unpack(rpc__frame_desc(f), rpc_system_allocator(),
+                                      fl - RPC_FRAME_HEADER, fb + RPC_FRAME_HEADER);
+        if (!m) {
+            rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+            return RPC_ENOMEM;
+        }
+        int rv = rpc_call_send_ex(c, m, c->compress);
+        protobuf_c_message_free_unpacked(m, rpc_system_allocator());
+        return rv;
+    }
+    int rv = rpc__call_send_headers(c);
     if (rv != 0) {
         rpc_call_finish(c, RPC_INTERNAL, "cannot send response headers");
         return rv;
@@ -571,8 +611,9 @@ static void handle_message(rpc_call *c, const uint8_t *p, size_t len, bool compr
         return;
     }
     /* proto3 strings are UTF-8 without NUL: checked on the wire bytes, since
-     * protobuf-c would cut a string at a NUL. Once here, for every method. */
-    if (m->check_strings) {
+     * protobuf-c would cut a string at a NUL. Once here, for every method
+     * (JSON's are checked by its parser). */
+    if (m->check_strings && !c->json) {
         char why[160];
         int rv = rpc__check_strings(m->input, p, len, why, sizeof why);
         if (rv != 0) {
@@ -586,10 +627,14 @@ static void handle_message(rpc_call *c, const uint8_t *p, size_t len, bool compr
      * call's arena; streamed requests are freed after their callback. */
     decode_alloc da = {.inner = streaming ? rpc_system_allocator() : &c->allocator};
     ProtobufCAllocator alloc = {decode_alloc_fn, decode_free_fn, &da};
-    ProtobufCMessage *req = protobuf_c_message_unpack(m->input, &alloc, len, p);
+    bool nomem = false;
+    ProtobufCMessage *req = c->json ? rpc__web_decode_json(c, p, len, &alloc, &nomem)
+                                    : protobuf_c_message_unpack(m->input, &alloc, len, p);
     rpc__buf_dispose(&plain);
+    if (!req && c->json && !nomem)
+        return; /* finished, naming the field */
     if (!req) {
-        if (da.failed)
+        if (da.failed || nomem)
             rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory decoding the request");
         else
             rpc_call_finish(c, RPC_INVALID_ARGUMENT, "cannot decode request message");
@@ -670,7 +715,8 @@ static void process_input(rpc_call *c, const uint8_t *p, size_t n)
         } else if (n > 0 && rpc__buf_append(&c->inbox, p, n) != 0) {
             rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
         }
-        http2_stream_consume(c->stream, taken);
+        if (!c->credit_early)
+            http2_stream_consume(c->stream, taken);
     }
     c->in_input = false;
     rpc_call_unref(c);
@@ -697,8 +743,17 @@ static void drain_inbox(rpc_call *c)
 
 void rpc__call_on_data(rpc_call *c, const uint8_t *p, size_t n)
 {
+    if (c->credit_early)
+        rpc__web_on_data(c, p, n); /* transforms, then rpc__call_feed */
+    else
+        rpc__call_feed(c, p, n);
+}
+
+void rpc__call_feed(rpc_call *c, const uint8_t *p, size_t n)
+{
     if (c->done) {
-        http2_stream_consume(c->stream, n);
+        if (!c->credit_early)
+            http2_stream_consume(c->stream, n);
         return;
     }
     if (c->inbox.len || c->blocked || c->paused || c->gate) {
@@ -733,6 +788,14 @@ void rpc__call_start_handler(rpc_call *c)
 }
 
 void rpc__call_on_end(rpc_call *c)
+{
+    if (c->credit_early)
+        rpc__web_on_end(c); /* the last bytes, then rpc__call_end_input */
+    else
+        rpc__call_end_input(c);
+}
+
+void rpc__call_end_input(rpc_call *c)
 {
     c->end_seen = true;
     drain_inbox(c);

@@ -75,12 +75,16 @@ enum {
 enum {
     RPC_CLIENT_STREAMING = 1u << 0,
     RPC_SERVER_STREAMING = 1u << 1,
+    /* The method only reads (the .proto's `option idempotency_level =
+     * NO_SIDE_EFFECTS;`, which protoc-gen-omsrpc copies here; protobuf-c's
+     * descriptors do not carry options): Connect may call it with GET. */
+    RPC_NO_SIDE_EFFECTS = 1u << 2,
 };
 
 /* A method's handler table. Every callback is optional except on_message.
  * All fire on the call's loop; none may block. */
 typedef struct rpc_method_ops {
-    unsigned flags; /* RPC_CLIENT_STREAMING | RPC_SERVER_STREAMING */
+    unsigned flags; /* RPC_CLIENT_STREAMING | RPC_SERVER_STREAMING | RPC_NO_SIDE_EFFECTS */
     /* A request message. It is borrowed: for client-streaming methods until
      * the callback returns; otherwise (one request) until the call is freed. */
     void (*on_message)(rpc_call *c, const ProtobufCMessage *req);
@@ -114,6 +118,11 @@ typedef struct rpc_service_impl {
 typedef struct rpc_server_config {
     size_t max_recv_msg; /* bytes after decompression; default 4 MiB */
     size_t max_send_msg; /* default 0x7fffffff */
+    /* Browser origins that may call (gRPC-Web, Connect) across origins:
+     * "https://a.example,https://b.example", "*" for any (development);
+     * NULL or "": none (no CORS headers, preflights answered 403). Copied
+     * by rpc_server_new. */
+    const char *cors_origins;
     /* How much a call may queue before rpc_call_send() says RPC_AGAIN is the
      * transport's: http2_server_config.stream_send_buffer. */
 } rpc_server_config;

@@ -246,6 +246,92 @@ int rpc__status_details_pack(rpc_arena *a, rpc_status code, const char *message,
                              const ProtobufCMessage *const *details, size_t n, uint8_t **out,
                              size_t *outlen);
 
+/* --- web wire protocols: pure pieces (wire.c) -------------------------------- */
+
+/* How a call is carried. gRPC is the native one; the others are framings of
+ * the same call for browsers and curl (web.c holds their differences). */
+typedef enum rpc_proto {
+    RPC_PROTO_GRPC = 0,       /* application/grpc[+proto] */
+    RPC_PROTO_GRPC_WEB,       /* application/grpc-web[+proto]: trailers in a 0x80 frame */
+    RPC_PROTO_GRPC_WEB_TEXT,  /* application/grpc-web-text[+proto]: the same, base64 */
+    RPC_PROTO_CONNECT,        /* Connect unary (POST application/proto|json, or GET) */
+    RPC_PROTO_CONNECT_STREAM, /* application/connect+proto|json: envelopes */
+    RPC_PROTO_NONE = -1,      /* a content-type none of them takes */
+} rpc_proto;
+
+/* The protocol of a request's content-type (parameters after ';' ignored,
+ * names case-insensitive); *json says whether messages are JSON. */
+rpc_proto rpc__wire_detect(const char *ctype, size_t len, bool *json);
+
+/* Incremental base64 decoder for grpc-web-text bodies: input in any split;
+ * each 4-character group decodes alone, so pieces encoded one by one (with
+ * padding between them) decode as well as one text. */
+typedef struct rpc_b64_stream {
+    char carry[4];
+    uint8_t ncarry;
+} rpc_b64_stream;
+
+/* Decodes what completes of in[0..n) into out (appended). Returns 0, or -1
+ * if the text is not base64 (out is left with what decoded before it) or on
+ * ENOMEM (-2). */
+int rpc__b64_stream_feed(rpc_b64_stream *st, const char *in, size_t n, rpc_buf *out);
+/* The text ended: a last group without its padding decodes now. Returns 0 or
+ * -1 (a lone character is left, or it does not decode). */
+int rpc__b64_stream_end(rpc_b64_stream *st, rpc_buf *out);
+
+/* Appends the grpc-web trailer frame: flag 0x80, 4-byte length, then each
+ * header as "name: value\r\n". Returns 0 or RPC_ENOMEM. */
+int rpc__grpcweb_trailer_frame(rpc_buf *out, const http2_header *h, size_t n);
+
+/* The Connect protocol's code name ("not_found", "canceled", ...; "unknown"
+ * for a code out of range) and HTTP status for a status code (its table:
+ * 400 invalid_argument/failed_precondition/out_of_range, 401, 403, 404, 409
+ * already_exists/aborted, 429, 499 canceled, 501, 503, 504, 500 others). */
+const char *rpc__connect_code_name(rpc_status code);
+int rpc__connect_http_status(rpc_status code);
+
+/* Appends s as a JSON string (quotes included); bytes that are not UTF-8
+ * become U+FFFD. Returns 0 or RPC_ENOMEM. */
+int rpc__json_string(rpc_buf *out, const char *s, size_t len);
+/* Appends the Connect error object {"code":"...","message":"..."} (message
+ * left out when NULL or empty). Returns 0 or RPC_ENOMEM. */
+int rpc__connect_error_json(rpc_buf *out, rpc_status code, const char *message);
+
+/* Parses Connect-Timeout-Ms (1..10 ASCII digits). Returns 0 or -1. */
+int rpc__connect_timeout_parse(const char *s, size_t len, uint64_t *ms);
+
+/* A Connect GET's query (?connect=v1&encoding=json|proto&message=...
+ * &base64=1&compression=gzip), decoded: message in its wire form (percent-
+ * and, with base64=1, URL-safe-base64-decoded) into out. Returns 0, or -1
+ * with why set (a missing or malformed parameter). */
+typedef struct rpc_connect_get {
+    bool json;
+    rpc_encoding compression;
+} rpc_connect_get;
+int rpc__connect_get_parse(const char *query, size_t len, rpc_connect_get *q, rpc_buf *out,
+                           const char **why);
+
+/* --- CORS (cors.c) ------------------------------------------------------------ */
+
+/* The allowed origins of a server: a copy of rpc_server_config.cors_origins
+ * split at commas. */
+typedef struct rpc_cors {
+    char **origins;
+    size_t n;
+    bool any; /* "*" is one of them */
+} rpc_cors;
+
+/* Parses a comma-separated list (NULL or "": none). Returns 0 or RPC_ENOMEM /
+ * RPC_EINVAL (an empty entry). */
+int rpc__cors_init(rpc_cors *c, const char *list);
+void rpc__cors_dispose(rpc_cors *c);
+/* Whether origin may call (never for NULL). */
+bool rpc__cors_allowed(const rpc_cors *c, const char *origin, size_t len);
+/* Answers a preflight OPTIONS request on s (request headers h[0..n)): 204
+ * with the Access-Control-Allow-* headers for an allowed origin, 403
+ * otherwise. */
+void rpc__cors_preflight(const rpc_cors *c, http2_stream *s, const http2_header *h, size_t n);
+
 /* --- server calls (server.c, call.c) ------------------------------------------ */
 
 typedef struct rpc_method {
@@ -329,6 +415,15 @@ struct rpc_call {
     bool last_compressed : 1;
     bool in_input : 1; /* processing input: do not re-enter */
     bool paused : 1;   /* rpc_call_pause_input(): hold requests back */
+    /* the wire protocol (web.c); all zero for gRPC */
+    bool json : 1;           /* messages are JSON (Connect) */
+    bool credit_early : 1;   /* web.c credits request bytes as they arrive */
+    bool web_compressed : 1; /* Connect unary: the held response is compressed */
+    int8_t proto;            /* rpc_proto */
+    const char *origin;      /* CORS: the allowed Origin to echo (arena); NULL: none */
+    rpc_b64_stream b64;      /* grpc-web-text: the request's open base64 group */
+    rpc_buf web_in;          /* Connect unary: the request body */
+    rpc_buf web_out;         /* Connect unary: the response message, sent at the end */
     uint8_t inline_arena[1024];
 };
 
@@ -361,6 +456,46 @@ void rpc__call_intercept(rpc_call *c);
 void rpc__call_ic_end(rpc_call *c);
 /* call.c: the chain let the call through: input flows to the handler. */
 void rpc__call_start_handler(rpc_call *c);
+/* call.c, for web.c: the former halves of rpc__call_on_data/on_end, after
+ * the protocol's transformation of the bytes; the response headers (0 or
+ * RPC_ENOMEM/RPC_ECANCELLED); packed metadata as headers (-bin values
+ * base64) appended to h from *n (false on ENOMEM), and their count. */
+void rpc__call_feed(rpc_call *c, const uint8_t *p, size_t n);
+void rpc__call_end_input(rpc_call *c);
+int rpc__call_send_headers(rpc_call *c);
+bool rpc__call_md_headers(rpc_call *c, const rpc_buf *b, http2_header *h, size_t *n);
+size_t rpc__call_md_count(const rpc_buf *b);
+
+/* web.c: the web protocols on a call (see its head comment). */
+/* Most headers rpc__web_base_headers writes. */
+#define RPC_WEB_HEADERS_MAX 8
+/* Sets c up for proto (json: JSON messages; origin: an allowed Origin to
+ * echo, or NULL; query: a Connect GET's, or NULL). Returns 0, or an error
+ * after which the call is finished (a shape the protocol cannot carry, a
+ * bad query) or must be (RPC_ENOMEM). */
+int rpc__web_open(rpc_call *c, rpc_proto proto, bool json, const char *origin, size_t originlen,
+                  const char *query, size_t querylen);
+/* Request headers of the web protocols that are not custom metadata
+ * (connect-*, content-encoding, accept-encoding, origin). */
+bool rpc__web_header_reserved(const char *name, size_t len);
+/* :status, content-type, encodings and CORS headers into h (room for
+ * RPC_WEB_HEADERS_MAX); returns their number. status is borrowed. */
+size_t rpc__web_base_headers(rpc_call *c, http2_header *h, const char *status);
+/* Queues one frame (prefix included) as the protocol carries it: as it is,
+ * base64, or held (Connect unary). http2_stream_write's results. */
+int rpc__web_write(rpc_call *c, const uint8_t *frame, size_t flen);
+/* Sends the call's status the protocol's way and ends the stream. */
+void rpc__web_status(rpc_call *c, rpc_status code, const char *message);
+/* Request bytes and end of grpc-web-text and Connect unary calls. */
+void rpc__web_on_data(rpc_call *c, const uint8_t *p, size_t n);
+void rpc__web_on_end(rpc_call *c);
+/* JSON request/response messages (Connect). decode: NULL with the call
+ * finished (INVALID_ARGUMENT naming the field), or with *nomem set. encode:
+ * an oms_malloc'ed text, or NULL with the call finished. */
+ProtobufCMessage *rpc__web_decode_json(rpc_call *c, const uint8_t *p, size_t len,
+                                       ProtobufCAllocator *alloc, bool *nomem);
+char *rpc__web_encode_json(rpc_call *c, const ProtobufCMessage *m, size_t *len);
+
 /* Trailers-Only answer on a stream that has no call (bad request). */
 void rpc__respond_error(http2_stream *s, rpc_status code, const char *message);
 /* server.c */

@@ -18,12 +18,14 @@ struct rpc_server {
     char **services;
     size_t nservices;
     rpc__icept *ics; /* the interceptor chain, in order */
+    rpc_cors cors;
     uint32_t nics;
     atomic_size_t active_calls;
 };
 
 void rpc_server_config_init(rpc_server_config *cfg)
 {
+    memset(cfg, 0, sizeof *cfg);
     cfg->max_recv_msg = 4u << 20;
     cfg->max_send_msg = 0x7fffffff;
 }
@@ -34,9 +36,11 @@ rpc_server *rpc_server_new(const rpc_server_config *cfg)
     if (!srv)
         return NULL;
     srv->cfg = *cfg;
+    srv->cfg.cors_origins = NULL; /* the copy is srv->cors */
     srv->cap = 64;
     srv->methods = oms_calloc(srv->cap, sizeof *srv->methods);
-    if (!srv->methods) {
+    if (!srv->methods || rpc__cors_init(&srv->cors, cfg->cors_origins) != 0) {
+        oms_free(srv->methods);
         oms_free(srv);
         return NULL;
     }
@@ -55,6 +59,7 @@ void rpc_server_free(rpc_server *srv)
         oms_free(srv->services[i]);
     oms_free(srv->services);
     oms_free(srv->ics);
+    rpc__cors_dispose(&srv->cors);
     oms_free(srv);
 }
 
@@ -205,23 +210,6 @@ void rpc__server_call_freed(rpc_server *srv)
 #define hdr_is(h, lit)                                                                             \
     ((h)->namelen == sizeof(lit) - 1 && memcmp((h)->name, lit, sizeof(lit) - 1) == 0)
 
-/* "application/grpc" or "application/grpc+proto", optionally followed by
- * parameters (";charset=..."). */
-static bool grpc_content_type(const char *v, size_t n)
-{
-    static const char base[] = "application/grpc";
-    size_t bl = sizeof base - 1;
-    if (n < bl || (memcmp(v, base, bl) != 0 && strncasecmp(v, base, bl) != 0))
-        return false;
-    v += bl;
-    n -= bl;
-    if (n >= 6 && strncasecmp(v, "+proto", 6) == 0) {
-        v += 6;
-        n -= 6;
-    }
-    return n == 0 || v[0] == ';';
-}
-
 /* A well-formed HTTP answer for requests that are not gRPC at all. */
 static void respond_http(http2_stream *s, const char *status, const char *body)
 {
@@ -262,116 +250,230 @@ static bool add_md(rpc_call *c, rpc_md *items, size_t *count, const http2_header
     return true;
 }
 
-static void on_open(http2_stream *s, const http2_header *h, size_t n)
+/* Looks path[0..len) up; NULL if no service registered it. */
+static const rpc_method *find_method(const rpc_server *srv, const char *path, size_t len)
 {
-    rpc_server *srv = http2_stream_server_data(s);
-    const http2_header *method = NULL, *path = NULL, *ctype = NULL, *timeout = NULL,
-                       *encoding = NULL, *accept = NULL;
-    size_t ncustom = 0;
+    for (size_t i = srv->cap ? hash_path(path, len) & (srv->cap - 1) : 0;;
+         i = (i + 1) & (srv->cap - 1)) {
+        const rpc_method *x = &srv->methods[i];
+        if (!x->path)
+            return NULL;
+        if (x->pathlen == len && memcmp(x->path, path, len) == 0)
+            return x;
+    }
+}
+
+/* The request headers on_open reads, by protocol where they differ. */
+typedef struct req_headers {
+    const http2_header *method, *path, *ctype, *origin;
+    const http2_header *grpc_timeout, *grpc_encoding, *grpc_accept;
+    const http2_header *connect_timeout, *connect_version;
+    const http2_header *content_encoding, *accept_encoding; /* Connect unary */
+    const http2_header *cc_encoding, *cc_accept;            /* Connect streams */
+    size_t ncustom;
+} req_headers;
+
+/* The slot in r for a header on_open reads, or NULL. By length first: this
+ * runs for every header of every call. */
+static const http2_header **known_slot(req_headers *r, const http2_header *x)
+{
+#define IS(lit) (memcmp(x->name, lit, sizeof(lit) - 1) == 0)
+    switch (x->namelen) {
+    case 6:
+        return IS("origin") ? &r->origin : NULL;
+    case 12:
+        return IS("content-type") ? &r->ctype : IS("grpc-timeout") ? &r->grpc_timeout : NULL;
+    case 13:
+        return IS("grpc-encoding") ? &r->grpc_encoding : NULL;
+    case 15:
+        return IS("accept-encoding") ? &r->accept_encoding : NULL;
+    case 16:
+        return IS("content-encoding") ? &r->content_encoding : NULL;
+    case 18:
+        return IS("connect-timeout-ms") ? &r->connect_timeout : NULL;
+    case 20:
+        return IS("grpc-accept-encoding") ? &r->grpc_accept : NULL;
+    case 23:
+        return IS("connect-accept-encoding") ? &r->cc_accept : NULL;
+    case 24:
+        return IS("connect-protocol-version")   ? &r->connect_version
+               : IS("connect-content-encoding") ? &r->cc_encoding
+                                                : NULL;
+    default:
+        return NULL;
+    }
+#undef IS
+}
+
+static void scan_headers(req_headers *r, const http2_header *h, size_t n)
+{
+    memset(r, 0, sizeof *r);
     for (size_t i = 0; i < n; i++) {
         const http2_header *x = &h[i];
         if (x->namelen && x->name[0] == ':') {
             if (hdr_is(x, ":method"))
-                method = x;
+                r->method = x;
             else if (hdr_is(x, ":path"))
-                path = x;
-        } else if (hdr_is(x, "content-type")) {
-            ctype = x;
-        } else if (hdr_is(x, "grpc-timeout")) {
-            timeout = x;
-        } else if (hdr_is(x, "grpc-encoding")) {
-            encoding = x;
-        } else if (hdr_is(x, "grpc-accept-encoding")) {
-            accept = x;
-        } else if (!rpc__md_key_reserved(x->name, x->namelen)) {
-            ncustom++;
+                r->path = x;
+            continue;
         }
+        const http2_header **slot = known_slot(r, x);
+        if (slot)
+            *slot = x;
+        else if (!rpc__md_key_reserved(x->name, x->namelen))
+            r->ncustom++;
     }
-    if (!method || method->valuelen != 4 || memcmp(method->value, "POST", 4) != 0) {
-        respond_http(s, "405",
-                     "oms: this is a gRPC server; send gRPC requests (POST, "
-                     "content-type application/grpc)\n");
-        return;
-    }
-    if (!ctype || !grpc_content_type(ctype->value, ctype->valuelen)) {
-        respond_http(s, "415",
-                     "oms: content-type must be application/grpc or "
-                     "application/grpc+proto\n");
-        return;
-    }
+}
 
-    const rpc_method *m = NULL;
-    if (path) {
-        for (size_t i = srv->cap ? hash_path(path->value, path->valuelen) & (srv->cap - 1) : 0;;
-             i = (i + 1) & (srv->cap - 1)) {
-            const rpc_method *x = &srv->methods[i];
-            if (!x->path)
-                break;
-            if (x->pathlen == path->valuelen && memcmp(x->path, path->value, x->pathlen) == 0) {
-                m = x;
-                break;
-            }
-        }
-    }
-    /* With interceptors, calls to unknown methods become calls too (access
-     * logs, metrics, authentication first): the chain answers UNIMPLEMENTED
-     * after its last interceptor. */
-    if ((!m || !m->ops) && !srv->nics) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "%s: %s", m ? "method not implemented" : "unknown method",
-                 path ? RPC_QUOTE(path->value, path->valuelen) : "");
-        rpc__respond_error(s, RPC_UNIMPLEMENTED, msg);
-        return;
-    }
-
-    rpc_call *c =
-        m ? rpc__call_new(srv, s, m)
-          : rpc__call_new_unknown(srv, s, path ? path->value : "", path ? path->valuelen : 0);
-    if (!c) {
-        rpc__respond_error(s, RPC_RESOURCE_EXHAUSTED, "out of memory");
-        return;
-    }
+/* Applies the request's encodings, deadline and metadata to c. Returns false
+ * if it finished c (a header it cannot take). */
+static bool apply_headers(rpc_call *c, const req_headers *r, const http2_header *h, size_t n)
+{
+    const http2_header *encoding = r->grpc_encoding, *accept = r->grpc_accept;
+    if (c->proto == RPC_PROTO_CONNECT)
+        encoding = r->content_encoding, accept = r->accept_encoding;
+    else if (c->proto == RPC_PROTO_CONNECT_STREAM)
+        encoding = r->cc_encoding, accept = r->cc_accept;
     if (accept && rpc__encoding_accepted(accept->value, accept->valuelen, RPC_ENC_GZIP))
         c->resp_enc = RPC_ENC_GZIP;
-    else if (accept && rpc__encoding_accepted(accept->value, accept->valuelen, RPC_ENC_DEFLATE))
+    else if (accept && c->proto < RPC_PROTO_CONNECT &&
+             rpc__encoding_accepted(accept->value, accept->valuelen, RPC_ENC_DEFLATE))
         c->resp_enc = RPC_ENC_DEFLATE;
     if (encoding) {
         c->req_enc = rpc__encoding_parse(encoding->value, encoding->valuelen);
-        if (c->req_enc == RPC_ENC_UNKNOWN) {
+        if (c->req_enc == RPC_ENC_UNKNOWN ||
+            (c->proto >= RPC_PROTO_CONNECT && c->req_enc == RPC_ENC_DEFLATE)) {
             char msg[300];
-            snprintf(msg, sizeof msg, "grpc-encoding %s is not supported",
-                     RPC_QUOTE(encoding->value, encoding->valuelen));
+            snprintf(msg, sizeof msg, "%.*s %s is not supported", (int)encoding->namelen,
+                     encoding->name, RPC_QUOTE(encoding->value, encoding->valuelen));
             rpc_call_finish(c, RPC_UNIMPLEMENTED, msg);
-            return;
+            return false;
         }
     }
-    if (ncustom) {
-        rpc_md *items = rpc__arena_alloc(&c->arena, ncustom * sizeof *items);
+    if (r->connect_version && c->proto >= RPC_PROTO_CONNECT &&
+        !(r->connect_version->valuelen == 1 && r->connect_version->value[0] == '1')) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "connect-protocol-version must be 1");
+        return false;
+    }
+    if (r->ncustom) {
+        rpc_md *items = rpc__arena_alloc(&c->arena, r->ncustom * sizeof *items);
         size_t count = 0;
         for (size_t i = 0; items && i < n; i++) {
             const http2_header *x = &h[i];
             if (x->namelen && x->name[0] == ':')
                 continue;
-            if (rpc__md_key_reserved(x->name, x->namelen))
+            if (rpc__md_key_reserved(x->name, x->namelen) ||
+                (c->proto != RPC_PROTO_GRPC && rpc__web_header_reserved(x->name, x->namelen)))
                 continue;
             if (!add_md(c, items, &count, x)) {
                 rpc_call_finish(c, RPC_INTERNAL, "malformed binary metadata");
-                return;
+                return false;
             }
         }
         c->md.items = items;
         c->md.count = count;
     }
-    if (timeout) {
-        uint64_t ms;
-        if (rpc__timeout_parse(timeout->value, timeout->valuelen, &ms) != 0) {
-            rpc_call_finish(c, RPC_INTERNAL, "malformed grpc-timeout");
-            return;
+    uint64_t ms;
+    if (c->proto >= RPC_PROTO_CONNECT ? r->connect_timeout != NULL : r->grpc_timeout != NULL) {
+        const http2_header *t =
+            c->proto >= RPC_PROTO_CONNECT ? r->connect_timeout : r->grpc_timeout;
+        int rv = c->proto >= RPC_PROTO_CONNECT
+                     ? rpc__connect_timeout_parse(t->value, t->valuelen, &ms)
+                     : rpc__timeout_parse(t->value, t->valuelen, &ms);
+        if (rv != 0) {
+            rpc_call_finish(c, c->proto >= RPC_PROTO_CONNECT ? RPC_INVALID_ARGUMENT : RPC_INTERNAL,
+                            c->proto >= RPC_PROTO_CONNECT ? "malformed connect-timeout-ms"
+                                                          : "malformed grpc-timeout");
+            return false;
         }
         rpc__call_set_deadline(c, ms);
     }
+    return true;
+}
+
+static const char *unimplemented(char msg[300], const rpc_method *m, const http2_header *path,
+                                 size_t pathlen)
+{
+    snprintf(msg, 300, "%s: %s", m ? "method not implemented" : "unknown method",
+             path ? RPC_QUOTE(path->value, pathlen) : "");
+    return msg;
+}
+
+static void on_open(http2_stream *s, const http2_header *h, size_t n)
+{
+    rpc_server *srv = http2_stream_server_data(s);
+    req_headers r;
+    scan_headers(&r, h, n);
+    const http2_header *method = r.method, *path = r.path;
+    bool get = method && method->valuelen == 3 && memcmp(method->value, "GET", 3) == 0;
+    if (method && method->valuelen == 7 && memcmp(method->value, "OPTIONS", 7) == 0) {
+        rpc__cors_preflight(&srv->cors, s, h, n);
+        return;
+    }
+    if (!get && (!method || method->valuelen != 4 || memcmp(method->value, "POST", 4) != 0)) {
+        respond_http(s, "405",
+                     "oms: this is a gRPC server; send gRPC requests (POST, "
+                     "content-type application/grpc)\n");
+        return;
+    }
+    bool json = false;
+    rpc_proto proto = get       ? RPC_PROTO_CONNECT
+                      : r.ctype ? rpc__wire_detect(r.ctype->value, r.ctype->valuelen, &json)
+                                : RPC_PROTO_NONE;
+    if (proto == RPC_PROTO_NONE) {
+        respond_http(s, "415",
+                     "oms: content-type must be application/grpc[+proto], "
+                     "application/grpc-web[-text][+proto], application/proto, application/json "
+                     "or application/connect+proto|json\n");
+        return;
+    }
+    /* A Connect GET's query is not part of the method's path. */
+    size_t pathlen = path ? path->valuelen : 0;
+    const char *query = NULL;
+    if (get && path) {
+        const char *q = memchr(path->value, '?', pathlen);
+        if (q) {
+            query = q + 1;
+            pathlen = (size_t)(q - path->value);
+        }
+    }
+    if (get && !query) {
+        respond_http(s, "405", "oms: GET needs a Connect query (?encoding=...&message=...)\n");
+        return;
+    }
+    const rpc_method *m = path ? find_method(srv, path->value, pathlen) : NULL;
+    /* With interceptors, calls to unknown methods become calls too (access
+     * logs, metrics, authentication first): the chain answers UNIMPLEMENTED
+     * after its last interceptor. The web protocols always make a call: it
+     * answers in their form. */
+    char msg[300];
+    if ((!m || !m->ops) && !srv->nics && proto == RPC_PROTO_GRPC) {
+        rpc__respond_error(s, RPC_UNIMPLEMENTED, unimplemented(msg, m, path, pathlen));
+        return;
+    }
+
+    rpc_call *c = m ? rpc__call_new(srv, s, m)
+                    : rpc__call_new_unknown(srv, s, path ? path->value : "", pathlen);
+    if (!c) {
+        rpc__respond_error(s, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    if (proto != RPC_PROTO_GRPC) {
+        bool cors = r.origin && rpc__cors_allowed(&srv->cors, r.origin->value, r.origin->valuelen);
+        int rv = rpc__web_open(c, proto, json, cors ? r.origin->value : NULL,
+                               cors ? r.origin->valuelen : 0, query,
+                               query ? (size_t)(path->value + path->valuelen - query) : 0);
+        if (rv == RPC_ENOMEM)
+            rpc_call_finish(c, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        if (rv != 0)
+            return;
+    }
+    if (!apply_headers(c, &r, h, n))
+        return;
     if (c->ics)
         rpc__call_intercept(c);
+    else if (!c->method->ops)
+        rpc_call_finish(c, RPC_UNIMPLEMENTED, unimplemented(msg, m, path, pathlen));
 }
 
 static void on_data(http2_stream *s, const uint8_t *p, size_t n)

@@ -527,7 +527,10 @@ static void server_service(sbuf *b, const gen_service *s)
         for (size_t i = 0; i < s->n_methods; i++) {
             const gen_method *m = &s->methods[i];
             sb_printf(b, "    [%zu] = { /* %s */\n", i, m->name);
-            sb_printf(b, "        .flags = %s,\n", flags_of(m));
+            /* protobuf-c's descriptors drop method options: the one rpc
+             * needs (Connect GET) is copied into the flags here. */
+            sb_printf(b, "        .flags = %s%s,\n", flags_of(m),
+                      m->no_side_effects ? " | RPC_NO_SIDE_EFFECTS" : "");
             sb_printf(b, "        .on_message = %s__on_message,\n", m->sp);
             if (m->client_streaming)
                 sb_printf(b, "        .on_half_close = %s__on_half_close,\n", m->sp);

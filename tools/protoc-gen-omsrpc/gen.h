@@ -93,9 +93,10 @@ typedef struct gen_method {
     const char *in_proto;  /* ".proto" spelling for comments: "CreateOrderRequest" */
     const char *out_proto; /* or a fully qualified name outside the package */
     bool client_streaming, server_streaming;
-    const char *comment; /* leading comment in the .proto, or NULL */
-    const char *sp;      /* prefix of its static helpers: "omsrpc_create_order", or
-                            "omsrpc_<service>__<method>" if the name recurs in the file */
+    bool no_side_effects; /* option idempotency_level = NO_SIDE_EFFECTS */
+    const char *comment;  /* leading comment in the .proto, or NULL */
+    const char *sp;       /* prefix of its static helpers: "omsrpc_create_order", or
+                             "omsrpc_<service>__<method>" if the name recurs in the file */
 } gen_method;
 
 typedef struct gen_service {

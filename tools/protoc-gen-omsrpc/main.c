@@ -130,6 +130,10 @@ static const char *build(gen_pool *p, const file_proto *f, gen_file *out)
             m->out_proto = proto_type(p, mp->output_type, pkg);
             m->client_streaming = mp->has_client_streaming && mp->client_streaming;
             m->server_streaming = mp->has_server_streaming && mp->server_streaming;
+            m->no_side_effects =
+                mp->options && mp->options->has_idempotency_level &&
+                mp->options->idempotency_level ==
+                    GOOGLE__PROTOBUF__METHOD_OPTIONS__IDEMPOTENCY_LEVEL__NO_SIDE_EFFECTS;
             m->comment = comment_at(f, mpath, 4);
         }
         s->sp = gen_printf(p, "omsrpc_%s", name_camel_to_lower(p, s->name));
