@@ -11,6 +11,7 @@
 #ifndef OMS_WEB_H
 #define OMS_WEB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* An embedded file. */
@@ -57,5 +58,39 @@ void web_file_release(web_file *f);
 /* The MIME type for a file name by its extension, or NULL when the page has
  * no such kind of file. */
 const char *web_content_type(const char *name);
+
+/* --- answering a request (transport-neutral) ---------------------------------- */
+
+/* A response header; both strings static or inside the web_reply. */
+typedef struct web_header {
+    const char *name, *value;
+} web_header;
+
+#define WEB_MAX_HEADERS 10
+
+/* The answer to one request for the page. body is borrowed from the reply
+ * (its file) or static text: keep the reply until the body was sent, then
+ * web_reply_release(). */
+typedef struct web_reply {
+    int status; /* 200, 304, 404, 405, 400, 500 */
+    web_header headers[WEB_MAX_HEADERS];
+    size_t nheaders;
+    const unsigned char *body; /* NULL: none (HEAD, 304) */
+    size_t len;
+    web_file file;
+    char length[24];
+} web_reply;
+
+/* Answers method and path (no query; pathlen bytes) for the page's files,
+ * from root (NULL: the embedded copy). if_none_match is the request's
+ * If-None-Match header or NULL. GET and HEAD only (405 with Allow
+ * otherwise); an ETag that matches gives 304. Every answer carries
+ * content-type, content-length, cache-control: no-cache and the security
+ * headers (a Content-Security-Policy that allows the page's own origin
+ * only, nosniff, no referrer, no framing). */
+void web_answer(const char *root, const char *method, const char *path, size_t pathlen,
+                const char *if_none_match, web_reply *out);
+
+void web_reply_release(web_reply *r);
 
 #endif

@@ -135,3 +135,76 @@ Test(web, disk_root_serves_plain_files_only, .init = make_dir, .fini = remove_di
     snprintf(q, sizeof q, "%s/nowhere", dir);
     cr_expect_eq(find(q, "/index.html", &f), WEB_NOT_FOUND, "a root that does not exist");
 }
+
+static const char *header(const web_reply *r, const char *name)
+{
+    for (size_t i = 0; i < r->nheaders; i++)
+        if (strcmp(r->headers[i].name, name) == 0)
+            return r->headers[i].value;
+    return NULL;
+}
+
+static void answer(const char *method, const char *path, const char *inm, web_reply *r)
+{
+    web_answer(NULL, method, path, strlen(path), inm, r);
+}
+
+Test(web, answer_get_head_and_security_headers)
+{
+    web_reply r;
+    answer("GET", "/", NULL, &r);
+    cr_assert_eq(r.status, 200);
+    cr_expect_not_null(r.body);
+    cr_expect_str_eq(header(&r, "content-type"), "text/html; charset=utf-8");
+    char len[24];
+    snprintf(len, sizeof len, "%zu", r.len);
+    cr_expect_str_eq(header(&r, "content-length"), len);
+    cr_expect_str_eq(header(&r, "cache-control"), "no-cache");
+    cr_expect_str_eq(header(&r, "x-content-type-options"), "nosniff");
+    const char *csp = header(&r, "content-security-policy");
+    cr_assert_not_null(csp);
+    cr_expect(strstr(csp, "default-src 'none'") && strstr(csp, "connect-src 'self'") &&
+              strstr(csp, "frame-ancestors 'none'"));
+    cr_expect_not_null(header(&r, "etag"));
+    web_reply_release(&r);
+
+    answer("HEAD", "/app.js", NULL, &r);
+    cr_expect_eq(r.status, 200);
+    cr_expect_null(r.body, "HEAD sends no body");
+    cr_expect_str_neq(header(&r, "content-length"), "0", "but tells its size");
+    web_reply_release(&r);
+}
+
+Test(web, answer_etags_and_errors)
+{
+    web_reply r;
+    answer("GET", "/app.css", NULL, &r);
+    char etag[48];
+    snprintf(etag, sizeof etag, "%s", header(&r, "etag"));
+    web_reply_release(&r);
+
+    char list[128];
+    snprintf(list, sizeof list, "\"nope\", W/%s ", etag);
+    answer("GET", "/app.css", list, &r);
+    cr_expect_eq(r.status, 304, "a listed (weak) ETag");
+    cr_expect_null(r.body);
+    cr_expect_null(header(&r, "content-length"));
+    web_reply_release(&r);
+    answer("GET", "/app.css", "*", &r);
+    cr_expect_eq(r.status, 304);
+    answer("GET", "/app.css", "\"other\"", &r);
+    cr_expect_eq(r.status, 200);
+    answer("GET", "/app.css", "", &r);
+    cr_expect_eq(r.status, 200);
+
+    answer("POST", "/", NULL, &r);
+    cr_expect_eq(r.status, 405);
+    cr_expect_str_eq(header(&r, "allow"), "GET, HEAD");
+    answer("DELETE", "/app.js", NULL, &r);
+    cr_expect_eq(r.status, 405);
+    answer("GET", "/nothing.html", NULL, &r);
+    cr_expect_eq(r.status, 404);
+    cr_expect_str_eq(header(&r, "content-type"), "text/plain; charset=utf-8");
+    answer("GET", "/../../etc/passwd", NULL, &r);
+    cr_expect_eq(r.status, 404, "a path never looked up is simply not found");
+}
