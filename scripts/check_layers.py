@@ -46,6 +46,8 @@ LAYERS = {
     "metrics": {"base", "rpc"},
     # protobuf's canonical JSON mapping on protobuf-c descriptors (jansson)
     "pbjson": {"base"},
+    # the live order page's files, embedded at build time (web/)
+    "web": {"base"},
     "orders": {"base", "rpc", "store"},
     # grpc.testing.TestService and oms.bench.v1.OrderBench; services/ holds
     # what they share (services.h, svc_int.h).
@@ -54,7 +56,7 @@ LAYERS = {
     "services/orderbench": {"base", "rpc", "services"},
     # The programs.
     "omsd": {"base", "http1", "http2", "rpc", "store", "auth", "authz", "authn", "metrics",
-             "orders", "services"},
+             "orders", "services", "web"},
     "omsctl": {"base", "rpc", "auth", "pbjson"},
     "bench": {"base", "rpc"},  # oms-bench, the load generator
     "interop-client": {"base", "rpc"},
