@@ -215,6 +215,7 @@
     const seq = BigInt(ev.seq || '0');
     if (seq > lastSeq) lastSeq = seq;
     $('last-seq').textContent = '#' + lastSeq.toString();
+    document.body.dataset.lastSeq = lastSeq.toString(); // for scripts and tests
     const cur = orders.get(ev.orderId);
     if (cur && BigInt(cur.version || '0') >= BigInt(ev.version || '0')) return;
     if (cur && cur.lines) { // a status change: the event says all that changed

@@ -37,6 +37,7 @@
 #include "omsd/omsd_auth.h"
 #include "omsd/omsd_flags.h"
 #include "omsd/omsd_metrics.h"
+#include "omsd/omsd_web.h"
 #include "services/services.h"
 #include "base/log.h"
 #include "http2/http2.h"
@@ -315,6 +316,8 @@ static int worker_listen(worker *w, const omsd_options *o, http2_server_config *
         fprintf(stderr, "omsd: cannot set up services (out of memory or bad descriptor set)\n");
         return -1;
     }
+    if (o->web)
+        omsd_web_attach(w->rpc, o->web_root);
     char err[512];
     hcfg->handler_data = w->rpc;
     if (http2_server_new(&w->loop, hcfg, &w->h2, err, sizeof err) != 0) {

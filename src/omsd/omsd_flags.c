@@ -22,6 +22,7 @@ void omsd_options_init(omsd_options *o)
         .client_auth = -1,
         .tls_min_version = 12,
         .test_services = true,
+        .web = true,
         .max_recv_msg = 4u << 20,
         .max_streams = 1000,
         .max_header_list = 16u << 10,
@@ -104,6 +105,17 @@ static int on_test_services(const oms_cli_opt *opt, const char *arg, void *ctx)
     if (w < 0)
         return -1;
     o->test_services = w == 0;
+    return 0;
+}
+
+static int on_web(const oms_cli_opt *opt, const char *arg, void *ctx)
+{
+    (void)opt;
+    omsd_options *o = ctx;
+    int w = which(arg, "on", "off");
+    if (w < 0)
+        return -1;
+    o->web = w == 0;
     return 0;
 }
 
@@ -331,6 +343,19 @@ int omsd_parse_args(int argc, char **argv, omsd_options *o)
                  "Connect across origins, comma separated\n"
                  "(\"https://app.example\"; \"*\" for any, in\n"
                  "development; default none)"},
+        {.name = "web",
+         .type = OMS_CLI_CALL,
+         .arg = "on|off",
+         .fn = on_web,
+         .want = "on or off",
+         .help = "serve the live order page at / (GET and HEAD of\n"
+                 "paths that are no method; default on)"},
+        {.name = "web-root",
+         .type = OMS_CLI_STRING,
+         .arg = "DIR",
+         .dest = &o->web_root,
+         .help = "read the page's files from DIR on every request\n"
+                 "(developing the page) instead of the copy built in"},
         {.name = "max-recv-msg",
          .type = OMS_CLI_SIZE,
          .arg = "BYTES",

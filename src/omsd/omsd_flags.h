@@ -39,6 +39,8 @@ typedef struct omsd_options {
     oms_log_format log_format;  /* --log-format */
     const char *access_log;     /* --access-log PATH|-; NULL: off */
     const char *cors_origin;    /* --cors-origin LIST; NULL: none */
+    bool web;                   /* --web on|off: the live order page at / */
+    const char *web_root;       /* --web-root DIR: its files from disk; NULL: embedded */
     uint64_t access_log_buffer; /* --access-log-buffer BYTES; 0: the default */
     bool bench_only;
     orders_config orders;

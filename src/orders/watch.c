@@ -192,6 +192,10 @@ void orders__watch_on_request(rpc_call *c, const Oms__V1__WatchOrdersRequest *re
         return;
     }
     orders__sub_start(w->sub, req->since_seq);
+    /* The subscription is in place: say so now, not with the first event,
+     * which may be long in coming (a browser waits for the headers). */
+    if (!rpc_call_done(c))
+        rpc_call_send_headers(c);
 }
 
 void orders__watch_on_ready(rpc_call *c)

@@ -457,6 +457,16 @@ static int queue_frame(rpc_call *c, const uint8_t *frame, size_t flen)
     return 0;
 }
 
+int rpc_call_send_headers(rpc_call *c)
+{
+    if (c->done || !c->stream)
+        return RPC_ECANCELLED;
+    int rv = rpc__call_send_headers(c);
+    if (rv != 0)
+        rpc_call_finish(c, RPC_INTERNAL, "cannot send response headers");
+    return rv;
+}
+
 int rpc_call_send_ex(rpc_call *c, const ProtobufCMessage *m, bool compress)
 {
     if (c->done || !c->stream)

@@ -129,6 +129,47 @@ typedef struct rpc_server_config {
 
 OMS_EXTERN void rpc_server_config_init(rpc_server_config *cfg);
 
+/* --- plain HTTP beside the RPCs ----------------------------------------------
+ *
+ * A GET or HEAD request for a path that names no method (a browser loading a
+ * page) goes to the server's HTTP handler, if one is set; without one it gets
+ * 405 like any other request that is not an RPC. The handler runs on the
+ * connection's loop and answers at once: it fills *resp before returning.
+ * Everything in the request is borrowed for the call. */
+
+typedef struct rpc_http_header {
+    const char *name; /* lower case */
+    const char *value;
+} rpc_http_header;
+
+typedef struct rpc_http_request {
+    const char *method; /* "GET" or "HEAD" */
+    const char *path;   /* without the query; not NUL-terminated */
+    size_t path_len;
+    const char *query; /* after '?' (not NUL-terminated), or NULL */
+    size_t query_len;
+    const char *if_none_match; /* the header, NUL-terminated, or NULL */
+} rpc_http_request;
+
+/* Zeroed before the call. The headers and the body are copied (queued on the
+ * stream) after the handler returns; then release(release_arg) runs, if
+ * set. status 0 answers 500. body NULL: none (a HEAD answer keeps its
+ * content-length header). */
+typedef struct rpc_http_response {
+    int status;
+    const rpc_http_header *headers;
+    size_t nheaders;
+    const void *body;
+    size_t len;
+    void (*release)(void *arg);
+    void *release_arg;
+} rpc_http_response;
+
+typedef void (*rpc_http_handler)(void *data, const rpc_http_request *req, rpc_http_response *resp);
+
+/* Sets (or, with NULL, clears) srv's HTTP handler; before serving. */
+OMS_EXTERN void rpc_server_set_http_handler(rpc_server *srv, rpc_http_handler h, void *data);
+
 /* Creates an empty server (no global state). Returns NULL on ENOMEM. */
 OMS_EXTERN rpc_server *rpc_server_new(const rpc_server_config *cfg);
 OMS_EXTERN void rpc_server_free(rpc_server *srv);
@@ -401,6 +442,15 @@ OMS_EXTERN int rpc_call_add_trailing_md(rpc_call *c, const char *key, const uint
 /* Whether later messages are compressed with the encoding the client accepts
  * (gzip when offered). Default: off. */
 OMS_EXTERN void rpc_call_set_compress(rpc_call *c, bool on);
+
+/* Sends the response headers (with the initial metadata added so far) now
+ * rather than with the first message: for a stream whose first message may
+ * be long in coming, so that the client learns at once that the call was
+ * accepted (a browser's fetch() resolves only then). A no-op once they went
+ * out, and for Connect unary calls, whose headers go with the status.
+ * Returns 0, RPC_ECANCELLED (the call is over) or RPC_ENOMEM (the call was
+ * just finished with INTERNAL). */
+OMS_EXTERN int rpc_call_send_headers(rpc_call *c);
 
 /* Serializes and queues m (response headers go first, implicitly); m is only
  * read during the call. Returns 0 if more may be sent now, RPC_AGAIN if queued

@@ -19,6 +19,8 @@ struct rpc_server {
     size_t nservices;
     rpc__icept *ics; /* the interceptor chain, in order */
     rpc_cors cors;
+    rpc_http_handler http; /* GET/HEAD of paths that are no method; NULL: none */
+    void *http_data;
     uint32_t nics;
     atomic_size_t active_calls;
 };
@@ -226,6 +228,63 @@ static void respond_http(http2_stream *s, const char *status, const char *body)
     }
 }
 
+void rpc_server_set_http_handler(rpc_server *srv, rpc_http_handler h, void *data)
+{
+    srv->http = h;
+    srv->http_data = data;
+}
+
+/* A GET or HEAD that names no method, answered by the server's HTTP handler
+ * (see rpc.h). path/pathlen: the path without its query. */
+static void respond_page(rpc_server *srv, http2_stream *s, const http2_header *h, size_t n,
+                         bool head, const http2_header *path, size_t pathlen)
+{
+    char inm[256];
+    rpc_http_request req = {.method = head ? "HEAD" : "GET",
+                            .path = path ? path->value : "/",
+                            .path_len = path ? pathlen : 1};
+    if (path && pathlen < path->valuelen) {
+        req.query = path->value + pathlen + 1;
+        req.query_len = path->valuelen - pathlen - 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (hdr_is(&h[i], "if-none-match") && h[i].valuelen < sizeof inm &&
+            !memchr(h[i].value, '\0', h[i].valuelen)) {
+            memcpy(inm, h[i].value, h[i].valuelen);
+            inm[h[i].valuelen] = '\0';
+            req.if_none_match = inm;
+        }
+    }
+    rpc_http_response resp = {0};
+    srv->http(srv->http_data, &req, &resp);
+    int status = resp.status >= 100 && resp.status <= 999 ? resp.status : 500;
+    char code[4];
+    snprintf(code, sizeof code, "%d", status);
+    http2_header stackh[16];
+    size_t nh = 1 + resp.nheaders;
+    http2_header *hh = nh <= 16 ? stackh : oms_malloc(nh * sizeof *hh);
+    if (!hh) {
+        http2_stream_reset(s, HTTP2_INTERNAL_ERROR);
+    } else {
+        hh[0] = (http2_header){":status", 7, code, 3};
+        for (size_t i = 0; i < resp.nheaders; i++)
+            hh[1 + i] = (http2_header){resp.headers[i].name, strlen(resp.headers[i].name),
+                                       resp.headers[i].value, strlen(resp.headers[i].value)};
+        if (resp.body && resp.len && !head) {
+            if (http2_stream_respond(s, hh, nh) == 0) {
+                http2_stream_write(s, resp.body, resp.len); /* queued whole: AGAIN is a hint */
+                http2_stream_end(s, NULL, 0);
+            }
+        } else {
+            http2_stream_end(s, hh, nh); /* one header block: HEAD, 304, no body */
+        }
+        if (hh != stackh)
+            oms_free(hh);
+    }
+    if (resp.release)
+        resp.release(resp.release_arg);
+}
+
 /* Records a custom metadata entry, decoding -bin values. Returns false if a
  * -bin value is not base64. */
 static bool add_md(rpc_call *c, rpc_md *items, size_t *count, const http2_header *h)
@@ -406,6 +465,19 @@ static void on_open(http2_stream *s, const http2_header *h, size_t n)
     scan_headers(&r, h, n);
     const http2_header *method = r.method, *path = r.path;
     bool get = method && method->valuelen == 3 && memcmp(method->value, "GET", 3) == 0;
+    bool head = method && method->valuelen == 4 && memcmp(method->value, "HEAD", 4) == 0;
+    if ((get || head) && srv->http) {
+        /* A page, unless the path (without its query) names a method: a
+         * Connect GET. */
+        size_t plen = path ? path->valuelen : 0;
+        const char *q = path ? memchr(path->value, '?', plen) : NULL;
+        if (q)
+            plen = (size_t)(q - path->value);
+        if (head || !path || !find_method(srv, path->value, plen)) {
+            respond_page(srv, s, h, n, head, path, plen);
+            return;
+        }
+    }
     if (method && method->valuelen == 7 && memcmp(method->value, "OPTIONS", 7) == 0) {
         rpc__cors_preflight(&srv->cors, s, h, n);
         return;
