@@ -88,19 +88,12 @@ static const char *status_name(int s)
     return s >= 0 && s <= 5 ? names[s] : "UNKNOWN";
 }
 
-static store_rc remember_event(pg_store *st, store_write *w, const char *order_id,
-                               const char *customer_id, int status, int previous, int64_t version,
-                               int64_t at);
-
 static store_rc append_event(pg_store *st, store_write *w, int64_t order_num, const char *order_id,
                              const char *customer_id, int status, int previous, int64_t version,
                              int64_t at)
 {
-    if (st->nevs == st->evs_cap)
-        return fail(w, STORE_ERROR, "store: too many events in one transaction");
-    int64_t seq = st->seq + 1;
     pg_params p = {0};
-    store__pg_p_i64(&p, seq);
+    store__pg_p_i64(&p, st->wr.seq + 1);
     store__pg_p_i64(&p, order_num);
     store__pg_p_text(&p, customer_id);
     store__pg_p_i64(&p, status);
@@ -110,27 +103,7 @@ static store_rc append_event(pg_store *st, store_write *w, int64_t order_num, co
     store__pg_p_i64(&p, st->run);
     if (run_cmd(st, w, PW_EVENT_INSERT, &p, "append event") != STORE_OK)
         return STORE_ERROR;
-    return remember_event(st, w, order_id, customer_id, status, previous, version, at);
-}
-
-/* Counts the event just inserted with seq st->seq + 1 and keeps it for
- * on_events. */
-static store_rc remember_event(pg_store *st, store_write *w, const char *order_id,
-                               const char *customer_id, int status, int previous, int64_t version,
-                               int64_t at)
-{
-    int64_t seq = st->seq + 1;
-    st->seq = seq;
-    store_event *e = &st->evs[st->nevs++];
-    e->seq = seq;
-    store__copy(e->order_id, sizeof e->order_id, order_id);
-    store__copy(e->customer_id, sizeof e->customer_id, customer_id);
-    e->status = status;
-    e->previous_status = previous;
-    e->version = version;
-    e->at = at;
-    w->event_seq = seq;
-    return STORE_OK;
+    return store__writer_event(&st->wr, w, order_id, customer_id, status, previous, version, at);
 }
 
 static store_rc customer_create(pg_store *st, store_write *w)
@@ -652,7 +625,7 @@ static store_rc place_writes(pg_store *st, store_write *w, int64_t num, const st
     qtys[nq++] = '}';
     qtys[nq] = '\0';
     size_t len = store__lines_encode(o->lines, o->nlines, st->blob);
-    if (st->nevs == st->evs_cap)
+    if (st->wr.nevs == st->wr.evs_cap)
         return fail(w, STORE_ERROR, "store: too many events in one transaction");
     pg_params p = {0};
     store__pg_p_i64(&p, num);
@@ -665,7 +638,7 @@ static store_rc place_writes(pg_store *st, store_write *w, int64_t num, const st
     store__pg_p_text(&p, qtys);
     store__pg_p_text(&p, o->id);
     store__pg_p_i64(&p, w->at);
-    store__pg_p_i64(&p, st->seq + 1);
+    store__pg_p_i64(&p, st->wr.seq + 1);
     store__pg_p_i64(&p, st->run);
     PGresult *r = run(st, PW_PLACE_WRITES, &p);
     if (!store__pg_ok(r) || PQntuples(r) != 1) {
@@ -679,8 +652,8 @@ static store_rc place_writes(pg_store *st, store_write *w, int64_t num, const st
         return fail(w, STORE_ERROR, "store: place order: %lld of %zu lines reserved",
                     (long long)lines, o->nlines);
     if (inserted == 1)
-        return remember_event(st, w, o->id, o->customer_id, STORE_ORDER_PENDING, 0, 1,
-                              o->created_at);
+        return store__writer_event(&st->wr, w, o->id, o->customer_id, STORE_ORDER_PENDING, 0, 1,
+                                   o->created_at);
     /* The id or the key was taken: which one? */
     store_rc rr = load_order(st, w, num, NULL, NULL, &w->result);
     if (rr == STORE_OK)
@@ -906,9 +879,9 @@ store_rc store__pg_apply(pg_store *st, store_write *w)
         return order_set_status(st, w);
     case STORE_ORDER_PLACE:
         return order_place(st, w);
-    case PG__OP_RELEASE_ORPHANS:
+    case STORE__OP_RELEASE_ORPHANS:
         return release_orphans(st, w);
-    case PG__OP_SWEEP_DONE:
+    case STORE__OP_SWEEP_DONE:
         return sweep_done(st, w);
     }
     return fail(w, STORE_INVALID, "unknown store op %d", (int)w->op);
