@@ -56,6 +56,13 @@ typedef enum store_rc {
 /* "OK", "NOT_FOUND", ... */
 const char *store_rc_name(store_rc rc);
 
+/* The calls that return a count (lists, store_read_events,
+ * store_list_unused_order_ids) return a failure as a negative store_rc:
+ * -STORE_UNAVAILABLE while the database is down, -STORE_INVALID for a
+ * malformed cursor, -STORE_ERROR otherwise. This gives the store_rc of such a
+ * result: STORE_OK for a count (>= 0). */
+store_rc store_count_rc(long n);
+
 /* Field limits, in bytes without the terminating NUL; the services validate
  * input against them before it reaches the store. */
 #define STORE_ID_MAX     31  /* "c-123", "o-123" */
@@ -209,8 +216,8 @@ size_t store_pending_sweeps(store *st, store_id_range *out, size_t cap);
 
 /* Up to limit order numbers n with first <= n <= last that have no order in
  * this store, ascending, into out. Keyset-paged: the next page starts after
- * the last number returned; fewer than limit: the last page. -1 on a store
- * error. A page costs one indexed range query (bounded memory). */
+ * the last number returned; fewer than limit: the last page. A negative
+ * store_rc on failure (store_count_rc). A page costs one indexed range query (bounded memory). */
 long store_list_unused_order_ids(store_loop *sl, int64_t first, int64_t last, int64_t *out,
                                  size_t limit);
 
@@ -420,10 +427,11 @@ store_rc store_get_product(store_loop *sl, const char *sku, store_product *out);
 
 /* Up to limit customers with id after after_id ("" from the start), in id
  * order (numeric: c-2 before c-10). Returns how many were written to out
- * (< limit: the last page), or -1 on a store error. */
+ * (< limit: the last page), or a negative store_rc (store_count_rc). */
 long store_list_customers(store_loop *sl, const char *after_id, store_customer *out, size_t limit);
 
-/* Up to limit products with sku > after_sku ("" from the start), in sku order. */
+/* Up to limit products with sku > after_sku ("" from the start), in sku order;
+ * the count or a negative store_rc. */
 long store_list_products(store_loop *sl, const char *after_sku, store_product *out, size_t limit);
 
 /* *out: the order (free with store_order_free), or NULL with NOT_FOUND. */
@@ -442,13 +450,14 @@ typedef struct store_order_filter {
 
 /* Up to limit orders matching f, created after the order after_id ("" from
  * the start), oldest first (in id order). out[i] are owned by the caller.
- * Returns the count or -1. A page costs one indexed query: callers page
+ * Returns the count or a negative store_rc. A page costs one indexed query: callers page
  * through any number of orders with bounded memory. */
 long store_list_orders(store_loop *sl, const store_order_filter *f, const char *after_id,
                        store_order **out, size_t limit);
 
 /* Up to limit events with seq >= from_seq, in seq order. If order_id is not
- * NULL only that order's events (an indexed query). Returns the count or -1. */
+ * NULL only that order's events (an indexed query). Returns the count or a
+ * negative store_rc. */
 long store_read_events(store_loop *sl, int64_t from_seq, const char *order_id, store_event *out,
                        size_t limit);
 

@@ -2,7 +2,9 @@
  * advisory lock, several stores (instances) on one database, a server that
  * is down or drops connections. Runs only as unit.store_pg.pg_cases (with
  * OMS_TEST_PG_URL from scripts/pgtmp.py); without it every case fails. */
+#include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <time.h>
 
 #include "store_test_util.h"
@@ -488,4 +490,64 @@ Test(store_pg, orphan_sweep_leaves_a_live_instances_reservations)
     cr_assert_eq(store_get_product(e.sl, "A", &p), STORE_OK);
     cr_assert_eq(p.reserved, 0);
     tenv_close(&e);
+}
+
+Test(store_pg, lists_say_unavailable_while_the_database_refuses_connections)
+{
+    need_pg();
+    tenv e;
+    tenv_open(&e);
+    cr_assert_eq(add_product(&e, "A", 100, 10), STORE_OK);
+    store_product ps[4];
+    cr_assert_eq(store_list_products(e.sl, "", ps, 4), 1);
+    /* The database goes away for this store: no new connections, and the
+     * ones it has are cut (from the server's own database). */
+    char sql[256];
+    snprintf(sql, sizeof sql, "ALTER DATABASE %s ALLOW_CONNECTIONS false", e.pgdb);
+    tenv_pg_admin(sql);
+    snprintf(sql, sizeof sql,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '%s'",
+             e.pgdb);
+    tenv_pg_admin(sql);
+    cr_assert_eq(store_count_rc(store_list_products(e.sl, "", ps, 4)), STORE_UNAVAILABLE);
+    store_customer cs[4];
+    cr_assert_eq(store_count_rc(store_list_customers(e.sl, "", cs, 4)), STORE_UNAVAILABLE);
+    store_order *os[4];
+    cr_assert_eq(store_count_rc(store_list_orders(e.sl, NULL, "", os, 4)), STORE_UNAVAILABLE);
+    store_order_filter f = {.customer_id = "c-1", .status = STORE_ORDER_PENDING};
+    cr_assert_eq(store_count_rc(store_list_orders(e.sl, &f, "", os, 4)), STORE_UNAVAILABLE,
+                 "a filter shape not prepared yet");
+    store_event evs[4];
+    cr_assert_eq(store_count_rc(store_read_events(e.sl, 1, NULL, evs, 4)), STORE_UNAVAILABLE);
+    int64_t ids[4];
+    cr_assert_eq(store_count_rc(store_list_unused_order_ids(e.sl, 1, 10, ids, 4)),
+                 STORE_UNAVAILABLE);
+    /* a malformed cursor is the caller's mistake, whatever the database does */
+    cr_assert_eq(store_count_rc(store_list_customers(e.sl, "zzz", cs, 4)), STORE_INVALID);
+    snprintf(sql, sizeof sql, "ALTER DATABASE %s ALLOW_CONNECTIONS true", e.pgdb);
+    tenv_pg_admin(sql);
+    /* Back: the loop reconnects once its backoff (100 ms at first) passed;
+     * until then a list fails at once. Bounded by a deadline. */
+    long n = -1;
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (now = t0; n < 0 && now.tv_sec - t0.tv_sec < 10; clock_gettime(CLOCK_MONOTONIC, &now)) {
+        n = store_list_products(e.sl, "", ps, 4);
+        if (n < 0) {
+            cr_assert_eq(store_count_rc(n), STORE_UNAVAILABLE);
+            sched_yield();
+        }
+    }
+    cr_assert_eq(n, 1, "reads come back by themselves");
+    tenv_close(&e);
+}
+
+Test(store, count_rc_of_hostile_counts)
+{
+    cr_assert_eq(store_count_rc(0), STORE_OK);
+    cr_assert_eq(store_count_rc(7), STORE_OK);
+    cr_assert_eq(store_count_rc(-(long)STORE_UNAVAILABLE), STORE_UNAVAILABLE);
+    cr_assert_eq(store_count_rc(-(long)STORE_FULL), STORE_FULL);
+    cr_assert_eq(store_count_rc(-(long)STORE_FULL - 1), STORE_ERROR);
+    cr_assert_eq(store_count_rc(LONG_MIN), STORE_ERROR);
 }
