@@ -190,6 +190,16 @@ static int on_retention(const oms_cli_opt *opt, const char *arg, void *ctx)
     return 0;
 }
 
+static int on_orphan_sweep(const oms_cli_opt *opt, const char *arg, void *ctx)
+{
+    (void)opt;
+    uint64_t ms;
+    if (oms_cli_u64(arg, 0, 3600000, &ms) != 0)
+        return -1;
+    ((omsd_options *)ctx)->orders.orphan_sweep_ms = (int64_t)ms;
+    return 0;
+}
+
 static int on_log_level(const oms_cli_opt *opt, const char *arg, void *ctx)
 {
     (void)opt;
@@ -503,6 +513,15 @@ int omsd_parse_args(int argc, char **argv, omsd_options *o)
          .help = "PostgreSQL: read other instances' events every N ms\n"
                  "instead of LISTEN/NOTIFY wake-ups (for engines\n"
                  "without NOTIFY; default: LISTEN/NOTIFY)"},
+        {.name = "orphan-sweep-ms",
+         .type = OMS_CLI_CALL,
+         .arg = "N",
+         .fn = on_orphan_sweep,
+         .want = "0..3600000 ms",
+         .help = "PostgreSQL: every N ms release the Reserve holds of\n"
+                 "instances that are gone (their run lock is free);\n"
+                 "0 = only at start (default 5000; the same on every\n"
+                 "instance)"},
         {.name = "import-max-rows",
          .type = OMS_CLI_U64,
          .arg = "N",

@@ -164,7 +164,10 @@ static int64_t pg_due_at(void *be, int64_t now)
         int64_t wait = conn_bad(st) ? st->w.retry_at_ms - store__pg_mono_ms() : 0;
         return wait <= 0 ? now : now + (wait < 10 ? 10 : wait);
     }
-    return st->key_retention_ms > 0 ? st->next_forget_ms : INT64_MAX;
+    int64_t at = st->key_retention_ms > 0 ? st->next_forget_ms : INT64_MAX;
+    if (st->sweep_ms > 0 && st->next_sweep_ms < at)
+        at = st->next_sweep_ms;
+    return at;
 }
 
 static int pg_begin(void *be, bool any)
@@ -174,7 +177,10 @@ static int pg_begin(void *be, bool any)
     st->now = store__pg_wall_ms();
     st->forget = forget_due(st, st->now);
     st->want_block = block_wanted(st);
-    if (!any && !st->want_block && !st->forget)
+    st->sweep = st->sweep_ms > 0 && st->now >= st->next_sweep_ms;
+    if (st->sweep) /* the next look a period on, whatever this one does */
+        st->next_sweep_ms = st->now + st->sweep_ms;
+    if (!any && !st->want_block && !st->forget && !st->sweep)
         return 0;
     if (ensure_writer(st) != 0)
         return -1;
@@ -219,11 +225,34 @@ static store_rc pg_error(void *be, char *why, size_t cap)
     return store__pg_classify(st->sqlstate, false);
 }
 
-/* Forgetting old keys and a new order-id block ride along; the counter takes
- * the batch's last seq. */
+/* The orphan sweep, in a savepoint of its own: its failure is logged and
+ * rolled back, the batch goes on (unless the connection went). */
+static bool sweep_dead_runs(pg_store *st)
+{
+    if (!exec_ok(st, "SAVEPOINT sweep"))
+        return false;
+    long n = 0;
+    if (store__pg_sweep_dead_runs(st, st->now, 2 * st->sweep_ms + 2000, &n) == STORE_OK) {
+        if (n)
+            OMS_INFO("store: %s: released %ld reservations of instances that are gone", st->name,
+                     n);
+        return exec_ok(st, "RELEASE sweep");
+    }
+    OMS_WARN("store: %s: orphan sweep: %s", st->name, st->err);
+    if (conn_bad(st) || !exec_ok(st, "ROLLBACK TO sweep; RELEASE sweep"))
+        return false;
+    st->err[0] = '\0';
+    st->sqlstate[0] = '\0';
+    return true;
+}
+
+/* The orphan sweep, forgetting old keys and a new order-id block ride along;
+ * the counter takes the batch's last seq. */
 static bool pg_finish(void *be)
 {
     pg_store *st = be;
+    if (st->sweep && !sweep_dead_runs(st))
+        return false;
     if (st->forget) {
         pg_params p = {0};
         store__pg_p_i64(&p, st->now - st->key_retention_ms);
@@ -653,6 +682,8 @@ store *store__pg_open(const store_config *cfg, char *err, size_t errlen)
     if (open_run(st, err, errlen) != 0)
         goto fail;
     st->event_poll_ms = cfg->event_poll_ms;
+    st->sweep_ms = cfg->orphan_sweep_ms > 0 ? cfg->orphan_sweep_ms : 0;
+    st->next_sweep_ms = store__pg_wall_ms() + st->sweep_ms;
     if (st->wr.on_events && start_follower(st, err, errlen) != 0)
         goto fail;
     if (store__writer_start(&st->wr) != 0) {

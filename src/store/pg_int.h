@@ -72,6 +72,7 @@ enum {
     PW_ORDER_UPDATE_STATUS,
     PW_EVENT_INSERT,
     PW_LIVE_RESERVATIONS,
+    PW_DEAD_HOLDS,
     PW_ORDER_EXISTS,
     PW_PRODUCT_AVAILABLE,
     PW_PRODUCT_ADD_RESERVED,
@@ -100,6 +101,13 @@ typedef struct pg_conn {
 } pg_conn;
 
 typedef struct pg_store pg_store;
+
+/* A run whose lock the orphan sweep found free, and since when (wall ms). */
+typedef struct pg_suspect {
+    int64_t run;
+    int64_t since_ms;
+} pg_suspect;
+#define PG_MAX_SUSPECTS 64
 
 typedef struct pg_loop {
     store__loop_base lb; /* first: dispatch and completions */
@@ -137,6 +145,14 @@ struct pg_store {
     _Atomic bool mark_wanted;
     store_id_range *pending;
     size_t npending;
+
+    /* The periodic orphan sweep (store_config.orphan_sweep_ms; writer
+     * thread): runs seen gone, since when. */
+    int64_t sweep_ms;      /* 0: off */
+    int64_t next_sweep_ms; /* wall ms of the next look */
+    bool sweep;            /* this batch looks */
+    pg_suspect suspects[PG_MAX_SUSPECTS];
+    size_t nsuspects;
 
     /* The follower (pg.c): other instances' events for on_events. */
     int64_t event_poll_ms;
@@ -188,6 +204,12 @@ int store__pg_migrate(pg_store *st, char *err, size_t errlen);
 /* pg_write.c: runs one request; returns w->rc. An SQL failure sets
  * STORE_ERROR, w->msg and st->err/sqlstate. */
 store_rc store__pg_apply(pg_store *st, store_write *w);
+/* The periodic orphan sweep, inside the writer's open transaction: the live
+ * public holds of runs whose lock has been free at every look for grace_ms
+ * (now: this look) are released, as store_release_orphans would (an order's
+ * own reservation never is). *released: how many. STORE_ERROR with st->err
+ * on an SQL error (the caller rolls back to its savepoint). */
+store_rc store__pg_sweep_dead_runs(pg_store *st, int64_t now, int64_t grace_ms, long *released);
 /* An order from a row of ORDER_COLS (see pg_read.c) at col 0. */
 store_rc store__pg_order_from_row(const PGresult *r, int row, store_order **out);
 

@@ -779,6 +779,30 @@ out:
     return r;
 }
 
+/* Releases the reservations ids[0..rows) unless their order is live (an
+ * order's reservation goes with its cancel); *n: how many were released. */
+static store_rc release_unless_ordered(pg_store *st, store_write *w, char (*ids)[STORE_ID_MAX + 1],
+                                       int rows, int64_t *n)
+{
+    store_rc rc = STORE_OK;
+    for (int i = 0; rc == STORE_OK && i < rows; i++) {
+        int64_t num;
+        if (store__parse_id(ids[i], 'o', &num)) {
+            int status = order_status(st, w, num, "release orphans");
+            if (status < 0)
+                return STORE_ERROR;
+            if (status > 0 && status != STORE_ORDER_CANCELLED)
+                continue;
+        }
+        rc = release(st, w, ids[i]);
+        if (rc == STORE_OK) {
+            (*n)++;
+            OMS_WARN("store: released orphan reservation %s", ids[i]);
+        }
+    }
+    return rc;
+}
+
 /* Releases every live reservation without a live order in this database
  * that this run or a run that is gone made (another live instance's public
  * Reserve holds are not orphans), then forgets the sweep ranges of runs that
@@ -802,25 +826,8 @@ static store_rc release_orphans(pg_store *st, store_write *w)
     for (int i = 0; i < rows; i++)
         store__pg_text(r, i, 0, ids[i], sizeof ids[i]);
     PQclear(r);
-    store_rc rc = STORE_OK;
     int64_t n = 0;
-    for (int i = 0; rc == STORE_OK && i < rows; i++) {
-        int64_t num;
-        if (store__parse_id(ids[i], 'o', &num)) {
-            int status = order_status(st, w, num, "release orphans");
-            if (status < 0) {
-                rc = STORE_ERROR;
-                break;
-            }
-            if (status > 0 && status != STORE_ORDER_CANCELLED)
-                continue;
-        }
-        rc = release(st, w, ids[i]);
-        if (rc == STORE_OK) {
-            n++;
-            OMS_WARN("store: released orphan reservation %s", ids[i]);
-        }
-    }
+    store_rc rc = release_unless_ordered(st, w, ids, rows, &n);
     oms_free(ids);
     if (rc == STORE_OK) {
         char sql[512];
@@ -852,6 +859,62 @@ static store_rc sweep_done(pg_store *st, store_write *w)
     else
         w->existed = strcmp(PQcmdTuples(r), "0") != 0;
     PQclear(r);
+    return rc;
+}
+
+/* The suspect entry of run (NULL if none). */
+static const pg_suspect *suspect_of(const pg_store *st, int64_t run)
+{
+    for (size_t i = 0; i < st->nsuspects; i++)
+        if (st->suspects[i].run == run)
+            return &st->suspects[i];
+    return NULL;
+}
+
+store_rc store__pg_sweep_dead_runs(pg_store *st, int64_t now, int64_t grace_ms, long *released)
+{
+    *released = 0;
+    store_write w = {.at = now};
+    pg_params p = {0};
+    store__pg_p_i64(&p, st->run);
+    PGresult *r = run(st, PW_DEAD_HOLDS, &p);
+    if (!store__pg_ok(r)) {
+        sql_error(st, &w, "orphan sweep", r);
+        PQclear(r);
+        return STORE_ERROR;
+    }
+    /* The runs gone now, each since it was first seen gone (a run whose lock
+     * came back, or whose holds went, drops out); the holds of those gone
+     * for grace_ms are released. */
+    pg_suspect seen[PG_MAX_SUSPECTS];
+    size_t nseen = 0;
+    int rows = PQntuples(r), due = 0;
+    char(*ids)[STORE_ID_MAX + 1] = rows ? oms_calloc((size_t)rows, sizeof *ids) : NULL;
+    if (rows && !ids) {
+        PQclear(r);
+        store__copy(st->err, sizeof st->err, "out of memory");
+        return STORE_ERROR;
+    }
+    for (int i = 0; i < rows; i++) {
+        int64_t rid = store__pg_i64(r, i, 1);
+        if (nseen == 0 || seen[nseen - 1].run != rid) {
+            if (nseen == PG_MAX_SUSPECTS)
+                break; /* the rest at a later look */
+            const pg_suspect *old = suspect_of(st, rid);
+            seen[nseen++] = (pg_suspect){.run = rid, .since_ms = old ? old->since_ms : now};
+        }
+        if (now - seen[nseen - 1].since_ms >= grace_ms)
+            store__pg_text(r, i, 0, ids[due++], sizeof ids[0]);
+    }
+    PQclear(r);
+    memcpy(st->suspects, seen, nseen * sizeof *seen);
+    st->nsuspects = nseen;
+    int64_t n = 0;
+    store_rc rc = release_unless_ordered(st, &w, ids, due, &n);
+    oms_free(ids);
+    *released = (long)n;
+    if (rc != STORE_OK && !st->err[0])
+        store__copy(st->err, sizeof st->err, w.msg);
     return rc;
 }
 

@@ -168,6 +168,18 @@ typedef struct store_config {
      * event committed by any instance, in seq order, its own included (the
      * hub drops what it has seen). Ignored by SQLite. */
     int64_t event_poll_ms;
+    /* PostgreSQL, where reservations and orders share the store (all-in-one
+     * mode): every N ms the writer looks for the live Reserve holds of runs
+     * (instances) that are gone, i.e. whose run lock (a session advisory lock
+     * of their writer) is free, and releases those of runs found gone at
+     * every look for 2N ms + 2 s (time for a live instance whose connection
+     * broke to reconnect and take its lock again), in one write transaction
+     * riding along a batch (a failure rolls back only the sweep). An order's
+     * own reservation is never such a hold. 0 (default): off. An instance
+     * with it off does not look, and while idle does not notice that its own
+     * connection broke: run every instance with the same value. Ignored by
+     * SQLite (one instance per database). */
+    int64_t orphan_sweep_ms;
 } store_config;
 
 void store_config_init(store_config *cfg);

@@ -101,7 +101,7 @@ Test(store_pg, concurrent_starts_migrate_once)
         cr_assert_null(rv, "a concurrent store_open failed");
     }
     cr_assert_eq(pg_int(&e, "SELECT count(*) FROM schema_version"), 1);
-    cr_assert_eq(pg_int(&e, "SELECT version FROM schema_version"), 1);
+    cr_assert_eq(pg_int(&e, "SELECT version FROM schema_version"), 2, "the newest migration");
     tenv_rmdir(&e);
 }
 
@@ -550,4 +550,81 @@ Test(store, count_rc_of_hostile_counts)
     cr_assert_eq(store_count_rc(-(long)STORE_FULL), STORE_FULL);
     cr_assert_eq(store_count_rc(-(long)STORE_FULL - 1), STORE_ERROR);
     cr_assert_eq(store_count_rc(LONG_MIN), STORE_ERROR);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+Test(store_pg, orphan_sweep_of_a_live_store_releases_a_dead_instances_holds_only)
+{
+    need_pg();
+    tenv e;
+    tenv_mkdir(&e);
+    store_config cfg;
+    store_config_init(&cfg);
+    cfg.orphan_sweep_ms = 50; /* grace: 2 x 50 ms + 2 s */
+    tenv_start(&e, &cfg);
+    char cust[STORE_ID_MAX + 1];
+    cr_assert_eq(add_customer(&e, "C", "c@example.com", cust), STORE_OK);
+    cr_assert_eq(add_product(&e, "A", 100, 100), STORE_OK);
+    peer b, c; /* instances without a sweep of their own */
+    peer_open(&e, &b);
+    peer_open(&e, &c);
+    cr_assert_eq(reserve_on(&e, e.sl, "ext-a", "A", 1), STORE_OK);
+    cr_assert_eq(reserve_on(&e, b.sl, "ext-b", "A", 3), STORE_OK);
+    cr_assert_eq(reserve_on(&e, b.sl, "o-x", "A", 5), STORE_OK, "not an order id: a hold");
+    cr_assert_eq(reserve_on(&e, c.sl, "ext-c", "A", 2), STORE_OK);
+    int done = 0;
+    store_write *pw = place(b.sl, b.st, cust, "k1", "A", 4, &done);
+    while (!done)
+        uv_run(&e.loop, UV_RUN_ONCE);
+    cr_assert_eq(pw->rc, STORE_OK, "%s", pw->msg);
+    free_place(pw);
+    store_product p;
+    cr_assert_eq(store_get_product(e.sl, "A", &p), STORE_OK);
+    cr_assert_eq(p.reserved, 1 + 3 + 5 + 2 + 4);
+    /* B dies without cleanup: its writer's connection (which holds its run
+     * lock) is cut and B never notices (no work of its own). */
+    long long brun = pg_int(&e, "SELECT run FROM reservations WHERE order_id = 'ext-b'");
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' "
+             "AND classid = 7302515 AND objid = %lld AND objsubid = 2 AND database = "
+             "(SELECT oid FROM pg_database WHERE datname = current_database())",
+             brun);
+    int64_t t0 = mono_ms();
+    cr_assert_eq(pg_int(&e, sql), 1, "B's run lock");
+    /* e's sweep releases B's two holds once B was seen gone for the grace;
+     * polled with a deadline. */
+    uv_timer_t tick; /* paces the poll: a loop turn every 20 ms */
+    cr_assert_eq(uv_timer_init(&e.loop, &tick), 0);
+    cr_assert_eq(uv_timer_start(&tick, on_tick, 20, 20), 0);
+    int64_t t1 = 0;
+    while (!t1 && mono_ms() - t0 < 20000) {
+        cr_assert_eq(store_get_product(e.sl, "A", &p), STORE_OK);
+        if (p.reserved < 15)
+            t1 = mono_ms();
+        else
+            uv_run(&e.loop, UV_RUN_ONCE);
+    }
+    uv_close((uv_handle_t *)&tick, NULL);
+    cr_assert(t1, "B's holds were not released");
+    cr_assert_geq(t1 - t0, 2000, "released before the grace passed: %lld ms", (long long)(t1 - t0));
+    cr_assert_eq(p.reserved, 1 + 2 + 4, "e's, C's and B's order's stay");
+    cr_assert_eq(pg_int(&e, "SELECT count(*) FROM reservations WHERE released = 1"), 2);
+    cr_assert_eq(pg_int(&e, "SELECT count(*) FROM reservations WHERE released = 1 AND order_id "
+                            "IN ('ext-b', 'o-x')"),
+                 2);
+    peer_close(&e, &c);
+    peer_close(&e, &b);
+    tenv_close(&e);
 }
