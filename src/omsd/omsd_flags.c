@@ -39,6 +39,7 @@ void omsd_options_init(omsd_options *o)
     unsigned cores = uv_available_parallelism();
     o->workers = cores < 1 ? 1 : cores > 64 ? 64 : cores;
     orders_config_init(&o->orders);
+    o->orphan_sweep_ms = (uint64_t)o->orders.orphan_sweep_ms;
     if (access("certs/ca.pem", R_OK) == 0)
         o->orders.peer_ca_file = "certs/ca.pem";
 }
@@ -190,16 +191,6 @@ static int on_retention(const oms_cli_opt *opt, const char *arg, void *ctx)
     return 0;
 }
 
-static int on_orphan_sweep(const oms_cli_opt *opt, const char *arg, void *ctx)
-{
-    (void)opt;
-    uint64_t ms;
-    if (oms_cli_u64(arg, 0, 3600000, &ms) != 0)
-        return -1;
-    ((omsd_options *)ctx)->orders.orphan_sweep_ms = (int64_t)ms;
-    return 0;
-}
-
 static int on_log_level(const oms_cli_opt *opt, const char *arg, void *ctx)
 {
     (void)opt;
@@ -254,6 +245,7 @@ static int check(omsd_options *o)
     if (o->import_max_rows)
         o->orders.max_import_rows = (size_t)o->import_max_rows;
     o->orders.event_poll_ms = (int64_t)o->event_poll_ms;
+    o->orders.orphan_sweep_ms = (int64_t)o->orphan_sweep_ms;
     if (o->client_auth >= 0 && !o->client_ca) {
         fprintf(stderr, "omsd: --client-auth needs --client-ca FILE (the CA that signs the "
                         "client certificates)\n");
@@ -514,10 +506,10 @@ int omsd_parse_args(int argc, char **argv, omsd_options *o)
                  "instead of LISTEN/NOTIFY wake-ups (for engines\n"
                  "without NOTIFY; default: LISTEN/NOTIFY)"},
         {.name = "orphan-sweep-ms",
-         .type = OMS_CLI_CALL,
+         .type = OMS_CLI_U64,
          .arg = "N",
-         .fn = on_orphan_sweep,
-         .want = "0..3600000 ms",
+         .dest = &o->orphan_sweep_ms,
+         .max = 3600000,
          .help = "PostgreSQL: every N ms release the Reserve holds of\n"
                  "instances that are gone (their run lock is free);\n"
                  "0 = only at start (default 5000; the same on every\n"

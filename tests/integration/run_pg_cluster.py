@@ -13,10 +13,12 @@
 - killed_holds: a third instance C holds a public Reserve and is killed -9;
   the live instances' orphan sweep (--orphan-sweep-ms 200 on all) releases
   C's hold once C's run lock has been free for the grace (2 x 200 ms + 2 s),
-  and leaves B's live hold alone.
+  and leaves B's live hold alone. Bad --orphan-sweep-ms values are usage
+  errors (exit 2).
 """
 
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -142,6 +144,16 @@ def killed_holds(env, a, b, extra):
        "nothing left to release")
 
 
+def sweep_flag(env):
+    for bad in ["-1", "3600001", "5s", "", "0x10", "99999999999999999999"]:
+        r = subprocess.run([env.args.omsd, "--h2c", "--orphan-sweep-ms", bad],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30,
+                           cwd=env.workdir)
+        out = r.stdout.decode(errors="replace")
+        eq(r.returncode, 2, "--orphan-sweep-ms %r: %s" % (bad, out[-300:]))
+        check("--orphan-sweep-ms wants 0..3600000" in out, "the message: %s" % out[-300:])
+
+
 def main():
     p = h.common_args(__doc__.split("\n")[0])
     p.add_argument("--poll", action="store_true", help="omsd --event-poll-ms 50")
@@ -160,6 +172,7 @@ def main():
             env.suite.run("cluster.last_units", last_units, env, a, b)
             env.suite.run("cluster.same_key", same_key, env, a, b)
             env.suite.run("cluster.killed_holds", killed_holds, env, a, b, extra)
+            env.suite.run("cluster.sweep_flag", sweep_flag, env)
             a.close()
             b.close()
             env.suite.stop_server(env.srv_a)
