@@ -40,6 +40,7 @@ void omsd_options_init(omsd_options *o)
     unsigned cores = uv_available_parallelism();
     o->workers = cores < 1 ? 1 : cores > 64 ? 64 : cores;
     orders_config_init(&o->orders);
+    o->orphan_sweep_ms = (uint64_t)o->orders.orphan_sweep_ms;
     if (access("certs/ca.pem", R_OK) == 0)
         o->orders.peer_ca_file = "certs/ca.pem";
 }
@@ -256,6 +257,7 @@ static int check(omsd_options *o)
     if (o->import_max_rows)
         o->orders.max_import_rows = (size_t)o->import_max_rows;
     o->orders.event_poll_ms = (int64_t)o->event_poll_ms;
+    o->orders.orphan_sweep_ms = (int64_t)o->orphan_sweep_ms;
     if (o->client_auth >= 0 && !o->client_ca) {
         fprintf(stderr, "omsd: --client-auth needs --client-ca FILE (the CA that signs the "
                         "client certificates)\n");
@@ -536,6 +538,15 @@ int omsd_parse_args(int argc, char **argv, omsd_options *o)
          .help = "PostgreSQL: read other instances' events every N ms\n"
                  "instead of LISTEN/NOTIFY wake-ups (for engines\n"
                  "without NOTIFY; default: LISTEN/NOTIFY)"},
+        {.name = "orphan-sweep-ms",
+         .type = OMS_CLI_U64,
+         .arg = "N",
+         .dest = &o->orphan_sweep_ms,
+         .max = 3600000,
+         .help = "PostgreSQL: every N ms release the Reserve holds of\n"
+                 "instances that are gone (their run lock is free);\n"
+                 "0 = only at start (default 5000; the same on every\n"
+                 "instance)"},
         {.name = "import-max-rows",
          .type = OMS_CLI_U64,
          .arg = "N",

@@ -51,6 +51,7 @@ typedef struct omsd_options {
     /* as read, then applied to orders by omsd_parse_args (0/false: not given) */
     bool peer_h2c, no_demo_data;
     uint64_t event_ring, import_max_rows, event_poll_ms;
+    uint64_t orphan_sweep_ms; /* the orders default until given; 0: off */
 } omsd_options;
 
 /* The defaults: TLS on 127.0.0.1:50051 with certs/server.{pem,key}, one

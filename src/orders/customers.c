@@ -276,7 +276,7 @@ static void list_own_customer(rpc_call *c, const char *owner, int32_t page_size)
         return;
     }
     if (rc != STORE_OK) {
-        rpc_call_finish(c, RPC_INTERNAL, customer_pager.read_failed);
+        rpc_call_finish(c, orders__status(rc), customer_pager.read_failed);
         return;
     }
     Oms__V1__Customer m;

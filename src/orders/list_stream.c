@@ -30,8 +30,8 @@ static void pump(rpc_call *c, list_state *ls)
             if (ls->last)
                 break;
             long n = p->read(ol->sl, ls->after, ls->page, ls->limit);
-            if (n < 0) {
-                rpc_call_finish(c, RPC_INTERNAL, p->read_failed);
+            if (n < 0) { /* UNAVAILABLE while the database is down */
+                rpc_call_finish(c, orders__status(store_count_rc(n)), p->read_failed);
                 return;
             }
             ls->n = (size_t)n;

@@ -9,11 +9,11 @@
 typedef struct orders_pager {
     size_t rec_size; /* bytes of one record */
     /* Up to limit records after key `after` ("" from the start) into page;
-     * the count, or -1 on a store error. */
+     * the count, or a negative store_rc (store_count_rc). */
     long (*read)(store_loop *sl, const char *after, void *page, size_t limit);
     const char *(*key)(const void *rec);       /* the record's paging key */
     int (*send)(rpc_call *c, const void *rec); /* rpc_call_send's result */
-    const char *read_failed;                   /* INTERNAL's message */
+    const char *read_failed;                   /* the message when a read fails */
 } orders_pager;
 
 /* Validates page_size (0: cfg.page_size, capped by it) and starts streaming.

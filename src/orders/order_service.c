@@ -362,8 +362,11 @@ static void list_pump(rpc_call *c, list_state *l)
             return;
         }
         long got = store_list_orders(l->ol->sl, &l->filter, l->after_id, l->page, l->page_size);
-        if (got < 0) {
-            rpc_call_finish(c, RPC_INTERNAL, "store error while listing orders");
+        if (got < 0) { /* UNAVAILABLE while the database is down */
+            store_rc rc = store_count_rc(got);
+            rpc_call_finish(c, orders__status(rc),
+                            rc == STORE_UNAVAILABLE ? "store unavailable while listing orders"
+                                                    : "store error while listing orders");
             return;
         }
         l->n = (size_t)got;

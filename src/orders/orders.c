@@ -27,6 +27,7 @@ void orders_config_init(orders_config *cfg)
     cfg->page_size = 100;
     cfg->max_import_rows = 100000;
     cfg->idempotency_retention_ms = 24 * 3600 * 1000;
+    cfg->orphan_sweep_ms = 5000;
 }
 
 /* --- demo data ---------------------------------------------------------------- */
@@ -277,6 +278,10 @@ orders *orders_open(const orders_config *cfg, char *err, size_t errlen)
     scfg.key_retention_ms =
         o->cfg.idempotency_retention_ms > 0 ? o->cfg.idempotency_retention_ms : 0;
     scfg.event_poll_ms = o->cfg.event_poll_ms;
+    /* As at the start (store_release_orphans): only where reservations and
+     * orders share the store. */
+    if (o->cfg.services == ORDERS_SVC_ALL)
+        scfg.orphan_sweep_ms = o->cfg.orphan_sweep_ms;
     if (o->hub) {
         scfg.on_events = orders__hub_publish;
         scfg.events_arg = o->hub;

@@ -76,6 +76,10 @@ typedef struct orders_config {
     /* PostgreSQL store: 0 = other instances' events wake this one through
      * LISTEN/NOTIFY; N = read them every N ms instead (store_config). */
     int64_t event_poll_ms;
+    /* PostgreSQL store, all-in-one mode: every N ms the store releases the
+     * Reserve holds of instances that are gone (store_config.orphan_sweep_ms).
+     * Default 5000; 0: off (they wait for the next start's sweep). */
+    int64_t orphan_sweep_ms;
     /* Called by orders_loop_attach for each peer channel it creates on loop
      * (split mode), on the attaching thread, before any call is made: e.g.
      * to add client interceptors (metrics). NULL: none. */

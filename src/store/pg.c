@@ -1,19 +1,18 @@
-/* pg.c - the PostgreSQL store: opening, the writer thread and its group
- * commit, reconnects, order-id blocks, store_loops and their completions.
+/* pg.c - the PostgreSQL store: opening, the writer's SQL (writer.c runs the
+ * queue and the group commit), reconnects, order-id blocks, the follower,
+ * store_loops.
  *
- * The queue, the batching and the completions are sqlite.c's: store_submit()
- * appends under a mutex, the writer takes everything queued (up to
- * max_batch) into one transaction:
+ * A batch is one transaction:
  *
  *   BEGIN; SELECT value FROM meta WHERE key = 'event_seq' FOR UPDATE;
  *   per request: [SAVEPOINT w] ... [RELEASE w | ROLLBACK TO w; RELEASE w]
  *   [forget old keys] [take an order-id block] [UPDATE the counter]; COMMIT
  *
- * and completes each request on its loop only after COMMIT returned. The
+ * and its requests complete on their loops only after COMMIT returned. The
  * counter's row lock is what makes instances on one database one system
  * (pg_int.h). Savepoints only for requests that can fail after a write
- * (needs_savepoint); an SQL error in any other request fails the batch, as
- * an SQL error aborts the whole PostgreSQL transaction.
+ * (writer.c); an SQL error in any other request fails the batch, as an SQL
+ * error aborts the whole PostgreSQL transaction.
  *
  * A lost connection fails the batch with STORE_UNAVAILABLE; the next batch
  * reconnects (at most once per backoff, 100 ms doubling to 2 s), re-prepares
@@ -34,76 +33,9 @@
 #include "base/log.h"
 #include "pg_int.h"
 
-static void bump(_Atomic uint64_t *c, uint64_t v)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
-                          memory_order_relaxed);
-}
+#define PG(st) ((pg_store *)(void *)(st))
 
-static void observe(_Atomic uint64_t *hist, const uint64_t *bounds, size_t n, uint64_t v)
-{
-    for (size_t i = 0; i < n; i++)
-        if (v <= bounds[i]) {
-            bump(&hist[i], 1);
-            return;
-        }
-}
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-/* --- completions ---------------------------------------------------------- */
-
-static void deliver(store_write *w)
-{
-    pg_loop *l = (pg_loop *)(void *)w->sl;
-    if (!l) {
-        w->done(w);
-        return;
-    }
-    w->next = NULL;
-    pthread_mutex_lock(&l->mu);
-    if (l->done_tail)
-        l->done_tail->next = w;
-    else
-        l->done_head = w;
-    l->done_tail = w;
-    pthread_mutex_unlock(&l->mu);
-    uv_async_send(&l->async);
-}
-
-static void on_async(uv_async_t *a)
-{
-    pg_loop *l = a->data;
-    pthread_mutex_lock(&l->mu);
-    store_write *w = l->done_head;
-    l->done_head = l->done_tail = NULL;
-    pthread_mutex_unlock(&l->mu);
-    while (w) {
-        store_write *next = w->next;
-        w->next = NULL;
-        w->done(w);
-        w = next;
-    }
-}
-
-/* --- the writer ----------------------------------------------------------- */
-
-static void fail_request(store_write *w, store_rc rc, const char *msg)
-{
-    w->rc = rc;
-    store__copy(w->msg, sizeof w->msg, msg);
-    w->existed = false;
-    w->event_seq = 0;
-    if (w->result) {
-        store_order_free(w->result);
-        w->result = NULL;
-    }
-}
+/* --- the writer's ops (writer.c) ------------------------------------------ */
 
 /* Records the error of r (or of the connection) in st->err / sqlstate. */
 static void note_error(pg_store *st, const PGresult *r)
@@ -122,31 +54,6 @@ static void note_error(pg_store *st, const PGresult *r)
 static bool conn_bad(const pg_store *st)
 {
     return !st->w.c || PQstatus(st->w.c) != CONNECTION_OK;
-}
-
-static void fail_batch(pg_store *st, store_write *batch, store_rc rc, const char *why)
-{
-    bump(&st->failed, 1);
-    atomic_store_explicit(&st->last_failed, true, memory_order_relaxed);
-    atomic_store_explicit(&st->last_failure_ms, store__pg_wall_ms(), memory_order_relaxed);
-    char msg[STORE_MSG_MAX + 1];
-    snprintf(msg, sizeof msg, "%s%.150s", strncmp(why, "store: ", 7) == 0 ? "" : "store: ", why);
-    OMS_ERROR("store: %s: transaction failed: %s", st->name, why);
-    for (store_write *w = batch; w; w = w->next)
-        if (w->rc != STORE_CLOSED)
-            fail_request(w, rc, msg);
-    st->nevs = 0;
-}
-
-/* Fails the batch on the error in st->err and rolls back what is open. */
-static void abort_batch(pg_store *st, store_write *batch)
-{
-    char why[STORE_MSG_MAX + 1];
-    store__copy(why, sizeof why, st->err);
-    store_rc rc = store__pg_classify(st->sqlstate, conn_bad(st));
-    if (!conn_bad(st) && PQtransactionStatus(st->w.c) != PQTRANS_IDLE)
-        PQclear(PQexec(st->w.c, "ROLLBACK"));
-    fail_batch(st, batch, rc, why);
 }
 
 /* Runs plain SQL (BEGIN, SAVEPOINT...); false with st->err on failure. */
@@ -191,22 +98,6 @@ static bool forget_due(const pg_store *st, int64_t now)
     return st->key_retention_ms > 0 && now >= st->next_forget_ms;
 }
 
-/* Whether a request needs a savepoint: as sqlite.c's needs_savepoint. */
-static bool needs_savepoint(const store_write *w)
-{
-    switch ((int)w->op) {
-    case STORE_RESERVE:
-        return w->nlines > 1;
-    case STORE_ORDER_SET_STATUS:
-        return w->with_stock && w->to_status == STORE_ORDER_CANCELLED;
-    case STORE_RELEASE:
-    case PG__OP_RELEASE_ORPHANS:
-        return true;
-    default:
-        return false;
-    }
-}
-
 /* Takes the next order-id block inside the transaction: [*first, *last]. */
 static bool take_block(pg_store *st, int64_t *first, int64_t *last)
 {
@@ -246,14 +137,6 @@ static bool block_wanted(pg_store *st)
     return want;
 }
 
-/* last_seq only grows: the writer and the follower both raise it. */
-static void raise_last_seq(pg_store *st, int64_t seq)
-{
-    int64_t cur = atomic_load(&st->last_seq);
-    while (cur < seq && !atomic_compare_exchange_weak(&st->last_seq, &cur, seq))
-        ;
-}
-
 /* Hands evs (seq order) to on_events, one thread at a time and never below
  * what was handed already: the writer publishes its own commits at once, the
  * follower the other instances' commits. An event of another instance that
@@ -267,114 +150,147 @@ static void publish(pg_store *st, const store_event *evs, size_t n)
         skip++;
     if (skip < n) {
         st->published = evs[n - 1].seq;
-        st->on_events(st->events_arg, evs + skip, n - skip);
+        st->wr.on_events(st->wr.events_arg, evs + skip, n - skip);
     }
     pthread_mutex_unlock(&st->ev_mu);
 }
 
-static void run_batch(pg_store *st, store_write *batch, size_t n)
+static int64_t pg_due_at(void *be, int64_t now)
 {
-    st->nevs = 0;
-    bool any = false;
-    for (store_write *w = batch; w && !any; w = w->next)
-        any = w->rc != STORE_CLOSED;
-    int64_t now = store__pg_wall_ms();
-    bool forget = forget_due(st, now);
-    bool want_block = block_wanted(st);
-    if (!any && !want_block && !forget)
-        goto complete;
-    if (ensure_writer(st) != 0) {
-        fail_batch(st, batch, STORE_UNAVAILABLE, st->err);
-        goto complete;
+    pg_store *st = be;
+    if (atomic_load(&st->mark_wanted)) {
+        /* A block to take: at once, or after the reconnect backoff while the
+         * database is down (not in a busy loop). */
+        int64_t wait = conn_bad(st) ? st->w.retry_at_ms - store__pg_mono_ms() : 0;
+        return wait <= 0 ? now : now + (wait < 10 ? 10 : wait);
     }
-    if (!exec_ok(st, "BEGIN")) {
-        abort_batch(st, batch);
-        goto complete;
-    }
+    int64_t at = st->key_retention_ms > 0 ? st->next_forget_ms : INT64_MAX;
+    if (st->sweep_ms > 0 && st->next_sweep_ms < at)
+        at = st->next_sweep_ms;
+    return at;
+}
+
+static int pg_begin(void *be, bool any)
+{
+    pg_store *st = be;
+    st->err[0] = '\0';
+    st->now = store__pg_wall_ms();
+    st->forget = forget_due(st, st->now);
+    st->want_block = block_wanted(st);
+    st->sweep = st->sweep_ms > 0 && st->now >= st->next_sweep_ms;
+    if (st->sweep) /* the next look a period on, whatever this one does */
+        st->next_sweep_ms = st->now + st->sweep_ms;
+    if (!any && !st->want_block && !st->forget && !st->sweep)
+        return 0;
+    if (ensure_writer(st) != 0)
+        return -1;
+    if (!exec_ok(st, "BEGIN"))
+        return -1;
     PGresult *r = store__pg_run(st->w.c, PW_SEQ_LOCK, NULL);
     if (!store__pg_ok(r) || PQntuples(r) != 1) {
         note_error(st, r);
         PQclear(r);
-        abort_batch(st, batch);
-        goto complete;
+        return -1;
     }
-    st->seq = store__pg_i64(r, 0, 0);
+    st->wr.seq = st->seq0 = store__pg_i64(r, 0, 0);
     PQclear(r);
-    int64_t seq0 = st->seq;
-    for (store_write *w = batch; w; w = w->next) {
-        if (w->rc == STORE_CLOSED)
-            continue;
-        int64_t seq = st->seq;
-        size_t nevs = st->nevs;
-        bool sp = needs_savepoint(w);
-        if (sp && !exec_ok(st, "SAVEPOINT w")) {
-            abort_batch(st, batch);
-            goto complete;
-        }
-        store_rc rc = store__pg_apply(st, w);
-        if (rc == STORE_OK) {
-            if (sp && !exec_ok(st, "RELEASE w")) {
-                abort_batch(st, batch);
-                goto complete;
-            }
-            continue;
-        }
-        st->seq = seq;
-        st->nevs = nevs;
-        if (rc == STORE_ERROR && (!sp || conn_bad(st))) {
-            /* An SQL error outside a savepoint aborted the transaction. */
-            if (!st->err[0])
-                store__copy(st->err, sizeof st->err, w->msg);
-            abort_batch(st, batch);
-            goto complete;
-        }
-        if (sp && !exec_ok(st, "ROLLBACK TO w; RELEASE w")) {
-            abort_batch(st, batch);
-            goto complete;
-        }
-        if (rc == STORE_ERROR) /* this request alone failed on an SQL error */
-            w->rc = store__pg_classify(st->sqlstate, false);
+    return 1;
+}
+
+static store_rc pg_apply(void *be, store_write *w)
+{
+    return store__pg_apply(be, w);
+}
+
+static bool pg_savepoint(void *be, store__sp_step step)
+{
+    static const char *const sql[] = {
+        [STORE__SP_BEGIN] = "SAVEPOINT w",
+        [STORE__SP_RELEASE] = "RELEASE w",
+        [STORE__SP_ROLLBACK] = "ROLLBACK TO w; RELEASE w",
+    };
+    return exec_ok(be, sql[step]);
+}
+
+static bool pg_lost(void *be)
+{
+    return conn_bad(be);
+}
+
+static store_rc pg_error(void *be, char *why, size_t cap)
+{
+    pg_store *st = be;
+    if (cap)
+        store__copy(why, cap, st->err);
+    return store__pg_classify(st->sqlstate, false);
+}
+
+/* The orphan sweep, in a savepoint of its own: its failure is logged and
+ * rolled back, the batch goes on (unless the connection went). */
+static bool sweep_dead_runs(pg_store *st)
+{
+    if (!exec_ok(st, "SAVEPOINT sweep"))
+        return false;
+    long n = 0;
+    if (store__pg_sweep_dead_runs(st, st->now, 2 * st->sweep_ms + 2000, &n) == STORE_OK) {
+        if (n)
+            OMS_INFO("store: %s: released %ld reservations of instances that are gone", st->name,
+                     n);
+        return exec_ok(st, "RELEASE sweep");
     }
-    if (forget) {
+    OMS_WARN("store: %s: orphan sweep: %s", st->name, st->err);
+    if (conn_bad(st) || !exec_ok(st, "ROLLBACK TO sweep; RELEASE sweep"))
+        return false;
+    st->err[0] = '\0';
+    st->sqlstate[0] = '\0';
+    return true;
+}
+
+/* The orphan sweep, forgetting old keys and a new order-id block ride along;
+ * the counter takes the batch's last seq. */
+static bool pg_finish(void *be)
+{
+    pg_store *st = be;
+    if (st->sweep && !sweep_dead_runs(st))
+        return false;
+    if (st->forget) {
         pg_params p = {0};
-        store__pg_p_i64(&p, now - st->key_retention_ms);
+        store__pg_p_i64(&p, st->now - st->key_retention_ms);
         store__pg_p_i64(&p, STORE_KEYS_FORGET_MAX);
-        r = store__pg_run(st->w.c, PW_KEYS_FORGET, &p);
+        PGresult *r = store__pg_run(st->w.c, PW_KEYS_FORGET, &p);
         bool ok = store__pg_ok(r);
         bool full = ok && atoll(PQcmdTuples(r)) >= STORE_KEYS_FORGET_MAX;
         if (!ok)
             note_error(st, r);
         PQclear(r);
-        if (!ok) {
-            abort_batch(st, batch);
-            goto complete;
-        }
+        if (!ok)
+            return false;
         int64_t period = st->key_retention_ms / 4;
         period = period < 100 ? 100 : period > 60000 ? 60000 : period;
-        st->next_forget_ms = full ? now : now + period;
+        st->next_forget_ms = full ? st->now : st->now + period;
     }
-    int64_t block_first = 0, block_last = 0;
-    if (want_block && !take_block(st, &block_first, &block_last)) {
-        abort_batch(st, batch);
-        goto complete;
-    }
-    if (st->seq != seq0) {
+    if (st->want_block && !take_block(st, &st->block_first, &st->block_last))
+        return false;
+    if (st->wr.seq != st->seq0) {
         pg_params p = {0};
-        store__pg_p_i64(&p, st->seq);
-        r = store__pg_run(st->w.c, PW_SEQ_SET, &p);
+        store__pg_p_i64(&p, st->wr.seq);
+        PGresult *r = store__pg_run(st->w.c, PW_SEQ_SET, &p);
         bool ok = store__pg_ok(r);
         if (!ok)
             note_error(st, r);
         PQclear(r);
-        if (!ok) {
-            abort_batch(st, batch);
-            goto complete;
-        }
+        if (!ok)
+            return false;
     }
-    uint64_t t0 = now_us();
+    return true;
+}
+
+static bool pg_commit(void *be)
+{
+    pg_store *st = be;
     /* NOTIFY is delivered at COMMIT: the other instances' followers wake. */
-    bool notify = st->following && st->event_poll_ms <= 0 && st->nevs;
-    r = PQexec(st->w.c, notify ? "NOTIFY oms_events; COMMIT" : "COMMIT");
+    bool notify = st->following && st->event_poll_ms <= 0 && st->wr.nevs;
+    PGresult *r = PQexec(st->w.c, notify ? "NOTIFY oms_events; COMMIT" : "COMMIT");
     /* COMMIT of an aborted transaction answers ROLLBACK: not a commit. */
     bool committed = PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
     if (!committed) {
@@ -383,202 +299,56 @@ static void run_batch(pg_store *st, store_write *batch, size_t n)
             snprintf(st->err, sizeof st->err, "COMMIT rolled back");
     }
     PQclear(r);
-    if (!committed) {
-        abort_batch(st, batch);
-        goto complete;
-    }
-    uint64_t took = now_us() - t0;
-    atomic_fetch_add(&st->commit_us, took);
-    atomic_fetch_add(&st->commits, 1);
-    observe(st->commit_hist, store_commit_bounds_us, STORE_COMMIT_BUCKETS, took);
-    atomic_store_explicit(&st->last_failed, false, memory_order_relaxed);
-    if (want_block) {
+    return committed;
+}
+
+static void pg_committed(void *be)
+{
+    pg_store *st = be;
+    if (st->want_block) {
         pthread_mutex_lock(&st->id_mu);
-        st->nxt_first = block_first;
-        st->nxt_last = block_last;
+        st->nxt_first = st->block_first;
+        st->nxt_last = st->block_last;
         pthread_mutex_unlock(&st->id_mu);
         atomic_store(&st->mark_wanted, false);
     }
-    raise_last_seq(st, st->seq);
-    if (st->nevs && st->on_events)
-        publish(st, st->evs, st->nevs);
-complete:
-    st->nevs = 0;
-    st->err[0] = '\0';
-    atomic_fetch_add(&st->writes, n);
-    if (n) {
-        bump(&st->batches, 1);
-        bump(&st->batch_requests, n);
-        observe(st->batch_hist, store_batch_bounds, STORE_BATCH_BUCKETS, n);
-    }
-    if (n > atomic_load(&st->max_batch_seen))
-        atomic_store(&st->max_batch_seen, n);
-    while (batch) {
-        store_write *next = batch->next;
-        deliver(batch);
-        batch = next;
-    }
+    store__writer_raise_seq(&st->wr, st->wr.seq);
+    if (st->wr.nevs && st->wr.on_events)
+        publish(st, st->wr.evs, st->wr.nevs);
 }
 
-static void *writer_main(void *arg)
+/* Fails the batch on the error in st->err (else the request's) and rolls
+ * back what is open. */
+static store_rc pg_abort(void *be, const store_write *w, char *why, size_t cap)
 {
-    pg_store *st = arg;
-    pthread_mutex_lock(&st->mu);
-    for (;;) {
-        bool waited = false;
-        while (!st->head && !st->closing && !atomic_load(&st->mark_wanted) &&
-               !forget_due(st, store__pg_wall_ms())) {
-            if (st->key_retention_ms > 0) {
-                struct timespec ts = {.tv_sec = st->next_forget_ms / 1000,
-                                      .tv_nsec = (long)(st->next_forget_ms % 1000) * 1000000};
-                pthread_cond_timedwait(&st->cv, &st->mu, &ts);
-            } else {
-                pthread_cond_wait(&st->cv, &st->mu);
-            }
-            waited = true;
-        }
-        if (waited && st->head) { /* as sqlite.c: let the loop queue the rest */
-            pthread_mutex_unlock(&st->mu);
-            sched_yield();
-            pthread_mutex_lock(&st->mu);
-        }
-        if (!st->head && st->closing)
-            break;
-        if (!st->head) {
-            pthread_mutex_unlock(&st->mu);
-            run_batch(st, NULL, 0);
-            pthread_mutex_lock(&st->mu);
-            if (atomic_load(&st->mark_wanted) && conn_bad(st)) {
-                /* The block could not be taken (database down): try again
-                 * after the reconnect backoff, not in a busy loop. */
-                int64_t wait = st->w.retry_at_ms - store__pg_mono_ms();
-                if (wait < 10)
-                    wait = 10;
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_sec += wait / 1000;
-                ts.tv_nsec += (long)(wait % 1000) * 1000000;
-                if (ts.tv_nsec >= 1000000000) {
-                    ts.tv_sec++;
-                    ts.tv_nsec -= 1000000000;
-                }
-                if (!st->head && !st->closing)
-                    pthread_cond_timedwait(&st->cv, &st->mu, &ts);
-            }
-            continue;
-        }
-        store_write *batch = st->head, *last = batch;
-        size_t n = 1;
-        while (last->next && n < st->max_batch) {
-            last = last->next;
-            n++;
-        }
-        st->head = last->next;
-        if (!st->head)
-            st->tail = NULL;
-        atomic_fetch_sub(&st->queued, n);
-        last->next = NULL;
-        pthread_mutex_unlock(&st->mu);
-        run_batch(st, batch, n);
-        pthread_mutex_lock(&st->mu);
-    }
-    st->stopped = true;
-    pthread_mutex_unlock(&st->mu);
-    return NULL;
+    pg_store *st = be;
+    store__copy(why, cap, st->err[0] || !w ? st->err : w->msg);
+    store_rc rc = store__pg_classify(st->sqlstate, conn_bad(st));
+    if (!conn_bad(st) && PQtransactionStatus(st->w.c) != PQTRANS_IDLE)
+        PQclear(PQexec(st->w.c, "ROLLBACK"));
+    return rc;
 }
 
-static void pg_submit(store_loop *sl, store_write *w)
-{
-    pg_store *st = ((pg_loop *)(void *)sl)->st;
-    w->sl = sl;
-    w->next = NULL;
-    w->msg[0] = '\0';
-    w->existed = false;
-    w->event_seq = 0;
-    w->previous_status = 0;
-    w->result = NULL;
-    pthread_mutex_lock(&st->mu);
-    if (st->stopped) {
-        pthread_mutex_unlock(&st->mu);
-        fail_request(w, STORE_CLOSED, "store is closed");
-        deliver(w);
-        return;
-    }
-    w->rc = st->closing ? STORE_CLOSED : STORE_OK;
-    if (w->rc == STORE_CLOSED)
-        store__copy(w->msg, sizeof w->msg, "store is closing");
-    if (st->tail)
-        st->tail->next = w;
-    else
-        st->head = w;
-    st->tail = w;
-    atomic_fetch_add(&st->queued, 1);
-    pthread_cond_signal(&st->cv);
-    pthread_mutex_unlock(&st->mu);
-}
+static const store__writer_ops pg_writer_ops = {
+    .due_at = pg_due_at,
+    .begin = pg_begin,
+    .apply = pg_apply,
+    .savepoint = pg_savepoint,
+    .lost = pg_lost,
+    .error = pg_error,
+    .finish = pg_finish,
+    .commit = pg_commit,
+    .committed = pg_committed,
+    .abort = pg_abort,
+    .error_aborts = true,
+};
 
 /* --- internal requests, waited for ----------------------------------------- */
-
-typedef struct sync_write {
-    store_write w;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool done;
-} sync_write;
-
-static void on_sync_done(store_write *w)
-{
-    sync_write *s = (sync_write *)w;
-    pthread_mutex_lock(&s->mu);
-    s->done = true;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-}
-
-static store_rc run_sync(pg_store *st, store_op op, int64_t *delta)
-{
-    sync_write *s = oms_calloc(1, sizeof *s);
-    if (!s)
-        return STORE_ERROR;
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
-    s->w.op = op;
-    s->w.delta = *delta;
-    s->w.done = on_sync_done;
-    s->w.at = store__pg_wall_ms();
-    store_rc r = STORE_CLOSED;
-    pthread_mutex_lock(&st->mu);
-    bool queued = !st->closing && !st->stopped;
-    if (queued) {
-        if (st->tail)
-            st->tail->next = &s->w;
-        else
-            st->head = &s->w;
-        st->tail = &s->w;
-        atomic_fetch_add(&st->queued, 1);
-        pthread_cond_signal(&st->cv);
-    }
-    pthread_mutex_unlock(&st->mu);
-    if (queued) {
-        pthread_mutex_lock(&s->mu);
-        while (!s->done)
-            pthread_cond_wait(&s->cv, &s->mu);
-        pthread_mutex_unlock(&s->mu);
-        r = s->w.rc;
-        *delta = s->w.delta;
-    }
-    pthread_cond_destroy(&s->cv);
-    pthread_mutex_destroy(&s->mu);
-    oms_free(s);
-    return r;
-}
-
-#define PG(st) ((pg_store *)(void *)(st))
 
 static long pg_release_orphans(store *st)
 {
     int64_t n = 0;
-    if (run_sync(PG(st), PG__OP_RELEASE_ORPHANS, &n) != STORE_OK)
+    if (store__writer_run_sync(&PG(st)->wr, STORE__OP_RELEASE_ORPHANS, &n) != STORE_OK)
         return -1;
     return (long)n;
 }
@@ -586,7 +356,7 @@ static long pg_release_orphans(store *st)
 static store_rc pg_sweep_done(store *st, const store_id_range *r)
 {
     int64_t first = r->first;
-    return run_sync(PG(st), PG__OP_SWEEP_DONE, &first);
+    return store__writer_run_sync(&PG(st)->wr, STORE__OP_SWEEP_DONE, &first);
 }
 
 static size_t pg_pending_sweeps(store *s, store_id_range *out, size_t cap)
@@ -601,11 +371,8 @@ static size_t pg_pending_sweeps(store *s, store_id_range *out, size_t cap)
 
 static void want_block(pg_store *st)
 {
-    if (atomic_exchange(&st->mark_wanted, true))
-        return;
-    pthread_mutex_lock(&st->mu);
-    pthread_cond_signal(&st->cv);
-    pthread_mutex_unlock(&st->mu);
+    if (!atomic_exchange(&st->mark_wanted, true))
+        store__writer_wake(&st->wr);
 }
 
 static store_rc pg_next_order_id(store *s, char out[STORE_ID_MAX + 1])
@@ -760,7 +527,7 @@ static int follow_read(pg_store *st, pg_conn *fc, int64_t *have)
         PQclear(r);
         if (n) {
             *have = st->fevs[n - 1].seq;
-            raise_last_seq(st, *have);
+            store__writer_raise_seq(&st->wr, *have);
             publish(st, st->fevs, (size_t)n);
         }
         if (n < FOLLOW_PAGE)
@@ -790,7 +557,7 @@ static void *follower_main(void *arg)
 {
     pg_store *st = arg;
     pg_conn fc = {0};
-    int64_t have = atomic_load(&st->last_seq);
+    int64_t have = atomic_load(&st->wr.last_seq);
     bool listening = false;
     int period = st->event_poll_ms > 0 ? (int)st->event_poll_ms : 1000;
     for (;;) {
@@ -854,11 +621,9 @@ static void stop_follower(pg_store *st)
 static void free_store(pg_store *st)
 {
     store__pg_disconnect(&st->w);
-    pthread_cond_destroy(&st->cv);
-    pthread_mutex_destroy(&st->mu);
+    store__writer_dispose(&st->wr);
     pthread_mutex_destroy(&st->id_mu);
     pthread_mutex_destroy(&st->ev_mu);
-    oms_free(st->evs);
     oms_free(st->blob);
     oms_free(st->pending);
     oms_free(st->fevs);
@@ -881,21 +646,14 @@ store *store__pg_open(const store_config *cfg, char *err, size_t errlen)
         return NULL;
     }
     st->base.be = &store__pg_backend;
-    pthread_mutex_init(&st->mu, NULL);
-    pthread_cond_init(&st->cv, NULL);
+    st->base.wr = &st->wr;
     pthread_mutex_init(&st->id_mu, NULL);
     pthread_mutex_init(&st->ev_mu, NULL);
     strcpy(st->url, cfg->url);
     store__pg_redact(st->url, st->name, sizeof st->name);
-    st->max_batch = cfg->max_batch ? cfg->max_batch : 1024;
-    if (st->max_batch > 65536)
-        st->max_batch = 65536;
-    st->on_events = cfg->on_events;
-    st->events_arg = cfg->events_arg;
-    st->evs_cap = st->max_batch;
-    st->evs = oms_malloc(st->evs_cap * sizeof *st->evs);
+    int wr_rc = store__writer_init(&st->wr, &pg_writer_ops, st, st->name, cfg);
     st->blob = oms_malloc(STORE__LINES_BLOB_MAX + 1);
-    if (!st->evs || !st->blob) {
+    if (wr_rc != 0 || !st->blob) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -914,77 +672,41 @@ store *store__pg_open(const store_config *cfg, char *err, size_t errlen)
         PQclear(r);
         goto fail;
     }
-    st->seq = atoll(PQgetvalue(r, 0, 0));
+    st->wr.seq = atoll(PQgetvalue(r, 0, 0));
     PQclear(r);
-    atomic_store(&st->last_seq, st->seq);
-    st->published = st->seq;
+    store__writer_raise_seq(&st->wr, st->wr.seq);
+    st->published = st->wr.seq;
     st->id_block = cfg->id_block > 0 ? cfg->id_block : 16384;
     st->key_retention_ms = cfg->key_retention_ms > 0 ? cfg->key_retention_ms : 0;
     st->next_forget_ms = store__pg_wall_ms();
     if (open_run(st, err, errlen) != 0)
         goto fail;
     st->event_poll_ms = cfg->event_poll_ms;
-    if (st->on_events && start_follower(st, err, errlen) != 0)
+    st->sweep_ms = cfg->orphan_sweep_ms > 0 ? cfg->orphan_sweep_ms : 0;
+    st->next_sweep_ms = store__pg_wall_ms() + st->sweep_ms;
+    if (st->wr.on_events && start_follower(st, err, errlen) != 0)
         goto fail;
-    if (pthread_create(&st->writer, NULL, writer_main, st) != 0) {
+    if (store__writer_start(&st->wr) != 0) {
         stop_follower(st);
         snprintf(err, errlen, "%s: cannot start the writer thread", st->name);
         goto fail;
     }
-    pthread_setname_np(st->writer, "oms-store");
     OMS_INFO("store: %s: run %d, order ids %lld..%lld, event seq %lld", st->name, st->run,
-             (long long)st->id_first, (long long)st->id_last, (long long)st->seq);
+             (long long)st->id_first, (long long)st->id_last, (long long)st->wr.seq);
     return (store *)(void *)st;
 fail:
     free_store(st);
     return NULL;
 }
 
-static void pg_get_stats(store *s, store_stats *out);
-
 static void pg_close(store *s)
 {
     pg_store *st = PG(s);
-    pthread_mutex_lock(&st->mu);
-    st->closing = true;
-    pthread_cond_signal(&st->cv);
-    pthread_mutex_unlock(&st->mu);
-    pthread_join(st->writer, NULL);
+    store__writer_stop(&st->wr);
     stop_follower(st);
     trim_run(st);
-    store_stats stats;
-    pg_get_stats(s, &stats);
-    if (stats.commits)
-        OMS_INFO("store: %s: %llu writes in %llu commits (%.1f per commit, max %llu), "
-                 "%.0f us per commit",
-                 st->name, (unsigned long long)stats.writes, (unsigned long long)stats.commits,
-                 (double)stats.writes / (double)stats.commits, (unsigned long long)stats.max_batch,
-                 (double)stats.commit_us / (double)stats.commits);
+    store__writer_log_totals(&st->wr);
     free_store(st);
-}
-
-static int64_t pg_last_seq(store *s)
-{
-    return atomic_load(&PG(s)->last_seq);
-}
-
-static void pg_get_stats(store *s, store_stats *out)
-{
-    pg_store *st = PG(s);
-    out->commits = atomic_load(&st->commits);
-    out->writes = atomic_load(&st->writes);
-    out->max_batch = atomic_load(&st->max_batch_seen);
-    out->commit_us = atomic_load(&st->commit_us);
-    for (size_t i = 0; i < STORE_COMMIT_BUCKETS; i++)
-        out->commit_hist[i] = atomic_load_explicit(&st->commit_hist[i], memory_order_relaxed);
-    for (size_t i = 0; i < STORE_BATCH_BUCKETS; i++)
-        out->batch_hist[i] = atomic_load_explicit(&st->batch_hist[i], memory_order_relaxed);
-    out->batches = atomic_load_explicit(&st->batches, memory_order_relaxed);
-    out->batch_requests = atomic_load_explicit(&st->batch_requests, memory_order_relaxed);
-    out->failed = atomic_load_explicit(&st->failed, memory_order_relaxed);
-    out->last_failed = atomic_load_explicit(&st->last_failed, memory_order_relaxed);
-    out->last_failure_ms = atomic_load_explicit(&st->last_failure_ms, memory_order_relaxed);
-    out->queued = atomic_load_explicit(&st->queued, memory_order_relaxed);
 }
 
 /* --- store_loop ----------------------------------------------------------- */
@@ -997,39 +719,22 @@ static store_loop *pg_loop_open(store *s, uv_loop_t *loop, char *err, size_t err
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    l->base.be = &store__pg_backend;
     l->st = st;
-    l->loop = loop;
-    pthread_mutex_init(&l->mu, NULL);
     if (store__pg_connect(&l->conn, st->url, store__pg_reader_sql, store__pg_reader_count, err,
-                          errlen) != 0)
-        goto fail;
-    int rc = uv_async_init(loop, &l->async, on_async);
-    if (rc != 0) {
-        snprintf(err, errlen, "uv_async_init: %s", uv_strerror(rc));
-        goto fail;
+                          errlen) != 0 ||
+        store__loop_start(&l->lb, &store__pg_backend, &st->wr, loop, err, errlen) != 0) {
+        store__pg_disconnect(&l->conn);
+        oms_free(l);
+        return NULL;
     }
-    l->async.data = l;
     return (store_loop *)(void *)l;
-fail:
-    store__pg_disconnect(&l->conn);
-    pthread_mutex_destroy(&l->mu);
-    oms_free(l);
-    return NULL;
-}
-
-static void on_async_close(uv_handle_t *h)
-{
-    pg_loop *l = h->data;
-    pthread_mutex_destroy(&l->mu);
-    oms_free(l);
 }
 
 static void pg_loop_close(store_loop *sl)
 {
     pg_loop *l = (pg_loop *)(void *)sl;
     store__pg_disconnect(&l->conn);
-    uv_close((uv_handle_t *)&l->async, on_async_close);
+    store__loop_dispose(&l->lb);
 }
 
 const store__backend store__pg_backend = {
@@ -1038,12 +743,9 @@ const store__backend store__pg_backend = {
     .next_order_id = pg_next_order_id,
     .pending_sweeps = pg_pending_sweeps,
     .sweep_done = pg_sweep_done,
-    .last_seq = pg_last_seq,
     .release_orphans = pg_release_orphans,
-    .get_stats = pg_get_stats,
     .loop_open = pg_loop_open,
     .loop_close = pg_loop_close,
-    .submit = pg_submit,
     .list_unused_order_ids = store__pg_list_unused_order_ids,
     .get_customer = store__pg_get_customer,
     .get_product = store__pg_get_product,

@@ -1,7 +1,7 @@
 /* pg_int.h - the PostgreSQL backend's private types, shared by src/store only.
  *
- *   pg.c         open/close, the writer thread (group commit), reconnects,
- *                order-id blocks, store_loops and their completions
+ *   pg.c         open/close, the writer's ops (writer.c runs the group
+ *                commit), reconnects, order-id blocks, the follower, store_loops
  *   pg_schema.c  versioned migrations under an advisory lock; the writer's SQL
  *   pg_write.c   the store_op implementations (run on the writer)
  *   pg_read.c    synchronous reads on a store_loop's connection
@@ -50,10 +50,6 @@
  * run n's liveness. */
 #define OMS_PG_LOCK_CLASS 7302515
 
-/* Internal ops, as in sqlite_int.h: run on the writer with sl == NULL. */
-#define PG__OP_RELEASE_ORPHANS ((store_op)100)
-#define PG__OP_SWEEP_DONE      ((store_op)101)
-
 /* The writer's prepared statements (pg_schema.c holds their SQL). */
 enum {
     PW_SEQ_LOCK,
@@ -76,6 +72,7 @@ enum {
     PW_ORDER_UPDATE_STATUS,
     PW_EVENT_INSERT,
     PW_LIVE_RESERVATIONS,
+    PW_DEAD_HOLDS,
     PW_ORDER_EXISTS,
     PW_PRODUCT_AVAILABLE,
     PW_PRODUCT_ADD_RESERVED,
@@ -105,37 +102,33 @@ typedef struct pg_conn {
 
 typedef struct pg_store pg_store;
 
+/* A run whose lock the orphan sweep found free, and since when (wall ms). */
+typedef struct pg_suspect {
+    int64_t run;
+    int64_t since_ms;
+} pg_suspect;
+#define PG_MAX_SUSPECTS 64
+
 typedef struct pg_loop {
-    store__base base; /* first: store.c dispatches through it */
+    store__loop_base lb; /* first: dispatch and completions */
     pg_store *st;
-    uv_loop_t *loop;
-    uv_async_t async; /* runs completions on loop; freed in its close callback */
     pg_conn conn;     /* this loop's read connection */
     store_rc read_rc; /* what the last failed read means (UNAVAILABLE: down) */
-    pthread_mutex_t mu;
-    store_write *done_head, *done_tail;
 } pg_loop;
 
 struct pg_store {
     store__base base; /* first */
     char url[1024];   /* as given (may hold a password: never logged) */
     char name[256];   /* the URL without password and query, for messages */
-    size_t max_batch;
-    store_events_cb on_events;
-    void *events_arg;
+    store__writer wr; /* the queue and group commit; seq: the counter in this transaction */
 
     pg_conn w; /* the writer's connection: store_open, then the writer thread */
 
-    pthread_t writer;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    store_write *head, *tail;
-    bool closing, stopped;
-
     /* Writer-thread state. */
-    int64_t seq; /* last event seq taken in this transaction */
-    store_event *evs;
-    size_t nevs, evs_cap;
+    int64_t seq0;                    /* the counter as this transaction found it */
+    int64_t now;                     /* wall ms at the batch's start */
+    bool forget, want_block;         /* background work riding along this batch */
+    int64_t block_first, block_last; /* the block it took */
     uint8_t *blob;
     int64_t key_retention_ms;
     int64_t next_forget_ms;
@@ -153,6 +146,14 @@ struct pg_store {
     store_id_range *pending;
     size_t npending;
 
+    /* The periodic orphan sweep (store_config.orphan_sweep_ms; writer
+     * thread): runs seen gone, since when. */
+    int64_t sweep_ms;      /* 0: off */
+    int64_t next_sweep_ms; /* wall ms of the next look */
+    bool sweep;            /* this batch looks */
+    pg_suspect suspects[PG_MAX_SUSPECTS];
+    size_t nsuspects;
+
     /* The follower (pg.c): other instances' events for on_events. */
     int64_t event_poll_ms;
     bool following; /* the follower thread runs */
@@ -161,13 +162,6 @@ struct pg_store {
     store_event *fevs;     /* its page */
     pthread_mutex_t ev_mu; /* serialises on_events calls of writer and follower */
     int64_t published;     /* highest seq handed to on_events (under ev_mu) */
-
-    _Atomic int64_t last_seq;
-    _Atomic uint64_t commits, writes, max_batch_seen, commit_us;
-    _Atomic uint64_t commit_hist[STORE_COMMIT_BUCKETS], batch_hist[STORE_BATCH_BUCKETS];
-    _Atomic uint64_t batches, batch_requests, failed, queued;
-    _Atomic bool last_failed;
-    _Atomic int64_t last_failure_ms;
 };
 
 /* pg_conn.c */
@@ -210,6 +204,12 @@ int store__pg_migrate(pg_store *st, char *err, size_t errlen);
 /* pg_write.c: runs one request; returns w->rc. An SQL failure sets
  * STORE_ERROR, w->msg and st->err/sqlstate. */
 store_rc store__pg_apply(pg_store *st, store_write *w);
+/* The periodic orphan sweep, inside the writer's open transaction: the live
+ * public holds of runs whose lock has been free at every look for grace_ms
+ * (now: this look) are released, as store_release_orphans would (an order's
+ * own reservation never is). *released: how many. STORE_ERROR with st->err
+ * on an SQL error (the caller rolls back to its savepoint). */
+store_rc store__pg_sweep_dead_runs(pg_store *st, int64_t now, int64_t grace_ms, long *released);
 /* An order from a row of ORDER_COLS (see pg_read.c) at col 0. */
 store_rc store__pg_order_from_row(const PGresult *r, int row, store_order **out);
 

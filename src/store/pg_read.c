@@ -163,13 +163,13 @@ long store__pg_list_customers(store_loop *sl, const char *after_id, store_custom
 {
     int64_t after = 0;
     if (after_id && *after_id && !store__parse_id(after_id, 'c', &after))
-        return -1;
+        return -(long)STORE_INVALID;
     pg_params p = {0};
     store__pg_p_i64(&p, after);
     store__pg_p_i64(&p, clamp_limit(limit));
     PGresult *r = query(loop_of(sl), PR_CUSTOMER_LIST, &p, "list customers");
     if (!r)
-        return -1;
+        return -(long)loop_of(sl)->read_rc;
     long n = PQntuples(r);
     for (long i = 0; i < n; i++)
         customer_from_row(r, (int)i, &out[i]);
@@ -187,7 +187,7 @@ long store__pg_list_products(store_loop *sl, const char *after_sku, store_produc
     store__pg_p_i64(&p, clamp_limit(limit));
     PGresult *r = query(loop_of(sl), PR_PRODUCT_LIST, &p, "list products");
     if (!r)
-        return -1;
+        return -(long)loop_of(sl)->read_rc;
     long n = PQntuples(r);
     for (long i = 0; i < n; i++)
         product_from_row(r, (int)i, &out[i]);
@@ -250,8 +250,11 @@ static int list_orders_prepare(pg_loop *l, PGconn *c, unsigned shape)
     snprintf(name, sizeof name, "s%d", PR__COUNT + (int)shape);
     PGresult *r = PQprepare(c, name, sql, 0, NULL);
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok)
+    if (!ok) {
+        l->read_rc = store__pg_classify(r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL,
+                                        PQstatus(c) != CONNECTION_OK);
         OMS_ERROR("store: %s: prepare list orders: %s", l->st->name, PQresultErrorMessage(r));
+    }
     PQclear(r);
     if (ok)
         l->conn.prepared |= 1u << shape;
@@ -264,15 +267,16 @@ long store__pg_list_orders(store_loop *sl, const store_order_filter *f, const ch
     pg_loop *l = loop_of(sl);
     int64_t after = 0;
     if (after_id && *after_id && !store__parse_id(after_id, 'o', &after))
-        return -1;
+        return -(long)STORE_INVALID;
     static const store_order_filter any = {0};
     if (!f)
         f = &any;
     unsigned shape = (f->customer_id && *f->customer_id ? 1u : 0u) | (f->status ? 2u : 0u) |
                      (f->created_from ? 4u : 0u) | (f->created_to ? 8u : 0u);
+    l->read_rc = STORE_UNAVAILABLE;
     PGconn *c = conn(l);
     if (!c || list_orders_prepare(l, c, shape) != 0)
-        return -1;
+        return -(long)l->read_rc;
     pg_params p = {0};
     char cust[STORE_ID_MAX + 1];
     store__pg_p_i64(&p, after);
@@ -296,7 +300,7 @@ long store__pg_list_orders(store_loop *sl, const store_order_filter *f, const ch
     store__pg_p_i64(&p, clamp_limit(limit));
     PGresult *r = query(l, PR__COUNT + (int)shape, &p, "list orders");
     if (!r)
-        return -1;
+        return -(long)loop_of(sl)->read_rc;
     long n = PQntuples(r);
     for (long i = 0; i < n; i++) {
         if (store__pg_order_from_row(r, (int)i, &out[i]) != STORE_OK) {
@@ -304,7 +308,7 @@ long store__pg_list_orders(store_loop *sl, const store_order_filter *f, const ch
                 store_order_free(out[j]);
                 out[j] = NULL;
             }
-            n = -1;
+            n = -(long)STORE_ERROR;
             break;
         }
     }
@@ -328,7 +332,7 @@ long store__pg_read_events(store_loop *sl, int64_t from_seq, const char *order_i
     }
     PGresult *r = query(loop_of(sl), stmt, &p, "read events");
     if (!r)
-        return -1;
+        return -(long)loop_of(sl)->read_rc;
     long n = PQntuples(r);
     for (long i = 0; i < n; i++)
         event_from_row(r, (int)i, &out[i]);
@@ -350,7 +354,7 @@ long store__pg_list_unused_order_ids(store_loop *sl, int64_t first, int64_t last
     store__pg_p_i64(&p, last);
     PGresult *r = query(loop_of(sl), PR_UNUSED_IDS, &p, "list unused order ids");
     if (!r)
-        return -1;
+        return -(long)loop_of(sl)->read_rc;
     size_t n = 0;
     int rows = PQntuples(r), i = 0;
     for (int64_t cur = first; cur <= last && n < limit; cur++) {

@@ -79,6 +79,11 @@ static const char *const migrations[] = {
     "  first bigint PRIMARY KEY,"
     "  last bigint NOT NULL,"
     "  run integer NOT NULL);",
+    /* 2: the live public holds by run, for the periodic orphan sweep
+     * (PW_DEAD_HOLDS): an order's own reservation ("o-<n>", made with its
+     * order) is not one, so the index stays as small as the holds are few. */
+    "CREATE INDEX reservations_held ON reservations(run) "
+    "  WHERE released = 0 AND order_id !~ '^o-[1-9][0-9]{0,17}$';",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -188,6 +193,14 @@ const char *const store__pg_writer_sql[PW__COUNT] = {
         "(SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid = " LOCK_CLASS_SQL
         " AND l.objid = r.run AND l.objsubid = 2 AND l.database = (SELECT oid FROM pg_database "
         "WHERE datname = current_database())))",
+    /* Live public holds (not an order's own reservation: see migration 2)
+     * of runs other than $1 whose run lock is free, by run. */
+    [PW_DEAD_HOLDS] =
+        "SELECT order_id, run FROM reservations r WHERE released = 0 "
+        "AND order_id !~ '^o-[1-9][0-9]{0,17}$' AND run <> $1 AND NOT EXISTS "
+        "(SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid = " LOCK_CLASS_SQL
+        " AND l.objid = r.run AND l.objsubid = 2 AND l.database = (SELECT oid FROM pg_database "
+        "WHERE datname = current_database())) ORDER BY run, order_id",
     [PW_ORDER_EXISTS] = "SELECT status FROM orders WHERE id = $1",
     [PW_PRODUCT_AVAILABLE] = "SELECT unit_price, on_hand - reserved FROM products WHERE sku = $1",
     [PW_PRODUCT_ADD_RESERVED] = "UPDATE products SET reserved = reserved + $2 WHERE sku = $1",

@@ -88,19 +88,12 @@ static const char *status_name(int s)
     return s >= 0 && s <= 5 ? names[s] : "UNKNOWN";
 }
 
-static store_rc remember_event(pg_store *st, store_write *w, const char *order_id,
-                               const char *customer_id, int status, int previous, int64_t version,
-                               int64_t at);
-
 static store_rc append_event(pg_store *st, store_write *w, int64_t order_num, const char *order_id,
                              const char *customer_id, int status, int previous, int64_t version,
                              int64_t at)
 {
-    if (st->nevs == st->evs_cap)
-        return fail(w, STORE_ERROR, "store: too many events in one transaction");
-    int64_t seq = st->seq + 1;
     pg_params p = {0};
-    store__pg_p_i64(&p, seq);
+    store__pg_p_i64(&p, st->wr.seq + 1);
     store__pg_p_i64(&p, order_num);
     store__pg_p_text(&p, customer_id);
     store__pg_p_i64(&p, status);
@@ -110,27 +103,7 @@ static store_rc append_event(pg_store *st, store_write *w, int64_t order_num, co
     store__pg_p_i64(&p, st->run);
     if (run_cmd(st, w, PW_EVENT_INSERT, &p, "append event") != STORE_OK)
         return STORE_ERROR;
-    return remember_event(st, w, order_id, customer_id, status, previous, version, at);
-}
-
-/* Counts the event just inserted with seq st->seq + 1 and keeps it for
- * on_events. */
-static store_rc remember_event(pg_store *st, store_write *w, const char *order_id,
-                               const char *customer_id, int status, int previous, int64_t version,
-                               int64_t at)
-{
-    int64_t seq = st->seq + 1;
-    st->seq = seq;
-    store_event *e = &st->evs[st->nevs++];
-    e->seq = seq;
-    store__copy(e->order_id, sizeof e->order_id, order_id);
-    store__copy(e->customer_id, sizeof e->customer_id, customer_id);
-    e->status = status;
-    e->previous_status = previous;
-    e->version = version;
-    e->at = at;
-    w->event_seq = seq;
-    return STORE_OK;
+    return store__writer_event(&st->wr, w, order_id, customer_id, status, previous, version, at);
 }
 
 static store_rc customer_create(pg_store *st, store_write *w)
@@ -652,7 +625,7 @@ static store_rc place_writes(pg_store *st, store_write *w, int64_t num, const st
     qtys[nq++] = '}';
     qtys[nq] = '\0';
     size_t len = store__lines_encode(o->lines, o->nlines, st->blob);
-    if (st->nevs == st->evs_cap)
+    if (st->wr.nevs == st->wr.evs_cap)
         return fail(w, STORE_ERROR, "store: too many events in one transaction");
     pg_params p = {0};
     store__pg_p_i64(&p, num);
@@ -665,7 +638,7 @@ static store_rc place_writes(pg_store *st, store_write *w, int64_t num, const st
     store__pg_p_text(&p, qtys);
     store__pg_p_text(&p, o->id);
     store__pg_p_i64(&p, w->at);
-    store__pg_p_i64(&p, st->seq + 1);
+    store__pg_p_i64(&p, st->wr.seq + 1);
     store__pg_p_i64(&p, st->run);
     PGresult *r = run(st, PW_PLACE_WRITES, &p);
     if (!store__pg_ok(r) || PQntuples(r) != 1) {
@@ -679,8 +652,8 @@ static store_rc place_writes(pg_store *st, store_write *w, int64_t num, const st
         return fail(w, STORE_ERROR, "store: place order: %lld of %zu lines reserved",
                     (long long)lines, o->nlines);
     if (inserted == 1)
-        return remember_event(st, w, o->id, o->customer_id, STORE_ORDER_PENDING, 0, 1,
-                              o->created_at);
+        return store__writer_event(&st->wr, w, o->id, o->customer_id, STORE_ORDER_PENDING, 0, 1,
+                                   o->created_at);
     /* The id or the key was taken: which one? */
     store_rc rr = load_order(st, w, num, NULL, NULL, &w->result);
     if (rr == STORE_OK)
@@ -806,6 +779,30 @@ out:
     return r;
 }
 
+/* Releases the reservations ids[0..rows) unless their order is live (an
+ * order's reservation goes with its cancel); *n: how many were released. */
+static store_rc release_unless_ordered(pg_store *st, store_write *w, char (*ids)[STORE_ID_MAX + 1],
+                                       int rows, int64_t *n)
+{
+    store_rc rc = STORE_OK;
+    for (int i = 0; rc == STORE_OK && i < rows; i++) {
+        int64_t num;
+        if (store__parse_id(ids[i], 'o', &num)) {
+            int status = order_status(st, w, num, "release orphans");
+            if (status < 0)
+                return STORE_ERROR;
+            if (status > 0 && status != STORE_ORDER_CANCELLED)
+                continue;
+        }
+        rc = release(st, w, ids[i]);
+        if (rc == STORE_OK) {
+            (*n)++;
+            OMS_WARN("store: released orphan reservation %s", ids[i]);
+        }
+    }
+    return rc;
+}
+
 /* Releases every live reservation without a live order in this database
  * that this run or a run that is gone made (another live instance's public
  * Reserve holds are not orphans), then forgets the sweep ranges of runs that
@@ -829,25 +826,8 @@ static store_rc release_orphans(pg_store *st, store_write *w)
     for (int i = 0; i < rows; i++)
         store__pg_text(r, i, 0, ids[i], sizeof ids[i]);
     PQclear(r);
-    store_rc rc = STORE_OK;
     int64_t n = 0;
-    for (int i = 0; rc == STORE_OK && i < rows; i++) {
-        int64_t num;
-        if (store__parse_id(ids[i], 'o', &num)) {
-            int status = order_status(st, w, num, "release orphans");
-            if (status < 0) {
-                rc = STORE_ERROR;
-                break;
-            }
-            if (status > 0 && status != STORE_ORDER_CANCELLED)
-                continue;
-        }
-        rc = release(st, w, ids[i]);
-        if (rc == STORE_OK) {
-            n++;
-            OMS_WARN("store: released orphan reservation %s", ids[i]);
-        }
-    }
+    store_rc rc = release_unless_ordered(st, w, ids, rows, &n);
     oms_free(ids);
     if (rc == STORE_OK) {
         char sql[512];
@@ -882,6 +862,62 @@ static store_rc sweep_done(pg_store *st, store_write *w)
     return rc;
 }
 
+/* The suspect entry of run (NULL if none). */
+static const pg_suspect *suspect_of(const pg_store *st, int64_t run)
+{
+    for (size_t i = 0; i < st->nsuspects; i++)
+        if (st->suspects[i].run == run)
+            return &st->suspects[i];
+    return NULL;
+}
+
+store_rc store__pg_sweep_dead_runs(pg_store *st, int64_t now, int64_t grace_ms, long *released)
+{
+    *released = 0;
+    store_write w = {.at = now};
+    pg_params p = {0};
+    store__pg_p_i64(&p, st->run);
+    PGresult *r = run(st, PW_DEAD_HOLDS, &p);
+    if (!store__pg_ok(r)) {
+        sql_error(st, &w, "orphan sweep", r);
+        PQclear(r);
+        return STORE_ERROR;
+    }
+    /* The runs gone now, each since it was first seen gone (a run whose lock
+     * came back, or whose holds went, drops out); the holds of those gone
+     * for grace_ms are released. */
+    pg_suspect seen[PG_MAX_SUSPECTS];
+    size_t nseen = 0;
+    int rows = PQntuples(r), due = 0;
+    char(*ids)[STORE_ID_MAX + 1] = rows ? oms_calloc((size_t)rows, sizeof *ids) : NULL;
+    if (rows && !ids) {
+        PQclear(r);
+        store__copy(st->err, sizeof st->err, "out of memory");
+        return STORE_ERROR;
+    }
+    for (int i = 0; i < rows; i++) {
+        int64_t rid = store__pg_i64(r, i, 1);
+        if (nseen == 0 || seen[nseen - 1].run != rid) {
+            if (nseen == PG_MAX_SUSPECTS)
+                break; /* the rest at a later look */
+            const pg_suspect *old = suspect_of(st, rid);
+            seen[nseen++] = (pg_suspect){.run = rid, .since_ms = old ? old->since_ms : now};
+        }
+        if (now - seen[nseen - 1].since_ms >= grace_ms)
+            store__pg_text(r, i, 0, ids[due++], sizeof ids[0]);
+    }
+    PQclear(r);
+    memcpy(st->suspects, seen, nseen * sizeof *seen);
+    st->nsuspects = nseen;
+    int64_t n = 0;
+    store_rc rc = release_unless_ordered(st, &w, ids, due, &n);
+    oms_free(ids);
+    *released = (long)n;
+    if (rc != STORE_OK && !st->err[0])
+        store__copy(st->err, sizeof st->err, w.msg);
+    return rc;
+}
+
 store_rc store__pg_apply(pg_store *st, store_write *w)
 {
     w->rc = STORE_OK;
@@ -906,9 +942,9 @@ store_rc store__pg_apply(pg_store *st, store_write *w)
         return order_set_status(st, w);
     case STORE_ORDER_PLACE:
         return order_place(st, w);
-    case PG__OP_RELEASE_ORPHANS:
+    case STORE__OP_RELEASE_ORPHANS:
         return release_orphans(st, w);
-    case PG__OP_SWEEP_DONE:
+    case STORE__OP_SWEEP_DONE:
         return sweep_done(st, w);
     }
     return fail(w, STORE_INVALID, "unknown store op %d", (int)w->op);

@@ -19,3 +19,12 @@ const char *store_rc_name(store_rc rc)
         return names[rc];
     return "UNKNOWN";
 }
+
+store_rc store_count_rc(long n)
+{
+    if (n >= 0)
+        return STORE_OK;
+    if (n < -(long)STORE_FULL) /* not a store_rc */
+        return STORE_ERROR;
+    return (store_rc)-n;
+}

@@ -1,17 +1,7 @@
-/* sqlite.c - the SQLite store: opening, the writer thread and its group
- * commit, store_loops and their completions.
- *
- * store_submit() appends to one mutex+condvar queue. The writer takes all
- * that is queued (up to max_batch), runs it in one BEGIN IMMEDIATE ... COMMIT
- * with a SAVEPOINT per request, so a failing request rolls back alone (and
- * gives back the event seq it took: seqs stay gap-free), and COMMITs: one
- * fsync for the batch. While that COMMIT runs, new requests queue up and form
- * the next batch: the busier the store, the bigger its transactions.
- *
- * After a durable commit the writer publishes the commit's events
- * (on_events), then appends each request to its store_loop's completion list
- * and wakes the loop with uv_async_send(); the loop runs done() in
- * submission order.
+/* sqlite.c - the SQLite store: opening, the writer's SQL (writer.c runs the
+ * queue and the group commit: one BEGIN IMMEDIATE ... COMMIT per batch, a
+ * SAVEPOINT where a request can fail half-way, one fsync per batch), order-id
+ * marks, store_loops.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,26 +12,6 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "sqlite_int.h"
-
-void store_config_init(store_config *cfg)
-{
-    memset(cfg, 0, sizeof *cfg);
-    cfg->max_batch = 1024;
-}
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Whether the background forgetting of old idempotency keys is due (writer
  * thread). */
@@ -82,54 +52,7 @@ static int run(store *st, int which)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* --- completions ------------------------------------------------------------- */
-
-static void deliver(store_write *w)
-{
-    store_loop *sl = w->sl;
-    if (!sl) { /* an internal request: completes on the writer */
-        w->done(w);
-        return;
-    }
-    w->next = NULL;
-    pthread_mutex_lock(&sl->mu);
-    if (sl->done_tail)
-        sl->done_tail->next = w;
-    else
-        sl->done_head = w;
-    sl->done_tail = w;
-    pthread_mutex_unlock(&sl->mu);
-    uv_async_send(&sl->async);
-}
-
-static void on_async(uv_async_t *a)
-{
-    store_loop *sl = a->data;
-    pthread_mutex_lock(&sl->mu);
-    store_write *w = sl->done_head;
-    sl->done_head = sl->done_tail = NULL;
-    pthread_mutex_unlock(&sl->mu);
-    while (w) {
-        store_write *next = w->next;
-        w->next = NULL;
-        w->done(w); /* may free w */
-        w = next;
-    }
-}
-
-/* --- the writer ----------------------------------------------------------------- */
-
-static void fail_request(store_write *w, store_rc rc, const char *msg)
-{
-    w->rc = rc;
-    store__copy(w->msg, sizeof w->msg, msg);
-    w->existed = false;
-    w->event_seq = 0;
-    if (w->result) {
-        store_order_free(w->result);
-        w->result = NULL;
-    }
-}
+/* --- the writer's ops (writer.c) ---------------------------------------------------- */
 
 /* What a failed SQLite call means for the caller: a full disk is
  * RESOURCE_EXHAUSTED territory, a database that cannot be written now (made
@@ -153,361 +76,144 @@ static store_rc classify(int sqlite_code)
     }
 }
 
-const uint64_t store_commit_bounds_us[STORE_COMMIT_BUCKETS] = {
-    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
-const uint64_t store_batch_bounds[STORE_BATCH_BUCKETS] = {1,  2,   4,   8,    16,   32,
-                                                          64, 128, 256, 1024, 4096, 65536};
-
-/* The writer is the only writer of these: relaxed load + store. */
-static void bump(_Atomic uint64_t *c, uint64_t v)
+static int64_t sq_due_at(void *be, int64_t now)
 {
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
-                          memory_order_relaxed);
+    store *st = be;
+    if (atomic_load(&st->mark_wanted))
+        return now;
+    return st->key_retention_ms > 0 ? st->next_forget_ms : INT64_MAX;
 }
 
-static void observe(_Atomic uint64_t *hist, const uint64_t *bounds, size_t n, uint64_t v)
+static int sq_begin(void *be, bool any)
 {
-    for (size_t i = 0; i < n; i++)
-        if (v <= bounds[i]) {
-            bump(&hist[i], 1);
-            return;
-        }
-}
-
-/* Fails every request of a batch (its transaction no longer open) and forgets its events and seqs.
- * code: the SQLite error that failed it. */
-static void fail_batch(store *st, store_write *batch, int64_t seq0, const char *why, int code)
-{
-    bump(&st->failed, 1);
-    atomic_store_explicit(&st->last_failed, true, memory_order_relaxed);
-    atomic_store_explicit(&st->last_failure_ms, wall_ms(), memory_order_relaxed);
-    char msg[STORE_MSG_MAX + 1];
-    snprintf(msg, sizeof msg, "%s%.150s", strncmp(why, "store: ", 7) == 0 ? "" : "store: ", why);
-    OMS_ERROR("store: sqlite:%s: transaction failed: %s", st->path, why);
-    store_rc rc = classify(code);
-    for (store_write *w = batch; w; w = w->next)
-        if (w->rc != STORE_CLOSED)
-            fail_request(w, rc, msg);
-    st->seq = seq0;
-    st->nevs = 0;
-    st->batch_hwm = st->hwm_persisted;
-}
-
-/* The one way a batch fails once BEGIN was tried: rolls its transaction back
- * unless SQLite already did (I/O error, full disk) or none is open, then
- * fails every request with why and the SQLite error code. why is copied
- * first, as the rollback replaces SQLite's message. */
-static void rollback_and_fail(store *st, store_write *batch, int64_t seq0, const char *why,
-                              int code)
-{
-    char msg[STORE_MSG_MAX + 1];
-    store__copy(msg, sizeof msg, why);
-    if (!sqlite3_get_autocommit(st->db))
-        run(st, WS_ROLLBACK);
-    fail_batch(st, batch, seq0, msg, code);
-}
-
-/* rollback_and_fail on the SQL error just seen. */
-static void abort_batch(store *st, store_write *batch, int64_t seq0)
-{
-    rollback_and_fail(st, batch, seq0, sqlite3_errmsg(st->db), sqlite3_extended_errcode(st->db));
-}
-
-/* Whether a request needs a savepoint of its own. The ops below fail (with
- * anything but STORE_ERROR) before their first write, or their only write is
- * one statement, which SQLite makes atomic: they skip the two extra
- * statements; so does ORDER_PLACE, whose checks all come before its first
- * write. A multi-line RESERVE can fail after reserving earlier lines,
- * RELEASE, a with-stock cancel and the orphan sweep write several rows: they
- * get one. An SQL error
- * in a request without a savepoint fails its whole batch (run_batch). */
-static bool needs_savepoint(const store_write *w)
-{
-    switch ((int)w->op) {
-    case STORE_RESERVE:
-        return w->nlines > 1;
-    case STORE_ORDER_SET_STATUS: /* the release after the status change */
-        return w->with_stock && w->to_status == STORE_ORDER_CANCELLED;
-    case STORE_RELEASE:
-    case STORE__OP_RELEASE_ORPHANS:
-        return true;
-    default:
-        return false;
-    }
-}
-
-static void run_batch(store *st, store_write *batch, size_t n)
-{
-    int64_t seq0 = st->seq;
-    st->nevs = 0;
+    store *st = be;
     st->batch_hwm = st->hwm_persisted;
     st->batch_noted = 0;
-    bool any = false;
-    for (store_write *w = batch; w && !any; w = w->next)
-        any = w->rc != STORE_CLOSED;
-    int64_t now = wall_ms();
-    bool forget = forget_due(st, now);
-    if (!any && !atomic_load(&st->mark_wanted) && !forget) /* only writes refused while closing */
-        goto complete;
-    if (run(st, WS_BEGIN) != SQLITE_OK) {
-        abort_batch(st, batch, seq0);
-        goto complete;
+    st->new_mark = 0;
+    st->now = store__wall_ms();
+    st->forget = forget_due(st, st->now);
+    if (!any && !atomic_load(&st->mark_wanted) && !st->forget)
+        return 0;
+    return run(st, WS_BEGIN) == SQLITE_OK ? 1 : -1;
+}
+
+static store_rc sq_apply(void *be, store_write *w)
+{
+    return store__apply(be, w);
+}
+
+static bool sq_savepoint(void *be, store__sp_step step)
+{
+    store *st = be;
+    switch (step) {
+    case STORE__SP_BEGIN:
+        return run(st, WS_SAVEPOINT) == SQLITE_OK;
+    case STORE__SP_RELEASE:
+        return run(st, WS_RELEASE_SP) == SQLITE_OK;
+    case STORE__SP_ROLLBACK:
+        return run(st, WS_ROLLBACK_SP) == SQLITE_OK && run(st, WS_RELEASE_SP) == SQLITE_OK;
     }
-    for (store_write *w = batch; w; w = w->next) {
-        if (w->rc == STORE_CLOSED) /* submitted while closing: not run */
-            continue;
-        int64_t seq = st->seq;
-        size_t nevs = st->nevs;
-        bool sp = needs_savepoint(w);
-        if (sp && run(st, WS_SAVEPOINT) != SQLITE_OK) {
-            fail_request(w, STORE_ERROR, sqlite3_errmsg(st->db));
-            continue;
-        }
-        store_rc rc = store__apply(st, w);
-        if (rc == STORE_OK) {
-            if (sp && run(st, WS_RELEASE_SP) != SQLITE_OK) {
-                abort_batch(st, batch, seq0); /* the savepoint is still open */
-                goto complete;
-            }
-            continue;
-        }
-        int code = rc == STORE_ERROR ? sqlite3_extended_errcode(st->db) : SQLITE_OK;
-        st->seq = seq;
-        st->nevs = nevs;
-        if (sqlite3_get_autocommit(st->db) || (!sp && rc == STORE_ERROR)) {
-            /* SQLite rolled the whole transaction back (I/O error, full
-             * disk), or an SQL error hit a request without a savepoint
-             * midway: the batch cannot be trusted, fail all of it. */
-            rollback_and_fail(st, batch, seq0, w->msg, code);
-            goto complete;
-        }
-        if (sp && (run(st, WS_ROLLBACK_SP) != SQLITE_OK || run(st, WS_RELEASE_SP) != SQLITE_OK)) {
-            abort_batch(st, batch, seq0); /* the savepoint is still open */
-            goto complete;
-        }
-        if (rc == STORE_ERROR) /* this request alone failed on an SQL error */
-            w->rc = classify(code);
-    }
-    /* Forgetting old idempotency keys rides along (or runs alone). */
-    if (forget && !forget_keys(st, now)) {
-        abort_batch(st, batch, seq0);
-        goto complete;
-    }
-    /* A raise of the order-id mark rides along (or runs alone, batch NULL):
-     * one more block, and this run's sweep range grows with it. */
-    int64_t new_mark = 0;
+    return false;
+}
+
+static bool sq_lost(void *be)
+{
+    return sqlite3_get_autocommit(((store *)be)->db);
+}
+
+static store_rc sq_error(void *be, char *why, size_t cap)
+{
+    store *st = be;
+    if (cap)
+        store__copy(why, cap, sqlite3_errmsg(st->db));
+    return classify(sqlite3_extended_errcode(st->db));
+}
+
+/* Forgetting old idempotency keys rides along (or runs alone); so does a
+ * raise of the order-id mark (one more block, and this run's sweep range
+ * grows with it); then the high-water mark of the order numbers written. */
+static bool sq_finish(void *be)
+{
+    store *st = be;
+    if (st->forget && !forget_keys(st, st->now))
+        return false;
     if (atomic_exchange(&st->mark_wanted, false)) {
-        new_mark = atomic_load(&st->id_mark) + st->id_block;
-        if (new_mark > st->batch_hwm)
-            st->batch_hwm = new_mark;
+        st->new_mark = atomic_load(&st->id_mark) + st->id_block;
+        if (st->new_mark > st->batch_hwm)
+            st->batch_hwm = st->new_mark;
         char sql[128];
         snprintf(sql, sizeof sql, "UPDATE sweep_ranges SET last = %lld WHERE first = %lld",
-                 (long long)new_mark, (long long)st->run_first);
-        if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
-            abort_batch(st, batch, seq0);
-            goto complete;
-        }
+                 (long long)st->new_mark, (long long)st->run_first);
+        if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+            return false;
     }
     if (st->batch_hwm > st->hwm_persisted) {
         sqlite3_stmt *s = st->ws[WS_META_SET_HWM];
         store__bind_int64(s, 1, st->batch_hwm);
         int rc = store__step(s);
         sqlite3_reset(s);
-        if (rc != SQLITE_DONE) {
-            abort_batch(st, batch, seq0);
-            goto complete;
-        }
+        if (rc != SQLITE_DONE)
+            return false;
     }
-    uint64_t t0 = now_us();
-    if (run(st, WS_COMMIT) != SQLITE_OK) {
-        abort_batch(st, batch, seq0);
-        goto complete;
-    }
-    uint64_t took = now_us() - t0;
-    atomic_fetch_add(&st->commit_us, took);
-    atomic_fetch_add(&st->commits, 1);
-    observe(st->commit_hist, store_commit_bounds_us, STORE_COMMIT_BUCKETS, took);
-    atomic_store_explicit(&st->last_failed, false, memory_order_relaxed);
+    return true;
+}
+
+static bool sq_commit(void *be)
+{
+    return run(be, WS_COMMIT) == SQLITE_OK;
+}
+
+static void sq_committed(void *be)
+{
+    store *st = be;
     st->hwm_persisted = st->batch_hwm;
     if (st->batch_noted > st->max_noted)
         st->max_noted = st->batch_noted;
-    if (new_mark) {
-        atomic_store(&st->id_mark, new_mark);
+    if (st->new_mark) {
+        atomic_store(&st->id_mark, st->new_mark);
         /* A burst took half a block during this commit: another one. */
-        if (new_mark - atomic_load(&st->next_order) < st->id_block / 2)
+        if (st->new_mark - atomic_load(&st->next_order) < st->id_block / 2)
             atomic_store(&st->mark_wanted, true);
     }
-    atomic_store(&st->last_seq, st->seq);
-    if (st->nevs && st->on_events)
-        st->on_events(st->events_arg, st->evs, st->nevs);
-complete:
-    st->nevs = 0;
-    atomic_fetch_add(&st->writes, n);
-    if (n) {
-        bump(&st->batches, 1);
-        bump(&st->batch_requests, n);
-        observe(st->batch_hist, store_batch_bounds, STORE_BATCH_BUCKETS, n);
-    }
-    uint64_t mb = atomic_load(&st->max_batch_seen);
-    if (n > mb)
-        atomic_store(&st->max_batch_seen, n);
-    while (batch) {
-        store_write *next = batch->next;
-        deliver(batch);
-        batch = next;
-    }
+    store__writer *wr = &st->wr;
+    store__writer_raise_seq(wr, wr->seq);
+    if (wr->nevs && wr->on_events)
+        wr->on_events(wr->events_arg, wr->evs, wr->nevs);
 }
 
-static void *writer_main(void *arg)
+/* Rolls the transaction back unless SQLite already did (I/O error, full
+ * disk) or none is open. why is copied first, as the rollback replaces
+ * SQLite's message. */
+static store_rc sq_abort(void *be, const store_write *w, char *why, size_t cap)
 {
-    store *st = arg;
-    pthread_mutex_lock(&st->mu);
-    for (;;) {
-        bool waited = false;
-        while (!st->head && !st->closing && !atomic_load(&st->mark_wanted) &&
-               !forget_due(st, wall_ms())) {
-            if (st->key_retention_ms > 0) {
-                struct timespec ts = {.tv_sec = st->next_forget_ms / 1000,
-                                      .tv_nsec = (long)(st->next_forget_ms % 1000) * 1000000};
-                pthread_cond_timedwait(&st->cv, &st->mu, &ts);
-            } else {
-                pthread_cond_wait(&st->cv, &st->mu);
-            }
-            waited = true;
-        }
-        if (waited && st->head) {
-            /* Woken by a loop's first submit: where the loop shares this
-             * thread's core, let it queue the rest of its iteration's writes
-             * first, or the batch is that one write and its own fsync. With a
-             * core to itself the yield returns at once. */
-            pthread_mutex_unlock(&st->mu);
-            sched_yield();
-            pthread_mutex_lock(&st->mu);
-        }
-        if (!st->head && st->closing)
-            break;       /* closing and drained */
-        if (!st->head) { /* only the order-id mark to raise, or keys to forget */
-            pthread_mutex_unlock(&st->mu);
-            run_batch(st, NULL, 0);
-            pthread_mutex_lock(&st->mu);
-            continue;
-        }
-        store_write *batch = st->head, *last = batch;
-        size_t n = 1;
-        while (last->next && n < st->max_batch) {
-            last = last->next;
-            n++;
-        }
-        st->head = last->next;
-        if (!st->head)
-            st->tail = NULL;
-        atomic_fetch_sub(&st->queued, n);
-        last->next = NULL;
-        pthread_mutex_unlock(&st->mu);
-        run_batch(st, batch, n);
-        pthread_mutex_lock(&st->mu);
-    }
-    st->stopped = true;
-    pthread_mutex_unlock(&st->mu);
-    return NULL;
+    store *st = be;
+    int code = w && w->rc != STORE_ERROR ? SQLITE_OK : sqlite3_extended_errcode(st->db);
+    store__copy(why, cap, w ? w->msg : sqlite3_errmsg(st->db));
+    if (!sqlite3_get_autocommit(st->db))
+        run(st, WS_ROLLBACK);
+    return classify(code);
 }
 
-void store__sqlite_submit(store_loop *sl, store_write *w)
-{
-    store *st = sl->st;
-    w->sl = sl;
-    w->next = NULL;
-    w->msg[0] = '\0';
-    w->existed = false;
-    w->event_seq = 0;
-    w->previous_status = 0;
-    w->result = NULL;
-    pthread_mutex_lock(&st->mu);
-    if (st->stopped) {
-        pthread_mutex_unlock(&st->mu);
-        fail_request(w, STORE_CLOSED, "store is closed");
-        deliver(w);
-        return;
-    }
-    /* While closing, a request still goes through the queue (so completions
-     * keep submission order) but is not run. */
-    w->rc = st->closing ? STORE_CLOSED : STORE_OK;
-    if (w->rc == STORE_CLOSED)
-        store__copy(w->msg, sizeof w->msg, "store is closing");
-    if (st->tail)
-        st->tail->next = w;
-    else
-        st->head = w;
-    st->tail = w;
-    atomic_fetch_add(&st->queued, 1);
-    pthread_cond_signal(&st->cv);
-    pthread_mutex_unlock(&st->mu);
-}
+static const store__writer_ops sqlite_writer_ops = {
+    .due_at = sq_due_at,
+    .begin = sq_begin,
+    .apply = sq_apply,
+    .savepoint = sq_savepoint,
+    .lost = sq_lost,
+    .error = sq_error,
+    .finish = sq_finish,
+    .commit = sq_commit,
+    .committed = sq_committed,
+    .abort = sq_abort,
+    .error_aborts = false,
+};
 
-/* --- release_orphans: an internal request, waited for ----------------------------- */
-
-typedef struct sync_write {
-    store_write w;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool done;
-} sync_write;
-
-static void on_sync_done(store_write *w)
-{
-    sync_write *s = (sync_write *)w;
-    pthread_mutex_lock(&s->mu);
-    s->done = true;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-}
-
-/* Runs an internal op on the writer and waits for its commit; *delta gets
- * w.delta (in and out). STORE_CLOSED if the store is closing. */
-static store_rc run_sync(store *st, store_op op, int64_t *delta)
-{
-    sync_write *s = oms_calloc(1, sizeof *s);
-    if (!s)
-        return STORE_ERROR;
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
-    s->w.op = op;
-    s->w.delta = *delta;
-    s->w.done = on_sync_done;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    s->w.at = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    store_rc r = STORE_CLOSED;
-    pthread_mutex_lock(&st->mu);
-    bool queued = !st->closing && !st->stopped;
-    if (queued) {
-        if (st->tail)
-            st->tail->next = &s->w;
-        else
-            st->head = &s->w;
-        st->tail = &s->w;
-        atomic_fetch_add(&st->queued, 1);
-        pthread_cond_signal(&st->cv);
-    }
-    pthread_mutex_unlock(&st->mu);
-    if (queued) {
-        pthread_mutex_lock(&s->mu);
-        while (!s->done)
-            pthread_cond_wait(&s->cv, &s->mu);
-        pthread_mutex_unlock(&s->mu);
-        r = s->w.rc;
-        *delta = s->w.delta;
-    }
-    pthread_cond_destroy(&s->cv);
-    pthread_mutex_destroy(&s->mu);
-    oms_free(s);
-    return r;
-}
+/* --- internal requests, waited for ------------------------------------------------ */
 
 long store__sqlite_release_orphans(store *st)
 {
     int64_t n = 0;
-    if (run_sync(st, STORE__OP_RELEASE_ORPHANS, &n) != STORE_OK)
+    if (store__writer_run_sync(&st->wr, STORE__OP_RELEASE_ORPHANS, &n) != STORE_OK)
         return -1;
     return (long)n; /* the count of releases */
 }
@@ -517,7 +223,7 @@ store_rc store__sqlite_sweep_done(store *st, const store_id_range *r)
     int64_t first = r->first;
     if (first >= st->run_first)
         return STORE_OK; /* this run's own range stays */
-    return run_sync(st, STORE__OP_SWEEP_DONE, &first);
+    return store__writer_run_sync(&st->wr, STORE__OP_SWEEP_DONE, &first);
 }
 
 size_t store__sqlite_pending_sweeps(store *st, store_id_range *out, size_t cap)
@@ -640,9 +346,7 @@ static void free_store(store *st)
     for (int i = 0; i < WS__COUNT; i++)
         sqlite3_finalize(st->ws[i]);
     sqlite3_close(st->db);
-    pthread_cond_destroy(&st->cv);
-    pthread_mutex_destroy(&st->mu);
-    oms_free(st->evs);
+    store__writer_dispose(&st->wr);
     oms_free(st->blob);
     oms_free(st->pending);
     oms_free(st);
@@ -737,19 +441,12 @@ store *store__sqlite_open(const store_config *cfg, char *err, size_t errlen)
         return NULL;
     }
     st->base.be = &store__sqlite_backend;
-    pthread_mutex_init(&st->mu, NULL);
-    pthread_cond_init(&st->cv, NULL);
+    st->base.wr = &st->wr;
     strcpy(st->path, path);
-    st->max_batch = cfg->max_batch ? cfg->max_batch : 1024;
-    if (st->max_batch > 65536) /* bigger batches only add latency */
-        st->max_batch = 65536;
-    st->on_events = cfg->on_events;
-    st->events_arg = cfg->events_arg;
-    /* One event per request at most. */
-    st->evs_cap = st->max_batch;
-    st->evs = oms_malloc(st->evs_cap * sizeof *st->evs);
+    snprintf(st->name, sizeof st->name, "sqlite:%s", path);
+    int wr_rc = store__writer_init(&st->wr, &sqlite_writer_ops, st, st->name, cfg);
     st->blob = oms_malloc(STORE__LINES_BLOB_MAX);
-    if (!st->evs || !st->blob) {
+    if (wr_rc != 0 || !st->blob) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -757,22 +454,21 @@ store *store__sqlite_open(const store_config *cfg, char *err, size_t errlen)
         goto fail;
     if (store__schema_migrate(st, err, errlen) != 0 || store__prepare_writer(st, err, errlen) != 0)
         goto fail;
-    st->seq = query_int(st->db, "SELECT max(seq) FROM events");
-    atomic_store(&st->last_seq, st->seq);
+    st->wr.seq = query_int(st->db, "SELECT max(seq) FROM events");
+    store__writer_raise_seq(&st->wr, st->wr.seq);
     int64_t hwm = query_int(st->db, "SELECT value FROM meta WHERE key = 'order_hwm'");
     int64_t max_order = query_int(st->db, "SELECT max(id) FROM orders");
     int64_t start = hwm > max_order ? hwm : max_order;
     st->id_block = cfg->id_block > 0 ? cfg->id_block : 16384;
     st->key_retention_ms = cfg->key_retention_ms > 0 ? cfg->key_retention_ms : 0;
-    st->next_forget_ms = wall_ms(); /* a first look right after the start */
+    st->next_forget_ms = store__wall_ms(); /* a first look right after the start */
     if (open_id_block(st, start, err, errlen) != 0)
         goto fail;
     atomic_store(&st->next_order, start);
-    if (pthread_create(&st->writer, NULL, writer_main, st) != 0) {
+    if (store__writer_start(&st->wr) != 0) {
         snprintf(err, errlen, "sqlite:%s: cannot start the writer thread", path);
         goto fail;
     }
-    pthread_setname_np(st->writer, "oms-store"); /* for top -H, perf, the benchmark */
     return st;
 fail:
     free_store(st);
@@ -783,31 +479,17 @@ void store__sqlite_close(store *st)
 {
     if (!st)
         return;
-    pthread_mutex_lock(&st->mu);
-    st->closing = true;
-    pthread_cond_signal(&st->cv);
-    pthread_mutex_unlock(&st->mu);
-    pthread_join(st->writer, NULL);
+    store__writer_stop(&st->wr);
     trim_run_range(st);
-    store_stats s;
-    store__sqlite_get_stats(st, &s);
-    if (s.commits) /* the commit (fsync) time is the write path's floor */
-        OMS_INFO("store: sqlite:%s: %llu writes in %llu commits (%.1f per commit, max %llu), "
-                 "%.0f us per commit",
-                 st->path, (unsigned long long)s.writes, (unsigned long long)s.commits,
-                 (double)s.writes / (double)s.commits, (unsigned long long)s.max_batch,
-                 (double)s.commit_us / (double)s.commits);
+    store__writer_log_totals(&st->wr);
     free_store(st);
 }
 
 /* Asks the writer to raise the order-id mark (once until it took it up). */
 static void want_mark(store *st)
 {
-    if (atomic_exchange(&st->mark_wanted, true))
-        return;
-    pthread_mutex_lock(&st->mu);
-    pthread_cond_signal(&st->cv);
-    pthread_mutex_unlock(&st->mu);
+    if (!atomic_exchange(&st->mark_wanted, true))
+        store__writer_wake(&st->wr);
 }
 
 store_rc store__sqlite_next_order_id(store *st, char out[STORE_ID_MAX + 1])
@@ -833,29 +515,6 @@ void store_format_order_id(char out[STORE_ID_MAX + 1], int64_t n)
     store__format_id(out, 'o', n);
 }
 
-int64_t store__sqlite_last_seq(store *st)
-{
-    return atomic_load(&st->last_seq);
-}
-
-void store__sqlite_get_stats(store *st, store_stats *out)
-{
-    out->commits = atomic_load(&st->commits);
-    out->writes = atomic_load(&st->writes);
-    out->max_batch = atomic_load(&st->max_batch_seen);
-    out->commit_us = atomic_load(&st->commit_us);
-    for (size_t i = 0; i < STORE_COMMIT_BUCKETS; i++)
-        out->commit_hist[i] = atomic_load_explicit(&st->commit_hist[i], memory_order_relaxed);
-    for (size_t i = 0; i < STORE_BATCH_BUCKETS; i++)
-        out->batch_hist[i] = atomic_load_explicit(&st->batch_hist[i], memory_order_relaxed);
-    out->batches = atomic_load_explicit(&st->batches, memory_order_relaxed);
-    out->batch_requests = atomic_load_explicit(&st->batch_requests, memory_order_relaxed);
-    out->failed = atomic_load_explicit(&st->failed, memory_order_relaxed);
-    out->last_failed = atomic_load_explicit(&st->last_failed, memory_order_relaxed);
-    out->last_failure_ms = atomic_load_explicit(&st->last_failure_ms, memory_order_relaxed);
-    out->queued = atomic_load_explicit(&st->queued, memory_order_relaxed);
-}
-
 /* --- store_loop --------------------------------------------------------------------- */
 
 store_loop *store__sqlite_loop_open(store *st, uv_loop_t *loop, char *err, size_t errlen)
@@ -865,36 +524,20 @@ store_loop *store__sqlite_loop_open(store *st, uv_loop_t *loop, char *err, size_
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    sl->base.be = &store__sqlite_backend;
     sl->st = st;
-    sl->loop = loop;
-    pthread_mutex_init(&sl->mu, NULL);
     if (open_db(st->path, &sl->db, err, errlen) != 0)
         goto fail;
     sqlite3_exec(sl->db, "PRAGMA query_only=1", NULL, NULL, NULL);
-    if (store__prepare_reader(sl, err, errlen) != 0)
+    if (store__prepare_reader(sl, err, errlen) != 0 ||
+        store__loop_start(&sl->lb, &store__sqlite_backend, &st->wr, loop, err, errlen) != 0)
         goto fail_db;
-    int rc = uv_async_init(loop, &sl->async, on_async);
-    if (rc != 0) {
-        snprintf(err, errlen, "uv_async_init: %s", uv_strerror(rc));
-        goto fail_db;
-    }
-    sl->async.data = sl;
     return sl;
 fail_db:
     store__finalize_reader(sl);
     sqlite3_close(sl->db);
 fail:
-    pthread_mutex_destroy(&sl->mu);
     oms_free(sl);
     return NULL;
-}
-
-static void on_async_close(uv_handle_t *h)
-{
-    store_loop *sl = h->data;
-    pthread_mutex_destroy(&sl->mu);
-    oms_free(sl);
 }
 
 void store__sqlite_loop_close(store_loop *sl)
@@ -904,7 +547,7 @@ void store__sqlite_loop_close(store_loop *sl)
     store__finalize_reader(sl);
     sqlite3_close(sl->db);
     sl->db = NULL;
-    uv_close((uv_handle_t *)&sl->async, on_async_close);
+    store__loop_dispose(&sl->lb);
 }
 
 const store__backend store__sqlite_backend = {
@@ -913,12 +556,9 @@ const store__backend store__sqlite_backend = {
     .next_order_id = store__sqlite_next_order_id,
     .pending_sweeps = store__sqlite_pending_sweeps,
     .sweep_done = store__sqlite_sweep_done,
-    .last_seq = store__sqlite_last_seq,
     .release_orphans = store__sqlite_release_orphans,
-    .get_stats = store__sqlite_get_stats,
     .loop_open = store__sqlite_loop_open,
     .loop_close = store__sqlite_loop_close,
-    .submit = store__sqlite_submit,
     .list_unused_order_ids = store__sqlite_list_unused_order_ids,
     .get_customer = store__sqlite_get_customer,
     .get_product = store__sqlite_get_product,

@@ -1,6 +1,7 @@
 /* sqlite_int.h - the SQLite backend's private types, shared by src/store only.
  *
- *   sqlite.c         open/close, the writer thread (group commit), store_loops
+ *   sqlite.c         open/close, the writer's ops (writer.c runs the group
+ *                    commit), store_loops
  *   sqlite_schema.c  pragmas and versioned migrations
  *   sqlite_write.c   the store_op implementations (run on the writer)
  *   sqlite_read.c    synchronous reads on a store_loop's connection
@@ -14,12 +15,6 @@
 #include <stdatomic.h>
 
 #include "store_int.h"
-
-/* Internal ops, never submitted by callers: they run on the writer with
- * sl == NULL and their done() is called on the writer thread. */
-#define STORE__OP_RELEASE_ORPHANS ((store_op)100)
-/* in: delta = a previous run's range's first id: deletes that range. */
-#define STORE__OP_SWEEP_DONE ((store_op)101)
 
 /* The writer's prepared statements. */
 enum {
@@ -69,43 +64,30 @@ enum {
 #define RS_LIST_ORDERS_SHAPES 16 /* customer, status, from, to: one bit each */
 
 struct store_loop {
-    store__base base; /* first: store.c dispatches through it */
+    store__loop_base lb; /* first: dispatch and completions */
     store *st;
-    uv_loop_t *loop;
-    uv_async_t async; /* runs completions on loop; freed in its close callback */
-    sqlite3 *db;      /* this loop's read connection */
+    sqlite3 *db; /* this loop's read connection */
     sqlite3_stmt *rs[RS__COUNT];
     sqlite3_stmt *list_orders[RS_LIST_ORDERS_SHAPES];
-
-    pthread_mutex_t mu; /* guards the completion list, filled by the writer */
-    store_write *done_head, *done_tail;
 };
 
 struct store {
     store__base base; /* first: store.c dispatches through it */
     char path[1024];
-    size_t max_batch;
-    store_events_cb on_events;
-    void *events_arg;
+    char name[1040]; /* "sqlite:PATH", for messages */
+    store__writer wr;
 
     sqlite3 *db; /* the writer's connection: store_open, then the writer thread only */
     sqlite3_stmt *ws[WS__COUNT];
 
-    pthread_t writer;
-    pthread_mutex_t mu; /* guards the queue and the flags below */
-    pthread_cond_t cv;
-    store_write *head, *tail;
-    bool closing; /* store_close began: new writes complete with STORE_CLOSED */
-    bool stopped; /* the writer exited */
-
-    /* Writer-thread state. */
-    int64_t seq;           /* last event seq taken (rolled back with failures) */
-    int64_t hwm_persisted; /* order-id high-water mark in meta */
-    int64_t batch_hwm;     /* highest order number written in this batch */
-    int64_t batch_noted;   /* the same, from the requests only (not the mark) */
-    int64_t max_noted;     /* highest order number committed (or the mark found at open) */
-    store_event *evs;      /* this transaction's events */
-    size_t nevs, evs_cap;
+    /* Writer-thread state (the batch's events are in wr). */
+    int64_t hwm_persisted;    /* order-id high-water mark in meta */
+    int64_t batch_hwm;        /* highest order number written in this batch */
+    int64_t batch_noted;      /* the same, from the requests only (not the mark) */
+    int64_t max_noted;        /* highest order number committed (or the mark found at open) */
+    int64_t new_mark;         /* the mark this batch raises (0: none) */
+    int64_t now;              /* wall ms at the batch's start */
+    bool forget;              /* the batch forgets old keys */
     uint8_t *blob;            /* lines encoding scratch */
     int64_t key_retention_ms; /* 0: idempotency keys are kept forever */
     int64_t next_forget_ms;   /* wall clock ms of the next look for keys to forget */
@@ -118,13 +100,6 @@ struct store {
     _Atomic int64_t id_mark;    /* durable mark: no id above it is handed out */
     _Atomic bool mark_wanted;   /* the writer should raise the mark */
     _Atomic int64_t next_order; /* last order number handed out */
-    _Atomic int64_t last_seq;
-    _Atomic uint64_t commits, writes, max_batch_seen, commit_us;
-    /* metrics (store_stats): written by the writer thread; queued under mu */
-    _Atomic uint64_t commit_hist[STORE_COMMIT_BUCKETS], batch_hist[STORE_BATCH_BUCKETS];
-    _Atomic uint64_t batches, batch_requests, failed, queued;
-    _Atomic bool last_failed;
-    _Atomic int64_t last_failure_ms;
 };
 
 /* sqlite_schema.c: pragmas and migrations on the writer connection. */
@@ -149,12 +124,9 @@ void store__sqlite_close(store *st);
 store_rc store__sqlite_next_order_id(store *st, char out[STORE_ID_MAX + 1]);
 size_t store__sqlite_pending_sweeps(store *st, store_id_range *out, size_t cap);
 store_rc store__sqlite_sweep_done(store *st, const store_id_range *r);
-int64_t store__sqlite_last_seq(store *st);
 long store__sqlite_release_orphans(store *st);
-void store__sqlite_get_stats(store *st, store_stats *out);
 store_loop *store__sqlite_loop_open(store *st, uv_loop_t *loop, char *err, size_t errlen);
 void store__sqlite_loop_close(store_loop *sl);
-void store__sqlite_submit(store_loop *sl, store_write *w);
 long store__sqlite_list_unused_order_ids(store_loop *sl, int64_t first, int64_t last, int64_t *out,
                                          size_t limit);
 store_rc store__sqlite_get_customer(store_loop *sl, const char *id, store_customer *out);

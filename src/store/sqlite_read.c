@@ -6,7 +6,8 @@
  * one bounded query whatever the table's size.
  *
  * Malformed ids read as NOT_FOUND; a malformed after_id cursor makes a list
- * return -1 (the services validate page tokens before they get here).
+ * return -STORE_INVALID (the services validate page tokens before they get
+ * here); a failed read -STORE_ERROR.
  */
 #include <limits.h>
 #include <stdint.h>
@@ -146,7 +147,7 @@ long store__sqlite_list_customers(store_loop *sl, const char *after_id, store_cu
 {
     int64_t after = 0;
     if (after_id && *after_id && !store__parse_id(after_id, 'c', &after))
-        return -1;
+        return -(long)STORE_INVALID;
     sqlite3_stmt *s = sl->rs[RS_CUSTOMER_LIST];
     store__bind_int64(s, 1, after);
     store__bind_int(s, 2, clamp_limit(limit));
@@ -156,7 +157,7 @@ long store__sqlite_list_customers(store_loop *sl, const char *after_id, store_cu
         customer_from_row(s, &out[n++]);
     if ((size_t)n < limit && rc != SQLITE_DONE) {
         read_error(sl, "list customers");
-        n = -1;
+        n = -(long)STORE_ERROR;
     }
     sqlite3_reset(s);
     return n;
@@ -175,7 +176,7 @@ long store__sqlite_list_products(store_loop *sl, const char *after_sku, store_pr
         product_from_row(s, &out[n++]);
     if ((size_t)n < limit && rc != SQLITE_DONE) {
         read_error(sl, "list products");
-        n = -1;
+        n = -(long)STORE_ERROR;
     }
     sqlite3_reset(s);
     return n;
@@ -244,7 +245,7 @@ long store__sqlite_list_orders(store_loop *sl, const store_order_filter *f, cons
 {
     int64_t after = 0;
     if (after_id && *after_id && !store__parse_id(after_id, 'o', &after))
-        return -1;
+        return -(long)STORE_INVALID;
     static const store_order_filter any = {0};
     if (!f)
         f = &any;
@@ -265,14 +266,14 @@ long store__sqlite_list_orders(store_loop *sl, const store_order_filter *f, cons
         sqlite3_reset(m);
         if (rc != SQLITE_ROW) {
             read_error(sl, "list orders");
-            return -1;
+            return -(long)STORE_ERROR;
         }
         if (none)
             return 0;
     }
     sqlite3_stmt *s = list_orders_stmt(sl, shape);
     if (!s)
-        return -1;
+        return -(long)STORE_ERROR;
     store__bind_int64(s, 1, after);
     if (shape & 1)
         store__bind_text(s, 2, f->customer_id, (int)strnlen(f->customer_id, STORE_ID_MAX),
@@ -296,7 +297,7 @@ long store__sqlite_list_orders(store_loop *sl, const store_order_filter *f, cons
             store_order_free(out[i]);
             out[i] = NULL;
         }
-        n = -1;
+        n = -(long)STORE_ERROR;
     }
     sqlite3_reset(s);
     return n;
@@ -323,7 +324,7 @@ long store__sqlite_read_events(store_loop *sl, int64_t from_seq, const char *ord
         event_from_row(s, &out[n++]);
     if ((size_t)n < limit && rc != SQLITE_DONE) {
         read_error(sl, "read events");
-        n = -1;
+        n = -(long)STORE_ERROR;
     }
     sqlite3_reset(s);
     return n;

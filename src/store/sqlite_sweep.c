@@ -17,7 +17,7 @@ long store__sqlite_list_unused_order_ids(store_loop *sl, int64_t first, int64_t 
     if (sqlite3_prepare_v2(sl->db, "SELECT id FROM orders WHERE id >= ?1 AND id <= ?2 ORDER BY id",
                            -1, &s, NULL) != SQLITE_OK) {
         OMS_ERROR("store: list unused order ids: %s", sqlite3_errmsg(sl->db));
-        return -1;
+        return -(long)STORE_ERROR;
     }
     store__bind_int64(s, 1, first);
     store__bind_int64(s, 2, last);
@@ -41,7 +41,7 @@ long store__sqlite_list_unused_order_ids(store_loop *sl, int64_t first, int64_t 
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         OMS_ERROR("store: list unused order ids: %s", sqlite3_errmsg(sl->db));
         sqlite3_finalize(s);
-        return -1;
+        return -(long)STORE_ERROR;
     }
     sqlite3_finalize(s);
     return (long)n;

@@ -76,8 +76,7 @@ static store_rc append_event(store *st, store_write *w, int64_t order_num, const
                              int64_t at)
 {
     sqlite3_stmt *s = st->ws[WS_EVENT_INSERT];
-    int64_t seq = st->seq + 1;
-    store__bind_int64(s, 1, seq);
+    store__bind_int64(s, 1, st->wr.seq + 1);
     store__bind_int64(s, 2, order_num);
     store__bind_text(s, 3, customer_id, -1, SQLITE_STATIC);
     store__bind_int(s, 4, status);
@@ -88,19 +87,7 @@ static store_rc append_event(store *st, store_write *w, int64_t order_num, const
     sqlite3_reset(s);
     if (rc != SQLITE_DONE)
         return sql_error(st, w, "append event");
-    if (st->nevs == st->evs_cap)
-        return fail(w, STORE_ERROR, "store: too many events in one transaction");
-    st->seq = seq;
-    store_event *e = &st->evs[st->nevs++];
-    e->seq = seq;
-    store__copy(e->order_id, sizeof e->order_id, order_id); /* as parsed: "o-<n>" */
-    store__copy(e->customer_id, sizeof e->customer_id, customer_id);
-    e->status = status;
-    e->previous_status = previous;
-    e->version = version;
-    e->at = at;
-    w->event_seq = seq;
-    return STORE_OK;
+    return store__writer_event(&st->wr, w, order_id, customer_id, status, previous, version, at);
 }
 
 static store_rc customer_create(store *st, store_write *w)

@@ -1,10 +1,12 @@
 /* store.c - store_open picks the backend by the URL's prefix; every other
- * public call goes through the table at the head of its store / store_loop. */
+ * public call goes through the table at the head of its store / store_loop,
+ * or to the writer (writer.c) both backends share. */
 #include <string.h>
 
 #include "store_int.h"
 
 #define BE(p) (((const store__base *)(const void *)(p))->be)
+#define WR(p) (((const store__base *)(const void *)(p))->wr)
 
 static bool is_pg_url(const char *url)
 {
@@ -42,7 +44,7 @@ store_rc store_sweep_done(store *st, const store_id_range *r)
 
 int64_t store_last_seq(store *st)
 {
-    return BE(st)->last_seq(st);
+    return atomic_load(&WR(st)->last_seq);
 }
 
 long store_release_orphans(store *st)
@@ -52,7 +54,7 @@ long store_release_orphans(store *st)
 
 void store_get_stats(store *st, store_stats *out)
 {
-    BE(st)->get_stats(st, out);
+    store__writer_get_stats(WR(st), out);
 }
 
 store_loop *store_loop_open(store *st, uv_loop_t *loop, char *err, size_t errlen)
@@ -68,7 +70,7 @@ void store_loop_close(store_loop *sl)
 
 void store_submit(store_loop *sl, store_write *w)
 {
-    BE(sl)->submit(sl, w);
+    store__writer_submit(sl, w);
 }
 
 long store_list_unused_order_ids(store_loop *sl, int64_t first, int64_t last, int64_t *out,

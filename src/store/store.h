@@ -56,6 +56,13 @@ typedef enum store_rc {
 /* "OK", "NOT_FOUND", ... */
 const char *store_rc_name(store_rc rc);
 
+/* The calls that return a count (lists, store_read_events,
+ * store_list_unused_order_ids) return a failure as a negative store_rc:
+ * -STORE_UNAVAILABLE while the database is down, -STORE_INVALID for a
+ * malformed cursor, -STORE_ERROR otherwise. This gives the store_rc of such a
+ * result: STORE_OK for a count (>= 0). */
+store_rc store_count_rc(long n);
+
 /* Field limits, in bytes without the terminating NUL; the services validate
  * input against them before it reaches the store. */
 #define STORE_ID_MAX     31  /* "c-123", "o-123" */
@@ -161,6 +168,18 @@ typedef struct store_config {
      * event committed by any instance, in seq order, its own included (the
      * hub drops what it has seen). Ignored by SQLite. */
     int64_t event_poll_ms;
+    /* PostgreSQL, where reservations and orders share the store (all-in-one
+     * mode): every N ms the writer looks for the live Reserve holds of runs
+     * (instances) that are gone, i.e. whose run lock (a session advisory lock
+     * of their writer) is free, and releases those of runs found gone at
+     * every look for 2N ms + 2 s (time for a live instance whose connection
+     * broke to reconnect and take its lock again), in one write transaction
+     * riding along a batch (a failure rolls back only the sweep). An order's
+     * own reservation is never such a hold. 0 (default): off. An instance
+     * with it off does not look, and while idle does not notice that its own
+     * connection broke: run every instance with the same value. Ignored by
+     * SQLite (one instance per database). */
+    int64_t orphan_sweep_ms;
 } store_config;
 
 void store_config_init(store_config *cfg);
@@ -209,8 +228,8 @@ size_t store_pending_sweeps(store *st, store_id_range *out, size_t cap);
 
 /* Up to limit order numbers n with first <= n <= last that have no order in
  * this store, ascending, into out. Keyset-paged: the next page starts after
- * the last number returned; fewer than limit: the last page. -1 on a store
- * error. A page costs one indexed range query (bounded memory). */
+ * the last number returned; fewer than limit: the last page. A negative
+ * store_rc on failure (store_count_rc). A page costs one indexed range query (bounded memory). */
 long store_list_unused_order_ids(store_loop *sl, int64_t first, int64_t last, int64_t *out,
                                  size_t limit);
 
@@ -420,10 +439,11 @@ store_rc store_get_product(store_loop *sl, const char *sku, store_product *out);
 
 /* Up to limit customers with id after after_id ("" from the start), in id
  * order (numeric: c-2 before c-10). Returns how many were written to out
- * (< limit: the last page), or -1 on a store error. */
+ * (< limit: the last page), or a negative store_rc (store_count_rc). */
 long store_list_customers(store_loop *sl, const char *after_id, store_customer *out, size_t limit);
 
-/* Up to limit products with sku > after_sku ("" from the start), in sku order. */
+/* Up to limit products with sku > after_sku ("" from the start), in sku order;
+ * the count or a negative store_rc. */
 long store_list_products(store_loop *sl, const char *after_sku, store_product *out, size_t limit);
 
 /* *out: the order (free with store_order_free), or NULL with NOT_FOUND. */
@@ -442,13 +462,14 @@ typedef struct store_order_filter {
 
 /* Up to limit orders matching f, created after the order after_id ("" from
  * the start), oldest first (in id order). out[i] are owned by the caller.
- * Returns the count or -1. A page costs one indexed query: callers page
+ * Returns the count or a negative store_rc. A page costs one indexed query: callers page
  * through any number of orders with bounded memory. */
 long store_list_orders(store_loop *sl, const store_order_filter *f, const char *after_id,
                        store_order **out, size_t limit);
 
 /* Up to limit events with seq >= from_seq, in seq order. If order_id is not
- * NULL only that order's events (an indexed query). Returns the count or -1. */
+ * NULL only that order's events (an indexed query). Returns the count or a
+ * negative store_rc. */
 long store_read_events(store_loop *sl, int64_t from_seq, const char *order_id, store_event *out,
                        size_t limit);
 

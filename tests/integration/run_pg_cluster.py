@@ -10,9 +10,15 @@
   10 orders, reserved = 10.
 - same_key: the same idempotency key sent to A and B at once, 20 times: one
   order each time, both answers carry its id.
+- killed_holds: a third instance C holds a public Reserve and is killed -9;
+  the live instances' orphan sweep (--orphan-sweep-ms 200 on all) releases
+  C's hold once C's run lock has been free for the grace (2 x 200 ms + 2 s),
+  and leaves B's live hold alone. Bad --orphan-sweep-ms values are usage
+  errors (exit 2).
 """
 
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -109,6 +115,45 @@ def same_key(env, a, b):
     eq(a.product(sku).reserved, 20, "one reservation per key")
 
 
+def reserve(api, order_id, sku, qty):
+    ipb = api.ipb
+    return api.inv.Reserve(ipb.ReserveRequest(order_id=order_id, lines=[
+        ipb.ReserveLine(sku=sku, quantity=qty)]), timeout=T)
+
+
+def killed_holds(env, a, b, extra):
+    sku = a.new_product(100, 100)
+    srv_c = oi.start_server(env, "omsd-c", h2c=True, extra=extra)
+    c = oi.Api(env.stubs, srv_c.channel())
+    reserve(c, "ext-killed-1", sku, 3)
+    reserve(b, "ext-live-1", sku, 2)
+    eq(a.product(sku).reserved, 5, "both holds")
+    c.close()
+    t0 = time.monotonic()
+    oi.kill9(env, srv_c)
+    # A's and B's sweeps: C's hold goes once C has been gone for the grace
+    # (polled, bounded)
+    deadline = t0 + 30
+    while time.monotonic() < deadline and a.product(sku).reserved != 2:
+        time.sleep(0.05)
+    took = time.monotonic() - t0
+    eq(a.product(sku).reserved, 2, "C's hold released, B's kept")
+    check(took >= 2.0, "released %.2f s after the kill, before the grace" % took)
+    print("# C's hold released %.1f s after kill -9" % took, flush=True)
+    eq(b.inv.Release(b.ipb.ReleaseRequest(order_id="ext-killed-1"), timeout=T).released, False,
+       "nothing left to release")
+
+
+def sweep_flag(env):
+    for bad in ["-1", "3600001", "5s", "", "0x10", "99999999999999999999"]:
+        r = subprocess.run([env.args.omsd, "--h2c", "--orphan-sweep-ms", bad],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30,
+                           cwd=env.workdir)
+        out = r.stdout.decode(errors="replace")
+        eq(r.returncode, 2, "--orphan-sweep-ms %r: %s" % (bad, out[-300:]))
+        check("--orphan-sweep-ms wants 0..3600000" in out, "the message: %s" % out[-300:])
+
+
 def main():
     p = h.common_args(__doc__.split("\n")[0])
     p.add_argument("--poll", action="store_true", help="omsd --event-poll-ms 50")
@@ -117,7 +162,8 @@ def main():
         oi.use_pg(env)
         try:
             url = env.pg.new_db("cluster")
-            extra = ["--store", url] + (["--event-poll-ms", "50"] if args.poll else [])
+            extra = ["--store", url, "--orphan-sweep-ms", "200"] + (
+                ["--event-poll-ms", "50"] if args.poll else [])
             env.srv_a = oi.start_server(env, "omsd-a", h2c=True, extra=extra)
             env.srv_b = oi.start_server(env, "omsd-b", h2c=True, extra=extra)
             a = oi.Api(env.stubs, env.srv_a.channel())
@@ -125,6 +171,8 @@ def main():
             env.suite.run("cluster.watch_across", watch_across, env, a, b)
             env.suite.run("cluster.last_units", last_units, env, a, b)
             env.suite.run("cluster.same_key", same_key, env, a, b)
+            env.suite.run("cluster.killed_holds", killed_holds, env, a, b, extra)
+            env.suite.run("cluster.sweep_flag", sweep_flag, env)
             a.close()
             b.close()
             env.suite.stop_server(env.srv_a)

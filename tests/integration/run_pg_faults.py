@@ -7,7 +7,7 @@
 - restart_under_load: client threads call CreateOrder (one idempotency key per
   call) while PostgreSQL is stopped (pg_ctl stop -m fast) and started again:
   while it is down calls fail UNAVAILABLE (never INTERNAL or UNKNOWN), reads
-  too; once it is back omsd serves again by itself (reconnect with backoff);
+  too (GetOrder, and ListOrders / ListProducts / ListCustomers); once it is back omsd serves again by itself (reconnect with backoff);
   every acked order is in the database; every failed call, retried with its
   key, succeeds, and the orders are exactly one per key.
 """
@@ -97,6 +97,20 @@ def restart_under_load(env):
             check(False, "GetOrder must fail while PostgreSQL is down")
         except grpc.RpcError as e:
             eq(e.code(), SC.UNAVAILABLE, "GetOrder while down: %s" % e.details())
+        # and so do the server-streaming lists (a page read on the loop)
+        lists = [
+            ("ListOrders", lambda: api.list_orders()),
+            ("ListProducts", lambda: list(api.inv.ListProducts(
+                api.ipb.ListProductsRequest(), timeout=T))),
+            ("ListCustomers", lambda: list(api.cust.ListCustomers(
+                api.cpb.ListCustomersRequest(), timeout=T))),
+        ]
+        for name, call in lists:
+            try:
+                call()
+                check(False, "%s must fail while PostgreSQL is down" % name)
+            except grpc.RpcError as e:
+                eq(e.code(), SC.UNAVAILABLE, "%s while down: %s" % (name, e.details()))
         before = len(acked)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and sum(down_codes.values()) < 20:

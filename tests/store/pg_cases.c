@@ -2,7 +2,9 @@
  * advisory lock, several stores (instances) on one database, a server that
  * is down or drops connections. Runs only as unit.store_pg.pg_cases (with
  * OMS_TEST_PG_URL from scripts/pgtmp.py); without it every case fails. */
+#include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <time.h>
 
 #include "store_test_util.h"
@@ -99,7 +101,7 @@ Test(store_pg, concurrent_starts_migrate_once)
         cr_assert_null(rv, "a concurrent store_open failed");
     }
     cr_assert_eq(pg_int(&e, "SELECT count(*) FROM schema_version"), 1);
-    cr_assert_eq(pg_int(&e, "SELECT version FROM schema_version"), 1);
+    cr_assert_eq(pg_int(&e, "SELECT version FROM schema_version"), 2, "the newest migration");
     tenv_rmdir(&e);
 }
 
@@ -487,5 +489,142 @@ Test(store_pg, orphan_sweep_leaves_a_live_instances_reservations)
     cr_assert_eq(store_release_orphans(e.st), 1);
     cr_assert_eq(store_get_product(e.sl, "A", &p), STORE_OK);
     cr_assert_eq(p.reserved, 0);
+    tenv_close(&e);
+}
+
+Test(store_pg, lists_say_unavailable_while_the_database_refuses_connections)
+{
+    need_pg();
+    tenv e;
+    tenv_open(&e);
+    cr_assert_eq(add_product(&e, "A", 100, 10), STORE_OK);
+    store_product ps[4];
+    cr_assert_eq(store_list_products(e.sl, "", ps, 4), 1);
+    /* The database goes away for this store: no new connections, and the
+     * ones it has are cut (from the server's own database). */
+    char sql[256];
+    snprintf(sql, sizeof sql, "ALTER DATABASE %s ALLOW_CONNECTIONS false", e.pgdb);
+    tenv_pg_admin(sql);
+    snprintf(sql, sizeof sql,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '%s'",
+             e.pgdb);
+    tenv_pg_admin(sql);
+    cr_assert_eq(store_count_rc(store_list_products(e.sl, "", ps, 4)), STORE_UNAVAILABLE);
+    store_customer cs[4];
+    cr_assert_eq(store_count_rc(store_list_customers(e.sl, "", cs, 4)), STORE_UNAVAILABLE);
+    store_order *os[4];
+    cr_assert_eq(store_count_rc(store_list_orders(e.sl, NULL, "", os, 4)), STORE_UNAVAILABLE);
+    store_order_filter f = {.customer_id = "c-1", .status = STORE_ORDER_PENDING};
+    cr_assert_eq(store_count_rc(store_list_orders(e.sl, &f, "", os, 4)), STORE_UNAVAILABLE,
+                 "a filter shape not prepared yet");
+    store_event evs[4];
+    cr_assert_eq(store_count_rc(store_read_events(e.sl, 1, NULL, evs, 4)), STORE_UNAVAILABLE);
+    int64_t ids[4];
+    cr_assert_eq(store_count_rc(store_list_unused_order_ids(e.sl, 1, 10, ids, 4)),
+                 STORE_UNAVAILABLE);
+    /* a malformed cursor is the caller's mistake, whatever the database does */
+    cr_assert_eq(store_count_rc(store_list_customers(e.sl, "zzz", cs, 4)), STORE_INVALID);
+    snprintf(sql, sizeof sql, "ALTER DATABASE %s ALLOW_CONNECTIONS true", e.pgdb);
+    tenv_pg_admin(sql);
+    /* Back: the loop reconnects once its backoff (100 ms at first) passed;
+     * until then a list fails at once. Bounded by a deadline. */
+    long n = -1;
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (now = t0; n < 0 && now.tv_sec - t0.tv_sec < 10; clock_gettime(CLOCK_MONOTONIC, &now)) {
+        n = store_list_products(e.sl, "", ps, 4);
+        if (n < 0) {
+            cr_assert_eq(store_count_rc(n), STORE_UNAVAILABLE);
+            sched_yield();
+        }
+    }
+    cr_assert_eq(n, 1, "reads come back by themselves");
+    tenv_close(&e);
+}
+
+Test(store, count_rc_of_hostile_counts)
+{
+    cr_assert_eq(store_count_rc(0), STORE_OK);
+    cr_assert_eq(store_count_rc(7), STORE_OK);
+    cr_assert_eq(store_count_rc(-(long)STORE_UNAVAILABLE), STORE_UNAVAILABLE);
+    cr_assert_eq(store_count_rc(-(long)STORE_FULL), STORE_FULL);
+    cr_assert_eq(store_count_rc(-(long)STORE_FULL - 1), STORE_ERROR);
+    cr_assert_eq(store_count_rc(LONG_MIN), STORE_ERROR);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+Test(store_pg, orphan_sweep_of_a_live_store_releases_a_dead_instances_holds_only)
+{
+    need_pg();
+    tenv e;
+    tenv_mkdir(&e);
+    store_config cfg;
+    store_config_init(&cfg);
+    cfg.orphan_sweep_ms = 50; /* grace: 2 x 50 ms + 2 s */
+    tenv_start(&e, &cfg);
+    char cust[STORE_ID_MAX + 1];
+    cr_assert_eq(add_customer(&e, "C", "c@example.com", cust), STORE_OK);
+    cr_assert_eq(add_product(&e, "A", 100, 100), STORE_OK);
+    peer b, c; /* instances without a sweep of their own */
+    peer_open(&e, &b);
+    peer_open(&e, &c);
+    cr_assert_eq(reserve_on(&e, e.sl, "ext-a", "A", 1), STORE_OK);
+    cr_assert_eq(reserve_on(&e, b.sl, "ext-b", "A", 3), STORE_OK);
+    cr_assert_eq(reserve_on(&e, b.sl, "o-x", "A", 5), STORE_OK, "not an order id: a hold");
+    cr_assert_eq(reserve_on(&e, c.sl, "ext-c", "A", 2), STORE_OK);
+    int done = 0;
+    store_write *pw = place(b.sl, b.st, cust, "k1", "A", 4, &done);
+    while (!done)
+        uv_run(&e.loop, UV_RUN_ONCE);
+    cr_assert_eq(pw->rc, STORE_OK, "%s", pw->msg);
+    free_place(pw);
+    store_product p;
+    cr_assert_eq(store_get_product(e.sl, "A", &p), STORE_OK);
+    cr_assert_eq(p.reserved, 1 + 3 + 5 + 2 + 4);
+    /* B dies without cleanup: its writer's connection (which holds its run
+     * lock) is cut and B never notices (no work of its own). */
+    long long brun = pg_int(&e, "SELECT run FROM reservations WHERE order_id = 'ext-b'");
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' "
+             "AND classid = 7302515 AND objid = %lld AND objsubid = 2 AND database = "
+             "(SELECT oid FROM pg_database WHERE datname = current_database())",
+             brun);
+    int64_t t0 = mono_ms();
+    cr_assert_eq(pg_int(&e, sql), 1, "B's run lock");
+    /* e's sweep releases B's two holds once B was seen gone for the grace;
+     * polled with a deadline. */
+    uv_timer_t tick; /* paces the poll: a loop turn every 20 ms */
+    cr_assert_eq(uv_timer_init(&e.loop, &tick), 0);
+    cr_assert_eq(uv_timer_start(&tick, on_tick, 20, 20), 0);
+    int64_t t1 = 0;
+    while (!t1 && mono_ms() - t0 < 20000) {
+        cr_assert_eq(store_get_product(e.sl, "A", &p), STORE_OK);
+        if (p.reserved < 15)
+            t1 = mono_ms();
+        else
+            uv_run(&e.loop, UV_RUN_ONCE);
+    }
+    uv_close((uv_handle_t *)&tick, NULL);
+    cr_assert(t1, "B's holds were not released");
+    cr_assert_geq(t1 - t0, 2000, "released before the grace passed: %lld ms", (long long)(t1 - t0));
+    cr_assert_eq(p.reserved, 1 + 2 + 4, "e's, C's and B's order's stay");
+    cr_assert_eq(pg_int(&e, "SELECT count(*) FROM reservations WHERE released = 1"), 2);
+    cr_assert_eq(pg_int(&e, "SELECT count(*) FROM reservations WHERE released = 1 AND order_id "
+                            "IN ('ext-b', 'o-x')"),
+                 2);
+    peer_close(&e, &c);
+    peer_close(&e, &b);
     tenv_close(&e);
 }

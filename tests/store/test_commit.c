@@ -643,9 +643,9 @@ Test(store_commit, submit_while_closing_completes_closed)
     pthread_create(&t, NULL, close_store, e.st);
     /* wait until store_close() has marked the store closing */
     for (bool closing = false; !closing;) {
-        pthread_mutex_lock(&e.st->mu);
-        closing = e.st->closing;
-        pthread_mutex_unlock(&e.st->mu);
+        pthread_mutex_lock(&e.st->wr.mu);
+        closing = e.st->wr.closing;
+        pthread_mutex_unlock(&e.st->wr.mu);
         if (!closing)
             sched_yield();
     }

@@ -255,7 +255,7 @@ Test(store_orders, list_orders_paging_and_filters)
     cr_assert_eq(page_all(&e, &nobody, 16, got, 32), 0);
 
     store_order *page[4];
-    cr_assert_eq(store_list_orders(e.sl, NULL, "garbage", page, 4), -1);
+    cr_assert_eq(store_list_orders(e.sl, NULL, "garbage", page, 4), -(long)STORE_INVALID);
     cr_assert_eq(store_list_orders(e.sl, NULL, "o-25", page, 4), 0);
     tenv_close(&e);
 }
@@ -286,7 +286,7 @@ Test(store_orders, list_customers_and_products)
         strcpy(after, cs[n - 1].id);
     }
     cr_assert_eq(total, 12);
-    cr_assert_eq(store_list_customers(e.sl, "zzz", cs, 5), -1);
+    cr_assert_eq(store_list_customers(e.sl, "zzz", cs, 5), -(long)STORE_INVALID);
 
     const char *skus[] = {"B-2", "A-1", "C-3", "A-10", "B-1"};
     for (int i = 0; i < 5; i++)
