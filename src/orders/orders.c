@@ -526,6 +526,9 @@ void orders_loop_detach(orders *o, uv_loop_t *loop)
     __atomic_store_n(&o->loops[i], NULL, __ATOMIC_RELEASE);
     uv_mutex_unlock(&o->lock);
 
+    /* Writes still in flight complete now, while everything they may touch
+     * (ports, channels, the completion queue) is still there. */
+    store_loop_flush(ol->sl);
     /* Sweep and retries first: their calls are on the channels freed next. */
     orders__sweep_stop(ol);
     orders__remote_loop_stop(ol);

@@ -64,8 +64,10 @@ store_loop *store_loop_open(store *st, uv_loop_t *loop, char *err, size_t errlen
 
 void store_loop_close(store_loop *sl)
 {
-    if (sl)
-        BE(sl)->loop_close(sl);
+    if (!sl)
+        return;
+    store_loop_flush(sl); /* the callbacks may still read through sl */
+    BE(sl)->loop_close(sl);
 }
 
 void store_submit(store_loop *sl, store_write *w)

@@ -288,9 +288,15 @@ store_loop *store_loop_open(store *st, uv_loop_t *loop, char *err, size_t errlen
 
 /* Closes the loop's read connection and handles (on the loop's thread); the
  * object is freed once the handles closed, so keep the loop running until
- * uv_run() returns. Every write submitted through sl must have completed
- * first (a draining server waits for its calls). */
+ * uv_run() returns. Writes still in flight are waited for first, as
+ * store_loop_flush() does. */
 void store_loop_close(store_loop *sl);
+
+/* On the loop's thread: waits until every write submitted through sl has
+ * completed, running their done callbacks here (and those of the writes
+ * they submit), instead of from the loop. For teardown: a loop that goes
+ * away must not leave a completion behind. */
+void store_loop_flush(store_loop *sl);
 
 /* --- writes ------------------------------------------------------------------ */
 

@@ -195,15 +195,18 @@ typedef struct store__loop_base {
     uv_loop_t *loop;
     uv_async_t async;   /* runs completions on loop; freed in its close callback */
     pthread_mutex_t mu; /* guards the completion list, filled by the writer */
+    pthread_cond_t cv;  /* a completion arrived (store_loop_flush waits on it) */
     store_write *done_head, *done_tail;
+    size_t pending; /* submitted through this loop, done not yet taken (under mu) */
 } store__loop_base;
 
 /* Attaches lb to loop (its async handle; the last step of a loop_open):
  * -1 with err on failure, lb untouched then. */
 int store__loop_start(store__loop_base *lb, const store__backend *be, store__writer *wr,
                       uv_loop_t *loop, char *err, size_t errlen);
-/* Closes the async handle; the object (allocated with oms_calloc, lb at its
- * start) is freed once the handle closed. */
+/* Closes the async handle (store_loop_close flushed the loop's writes
+ * first); the object (allocated with oms_calloc, lb at its start) is freed
+ * once the handle closed. */
 void store__loop_dispose(store__loop_base *lb);
 
 /* The backends' openers (store_open's contract; the URL's prefix chose). */

@@ -72,23 +72,55 @@ static void deliver(store_write *w)
     else
         lb->done_head = w;
     lb->done_tail = w;
-    pthread_mutex_unlock(&lb->mu);
+    /* Under the lock: once store_loop_flush saw nothing pending, no send can
+     * still be on its way to a handle about to close. */
     uv_async_send(&lb->async);
+    pthread_cond_broadcast(&lb->cv);
+    pthread_mutex_unlock(&lb->mu);
+}
+
+/* Takes the completion list (lb->mu held) and counts it off pending. */
+static store_write *take_done(store__loop_base *lb)
+{
+    store_write *w = lb->done_head;
+    lb->done_head = lb->done_tail = NULL;
+    for (store_write *x = w; x; x = x->next)
+        lb->pending--;
+    return w;
+}
+
+static void run_done(store_write *w)
+{
+    while (w) {
+        store_write *next = w->next;
+        w->next = NULL;
+        w->done(w); /* may free w, or submit more */
+        w = next;
+    }
 }
 
 static void on_async(uv_async_t *a)
 {
     store__loop_base *lb = a->data;
     pthread_mutex_lock(&lb->mu);
-    store_write *w = lb->done_head;
-    lb->done_head = lb->done_tail = NULL;
+    store_write *w = take_done(lb);
     pthread_mutex_unlock(&lb->mu);
-    while (w) {
-        store_write *next = w->next;
-        w->next = NULL;
-        w->done(w); /* may free w */
-        w = next;
+    run_done(w);
+}
+
+void store_loop_flush(store_loop *sl)
+{
+    store__loop_base *lb = (store__loop_base *)(void *)sl;
+    pthread_mutex_lock(&lb->mu);
+    while (lb->pending > 0) {
+        while (!lb->done_head)
+            pthread_cond_wait(&lb->cv, &lb->mu);
+        store_write *w = take_done(lb);
+        pthread_mutex_unlock(&lb->mu);
+        run_done(w);
+        pthread_mutex_lock(&lb->mu);
     }
+    pthread_mutex_unlock(&lb->mu);
 }
 
 int store__loop_start(store__loop_base *lb, const store__backend *be, store__writer *wr,
@@ -103,6 +135,7 @@ int store__loop_start(store__loop_base *lb, const store__backend *be, store__wri
         return -1;
     }
     pthread_mutex_init(&lb->mu, NULL);
+    pthread_cond_init(&lb->cv, NULL);
     lb->async.data = lb;
     return 0;
 }
@@ -110,6 +143,7 @@ int store__loop_start(store__loop_base *lb, const store__backend *be, store__wri
 static void on_async_close(uv_handle_t *h)
 {
     store__loop_base *lb = h->data;
+    pthread_cond_destroy(&lb->cv);
     pthread_mutex_destroy(&lb->mu);
     oms_free(lb);
 }
@@ -364,6 +398,10 @@ void store__writer_submit(store_loop *sl, store_write *w)
     w->event_seq = 0;
     w->previous_status = 0;
     w->result = NULL;
+    store__loop_base *lb = (store__loop_base *)(void *)sl;
+    pthread_mutex_lock(&lb->mu);
+    lb->pending++;
+    pthread_mutex_unlock(&lb->mu);
     pthread_mutex_lock(&wr->mu);
     if (wr->stopped) {
         pthread_mutex_unlock(&wr->mu);

@@ -449,6 +449,49 @@ Test(store_commit, completions_never_inline_and_in_order)
     tenv_close(&e);
 }
 
+/* A loop that goes away with writes in flight: store_loop_close waits for
+ * them and runs their callbacks (and those of what the callbacks submit)
+ * before it returns, so no completion reaches a closed loop. */
+static store_write chained;
+
+static void on_count_and_chain(store_write *w)
+{
+    int *done = w->data;
+    if ((*done)++ == 0) { /* the first one submits one more */
+        memset(&chained, 0, sizeof chained);
+        chained.op = STORE_RELEASE;
+        strcpy(chained.order_id, "o-2");
+        chained.done = on_count;
+        chained.data = done;
+        store_submit(w->sl, &chained);
+    }
+}
+
+Test(store_commit, close_with_writes_in_flight_completes_them)
+{
+    tenv e;
+    tenv_open(&e);
+    enum { N = 32 };
+    static store_write ws[N];
+    int done = 0;
+    memset(ws, 0, sizeof ws);
+    for (int i = 0; i < N; i++) {
+        ws[i].op = STORE_RELEASE;
+        strcpy(ws[i].order_id, "o-1");
+        ws[i].done = on_count_and_chain;
+        ws[i].data = &done;
+        store_submit(e.sl, &ws[i]);
+    }
+    cr_assert_eq(done, 0, "never inline");
+    store_loop_close(e.sl); /* the loop never ran */
+    cr_expect_eq(done, N + 1, "every completion ran inside the close, the chained one too");
+    cr_expect_eq(chained.rc, STORE_OK);
+    uv_run(&e.loop, UV_RUN_DEFAULT);
+    cr_assert_eq(uv_loop_close(&e.loop), 0);
+    store_close(e.st);
+    tenv_rmdir(&e);
+}
+
 /* --- failing transactions ----------------------------------------------------------- */
 
 static void exec_sql(const tenv *e, const char *sql)
