@@ -122,6 +122,16 @@ static int seal(http2_conn *c)
     return rv;
 }
 
+int http2__conn_gather(http2_conn *c, const void *p, size_t n)
+{
+    return gather(c, p, n);
+}
+
+size_t http2__conn_gathered(const http2_conn *c)
+{
+    return gathered(c);
+}
+
 /* --- lifecycle ------------------------------------------------------------ */
 
 void http2__conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -201,6 +211,8 @@ int http2__conn_accept(http2_server *srv)
 
     if (srv->ep.tls)
         rv = http2__tls_conn_init(c);
+    else if (srv->ep.http1)
+        c->sniffing = 1; /* HTTP/2 or HTTP/1.1: the first bytes tell */
     else
         rv = http2__conn_start_session(c);
     if (rv == 0)
@@ -210,7 +222,7 @@ int http2__conn_accept(http2_server *srv)
         return rv;
     }
     http2__policy_start(c);
-    OMS_DEBUG("conn %s: accepted (%s)", c->peer, srv->ep.tls ? "tls" : "h2c");
+    OMS_DEBUG("conn %s: accepted (%s)", c->peer, srv->ep.tls ? "tls" : "cleartext");
     return 0;
 }
 
@@ -233,6 +245,7 @@ static void on_closed(uv_handle_t *h)
     if (c->handler && c->handler->on_close)
         c->handler->on_close(c, c->reason[0] ? c->reason : "connection closed");
     http2__idle_leave(c);
+    http2__h1_free(c);
     if (c->session)
         nghttp2_session_del(c->session);
     if (c->ssl)
@@ -364,7 +377,11 @@ void http2__conn_drain(http2_conn *c)
     if (c->closing || c->goaway_sent || c->drain_notice)
         return;
     http2__conn_why(c, HTTP2_CLOSE_DRAIN); /* unless idle/age decided it first */
-    if (!c->session) {                     /* still in the TLS handshake: nothing to drain */
+    if (c->h1) { /* the current answer (if any) goes out, then the connection closes */
+        http2__h1_drain(c);
+        return;
+    }
+    if (!c->session) { /* still in the TLS handshake: nothing to drain */
         http2__conn_close(c);
         return;
     }
@@ -395,8 +412,45 @@ bool http2__conn_drain_ack(http2_conn *c, const uint8_t *opaque)
 
 /* --- input ---------------------------------------------------------------- */
 
+/* The HTTP/2 client preface (RFC 9113 section 3.4). */
+static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define PREFACE_LEN (sizeof preface - 1)
+
+/* Cleartext with HTTP/1.1 on: bytes that are a prefix of the preface wait
+ * for more; the first byte that departs from it decides. A request line
+ * starts with a method (RFC 9110 token, in practice upper-case letters):
+ * HTTP/1.1, whose parser answers 400 to anything malformed after it. Any
+ * other start is handed to nghttp2, which answers a bad preface as it always
+ * did (GOAWAY). Returns what the chosen protocol's feed returns. */
+static int sniff(http2_conn *c, const uint8_t *p, size_t n)
+{
+    size_t k = 0;
+    while (k < n && c->sniff_len + k < PREFACE_LEN && p[k] == (uint8_t)preface[c->sniff_len + k])
+        k++;
+    if (k == n && c->sniff_len + k < PREFACE_LEN) { /* all of it matches so far */
+        c->sniff_len = (uint8_t)(c->sniff_len + k);
+        return 0;
+    }
+    bool full = c->sniff_len + k == PREFACE_LEN;
+    uint8_t first = c->sniff_len ? (uint8_t)preface[0] : p[0];
+    c->sniffing = 0;
+    int rv =
+        !full && first >= 'A' && first <= 'Z' ? http2__h1_start(c) : http2__conn_start_session(c);
+    if (rv != 0)
+        return -1;
+    /* the bytes held back (a prefix of the preface) first, then p */
+    if (c->sniff_len && http2__conn_recv(c, (const uint8_t *)preface, c->sniff_len) != 0)
+        return -1;
+    c->sniff_len = 0;
+    return c->closing ? 0 : http2__conn_recv(c, p, n);
+}
+
 int http2__conn_recv(http2_conn *c, const uint8_t *p, size_t n)
 {
+    if (c->sniffing)
+        return sniff(c, p, n);
+    if (c->h1)
+        return http2__h1_recv(c, p, n);
     if (c->close_after_write)
         return 0; /* a fatal error already ended the session */
     if (!c->ep->client)
@@ -499,7 +553,7 @@ static void on_written(uv_write_t *req, int status)
 
 /* Tells every stream that drained below its low-water mark that it may write
  * again. Runs outside nghttp2 calls, so handlers may submit freely. */
-static void notify_writable(http2_conn *c)
+void http2__conn_notify_writable(http2_conn *c)
 {
     if (c->wake_all)
         http2__stream_wake_all(c);
@@ -534,9 +588,12 @@ void http2__conn_flush(http2_conn *c)
 {
     if (c->closing || c->writing)
         return;
-    if (c->session && !c->close_after_write) {
+    if (c->h1) {
+        if (!c->close_after_write)
+            http2__h1_fill(c);
+    } else if (c->session && !c->close_after_write) {
         for (;;) {
-            notify_writable(c);
+            http2__conn_notify_writable(c);
             while (gathered(c) < HTTP2_WRITE_CHUNK) {
                 const uint8_t *data;
                 ssize_t n = nghttp2_session_mem_send(c->session, &data);
@@ -583,8 +640,10 @@ void http2__conn_flush(http2_conn *c)
         c->trimmed = 0; /* nghttp2's frame buffer is in use again */
         return;
     }
-    if (c->close_after_write || (c->session && !nghttp2_session_want_read(c->session) &&
-                                 !nghttp2_session_want_write(c->session)))
+    if (c->close_after_write && c->h1)
+        http2__h1_linger(c);
+    else if (c->close_after_write || (c->session && !nghttp2_session_want_read(c->session) &&
+                                      !nghttp2_session_want_write(c->session)))
         http2__conn_close(c);
     else if (c->nstreams == 0)
         release_idle(c);
