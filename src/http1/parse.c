@@ -73,6 +73,8 @@ struct http1_parser {
     bool busy;             /* a request's first byte came, its end not yet */
     bool spent;            /* refused: nothing more is parsed */
     int status;            /* a refusal's status, set by the callback that failed */
+    const char *buf;       /* the bytes being fed (obs-fold look-back) */
+    bool tail_lf;          /* the bytes fed before them end in LF and blanks */
     http1_head h;
 };
 
@@ -164,10 +166,22 @@ static int on_header_field(http_parser *hp, const char *at, size_t len)
     return head_append(p, at, len, true);
 }
 
+/* Whether a value's bytes at `at` follow a line break and blanks: an
+ * obs-fold (RFC 9112 section 5.2), which libhttp-parser joins to the value
+ * before it. Looks back over the bytes of this feed, then at how the ones
+ * fed before ended, so a fold split across reads is found too. */
+static bool folded(const http1_parser *p, const char *at)
+{
+    const char *q = at;
+    while (q > p->buf && (q[-1] == ' ' || q[-1] == '\t'))
+        q--;
+    return q > p->buf ? q[-1] == '\n' : p->tail_lf;
+}
+
 static int on_header_value(http_parser *hp, const char *at, size_t len)
 {
     http1_parser *p = hp->data;
-    if (!is_field_value(at, len))
+    if (!is_field_value(at, len) || folded(p, at))
         return -1; /* 400 */
     size_t i = p->nheaders - 1;
     if (!p->in_value) {
@@ -324,8 +338,14 @@ long http1_parser_feed(http1_parser *p, const char *buf, size_t n)
 {
     if (p->spent)
         return -(p->status ? p->status : 400);
+    p->buf = buf;
     size_t used = http_parser_execute(&p->hp, &settings, buf, n);
     enum http_errno e = HTTP_PARSER_ERRNO(&p->hp);
+    const char *q = buf + used;
+    while (q > buf && (q[-1] == ' ' || q[-1] == '\t'))
+        q--;
+    if (q > buf)
+        p->tail_lf = q[-1] == '\n';
     if (e == HPE_PAUSED)
         return (long)used;
     if (e != HPE_OK) {

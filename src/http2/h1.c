@@ -25,12 +25,12 @@
  * One request at a time: a pipelined request waits, unparsed, until the
  * answer before it is out. The connection keeps reading while an answer
  * streams, so that a client that goes away ends a long answer (a watch),
- * holding at most HELD_MAX pipelined bytes. An answer the handler began
- * before the request's body ended says "connection: close", and so does one
- * to an HTTP/1.0 request, to "Connection: close", to an upgrade, and while
- * the server drains. A closing connection shuts its write side down and
- * reads (discarding) until the peer closes, at most LINGER_MS, so the answer
- * is not lost to a reset.
+ * holding at most HELD_MAX pipelined bytes. An answer may start before its
+ * request's body ended; the exchange ends when both did. The answer to an
+ * HTTP/1.0 request, to "Connection: close", to an upgrade, and while the
+ * server drains says "connection: close" and the connection closes after it. A closing connection
+ * shuts its write side down and reads (discarding) until the peer closes, at most LINGER_MS, so the
+ * answer is not lost to a reset.
  */
 #include <stdio.h>
 #include <string.h>
@@ -580,9 +580,10 @@ static int head(http2_stream *s, const http2_header *hv, size_t n, bool whole)
     if (slen != 3 || code < 200)
         return UV_EINVAL;
     h->bodyless = h->is_head || code == 204 || code == 304;
-    /* An answer begun before its request's body ended cannot leave the rest
-     * of the body for the next request to trip on. */
-    if (!h->keep || h->draining || (!h->req_ended && !h->no_body) || h->minor0)
+    /* An answer may begin before its request's body ended (an early
+     * error): the exchange still ends only with the body, read and handed
+     * to the handler, so the next request starts where it should. */
+    if (!h->keep || h->draining || h->minor0)
         h->close_after = 1;
     h->chunked = !whole && !clen && !h->bodyless && !h->minor0;
     if (!whole && !clen && !h->bodyless && h->minor0)
