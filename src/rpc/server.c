@@ -293,6 +293,15 @@ static void on_open(http2_stream *s, const http2_header *h, size_t n)
                      "content-type application/grpc)\n");
         return;
     }
+    /* gRPC proper is HTTP/2 only (trailers, full duplex): over the
+     * transport's HTTP/1.1 side it gets a clear answer, not a broken call. */
+    if (ctype && grpc_content_type(ctype->value, ctype->valuelen) &&
+        http2_stream_http_version(s) == 1) {
+        respond_http(s, "505",
+                     "oms: gRPC (application/grpc) needs HTTP/2; over HTTP/1.1 use gRPC-Web or "
+                     "Connect\n");
+        return;
+    }
     if (!ctype || !grpc_content_type(ctype->value, ctype->valuelen)) {
         respond_http(s, "415",
                      "oms: content-type must be application/grpc or "
