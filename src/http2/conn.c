@@ -246,6 +246,7 @@ static void on_closed(uv_handle_t *h)
         c->handler->on_close(c, c->reason[0] ? c->reason : "connection closed");
     http2__idle_leave(c);
     http2__h1_free(c);
+    http2__bytes_dispose(&c->sniff);
     if (c->session)
         nghttp2_session_del(c->session);
     if (c->ssl)
@@ -416,33 +417,60 @@ bool http2__conn_drain_ack(http2_conn *c, const uint8_t *opaque)
 static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #define PREFACE_LEN (sizeof preface - 1)
 
-/* Cleartext with HTTP/1.1 on: bytes that are a prefix of the preface wait
- * for more; the first byte that departs from it decides. A request line
- * starts with a method (RFC 9110 token, in practice upper-case letters):
- * HTTP/1.1, whose parser answers 400 to anything malformed after it. Any
- * other start is handed to nghttp2, which answers a bad preface as it always
- * did (GOAWAY). Returns what the chosen protocol's feed returns. */
+/* Cleartext with HTTP/1.1 on: what do the first bytes start? 0: cannot
+ * tell yet; 1: an HTTP request line ("METHOD SP target SP HTTP/"), or
+ * one too long to tell (the HTTP/1.1 parser answers it: 431); 2: the HTTP/2
+ * preface, or neither, which nghttp2 answers as it always did (GOAWAY
+ * PROTOCOL_ERROR: h2spec 3.5/2 sends "INVALID CONNECTION PREFACE"). */
+static int classify(const uint8_t *p, size_t n, size_t max)
+{
+    size_t k = n < PREFACE_LEN ? n : PREFACE_LEN;
+    if (memcmp(p, preface, k) == 0)
+        return n >= PREFACE_LEN ? 2 : 0;
+    size_t i = 0;
+    while (i < n && i <= 32 && p[i] > ' ' && p[i] < 0x7f && !strchr("\"(),/:;<=>?@[\\]{}", p[i]))
+        i++; /* the method, a token */
+    if (i == n)
+        return i <= 32 ? 0 : 2;
+    if (i == 0 || p[i] != ' ')
+        return 2;
+    size_t t = ++i;
+    while (i < n && p[i] > ' ' && p[i] != 0x7f)
+        i++; /* the target */
+    if (i == n)
+        return n > max ? 1 : 0;
+    if (i == t || p[i] != ' ')
+        return 2;
+    i++;
+    static const char v[] = "HTTP/"; /* another version is HTTP/1.1's parser's 400 */
+    for (size_t j = 0; j < sizeof v - 1; j++, i++) {
+        if (i == n)
+            return 0;
+        if (p[i] != (uint8_t)v[j])
+            return 2;
+    }
+    return 1;
+}
+
+/* Holds the first bytes until classify() can tell, then starts the
+ * protocol they belong to and feeds it everything held. */
 static int sniff(http2_conn *c, const uint8_t *p, size_t n)
 {
-    size_t k = 0;
-    while (k < n && c->sniff_len + k < PREFACE_LEN && p[k] == (uint8_t)preface[c->sniff_len + k])
-        k++;
-    if (k == n && c->sniff_len + k < PREFACE_LEN) { /* all of it matches so far */
-        c->sniff_len = (uint8_t)(c->sniff_len + k);
+    if (http2__bytes_append(&c->sniff, p, n) != 0)
+        return -1;
+    const uint8_t *q = c->sniff.data + c->sniff.off;
+    size_t len = http2__bytes_size(&c->sniff);
+    int kind = classify(q, len, c->ep->h1_max_head + 64);
+    if (kind == 0)
         return 0;
-    }
-    bool full = c->sniff_len + k == PREFACE_LEN;
-    uint8_t first = c->sniff_len ? (uint8_t)preface[0] : p[0];
     c->sniffing = 0;
-    int rv =
-        !full && first >= 'A' && first <= 'Z' ? http2__h1_start(c) : http2__conn_start_session(c);
-    if (rv != 0)
+    if ((kind == 1 ? http2__h1_start(c) : http2__conn_start_session(c)) != 0)
         return -1;
-    /* the bytes held back (a prefix of the preface) first, then p */
-    if (c->sniff_len && http2__conn_recv(c, (const uint8_t *)preface, c->sniff_len) != 0)
-        return -1;
-    c->sniff_len = 0;
-    return c->closing ? 0 : http2__conn_recv(c, p, n);
+    http2_bytes held = c->sniff;
+    memset(&c->sniff, 0, sizeof c->sniff);
+    int rv = http2__conn_recv(c, held.data + held.off, http2__bytes_size(&held));
+    http2__bytes_dispose(&held);
+    return rv;
 }
 
 int http2__conn_recv(http2_conn *c, const uint8_t *p, size_t n)

@@ -260,7 +260,7 @@ struct http2_conn {
     char peer[80];
     struct http2_h1 *h1;   /* an HTTP/1.1 connection (h1.c), or NULL */
     unsigned sniffing : 1; /* h2c server: the first bytes decide HTTP/2 or HTTP/1.1 */
-    uint8_t sniff_len;     /* of them, received so far (all a prefix of the preface) */
+    http2_bytes sniff;     /* those bytes, until they do (conn.c's classify) */
 };
 
 struct http2_stream {

@@ -303,8 +303,8 @@ Test(http2_h1, smuggling_and_malformed_requests_get_400_and_close)
     /* HTTP/2.0 and 3.0 request lines, CONNECT */
     REFUSED("GET / HTTP/3.0\r\nHost: a\r\n\r\n", "400", 0);
     REFUSED("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", "405", 0);
-    /* a request line of garbage after a method-like start */
-    REFUSED("GETT\x01 / HTTP/1.1\r\n\r\n", "400", 0);
+    /* a request line, then a control byte in a field name */
+    REFUSED("GET / HTTP/1.1\r\nHost: h\r\nBad\x01Name: x\r\n\r\n", "400", 0);
 }
 
 Test(http2_h1, bad_chunks_mid_body_get_400_after_the_handler_saw_the_request)
@@ -630,6 +630,14 @@ Test(http2_h1, cleartext_garbage_is_refused_as_http2_was)
     int32_t last;
     uint32_t code;
     cr_expect(raw_goaway(&c, &last, &code), "no GOAWAY for a byte stream that is neither");
+    h2c_close(&c);
+    /* h2spec 3.5/2: words, but no request line */
+    h2c_connect(&c, &t);
+    send_str(&c, "INVALID CONNECTION PREFACE\r\n\r\n");
+    PUMP_UNTIL(&t, &c, c.eof, 3000);
+    cr_assert(c.eof);
+    cr_expect(raw_goaway(&c, &last, &code), "no GOAWAY for an invalid preface");
+    cr_expect_eq(code, HTTP2_PROTOCOL_ERROR);
     cr_expect_eq(t.nst, 0);
     h2c_close(&c);
     h2t_finish(&t);
