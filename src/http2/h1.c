@@ -628,11 +628,23 @@ static int head(http2_stream *s, const http2_header *hv, size_t n, bool whole)
     return 0;
 }
 
+/* Out of memory in an answer: HTTP/1.1 can neither take back what went
+ * out nor answer later out of order, and a handler that gives up on the
+ * stream would leave the client waiting: the connection closes (the
+ * stream's on_close(CANCEL) follows from the loop). */
+static int nomem(http2_stream *s)
+{
+    http2__conn_fail(s->conn, "out of memory answering request %d", s->id);
+    return UV_ENOMEM;
+}
+
 int http2__h1_respond(http2_stream *s, const http2_header *h, size_t n)
 {
     if (s->closed || s->responded)
         return UV_EINVAL;
     int rv = head(s, h, n, false);
+    if (rv == UV_ENOMEM)
+        return nomem(s);
     if (rv == 0)
         http2__conn_mark_dirty(s->conn);
     return rv;
@@ -649,7 +661,7 @@ int http2__h1_write(http2_stream *s, const uint8_t *p, size_t n)
         if ((k && http2__stream_queue(s, pre, (size_t)k) != 0) ||
             http2__stream_queue(s, p, n) != 0 ||
             (h->chunked && http2__stream_queue(s, "\r\n", 2) != 0))
-            return UV_ENOMEM;
+            return nomem(s);
     }
     http2__conn_mark_dirty(s->conn);
     return http2__stream_full(s) ? HTTP2_AGAIN : 0;
@@ -670,7 +682,7 @@ int http2__h1_end(http2_stream *s, const http2_header *hv, size_t n)
             bytes += hv[i].namelen + hv[i].valuelen + 4;
         char *buf = oms_malloc(bytes);
         if (!buf)
-            return http2_stream_reset(s, HTTP2_INTERNAL_ERROR), UV_ENOMEM;
+            return nomem(s);
         size_t k = 0;
         memcpy(buf, "0\r\n", 3);
         k = 3;
@@ -693,10 +705,8 @@ int http2__h1_end(http2_stream *s, const http2_header *hv, size_t n)
         rv = http2__stream_queue(s, buf, k) == 0 ? 0 : UV_ENOMEM;
         oms_free(buf);
     }
-    if (rv == UV_ENOMEM) {
-        http2_stream_reset(s, HTTP2_INTERNAL_ERROR);
-        return rv;
-    }
+    if (rv == UV_ENOMEM)
+        return nomem(s);
     if (rv != 0)
         return rv;
     s->ended = 1;

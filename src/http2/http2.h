@@ -461,7 +461,9 @@ OMS_EXTERN size_t http2_stream_pending(const http2_stream *s);
  * unless they hold content-length), write() one chunk, end() the last chunk
  * with the trailers as a chunked trailer section (dropped when the body is
  * not chunked), reset() closes the connection, and on_writable/consume
- * pace the socket as the HTTP/2 windows do. */
+ * pace the socket as the HTTP/2 windows do. Out of memory (UV_ENOMEM) in
+ * respond(), write() or end() closes the connection too (on_close follows):
+ * an HTTP/1.1 answer cannot be retried later or in part. */
 OMS_EXTERN int http2_stream_http_version(const http2_stream *s);
 
 /* Peer address of the stream's connection as "ip:port" (for logs). */
