@@ -555,6 +555,31 @@ bool http2__h1_on_timer(http2_conn *c, uint64_t now)
 
 /* --- answers (the http2_stream_* calls on an HTTP/1.1 stream) -------------- */
 
+/* Writes hv as "name: value" lines into buf (room for each field's bytes
+ * and 4 more), leaving out pseudo-headers, hop-by-hop fields, fields with
+ * bytes that would break the line, and content-length with no_clen.
+ * Returns the bytes written. */
+static size_t put_fields(char *buf, const http2_header *hv, size_t n, bool no_clen)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const http2_header *x = &hv[i];
+        if (!x->namelen || x->name[0] == ':' || hop_by_hop(x->name, x->namelen) ||
+            !safe_field(x->name, x->namelen) || !safe_field(x->value, x->valuelen) ||
+            (no_clen && name_is(x->name, x->namelen, "content-length")))
+            continue;
+        memcpy(buf + k, x->name, x->namelen);
+        k += x->namelen;
+        buf[k++] = ':';
+        buf[k++] = ' ';
+        memcpy(buf + k, x->value, x->valuelen);
+        k += x->valuelen;
+        buf[k++] = '\r';
+        buf[k++] = '\n';
+    }
+    return k;
+}
+
 /* Queues the status line and headers; whole: the answer is these headers
  * alone (end() without respond()). */
 static int head(http2_stream *s, const http2_header *hv, size_t n, bool whole)
@@ -593,23 +618,7 @@ static int head(http2_stream *s, const http2_header *hv, size_t n, bool whole)
         return UV_ENOMEM;
     int len = snprintf(buf, 128, "HTTP/1.1 %.3s %s\r\n", status, http1_reason(code));
     size_t k = (size_t)len;
-    for (size_t i = 0; i < n; i++) {
-        const http2_header *x = &hv[i];
-        if ((x->namelen && x->name[0] == ':') || hop_by_hop(x->name, x->namelen) ||
-            !safe_field(x->name, x->namelen) || !safe_field(x->value, x->valuelen) ||
-            (x->namelen == 0))
-            continue;
-        if (whole && h->bodyless && name_is(x->name, x->namelen, "content-length"))
-            continue;
-        memcpy(buf + k, x->name, x->namelen);
-        k += x->namelen;
-        buf[k++] = ':';
-        buf[k++] = ' ';
-        memcpy(buf + k, x->value, x->valuelen);
-        k += x->valuelen;
-        buf[k++] = '\r';
-        buf[k++] = '\n';
-    }
+    k += put_fields(buf + k, hv, n, whole && h->bodyless);
     const char *extra = h->chunked                       ? "transfer-encoding: chunked\r\n"
                         : whole && !clen && !h->bodyless ? "content-length: 0\r\n"
                                                          : "";
@@ -683,23 +692,8 @@ int http2__h1_end(http2_stream *s, const http2_header *hv, size_t n)
         char *buf = oms_malloc(bytes);
         if (!buf)
             return nomem(s);
-        size_t k = 0;
         memcpy(buf, "0\r\n", 3);
-        k = 3;
-        for (size_t i = 0; i < n; i++) {
-            const http2_header *x = &hv[i];
-            if (!x->namelen || x->name[0] == ':' || hop_by_hop(x->name, x->namelen) ||
-                !safe_field(x->name, x->namelen) || !safe_field(x->value, x->valuelen))
-                continue;
-            memcpy(buf + k, x->name, x->namelen);
-            k += x->namelen;
-            buf[k++] = ':';
-            buf[k++] = ' ';
-            memcpy(buf + k, x->value, x->valuelen);
-            k += x->valuelen;
-            buf[k++] = '\r';
-            buf[k++] = '\n';
-        }
+        size_t k = 3 + put_fields(buf + 3, hv, n, false);
         buf[k++] = '\r';
         buf[k++] = '\n';
         rv = http2__stream_queue(s, buf, k) == 0 ? 0 : UV_ENOMEM;

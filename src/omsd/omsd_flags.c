@@ -102,26 +102,26 @@ static int on_tls_min(const oms_cli_opt *opt, const char *arg, void *ctx)
     return 0;
 }
 
-static int on_test_services(const oms_cli_opt *opt, const char *arg, void *ctx)
+/* "on" or "off" into *dest. */
+static int on_off(const char *arg, bool *dest)
 {
-    (void)opt;
-    omsd_options *o = ctx;
     int w = which(arg, "on", "off");
     if (w < 0)
         return -1;
-    o->test_services = w == 0;
+    *dest = w == 0;
     return 0;
+}
+
+static int on_test_services(const oms_cli_opt *opt, const char *arg, void *ctx)
+{
+    (void)opt;
+    return on_off(arg, &((omsd_options *)ctx)->test_services);
 }
 
 static int on_http1(const oms_cli_opt *opt, const char *arg, void *ctx)
 {
     (void)opt;
-    omsd_options *o = ctx;
-    int w = which(arg, "on", "off");
-    if (w < 0)
-        return -1;
-    o->http1 = w == 0;
-    return 0;
+    return on_off(arg, &((omsd_options *)ctx)->http1);
 }
 
 static int on_jwt_leeway(const oms_cli_opt *opt, const char *arg, void *ctx)

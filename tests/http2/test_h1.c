@@ -1,6 +1,8 @@
 /* HTTP/1.1 on the HTTP/2 server's port (h1.c): raw bytes over loopback to a
  * server with http1 on, the stream handler of h2harness.h on the other side
  * (ECHO: 200 at once, the body echoed, trailers at the end). */
+#include <inttypes.h>
+
 #include "h2harness.h"
 
 static const unsigned char alpn_h2_h1[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
@@ -10,6 +12,15 @@ static void h1_init(h2t *t)
 {
     h2t_init(t);
     t->cfg.http1 = 1;
+}
+
+/* An HTTP/1.1 server in mode and a raw cleartext client connected to it. */
+static void h1_start(h2t *t, h2c *c, h2t_mode mode)
+{
+    h1_init(t);
+    t->mode = mode;
+    h2t_start(t);
+    h2c_connect(c, t);
 }
 
 static void send_str(h2c *c, const char *s)
@@ -33,6 +44,16 @@ static bool ends_with(const h2c *c, const char *s)
 {
     size_t n = strlen(s);
     return c->in.len >= n && memcmp(c->in.p + c->in.len - n, s, n) == 0;
+}
+
+/* Waits until the server has no connection; then n closed for reason. */
+static void expect_closed_by(h2t *t, h2c *c, int reason, uint64_t n)
+{
+    PUMP_UNTIL(t, c, http2_server_conn_count(t->srv) == 0, 3000);
+    uint64_t by[HTTP2_CLOSE_REASONS];
+    http2_server_get_closed_by(t->srv, by);
+    cr_expect_eq(by[reason], n, "closed for %s: %" PRIu64, http2_close_reason_name(reason),
+                 by[reason]);
 }
 
 #define WAIT_FOR(t, c, needle, times)                                                              \
@@ -79,10 +100,8 @@ static size_t dechunk(h2c *c, h2t_buf *out)
 Test(http2_h1, get_keepalive_headers_as_http2)
 {
     h2t t;
-    h1_init(&t);
-    h2t_start(&t);
     h2c c;
-    h2c_connect(&c, &t);
+    h1_start(&t, &c, H2T_ECHO);
     send_str(&c, "GET /a/b?x=1 HTTP/1.1\r\nHost: example.test:8080\r\nX-Custom: Value\r\n"
                  "Connection: keep-alive\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n"
                  "Upgrade: foo\r\n\r\n");
@@ -127,10 +146,8 @@ Test(http2_h1, get_keepalive_headers_as_http2)
 Test(http2_h1, post_content_length_and_chunked_bodies_echoed)
 {
     h2t t;
-    h1_init(&t);
-    h2t_start(&t);
     h2c c;
-    h2c_connect(&c, &t);
+    h1_start(&t, &c, H2T_ECHO);
     send_str(&c, "POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world");
     WAIT_FOR(&t, &c, "x-bytes: 11\r\n\r\n", 1);
     h2t_buf body = {0};
@@ -155,11 +172,8 @@ Test(http2_h1, post_content_length_and_chunked_bodies_echoed)
 Test(http2_h1, pipelined_requests_answered_in_order_one_at_a_time)
 {
     h2t t;
-    h1_init(&t);
-    t.mode = H2T_HOLD;
-    h2t_start(&t);
     h2c c;
-    h2c_connect(&c, &t);
+    h1_start(&t, &c, H2T_HOLD);
     send_str(&c, "GET /1 HTTP/1.1\r\nHost: h\r\n\r\nPOST /2 HTTP/1.1\r\nHost: h\r\n"
                  "Content-Length: 3\r\n\r\nabcGET /3 HTTP/1.1\r\nHost: h\r\n\r\n");
     PUMP_UNTIL(&t, &c, t.nst >= 1, 2000);
@@ -194,11 +208,8 @@ Test(http2_h1, pipelined_requests_answered_in_order_one_at_a_time)
 Test(http2_h1, trailers_only_answer_is_headers_with_empty_body)
 {
     h2t t;
-    h1_init(&t);
-    t.mode = H2T_TRAILERS_ONLY;
-    h2t_start(&t);
     h2c c;
-    h2c_connect(&c, &t);
+    h1_start(&t, &c, H2T_TRAILERS_ONLY);
     send_str(&c, "GET / HTTP/1.1\r\nHost: h\r\n\r\nHEAD / HTTP/1.1\r\nHost: h\r\n\r\n");
     WAIT_FOR(&t, &c, "x-only: yes\r\n", 2);
     PUMP_UNTIL(&t, &c, t.nst == 2 && t.st[1].closed, 2000);
@@ -213,10 +224,8 @@ Test(http2_h1, trailers_only_answer_is_headers_with_empty_body)
 Test(http2_h1, http10_and_connection_close_end_the_connection)
 {
     h2t t;
-    h1_init(&t);
-    h2t_start(&t);
     h2c c;
-    h2c_connect(&c, &t);
+    h1_start(&t, &c, H2T_ECHO);
     send_str(&c, "GET / HTTP/1.0\r\n\r\n");
     PUMP_UNTIL(&t, &c, c.eof, 3000);
     cr_assert(c.eof);
@@ -231,10 +240,7 @@ Test(http2_h1, http10_and_connection_close_end_the_connection)
     cr_assert(c.eof);
     cr_expect_eq(count_in(&c, "HTTP/1.1 200"), 1, "%s", in_str(&c));
     cr_expect_eq(t.nst, 2, "the request after Connection: close was served");
-    PUMP_UNTIL(&t, &c, http2_server_conn_count(t.srv) == 0, 3000);
-    uint64_t by[HTTP2_CLOSE_REASONS];
-    http2_server_get_closed_by(t.srv, by);
-    cr_expect_eq(by[HTTP2_CLOSE_PEER], 2, "closed as the client asked");
+    expect_closed_by(&t, &c, HTTP2_CLOSE_PEER, 2); /* as the client asked */
     h2c_close(&c);
     h2t_finish(&t);
 }
@@ -260,10 +266,7 @@ static void expect_refused(const char *req, size_t len, const char *status, int 
     cr_expect(strncmp(in, want, strlen(want)) == 0, "%s: got %s", req, in);
     cr_expect(strstr(in, "connection: close\r\n"), "%s", in);
     cr_expect_eq(t.nst, seen, "the handler saw %d requests", t.nst);
-    PUMP_UNTIL(&t, &c, http2_server_conn_count(t.srv) == 0, 3000);
-    uint64_t by[HTTP2_CLOSE_REASONS];
-    http2_server_get_closed_by(t.srv, by);
-    cr_expect_eq(by[HTTP2_CLOSE_PROTOCOL_ERROR], 1);
+    expect_closed_by(&t, &c, HTTP2_CLOSE_PROTOCOL_ERROR, 1);
     http2_http1_stats hs;
     http2_server_get_http1_stats(t.srv, &hs);
     cr_expect_eq(hs.refused, 1);
@@ -380,10 +383,7 @@ Test(http2_h1, slow_head_gets_408_and_close)
     cr_expect_geq(h2t_now_ms() - t0, 150);
     cr_expect(strncmp(in_str(&c), "HTTP/1.1 408 ", 13) == 0, "%s", in_str(&c));
     cr_expect_eq(t.nst, 0);
-    PUMP_UNTIL(&t, &c, http2_server_conn_count(t.srv) == 0, 3000);
-    uint64_t by[HTTP2_CLOSE_REASONS];
-    http2_server_get_closed_by(t.srv, by);
-    cr_expect_eq(by[HTTP2_CLOSE_KEEPALIVE_TIMEOUT], 1);
+    expect_closed_by(&t, &c, HTTP2_CLOSE_KEEPALIVE_TIMEOUT, 1);
     h2c_close(&c);
     h2t_finish(&t);
 }
@@ -400,10 +400,7 @@ Test(http2_h1, idle_keepalive_connection_closes)
     WAIT_FOR(&t, &c, "x-bytes: 0\r\n\r\n", 1);
     PUMP_UNTIL(&t, &c, c.eof, 3000);
     cr_assert(c.eof, "an idle keep-alive connection stayed open");
-    PUMP_UNTIL(&t, &c, http2_server_conn_count(t.srv) == 0, 3000);
-    uint64_t by[HTTP2_CLOSE_REASONS];
-    http2_server_get_closed_by(t.srv, by);
-    cr_expect_eq(by[HTTP2_CLOSE_IDLE], 1);
+    expect_closed_by(&t, &c, HTTP2_CLOSE_IDLE, 1);
     h2c_close(&c);
     h2t_finish(&t);
 }
@@ -411,10 +408,8 @@ Test(http2_h1, idle_keepalive_connection_closes)
 Test(http2_h1, request_split_byte_by_byte)
 {
     h2t t;
-    h1_init(&t);
-    h2t_start(&t);
     h2c c;
-    h2c_connect(&c, &t);
+    h1_start(&t, &c, H2T_ECHO);
     /* a prefix of the HTTP/2 preface first ("P"), then an HTTP/1.1 request */
     static const char req[] =
         "POST /split HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -514,11 +509,8 @@ Test(http2_h1, unconsumed_body_stops_reading_until_consumed)
 Test(http2_h1, client_closing_mid_body_cancels_the_stream)
 {
     h2t t;
-    h1_init(&t);
-    t.mode = H2T_HOLD;
-    h2t_start(&t);
     h2c c;
-    h2c_connect(&c, &t);
+    h1_start(&t, &c, H2T_HOLD);
     send_str(&c, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nonly ten..");
     PUMP_UNTIL(&t, &c, t.nst == 1 && t.st[0].body.len == 10, 2000);
     cr_assert_eq(t.nst, 1);
@@ -535,11 +527,8 @@ Test(http2_h1, client_closing_mid_body_cancels_the_stream)
 Test(http2_h1, client_closing_during_a_streamed_answer_cancels_it)
 {
     h2t t;
-    h1_init(&t);
-    t.mode = H2T_HOLD;
-    h2t_start(&t);
     h2c c;
-    h2c_connect(&c, &t);
+    h1_start(&t, &c, H2T_HOLD);
     send_str(&c, "GET /watch HTTP/1.1\r\nHost: h\r\n\r\n");
     PUMP_UNTIL(&t, &c, t.nst == 1 && t.st[0].ended, 2000);
     http2_header h[] = {{":status", 7, "200", 3}};
@@ -576,10 +565,8 @@ Test(http2_h1, reset_closes_the_connection)
 Test(http2_h1, upgrade_h2c_is_answered_as_http11)
 {
     h2t t;
-    h1_init(&t);
-    h2t_start(&t);
     h2c c;
-    h2c_connect(&c, &t);
+    h1_start(&t, &c, H2T_ECHO);
     send_str(&c, "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
                  "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n");
     PUMP_UNTIL(&t, &c, c.eof, 3000);
@@ -596,10 +583,8 @@ Test(http2_h1, upgrade_h2c_is_answered_as_http11)
 Test(http2_h1, http2_prior_knowledge_still_works_beside_it)
 {
     h2t t;
-    h1_init(&t);
-    h2t_start(&t);
     h2c c;
-    h2c_connect(&c, &t);
+    h1_start(&t, &c, H2T_ECHO);
     h2c_session(&c, NULL, 0, 0);
     h2c_handshake(&t, &c);
     uint8_t body[1000];
@@ -620,10 +605,8 @@ Test(http2_h1, http2_prior_knowledge_still_works_beside_it)
 Test(http2_h1, cleartext_garbage_is_refused_as_http2_was)
 {
     h2t t;
-    h1_init(&t);
-    h2t_start(&t);
     h2c c;
-    h2c_connect(&c, &t);
+    h1_start(&t, &c, H2T_ECHO);
     h2c_send(&c, "\x16\x03\x01\x02\x00garbage", 12);
     PUMP_UNTIL(&t, &c, c.eof, 3000);
     cr_assert(c.eof);
@@ -681,11 +664,8 @@ Test(http2_h1, tls_alpn_http11_and_h2_preferred)
 Test(http2_h1, drain_closes_after_the_current_answer)
 {
     h2t t;
-    h1_init(&t);
-    t.mode = H2T_HOLD;
-    h2t_start(&t);
     h2c c;
-    h2c_connect(&c, &t);
+    h1_start(&t, &c, H2T_HOLD);
     send_str(&c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
     PUMP_UNTIL(&t, &c, t.nst == 1 && t.st[0].ended, 2000);
     h2t_shutdown(&t, 5000);

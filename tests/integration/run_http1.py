@@ -70,14 +70,6 @@ def raw(server, payload, byte_by_byte=False):
         return read_until_eof(sk)
 
 
-def grpc_health(env, server):
-    stubs = env.stubs
-    with server.channel() as ch:
-        hs = stubs.health_pb2_grpc.HealthStub(ch)
-        r = hs.Check(stubs.health_pb2.HealthCheckRequest(service=""), timeout=h.RPC_TIMEOUT)
-        eq(r.status, stubs.health_pb2.HealthCheckResponse.SERVING, "grpc health over HTTP/2")
-
-
 def curl_tls(env, server):
     url = "https://localhost:%d%s" % (server.port, HEALTH)
     ca = os.path.join(env.certs, "ca.pem")
@@ -96,7 +88,7 @@ def curl_tls(env, server):
     # offered both, h2 is chosen
     rc, out, err = curl("--http2", "-v", "--cacert", ca, "-o", "/dev/null", url)
     check("ALPN: server accepted h2" in err, "h2 not preferred: %s", err[-600:])
-    grpc_health(env, server)
+    h.health_check(env, server, "grpc health over HTTP/2")
 
 
 def curl_cleartext(env, server):
@@ -115,7 +107,7 @@ def curl_cleartext(env, server):
     p = subprocess.run(["nghttp", "-v", url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        timeout=T)
     check(b":status: 405" in p.stdout, "nghttp (h2c) on the same port: %r", p.stdout[-400:])
-    grpc_health(env, server)
+    h.health_check(env, server, "grpc health over HTTP/2")
 
 
 def hostile(env, server):
@@ -158,7 +150,7 @@ def hostile(env, server):
     data = raw(server, b"\x16\x03\x01\x00\x05hello")
     check(b"HTTP/1.1" not in data and len(data) > 0, "garbage got %r", data[:80])
     check(server.alive(), "omsd died")
-    grpc_health(env, server)
+    h.health_check(env, server, "grpc health over HTTP/2")
 
 
 def pipelining(env, server):
