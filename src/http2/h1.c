@@ -25,16 +25,21 @@
  * One request at a time: a pipelined request waits, unparsed, until the
  * answer before it is out. The connection keeps reading while an answer
  * streams, so that a client that goes away ends a long answer (a watch),
- * holding at most HELD_MAX pipelined bytes. An answer may start before its
- * request's body ended; the exchange ends when both did. The answer to an
- * HTTP/1.0 request, to "Connection: close", to an upgrade, and while the
- * server drains says "connection: close" and the connection closes after it. A closing connection
- * shuts its write side down and reads (discarding) until the peer closes, at most LINGER_MS, so the
- * answer is not lost to a reset.
+ * holding at most HELD_MAX pipelined bytes (a client that half-closes after
+ * its request is taken as gone, as a cancelled call). An answer may start
+ * before its request's body ended; the exchange ends when both did. The
+ * answer to an HTTP/1.0 request, to "Connection: close", to an upgrade, and
+ * while the server drains says "connection: close", and the connection
+ * closes after it: TLS close_notify, the write side shut down, then input
+ * read and dropped until the peer closes (at most LINGER_MS), so that the
+ * answer is not lost to a reset. The header timeout bounds a request's
+ * head; its body is paced by the handler (rpc's deadlines), as on HTTP/2.
  */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#include <openssl/err.h>
 
 #include "base/alloc.h"
 #include "base/log.h"
@@ -66,6 +71,7 @@ struct http2_h1 {
     unsigned draining : 1;    /* the server drains: no request after the current one */
     unsigned read_off : 1;    /* reading stopped (flow control or HELD_MAX) */
     unsigned lingering : 1;   /* shut down, discarding input */
+    unsigned notified : 1;    /* TLS close_notify queued */
 };
 
 /* --- small helpers --------------------------------------------------------- */
@@ -203,6 +209,8 @@ static int on_head(void *data, const http1_head *hd)
     http2_h1 *h = c->h1;
     http2_ep *ep = c->ep;
     h->head_at = 0;
+    if (c->closing)
+        return 400; /* a request behind one that closed the connection: parse no further */
     if (strcmp(hd->method, "CONNECT") == 0)
         return 405;
     const char *auth, *path;
@@ -307,7 +315,7 @@ static int on_end(void *data)
     http2_h1 *h = c->h1;
     http2_stream *s = h->cur;
     h->paused = 1; /* the next request waits for this one's answer */
-    if (!s)
+    if (!s || c->closing)
         return 1;
     h->req_ended = 1;
     if (s->handler->on_end)
@@ -502,6 +510,17 @@ void http2__h1_linger(http2_conn *c)
     http2_h1 *h = c->h1;
     if (h->lingering || c->closing)
         return;
+    if (c->ssl && !h->notified) {
+        /* close_notify first (a body that ends with the connection is only
+         * known whole with it); the flush writes it and calls back here. */
+        h->notified = 1;
+        (void)SSL_shutdown(c->ssl);
+        ERR_clear_error();
+        if (c->out.len > c->out.off) {
+            http2__conn_mark_dirty(c);
+            return;
+        }
+    }
     h->lingering = 1;
     h->shutdown.data = c;
     if (uv_shutdown(&h->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
