@@ -237,6 +237,8 @@ static void on_closed(uv_handle_t *h)
      * the connection is gone before the session goes. */
     while (c->streams) {
         http2_stream *s = c->streams;
+        if (!ep->client && !s->closed) /* counted open: closed with the connection */
+            http2__count(&ep->ctr.streams_closed, 1);
         s->closed = 1;
         if ((s->opened || c->ep->client) && s->handler->on_close)
             s->handler->on_close(s, HTTP2_CANCEL);

@@ -520,6 +520,10 @@ Test(http2_h1, client_closing_mid_body_cancels_the_stream)
     cr_expect(t.st[0].closed && t.st[0].close_code == HTTP2_CANCEL);
     cr_expect(!t.st[0].ended);
     PUMP_UNTIL(&t, NULL, http2_server_conn_count(t.srv) == 0, 3000);
+    http2_server_stats st;
+    http2_server_get_stats(t.srv, &st);
+    cr_expect(st.streams_opened == 1 && st.streams_closed == 1, "streams %" PRIu64 "/%" PRIu64,
+              st.streams_opened, st.streams_closed);
     h2c_close(&c);
     h2t_finish(&t);
 }
