@@ -39,8 +39,8 @@ pkg_check_modules(OMSRPC_PRIVATE_DEPS REQUIRED IMPORTED_TARGET ${OMSRPC_PC_REQUI
 set(OMSRPC_PROTO_OBJECTS
     "$<FILTER:$<TARGET_OBJECTS:oms_proto>,INCLUDE,/(grpc/health/v1/health|grpc/reflection/v1/reflection|grpc/reflection/v1alpha/reflection|google/protobuf/descriptor|google/rpc/status|google/rpc/error_details|google/protobuf/any|google/protobuf/duration)\\.pb-c\\.c\\.o$>")
 set(OMSRPC_OBJECTS
-    $<TARGET_OBJECTS:oms_base> $<TARGET_OBJECTS:oms_http2> $<TARGET_OBJECTS:oms_pbjson>
-    $<TARGET_OBJECTS:oms_rpc>
+    $<TARGET_OBJECTS:oms_base> $<TARGET_OBJECTS:oms_http1_parse> $<TARGET_OBJECTS:oms_http2>
+    $<TARGET_OBJECTS:oms_pbjson> $<TARGET_OBJECTS:oms_rpc>
     $<TARGET_OBJECTS:oms_rpc_gen> $<TARGET_OBJECTS:oms_metrics> ${OMSRPC_PROTO_OBJECTS})
 
 # While the major version is 0 every minor release may break the ABI, so the
@@ -61,9 +61,9 @@ set_target_properties(omsrpc_static PROPERTIES OUTPUT_NAME omsrpc LINKER_LANGUAG
 # An object missing from the list above fails here, not in a user's link.
 target_link_options(omsrpc PRIVATE -Wl,--no-undefined)
 target_link_libraries(omsrpc PUBLIC PkgConfig::OMSRPC_PUBLIC_DEPS
-                      PRIVATE PkgConfig::OMSRPC_PRIVATE_DEPS m)
+                      PRIVATE PkgConfig::OMSRPC_PRIVATE_DEPS ${HTTP_PARSER_LIBRARY} m)
 target_link_libraries(omsrpc_static PUBLIC PkgConfig::OMSRPC_PUBLIC_DEPS
-                      PRIVATE PkgConfig::OMSRPC_PRIVATE_DEPS m)
+                      PRIVATE PkgConfig::OMSRPC_PRIVATE_DEPS ${HTTP_PARSER_LIBRARY} m)
 set(OMSRPC_PC_CFLAGS "")
 set(OMSRPC_PC_LIBS "")
 foreach(t omsrpc omsrpc_static)

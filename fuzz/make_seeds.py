@@ -209,6 +209,20 @@ def h2_server_seeds():
     seeds["raw_continuation"] = (
         frame(4, 0, 0) + frame(1, 0, 1, b"\x82\x86") + frame(9, 0, 1, b"\x84") + frame(9, 4, 1, b""))
     seeds["raw_settings_bad"] = frame(4, 0, 0, b"\x00\x04\xff\xff\xff\xff") + frame(4, 1, 0, b"x")
+    # HTTP/1.1 on the same port (a request line instead of the preface)
+    health = b"/grpc.health.v1.Health/Check"
+    seeds["h1_get_pipelined"] = (b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"
+                                 b"GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    seeds["h1_post_grpc_chunked"] = (
+        b"POST " + health + b" HTTP/1.1\r\nHost: h\r\ncontent-type: application/grpc\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n5\r\n\x00\x00\x00\x00\x00\r\n0\r\nx-t: 1\r\n\r\n")
+    seeds["h1_post_grpc_web"] = (
+        b"POST " + health + b" HTTP/1.1\r\nHost: h\r\ncontent-type: application/grpc-web+proto\r\n"
+        b"x-grpc-web: 1\r\nContent-Length: 5\r\n\r\n\x00\x00\x00\x00\x00")
+    seeds["h1_smuggle_cl_te"] = (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n"
+                                 b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+    seeds["h1_bad_chunk"] = (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             b"fffffffffffffffffff\r\nx\r\n")
     return seeds
 
 

@@ -8,7 +8,7 @@ pkgs=(
   golang-github-gogo-googleapis-dev
   libcriterion-dev
   python3 python3-grpcio python3-protobuf protobuf-compiler-grpc python3-h2 python3-jwt python3-cryptography
-  nghttp2-client gnuplot-nox chromium python3-websocket
+  nghttp2-client gnuplot-nox curl chromium python3-websocket
   golang-go golang-github-spf13-cobra-dev golang-github-fatih-color-dev golang-golang-x-net-dev
   clang libclang-rt-14-dev
 )

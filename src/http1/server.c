@@ -1,12 +1,12 @@
 /* http1 server: accept, parse with libhttp-parser, answer in order, enforce
  * the limits documented in http1.h. */
-#include <http_parser.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/alloc.h"
 #include "http1/http1.h"
+#include "http1/parse.h"
 
 #define MAX_HEADERS                     64
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -35,21 +35,10 @@ struct conn {
     uv_shutdown_t shutdown;
     http1_server *srv;
     conn *prev, *next;
-    http_parser parser;
+    http1_parser *parser;
     char peer[64];
-    /* The current request's head: target, then NUL-terminated header names
-     * and values, in one buffer of max_header_bytes + room for the NULs. */
-    char *head;
-    size_t head_len, head_cap;
-    size_t head_sent;  /* of which the client's bytes (the rest: our NULs) */
-    size_t target_len; /* the target's bytes at head[0..] (NUL follows) */
-    size_t name_off[MAX_HEADERS], value_off[MAX_HEADERS];
-    size_t nheaders;
-    bool in_value;    /* last header callback was a value */
-    bool target_done; /* a header callback came: the target is complete */
     uint8_t *body;
     size_t body_len;
-    int err_status;    /* set by a callback that failed the request */
     unsigned requests; /* answered on this connection */
     size_t writes;     /* uv_write requests in flight */
     bool in_request;   /* a request's first byte came, its end not yet */
@@ -68,34 +57,6 @@ typedef struct wreq {
 
 static void conn_close(conn *c);
 static void on_read_linger(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
-
-const char *http1_reason(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 204:
-        return "No Content";
-    case 400:
-        return "Bad Request";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 413:
-        return "Content Too Large";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "";
-    }
-}
 
 void http1_server_config_init(http1_server_config *cfg)
 {
@@ -127,7 +88,7 @@ static void on_handle_closed(uv_handle_t *h)
     http1_server *s = c->srv;
     /* free the connection once both its handles closed (in either order) */
     if (++c->nclosed == 2) {
-        oms_free(c->head);
+        http1_parser_free(c->parser);
         oms_free(c->body);
         oms_free(c);
     }
@@ -270,217 +231,79 @@ static void fail(conn *c, int status)
                 strlen(http1_reason(status)), true);
 }
 
-/* --- parser callbacks ---------------------------------------------------------- */
+/* --- requests (parse.h does the parsing and its checks) ----------------------- */
 
-/* Appends to the head buffer; sent: bytes the client sent (counted against
- * max_header_bytes), else a NUL of ours. */
-static int head_append(conn *c, const char *at, size_t len, bool sent)
+static int on_head(void *data, const http1_head *h)
 {
-    if (sent && (c->head_sent += len) > c->srv->cfg.max_header_bytes) {
-        c->err_status = 431;
-        return -1;
-    }
-    if (c->head_len + len > c->head_cap) {
-        c->err_status = 431;
-        return -1;
-    }
-    memcpy(c->head + c->head_len, at, len);
-    c->head_len += len;
-    return 0;
-}
-
-static int on_message_begin(http_parser *p)
-{
-    conn *c = p->data;
-    c->head_len = c->head_sent = c->target_len = c->nheaders = 0;
-    c->in_value = c->target_done = false;
+    conn *c = data;
     oms_free(c->body);
     c->body = NULL;
     c->body_len = 0;
-    c->in_request = true;
-    timer_set(c, c->srv->cfg.request_timeout_ms);
+    if (h->content_length != HTTP1_NO_LENGTH && h->content_length > c->srv->cfg.max_body_bytes)
+        return 413;
     return 0;
 }
 
-static int on_url(http_parser *p, const char *at, size_t len)
+static int on_body(void *data, const uint8_t *at, size_t len)
 {
-    conn *c = p->data;
-    if (head_append(c, at, len, true) != 0)
-        return -1;
-    c->target_len = c->head_len;
-    return 0;
-}
-
-static int end_target(conn *c)
-{
-    if (c->target_done)
-        return 0;
-    c->target_done = true;
-    return head_append(c, "", 1, false); /* NUL after the target */
-}
-
-/* RFC 9110 tchar: Debian's libhttp-parser is built non-strict, which lets
- * spaces into header names; the request is refused here instead. */
-static bool is_token(const char *s, size_t n)
-{
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-              (ch && strchr(extra, ch))))
-            return false;
-    }
-    return true;
-}
-
-/* field-value bytes: visible ASCII, space, tab, obs-text; no other controls. */
-static bool is_field_value(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-            return false;
-    }
-    return true;
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t len)
-{
-    conn *c = p->data;
-    if (!is_token(at, len))
-        return -1; /* 400 */
-    if (end_target(c) != 0)
-        return -1;
-    if (c->in_value || c->nheaders == 0) {
-        if (c->nheaders && head_append(c, "", 1, false) != 0) /* ends the previous value */
-            return -1;
-        if (c->nheaders == MAX_HEADERS) {
-            c->err_status = 431;
-            return -1;
-        }
-        c->name_off[c->nheaders] = c->head_len;
-        c->value_off[c->nheaders] = SIZE_MAX;
-        c->nheaders++;
-        c->in_value = false;
-    }
-    return head_append(c, at, len, true);
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t len)
-{
-    conn *c = p->data;
-    if (!is_field_value(at, len))
-        return -1; /* 400 */
-    size_t i = c->nheaders - 1;
-    if (!c->in_value) {
-        if (head_append(c, "", 1, false) != 0) /* ends the name */
-            return -1;
-        c->value_off[i] = c->head_len;
-        c->in_value = true;
-    }
-    return head_append(c, at, len, true);
-}
-
-static int on_headers_complete(http_parser *p)
-{
-    conn *c = p->data;
-    if (end_target(c) != 0)
-        return -1;
-    if (c->nheaders) {
-        if (!c->in_value) { /* a name without a value: an empty value */
-            if (head_append(c, "", 1, false) != 0)
-                return -1;
-            c->value_off[c->nheaders - 1] = c->head_len;
-        }
-        if (head_append(c, "", 1, false) != 0)
-            return -1;
-    }
-    if (p->content_length != ULLONG_MAX && p->content_length > c->srv->cfg.max_body_bytes) {
-        c->err_status = 413;
-        return -1;
-    }
-    return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t len)
-{
-    conn *c = p->data;
-    if (c->body_len + len > c->srv->cfg.max_body_bytes) {
-        c->err_status = 413;
-        return -1;
-    }
+    conn *c = data;
+    if (c->body_len + len > c->srv->cfg.max_body_bytes)
+        return 413;
     uint8_t *b = oms_realloc(c->body, c->body_len + len);
-    if (!b) {
-        c->err_status = 500;
-        return -1;
-    }
+    if (!b)
+        return 500;
     memcpy(b + c->body_len, at, len);
     c->body = b;
     c->body_len += len;
     return 0;
 }
 
-static int on_message_complete(http_parser *p)
+static int on_end(void *data)
 {
-    conn *c = p->data;
+    conn *c = data;
     http1_server *s = c->srv;
-    http1_header hs[MAX_HEADERS];
-    for (size_t i = 0; i < c->nheaders; i++) {
-        hs[i].name = c->head + c->name_off[i];
-        hs[i].value = c->head + c->value_off[i];
-    }
+    const http1_head *h = http1_parser_head(c->parser);
     /* path and query: split a copy of the target at '?' */
-    char *path = c->head + c->head_len;
-    char *query = NULL;
-    if (c->head_len + c->target_len + 1 > c->head_cap) {
-        c->err_status = 431;
-        return -1;
-    }
-    memcpy(path, c->head, c->target_len);
-    path[c->target_len] = '\0';
-    char *q = strchr(path, '?');
-    if (q) {
-        *q = '\0';
-        query = q + 1;
-    }
+    char *path = oms_malloc(h->target_len + 1);
+    if (!path)
+        return 500;
+    memcpy(path, h->target, h->target_len + 1);
+    char *query = strchr(path, '?');
+    if (query)
+        *query++ = '\0';
     http1_request req = {
-        .method = http_method_str((enum http_method)p->method),
-        .target = c->head,
+        .method = h->method,
+        .target = h->target,
         .path = path,
         .query = query,
-        .headers = hs,
-        .n_headers = c->nheaders,
+        .headers = h->headers,
+        .n_headers = h->n_headers,
         .body = c->body,
         .body_len = c->body_len,
-        .http_minor = p->http_minor,
+        .http_minor = h->http_minor,
         .peer = c->peer,
     };
     http1_response resp;
     memset(&resp, 0, sizeof resp);
     s->cfg.handler(&req, &resp, s->cfg.data);
+    oms_free(path);
     c->requests++;
     c->in_request = false;
-    bool close = !http_should_keep_alive(p) || c->requests >= s->cfg.max_requests || p->upgrade;
+    bool close = !h->keep_alive || c->requests >= s->cfg.max_requests;
     send_answer(c, resp.status ? resp.status : 500, resp.content_type, resp.allow, resp.body,
                 resp.body_len, close);
     if (resp.free_body)
         resp.free_body((void *)resp.body);
-    if (close) {
-        http_parser_pause(p, 1);
-        return 0;
-    }
+    if (close)
+        return 1; /* no more parsing: the connection finishes */
     timer_set(c, s->cfg.idle_timeout_ms);
     return 0;
 }
 
-static const http_parser_settings settings = {
-    .on_message_begin = on_message_begin,
-    .on_url = on_url,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
+static const http1_parse_ops parse_ops = {
+    .on_head = on_head,
     .on_body = on_body,
-    .on_message_complete = on_message_complete,
+    .on_end = on_end,
 };
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
@@ -495,17 +318,24 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     if (c->finishing) /* lingering (or about to): drop input */
         return;
-    size_t n = http_parser_execute(&c->parser, &settings, buf->base, (size_t)nread);
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if (!c->in_request) { /* a request's first bytes: it must arrive whole in time */
+        c->in_request = true;
+        timer_set(c, c->srv->cfg.request_timeout_ms);
+    }
+    long n = http1_parser_feed(c->parser, buf->base, (size_t)nread);
     if (c->finishing || c->closed)
         return;
-    if (e != HPE_OK) {
-        fail(c, c->err_status ? c->err_status : 400);
+    if (n < 0) {
+        fail(c, (int)-n);
         return;
     }
-    if (c->parser.upgrade || n != (size_t)nread) {
+    if (n != (long)nread) {
         fail(c, 400); /* Upgrade/CONNECT: not spoken here */
         return;
+    }
+    if (!c->in_request && http1_parser_busy(c->parser)) { /* the next one started */
+        c->in_request = true;
+        timer_set(c, c->srv->cfg.request_timeout_ms);
     }
 }
 
@@ -525,10 +355,10 @@ static void on_connection(uv_stream_t *ls, int status)
     if (status != 0 || s->closing)
         return;
     conn *c = oms_calloc(1, sizeof *c);
-    size_t cap = s->cfg.max_header_bytes * 2 + 2 * MAX_HEADERS + 4;
+    http1_parse_limits lim = {s->cfg.max_header_bytes, MAX_HEADERS};
     if (c)
-        c->head = oms_malloc(cap);
-    if (!c || !c->head) {
+        c->parser = http1_parser_new(&lim, &parse_ops, c);
+    if (!c || !c->parser) {
         /* accept and drop, so the backlog does not keep waking us */
         uv_tcp_t *t = oms_malloc(sizeof *t);
         if (t && uv_tcp_init(s->loop, t) == 0) {
@@ -541,7 +371,6 @@ static void on_connection(uv_stream_t *ls, int status)
             oms_free(c);
         return;
     }
-    c->head_cap = cap;
     c->srv = s;
     uv_tcp_init(s->loop, &c->tcp);
     uv_timer_init(s->loop, &c->timer);
@@ -570,8 +399,6 @@ static void on_connection(uv_stream_t *ls, int status)
         }
     }
     snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
     timer_set(c, s->cfg.idle_timeout_ms ? s->cfg.idle_timeout_ms : s->cfg.request_timeout_ms);
     c->reading = true;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read_linger) != 0)

@@ -122,6 +122,16 @@ static int seal(http2_conn *c)
     return rv;
 }
 
+int http2__conn_gather(http2_conn *c, const void *p, size_t n)
+{
+    return gather(c, p, n);
+}
+
+size_t http2__conn_gathered(const http2_conn *c)
+{
+    return gathered(c);
+}
+
 /* --- lifecycle ------------------------------------------------------------ */
 
 void http2__conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -201,6 +211,8 @@ int http2__conn_accept(http2_server *srv)
 
     if (srv->ep.tls)
         rv = http2__tls_conn_init(c);
+    else if (srv->ep.http1)
+        c->sniffing = 1; /* HTTP/2 or HTTP/1.1: the first bytes tell */
     else
         rv = http2__conn_start_session(c);
     if (rv == 0)
@@ -210,7 +222,7 @@ int http2__conn_accept(http2_server *srv)
         return rv;
     }
     http2__policy_start(c);
-    OMS_DEBUG("conn %s: accepted (%s)", c->peer, srv->ep.tls ? "tls" : "h2c");
+    OMS_DEBUG("conn %s: accepted (%s)", c->peer, srv->ep.tls ? "tls" : "cleartext");
     return 0;
 }
 
@@ -225,6 +237,8 @@ static void on_closed(uv_handle_t *h)
      * the connection is gone before the session goes. */
     while (c->streams) {
         http2_stream *s = c->streams;
+        if (!ep->client && !s->closed) /* counted open: closed with the connection */
+            http2__count(&ep->ctr.streams_closed, 1);
         s->closed = 1;
         if ((s->opened || c->ep->client) && s->handler->on_close)
             s->handler->on_close(s, HTTP2_CANCEL);
@@ -233,6 +247,8 @@ static void on_closed(uv_handle_t *h)
     if (c->handler && c->handler->on_close)
         c->handler->on_close(c, c->reason[0] ? c->reason : "connection closed");
     http2__idle_leave(c);
+    http2__h1_free(c);
+    http2__bytes_dispose(&c->sniff);
     if (c->session)
         nghttp2_session_del(c->session);
     if (c->ssl)
@@ -364,7 +380,11 @@ void http2__conn_drain(http2_conn *c)
     if (c->closing || c->goaway_sent || c->drain_notice)
         return;
     http2__conn_why(c, HTTP2_CLOSE_DRAIN); /* unless idle/age decided it first */
-    if (!c->session) {                     /* still in the TLS handshake: nothing to drain */
+    if (c->h1) { /* the current answer (if any) goes out, then the connection closes */
+        http2__h1_drain(c);
+        return;
+    }
+    if (!c->session) { /* still in the TLS handshake: nothing to drain */
         http2__conn_close(c);
         return;
     }
@@ -395,8 +415,72 @@ bool http2__conn_drain_ack(http2_conn *c, const uint8_t *opaque)
 
 /* --- input ---------------------------------------------------------------- */
 
+/* The HTTP/2 client preface (RFC 9113 section 3.4). */
+static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define PREFACE_LEN (sizeof preface - 1)
+
+/* Cleartext with HTTP/1.1 on: what do the first bytes start? 0: cannot
+ * tell yet; 1: an HTTP request line ("METHOD SP target SP HTTP/"), or
+ * one too long to tell (the HTTP/1.1 parser answers it: 431); 2: the HTTP/2
+ * preface, or neither, which nghttp2 answers as it always did (GOAWAY
+ * PROTOCOL_ERROR: h2spec 3.5/2 sends "INVALID CONNECTION PREFACE"). */
+static int classify(const uint8_t *p, size_t n, size_t max)
+{
+    size_t k = n < PREFACE_LEN ? n : PREFACE_LEN;
+    if (memcmp(p, preface, k) == 0)
+        return n >= PREFACE_LEN ? 2 : 0;
+    size_t i = 0;
+    while (i < n && i <= 32 && p[i] > ' ' && p[i] < 0x7f && !strchr("\"(),/:;<=>?@[\\]{}", p[i]))
+        i++; /* the method, a token */
+    if (i == n)
+        return i <= 32 ? 0 : 2;
+    if (i == 0 || p[i] != ' ')
+        return 2;
+    size_t t = ++i;
+    while (i < n && p[i] > ' ' && p[i] != 0x7f)
+        i++; /* the target */
+    if (i == n)
+        return n > max ? 1 : 0;
+    if (i == t || p[i] != ' ')
+        return 2;
+    i++;
+    static const char v[] = "HTTP/"; /* another version is HTTP/1.1's parser's 400 */
+    for (size_t j = 0; j < sizeof v - 1; j++, i++) {
+        if (i == n)
+            return 0;
+        if (p[i] != (uint8_t)v[j])
+            return 2;
+    }
+    return 1;
+}
+
+/* Holds the first bytes until classify() can tell, then starts the
+ * protocol they belong to and feeds it everything held. */
+static int sniff(http2_conn *c, const uint8_t *p, size_t n)
+{
+    if (http2__bytes_append(&c->sniff, p, n) != 0)
+        return -1;
+    const uint8_t *q = c->sniff.data + c->sniff.off;
+    size_t len = http2__bytes_size(&c->sniff);
+    int kind = classify(q, len, c->ep->h1_max_head + 64);
+    if (kind == 0)
+        return 0;
+    c->sniffing = 0;
+    if ((kind == 1 ? http2__h1_start(c) : http2__conn_start_session(c)) != 0)
+        return -1;
+    http2_bytes held = c->sniff;
+    memset(&c->sniff, 0, sizeof c->sniff);
+    int rv = http2__conn_recv(c, held.data + held.off, http2__bytes_size(&held));
+    http2__bytes_dispose(&held);
+    return rv;
+}
+
 int http2__conn_recv(http2_conn *c, const uint8_t *p, size_t n)
 {
+    if (c->sniffing)
+        return sniff(c, p, n);
+    if (c->h1)
+        return http2__h1_recv(c, p, n);
     if (c->close_after_write)
         return 0; /* a fatal error already ended the session */
     if (!c->ep->client)
@@ -499,7 +583,7 @@ static void on_written(uv_write_t *req, int status)
 
 /* Tells every stream that drained below its low-water mark that it may write
  * again. Runs outside nghttp2 calls, so handlers may submit freely. */
-static void notify_writable(http2_conn *c)
+void http2__conn_notify_writable(http2_conn *c)
 {
     if (c->wake_all)
         http2__stream_wake_all(c);
@@ -534,9 +618,12 @@ void http2__conn_flush(http2_conn *c)
 {
     if (c->closing || c->writing)
         return;
-    if (c->session && !c->close_after_write) {
+    if (c->h1) {
+        if (!c->close_after_write)
+            http2__h1_fill(c);
+    } else if (c->session && !c->close_after_write) {
         for (;;) {
-            notify_writable(c);
+            http2__conn_notify_writable(c);
             while (gathered(c) < HTTP2_WRITE_CHUNK) {
                 const uint8_t *data;
                 ssize_t n = nghttp2_session_mem_send(c->session, &data);
@@ -583,8 +670,10 @@ void http2__conn_flush(http2_conn *c)
         c->trimmed = 0; /* nghttp2's frame buffer is in use again */
         return;
     }
-    if (c->close_after_write || (c->session && !nghttp2_session_want_read(c->session) &&
-                                 !nghttp2_session_want_write(c->session)))
+    if (c->close_after_write && c->h1)
+        http2__h1_linger(c);
+    else if (c->close_after_write || (c->session && !nghttp2_session_want_read(c->session) &&
+                                      !nghttp2_session_want_write(c->session)))
         http2__conn_close(c);
     else if (c->nstreams == 0)
         release_idle(c);

@@ -1,4 +1,5 @@
-/* http2.h - byte streams over HTTP/2 (TLS with ALPN "h2", or h2c).
+/* http2.h - byte streams over HTTP/2 (TLS with ALPN "h2", or h2c), and
+ * HTTP/1.1 requests on the same port presented as the same streams.
  *
  * This layer owns sockets, TLS and the nghttp2 sessions; it knows nothing of
  * gRPC. A server accepts connections on one libuv loop; each request stream
@@ -159,6 +160,33 @@ typedef struct http2_server_config {
                            second server cannot join the group) */
     const http2_stream_handler *handler;
     void *handler_data; /* returned by http2_stream_server_data() */
+    /* HTTP/1.1 beside HTTP/2 on the same port (default 1; 0: HTTP/2 only).
+     * TLS offers ALPN "h2" and "http/1.1" (h2 preferred; a client offering
+     * neither, or no ALPN at all, is refused as before); cleartext tells the
+     * HTTP/2 client preface from an HTTP/1.1 request line by the first bytes
+     * ("Upgrade: h2c" is not honoured: answered as plain HTTP/1.1). Each
+     * request reaches the same handler as an HTTP/2 stream (see
+     * http2_stream_http_version()); one at a time per connection, pipelined
+     * ones answered in order. Limits, each answered and then closed: */
+    int http1;
+    size_t h1_max_head;    /* target + header names and values, bytes: 431.
+                              Default 16384 */
+    size_t h1_max_headers; /* header fields per request: 431. Default 100 */
+    /* Request bodies: a Content-Length over it is answered 413 before the
+     * handler sees the request. A chunked body has no total limit here: as
+     * on an HTTP/2 stream, reading stops while the handler holds
+     * stream_window bytes it has not consumed (http2_stream_consume), so a
+     * handler that consumes as it goes (gRPC-Web's stream of messages; rpc
+     * applies its own message size limit) is never cut off, and one that
+     * does not consume stalls its sender rather than our memory. Delivered
+     * and unconsumed bytes over h1_max_body (possible only when it is below
+     * stream_window plus one read) are answered 413 too. Default 8 MiB;
+     * 0: no limit. */
+    size_t h1_max_body;
+    uint64_t h1_header_timeout_ms; /* a request head must arrive whole within this of its first
+                                      byte, or 408 (slowloris). Default 10000; 0: none */
+    uint64_t h1_idle_timeout_ms;   /* keep-alive: closed after this long between requests.
+                                      Default 60000; 0: none (idle_timeout_ms does not apply) */
 } http2_server_config;
 
 /* Fills *cfg with the defaults (127.0.0.1:50051, TLS, 1000 streams, windows
@@ -228,6 +256,19 @@ OMS_EXTERN void http2_server_get_stats(const http2_server *srv, http2_server_sta
  * call so that http2_server_stats keeps its size (docs/ABI.md). */
 OMS_EXTERN void http2_server_get_closed_by(const http2_server *srv,
                                            uint64_t out[HTTP2_CLOSE_REASONS]);
+/* HTTP/1.1 on a server (http2_server_config.http1): connections that chose
+ * it, requests they carried, and requests the transport refused itself
+ * (400, 405, 408, 413, 431). Their connections count in
+ * http2_server_stats and the close reasons like HTTP/2 ones: "peer" after
+ * the client's EOF or its "Connection: close", "idle" for keep-alive,
+ * "protocol_error" after a refused request, "keepalive_timeout" after the
+ * header timeout (408), "drain" on shutdown. Relaxed loads: any thread. */
+typedef struct http2_http1_stats {
+    uint64_t connections;
+    uint64_t requests;
+    uint64_t refused;
+} http2_http1_stats;
+OMS_EXTERN void http2_server_get_http1_stats(const http2_server *srv, http2_http1_stats *out);
 /* The HTTP/2 name of a GOAWAY/RST error code ("NO_ERROR"), "UNKNOWN" past 13. */
 OMS_EXTERN const char *http2_error_name(uint32_t code);
 /* The metric label of a close reason ("peer", "idle", ..., "other"); "other"
@@ -413,6 +454,17 @@ OMS_EXTERN void http2_stream_consume(http2_stream *s, size_t n);
 
 /* Bytes queued by write() not yet handed to nghttp2. */
 OMS_EXTERN size_t http2_stream_pending(const http2_stream *s);
+
+/* The HTTP version a server stream arrived over: 2, or 1 for a request on
+ * an HTTP/1.1 connection (http2_server_config.http1). Every call above works
+ * on both; over HTTP/1.1, respond() is the status line and headers (chunked
+ * unless they hold content-length), write() one chunk, end() the last chunk
+ * with the trailers as a chunked trailer section (dropped when the body is
+ * not chunked), reset() closes the connection, and on_writable/consume
+ * pace the socket as the HTTP/2 windows do. Out of memory (UV_ENOMEM) in
+ * respond(), write() or end() closes the connection too (on_close follows):
+ * an HTTP/1.1 answer cannot be retried later or in part. */
+OMS_EXTERN int http2_stream_http_version(const http2_stream *s);
 
 /* Peer address of the stream's connection as "ip:port" (for logs). */
 OMS_EXTERN const char *http2_stream_peer(const http2_stream *s);

@@ -78,6 +78,7 @@ typedef struct http2_counters {
     _Atomic uint64_t goaway_sent[HTTP2_GOAWAY_CODES];
     _Atomic uint64_t tls_handshakes, tls_failures, bytes_in, bytes_out;
     _Atomic uint64_t closed_by[HTTP2_CLOSE_REASONS];
+    _Atomic uint64_t h1_conns, h1_requests, h1_errors; /* http2_server_http1_stats */
 } http2_counters;
 
 static inline void http2__count(_Atomic uint64_t *c, uint64_t n)
@@ -91,6 +92,8 @@ static inline void http2__count_goaway(http2_counters *k, uint32_t code)
     if (code < HTTP2_GOAWAY_CODES)
         http2__count(&k->goaway_sent[code], 1);
 }
+
+typedef struct http2_h1 http2_h1;
 
 typedef struct http2_ep {
     uv_loop_t *loop;
@@ -121,6 +124,12 @@ typedef struct http2_ep {
     http2_conn_limit *limit;       /* server: the process's connection cap, or NULL */
     size_t conn_budget;            /* server: response bytes a connection may queue; 0 = no limit */
     http2_send_budget *budget;     /* server: the process's sum of those, or NULL */
+    bool http1;                    /* server: HTTP/1.1 beside HTTP/2 (h1.c) */
+    size_t h1_max_head;            /* server: HTTP/1.1 limits (http2_server_config) */
+    size_t h1_max_headers;
+    size_t h1_max_body;
+    uint64_t h1_header_timeout_ms;
+    uint64_t h1_idle_timeout_ms;
     const http2_stream_handler *handler; /* server: for every request stream */
     void *handler_data;
     void (*conn_gone)(struct http2_ep *ep); /* a connection was freed */
@@ -249,6 +258,9 @@ struct http2_conn {
     unsigned on_idle : 1;                     /* on ep->idle_head's list */
     unsigned trimmed : 1;                     /* pages given back, nothing sent since */
     char peer[80];
+    struct http2_h1 *h1;   /* an HTTP/1.1 connection (h1.c), or NULL */
+    unsigned sniffing : 1; /* h2c server: the first bytes decide HTTP/2 or HTTP/1.1 */
+    http2_bytes sniff;     /* those bytes, until they do (conn.c's classify) */
 };
 
 struct http2_stream {
@@ -384,6 +396,35 @@ int http2__tls_feed(http2_conn *c, const uint8_t *p, size_t n);
  * flush keeps the records few and full. */
 int http2__tls_write(http2_conn *c, const uint8_t *p, size_t n);
 
+/* conn.c: output gathering, for h1.c as for nghttp2's frames */
+int http2__conn_gather(http2_conn *c, const void *p, size_t n);
+size_t http2__conn_gathered(const http2_conn *c);
+/* Runs the on_writable of the streams queued on c->writable. */
+void http2__conn_notify_writable(http2_conn *c);
+
+/* h1.c: HTTP/1.1 connections on a server's port */
+/* The connection speaks HTTP/1.1 from now on (ALPN http/1.1, or the sniff). */
+int http2__h1_start(http2_conn *c);
+void http2__h1_free(http2_conn *c);
+/* Plaintext from the peer: 0, or -1 to close. */
+int http2__h1_recv(http2_conn *c, const uint8_t *p, size_t n);
+/* The flush: moves the current answer's bytes into the connection's output. */
+void http2__h1_fill(http2_conn *c);
+/* Output written and the connection must close: shut the write side down and
+ * read until the peer closes (or a short deadline). */
+void http2__h1_linger(http2_conn *c);
+/* Server drain: no request after the current one. */
+void http2__h1_drain(http2_conn *c);
+/* policy.c: the HTTP/1.1 deadline (header timeout, keep-alive idle, linger),
+ * 0 for none; on_timer acts on it and says whether it did. */
+uint64_t http2__h1_deadline(const http2_conn *c);
+bool http2__h1_on_timer(http2_conn *c, uint64_t now);
+int http2__h1_respond(http2_stream *s, const http2_header *h, size_t n);
+int http2__h1_write(http2_stream *s, const uint8_t *p, size_t n);
+int http2__h1_end(http2_stream *s, const http2_header *h, size_t n);
+int http2__h1_reset(http2_stream *s, uint32_t h2_error);
+void http2__h1_consume(http2_stream *s, size_t n);
+
 /* conn.c, called by tls.c with plaintext. */
 int http2__conn_recv(http2_conn *c, const uint8_t *p, size_t n);
 /* Starts the HTTP/2 session once the transport is ready (after the TLS
@@ -430,6 +471,13 @@ int http2__stream_add_header(http2_stream *s, const uint8_t *name, size_t namele
 void http2__stream_open(http2_stream *s);
 /* Client: hands a trailer block to on_trailers. */
 void http2__stream_trailers(http2_stream *s);
+/* Queues answer bytes on s->outq, counted against the budgets: 0 or -1. */
+int http2__stream_queue(http2_stream *s, const void *p, size_t n);
+/* Whether s's queue is at its limit (or the budget's): then a writer waits
+ * for on_writable (want_write is set). */
+bool http2__stream_full(http2_stream *s);
+/* n bytes left s->outq for the socket: budgets, and on_writable once low. */
+void http2__stream_take(http2_stream *s, size_t n);
 /* The peer's END_STREAM passed nghttp2's checks: a held response goes out. */
 void http2__stream_remote_end(http2_stream *s);
 

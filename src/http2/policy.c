@@ -81,7 +81,8 @@ void http2__limit_refused(http2_server *srv)
 
 static bool policy_on(const http2_ep *ep)
 {
-    return ep->handshake_timeout_ms || ep->idle_timeout_ms || ep->max_age_ms || ep->keepalive_ms;
+    return ep->handshake_timeout_ms || ep->idle_timeout_ms || ep->max_age_ms || ep->keepalive_ms ||
+           ep->http1; /* HTTP/1.1's header timeout, keep-alive idle and linger (h1.c) */
 }
 
 static uint64_t earliest(uint64_t a, uint64_t b)
@@ -102,6 +103,8 @@ static uint64_t next_deadline(const http2_conn *c, uint64_t now)
         t = earliest(t, c->goaway_at + ep->age_grace_ms);
     if (c->drain_notice && !c->goaway_sent)
         t = earliest(t, c->drain_at + HTTP2_DRAIN_ACK_WAIT_MS);
+    if (c->h1) /* its own idle and header deadlines; no PINGs */
+        return earliest(t, http2__h1_deadline(c));
     if (ep->idle_timeout_ms && !c->goaway_sent && !c->drain_notice)
         t = earliest(t,
                      c->nstreams ? now + ep->idle_timeout_ms : c->idle_since + ep->idle_timeout_ms);
@@ -162,6 +165,13 @@ static void on_policy_timer(uv_timer_t *t)
         c->age_goaway = 1;
         c->goaway_at = now;
         policy_goaway(c, "max connection age");
+    }
+    if (c->h1) {
+        if (!c->closing)
+            http2__h1_on_timer(c, now);
+        if (!c->closing)
+            http2__policy_arm(c);
+        return;
     }
     if (c->drain_notice && !c->goaway_sent && now >= c->drain_at + HTTP2_DRAIN_ACK_WAIT_MS)
         http2__conn_drain_finish(c);

@@ -36,6 +36,12 @@ void http2_server_config_init(http2_server_config *cfg)
     cfg->tcp_keepalive_s = 60;
     cfg->ping_min_interval_ms = 300000;
     cfg->conn_send_budget = 16 << 20;
+    cfg->http1 = 1;
+    cfg->h1_max_head = 16 << 10;
+    cfg->h1_max_headers = 100;
+    cfg->h1_max_body = 8 << 20;
+    cfg->h1_header_timeout_ms = 10000;
+    cfg->h1_idle_timeout_ms = 60000;
 }
 
 /* Runs once per loop turn, just before the loop blocks for I/O: every stream
@@ -250,6 +256,12 @@ int http2_server_new(uv_loop_t *loop, const http2_server_config *cfg, http2_serv
     ep->handler = cfg->handler;
     ep->handler_data = cfg->handler_data;
     ep->conn_gone = on_conn_gone;
+    ep->http1 = cfg->http1 != 0;
+    ep->h1_max_head = cfg->h1_max_head;
+    ep->h1_max_headers = cfg->h1_max_headers;
+    ep->h1_max_body = cfg->h1_max_body ? cfg->h1_max_body : SIZE_MAX;
+    ep->h1_header_timeout_ms = cfg->h1_header_timeout_ms;
+    ep->h1_idle_timeout_ms = cfg->h1_idle_timeout_ms;
 
     if (cfg->tls && cfg->tls_ctx) {
         ep->tls = http2__tls_ref(cfg->tls_ctx);
@@ -408,6 +420,14 @@ void http2_server_get_stats(const http2_server *srv, http2_server_stats *out)
     out->tls_failures = rd(&k->tls_failures);
     out->bytes_in = rd(&k->bytes_in);
     out->bytes_out = rd(&k->bytes_out);
+}
+
+void http2_server_get_http1_stats(const http2_server *srv, http2_http1_stats *out)
+{
+    const http2_counters *k = &srv->ep.ctr;
+    out->connections = rd(&k->h1_conns);
+    out->requests = rd(&k->h1_requests);
+    out->refused = rd(&k->h1_errors);
 }
 
 void http2_server_get_closed_by(const http2_server *srv, uint64_t out[HTTP2_CLOSE_REASONS])

@@ -56,6 +56,42 @@ static void unqueue(http2_conn *c, size_t n)
     }
 }
 
+int http2__stream_queue(http2_stream *s, const void *p, size_t n)
+{
+    if (http2__bytes_append(&s->outq, p, n) != 0)
+        return -1;
+    http2_conn *c = s->conn;
+    c->queued += n;
+    http2__budget_add(c->ep->budget, n);
+    if (c->queued > c->queued_peak)
+        c->queued_peak = c->queued;
+    return 0;
+}
+
+bool http2__stream_full(http2_stream *s)
+{
+    if (http2__bytes_size(&s->outq) >= s->conn->ep->stream_send_buffer || over_budget(s->conn)) {
+        s->want_write = 1;
+        return true;
+    }
+    return false;
+}
+
+void http2__stream_take(http2_stream *s, size_t n)
+{
+    unqueue(s->conn, n);
+    /* Below a quarter of the send buffer: ask the handler for more, from
+     * outside this call (conn.c's notify_writable). */
+    if (s->want_write && !s->on_writable &&
+        http2__bytes_size(&s->outq) < s->conn->ep->stream_send_buffer / 4 &&
+        !over_budget(s->conn)) {
+        s->want_write = 0;
+        s->on_writable = 1;
+        s->writable_next = s->conn->writable;
+        s->conn->writable = s;
+    }
+}
+
 void http2__stream_free(http2_stream *s)
 {
     http2_conn *c = s->conn;
@@ -290,18 +326,9 @@ ssize_t http2__stream_read(nghttp2_session *session, int32_t stream_id, uint8_t 
     memcpy(buf, s->outq.data + s->outq.off, n);
     s->outq.off += n;
     avail -= n;
-    unqueue(s->conn, n);
+    http2__stream_take(s, n);
     if (avail == 0 && s->ended)
         finish_body(s, session, data_flags);
-    /* Below a quarter of the send buffer: ask the handler for more, from
-     * outside this callback (conn.c's notify_writable). */
-    if (s->want_write && !s->on_writable && avail < s->conn->ep->stream_send_buffer / 4 &&
-        !over_budget(s->conn)) {
-        s->want_write = 0;
-        s->on_writable = 1;
-        s->writable_next = s->conn->writable;
-        s->conn->writable = s;
-    }
     return (ssize_t)n;
 }
 
@@ -386,6 +413,8 @@ static nghttp2_nv *make_nv(const http2_header *h, size_t n, nghttp2_nv *stack, s
 
 int http2_stream_respond(http2_stream *s, const http2_header *h, size_t n)
 {
+    if (s->conn->h1)
+        return http2__h1_respond(s, h, n);
     if (s->closed || s->responded)
         return UV_EINVAL;
     if (hold_response(s))
@@ -416,21 +445,14 @@ static void resume(http2_stream *s)
 
 int http2_stream_write(http2_stream *s, const uint8_t *p, size_t n)
 {
+    if (s->conn->h1)
+        return http2__h1_write(s, p, n);
     if (s->closed || !s->responded || s->ended)
         return UV_EINVAL;
-    if (http2__bytes_append(&s->outq, p, n) != 0)
+    if (http2__stream_queue(s, p, n) != 0)
         return UV_ENOMEM;
-    http2_conn *c = s->conn;
-    c->queued += n;
-    http2__budget_add(c->ep->budget, n);
-    if (c->queued > c->queued_peak)
-        c->queued_peak = c->queued;
     resume(s);
-    if (http2__bytes_size(&s->outq) >= c->ep->stream_send_buffer || over_budget(c)) {
-        s->want_write = 1;
-        return HTTP2_AGAIN;
-    }
-    return 0;
+    return http2__stream_full(s) ? HTTP2_AGAIN : 0;
 }
 
 /* The end of a stream could not be queued for want of memory: the stream is
@@ -443,6 +465,8 @@ static int end_failed(http2_stream *s)
 
 int http2_stream_end(http2_stream *s, const http2_header *h, size_t n)
 {
+    if (s->conn->h1)
+        return http2__h1_end(s, h, n);
     if (s->closed || s->ended)
         return UV_EINVAL;
     if (!s->responded && !s->conn->ep->client) {
@@ -484,6 +508,8 @@ int http2_stream_end(http2_stream *s, const http2_header *h, size_t n)
 
 int http2_stream_reset(http2_stream *s, uint32_t h2_error)
 {
+    if (s->conn->h1)
+        return http2__h1_reset(s, h2_error);
     if (s->closed)
         return UV_EINVAL;
     int rv = nghttp2_submit_rst_stream(s->conn->session, NGHTTP2_FLAG_NONE, s->id, h2_error);
@@ -498,6 +524,10 @@ int http2_stream_reset(http2_stream *s, uint32_t h2_error)
 
 void http2_stream_consume(http2_stream *s, size_t n)
 {
+    if (s->conn->h1) {
+        http2__h1_consume(s, n);
+        return;
+    }
     if (n > s->unconsumed)
         n = s->unconsumed;
     if (n == 0 || s->closed)
@@ -545,6 +575,11 @@ int32_t http2_stream_id(const http2_stream *s)
 const char *http2_stream_peer(const http2_stream *s)
 {
     return s->conn->peer;
+}
+
+int http2_stream_http_version(const http2_stream *s)
+{
+    return s->conn->h1 ? 1 : 2;
 }
 
 const char *http2_stream_tls_identity(const http2_stream *s)

@@ -1,4 +1,5 @@
-/* tls.c - TLS 1.2/1.3 over the connection's own buffers, ALPN "h2".
+/* tls.c - TLS 1.2/1.3 over the connection's own buffers, ALPN "h2" (and
+ * "http/1.1" on a server with HTTP/1.1 on: h1.c).
  *
  * The socket is libuv's; OpenSSL only sees two BIOs of our own (conn_bio):
  * the read BIO serves the ciphertext libuv just read, straight from the
@@ -215,7 +216,8 @@ static int feed(http2_conn *c)
         const unsigned char *proto = NULL;
         unsigned int plen = 0;
         SSL_get0_alpn_selected(c->ssl, &proto, &plen);
-        if (plen != 2 || memcmp(proto, "h2", 2) != 0) {
+        bool h1 = !c->ep->client && c->ep->http1 && plen == 8 && memcmp(proto, "http/1.1", 8) == 0;
+        if (!h1 && (plen != 2 || memcmp(proto, "h2", 2) != 0)) {
             /* A client that sent no ALPN extension at all gets here, and so
              * does a client whose server did not pick h2. */
             snprintf(c->reason, sizeof c->reason, "tls: peer did not negotiate ALPN h2");
@@ -228,7 +230,7 @@ static int feed(http2_conn *c)
             return -1;
         c->handshake_done = 1;
         http2__count(&c->ep->ctr.tls_handshakes, 1);
-        if (http2__conn_start_session(c) != 0)
+        if ((h1 ? http2__h1_start(c) : http2__conn_start_session(c)) != 0)
             return -1;
     }
     uint8_t buf[16384];

@@ -30,22 +30,29 @@ struct http2_tls {
 };
 
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
+/* With HTTP/1.1 on (h1.c): both, h2 first, so h2 wins when a client offers
+ * both (SSL_select_next_proto goes by the server's order). */
+static const unsigned char alpn_h2_h1[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
 
-/* Picks "h2" from the client's ALPN list. A client that does not offer it
- * gets a fatal no_application_protocol alert: gRPC over anything else is not
- * gRPC. */
+/* Picks "h2" (or, with HTTP/1.1 on, "http/1.1") from the client's ALPN list.
+ * A client that offers neither gets a fatal no_application_protocol alert:
+ * gRPC over anything else is not gRPC. The context may be shared by servers
+ * with and without HTTP/1.1: the connection's server decides. */
 static int on_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                           const unsigned char *in, unsigned int inlen, void *arg)
 {
     (void)arg;
+    http2_conn *c = SSL_get_app_data(ssl);
+    bool h1 = c && c->ep->http1;
     unsigned char *sel;
-    if (SSL_select_next_proto(&sel, outlen, alpn_h2, sizeof alpn_h2, in, inlen) ==
-        OPENSSL_NPN_NEGOTIATED) {
+    if (SSL_select_next_proto(&sel, outlen, h1 ? alpn_h2_h1 : alpn_h2,
+                              h1 ? sizeof alpn_h2_h1 : sizeof alpn_h2, in,
+                              inlen) == OPENSSL_NPN_NEGOTIATED) {
         *out = sel;
         return SSL_TLSEXT_ERR_OK;
     }
-    http2_conn *c = SSL_get_app_data(ssl);
-    OMS_WARN("tls: client %s did not offer ALPN h2; refusing the connection", c->peer);
+    OMS_WARN("tls: client %s did not offer ALPN h2%s; refusing the connection", c ? c->peer : "?",
+             h1 ? " or http/1.1" : "");
     return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 

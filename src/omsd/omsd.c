@@ -472,17 +472,19 @@ static void admin_collect(void *arg, oms_mtext *t)
     app *a = arg;
     http2_server_stats hs[64];
     uint64_t closed_by[64][HTTP2_CLOSE_REASONS];
+    http2_http1_stats h1[64];
     orders_loop_stats os[64];
     size_t n = (size_t)a->nworkers;
     for (size_t i = 0; i < n; i++) {
         http2_server_get_stats(a->workers[i].h2, &hs[i]);
         http2_server_get_closed_by(a->workers[i].h2, closed_by[i]);
+        http2_server_get_http1_stats(a->workers[i].h2, &h1[i]);
         uint64_t v[HUB_STATS];
         for (int k = 0; k < HUB_STATS; k++)
             v[k] = atomic_load_explicit(&a->workers[i].hub[k], memory_order_relaxed);
         memcpy(&os[i], v, sizeof v);
     }
-    omsd_metrics_transport(t, hs, (const uint64_t(*)[HTTP2_CLOSE_REASONS])closed_by, n);
+    omsd_metrics_transport(t, hs, (const uint64_t(*)[HTTP2_CLOSE_REASONS])closed_by, h1, n);
     if (a->orders) {
         store_stats st;
         orders_store_stats(a->orders, &st);
@@ -559,6 +561,12 @@ int main(int argc, char **argv)
         o.keepalive_timeout > 0 ? (uint64_t)(o.keepalive_timeout * 1000) : 1;
     hcfg.ping_min_interval_ms = (uint64_t)(o.keepalive_min_time * 1000);
     hcfg.ping_without_calls = o.ping_without_calls;
+    hcfg.http1 = o.http1;
+    hcfg.h1_max_head = (size_t)o.http1_max_head;
+    hcfg.h1_max_headers = (size_t)o.http1_max_headers;
+    hcfg.h1_max_body = (size_t)o.http1_max_body;
+    hcfg.h1_header_timeout_ms = (uint64_t)(o.http1_header_timeout * 1000);
+    hcfg.h1_idle_timeout_ms = (uint64_t)(o.http1_idle_timeout * 1000);
     if (!(a.conn_limit = http2_conn_limit_new(connection_cap(o.max_connections)))) {
         fprintf(stderr, "omsd: out of memory\n");
         goto out;

@@ -31,6 +31,12 @@ void omsd_options_init(omsd_options *o)
         .conn_idle = 300,
         .conn_send_budget = 16u << 20,
         .send_budget = 256u << 20,
+        .http1 = true,
+        .http1_max_head = 16u << 10,
+        .http1_max_headers = 100,
+        .http1_max_body = 8u << 20,
+        .http1_header_timeout = 10,
+        .http1_idle_timeout = 60,
         .keepalive_time = 7200,
         .keepalive_timeout = 20,
         .keepalive_min_time = 300,
@@ -98,26 +104,32 @@ static int on_tls_min(const oms_cli_opt *opt, const char *arg, void *ctx)
     return 0;
 }
 
-static int on_test_services(const oms_cli_opt *opt, const char *arg, void *ctx)
+/* "on" or "off" into *dest. */
+static int on_off(const char *arg, bool *dest)
 {
-    (void)opt;
-    omsd_options *o = ctx;
     int w = which(arg, "on", "off");
     if (w < 0)
         return -1;
-    o->test_services = w == 0;
+    *dest = w == 0;
     return 0;
+}
+
+static int on_test_services(const oms_cli_opt *opt, const char *arg, void *ctx)
+{
+    (void)opt;
+    return on_off(arg, &((omsd_options *)ctx)->test_services);
+}
+
+static int on_http1(const oms_cli_opt *opt, const char *arg, void *ctx)
+{
+    (void)opt;
+    return on_off(arg, &((omsd_options *)ctx)->http1);
 }
 
 static int on_web(const oms_cli_opt *opt, const char *arg, void *ctx)
 {
     (void)opt;
-    omsd_options *o = ctx;
-    int w = which(arg, "on", "off");
-    if (w < 0)
-        return -1;
-    o->web = w == 0;
-    return 0;
+    return on_off(arg, &((omsd_options *)ctx)->web);
 }
 
 static int on_jwt_leeway(const oms_cli_opt *opt, const char *arg, void *ctx)
@@ -387,6 +399,46 @@ int omsd_parse_args(int argc, char **argv, omsd_options *o)
                 "close connections that have not finished the\n"
                 "TLS handshake and sent the HTTP/2 preface by then\n"
                 "(default 10; 0 = never)"),
+        {.name = "http1",
+         .type = OMS_CLI_CALL,
+         .arg = "on|off",
+         .fn = on_http1,
+         .want = "on or off",
+         .help = "HTTP/1.1 beside HTTP/2 on the same port (default on):\n"
+                 "TLS offers ALPN h2 and http/1.1, cleartext tells the\n"
+                 "HTTP/2 preface from a request line; gRPC proper still\n"
+                 "needs HTTP/2 (HTTP 505 over HTTP/1.1)"},
+        {.name = "http1-max-head",
+         .type = OMS_CLI_SIZE,
+         .arg = "BYTES",
+         .dest = &o->http1_max_head,
+         .min = 256,
+         .max = 1u << 20,
+         .help = "HTTP/1.1 request target and header fields, at most\n"
+                 "(default 16K); larger heads get 431"},
+        {.name = "http1-max-headers",
+         .type = OMS_CLI_U64,
+         .arg = "N",
+         .dest = &o->http1_max_headers,
+         .min = 1,
+         .max = 10000,
+         .help = "HTTP/1.1 header fields per request (default 100);\n"
+                 "more get 431"},
+        {.name = "http1-max-body",
+         .type = OMS_CLI_SIZE,
+         .arg = "BYTES",
+         .dest = &o->http1_max_body,
+         .max = 1ull << 40,
+         .help = "HTTP/1.1 request body: a Content-Length over it gets\n"
+                 "413; a chunked body is paced by flow control instead\n"
+                 "(default 8M; 0 = no limit)"},
+        SECONDS("http1-header-timeout", http1_header_timeout,
+                "an HTTP/1.1 request head must arrive whole within\n"
+                "this of its first byte, else 408 and close (slowloris;\n"
+                "default 10; 0 = never)"),
+        SECONDS("http1-idle-timeout", http1_idle_timeout,
+                "close an HTTP/1.1 keep-alive connection idle that\n"
+                "long between requests (default 60; 0 = never)"),
         {.name = "conn-send-budget",
          .type = OMS_CLI_SIZE,
          .arg = "BYTES",

@@ -34,6 +34,9 @@ typedef struct omsd_options {
     uint64_t max_connections; /* 0: from the descriptor limit */
     uint64_t conn_send_budget;
     uint64_t send_budget; /* all connections together */
+    bool http1;           /* --http1 on|off: HTTP/1.1 beside HTTP/2 on the port */
+    uint64_t http1_max_head, http1_max_headers, http1_max_body;
+    double http1_header_timeout, http1_idle_timeout; /* seconds */
     uint64_t workers;
     oms_log_level log_level;
     oms_log_format log_format;  /* --log-format */

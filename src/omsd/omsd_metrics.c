@@ -11,9 +11,11 @@ static void one(oms_mtext *t, const char *name, const char *type, const char *he
 }
 
 void omsd_metrics_transport(oms_mtext *t, const http2_server_stats *s,
-                            const uint64_t (*closed_by)[HTTP2_CLOSE_REASONS], size_t n)
+                            const uint64_t (*closed_by)[HTTP2_CLOSE_REASONS],
+                            const http2_http1_stats *h1, size_t n)
 {
     uint64_t by[HTTP2_CLOSE_REASONS] = {0};
+    http2_http1_stats h1sum = {0};
     http2_server_stats sum;
     memset(&sum, 0, sizeof sum);
     for (size_t i = 0; i < n; i++) {
@@ -30,13 +32,20 @@ void omsd_metrics_transport(oms_mtext *t, const http2_server_stats *s,
         sum.bytes_out += s[i].bytes_out;
         for (size_t k = 0; k < HTTP2_CLOSE_REASONS; k++)
             by[k] += closed_by[i][k];
+        h1sum.connections += h1[i].connections;
+        h1sum.requests += h1[i].requests;
+        h1sum.refused += h1[i].refused;
     }
     one(t, "oms_http2_connections_accepted_total", "counter",
-        "gRPC (HTTP/2) connections accepted within the connection cap.", (double)sum.accepted);
+        "Connections accepted within the connection cap (HTTP/2 and HTTP/1.1).",
+        (double)sum.accepted);
     one(t, "oms_http2_connections_refused_total", "counter",
         "Connections closed at once because the connection cap was reached.", (double)sum.refused);
-    oms_mtext_family(t, "oms_http2_connections_closed_total", "counter",
-                     "Connections closed, by reason (refused ones included, as limit).");
+    oms_mtext_family(
+        t, "oms_http2_connections_closed_total", "counter",
+        "Connections closed, by reason (refused ones included, as limit; HTTP/1.1: peer "
+        "for EOF or Connection: close, idle for keep-alive, protocol_error after a "
+        "refused request, keepalive_timeout for the header timeout).");
     for (int k = 0; k < HTTP2_CLOSE_REASONS; k++) {
         const char *labels[] = {"reason", http2_close_reason_name(k), NULL};
         oms_mtext_sample(t, "oms_http2_connections_closed_total", labels, (double)by[k]);
@@ -44,7 +53,8 @@ void omsd_metrics_transport(oms_mtext *t, const http2_server_stats *s,
     uint64_t open = sum.accepted + sum.refused;
     one(t, "oms_http2_connections_open", "gauge", "Connections open now.",
         (double)(open > sum.closed ? open - sum.closed : 0));
-    one(t, "oms_http2_streams_total", "counter", "Request streams opened by clients.",
+    one(t, "oms_http2_streams_total", "counter",
+        "Request streams opened by clients (an HTTP/1.1 request is one).",
         (double)sum.streams_opened);
     one(t, "oms_http2_streams_open", "gauge", "Request streams open now.",
         (double)(sum.streams_opened > sum.streams_closed ? sum.streams_opened - sum.streams_closed
@@ -56,11 +66,19 @@ void omsd_metrics_transport(oms_mtext *t, const http2_server_stats *s,
             const char *labels[] = {"error_code", http2_error_name(k), NULL};
             oms_mtext_sample(t, "oms_http2_goaway_sent_total", labels, (double)sum.goaway_sent[k]);
         }
-    one(t, "oms_tls_handshakes_total", "counter", "TLS handshakes completed (ALPN h2).",
+    one(t, "oms_tls_handshakes_total", "counter", "TLS handshakes completed (ALPN h2 or http/1.1).",
         (double)sum.tls_handshakes);
     one(t, "oms_tls_handshake_failures_total", "counter",
         "TLS handshakes that failed (bad certificate, no ALPN h2, garbage).",
         (double)sum.tls_failures);
+    one(t, "oms_http1_connections_total", "counter",
+        "Connections that spoke HTTP/1.1 (ALPN http/1.1, or a request line in cleartext).",
+        (double)h1sum.connections);
+    one(t, "oms_http1_requests_total", "counter", "HTTP/1.1 requests handed to the handlers.",
+        (double)h1sum.requests);
+    one(t, "oms_http1_refused_total", "counter",
+        "HTTP/1.1 requests refused by the transport (400, 405, 408, 413, 431), then closed.",
+        (double)h1sum.refused);
     one(t, "oms_http2_received_bytes_total", "counter",
         "Bytes read from gRPC connections (TLS records included).", (double)sum.bytes_in);
     one(t, "oms_http2_sent_bytes_total", "counter",

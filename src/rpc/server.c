@@ -492,6 +492,14 @@ static void on_open(http2_stream *s, const http2_header *h, size_t n)
     rpc_proto proto = get       ? RPC_PROTO_CONNECT
                       : r.ctype ? rpc__wire_detect(r.ctype->value, r.ctype->valuelen, &json)
                                 : RPC_PROTO_NONE;
+    /* gRPC proper is HTTP/2 only (trailers, full duplex): over the
+     * transport's HTTP/1.1 side it gets a clear answer, not a broken call. */
+    if (proto == RPC_PROTO_GRPC && http2_stream_http_version(s) == 1) {
+        respond_http(s, "505",
+                     "oms: gRPC (application/grpc) needs HTTP/2; over HTTP/1.1 use gRPC-Web or "
+                     "Connect\n");
+        return;
+    }
     if (proto == RPC_PROTO_NONE) {
         respond_http(s, "415",
                      "oms: content-type must be application/grpc[+proto], "

@@ -18,7 +18,7 @@
  *
  * The idea is nghttp2's tests/failmalloc_test.c, over whole scenarios
  * (connect, unary, each stream type, WatchOrders catch-up, CreateOrder with
- * its commit, drain) instead of library calls. SQLite's allocations are
+ * its commit, drain, HTTP/1.1 requests) instead of library calls. SQLite's allocations are
  * routed too (src/store/sqlite.c, SQLITE_CONFIG_MALLOC); not routed: OpenSSL
  * and libuv's own allocations. A store write that fails for want of memory
  * is answered INTERNAL (STORE_ERROR) today: accepted here, though
@@ -38,14 +38,18 @@
  * timeout, so that only a lost answer reaches it; runs slower than 3 s are
  * counted as "slow").
  */
+#include <arpa/inet.h>
 #include <execinfo.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -524,6 +528,49 @@ static const char *scen_h2c_unary(void)
     return k.code == RPC_OK ? "ok" : fail_at("GetProduct", &k);
 }
 
+/* HTTP/1.1 on the h2c port (http2/h1.c): pipelined requests, a chunked
+ * body, rpc's answers (505 for gRPC over HTTP/1.1, 405 for a GET), then
+ * "Connection: close". Read until the server closes, within the deadline. */
+static const char *scen_h1(void)
+{
+    static const char req[] = "POST /oms.v1.InventoryService/GetProduct HTTP/1.1\r\nHost: h\r\n"
+                              "content-type: application/grpc\r\nTransfer-Encoding: chunked\r\n"
+                              "\r\n5\r\n\0\0\0\0\0\r\n0\r\n\r\n"
+                              "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)T.main.port[0])};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        send(fd, req, sizeof req - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof req - 1)) {
+        if (fd >= 0)
+            close(fd);
+        return "h1:UNAVAILABLE";
+    }
+    char in[4096];
+    size_t n = 0;
+    bool eof = false;
+    uint64_t end = now_ms() + T.timeout_ms;
+    while (!eof && now_ms() < end) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t r = recv(fd, in + n, sizeof in - 1 - n, 0);
+        if (r <= 0)
+            eof = true;
+        else
+            n += (size_t)r;
+        if (n == sizeof in - 1)
+            break;
+    }
+    close(fd);
+    in[n] = '\0';
+    if (!eof)
+        return "h1:DEADLINE_EXCEEDED";
+    if (strstr(in, "HTTP/1.1 505 ") && strstr(in, "HTTP/1.1 405 "))
+        return "ok";
+    return strstr(in, "HTTP/1.1 500 ") ? "h1:INTERNAL" : "h1:UNAVAILABLE";
+}
+
 /* Server streaming: ListProducts, five products in pages of two. */
 static const char *scen_server_stream(void)
 {
@@ -752,6 +799,7 @@ typedef struct scenario {
 static const scenario scenarios[] = {
     {"tls_unary", scen_tls_unary, NULL, NULL},
     {"h2c_unary", scen_h2c_unary, NULL, NULL},
+    {"http1", scen_h1, NULL, NULL},
     {"server_stream", scen_server_stream, NULL, NULL},
     {"client_stream", scen_client_stream, NULL, NULL},
     {"bidi", scen_bidi, NULL, NULL},

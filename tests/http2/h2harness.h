@@ -329,6 +329,10 @@ H2T_API void h2t_init(h2t *t)
     t->cfg.conn_window = 1 << 20;
     t->cfg.max_header_list = 16 << 10;
     t->cfg.stream_send_buffer = 64 << 10;
+    /* HTTP/2 alone, so that these tests see what an HTTP/2 peer sees from
+     * its first byte (the SETTINGS at once, a GOAWAY for a bad preface, ALPN
+     * h2 only); tests/http2/test_h1.c turns HTTP/1.1 on. */
+    t->cfg.http1 = 0;
     t->handler.on_open = h2t_on_open;
     t->handler.on_data = h2t_on_data;
     t->handler.on_end = h2t_on_end;

@@ -460,6 +460,15 @@ def eq(got, want, what):
         raise Failure("%s: expected %s, got %s" % (what, w, g))
 
 
+def health_check(env, server, what="health check"):
+    """grpc.health.v1 Check("") over grpcio: the server serves gRPC."""
+    stubs = env.stubs
+    with server.channel() as ch:
+        hs = stubs.health_pb2_grpc.HealthStub(ch)
+        r = hs.Check(stubs.health_pb2.HealthCheckRequest(service=""), timeout=RPC_TIMEOUT)
+        eq(r.status, stubs.health_pb2.HealthCheckResponse.SERVING, what)
+
+
 class Suite:
     """Runs named cases, prints PASS/FAIL lines and 'N passed, M failed'."""
 

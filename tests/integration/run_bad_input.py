@@ -423,12 +423,16 @@ def alpn_http11_only(c):
         proto = tls.selected_alpn_protocol()
         check(proto != "h2", "server selected h2 although only http/1.1 was offered")
         try:
-            tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         except OSError:
             return
         data, closed = h2raw.read_all(tls, timeout=5)
-        check(closed, "connection (ALPN %r) still open 5s after an HTTP/1.1 request; got %r"
-              % (proto, data[:80]))
+        check(closed, "connection (ALPN %r) still open 5s after an HTTP/1.1 request with "
+              "Connection: close; got %r" % (proto, data[:80]))
+        # HTTP/1.1 beside HTTP/2 (issue 17): answered over HTTP/1.1, as rpc
+        # answers what is not gRPC
+        check(proto == "http/1.1" and data.startswith(b"HTTP/1.1 405 "),
+              "ALPN %r: got %r" % (proto, data[:80]))
         print("# ALPN http/1.1: handshake ok (alpn=%r), then closed after %d bytes"
               % (proto, len(data)))
     finally:

@@ -46,14 +46,6 @@ def _eof_within(sock, timeout):
     return False
 
 
-def _health(env, server):
-    stubs = env.stubs
-    with server.channel() as ch:
-        hs = stubs.health_pb2_grpc.HealthStub(ch)
-        r = hs.Check(stubs.health_pb2.HealthCheckRequest(service=""), timeout=h.RPC_TIMEOUT)
-        eq(r.status, stubs.health_pb2.HealthCheckResponse.SERVING, "health status")
-
-
 def max_connections(env):
     server = env.server(h2c=True, name="cap", extra_args=["--max-connections", "4",
                                                           "--workers", "2"])
@@ -110,7 +102,7 @@ def max_connection_idle(env):
         check(not busy.streams[sid].done, "the open call ended: %s", busy.streams[sid].describe())
         busy.close()
         idle.close()
-        _health(env, server)
+        h.health_check(env, server, "health status")
     finally:
         env.suite.stop_server(server)
 
@@ -135,7 +127,7 @@ def max_connection_age(env):
         dt = time.monotonic() - t0
         check(dt >= 0.7, "closed %.2fs after the GOAWAY, before the 1s grace", dt)
         c.close()
-        _health(env, server)
+        h.health_check(env, server, "health status")
     finally:
         env.suite.stop_server(server)
 
