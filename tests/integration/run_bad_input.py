@@ -431,7 +431,7 @@ def alpn_http11_only(c):
               "Connection: close; got %r" % (proto, data[:80]))
         # HTTP/1.1 beside HTTP/2 (issue 17): answered over HTTP/1.1, as rpc
         # answers what is not gRPC
-        check(proto == "http/1.1" and data.startswith(b"HTTP/1.1 405 "),
+        check(proto == "http/1.1" and data.startswith(b"HTTP/1.1 200 "),  # the page
               "ALPN %r: got %r" % (proto, data[:80]))
         print("# ALPN http/1.1: handshake ok (alpn=%r), then closed after %d bytes"
               % (proto, len(data)))
@@ -529,22 +529,22 @@ def http1_request(c):
 
 
 def h2_get_root(c):
-    """GET / over HTTP/2 (not gRPC): a well-formed HTTP answer with a short body."""
+    """GET / over HTTP/2 (not gRPC): the live order page (issue 17), and a GET
+    of a path that names nothing: a short 404; the connection goes on."""
     with c.raw() as cl:
-        sid = cl.conn.get_next_available_stream_id()
-        cl.streams[sid] = h2raw.StreamResult(sid)
-        cl.send_headers(sid, [(":method", "GET"), (":scheme", "https" if cl.tls else "http"),
-                              (":path", "/"), (":authority", cl.authority),
-                              ("user-agent", "oms-it")], end=True)
-        st = cl.wait_stream(sid)
-        check(st.http_status is not None, "no :status: %s", st.describe())
-        check(100 <= st.http_status <= 599, ":status %r", st.http_status)
-        check(st.ended, "response not finished: %s", st.describe())
-        check(len(st.data) < 4096, "body of %d bytes", len(st.data))
-        check(st.http_status != 200 or st.grpc_status not in (None, 0),
-              "GET / answered 200 without a gRPC error: %s", st.describe())
-        print("# GET / -> :status %s, %d body bytes, content-type %r"
-              % (st.http_status, len(st.data), (st.headers or {}).get("content-type")))
+        for path, want, ctype in (("/", 200, "text/html; charset=utf-8"),
+                                  ("/no/such/thing", 404, "text/plain; charset=utf-8")):
+            sid = cl.conn.get_next_available_stream_id()
+            cl.streams[sid] = h2raw.StreamResult(sid)
+            cl.send_headers(sid, [(":method", "GET"), (":scheme", "https" if cl.tls else "http"),
+                                  (":path", path), (":authority", cl.authority),
+                                  ("user-agent", "oms-it")], end=True)
+            st = cl.wait_stream(sid)
+            check(st.ended, "response not finished: %s", st.describe())
+            eq(st.http_status, want, "GET %s" % path)
+            eq((st.headers or {}).get("content-type"), ctype, "GET %s content-type" % path)
+            check(len(st.data) < 64 * 1024, "body of %d bytes", len(st.data))
+            print("# GET %s -> :status %s, %d body bytes" % (path, st.http_status, len(st.data)))
         # the connection survives
         sid = cl.start(EMPTY, body=h2raw.grpc_frame(b""))
         eq(cl.wait_stream(sid).grpc_status, 0, "EmptyCall on the same connection")

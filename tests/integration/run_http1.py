@@ -216,8 +216,11 @@ def main():
             su.run("curl_tls", curl_tls, env, tls)
         finally:
             su.stop_server(tls)
+        # The page off: a GET that is no RPC gets rpc's 405, which closes the
+        # connection (integration.web.page serves the page over HTTP/1.1).
         clear = env.server(h2c=True, name="cleartext",
-                           extra_args=["--http1-header-timeout", "1", "--http1-max-head", "2K",
+                           extra_args=["--web", "off",
+                                       "--http1-header-timeout", "1", "--http1-max-head", "2K",
                                        "--http1-max-headers", "32", "--http1-max-body", "64K",
                                        "--metrics-listen", "127.0.0.1:0"])
         try:

@@ -77,6 +77,28 @@ def files_over_http2(env):
     env.suite.stop_server(s)
 
 
+def files_over_http1(env):
+    """The page over HTTP/1.1 too: ALPN http/1.1 on TLS, and cleartext."""
+    for h2c in (False, True):
+        s = oi.start_server(env, "files-h1-%s" % ("h2c" if h2c else "tls"), h2c=h2c)
+        scheme = "http" if h2c else "https"
+        url = "%s://127.0.0.1:%d" % (scheme, s.port)
+        argv = [CURL, "-sS", "--http1.1", "--max-time", "20", "-o", "/dev/null", "-w",
+                "%{http_code} %{http_version} %{content_type} %{num_connects}\\n"]
+        if not h2c:
+            argv += ["--cacert", s.ca_path()]
+        r = subprocess.run(argv + ["-o", "/dev/null", "-o", "/dev/null", url + "/",
+                                   url + "/app.js", url + "/app.css"],
+                           capture_output=True, timeout=30, text=True)
+        eq(r.returncode, 0, "curl --http1.1: %s" % r.stderr[-300:])
+        got = r.stdout.split("\n")[:3]
+        eq([g.split(" ")[:3] for g in got],
+           [["200", "1.1", "text/html;"], ["200", "1.1", "text/javascript;"],
+            ["200", "1.1", "text/css;"]], "the page's files over HTTP/1.1")
+        eq([g.split(" ")[-1] for g in got], ["1", "0", "0"], "one kept-alive connection")
+        env.suite.stop_server(s)
+
+
 def web_off_and_root(env):
     s = oi.start_server(env, "web-off", h2c=True, extra=["--web", "off"])
     st, _, body = curl(s, "/")
@@ -239,6 +261,7 @@ def main():
     args = p.parse_args()
     with h.Env("web_page", args) as env:
         env.suite.run("files_over_http2", files_over_http2, env)
+        env.suite.run("files_over_http1", files_over_http1, env)
         env.suite.run("web_off_and_root", web_off_and_root, env)
         env.suite.run("browser_session", browser_session, env)
         env.suite.run("with_authentication", with_authentication, env)
