@@ -15,9 +15,18 @@
   terminated: its reconnects are refused (53300, in its log), calls fail
   UNAVAILABLE and omsd stays up; once the limit is lifted it serves again by
   itself and nothing acked is lost.
+- disk_full (run alone with --disk-full; needs root to mount a tmpfs, else
+  exits 77, which ctest reports as skipped): the database's tables live in a
+  tablespace on a 1 MiB tmpfs (`ALTER DATABASE ... SET default_tablespace`
+  before omsd creates them); CreateOrder until the file system is full: the
+  refused calls get RESOURCE_EXHAUSTED (SQLSTATE 53100), reads still answer,
+  omsd stays up; the tmpfs grown (remount size=64m), writes succeed again by
+  themselves; every refused key then gives one order; orders, stock and
+  events agree.
 """
 
 import os
+import pwd
 import subprocess
 import sys
 import time
@@ -26,8 +35,10 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import omsd as h  # noqa: E402
 import orders_it as oi  # noqa: E402
+import run_store_faults as sf  # noqa: E402  (Faults: a tmpfs mounted for the test)
 from omsd import check, eq  # noqa: E402
 
+SKIP = 77
 BOUND_S = 20  # how long a fault or its end may take to show (reconnect backoff <= 2 s)
 
 
@@ -212,15 +223,90 @@ def conn_limit_reconnect(env):
     env.suite.stop_server(server)
 
 
+def disk_full(env, fs):
+    SC = env.stubs.grpc.StatusCode
+    check(fs.mount("1m"), "mount a 1 MiB tmpfs")
+    os.chmod(env.workdir, 0o755)  # PostgreSQL (the `postgres` user as root) reaches fs/ts
+    ts = os.path.join(fs.fs, "ts")
+    os.mkdir(ts)
+    pw = pwd.getpwnam("postgres")
+    os.chown(ts, pw.pw_uid, pw.pw_gid)
+    psql(env, "CREATE TABLESPACE small LOCATION '%s'" % ts)
+    url = env.pg.new_db("dfull")
+    psql(env, "ALTER DATABASE dfull SET default_tablespace = small")
+    server = oi.start_server(env, "omsd-full", h2c=True, extra=["--store", url, "--workers", "1"])
+    api = oi.api_for(env, server)
+    try:
+        cust = api.new_customer()
+        sku = api.new_product(100, 10_000_000)
+        n = psql(env, "SELECT count(*) FROM pg_class c JOIN pg_tablespace t "
+                      "ON c.reltablespace = t.oid WHERE t.spcname = 'small'", db="dfull")
+        check(int(n) > 0, "omsd's tables in the small tablespace: %s", n)
+        # fill it (about 1,200 one-line orders fill the 1 MiB)
+        acked, refused = {}, {}
+        deadline = time.monotonic() + 60
+        while not refused:
+            check(time.monotonic() < deadline, "the tablespace never filled: %d orders",
+                  len(acked))
+            key = "fill-%d" % len(acked)
+            try:
+                acked[key] = api.create_order(cust.id, [(sku, 1)], key=key, timeout=10).id
+            except api.grpc.RpcError as e:
+                refused[key] = e
+        e = next(iter(refused.values()))
+        eq(e.code(), SC.RESOURCE_EXHAUSTED, "the first refused write: %s" % e.details())
+        print("# full after %d orders: %s %r" % (len(acked), e.code().name, e.details()),
+              flush=True)
+        for i in range(3):
+            key = "full-%d" % i
+            refused[key] = oi.expect_error(
+                api.grpc, lambda: api.create_order(cust.id, [(sku, 1)], key=key),
+                SC.RESOURCE_EXHAUSTED, what="CreateOrder, disk full")
+        some = next(iter(acked.values()))
+        eq(api.get_order(some).id, some, "GetOrder while full")
+        eq(api.product(sku).reserved, len(acked), "GetProduct while full")
+        check(server.alive(), "omsd exited while the disk was full")
+        fs.remount("size=64m")
+        after, _ = create_until(api, cust, sku, "after", lambda c: c is None,
+                                "a write after the disk was grown")
+        acked.update(after)
+        for key in refused:
+            acked[key] = api.create_order(cust.id, [(sku, 1)], key=key).id
+        check_consistent(env, api, "dfull", cust, sku, acked)
+    finally:
+        api.close()
+    env.suite.stop_server(server)
+    psql(env, "DROP DATABASE dfull")
+    psql(env, "DROP TABLESPACE small")
+
+
 def main():
     p = h.common_args(__doc__.split("\n")[0])
+    p.add_argument("--disk-full", action="store_true",
+                   help="only the disk_full case (root: mounts a tmpfs; else exit 77)")
     args = p.parse_args()
+    if args.disk_full and os.geteuid() != 0:
+        print("SKIP: needs root to mount a tmpfs")
+        sys.exit(SKIP)
     with h.Env("pg_db_faults", args) as env:
+        if args.disk_full:
+            fs = sf.Faults(env)
+            if not fs.mount("1m"):
+                print("SKIP: cannot mount a tmpfs here")
+                sys.exit(SKIP)
+            fs.umount()
         oi.use_pg(env)
         try:
-            env.suite.run("pg.read_only", read_only, env)
-            env.suite.run("pg.conn_limit_at_start", conn_limit_at_start, env)
-            env.suite.run("pg.conn_limit_reconnect", conn_limit_reconnect, env)
+            if args.disk_full:
+                try:
+                    env.suite.run("pg.disk_full", disk_full, env, fs)
+                finally:
+                    env.pg_stop()  # before the tablespace's file system goes
+                    fs.umount()
+            else:
+                env.suite.run("pg.read_only", read_only, env)
+                env.suite.run("pg.conn_limit_at_start", conn_limit_at_start, env)
+                env.suite.run("pg.conn_limit_reconnect", conn_limit_reconnect, env)
         finally:
             env.pg_stop()
 
