@@ -53,27 +53,29 @@ typedef struct options {
     const char *token, *token_file; /* --token, --token-file */
 } options;
 
+/* HOST:PORT into host[256] and port[8]; -1 on a malformed one. */
+static int split_target(const char *arg, char host[256], char port[8])
+{
+    int p;
+    if (oms_cli_hostport(arg, 0, host, 256, &p) != 0)
+        return -1;
+    snprintf(port, 8, "%d", p);
+    return 0;
+}
+
 static int on_target(const oms_cli_opt *opt, const char *arg, void *ctx)
 {
     (void)opt;
     options *o = ctx;
-    int port;
-    if (oms_cli_hostport(arg, 0, o->host, sizeof o->host, &port) != 0)
-        return -1;
-    snprintf(o->port, sizeof o->port, "%d", port);
     o->cfg.target = arg;
-    return 0;
+    return split_target(arg, o->host, o->port);
 }
 
 static int on_producer_target(const oms_cli_opt *opt, const char *arg, void *ctx)
 {
     (void)opt;
     options *o = ctx;
-    int port;
-    if (oms_cli_hostport(arg, 0, o->producer_host, sizeof o->producer_host, &port) != 0)
-        return -1;
-    snprintf(o->producer_port, sizeof o->producer_port, "%d", port);
-    return 0;
+    return split_target(arg, o->producer_host, o->producer_port);
 }
 
 static int on_call(const oms_cli_opt *opt, const char *arg, void *ctx)

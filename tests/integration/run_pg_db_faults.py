@@ -288,27 +288,23 @@ def main():
     if args.disk_full and os.geteuid() != 0:
         print("SKIP: needs root to mount a tmpfs")
         sys.exit(SKIP)
+    if not args.disk_full:
+        oi.run_on_pg("pg_db_faults", args, [("pg.read_only", read_only),
+                                            ("pg.conn_limit_at_start", conn_limit_at_start),
+                                            ("pg.conn_limit_reconnect", conn_limit_reconnect)])
+        return  # (Env exits the process with the suite's status)
     with h.Env("pg_db_faults", args) as env:
-        if args.disk_full:
-            fs = sf.Faults(env)
-            if not fs.mount("1m"):
-                print("SKIP: cannot mount a tmpfs here")
-                sys.exit(SKIP)
-            fs.umount()
+        fs = sf.Faults(env)
+        if not fs.mount("1m"):
+            print("SKIP: cannot mount a tmpfs here")
+            sys.exit(SKIP)
+        fs.umount()
         oi.use_pg(env)
         try:
-            if args.disk_full:
-                try:
-                    env.suite.run("pg.disk_full", disk_full, env, fs)
-                finally:
-                    env.pg_stop()  # before the tablespace's file system goes
-                    fs.umount()
-            else:
-                env.suite.run("pg.read_only", read_only, env)
-                env.suite.run("pg.conn_limit_at_start", conn_limit_at_start, env)
-                env.suite.run("pg.conn_limit_reconnect", conn_limit_reconnect, env)
+            env.suite.run("pg.disk_full", disk_full, env, fs)
         finally:
-            env.pg_stop()
+            env.pg_stop()  # before the tablespace's file system goes
+            fs.umount()
 
 
 if __name__ == "__main__":

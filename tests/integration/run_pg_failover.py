@@ -239,13 +239,8 @@ def kill9_one(env):
 def main():
     p = h.common_args(__doc__.split("\n")[0])
     args = p.parse_args()
-    with h.Env("pg_failover", args) as env:
-        oi.use_pg(env)
-        try:
-            env.suite.run("pg.watch_across_restart", watch_across_restart, env)
-            env.suite.run("pg.kill9_one", kill9_one, env)
-        finally:
-            env.pg_stop()
+    oi.run_on_pg("pg_failover", args, [("pg.watch_across_restart", watch_across_restart),
+                                       ("pg.kill9_one", kill9_one)])
 
 
 if __name__ == "__main__":

@@ -139,13 +139,8 @@ def restart_under_load(env):
 def main():
     p = h.common_args(__doc__.split("\n")[0])
     args = p.parse_args()
-    with h.Env("pg_faults", args) as env:
-        oi.use_pg(env)
-        try:
-            env.suite.run("pg.down_at_start", down_at_start, env)
-            env.suite.run("pg.restart_under_load", restart_under_load, env)
-        finally:
-            env.pg_stop()
+    oi.run_on_pg("pg_faults", args, [("pg.down_at_start", down_at_start),
+                                     ("pg.restart_under_load", restart_under_load)])
 
 
 if __name__ == "__main__":
