@@ -25,7 +25,8 @@
 # on; the script exits 1 when none is left.
 # PostgreSQL is tied to this script's process: even a kill -9 of the script
 # stops it (pgtmp.py --owner); the instances get SIGTERM when it dies
-# (setpriv --pdeathsig).
+# (setpriv --pdeathsig). The instances run in sessions of their own: Ctrl-C
+# reaches the script, which stops each with one SIGTERM.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -114,7 +115,10 @@ start_omsd() {
   local n=$1 port=$2 wd=$dir/omsd-$1 line fd
   mkdir "$wd"
   mkfifo "$wd/stdout.fifo"
-  (cd "$wd" && exec setpriv --pdeathsig TERM "$omsd" --listen "127.0.0.1:$port" \
+  # setsid: a terminal's Ctrl-C reaches this script alone, which then stops
+  # each instance with one SIGTERM (a second signal makes omsd exit at once,
+  # without its drain)
+  (cd "$wd" && exec setsid setpriv --pdeathsig TERM "$omsd" --listen "127.0.0.1:$port" \
      "${transport_args[@]}" --store "$url" "${omsd_flags[@]}" \
      >"$wd/stdout.fifo" 2>"$wd/omsd.log") &
   pids+=($!)

@@ -8,6 +8,9 @@
   C, then orders created round robin over all three; SIGTERM to the script:
   it exits 0, every omsd it started and the PostgreSQL postmaster are gone,
   its directory removed.
+- ctrl_c: SIGINT to the script's process group (a terminal's Ctrl-C): the
+  same clean end (the instances, in sessions of their own, get one SIGTERM
+  from the script and drain).
 - killed: the script kill -9ed (no cleanup of its own): its omsd instances
   (setpriv --pdeathsig) and PostgreSQL (pgtmp.py --owner) still go away.
 """
@@ -16,6 +19,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,8 +45,11 @@ class Cluster:
         argv = ["bash", os.path.join(env.args.source_dir, "scripts", "cluster.sh"),
                 "--build", os.path.dirname(env.args.omsd), "--ports", "0,0,0",
                 "--certs", env.certs, "--", "--workers", "1"]
+        # SIGINT as a terminal has it (a shell's background job starts with it ignored)
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=self.err, start_new_session=True)
+                                     stderr=self.err, start_new_session=True,
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT,
+                                                                      signal.SIG_DFL))
         self.buf = b""
         self.lines = []
 
@@ -216,6 +223,22 @@ def script(env):
         c.kill()
 
 
+def ctrl_c(env):
+    c = Cluster(env, "cluster-ctrl-c")
+    try:
+        c.read_until(r"cluster ready: (\S+)$", START_S)
+        omsd_pids, pg_pid = c.pids()
+        os.killpg(c.proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        rc = c.proc.wait(GONE_S + 30)
+        eq(rc, 0, "cluster.sh exit status after Ctrl-C (stderr:\n%s)" % c.stderr())
+        left = wait_gone(omsd_pids + [pg_pid], GONE_S)
+        eq(left, [], "processes left running after Ctrl-C")
+        check(not os.path.exists(c.dir), "%s is left behind", c.dir)
+        check("cluster: stopped" in c.stderr(), "no 'stopped' line:\n%s", c.stderr())
+    finally:
+        c.kill()
+
+
 def killed(env):
     c = Cluster(env, "cluster-killed")
     try:
@@ -227,6 +250,8 @@ def killed(env):
         eq(left, [], "processes left running after kill -9 of the script")
     finally:
         c.kill()
+        if c.dir:  # the instances' logs: a killed script removes nothing itself
+            shutil.rmtree(c.dir, ignore_errors=True)
 
 
 def main():
@@ -235,6 +260,7 @@ def main():
     args = p.parse_args()
     with h.Env("pg_cluster_script", args) as env:
         env.suite.run("cluster_sh.script", script, env)
+        env.suite.run("cluster_sh.ctrl_c", ctrl_c, env)
         env.suite.run("cluster_sh.killed", killed, env)
 
 
