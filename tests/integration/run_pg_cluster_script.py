@@ -91,6 +91,15 @@ class Cluster:
         with open(os.path.join(self.dir, "pg", "data", "postmaster.pid")) as f:
             return omsd, int(f.readline())
 
+    def check_clean_end(self, how, omsd_pids, pg_pid):
+        """After `how` the script exits 0, having stopped every omsd and the
+        postmaster and removed its directory."""
+        rc = self.proc.wait(GONE_S + 30)
+        eq(rc, 0, "cluster.sh exit status after %s (stderr:\n%s)" % (how, self.stderr()))
+        eq(wait_gone(omsd_pids + [pg_pid], GONE_S), [], "processes left running after " + how)
+        check(not os.path.exists(self.dir), "%s is left behind", self.dir)
+        check("cluster: stopped" in self.stderr(), "no 'stopped' line:\n%s", self.stderr())
+
     def kill(self):
         """SIGKILL to whatever is left in the script's session."""
         try:
@@ -211,46 +220,32 @@ def script(env):
         watch = None
 
         c.proc.send_signal(signal.SIGTERM)
-        rc = c.proc.wait(GONE_S + 30)
-        eq(rc, 0, "cluster.sh exit status after SIGTERM (stderr:\n%s)" % c.stderr())
-        left = wait_gone(omsd_pids + [pg_pid], GONE_S)
-        eq(left, [], "processes left running after the script ended")
-        check(not os.path.exists(c.dir), "%s is left behind", c.dir)
-        check("cluster: stopped" in c.stderr(), "no 'stopped' line:\n%s", c.stderr())
+        c.check_clean_end("SIGTERM", omsd_pids, pg_pid)
     finally:
         if watch:
             watch.proc.kill()
         c.kill()
 
 
-def ctrl_c(env):
-    c = Cluster(env, "cluster-ctrl-c")
+def ended(env, how):
+    """The script ended by a terminal's Ctrl-C (SIGINT to its process group:
+    a clean end) or by kill -9 of the script alone (no trap runs: the
+    instances and PostgreSQL must still go)."""
+    c = Cluster(env, "cluster-" + how)
     try:
         c.read_until(r"cluster ready: (\S+)$", START_S)
         omsd_pids, pg_pid = c.pids()
-        os.killpg(c.proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-        rc = c.proc.wait(GONE_S + 30)
-        eq(rc, 0, "cluster.sh exit status after Ctrl-C (stderr:\n%s)" % c.stderr())
-        left = wait_gone(omsd_pids + [pg_pid], GONE_S)
-        eq(left, [], "processes left running after Ctrl-C")
-        check(not os.path.exists(c.dir), "%s is left behind", c.dir)
-        check("cluster: stopped" in c.stderr(), "no 'stopped' line:\n%s", c.stderr())
+        if how == "ctrl-c":
+            os.killpg(c.proc.pid, signal.SIGINT)
+            c.check_clean_end("Ctrl-C", omsd_pids, pg_pid)
+        else:
+            os.kill(c.proc.pid, signal.SIGKILL)
+            c.proc.wait()
+            eq(wait_gone(omsd_pids + [pg_pid], GONE_S), [],
+               "processes left running after kill -9 of the script")
     finally:
         c.kill()
-
-
-def killed(env):
-    c = Cluster(env, "cluster-killed")
-    try:
-        c.read_until(r"cluster ready: (\S+)$", START_S)
-        omsd_pids, pg_pid = c.pids()
-        os.kill(c.proc.pid, signal.SIGKILL)  # the script alone: no trap runs
-        c.proc.wait()
-        left = wait_gone(omsd_pids + [pg_pid], GONE_S)
-        eq(left, [], "processes left running after kill -9 of the script")
-    finally:
-        c.kill()
-        if c.dir:  # the instances' logs: a killed script removes nothing itself
+        if how == "kill-9" and c.dir:  # the instances' logs: the script removed nothing
             shutil.rmtree(c.dir, ignore_errors=True)
 
 
@@ -260,8 +255,8 @@ def main():
     args = p.parse_args()
     with h.Env("pg_cluster_script", args) as env:
         env.suite.run("cluster_sh.script", script, env)
-        env.suite.run("cluster_sh.ctrl_c", ctrl_c, env)
-        env.suite.run("cluster_sh.killed", killed, env)
+        env.suite.run("cluster_sh.ctrl_c", ended, env, "ctrl-c")
+        env.suite.run("cluster_sh.killed", ended, env, "kill-9")
 
 
 if __name__ == "__main__":
