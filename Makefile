@@ -8,7 +8,7 @@ OMSD_FLAGS ?=
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 8
 
-.PHONY: all deps build run test test-sanitize bench-store fuzz fuzz-run certs format clean
+.PHONY: all deps build run cluster test test-sanitize bench-store fuzz fuzz-run certs format clean
 
 all: build
 
@@ -26,6 +26,13 @@ certs:
 # with its metrics and health endpoints on http://127.0.0.1:9464.
 run: build certs
 	./$(BUILD)/omsd --metrics-listen 127.0.0.1:9464 $(OMSD_FLAGS)
+
+# PostgreSQL (throwaway, scripts/pgtmp.py) and three omsd instances on it, TLS on
+# 127.0.0.1:50071..50073 with the demo data, until Ctrl-C (scripts/cluster.sh;
+# CLUSTER_FLAGS e.g. --ports 0,0,0 for free ports, -- --workers 1 for omsd).
+CLUSTER_FLAGS ?=
+cluster: build certs
+	bash scripts/cluster.sh --build $(BUILD) $(CLUSTER_FLAGS)
 
 # Builds and runs every test (unit + integration); benchmarks are not tests
 # (label bench-store: `make bench-store`).

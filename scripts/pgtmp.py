@@ -5,8 +5,9 @@
                                    set to its URL, stop and remove the server;
                                    exits with CMD's status
     pgtmp.py start --dir DIR       start a server under DIR (must not exist),
-                                   print its URL (also in DIR/url); it runs until
-    pgtmp.py stop --dir DIR        stops it and removes DIR
+      [--owner PID]                print its URL (also in DIR/url); it runs until
+    pgtmp.py stop --dir DIR        stops it and removes DIR (or, with --owner,
+                                   until process PID is gone, however it ended)
 
 As a module: `with PgTmp() as pg: pg.url` (tests/integration use this).
 
@@ -198,6 +199,8 @@ def main():
     r.add_argument("argv", nargs=argparse.REMAINDER)
     s = sub.add_parser("start")
     s.add_argument("--dir", required=True)
+    s.add_argument("--owner", type=int, default=0,
+                   help="stop the server and remove DIR once process OWNER is gone")
     t = sub.add_parser("stop")
     t.add_argument("--dir", required=True)
     a = ap.parse_args()
@@ -212,6 +215,8 @@ def main():
                 return subprocess.call(argv, env=env)
         if a.cmd == "start":
             pg = PgTmp(os.path.abspath(a.dir)).start()
+            if a.owner:
+                pg.watch_owner(a.owner)
             with open(os.path.join(pg.root, "url"), "w") as f:
                 f.write(pg.url + "\n")
             print(pg.url)

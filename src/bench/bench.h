@@ -72,6 +72,9 @@ typedef struct bench_config {
                               (0: the default, 100,000,000; -1: leave it alone) */
     double drain_s;        /* order-watch: how long to wait for the last deliveries */
     double open_timeout_s; /* order-watch: for every subscriber to be live */
+    /* order-watch: the producer's server (--producer-target, resolved like
+     * address): another instance on the same database; NULL: address */
+    const char *producer_address;
 } bench_config;
 
 /* Calls counted by how they ended (status codes 0..16). */

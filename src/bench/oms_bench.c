@@ -48,19 +48,34 @@ typedef struct options {
     uint64_t connections, concurrency, payload, messages, quantity, stock;
     char host[256];
     char port[8];
+    char producer_host[256]; /* --producer-target, or "" */
+    char producer_port[8];
     const char *token, *token_file; /* --token, --token-file */
 } options;
+
+/* HOST:PORT into host[256] and port[8]; -1 on a malformed one. */
+static int split_target(const char *arg, char host[256], char port[8])
+{
+    int p;
+    if (oms_cli_hostport(arg, 0, host, 256, &p) != 0)
+        return -1;
+    snprintf(port, 8, "%d", p);
+    return 0;
+}
 
 static int on_target(const oms_cli_opt *opt, const char *arg, void *ctx)
 {
     (void)opt;
     options *o = ctx;
-    int port;
-    if (oms_cli_hostport(arg, 0, o->host, sizeof o->host, &port) != 0)
-        return -1;
-    snprintf(o->port, sizeof o->port, "%d", port);
     o->cfg.target = arg;
-    return 0;
+    return split_target(arg, o->host, o->port);
+}
+
+static int on_producer_target(const oms_cli_opt *opt, const char *arg, void *ctx)
+{
+    (void)opt;
+    options *o = ctx;
+    return split_target(arg, o->producer_host, o->producer_port);
 }
 
 static int on_call(const oms_cli_opt *opt, const char *arg, void *ctx)
@@ -104,6 +119,10 @@ static int check(options *o)
     if (c->count && (c->rate > 0 || c->call == BENCH_ORDER_WATCH)) {
         fprintf(stderr, "oms-bench: --count is for closed-loop runs (no --rate, not "
                         "order-watch)\n");
+        return -1;
+    }
+    if (o->producer_host[0] && c->call != BENCH_ORDER_WATCH) {
+        fprintf(stderr, "oms-bench: --producer-target is for --call order-watch\n");
         return -1;
     }
     if (c->call == BENCH_ORDER_WATCH) {
@@ -334,6 +353,14 @@ static int parse_args(int argc, char **argv, options *o)
          .help = "order-watch: how long the subscribers may take to be\n"
                  "live (default 60). omsd allows --max-streams (1000)\n"
                  "streams per connection: use enough --connections"},
+        {.name = "producer-target",
+         .type = OMS_CLI_CALL,
+         .arg = "HOST:PORT",
+         .fn = on_producer_target,
+         .want = "HOST:PORT or [IPV6]:PORT",
+         .help = "order-watch: send the CreateOrders to this server\n"
+                 "instead (another instance on the same database: the\n"
+                 "latency is then committed on one, delivered on the other)"},
         {.type = OMS_CLI_SECTION, .help = ""},
         {.name = "json",
          .type = OMS_CLI_STRING,
@@ -357,13 +384,13 @@ static int parse_args(int argc, char **argv, options *o)
 /* Resolves the target once, here, to one address: a channel given a name with
  * several addresses would spread its calls over one connection per address,
  * and --connections N is meant as N connections. */
-static int resolve(options *o, char *addr, size_t addrlen)
+static int resolve(const char *host, const char *port, char *addr, size_t addrlen)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
-    int rv = getaddrinfo(o->host, o->port, &hints, &res);
+    int rv = getaddrinfo(host, port, &hints, &res);
     if (rv != 0) {
-        fprintf(stderr, "oms-bench: cannot resolve '%s': %s\n", o->host, gai_strerror(rv));
+        fprintf(stderr, "oms-bench: cannot resolve '%s': %s\n", host, gai_strerror(rv));
         return -1;
     }
     char ip[INET6_ADDRSTRLEN] = "";
@@ -379,13 +406,10 @@ static int resolve(options *o, char *addr, size_t addrlen)
     }
     freeaddrinfo(res);
     if (!family) {
-        fprintf(stderr, "oms-bench: '%s' has no IPv4 or IPv6 address\n", o->host);
+        fprintf(stderr, "oms-bench: '%s' has no IPv4 or IPv6 address\n", host);
         return -1;
     }
-    snprintf(addr, addrlen, family == AF_INET6 ? "[%s]:%s" : "%s:%s", ip, o->port);
-    /* Certificates and :authority go by the name the user gave. */
-    if (!o->cfg.server_name)
-        o->cfg.server_name = o->host;
+    snprintf(addr, addrlen, family == AF_INET6 ? "[%s]:%s" : "%s:%s", ip, port);
     return 0;
 }
 
@@ -418,9 +442,15 @@ int main(int argc, char **argv)
     }
     o.cfg.token = token;
     char addr[INET6_ADDRSTRLEN + 16];
-    if (resolve(&o, addr, sizeof addr) != 0)
+    char paddr[INET6_ADDRSTRLEN + 16];
+    if (resolve(o.host, o.port, addr, sizeof addr) != 0 ||
+        (o.producer_host[0] && resolve(o.producer_host, o.producer_port, paddr, sizeof paddr) != 0))
         return 1;
     o.cfg.address = addr;
+    o.cfg.producer_address = o.producer_host[0] ? paddr : NULL;
+    /* Certificates and :authority go by the name the user gave. */
+    if (!o.cfg.server_name)
+        o.cfg.server_name = o.host;
     o.cfg.progress = isatty(STDERR_FILENO);
     /* The client library's connection messages are debug-level; failures show
      * up in the figures. */

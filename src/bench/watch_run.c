@@ -1,6 +1,8 @@
 /* watch_run.c - order-watch: the fan-out latency of oms.v1 order events.
  *
- * 1. Setup (order_setup.c) on the producer's own connection.
+ * 1. Setup (order_setup.c) on the producer's own connection (to
+ *    --producer-target when given: another instance on the same database,
+ *    so that the latency is from a commit on one to a delivery by another).
  * 2. --concurrency WatchOrders subscribers (every order, since_seq 0, i.e.
  *    live events only) spread round-robin over --connections connections.
  * 3. Sync: until every subscriber has received an event (from then on its
@@ -695,7 +697,10 @@ int bench__run_watch(uv_loop_t *loop, const bench_config *cfg, bench_results *re
     }
     rpc_channel_config cc;
     bench__channel_config(cfg, &cc);
-    if (!(w->prod = rpc_channel_new(loop, &cc, err, errlen)))
+    rpc_channel_config pc = cc; /* --producer-target: another instance */
+    if (cfg->producer_address)
+        pc.target = cfg->producer_address;
+    if (!(w->prod = rpc_channel_new(loop, &pc, err, errlen)))
         goto out;
     for (unsigned i = 0; i < cfg->connections; i++) {
         if (!(w->chans[i] = rpc_channel_new(loop, &cc, err, errlen)))

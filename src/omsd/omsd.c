@@ -366,6 +366,12 @@ static void worker_dispose(worker *w)
         uv_thread_join(&w->thread);
     if (w->stats_on) /* never ran: start-up failed */
         uv_close((uv_handle_t *)&w->stats_timer, on_closed_noop);
+    /* Never ran (start-up failed, e.g. the store unreachable): nothing closed
+     * the wake-ups on_worker_drained closes, and the loop would not close. */
+    if (!w->thread_on && w->stop.loop)
+        uv_close((uv_handle_t *)&w->stop, on_closed_noop);
+    if (!w->thread_on && w->dump.loop)
+        uv_close((uv_handle_t *)&w->dump, on_closed_noop);
     http2_server_free(w->h2);
     if (w->attached) /* never ran: start-up failed */
         orders_loop_detach(w->app->orders, &w->loop);

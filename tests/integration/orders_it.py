@@ -177,6 +177,18 @@ def use_pg(env):
     env.pg_stop = env.pg.stop
 
 
+def run_on_pg(name, args, cases):
+    """The main of a PostgreSQL runner: an Env named `name`, a throwaway
+    server (use_pg), each (case name, fn) run as fn(env), the server stopped."""
+    with h.Env(name, args) as env:
+        use_pg(env)
+        try:
+            for case, fn in cases:
+                env.suite.run(case, fn, env)
+        finally:
+            env.pg_stop()
+
+
 def store_args(env, name):
     """--store for server `name` when the suite runs on PostgreSQL, else ()."""
     pg = getattr(env, "pg", None)

@@ -41,7 +41,7 @@ CALLS = ["unary", "server-stream", "client-stream", "bidi"]
 FLAGS = ["--target", "--ca", "--h2c", "--server-name", "--call", "--connections",
          "--concurrency", "--duration", "--count", "--warmup", "--rate", "--payload", "--messages",
          "--json", "--help", "--customer", "--sku", "--quantity", "--no-key", "--stock",
-         "--drain", "--open-timeout", "order-create", "order-watch"]
+         "--drain", "--open-timeout", "--producer-target", "order-create", "order-watch"]
 BENCH_TIMEOUT = float(os.environ.get("OMS_IT_BENCH_TIMEOUT", "60"))
 
 
@@ -319,6 +319,12 @@ def main():
         run("usage.bad_quantity", case_usage, bench,
             ["--target", "127.0.0.1:1", "--call", "order-create", "--quantity", "0"],
             "--quantity")
+        run("usage.producer_target_not_watch", case_usage, bench,
+            ["--target", "127.0.0.1:1", "--producer-target", "127.0.0.1:2"],
+            "--producer-target")
+        run("usage.bad_producer_target", case_usage, bench,
+            ["--target", "127.0.0.1:1", "--call", "order-watch", "--producer-target", "nope"],
+            "--producer-target")
         run("usage.help", case_help, bench)
         run("unreachable", case_unreachable, bench)
         for tr in env.transports:

@@ -15,6 +15,9 @@
   C's hold once C's run lock has been free for the grace (2 x 200 ms + 2 s),
   and leaves B's live hold alone. Bad --orphan-sweep-ms values are usage
   errors (exit 2).
+- bench_across (with --oms-bench): `oms-bench --call order-watch` with its
+  subscribers on B and --producer-target A (bench/compare's cross-instance
+  delivery figure): every subscriber gets every order once, no seq gap.
 """
 
 import os
@@ -154,9 +157,30 @@ def sweep_flag(env):
         check("--orphan-sweep-ms wants 0..3600000" in out, "the message: %s" % out[-300:])
 
 
+def bench_across(env, a, b):
+    import json
+    import subprocess
+    js = os.path.join(env.workdir, "bench-across.json")
+    argv = [env.args.oms_bench, "--target", "127.0.0.1:%d" % env.srv_b.port, "--h2c",
+            "--producer-target", "127.0.0.1:%d" % env.srv_a.port, "--call", "order-watch",
+            "--concurrency", "4", "--rate", "50", "--duration", "1", "--warmup", "0.2",
+            "--json", js]
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    out = r.stdout.decode(errors="replace")
+    eq(r.returncode, 0, "oms-bench exit status:\n%s" % out[-2000:])
+    with open(js) as f:
+        w = json.load(f)["watch"]
+    check(w["produced_ok"] > 0, "no orders produced: %s", w)
+    eq((w["missing"], w["duplicates"], w["seq_gaps"]), (0, 0, 0), "missing, duplicates, gaps")
+    eq(w["deliveries"], w["expected"], "deliveries")
+    print("# A -> B delivery p50 %.1f ms, p99 %.1f ms" % (
+        w["delivery_us"]["p50"] / 1e3, w["delivery_us"]["p99"] / 1e3), flush=True)
+
+
 def main():
     p = h.common_args(__doc__.split("\n")[0])
     p.add_argument("--poll", action="store_true", help="omsd --event-poll-ms 50")
+    p.add_argument("--oms-bench", help="oms-bench binary: adds the bench_across case")
     args = p.parse_args()
     with h.Env("pg_cluster", args) as env:
         oi.use_pg(env)
@@ -173,6 +197,8 @@ def main():
             env.suite.run("cluster.same_key", same_key, env, a, b)
             env.suite.run("cluster.killed_holds", killed_holds, env, a, b, extra)
             env.suite.run("cluster.sweep_flag", sweep_flag, env)
+            if args.oms_bench:
+                env.suite.run("cluster.bench_across", bench_across, env, a, b)
             a.close()
             b.close()
             env.suite.stop_server(env.srv_a)
