@@ -161,8 +161,9 @@ typedef struct http2_server_config {
     const http2_stream_handler *handler;
     void *handler_data; /* returned by http2_stream_server_data() */
     /* HTTP/1.1 beside HTTP/2 on the same port (default 1; 0: HTTP/2 only).
-     * TLS offers ALPN "h2" and "http/1.1" (h2 preferred; a client offering
-     * neither, or no ALPN at all, is refused as before); cleartext tells the
+     * TLS offers ALPN "h2" and "http/1.1" (h2 preferred; with no protocol
+     * agreed, as for clients that send no ALPN, the first bytes tell, as in
+     * cleartext); cleartext tells the
      * HTTP/2 client preface from an HTTP/1.1 request line by the first bytes
      * ("Upgrade: h2c" is not honoured: answered as plain HTTP/1.1). Each
      * request reaches the same handler as an HTTP/2 stream (see

@@ -217,7 +217,11 @@ static int feed(http2_conn *c)
         unsigned int plen = 0;
         SSL_get0_alpn_selected(c->ssl, &proto, &plen);
         bool h1 = !c->ep->client && c->ep->http1 && plen == 8 && memcmp(proto, "http/1.1", 8) == 0;
-        if (!h1 && (plen != 2 || memcmp(proto, "h2", 2) != 0)) {
+        /* No protocol agreed (a client without ALPN, as node's https module
+         * or Python's http.client): with HTTP/1.1 on, the first bytes tell,
+         * as in cleartext; HTTP/1.1 is what such clients speak. */
+        bool sniff = !c->ep->client && c->ep->http1 && plen == 0;
+        if (!h1 && !sniff && (plen != 2 || memcmp(proto, "h2", 2) != 0)) {
             /* A client that sent no ALPN extension at all gets here, and so
              * does a client whose server did not pick h2. */
             snprintf(c->reason, sizeof c->reason, "tls: peer did not negotiate ALPN h2");
@@ -230,7 +234,9 @@ static int feed(http2_conn *c)
             return -1;
         c->handshake_done = 1;
         http2__count(&c->ep->ctr.tls_handshakes, 1);
-        if ((h1 ? http2__h1_start(c) : http2__conn_start_session(c)) != 0)
+        if (sniff)
+            c->sniffing = 1;
+        else if ((h1 ? http2__h1_start(c) : http2__conn_start_session(c)) != 0)
             return -1;
     }
     uint8_t buf[16384];

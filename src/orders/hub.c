@@ -38,7 +38,7 @@ static long default_read(void *arg, int64_t from, const char *order_id, store_ev
 {
     orders_loop *ol = arg;
     if (!ol->sl)
-        return -1;
+        return -(long)STORE_CLOSED;
     return store_read_events(ol->sl, from, order_id, out, limit);
 }
 

@@ -284,8 +284,8 @@ static int cmp_seq(const void *a, const void *b)
  * the page's events up to it are handled, s has dealt with every event up to
  * it. Events beyond *upto are left out of the count. *gap: the store is behind
  * the ring (its events end short of hi, before the ring starts): after this
- * page the events up to lo - 1 are nowhere. Returns the count, or -1 on a
- * store error. */
+ * page the events up to lo - 1 are nowhere. Returns the count, or the
+ * store's failure (a negative store_rc, store_count_rc). */
 static long read_page(orders_sub *s, int64_t *upto, size_t *cost, bool *gap)
 {
     orders_hub_loop *hl = s->hl;
@@ -294,7 +294,7 @@ static long read_page(orders_sub *s, int64_t *upto, size_t *cost, bool *gap)
         long n = hl->src.read_events(hl->src.arg, from, NULL, hl->page, SCAN_PAGE);
         hl->st.store_reads++;
         if (n < 0)
-            return -1;
+            return n;
         *cost += (size_t)n + 1;
         if (n > 0)
             last = hl->page[n - 1].seq;
@@ -326,7 +326,7 @@ static long read_page(orders_sub *s, int64_t *upto, size_t *cost, bool *gap)
         long n = hl->src.read_events(hl->src.arg, f, m->k->id, hl->page + total, PER_ID);
         hl->st.store_reads++;
         if (n < 0)
-            return -1;
+            return n;
         *cost += (size_t)n + 1;
         int64_t h = n == PER_ID ? hl->page[total + (size_t)n - 1].seq : hi;
         if (h < horizon)
@@ -378,8 +378,18 @@ size_t orders__sub_pump(orders_sub *s)
         bool gap = false;
         long n = read_page(s, &upto, &cost, &gap);
         if (n < 0) {
-            OMS_ERROR("hub: reading events from seq %lld failed", (long long)(s->pos + 1));
-            orders__sub_end(s, RPC_INTERNAL, "reading order events from the store failed");
+            /* The database away (PostgreSQL restarting) is UNAVAILABLE, so
+             * the client resumes where it was; anything else is INTERNAL. */
+            store_rc rc = store_count_rc(n);
+            char msg[128];
+            OMS_ERROR("hub: reading events from seq %lld failed: %s", (long long)(s->pos + 1),
+                      store_rc_name(rc));
+            snprintf(msg, sizeof msg,
+                     "reading order events from the store failed (%s); resume with since_seq=%lld",
+                     store_rc_name(rc), (long long)(s->pos + 1));
+            orders__sub_end(
+                s, rc == STORE_UNAVAILABLE || rc == STORE_CLOSED ? RPC_UNAVAILABLE : RPC_INTERNAL,
+                msg);
             return cost;
         }
         for (long i = 0; i < n && s->state != SUB_DEAD && !s->blocked; i++) {

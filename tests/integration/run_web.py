@@ -4,7 +4,7 @@
 Independent clients: `buf curl --protocol grpcweb|connect` (npm @bufbuild/buf,
 installed by scripts/deps.sh into <build>/npm) on every oms.v1 unary and
 server-streaming method; the npm @connectrpc/connect-node client with its
-Connect and gRPC-Web transports over HTTP/2 (web_client.mjs); plain curl with
+Connect and gRPC-Web transports over HTTP/2 and HTTP/1.1 (web_client.mjs); plain curl with
 JSON; raw HTTP/2 (python3-h2,
 h2raw.py) for what a client library would never send: bad base64, truncated
 frames, huge declared lengths, JSON of the wrong type, unknown fields, bombs,
@@ -207,11 +207,13 @@ def buf_cases(tag):
     ]
 
 
-def connect_node(c, transport):
-    """web_client.mjs: unary, error code and details, a stream, WatchOrders."""
+def connect_node(c, transport, http_version="2"):
+    """web_client.mjs: unary, error code and details, a stream, WatchOrders,
+    over HTTP/2 or HTTP/1.1."""
     modules = os.path.dirname(os.path.dirname(os.path.dirname(c.buf)))  # <npm>/node_modules/.bin/buf
     argv = ["node", os.path.join(h.HERE, "web_client.mjs"), "--modules", modules, "--schema",
-            c.schema, "--base-url", c.url(""), "--transport", transport]
+            c.schema, "--base-url", c.url(""), "--transport", transport,
+            "--http-version", http_version]
     if not c.server.h2c:
         argv += ["--ca", c.server.ca_path()]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=T * 2)
@@ -568,7 +570,9 @@ def main():
                     env.suite.run("%s.buf.%s.%s" % (tr, protocol, path.split("/")[1]), buf_method,
                                   c, protocol, tag, "/" + path, req, chk, stream, timeout)
             for transport in ("connect", "grpcweb"):
-                env.suite.run("%s.connect_node.%s" % (tr, transport), connect_node, c, transport)
+                for hv in ("2", "1.1"):
+                    env.suite.run("%s.connect_node.%s.http%s" % (tr, transport, hv),
+                                  connect_node, c, transport, hv)
             for name, fn in CASES:
                 def body(fn=fn):
                     fn(c)

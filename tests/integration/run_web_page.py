@@ -6,7 +6,8 @@ an order made elsewhere within a second, creates, confirms, ships and
 cancels, resumes after a server restart without missing an event (changes
 made while it was away arrive by since_seq replay), works with a keyboard
 and on a phone-sized screen, and with authentication on once a token is
-entered. --web off and --web-root are checked too.
+entered. --web off and --web-root are checked too. A screenshot of the page
+is kept in $OMS_IT_ARTIFACTS (default ./artifacts).
 
     run_web_page.py --omsd build/omsd [--source-dir .] [--gen DIR]
 """
@@ -139,6 +140,20 @@ def state(page):
     return page.eval("document.getElementById('stream-state').className")
 
 
+def screenshot(page, name):
+    """Saves the page as PNG under $OMS_IT_ARTIFACTS (default ./artifacts,
+    the build tree's test directory under ctest); returns the path."""
+    import base64
+    d = os.environ.get("OMS_IT_ARTIFACTS") or os.path.join(os.getcwd(), "artifacts")
+    os.makedirs(d, exist_ok=True)
+    png = base64.b64decode(page.call("Page.captureScreenshot", format="png")["data"])
+    check(png.startswith(b"\x89PNG") and len(png) > 5000, "not a screenshot: %d bytes", len(png))
+    path = os.path.join(d, name)
+    with open(path, "wb") as f:
+        f.write(png)
+    return path
+
+
 def browser_session(env):
     s = oi.start_server(env, "page")
     port = s.port  # the restart below takes the same one: the page's URL
@@ -196,6 +211,8 @@ def browser_session(env):
         api.update(early.id, api.opb.ORDER_STATUS_CONFIRMED)
         wait_status(page, early.id, "CONFIRMED")
         seq_before = int(page.eval("document.body.dataset.lastSeq"))
+        shot = screenshot(page, "web_page.png")
+        print("# screenshot: %s" % shot)
 
         # The server goes away: the page says so, and resumes when it is back.
         env.suite.stop_server(s)

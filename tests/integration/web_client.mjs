@@ -1,9 +1,9 @@
 // An independent client of omsd's web protocols: the npm @connectrpc/connect-node
-// client with its Connect or gRPC-Web transport over HTTP/2, on descriptors
-// loaded at run time (no generated code). Driven by run_web.py:
+// client with its Connect or gRPC-Web transport over HTTP/2 or HTTP/1.1, on
+// descriptors loaded at run time (no generated code). Driven by run_web.py:
 //
 //   node web_client.mjs --modules DIR --schema oms.binpb --base-url URL
-//        --transport connect|grpcweb [--ca ca.pem]
+//        --transport connect|grpcweb [--http-version 2|1.1] [--ca ca.pem]
 //
 // Prints one line per step ("ok <step>") and exits 0, or prints "FAIL <step>:
 // <why>" and exits 1.
@@ -26,7 +26,7 @@ const registry = createFileRegistry(
   fromBinary(FileDescriptorSetSchema, readFileSync(args.schema)));
 const opts = {
   baseUrl: args["base-url"],
-  httpVersion: "2",
+  httpVersion: args["http-version"] || "2",
   nodeOptions: args.ca ? { ca: readFileSync(args.ca) } : {},
 };
 const transport =

@@ -21,6 +21,7 @@ typedef struct fake_store {
     store_event *evs;
     size_t n, cap;
     bool fail;
+    store_rc fail_rc; /* what a failing read says; 0: STORE_ERROR */
     unsigned long reads;
 } fake_store;
 
@@ -32,7 +33,7 @@ static long fake_read(void *arg, int64_t from, const char *order_id, store_event
     fs->reads++;
     if (fs->fail) {
         uv_mutex_unlock(&fs->mu);
-        return -1;
+        return -(long)(fs->fail_rc ? fs->fail_rc : STORE_ERROR);
     }
     for (size_t i = from > 0 ? (size_t)from - 1 : 0; i < fs->n && (size_t)k < limit; i++)
         if (!order_id || strcmp(fs->evs[i].order_id, order_id) == 0)
@@ -683,6 +684,14 @@ Test(orders_hub, store_read_failure_ends_the_subscriber)
     rec *r = watch(&f, NULL, NULL, 0, 1);
     cr_assert(r->ended);
     cr_assert_eq(r->code, RPC_INTERNAL);
+    rec_free(r);
+    /* The database away (a PostgreSQL restart): UNAVAILABLE, and where to
+     * resume, so a client picks up with since_seq instead of giving up. */
+    f.fs.fail_rc = STORE_UNAVAILABLE;
+    r = watch(&f, NULL, NULL, 0, 1);
+    cr_assert(r->ended);
+    cr_assert_eq(r->code, RPC_UNAVAILABLE, "%s", r->msg);
+    cr_expect(strstr(r->msg, "resume with since_seq=1") != NULL, "%s", r->msg);
     f.fs.fail = false;
     rec_free(r);
     fx_dispose(&f);
