@@ -220,8 +220,10 @@ static bool pg_lost(void *be)
 static store_rc pg_error(void *be, char *why, size_t cap)
 {
     pg_store *st = be;
-    if (cap)
-        store__copy(why, cap, st->err);
+    if (cap) {
+        OMS_ERROR("store: %s: %s", st->name, st->err);
+        store__copy(why, cap, store__pg_describe(st->sqlstate, false));
+    }
     return store__pg_classify(st->sqlstate, false);
 }
 
@@ -322,7 +324,14 @@ static void pg_committed(void *be)
 static store_rc pg_abort(void *be, const store_write *w, char *why, size_t cap)
 {
     pg_store *st = be;
-    store__copy(why, cap, st->err[0] || !w ? st->err : w->msg);
+    /* The server's own text goes to the log; requests get what kind of
+     * failure it was (store__pg_describe), or their own message. */
+    if (st->err[0]) {
+        OMS_ERROR("store: %s: %s", st->name, st->err);
+        store__copy(why, cap, store__pg_describe(st->sqlstate, conn_bad(st)));
+    } else {
+        store__copy(why, cap, w ? w->msg : "database error (details in the server log)");
+    }
     store_rc rc = store__pg_classify(st->sqlstate, conn_bad(st));
     if (!conn_bad(st) && PQtransactionStatus(st->w.c) != PQTRANS_IDLE)
         PQclear(PQexec(st->w.c, "ROLLBACK"));

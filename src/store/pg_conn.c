@@ -200,6 +200,30 @@ void store__pg_text(const PGresult *r, int row, int col, char *dst, size_t cap)
     dst[n] = '\0';
 }
 
+const char *store__pg_describe(const char *state, bool conn_bad)
+{
+    if (!state || !*state)
+        return conn_bad ? "database unavailable" : "database error (details in the server log)";
+    static const struct {
+        const char *state, *text;
+    } known[] = {
+        {"53100", "database disk full"},
+        {"25006", "database is read-only"},
+        {"53300", "database has too many connections"},
+        {"53200", "database out of memory"},
+        {"40001", "database transaction conflict"},
+        {"40P01", "database transaction conflict"},
+        {"55P03", "database lock not available"},
+        {"57014", "database statement timed out"},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(state, known[i].state) == 0)
+            return known[i].text;
+    if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)
+        return "database unavailable";
+    return "database error (details in the server log)";
+}
+
 store_rc store__pg_classify(const char *state, bool conn_bad)
 {
     if (!state || !*state)

@@ -191,6 +191,11 @@ bool store__pg_ok(const PGresult *r);
 /* Binary result columns: bigint/int/bool as int64, text into a buffer. */
 int64_t store__pg_i64(const PGresult *r, int row, int col);
 void store__pg_text(const PGresult *r, int row, int col, char *dst, size_t cap);
+/* What a client is told of a database failure with SQLSTATE state: a
+ * short text that names the condition ("database is read-only") but never
+ * the server's own message, which goes to the log only. */
+const char *store__pg_describe(const char *state, bool conn_bad);
+
 /* What an SQLSTATE means to callers: 53100 disk full -> FULL; connection
  * faults, shutdown, read-only, too many connections, serialization and
  * deadlock failures -> UNAVAILABLE (they clear; every batch tries afresh);

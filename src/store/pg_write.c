@@ -34,7 +34,9 @@ static store_rc sql_error(pg_store *st, store_write *w, const char *what, const 
         len--;
     store__copy(st->sqlstate, sizeof st->sqlstate, state ? state : "");
     snprintf(st->err, sizeof st->err, "%.*s", (int)len, m);
-    snprintf(w->msg, sizeof w->msg, "store: %s: %.120s", what, st->err);
+    /* The client hears what kind of failure it was; the log has the text. */
+    snprintf(w->msg, sizeof w->msg, "store: %s: %s", what,
+             store__pg_describe(st->sqlstate, !st->w.c || PQstatus(st->w.c) != CONNECTION_OK));
     OMS_ERROR("store: %s: %s: %s", st->name, what, st->err);
     return w->rc = STORE_ERROR;
 }

@@ -123,6 +123,10 @@ def read_only(env):
         first = next(iter(refused.values()))
         eq(first.code(), SC.UNAVAILABLE, "the first refused write: %s" % first.details())
         print("# read-only: %s %r" % (first.code().name, first.details()), flush=True)
+        # the client hears what kind of failure it is, not PostgreSQL's text
+        for e in refused.values():
+            check("read-only" in e.details() and "transaction" not in e.details() and
+                  "ERROR" not in e.details(), "message: %r" % e.details())
         oi.expect_error(api.grpc, lambda: api.adjust(sku, 5), SC.UNAVAILABLE,
                         what="AdjustStock, read-only")
         # reads go on
@@ -255,6 +259,8 @@ def disk_full(env, fs):
                 refused[key] = e
         e = next(iter(refused.values()))
         eq(e.code(), SC.RESOURCE_EXHAUSTED, "the first refused write: %s" % e.details())
+        check("disk full" in e.details() and "/" not in e.details().split(":", 1)[-1],
+              "message without PostgreSQL's text or a path: %r" % e.details())
         print("# full after %d orders: %s %r" % (len(acked), e.code().name, e.details()),
               flush=True)
         for i in range(3):
