@@ -117,6 +117,21 @@ class Ctx:
         hd = {k.lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
         return status, hd, payload
 
+    def curl_http1(self, path, body, headers=()):
+        """Like curl(), over HTTP/1.1 (ALPN http/1.1 on TLS)."""
+        argv = ["curl", "-sS", "-i", "--max-time", str(T), "--http1.1"]
+        if not self.server.h2c:
+            argv += ["--cacert", self.server.ca_path()]
+        for k in headers:
+            argv += ["-H", k]
+        argv += ["--data-binary", body, self.url(path)]
+        r = subprocess.run(argv, capture_output=True, timeout=T + 5)
+        check(r.returncode == 0, "curl failed: %s", r.stderr.decode(errors="replace"))
+        head, _, payload = r.stdout.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        hd = {k.lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+        return int(lines[0].split()[1]), hd, payload
+
     def connect_json(self, path, obj, headers=()):
         body = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
         st = self.request(path, body, "application/json", headers=headers)
@@ -518,6 +533,39 @@ def auth_on(c, secret):
     eq((code, err["code"]), (403, "permission_denied"), "a scope the token lacks")
 
 
+def connect_client_stream(c):
+    """Connect's client streaming (ImportOrders, connect+json): every row in
+    one request body, the summary and the end-of-stream message back; over
+    HTTP/2 and HTTP/1.1 (chunked answer)."""
+    def env(obj, flags=0):
+        b = json.dumps(obj).encode()
+        return bytes([flags]) + struct.pack(">I", len(b)) + b
+    rows = [{"rowId": "r%d" % i, "order": {"customerId": "c-1", "lines": [
+        {"sku": "SKU-00%d" % (i + 1), "quantity": "1"}]}} for i in range(2)]
+    rows.append({"rowId": "bad", "order": {"customerId": "c-404", "lines": [
+        {"sku": "SKU-001", "quantity": "1"}]}})
+    path = os.path.join(c.env.workdir, "import-rows.bin")
+    with open(path, "wb") as f:
+        f.write(b"".join(env(r) for r in rows))
+    body = "@" + path  # binary: curl reads it from the file
+    hdrs = ["content-type: application/connect+json", "connect-protocol-version: 1"]
+    for send in (c.curl, c.curl_http1):
+        status, hd, payload = send("/oms.v1.OrderService/ImportOrders", body, hdrs)
+        eq(status, 200, "status")
+        eq(hd.get("content-type"), "application/connect+json", "content-type")
+        msgs = []
+        while payload:
+            flags, n = payload[0], struct.unpack(">I", payload[1:5])[0]
+            msgs.append((flags, json.loads(payload[5:5 + n])))
+            payload = payload[5 + n:]
+        eq([f for f, _ in msgs], [0, 2], "a message, then the end of the stream")
+        summary, end = msgs[0][1], msgs[1][1]
+        eq((summary["received"], summary["created"], summary["failed"]), ("3", "2", "1"),
+           "rows received, created, failed")
+        eq([r.get("code", 0) for r in summary["results"]], [0, 0, 5], "row codes")
+        check("error" not in end, "end of stream: %s", end)
+
+
 CASES = [
     ("grpcweb.unary_binary", grpcweb_unary_binary),
     ("grpcweb.text_stream", grpcweb_text_stream),
@@ -539,6 +587,7 @@ CASES = [
     ("connect.error_details", error_details),
     ("connect.stream", connect_stream),
     ("connect.stream_deadline", connect_stream_deadline),
+    ("connect.client_stream", connect_client_stream),
     ("cors.preflight", cors_preflight),
     ("cors.actual", cors_actual),
 ]
