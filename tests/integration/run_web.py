@@ -234,7 +234,8 @@ def connect_node(c, transport, http_version="2"):
     r = subprocess.run(argv, capture_output=True, text=True, timeout=T * 2)
     check(r.returncode == 0, "web_client.mjs --transport %s: rc %d\n%s%s", transport,
           r.returncode, r.stdout, r.stderr)
-    eq(r.stdout.count("ok "), 5, "steps passed")
+    eq(r.stdout.count("ok "), 6 if transport == "connect" and http_version == "2" else 5,
+       "steps passed")
 
 
 # --- gRPC-Web on the wire -----------------------------------------------------------

@@ -92,6 +92,29 @@ const steps = [
   }],
 ];
 
+// Bidi streaming needs both directions at once: Connect over HTTP/2 only
+// (gRPC-Web has none). TrackOrders: subscribe to an order made before, get
+// its events, then a half-close ends the call once they were sent.
+if (args.transport === "connect" && opts.httpVersion === "2") {
+  steps.push(["bidi", async () => {
+    const o = await orders.createOrder({
+      customerId: "c-3", lines: [{ sku: "SKU-003", quantity: 1n }] });
+    await orders.cancelOrder({ id: o.id, reason: "bidi test" });
+    let release;
+    const gate = new Promise((r) => { release = r; });
+    async function* requests() {
+      yield { action: { case: "subscribe", value: { orderIds: [o.id], sinceSeq: 1n } } };
+      await gate; // the half-close waits until both events came back
+    }
+    const seen = [];
+    for await (const ev of orders.trackOrders(requests())) {
+      seen.push(ev.status);
+      if (seen.length === 2) release();
+    }
+    check(seen.join() === "1,5", `events ${seen}`);
+  }]);
+}
+
 for (const [name, fn] of steps) {
   try {
     await fn();
