@@ -8,7 +8,8 @@
  * one http2_stream with the same handler as an HTTP/2 request:
  *   on_open   request line and headers as an HTTP/2 header block: :method,
  *             :scheme, :authority (from Host or an absolute target), :path,
- *             then the fields with lower-case names, hop-by-hop ones dropped;
+ *             then the fields with lower-case names, hop-by-hop ones (and
+ *             those a Connection field names) dropped;
  *   on_data   body bytes, de-chunked; reading stops while the handler holds
  *             stream_window bytes it has not consumed (flow control);
  *   on_end    the body ended;
@@ -89,6 +90,29 @@ static bool hop_by_hop(const char *name, size_t n)
            name_is(name, n, "proxy-connection") || name_is(name, n, "transfer-encoding") ||
            name_is(name, n, "te") || name_is(name, n, "upgrade") ||
            name_is(name, n, "http2-settings");
+}
+
+/* Whether a Connection field of the request names name (n bytes) as one of
+ * its comma-separated options: such a field is hop-by-hop too (RFC 9110
+ * section 7.6.1) and is not passed on. */
+static bool named_by_connection(const http1_head *hd, const char *name, size_t n)
+{
+    for (size_t i = 0; i < hd->n_headers; i++) {
+        if (strcasecmp(hd->headers[i].name, "connection") != 0)
+            continue;
+        for (const char *p = hd->headers[i].value;;) {
+            while (*p == ' ' || *p == '\t' || *p == ',')
+                p++;
+            if (!*p)
+                break;
+            const char *t = p;
+            while (*p && *p != ',' && *p != ' ' && *p != '\t')
+                p++;
+            if ((size_t)(p - t) == n && strncasecmp(t, name, n) == 0)
+                return true;
+        }
+    }
+    return false;
 }
 
 /* Bytes that must not reach a header line we write (a handler's value may
@@ -251,7 +275,7 @@ static int on_head(void *data, const http1_head *hd)
     for (size_t i = 0; i < hd->n_headers; i++) {
         const char *nm = hd->headers[i].name;
         size_t nl = strlen(nm);
-        if (hop_by_hop(nm, nl) || name_is(nm, nl, "host"))
+        if (hop_by_hop(nm, nl) || name_is(nm, nl, "host") || named_by_connection(hd, nm, nl))
             continue;
         if (name_is(nm, nl, "expect")) {
             expect_continue = strcasecmp(hd->headers[i].value, "100-continue") == 0;

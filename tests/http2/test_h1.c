@@ -103,8 +103,9 @@ Test(http2_h1, get_keepalive_headers_as_http2)
     h2c c;
     h1_start(&t, &c, H2T_ECHO);
     send_str(&c, "GET /a/b?x=1 HTTP/1.1\r\nHost: example.test:8080\r\nX-Custom: Value\r\n"
-                 "Connection: keep-alive\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n"
-                 "Upgrade: foo\r\n\r\n");
+                 "Connection: keep-alive , X-Hop\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n"
+                 "Upgrade: foo\r\nX-Hop: dropped\r\nConnection: x-other\r\n"
+                 "X-Other: dropped\r\nX-Hopper: kept\r\n\r\n");
     WAIT_FOR(&t, &c, "\r\n0\r\n", 1);
     WAIT_FOR(&t, &c, "x-bytes: 0\r\n\r\n", 1);
     const char *in = in_str(&c);
@@ -120,6 +121,12 @@ Test(http2_h1, get_keepalive_headers_as_http2)
     cr_expect(h2t_has_field(&r->hdr, ":authority", "example.test:8080"));
     cr_expect(h2t_has_field(&r->hdr, ":path", "/a/b?x=1"));
     cr_expect(h2t_has_field(&r->hdr, "x-custom", "Value"), "%.*s", (int)r->hdr.len, r->hdr.p);
+    /* fields a Connection header names are hop-by-hop too; a longer name
+     * that starts like one is not */
+    cr_expect(h2t_has_field(&r->hdr, "x-hopper", "kept"), "%.*s", (int)r->hdr.len, r->hdr.p);
+    cr_expect(!h2t_has_field(&r->hdr, "x-hop", "dropped") &&
+                  !h2t_has_field(&r->hdr, "x-other", "dropped"),
+              "fields named by Connection passed on: %.*s", (int)r->hdr.len, r->hdr.p);
     const char *hdr = (const char *)r->hdr.p;
     cr_expect(!memmem(hdr, r->hdr.len, "connection", 10) &&
                   !memmem(hdr, r->hdr.len, "keep-alive", 10) &&
