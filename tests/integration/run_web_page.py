@@ -167,6 +167,10 @@ def browser_session(env):
         page.wait("document.getElementById('stream-state').classList.contains('state-live')",
                   what="the live stream")
         wait_status(page, early.id, "PENDING")
+        # the choices load beside the stream: wait for this test's customer and SKU
+        page.wait("document.querySelector('#customer option[value=\"%s\"]') && "
+                  "document.querySelector('#sku option[value=\"%s\"]')" % (cust.id, sku),
+                  what="the customer and product choices")
         check(page.eval("document.querySelector('#customer').textContent.includes("
                         "'Grace <b>Hopper</b>')"), "the customer's name as text")
         check(not page.eval("document.querySelector('#customer b')"), "no markup injected")
