@@ -685,6 +685,12 @@ Test(http2_client, keepalive_pings_at_the_configured_interval)
  * once the handshake is done. A tick that comes first must not stop
  * keepalive for good. The client runs on its own loop so that the server's
  * handshake can be held back deterministically. */
+
+static void on_turns_done(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
 Test(http2_client, keepalive_survives_a_slow_tls_handshake)
 {
     h2t t;
@@ -706,13 +712,18 @@ Test(http2_client, keepalive_survives_a_slow_tls_handshake)
     client_connect(cl, http2_server_port(t.srv), "localhost", &cr);
     /* Only the client turns: it connects, sends its ClientHello and its
      * first keepalive tick comes while the handshake waits. */
-    uint64_t until = h2t_now_ms() + 60;
-    while (h2t_now_ms() < until) {
-        uv_run(&cloop, UV_RUN_NOWAIT);
-        usleep(1000);
-    }
+    /* The client's loop alone runs until a 60 ms timer of its own fires:
+     * three keepalive periods, the first tick long due. */
+    uv_timer_t turns;
+    bool turned = false;
+    uv_timer_init(&cloop, &turns);
+    turns.data = &turned;
+    uv_timer_start(&turns, on_turns_done, 60, 0);
+    while (!turned)
+        uv_run(&cloop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&turns, NULL);
     cr_assert_eq(cr.connected, 0);
-    until = h2t_now_ms() + 2000;
+    uint64_t until = h2t_now_ms() + 2000;
     while (!cr.connected && h2t_now_ms() < until) {
         uv_run(&cloop, UV_RUN_NOWAIT);
         h2t_step(&t, NULL);

@@ -197,8 +197,8 @@ class Run:
 
     # ---------------------------------------------------------------- servers
 
-    def rerun_hint(self):
-        return ("rerun: run_orders_model.py --mode %s --seed %d --steps %d --clients %d%s%s"
+    def replay_hint(self):
+        return ("replay: run_orders_model.py --mode %s --seed %d --steps %d --clients %d%s%s"
                 % (self.mode, self.seed, self.steps, self.K,
                    " --transport h2c" if self.h2c else "",
                    " --skip " + ",".join(sorted(self.skip)) if self.skip else ""))
@@ -1034,7 +1034,7 @@ class Run:
 
     def fail(self, msg):
         raise Failure("seed %d, round %d (step %d): %s\n# %s" % (
-            self.seed, self.round, self.round * self.K, msg, self.rerun_hint()))
+            self.seed, self.round, self.round * self.K, msg, self.replay_hint()))
 
     def observe(self, calls):
         """Reads the state after the round (nothing in flight): every product, every
@@ -1430,7 +1430,7 @@ def main():
                        random.SystemRandom().randrange(10 ** 6))
         steps = args.steps or int(os.environ.get("OMS_IT_MODEL_STEPS") or
                                   max(600, int(1500 * scale)))
-        print("# seed %d, steps %d, clients %d, mode %s, runs %d (rerun: --seed %d --steps %d "
+        print("# seed %d, steps %d, clients %d, mode %s, runs %d (replay: --seed %d --steps %d "
               "--clients %d --mode %s)" % (seed, steps, args.clients, args.mode, args.runs, seed,
                                            steps, args.clients, args.mode), flush=True)
         for s in range(seed, seed + args.runs):
