@@ -491,6 +491,23 @@ static store_rc load_order(pg_store *st, store_write *w, int64_t num, const char
     return rc;
 }
 
+/* An order insert that inserted nothing: its id (num) or the customer's
+ * idempotency key was taken. Answers EXISTS with the order that holds it
+ * (w->result), or the read's failure; what names the request in a message. */
+static store_rc which_taken(pg_store *st, store_write *w, const store_order *o, int64_t num,
+                            const char *what)
+{
+    store_rc rr = load_order(st, w, num, NULL, NULL, &w->result);
+    if (rr == STORE_OK)
+        return fail(w, STORE_EXISTS, "order %s exists", o->id);
+    if (rr != STORE_NOT_FOUND)
+        return rr;
+    rr = load_order(st, w, 0, o->customer_id, o->idempotency_key, &w->result);
+    if (rr == STORE_OK)
+        return fail(w, STORE_EXISTS, "idempotency key already used by order %s", w->result->id);
+    return rr == STORE_NOT_FOUND ? fail(w, STORE_ERROR, "store: %s: conflict vanished", what) : rr;
+}
+
 /* Inserts order o (lines in st->blob): a taken id or key is EXISTS with that
  * order in w->result. */
 static store_rc order_insert(pg_store *st, store_write *w, int64_t num, const store_order *o,
@@ -513,17 +530,7 @@ static store_rc order_insert(pg_store *st, store_write *w, int64_t num, const st
     PQclear(r);
     if (inserted)
         return STORE_OK;
-    /* The id or the key was taken: which one? */
-    store_rc rr = load_order(st, w, num, NULL, NULL, &w->result);
-    if (rr == STORE_OK)
-        return fail(w, STORE_EXISTS, "order %s exists", o->id);
-    if (rr != STORE_NOT_FOUND)
-        return rr;
-    rr = load_order(st, w, 0, o->customer_id, o->idempotency_key, &w->result);
-    if (rr == STORE_OK)
-        return fail(w, STORE_EXISTS, "idempotency key already used by order %s", w->result->id);
-    return rr == STORE_NOT_FOUND ? fail(w, STORE_ERROR, "store: create order: conflict vanished")
-                                 : rr;
+    return which_taken(st, w, o, num, "create order");
 }
 
 static store_rc order_create(pg_store *st, store_write *w)
@@ -656,17 +663,7 @@ static store_rc place_writes(pg_store *st, store_write *w, int64_t num, const st
     if (inserted == 1)
         return store__writer_event(&st->wr, w, o->id, o->customer_id, STORE_ORDER_PENDING, 0, 1,
                                    o->created_at);
-    /* The id or the key was taken: which one? */
-    store_rc rr = load_order(st, w, num, NULL, NULL, &w->result);
-    if (rr == STORE_OK)
-        return fail(w, STORE_EXISTS, "order %s exists", o->id);
-    if (rr != STORE_NOT_FOUND)
-        return rr;
-    rr = load_order(st, w, 0, o->customer_id, o->idempotency_key, &w->result);
-    if (rr == STORE_OK)
-        return fail(w, STORE_EXISTS, "idempotency key already used by order %s", w->result->id);
-    return rr == STORE_NOT_FOUND ? fail(w, STORE_ERROR, "store: place order: conflict vanished")
-                                 : rr;
+    return which_taken(st, w, o, num, "place order");
 }
 
 /* ORDER_PLACE: every way it can fail is found by reads first (the counter
